@@ -1,0 +1,158 @@
+# gca: one build for every program, library, test and benchmark.
+#
+#   make            build everything into build/
+#   make SAN=1      the same with ASan+UBSan, into build/san/
+#   make test       build, then run every suite (tests/run); ends with "N passed, N failed"
+#   make deps       install every Debian 12 package the build, tests and demo need
+#   make install    honours PREFIX and DESTDIR
+#
+# Sources are found by folder (see DESIGN.md, "Where the code lives"), so adding a file needs no edit
+# here: common/ proto/ ldap/ form libgca.a; gcs/ cts/ ctl/ wrappers/ are the programs.
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/gca
+
+CC ?= cc
+PKGS := ldap lber libevent libevent_openssl libevent_pthreads openssl msgpack uuid
+
+ifeq ($(SAN),1)
+B := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1
+else
+B := build
+SANFLAGS :=
+OPT := -O2
+endif
+
+GCA_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -g $(OPT) $(SANFLAGS) -I. \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+GCA_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+GCA_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# libgca.a: what every program shares.
+LIB_SRCS := $(wildcard common/*.c proto/*.c ldap/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+LIBGCA := $(B)/libgca.a
+
+# The job-side library for self-checkpointing (app core service) jobs.
+APP_SRCS := $(wildcard wrappers/gca_app.c)
+APP_OBJS := $(APP_SRCS:%.c=$(B)/obj/%.o)
+LIBAPP := $(if $(APP_SRCS),$(B)/libgca_app.a)
+
+# Programs: name -> sources. A program whose folder is still empty is not built.
+GCS_SRCS := $(wildcard gcs/*.c)
+CTS_SRCS := $(wildcard cts/*.c cts/core/*.c)
+CTL_SRCS := $(wildcard ctl/*.c)
+WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca_app.c,$(wildcard wrappers/*.c))
+EXEC_SRCS := $(strip $(wildcard wrappers/gca-exec.c) $(if $(wildcard wrappers/gca-exec.c),$(WRAP_SHARED)))
+RECOVER_SRCS := $(strip $(wildcard wrappers/gca-recover.c) $(if $(wildcard wrappers/gca-recover.c),$(WRAP_SHARED)))
+
+PROGS := $(if $(GCS_SRCS),$(B)/gca-gcs) $(if $(CTS_SRCS),$(B)/gca-cts) $(if $(CTL_SRCS),$(B)/gca-ctl) \
+	$(if $(EXEC_SRCS),$(B)/gca-exec) $(if $(RECOVER_SRCS),$(B)/gca-recover)
+
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+
+# Tests: every tests/unit/test_*.c and tests/integration/test_*.c is one cmocka program.
+TEST_SRCS := $(wildcard tests/unit/test_*.c tests/integration/test_*.c)
+TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
+TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
+
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCHES := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+
+HEADERS := $(wildcard */*.h cts/core/*.h tests/lib/*.h)
+
+.SECONDARY:
+.PHONY: all test test-criu test-vmm bench fuzz deps install demo demo-stop clean check-syntax
+all: $(LIBGCA) $(LIBAPP) $(PROGS) $(EXAMPLES) $(TESTS) $(BENCHES)
+
+$(B)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_CFLAGS) -c $< -o $@
+
+$(LIBGCA): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libgca_app.a: $(APP_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+define program
+$(B)/$(1): $(2:%.c=$(B)/obj/%.o) $(LIBGCA)
+	$$(CC) $$(GCA_LDFLAGS) -o $$@ $$^ $$(GCA_LIBS)
+endef
+$(eval $(call program,gca-gcs,$(GCS_SRCS)))
+$(eval $(call program,gca-cts,$(CTS_SRCS)))
+$(eval $(call program,gca-ctl,$(CTL_SRCS)))
+$(eval $(call program,gca-exec,$(EXEC_SRCS)))
+$(eval $(call program,gca-recover,$(RECOVER_SRCS)))
+
+$(B)/examples/%: $(B)/obj/examples/%.o $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS)
+
+# make test: every suite, then one closing line "N passed, N failed". SAN=1 leaves the VM suites out.
+test: all
+	GCA_BUILD=$(B) GCA_SAN=$(SAN) tests/run
+
+test-criu: all
+	GCA_BUILD=$(B) tests/run --only vm/criu
+
+test-vmm: all
+	GCA_BUILD=$(B) tests/run --only vm/vmm
+
+bench: all
+	GCA_BUILD=$(B) bench/run
+
+# Debian 12 packages for the build, the tests, the demo and the VM suites. Does nothing when present.
+DEB_PKGS := build-essential pkg-config clang libldap-dev slapd ldap-utils libevent-dev libssl-dev openssl \
+	libmsgpack-dev libcmocka-dev uuid-dev uthash-dev criu qemu-system-x86 busybox-static \
+	iproute2 procps psmisc kmod cpio xz-utils zstd python3 man-db libclang-rt-14-dev
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
+	echo "deps: installing $$missing"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DATADIR)/schema
+	for p in gca-ctl gca-exec gca-recover; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(BINDIR)/ || true; done
+	for p in gca-gcs gca-cts; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(SBINDIR)/ || true; done
+	for s in scripts/gca-pki scripts/gca-site; do [ -x $$s ] && install -m 0755 $$s $(DESTDIR)$(BINDIR)/ || true; done
+	[ -z "$(LIBAPP)" ] || install -m 0644 $(LIBAPP) $(DESTDIR)$(LIBDIR)/
+	[ ! -f wrappers/gca_app.h ] || install -m 0644 wrappers/gca_app.h $(DESTDIR)$(INCDIR)/
+	install -m 0644 schema/* $(DESTDIR)$(DATADIR)/schema/ 2>/dev/null || true
+	for sec in 1 5 8; do for m in docs/man/*.$$sec; do [ -f $$m ] || continue; \
+		install -d $(DESTDIR)$(MANDIR)/man$$sec; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$sec/; done; done
+
+demo: all
+	GCA_BUILD=$(B) scripts/gca-demo
+
+demo-stop:
+	scripts/gca-site down run
+
+fuzz:
+	$(MAKE) -C tests/fuzz B=$(abspath build/fuzz)
+
+clean:
+	rm -rf build

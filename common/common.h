@@ -1,0 +1,72 @@
+/*
+ * common/: what every gca program shares and nothing else: logging, config files, ids,
+ * names that are safe on disk, and whole-file writes.
+ */
+#ifndef GCA_COMMON_H
+#define GCA_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define GCA_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define GCA_NORETURN __attribute__((noreturn))
+#define GCA_NITEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* log.c: levels, to stderr; "<N>" syslog prefixes when stderr is the journal (JOURNAL_STREAM). */
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+void log_init(const char *progname);          /* level from GCA_LOG_LEVEL (error|warn|info|debug) */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+int  log_parse_level(const char *name);        /* -1 if unknown */
+void log_error(const char *fmt, ...) GCA_PRINTF(1, 2);
+void log_warn(const char *fmt, ...) GCA_PRINTF(1, 2);
+void log_info(const char *fmt, ...) GCA_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) GCA_PRINTF(1, 2);
+void log_fatal(const char *fmt, ...) GCA_PRINTF(1, 2) GCA_NORETURN;
+
+/* config.c: "key value" lines as in ldap.conf; '#' starts a comment line; later keys win. */
+struct config_entry {
+	char	*key;
+	char	*value;
+	int	 line;
+};
+struct config {
+	char			*path;
+	struct config_entry	*entries;
+	size_t			 n;
+};
+int         config_load(struct config *c, const char *path, char *err, size_t errlen);
+const char *config_get(const struct config *c, const char *key);
+int         config_get_int(const struct config *c, const char *key, long min, long max, long *out,
+		char *err, size_t errlen);   /* 0 absent-or-ok (out untouched if absent), -1 bad */
+void        config_free(struct config *c);
+
+/* id.c: checkpoint ids are UUIDv7 (time-ordered), canonical lower-case text form. */
+#define ID_LEN 36
+void id_new(char out[ID_LEN + 1]);
+bool id_valid(const char *s);
+uint64_t id_time_ms(const char *id);          /* the millisecond time inside a UUIDv7 */
+
+/* name.c: names from outside (GIDs, CTS names). */
+#define NAME_MAX_LEN 255
+bool name_valid(const char *s);                /* 1..255 bytes, no control characters */
+/* A name as one safe path component: [A-Za-z0-9_-] kept, everything else %XX, never "." or "..". */
+int  name_to_path(const char *name, char *out, size_t outlen);
+
+/* file.c: every file written whole (temp + fsync + rename + fsync of the folder). */
+int  file_write_whole(const char *path, const void *buf, size_t len, mode_t mode);
+int  file_read_all(const char *path, char **buf, size_t *len, size_t max);  /* NUL-terminated */
+int  file_fsync_dir(const char *dir);
+int  file_mkdirs(const char *path, mode_t mode);
+int  file_remove_tree(const char *path);
+
+/* time.c */
+uint64_t time_now_ms(void);                    /* CLOCK_REALTIME */
+uint64_t time_mono_ms(void);                   /* CLOCK_MONOTONIC */
+void     time_generalized(uint64_t ms, char out[32]);  /* LDAP GeneralizedTime, UTC, ms: 20261125101500.123Z */
+int      duration_parse(const char *s, uint64_t *ms);  /* "500ms", "30s", "5m", "2h", bare = seconds */
+
+#endif
