@@ -1,0 +1,672 @@
+/*
+ * The directory thread. The libevent loop only queues operations (dir_op_submit) and receives
+ * answers through an eventfd; every libldap call, blocking as they are, happens here. A connection
+ * that fails or times out is dropped and made again on the next operation (at most twice a second),
+ * and operations that waited longer than the operation timeout fail with DIR_DOWN, so a frozen or
+ * stopped slapd never hangs a caller.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <ldap.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "ldap/gca_ldap.h"
+
+struct dir {
+	struct event_base *base;
+	struct event	  *ev;
+	int		   efd;
+	char		  *uri, *bind_dn, *password, *suffix;
+	int		   op_timeout_ms, batch_max;
+
+	pthread_t	   thread;
+	pthread_mutex_t	   lock;
+	pthread_cond_t	   cond;
+	struct dir_op	  *todo, **todo_tail;	/* loop -> thread */
+	struct dir_op	  *done, **done_tail;	/* thread -> loop */
+	atomic_size_t	   queued;
+	bool		   stop;
+
+	/* Directory thread only. */
+	LDAP		  *ld;
+	uint64_t	   last_attempt_ms;
+	char		   down_reason[200];
+	atomic_bool	   connected;
+};
+
+static const char *dir_status_names[] = {
+	"ok", "not found", "already exists", "directory unavailable", "rejected by schema",
+	"lost a compare-and-swap", "denied", "error",
+};
+
+const char *
+dir_status_name(enum dir_status s)
+{
+	return (unsigned)s < GCA_NITEMS(dir_status_names) ? dir_status_names[s] : "?";
+}
+
+const char *
+dir_base(const struct dir *d)
+{
+	return d->suffix;
+}
+
+void
+dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = s;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- configuration ---- */
+
+int
+dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen)
+{
+	struct config cf;
+	const char *keys[] = { "uri", "binddn", "password", "base" };
+	char **dst[] = { &c->uri, &c->bind_dn, &c->password, &c->base };
+
+	memset(c, 0, sizeof *c);
+	if (config_load(&cf, path, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < GCA_NITEMS(keys); i++) {
+		const char *v = config_get(&cf, keys[i]);
+		if (v == NULL) {
+			snprintf(err, errlen, "%s: no \"%s\" line", path, keys[i]);
+			config_free(&cf);
+			dir_config_free(c);
+			return -1;
+		}
+		*dst[i] = strdup(v);
+	}
+	config_free(&cf);
+	return 0;
+}
+
+void
+dir_config_free(struct dir_config *c)
+{
+	free(c->uri);
+	free(c->bind_dn);
+	free(c->password);
+	free(c->base);
+	memset(c, 0, sizeof *c);
+}
+
+/* ---- the connection (directory thread) ---- */
+
+static enum dir_status
+dir_status_of(int rc)
+{
+	switch (rc) {
+	case LDAP_SUCCESS:
+	case LDAP_TXN_SPECIFY_OKAY:
+	case LDAP_COMPARE_TRUE:
+		return DIR_OK;
+	case LDAP_NO_SUCH_OBJECT:
+		return DIR_NOT_FOUND;
+	case LDAP_ALREADY_EXISTS:
+		return DIR_EXISTS;
+	case LDAP_SERVER_DOWN:
+	case LDAP_TIMEOUT:
+	case LDAP_CONNECT_ERROR:
+	case LDAP_UNAVAILABLE:
+	case LDAP_BUSY:
+	case LDAP_LOCAL_ERROR:
+		return DIR_DOWN;
+	case LDAP_OBJECT_CLASS_VIOLATION:
+	case LDAP_UNDEFINED_TYPE:
+	case LDAP_INVALID_SYNTAX:
+	case LDAP_CONSTRAINT_VIOLATION:
+	case LDAP_NAMING_VIOLATION:
+	case LDAP_INVALID_DN_SYNTAX:
+		return DIR_SCHEMA;
+	case LDAP_NO_SUCH_ATTRIBUTE:
+	case LDAP_ASSERTION_FAILED:
+	case LDAP_TYPE_OR_VALUE_EXISTS:
+		return DIR_CAS_LOST;
+	case LDAP_INSUFFICIENT_ACCESS:
+	case LDAP_STRONG_AUTH_REQUIRED:
+	case LDAP_INVALID_CREDENTIALS:
+	case LDAP_INAPPROPRIATE_AUTH:
+		return DIR_DENIED;
+	default:
+		return DIR_ERROR;
+	}
+}
+
+static void
+dir_disconnect(struct dir *d, const char *why)
+{
+	if (d->ld != NULL) {
+		ldap_unbind_ext_s(d->ld, NULL, NULL);
+		d->ld = NULL;
+		log_warn("directory %s: %s; will reconnect", d->uri, why);
+	}
+	snprintf(d->down_reason, sizeof d->down_reason, "%s", why);
+	atomic_store(&d->connected, false);
+}
+
+/* The outcome of one libldap call: sets r, and drops the connection when the server is gone. */
+static enum dir_status
+dir_outcome(struct dir *d, int rc, const char *what, struct dir_result *r)
+{
+	enum dir_status s = dir_status_of(rc);
+
+	if (s == DIR_OK) {
+		r->status = DIR_OK;
+		return s;
+	}
+	dir_result_set(r, s, "%s: %s (%s)", what, dir_status_name(s), ldap_err2string(rc));
+	if (s == DIR_DOWN) {
+		char why[160];
+		snprintf(why, sizeof why, "%s", ldap_err2string(rc));
+		dir_disconnect(d, why);
+		dir_result_set(r, s, "directory unavailable: %s: %s", d->uri, why);
+	}
+	return s;
+}
+
+static bool
+dir_connect(struct dir *d)
+{
+	struct timeval net = { 2, 0 }, op;
+	struct berval cred;
+	int version = LDAP_VERSION3, rc;
+	uint64_t now = time_mono_ms();
+
+	if (d->ld != NULL)
+		return true;
+	if (d->last_attempt_ms != 0 && now - d->last_attempt_ms < 500)
+		return false;
+	d->last_attempt_ms = now;
+	op.tv_sec = d->op_timeout_ms / 1000;
+	op.tv_usec = (d->op_timeout_ms % 1000) * 1000;
+	if ((rc = ldap_initialize(&d->ld, d->uri)) != LDAP_SUCCESS) {
+		snprintf(d->down_reason, sizeof d->down_reason, "bad uri: %s", ldap_err2string(rc));
+		d->ld = NULL;
+		return false;
+	}
+	ldap_set_option(d->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+	ldap_set_option(d->ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
+	ldap_set_option(d->ld, LDAP_OPT_TIMEOUT, &op);
+	ldap_set_option(d->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	cred.bv_val = d->password ? d->password : "";
+	cred.bv_len = strlen(cred.bv_val);
+	rc = ldap_sasl_bind_s(d->ld, d->bind_dn ? d->bind_dn : "", LDAP_SASL_SIMPLE, &cred, NULL,
+	    NULL, NULL);
+	if (rc != LDAP_SUCCESS) {
+		char why[160];
+		snprintf(why, sizeof why, "bind as %s: %s", d->bind_dn ? d->bind_dn : "anonymous",
+		    ldap_err2string(rc));
+		ldap_unbind_ext_s(d->ld, NULL, NULL);
+		d->ld = NULL;
+		snprintf(d->down_reason, sizeof d->down_reason, "%s", why);
+		return false;
+	}
+	if (!atomic_load(&d->connected))
+		log_info("directory %s: connected as %s", d->uri, d->bind_dn ? d->bind_dn : "anonymous");
+	atomic_store(&d->connected, true);
+	return true;
+}
+
+/* ---- blocking helpers (directory thread) ---- */
+
+static bool
+dir_ready(struct dir *d, struct dir_result *r)
+{
+	if (dir_connect(d))
+		return true;
+	dir_result_set(r, DIR_DOWN, "directory unavailable: %s: %s", d->uri, d->down_reason);
+	return false;
+}
+
+static void
+dir_txn_control(void *txn, LDAPControl *c, LDAPControl **list)
+{
+	list[0] = NULL;
+	if (txn == NULL)
+		return;
+	c->ldctl_oid = LDAP_CONTROL_TXN_SPEC;
+	c->ldctl_value = *(struct berval *)txn;
+	c->ldctl_iscritical = 1;
+	list[0] = c;
+	list[1] = NULL;
+}
+
+static void
+dir_result_add_entry(struct dir *d, LDAPMessage *m, struct dir_result *r)
+{
+	struct dir_entry *e;
+	BerElement *ber = NULL;
+	char *dn = ldap_get_dn(d->ld, m), *attr;
+
+	r->entries = realloc(r->entries, (r->nentries + 1) * sizeof *r->entries);
+	if (r->entries == NULL)
+		abort();
+	e = dir_entry_new(dn ? dn : "");
+	ldap_memfree(dn);
+	for (attr = ldap_first_attribute(d->ld, m, &ber); attr != NULL;
+	    attr = ldap_next_attribute(d->ld, m, ber)) {
+		struct berval **vals = ldap_get_values_len(d->ld, m, attr);
+		for (int i = 0; vals != NULL && vals[i] != NULL; i++) {
+			char *v = strndup(vals[i]->bv_val, vals[i]->bv_len);
+			dir_entry_add(e, attr, v);
+			free(v);
+		}
+		ldap_value_free_len(vals);
+		ldap_memfree(attr);
+	}
+	ber_free(ber, 0);
+	r->entries[r->nentries++] = *e;
+	free(e);
+}
+
+enum dir_status
+dir_do_search(struct dir *d, const char *base, int scope, const char *filter, int limit,
+    struct dir_result *r)
+{
+	struct timeval tv = { d->op_timeout_ms / 1000, (d->op_timeout_ms % 1000) * 1000 };
+	LDAPMessage *res = NULL;
+	int rc;
+
+	if (!dir_ready(d, r))
+		return r->status;
+	rc = ldap_search_ext_s(d->ld, base, scope, filter, NULL, 0, NULL, NULL, &tv,
+	    limit > 0 ? limit : 0, &res);
+	if (res != NULL) {
+		for (LDAPMessage *m = ldap_first_entry(d->ld, res); m != NULL;
+		    m = ldap_next_entry(d->ld, m))
+			dir_result_add_entry(d, m, r);
+		ldap_msgfree(res);
+	}
+	if (rc == LDAP_SIZELIMIT_EXCEEDED)
+		rc = LDAP_SUCCESS;	/* the caller asked for at most `limit` */
+	return dir_outcome(d, rc, "search", r);
+}
+
+static LDAPMod **
+dir_mods(const struct dir_entry *e, int op, size_t extra)
+{
+	LDAPMod **mods = calloc(e->nattrs + extra + 1, sizeof *mods);
+
+	if (mods == NULL)
+		abort();
+	for (size_t i = 0; i < e->nattrs; i++) {
+		mods[i] = calloc(1, sizeof **mods);
+		if (mods[i] == NULL)
+			abort();
+		mods[i]->mod_op = op;
+		mods[i]->mod_type = e->attrs[i].name;
+		mods[i]->mod_values = calloc(e->attrs[i].nvals + 1, sizeof(char *));
+		if (mods[i]->mod_values == NULL)
+			abort();
+		for (size_t j = 0; j < e->attrs[i].nvals; j++)
+			mods[i]->mod_values[j] = e->attrs[i].vals[j];
+	}
+	return mods;
+}
+
+static void
+dir_mods_free(LDAPMod **mods)
+{
+	for (size_t i = 0; mods[i] != NULL; i++) {
+		free(mods[i]->mod_values);
+		free(mods[i]);
+	}
+	free(mods);
+}
+
+enum dir_status
+dir_do_add(struct dir *d, const struct dir_entry *e, void *txn, struct dir_result *r)
+{
+	LDAPControl c, *ctrls[2];
+	LDAPMod **mods;
+	int rc;
+
+	if (!dir_ready(d, r))
+		return r->status;
+	dir_txn_control(txn, &c, ctrls);
+	mods = dir_mods(e, LDAP_MOD_ADD, 0);
+	rc = ldap_add_ext_s(d->ld, e->dn, mods, ctrls, NULL);
+	dir_mods_free(mods);
+	return dir_outcome(d, rc, "add", r);
+}
+
+enum dir_status
+dir_do_replace(struct dir *d, const struct dir_entry *e, struct dir_result *r)
+{
+	LDAPMod **mods;
+	int rc;
+
+	if (!dir_ready(d, r))
+		return r->status;
+	mods = dir_mods(e, LDAP_MOD_REPLACE, 0);
+	rc = ldap_modify_ext_s(d->ld, e->dn, mods, NULL, NULL);
+	dir_mods_free(mods);
+	return dir_outcome(d, rc, "modify", r);
+}
+
+/*
+ * Compare-and-swap in one modify: delete the old value (fails with noSuchAttribute if someone
+ * changed it), add the new one; `also` replaces more attributes in the same atomic modify.
+ * old == NULL means the attribute must have no value: adding to a single-valued attribute that
+ * has one fails.
+ */
+enum dir_status
+dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
+    const struct dir_entry *also, void *txn, struct dir_result *r)
+{
+	struct dir_entry none = { 0 };
+	LDAPControl c, *ctrls[2];
+	LDAPMod **mods, del, add;
+	char *delv[2] = { (char *)old, NULL }, *addv[2] = { (char *)new_, NULL };
+	size_t n;
+	int rc;
+
+	if (!dir_ready(d, r))
+		return r->status;
+	mods = dir_mods(also ? also : &none, LDAP_MOD_REPLACE, 2);
+	n = also ? also->nattrs : 0;
+	del.mod_op = LDAP_MOD_DELETE;
+	del.mod_type = (char *)attr;
+	del.mod_values = delv;
+	add.mod_op = LDAP_MOD_ADD;
+	add.mod_type = (char *)attr;
+	add.mod_values = addv;
+	if (old != NULL)
+		mods[n++] = &del;
+	mods[n++] = &add;
+	dir_txn_control(txn, &c, ctrls);
+	rc = ldap_modify_ext_s(d->ld, dn, mods, ctrls, NULL);
+	mods[also ? also->nattrs : 0] = NULL;	/* del/add live on this stack */
+	dir_mods_free(mods);
+	return dir_outcome(d, rc, "compare-and-swap", r);
+}
+
+enum dir_status
+dir_do_delete(struct dir *d, const char *dn, struct dir_result *r)
+{
+	if (!dir_ready(d, r))
+		return r->status;
+	return dir_outcome(d, ldap_delete_ext_s(d->ld, dn, NULL, NULL), "delete", r);
+}
+
+void *
+dir_txn_begin(struct dir *d, struct dir_result *r)
+{
+	struct berval *txnid = NULL;
+	int rc;
+
+	if (!dir_ready(d, r))
+		return NULL;
+	rc = ldap_txn_start_s(d->ld, NULL, NULL, &txnid);
+	if (dir_outcome(d, rc, "transaction start", r) != DIR_OK) {
+		ber_bvfree(txnid);
+		return NULL;
+	}
+	return txnid;
+}
+
+enum dir_status
+dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r)
+{
+	int rc, failed = 0;
+
+	if (d->ld == NULL) {
+		ber_bvfree(txn);
+		dir_result_set(r, DIR_DOWN, "directory unavailable: %s: %s", d->uri, d->down_reason);
+		return DIR_DOWN;
+	}
+	rc = ldap_txn_end_s(d->ld, commit, txn, NULL, NULL, &failed);
+	ber_bvfree(txn);
+	return dir_outcome(d, rc, commit ? "transaction commit" : "transaction abort", r);
+}
+
+/* ---- the queue ---- */
+
+struct dir_op *
+dir_op_new(dir_op_fn fn, dir_cb cb, void *arg)
+{
+	struct dir_op *op = calloc(1, sizeof *op);
+
+	if (op == NULL)
+		abort();
+	op->fn = fn;
+	op->cb = cb;
+	op->arg = arg;
+	return op;
+}
+
+static void
+dir_op_free(struct dir_op *op)
+{
+	for (size_t i = 0; i < GCA_NITEMS(op->s); i++)
+		free(op->s[i]);
+	dir_entry_free(op->entry);
+	for (size_t i = 0; i < op->res.nentries; i++)
+		dir_entry_clear(&op->res.entries[i]);
+	free(op->res.entries);
+	free(op);
+}
+
+void
+dir_op_submit(struct dir *d, struct dir_op *op)
+{
+	op->queued_ms = time_mono_ms();
+	op->next = NULL;
+	pthread_mutex_lock(&d->lock);
+	*d->todo_tail = op;
+	d->todo_tail = &op->next;
+	atomic_fetch_add(&d->queued, 1);
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Directory thread: hand an answered operation back to the loop. */
+static void
+dir_answer(struct dir *d, struct dir_op *op)
+{
+	uint64_t one = 1;
+
+	op->next = NULL;
+	pthread_mutex_lock(&d->lock);
+	*d->done_tail = op;
+	d->done_tail = &op->next;
+	pthread_mutex_unlock(&d->lock);
+	if (write(d->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+		log_error("directory: eventfd write: %s", strerror(errno));
+}
+
+/* Loop thread: run the callbacks of answered operations. */
+static void
+dir_on_answers(evutil_socket_t fd, short what, void *arg)
+{
+	struct dir *d = arg;
+	struct dir_op *op, *next;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		log_error("directory: eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&d->lock);
+	op = d->done;
+	d->done = NULL;
+	d->done_tail = &d->done;
+	pthread_mutex_unlock(&d->lock);
+	for (; op != NULL; op = next) {
+		next = op->next;
+		atomic_fetch_sub(&d->queued, 1);
+		if (op->cb != NULL)
+			op->cb(&op->res, op->arg);
+		dir_op_free(op);
+	}
+}
+
+static void
+dir_run(struct dir *d, struct dir_op *list)
+{
+	struct dir_op **batch = calloc((size_t)d->batch_max, sizeof *batch);
+	size_t nbatch = 0;
+	uint64_t now = time_mono_ms();
+
+	if (batch == NULL)
+		abort();
+	while (list != NULL) {
+		struct dir_op *op = list;
+
+		list = op->next;
+		/* An operation that waited too long fails now: its caller must not hang. */
+		if (now - op->queued_ms > (uint64_t)d->op_timeout_ms) {
+			dir_result_set(&op->res, DIR_DOWN,
+			    "directory unavailable: no answer from %s within %d ms%s%s", d->uri,
+			    d->op_timeout_ms, d->down_reason[0] ? ": " : "", d->down_reason);
+			dir_answer(d, op);
+			continue;
+		}
+		if (op->fn == NULL) {
+			batch[nbatch++] = op;
+			if (nbatch == (size_t)d->batch_max || list == NULL || list->fn != NULL) {
+				dir_records_run(d, batch, nbatch);
+				for (size_t i = 0; i < nbatch; i++)
+					dir_answer(d, batch[i]);
+				nbatch = 0;
+				now = time_mono_ms();
+			}
+			continue;
+		}
+		op->fn(d, op);
+		dir_answer(d, op);
+		now = time_mono_ms();
+	}
+	free(batch);
+}
+
+static void *
+dir_thread(void *arg)
+{
+	struct dir *d = arg;
+
+	for (;;) {
+		struct dir_op *list;
+
+		pthread_mutex_lock(&d->lock);
+		while (d->todo == NULL && !d->stop)
+			pthread_cond_wait(&d->cond, &d->lock);
+		if (d->stop) {
+			pthread_mutex_unlock(&d->lock);
+			break;
+		}
+		list = d->todo;
+		d->todo = NULL;
+		d->todo_tail = &d->todo;
+		pthread_mutex_unlock(&d->lock);
+		dir_run(d, list);
+	}
+	dir_disconnect(d, "closed");
+	return NULL;
+}
+
+struct dir *
+dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t errlen)
+{
+	struct dir *d = calloc(1, sizeof *d);
+
+	if (d == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->base = base;
+	d->uri = strdup(c->uri);
+	d->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
+	d->password = c->password ? strdup(c->password) : NULL;
+	d->suffix = strdup(c->base ? c->base : "o=gca");
+	d->op_timeout_ms = c->op_timeout_ms > 0 ? c->op_timeout_ms : 10000;
+	d->batch_max = c->batch_max > 0 ? c->batch_max : 256;
+	d->todo_tail = &d->todo;
+	d->done_tail = &d->done;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	d->ev = event_new(base, d->efd, EV_READ | EV_PERSIST, dir_on_answers, d);
+	if (d->ev == NULL || event_add(d->ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot watch the directory's eventfd");
+		goto fail;
+	}
+	if (pthread_create(&d->thread, NULL, dir_thread, d) != 0) {
+		snprintf(err, errlen, "cannot start the directory thread");
+		goto fail;
+	}
+	return d;
+fail:
+	if (d->ev != NULL)
+		event_free(d->ev);
+	if (d->efd >= 0)
+		close(d->efd);
+	free(d->uri);
+	free(d->bind_dn);
+	free(d->password);
+	free(d->suffix);
+	free(d);
+	return NULL;
+}
+
+void
+dir_close(struct dir *d)
+{
+	struct dir_op *op, *next;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->thread, NULL);
+	for (op = d->todo; op != NULL; op = next) {
+		next = op->next;
+		dir_op_free(op);
+	}
+	for (op = d->done; op != NULL; op = next) {
+		next = op->next;
+		dir_op_free(op);
+	}
+	event_free(d->ev);
+	close(d->efd);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d->uri);
+	free(d->bind_dn);
+	free(d->password);
+	free(d->suffix);
+	free(d);
+}
+
+size_t
+dir_queued(struct dir *d)
+{
+	return atomic_load(&d->queued);
+}
+
+bool
+dir_connected(struct dir *d)
+{
+	return atomic_load(&d->connected);
+}

@@ -1,0 +1,108 @@
+/* Directory entries as plain data: a DN and attribute -> values. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ldap/gca_ldap.h"
+
+static void *
+dir_entry_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		abort();	/* out of memory: nothing sensible to do in a daemon */
+	return q;
+}
+
+static char *
+dir_entry_xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+struct dir_entry *
+dir_entry_new(const char *dn)
+{
+	struct dir_entry *e = dir_entry_xrealloc(NULL, sizeof *e);
+
+	memset(e, 0, sizeof *e);
+	e->dn = dir_entry_xstrdup(dn ? dn : "");
+	return e;
+}
+
+const struct dir_attr *
+dir_entry_attr(const struct dir_entry *e, const char *attr)
+{
+	for (size_t i = 0; i < e->nattrs; i++) {
+		if (strcasecmp(e->attrs[i].name, attr) == 0)
+			return &e->attrs[i];
+	}
+	return NULL;
+}
+
+const char *
+dir_entry_get(const struct dir_entry *e, const char *attr)
+{
+	const struct dir_attr *a = dir_entry_attr(e, attr);
+
+	return a != NULL && a->nvals > 0 ? a->vals[0] : NULL;
+}
+
+void
+dir_entry_add(struct dir_entry *e, const char *attr, const char *value)
+{
+	struct dir_attr *a = (struct dir_attr *)dir_entry_attr(e, attr);
+
+	if (value == NULL)
+		return;
+	if (a == NULL) {
+		e->attrs = dir_entry_xrealloc(e->attrs, (e->nattrs + 1) * sizeof *e->attrs);
+		a = &e->attrs[e->nattrs++];
+		memset(a, 0, sizeof *a);
+		a->name = dir_entry_xstrdup(attr);
+	}
+	a->vals = dir_entry_xrealloc(a->vals, (a->nvals + 1) * sizeof *a->vals);
+	a->vals[a->nvals++] = dir_entry_xstrdup(value);
+}
+
+void
+dir_entry_addf(struct dir_entry *e, const char *attr, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	dir_entry_add(e, attr, buf);
+}
+
+void
+dir_entry_clear(struct dir_entry *e)
+{
+	for (size_t i = 0; i < e->nattrs; i++) {
+		for (size_t j = 0; j < e->attrs[i].nvals; j++)
+			free(e->attrs[i].vals[j]);
+		free(e->attrs[i].vals);
+		free(e->attrs[i].name);
+	}
+	free(e->attrs);
+	free(e->dn);
+	memset(e, 0, sizeof *e);
+}
+
+void
+dir_entry_free(struct dir_entry *e)
+{
+	if (e == NULL)
+		return;
+	dir_entry_clear(e);
+	free(e);
+}

@@ -1,0 +1,575 @@
+/*
+ * The paper's operations on the directory, each a function run on the directory thread
+ * (dir.c). Sequence numbers and bindings move by compare-and-swap, so two GCS instances over one
+ * directory never hand out a number twice or bind a GID twice.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "ldap/gca_ldap.h"
+
+#define DN_MAX 4096
+
+static char *
+dir_ops_dup(const char *s)
+{
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	if ((p = strdup(s)) == NULL)
+		abort();
+	return p;
+}
+
+/* ---- generic ---- */
+
+static void
+dir_ops_search(struct dir *d, struct dir_op *op)
+{
+	dir_do_search(d, op->s[0], op->n[0], op->s[1], op->n[1], &op->res);
+}
+
+void
+dir_search(struct dir *d, const char *base, int scope, const char *filter, int limit, dir_cb cb,
+    void *arg)
+{
+	struct dir_op *op = dir_op_new(dir_ops_search, cb, arg);
+
+	op->s[0] = dir_ops_dup(base);
+	op->s[1] = dir_ops_dup(filter ? filter : "(objectClass=*)");
+	op->n[0] = scope;
+	op->n[1] = limit;
+	dir_op_submit(d, op);
+}
+
+static void
+dir_ops_add(struct dir *d, struct dir_op *op)
+{
+	dir_do_add(d, op->entry, NULL, &op->res);
+}
+
+void
+dir_add(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg)
+{
+	struct dir_op *op = dir_op_new(dir_ops_add, cb, arg);
+
+	op->entry = e;
+	dir_op_submit(d, op);
+}
+
+/* Add; when the entry exists, replace the attributes given (the objectClass stays). */
+static void
+dir_ops_upsert(struct dir *d, struct dir_op *op)
+{
+	struct dir_entry *e = op->entry, repl = { 0 };
+
+	if (dir_do_add(d, e, NULL, &op->res) != DIR_EXISTS)
+		return;
+	repl.dn = e->dn;
+	repl.attrs = e->attrs;
+	repl.nattrs = e->nattrs;
+	/* objectClass first by construction (the builders add it first): leave it out. */
+	if (repl.nattrs > 0 && strcasecmp(repl.attrs[0].name, "objectClass") == 0) {
+		repl.attrs++;
+		repl.nattrs--;
+	}
+	memset(&op->res, 0, sizeof op->res);
+	dir_do_replace(d, &repl, &op->res);
+}
+
+void
+dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg)
+{
+	struct dir_op *op = dir_op_new(dir_ops_upsert, cb, arg);
+
+	op->entry = e;
+	dir_op_submit(d, op);
+}
+
+static void
+dir_ops_delete(struct dir *d, struct dir_op *op)
+{
+	dir_do_delete(d, op->s[0], &op->res);
+}
+
+void
+dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg)
+{
+	struct dir_op *op = dir_op_new(dir_ops_delete, cb, arg);
+
+	op->s[0] = dir_ops_dup(dn);
+	dir_op_submit(d, op);
+}
+
+static void
+dir_ops_cas(struct dir *d, struct dir_op *op)
+{
+	dir_do_cas(d, op->s[0], op->s[1], op->s[2], op->s[3], NULL, NULL, &op->res);
+}
+
+void
+dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
+    dir_cb cb, void *arg)
+{
+	struct dir_op *op = dir_op_new(dir_ops_cas, cb, arg);
+
+	op->s[0] = dir_ops_dup(dn);
+	op->s[1] = dir_ops_dup(attr);
+	op->s[2] = dir_ops_dup(old);
+	op->s[3] = dir_ops_dup(new_);
+	dir_op_submit(d, op);
+}
+
+/* An operation that could not even be built (a name that makes no DN) fails on the thread too,
+ * so the callback always comes from the loop, never from inside the caller. */
+static void
+dir_ops_fail(struct dir *d, struct dir_op *op)
+{
+	(void)d;
+	dir_result_set(&op->res, DIR_ERROR, "%s", op->s[0]);
+}
+
+static void
+dir_ops_reject(struct dir *d, const char *why, const char *name, dir_cb cb, void *arg)
+{
+	struct dir_op *op = dir_op_new(dir_ops_fail, cb, arg);
+	char msg[512];
+
+	snprintf(msg, sizeof msg, "%s: \"%.300s\"", why, name ? name : "(none)");
+	op->s[0] = dir_ops_dup(msg);
+	dir_op_submit(d, op);
+}
+
+/* ---- services, classes, CTSes ---- */
+
+void
+dir_service_publish(struct dir *d, const char *name, const char *endpoint, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX], when[32];
+	struct dir_entry *e;
+
+	if (dir_dn_service(d, name, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid service name", name, cb, arg);
+	time_generalized(time_now_ms(), when);
+	e = dir_entry_new(dn);
+	dir_entry_add(e, "objectClass", "gcaService");
+	dir_entry_add(e, "cn", name);
+	dir_entry_add(e, "gcaEndpoint", endpoint);
+	dir_entry_add(e, "gcaHeartbeat", when);
+	dir_entry_add(e, "gcaStatus", "ok");
+	dir_upsert(d, e, cb, arg);
+}
+
+void
+dir_class_publish(struct dir *d, const char *name, const char *description,
+    const char **properties, size_t nproperties, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX];
+	struct dir_entry *e;
+
+	if (dir_dn_class(d, name, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid class name", name, cb, arg);
+	e = dir_entry_new(dn);
+	dir_entry_add(e, "objectClass", "gcaCheckpointerClass");
+	dir_entry_add(e, "cn", name);
+	if (description != NULL && *description != '\0')
+		dir_entry_add(e, "description", description);
+	for (size_t i = 0; i < nproperties; i++)
+		dir_entry_add(e, "gcaProperty", properties[i]);
+	dir_upsert(d, e, cb, arg);
+}
+
+static const char *
+dir_ops_bool(bool b)
+{
+	return b ? "TRUE" : "FALSE";
+}
+
+void
+dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX], when[32];
+	struct dir_entry *e;
+
+	if (dir_dn_cts(d, c->name, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid CTS name", c->name, cb, arg);
+	time_generalized(time_now_ms(), when);
+	e = dir_entry_new(dn);
+	dir_entry_add(e, "objectClass", "gcaTranslationService");
+	dir_entry_add(e, "cn", c->name);
+	dir_entry_add(e, "gcaEndpoint", c->endpoint);
+	dir_entry_add(e, "gcaExecutionManager", c->exec_manager);
+	dir_entry_add(e, "gcaCoreService", c->core_service);
+	dir_entry_add(e, "gcaExternalCheckpoints", dir_ops_bool(c->external));
+	dir_entry_add(e, "gcaSelfCheckpointing", dir_ops_bool(c->self_checkpoint));
+	dir_entry_add(e, "gcaMigration", dir_ops_bool(c->migrate));
+	dir_entry_add(e, "gcaAnyImageRecovery", dir_ops_bool(c->any_image));
+	for (size_t i = 0; i < c->nclasses; i++)
+		dir_entry_add(e, "gcaClass", c->classes[i]);
+	for (size_t i = 0; i < c->nproperties; i++)
+		dir_entry_add(e, "gcaProperty", c->properties[i]);
+	dir_entry_add(e, "gcaExecuteWrapper", c->exec_wrapper);
+	dir_entry_add(e, "gcaRecoveryWrapper", c->recovery_wrapper);
+	dir_entry_add(e, "gcaExecuteParams", c->exec_params);
+	dir_entry_add(e, "gcaRecoveryParams", c->recovery_params);
+	dir_entry_add(e, "gcaWrapperParams", c->wrapper_params);
+	dir_entry_add(e, "gcaStatus", c->status ? c->status : "ok");
+	dir_entry_add(e, "gcaHeartbeat", when);
+	dir_upsert(d, e, cb, arg);
+}
+
+static void
+dir_ops_replace(struct dir *d, struct dir_op *op)
+{
+	dir_do_replace(d, op->entry, &op->res);
+}
+
+void
+dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX], when[32];
+	struct dir_op *op;
+
+	if (dir_dn_cts(d, name, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid CTS name", name, cb, arg);
+	time_generalized(time_now_ms(), when);
+	op = dir_op_new(dir_ops_replace, cb, arg);
+	op->entry = dir_entry_new(dn);
+	dir_entry_add(op->entry, "gcaStatus", status);
+	dir_entry_add(op->entry, "gcaHeartbeat", when);
+	dir_op_submit(d, op);
+}
+
+/* ---- jobs ---- */
+
+static void
+dir_ops_job_bind(struct dir *d, struct dir_op *op)
+{
+	const char *dn = op->entry->dn, *expect = op->s[0];
+	struct dir_entry also = { 0 };
+
+	if (expect == NULL) {
+		if (dir_do_add(d, op->entry, NULL, &op->res) == DIR_EXISTS)
+			dir_do_search(d, dn, 0, "(objectClass=gcaJob)", 1, &op->res);
+		if (op->res.nentries > 0)
+			op->res.status = DIR_EXISTS;
+		return;
+	}
+	/* Move: compare-and-swap of the holder; the local id and state go in the same modify. */
+	also.dn = (char *)dn;
+	dir_entry_add(&also, "gcaJobState", "running");
+	if (dir_entry_get(op->entry, "gcaLocalId") != NULL)
+		dir_entry_add(&also, "gcaLocalId", dir_entry_get(op->entry, "gcaLocalId"));
+	dir_do_cas(d, dn, "gcaCTSName", expect, dir_entry_get(op->entry, "gcaCTSName"), &also, NULL,
+	    &op->res);
+	also.dn = NULL;
+	dir_entry_clear(&also);
+}
+
+void
+dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
+    const char *local_id, const char *expect_cts, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX];
+	struct dir_op *op;
+
+	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+	op = dir_op_new(dir_ops_job_bind, cb, arg);
+	op->entry = dir_entry_new(dn);
+	dir_entry_add(op->entry, "objectClass", "gcaJob");
+	dir_entry_add(op->entry, "gcaGID", gid);
+	dir_entry_add(op->entry, "gcaCTSName", cts);
+	dir_entry_add(op->entry, "gcaOwner", owner);
+	dir_entry_add(op->entry, "gcaLocalId", local_id);
+	dir_entry_add(op->entry, "gcaJobState", "running");
+	dir_entry_add(op->entry, "gcaLastSequence", "0");
+	op->s[0] = dir_ops_dup(expect_cts);
+	dir_op_submit(d, op);
+}
+
+void
+dir_job_state(struct dir *d, const char *gid, const char *state, int exit_status, dir_cb cb,
+    void *arg)
+{
+	char dn[DN_MAX];
+	struct dir_op *op;
+
+	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+	op = dir_op_new(dir_ops_replace, cb, arg);
+	op->entry = dir_entry_new(dn);
+	dir_entry_add(op->entry, "gcaJobState", state);
+	if (exit_status >= 0)
+		dir_entry_addf(op->entry, "gcaExitStatus", "%d", exit_status);
+	dir_op_submit(d, op);
+}
+
+void
+dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX];
+
+	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+	dir_search(d, dn, 0, "(objectClass=gcaJob)", 1, cb, arg);
+}
+
+/* ---- checkpoint records ---- */
+
+void
+dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX], when[32];
+	struct dir_op *op;
+	struct dir_entry *e;
+
+	if (!name_valid(c->gid) || !id_valid(c->id) ||
+	    dir_dn_checkpoint(d, c->gid, c->id, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID and checkpoint id", c->id, cb, arg);
+	time_generalized(c->time_ms ? c->time_ms : time_now_ms(), when);
+	op = dir_op_new(NULL, cb, arg);		/* fn NULL: batched by dir.c */
+	e = op->entry = dir_entry_new(dn);
+	dir_entry_add(e, "objectClass", "gcaCheckpoint");
+	dir_entry_add(e, "gcaCheckpointId", c->id);
+	dir_entry_add(e, "gcaGID", c->gid);
+	dir_entry_add(e, "gcaCheckpointTime", when);
+	dir_entry_add(e, "gcaCTSName", c->cts);
+	dir_entry_add(e, "gcaCoreService", c->core_service);
+	dir_entry_add(e, "gcaImageName", c->image_name);
+	dir_entry_add(e, "gcaExecutionManager", c->exec_manager);
+	dir_entry_add(e, "gcaParentCheckpointId", c->parent && *c->parent ? c->parent : NULL);
+	dir_entry_addf(e, "gcaImageSize", "%" PRIu64, c->size);
+	dir_entry_add(e, "gcaImageSha256", c->sha256 && *c->sha256 ? c->sha256 : NULL);
+	dir_entry_add(e, "gcaCheckpointKind", c->kind ? c->kind : "external");
+	for (size_t i = 0; i < c->nproperties; i++)
+		dir_entry_add(e, "gcaProperty", c->properties[i]);
+	dir_op_submit(d, op);
+}
+
+/* The job entry's DN is the record's parent: everything after the first unescaped comma. */
+static const char *
+dir_ops_parent(const char *dn)
+{
+	for (const char *p = dn; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == ',')
+			return p + 1;
+	}
+	return dn;
+}
+
+/* The job's last sequence number as the directory has it now; -1 with r set if none. */
+static int64_t
+dir_ops_last_seq(struct dir *d, const char *jobdn, struct dir_result *r)
+{
+	struct dir_result q = { 0 };
+	const char *v;
+	int64_t seq = -1;
+
+	if (dir_do_search(d, jobdn, 0, "(objectClass=gcaJob)", 1, &q) == DIR_OK && q.nentries == 1 &&
+	    (v = dir_entry_get(&q.entries[0], "gcaLastSequence")) != NULL)
+		seq = strtoll(v, NULL, 10);
+	else if (q.status == DIR_OK || q.status == DIR_NOT_FOUND)
+		dir_result_set(r, DIR_NOT_FOUND, "unknown GID: no job entry %s", jobdn);
+	else
+		*r = q, q.entries = NULL, q.nentries = 0;
+	for (size_t i = 0; i < q.nentries; i++)
+		dir_entry_clear(&q.entries[i]);
+	free(q.entries);
+	return seq;
+}
+
+/* A record already in the directory (a resend): answer with the number it has. */
+static bool
+dir_ops_record_exists(struct dir *d, struct dir_op *op)
+{
+	struct dir_result q = { 0 };
+	const char *v;
+	bool found = false;
+
+	if (dir_do_search(d, op->entry->dn, 0, "(objectClass=gcaCheckpoint)", 1, &q) == DIR_OK &&
+	    q.nentries == 1 && (v = dir_entry_get(&q.entries[0], "gcaSequenceNumber")) != NULL) {
+		op->res.status = DIR_OK;
+		op->res.seq = strtoull(v, NULL, 10);
+		snprintf(op->res.msg, sizeof op->res.msg, "already recorded");
+		found = true;
+	}
+	for (size_t i = 0; i < q.nentries; i++)
+		dir_entry_clear(&q.entries[i]);
+	free(q.entries);
+	return found;
+}
+
+static void
+dir_ops_set_seq(struct dir_entry *e, uint64_t seq)
+{
+	struct dir_attr *a = (struct dir_attr *)dir_entry_attr(e, "gcaSequenceNumber");
+	char buf[24];
+
+	snprintf(buf, sizeof buf, "%" PRIu64, seq);
+	if (a == NULL) {
+		dir_entry_add(e, "gcaSequenceNumber", buf);
+	} else {
+		free(a->vals[0]);
+		a->vals[0] = strdup(buf);
+	}
+}
+
+/* One record alone: its own transaction, retried when another writer took the number. */
+static void
+dir_ops_record_single(struct dir *d, struct dir_op *op)
+{
+	const char *jobdn = dir_ops_parent(op->entry->dn);
+
+	for (int attempt = 0; attempt < 8; attempt++) {
+		char old[24], new_[24];
+		int64_t last;
+		void *txn;
+
+		memset(&op->res, 0, sizeof op->res);
+		if (dir_ops_record_exists(d, op))
+			return;
+		if ((last = dir_ops_last_seq(d, jobdn, &op->res)) < 0)
+			return;
+		snprintf(old, sizeof old, "%" PRId64, last);
+		snprintf(new_, sizeof new_, "%" PRId64, last + 1);
+		dir_ops_set_seq(op->entry, (uint64_t)last + 1);
+		if ((txn = dir_txn_begin(d, &op->res)) == NULL)
+			return;
+		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, txn, &op->res) != DIR_OK ||
+		    dir_do_add(d, op->entry, txn, &op->res) != DIR_OK) {
+			struct dir_result ignore = { 0 };
+			if (op->res.status == DIR_DOWN)
+				return;
+			dir_txn_end(d, txn, false, &ignore);
+			if (op->res.status == DIR_CAS_LOST || op->res.status == DIR_EXISTS)
+				continue;
+			return;
+		}
+		if (dir_txn_end(d, txn, true, &op->res) == DIR_OK) {
+			op->res.seq = (uint64_t)last + 1;
+			return;
+		}
+		if (op->res.status != DIR_CAS_LOST && op->res.status != DIR_EXISTS &&
+		    op->res.status != DIR_ERROR)
+			return;
+	}
+	dir_result_set(&op->res, DIR_CAS_LOST, "gave up: the sequence number kept moving");
+}
+
+/*
+ * A batch of records in one transaction: one mdb commit for all of them. Each takes the next
+ * number of its job (several records of one job take consecutive numbers). If the transaction
+ * aborts (one resent record already exists, another GCS took a number), every record is written
+ * alone instead, which is idempotent and retries lost numbers.
+ */
+void
+dir_records_run(struct dir *d, struct dir_op **ops, size_t n)
+{
+	struct { const char *jobdn; int64_t last; } *jobs = calloc(n, sizeof *jobs);
+	size_t njobs = 0;
+	struct dir_result r = { 0 };
+	void *txn = NULL;
+	bool ok = n > 1;
+
+	if (jobs == NULL)
+		abort();
+	if (ok && (txn = dir_txn_begin(d, &r)) == NULL)
+		ok = false;
+	for (size_t i = 0; ok && i < n; i++) {
+		const char *jobdn = dir_ops_parent(ops[i]->entry->dn);
+		char old[24], new_[24];
+		size_t j;
+
+		for (j = 0; j < njobs && strcmp(jobs[j].jobdn, jobdn) != 0; j++)
+			;
+		if (j == njobs) {
+			jobs[njobs].jobdn = jobdn;
+			if ((jobs[njobs].last = dir_ops_last_seq(d, jobdn, &r)) < 0) {
+				ok = false;
+				break;
+			}
+			njobs++;
+		}
+		snprintf(old, sizeof old, "%" PRId64, jobs[j].last);
+		snprintf(new_, sizeof new_, "%" PRId64, jobs[j].last + 1);
+		dir_ops_set_seq(ops[i]->entry, (uint64_t)jobs[j].last + 1);
+		ops[i]->res.seq = (uint64_t)++jobs[j].last;
+		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, txn, &r) != DIR_OK ||
+		    dir_do_add(d, ops[i]->entry, txn, &r) != DIR_OK)
+			ok = false;
+	}
+	if (txn != NULL) {
+		if (ok)
+			ok = dir_txn_end(d, txn, true, &r) == DIR_OK;
+		else
+			dir_txn_end(d, txn, false, &r);
+	}
+	free(jobs);
+	if (ok) {
+		for (size_t i = 0; i < n; i++)
+			ops[i]->res.status = DIR_OK;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		dir_ops_record_single(d, ops[i]);
+}
+
+static int
+dir_ops_by_seq_desc(const void *a, const void *b)
+{
+	const char *x = dir_entry_get(a, "gcaSequenceNumber"), *y = dir_entry_get(b, "gcaSequenceNumber");
+	unsigned long long sx = x ? strtoull(x, NULL, 10) : 0, sy = y ? strtoull(y, NULL, 10) : 0;
+
+	return sx < sy ? 1 : sx > sy ? -1 : 0;
+}
+
+static void
+dir_ops_checkpoints(struct dir *d, struct dir_op *op)
+{
+	int limit = op->n[0];
+
+	if (dir_do_search(d, op->s[0], 0, "(objectClass=gcaJob)", 1, &op->res) != DIR_OK)
+		return;
+	if (op->res.nentries == 0) {
+		dir_result_set(&op->res, DIR_NOT_FOUND, "unknown GID");
+		return;
+	}
+	dir_entry_clear(&op->res.entries[0]);
+	op->res.nentries = 0;
+	if (dir_do_search(d, op->s[0], 1, "(objectClass=gcaCheckpoint)", 0, &op->res) != DIR_OK)
+		return;
+	qsort(op->res.entries, op->res.nentries, sizeof *op->res.entries, dir_ops_by_seq_desc);
+	while (limit > 0 && op->res.nentries > (size_t)limit)
+		dir_entry_clear(&op->res.entries[--op->res.nentries]);
+}
+
+void
+dir_checkpoints(struct dir *d, const char *gid, int limit, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX];
+	struct dir_op *op;
+
+	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+	op = dir_op_new(dir_ops_checkpoints, cb, arg);
+	op->s[0] = dir_ops_dup(dn);
+	op->n[0] = limit;
+	dir_op_submit(d, op);
+}
+
+void
+dir_checkpoint_get(struct dir *d, const char *gid, const char *id, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX];
+
+	if (!name_valid(gid) || !id_valid(id) || dir_dn_checkpoint(d, gid, id, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID and checkpoint id", id, cb, arg);
+	dir_search(d, dn, 0, "(objectClass=gcaCheckpoint)", 1, cb, arg);
+}

@@ -1,0 +1,172 @@
+/*
+ * ldap/: the Information Service as the GCS sees it (DESIGN.md, "The directory in the event loop").
+ *
+ * libldap blocks (connects, binds, reconnects, and its socket after connecting), so every directory
+ * operation runs on ONE directory thread fed by a queue; results come back to the libevent loop
+ * through an eventfd, and callbacks always run on the loop thread. The loop never blocks on the
+ * directory: with slapd stopped, operations fail with DIR_DOWN after the operation timeout.
+ * Checkpoint records are grouped into RFC 5805 transactions (one mdb commit for many records);
+ * an aborted transaction falls back to one transaction per record.
+ */
+#ifndef GCA_LDAP_H
+#define GCA_LDAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct dir;
+
+enum dir_status {
+	DIR_OK = 0,
+	DIR_NOT_FOUND,		/* no such entry */
+	DIR_EXISTS,		/* already exists */
+	DIR_DOWN,		/* directory unavailable (down, frozen, unreachable) */
+	DIR_SCHEMA,		/* rejected by the schema */
+	DIR_CAS_LOST,		/* a compare-and-swap lost: someone else changed the value */
+	DIR_DENIED,		/* the directory refused our identity */
+	DIR_ERROR,		/* anything else; the message says what */
+};
+const char *dir_status_name(enum dir_status s);
+
+/* An entry: a DN and attribute -> values, as libldap returns it. */
+struct dir_attr {
+	char	 *name;
+	char	**vals;
+	size_t	  nvals;
+};
+struct dir_entry {
+	char		*dn;
+	struct dir_attr	*attrs;
+	size_t		 nattrs;
+};
+struct dir_entry *dir_entry_new(const char *dn);
+void        dir_entry_add(struct dir_entry *e, const char *attr, const char *value);
+void        dir_entry_addf(struct dir_entry *e, const char *attr, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+const struct dir_attr *dir_entry_attr(const struct dir_entry *e, const char *attr);
+const char *dir_entry_get(const struct dir_entry *e, const char *attr);	/* first value or NULL */
+void        dir_entry_clear(struct dir_entry *e);		/* frees what it holds */
+void        dir_entry_free(struct dir_entry *e);
+
+/* Names from outside are escaped, never pasted (dir_escape.c). */
+int dir_filter_escape(const char *value, char *out, size_t outlen);	/* RFC 4515 */
+int dir_rdn_escape(const char *value, char *out, size_t outlen);	/* RFC 4514 */
+int dir_dn_service(const struct dir *d, const char *name, char *out, size_t outlen);
+int dir_dn_class(const struct dir *d, const char *name, char *out, size_t outlen);
+int dir_dn_cts(const struct dir *d, const char *name, char *out, size_t outlen);
+int dir_dn_job(const struct dir *d, const char *gid, char *out, size_t outlen);
+int dir_dn_checkpoint(const struct dir *d, const char *gid, const char *id, char *out,
+	size_t outlen);
+const char *dir_base(const struct dir *d);
+
+/* What every callback gets. entries: a search's results; seq: a checkpoint's sequence number. */
+struct dir_result {
+	enum dir_status	  status;
+	char		  msg[256];
+	struct dir_entry *entries;
+	size_t		  nentries;
+	uint64_t	  seq;
+};
+typedef void (*dir_cb)(const struct dir_result *r, void *arg);
+
+struct dir_config {
+	char	*uri;
+	char	*bind_dn;
+	char	*password;
+	char	*base;
+	int	 op_timeout_ms;		/* an operation older than this fails with DIR_DOWN (10 s) */
+	int	 batch_max;		/* records per transaction (256) */
+};
+/* The file gca-site writes for the GCS: "uri", "binddn", "password", "base" lines. */
+int  dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen);
+void dir_config_free(struct dir_config *c);
+
+/* Starts the directory thread; connecting happens there (a down directory is not an error here). */
+struct dir *dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t errlen);
+void        dir_close(struct dir *d);		/* pending callbacks are dropped */
+size_t      dir_queued(struct dir *d);		/* operations not yet answered */
+bool        dir_connected(struct dir *d);
+
+/* Generic operations. dir_add takes the entry. scope: 0 base, 1 one level, 2 subtree. */
+void dir_search(struct dir *d, const char *base, int scope, const char *filter, int limit,
+	dir_cb cb, void *arg);
+void dir_add(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
+void dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);	/* add or replace */
+void dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg);
+/* Compare-and-swap of one single-valued attribute: old NULL means "has no value". */
+void dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
+	dir_cb cb, void *arg);
+
+/* The paper's records (dir_ops.c). */
+struct dir_cts {
+	const char  *name, *endpoint, *exec_manager, *core_service;
+	bool	     external, self_checkpoint, migrate, any_image;
+	const char **classes;	size_t nclasses;
+	const char **properties; size_t nproperties;	/* "key=value" */
+	const char  *exec_wrapper, *recovery_wrapper;
+	const char  *exec_params, *recovery_params, *wrapper_params;
+	const char  *status;
+};
+struct dir_checkpoint {
+	const char  *id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent, *sha256,
+		    *kind;
+	uint64_t     time_ms, size;
+	const char **properties; size_t nproperties;
+};
+void dir_service_publish(struct dir *d, const char *name, const char *endpoint, dir_cb cb, void *arg);
+void dir_class_publish(struct dir *d, const char *name, const char *description,
+	const char **properties, size_t nproperties, dir_cb cb, void *arg);
+void dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg);
+void dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, void *arg);
+/* Binds gid to cts. expect_cts NULL: create the job (DIR_EXISTS if it exists); else move it from
+ * expect_cts to cts by compare-and-swap (DIR_CAS_LOST if another won). */
+void dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
+	const char *local_id, const char *expect_cts, dir_cb cb, void *arg);
+void dir_job_state(struct dir *d, const char *gid, const char *state, int exit_status,
+	dir_cb cb, void *arg);
+void dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg);
+/* Assigns the job's next sequence number in the directory and adds the record; idempotent by id
+ * (a resent record answers DIR_OK with the number it already has). r->seq holds the number. */
+void dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, void *arg);
+void dir_checkpoints(struct dir *d, const char *gid, int limit, dir_cb cb, void *arg);	/* newest first */
+void dir_checkpoint_get(struct dir *d, const char *gid, const char *id, dir_cb cb, void *arg);
+
+
+/*
+ * Inside ldap/ only: an operation is a function run on the directory thread. dir.c owns the
+ * thread, the connection and the blocking helpers below (called on that thread only);
+ * dir_ops.c builds the paper's operations from them.
+ */
+struct dir_op;
+typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
+struct dir_op {
+	dir_op_fn	  fn;		/* NULL for a checkpoint record: batched into transactions */
+	dir_cb		  cb;
+	void		 *arg;
+	struct dir_entry *entry;	/* what to add / replace, or the record */
+	char		 *s[6];		/* string arguments, owned */
+	int		  n[3];		/* number arguments */
+	uint64_t	  queued_ms;
+	struct dir_result res;
+	struct dir_op	 *next;
+};
+struct dir_op *dir_op_new(dir_op_fn fn, dir_cb cb, void *arg);
+void           dir_op_submit(struct dir *d, struct dir_op *op);
+void           dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
+			__attribute__((format(printf, 3, 4)));
+/* Blocking, on the directory thread. txn is NULL or the transaction from dir_txn_begin. */
+enum dir_status dir_do_search(struct dir *d, const char *base, int scope, const char *filter,
+	int limit, struct dir_result *r);
+enum dir_status dir_do_add(struct dir *d, const struct dir_entry *e, void *txn, struct dir_result *r);
+enum dir_status dir_do_replace(struct dir *d, const struct dir_entry *e, struct dir_result *r);
+enum dir_status dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old,
+	const char *new_, const struct dir_entry *also, void *txn, struct dir_result *r);
+enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *r);
+void           *dir_txn_begin(struct dir *d, struct dir_result *r);
+enum dir_status dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
+/* dir_ops.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
+void dir_records_run(struct dir *d, struct dir_op **ops, size_t n);
+
+#endif

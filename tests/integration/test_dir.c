@@ -1,0 +1,568 @@
+/*
+ * The directory library against a real slapd (scripts/gca-site in a temp folder): every object
+ * class written and read back, escaping, refusals, a stopped and a frozen slapd, 10,000 records,
+ * and racing writers.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "ldap/gca_ldap.h"
+#include "tests/lib/testlib.h"
+
+static struct test_site site;
+static struct event_base *base;
+
+/* One answer captured: status, message, first entry's attributes. */
+struct answer {
+	int		 done;
+	enum dir_status	 status;
+	char		 msg[256];
+	uint64_t	 seq;
+	size_t		 nentries;
+	struct dir_entry first;
+	char		 seqs[64][24];	/* gcaSequenceNumber of the first entries, in order */
+};
+
+static void
+on_answer(const struct dir_result *r, void *arg)
+{
+	struct answer *a = arg;
+
+	a->done++;
+	a->status = r->status;
+	snprintf(a->msg, sizeof a->msg, "%s", r->msg);
+	a->seq = r->seq;
+	a->nentries = r->nentries;
+	if (r->nentries > 0) {
+		const struct dir_entry *e = &r->entries[0];
+		a->first.dn = strdup(e->dn);
+		for (size_t i = 0; i < e->nattrs; i++)
+			for (size_t j = 0; j < e->attrs[i].nvals; j++)
+				dir_entry_add(&a->first, e->attrs[i].name, e->attrs[i].vals[j]);
+	}
+	for (size_t i = 0; i < r->nentries && i < 64; i++) {
+		const char *s = dir_entry_get(&r->entries[i], "gcaSequenceNumber");
+		snprintf(a->seqs[i], sizeof a->seqs[i], "%s", s ? s : "");
+	}
+}
+
+static void
+answer_reset(struct answer *a)
+{
+	dir_entry_clear(&a->first);
+	memset(a, 0, sizeof *a);
+}
+
+/* Run the loop until *counter reaches want, at most ms milliseconds. */
+static bool
+run_until(int *counter, int want, int ms)
+{
+	uint64_t end = time_mono_ms() + (uint64_t)ms;
+
+	while (*counter < want && time_mono_ms() < end)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(200);
+	return *counter >= want;
+}
+
+static struct dir *
+open_gcs(int op_timeout_ms)
+{
+	struct dir_config c;
+	char err[256];
+	struct dir *d;
+
+	assert_int_equal(dir_config_load(&c, site.gcs_conf, err, sizeof err), 0);
+	c.op_timeout_ms = op_timeout_ms;
+	d = dir_open(base, &c, err, sizeof err);
+	dir_config_free(&c);
+	assert_non_null(d);
+	return d;
+}
+
+static void
+wait_answer(struct answer *a)
+{
+	assert_true(run_until(&a->done, 1, 20000));
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (test_site_up(&site) != 0)
+		return -1;
+	base = event_base_new();
+	return base != NULL ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	event_base_free(base);
+	test_site_down(&site);
+	return 0;
+}
+
+static void
+bind_job(struct dir *d, const char *gid, const char *cts)
+{
+	struct answer a = { 0 };
+
+	dir_job_bind(d, gid, cts, "alice", "4242", NULL, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+}
+
+static void
+test_each_object_class_round_trips(void **state)
+{
+	struct dir *d = open_gcs(5000);
+	struct answer a = { 0 };
+	const char *classes[] = { "basic" }, *props[] = { "os=linux", "arch=x86_64" };
+	const char *cprops[] = { "processes=1", "threads=1" };
+	struct dir_cts cts = {
+		.name = "cts-rt", .endpoint = "127.0.0.1:7001", .exec_manager = "em://local",
+		.core_service = "app", .external = true, .self_checkpoint = true, .migrate = false,
+		.any_image = true, .classes = classes, .nclasses = 1, .properties = props,
+		.nproperties = 2, .exec_wrapper = "gca-exec", .recovery_wrapper = "gca-recover",
+		.exec_params = "--gid {gid}", .recovery_params = "--checkpoint {checkpoint}",
+		.status = "ok",
+	};
+	char id[ID_LEN + 1];
+	struct dir_checkpoint rec = { .gid = "job-rt", .cts = "cts-rt", .core_service = "app",
+		.image_name = "job-rt/1", .exec_manager = "em://local", .size = 4096,
+		.sha256 = "ab", .kind = "external" };
+
+	(void)state;
+	dir_service_publish(d, "gcs-1", "127.0.0.1:7000", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	dir_search(d, "ou=services,o=gca", 1, "(cn=gcs-1)", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 1);
+	assert_string_equal(dir_entry_get(&a.first, "gcaEndpoint"), "127.0.0.1:7000");
+	answer_reset(&a);
+
+	dir_class_publish(d, "small", "one process", cprops, 2, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	/* publishing again updates in place */
+	dir_class_publish(d, "small", "one small process", cprops, 1, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	dir_search(d, "ou=classes,o=gca", 1, "(cn=small)", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_string_equal(dir_entry_get(&a.first, "description"), "one small process");
+	assert_int_equal(dir_entry_attr(&a.first, "gcaProperty")->nvals, 1);
+	answer_reset(&a);
+
+	dir_cts_publish(d, &cts, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	dir_search(d, "ou=cts,o=gca", 1, "(&(gcaClass=basic)(gcaProperty=arch=x86_64))", 0,
+	    on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 1);
+	assert_string_equal(dir_entry_get(&a.first, "gcaExternalCheckpoints"), "TRUE");
+	assert_string_equal(dir_entry_get(&a.first, "gcaMigration"), "FALSE");
+	assert_string_equal(dir_entry_get(&a.first, "gcaRecoveryParams"), "--checkpoint {checkpoint}");
+	answer_reset(&a);
+	dir_cts_status(d, "cts-rt", "down", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+
+	bind_job(d, "job-rt", "cts-rt");
+	dir_job_get(d, "job-rt", on_answer, &a);
+	wait_answer(&a);
+	assert_string_equal(dir_entry_get(&a.first, "gcaCTSName"), "cts-rt");
+	assert_string_equal(dir_entry_get(&a.first, "gcaOwner"), "alice");
+	assert_string_equal(dir_entry_get(&a.first, "gcaJobState"), "running");
+	answer_reset(&a);
+
+	id_new(id);
+	rec.id = id;
+	rec.time_ms = time_now_ms();
+	dir_checkpoint_log(d, &rec, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_equal(a.seq, 1);
+	answer_reset(&a);
+	dir_checkpoint_get(d, "job-rt", id, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 1);
+	assert_string_equal(dir_entry_get(&a.first, "gcaSequenceNumber"), "1");
+	assert_string_equal(dir_entry_get(&a.first, "gcaCTSName"), "cts-rt");
+	assert_string_equal(dir_entry_get(&a.first, "gcaImageSize"), "4096");
+	assert_non_null(dir_entry_get(&a.first, "gcaCheckpointTime"));
+	answer_reset(&a);
+
+	/* A resent record (the CTS's outbox after a failure) keeps its number and makes no copy. */
+	dir_checkpoint_log(d, &rec, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_equal(a.seq, 1);
+	answer_reset(&a);
+	dir_checkpoints(d, "job-rt", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 1);
+	answer_reset(&a);
+
+	/* The job ends. */
+	dir_job_state(d, "job-rt", "finished", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+
+	/* A record for a GID nobody bound is refused, clearly. */
+	id_new(id);
+	rec.gid = "never-bound";
+	dir_checkpoint_log(d, &rec, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_NOT_FOUND);
+	assert_non_null(strstr(a.msg, "unknown GID"));
+	answer_reset(&a);
+	dir_close(d);
+}
+
+static void
+test_hostile_gids_match_nothing_extra(void **state)
+{
+	struct dir *d = open_gcs(5000);
+	struct answer a = { 0 };
+	const char *hostile[] = { "*)(objectClass=*", ",ou=x", "a+b=c", " lead#", "back\\slash" };
+	char filter[600], esc[512];
+	char out[4096];
+
+	(void)state;
+	bind_job(d, "plain-job", "cts-1");
+	for (size_t i = 0; i < GCA_NITEMS(hostile); i++) {
+		bind_job(d, hostile[i], "cts-1");
+		assert_int_equal(dir_filter_escape(hostile[i], esc, sizeof esc), 0);
+		snprintf(filter, sizeof filter, "(gcaGID=%s)", esc);
+		dir_search(d, "ou=jobs,o=gca", 1, filter, 0, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.nentries, 1);
+		assert_string_equal(dir_entry_get(&a.first, "gcaGID"), hostile[i]);
+		/* its entry sits directly under ou=jobs: the value broke no DN */
+		assert_int_equal(a.status, DIR_OK);
+		answer_reset(&a);
+		dir_job_get(d, hostile[i], on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.nentries, 1);
+		answer_reset(&a);
+	}
+	/* ou=x was never created as a side effect */
+	assert_int_equal(test_sh(out, sizeof out, "ldapsearch -x -LLL -H '%s' -b o=gca '(ou=x)' dn",
+	    site.ldap_uri), 0);
+	assert_null(strstr(out, "dn:"));
+	/* a plain ldapsearch for the hostile GID, escaped, finds exactly that one */
+	assert_int_equal(test_sh(out, sizeof out,
+	    "ldapsearch -x -LLL -H '%s' -b ou=jobs,o=gca '(gcaGID=\\2a\\29\\28objectClass=\\2a)' gcaGID"
+	    " | grep -c '^dn:'", site.ldap_uri), 0);
+	assert_int_equal(atoi(out), 1);
+	/* an empty or control-character GID is refused before the directory */
+	dir_job_bind(d, "", "cts-1", "alice", "1", NULL, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_ERROR);
+	assert_non_null(strstr(a.msg, "not a valid GID"));
+	answer_reset(&a);
+	dir_close(d);
+}
+
+static void
+test_anonymous_write_is_refused(void **state)
+{
+	struct dir_config c = { .uri = site.ldap_uri, .base = "o=gca", .op_timeout_ms = 5000 };
+	char err[256];
+	struct dir *d = dir_open(base, &c, err, sizeof err);
+	struct answer a = { 0 };
+
+	(void)state;
+	assert_non_null(d);
+	dir_class_publish(d, "evil", "anonymous", NULL, 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_DENIED);
+	answer_reset(&a);
+	/* but anyone reads */
+	dir_search(d, "ou=classes,o=gca", 1, "(cn=basic)", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_equal(a.nentries, 1);
+	assert_null(dir_entry_get(&a.first, "userPassword"));
+	answer_reset(&a);
+	dir_close(d);
+}
+
+static void
+test_stopped_directory_then_reconnect(void **state)
+{
+	struct dir *d = open_gcs(3000);
+	struct answer a = { 0 };
+
+	(void)state;
+	bind_job(d, "job-restart", "cts-1");
+	assert_int_equal(test_sh(NULL, 0, "%s/scripts/gca-site down %s >/dev/null 2>&1", test_top(),
+	    site.dir), 0);
+	dir_job_get(d, "job-restart", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_DOWN);
+	assert_non_null(strstr(a.msg, "directory unavailable"));
+	answer_reset(&a);
+	assert_int_equal(test_site_restart_slapd(&site), 0);
+	/* the library makes its connection again by itself (at most twice a second) */
+	for (int i = 0; i < 20; i++) {
+		dir_job_get(d, "job-restart", on_answer, &a);
+		wait_answer(&a);
+		if (a.status == DIR_OK)
+			break;
+		answer_reset(&a);
+		usleep(250 * 1000);
+	}
+	assert_int_equal(a.status, DIR_OK);
+	assert_string_equal(dir_entry_get(&a.first, "gcaCTSName"), "cts-1");
+	answer_reset(&a);
+	dir_close(d);
+}
+
+struct tick {
+	int	 n;
+	uint64_t last, worst;
+	struct event *ev;
+};
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct tick *t = arg;
+	uint64_t now = time_mono_ms();
+
+	(void)fd;
+	(void)what;
+	if (t->last != 0 && now - t->last > t->worst)
+		t->worst = now - t->last;
+	t->last = now;
+	t->n++;
+}
+
+static void
+count_answer(const struct dir_result *r, void *arg)
+{
+	int *counts = arg;
+
+	counts[0]++;
+	if (r->status == DIR_OK)
+		counts[1]++;
+	else if (r->status == DIR_DOWN)
+		counts[2]++;
+}
+
+static void
+test_frozen_directory_never_blocks_the_loop(void **state)
+{
+	struct dir *d = open_gcs(2000);
+	struct tick t = { 0 };
+	struct timeval every = { 0, 50 * 1000 };
+	int counts[3] = { 0 };
+	enum { N = 3000 };
+	static char ids[N][ID_LEN + 1];
+
+	(void)state;
+	bind_job(d, "job-frozen", "cts-1");
+	assert_int_equal(test_site_slapd_signal(&site, SIGSTOP), 0);
+	for (int i = 0; i < N; i++) {
+		struct dir_checkpoint rec = { .gid = "job-frozen", .cts = "cts-1",
+			.core_service = "app", .image_name = "img", .kind = "periodic" };
+		id_new(ids[i]);
+		rec.id = ids[i];
+		dir_checkpoint_log(d, &rec, count_answer, counts);
+	}
+	assert_true(dir_queued(d) >= N);
+	t.ev = event_new(base, -1, EV_PERSIST, on_tick, &t);
+	event_add(t.ev, &every);
+	{
+		uint64_t end = time_mono_ms() + 1500;
+		while (time_mono_ms() < end)
+			event_base_loop(base, EVLOOP_ONCE);
+	}
+	/* 1.5 s at one tick per 50 ms: the loop was never held up by the frozen directory */
+	print_message("ticks %d in 1.5 s, worst gap %" PRIu64 " ms, %zu writes queued\n", t.n,
+	    t.worst, dir_queued(d));
+	assert_true(t.n >= 20);
+	assert_true(t.worst < 500);
+	assert_int_equal(test_site_slapd_signal(&site, SIGCONT), 0);
+	/* every write gets an answer: stored, or "directory unavailable" after the timeout */
+	assert_true(run_until(&counts[0], N, 60000));
+	print_message("after SIGCONT: %d stored, %d unavailable\n", counts[1], counts[2]);
+	assert_int_equal(counts[1] + counts[2], N);
+	event_free(t.ev);
+	dir_close(d);
+}
+
+static void
+test_ten_thousand_records_land(void **state)
+{
+	struct dir *d = open_gcs(20000);
+	enum { JOBS = 100, PER = 100, N = JOBS * PER, INFLIGHT = 256 };
+	int counts[3] = { 0 }, sent = 0;
+	char gid[32];
+	uint64_t t0;
+	static char ids[N][ID_LEN + 1];
+
+	(void)state;
+	for (int j = 0; j < JOBS; j++) {
+		snprintf(gid, sizeof gid, "bulk-%d", j);
+		bind_job(d, gid, "cts-1");
+	}
+	t0 = time_mono_ms();
+	while (counts[0] < N) {
+		/* keep INFLIGHT outstanding (at least 64, as asked) */
+		while (sent < N && sent - counts[0] < INFLIGHT) {
+			struct dir_checkpoint rec = { .cts = "cts-1", .core_service = "app",
+				.image_name = "img", .kind = "external", .size = 1 };
+			snprintf(gid, sizeof gid, "bulk-%d", sent % JOBS);
+			id_new(ids[sent]);
+			rec.id = ids[sent];
+			rec.gid = gid;
+			dir_checkpoint_log(d, &rec, count_answer, counts);
+			sent++;
+		}
+		event_base_loop(base, EVLOOP_ONCE);
+		if (time_mono_ms() - t0 > 240000)
+			break;
+	}
+	print_message("%d records in %.2f s (%d stored)\n", counts[0],
+	    (double)(time_mono_ms() - t0) / 1000, counts[1]);
+	assert_int_equal(counts[1], N);
+	/* each job holds exactly PER records, numbered 1..PER; each found by GID and by number */
+	for (int j = 0; j < JOBS; j++) {
+		struct answer a = { 0 };
+		snprintf(gid, sizeof gid, "bulk-%d", j);
+		dir_checkpoints(d, gid, 0, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.nentries, PER);
+		assert_int_equal(atoi(a.seqs[0]), PER);		/* newest first */
+		assert_int_equal(atoi(a.seqs[PER > 64 ? 63 : PER - 1]), PER - (PER > 64 ? 63 : PER - 1));
+		answer_reset(&a);
+	}
+	for (int k = 0; k < 200; k++) {
+		struct answer a = { 0 };
+		char filter[128];
+		int j = k % JOBS, seq = 1 + (k * 37) % PER;
+		snprintf(filter, sizeof filter, "(&(gcaGID=bulk-%d)(gcaSequenceNumber=%d))", j, seq);
+		dir_search(d, "ou=jobs,o=gca", 2, filter, 0, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.nentries, 1);
+		answer_reset(&a);
+	}
+	dir_close(d);
+}
+
+static void
+test_racing_writers_never_share_a_number(void **state)
+{
+	struct dir *d1 = open_gcs(20000), *d2 = open_gcs(20000);
+	struct answer a = { 0 }, b = { 0 };
+	int counts[3] = { 0 };
+	enum { EACH = 100 };
+	static char ids[2 * EACH][ID_LEN + 1];
+	int seen[2 * EACH + 1] = { 0 };
+
+	(void)state;
+	bind_job(d1, "raced", "cts-1");
+	/* Two connections (two GCS instances) write records of one job at once. */
+	for (int i = 0; i < 2 * EACH; i++) {
+		struct dir_checkpoint rec = { .gid = "raced", .cts = "cts-1", .core_service = "app",
+			.image_name = "img", .kind = "external" };
+		id_new(ids[i]);
+		rec.id = ids[i];
+		dir_checkpoint_log(i % 2 ? d2 : d1, &rec, count_answer, counts);
+	}
+	assert_true(run_until(&counts[0], 2 * EACH, 120000));
+	assert_int_equal(counts[1], 2 * EACH);
+	dir_checkpoints(d1, "raced", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 2 * EACH);
+	answer_reset(&a);
+	for (int i = 0; i < 2 * EACH; i++) {
+		struct answer r = { 0 };
+		int seq;
+		dir_checkpoint_get(d1, "raced", ids[i], on_answer, &r);
+		wait_answer(&r);
+		seq = atoi(dir_entry_get(&r.first, "gcaSequenceNumber"));
+		assert_true(seq >= 1 && seq <= 2 * EACH);
+		assert_int_equal(seen[seq], 0);
+		seen[seq] = 1;
+		answer_reset(&r);
+	}
+	/* A plain compare-and-swap race: exactly one wins. */
+	{
+		char dn[512];
+		assert_int_equal(dir_dn_job(d1, "raced", dn, sizeof dn), 0);
+		dir_cas(d1, dn, "gcaCTSName", "cts-1", "cts-a", on_answer, &a);
+		dir_cas(d2, dn, "gcaCTSName", "cts-1", "cts-b", on_answer, &b);
+		wait_answer(&a);
+		wait_answer(&b);
+		assert_true((a.status == DIR_OK) != (b.status == DIR_OK));
+		assert_true(a.status == DIR_CAS_LOST || b.status == DIR_CAS_LOST);
+		answer_reset(&a);
+		answer_reset(&b);
+	}
+	/* Moving a binding: only from the holder we expect. */
+	dir_job_bind(d1, "raced", "cts-c", "alice", "99", "cts-z", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_CAS_LOST);
+	answer_reset(&a);
+	dir_job_get(d1, "raced", on_answer, &a);
+	wait_answer(&a);
+	{
+		char holder[64];
+		snprintf(holder, sizeof holder, "%s", dir_entry_get(&a.first, "gcaCTSName"));
+		answer_reset(&a);
+		dir_job_bind(d1, "raced", "cts-c", "alice", "99", holder, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_OK);
+		answer_reset(&a);
+	}
+	/* Binding an existing GID afresh says it exists, and who holds it. */
+	dir_job_bind(d2, "raced", "cts-d", "mallory", "1", NULL, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_EXISTS);
+	assert_string_equal(dir_entry_get(&a.first, "gcaCTSName"), "cts-c");
+	assert_string_equal(dir_entry_get(&a.first, "gcaOwner"), "alice");
+	answer_reset(&a);
+	dir_close(d1);
+	dir_close(d2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_each_object_class_round_trips),
+		cmocka_unit_test(test_hostile_gids_match_nothing_extra),
+		cmocka_unit_test(test_anonymous_write_is_refused),
+		cmocka_unit_test(test_stopped_directory_then_reconnect),
+		cmocka_unit_test(test_frozen_directory_never_blocks_the_loop),
+		cmocka_unit_test(test_ten_thousand_records_land),
+		cmocka_unit_test(test_racing_writers_never_share_a_number),
+	};
+	log_init("test_dir");
+	log_set_level(LOG_ERROR);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,111 @@
+/* A real site for a test: scripts/gca-site in a temp folder. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "tests/lib/testlib.h"
+
+const char *
+test_top(void)
+{
+	const char *t = getenv("GCA_TOP");
+
+	return t != NULL ? t : ".";
+}
+
+int
+test_sh(char *out, size_t outlen, const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	FILE *p;
+	size_t n = 0;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	if ((p = popen(cmd, "r")) == NULL)
+		return -1;
+	if (out != NULL && outlen > 0) {
+		size_t got;
+		while (n + 1 < outlen && (got = fread(out + n, 1, outlen - 1 - n, p)) > 0)
+			n += got;
+		out[n] = '\0';
+	}
+	{
+		char sink[4096];
+		while (fread(sink, 1, sizeof sink, p) > 0)
+			;
+	}
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int
+test_site_read(struct test_site *s)
+{
+	char out[256], *nl;
+
+	if (test_sh(out, sizeof out, ". %s/site.env && printf %%s \"$GCA_LDAP_URI\"", s->dir) != 0)
+		return -1;
+	snprintf(s->ldap_uri, sizeof s->ldap_uri, "%s", out);
+	if (test_sh(out, sizeof out, "cat %s/ldap/slapd.pid", s->dir) != 0)
+		return -1;
+	if ((nl = strchr(out, '\n')) != NULL)
+		*nl = '\0';
+	s->slapd_pid = atoi(out);
+	snprintf(s->gcs_conf, sizeof s->gcs_conf, "%s/gcs-directory.conf", s->dir);
+	return 0;
+}
+
+int
+test_site_up(struct test_site *s)
+{
+	char log[4096];
+
+	memset(s, 0, sizeof *s);
+	snprintf(s->dir, sizeof s->dir, "%s/gca-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(s->dir) == NULL)
+		return -1;
+	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s 2>&1", test_top(), s->dir) != 0) {
+		fprintf(stderr, "gca-site up failed:\n%s\n", log);
+		return -1;
+	}
+	return test_site_read(s);
+}
+
+int
+test_site_restart_slapd(struct test_site *s)
+{
+	char log[4096];
+
+	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s 2>&1", test_top(), s->dir) != 0) {
+		fprintf(stderr, "gca-site up failed:\n%s\n", log);
+		return -1;
+	}
+	return test_site_read(s);
+}
+
+int
+test_site_slapd_signal(struct test_site *s, int sig)
+{
+	return s->slapd_pid > 0 ? kill(s->slapd_pid, sig) : -1;
+}
+
+void
+test_site_down(struct test_site *s)
+{
+	if (s->dir[0] == '\0')
+		return;
+	test_site_slapd_signal(s, SIGCONT);
+	test_sh(NULL, 0, "%s/scripts/gca-site down %s >/dev/null 2>&1", test_top(), s->dir);
+	if (getenv("GCA_KEEP") == NULL)
+		file_remove_tree(s->dir);
+	s->dir[0] = '\0';
+}
