@@ -37,7 +37,7 @@ struct dir {
 
 	/* Directory thread only. */
 	LDAP		  *ld;
-	uint64_t	   last_attempt_ms;
+	uint64_t	   last_failure_ms;
 	char		   down_reason[200];
 	atomic_bool	   connected;
 };
@@ -173,7 +173,7 @@ dir_outcome(struct dir *d, int rc, const char *what, struct dir_result *r)
 	dir_result_set(r, s, "%s: %s (%s)", what, dir_status_name(s), ldap_err2string(rc));
 	if (s == DIR_DOWN) {
 		char why[160];
-		snprintf(why, sizeof why, "%s", ldap_err2string(rc));
+		snprintf(why, sizeof why, "%s: %s", what, ldap_err2string(rc));
 		dir_disconnect(d, why);
 		dir_result_set(r, s, "directory unavailable: %s: %s", d->uri, why);
 	}
@@ -190,9 +190,11 @@ dir_connect(struct dir *d)
 
 	if (d->ld != NULL)
 		return true;
-	if (d->last_attempt_ms != 0 && now - d->last_attempt_ms < 500)
+	/* After a failed attempt, try again at most twice a second: a down directory costs a
+	 * queue of operations one connect each, not one connect per operation. */
+	if (d->last_failure_ms != 0 && now - d->last_failure_ms < 500)
 		return false;
-	d->last_attempt_ms = now;
+	d->last_failure_ms = now;
 	op.tv_sec = d->op_timeout_ms / 1000;
 	op.tv_usec = (d->op_timeout_ms % 1000) * 1000;
 	if ((rc = ldap_initialize(&d->ld, d->uri)) != LDAP_SUCCESS) {
@@ -217,6 +219,7 @@ dir_connect(struct dir *d)
 		snprintf(d->down_reason, sizeof d->down_reason, "%s", why);
 		return false;
 	}
+	d->last_failure_ms = 0;
 	if (!atomic_load(&d->connected))
 		log_info("directory %s: connected as %s", d->uri, d->bind_dn ? d->bind_dn : "anonymous");
 	atomic_store(&d->connected, true);

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "ldap/gca_ldap.h"
@@ -385,25 +388,42 @@ dir_ops_last_seq(struct dir *d, const char *jobdn, struct dir_result *r)
 	return seq;
 }
 
-/* A record already in the directory (a resend): answer with the number it has. */
-static bool
-dir_ops_record_exists(struct dir *d, struct dir_op *op)
+/* Another writer moved the number: wait a little, longer each time, so writers fall out of step. */
+static void
+dir_ops_backoff(int attempt)
 {
-	struct dir_result q = { 0 };
-	const char *v;
-	bool found = false;
+	unsigned r;
 
-	if (dir_do_search(d, op->entry->dn, 0, "(objectClass=gcaCheckpoint)", 1, &q) == DIR_OK &&
-	    q.nentries == 1 && (v = dir_entry_get(&q.entries[0], "gcaSequenceNumber")) != NULL) {
-		op->res.status = DIR_OK;
-		op->res.seq = strtoull(v, NULL, 10);
-		snprintf(op->res.msg, sizeof op->res.msg, "already recorded");
-		found = true;
+	if (getrandom(&r, sizeof r, 0) != sizeof r)
+		r = (unsigned)attempt;
+	usleep(200 + r % (500u * (unsigned)(attempt < 8 ? attempt + 1 : 8)));
+}
+
+/*
+ * Reserves k numbers of a job: one compare-and-swap of gcaLastSequence from last to last + k.
+ * Returns the first reserved number, or 0 with r set. A number reserved for a record that is
+ * then not written stays unused: numbers never repeat, gaps are allowed.
+ */
+static uint64_t
+dir_ops_reserve(struct dir *d, const char *jobdn, uint64_t k, struct dir_result *r)
+{
+	for (int attempt = 0; attempt < 64; attempt++) {
+		char old[24], new_[24];
+		int64_t last;
+
+		if ((last = dir_ops_last_seq(d, jobdn, r)) < 0)
+			return 0;
+		snprintf(old, sizeof old, "%" PRId64, last);
+		snprintf(new_, sizeof new_, "%" PRIu64, (uint64_t)last + k);
+		memset(r, 0, sizeof *r);
+		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, NULL, r) == DIR_OK)
+			return (uint64_t)last + 1;
+		if (r->status != DIR_CAS_LOST)
+			return 0;
+		dir_ops_backoff(attempt);
 	}
-	for (size_t i = 0; i < q.nentries; i++)
-		dir_entry_clear(&q.entries[i]);
-	free(q.entries);
-	return found;
+	dir_result_set(r, DIR_CAS_LOST, "gave up: the sequence number of %s kept moving", jobdn);
+	return 0;
 }
 
 static void
@@ -421,88 +441,145 @@ dir_ops_set_seq(struct dir_entry *e, uint64_t seq)
 	}
 }
 
-/* One record alone: its own transaction, retried when another writer took the number. */
+static void
+dir_ops_result_clear(struct dir_result *q)
+{
+	for (size_t i = 0; i < q->nentries; i++)
+		dir_entry_clear(&q->entries[i]);
+	free(q->entries);
+	memset(q, 0, sizeof *q);
+}
+
+/* Records of this batch already in the directory (resent from a CTS's outbox) are answered with
+ * the number they have, found with one search. Returns how many are left to write; a down
+ * directory answers them all. */
+static size_t
+dir_ops_answer_resent(struct dir *d, struct dir_op **ops, size_t n, bool *todo)
+{
+	char *filter = malloc(64 + n * (ID_LEN + 20));
+	struct dir_result q = { 0 };
+	size_t left = n;
+
+	if (filter == NULL)
+		abort();
+	strcpy(filter, "(&(objectClass=gcaCheckpoint)(|");
+	for (size_t i = 0; i < n; i++) {
+		todo[i] = true;
+		strcat(filter, "(gcaCheckpointId=");
+		strcat(filter, dir_entry_get(ops[i]->entry, "gcaCheckpointId"));	/* id_valid */
+		strcat(filter, ")");
+	}
+	strcat(filter, "))");
+	if (dir_do_search(d, dir_base(d), 2, filter, 0, &q) != DIR_OK) {
+		for (size_t i = 0; i < n; i++) {
+			ops[i]->res.status = q.status;
+			snprintf(ops[i]->res.msg, sizeof ops[i]->res.msg, "%s", q.msg);
+			todo[i] = false;
+		}
+		left = 0;
+	}
+	for (size_t e = 0; e < q.nentries; e++) {
+		const char *id = dir_entry_get(&q.entries[e], "gcaCheckpointId");
+		const char *seq = dir_entry_get(&q.entries[e], "gcaSequenceNumber");
+
+		for (size_t i = 0; id != NULL && i < n; i++) {
+			if (!todo[i] || strcasecmp(id, dir_entry_get(ops[i]->entry, "gcaCheckpointId")) != 0)
+				continue;
+			todo[i] = false;
+			left--;
+			ops[i]->res.status = DIR_OK;
+			ops[i]->res.seq = seq ? strtoull(seq, NULL, 10) : 0;
+			snprintf(ops[i]->res.msg, sizeof ops[i]->res.msg, "already recorded");
+		}
+	}
+	dir_ops_result_clear(&q);
+	free(filter);
+	return left;
+}
+
+/* One record alone, after its batch failed: an add; if it exists, the number it has. */
 static void
 dir_ops_record_single(struct dir *d, struct dir_op *op)
 {
-	const char *jobdn = dir_ops_parent(op->entry->dn);
+	uint64_t seq = op->res.seq;
 
-	for (int attempt = 0; attempt < 8; attempt++) {
-		char old[24], new_[24];
-		int64_t last;
-		void *txn;
-
-		memset(&op->res, 0, sizeof op->res);
-		if (dir_ops_record_exists(d, op))
+	memset(&op->res, 0, sizeof op->res);
+	if (seq == 0) {
+		if ((seq = dir_ops_reserve(d, dir_ops_parent(op->entry->dn), 1, &op->res)) == 0)
 			return;
-		if ((last = dir_ops_last_seq(d, jobdn, &op->res)) < 0)
-			return;
-		snprintf(old, sizeof old, "%" PRId64, last);
-		snprintf(new_, sizeof new_, "%" PRId64, last + 1);
-		dir_ops_set_seq(op->entry, (uint64_t)last + 1);
-		if ((txn = dir_txn_begin(d, &op->res)) == NULL)
-			return;
-		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, txn, &op->res) != DIR_OK ||
-		    dir_do_add(d, op->entry, txn, &op->res) != DIR_OK) {
-			struct dir_result ignore = { 0 };
-			if (op->res.status == DIR_DOWN)
-				return;
-			dir_txn_end(d, txn, false, &ignore);
-			if (op->res.status == DIR_CAS_LOST || op->res.status == DIR_EXISTS)
-				continue;
-			return;
-		}
-		if (dir_txn_end(d, txn, true, &op->res) == DIR_OK) {
-			op->res.seq = (uint64_t)last + 1;
-			return;
-		}
-		if (op->res.status != DIR_CAS_LOST && op->res.status != DIR_EXISTS &&
-		    op->res.status != DIR_ERROR)
-			return;
+		dir_ops_set_seq(op->entry, seq);
 	}
-	dir_result_set(&op->res, DIR_CAS_LOST, "gave up: the sequence number kept moving");
+	if (dir_do_add(d, op->entry, NULL, &op->res) == DIR_OK) {
+		op->res.seq = seq;
+		return;
+	}
+	if (op->res.status == DIR_EXISTS) {
+		struct dir_result q = { 0 };
+		const char *v;
+
+		if (dir_do_search(d, op->entry->dn, 0, "(objectClass=gcaCheckpoint)", 1, &q) == DIR_OK &&
+		    q.nentries == 1 && (v = dir_entry_get(&q.entries[0], "gcaSequenceNumber")) != NULL) {
+			memset(&op->res, 0, sizeof op->res);
+			op->res.seq = strtoull(v, NULL, 10);
+			snprintf(op->res.msg, sizeof op->res.msg, "already recorded");
+		}
+		dir_ops_result_clear(&q);
+	}
+}
+
+/* Reserve the numbers of every record of one job in this batch, in one compare-and-swap. */
+static void
+dir_ops_number_job(struct dir *d, struct dir_op **ops, size_t n, bool *todo, size_t i, size_t *left)
+{
+	const char *jobdn = dir_ops_parent(ops[i]->entry->dn);
+	struct dir_result r = { 0 };
+	uint64_t k = 0, first;
+
+	for (size_t j = i; j < n; j++)
+		if (todo[j] && strcmp(dir_ops_parent(ops[j]->entry->dn), jobdn) == 0)
+			k++;
+	first = dir_ops_reserve(d, jobdn, k, &r);
+	for (size_t j = i; j < n; j++) {
+		if (!todo[j] || strcmp(dir_ops_parent(ops[j]->entry->dn), jobdn) != 0)
+			continue;
+		if (first == 0) {
+			ops[j]->res = r;
+			todo[j] = false;
+			(*left)--;
+		} else {
+			ops[j]->res.seq = first++;
+			dir_ops_set_seq(ops[j]->entry, ops[j]->res.seq);
+		}
+	}
 }
 
 /*
- * A batch of records in one transaction: one mdb commit for all of them. Each takes the next
- * number of its job (several records of one job take consecutive numbers). If the transaction
- * aborts (one resent record already exists, another GCS took a number), every record is written
- * alone instead, which is idempotent and retries lost numbers.
+ * A batch of records: resent ones are answered from the directory; each job's numbers are reserved
+ * with one compare-and-swap, outside any transaction (slapd 2.5.13 was seen to crash when racing
+ * transactions failed their commit on a lost compare-and-swap); then all adds go in one RFC 5805
+ * transaction: one mdb commit. If it aborts (a record added meanwhile by someone else), every
+ * record is added alone, keeping its reserved number.
  */
 void
 dir_records_run(struct dir *d, struct dir_op **ops, size_t n)
 {
-	struct { const char *jobdn; int64_t last; } *jobs = calloc(n, sizeof *jobs);
-	size_t njobs = 0;
+	bool *todo = calloc(n, sizeof *todo);
 	struct dir_result r = { 0 };
+	size_t left;
 	void *txn = NULL;
-	bool ok = n > 1;
+	bool ok = true;
 
-	if (jobs == NULL)
+	if (todo == NULL)
 		abort();
-	if (ok && (txn = dir_txn_begin(d, &r)) == NULL)
+	left = dir_ops_answer_resent(d, ops, n, todo);
+	for (size_t i = 0; i < n; i++) {
+		if (todo[i] && ops[i]->res.seq == 0)
+			dir_ops_number_job(d, ops, n, todo, i, &left);
+	}
+	if (left > 1 && (txn = dir_txn_begin(d, &r)) == NULL)
 		ok = false;
-	for (size_t i = 0; ok && i < n; i++) {
-		const char *jobdn = dir_ops_parent(ops[i]->entry->dn);
-		char old[24], new_[24];
-		size_t j;
-
-		for (j = 0; j < njobs && strcmp(jobs[j].jobdn, jobdn) != 0; j++)
-			;
-		if (j == njobs) {
-			jobs[njobs].jobdn = jobdn;
-			if ((jobs[njobs].last = dir_ops_last_seq(d, jobdn, &r)) < 0) {
-				ok = false;
-				break;
-			}
-			njobs++;
-		}
-		snprintf(old, sizeof old, "%" PRId64, jobs[j].last);
-		snprintf(new_, sizeof new_, "%" PRId64, jobs[j].last + 1);
-		dir_ops_set_seq(ops[i]->entry, (uint64_t)jobs[j].last + 1);
-		ops[i]->res.seq = (uint64_t)++jobs[j].last;
-		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, txn, &r) != DIR_OK ||
-		    dir_do_add(d, ops[i]->entry, txn, &r) != DIR_OK)
+	for (size_t i = 0; ok && txn != NULL && i < n; i++) {
+		if (todo[i] && dir_do_add(d, ops[i]->entry, txn, &r) != DIR_OK)
 			ok = false;
 	}
 	if (txn != NULL) {
@@ -511,14 +588,15 @@ dir_records_run(struct dir *d, struct dir_op **ops, size_t n)
 		else
 			dir_txn_end(d, txn, false, &r);
 	}
-	free(jobs);
-	if (ok) {
-		for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (!todo[i])
+			continue;
+		if (ok && txn != NULL)
 			ops[i]->res.status = DIR_OK;
-		return;
+		else
+			dir_ops_record_single(d, ops[i]);
 	}
-	for (size_t i = 0; i < n; i++)
-		dir_ops_record_single(d, ops[i]);
+	free(todo);
 }
 
 static int

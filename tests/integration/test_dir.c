@@ -366,6 +366,8 @@ count_answer(const struct dir_result *r, void *arg)
 	int *counts = arg;
 
 	counts[0]++;
+	if (r->status != DIR_OK)
+		print_message("answer: %s: %s\n", dir_status_name(r->status), r->msg);
 	if (r->status == DIR_OK)
 		counts[1]++;
 	else if (r->status == DIR_DOWN)
@@ -563,6 +565,6 @@ main(void)
 		cmocka_unit_test(test_racing_writers_never_share_a_number),
 	};
 	log_init("test_dir");
-	log_set_level(LOG_ERROR);
+	log_set_level(LOG_WARN);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
