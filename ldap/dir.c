@@ -519,6 +519,41 @@ dir_on_answers(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * A connection made before a slapd restart only fails when it is next used. So an operation that
+ * failed with DIR_DOWN on such an old connection is run once more on a new one; an operation that
+ * failed on a fresh connection has its answer.
+ */
+static void
+dir_run_one(struct dir *d, struct dir_op *op)
+{
+	bool fresh = d->ld == NULL;
+
+	op->fn(d, op);
+	if (op->res.status != DIR_DOWN || fresh || !dir_connect(d))
+		return;
+	for (size_t i = 0; i < op->res.nentries; i++)
+		dir_entry_clear(&op->res.entries[i]);
+	free(op->res.entries);
+	memset(&op->res, 0, sizeof op->res);
+	op->fn(d, op);
+}
+
+static void
+dir_run_records(struct dir *d, struct dir_op **batch, size_t n)
+{
+	bool fresh = d->ld == NULL, again = false;
+
+	dir_records_run(d, batch, n);
+	for (size_t i = 0; i < n; i++)
+		again |= batch[i]->res.status == DIR_DOWN;
+	if (!again || fresh || !dir_connect(d))
+		return;
+	for (size_t i = 0; i < n; i++)
+		memset(&batch[i]->res, 0, sizeof batch[i]->res);
+	dir_records_run(d, batch, n);
+}
+
 static void
 dir_run(struct dir *d, struct dir_op *list)
 {
@@ -543,7 +578,7 @@ dir_run(struct dir *d, struct dir_op *list)
 		if (op->fn == NULL) {
 			batch[nbatch++] = op;
 			if (nbatch == (size_t)d->batch_max || list == NULL || list->fn != NULL) {
-				dir_records_run(d, batch, nbatch);
+				dir_run_records(d, batch, nbatch);
 				for (size_t i = 0; i < nbatch; i++)
 					dir_answer(d, batch[i]);
 				nbatch = 0;
@@ -551,7 +586,7 @@ dir_run(struct dir *d, struct dir_op *list)
 			}
 			continue;
 		}
-		op->fn(d, op);
+		dir_run_one(d, op);
 		dir_answer(d, op);
 		now = time_mono_ms();
 	}

@@ -135,6 +135,28 @@ void dir_checkpoint_get(struct dir *d, const char *gid, const char *id, dir_cb c
 
 
 /*
+ * The change feed (dir_feed.c): RFC 4533 syncrepl in refreshAndPersist mode from slapd's syncprov,
+ * on a thread and connection of its own. The GCS follows it to keep its caches true and to hear
+ * of changes made through another GCS. Every entry under base matching filter is first delivered
+ * as DIR_CHANGE_PRESENT, then DIR_CHANGE_REFRESHED once, then changes as they happen. After a
+ * lost connection the feed reconnects by itself (with backoff) and starts again with the refresh.
+ */
+enum dir_change {
+	DIR_CHANGE_PRESENT,	/* part of the initial content */
+	DIR_CHANGE_REFRESHED,	/* the initial content is complete (entry is NULL) */
+	DIR_CHANGE_ADD,
+	DIR_CHANGE_MODIFY,
+	DIR_CHANGE_DELETE,	/* only the DN is known */
+	DIR_CHANGE_LOST,	/* the feed lost its connection (entry is NULL); a refresh follows */
+};
+typedef void (*dir_feed_cb)(enum dir_change what, const struct dir_entry *e, void *arg);
+struct dir_feed;
+struct dir_feed *dir_feed_open(struct event_base *base, const struct dir_config *c,
+	const char *search_base, const char *filter, dir_feed_cb cb, void *arg, char *err,
+	size_t errlen);
+void dir_feed_close(struct dir_feed *f);
+
+/*
  * Inside ldap/ only: an operation is a function run on the directory thread. dir.c owns the
  * thread, the connection and the blocking helpers below (called on that thread only);
  * dir_ops.c builds the paper's operations from them.

@@ -552,6 +552,78 @@ test_racing_writers_never_share_a_number(void **state)
 	dir_close(d2);
 }
 
+struct feed_seen {
+	int	present, refreshed, added, modified, deleted, lost;
+	char	last_gid[64], last_state[32];
+};
+
+static void
+on_feed(enum dir_change what, const struct dir_entry *e, void *arg)
+{
+	struct feed_seen *f = arg;
+	const char *v;
+
+	switch (what) {
+	case DIR_CHANGE_PRESENT: f->present++; break;
+	case DIR_CHANGE_REFRESHED: f->refreshed++; break;
+	case DIR_CHANGE_ADD: f->added++; break;
+	case DIR_CHANGE_MODIFY: f->modified++; break;
+	case DIR_CHANGE_DELETE: f->deleted++; break;
+	case DIR_CHANGE_LOST: f->lost++; break;
+	}
+	if (e != NULL && (v = dir_entry_get(e, "gcaGID")) != NULL)
+		snprintf(f->last_gid, sizeof f->last_gid, "%s", v);
+	if (e != NULL && (v = dir_entry_get(e, "gcaJobState")) != NULL)
+		snprintf(f->last_state, sizeof f->last_state, "%s", v);
+}
+
+static void
+test_change_feed_follows_the_directory(void **state)
+{
+	struct dir *d = open_gcs(5000);
+	struct dir_config c;
+	struct feed_seen seen = { 0 };
+	struct dir_feed *feed;
+	struct answer a = { 0 };
+	char err[256], dn[512];
+
+	(void)state;
+	bind_job(d, "feed-before", "cts-1");
+	assert_int_equal(dir_config_load(&c, site.gcs_conf, err, sizeof err), 0);
+	feed = dir_feed_open(base, &c, "ou=jobs,o=gca", "(objectClass=gcaJob)", on_feed, &seen, err,
+	    sizeof err);
+	assert_non_null(feed);
+	assert_true(run_until(&seen.refreshed, 1, 10000));
+	assert_true(seen.present >= 1);		/* feed-before, and jobs of earlier tests */
+	assert_int_equal(seen.added, 0);
+	bind_job(d, "feed-after", "cts-1");
+	assert_true(run_until(&seen.added, 1, 5000));
+	assert_string_equal(seen.last_gid, "feed-after");
+	dir_job_state(d, "feed-after", "finished", 0, on_answer, &a);
+	wait_answer(&a);
+	answer_reset(&a);
+	assert_true(run_until(&seen.modified, 1, 5000));
+	assert_string_equal(seen.last_state, "finished");
+	assert_int_equal(dir_dn_job(d, "feed-after", dn, sizeof dn), 0);
+	dir_delete(d, dn, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	assert_true(run_until(&seen.deleted, 1, 5000));
+	/* slapd restarts: the feed says it lost the connection, comes back and refreshes */
+	assert_int_equal(test_sh(NULL, 0, "%s/scripts/gca-site down %s >/dev/null 2>&1", test_top(),
+	    site.dir), 0);
+	assert_true(run_until(&seen.lost, 1, 10000));
+	assert_int_equal(test_site_restart_slapd(&site), 0);
+	assert_true(run_until(&seen.refreshed, 2, 15000));
+	bind_job(d, "feed-later", "cts-1");
+	assert_true(run_until(&seen.added, 2, 15000));
+	assert_string_equal(seen.last_gid, "feed-later");
+	dir_feed_close(feed);
+	dir_config_free(&c);
+	dir_close(d);
+}
+
 int
 main(void)
 {
@@ -563,6 +635,7 @@ main(void)
 		cmocka_unit_test(test_frozen_directory_never_blocks_the_loop),
 		cmocka_unit_test(test_ten_thousand_records_land),
 		cmocka_unit_test(test_racing_writers_never_share_a_number),
+		cmocka_unit_test(test_change_feed_follows_the_directory),
 	};
 	log_init("test_dir");
 	log_set_level(LOG_WARN);

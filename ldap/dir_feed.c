@@ -1,0 +1,297 @@
+/*
+ * The change feed: syncrepl refreshAndPersist on its own thread and connection. ldap_sync_poll
+ * blocks, so like everything else of libldap it stays off the loop: changes are queued and handed
+ * to the loop through an eventfd. The poll wakes every second to notice dir_feed_close.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <ldap.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "ldap/gca_ldap.h"
+
+struct dir_feed_event {
+	enum dir_change		 what;
+	struct dir_entry	*entry;
+	struct dir_feed_event	*next;
+};
+
+struct dir_feed {
+	struct event_base	*base;
+	struct event		*ev;
+	int			 efd;
+	char			*uri, *bind_dn, *password, *search_base, *filter;
+	dir_feed_cb		 cb;
+	void			*arg;
+	pthread_t		 thread;
+	pthread_mutex_t		 lock;
+	struct dir_feed_event	*events, **tail;
+	atomic_bool		 stop;
+	bool			 refreshing;	/* feed thread: before refreshDone */
+};
+
+static void
+dir_feed_push(struct dir_feed *f, enum dir_change what, struct dir_entry *e)
+{
+	struct dir_feed_event *ev = calloc(1, sizeof *ev);
+	uint64_t one = 1;
+
+	if (ev == NULL)
+		abort();
+	ev->what = what;
+	ev->entry = e;
+	pthread_mutex_lock(&f->lock);
+	*f->tail = ev;
+	f->tail = &ev->next;
+	pthread_mutex_unlock(&f->lock);
+	if (write(f->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+		log_error("directory feed: eventfd write: %s", strerror(errno));
+}
+
+static struct dir_entry *
+dir_feed_entry(LDAP *ld, LDAPMessage *m)
+{
+	BerElement *ber = NULL;
+	char *dn = ldap_get_dn(ld, m), *attr;
+	struct dir_entry *e = dir_entry_new(dn ? dn : "");
+
+	ldap_memfree(dn);
+	for (attr = ldap_first_attribute(ld, m, &ber); attr != NULL;
+	    attr = ldap_next_attribute(ld, m, ber)) {
+		struct berval **vals = ldap_get_values_len(ld, m, attr);
+		for (int i = 0; vals != NULL && vals[i] != NULL; i++) {
+			char *v = strndup(vals[i]->bv_val, vals[i]->bv_len);
+			dir_entry_add(e, attr, v);
+			free(v);
+		}
+		ldap_value_free_len(vals);
+		ldap_memfree(attr);
+	}
+	ber_free(ber, 0);
+	return e;
+}
+
+static int
+dir_feed_on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid, ldap_sync_refresh_t phase)
+{
+	struct dir_feed *f = ls->ls_private;
+	enum dir_change what;
+
+	(void)uuid;
+	switch (phase) {
+	case LDAP_SYNC_CAPI_ADD:
+		what = f->refreshing ? DIR_CHANGE_PRESENT : DIR_CHANGE_ADD;
+		break;
+	case LDAP_SYNC_CAPI_MODIFY:
+		what = DIR_CHANGE_MODIFY;
+		break;
+	case LDAP_SYNC_CAPI_DELETE:
+		what = DIR_CHANGE_DELETE;
+		break;
+	case LDAP_SYNC_CAPI_PRESENT:
+		what = DIR_CHANGE_PRESENT;
+		break;
+	default:
+		return 0;
+	}
+	dir_feed_push(f, what, dir_feed_entry(ls->ls_ld, msg));
+	return 0;
+}
+
+static int
+dir_feed_on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids,
+    ldap_sync_refresh_t phase)
+{
+	struct dir_feed *f = ls->ls_private;
+
+	(void)msg;
+	(void)uuids;
+	if (phase == LDAP_SYNC_CAPI_DONE && f->refreshing) {
+		f->refreshing = false;
+		dir_feed_push(f, DIR_CHANGE_REFRESHED, NULL);
+	}
+	return 0;
+}
+
+static int
+dir_feed_on_result(ldap_sync_t *ls, LDAPMessage *msg, int refresh_deletes)
+{
+	(void)ls;
+	(void)msg;
+	(void)refresh_deletes;
+	return 0;
+}
+
+static LDAP *
+dir_feed_connect(struct dir_feed *f)
+{
+	struct timeval net = { 2, 0 };
+	struct berval cred;
+	int version = LDAP_VERSION3;
+	LDAP *ld = NULL;
+
+	if (ldap_initialize(&ld, f->uri) != LDAP_SUCCESS)
+		return NULL;
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &net);
+	cred.bv_val = f->password ? f->password : "";
+	cred.bv_len = strlen(cred.bv_val);
+	if (ldap_sasl_bind_s(ld, f->bind_dn ? f->bind_dn : "", LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+	    NULL) != LDAP_SUCCESS) {
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return NULL;
+	}
+	return ld;
+}
+
+static void *
+dir_feed_thread(void *arg)
+{
+	struct dir_feed *f = arg;
+	int backoff_ms = 100;
+	bool was_up = false;
+
+	while (!atomic_load(&f->stop)) {
+		ldap_sync_t ls;
+		LDAP *ld;
+		int rc, err = 0;
+
+		if ((ld = dir_feed_connect(f)) == NULL) {
+			for (int waited = 0; waited < backoff_ms && !atomic_load(&f->stop); waited += 50)
+				usleep(50 * 1000);
+			backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
+			continue;
+		}
+		backoff_ms = 100;
+		ldap_sync_initialize(&ls);
+		ls.ls_base = f->search_base;
+		ls.ls_scope = LDAP_SCOPE_SUBTREE;
+		ls.ls_filter = f->filter;
+		ls.ls_timeout = 1;	/* seconds: wake to notice dir_feed_close */
+		ls.ls_search_entry = dir_feed_on_entry;
+		ls.ls_intermediate = dir_feed_on_intermediate;
+		ls.ls_search_result = dir_feed_on_result;
+		ls.ls_private = f;
+		ls.ls_ld = ld;
+		f->refreshing = true;
+		rc = ldap_sync_init(&ls, LDAP_SYNC_REFRESH_AND_PERSIST);
+		if (rc == LDAP_SUCCESS) {
+			was_up = true;
+			while (!atomic_load(&f->stop)) {
+				rc = ldap_sync_poll(&ls);
+				if (rc != LDAP_SUCCESS && rc != LDAP_TIMEOUT)
+					break;
+			}
+		}
+		ldap_get_option(ls.ls_ld, LDAP_OPT_RESULT_CODE, &err);
+		ls.ls_base = NULL;	/* ours, freed at close */
+		ls.ls_filter = NULL;
+		ldap_sync_destroy(&ls, 0);	/* also unbinds ls_ld */
+		if (!atomic_load(&f->stop) && was_up) {
+			log_warn("directory feed %s: lost (%d %s / %d %s); reconnecting", f->uri, rc,
+			    ldap_err2string(rc), err, ldap_err2string(err));
+			dir_feed_push(f, DIR_CHANGE_LOST, NULL);
+			was_up = false;
+		}
+	}
+	return NULL;
+}
+
+static void
+dir_feed_on_events(evutil_socket_t fd, short what, void *arg)
+{
+	struct dir_feed *f = arg;
+	struct dir_feed_event *ev, *next;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		log_error("directory feed: eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&f->lock);
+	ev = f->events;
+	f->events = NULL;
+	f->tail = &f->events;
+	pthread_mutex_unlock(&f->lock);
+	for (; ev != NULL; ev = next) {
+		next = ev->next;
+		f->cb(ev->what, ev->entry, f->arg);
+		dir_entry_free(ev->entry);
+		free(ev);
+	}
+}
+
+static void
+dir_feed_free(struct dir_feed *f)
+{
+	struct dir_feed_event *ev, *next;
+
+	for (ev = f->events; ev != NULL; ev = next) {
+		next = ev->next;
+		dir_entry_free(ev->entry);
+		free(ev);
+	}
+	if (f->ev != NULL)
+		event_free(f->ev);
+	if (f->efd >= 0)
+		close(f->efd);
+	pthread_mutex_destroy(&f->lock);
+	free(f->uri);
+	free(f->bind_dn);
+	free(f->password);
+	free(f->search_base);
+	free(f->filter);
+	free(f);
+}
+
+struct dir_feed *
+dir_feed_open(struct event_base *base, const struct dir_config *c, const char *search_base,
+    const char *filter, dir_feed_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct dir_feed *f = calloc(1, sizeof *f);
+
+	if (f == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	f->base = base;
+	f->cb = cb;
+	f->arg = arg;
+	f->uri = strdup(c->uri);
+	f->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
+	f->password = c->password ? strdup(c->password) : NULL;
+	f->search_base = strdup(search_base);
+	f->filter = strdup(filter ? filter : "(objectClass=*)");
+	f->tail = &f->events;
+	pthread_mutex_init(&f->lock, NULL);
+	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (f->efd < 0 || (f->ev = event_new(base, f->efd, EV_READ | EV_PERSIST, dir_feed_on_events,
+	    f)) == NULL || event_add(f->ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot set up the feed's eventfd");
+		dir_feed_free(f);
+		return NULL;
+	}
+	if (pthread_create(&f->thread, NULL, dir_feed_thread, f) != 0) {
+		snprintf(err, errlen, "cannot start the feed's thread");
+		dir_feed_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void
+dir_feed_close(struct dir_feed *f)
+{
+	if (f == NULL)
+		return;
+	atomic_store(&f->stop, true);
+	pthread_join(f->thread, NULL);
+	dir_feed_free(f);
+}
