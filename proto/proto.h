@@ -1,0 +1,318 @@
+/*
+ * proto/: the wire (DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack map
+ * {v:1, t:"type", id:<u32>, b:{...}}; replies are t:"ok" (b: the reply's fields) or t:"err"
+ * {code, msg} with the request's id. Every message is a C struct described by a field table, and
+ * one generic encoder/decoder walks the tables (msg.c): adding a message is adding a struct, its
+ * table and one line in proto_types (types.c).
+ */
+#ifndef GCA_PROTO_H
+#define GCA_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PROTO_VERSION		1
+#define PROTO_MAX_FRAME		(1024 * 1024)	/* default limit of one frame's payload */
+#define PROTO_HEADER		4
+
+/* ---- field kinds and message descriptions ---- */
+
+struct proto_strlist {
+	char	**v;
+	size_t	  n;
+};
+struct proto_bin {
+	uint8_t	*p;
+	size_t	 n;
+};
+struct proto_attr {
+	char			*name;
+	struct proto_strlist	 vals;
+};
+struct proto_entry {
+	struct proto_attr	*attrs;
+	size_t			 n;
+};
+struct proto_entries {		/* LDAP-like records: a list of maps attribute -> values */
+	struct proto_entry	*v;
+	size_t			 n;
+};
+
+enum proto_kind { PK_STR, PK_U64, PK_I64, PK_BOOL, PK_STRLIST, PK_BIN, PK_ENTRIES };
+struct proto_field {
+	const char	*name;
+	enum proto_kind	 kind;
+	size_t		 offset;
+	bool		 required;
+	size_t		 max;		/* bytes for STR/BIN, items for lists; 0 = default */
+};
+struct proto_type {
+	const char			*name;
+	const struct proto_field	*fields;
+	size_t				 nfields;
+	size_t				 size;	/* sizeof the body struct */
+	const struct proto_type		*reply;	/* the body of its "ok" reply */
+};
+#define PROTO_F(st, fld, kind, req, max) { #fld, kind, offsetof(st, fld), req, max }
+
+/* ---- the messages (docs/PROTOCOL.md says who sends each) ---- */
+
+struct msg_empty { char unused; };
+struct msg_err { char *code, *msg; };
+struct msg_hello { char *name, *role; uint64_t version; };
+struct msg_ping_ok { uint64_t time_ms; };
+struct msg_cts_register {
+	char *name, *endpoint, *exec_manager, *core_service;
+	bool external, self_checkpoint, migrate, any_image;
+	struct proto_strlist classes, properties;
+	char *exec_wrapper, *recovery_wrapper, *exec_params, *recovery_params, *wrapper_params, *status;
+};
+struct msg_cts_heartbeat { char *name, *status; };
+struct msg_name { char *name; };				/* cts_remove */
+struct msg_class_register { char *name, *description; struct proto_strlist properties; };
+struct msg_job_bind { char *gid, *cts, *local_id, *owner, *checkpoint_id; bool recovery; };
+struct msg_job_bind_ok { char *state; };
+struct msg_job_unbind { char *gid, *cts, *state; int64_t exit_status; };
+struct msg_do_checkpoint { char *gid, *idem_key; uint64_t timeout_ms; };
+struct msg_checkpoint_ok { char *checkpoint_id, *image_name, *cts; uint64_t seq; };
+struct msg_checkpoint_log {
+	char *checkpoint_id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent, *sha256,
+	     *kind;
+	uint64_t time_ms, size;
+	struct proto_strlist properties;
+};
+struct msg_seq_ok { uint64_t seq; };
+struct msg_restore_prepare { char *gid, *checkpoint, *target_cts; };
+struct msg_restore_ok { char *checkpoint_id, *image_dir, *core_service; uint64_t seq; };
+struct msg_image_grant { char *checkpoint_id, *target_cts; };
+struct msg_image_grant_ok { char *grant; struct proto_strlist holders; uint64_t expires_ms; };
+struct msg_image_fetch { char *checkpoint_id, *grant, *file; uint64_t offset, max; };
+struct msg_image_fetch_ok { struct proto_bin data; bool eof; uint64_t size; char *sha256; };
+struct msg_query {
+	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
+	uint64_t limit;
+};
+struct msg_query_ok { struct proto_entries entries; char *cursor; };
+struct msg_subscribe { char *gid; };
+struct msg_notify { char *event, *gid, *cts, *checkpoint_id; uint64_t seq, time_ms; };
+struct msg_local_bind {
+	char *gid, *checkpoint_id; uint64_t pid, checkpoint_every_ms; bool recovery;
+};
+struct msg_local_bind_ok { char *cts, *core_service; struct proto_strlist params; };
+struct msg_local_checkpoint { char *gid; };
+struct msg_app_save { char *checkpoint_id, *image_dir; };
+struct msg_app_saved { char *checkpoint_id, *error; bool ok; };
+
+/* proto_type for each name; NULL if unknown (types.c). */
+const struct proto_type *proto_type_find(const char *name);
+extern const struct proto_type proto_t_ok_empty, proto_t_err;
+
+/* ---- frames and messages (msg.c) ---- */
+
+/* Error codes in err replies. */
+#define PROTO_E_BAD_FRAME	"bad_frame"	/* not msgpack, or not a map, or trailing bytes */
+#define PROTO_E_TOO_LARGE	"too_large"
+#define PROTO_E_BAD_VERSION	"bad_version"
+#define PROTO_E_UNKNOWN_TYPE	"unknown_type"
+#define PROTO_E_BAD_FIELD	"bad_field"	/* a field of the wrong type or too long */
+#define PROTO_E_MISSING_FIELD	"missing_field"
+#define PROTO_E_FORBIDDEN	"forbidden"
+#define PROTO_E_NOT_FOUND	"not_found"
+#define PROTO_E_EXISTS		"exists"
+#define PROTO_E_UNAVAILABLE	"unavailable"
+#define PROTO_E_DIRECTORY_DOWN	"directory_down"
+#define PROTO_E_CTS_DOWN	"cts_down"
+#define PROTO_E_TIMEOUT		"timeout"
+#define PROTO_E_REFUSED		"refused"
+#define PROTO_E_BUSY		"busy"
+#define PROTO_E_CONFLICT	"conflict"
+#define PROTO_E_INTERNAL	"internal"
+
+/* A decoded frame: its type name, id, and the body decoded with that type's table. */
+struct proto_msg {
+	char			 type[32];
+	uint32_t		 id;
+	const struct proto_type	*pt;
+	void			*body;		/* a struct msg_*, owned */
+};
+
+/* Bytes of a frame's payload from its 4-byte header, or -1 if over max. */
+long proto_frame_length(const uint8_t hdr[PROTO_HEADER], size_t max);
+
+/*
+ * Encodes type/id/body into a whole frame (header included) in *out (malloc'd).
+ * For replies: type "ok" with the reply's proto_type, or proto_encode_err.
+ */
+int  proto_encode(const char *type, uint32_t id, const struct proto_type *pt, const void *body,
+	uint8_t **out, size_t *outlen);
+int  proto_encode_err(uint32_t id, const char *code, const char *msg, uint8_t **out, size_t *outlen);
+
+/*
+ * Decodes one payload (without the header). The body is decoded with the table of its type or,
+ * for "ok", with reply_pt (NULL: not decoded). On error returns -1, with *code (a PROTO_E_*) and a
+ * message saying which field; m->id is set when it could be read (so the error reply can carry it).
+ */
+int  proto_decode(const uint8_t *payload, size_t len, const struct proto_type *reply_pt,
+	struct proto_msg *m, const char **code, char *err, size_t errlen);
+void proto_msg_free(struct proto_msg *m);
+void proto_body_free(const struct proto_type *pt, void *body);
+void proto_strlist_add(struct proto_strlist *l, const char *s);
+void proto_strlist_free(struct proto_strlist *l);
+
+/* ---- the transport (conn.c, server.c, client.c, tls.c) ---- */
+
+struct event_base;
+struct proto_conn;
+struct proto_server;
+struct proto_client;
+
+/* Who is calling: from the verified client certificate (OU = role, CN = name), or from SO_PEERCRED
+ * on the unix socket (role "local"). */
+struct proto_peer {
+	char	role[16];
+	char	name[256];
+	uid_t	uid;
+	gid_t	gid;
+	pid_t	pid;
+	bool	local;
+};
+
+/* A request being handled: reply once with proto_reply_ok or proto_reply_err, now or later.
+ * If the connection closed meanwhile, the reply is dropped; the handle stays valid until replied. */
+struct proto_req {
+	struct proto_conn	*conn;
+	uint32_t		 id;
+	const struct proto_type	*pt;
+	void			*body;		/* the request's body, freed after the reply */
+	struct proto_peer	 peer;
+};
+void proto_reply_ok(struct proto_req *r, const struct proto_type *reply_pt, const void *body);
+void proto_reply_err(struct proto_req *r, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* One dispatch entry: a message type, who may send it, its handler. */
+#define PROTO_ROLE_BROKER	0x01
+#define PROTO_ROLE_CTS		0x02
+#define PROTO_ROLE_GCS		0x04
+#define PROTO_ROLE_ADMIN	0x08
+#define PROTO_ROLE_LOCAL	0x10
+#define PROTO_ROLE_ANY		0x1f
+struct proto_handler {
+	const char	*type;
+	unsigned	 roles;
+	void		(*handle)(struct proto_req *r, void *ctx);
+};
+unsigned proto_role_bit(const char *role);	/* 0 if unknown */
+
+struct proto_tls_files {
+	const char *ca, *cert, *key;
+};
+struct proto_server_config {
+	const struct proto_handler	*handlers;
+	size_t				 nhandlers;
+	void				*ctx;
+	size_t				 max_frame;	/* 0: PROTO_MAX_FRAME */
+	size_t				 max_output;	/* stop reading a peer whose output is over this (4 MiB) */
+	int				 handshake_timeout_ms;	/* 10 s */
+	int				 idle_timeout_ms;	/* 0: none */
+	void	(*on_close)(struct proto_conn *c, void *ctx);	/* optional */
+};
+
+/* A TLS 1.3 server with required client certificates, on host:port ("127.0.0.1:0" picks a port). */
+struct proto_server *proto_server_tls(struct event_base *base, const char *listen,
+	const struct proto_tls_files *tls, const struct proto_server_config *cfg, char *err,
+	size_t errlen);
+/* The same framing and dispatch on a unix socket (no TLS); peers are role "local". */
+struct proto_server *proto_server_unix(struct event_base *base, const char *path, mode_t mode,
+	const struct proto_server_config *cfg, char *err, size_t errlen);
+int  proto_server_port(struct proto_server *s);
+void proto_server_free(struct proto_server *s);		/* closes every connection */
+
+/* Frames the server sends unasked (notify, app_save) to a connection it holds. */
+int  proto_conn_send(struct proto_conn *c, const char *type, uint32_t id,
+	const struct proto_type *pt, const void *body);
+const struct proto_peer *proto_conn_peer(struct proto_conn *c);
+void proto_conn_ref(struct proto_conn *c);
+void proto_conn_unref(struct proto_conn *c);
+bool proto_conn_open(struct proto_conn *c);
+size_t proto_conn_output(struct proto_conn *c);		/* bytes waiting to be written */
+void proto_conn_close(struct proto_conn *c);
+
+/* An async client on the loop (GCS -> CTS, CTS -> GCS): TLS with its certificate, checking the
+ * server's role (and name, if given). Requests are matched to replies by id. */
+typedef void (*proto_reply_cb)(const char *code, const char *msg, const void *body, void *arg);
+struct proto_client_config {
+	const char	*endpoint;		/* host:port */
+	const char	*expect_role, *expect_name;
+	int		 timeout_ms;		/* per request (30 s) */
+	void		(*on_frame)(const struct proto_msg *m, void *arg);	/* unasked frames */
+	void		(*on_state)(bool up, const char *why, void *arg);
+	void		*arg;
+	size_t		 max_frame;
+	/* Server side of this connection: requests the peer sends us (may be NULL). */
+	const struct proto_handler *handlers;
+	size_t		 nhandlers;
+	void		*ctx;
+};
+struct proto_client *proto_client_new(struct event_base *base, const struct proto_tls_files *tls,
+	const struct proto_client_config *cfg, char *err, size_t errlen);
+/* Sends (connecting first if needed). cb always runs once, on the loop: code NULL = ok. */
+void proto_client_request(struct proto_client *c, const char *type, const struct proto_type *pt,
+	const void *body, proto_reply_cb cb, void *arg);
+bool proto_client_up(struct proto_client *c);
+void proto_client_free(struct proto_client *c);		/* pending callbacks get "closed" */
+
+/* ---- the blocking client for command-line tools and tests (sync.c) ---- */
+struct proto_sync;
+/* endpoint "host:port" (TLS, cert/key may be NULL to send none) or "unix:/path". */
+struct proto_sync *proto_sync_connect(const char *endpoint, const struct proto_tls_files *tls,
+	const char *expect_role, int timeout_ms, char *err, size_t errlen);
+/* One request, waiting for its reply. Returns 0 with *reply (a body of pt->reply, caller frees
+ * with proto_body_free) or -1 with code/msg filled (code "io" for a broken connection). */
+int  proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type *pt,
+	const void *body, void **reply, char *code, size_t codelen, char *msg, size_t msglen);
+/* Sends without waiting; reads the next frame (a reply or an unasked frame) within timeout_ms. */
+int  proto_sync_send(struct proto_sync *s, const char *type, uint32_t id,
+	const struct proto_type *pt, const void *body);
+int  proto_sync_read(struct proto_sync *s, int timeout_ms, const struct proto_type *reply_pt,
+	struct proto_msg *m, char *err, size_t errlen);
+int  proto_sync_fd(struct proto_sync *s);
+int  proto_sync_write_raw(struct proto_sync *s, const void *buf, size_t len);	/* tests */
+void proto_sync_close(struct proto_sync *s);
+/* A unix-socket client keeps its descriptor for exec (gca-exec, GCA_APP_FD). */
+struct proto_sync *proto_sync_from_fd(int fd);
+
+/*
+ * Inside proto/ only: the connection all servers and clients share (conn.c), and TLS (tls.c).
+ */
+struct ssl_st;
+struct ssl_ctx_st;
+struct bufferevent;
+struct ssl_ctx_st *tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
+	size_t errlen);
+int  tls_expect_host(struct ssl_st *ssl, const char *host);
+int  tls_peer_identity(struct ssl_st *ssl, struct proto_peer *peer);
+
+struct proto_conn_ops {
+	const struct proto_handler *handlers;	/* requests the peer may send us */
+	size_t	 nhandlers;
+	void	*ctx;
+	size_t	 max_frame, max_output;
+	int	 handshake_timeout_ms, idle_timeout_ms;
+	/* A reply ("ok"/"err") or an unasked frame (notify, ...) arrived: m is freed afterwards. */
+	void	(*on_frame)(struct proto_conn *c, struct proto_msg *m, void *arg);
+	const struct proto_type *(*reply_type)(uint32_t id, void *arg);	/* to decode "ok" */
+	void	(*on_up)(struct proto_conn *c, void *arg);	/* handshake done, peer known */
+	void	(*on_close)(struct proto_conn *c, const char *why, void *arg);
+	void	*arg;
+	bool	 tls;
+	const char *expect_role, *expect_name;	/* clients: who the server must be */
+};
+void proto_conn_kill(struct proto_conn *c);
+void proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len);	/* takes frame */	/* close now, without on_close */
+struct proto_conn *proto_conn_new(struct event_base *base, struct bufferevent *bev,
+	const struct proto_conn_ops *ops, const struct proto_peer *peer);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * Every message and reply of the wire: a field table each (msg.c walks them) and the list that
+ * finds a type by name. docs/PROTOCOL.md describes the same, for people.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "proto/proto.h"
+
+static const struct proto_field ok_empty_fields[] = {
+	{ NULL, PK_STR, 0, false, 0 },
+};
+const struct proto_type proto_t_ok_empty = { "ok_empty", ok_empty_fields, 0, sizeof(struct msg_empty), NULL };
+
+static const struct proto_field err_fields[] = {
+	{ "code", PK_STR, offsetof(struct msg_err, code), true, 64 },
+	{ "msg", PK_STR, offsetof(struct msg_err, msg), false, 4096 },
+};
+const struct proto_type proto_t_err = { "err", err_fields, sizeof err_fields / sizeof err_fields[0], sizeof(struct msg_err), NULL };
+
+static const struct proto_field ping_ok_fields[] = {
+	{ "time_ms", PK_U64, offsetof(struct msg_ping_ok, time_ms), false, 0 },
+};
+static const struct proto_type proto_t_ping_ok = { "ping_ok", ping_ok_fields, sizeof ping_ok_fields / sizeof ping_ok_fields[0], sizeof(struct msg_ping_ok), NULL };
+
+static const struct proto_field job_bind_ok_fields[] = {
+	{ "state", PK_STR, offsetof(struct msg_job_bind_ok, state), false, 64 },
+};
+static const struct proto_type proto_t_job_bind_ok = { "job_bind_ok", job_bind_ok_fields, sizeof job_bind_ok_fields / sizeof job_bind_ok_fields[0], sizeof(struct msg_job_bind_ok), NULL };
+
+static const struct proto_field checkpoint_ok_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_checkpoint_ok, checkpoint_id), true, 64 },
+	{ "image_name", PK_STR, offsetof(struct msg_checkpoint_ok, image_name), false, 1024 },
+	{ "cts", PK_STR, offsetof(struct msg_checkpoint_ok, cts), false, 256 },
+	{ "seq", PK_U64, offsetof(struct msg_checkpoint_ok, seq), true, 0 },
+};
+static const struct proto_type proto_t_checkpoint_ok = { "checkpoint_ok", checkpoint_ok_fields, sizeof checkpoint_ok_fields / sizeof checkpoint_ok_fields[0], sizeof(struct msg_checkpoint_ok), NULL };
+
+static const struct proto_field seq_ok_fields[] = {
+	{ "seq", PK_U64, offsetof(struct msg_seq_ok, seq), true, 0 },
+};
+static const struct proto_type proto_t_seq_ok = { "seq_ok", seq_ok_fields, sizeof seq_ok_fields / sizeof seq_ok_fields[0], sizeof(struct msg_seq_ok), NULL };
+
+static const struct proto_field restore_ok_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_restore_ok, checkpoint_id), true, 64 },
+	{ "image_dir", PK_STR, offsetof(struct msg_restore_ok, image_dir), false, 4096 },
+	{ "core_service", PK_STR, offsetof(struct msg_restore_ok, core_service), false, 128 },
+	{ "seq", PK_U64, offsetof(struct msg_restore_ok, seq), false, 0 },
+};
+static const struct proto_type proto_t_restore_ok = { "restore_ok", restore_ok_fields, sizeof restore_ok_fields / sizeof restore_ok_fields[0], sizeof(struct msg_restore_ok), NULL };
+
+static const struct proto_field image_grant_ok_fields[] = {
+	{ "grant", PK_STR, offsetof(struct msg_image_grant_ok, grant), true, 512 },
+	{ "holders", PK_STRLIST, offsetof(struct msg_image_grant_ok, holders), false, 64 },
+	{ "expires_ms", PK_U64, offsetof(struct msg_image_grant_ok, expires_ms), false, 0 },
+};
+static const struct proto_type proto_t_image_grant_ok = { "image_grant_ok", image_grant_ok_fields, sizeof image_grant_ok_fields / sizeof image_grant_ok_fields[0], sizeof(struct msg_image_grant_ok), NULL };
+
+static const struct proto_field image_fetch_ok_fields[] = {
+	{ "data", PK_BIN, offsetof(struct msg_image_fetch_ok, data), true, 0 },
+	{ "eof", PK_BOOL, offsetof(struct msg_image_fetch_ok, eof), false, 0 },
+	{ "size", PK_U64, offsetof(struct msg_image_fetch_ok, size), false, 0 },
+	{ "sha256", PK_STR, offsetof(struct msg_image_fetch_ok, sha256), false, 64 },
+};
+static const struct proto_type proto_t_image_fetch_ok = { "image_fetch_ok", image_fetch_ok_fields, sizeof image_fetch_ok_fields / sizeof image_fetch_ok_fields[0], sizeof(struct msg_image_fetch_ok), NULL };
+
+static const struct proto_field query_ok_fields[] = {
+	{ "entries", PK_ENTRIES, offsetof(struct msg_query_ok, entries), false, 0 },
+	{ "cursor", PK_STR, offsetof(struct msg_query_ok, cursor), false, 256 },
+};
+static const struct proto_type proto_t_query_ok = { "query_ok", query_ok_fields, sizeof query_ok_fields / sizeof query_ok_fields[0], sizeof(struct msg_query_ok), NULL };
+
+static const struct proto_field local_bind_ok_fields[] = {
+	{ "cts", PK_STR, offsetof(struct msg_local_bind_ok, cts), true, 256 },
+	{ "core_service", PK_STR, offsetof(struct msg_local_bind_ok, core_service), true, 128 },
+	{ "params", PK_STRLIST, offsetof(struct msg_local_bind_ok, params), false, 256 },
+};
+static const struct proto_type proto_t_local_bind_ok = { "local_bind_ok", local_bind_ok_fields, sizeof local_bind_ok_fields / sizeof local_bind_ok_fields[0], sizeof(struct msg_local_bind_ok), NULL };
+
+static const struct proto_field m_hello_fields[] = {
+	{ "name", PK_STR, offsetof(struct msg_hello, name), true, 256 },
+	{ "role", PK_STR, offsetof(struct msg_hello, role), true, 16 },
+	{ "version", PK_U64, offsetof(struct msg_hello, version), false, 0 },
+};
+static const struct proto_type proto_t_m_hello = { "hello", m_hello_fields, sizeof m_hello_fields / sizeof m_hello_fields[0], sizeof(struct msg_hello), &proto_t_m_hello };
+
+static const struct proto_field m_ping_fields[] = {
+	{ NULL, PK_STR, 0, false, 0 },
+};
+static const struct proto_type proto_t_m_ping = { "ping", m_ping_fields, 0, sizeof(struct msg_empty), &proto_t_ping_ok };
+
+static const struct proto_field m_cts_register_fields[] = {
+	{ "name", PK_STR, offsetof(struct msg_cts_register, name), true, 256 },
+	{ "endpoint", PK_STR, offsetof(struct msg_cts_register, endpoint), true, 512 },
+	{ "exec_manager", PK_STR, offsetof(struct msg_cts_register, exec_manager), false, 512 },
+	{ "core_service", PK_STR, offsetof(struct msg_cts_register, core_service), true, 128 },
+	{ "external", PK_BOOL, offsetof(struct msg_cts_register, external), false, 0 },
+	{ "self_checkpoint", PK_BOOL, offsetof(struct msg_cts_register, self_checkpoint), false, 0 },
+	{ "migrate", PK_BOOL, offsetof(struct msg_cts_register, migrate), false, 0 },
+	{ "any_image", PK_BOOL, offsetof(struct msg_cts_register, any_image), false, 0 },
+	{ "classes", PK_STRLIST, offsetof(struct msg_cts_register, classes), false, 64 },
+	{ "properties", PK_STRLIST, offsetof(struct msg_cts_register, properties), false, 256 },
+	{ "exec_wrapper", PK_STR, offsetof(struct msg_cts_register, exec_wrapper), false, 1024 },
+	{ "recovery_wrapper", PK_STR, offsetof(struct msg_cts_register, recovery_wrapper), false, 1024 },
+	{ "exec_params", PK_STR, offsetof(struct msg_cts_register, exec_params), false, 4096 },
+	{ "recovery_params", PK_STR, offsetof(struct msg_cts_register, recovery_params), false, 4096 },
+	{ "wrapper_params", PK_STR, offsetof(struct msg_cts_register, wrapper_params), false, 4096 },
+	{ "status", PK_STR, offsetof(struct msg_cts_register, status), false, 1024 },
+};
+static const struct proto_type proto_t_m_cts_register = { "cts_register", m_cts_register_fields, sizeof m_cts_register_fields / sizeof m_cts_register_fields[0], sizeof(struct msg_cts_register), &proto_t_ok_empty };
+
+static const struct proto_field m_cts_heartbeat_fields[] = {
+	{ "name", PK_STR, offsetof(struct msg_cts_heartbeat, name), true, 256 },
+	{ "status", PK_STR, offsetof(struct msg_cts_heartbeat, status), false, 1024 },
+};
+static const struct proto_type proto_t_m_cts_heartbeat = { "cts_heartbeat", m_cts_heartbeat_fields, sizeof m_cts_heartbeat_fields / sizeof m_cts_heartbeat_fields[0], sizeof(struct msg_cts_heartbeat), &proto_t_ok_empty };
+
+static const struct proto_field m_cts_remove_fields[] = {
+	{ "name", PK_STR, offsetof(struct msg_name, name), true, 256 },
+};
+static const struct proto_type proto_t_m_cts_remove = { "cts_remove", m_cts_remove_fields, sizeof m_cts_remove_fields / sizeof m_cts_remove_fields[0], sizeof(struct msg_name), &proto_t_ok_empty };
+
+static const struct proto_field m_class_register_fields[] = {
+	{ "name", PK_STR, offsetof(struct msg_class_register, name), true, 128 },
+	{ "description", PK_STR, offsetof(struct msg_class_register, description), false, 1024 },
+	{ "properties", PK_STRLIST, offsetof(struct msg_class_register, properties), false, 256 },
+};
+static const struct proto_type proto_t_m_class_register = { "class_register", m_class_register_fields, sizeof m_class_register_fields / sizeof m_class_register_fields[0], sizeof(struct msg_class_register), &proto_t_ok_empty };
+
+static const struct proto_field m_job_bind_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_job_bind, gid), true, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_job_bind, cts), true, 256 },
+	{ "local_id", PK_STR, offsetof(struct msg_job_bind, local_id), false, 256 },
+	{ "owner", PK_STR, offsetof(struct msg_job_bind, owner), true, 256 },
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_job_bind, checkpoint_id), false, 64 },
+	{ "recovery", PK_BOOL, offsetof(struct msg_job_bind, recovery), false, 0 },
+};
+static const struct proto_type proto_t_m_job_bind = { "job_bind", m_job_bind_fields, sizeof m_job_bind_fields / sizeof m_job_bind_fields[0], sizeof(struct msg_job_bind), &proto_t_job_bind_ok };
+
+static const struct proto_field m_job_unbind_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_job_unbind, gid), true, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_job_unbind, cts), true, 256 },
+	{ "state", PK_STR, offsetof(struct msg_job_unbind, state), false, 64 },
+	{ "exit_status", PK_I64, offsetof(struct msg_job_unbind, exit_status), false, 0 },
+};
+static const struct proto_type proto_t_m_job_unbind = { "job_unbind", m_job_unbind_fields, sizeof m_job_unbind_fields / sizeof m_job_unbind_fields[0], sizeof(struct msg_job_unbind), &proto_t_ok_empty };
+
+static const struct proto_field m_do_checkpoint_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_do_checkpoint, gid), true, 255 },
+	{ "idem_key", PK_STR, offsetof(struct msg_do_checkpoint, idem_key), false, 128 },
+	{ "timeout_ms", PK_U64, offsetof(struct msg_do_checkpoint, timeout_ms), false, 0 },
+};
+static const struct proto_type proto_t_m_do_checkpoint = { "do_checkpoint", m_do_checkpoint_fields, sizeof m_do_checkpoint_fields / sizeof m_do_checkpoint_fields[0], sizeof(struct msg_do_checkpoint), &proto_t_checkpoint_ok };
+
+static const struct proto_field m_checkpoint_log_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_checkpoint_log, checkpoint_id), true, 64 },
+	{ "gid", PK_STR, offsetof(struct msg_checkpoint_log, gid), true, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_checkpoint_log, cts), true, 256 },
+	{ "core_service", PK_STR, offsetof(struct msg_checkpoint_log, core_service), true, 128 },
+	{ "image_name", PK_STR, offsetof(struct msg_checkpoint_log, image_name), false, 1024 },
+	{ "exec_manager", PK_STR, offsetof(struct msg_checkpoint_log, exec_manager), false, 512 },
+	{ "parent", PK_STR, offsetof(struct msg_checkpoint_log, parent), false, 64 },
+	{ "sha256", PK_STR, offsetof(struct msg_checkpoint_log, sha256), false, 64 },
+	{ "kind", PK_STR, offsetof(struct msg_checkpoint_log, kind), false, 64 },
+	{ "time_ms", PK_U64, offsetof(struct msg_checkpoint_log, time_ms), false, 0 },
+	{ "size", PK_U64, offsetof(struct msg_checkpoint_log, size), false, 0 },
+	{ "properties", PK_STRLIST, offsetof(struct msg_checkpoint_log, properties), false, 256 },
+};
+static const struct proto_type proto_t_m_checkpoint_log = { "checkpoint_log", m_checkpoint_log_fields, sizeof m_checkpoint_log_fields / sizeof m_checkpoint_log_fields[0], sizeof(struct msg_checkpoint_log), &proto_t_seq_ok };
+
+static const struct proto_field m_restore_prepare_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_restore_prepare, gid), true, 255 },
+	{ "checkpoint", PK_STR, offsetof(struct msg_restore_prepare, checkpoint), true, 64 },
+	{ "target_cts", PK_STR, offsetof(struct msg_restore_prepare, target_cts), false, 256 },
+};
+static const struct proto_type proto_t_m_restore_prepare = { "restore_prepare", m_restore_prepare_fields, sizeof m_restore_prepare_fields / sizeof m_restore_prepare_fields[0], sizeof(struct msg_restore_prepare), &proto_t_restore_ok };
+
+static const struct proto_field m_image_grant_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_grant, checkpoint_id), true, 64 },
+	{ "target_cts", PK_STR, offsetof(struct msg_image_grant, target_cts), true, 256 },
+};
+static const struct proto_type proto_t_m_image_grant = { "image_grant", m_image_grant_fields, sizeof m_image_grant_fields / sizeof m_image_grant_fields[0], sizeof(struct msg_image_grant), &proto_t_image_grant_ok };
+
+static const struct proto_field m_image_fetch_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_fetch, checkpoint_id), true, 64 },
+	{ "grant", PK_STR, offsetof(struct msg_image_fetch, grant), true, 512 },
+	{ "file", PK_STR, offsetof(struct msg_image_fetch, file), true, 255 },
+	{ "offset", PK_U64, offsetof(struct msg_image_fetch, offset), false, 0 },
+	{ "max", PK_U64, offsetof(struct msg_image_fetch, max), false, 0 },
+};
+static const struct proto_type proto_t_m_image_fetch = { "image_fetch", m_image_fetch_fields, sizeof m_image_fetch_fields / sizeof m_image_fetch_fields[0], sizeof(struct msg_image_fetch), &proto_t_image_fetch_ok };
+
+static const struct proto_field m_query_fields[] = {
+	{ "what", PK_STR, offsetof(struct msg_query, what), true, 32 },
+	{ "gid", PK_STR, offsetof(struct msg_query, gid), false, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_query, cts), false, 256 },
+	{ "class", PK_STR, offsetof(struct msg_query, class_), false, 128 },
+	{ "core_service", PK_STR, offsetof(struct msg_query, core_service), false, 128 },
+	{ "property", PK_STR, offsetof(struct msg_query, property), false, 1024 },
+	{ "status", PK_STR, offsetof(struct msg_query, status), false, 1024 },
+	{ "cursor", PK_STR, offsetof(struct msg_query, cursor), false, 256 },
+	{ "limit", PK_U64, offsetof(struct msg_query, limit), false, 0 },
+};
+static const struct proto_type proto_t_m_query = { "query", m_query_fields, sizeof m_query_fields / sizeof m_query_fields[0], sizeof(struct msg_query), &proto_t_query_ok };
+
+static const struct proto_field m_subscribe_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_subscribe, gid), false, 255 },
+};
+static const struct proto_type proto_t_m_subscribe = { "subscribe", m_subscribe_fields, sizeof m_subscribe_fields / sizeof m_subscribe_fields[0], sizeof(struct msg_subscribe), &proto_t_ok_empty };
+
+static const struct proto_field m_notify_fields[] = {
+	{ "event", PK_STR, offsetof(struct msg_notify, event), true, 32 },
+	{ "gid", PK_STR, offsetof(struct msg_notify, gid), false, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_notify, cts), false, 256 },
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_notify, checkpoint_id), false, 64 },
+	{ "seq", PK_U64, offsetof(struct msg_notify, seq), false, 0 },
+	{ "time_ms", PK_U64, offsetof(struct msg_notify, time_ms), false, 0 },
+};
+static const struct proto_type proto_t_m_notify = { "notify", m_notify_fields, sizeof m_notify_fields / sizeof m_notify_fields[0], sizeof(struct msg_notify), NULL };
+
+static const struct proto_field m_local_bind_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_local_bind, gid), true, 255 },
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_local_bind, checkpoint_id), false, 64 },
+	{ "pid", PK_U64, offsetof(struct msg_local_bind, pid), true, 0 },
+	{ "checkpoint_every_ms", PK_U64, offsetof(struct msg_local_bind, checkpoint_every_ms), false, 0 },
+	{ "recovery", PK_BOOL, offsetof(struct msg_local_bind, recovery), false, 0 },
+};
+static const struct proto_type proto_t_m_local_bind = { "local_bind", m_local_bind_fields, sizeof m_local_bind_fields / sizeof m_local_bind_fields[0], sizeof(struct msg_local_bind), &proto_t_local_bind_ok };
+
+static const struct proto_field m_local_checkpoint_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_local_checkpoint, gid), true, 255 },
+};
+static const struct proto_type proto_t_m_local_checkpoint = { "local_checkpoint", m_local_checkpoint_fields, sizeof m_local_checkpoint_fields / sizeof m_local_checkpoint_fields[0], sizeof(struct msg_local_checkpoint), &proto_t_checkpoint_ok };
+
+static const struct proto_field m_app_save_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_app_save, checkpoint_id), true, 64 },
+	{ "image_dir", PK_STR, offsetof(struct msg_app_save, image_dir), true, 4096 },
+};
+static const struct proto_type proto_t_m_app_save = { "app_save", m_app_save_fields, sizeof m_app_save_fields / sizeof m_app_save_fields[0], sizeof(struct msg_app_save), &proto_t_ok_empty };
+
+static const struct proto_field m_app_saved_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_app_saved, checkpoint_id), true, 64 },
+	{ "error", PK_STR, offsetof(struct msg_app_saved, error), false, 1024 },
+	{ "ok", PK_BOOL, offsetof(struct msg_app_saved, ok), true, 0 },
+};
+static const struct proto_type proto_t_m_app_saved = { "app_saved", m_app_saved_fields, sizeof m_app_saved_fields / sizeof m_app_saved_fields[0], sizeof(struct msg_app_saved), &proto_t_ok_empty };
+
+static const struct proto_type *const proto_types[] = {
+	&proto_t_m_hello,
+	&proto_t_m_ping,
+	&proto_t_m_cts_register,
+	&proto_t_m_cts_heartbeat,
+	&proto_t_m_cts_remove,
+	&proto_t_m_class_register,
+	&proto_t_m_job_bind,
+	&proto_t_m_job_unbind,
+	&proto_t_m_do_checkpoint,
+	&proto_t_m_checkpoint_log,
+	&proto_t_m_restore_prepare,
+	&proto_t_m_image_grant,
+	&proto_t_m_image_fetch,
+	&proto_t_m_query,
+	&proto_t_m_subscribe,
+	&proto_t_m_notify,
+	&proto_t_m_local_bind,
+	&proto_t_m_local_checkpoint,
+	&proto_t_m_app_save,
+	&proto_t_m_app_saved,
+};
+
+const struct proto_type *
+proto_type_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof proto_types / sizeof proto_types[0]; i++) {
+		if (strcmp(proto_types[i]->name, name) == 0)
+			return proto_types[i];
+	}
+	return NULL;
+}
