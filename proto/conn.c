@@ -201,7 +201,7 @@ proto_conn_on_read(struct bufferevent *bev, void *arg)
 			/* Refused before reading it: the stream cannot be resynchronised, so close. */
 			snprintf(err, sizeof err, "frame over %zu bytes", c->ops.max_frame);
 			proto_conn_send_err(c, 0, PROTO_E_TOO_LARGE, err);
-			proto_conn_shut(c, err);
+			proto_conn_close(c);
 			break;
 		}
 		if (evbuffer_get_length(in) < PROTO_HEADER + (size_t)n)
@@ -368,8 +368,11 @@ proto_conn_close(struct proto_conn *c)
 {
 	if (!proto_conn_open(c))
 		return;
+	struct timeval drain = { 5, 0 };
+
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, &drain);	/* a peer that never reads: cut */
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		proto_conn_shut(c, NULL);
 }

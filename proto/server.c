@@ -140,10 +140,23 @@ static int
 proto_server_parse(const char *listen, struct sockaddr_storage *ss, int *sslen, char *err,
     size_t errlen)
 {
+	const char *colon = strrchr(listen, ':');
+	char buf[300];
+	bool any_port = colon != NULL && strcmp(colon, ":0") == 0;
+
+	/* libevent refuses port 0; "host:0" means "pick a free port", as bind() does. */
+	snprintf(buf, sizeof buf, "%.*s%s", colon ? (int)(colon - listen) : 0, listen,
+	    any_port ? ":1" : colon ? colon : "");
 	*sslen = sizeof *ss;
-	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)ss, sslen) != 0) {
+	if (colon == NULL || evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, sslen) != 0) {
 		snprintf(err, errlen, "\"%s\" is not an address:port", listen);
 		return -1;
+	}
+	if (any_port) {
+		if (ss->ss_family == AF_INET6)
+			((struct sockaddr_in6 *)ss)->sin6_port = 0;
+		else
+			((struct sockaddr_in *)ss)->sin_port = 0;
 	}
 	return 0;
 }
