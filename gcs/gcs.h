@@ -1,0 +1,83 @@
+/*
+ * gcs/: gca-gcs, the Grid Checkpoint Service (paper 3.5). It keeps nothing the directory does not
+ * hold, except what is live: CTS heartbeats, connections to CTSes, subscribers.
+ */
+#ifndef GCA_GCS_H
+#define GCA_GCS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ldap/gca_ldap.h"
+#include "proto/proto.h"
+
+struct event_base;
+struct event;
+
+/* A CTS this GCS has heard from (registry.c). */
+struct gcs_cts {
+	char			*name;
+	char			*endpoint;
+	char			*status;		/* as registered: "ok" or "unavailable: ..." */
+	uint64_t		 last_beat_ms;
+	bool			 up;
+	struct proto_client	*client;		/* to its endpoint, made when first needed */
+	struct gcs_cts		*next;
+};
+
+struct gcs_sub {			/* notify.c */
+	struct proto_conn	*conn;
+	char			*gid;		/* NULL: every event */
+	struct gcs_sub		*next;
+};
+
+struct gcs {
+	struct event_base	*base;
+	struct dir		*dir;
+	struct dir_config	 dircfg;
+	struct proto_server	*server;
+	struct proto_tls_files	 tls;
+	char			*name, *listen, *endpoint;
+	int			 cts_timeout_ms, request_timeout_ms;
+	struct gcs_cts		*cts;
+	struct gcs_sub		*subs;
+	struct event		*tick;
+};
+
+extern const struct proto_handler gcs_handlers[];
+extern const size_t gcs_nhandlers;
+
+/* registry.c */
+struct gcs_cts *registry_find(struct gcs *g, const char *name);
+struct gcs_cts *registry_touch(struct gcs *g, const char *name, const char *endpoint);
+void registry_tick(struct gcs *g);
+void registry_free(struct gcs *g);
+void registry_cts_register(struct proto_req *r, void *ctx);
+void registry_cts_heartbeat(struct proto_req *r, void *ctx);
+void registry_cts_remove(struct proto_req *r, void *ctx);
+void registry_class_register(struct proto_req *r, void *ctx);
+
+/* router.c */
+void router_job_bind(struct proto_req *r, void *ctx);
+void router_job_unbind(struct proto_req *r, void *ctx);
+void router_do_checkpoint(struct proto_req *r, void *ctx);
+void router_ping(struct proto_req *r, void *ctx);
+
+/* record.c */
+void record_checkpoint_log(struct proto_req *r, void *ctx);
+
+/* query.c */
+void query_handle(struct proto_req *r, void *ctx);
+void query_entries(const struct dir_result *res, struct proto_entries *out);	/* copies */
+void query_entries_free(struct proto_entries *es);
+
+/* notify.c */
+void notify_subscribe(struct proto_req *r, void *ctx);
+void notify_event(struct gcs *g, const char *event, const char *gid, const char *cts,
+	const char *checkpoint_id, uint64_t seq);
+void notify_drop(struct gcs *g, struct proto_conn *c);
+
+/* The proto error code for a directory status. */
+const char *gcs_dir_code(enum dir_status s);
+
+#endif

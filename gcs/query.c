@@ -1,0 +1,128 @@
+/*
+ * query: the lists brokers and gca-ctl show (services, classes, CTSes by class, core service,
+ * property or status, jobs, a job's checkpoints newest first). The same data is in the directory
+ * for ldapsearch; this is for clients that speak only the wire.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "gcs/gcs.h"
+
+#define QUERY_DEFAULT_LIMIT 500
+
+void
+query_entries(const struct dir_result *res, struct proto_entries *out)
+{
+	out->n = 0;
+	out->v = calloc(res->nentries ? res->nentries : 1, sizeof *out->v);
+	if (out->v == NULL)
+		abort();
+	for (size_t i = 0; i < res->nentries; i++) {
+		const struct dir_entry *e = &res->entries[i];
+		struct proto_entry *pe = &out->v[out->n++];
+
+		pe->attrs = calloc(e->nattrs ? e->nattrs : 1, sizeof *pe->attrs);
+		if (pe->attrs == NULL)
+			abort();
+		for (size_t a = 0; a < e->nattrs; a++) {
+			struct proto_attr *pa = &pe->attrs[pe->n++];
+			pa->name = strdup(e->attrs[a].name);
+			for (size_t v = 0; v < e->attrs[a].nvals; v++)
+				proto_strlist_add(&pa->vals, e->attrs[a].vals[v]);
+		}
+	}
+}
+
+void
+query_entries_free(struct proto_entries *es)
+{
+	for (size_t i = 0; i < es->n; i++) {
+		for (size_t a = 0; a < es->v[i].n; a++) {
+			free(es->v[i].attrs[a].name);
+			proto_strlist_free(&es->v[i].attrs[a].vals);
+		}
+		free(es->v[i].attrs);
+	}
+	free(es->v);
+	memset(es, 0, sizeof *es);
+}
+
+static void
+query_on_result(const struct dir_result *res, void *arg)
+{
+	struct proto_req *r = arg;
+	struct msg_query_ok ok = { 0 };
+
+	if (res->status != DIR_OK) {
+		proto_reply_err(r, gcs_dir_code(res->status), "%s", res->status == DIR_NOT_FOUND ?
+		    "not found" : res->msg);
+		return;
+	}
+	query_entries(res, &ok.entries);
+	proto_reply_ok(r, r->pt->reply, &ok);
+	query_entries_free(&ok.entries);
+}
+
+/* Appends "(attr=<escaped value>)" to f. */
+static int
+query_and(char *f, size_t len, const char *attr, const char *value)
+{
+	char esc[3 * 1024 + 1];
+	size_t used = strlen(f);
+
+	if (value == NULL)
+		return 0;
+	if (dir_filter_escape(value, esc, sizeof esc) != 0 ||
+	    snprintf(f + used, len - used, "(%s=%s)", attr, esc) >= (int)(len - used))
+		return -1;
+	return 0;
+}
+
+void
+query_handle(struct proto_req *r, void *ctx)
+{
+	struct msg_query *q = r->body;
+	struct gcs *g = ctx;
+	char base[512], filter[8192];
+	int limit = q->limit > 0 && q->limit < 100000 ? (int)q->limit : QUERY_DEFAULT_LIMIT;
+	const char *ou, *oc;
+
+	if (strcmp(q->what, "checkpoints") == 0) {
+		if (q->gid == NULL) {
+			proto_reply_err(r, PROTO_E_MISSING_FIELD, "checkpoints of which GID? (gid)");
+			return;
+		}
+		dir_checkpoints(g->dir, q->gid, limit, query_on_result, r);
+		return;
+	}
+	if (strcmp(q->what, "services") == 0)
+		ou = "services", oc = "gcaService";
+	else if (strcmp(q->what, "classes") == 0)
+		ou = "classes", oc = "gcaCheckpointerClass";
+	else if (strcmp(q->what, "cts") == 0)
+		ou = "cts", oc = "gcaTranslationService";
+	else if (strcmp(q->what, "jobs") == 0)
+		ou = "jobs", oc = "gcaJob";
+	else {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "what must be services, classes, cts, jobs or "
+		    "checkpoints, not \"%s\"", q->what);
+		return;
+	}
+	snprintf(base, sizeof base, "ou=%s,%s", ou, dir_base(g->dir));
+	snprintf(filter, sizeof filter, "(&(objectClass=%s)", oc);
+	if (query_and(filter, sizeof filter, "cn", strcmp(ou, "jobs") ? q->cts : NULL) != 0 ||
+	    query_and(filter, sizeof filter, "gcaCTSName", strcmp(ou, "jobs") == 0 ? q->cts : NULL) != 0 ||
+	    query_and(filter, sizeof filter, "gcaGID", q->gid) != 0 ||
+	    query_and(filter, sizeof filter, "gcaClass", q->class_) != 0 ||
+	    query_and(filter, sizeof filter, "gcaCoreService", q->core_service) != 0 ||
+	    query_and(filter, sizeof filter, "gcaProperty", q->property) != 0 ||
+	    query_and(filter, sizeof filter, "gcaStatus", q->status) != 0 ||
+	    strlen(filter) + 2 > sizeof filter) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "filter values too long");
+		return;
+	}
+	strcat(filter, ")");
+	dir_search(g->dir, base, 1, filter, limit, query_on_result, r);
+}

@@ -1,0 +1,65 @@
+/*
+ * checkpoint_log: a CTS's record of a checkpoint (paper 5.1 step 8, 5.2 step 8). Acknowledged only
+ * after the directory stored it; idempotent by checkpoint id, so a CTS resending from its outbox
+ * after a failure makes no second record.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "gcs/gcs.h"
+
+struct record_op {
+	struct gcs		*g;
+	struct proto_req	*r;
+};
+
+static void
+record_on_stored(const struct dir_result *res, void *arg)
+{
+	struct record_op *op = arg;
+	struct msg_checkpoint_log *b = op->r->body;
+	struct msg_seq_ok ok = { res->seq };
+
+	if (res->status == DIR_OK) {
+		log_debug("record %s of %s: seq %llu%s", b->checkpoint_id, b->gid,
+		    (unsigned long long)res->seq, res->msg[0] ? " (already recorded)" : "");
+		if (res->msg[0] == '\0')
+			notify_event(op->g, "checkpoint", b->gid, b->cts, b->checkpoint_id, res->seq);
+		proto_reply_ok(op->r, op->r->pt->reply, &ok);
+	} else if (res->status == DIR_NOT_FOUND) {
+		proto_reply_err(op->r, PROTO_E_NOT_FOUND, "unknown GID %s: bind it first", b->gid);
+	} else {
+		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
+	}
+	free(op);
+}
+
+void
+record_checkpoint_log(struct proto_req *r, void *ctx)
+{
+	struct msg_checkpoint_log *b = r->body;
+	struct record_op *op;
+	struct dir_checkpoint c;
+
+	if (strcmp(r->peer.name, b->cts) != 0) {
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may not log for %s", r->peer.name, b->cts);
+		return;
+	}
+	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "checkpoint_id must be a lower-case UUID and gid "
+		    "printable text");
+		return;
+	}
+	if ((op = calloc(1, sizeof *op)) == NULL)
+		abort();
+	op->g = ctx;
+	op->r = r;
+	c = (struct dir_checkpoint){
+		.id = b->checkpoint_id, .gid = b->gid, .cts = b->cts, .core_service = b->core_service,
+		.image_name = b->image_name, .exec_manager = b->exec_manager, .parent = b->parent,
+		.sha256 = b->sha256, .kind = b->kind, .time_ms = b->time_ms, .size = b->size,
+		.properties = (const char **)b->properties.v, .nproperties = b->properties.n,
+	};
+	dir_checkpoint_log(op->g->dir, &c, record_on_stored, op);
+}
