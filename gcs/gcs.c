@@ -9,6 +9,7 @@
  * identity file (uri, binddn, password, base), as scripts/gca-site writes it.
  */
 #include <event2/event.h>
+#include <strings.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,8 @@ main(int argc, char **argv)
 	g.base = event_base_new();
 	if ((g.dir = dir_open(g.base, &g.dircfg, err, sizeof err)) == NULL)
 		log_fatal("directory: %s", err);
+	if (cache_open(&g, err, sizeof err) != 0)
+		log_fatal("directory feed: %s", err);
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
 		.ctx = &g, .on_close = gcs_on_conn_close };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
@@ -217,6 +220,7 @@ main(int argc, char **argv)
 	event_free(g.tick);
 	proto_server_free(g.server);
 	registry_free(&g);
+	cache_close(&g);
 	dir_close(g.dir);
 	dir_config_free(&g.dircfg);
 	event_base_free(g.base);

@@ -13,6 +13,7 @@
 
 struct event_base;
 struct event;
+struct cache_job;
 
 /* A CTS this GCS has heard from (registry.c). */
 struct gcs_cts {
@@ -42,10 +43,18 @@ struct gcs {
 	struct gcs_cts		*cts;
 	struct gcs_sub		*subs;
 	struct event		*tick;
+	struct dir_feed		*feed;		/* cache.c */
+	struct cache_job	*cache;
+	bool			 cache_ready;
 };
 
 extern const struct proto_handler gcs_handlers[];
 extern const size_t gcs_nhandlers;
+
+/* cache.c */
+int  cache_open(struct gcs *g, char *err, size_t errlen);
+const char *cache_holder(struct gcs *g, const char *gid, bool *finished);
+void cache_close(struct gcs *g);
 
 /* registry.c */
 struct gcs_cts *registry_find(struct gcs *g, const char *name);

@@ -462,6 +462,34 @@ test_checkpoints_are_routed_and_recorded(void **state)
 	proto_sync_close(b);
 }
 
+/* Another GCS (here: a plain ldapmodify with the GCS's identity) moves a binding: this GCS's
+ * cache follows the directory's change feed and routes to the new holder at once. */
+static void
+test_cache_follows_the_directory(void **state)
+{
+	struct proto_sync *b = as("broker-b1");
+	char out[1024];
+
+	(void)state;
+	bind_job("cts-cts-1", "job-moved", "alice", false, "");
+	checkpoint(b, "job-moved", NULL, NULL, "");
+	assert_int_equal(test_sh(out, sizeof out, "pw=$(awk '$1==\"password\"{print $2}' %s); "
+	    "printf 'dn: gcaGID=job-moved,ou=jobs,o=gca\\nchangetype: modify\\nreplace: gcaCTSName\\n"
+	    "gcaCTSName: cts-2\\n' | ldapmodify -x -H '%s' -D cn=gcs-directory,o=gca -w \"$pw\" 2>&1",
+	    site.gcs_conf, site.ldap_uri), 0);
+	/* cts-2's endpoint is dead: the request must go there, not to cts-1 */
+	for (int i = 0; i < 50; i++) {
+		struct msg_do_checkpoint req = { .gid = "job-moved" };
+		char code[32];
+		call(b, "do_checkpoint", &req, NULL, code, NULL);
+		if (strcmp(code, PROTO_E_CTS_DOWN) == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	checkpoint(b, "job-moved", NULL, NULL, PROTO_E_CTS_DOWN);
+	proto_sync_close(b);
+}
+
 static void
 test_checkpoint_log_is_idempotent(void **state)
 {
@@ -621,6 +649,7 @@ main(void)
 		cmocka_unit_test(test_registration_rules),
 		cmocka_unit_test(test_binding_rules),
 		cmocka_unit_test(test_checkpoints_are_routed_and_recorded),
+		cmocka_unit_test(test_cache_follows_the_directory),
 		cmocka_unit_test(test_checkpoint_log_is_idempotent),
 		cmocka_unit_test(test_queries),
 		cmocka_unit_test(test_subscribers_hear_checkpoints),
