@@ -73,7 +73,7 @@ test_site_up(struct test_site *s)
 	snprintf(s->dir, sizeof s->dir, "%s/gca-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(s->dir) == NULL)
 		return -1;
-	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s 2>&1", test_top(), s->dir) != 0) {
+	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s --only-directory 2>&1", test_top(), s->dir) != 0) {
 		fprintf(stderr, "gca-site up failed:\n%s\n", log);
 		return -1;
 	}
@@ -85,7 +85,7 @@ test_site_restart_slapd(struct test_site *s)
 {
 	char log[4096];
 
-	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s 2>&1", test_top(), s->dir) != 0) {
+	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s --only-directory 2>&1", test_top(), s->dir) != 0) {
 		fprintf(stderr, "gca-site up failed:\n%s\n", log);
 		return -1;
 	}
