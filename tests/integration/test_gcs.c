@@ -23,7 +23,7 @@
 #include "tests/lib/testlib.h"
 
 static struct test_site site;
-static char pki[300], gcs_ep[64], cts_ep[64], conf[400], portfile[400];
+static char pki[300], gcs_ep[64], cts_ep[64];
 static pid_t gcs_pid;
 
 /* ---- the scripted CTS (its own thread and loop) ---- */
@@ -196,55 +196,18 @@ cts_start(void)
 
 /* ---- the daemon ---- */
 
-static int
-gcs_start(void)
-{
-	char port[32] = "";
-
-	unlink(portfile);
-	if ((gcs_pid = fork()) == 0) {
-		char bin[400];
-		snprintf(bin, sizeof bin, "%s/gca-gcs", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build");
-		execl(bin, "gca-gcs", "-f", conf, "--port-file", portfile, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100 && port[0] == '\0'; i++) {
-		FILE *f;
-		usleep(50 * 1000);
-		if ((f = fopen(portfile, "r")) != NULL) {
-			if (fgets(port, sizeof port, f) == NULL)
-				port[0] = '\0';
-			fclose(f);
-		}
-	}
-	if (port[0] == '\0')
-		return -1;
-	snprintf(gcs_ep, sizeof gcs_ep, "127.0.0.1:%d", atoi(port));
-	return 0;
-}
+static const char gcs_more[] = "cts_timeout 2\nrequest_timeout 5\ndirectory_timeout 2\n";
 
 static int
 setup(void **state)
 {
-	char out[4096], body[2048];
-	int n;
-
 	(void)state;
-	if (test_site_up(&site) != 0)
+	if (test_site_up(&site) != 0 ||
+	    test_pki(&site, "gcs gcs-t cts cts-1 cts cts-2 broker b1 admin a1") != 0)
 		return -1;
 	snprintf(pki, sizeof pki, "%s/pki", site.dir);
-	if (test_sh(out, sizeof out, "P=%s/scripts/gca-pki; $P init %s && $P issue %s gcs gcs-t && "
-	    "$P issue %s cts cts-1 && $P issue %s cts cts-2 && $P issue %s broker b1 && "
-	    "$P issue %s admin a1", test_top(), pki, pki, pki, pki, pki, pki) != 0) {
-		fprintf(stderr, "%s\n", out);
-		return -1;
-	}
-	snprintf(conf, sizeof conf, "%s/gcs.conf", site.dir);
-	snprintf(portfile, sizeof portfile, "%s/gcs.port", site.dir);
-	n = snprintf(body, sizeof body, "name gcs-t\nlisten 127.0.0.1:0\nca %s/ca.crt\n"
-	    "cert %s/gcs-gcs-t.crt\nkey %s/gcs-gcs-t.key\ndirectory %s\ncts_timeout 2\n"
-	    "request_timeout 5\ndirectory_timeout 2\n", pki, pki, pki, site.gcs_conf);
-	if (file_write_whole(conf, body, (size_t)n, 0600) != 0 || gcs_start() != 0)
+	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", gcs_more, gcs_ep,
+	    sizeof gcs_ep)) < 0)
 		return -1;
 	return cts_start();
 }
@@ -261,11 +224,10 @@ teardown(void **state)
 	proto_server_free(cts.server);
 	event_free(cts.beat);
 	event_base_free(cts.base);
-	kill(gcs_pid, SIGTERM);
-	waitpid(gcs_pid, &status, 0);
+	status = test_gcs_stop(gcs_pid);
 	test_site_down(&site);
 	/* gca-gcs stops cleanly on SIGTERM (under SAN=1: and leaks nothing) */
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (status != 0) {
 		fprintf(stderr, "gca-gcs exited with status %d\n", status);
 		return -1;
 	}
@@ -619,13 +581,11 @@ test_kill_and_restart_loses_nothing(void **state)
 	waitpid(gcs_pid, NULL, 0);
 	/* a new GCS at the same address (where the CTS looks for it) over the same directory */
 	{
-		char body[2048];
-		int n = snprintf(body, sizeof body, "name gcs-t\nlisten %s\nca %s/ca.crt\n"
-		    "cert %s/gcs-gcs-t.crt\nkey %s/gcs-gcs-t.key\ndirectory %s\ncts_timeout 2\n"
-		    "request_timeout 5\ndirectory_timeout 2\n", gcs_ep, pki, pki, pki, site.gcs_conf);
-		assert_int_equal(file_write_whole(conf, body, (size_t)n, 0600), 0);
+		char listen[64];
+		snprintf(listen, sizeof listen, "%s", gcs_ep);
+		assert_true((gcs_pid = test_gcs_start(&site, "gcs-t", listen, gcs_more, gcs_ep,
+		    sizeof gcs_ep)) > 0);
 	}
-	assert_int_equal(gcs_start(), 0);
 	/* the CTS notices on its next heartbeat and registers again */
 	{
 		int before_reg = atomic_load(&cts.registered);

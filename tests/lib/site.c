@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -108,4 +109,71 @@ test_site_down(struct test_site *s)
 	if (getenv("GCA_KEEP") == NULL)
 		file_remove_tree(s->dir);
 	s->dir[0] = '\0';
+}
+
+int
+test_pki(struct test_site *s, const char *identities)
+{
+	char out[4096], cmd[2048];
+	int n;
+
+	n = snprintf(cmd, sizeof cmd, "P=%s/scripts/gca-pki; D=%s/pki; $P init $D >/dev/null && "
+	    "set -- %s; while [ $# -gt 1 ]; do $P issue $D $1 $2 >/dev/null || exit 1; shift 2; done",
+	    test_top(), s->dir, identities);
+	if (n >= (int)sizeof cmd || test_sh(out, sizeof out, "%s", cmd) != 0) {
+		fprintf(stderr, "gca-pki failed: %s\n", out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
+    char *endpoint, size_t len)
+{
+	char conf[400], portfile[400], body[4096], port[32] = "";
+	int n, pid;
+
+	snprintf(conf, sizeof conf, "%s/%s.conf", s->dir, name);
+	snprintf(portfile, sizeof portfile, "%s/%s.port", s->dir, name);
+	n = snprintf(body, sizeof body, "name %s\nlisten %s\nca %s/pki/ca.crt\ncert %s/pki/gcs-%s.crt\n"
+	    "key %s/pki/gcs-%s.key\ndirectory %s\n%s", name, listen, s->dir, s->dir, name, s->dir, name,
+	    s->gcs_conf, more ? more : "");
+	if (file_write_whole(conf, body, (size_t)n, 0600) != 0)
+		return -1;
+	unlink(portfile);
+	if ((pid = fork()) == 0) {
+		char bin[400];
+		snprintf(bin, sizeof bin, "%s/gca-gcs", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build");
+		execl(bin, "gca-gcs", "-f", conf, "--port-file", portfile, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && port[0] == '\0'; i++) {
+		FILE *f;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		if ((f = fopen(portfile, "r")) != NULL) {
+			if (fgets(port, sizeof port, f) == NULL)
+				port[0] = '\0';
+			fclose(f);
+		}
+	}
+	if (port[0] == '\0') {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	snprintf(endpoint, len, "127.0.0.1:%d", atoi(port));
+	return pid;
+}
+
+int
+test_gcs_stop(int pid)
+{
+	int status = 0;
+
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

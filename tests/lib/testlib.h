@@ -16,6 +16,13 @@ int  test_site_up(struct test_site *s);
 void test_site_down(struct test_site *s);		/* stops and removes the folder */
 int  test_site_slapd_signal(struct test_site *s, int sig);
 int  test_site_restart_slapd(struct test_site *s);	/* `gca-site up` again (same port) */
+/* A PKI in <site>/pki with the identities given as "role name" pairs, e.g. "gcs gcs-t cts cts-1". */
+int  test_pki(struct test_site *s, const char *identities);
+/* Starts gca-gcs (from $GCA_BUILD) with the certificate gcs-<name>, the site's directory, and more
+ * config lines; listen is "127.0.0.1:0" or a fixed address. Fills endpoint; returns its pid. */
+int  test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
+	char *endpoint, size_t len);
+int  test_gcs_stop(int pid);		/* SIGTERM; returns its exit status (0 = clean) */
 /* Runs a shell command; returns its exit status, its stdout in out (may be NULL). */
 int  test_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *test_top(void);				/* the source tree */
