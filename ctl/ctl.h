@@ -1,0 +1,48 @@
+/*
+ * ctl/: gca-ctl, the broker's and operator's client of gca-gcs. Each command is one
+ * `const struct ctl_cmd` beside its code (as tmux's cmd_entry); ctl.c finds and runs it.
+ */
+#ifndef GCA_CTL_H
+#define GCA_CTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "proto/proto.h"
+
+#define CTL_OK		0
+#define CTL_FAILED	1
+#define CTL_USAGE	2
+
+struct ctl {
+	const char		*endpoint;
+	struct proto_tls_files	 tls;
+	bool			 json, admin;
+	int			 timeout_ms;
+	struct proto_sync	*conn;
+};
+
+struct ctl_cmd {
+	const char	*name;		/* "class add": words the user types */
+	const char	*usage;		/* what follows the name */
+	const char	*help;		/* one line */
+	int		(*run)(struct ctl *c, int argc, char **argv);
+};
+
+/* ctl.c */
+int  ctl_connect(struct ctl *c);
+/* One request; on failure prints "gca-ctl: WHAT: message (code)" with a hint and returns -1. */
+int  ctl_call(struct ctl *c, const char *what, const char *type, const void *body, void **reply);
+int  ctl_usage(const struct ctl_cmd *cmd);
+/* Lists: columns are attribute names; a table for people, one JSON document with --json. */
+void ctl_print_entries(struct ctl *c, const struct proto_entries *es, const char *const *cols,
+	const char *const *heads);
+void ctl_json_string(FILE *f, const char *s);
+const char *ctl_entry_get(const struct proto_entry *e, const char *attr);
+int  ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const char *const *heads);
+
+extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_services, ctl_cmd_classes, ctl_cmd_class_add,
+	ctl_cmd_cts, ctl_cmd_cts_remove, ctl_cmd_jobs, ctl_cmd_checkpoint, ctl_cmd_checkpoints,
+	ctl_cmd_subscribe;
+
+#endif
