@@ -78,7 +78,6 @@ void record_checkpoint_log(struct proto_req *r, void *ctx);
 /* query.c */
 void query_handle(struct proto_req *r, void *ctx);
 void query_entries(const struct dir_result *res, struct proto_entries *out);	/* copies */
-void query_entries_free(struct proto_entries *es);
 
 /* notify.c */
 void notify_subscribe(struct proto_req *r, void *ctx);

@@ -35,20 +35,6 @@ query_entries(const struct dir_result *res, struct proto_entries *out)
 	}
 }
 
-void
-query_entries_free(struct proto_entries *es)
-{
-	for (size_t i = 0; i < es->n; i++) {
-		for (size_t a = 0; a < es->v[i].n; a++) {
-			free(es->v[i].attrs[a].name);
-			proto_strlist_free(&es->v[i].attrs[a].vals);
-		}
-		free(es->v[i].attrs);
-	}
-	free(es->v);
-	memset(es, 0, sizeof *es);
-}
-
 static void
 query_on_result(const struct dir_result *res, void *arg)
 {
@@ -62,7 +48,7 @@ query_on_result(const struct dir_result *res, void *arg)
 	}
 	query_entries(res, &ok.entries);
 	proto_reply_ok(r, r->pt->reply, &ok);
-	query_entries_free(&ok.entries);
+	proto_entries_free(&ok.entries);
 }
 
 /* Appends "(attr=<escaped value>)" to f. */

@@ -253,27 +253,11 @@ dir_txn_control(void *txn, LDAPControl *c, LDAPControl **list)
 static void
 dir_result_add_entry(struct dir *d, LDAPMessage *m, struct dir_result *r)
 {
-	struct dir_entry *e;
-	BerElement *ber = NULL;
-	char *dn = ldap_get_dn(d->ld, m), *attr;
+	struct dir_entry *e = dir_entry_from_ldap(d->ld, m);
 
 	r->entries = realloc(r->entries, (r->nentries + 1) * sizeof *r->entries);
 	if (r->entries == NULL)
 		abort();
-	e = dir_entry_new(dn ? dn : "");
-	ldap_memfree(dn);
-	for (attr = ldap_first_attribute(d->ld, m, &ber); attr != NULL;
-	    attr = ldap_next_attribute(d->ld, m, ber)) {
-		struct berval **vals = ldap_get_values_len(d->ld, m, attr);
-		for (int i = 0; vals != NULL && vals[i] != NULL; i++) {
-			char *v = strndup(vals[i]->bv_val, vals[i]->bv_len);
-			dir_entry_add(e, attr, v);
-			free(v);
-		}
-		ldap_value_free_len(vals);
-		ldap_memfree(attr);
-	}
-	ber_free(ber, 0);
 	r->entries[r->nentries++] = *e;
 	free(e);
 }

@@ -1,4 +1,5 @@
 /* Directory entries as plain data: a DN and attribute -> values. */
+#include <ldap.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,4 +106,30 @@ dir_entry_free(struct dir_entry *e)
 		return;
 	dir_entry_clear(e);
 	free(e);
+}
+
+/* An entry as libldap returned it (a search result or a syncrepl message). */
+struct dir_entry *
+dir_entry_from_ldap(void *ldp, void *msgp)
+{
+	LDAP *ld = ldp;
+	LDAPMessage *m = msgp;
+	BerElement *ber = NULL;
+	char *dn = ldap_get_dn(ld, m), *attr;
+	struct dir_entry *e = dir_entry_new(dn ? dn : "");
+
+	ldap_memfree(dn);
+	for (attr = ldap_first_attribute(ld, m, &ber); attr != NULL;
+	    attr = ldap_next_attribute(ld, m, ber)) {
+		struct berval **vals = ldap_get_values_len(ld, m, attr);
+		for (int i = 0; vals != NULL && vals[i] != NULL; i++) {
+			char *v = strndup(vals[i]->bv_val, vals[i]->bv_len);
+			dir_entry_add(e, attr, v);
+			free(v);
+		}
+		ldap_value_free_len(vals);
+		ldap_memfree(attr);
+	}
+	ber_free(ber, 0);
+	return e;
 }

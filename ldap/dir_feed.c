@@ -55,29 +55,6 @@ dir_feed_push(struct dir_feed *f, enum dir_change what, struct dir_entry *e)
 		log_error("directory feed: eventfd write: %s", strerror(errno));
 }
 
-static struct dir_entry *
-dir_feed_entry(LDAP *ld, LDAPMessage *m)
-{
-	BerElement *ber = NULL;
-	char *dn = ldap_get_dn(ld, m), *attr;
-	struct dir_entry *e = dir_entry_new(dn ? dn : "");
-
-	ldap_memfree(dn);
-	for (attr = ldap_first_attribute(ld, m, &ber); attr != NULL;
-	    attr = ldap_next_attribute(ld, m, ber)) {
-		struct berval **vals = ldap_get_values_len(ld, m, attr);
-		for (int i = 0; vals != NULL && vals[i] != NULL; i++) {
-			char *v = strndup(vals[i]->bv_val, vals[i]->bv_len);
-			dir_entry_add(e, attr, v);
-			free(v);
-		}
-		ldap_value_free_len(vals);
-		ldap_memfree(attr);
-	}
-	ber_free(ber, 0);
-	return e;
-}
-
 static int
 dir_feed_on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid, ldap_sync_refresh_t phase)
 {
@@ -101,7 +78,7 @@ dir_feed_on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid, ldap_s
 	default:
 		return 0;
 	}
-	dir_feed_push(f, what, dir_feed_entry(ls->ls_ld, msg));
+	dir_feed_push(f, what, dir_entry_from_ldap(ls->ls_ld, msg));
 	return 0;
 }
 

@@ -174,6 +174,7 @@ struct dir_op {
 	struct dir_result res;
 	struct dir_op	 *next;
 };
+struct dir_entry *dir_entry_from_ldap(void *ld, void *msg);	/* LDAP *, LDAPMessage * */
 struct dir_op *dir_op_new(dir_op_fn fn, dir_cb cb, void *arg);
 void           dir_op_submit(struct dir *d, struct dir_op *op);
 void           dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)

@@ -277,7 +277,7 @@ proto_dec_strlist(const msgpack_object *o, size_t max, struct proto_strlist *l)
 	return 0;
 }
 
-static void
+void
 proto_entries_free(struct proto_entries *es)
 {
 	for (size_t i = 0; i < es->n; i++) {

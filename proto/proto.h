@@ -160,6 +160,7 @@ void proto_msg_free(struct proto_msg *m);
 void proto_body_free(const struct proto_type *pt, void *body);
 void proto_strlist_add(struct proto_strlist *l, const char *s);
 void proto_strlist_free(struct proto_strlist *l);
+void proto_entries_free(struct proto_entries *es);
 
 /* ---- the transport (conn.c, server.c, client.c, tls.c) ---- */
 
