@@ -146,6 +146,7 @@ install: all
 		install -d $(DESTDIR)$(MANDIR)/man$$sec; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$sec/; done; done
 
 demo: all
+	@if [ ! -x scripts/gca-demo ]; then echo "make demo: not available yet: it needs gca-cts and the job wrappers (issue 5); try scripts/gca-site up run" >&2; exit 1; fi
 	GCA_BUILD=$(B) scripts/gca-demo
 
 demo-stop:
