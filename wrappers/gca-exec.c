@@ -117,6 +117,7 @@ main(int argc, char **argv)
 
 	if ((socket = wrapper_socket("gca-exec", cts_flag)) == NULL)
 		return 1;
+	wrapper_sigpipe_ignore();
 	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
 		return 1;
 	struct msg_local_bind bind = {
@@ -142,6 +143,7 @@ main(int argc, char **argv)
 	} else {
 		proto_sync_close(s);
 	}
+	wrapper_sigpipe_restore();
 	execvp(argv[optind], argv + optind);
 	fprintf(stderr, "gca-exec: cannot run %s: %s\n", argv[optind], strerror(errno));
 	return 127;

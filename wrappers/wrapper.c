@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,4 +171,24 @@ wrapper_app_env(int fd, const char *gid, const char *socket)
 	    setenv("GCA_CTS_SOCKET", socket, 1) != 0)
 		return -1;
 	return 0;
+}
+
+static struct sigaction wrapper_old_sigpipe;
+static bool wrapper_sigpipe_saved;
+
+void
+wrapper_sigpipe_ignore(void)
+{
+	struct sigaction sa = { .sa_handler = SIG_IGN };
+
+	sigemptyset(&sa.sa_mask);
+	if (!wrapper_sigpipe_saved && sigaction(SIGPIPE, &sa, &wrapper_old_sigpipe) == 0)
+		wrapper_sigpipe_saved = true;
+}
+
+void
+wrapper_sigpipe_restore(void)
+{
+	if (wrapper_sigpipe_saved)
+		sigaction(SIGPIPE, &wrapper_old_sigpipe, NULL);
 }

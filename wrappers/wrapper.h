@@ -42,4 +42,12 @@ int wrapper_keep_fd(int fd);
 /* Exports GCA_APP_FD=fd (kept across exec), GCA_GID and GCA_CTS_SOCKET for an app job. */
 int wrapper_app_env(int fd, const char *gid, const char *socket);
 
+/*
+ * A CTS that goes away mid-write must give an error, not kill the wrapper: SIGPIPE is ignored
+ * while we talk, and the old disposition is put back before a job is exec'd (an ignored signal
+ * would stay ignored in the job).
+ */
+void wrapper_sigpipe_ignore(void);
+void wrapper_sigpipe_restore(void);
+
 #endif
