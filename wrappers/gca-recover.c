@@ -434,8 +434,17 @@ recover_criu(struct recover *rc)
 		return 1;
 	}
 	if ((job = recover_criu_run(rc, tmp)) < 0) {
-		fprintf(stderr, "gca-recover: the job is not recovered; criu's files are kept in "
-		    "%s\n", tmp);
+		char log[4200];
+
+		/* Keep criu's log for whoever looks into it; an empty folder says nothing. */
+		snprintf(log, sizeof log, "%s/restore.log", tmp);
+		if (access(log, F_OK) == 0) {
+			fprintf(stderr, "gca-recover: the job is not recovered; criu's files are kept "
+			    "in %s\n", tmp);
+		} else {
+			file_remove_tree(tmp);
+			fprintf(stderr, "gca-recover: the job is not recovered\n");
+		}
 		return 1;
 	}
 	file_remove_tree(tmp);
