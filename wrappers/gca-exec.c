@@ -1,0 +1,150 @@
+/*
+ * gca-exec: starts a job under a CTS (paper 5.1, flow "A job starts").
+ *
+ * It binds the job's GID to the CTS on the CTS's unix socket (local_bind with its own pid), sets
+ * the environment the CTS's parameter patterns ask for, and then execs the job in its own place,
+ * so the pid the CTS watches is the job's. For the app core service the socket stays open across
+ * exec (GCA_APP_FD): the job's gca_app library answers app_save on it. For criu it is closed,
+ * because criu refuses to dump a process holding a unix socket to an outside peer.
+ *
+ * Exit status: the job's (it replaces us); 1 the job was not started (no CTS, refused);
+ * 2 usage; 127 the job cannot be run.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "proto/proto.h"
+#include "wrappers/wrapper.h"
+
+static const char exec_usage_text[] =
+    "usage: gca-exec --gid GID [--cts SOCKET] [--checkpoint-every DURATION] -- JOB [ARGS...]\n";
+
+static const char exec_help_text[] =
+    "  --gid GID                  the job's grid identifier\n"
+    "  --cts SOCKET               the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
+    "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h)\n"
+    "See gca-exec(1).\n";
+
+static int
+exec_usage(void)
+{
+	fputs(exec_usage_text, stderr);
+	return 2;
+}
+
+/* Sets every parameter the CTS gave; on error says which and returns -1. */
+static int
+exec_params(const struct msg_local_bind_ok *ok, const char *gid)
+{
+	char pid[24], err[512], *kv;
+
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	const struct wrapper_var vars[] = {
+		{ "gid", gid }, { "cts", ok->cts }, { "pid", pid },
+		{ "core_service", ok->core_service },
+	};
+	for (size_t i = 0; i < ok->params.n; i++) {
+		if ((kv = wrapper_expand(ok->params.v[i], vars, GCA_NITEMS(vars), err,
+		    sizeof err)) == NULL) {
+			fprintf(stderr, "gca-exec: CTS %s: %s; the job is not started\n", ok->cts, err);
+			return -1;
+		}
+		if (wrapper_setenv(kv) != 0) {
+			fprintf(stderr, "gca-exec: cannot set %s: %s; the job is not started\n", kv,
+			    strerror(errno));
+			free(kv);
+			return -1;
+		}
+		free(kv);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "gid", required_argument, NULL, 'g' },
+		{ "cts", required_argument, NULL, 'c' },
+		{ "checkpoint-every", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *gid = NULL, *cts_flag = NULL;
+	uint64_t every_ms = 0;
+	char code[64], msg[512], *socket;
+	struct msg_local_bind_ok *ok = NULL;
+	struct proto_sync *s;
+	int c;
+
+	/* '+': the first non-option is the job; its own options are not ours. */
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			gid = optarg;
+			break;
+		case 'c':
+			cts_flag = optarg;
+			break;
+		case 'e':
+			if (duration_parse(optarg, &every_ms) != 0 || every_ms == 0) {
+				fprintf(stderr, "gca-exec: bad --checkpoint-every \"%s\" (say 30s, 5m, "
+				    "2h)\n", optarg);
+				return exec_usage();
+			}
+			break;
+		case 'h':
+			fputs(exec_usage_text, stdout);
+			fputs(exec_help_text, stdout);
+			return 0;
+		default:
+			return exec_usage();
+		}
+	}
+	if (gid == NULL || optind >= argc)
+		return exec_usage();
+	if (!name_valid(gid)) {
+		fprintf(stderr, "gca-exec: bad GID \"%s\" (1 to 255 bytes, no control characters)\n",
+		    gid);
+		return exec_usage();
+	}
+
+	if ((socket = wrapper_socket("gca-exec", cts_flag)) == NULL)
+		return 1;
+	wrapper_sigpipe_ignore();
+	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
+		return 1;
+	struct msg_local_bind bind = {
+		.gid = (char *)gid, .pid = (uint64_t)getpid(), .checkpoint_every_ms = every_ms,
+		.recovery = false,
+	};
+	if (proto_sync_call(s, "local_bind", proto_type_find("local_bind"), &bind, (void **)&ok,
+	    code, sizeof code, msg, sizeof msg) != 0) {
+		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
+		return 1;
+	}
+	/* From here the CTS holds the binding; if we exit instead of exec, it sees us go and unbinds. */
+	if (exec_params(ok, gid) != 0)
+		return 1;
+	if (strcmp(ok->core_service, "app") == 0) {
+		/* The job keeps the conversation; proto_sync_close would close the fd, so s is
+		 * deliberately left allocated. */
+		if (wrapper_app_env(proto_sync_fd(s), gid, socket) != 0) {
+			fprintf(stderr, "gca-exec: cannot pass the CTS socket to the job: %s; the job "
+			    "is not started\n", strerror(errno));
+			return 1;
+		}
+	} else {
+		proto_sync_close(s);
+	}
+	wrapper_sigpipe_restore();
+	execvp(argv[optind], argv + optind);
+	fprintf(stderr, "gca-exec: cannot run %s: %s\n", argv[optind], strerror(errno));
+	return 127;
+}

@@ -1,0 +1,548 @@
+/*
+ * gca-recover: restarts a job from one of its checkpoints (paper 5.3, flow "Recovery").
+ *
+ * restore_prepare asks the CTS to find and verify the image; then the job is brought back as our
+ * child (app: a fork that execs the job with GCA_RESTORE_DIR; criu: `criu restore -d`, whose
+ * restored tree is reparented to us because we are a child subreaper) and bound to the GID with
+ * local_bind {recovery: true, pid: the job's}. We stay resident: signals are forwarded to the job
+ * and we exit with its status, so whoever started gca-recover sees the job as if it were it.
+ *
+ * The app job must not run before the CTS has accepted the binding, yet the CTS wants its pid in
+ * local_bind. So the child is forked first and waits on a pipe: the parent sends it the
+ * environment as "NAME=VALUE\0" records, ended by an empty record (a lone "\0"; a real record
+ * always holds '='). EOF before that end marker means the bind failed: the child exits 127
+ * without running the job.
+ *
+ * Exit status: the job's, or 128+N if signal N killed it; 1 the job was not recovered;
+ * 2 usage; 127 the job cannot be run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "proto/proto.h"
+#include "wrappers/wrapper.h"
+
+static const char recover_usage_text[] =
+    "usage: gca-recover --gid GID --checkpoint ID|latest [--cts SOCKET] -- JOB [ARGS...]\n";
+
+static const char recover_help_text[] =
+    "  --gid GID              the job's grid identifier\n"
+    "  --checkpoint ID|latest the checkpoint to restart from (latest: highest sequence number)\n"
+    "  --cts SOCKET           the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
+    "See gca-recover(1).\n";
+
+/* The signals a resident gca-recover passes on to the job. */
+static const int recover_forwarded[] = {
+	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP,
+};
+
+#define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
+#define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
+
+static volatile sig_atomic_t recover_job;	/* the pid signals go to; 0 before the job exists */
+static sigset_t recover_orig_mask;		/* the mask we were started with, for children */
+
+/* What the job's environment and the placeholders are made of. */
+struct recover {
+	const char		*gid, *socket;
+	char			**job;
+	struct proto_sync	*s;
+	struct msg_restore_ok	*r;
+};
+
+static int
+recover_usage(void)
+{
+	fputs(recover_usage_text, stderr);
+	return 2;
+}
+
+static void
+recover_forward(int sig)
+{
+	int saved = errno;
+	pid_t job = recover_job;
+
+	/* SIGTSTP is caught, so we do not stop ourselves; only the job does. */
+	if (job > 0)
+		kill(job, sig);
+	errno = saved;
+}
+
+/*
+ * Forwarded signals are caught from the start but blocked until the job's pid is known, so one
+ * that arrives during the restore is passed on once there is a job rather than lost.
+ */
+static void
+recover_signals_setup(void)
+{
+	struct sigaction sa = { .sa_handler = recover_forward, .sa_flags = SA_RESTART };
+	sigset_t block;
+
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++) {
+		sigaddset(&block, recover_forwarded[i]);
+		sigaddset(&sa.sa_mask, recover_forwarded[i]);
+	}
+	sigprocmask(SIG_BLOCK, &block, &recover_orig_mask);
+	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++)
+		sigaction(recover_forwarded[i], &sa, NULL);
+}
+
+static void
+recover_signals_start(pid_t job)
+{
+	recover_job = job;
+	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
+}
+
+/* In a child before exec: default handlers and the original mask, as if we had not been there. */
+static void
+recover_signals_reset(void)
+{
+	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++)
+		signal(recover_forwarded[i], SIG_DFL);
+	wrapper_sigpipe_restore();
+	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
+}
+
+/* Reaps every child (the subreaper inherits orphans of the job) until the job itself exits. */
+static int
+recover_wait(pid_t job)
+{
+	int status;
+	pid_t pid;
+
+	for (;;) {
+		pid = waitpid(-1, &status, 0);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "gca-recover: lost the job (pid %ld): %s\n", (long)job,
+			    strerror(errno));
+			return 1;
+		}
+		if (pid != job)
+			continue;
+		if (WIFEXITED(status))
+			return WEXITSTATUS(status);
+		if (WIFSIGNALED(status))
+			return 128 + WTERMSIG(status);
+	}
+}
+
+/* Kills a job that was never bound, and waits so it is not left behind. */
+static void
+recover_kill(pid_t job)
+{
+	kill(job, SIGKILL);
+	while (waitpid(job, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static int
+recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
+{
+	char code[64], msg[512];
+	struct msg_local_bind bind = {
+		.gid = (char *)rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
+		.recovery = true,
+	};
+
+	if (proto_sync_call(rc->s, "local_bind", proto_type_find("local_bind"), &bind, (void **)ok,
+	    code, sizeof code, msg, sizeof msg) != 0) {
+		fprintf(stderr, "gca-recover: GID %s refused: %s (%s)\n", rc->gid, msg, code);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the app core service ---- */
+
+/* Reads the whole pipe: the records, then EOF. */
+static char *
+recover_child_read(int fd, size_t *len)
+{
+	char *buf = malloc(RECOVER_ENV_MAX);
+	size_t n = 0;
+	ssize_t got;
+
+	if (buf == NULL)
+		return NULL;
+	while (n < RECOVER_ENV_MAX) {
+		got = read(fd, buf + n, RECOVER_ENV_MAX - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			free(buf);
+			return NULL;
+		}
+		if (got == 0)
+			break;
+		n += got;
+	}
+	*len = n;
+	return buf;
+}
+
+/* The forked job: waits for its environment, then becomes the job. Never returns. */
+static void GCA_NORETURN
+recover_child(struct recover *rc, int rfd)
+{
+	size_t len, n;
+	char *buf, *p, *end;
+	bool ended = false;
+
+	if ((buf = recover_child_read(rfd, &len)) == NULL)
+		_exit(127);
+	close(rfd);
+	for (p = buf, end = buf + len; p < end; p += n + 1) {
+		n = strnlen(p, end - p);
+		if (p + n == end)		/* a record cut short: the parent died mid-way */
+			break;
+		if (n == 0) {
+			ended = true;
+			break;
+		}
+		if (wrapper_setenv(p) != 0)
+			_exit(127);
+	}
+	if (!ended)
+		_exit(127);		/* the bind failed: the job must not run */
+	free(buf);
+	recover_signals_reset();
+	execvp(rc->job[0], rc->job);
+	fprintf(stderr, "gca-recover: cannot run %s: %s\n", rc->job[0], strerror(errno));
+	_exit(127);
+}
+
+static int
+recover_write(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* Expands the CTS's parameters and sends them, then the fixed variables, then the end marker. */
+static int
+recover_send_env(struct recover *rc, const struct msg_local_bind_ok *ok, pid_t job, int wfd)
+{
+	char pid[24], seq[24], fd[16], err[512], *kv;
+	const struct msg_restore_ok *r = rc->r;
+	int rv = 0;
+
+	snprintf(pid, sizeof pid, "%ld", (long)job);
+	snprintf(seq, sizeof seq, "%llu", (unsigned long long)r->seq);
+	/* The child has the same descriptor number as ours (fork). */
+	snprintf(fd, sizeof fd, "%d", proto_sync_fd(rc->s));
+	const struct wrapper_var vars[] = {
+		{ "gid", rc->gid }, { "cts", ok->cts }, { "pid", pid },
+		{ "core_service", ok->core_service }, { "checkpoint_id", r->checkpoint_id },
+		{ "image_dir", r->image_dir }, { "seq", seq },
+	};
+	for (size_t i = 0; i < ok->params.n && rv == 0; i++) {
+		if ((kv = wrapper_expand(ok->params.v[i], vars, GCA_NITEMS(vars), err,
+		    sizeof err)) == NULL) {
+			fprintf(stderr, "gca-recover: CTS %s: %s; the job is not started\n", ok->cts,
+			    err);
+			return -1;
+		}
+		rv = recover_write(wfd, kv, strlen(kv) + 1);
+		free(kv);
+	}
+	const char *fixed[][2] = {
+		{ "GCA_RESTORE_DIR", r->image_dir }, { "GCA_APP_FD", fd }, { "GCA_GID", rc->gid },
+		{ "GCA_CTS_SOCKET", rc->socket }, { "GCA_CHECKPOINT_ID", r->checkpoint_id },
+	};
+	for (size_t i = 0; i < GCA_NITEMS(fixed) && rv == 0; i++) {
+		if (asprintf(&kv, "%s=%s", fixed[i][0], fixed[i][1]) < 0)
+			return -1;
+		rv = recover_write(wfd, kv, strlen(kv) + 1);
+		free(kv);
+	}
+	if (rv == 0)
+		rv = recover_write(wfd, "", 1);		/* the end marker: an empty record */
+	if (rv != 0)
+		fprintf(stderr, "gca-recover: cannot pass the environment to the job: %s\n",
+		    strerror(errno));
+	return rv;
+}
+
+static int
+recover_app(struct recover *rc)
+{
+	struct msg_local_bind_ok *ok = NULL;
+	int p[2];
+	pid_t job;
+
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		fprintf(stderr, "gca-recover: pipe: %s\n", strerror(errno));
+		return 1;
+	}
+	if ((job = fork()) < 0) {
+		fprintf(stderr, "gca-recover: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (job == 0) {
+		close(p[1]);
+		/* The job owns the conversation with the CTS from now on. */
+		if (wrapper_keep_fd(proto_sync_fd(rc->s)) != 0)
+			_exit(127);
+		recover_child(rc, p[0]);
+	}
+	close(p[0]);
+	if (recover_bind(rc, job, &ok) != 0 || recover_send_env(rc, ok, job, p[1]) != 0) {
+		close(p[1]);
+		recover_kill(job);
+		return 1;
+	}
+	close(p[1]);
+	proto_sync_close(rc->s);	/* our copy only: the child has its own */
+	rc->s = NULL;
+	proto_body_free(proto_type_find("local_bind")->reply, ok);
+	recover_signals_start(job);
+	return recover_wait(job);
+}
+
+/* ---- the criu core service ---- */
+
+/* Prints the last lines of criu's log, which say why the restore failed. */
+static void
+recover_log_tail(const char *path)
+{
+	char buf[8192], *p;
+	int fd, lines = 0;
+	off_t size;
+	ssize_t n;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "gca-recover: no criu log %s: %s\n", path, strerror(errno));
+		return;
+	}
+	size = lseek(fd, 0, SEEK_END);
+	if (size > (off_t)sizeof buf - 1)
+		lseek(fd, size - (off_t)(sizeof buf - 1), SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if (buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	for (p = buf + n; p > buf; p--)
+		if (p[-1] == '\n' && ++lines == RECOVER_LOG_TAIL)
+			break;
+	fprintf(stderr, "gca-recover: criu's log (%s) ends with:\n%s\n", path, p);
+}
+
+/* Runs criu restore and waits for it; returns the restored job's pid, or -1 (said why). */
+static pid_t
+recover_criu_run(struct recover *rc, const char *tmp)
+{
+	char pidfile[4200], log[4200], *buf = NULL;
+	const char *argv[16];
+	int argc = 0, status;
+	size_t len;
+	long job;
+	pid_t criu;
+
+	snprintf(pidfile, sizeof pidfile, "%s/restore.pid", tmp);
+	snprintf(log, sizeof log, "%s/restore.log", tmp);
+	argv[argc++] = "criu";
+	argv[argc++] = "restore";
+	argv[argc++] = "-D";
+	argv[argc++] = rc->r->image_dir;
+	argv[argc++] = "-d";
+	argv[argc++] = "--pidfile";
+	argv[argc++] = pidfile;
+	argv[argc++] = "-o";
+	argv[argc++] = log;
+	argv[argc++] = "-v4";
+	if (isatty(STDIN_FILENO))
+		argv[argc++] = "--shell-job";
+	argv[argc] = NULL;
+
+	if ((criu = fork()) < 0) {
+		fprintf(stderr, "gca-recover: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (criu == 0) {
+		recover_signals_reset();
+		execvp("criu", (char **)argv);
+		fprintf(stderr, "gca-recover: cannot run criu: %s\n", strerror(errno));
+		_exit(127);
+	}
+	/* Only criu itself: the restored tree becomes our child when criu exits. */
+	while (waitpid(criu, &status, 0) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "gca-recover: waiting for criu: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			return -1;	/* the child said it could not run criu */
+		fprintf(stderr, "gca-recover: criu restore of %s failed (%s %d)\n",
+		    rc->r->image_dir, WIFEXITED(status) ? "exit" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		recover_log_tail(log);
+		return -1;
+	}
+	if (file_read_all(pidfile, &buf, &len, 64) != 0 || (job = strtol(buf, NULL, 10)) <= 0) {
+		fprintf(stderr, "gca-recover: criu restored %s but left no pid in %s\n",
+		    rc->r->image_dir, pidfile);
+		free(buf);
+		recover_log_tail(log);
+		return -1;
+	}
+	free(buf);
+	return (pid_t)job;
+}
+
+static int
+recover_criu(struct recover *rc)
+{
+	char tmp[] = "/tmp/gca-recover.XXXXXX";
+	struct msg_local_bind_ok *ok = NULL;
+	pid_t job;
+
+	if (mkdtemp(tmp) == NULL) {
+		fprintf(stderr, "gca-recover: cannot make a folder for criu's log in /tmp: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	if ((job = recover_criu_run(rc, tmp)) < 0) {
+		char log[4200];
+
+		/* Keep criu's log for whoever looks into it; an empty folder says nothing. */
+		snprintf(log, sizeof log, "%s/restore.log", tmp);
+		if (access(log, F_OK) == 0) {
+			fprintf(stderr, "gca-recover: the job is not recovered; criu's files are kept "
+			    "in %s\n", tmp);
+		} else {
+			file_remove_tree(tmp);
+			fprintf(stderr, "gca-recover: the job is not recovered\n");
+		}
+		return 1;
+	}
+	file_remove_tree(tmp);
+	if (recover_bind(rc, job, &ok) != 0) {
+		recover_kill(job);
+		return 1;
+	}
+	/*
+	 * The job's environment was restored with it, so the CTS's parameters cannot reach it; they
+	 * matter to the start (gca-exec) only.
+	 */
+	proto_body_free(proto_type_find("local_bind")->reply, ok);
+	proto_sync_close(rc->s);	/* nothing of ours must look like part of the job to criu */
+	rc->s = NULL;
+	recover_signals_start(job);
+	return recover_wait(job);
+}
+
+/* ---- main ---- */
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "gid", required_argument, NULL, 'g' },
+		{ "checkpoint", required_argument, NULL, 'k' },
+		{ "cts", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *gid = NULL, *checkpoint = NULL, *cts_flag = NULL;
+	struct recover rc = { 0 };
+	char code[64], msg[512], *socket;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			gid = optarg;
+			break;
+		case 'k':
+			checkpoint = optarg;
+			break;
+		case 'c':
+			cts_flag = optarg;
+			break;
+		case 'h':
+			fputs(recover_usage_text, stdout);
+			fputs(recover_help_text, stdout);
+			return 0;
+		default:
+			return recover_usage();
+		}
+	}
+	if (gid == NULL || checkpoint == NULL || optind >= argc)
+		return recover_usage();
+	if (!name_valid(gid)) {
+		fprintf(stderr, "gca-recover: bad GID \"%s\" (1 to 255 bytes, no control "
+		    "characters)\n", gid);
+		return recover_usage();
+	}
+	if (strcmp(checkpoint, "latest") != 0 && !id_valid(checkpoint)) {
+		fprintf(stderr, "gca-recover: bad checkpoint \"%s\" (a checkpoint id or latest)\n",
+		    checkpoint);
+		return recover_usage();
+	}
+
+	if ((socket = wrapper_socket("gca-recover", cts_flag)) == NULL)
+		return 1;
+	recover_signals_setup();
+	wrapper_sigpipe_ignore();
+	if ((rc.s = wrapper_connect("gca-recover", socket)) == NULL)
+		return 1;
+	rc.gid = gid;
+	rc.socket = socket;
+	rc.job = argv + optind;
+	struct msg_restore_prepare prep = { .gid = (char *)gid, .checkpoint = (char *)checkpoint };
+	if (proto_sync_call(rc.s, "restore_prepare", proto_type_find("restore_prepare"), &prep,
+	    (void **)&rc.r, code, sizeof code, msg, sizeof msg) != 0) {
+		fprintf(stderr, "gca-recover: cannot prepare checkpoint %s of %s: %s (%s)\n",
+		    checkpoint, gid, msg, code);
+		return 1;
+	}
+	if (rc.r->image_dir == NULL || rc.r->core_service == NULL) {
+		fprintf(stderr, "gca-recover: the CTS prepared checkpoint %s of %s without saying "
+		    "its %s\n", rc.r->checkpoint_id, gid,
+		    rc.r->image_dir == NULL ? "image folder" : "core service");
+		return 1;
+	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+		fprintf(stderr, "gca-recover: cannot become a subreaper: %s\n", strerror(errno));
+		return 1;
+	}
+	if (strcmp(rc.r->core_service, "app") == 0)
+		return recover_app(&rc);
+	if (strcmp(rc.r->core_service, "criu") == 0)
+		return recover_criu(&rc);
+	fprintf(stderr, "gca-recover: checkpoint %s of %s was made by core service %s, which "
+	    "gca-recover cannot restore\n", rc.r->checkpoint_id, gid, rc.r->core_service);
+	return 1;
+}

@@ -1,0 +1,53 @@
+/*
+ * wrappers/wrapper.c: what gca-exec and gca-recover share: finding and reaching the CTS's unix
+ * socket, expanding the CTS's parameter patterns into NAME=value, and keeping the socket for the
+ * job across exec.
+ */
+#ifndef GCA_WRAPPER_H
+#define GCA_WRAPPER_H
+
+#include <stddef.h>
+
+struct proto_sync;
+
+/* A placeholder a parameter pattern may name, e.g. {gid}. */
+struct wrapper_var {
+	const char	*name;
+	const char	*value;
+};
+
+/*
+ * The CTS socket: the --cts flag, else $GCA_CTS_SOCKET; made absolute (the job may chdir). Prints
+ * the error naming both ways and returns NULL if neither is given. The result is malloc'd.
+ */
+char *wrapper_socket(const char *prog, const char *flag);
+
+/* Connects to the CTS's unix socket; on failure prints why (naming the socket) and returns NULL. */
+struct proto_sync *wrapper_connect(const char *prog, const char *socket);
+
+/*
+ * One parameter "NAME=pattern" from the CTS into a malloc'd "NAME=value": {name} is replaced by the
+ * value of that var, "{{" is a literal '{'. Returns NULL with err set for a parameter without '=',
+ * an empty or bad NAME, an unknown placeholder or an unclosed '{'.
+ */
+char *wrapper_expand(const char *param, const struct wrapper_var *vars, size_t nvars, char *err,
+	size_t errlen);
+
+/* setenv from a "NAME=value" string (wrapper_expand's result); -1 with errno on failure. */
+int wrapper_setenv(const char *assignment);
+
+/* Lets fd survive exec (the app core service's job owns the conversation with the CTS). */
+int wrapper_keep_fd(int fd);
+
+/* Exports GCA_APP_FD=fd (kept across exec), GCA_GID and GCA_CTS_SOCKET for an app job. */
+int wrapper_app_env(int fd, const char *gid, const char *socket);
+
+/*
+ * A CTS that goes away mid-write must give an error, not kill the wrapper: SIGPIPE is ignored
+ * while we talk, and the old disposition is put back before a job is exec'd (an ignored signal
+ * would stay ignored in the job).
+ */
+void wrapper_sigpipe_ignore(void);
+void wrapper_sigpipe_restore(void);
+
+#endif
