@@ -1,0 +1,97 @@
+/*
+ * cts/image.c: the CTS's image store. A checkpoint image is one folder,
+ * STATE/images/<gid as path>/<checkpoint id>/, mode 0700, owned by the CTS, holding the image
+ * files and a text manifest that lists each of them with its size and sha256. The sha256 of the
+ * manifest's bytes is the record's gcaSHA256, so one hash in the directory covers every file.
+ *
+ * Manifest (mode 0600, written whole: temp file, fsync, rename, fsync of the folder):
+ *
+ *   gca-manifest 1
+ *   checkpoint <id>
+ *   gid <gid>                          everything after "gid " up to the end of the line
+ *   core_service <name>
+ *   parent <id or ->
+ *   time_ms <n>
+ *   file <sha256 hex> <size> <path>    one per file, sorted by path (strcmp), path relative
+ *
+ * The manifest does not list itself; a top-level file named "manifest" is reserved.
+ *
+ * These functions block and keep no state: the CTS calls them in a forked child. Every one
+ * returns -1 with a message for people in err (naming the file) on failure.
+ */
+#ifndef GCA_CTS_IMAGE_H
+#define GCA_CTS_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IMAGE_MAX_FILES 100000
+#define IMAGE_MAX_DEPTH 8		/* folders below the image's top folder */
+
+/* What the manifest says besides the files. */
+struct image_meta {
+	char		checkpoint_id[64];	/* a UUIDv7 (id_valid) */
+	char		gid[256];		/* 1..255 bytes, no '\n' */
+	char		core_service[64];	/* no white space */
+	char		parent[64];		/* "" = none (a full image), else an id */
+	uint64_t	time_ms;
+};
+
+struct image_result {
+	uint64_t	size;			/* sum of the listed files' sizes */
+	char		sha256[65];		/* hex sha256 of the manifest's bytes: gcaSHA256 */
+	unsigned	nfiles;
+};
+
+/*
+ * Copies every regular file under src (a folder a job wrote, so not trusted) into dst.
+ * Every file and folder is opened with openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS relative to
+ * src; symlinks, devices, fifos, sockets, files with more than one hard link, names with '\n',
+ * folders nested deeper than IMAGE_MAX_DEPTH and more than IMAGE_MAX_FILES files are refused
+ * with a message naming the path. dst must not exist; it is created 0700 (its missing parents
+ * 0700 too), files 0600, subfolders 0700. Files are hashed (sha256) from the bytes copied, so
+ * the manifest describes the copy even if the job still writes to src. Every file and folder,
+ * and dst's parent, are fsynced. On failure dst is removed.
+ */
+int image_store_copy(const char *src, const char *dst, const struct image_meta *m,
+	struct image_result *r, char *err, size_t errlen);
+
+/*
+ * The same for files already in dir (written there by criu as root): hashes them in place,
+ * writes dir/manifest (replacing an earlier one), fsyncs every file and folder and dir's parent.
+ */
+int image_store_seal(const char *dir, const struct image_meta *m, struct image_result *r,
+	char *err, size_t errlen);
+
+/*
+ * Reads dir/manifest into m (NULL allowed) and checks every file it lists: present, a regular
+ * file, the same size, the same sha256. Files the manifest does not list are ignored. err names
+ * the file, e.g. "image file pages-1.img of checkpoint <id>: missing".
+ * If copy_to != NULL the verified files are also copied there (not the manifest), so that a job
+ * running as uid:gid can read its own image: copy_to must not exist (its parent must); it is
+ * created 0700, subfolders 0700, files 0600, all chowned to uid:gid when uid != (uid_t)-1 (the
+ * top folder last, so the user sees it only when complete). On failure copy_to is removed.
+ */
+int image_verify(const char *dir, struct image_meta *m, const char *copy_to, uid_t uid, gid_t gid,
+	char *err, size_t errlen);
+
+/*
+ * Reads and checks dir/manifest only (lines, ids, paths without ".." or a leading '/', sorted
+ * and unique). m may be NULL. For callers that need the parent or the times without hashing.
+ */
+int image_manifest_read(const char *dir, struct image_meta *m, char *err, size_t errlen);
+
+/*
+ * Retention in one job's folder (STATE/images/<gid>/): keeps the newest `keep` checkpoint
+ * folders (by id order; entries whose names are not ids are left alone) plus every folder a
+ * kept one names as parent in its manifest, transitively; removes the others with
+ * file_remove_tree, calling removed(id, arg) for each (removed may be NULL). keep == 0 keeps all.
+ * A kept folder whose manifest cannot be read (a checkpoint being written, or damage) might need
+ * any older folder, so then nothing is removed and -1 is returned (logged). A missing job_dir
+ * removes nothing. Returns the number removed, or -1 (also when a removal failed).
+ */
+int image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
+	void *arg);
+
+#endif

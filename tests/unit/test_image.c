@@ -1,0 +1,523 @@
+/* cts/image.c: copy, seal, manifest, verify, retention, in a mkdtemp folder under /tmp. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "cts/image.h"
+
+#define SHA_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+static char top[64];
+
+static void
+put(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	assert_int_equal(file_write_whole(path, text, strlen(text), 0644), 0);
+}
+
+static char *
+slurp(const char *path)
+{
+	char *buf;
+	size_t len;
+
+	assert_int_equal(file_read_all(path, &buf, &len, 1 << 20), 0);
+	return buf;
+}
+
+static void
+sha256sum(const char *path, char out[65])
+{
+	char cmd[600];
+	FILE *p;
+
+	snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+	assert_non_null(p = popen(cmd, "r"));
+	assert_non_null(fgets(out, 65, p));
+	assert_int_equal(strlen(out), 64);
+	assert_int_equal(pclose(p), 0);
+}
+
+static mode_t
+mode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void
+meta_new(struct image_meta *m, const char *parent)
+{
+	memset(m, 0, sizeof *m);
+	id_new(m->checkpoint_id);
+	snprintf(m->gid, sizeof m->gid, "grid job 7");
+	snprintf(m->core_service, sizeof m->core_service, "app");
+	snprintf(m->parent, sizeof m->parent, "%s", parent != NULL ? parent : "");
+	m->time_ms = time_now_ms();
+}
+
+/* A job's staging folder: abc, sub/big.bin (300 KiB), sub/deeper/empty. */
+static void
+make_src(const char *src)
+{
+	char path[512], *big = malloc(300 * 1024 + 1);
+
+	assert_int_equal(mkdir(src, 0755), 0);
+	put(src, "abc", "abc");
+	snprintf(path, sizeof path, "%s/sub", src);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/sub/deeper", src);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (int i = 0; i < 300 * 1024; i++)
+		big[i] = (char)('a' + i % 26);
+	big[300 * 1024] = '\0';
+	put(src, "sub/big.bin", big);
+	put(src, "sub/deeper/empty", "");
+	free(big);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(top, sizeof top, "/tmp/gca-image.XXXXXX");
+	return mkdtemp(top) != NULL ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	return file_remove_tree(top);
+}
+
+static void
+test_copy_manifest_modes_verify(void **state)
+{
+	char src[256], dst[256], path[512], want[65], line[700], err[512], *man;
+	struct image_meta m, back;
+	struct image_result r;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/stage1", top);
+	snprintf(dst, sizeof dst, "%s/images/grid%%20job/ck1", top);
+	make_src(src);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 3);
+	assert_int_equal(r.size, 3 + 300 * 1024);
+
+	/* Manifest: header, then files sorted by path with size and sha256. */
+	snprintf(path, sizeof path, "%s/manifest", dst);
+	man = slurp(path);
+	snprintf(line, sizeof line, "gca-manifest 1\ncheckpoint %s\ngid grid job 7\n"
+	    "core_service app\nparent -\ntime_ms %llu\nfile " SHA_ABC " 3 abc\n",
+	    m.checkpoint_id, (unsigned long long)m.time_ms);
+	assert_memory_equal(man, line, strlen(line));
+	snprintf(path, sizeof path, "%s/sub/big.bin", src);
+	sha256sum(path, want);
+	snprintf(line, sizeof line, "file %s %d sub/big.bin\n", want, 300 * 1024);
+	assert_non_null(strstr(man, line));
+	assert_non_null(strstr(man, "file e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	    " 0 sub/deeper/empty\n"));
+	assert_true(strstr(man, "sub/big.bin") < strstr(man, "sub/deeper/empty"));
+	assert_null(strstr(man, " manifest\n"));
+	free(man);
+	snprintf(path, sizeof path, "%s/manifest", dst);
+	sha256sum(path, want);
+	assert_string_equal(r.sha256, want);
+
+	/* Modes. */
+	assert_int_equal(mode_of(dst), 0700);
+	snprintf(path, sizeof path, "%s/sub", dst);
+	assert_int_equal(mode_of(path), 0700);
+	snprintf(path, sizeof path, "%s/sub/deeper/empty", dst);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof path, "%s/abc", dst);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof path, "%s/manifest", dst);
+	assert_int_equal(mode_of(path), 0600);
+
+	/* Verify reads the manifest back. */
+	memset(&back, 0, sizeof back);
+	assert_int_equal(image_verify(dst, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_string_equal(back.checkpoint_id, m.checkpoint_id);
+	assert_string_equal(back.gid, "grid job 7");
+	assert_string_equal(back.core_service, "app");
+	assert_string_equal(back.parent, "");
+	assert_int_equal(back.time_ms, m.time_ms);
+
+	/* An existing dst is not overwritten. */
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "already exists"));
+}
+
+static void
+test_copy_refuses_symlinks_and_fifos(void **state)
+{
+	char src[256], dst[256], path[512], err[512];
+	struct image_meta m;
+	struct image_result r;
+
+	(void)state;
+	meta_new(&m, NULL);
+	snprintf(src, sizeof src, "%s/stage2", top);
+	snprintf(dst, sizeof dst, "%s/images/j2/ck", top);
+	make_src(src);
+	snprintf(path, sizeof path, "%s/sub/passwd", src);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "sub/passwd"));
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_int_equal(access(dst, F_OK), -1);		/* nothing half-made is left */
+	assert_int_equal(unlink(path), 0);
+
+	/* A symlinked folder, a fifo, a hard link, a name with a newline, a reserved name. */
+	snprintf(path, sizeof path, "%s/linkdir", src);
+	assert_int_equal(symlink("/etc", path), 0);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "linkdir"));
+	assert_int_equal(unlink(path), 0);
+
+	snprintf(path, sizeof path, "%s/sub/fifo", src);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "sub/fifo: a fifo"));
+	assert_int_equal(unlink(path), 0);
+
+	snprintf(path, sizeof path, "%s/hard", src);
+	{
+		char old[512];
+
+		snprintf(old, sizeof old, "%s/abc", src);
+		assert_int_equal(link(old, path), 0);
+	}
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "hard link"));
+	assert_int_equal(unlink(path), 0);
+
+	put(src, "new\nline", "x");
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "newline"));
+	snprintf(path, sizeof path, "%s/new\nline", src);
+	assert_int_equal(unlink(path), 0);
+
+	put(src, "manifest", "x");
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "reserved"));
+	snprintf(path, sizeof path, "%s/manifest", src);
+	assert_int_equal(unlink(path), 0);
+
+	/* A GID with a newline would forge manifest lines. */
+	snprintf(m.gid, sizeof m.gid, "a\nfile x 1 y");
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "newline"));
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
+}
+
+static void
+test_copy_refuses_deep_nesting(void **state)
+{
+	char src[256], path[512], dst[256], err[512];
+	struct image_meta m;
+	struct image_result r;
+	size_t len;
+
+	(void)state;
+	meta_new(&m, NULL);
+	snprintf(src, sizeof src, "%s/stage3", top);
+	snprintf(dst, sizeof dst, "%s/images/j3/ck", top);
+	len = (size_t)snprintf(path, sizeof path, "%s", src);
+	for (int i = 0; i <= 8; i++) {
+		assert_int_equal(mkdir(path, 0700), 0);
+		len += (size_t)snprintf(path + len, sizeof path - len, "/d");
+	}
+	put(src, "d/d/d/d/d/d/d/d/f", "deep");		/* 8 levels: fine */
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 1);
+	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(mkdir(path, 0700), 0);		/* 9 levels: refused */
+	snprintf(dst, sizeof dst, "%s/images/j3/ck2", top);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "deeper than 8"));
+}
+
+static void
+test_verify_finds_changed_and_missing_files(void **state)
+{
+	char src[256], dst[256], copy[256], path[512], err[512], *a, *b;
+	struct image_meta m;
+	struct image_result r;
+	int fd;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/stage4", top);
+	snprintf(dst, sizeof dst, "%s/images/j4/ck", top);
+	make_src(src);
+	put(src, "extra-later", "");
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
+
+	/* copy_to: the same files, 0700/0600, no manifest; an existing folder is refused. */
+	snprintf(copy, sizeof copy, "%s/restore", top);
+	assert_int_equal(image_verify(dst, NULL, copy, getuid(), getgid(), err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/sub/big.bin", copy);
+	a = slurp(path);
+	snprintf(path, sizeof path, "%s/sub/big.bin", src);
+	b = slurp(path);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	snprintf(path, sizeof path, "%s/abc", copy);
+	a = slurp(path);
+	assert_string_equal(a, "abc");
+	free(a);
+	assert_int_equal(mode_of(path), 0600);
+	assert_int_equal(mode_of(copy), 0700);
+	snprintf(path, sizeof path, "%s/sub/deeper", copy);
+	assert_int_equal(mode_of(path), 0700);
+	snprintf(path, sizeof path, "%s/manifest", copy);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "already exists"));
+
+	/* An unlisted file is ignored. */
+	put(dst, "unlisted", "x");
+	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+
+	/* One flipped byte. */
+	snprintf(path, sizeof path, "%s/sub/big.bin", dst);
+	assert_true((fd = open(path, O_WRONLY)) >= 0);
+	assert_int_equal(pwrite(fd, "Z", 1, 1000), 1);
+	close(fd);
+	snprintf(copy, sizeof copy, "%s/restore2", top);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "image file sub/big.bin of checkpoint "));
+	assert_non_null(strstr(err, m.checkpoint_id));
+	assert_non_null(strstr(err, "sha256 mismatch"));
+	assert_int_equal(access(copy, F_OK), -1);		/* a failed copy is removed */
+
+	/* A removed file. */
+	snprintf(path, sizeof path, "%s/abc", dst);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "image file abc of checkpoint"));
+	assert_non_null(strstr(err, "missing"));
+
+	/* A file that grew. */
+	put(dst, "abc", "abcd");
+	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "image file abc"));
+	assert_non_null(strstr(err, "size mismatch"));
+}
+
+static void
+test_seal_in_place(void **state)
+{
+	char dir[256], err[512];
+	struct image_meta m, back;
+	struct image_result r, r2;
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/images/j5/sealed", top);
+	assert_int_equal(file_mkdirs(dir, 0700), 0);
+	put(dir, "pages-1.img", "abc");
+	put(dir, "core-1.img", "");
+	meta_new(&m, "0190a1b2-0000-7000-8000-000000000000");
+	snprintf(m.core_service, sizeof m.core_service, "criu");
+	assert_int_equal(image_store_seal(dir, &m, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 2);
+	assert_int_equal(r.size, 3);
+	/* Sealing again does not list the manifest and gives the same bytes. */
+	assert_int_equal(image_store_seal(dir, &m, &r2, err, sizeof err), 0);
+	assert_int_equal(r2.nfiles, 2);
+	assert_string_equal(r.sha256, r2.sha256);
+	assert_int_equal(image_verify(dir, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_string_equal(back.parent, "0190a1b2-0000-7000-8000-000000000000");
+	assert_string_equal(back.core_service, "criu");
+}
+
+static void
+write_manifest(const char *dir, const char *files)
+{
+	char text[1024];
+
+	snprintf(text, sizeof text, "gca-manifest 1\ncheckpoint 0190a1b2-0000-7000-8000-000000000001\n"
+	    "gid g\ncore_service app\nparent -\ntime_ms 5\n%s", files);
+	put(dir, "manifest", text);
+}
+
+static void
+bad_manifest(const char *dir, const char *files, const char *want)
+{
+	char err[512];
+
+	write_manifest(dir, files);
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "manifest of "));
+	if (strstr(err, want) == NULL)
+		fail_msg("for %s: got \"%s\", want \"%s\"", files, err, want);
+}
+
+static void
+test_manifest_rejects_bad_lines(void **state)
+{
+	char dir[256], err[512];
+	const char *sha = "file " SHA_ABC " 3 ";
+	char line[256];
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/images/j6/bad", top);
+	assert_int_equal(file_mkdirs(dir, 0700), 0);
+	put(dir, "abc", "abc");
+	write_manifest(dir, "");		/* fine: no files */
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	snprintf(line, sizeof line, "%sabc\n", sha);
+	write_manifest(dir, line);
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+
+#define BAD(path, want) do { snprintf(line, sizeof line, "%s%s\n", sha, path); \
+	bad_manifest(dir, line, want); } while (0)
+	BAD("../x", "line 7: bad path");
+	BAD("sub/../../x", "line 7: bad path");
+	BAD("/etc/passwd", "line 7: bad path");
+	BAD("a//b", "line 7: bad path");
+	BAD("./abc", "line 7: bad path");
+	BAD("manifest", "line 7: bad path");
+	BAD("", "line 7");
+#undef BAD
+	bad_manifest(dir, "file abc 3 abc\n", "line 7");
+	bad_manifest(dir, "file " SHA_ABC " -3 abc\n", "line 7: bad size");
+	bad_manifest(dir, "file " SHA_ABC " 3 b\nfile " SHA_ABC " 3 a\n", "line 8: files not sorted");
+	bad_manifest(dir, "file " SHA_ABC " 3 a\nfile " SHA_ABC " 3 a\n", "line 8");
+	bad_manifest(dir, "hello\n", "line 7: expected a \"file\" line");
+	bad_manifest(dir, "file " SHA_ABC " 3 abc", "line 7: no end of line");
+	put(dir, "manifest", "gca-manifest 2\n");
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "line 1: unknown manifest version"));
+	put(dir, "manifest", "gca-manifest 1\ncheckpoint ../../x\n");
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "line 2: bad checkpoint id"));
+	put(dir, "manifest", "gca-manifest 1\n");
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "ends after 1 lines"));
+}
+
+static char removed_ids[8][ID_LEN + 1];
+static int nremoved;
+
+static void
+on_removed(const char *id, void *arg)
+{
+	assert_ptr_equal(arg, &nremoved);
+	assert_true(nremoved < 8);
+	snprintf(removed_ids[nremoved++], ID_LEN + 1, "%s", id);
+}
+
+static bool
+was_removed(const char *id)
+{
+	for (int i = 0; i < nremoved; i++)
+		if (strcmp(removed_ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* A sealed checkpoint folder in job with the given parent ("" = none). */
+static void
+make_ckpt(const char *job, char id[ID_LEN + 1], const char *parent)
+{
+	char dir[512], err[512];
+	struct image_meta m;
+	struct image_result r;
+
+	meta_new(&m, parent);
+	memcpy(id, m.checkpoint_id, ID_LEN + 1);
+	snprintf(dir, sizeof dir, "%s/%s", job, id);
+	assert_int_equal(file_mkdirs(dir, 0700), 0);
+	put(dir, "f", id);
+	assert_int_equal(image_store_seal(dir, &m, &r, err, sizeof err), 0);
+	usleep(2000);		/* ids are ms-ordered */
+}
+
+static void
+test_retain_keeps_newest_and_parents(void **state)
+{
+	char job[256], id[7][ID_LEN + 1], path[600];
+
+	(void)state;
+	snprintf(job, sizeof job, "%s/images/j7", top);
+	assert_int_equal(file_mkdirs(job, 0700), 0);
+	for (int i = 0; i < 5; i++)
+		make_ckpt(job, id[i], NULL);
+	snprintf(path, sizeof path, "%s/not-an-id", job);
+	assert_int_equal(mkdir(path, 0700), 0);
+	nremoved = 0;
+	assert_int_equal(image_retain(job, 0, on_removed, &nremoved), 0);	/* keep all */
+	assert_int_equal(image_retain(job, 2, on_removed, &nremoved), 3);
+	assert_int_equal(nremoved, 3);
+	for (int i = 0; i < 5; i++) {
+		snprintf(path, sizeof path, "%s/%s", job, id[i]);
+		assert_int_equal(was_removed(id[i]), i < 3);
+		assert_int_equal(access(path, F_OK) == 0, i >= 3);
+	}
+	snprintf(path, sizeof path, "%s/not-an-id", job);
+	assert_int_equal(access(path, F_OK), 0);
+
+	/* id[5] <- id[6] (incremental), both newer than id[3], id[4]: keep 1 keeps id[6] and id[5]. */
+	make_ckpt(job, id[5], id[4]);
+	make_ckpt(job, id[6], id[5]);
+	nremoved = 0;
+	assert_int_equal(image_retain(job, 1, on_removed, &nremoved), 1);
+	assert_true(was_removed(id[3]));
+	for (int i = 4; i < 7; i++) {
+		snprintf(path, sizeof path, "%s/%s", job, id[i]);
+		assert_int_equal(access(path, F_OK), 0);
+	}
+
+	/* A kept folder without a manifest (still being written): nothing is removed. */
+	{
+		char fresh[ID_LEN + 1];
+
+		usleep(2000);
+		id_new(fresh);
+		snprintf(path, sizeof path, "%s/%s", job, fresh);
+		assert_int_equal(mkdir(path, 0700), 0);
+		nremoved = 0;
+		assert_int_equal(image_retain(job, 1, on_removed, &nremoved), -1);
+		assert_int_equal(nremoved, 0);
+	}
+	snprintf(path, sizeof path, "%s/none", top);
+	assert_int_equal(image_retain(path, 1, NULL, NULL), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_copy_manifest_modes_verify),
+		cmocka_unit_test(test_copy_refuses_symlinks_and_fifos),
+		cmocka_unit_test(test_copy_refuses_deep_nesting),
+		cmocka_unit_test(test_verify_finds_changed_and_missing_files),
+		cmocka_unit_test(test_seal_in_place),
+		cmocka_unit_test(test_manifest_rejects_bad_lines),
+		cmocka_unit_test(test_retain_keeps_newest_and_parents),
+	};
+
+	log_init("test_image");
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
