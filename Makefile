@@ -148,7 +148,7 @@ install: all
 	[ -z "$(LIBAPP)" ] || install -m 0644 $(LIBAPP) $(DESTDIR)$(LIBDIR)/
 	[ ! -f wrappers/gca_app.h ] || install -m 0644 wrappers/gca_app.h $(DESTDIR)$(INCDIR)/
 	install -m 0644 schema/* $(DESTDIR)$(DATADIR)/schema/ 2>/dev/null || true
-	for sec in 1 5 8; do for m in docs/man/*.$$sec; do [ -f $$m ] || continue; \
+	for sec in 1 3 5 8; do for m in docs/man/*.$$sec; do [ -f $$m ] || continue; \
 		install -d $(DESTDIR)$(MANDIR)/man$$sec; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$sec/; done; done
 
 demo: all

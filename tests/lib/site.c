@@ -127,25 +127,19 @@ test_pki(struct test_site *s, const char *identities)
 	return 0;
 }
 
-int
-test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
-    char *endpoint, size_t len)
+/* Runs $GCA_BUILD/<prog> -f conf --port-file <portfile> and waits for the port; returns its pid. */
+static int
+test_daemon_start(const char *prog, const char *conf, const char *portfile, int *portp)
 {
-	char conf[400], portfile[400], body[4096], port[32] = "";
-	int n, pid;
+	char port[32] = "";
+	int pid;
 
-	snprintf(conf, sizeof conf, "%s/%s.conf", s->dir, name);
-	snprintf(portfile, sizeof portfile, "%s/%s.port", s->dir, name);
-	n = snprintf(body, sizeof body, "name %s\nlisten %s\nca %s/pki/ca.crt\ncert %s/pki/gcs-%s.crt\n"
-	    "key %s/pki/gcs-%s.key\ndirectory %s\n%s", name, listen, s->dir, s->dir, name, s->dir, name,
-	    s->gcs_conf, more ? more : "");
-	if (file_write_whole(conf, body, (size_t)n, 0600) != 0)
-		return -1;
 	unlink(portfile);
 	if ((pid = fork()) == 0) {
 		char bin[400];
-		snprintf(bin, sizeof bin, "%s/gca-gcs", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build");
-		execl(bin, "gca-gcs", "-f", conf, "--port-file", portfile, (char *)NULL);
+		snprintf(bin, sizeof bin, "%s/%s", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build",
+		    prog);
+		execl(bin, prog, "-f", conf, "--port-file", portfile, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200 && port[0] == '\0'; i++) {
@@ -158,14 +152,55 @@ test_gcs_start(struct test_site *s, const char *name, const char *listen, const 
 				port[0] = '\0';
 			fclose(f);
 		}
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
 	}
 	if (port[0] == '\0') {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		return -1;
 	}
-	snprintf(endpoint, len, "127.0.0.1:%d", atoi(port));
+	*portp = atoi(port);
 	return pid;
+}
+
+int
+test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
+    char *endpoint, size_t len)
+{
+	char conf[400], portfile[400], body[4096];
+	int n, pid, port;
+
+	snprintf(conf, sizeof conf, "%s/%s.conf", s->dir, name);
+	snprintf(portfile, sizeof portfile, "%s/%s.port", s->dir, name);
+	n = snprintf(body, sizeof body, "name %s\nlisten %s\nca %s/pki/ca.crt\ncert %s/pki/gcs-%s.crt\n"
+	    "key %s/pki/gcs-%s.key\ndirectory %s\n%s", name, listen, s->dir, s->dir, name, s->dir, name,
+	    s->gcs_conf, more ? more : "");
+	if (file_write_whole(conf, body, (size_t)n, 0600) != 0)
+		return -1;
+	if ((pid = test_daemon_start("gca-gcs", conf, portfile, &port)) < 0)
+		return -1;
+	snprintf(endpoint, len, "127.0.0.1:%d", port);
+	return pid;
+}
+
+int
+test_cts_start(struct test_site *s, const char *name, const char *core, const char *gcs,
+    const char *more, char *socket, size_t len)
+{
+	char conf[400], portfile[400], body[4096];
+	int n, port;
+
+	snprintf(conf, sizeof conf, "%s/%s.conf", s->dir, name);
+	snprintf(portfile, sizeof portfile, "%s/%s.port", s->dir, name);
+	snprintf(socket, len, "%s/%s.sock", s->dir, name);
+	n = snprintf(body, sizeof body, "name %s\ncore_service %s\nlisten 127.0.0.1:0\nsocket %s\n"
+	    "gcs %s\nca %s/pki/ca.crt\ncert %s/pki/cts-%s.crt\nkey %s/pki/cts-%s.key\n"
+	    "state %s/state-%s\nheartbeat 1\n%s", name, core, socket, gcs, s->dir, s->dir, name, s->dir,
+	    name, s->dir, name, more ? more : "");
+	if (file_write_whole(conf, body, (size_t)n, 0600) != 0)
+		return -1;
+	return test_daemon_start("gca-cts", conf, portfile, &port);
 }
 
 int

@@ -22,7 +22,12 @@ int  test_pki(struct test_site *s, const char *identities);
  * config lines; listen is "127.0.0.1:0" or a fixed address. Fills endpoint; returns its pid. */
 int  test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
 	char *endpoint, size_t len);
-int  test_gcs_stop(int pid);		/* SIGTERM; returns its exit status (0 = clean) */
+int  test_gcs_stop(int pid);
+/* Starts gca-cts <name> (certificate cts-<name>, state in the site folder) for core service core
+ * (app|criu), talking to the GCS at gcs, with more config lines; fills its socket path; -1 if it
+ * did not start. Stop it with test_gcs_stop. */
+int  test_cts_start(struct test_site *s, const char *name, const char *core, const char *gcs,
+	const char *more, char *socket, size_t len);		/* SIGTERM; returns its exit status (0 = clean) */
 /* Runs a shell command; returns its exit status, its stdout in out (may be NULL). */
 int  test_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *test_top(void);				/* the source tree */

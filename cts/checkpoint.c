@@ -1,0 +1,233 @@
+/*
+ * Checkpoints (paper 5.2 steps 6-8, 5.1 step 8): one at a time per job, the others wait in a
+ * bounded queue. The core service dumps (cts/core/), the image is sealed with its manifest, the
+ * record goes to the outbox and then to the GCS, and whoever asked (the GCS for a broker, the job
+ * itself, or nobody for a periodic one) gets the answer after the GCS stored the record.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cts/cts.h"
+
+static void ckpt_next(struct cts_job *j);
+
+static void
+ckpt_free(struct cts_ckpt *ck)
+{
+	if (ck->timeout != NULL)
+		event_free(ck->timeout);
+	free(ck->idem_key);
+	free(ck);
+}
+
+/* ck is over (recorded or failed): the job's next checkpoint may start. */
+static void
+ckpt_finish(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
+
+	if (ck->staging[0] != '\0')
+		file_remove_tree(ck->staging);
+	j->running = NULL;
+	ckpt_free(ck);
+	if (j->ended)
+		jobs_retry_unbind(j->cts);
+	else
+		ckpt_next(j);
+}
+
+static void
+ckpt_fail(struct cts_ckpt *ck, const char *code, const char *why)
+{
+	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, why);
+	if (ck->req != NULL)
+		proto_reply_err(ck->req, code, "checkpoint of %s failed: %s", ck->job->gid, why);
+	if (ck->image_dir[0] != '\0')
+		file_remove_tree(ck->image_dir);
+	ckpt_finish(ck);
+}
+
+static void
+ckpt_start(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
+	char jd[PATH_MAX];
+
+	if (!jobs_alive(j)) {
+		/* a PID reused by another process is never dumped */
+		ckpt_fail(ck, PROTO_E_NOT_FOUND, "the job's process is gone");
+		return;
+	}
+	if (cts_job_dir(ck->cts, j->gid, jd, sizeof jd) != 0 || file_mkdirs(jd, 0700) != 0 ||
+	    cts_image_dir(ck->cts, j->gid, ck->id, ck->image_dir, sizeof ck->image_dir) != 0) {
+		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot make the image folder in the state folder");
+		return;
+	}
+	ck->time_ms = time_now_ms();
+	log_debug("checkpoint %s of %s (%s) starts", ck->id, j->gid, ck->kind);
+	ck->cts->core->dump(ck);
+}
+
+static void
+ckpt_next(struct cts_job *j)
+{
+	struct cts_ckpt *ck = j->queue;
+
+	if (j->running != NULL || ck == NULL)
+		return;
+	j->queue = ck->next;
+	j->nqueued--;
+	ck->next = NULL;
+	j->running = ck;
+	ckpt_start(ck);
+}
+
+void
+ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key)
+{
+	struct cts *c = j->cts;
+	struct cts_ckpt *ck, **p;
+
+	if (c->unavailable[0] != '\0') {
+		if (req != NULL)
+			proto_reply_err(req, PROTO_E_UNAVAILABLE, "core service %s: %s", c->core->name,
+			    c->unavailable);
+		return;
+	}
+	if (j->nqueued >= c->max_queue) {
+		if (req != NULL)
+			proto_reply_err(req, PROTO_E_BUSY, "%u checkpoints of %s already wait (max_queue)",
+			    j->nqueued, j->gid);
+		return;
+	}
+	if ((ck = calloc(1, sizeof *ck)) == NULL)
+		abort();
+	ck->cts = c;
+	ck->job = j;
+	ck->kind = kind;
+	ck->req = req;
+	ck->idem_key = idem_key ? strdup(idem_key) : NULL;
+	id_new(ck->id);
+	for (p = &j->queue; *p != NULL; p = &(*p)->next)
+		;
+	*p = ck;
+	j->nqueued++;
+	ckpt_next(j);
+}
+
+/* The core service is done: the image is sealed (ck->result), or it failed. */
+void
+ckpt_dumped(struct cts_ckpt *ck, const char *error)
+{
+	struct cts *c = ck->cts;
+	struct outbox_item *it;
+	struct msg_checkpoint_log rec = { 0 };
+	char image_name[PATH_MAX], idem[600];
+
+	if (ck->timeout != NULL) {
+		event_free(ck->timeout);
+		ck->timeout = NULL;
+	}
+	if (error != NULL) {
+		ckpt_fail(ck, PROTO_E_REFUSED, error);
+		return;
+	}
+	snprintf(image_name, sizeof image_name, "%s:%s", c->name, ck->image_dir + strlen(c->state) + 1);
+	rec = (struct msg_checkpoint_log){ .checkpoint_id = ck->id, .gid = ck->job->gid,
+		.cts = c->name, .core_service = (char *)c->core->name, .image_name = image_name,
+		.exec_manager = c->exec_manager, .sha256 = ck->result.sha256, .kind = (char *)ck->kind,
+		.time_ms = ck->time_ms, .size = ck->result.size };
+	c->core->properties(c, &rec.properties);
+	if (ck->idem_key != NULL) {
+		snprintf(idem, sizeof idem, "idem=%s", ck->idem_key);
+		proto_strlist_add(&rec.properties, idem);
+	}
+	it = outbox_add(c, &rec);
+	proto_strlist_free(&rec.properties);
+	if (it == NULL) {
+		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot write the record to the outbox");
+		return;
+	}
+	it->ck = ck;
+	outbox_send(c, it);
+}
+
+static void
+ckpt_on_removed(const char *id, void *arg)
+{
+	log_info("retention: removed image %s of %s", id, (const char *)arg);
+}
+
+void
+ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why)
+{
+	struct cts *c = ck->cts;
+	char jd[PATH_MAX];
+
+	if (code != NULL) {
+		/* the image and its outbox record stay: the record is sent again */
+		ck->image_dir[0] = '\0';
+		ckpt_fail(ck, code, why);
+		return;
+	}
+	log_info("checkpoint %s of %s (%s): seq %llu, %llu bytes", ck->id, ck->job->gid, ck->kind,
+	    (unsigned long long)seq, (unsigned long long)ck->result.size);
+	if (ck->req != NULL) {
+		char image_name[PATH_MAX];
+		snprintf(image_name, sizeof image_name, "%s:%s", c->name,
+		    ck->image_dir + strlen(c->state) + 1);
+		struct msg_checkpoint_ok ok = { ck->id, image_name, c->name, seq };
+		proto_reply_ok(ck->req, ck->req->pt->reply, &ok);
+	}
+	if (cts_job_dir(c, ck->job->gid, jd, sizeof jd) == 0)
+		image_retain(jd, c->retention, ckpt_on_removed, ck->job->gid);
+	ckpt_finish(ck);
+}
+
+/* app: the job's answer to app_save. */
+void
+ckpt_saved(struct cts_job *j, const struct msg_app_saved *b)
+{
+	struct cts_ckpt *ck = j->running;
+
+	if (ck == NULL || ck->timeout == NULL || strcmp(ck->id, b->checkpoint_id) != 0) {
+		log_warn("job %s answered for checkpoint %s, which no longer waits (too late?)", j->gid,
+		    b->checkpoint_id);
+		return;
+	}
+	event_free(ck->timeout);
+	ck->timeout = NULL;
+	j->cts->core->saved(ck, b->ok, b->error);
+}
+
+void
+ckpt_job_gone(struct cts_job *j)
+{
+	while (j->queue != NULL) {
+		struct cts_ckpt *ck = j->queue;
+		j->queue = ck->next;
+		j->nqueued--;
+		if (ck->req != NULL)
+			proto_reply_err(ck->req, PROTO_E_NOT_FOUND, "job %s ended", j->gid);
+		ckpt_free(ck);
+	}
+	/* one waiting for the job's answer will not get it; one being sealed completes */
+	if (j->running != NULL && j->running->timeout != NULL)
+		ckpt_dumped(j->running, "the job ended before it saved");
+}
+
+void
+ckpt_do_checkpoint(struct proto_req *r, void *ctx)
+{
+	struct cts *c = ctx;
+	struct msg_do_checkpoint *b = r->body;
+	struct cts_job *j = jobs_find(c, b->gid);
+
+	if (j == NULL || j->ended) {
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "GID %s is not running at CTS %s", b->gid, c->name);
+		return;
+	}
+	ckpt_request(j, "external", r, b->idem_key);
+}

@@ -1,0 +1,96 @@
+/*
+ * Slow work off the loop: copying and hashing images, running criu. A forked child runs the
+ * function and writes its one-line result into a pipe; the loop reads it and reaps the child.
+ * The child touches only files and exits with _exit, so nothing of the parent's state (TLS
+ * connections, the event base) is used twice.
+ */
+#include <event2/event.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cts/cts.h"
+
+#define CHILD_OUT 4096
+
+struct child {
+	pid_t		 pid;
+	int		 fd;
+	struct event	*ev;
+	char		 out[CHILD_OUT + 2];
+	size_t		 used;
+	void		(*done)(bool ok, const char *out, void *arg);
+	void		*arg;
+};
+
+static void
+child_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *ch = arg;
+	ssize_t n;
+	int status = 0;
+	bool ok;
+
+	(void)what;
+	n = read(fd, ch->out + ch->used, CHILD_OUT - ch->used);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n > 0) {
+		ch->used += (size_t)n;
+		if (ch->used < CHILD_OUT)
+			return;
+	}
+	/* EOF (or full): the child is done */
+	ch->out[ch->used] = '\0';
+	while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && ch->used >= 2 && ch->out[0] == '0';
+	if (ch->used < 2)
+		snprintf(ch->out, sizeof ch->out, "1 the worker process died (%s %d)",
+		    WIFSIGNALED(status) ? "signal" : "status",
+		    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	event_free(ch->ev);
+	close(ch->fd);
+	ch->done(ok, ch->out + 2, ch->arg);
+	free(ch);
+}
+
+int
+child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const char *out,
+	void *arg), void *arg)
+{
+	struct child *ch;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	if ((ch = calloc(1, sizeof *ch)) == NULL)
+		abort();
+	if ((ch->pid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		free(ch);
+		return -1;
+	}
+	if (ch->pid == 0) {
+		char out[CHILD_OUT];
+		int rc;
+
+		close(p[0]);
+		out[0] = '\0';
+		rc = fn(fn_arg, out, sizeof out - 2);
+		dprintf(p[1], "%d %s", rc == 0 ? 0 : 1, out);
+		_exit(0);
+	}
+	close(p[1]);
+	ch->fd = p[0];
+	ch->done = done;
+	ch->arg = arg;
+	ch->ev = event_new(c->base, ch->fd, EV_READ | EV_PERSIST, child_on_read, ch);
+	event_add(ch->ev, NULL);
+	return 0;
+}

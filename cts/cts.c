@@ -1,0 +1,270 @@
+/*
+ * gca-cts: the Checkpoint Translation Service.
+ *
+ * usage: gca-cts -f cts.conf [--port-file F] [-d]
+ *
+ * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
+ * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
+ * max_queue. Times in seconds unless they carry a unit (500ms, 2m).
+ */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cts/cts.h"
+
+static const char cts_usage[] = "usage: gca-cts -f cts.conf [--port-file F] [-d]\n";
+
+static void
+cts_ping(struct proto_req *r, void *ctx)
+{
+	struct msg_ping_ok ok = { time_now_ms() };
+
+	(void)ctx;
+	proto_reply_ok(r, r->pt->reply, &ok);
+}
+
+/* The TLS endpoint: the GCS asks for checkpoints (image_fetch from other CTSes comes later). */
+static const struct proto_handler cts_handlers[] = {
+	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, cts_ping },
+	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
+};
+
+int
+cts_job_dir(struct cts *c, const char *gid, char *out, size_t len)
+{
+	char p[3 * NAME_MAX_LEN + 1];
+
+	if (name_to_path(gid, p, sizeof p) != 0)
+		return -1;
+	return snprintf(out, len, "%s/images/%s", c->state, p) >= (int)len ? -1 : 0;
+}
+
+int
+cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len)
+{
+	char jd[PATH_MAX];
+
+	if (cts_job_dir(c, gid, jd, sizeof jd) != 0 || !id_valid(id))
+		return -1;
+	return snprintf(out, len, "%s/%s", jd, id) >= (int)len ? -1 : 0;
+}
+
+static void
+cts_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	gcslink_tick(arg);
+}
+
+static void
+cts_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(arg, NULL);
+}
+
+/* A duration setting ("5", "500ms", "2m"), or def. */
+static int
+cts_duration(const struct config *cf, const char *key, int def)
+{
+	const char *v = config_get(cf, key);
+	uint64_t ms;
+
+	if (v == NULL)
+		return def;
+	if (duration_parse(v, &ms) != 0 || ms == 0 || ms > 24 * 3600 * 1000ULL)
+		log_fatal("%s: %s: not a duration (e.g. 10, 500ms, 2m)", cf->path, key);
+	return (int)ms;
+}
+
+static char *
+cts_setting(const struct config *cf, const char *key, const char *def)
+{
+	const char *v = config_get(cf, key);
+
+	if (v == NULL && def == NULL)
+		log_fatal("%s: %s must be set (see cts.conf(5))", cf->path, key);
+	return strdup(v ? v : def);
+}
+
+/* The state folder: 0711 so a job's user can reach its own staging folder inside, nothing more. */
+static void
+cts_state_open(struct cts *c)
+{
+	char p[PATH_MAX];
+	const char *sub[] = { "images", "outbox", "staging" };
+	mode_t modes[] = { 0700, 0700, 0711 };
+
+	if (file_mkdirs(c->state, 0711) != 0 || chmod(c->state, 0711) != 0)
+		log_fatal("state folder %s: cannot create it", c->state);
+	for (size_t i = 0; i < GCA_NITEMS(sub); i++) {
+		snprintf(p, sizeof p, "%s/%s", c->state, sub[i]);
+		if (file_mkdirs(p, modes[i]) != 0)
+			log_fatal("state folder %s: cannot create it", p);
+	}
+	/* Staging folders of a previous run belong to checkpoints that never finished. */
+	snprintf(p, sizeof p, "%s/staging", c->state);
+	file_remove_tree(p);
+	if (file_mkdirs(p, 0711) != 0 || chmod(p, 0711) != 0)
+		log_fatal("state folder %s: cannot create it", p);
+}
+
+static void
+cts_configure(struct cts *c, const struct config *cf)
+{
+	char err[512];
+	long n;
+
+	c->name = cts_setting(cf, "name", NULL);
+	if (!name_valid(c->name))
+		log_fatal("%s: name: not a valid CTS name", cf->path);
+	c->listen = cts_setting(cf, "listen", "127.0.0.1:0");
+	c->socket = cts_setting(cf, "socket", NULL);
+	c->state = cts_setting(cf, "state", NULL);
+	c->gcs_endpoint = cts_setting(cf, "gcs", NULL);
+	c->exec_manager = cts_setting(cf, "exec_manager", "local");
+	c->tls.ca = cts_setting(cf, "ca", NULL);
+	c->tls.cert = cts_setting(cf, "cert", NULL);
+	c->tls.key = cts_setting(cf, "key", NULL);
+	if (config_get_int(cf, "retention", 0, 100000, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->retention = config_get(cf, "retention") ? (unsigned)n : 5;
+	if (config_get_int(cf, "max_queue", 1, 1000, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->max_queue = config_get(cf, "max_queue") ? (unsigned)n : 8;
+	c->app_timeout_ms = cts_duration(cf, "app_timeout", 10000);
+	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
+}
+
+static void
+cts_free(struct cts *c)
+{
+	free(c->name);
+	free(c->listen);
+	free(c->endpoint);
+	free(c->socket);
+	free(c->state);
+	free(c->gcs_endpoint);
+	free(c->exec_manager);
+	free((char *)c->tls.ca);
+	free((char *)c->tls.cert);
+	free((char *)c->tls.key);
+	proto_body_free(proto_type_find("cts_register"), &c->reg);
+	proto_strlist_free(&c->exec_params);
+	proto_strlist_free(&c->recovery_params);
+}
+
+static void
+cts_listen(struct cts *c, const struct config *cf, const char *port_file)
+{
+	struct proto_server_config scfg = { .handlers = cts_handlers,
+		.nhandlers = GCA_NITEMS(cts_handlers), .ctx = c };
+	char err[512], ep[300];
+	const char *colon;
+
+	if ((c->server = proto_server_tls(c->base, c->listen, &c->tls, &scfg, err, sizeof err)) == NULL)
+		log_fatal("%s", err);
+	colon = strrchr(c->listen, ':');
+	snprintf(ep, sizeof ep, "%.*s:%d", (int)(colon - c->listen), c->listen,
+	    proto_server_port(c->server));
+	c->endpoint = strdup(config_get(cf, "endpoint") ? config_get(cf, "endpoint") : ep);
+	if (port_file != NULL) {
+		char port[16];
+		int len = snprintf(port, sizeof port, "%d\n", proto_server_port(c->server));
+		if (file_write_whole(port_file, port, (size_t)len, 0644) != 0)
+			log_fatal("cannot write %s", port_file);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cts c = { 0 };
+	struct config cf = { 0 };
+	const char *conf = NULL, *port_file = NULL;
+	struct event *sigint, *sigterm;
+	struct timeval beat;
+	char err[512], why[512];
+
+	log_init(argv[0]);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-d") == 0)
+			log_set_level(LOG_DEBUG);
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(cts_usage, stdout);
+			return 0;
+		} else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
+			conf = argv[++i];
+		else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc)
+			port_file = argv[++i];
+		else {
+			fprintf(stderr, "gca-cts: %s: unknown option or missing value\n%s", argv[i],
+			    cts_usage);
+			return 2;
+		}
+	}
+	if (conf == NULL) {
+		fputs(cts_usage, stderr);
+		return 2;
+	}
+	if (config_load(&cf, conf, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	cts_configure(&c, &cf);
+	{
+		char *core = cts_setting(&cf, "core_service", "app");
+		if ((c.core = core_find(core)) == NULL)
+			log_fatal("%s: core_service %s: unknown (app or criu)", conf, core);
+		free(core);
+	}
+	if (descriptor_load(&c, config_get(&cf, "descriptor"), err, sizeof err) != 0)
+		log_fatal("%s", err);
+	/* A core service that cannot work here is published as unavailable, with its reason. */
+	if (c.core->probe(&c, why, sizeof why) != 0) {
+		snprintf(c.unavailable, sizeof c.unavailable, "%s", why);
+		log_warn("core service %s is unavailable here: %s", c.core->name, why);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	umask(077);
+	cts_state_open(&c);
+	c.base = event_base_new();
+	cts_listen(&c, &cf, port_file);
+	if (local_open(&c, config_get(&cf, "socket_group"), err, sizeof err) != 0)
+		log_fatal("%s", err);
+	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	if (gcslink_open(&c, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
+	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,
+	    c.gcs_endpoint);
+	beat = (struct timeval){ c.heartbeat_ms / 1000, (c.heartbeat_ms % 1000) * 1000 };
+	c.tick = event_new(c.base, -1, EV_PERSIST, cts_on_tick, &c);
+	event_add(c.tick, &beat);
+	gcslink_tick(&c);
+	sigint = evsignal_new(c.base, SIGINT, cts_on_signal, c.base);
+	sigterm = evsignal_new(c.base, SIGTERM, cts_on_signal, c.base);
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+	event_base_dispatch(c.base);
+
+	event_free(sigint);
+	event_free(sigterm);
+	event_free(c.tick);
+	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
+	gcslink_close(&c);
+	proto_server_free(c.local);
+	proto_server_free(c.server);
+	jobs_free(&c);
+	outbox_free(&c);
+	event_base_free(c.base);
+	config_free(&cf);
+	cts_free(&c);
+	return 0;
+}

@@ -1,0 +1,170 @@
+/*
+ * cts/: gca-cts, the Checkpoint Translation Service (paper 3.3, 3.4, 5.1-5.3, 5.5). It runs jobs'
+ * checkpoints through one core service (cts/core/), keeps their images, and sends every record to
+ * the GCS, which writes it to the directory (DESIGN.md, "One record path").
+ *
+ * One event loop. Slow work (copying and hashing images, running criu) happens in forked children
+ * watched from the loop (child.c), so the loop always answers.
+ */
+#ifndef GCA_CTS_H
+#define GCA_CTS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "proto/proto.h"
+#include "cts/image.h"
+
+struct event_base;
+struct event;
+struct cts;
+struct cts_job;
+struct cts_ckpt;
+
+/* ---- a core service: one file each in cts/core/ ---- */
+struct core_service {
+	const char	*name;
+	/* What it can do, checked against the descriptor's flags. */
+	bool		 external, self_checkpoint;
+	/* Can it work here? 0, or -1 with why ("criu check: ..."). */
+	int		(*probe)(struct cts *c, char *why, size_t len);
+	/* gcaProperty values it adds to the CTS entry and to every record (versions, kernel). */
+	void		(*properties)(struct cts *c, struct proto_strlist *out);
+	/* Starts ck's dump; ends with ckpt_dumped(ck, NULL) or ckpt_dumped(ck, "why"). */
+	void		(*dump)(struct cts_ckpt *ck);
+	/* app: the job answered app_save. */
+	void		(*saved)(struct cts_ckpt *ck, bool ok, const char *error);
+	/* app: the job keeps the wrapper's socket (GCA_APP_FD); criu: it must not. */
+	bool		 keeps_channel;
+};
+extern const struct core_service core_app, core_criu;
+const struct core_service *core_find(const char *name);
+
+/* ---- a bound job (jobs.c) ---- */
+struct cts_job {
+	char		*gid;
+	pid_t		 pid;
+	uint64_t	 start;		/* /proc/PID/stat starttime: tells a reused PID apart */
+	uid_t		 uid;
+	gid_t		 gidn;
+	char		 owner[64];	/* the user name the directory records */
+	uint64_t	 every_ms;	/* periodic checkpoints, 0 none */
+	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
+	bool		 unbinding;
+	char		*restore_dir;	/* a copy of an image handed to a recovering job */
+	int		 pidfd;
+	struct event	*exit_ev, *timer;
+	struct proto_conn *channel;	/* app: the job's socket */
+	struct cts_ckpt	*running, *queue;
+	unsigned	 nqueued;
+	struct cts	*cts;
+	struct cts_job	*next;
+};
+
+/* ---- a checkpoint in progress (checkpoint.c) ---- */
+struct cts_ckpt {
+	struct cts		*cts;
+	struct cts_job		*job;
+	char			 id[ID_LEN + 1];
+	const char		*kind;		/* external, periodic, job */
+	char			*idem_key;
+	struct proto_req	*req;		/* who waits: the GCS's do_checkpoint, a local_checkpoint */
+	char			 image_dir[PATH_MAX], staging[PATH_MAX];
+	uint64_t		 time_ms;
+	struct image_result	 result;	/* of the sealed image */
+	struct event		*timeout;	/* app: waiting for the job's answer */
+	struct cts_ckpt		*next;
+};
+
+/* ---- a record waiting for the GCS's acknowledgement (outbox.c) ---- */
+struct outbox_item {
+	struct msg_checkpoint_log	 rec;
+	bool				 sending;
+	struct cts_ckpt			*ck;		/* who waits for it, or NULL */
+	struct cts			*cts;
+	struct outbox_item		*next;
+};
+
+struct cts {
+	struct event_base	*base;
+	char			*name, *listen, *endpoint, *socket, *state, *exec_manager;
+	char			*gcs_endpoint;
+	struct proto_tls_files	 tls;
+	const struct core_service *core;
+	char			 unavailable[512];	/* "" when the core service works */
+	struct msg_cts_register	 reg;			/* what is published (descriptor + probe) */
+	struct proto_strlist	 exec_params, recovery_params;
+	unsigned		 retention;
+	int			 app_timeout_ms, heartbeat_ms;
+	unsigned		 max_queue;
+	struct proto_server	*server, *local;
+	struct proto_client	*gcs;
+	bool			 registered, registering;
+	struct event		*tick;
+	struct cts_job		*jobs;
+	struct outbox_item	*outbox;
+};
+
+/* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
+int  descriptor_load(struct cts *c, const char *path, char *err, size_t errlen);
+
+/* gcslink.c: the connection to the GCS: register, heartbeat, records, bindings. */
+int  gcslink_open(struct cts *c, char *err, size_t errlen);
+void gcslink_tick(struct cts *c);
+void gcslink_close(struct cts *c);
+void gcslink_request(struct cts *c, const char *type, const void *body, proto_reply_cb cb,
+	void *arg);
+
+/* outbox.c: STATE/outbox/<id>, one fsynced file per record until the GCS acknowledges it. */
+int  outbox_load(struct cts *c, char *err, size_t errlen);
+struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec);
+void outbox_send(struct cts *c, struct outbox_item *it);
+void outbox_flush(struct cts *c);		/* sends every item not in flight */
+void outbox_free(struct cts *c);
+
+/* jobs.c */
+int  jobs_load(struct cts *c, char *err, size_t errlen);
+int  jobs_save(struct cts *c);
+struct cts_job *jobs_find(struct cts *c, const char *gid);
+struct cts_job *jobs_by_channel(struct cts *c, struct proto_conn *conn);
+struct cts_job *jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t start, uid_t uid,
+	gid_t gidn, uint64_t every_ms);
+bool jobs_alive(const struct cts_job *j);	/* same process as at bind time */
+void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
+void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
+void jobs_retry_unbind(struct cts *c);
+void jobs_free(struct cts *c);
+/* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
+int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
+int  user_name(uid_t uid, char *out, size_t len);
+
+/* local.c: the unix socket for wrappers and jobs (role local). */
+int  local_open(struct cts *c, const char *group, char *err, size_t errlen);
+void local_on_close(struct proto_conn *conn, void *ctx);
+
+/* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
+void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);
+void ckpt_dumped(struct cts_ckpt *ck, const char *error);
+/* The GCS acknowledged ck's record (seq) or not (code, why). */
+void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
+void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);
+void ckpt_job_gone(struct cts_job *j);		/* fails what waits for a job that ended */
+void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
+
+/* restore.c: restore_prepare from gca-recover. */
+void restore_prepare(struct proto_req *r, void *ctx);
+
+/* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
+ * "ok ..." or an error text. */
+typedef int (*child_fn)(void *arg, char *out, size_t outlen);
+int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const char *out,
+	void *arg), void *arg);
+
+/* Paths in the state folder. */
+int  cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len);
+int  cts_job_dir(struct cts *c, const char *gid, char *out, size_t len);
+
+#endif

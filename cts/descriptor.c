@@ -1,0 +1,206 @@
+/*
+ * The CTS descriptor (paper 5.5): an LDIF record of what the CTS publishes in the directory (core
+ * service, classes, flags, functional properties, wrapper names and parameter patterns). Read with
+ * libldap's LDIF reader, then checked against what the core service driver can really do, so the
+ * directory never advertises a feature the CTS lacks.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <ldap.h>
+#include <ldif.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cts/cts.h"
+
+struct descriptor_flag {
+	const char	*attr;
+	size_t		 offset;
+};
+static const struct descriptor_flag descriptor_flags[] = {
+	{ "gcaExternalCheckpoints", offsetof(struct msg_cts_register, external) },
+	{ "gcaSelfCheckpointing", offsetof(struct msg_cts_register, self_checkpoint) },
+	{ "gcaMigration", offsetof(struct msg_cts_register, migrate) },
+	{ "gcaAnyImageRecovery", offsetof(struct msg_cts_register, any_image) },
+};
+
+/* "NAME=pattern", NAME an environment variable name. */
+static bool
+descriptor_param_ok(const char *p)
+{
+	const char *eq = strchr(p, '=');
+
+	if (eq == NULL || eq == p || !(isalpha((unsigned char)*p) || *p == '_'))
+		return false;
+	for (const char *s = p; s < eq; s++) {
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	}
+	return true;
+}
+
+/* The published form of a parameter list: the values joined by "; ". */
+static char *
+descriptor_join(const struct proto_strlist *l)
+{
+	size_t len = 1;
+	char *s;
+
+	if (l->n == 0)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		len += strlen(l->v[i]) + 2;
+	if ((s = calloc(1, len)) == NULL)
+		abort();
+	for (size_t i = 0; i < l->n; i++) {
+		if (i > 0)
+			strcat(s, "; ");
+		strcat(s, l->v[i]);
+	}
+	return s;
+}
+
+static int
+descriptor_attr(struct cts *c, const char *path, unsigned long line, const char *attr,
+	const char *val, char *err, size_t errlen)
+{
+	struct msg_cts_register *reg = &c->reg;
+
+	for (size_t i = 0; i < GCA_NITEMS(descriptor_flags); i++) {
+		if (strcasecmp(attr, descriptor_flags[i].attr) != 0)
+			continue;
+		if (strcmp(val, "TRUE") != 0 && strcmp(val, "FALSE") != 0) {
+			snprintf(err, errlen, "%s, record at line %lu: %s must be TRUE or FALSE, not \"%s\"",
+			    path, line, attr, val);
+			return -1;
+		}
+		*(bool *)((char *)reg + descriptor_flags[i].offset) = strcmp(val, "TRUE") == 0;
+		return 0;
+	}
+	if (strcasecmp(attr, "dn") == 0 || strcasecmp(attr, "objectClass") == 0 ||
+	    strcasecmp(attr, "description") == 0)
+		return 0;
+	if (strcasecmp(attr, "cn") == 0) {
+		if (strcmp(val, c->name) != 0) {
+			snprintf(err, errlen, "%s: cn %s is not this CTS's name %s (cts.conf)", path, val,
+			    c->name);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcasecmp(attr, "gcaCoreService") == 0) {
+		if (strcmp(val, c->core->name) != 0) {
+			snprintf(err, errlen, "%s: gcaCoreService %s, but cts.conf's core_service is %s",
+			    path, val, c->core->name);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcasecmp(attr, "gcaClass") == 0)
+		proto_strlist_add(&reg->classes, val);
+	else if (strcasecmp(attr, "gcaProperty") == 0)
+		proto_strlist_add(&reg->properties, val);
+	else if (strcasecmp(attr, "gcaExecuteWrapper") == 0) {
+		free(reg->exec_wrapper);
+		reg->exec_wrapper = strdup(val);
+	} else if (strcasecmp(attr, "gcaRecoveryWrapper") == 0) {
+		free(reg->recovery_wrapper);
+		reg->recovery_wrapper = strdup(val);
+	} else if (strcasecmp(attr, "gcaWrapperParams") == 0) {
+		free(reg->wrapper_params);
+		reg->wrapper_params = strdup(val);
+	} else if (strcasecmp(attr, "gcaExecuteParams") == 0 ||
+	    strcasecmp(attr, "gcaRecoveryParams") == 0) {
+		if (!descriptor_param_ok(val)) {
+			snprintf(err, errlen, "%s, record at line %lu: %s \"%s\": want NAME=pattern, "
+			    "e.g. JOB_STATE=/scratch/{gid}", path, line, attr, val);
+			return -1;
+		}
+		proto_strlist_add(strcasecmp(attr, "gcaExecuteParams") == 0 ? &c->exec_params :
+		    &c->recovery_params, val);
+	} else {
+		snprintf(err, errlen, "%s, record at line %lu: unknown attribute %s", path, line, attr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+descriptor_read(struct cts *c, const char *path, char *err, size_t errlen)
+{
+	LDIFFP *fp = ldif_open(path, "r");
+	unsigned long line = 0;
+	char *buf = NULL;
+	int buflen = 0, rc = 0, records = 0;
+
+	if (fp == NULL) {
+		snprintf(err, errlen, "descriptor %s: cannot open it", path);
+		return -1;
+	}
+	while (rc == 0 && ldif_read_record(fp, &line, &buf, &buflen) > 0) {
+		char *next = buf, *l;
+
+		if (++records > 1) {
+			snprintf(err, errlen, "%s: more than one record (line %lu)", path, line);
+			rc = -1;
+			break;
+		}
+		while (rc == 0 && (l = ldif_getline(&next)) != NULL) {
+			struct berval type, val;
+			int freeval = 0;
+
+			if (ldif_parse_line2(l, &type, &val, &freeval) != 0) {
+				snprintf(err, errlen, "%s, record at line %lu: cannot parse \"%.60s\"", path,
+				    line, l);
+				rc = -1;
+				break;
+			}
+			rc = descriptor_attr(c, path, line, type.bv_val, val.bv_val ? val.bv_val : "",
+			    err, errlen);
+			if (freeval)
+				ber_memfree(val.bv_val);
+		}
+	}
+	ber_memfree(buf);
+	ldif_close(fp);
+	if (rc == 0 && records == 0) {
+		snprintf(err, errlen, "%s: no LDIF record in it", path);
+		rc = -1;
+	}
+	return rc;
+}
+
+int
+descriptor_load(struct cts *c, const char *path, char *err, size_t errlen)
+{
+	struct msg_cts_register *reg = &c->reg;
+
+	/* What the driver can do, unless the descriptor says less. */
+	reg->external = c->core->external;
+	reg->self_checkpoint = c->core->self_checkpoint;
+	reg->migrate = true;
+	if (path != NULL && descriptor_read(c, path, err, errlen) != 0)
+		return -1;
+	if (reg->external && !c->core->external) {
+		snprintf(err, errlen, "%s: gcaExternalCheckpoints TRUE, but the %s core service cannot "
+		    "take checkpoints asked from outside the job", path, c->core->name);
+		return -1;
+	}
+	if (reg->self_checkpoint && !c->core->self_checkpoint) {
+		snprintf(err, errlen, "%s: gcaSelfCheckpointing TRUE, but the %s core service cannot "
+		    "take checkpoints a job asks for itself", path, c->core->name);
+		return -1;
+	}
+	if (reg->classes.n == 0)
+		proto_strlist_add(&reg->classes, "basic");
+	if (reg->exec_wrapper == NULL)
+		reg->exec_wrapper = strdup("gca-exec");
+	if (reg->recovery_wrapper == NULL)
+		reg->recovery_wrapper = strdup("gca-recover");
+	reg->exec_params = descriptor_join(&c->exec_params);
+	reg->recovery_params = descriptor_join(&c->recovery_params);
+	reg->core_service = strdup(c->core->name);
+	c->core->properties(c, &reg->properties);
+	return 0;
+}

@@ -1,0 +1,329 @@
+/*
+ * The job table: which GIDs run here, as which process and user (DESIGN.md, "Who may bind a GID").
+ * A job is known by its PID and the start time /proc gives, so a reused PID is never taken for the
+ * job; a pidfd tells the loop when it ends. The table is rewritten whole on every change
+ * (STATE/jobs) and read back at start, dropping jobs whose process is gone (and unbinding them).
+ */
+#include <event2/event.h>
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cts/cts.h"
+
+int
+proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start)
+{
+	char path[64], *buf = NULL, *p;
+	size_t len;
+	unsigned long long st = 0;
+	int pp = 0, rc = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (pid <= 0 || file_read_all(path, &buf, &len, 4096) != 0)
+		return -1;
+	/* "pid (comm) state ppid ..." where comm may hold anything: fields start after the last ')' */
+	if ((p = strrchr(buf, ')')) != NULL &&
+	    sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+	    &pp, &st) == 2)
+		rc = 0;
+	free(buf);
+	if (rc != 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if (file_read_all(path, &buf, &len, 65536) != 0)
+		return -1;
+	rc = -1;
+	{
+		unsigned u, g;
+		char *ul = strstr(buf, "\nUid:"), *gl = strstr(buf, "\nGid:");
+		if (ul && gl && sscanf(ul, "\nUid: %u", &u) == 1 && sscanf(gl, "\nGid: %u", &g) == 1) {
+			if (uid) *uid = u;
+			if (gidn) *gidn = g;
+			rc = 0;
+		}
+	}
+	free(buf);
+	if (ppid) *ppid = pp;
+	if (start) *start = st;
+	return rc;
+}
+
+int
+user_name(uid_t uid, char *out, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL)
+		return snprintf(out, len, "%s", pw.pw_name) >= (int)len ? -1 : 0;
+	return snprintf(out, len, "uid%u", (unsigned)uid) >= (int)len ? -1 : 0;
+}
+
+bool
+jobs_alive(const struct cts_job *j)
+{
+	uint64_t start;
+
+	return !j->ended && proc_stat(j->pid, NULL, NULL, NULL, &start) == 0 && start == j->start;
+}
+
+struct cts_job *
+jobs_find(struct cts *c, const char *gid)
+{
+	for (struct cts_job *j = c->jobs; j != NULL; j = j->next) {
+		if (strcmp(j->gid, gid) == 0)
+			return j;
+	}
+	return NULL;
+}
+
+struct cts_job *
+jobs_by_channel(struct cts *c, struct proto_conn *conn)
+{
+	for (struct cts_job *j = c->jobs; j != NULL; j = j->next) {
+		if (j->channel == conn)
+			return j;
+	}
+	return NULL;
+}
+
+int
+jobs_save(struct cts *c)
+{
+	char path[PATH_MAX], *buf;
+	size_t len = 32, used;
+	int rc;
+
+	for (struct cts_job *j = c->jobs; j != NULL; j = j->next)
+		len += strlen(j->gid) + 128;
+	if ((buf = malloc(len)) == NULL)
+		abort();
+	used = (size_t)snprintf(buf, len, "gca-jobs 1\n");
+	for (struct cts_job *j = c->jobs; j != NULL; j = j->next)
+		used += (size_t)snprintf(buf + used, len - used, "job %d %llu %u %u %llu %d %s\n",
+		    (int)j->pid, (unsigned long long)j->start, (unsigned)j->uid, (unsigned)j->gidn,
+		    (unsigned long long)j->every_ms, j->ended, j->gid);
+	snprintf(path, sizeof path, "%s/jobs", c->state);
+	if ((rc = file_write_whole(path, buf, used, 0600)) != 0)
+		log_error("cannot write the job table %s", path);
+	free(buf);
+	return rc;
+}
+
+static void
+jobs_on_exit(evutil_socket_t fd, short what, void *arg)
+{
+	struct cts_job *j = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("job %s (pid %d) ended", j->gid, (int)j->pid);
+	jobs_ended(j);
+}
+
+static void
+jobs_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct cts_job *j = arg;
+
+	(void)fd;
+	(void)what;
+	/* Periodic checkpoints do not pile up behind a slow one. */
+	if (j->running == NULL && j->queue == NULL && !j->ended)
+		ckpt_request(j, "periodic", NULL, NULL);
+}
+
+/* Watches the process through a pidfd, checked against the start time after it was opened. */
+static int
+jobs_watch(struct cts_job *j)
+{
+	uint64_t start;
+
+	j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+	if (j->pidfd < 0 || proc_stat(j->pid, NULL, NULL, NULL, &start) != 0 || start != j->start) {
+		if (j->pidfd >= 0)
+			close(j->pidfd);
+		j->pidfd = -1;
+		return -1;
+	}
+	j->exit_ev = event_new(j->cts->base, j->pidfd, EV_READ, jobs_on_exit, j);
+	event_add(j->exit_ev, NULL);
+	if (j->every_ms > 0) {
+		struct timeval tv = { (time_t)(j->every_ms / 1000), (suseconds_t)(j->every_ms % 1000) * 1000 };
+		j->timer = event_new(j->cts->base, -1, EV_PERSIST, jobs_on_timer, j);
+		event_add(j->timer, &tv);
+	}
+	return 0;
+}
+
+struct cts_job *
+jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t start, uid_t uid, gid_t gidn,
+	uint64_t every_ms)
+{
+	struct cts_job *j = calloc(1, sizeof *j);
+
+	if (j == NULL)
+		abort();
+	j->gid = strdup(gid);
+	j->pid = pid;
+	j->start = start;
+	j->uid = uid;
+	j->gidn = gidn;
+	j->every_ms = every_ms;
+	j->pidfd = -1;
+	j->cts = c;
+	user_name(uid, j->owner, sizeof j->owner);
+	if (jobs_watch(j) != 0)
+		j->ended = true;
+	j->next = c->jobs;
+	c->jobs = j;
+	return j;
+}
+
+void
+jobs_set_channel(struct cts_job *j, struct proto_conn *conn)
+{
+	if (conn != NULL)
+		proto_conn_ref(conn);
+	if (j->channel != NULL)
+		proto_conn_unref(j->channel);
+	j->channel = conn;
+}
+
+static void
+jobs_unwatch(struct cts_job *j)
+{
+	if (j->exit_ev != NULL)
+		event_free(j->exit_ev);
+	if (j->timer != NULL)
+		event_free(j->timer);
+	if (j->pidfd >= 0)
+		close(j->pidfd);
+	j->exit_ev = j->timer = NULL;
+	j->pidfd = -1;
+}
+
+static void
+jobs_free_one(struct cts_job *j)
+{
+	jobs_unwatch(j);
+	jobs_set_channel(j, NULL);
+	if (j->restore_dir != NULL)
+		file_remove_tree(j->restore_dir);
+	free(j->restore_dir);
+	free(j->gid);
+	free(j);
+}
+
+static void
+jobs_remove(struct cts *c, struct cts_job *j)
+{
+	for (struct cts_job **p = &c->jobs; *p != NULL; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	}
+	jobs_free_one(j);
+	jobs_save(c);
+}
+
+static void
+jobs_on_unbound(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct cts_job *j = arg;
+
+	(void)body;
+	j->unbinding = false;
+	/* not_found / conflict: the directory no longer gives this GID to us; nothing to undo. */
+	if (code != NULL && strcmp(code, PROTO_E_NOT_FOUND) != 0 && strcmp(code, PROTO_E_CONFLICT) != 0) {
+		log_warn("cannot unbind %s at the GCS: %s: %s (retrying)", j->gid, code, msg);
+		return;
+	}
+	log_info("job %s finished and unbound%s%s", j->gid, code ? ": " : "", code ? msg : "");
+	if (j->running == NULL)
+		jobs_remove(j->cts, j);
+}
+
+static void
+jobs_unbind(struct cts_job *j)
+{
+	struct msg_job_unbind b = { j->gid, j->cts->name, "finished", -1 };
+
+	if (j->unbinding)
+		return;
+	j->unbinding = true;
+	gcslink_request(j->cts, "job_unbind", &b, jobs_on_unbound, j);
+}
+
+void
+jobs_ended(struct cts_job *j)
+{
+	j->ended = true;
+	jobs_unwatch(j);
+	ckpt_job_gone(j);
+	jobs_save(j->cts);
+	jobs_unbind(j);
+}
+
+void
+jobs_retry_unbind(struct cts *c)
+{
+	for (struct cts_job *j = c->jobs; j != NULL; j = j->next) {
+		if (j->ended && j->running == NULL)
+			jobs_unbind(j);
+	}
+}
+
+int
+jobs_load(struct cts *c, char *err, size_t errlen)
+{
+	char path[PATH_MAX], *buf, *line, *save = NULL;
+	size_t len;
+
+	snprintf(path, sizeof path, "%s/jobs", c->state);
+	if (file_read_all(path, &buf, &len, 64 << 20) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "job table %s: cannot read it", path);
+		return -1;
+	}
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		int pid, ended, n = 0;
+		unsigned long long start, every;
+		unsigned uid, gidn;
+		struct cts_job *j;
+
+		if (strncmp(line, "job ", 4) != 0)
+			continue;
+		if (sscanf(line, "job %d %llu %u %u %llu %d %n", &pid, &start, &uid, &gidn, &every,
+		    &ended, &n) != 6 || n == 0 || !name_valid(line + n)) {
+			log_warn("job table %s: bad line skipped: %.80s", path, line);
+			continue;
+		}
+		j = jobs_add(c, line + n, pid, start, uid, gidn, every);
+		if (j->ended || ended)
+			log_info("job %s (pid %d) ended while the CTS was away: unbinding it", j->gid, pid);
+		else
+			log_info("job %s (pid %d) still runs: watching it again", j->gid, pid);
+		j->ended = j->ended || ended;
+	}
+	free(buf);
+	return jobs_save(c);
+}
+
+void
+jobs_free(struct cts *c)
+{
+	while (c->jobs != NULL) {
+		struct cts_job *j = c->jobs;
+		c->jobs = j->next;
+		jobs_free_one(j);
+	}
+}

@@ -1,0 +1,239 @@
+/*
+ * The unix socket of wrappers and jobs (role local; who calls is SO_PEERCRED's uid and pid).
+ * DESIGN.md, "Who may bind a GID": a wrapper binds a GID only to its own process or a child of it,
+ * only as the user that runs that process; the GCS then checks that this user owns the GID.
+ */
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cts/cts.h"
+
+struct local_bind_op {
+	struct cts		*cts;
+	struct proto_req	*r;
+	pid_t			 pid;
+	uint64_t		 start;
+	uid_t			 uid;
+	gid_t			 gidn;
+};
+
+static void
+local_bind_reply(struct cts *c, struct proto_req *r, bool recovery)
+{
+	struct msg_local_bind_ok ok = { c->name, (char *)c->core->name,
+		recovery ? c->recovery_params : c->exec_params };
+
+	proto_reply_ok(r, r->pt->reply, &ok);
+}
+
+static void
+local_on_bound(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct local_bind_op *op = arg;
+	struct msg_local_bind *b = op->r->body;
+	struct cts *c = op->cts;
+	struct cts_job *j;
+
+	(void)body;
+	if (code != NULL) {
+		proto_reply_err(op->r, code, "the GCS refused GID %s: %s", b->gid, msg);
+		free(op);
+		return;
+	}
+	/* An ended entry of this GID stays until its unbind is acknowledged; the new one goes first. */
+	j = jobs_add(c, b->gid, op->pid, op->start, op->uid, op->gidn, b->checkpoint_every_ms);
+	if (j->ended) {
+		proto_reply_err(op->r, PROTO_E_NOT_FOUND, "process %d ended while GID %s was bound",
+		    (int)op->pid, b->gid);
+		jobs_ended(j);
+		free(op);
+		return;
+	}
+	if (c->core->keeps_channel)
+		jobs_set_channel(j, op->r->conn);
+	if (b->recovery && b->checkpoint_id != NULL && id_valid(b->checkpoint_id)) {
+		/* the copy restore_prepare made for this caller goes when the job ends */
+		char copy[PATH_MAX];
+		snprintf(copy, sizeof copy, "%s/staging/restore-%d-%s", c->state, (int)op->r->peer.pid,
+		    b->checkpoint_id);
+		if (access(copy, F_OK) == 0)
+			j->restore_dir = strdup(copy);
+	}
+	jobs_save(c);
+	log_info("GID %s bound to pid %d (user %s)%s", b->gid, (int)op->pid, j->owner,
+	    b->recovery ? ", recovered" : "");
+	local_bind_reply(c, op->r, b->recovery);
+	free(op);
+}
+
+/* The process to bind: the caller itself or its child, running as the caller's user. */
+static int
+local_check_process(const struct proto_req *r, pid_t pid, uint64_t *start, uid_t *uid,
+	gid_t *gidn)
+{
+	pid_t ppid;
+
+	if (proc_stat(pid, &ppid, uid, gidn, start) != 0) {
+		proto_reply_err((struct proto_req *)r, PROTO_E_NOT_FOUND, "no process %d", (int)pid);
+		return -1;
+	}
+	if (pid != r->peer.pid && ppid != r->peer.pid) {
+		proto_reply_err((struct proto_req *)r, PROTO_E_FORBIDDEN, "process %d is neither the "
+		    "caller (pid %d) nor its child", (int)pid, (int)r->peer.pid);
+		return -1;
+	}
+	if (*uid != r->peer.uid) {
+		proto_reply_err((struct proto_req *)r, PROTO_E_FORBIDDEN, "process %d runs as uid %u, "
+		    "not as the caller (uid %u)", (int)pid, (unsigned)*uid, (unsigned)r->peer.uid);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+local_bind(struct proto_req *r, void *ctx)
+{
+	struct cts *c = ctx;
+	struct msg_local_bind *b = r->body;
+	struct local_bind_op *op;
+	struct cts_job *j;
+	uint64_t start;
+	uid_t uid;
+	gid_t gidn;
+	char local_id[64], owner[64];
+
+	if (!name_valid(b->gid)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID");
+		return;
+	}
+	if (c->unavailable[0] != '\0') {
+		proto_reply_err(r, PROTO_E_UNAVAILABLE, "core service %s: %s", c->core->name,
+		    c->unavailable);
+		return;
+	}
+	if (b->pid == 0 || b->pid > INT32_MAX ||
+	    local_check_process(r, (pid_t)b->pid, &start, &uid, &gidn) != 0)
+		return;
+	if (geteuid() != 0 && uid != geteuid() && c->core->keeps_channel) {
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "this CTS runs as uid %u and cannot give image "
+		    "folders to uid %u; run it as root for a multi-user site", (unsigned)geteuid(),
+		    (unsigned)uid);
+		return;
+	}
+	if ((j = jobs_find(c, b->gid)) != NULL && !j->ended) {
+		if (j->pid == (pid_t)b->pid && j->start == start && !b->recovery) {
+			/* The job's library came back after a CTS restart: same process, new socket. */
+			if (c->core->keeps_channel)
+				jobs_set_channel(j, r->conn);
+			log_info("GID %s: pid %d re-attached", b->gid, (int)j->pid);
+			local_bind_reply(c, r, false);
+			return;
+		}
+		if (jobs_alive(j)) {
+			proto_reply_err(r, PROTO_E_CONFLICT, "GID %s already runs here as pid %d", b->gid,
+			    (int)j->pid);
+			return;
+		}
+	}
+	if (!c->registered) {
+		proto_reply_err(r, PROTO_E_UNAVAILABLE, "the GCS %s is not reachable; try again",
+		    c->gcs_endpoint);
+		return;
+	}
+	user_name(uid, owner, sizeof owner);
+	snprintf(local_id, sizeof local_id, "%d:%llu", (int)b->pid, (unsigned long long)start);
+	if ((op = calloc(1, sizeof *op)) == NULL)
+		abort();
+	*op = (struct local_bind_op){ c, r, (pid_t)b->pid, start, uid, gidn };
+	struct msg_job_bind jb = { b->gid, c->name, local_id, owner, b->checkpoint_id, b->recovery };
+	gcslink_request(c, "job_bind", &jb, local_on_bound, op);
+}
+
+/* A job asks for its own checkpoint (paper 5.1 step 8). */
+static void
+local_checkpoint(struct proto_req *r, void *ctx)
+{
+	struct msg_local_checkpoint *b = r->body;
+	struct cts_job *j = jobs_find(ctx, b->gid);
+
+	if (j == NULL || j->ended) {
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "GID %s is not running at this CTS", b->gid);
+		return;
+	}
+	if (r->peer.uid != j->uid && r->peer.uid != 0) {
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "GID %s belongs to uid %u", b->gid,
+		    (unsigned)j->uid);
+		return;
+	}
+	ckpt_request(j, "job", r, NULL);
+}
+
+static void
+local_app_saved(struct proto_req *r, void *ctx)
+{
+	struct cts_job *j = jobs_by_channel(ctx, r->conn);
+
+	if (j == NULL) {
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "no job is bound on this connection");
+		return;
+	}
+	ckpt_saved(j, r->body);
+	proto_reply_ok(r, r->pt->reply, NULL);
+}
+
+static void
+local_ping(struct proto_req *r, void *ctx)
+{
+	struct msg_ping_ok ok = { time_now_ms() };
+
+	(void)ctx;
+	proto_reply_ok(r, r->pt->reply, &ok);
+}
+
+static const struct proto_handler local_handlers[] = {
+	{ "ping", PROTO_ROLE_LOCAL, local_ping },
+	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
+	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
+	{ "app_saved", PROTO_ROLE_LOCAL, local_app_saved },
+	{ "restore_prepare", PROTO_ROLE_LOCAL, restore_prepare },
+};
+
+void
+local_on_close(struct proto_conn *conn, void *ctx)
+{
+	struct cts_job *j;
+
+	while ((j = jobs_by_channel(ctx, conn)) != NULL) {
+		log_debug("job %s: its channel closed", j->gid);
+		jobs_set_channel(j, NULL);
+		if (j->running != NULL && j->running->timeout != NULL)
+			ckpt_dumped(j->running, "the job closed its channel to the CTS before it saved");
+	}
+}
+
+int
+local_open(struct cts *c, const char *group, char *err, size_t errlen)
+{
+	struct proto_server_config cfg = { .handlers = local_handlers,
+		.nhandlers = GCA_NITEMS(local_handlers), .ctx = c, .on_close = local_on_close };
+	mode_t mode = 0666;	/* every user binds their own jobs; SO_PEERCRED says who they are */
+	struct group *gr = NULL;
+
+	if (group != NULL) {
+		if ((gr = getgrnam(group)) == NULL) {
+			snprintf(err, errlen, "socket_group %s: no such group", group);
+			return -1;
+		}
+		mode = 0660;
+	}
+	if ((c->local = proto_server_unix(c->base, c->socket, mode, &cfg, err, errlen)) == NULL)
+		return -1;
+	if (gr != NULL && chown(c->socket, (uid_t)-1, gr->gr_gid) != 0) {
+		snprintf(err, errlen, "socket %s: cannot give it to group %s", c->socket, group);
+		return -1;
+	}
+	return 0;
+}

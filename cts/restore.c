@@ -1,0 +1,180 @@
+/*
+ * restore_prepare (paper 5.3 steps 6-10): gca-recover asks for a checkpoint of a GID, by id or
+ * "latest" (the highest sequence number in the directory, asked through the GCS). The CTS checks
+ * the caller owns the GID, finds the image in its store and verifies every file against the
+ * manifest. For the app core service the verified files are copied into a folder the caller's
+ * user owns, since the job reads them itself; criu restores run as root and read the store.
+ * An image held by another CTS will be fetched with image_grant/image_fetch (a later issue).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cts/cts.h"
+
+struct restore_op {
+	struct cts		*cts;
+	struct proto_req	*r;
+	char			 id[ID_LEN + 1];
+	uint64_t		 seq;
+	char			 image_dir[PATH_MAX], copy[PATH_MAX];
+};
+
+static const char *
+restore_attr(const struct proto_entry *e, const char *name)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		if (strcasecmp(e->attrs[i].name, name) == 0 && e->attrs[i].vals.n > 0)
+			return e->attrs[i].vals.v[0];
+	}
+	return NULL;
+}
+
+static void
+restore_fail(struct restore_op *op, const char *code, const char *fmt, const char *a,
+	const char *b)
+{
+	proto_reply_err(op->r, code, fmt, a, b);
+	free(op);
+}
+
+/* In the child: every file against the manifest, and the copy for the job's user. */
+static int
+restore_verify(void *arg, char *out, size_t len)
+{
+	struct restore_op *op = arg;
+	const struct proto_peer *p = &op->r->peer;
+
+	return image_verify(op->image_dir, NULL, op->copy[0] ? op->copy : NULL,
+	    op->copy[0] ? p->uid : (uid_t)-1, op->copy[0] ? p->gid : (gid_t)-1, out, len);
+}
+
+static void
+restore_on_verified(bool ok, const char *out, void *arg)
+{
+	struct restore_op *op = arg;
+	struct msg_restore_ok reply = { op->id, op->copy[0] ? op->copy : op->image_dir,
+		(char *)op->cts->core->name, op->seq };
+
+	if (!ok) {
+		if (op->copy[0] != '\0')
+			file_remove_tree(op->copy);
+		log_warn("restore of %s refused: %s", op->id, out);
+		restore_fail(op, PROTO_E_REFUSED, "%s%s", out, "");
+		return;
+	}
+	log_info("checkpoint %s (seq %llu) verified for recovery by pid %d", op->id,
+	    (unsigned long long)op->seq, (int)op->r->peer.pid);
+	proto_reply_ok(op->r, op->r->pt->reply, &reply);
+	free(op);
+}
+
+static void
+restore_on_checkpoints(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct restore_op *op = arg;
+	struct msg_restore_prepare *b = op->r->body;
+	const struct msg_query_ok *q = body;
+	const struct proto_entry *found = NULL;
+	const char *holder, *seq;
+	struct stat st;
+
+	if (code != NULL) {
+		restore_fail(op, code, "cannot read the checkpoints from the GCS: %s%s", msg, "");
+		return;
+	}
+	for (size_t i = 0; i < q->entries.n && found == NULL; i++) {
+		const char *id = restore_attr(&q->entries.v[i], "gcaCheckpointId");
+		if (strcmp(b->checkpoint, "latest") == 0 || (id && strcmp(id, b->checkpoint) == 0))
+			found = &q->entries.v[i];
+	}
+	if (found == NULL || restore_attr(found, "gcaCheckpointId") == NULL) {
+		restore_fail(op, PROTO_E_NOT_FOUND, "GID %s has no checkpoint %s in the directory",
+		    b->gid, b->checkpoint);
+		return;
+	}
+	snprintf(op->id, sizeof op->id, "%s", restore_attr(found, "gcaCheckpointId"));
+	seq = restore_attr(found, "gcaSequenceNumber");
+	op->seq = seq ? strtoull(seq, NULL, 10) : 0;
+	holder = restore_attr(found, "gcaCTSName");
+	if (cts_image_dir(op->cts, b->gid, op->id, op->image_dir, sizeof op->image_dir) != 0 ||
+	    stat(op->image_dir, &st) != 0) {
+		if (holder != NULL && strcmp(holder, op->cts->name) != 0)
+			restore_fail(op, PROTO_E_NOT_FOUND, "checkpoint %s is held by CTS %s; fetching "
+			    "an image from another CTS is not supported yet", op->id, holder);
+		else
+			restore_fail(op, PROTO_E_NOT_FOUND, "the image of checkpoint %s is no longer in "
+			    "this CTS's store (%s)", op->id, "removed by retention?");
+		return;
+	}
+	if (op->cts->core->keeps_channel)
+		snprintf(op->copy, sizeof op->copy, "%s/staging/restore-%d-%s", op->cts->state,
+		    (int)op->r->peer.pid, op->id);
+	if (child_run(op->cts, restore_verify, op, restore_on_verified, op) != 0)
+		restore_fail(op, PROTO_E_INTERNAL, "cannot start the image check%s%s", "", "");
+}
+
+static void
+restore_on_job(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct restore_op *op = arg;
+	struct msg_restore_prepare *b = op->r->body;
+	const struct msg_query_ok *q = body;
+	const char *owner;
+	char user[64];
+
+	if (code != NULL) {
+		restore_fail(op, code, "cannot ask the GCS about GID %s: %s", b->gid, msg);
+		return;
+	}
+	if (q->entries.n == 0) {
+		restore_fail(op, PROTO_E_NOT_FOUND, "unknown GID %s%s", b->gid, "");
+		return;
+	}
+	owner = restore_attr(&q->entries.v[0], "gcaOwner");
+	user_name(op->r->peer.uid, user, sizeof user);
+	if (op->r->peer.uid != 0 && (owner == NULL || strcmp(owner, user) != 0)) {
+		restore_fail(op, PROTO_E_FORBIDDEN, "GID %s belongs to %s", b->gid,
+		    owner ? owner : "nobody");
+		return;
+	}
+	struct msg_query cq = { .what = "checkpoints", .gid = b->gid,
+		.limit = strcmp(b->checkpoint, "latest") == 0 ? 1 : 99999 };
+	gcslink_request(op->cts, "query", &cq, restore_on_checkpoints, op);
+}
+
+void
+restore_prepare(struct proto_req *r, void *ctx)
+{
+	struct cts *c = ctx;
+	struct msg_restore_prepare *b = r->body;
+	struct restore_op *op;
+
+	if (!name_valid(b->gid)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID");
+		return;
+	}
+	if (strcmp(b->checkpoint, "latest") != 0 && !id_valid(b->checkpoint)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "checkpoint must be a checkpoint id or latest, "
+		    "not \"%s\"", b->checkpoint);
+		return;
+	}
+	if (c->unavailable[0] != '\0') {
+		proto_reply_err(r, PROTO_E_UNAVAILABLE, "core service %s: %s", c->core->name,
+		    c->unavailable);
+		return;
+	}
+	if (!c->core->keeps_channel && r->peer.uid != 0) {
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "a %s restore runs as root: run gca-recover as "
+		    "root", c->core->name);
+		return;
+	}
+	if ((op = calloc(1, sizeof *op)) == NULL)
+		abort();
+	op->cts = c;
+	op->r = r;
+	struct msg_query jq = { .what = "jobs", .gid = b->gid, .limit = 1 };
+	gcslink_request(c, "query", &jq, restore_on_job, op);
+}

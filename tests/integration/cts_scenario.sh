@@ -1,0 +1,161 @@
+# The paper's scenarios 5.1-5.3 end to end, nothing mocked: a real site (slapd, PKI, gca-gcs, gca-cts
+# for the app and criu core services), examples/counter under gca-exec, checkpoints asked by a broker
+# through the GCS (gca-ctl), SIGKILL, gca-recover from the latest and from an earlier checkpoint,
+# records in ldapsearch, concurrent checkpoints, the outbox across a CTS crash, a corrupted image,
+# signals through gca-recover.
+# timeout: 240
+. "$GCA_TOP/tests/lib.sh"
+test_tmpdir
+site=$TEST_TMP/site
+export GCA_SITE_HEARTBEAT=1
+on_exit "gca-site down $site"
+check "gca-site up (slapd, gca-gcs, two gca-cts)" gca-site up "$site"
+. "$site/site.env"
+counter=$GCA_BUILD/examples/counter
+[ -x "$counter" ] || { fail "examples/counter is built"; exit 1; }
+
+# ldapsearch as the GCS's directory identity; prints "attr: value" lines.
+bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
+pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+gid='sim run=1,(a)*'		# LDAP special characters on purpose
+gidf='sim run=1,\28a\29\2a'	# the same, escaped for a filter
+# the last "counter N" of a log
+last_count() { awk '$1=="counter"{n=$2} END{print n+0}' "$1"; }
+reached() { [ "$(last_count "$1")" -ge "$2" ]; }
+
+# -- the CTSes registered themselves (5.5) --
+out=$(lds "(&(objectClass=gcaTranslationService)(cn=cts-app))" gcaStatus gcaCoreService gcaClass)
+case "$out" in *"gcaStatus: ok"*"gcaCoreService: app"*) pass "cts-app is published, status ok" ;; *) fail "cts-app is published, status ok" "$out" ;; esac
+why=$(criu check 2>&1 | grep -m1 Error || true)
+if criu check >/dev/null 2>&1; then
+	check "cts-criu is published ok where criu check passes" sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-criu,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: ok'"
+else
+	out=$(lds "(cn=cts-criu)" gcaStatus | grep gcaStatus)
+	expect_eq "cts-criu is published unavailable with criu check's reason" "$out" "gcaStatus: unavailable: criu check: $why"
+fi
+
+# -- 5.1: a job starts under gca-exec --
+log1=$TEST_TMP/counter1.log
+gca-exec --gid "$gid" -- "$counter" --log "$log1" --tick 20 &
+job1=$!
+on_exit "kill -9 $job1"
+check "the counter runs under gca-exec" wait_for 10 reached "$log1" 5
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState gcaOwner gcaLocalId)
+case "$out" in *"gcaCTSName: cts-app"*"gcaJobState: running"*) pass "the job entry names cts-app, running" ;; *) fail "the job entry names cts-app, running" "$out" ;; esac
+case "$out" in *"gcaOwner: $(id -un)"*"gcaLocalId: $job1:"*) pass "owner and local id (the wrapper's pid: execvp kept it)" ;; *) fail "owner and local id" "$out" ;; esac
+
+# -- 5.2: a broker checkpoints it three times through the GCS --
+ids=()
+imgdir() { echo "$site/cts/cts-app/images/$(printf %s "$gid" | python3 -c 'import sys,re; print(re.sub(r"[^A-Za-z0-9_-]", lambda m: "%%%02X" % ord(m.group()), sys.stdin.read()))')/$1"; }
+for k in 1 2 3; do
+	n=$(last_count "$log1")
+	wait_for 10 reached "$log1" $((n + 3))
+	out=$(gca-ctl checkpoint "$gid" 2>&1); rc=$?
+	expect_eq "checkpoint $k through the GCS: exit 0" "$rc" 0
+	id=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	ids+=("$id")
+	case "$out" in *"seq $k at cts-app"*) pass "checkpoint $k has seq $k" ;; *) fail "checkpoint $k has seq $k" "$out" ;; esac
+	[ -f "$(imgdir "$id")/counter" ] && [ -f "$(imgdir "$id")/manifest" ] && pass "image $k: the job's file and a manifest" || fail "image $k in the store" "$(ls -la "$(imgdir "$id")" 2>&1)"
+done
+saved=(); for id in "${ids[@]}"; do saved+=("$(cat "$(imgdir "$id")/counter" 2>/dev/null)"); done
+[ "${saved[0]}" -lt "${saved[1]}" ] && [ "${saved[1]}" -lt "${saved[2]}" ] && pass "the three images hold growing counts (${saved[*]})" || fail "growing counts" "${saved[*]}"
+out=$(lds "(&(objectClass=gcaCheckpoint)(gcaGID=$gidf))" gcaSequenceNumber | awk '/^gcaSequenceNumber/{print $2}' | sort -n | tr '\n' ' ')
+expect_eq "three records with seq 1 2 3 in ldapsearch" "$out" "1 2 3 "
+out=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=${ids[2]}))" gcaCTSName gcaImageSha256 gcaCoreService gcaImageSize)
+sha=$(sha256sum "$(imgdir "${ids[2]}")/manifest" | cut -d' ' -f1)
+case "$out" in *"gcaCoreService: app"*"gcaCTSName: cts-app"*"gcaImageSha256: $sha"*) pass "record 3: core service, CTS, the manifest's sha256" ;; *) fail "record 3 attributes" "$out" ;; esac
+
+# -- two checkpoints asked at once for the same GID: one waits, both succeed --
+gca-ctl checkpoint "$gid" > "$TEST_TMP/c1" 2>&1 & p1=$!
+gca-ctl checkpoint "$gid" > "$TEST_TMP/c2" 2>&1 & p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+expect_eq "two concurrent checkpoints both succeed" "$r1 $r2" "0 0"
+s=$(cat "$TEST_TMP/c1" "$TEST_TMP/c2" | grep -o 'seq [0-9]*' | awk '{print $2}' | sort -n | tr '\n' ' ')
+expect_eq "and got seq 4 and 5" "$s" "4 5 "
+
+# -- the job dies: SIGKILL; the CTS sees it and the job entry says finished --
+kill -9 $job1; wait $job1 2>/dev/null
+check "the job entry says finished after SIGKILL" wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
+out=$(gca-ctl checkpoint "$gid" 2>&1); rc=$?
+case "$rc $out" in "1 "*finished*) pass "a checkpoint of the finished job is refused: it has finished" ;; *) fail "checkpoint of a finished job" "$rc $out" ;; esac
+
+# -- 5.3: recovery from the latest checkpoint (seq 5) --
+latest=$(lds "(&(objectClass=gcaCheckpoint)(gcaGID=$gidf)(gcaSequenceNumber=5))" gcaCheckpointId | awk '/^gcaCheckpointId/{print $2}')
+want=$(cat "$(imgdir "$latest")/counter")
+log2=$TEST_TMP/counter2.log
+gca-recover --gid "$gid" --checkpoint latest -- "$counter" --log "$log2" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover --checkpoint latest: the counter resumes" wait_for 10 reached "$log2" $((want + 3))
+expect_eq "it restored the state of the latest checkpoint" "$(awk '$1=="restored"{print $2}' "$log2")" "$want"
+expect_eq "and counts on from it" "$(awk '$1=="counter"{print $2; exit}' "$log2")" "$((want + 1))"
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
+case "$out" in *"gcaCTSName: cts-app"*"gcaJobState: running"*) pass "the job is bound again, running" ;; *) fail "the job is bound again" "$out" ;; esac
+out=$(gca-ctl checkpoint "$gid" 2>&1)
+case "$out" in *"seq 6 at cts-app"*) pass "the recovered job checkpoints: seq 6" ;; *) fail "the recovered job checkpoints: seq 6" "$out" ;; esac
+
+# -- signals sent to gca-recover reach the job; its status comes back --
+kill -TERM $rec
+wait $rec; rc=$?
+expect_eq "SIGTERM to gca-recover: the job stopped cleanly, exit 0" "$rc" 0
+grep -q "^stopped at" "$log2" && pass "the job itself got the SIGTERM" || fail "the job got the SIGTERM" "$(tail -2 "$log2")"
+
+# -- recovery from an earlier checkpoint, and a status by signal --
+log3=$TEST_TMP/counter3.log
+gca-recover --gid "$gid" --checkpoint "${ids[0]}" -- "$counter" --log "$log3" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover --checkpoint <first id>: it resumes" wait_for 10 reached "$log3" $((saved[0] + 2))
+expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log3")" "${saved[0]}"
+kill -USR1 $rec
+wait $rec; rc=$?
+expect_eq "SIGUSR1 (the counter does not catch it) comes back as 128+10" "$rc" 138
+
+# -- a corrupted image: recovery fails, naming the file; the job does not start --
+printf 999999 > "$(imgdir "${ids[1]}")/counter"
+out=$(gca-recover --gid "$gid" --checkpoint "${ids[1]}" -- touch "$TEST_TMP/started" 2>&1); rc=$?
+expect_eq "recovery from a corrupted image fails" "$rc" 1
+case "$out" in *counter*sha256*|*sha256*counter*) pass "naming the file and the check: $(echo "$out" | head -1 | cut -c1-140)" ;; *) fail "the message names the file" "$out" ;; esac
+[ ! -e "$TEST_TMP/started" ] && pass "the job was not started" || fail "the job was not started"
+
+# -- the outbox: a record pending when the CTS dies is sent after the restart, stored once --
+log4=$TEST_TMP/counter4.log
+gid2=periodic-job
+gca-exec --gid $gid2 --checkpoint-every 1s -- "$counter" --log "$log4" --tick 20 &
+job2=$!
+on_exit "kill -9 $job2"
+check "a job with periodic checkpoints gets some" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gid2))' gcaCheckpointKind | grep -q periodic"
+gcs_pid=$(cat "$site/gcs.pid")
+kill -STOP "$gcs_pid"
+on_exit "kill -CONT $gcs_pid"
+outbox=$site/cts/cts-app/outbox
+if wait_for 10 sh -c "ls '$outbox' | grep -q ."; then
+	pending=$(ls "$outbox" | head -1)
+	pass "with the GCS stopped, a record waits in the outbox ($pending)"
+	kill -9 "$(cat "$site/cts-app.pid")"
+	kill -CONT "$gcs_pid"
+	check "gca-site up restarts the CTS" gca-site up "$site"
+	check "after the restart the outbox empties" wait_for 20 sh -c "[ -z \"\$(ls '$outbox')\" ]"
+	n=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$pending))" dn | grep -c '^dn:')
+	expect_eq "the directory holds that record once" "$n" 1
+	check "the job's library re-attached: a broker's checkpoint works again" wait_for 15 gca-ctl checkpoint $gid2
+else
+	kill -CONT "$gcs_pid"
+	fail "with the GCS stopped, a record waits in the outbox" "$(ls -la "$outbox")"
+fi
+grep -q "^counter" "$log4" && kill -0 $job2 && pass "the periodic job kept running through it all" || fail "the periodic job kept running"
+
+# -- a GID is refused for a wrapper that may not have it --
+out=$(gca-exec --gid "$gid2" -- touch "$TEST_TMP/dup" 2>&1); rc=$?
+case "$rc $out" in "1 "*"already runs here"*) pass "a second gca-exec of a running GID is refused" ;; *) fail "second gca-exec refused" "$rc $out" ;; esac
+[ ! -e "$TEST_TMP/dup" ] && pass "and its job did not start" || fail "and its job did not start"
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups gca-exec --gid "$gid" -- touch "$TEST_TMP/stolen" 2>&1); rc=$?
+	case "$rc $out" in "1 "*forbidden*) pass "another user cannot take over a GID (forbidden)" ;; *) fail "another user cannot take over a GID" "$rc $out" ;; esac
+	[ ! -e "$TEST_TMP/stolen" ] && pass "and its job did not start" || fail "and its job did not start"
+else
+	echo "# not root: the other-user checks run in test_cts"
+fi
+kill -TERM $job2; wait $job2 2>/dev/null
+done_testing

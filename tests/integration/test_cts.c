@@ -1,0 +1,433 @@
+/*
+ * gca-cts, the real daemon, with a real slapd, gca-gcs and TLS: its registration, the rules of its
+ * wrapper socket (who may bind which process and GID), the app core service's conversation with a
+ * job (this test plays the job on the socket), the image store's refusal of links, and the criu
+ * core service published unavailable with criu's own reason where `criu check` fails.
+ * The whole scenario with gca-exec, gca-recover and examples/counter is cts_scenario.sh.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "proto/proto.h"
+#include "tests/lib/testlib.h"
+
+static struct test_site site;
+static char gcs_ep[64], app_sock[400], criu_sock[400];
+static pid_t gcs_pid, app_pid, criu_pid;
+
+static struct proto_tls_files
+files(const char *who)
+{
+	static char ca[400], crt[400], key[400];
+
+	snprintf(ca, sizeof ca, "%s/pki/ca.crt", site.dir);
+	snprintf(crt, sizeof crt, "%s/pki/%s.crt", site.dir, who);
+	snprintf(key, sizeof key, "%s/pki/%s.key", site.dir, who);
+	return (struct proto_tls_files){ ca, crt, key };
+}
+
+static struct proto_sync *
+local_connect(const char *sock)
+{
+	char ep[500], err[256];
+	struct proto_sync *s;
+
+	snprintf(ep, sizeof ep, "unix:%s", sock);
+	s = proto_sync_connect(ep, NULL, NULL, 5000, err, sizeof err);
+	if (s == NULL)
+		fail_msg("%s: %s", ep, err);
+	return s;
+}
+
+static struct proto_sync *
+broker(void)
+{
+	struct proto_tls_files f = files("broker-b");
+	char err[256];
+	struct proto_sync *s = proto_sync_connect(gcs_ep, &f, "gcs", 15000, err, sizeof err);
+
+	if (s == NULL)
+		fail_msg("broker: %s", err);
+	return s;
+}
+
+/* local_bind; returns 0 or -1 with code and msg. */
+static int
+bind_gid(struct proto_sync *s, const char *gid, pid_t pid, char *code, char *msg)
+{
+	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)pid, 0, false };
+	void *reply = NULL;
+	int rc;
+
+	code[0] = msg[0] = '\0';
+	rc = proto_sync_call(s, "local_bind", proto_type_find("local_bind"), &b, &reply, code, 64,
+	    msg, 512);
+	if (reply != NULL)
+		proto_body_free(proto_type_find("local_bind")->reply, reply);
+	return rc;
+}
+
+/* The directory's value of attr in the entry found by filter under ou, via ldapsearch. */
+static int
+ldap_value(const char *ou, const char *filter, const char *attr, char *out, size_t len)
+{
+	return test_sh(out, len, "ldapsearch -LLL -o ldif-wrap=no -x -H '%s' -D \"$(awk '$1==\"binddn\""
+	    "{print $2}' %s)\" -w \"$(awk '$1==\"password\"{print $2}' %s)\" -b 'ou=%s,o=gca' '%s' %s "
+	    "| sed -n 's/^%s: //p' | head -1 | tr -d '\\n'", site.ldap_uri, site.gcs_conf, site.gcs_conf,
+	    ou, filter, attr, attr);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (test_site_up(&site) != 0 ||
+	    test_pki(&site, "gcs gcs-t cts app-1 cts criu-1 broker b") != 0)
+		return -1;
+	chmod(site.dir, 0755);		/* the socket is reached by another user in a test */
+	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
+	    sizeof gcs_ep)) < 0)
+		return -1;
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, "app_timeout 1\n", app_sock,
+	    sizeof app_sock);
+	criu_pid = test_cts_start(&site, "criu-1", "criu", gcs_ep, NULL, criu_sock,
+	    sizeof criu_sock);
+	return app_pid > 0 && criu_pid > 0 ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (app_pid > 0)
+		assert_int_equal(test_gcs_stop(app_pid), 0);
+	if (criu_pid > 0)
+		assert_int_equal(test_gcs_stop(criu_pid), 0);
+	if (gcs_pid > 0)
+		test_gcs_stop(gcs_pid);
+	test_site_down(&site);
+	return 0;
+}
+
+static void
+test_cts_registers_itself(void **state)
+{
+	char v[512] = "";
+
+	(void)state;
+	for (int i = 0; i < 100 && strcmp(v, "ok") != 0; i++) {
+		ldap_value("cts", "(cn=app-1)", "gcaStatus", v, sizeof v);
+		if (strcmp(v, "ok") != 0)
+			usleep(100 * 1000);
+	}
+	assert_string_equal(v, "ok");
+	ldap_value("cts", "(cn=app-1)", "gcaCoreService", v, sizeof v);
+	assert_string_equal(v, "app");
+	ldap_value("cts", "(cn=app-1)", "gcaEndpoint", v, sizeof v);
+	assert_true(strncmp(v, "127.0.0.1:", 10) == 0);
+}
+
+static void
+test_criu_is_published_with_its_reason(void **state)
+{
+	char want[600] = "", v[600] = "", line[512] = "", code[64], msg[512];
+	struct proto_sync *s;
+	bool works = test_sh(NULL, 0, "criu check >/dev/null 2>&1") == 0;
+
+	(void)state;
+	if (!works) {
+		test_sh(line, sizeof line, "criu check 2>&1 | grep -m1 Error | tr -d '\\n'");
+		snprintf(want, sizeof want, "unavailable: criu check: %s", line);
+	} else {
+		snprintf(want, sizeof want, "ok");
+	}
+	for (int i = 0; i < 100 && strcmp(v, want) != 0; i++) {
+		ldap_value("cts", "(cn=criu-1)", "gcaStatus", v, sizeof v);
+		if (strcmp(v, want) != 0)
+			usleep(100 * 1000);
+	}
+	assert_string_equal(v, want);
+	ldap_value("cts", "(cn=criu-1)", "gcaProperty", v, sizeof v);
+	assert_non_null(strstr(v, "criu="));
+	if (works)
+		return;
+	s = local_connect(criu_sock);
+	assert_int_equal(bind_gid(s, "criu-job", getpid(), code, msg), -1);
+	assert_string_equal(code, PROTO_E_UNAVAILABLE);
+	assert_non_null(strstr(msg, line));		/* every request gets the reason */
+	proto_sync_close(s);
+}
+
+/* A child that runs as nobody and waits to be killed. */
+static pid_t
+nobody_child(void)
+{
+	pid_t p = fork();
+
+	if (p == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	return p;
+}
+
+static void
+test_bind_rules(void **state)
+{
+	struct proto_sync *s = local_connect(app_sock);
+	char code[64], msg[512];
+	pid_t child;
+	int status;
+
+	(void)state;
+	assert_int_equal(bind_gid(s, "g1", 1, code, msg), -1);
+	assert_string_equal(code, PROTO_E_FORBIDDEN);
+	assert_non_null(strstr(msg, "neither the caller"));
+	assert_int_equal(bind_gid(s, "g1", 4194000, code, msg), -1);
+	assert_string_equal(code, PROTO_E_NOT_FOUND);
+	assert_int_equal(bind_gid(s, "bad\001gid", getpid(), code, msg), -1);
+	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	if (getuid() != 0) {
+		print_message("# not root: the checks across users need root to make a second user\n");
+		proto_sync_close(s);
+		return;
+	}
+	/* a child running as another user: not the caller's to bind */
+	child = nobody_child();
+	usleep(100 * 1000);
+	assert_int_equal(bind_gid(s, "g-other", child, code, msg), -1);
+	assert_string_equal(code, PROTO_E_FORBIDDEN);
+	assert_non_null(strstr(msg, "runs as uid 65534"));
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+
+	/* a GID root owns, then another user tries it (and root's process) */
+	if ((child = fork()) == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(bind_gid(s, "g-root", child, code, msg), 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	for (int i = 0; i < 50; i++) {		/* the CTS unbinds the ended job */
+		char v[64] = "";
+		ldap_value("jobs", "(gcaGID=g-root)", "gcaJobState", v, sizeof v);
+		if (strcmp(v, "finished") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	if ((child = fork()) == 0) {
+		struct proto_sync *n;
+		char c[64], m[512];
+		int bad = 0;
+
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(100);
+		n = local_connect(app_sock);
+		if (bind_gid(n, "g-root", getpid(), c, m) != -1 || strcmp(c, PROTO_E_FORBIDDEN) != 0 ||
+		    strstr(m, "belongs to root") == NULL)
+			bad |= 1, fprintf(stderr, "# g-root as nobody: %s %s\n", c, m);
+		if (bind_gid(n, "g-x", getppid(), c, m) != -1 || strcmp(c, PROTO_E_FORBIDDEN) != 0)
+			bad |= 2, fprintf(stderr, "# root's pid as nobody: %s %s\n", c, m);
+		proto_sync_close(n);
+		_exit(bad);
+	}
+	waitpid(child, &status, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	proto_sync_close(s);
+}
+
+/* The broker asks; this test, bound as the job, reads app_save and answers with answer(). */
+static int
+checkpoint_as_job(struct proto_sync *job, const char *gid, const char *idem,
+	int (*answer)(struct proto_sync *job, const struct msg_app_save *save), char *code, char *msg,
+	struct msg_checkpoint_ok **ok)
+{
+	struct proto_sync *b = broker();
+	struct msg_do_checkpoint dc = { (char *)gid, (char *)idem, 0 };
+	const struct proto_type *pt = proto_type_find("do_checkpoint");
+	struct proto_msg m = { 0 };
+	char err[256];
+	int rc = -1;
+
+	*ok = NULL;
+	assert_int_equal(proto_sync_send(b, "do_checkpoint", 7, pt, &dc), 0);
+	if (answer != NULL) {
+		assert_int_equal(proto_sync_read(job, 5000, NULL, &m, err, sizeof err), 0);
+		assert_string_equal(m.type, "app_save");
+		answer(job, m.body);
+		proto_msg_free(&m);
+	}
+	assert_int_equal(proto_sync_read(b, 10000, pt->reply, &m, err, sizeof err), 0);
+	if (strcmp(m.type, "ok") == 0) {
+		*ok = m.body;
+		m.body = NULL;
+		rc = 0;
+	} else {
+		struct msg_err *e = m.body;
+		snprintf(code, 64, "%s", e->code);
+		snprintf(msg, 512, "%s", e->msg ? e->msg : "");
+	}
+	proto_msg_free(&m);
+	proto_sync_close(b);
+	return rc;
+}
+
+static int
+saved(struct proto_sync *job, const char *id, bool ok, const char *error)
+{
+	struct msg_app_saved a = { (char *)id, (char *)error, ok };
+	char code[64], msg[512];
+	void *reply = NULL;
+	int rc = proto_sync_call(job, "app_saved", proto_type_find("app_saved"), &a, &reply, code,
+	    sizeof code, msg, sizeof msg);
+
+	proto_body_free(proto_type_find("app_saved")->reply, reply);
+	return rc;
+}
+
+static int
+answer_nothing(struct proto_sync *job, const struct msg_app_save *save)
+{
+	(void)job;
+	assert_non_null(strstr(save->image_dir, "/staging/"));
+	return 0;
+}
+
+static int
+answer_failure(struct proto_sync *job, const struct msg_app_save *save)
+{
+	return saved(job, save->checkpoint_id, false, "disk full");
+}
+
+static int
+answer_files(struct proto_sync *job, const struct msg_app_save *save)
+{
+	char p[4200];
+
+	snprintf(p, sizeof p, "%s/state", save->image_dir);
+	assert_int_equal(file_write_whole(p, "42\n", 3, 0600), 0);
+	return saved(job, save->checkpoint_id, true, NULL);
+}
+
+static int
+answer_symlink(struct proto_sync *job, const struct msg_app_save *save)
+{
+	char p[4200];
+
+	snprintf(p, sizeof p, "%s/passwd", save->image_dir);
+	assert_int_equal(symlink("/etc/shadow", p), 0);
+	return saved(job, save->checkpoint_id, true, NULL);
+}
+
+static void
+test_app_conversation(void **state)
+{
+	struct proto_sync *job = local_connect(app_sock);
+	struct msg_checkpoint_ok *ok, *again;
+	char code[64], msg[512], path[1200], v[64];
+	const struct proto_type *okt = proto_type_find("do_checkpoint")->reply;
+
+	(void)state;
+	/* this test process is the job: its own pid, on its own connection */
+	assert_int_equal(bind_gid(job, "g-app", getpid(), code, msg), 0);
+
+	assert_int_equal(checkpoint_as_job(job, "g-app", NULL, answer_nothing, code, msg, &ok), -1);
+	assert_non_null(strstr(msg, "did not answer within"));
+
+	assert_int_equal(checkpoint_as_job(job, "g-app", NULL, answer_failure, code, msg, &ok), -1);
+	assert_non_null(strstr(msg, "disk full"));
+
+	assert_int_equal(checkpoint_as_job(job, "g-app", NULL, answer_symlink, code, msg, &ok), -1);
+	assert_non_null(strstr(msg, "passwd"));
+
+	assert_int_equal(checkpoint_as_job(job, "g-app", "key-1", answer_files, code, msg, &ok), 0);
+	assert_int_equal(ok->seq, 1);
+	snprintf(path, sizeof path, "%s/state-app-1/images/g-app/%s/state", site.dir, ok->checkpoint_id);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof path, "%s/state-app-1/images/g-app/%s/manifest", site.dir,
+	    ok->checkpoint_id);
+	assert_int_equal(access(path, F_OK), 0);
+	ldap_value("jobs", "(gcaCheckpointId=*)", "gcaCheckpointKind", v, sizeof v);
+	assert_string_equal(v, "external");
+
+	/* the same idempotency key: the first result, no second checkpoint (no app_save) */
+	assert_int_equal(checkpoint_as_job(job, "g-app", "key-1", NULL, code, msg, &again), 0);
+	assert_string_equal(again->checkpoint_id, ok->checkpoint_id);
+	proto_body_free(okt, ok);
+	proto_body_free(okt, again);
+	proto_sync_close(job);
+}
+
+static void
+test_restore_prepare_errors(void **state)
+{
+	struct proto_sync *s = local_connect(app_sock);
+	struct msg_restore_prepare b = { "g-app", "yesterday", NULL };
+	const struct proto_type *pt = proto_type_find("restore_prepare");
+	char code[64], msg[512];
+	void *reply = NULL;
+
+	(void)state;
+	assert_int_equal(proto_sync_call(s, "restore_prepare", pt, &b, &reply, code, sizeof code, msg,
+	    sizeof msg), -1);
+	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	b = (struct msg_restore_prepare){ "no-such-gid", "latest", NULL };
+	assert_int_equal(proto_sync_call(s, "restore_prepare", pt, &b, &reply, code, sizeof code, msg,
+	    sizeof msg), -1);
+	assert_string_equal(code, PROTO_E_NOT_FOUND);
+	b = (struct msg_restore_prepare){ "g-app", "0190a0b0-0000-7000-8000-000000000000", NULL };
+	assert_int_equal(proto_sync_call(s, "restore_prepare", pt, &b, &reply, code, sizeof code, msg,
+	    sizeof msg), -1);
+	assert_string_equal(code, PROTO_E_NOT_FOUND);
+	proto_sync_close(s);
+}
+
+static void
+test_bad_descriptors_stop_the_start(void **state)
+{
+	char out[2048], conf[600];
+
+	(void)state;
+	snprintf(conf, sizeof conf, "%s/bad.conf", site.dir);
+	test_sh(NULL, 0, "printf 'gcaCoreService: criu\\n' > %s/bad1.ldif; "
+	    "printf 'gcaClass: basic\\ngcaColour: blue\\n' > %s/bad2.ldif", site.dir, site.dir);
+	test_sh(NULL, 0, "printf 'name x\\nsocket %s/x.sock\\ngcs 127.0.0.1:1\\nca a\\ncert b\\nkey c\\n"
+	    "state %s/x\\ndescriptor %s/bad1.ldif\\n' > %s", site.dir, site.dir, site.dir, conf);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s 2>&1", getenv("GCA_BUILD") ?
+	    getenv("GCA_BUILD") : "build", conf), 0);
+	assert_non_null(strstr(out, "gcaCoreService criu, but cts.conf's core_service is app"));
+	test_sh(NULL, 0, "sed -i 's/bad1/bad2/' %s", conf);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s 2>&1", getenv("GCA_BUILD") ?
+	    getenv("GCA_BUILD") : "build", conf), 0);
+	assert_non_null(strstr(out, "unknown attribute gcaColour"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cts_registers_itself),
+		cmocka_unit_test(test_criu_is_published_with_its_reason),
+		cmocka_unit_test(test_bind_rules),
+		cmocka_unit_test(test_app_conversation),
+		cmocka_unit_test(test_restore_prepare_errors),
+		cmocka_unit_test(test_bad_descriptors_stop_the_start),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
