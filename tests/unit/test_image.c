@@ -221,6 +221,12 @@ test_copy_refuses_symlinks_and_fifos(void **state)
 	snprintf(path, sizeof path, "%s/manifest", src);
 	assert_int_equal(unlink(path), 0);
 
+	put(src, "manifest.tmp.1", "x");
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "manifest.tmp.1: the name is reserved"));
+	snprintf(path, sizeof path, "%s/manifest.tmp.1", src);
+	assert_int_equal(unlink(path), 0);
+
 	/* A GID with a newline would forge manifest lines. */
 	snprintf(m.gid, sizeof m.gid, "a\nfile x 1 y");
 	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
@@ -294,6 +300,23 @@ test_verify_finds_changed_and_missing_files(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "already exists"));
+
+	/* As root (the CTS), the copy is handed to the job's user, the top folder included. */
+	if (geteuid() == 0) {
+		struct stat st;
+
+		snprintf(copy, sizeof copy, "%s/restore-nobody", top);
+		assert_int_equal(image_verify(dst, NULL, copy, 65534, 65534, err, sizeof err), 0);
+		assert_int_equal(lstat(copy, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		snprintf(path, sizeof path, "%s/sub/deeper/empty", copy);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		snprintf(path, sizeof path, "%s/sub/deeper", copy);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+	}
 
 	/* An unlisted file is ignored. */
 	put(dst, "unlisted", "x");
