@@ -401,7 +401,7 @@ test_manifest_rejects_bad_lines(void **state)
 {
 	char dir[256], err[512];
 	const char *sha = "file " SHA_ABC " 3 ";
-	char line[256];
+	char line[512];
 
 	(void)state;
 	snprintf(dir, sizeof dir, "%s/images/j6/bad", top);
@@ -429,6 +429,13 @@ test_manifest_rejects_bad_lines(void **state)
 	bad_manifest(dir, "file " SHA_ABC " 3 a\nfile " SHA_ABC " 3 a\n", "line 8");
 	bad_manifest(dir, "hello\n", "line 7: expected a \"file\" line");
 	bad_manifest(dir, "file " SHA_ABC " 3 abc", "line 7: no end of line");
+	/* A listed path through a symlinked folder is refused by openat2, not followed. */
+	snprintf(line, sizeof line, "%s/etc", dir);
+	assert_int_equal(symlink("/etc", line), 0);
+	write_manifest(dir, "file " SHA_ABC " 3 etc/hostname\n");
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "image file etc/hostname of checkpoint"));
+	assert_non_null(strstr(err, "symbolic link"));
 	put(dir, "manifest", "gca-manifest 2\n");
 	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "line 1: unknown manifest version"));
