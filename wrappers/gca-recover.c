@@ -51,6 +51,7 @@ static const int recover_forwarded[] = {
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
 
 static volatile sig_atomic_t recover_job;	/* the pid signals go to; 0 before the job exists */
+static volatile sig_atomic_t recover_job_our_pgrp;	/* the job is in our process group */
 static sigset_t recover_orig_mask;		/* the mask we were started with, for children */
 
 /* What the job's environment and the placeholders are made of. */
@@ -69,12 +70,19 @@ recover_usage(void)
 }
 
 static void
-recover_forward(int sig)
+recover_forward(int sig, siginfo_t *info, void *uctx)
 {
 	int saved = errno;
 	pid_t job = recover_job;
 
-	/* SIGTSTP is caught, so we do not stop ourselves; only the job does. */
+	(void)uctx;
+	/*
+	 * A signal from the terminal (^C, ^Z, ^\, hang-up) goes to the whole foreground process
+	 * group: a job in our group has had it already, and must not get it twice.
+	 * SIGTSTP is caught, so we do not stop ourselves; only the job does.
+	 */
+	if (info->si_code == SI_KERNEL && recover_job_our_pgrp)
+		job = 0;
 	if (job > 0)
 		kill(job, sig);
 	errno = saved;
@@ -87,7 +95,7 @@ recover_forward(int sig)
 static void
 recover_signals_setup(void)
 {
-	struct sigaction sa = { .sa_handler = recover_forward, .sa_flags = SA_RESTART };
+	struct sigaction sa = { .sa_sigaction = recover_forward, .sa_flags = SA_RESTART | SA_SIGINFO };
 	sigset_t block;
 
 	sigemptyset(&sa.sa_mask);
@@ -104,6 +112,7 @@ recover_signals_setup(void)
 static void
 recover_signals_start(pid_t job)
 {
+	recover_job_our_pgrp = getpgid(job) == getpgrp();
 	recover_job = job;
 	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
 }
