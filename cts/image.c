@@ -319,11 +319,11 @@ image_walk_subdir(struct image_walk *w, const char *rel, int depth, int dstfd, c
 	return rc;
 }
 
+/* The manifest, and file_write_whole's temp file for it. */
 static bool
-image_reserved(const struct image_walk *w, int depth, const char *name)
+image_reserved(int depth, const char *name)
 {
-	/* The manifest, and file_write_whole's temp file of an earlier, interrupted seal. */
-	return depth == 0 && !w->copy &&
+	return depth == 0 &&
 	    (strcmp(name, "manifest") == 0 || strncmp(name, "manifest.tmp.", 13) == 0);
 }
 
@@ -347,7 +347,10 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 		char child[PATH_MAX];
 		struct stat st;
 
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || image_reserved(w, depth, name))
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		/* Sealing again replaces the manifest (or a temp file left by a crash). */
+		if (!w->copy && image_reserved(depth, name))
 			continue;
 		if (snprintf(child, sizeof child, "%s%s%s", rel, rel[0] != '\0' ? "/" : "", name) >=
 		    (int)sizeof child) {
@@ -356,9 +359,9 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 		} else if (strchr(name, '\n') != NULL || strlen(name) > NAME_MAX) {
 			rc = image_fail(w->err, w->errlen, "%s/%s: a name with a newline or over %d "
 			    "bytes, refused", w->src, child, NAME_MAX);
-		} else if (w->copy && depth == 0 && strcmp(name, "manifest") == 0) {
-			rc = image_fail(w->err, w->errlen, "%s/manifest: the name manifest is reserved "
-			    "for the image store, refused", w->src);
+		} else if (image_reserved(depth, name)) {
+			rc = image_fail(w->err, w->errlen, "%s/%s: the name is reserved for the image "
+			    "store's manifest, refused", w->src, name);
 		} else if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			rc = image_fail(w->err, w->errlen, "%s/%s: %s", w->src, child, strerror(errno));
 		} else if (S_ISDIR(st.st_mode)) {

@@ -66,6 +66,53 @@ exec_params(const struct msg_local_bind_ok *ok, const char *gid)
 	return 0;
 }
 
+/* Binds and execs the job; returns only on failure, with the exit status. */
+static int
+exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
+{
+	const struct proto_type *pt = proto_type_find("local_bind");
+	struct msg_local_bind bind = {
+		.gid = (char *)gid, .pid = (uint64_t)getpid(), .checkpoint_every_ms = every_ms,
+		.recovery = false,
+	};
+	struct msg_local_bind_ok *ok = NULL;
+	char code[64], msg[512];
+	struct proto_sync *s;
+	int rc = 1;
+
+	wrapper_sigpipe_ignore();
+	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
+		return 1;
+	if (proto_sync_call(s, "local_bind", pt, &bind, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
+		goto out;
+	}
+	/* From here the CTS holds the binding; if we exit instead of exec, it sees us go and unbinds. */
+	if (exec_params(ok, gid) != 0)
+		goto out;
+	if (strcmp(ok->core_service, "app") == 0) {
+		/* The job keeps the conversation: s stays open (proto_sync_close would close the
+		 * descriptor) and is only freed if exec fails. */
+		if (wrapper_app_env(proto_sync_fd(s), gid, socket) != 0) {
+			fprintf(stderr, "gca-exec: cannot pass the CTS socket to the job: %s; the job "
+			    "is not started\n", strerror(errno));
+			goto out;
+		}
+	} else {
+		proto_sync_close(s);
+		s = NULL;
+	}
+	wrapper_sigpipe_restore();
+	execvp(job[0], job);
+	fprintf(stderr, "gca-exec: cannot run %s: %s\n", job[0], strerror(errno));
+	rc = 127;
+out:
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -78,10 +125,8 @@ main(int argc, char **argv)
 	};
 	const char *gid = NULL, *cts_flag = NULL;
 	uint64_t every_ms = 0;
-	char code[64], msg[512], *socket;
-	struct msg_local_bind_ok *ok = NULL;
-	struct proto_sync *s;
-	int c;
+	char *socket;
+	int c, rc;
 
 	/* '+': the first non-option is the job; its own options are not ours. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -117,34 +162,7 @@ main(int argc, char **argv)
 
 	if ((socket = wrapper_socket("gca-exec", cts_flag)) == NULL)
 		return 1;
-	wrapper_sigpipe_ignore();
-	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
-		return 1;
-	struct msg_local_bind bind = {
-		.gid = (char *)gid, .pid = (uint64_t)getpid(), .checkpoint_every_ms = every_ms,
-		.recovery = false,
-	};
-	if (proto_sync_call(s, "local_bind", proto_type_find("local_bind"), &bind, (void **)&ok,
-	    code, sizeof code, msg, sizeof msg) != 0) {
-		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
-		return 1;
-	}
-	/* From here the CTS holds the binding; if we exit instead of exec, it sees us go and unbinds. */
-	if (exec_params(ok, gid) != 0)
-		return 1;
-	if (strcmp(ok->core_service, "app") == 0) {
-		/* The job keeps the conversation; proto_sync_close would close the fd, so s is
-		 * deliberately left allocated. */
-		if (wrapper_app_env(proto_sync_fd(s), gid, socket) != 0) {
-			fprintf(stderr, "gca-exec: cannot pass the CTS socket to the job: %s; the job "
-			    "is not started\n", strerror(errno));
-			return 1;
-		}
-	} else {
-		proto_sync_close(s);
-	}
-	wrapper_sigpipe_restore();
-	execvp(argv[optind], argv + optind);
-	fprintf(stderr, "gca-exec: cannot run %s: %s\n", argv[optind], strerror(errno));
-	return 127;
+	rc = exec_start(gid, socket, every_ms, argv + optind);
+	free(socket);
+	return rc;
 }

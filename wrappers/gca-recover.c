@@ -51,11 +51,12 @@ static const int recover_forwarded[] = {
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
 
 static volatile sig_atomic_t recover_job;	/* the pid signals go to; 0 before the job exists */
+static volatile sig_atomic_t recover_job_our_pgrp;	/* the job is in our process group */
 static sigset_t recover_orig_mask;		/* the mask we were started with, for children */
 
 /* What the job's environment and the placeholders are made of. */
 struct recover {
-	const char		*gid, *socket;
+	const char		*gid, *checkpoint, *socket;
 	char			**job;
 	struct proto_sync	*s;
 	struct msg_restore_ok	*r;
@@ -69,12 +70,19 @@ recover_usage(void)
 }
 
 static void
-recover_forward(int sig)
+recover_forward(int sig, siginfo_t *info, void *uctx)
 {
 	int saved = errno;
 	pid_t job = recover_job;
 
-	/* SIGTSTP is caught, so we do not stop ourselves; only the job does. */
+	(void)uctx;
+	/*
+	 * A signal from the terminal (^C, ^Z, ^\, hang-up) goes to the whole foreground process
+	 * group: a job in our group has had it already, and must not get it twice.
+	 * SIGTSTP is caught, so we do not stop ourselves; only the job does.
+	 */
+	if (info->si_code == SI_KERNEL && recover_job_our_pgrp)
+		job = 0;
 	if (job > 0)
 		kill(job, sig);
 	errno = saved;
@@ -87,7 +95,7 @@ recover_forward(int sig)
 static void
 recover_signals_setup(void)
 {
-	struct sigaction sa = { .sa_handler = recover_forward, .sa_flags = SA_RESTART };
+	struct sigaction sa = { .sa_sigaction = recover_forward, .sa_flags = SA_RESTART | SA_SIGINFO };
 	sigset_t block;
 
 	sigemptyset(&sa.sa_mask);
@@ -104,6 +112,7 @@ recover_signals_setup(void)
 static void
 recover_signals_start(pid_t job)
 {
+	recover_job_our_pgrp = getpgid(job) == getpgrp();
 	recover_job = job;
 	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
 }
@@ -292,6 +301,7 @@ static int
 recover_app(struct recover *rc)
 {
 	struct msg_local_bind_ok *ok = NULL;
+	bool bound;
 	int p[2];
 	pid_t job;
 
@@ -311,15 +321,15 @@ recover_app(struct recover *rc)
 		recover_child(rc, p[0]);
 	}
 	close(p[0]);
-	if (recover_bind(rc, job, &ok) != 0 || recover_send_env(rc, ok, job, p[1]) != 0) {
-		close(p[1]);
+	bound = recover_bind(rc, job, &ok) == 0 && recover_send_env(rc, ok, job, p[1]) == 0;
+	close(p[1]);
+	proto_body_free(proto_type_find("local_bind")->reply, ok);
+	if (!bound) {
 		recover_kill(job);
 		return 1;
 	}
-	close(p[1]);
 	proto_sync_close(rc->s);	/* our copy only: the child has its own */
 	rc->s = NULL;
-	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	recover_signals_start(job);
 	return recover_wait(job);
 }
@@ -465,6 +475,44 @@ recover_criu(struct recover *rc)
 
 /* ---- main ---- */
 
+/* Prepares the checkpoint, then restores and watches the job; returns the exit status. */
+static int
+recover_run(struct recover *rc)
+{
+	struct msg_restore_prepare prep = {
+		.gid = (char *)rc->gid, .checkpoint = (char *)rc->checkpoint,
+	};
+	char code[64], msg[512];
+
+	recover_signals_setup();
+	wrapper_sigpipe_ignore();
+	if ((rc->s = wrapper_connect("gca-recover", rc->socket)) == NULL)
+		return 1;
+	if (proto_sync_call(rc->s, "restore_prepare", proto_type_find("restore_prepare"), &prep,
+	    (void **)&rc->r, code, sizeof code, msg, sizeof msg) != 0) {
+		fprintf(stderr, "gca-recover: cannot prepare checkpoint %s of %s: %s (%s)\n",
+		    rc->checkpoint, rc->gid, msg, code);
+		return 1;
+	}
+	if (rc->r->image_dir == NULL || rc->r->core_service == NULL) {
+		fprintf(stderr, "gca-recover: the CTS prepared checkpoint %s of %s without saying "
+		    "its %s\n", rc->r->checkpoint_id, rc->gid,
+		    rc->r->image_dir == NULL ? "image folder" : "core service");
+		return 1;
+	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+		fprintf(stderr, "gca-recover: cannot become a subreaper: %s\n", strerror(errno));
+		return 1;
+	}
+	if (strcmp(rc->r->core_service, "app") == 0)
+		return recover_app(rc);
+	if (strcmp(rc->r->core_service, "criu") == 0)
+		return recover_criu(rc);
+	fprintf(stderr, "gca-recover: checkpoint %s of %s was made by core service %s, which "
+	    "gca-recover cannot restore\n", rc->r->checkpoint_id, rc->gid, rc->r->core_service);
+	return 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -477,8 +525,8 @@ main(int argc, char **argv)
 	};
 	const char *gid = NULL, *checkpoint = NULL, *cts_flag = NULL;
 	struct recover rc = { 0 };
-	char code[64], msg[512], *socket;
-	int c;
+	char *socket;
+	int c, status;
 
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
@@ -514,35 +562,13 @@ main(int argc, char **argv)
 
 	if ((socket = wrapper_socket("gca-recover", cts_flag)) == NULL)
 		return 1;
-	recover_signals_setup();
-	wrapper_sigpipe_ignore();
-	if ((rc.s = wrapper_connect("gca-recover", socket)) == NULL)
-		return 1;
 	rc.gid = gid;
+	rc.checkpoint = checkpoint;
 	rc.socket = socket;
 	rc.job = argv + optind;
-	struct msg_restore_prepare prep = { .gid = (char *)gid, .checkpoint = (char *)checkpoint };
-	if (proto_sync_call(rc.s, "restore_prepare", proto_type_find("restore_prepare"), &prep,
-	    (void **)&rc.r, code, sizeof code, msg, sizeof msg) != 0) {
-		fprintf(stderr, "gca-recover: cannot prepare checkpoint %s of %s: %s (%s)\n",
-		    checkpoint, gid, msg, code);
-		return 1;
-	}
-	if (rc.r->image_dir == NULL || rc.r->core_service == NULL) {
-		fprintf(stderr, "gca-recover: the CTS prepared checkpoint %s of %s without saying "
-		    "its %s\n", rc.r->checkpoint_id, gid,
-		    rc.r->image_dir == NULL ? "image folder" : "core service");
-		return 1;
-	}
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-		fprintf(stderr, "gca-recover: cannot become a subreaper: %s\n", strerror(errno));
-		return 1;
-	}
-	if (strcmp(rc.r->core_service, "app") == 0)
-		return recover_app(&rc);
-	if (strcmp(rc.r->core_service, "criu") == 0)
-		return recover_criu(&rc);
-	fprintf(stderr, "gca-recover: checkpoint %s of %s was made by core service %s, which "
-	    "gca-recover cannot restore\n", rc.r->checkpoint_id, gid, rc.r->core_service);
-	return 1;
+	status = recover_run(&rc);
+	proto_body_free(proto_type_find("restore_prepare")->reply, rc.r);
+	proto_sync_close(rc.s);
+	free(socket);
+	return status;
 }

@@ -221,6 +221,12 @@ test_copy_refuses_symlinks_and_fifos(void **state)
 	snprintf(path, sizeof path, "%s/manifest", src);
 	assert_int_equal(unlink(path), 0);
 
+	put(src, "manifest.tmp.1", "x");
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "manifest.tmp.1: the name is reserved"));
+	snprintf(path, sizeof path, "%s/manifest.tmp.1", src);
+	assert_int_equal(unlink(path), 0);
+
 	/* A GID with a newline would forge manifest lines. */
 	snprintf(m.gid, sizeof m.gid, "a\nfile x 1 y");
 	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
@@ -294,6 +300,23 @@ test_verify_finds_changed_and_missing_files(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "already exists"));
+
+	/* As root (the CTS), the copy is handed to the job's user, the top folder included. */
+	if (geteuid() == 0) {
+		struct stat st;
+
+		snprintf(copy, sizeof copy, "%s/restore-nobody", top);
+		assert_int_equal(image_verify(dst, NULL, copy, 65534, 65534, err, sizeof err), 0);
+		assert_int_equal(lstat(copy, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		snprintf(path, sizeof path, "%s/sub/deeper/empty", copy);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		snprintf(path, sizeof path, "%s/sub/deeper", copy);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+	}
 
 	/* An unlisted file is ignored. */
 	put(dst, "unlisted", "x");
@@ -378,7 +401,7 @@ test_manifest_rejects_bad_lines(void **state)
 {
 	char dir[256], err[512];
 	const char *sha = "file " SHA_ABC " 3 ";
-	char line[256];
+	char line[512];
 
 	(void)state;
 	snprintf(dir, sizeof dir, "%s/images/j6/bad", top);
@@ -406,6 +429,13 @@ test_manifest_rejects_bad_lines(void **state)
 	bad_manifest(dir, "file " SHA_ABC " 3 a\nfile " SHA_ABC " 3 a\n", "line 8");
 	bad_manifest(dir, "hello\n", "line 7: expected a \"file\" line");
 	bad_manifest(dir, "file " SHA_ABC " 3 abc", "line 7: no end of line");
+	/* A listed path through a symlinked folder is refused by openat2, not followed. */
+	snprintf(line, sizeof line, "%s/etc", dir);
+	assert_int_equal(symlink("/etc", line), 0);
+	write_manifest(dir, "file " SHA_ABC " 3 etc/hostname\n");
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "image file etc/hostname of checkpoint"));
+	assert_non_null(strstr(err, "symbolic link"));
 	put(dir, "manifest", "gca-manifest 2\n");
 	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "line 1: unknown manifest version"));
