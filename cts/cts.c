@@ -156,7 +156,7 @@ cts_free(struct cts *c)
 	free((char *)c->tls.ca);
 	free((char *)c->tls.cert);
 	free((char *)c->tls.key);
-	proto_body_free(proto_type_find("cts_register"), &c->reg);
+	proto_body_clear(proto_type_find("cts_register"), &c->reg);
 	proto_strlist_free(&c->exec_params);
 	proto_strlist_free(&c->recovery_params);
 }
@@ -223,13 +223,13 @@ main(int argc, char **argv)
 			log_fatal("%s: core_service %s: unknown (app or criu)", conf, core);
 		free(core);
 	}
-	if (descriptor_load(&c, config_get(&cf, "descriptor"), err, sizeof err) != 0)
-		log_fatal("%s", err);
 	/* A core service that cannot work here is published as unavailable, with its reason. */
 	if (c.core->probe(&c, why, sizeof why) != 0) {
 		snprintf(c.unavailable, sizeof c.unavailable, "%s", why);
 		log_warn("core service %s is unavailable here: %s", c.core->name, why);
 	}
+	if (descriptor_load(&c, config_get(&cf, "descriptor"), err, sizeof err) != 0)
+		log_fatal("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	cts_state_open(&c);

@@ -65,7 +65,7 @@ outbox_unlink(struct cts *c, struct outbox_item *it)
 static void
 outbox_item_free(struct outbox_item *it)
 {
-	proto_body_free(proto_type_find("checkpoint_log"), &it->rec);
+	proto_body_clear(proto_type_find("checkpoint_log"), &it->rec);
 	free(it);
 }
 

@@ -508,12 +508,18 @@ out:
 }
 
 void
+proto_body_clear(const struct proto_type *pt, void *body)
+{
+	for (size_t f = 0; body != NULL && pt != NULL && f < pt->nfields; f++)
+		proto_field_free(&pt->fields[f], body);
+}
+
+void
 proto_body_free(const struct proto_type *pt, void *body)
 {
 	if (body == NULL)
 		return;
-	for (size_t f = 0; pt != NULL && f < pt->nfields; f++)
-		proto_field_free(&pt->fields[f], body);
+	proto_body_clear(pt, body);
 	free(body);
 }
 

@@ -158,6 +158,7 @@ int  proto_decode(const uint8_t *payload, size_t len, const struct proto_type *r
 	struct proto_msg *m, const char **code, char *err, size_t errlen);
 void proto_msg_free(struct proto_msg *m);
 void proto_body_free(const struct proto_type *pt, void *body);
+void proto_body_clear(const struct proto_type *pt, void *body);	/* the fields, not the struct */
 void proto_strlist_add(struct proto_strlist *l, const char *s);
 void proto_strlist_free(struct proto_strlist *l);
 void proto_entries_free(struct proto_entries *es);

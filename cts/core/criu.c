@@ -30,7 +30,10 @@ criu_run(const char *cmd, const char *want, char *line, size_t len)
 		return -1;
 	while (fgets(buf, sizeof buf, p) != NULL) {
 		buf[strcspn(buf, "\n")] = '\0';
-		/* with want: the first line that has it (the cause, not its consequences) */
+		/* with want: the first line that has it (the cause, not its consequences); criu's
+		 * "exited, status=1" lines only say that a helper it ran failed */
+		if (want != NULL && strstr(buf, "exited, status=") != NULL)
+			continue;
 		if (buf[0] != '\0' && (want == NULL || line[0] == '\0' ||
 		    (strstr(buf, want) != NULL && strstr(line, want) == NULL)))
 			if (snprintf(line, len, "%s", buf) >= (int)len)
@@ -56,8 +59,9 @@ criu_probe(struct cts *c, char *why, size_t len)
 		return -1;
 	}
 	sscanf(line, "Version: %63s", criu_version);
-	if ((rc = criu_run("criu check 2>&1", "Error", line, sizeof line)) != 0) {
-		snprintf(why, len, "criu check: %s", line[0] ? line : "failed");
+	if ((rc = criu_run("criu check 2>&1 </dev/null", "Error", line, sizeof line)) != 0) {
+		const char *msg = strstr(line, "): ");	/* "Error (criu/vdso.c:381): vdso: ..." */
+		snprintf(why, len, "criu check: %s", msg ? msg + 3 : line[0] ? line : "failed");
 		return -1;
 	}
 	return 0;
