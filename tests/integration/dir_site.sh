@@ -5,7 +5,7 @@ test_tmpdir
 site=$TEST_TMP/site
 on_exit "gca-site down $site"
 
-check "gca-site up starts a directory" gca-site up "$site"
+check "gca-site up starts a directory" gca-site up "$site" --only-directory
 . "$site/site.env"
 check "site.env names the directory" test -n "$GCA_LDAP_URI"
 check "the basic class is there" sh -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b ou=classes,o=gca '(cn=basic)' | grep -q 'gcaProperty: processes=1'"
@@ -77,16 +77,16 @@ expect_eq "a paged listing gets all 600" "$n" 600
 cp -r "$GCA_TOP/schema" "$TEST_TMP/schema"
 sed -i 's/^objectclass ( gcaClass:6 NAME/attributetype ( gcaAttr:99 NAME '"'"'gcaTestNewer'"'"' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n&/' "$TEST_TMP/schema/gca.schema"
 check "the newer schema file differs" sh -c "! cmp -s '$GCA_TOP/schema/gca.schema' '$TEST_TMP/schema/gca.schema'"
-check "gca-site up again with a newer schema" env GCA_SCHEMA_DIR="$TEST_TMP/schema" gca-site up "$site"
+check "gca-site up again with a newer schema" env GCA_SCHEMA_DIR="$TEST_TMP/schema" gca-site up "$site" --only-directory
 . "$site/site.env"
 got=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -b ou=cts,o=gca '(gcaClass=basic)' cn | awk '/^cn:/{print $2}')
 expect_eq "the data survived the schema upgrade" "$got" cts-a
 check "the newer attribute is known" sh -c "ldapsearch -x -LLL -o ldif-wrap=no -H '$GCA_LDAP_URI' -b cn=Subschema -s base attributeTypes | grep -q gcaTestNewer"
-check "gca-site status says slapd runs" gca-site status "$site"
+check "gca-site status says slapd runs" gca-site status "$site" --only-directory
 check "gca-site down stops it" gca-site down "$site"
 if gca-site status "$site" >/dev/null 2>&1; then fail "status after down says stopped"; else pass "status after down says stopped"; fi
 check "the data folder stays after down" test -d "$site/ldap/data"
-check "gca-site up restarts on the kept data" gca-site up "$site"
+check "gca-site up restarts on the kept data" gca-site up "$site" --only-directory
 n=$(ldapsearch -x -LLL -E pr=200/noprompt -H "$GCA_LDAP_URI" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "all 600 jobs are back" "$n" 600
 done_testing
