@@ -151,12 +151,12 @@ install: all
 	for sec in 1 3 5 8; do for m in docs/man/*.$$sec; do [ -f $$m ] || continue; \
 		install -d $(DESTDIR)$(MANDIR)/man$$sec; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$sec/; done; done
 
+# make demo: the whole story in ./run (scripts/gca-demo says each step); make demo-stop ends it.
 demo: all
-	@if [ ! -x scripts/gca-demo ]; then echo "make demo: not available yet: it needs gca-cts and the job wrappers (issue 5); try scripts/gca-site up run" >&2; exit 1; fi
-	GCA_BUILD=$(B) scripts/gca-demo
+	GCA_BUILD=$(abspath $(B)) scripts/gca-demo run
 
 demo-stop:
-	scripts/gca-site down run
+	scripts/gca-demo stop run
 
 fuzz:
 	$(MAKE) -C tests/fuzz B=$(abspath build/fuzz)
