@@ -98,7 +98,7 @@ setup(void **state)
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
 	    sizeof gcs_ep)) < 0)
 		return -1;
-	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, "app_timeout 1\n", app_sock,
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, "app_timeout 1\nretention 2\n", app_sock,
 	    sizeof app_sock);
 	criu_pid = test_cts_start(&site, "criu-1", "criu", gcs_ep, NULL, criu_sock,
 	    sizeof criu_sock);
@@ -377,6 +377,74 @@ test_app_conversation(void **state)
 	proto_sync_close(job);
 }
 
+static int
+count_images(const char *gid)
+{
+	char out[64];
+
+	test_sh(out, sizeof out, "ls %s/state-app-1/images/%s | wc -l", site.dir, gid);
+	return atoi(out);
+}
+
+static void
+test_retention_keeps_the_newest(void **state)
+{
+	struct proto_sync *job = local_connect(app_sock);
+	struct msg_checkpoint_ok *ok;
+	const struct proto_type *okt = proto_type_find("do_checkpoint")->reply;
+	char code[64], msg[512], first[ID_LEN + 1], path[1200];
+
+	(void)state;
+	assert_int_equal(bind_gid(job, "g-ret", getpid(), code, msg), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(checkpoint_as_job(job, "g-ret", NULL, answer_files, code, msg, &ok), 0);
+		if (i == 0)
+			snprintf(first, sizeof first, "%s", ok->checkpoint_id);
+		proto_body_free(okt, ok);
+	}
+	assert_int_equal(count_images("g-ret"), 2);	/* retention 2 */
+	snprintf(path, sizeof path, "%s/state-app-1/images/g-ret/%s", site.dir, first);
+	assert_int_equal(access(path, F_OK), -1);
+	proto_sync_close(job);
+}
+
+/* The job table across a CTS crash: a job that died meanwhile is unbound, a live one re-attaches. */
+static void
+test_restart_keeps_the_job_table(void **state)
+{
+	struct proto_sync *s;
+	char code[64], msg[512], v[64] = "";
+	pid_t child;
+
+	(void)state;
+	if ((child = fork()) == 0) {
+		pause();
+		_exit(0);
+	}
+	s = local_connect(app_sock);
+	assert_int_equal(bind_gid(s, "g-gone", child, code, msg), 0);
+	proto_sync_close(s);
+	kill(app_pid, SIGKILL);
+	waitpid(app_pid, NULL, 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, "app_timeout 1\nretention 2\n",
+	    app_sock, sizeof app_sock);
+	assert_true(app_pid > 0);
+	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
+		ldap_value("jobs", "(gcaGID=g-gone)", "gcaJobState", v, sizeof v);
+		if (strcmp(v, "finished") != 0)
+			usleep(100 * 1000);
+	}
+	assert_string_equal(v, "finished");
+	/* this test process still runs g-app: binding it again re-attaches */
+	s = local_connect(app_sock);
+	for (int i = 0; i < 50 && bind_gid(s, "g-app", getpid(), code, msg) != 0; i++)
+		usleep(100 * 1000);		/* until the CTS registered again */
+	assert_int_equal(bind_gid(s, "g-app", getpid(), code, msg), 0);
+	proto_sync_close(s);
+}
+
 static void
 test_restore_prepare_errors(void **state)
 {
@@ -429,6 +497,8 @@ main(void)
 		cmocka_unit_test(test_criu_is_published_with_its_reason),
 		cmocka_unit_test(test_bind_rules),
 		cmocka_unit_test(test_app_conversation),
+		cmocka_unit_test(test_retention_keeps_the_newest),
+		cmocka_unit_test(test_restart_keeps_the_job_table),
 		cmocka_unit_test(test_restore_prepare_errors),
 		cmocka_unit_test(test_bad_descriptors_stop_the_start),
 	};
