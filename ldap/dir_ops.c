@@ -621,7 +621,7 @@ dir_ops_checkpoints(struct dir *d, struct dir_op *op)
 	}
 	dir_entry_clear(&op->res.entries[0]);
 	op->res.nentries = 0;
-	if (dir_do_search(d, op->s[0], 1, "(objectClass=gcaCheckpoint)", 0, &op->res) != DIR_OK)
+	if (dir_do_search(d, op->s[0], 1, op->s[1], 0, &op->res) != DIR_OK)
 		return;
 	qsort(op->res.entries, op->res.nentries, sizeof *op->res.entries, dir_ops_by_seq_desc);
 	while (limit > 0 && op->res.nentries > (size_t)limit)
@@ -629,15 +629,21 @@ dir_ops_checkpoints(struct dir *d, struct dir_op *op)
 }
 
 void
-dir_checkpoints(struct dir *d, const char *gid, int limit, dir_cb cb, void *arg)
+dir_checkpoints(struct dir *d, const char *gid, uint64_t before, int limit, dir_cb cb, void *arg)
 {
-	char dn[DN_MAX];
+	char dn[DN_MAX], filter[128];
 	struct dir_op *op;
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+	if (before > 0)
+		snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaSequenceNumber<=%llu))",
+		    (unsigned long long)before - 1);
+	else
+		snprintf(filter, sizeof filter, "(objectClass=gcaCheckpoint)");
 	op = dir_op_new(dir_ops_checkpoints, cb, arg);
 	op->s[0] = dir_ops_dup(dn);
+	op->s[1] = dir_ops_dup(filter);
 	op->n[0] = limit;
 	dir_op_submit(d, op);
 }

@@ -218,7 +218,7 @@ test_each_object_class_round_trips(void **state)
 	assert_int_equal(a.status, DIR_OK);
 	assert_int_equal(a.seq, 1);
 	answer_reset(&a);
-	dir_checkpoints(d, "job-rt", 0, on_answer, &a);
+	dir_checkpoints(d, "job-rt", 0, 0, on_answer, &a);
 	wait_answer(&a);
 	assert_int_equal(a.nentries, 1);
 	answer_reset(&a);
@@ -455,7 +455,7 @@ test_ten_thousand_records_land(void **state)
 	for (int j = 0; j < JOBS; j++) {
 		struct answer a = { 0 };
 		snprintf(gid, sizeof gid, "bulk-%d", j);
-		dir_checkpoints(d, gid, 0, on_answer, &a);
+		dir_checkpoints(d, gid, 0, 0, on_answer, &a);
 		wait_answer(&a);
 		assert_int_equal(a.nentries, PER);
 		assert_int_equal(atoi(a.seqs[0]), PER);		/* newest first */
@@ -497,7 +497,7 @@ test_racing_writers_never_share_a_number(void **state)
 	}
 	assert_true(run_until(&counts[0], 2 * EACH, 120000));
 	assert_int_equal(counts[1], 2 * EACH);
-	dir_checkpoints(d1, "raced", 0, on_answer, &a);
+	dir_checkpoints(d1, "raced", 0, 0, on_answer, &a);
 	wait_answer(&a);
 	assert_int_equal(a.nentries, 2 * EACH);
 	answer_reset(&a);
