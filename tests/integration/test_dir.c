@@ -279,9 +279,26 @@ test_hostile_gids_match_nothing_extra(void **state)
 	/* an empty or control-character GID is refused before the directory */
 	dir_job_bind(d, "", "cts-1", "alice", "1", NULL, on_answer, &a);
 	wait_answer(&a);
-	assert_int_equal(a.status, DIR_ERROR);
+	assert_int_equal(a.status, DIR_SCHEMA);
 	assert_non_null(strstr(a.msg, "not a valid GID"));
 	answer_reset(&a);
+	/* so is one too long for back-mdb's RDN keys (once escaped), with a message saying so */
+	{
+		char longgid[256];
+		memset(longgid, ',', 100);	/* 300 bytes escaped */
+		longgid[100] = '\0';
+		dir_job_bind(d, longgid, "cts-1", "alice", "1", NULL, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_SCHEMA);
+		assert_non_null(strstr(a.msg, "at most 220 bytes"));
+		answer_reset(&a);
+		memset(longgid, 'g', 220);	/* the longest: stored */
+		longgid[220] = '\0';
+		dir_job_bind(d, longgid, "cts-1", "alice", "1", NULL, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_OK);
+		answer_reset(&a);
+	}
 	dir_close(d);
 }
 
