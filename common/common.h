@@ -42,6 +42,8 @@ int         config_load(struct config *c, const char *path, char *err, size_t er
 const char *config_get(const struct config *c, const char *key);
 int         config_get_int(const struct config *c, const char *key, long min, long max, long *out,
 		char *err, size_t errlen);   /* 0 absent-or-ok (out untouched if absent), -1 bad */
+int         config_get_bool(const struct config *c, const char *key, bool dflt, bool *out,
+		char *err, size_t errlen);   /* yes|no|true|false|on|off|1|0; absent: dflt */
 void        config_free(struct config *c);
 
 /* id.c: checkpoint ids are UUIDv7 (time-ordered), canonical lower-case text form. */

@@ -103,6 +103,27 @@ config_get_int(const struct config *c, const char *key, long min, long max, long
 	return 0;
 }
 
+int
+config_get_bool(const struct config *c, const char *key, bool dflt, bool *out, char *err,
+    size_t errlen)
+{
+	static const char *yes[] = { "yes", "true", "on", "1" }, *no[] = { "no", "false", "off", "0" };
+	const char *v = config_get(c, key);
+
+	*out = dflt;
+	if (v == NULL)
+		return 0;
+	for (size_t i = 0; i < GCA_NITEMS(yes); i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return (*out = true), 0;
+		if (strcasecmp(v, no[i]) == 0)
+			return (*out = false), 0;
+	}
+	snprintf(err, errlen, "%s: %s must be yes or no, not \"%s\"", c->path ? c->path : "config",
+	    key, v);
+	return -1;
+}
+
 void
 config_free(struct config *c)
 {

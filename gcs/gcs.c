@@ -208,6 +208,9 @@ main(int argc, char **argv)
 	if (config_get_int(&cf, "directory_timeout", 1, 600, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	g.dircfg.op_timeout_ms = config_get(&cf, "directory_timeout") ? (int)n * 1000 : 10000;
+	if (config_get_bool(&cf, "directory_transactions", false, &g.dircfg.transactions, err,
+	    sizeof err) != 0)
+		log_fatal("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	g.base = event_base_new();
 	if ((g.dir = dir_open(g.base, &g.dircfg, err, sizeof err)) == NULL)

@@ -26,6 +26,7 @@ struct dir {
 	int		   efd;
 	char		  *uri, *bind_dn, *password, *suffix;
 	int		   op_timeout_ms, batch_max;
+	bool		   transactions;
 
 	pthread_t	   thread;
 	pthread_mutex_t	   lock;
@@ -392,6 +393,12 @@ dir_do_delete(struct dir *d, const char *dn, struct dir_result *r)
 	return dir_outcome(d, ldap_delete_ext_s(d->ld, dn, NULL, NULL), "delete", r);
 }
 
+bool
+dir_transactions(struct dir *d)
+{
+	return d->transactions;
+}
+
 void *
 dir_txn_begin(struct dir *d, struct dir_result *r)
 {
@@ -618,6 +625,7 @@ dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t 
 	d->suffix = strdup(c->base ? c->base : "o=gca");
 	d->op_timeout_ms = c->op_timeout_ms > 0 ? c->op_timeout_ms : 10000;
 	d->batch_max = c->batch_max > 0 ? c->batch_max : 256;
+	d->transactions = c->transactions;
 	d->todo_tail = &d->todo;
 	d->done_tail = &d->done;
 	pthread_mutex_init(&d->lock, NULL);

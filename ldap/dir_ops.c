@@ -557,10 +557,13 @@ dir_ops_number_job(struct dir *d, struct dir_op **ops, size_t n, bool *todo, siz
 
 /*
  * A batch of records: resent ones are answered from the directory; each job's numbers are reserved
- * with one compare-and-swap, outside any transaction (slapd 2.5.13 was seen to crash when racing
- * transactions failed their commit on a lost compare-and-swap); then all adds go in one RFC 5805
- * transaction: one mdb commit. If it aborts (a record added meanwhile by someone else), every
- * record is added alone, keeping its reserved number.
+ * with one compare-and-swap, outside any transaction; then the adds, one by one. With
+ * transactions on (dir_config), all adds go in one RFC 5805 transaction instead: one mdb commit;
+ * if it aborts (a record added meanwhile by someone else), every record is added alone, keeping
+ * its reserved number. Transactions are off by default: Debian 12's slapd 2.5.13 segfaults under
+ * them (in do_add and syncprov, with one writing connection and a sync search open, or with
+ * several writers: docs/BENCHMARKS.md, bench/slapd-txn-crash.sh), and a dead directory costs
+ * more than the mdb commits they save.
  */
 void
 dir_records_run(struct dir *d, struct dir_op **ops, size_t n)
@@ -578,7 +581,7 @@ dir_records_run(struct dir *d, struct dir_op **ops, size_t n)
 		if (todo[i] && ops[i]->res.seq == 0)
 			dir_ops_number_job(d, ops, n, todo, i, &left);
 	}
-	if (left > 1 && (txn = dir_txn_begin(d, &r)) == NULL)
+	if (left > 1 && dir_transactions(d) && (txn = dir_txn_begin(d, &r)) == NULL)
 		ok = false;
 	for (size_t i = 0; ok && txn != NULL && i < n; i++) {
 		if (todo[i] && dir_do_add(d, ops[i]->entry, txn, &r) != DIR_OK)

@@ -77,7 +77,8 @@ struct dir_config {
 	char	*password;
 	char	*base;
 	int	 op_timeout_ms;		/* an operation older than this fails with DIR_DOWN (10 s) */
-	int	 batch_max;		/* records per transaction (256) */
+	int	 batch_max;		/* records per batch (256) */
+	bool	 transactions;		/* a batch's adds in one RFC 5805 transaction (off) */
 };
 /* The file gca-site writes for the GCS: "uri", "binddn", "password", "base" lines. */
 int  dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen);
@@ -195,6 +196,7 @@ enum dir_status dir_do_replace(struct dir *d, const struct dir_entry *e, struct 
 enum dir_status dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old,
 	const char *new_, const struct dir_entry *also, void *txn, struct dir_result *r);
 enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *r);
+bool            dir_transactions(struct dir *d);	/* dir_config's transactions */
 void           *dir_txn_begin(struct dir *d, struct dir_result *r);
 enum dir_status dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
 /* dir_ops.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
