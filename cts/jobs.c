@@ -254,10 +254,13 @@ jobs_on_unbound(const char *code, const char *msg, const void *body, void *arg)
 static void
 jobs_unbind(struct cts_job *j)
 {
-	struct msg_job_unbind b = { j->gid, j->cts->name, "finished", -1 };
+	char local_id[64];
+	/* local_id: a late unbind must not end a binding made since by another process */
+	struct msg_job_unbind b = { j->gid, j->cts->name, "finished", -1, local_id };
 
 	if (j->unbinding)
 		return;
+	snprintf(local_id, sizeof local_id, "%d:%llu", (int)j->pid, (unsigned long long)j->start);
 	j->unbinding = true;
 	gcslink_request(j->cts, "job_unbind", &b, jobs_on_unbound, j);
 }

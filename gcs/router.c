@@ -129,6 +129,9 @@ router_on_unbound(const struct dir_result *res, void *arg)
 	if (res->status == DIR_OK) {
 		notify_event(op->g, "unbound", b->gid, b->cts, NULL, 0);
 		proto_reply_ok(op->r, op->r->pt->reply, NULL);
+	} else if (res->status == DIR_CAS_LOST) {
+		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s is bound to another process than %s "
+		    "now: left as it is", b->gid, b->local_id);
 	} else {
 		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
 	}
@@ -154,8 +157,8 @@ router_on_unbind_holder(const struct dir_result *res, void *arg)
 		free(op);
 		return;
 	}
-	dir_job_state(op->g->dir, b->gid, b->state ? b->state : "finished", (int)b->exit_status,
-	    router_on_unbound, op);
+	dir_job_state(op->g->dir, b->gid, b->local_id, b->state ? b->state : "finished",
+	    (int)b->exit_status, router_on_unbound, op);
 }
 
 void

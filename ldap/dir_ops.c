@@ -233,6 +233,13 @@ dir_ops_replace(struct dir *d, struct dir_op *op)
 	dir_do_replace(d, op->entry, &op->res);
 }
 
+/* The replace, asserting gcaLocalId in the same modify (delete the value, add it back). */
+static void
+dir_ops_job_state_if(struct dir *d, struct dir_op *op)
+{
+	dir_do_cas(d, op->entry->dn, "gcaLocalId", op->s[0], op->s[0], op->entry, NULL, &op->res);
+}
+
 void
 dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, void *arg)
 {
@@ -298,15 +305,16 @@ dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
 }
 
 void
-dir_job_state(struct dir *d, const char *gid, const char *state, int exit_status, dir_cb cb,
-    void *arg)
+dir_job_state(struct dir *d, const char *gid, const char *local_id, const char *state,
+    int exit_status, dir_cb cb, void *arg)
 {
 	char dn[DN_MAX];
 	struct dir_op *op;
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
-	op = dir_op_new(dir_ops_replace, cb, arg);
+	op = dir_op_new(local_id ? dir_ops_job_state_if : dir_ops_replace, cb, arg);
+	op->s[0] = local_id ? dir_ops_dup(local_id) : NULL;
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "gcaJobState", state);
 	if (exit_status >= 0)

@@ -127,8 +127,10 @@ void dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb 
  * expect_cts to cts by compare-and-swap (DIR_CAS_LOST if another won). */
 void dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
 	const char *local_id, const char *expect_cts, dir_cb cb, void *arg);
-void dir_job_state(struct dir *d, const char *gid, const char *state, int exit_status,
-	dir_cb cb, void *arg);
+/* The job's state; with local_id, only while the job entry still names that process (else
+ * DIR_CAS_LOST): a late "finished" never ends a binding made since. */
+void dir_job_state(struct dir *d, const char *gid, const char *local_id, const char *state,
+	int exit_status, dir_cb cb, void *arg);
 void dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg);
 /* Assigns the job's next sequence number in the directory and adds the record; idempotent by id
  * (a resent record answers DIR_OK with the number it already has). r->seq holds the number. */

@@ -142,6 +142,7 @@ static const struct proto_field m_job_unbind_fields[] = {
 	{ "cts", PK_STR, offsetof(struct msg_job_unbind, cts), true, 256 },
 	{ "state", PK_STR, offsetof(struct msg_job_unbind, state), false, 64 },
 	{ "exit_status", PK_I64, offsetof(struct msg_job_unbind, exit_status), false, 0 },
+	{ "local_id", PK_STR, offsetof(struct msg_job_unbind, local_id), false, 64 },
 };
 static const struct proto_type proto_t_m_job_unbind = { "job_unbind", m_job_unbind_fields, sizeof m_job_unbind_fields / sizeof m_job_unbind_fields[0], sizeof(struct msg_job_unbind), &proto_t_ok_empty };
 

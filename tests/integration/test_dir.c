@@ -226,8 +226,18 @@ test_each_object_class_round_trips(void **state)
 	assert_int_equal(a.nentries, 1);
 	answer_reset(&a);
 
+	/* A late end of another process bound before it changes nothing. */
+	dir_job_state(d, "job-rt", "4242:1", "finished", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_CAS_LOST);
+	answer_reset(&a);
+	dir_job_get(d, "job-rt", on_answer, &a);
+	wait_answer(&a);
+	assert_string_equal(dir_entry_get(&a.first, "gcaJobState"), "running");
+	answer_reset(&a);
+
 	/* The job ends. */
-	dir_job_state(d, "job-rt", "finished", 0, on_answer, &a);
+	dir_job_state(d, "job-rt", NULL, "finished", 0, on_answer, &a);
 	wait_answer(&a);
 	assert_int_equal(a.status, DIR_OK);
 	answer_reset(&a);
@@ -641,7 +651,7 @@ test_change_feed_follows_the_directory(void **state)
 	bind_job(d, "feed-after", "cts-1");
 	assert_true(run_until(&seen.added, 1, 5000));
 	assert_string_equal(seen.last_gid, "feed-after");
-	dir_job_state(d, "feed-after", "finished", 0, on_answer, &a);
+	dir_job_state(d, "feed-after", NULL, "finished", 0, on_answer, &a);
 	wait_answer(&a);
 	answer_reset(&a);
 	assert_true(run_until(&seen.modified, 1, 5000));
