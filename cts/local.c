@@ -139,7 +139,8 @@ local_bind(struct proto_req *r, void *ctx)
 		}
 	}
 	if (!c->registered) {
-		proto_reply_err(r, PROTO_E_UNAVAILABLE, "the GCS %s is not reachable; try again",
+		/* busy: the wrappers ask again for a while (a CTS just started registers soon) */
+		proto_reply_err(r, PROTO_E_BUSY, "not registered at the GCS %s yet; try again",
 		    c->gcs_endpoint);
 		return;
 	}

@@ -83,7 +83,7 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 	wrapper_sigpipe_ignore();
 	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
 		return 1;
-	if (proto_sync_call(s, "local_bind", pt, &bind, (void **)&ok, code, sizeof code, msg,
+	if (wrapper_bind("gca-exec", s, &bind, (void **)&ok, code, sizeof code, msg,
 	    sizeof msg) != 0) {
 		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
 		goto out;

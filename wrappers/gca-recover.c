@@ -170,8 +170,8 @@ recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
 		.recovery = true,
 	};
 
-	if (proto_sync_call(rc->s, "local_bind", proto_type_find("local_bind"), &bind, (void **)ok,
-	    code, sizeof code, msg, sizeof msg) != 0) {
+	if (wrapper_bind("gca-recover", rc->s, &bind, (void **)ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
 		fprintf(stderr, "gca-recover: GID %s refused: %s (%s)\n", rc->gid, msg, code);
 		return -1;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/common.h"
 #include "proto/proto.h"
 #include "wrappers/wrapper.h"
 
@@ -191,4 +192,28 @@ wrapper_sigpipe_restore(void)
 {
 	if (wrapper_sigpipe_saved)
 		sigaction(SIGPIPE, &wrapper_old_sigpipe, NULL);
+}
+
+int
+wrapper_bind(const char *prog, struct proto_sync *s, void *bind, void **ok, char *code,
+    size_t codelen, char *msg, size_t msglen)
+{
+	const struct proto_type *pt = proto_type_find("local_bind");
+	const char *env = getenv("GCA_BIND_WAIT");
+	long wait_s = env != NULL ? strtol(env, NULL, 10) : 15;
+	uint64_t until = time_mono_ms() + (uint64_t)(wait_s > 0 ? wait_s : 0) * 1000;
+	bool said = false;
+
+	for (;;) {
+		if (proto_sync_call(s, "local_bind", pt, bind, ok, code, codelen, msg, msglen) == 0)
+			return 0;
+		if (strcmp(code, PROTO_E_BUSY) != 0 || time_mono_ms() >= until)
+			return -1;
+		if (!said) {
+			fprintf(stderr, "%s: the CTS is not ready (%s); waiting up to %ld s\n", prog, msg,
+			    wait_s);
+			said = true;
+		}
+		usleep(200 * 1000);
+	}
 }

@@ -36,6 +36,14 @@ char *wrapper_expand(const char *param, const struct wrapper_var *vars, size_t n
 /* setenv from a "NAME=value" string (wrapper_expand's result); -1 with errno on failure. */
 int wrapper_setenv(const char *assignment);
 
+/*
+ * local_bind on s, as prog. A CTS that is busy (just started and not yet registered at the GCS,
+ * or its GCS briefly away) is asked again every 200 ms for up to $GCA_BIND_WAIT seconds (15),
+ * saying once that it waits. Returns 0 with *ok, or -1 with code and msg.
+ */
+int wrapper_bind(const char *prog, struct proto_sync *s, void *bind, void **ok, char *code,
+	size_t codelen, char *msg, size_t msglen);
+
 /* Lets fd survive exec (the app core service's job owns the conversation with the CTS). */
 int wrapper_keep_fd(int fd);
 

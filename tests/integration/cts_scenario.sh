@@ -161,4 +161,27 @@ else
 	echo "# not root: the other-user checks run in test_cts"
 fi
 kill -TERM $job2; wait $job2 2>/dev/null
+
+# -- a CTS not (yet) registered at its GCS: the wrapper waits a bounded time, then says why --
+lone=$TEST_TMP/cts-lone
+mkdir -p "$lone"
+dead=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -e "s|^socket .*|socket $lone/sock|" -e "s|^state .*|state $lone/state|" \
+	-e "s|^gcs .*|gcs 127.0.0.1:$dead|" -e "s|^listen .*|listen 127.0.0.1:0|" \
+	-e '/^endpoint /d' "$site/cts-app.conf" > "$lone/cts.conf"
+gca-cts -f "$lone/cts.conf" >"$lone/log" 2>&1 &
+lone_pid=$!
+on_exit "kill $lone_pid"
+if wait_for 10 test -S "$lone/sock"; then
+	t0=$(date +%s.%N)
+	out=$(GCA_BIND_WAIT=2 gca-exec --cts "$lone/sock" --gid lone-job -- touch "$TEST_TMP/lone" 2>&1); rc=$?
+	secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	case "$rc $out" in
+	"1 "*"not ready"*"not registered at the GCS"*"(busy)"*) pass "a CTS without its GCS: gca-exec waited ${secs} s (GCA_BIND_WAIT=2), then refused with the reason" ;;
+	*) fail "a CTS without its GCS: gca-exec waits, then refuses" "$rc $out" ;;
+	esac
+	[ ! -e "$TEST_TMP/lone" ] && pass "and its job did not start" || fail "and its job did not start"
+else
+	fail "a second CTS starts" "$(tail -3 "$lone/log")"
+fi
 done_testing
