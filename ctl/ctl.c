@@ -194,6 +194,8 @@ ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const cha
 	if (ctl_call(c, what, "query", q, (void **)&ok) != 0)
 		return CTL_FAILED;
 	ctl_print_entries(c, &ok->entries, cols, heads);
+	if (ok->cursor != NULL)		/* on stderr: the table (or JSON) on stdout stays whole */
+		fprintf(stderr, "more: run it again with --cursor %s\n", ok->cursor);
 	proto_body_free(proto_type_find("query")->reply, ok);
 	return CTL_OK;
 }

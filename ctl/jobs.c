@@ -40,6 +40,8 @@ checkpoints_run(struct ctl *c, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 < argc && strcmp(argv[i], "--limit") == 0 && atoi(argv[i + 1]) > 0)
 			q.limit = (uint64_t)atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--cursor") == 0)
+			q.cursor = argv[++i];
 		else
 			return ctl_usage(&ctl_cmd_checkpoints);
 	}
@@ -47,5 +49,6 @@ checkpoints_run(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_cmd_checkpoints = {
-	"checkpoints", "GID [--limit N]", "list a job's checkpoints, newest first", checkpoints_run,
+	"checkpoints", "GID [--limit N] [--cursor C]",
+	"list a job's checkpoints, newest first, a page of N at a time", checkpoints_run,
 };

@@ -5,7 +5,8 @@
  *                [--ca F] [--cert F] [--key F] [--directory F] [--port-file F] [-d]
  *
  * Flags win over the config file ("key value" lines with the same names: name, listen, endpoint,
- * ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout; times in seconds). --directory names the GCS's directory
+ * ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout, subscriber_backlog;
+ * times in seconds, the backlog in bytes). --directory names the GCS's directory
  * identity file (uri, binddn, password, base), as scripts/gca-site writes it.
  */
 #include <event2/event.h>
@@ -169,6 +170,9 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	else if (config_get(&cf, "request_timeout") != NULL)
 		g.request_timeout_ms = (int)n * 1000;
+	if (config_get_int(&cf, "subscriber_backlog", 4096, 1L << 30, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	g.subscriber_backlog = config_get(&cf, "subscriber_backlog") ? (size_t)n : 1024 * 1024;
 	if (g.tls.ca == NULL || g.tls.cert == NULL || g.tls.key == NULL || dirfile == NULL) {
 		fprintf(stderr, "gca-gcs: ca, cert, key and directory must be given\n%s", gcs_usage);
 		return 2;

@@ -29,6 +29,7 @@ struct gcs_cts {
 struct gcs_sub {			/* notify.c */
 	struct proto_conn	*conn;
 	char			*gid;		/* NULL: every event */
+	uint64_t		 over_since_ms;	/* its backlog has been over the bound since */
 	struct gcs_sub		*next;
 };
 
@@ -40,6 +41,7 @@ struct gcs {
 	struct proto_tls_files	 tls;
 	char			*name, *listen, *endpoint;
 	int			 cts_timeout_ms, request_timeout_ms;
+	size_t			 subscriber_backlog;	/* bytes of events a subscriber may leave unread */
 	struct gcs_cts		*cts;
 	struct gcs_sub		*subs;
 	struct event		*tick;

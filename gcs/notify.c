@@ -1,15 +1,18 @@
 /*
  * subscribe/notify (paper 3.5): a broker hears of checkpoints, bindings and CTSes going up or
- * down. A subscriber that does not read is dropped once 1 MiB of events waits for it, so it never
- * slows anyone else.
+ * down. A subscriber that does not read is dropped when more than subscriber_backlog bytes of
+ * events (1 MiB by default) have waited for it for a second, or eight times that at any moment; so
+ * it never slows anyone else nor grows the GCS without bound, while a reader that keeps up survives
+ * a burst (a transaction of records makes many events in one turn of the loop).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/common.h"
 #include "gcs/gcs.h"
 
-#define NOTIFY_MAX_BACKLOG (1024 * 1024)
+#define NOTIFY_GRACE_MS 1000
 
 void
 notify_subscribe(struct proto_req *r, void *ctx)
@@ -22,6 +25,14 @@ notify_subscribe(struct proto_req *r, void *ctx)
 		abort();
 	s->conn = r->conn;
 	proto_conn_ref(s->conn);
+	/* A fixed kernel send buffer (no autotuning up to megabytes) keeps what a subscriber leaves
+	 * unread visible to the bound below. */
+	{
+		int fd = proto_conn_fd(s->conn);
+		int size = g->subscriber_backlog < 1024 * 1024 ? (int)g->subscriber_backlog : 1024 * 1024;
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+	}
 	s->gid = b->gid ? strdup(b->gid) : NULL;
 	s->next = g->subs;
 	g->subs = s;
@@ -62,8 +73,16 @@ notify_event(struct gcs *g, const char *event, const char *gid, const char *cts,
 
 	for (struct gcs_sub **sp = &g->subs; *sp != NULL;) {
 		struct gcs_sub *s = *sp;
+		size_t waiting = proto_conn_output(s->conn);
+		bool slow = false;
 
-		if (!proto_conn_open(s->conn) || proto_conn_output(s->conn) > NOTIFY_MAX_BACKLOG) {
+		if (waiting <= g->subscriber_backlog)
+			s->over_since_ms = 0;
+		else if (s->over_since_ms == 0)
+			s->over_since_ms = time_mono_ms();
+		else
+			slow = time_mono_ms() - s->over_since_ms > NOTIFY_GRACE_MS;
+		if (!proto_conn_open(s->conn) || slow || waiting > 8 * g->subscriber_backlog) {
 			if (proto_conn_open(s->conn)) {
 				log_warn("dropping subscriber %s: it does not read its events",
 				    proto_conn_peer(s->conn)->name);

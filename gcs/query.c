@@ -51,6 +51,33 @@ query_on_result(const struct dir_result *res, void *arg)
 	proto_entries_free(&ok.entries);
 }
 
+/* A job's checkpoints, a page at a time: one more than the limit is read to know whether another
+ * page follows; the cursor "before=N" (N the last number given) asks for the next one. */
+static void
+query_on_checkpoints(const struct dir_result *res, void *arg)
+{
+	struct proto_req *r = arg;
+	struct msg_query *q = r->body;
+	struct msg_query_ok ok = { 0 };
+	struct dir_result page = *res;
+	size_t limit = q->limit > 0 && q->limit < 100000 ? q->limit : QUERY_DEFAULT_LIMIT;
+	char cursor[40];
+
+	if (res->status != DIR_OK) {
+		query_on_result(res, arg);
+		return;
+	}
+	if (page.nentries > limit) {
+		const char *seq = dir_entry_get(&page.entries[limit - 1], "gcaSequenceNumber");
+		page.nentries = limit;
+		snprintf(cursor, sizeof cursor, "before=%s", seq ? seq : "0");
+		ok.cursor = cursor;
+	}
+	query_entries(&page, &ok.entries);
+	proto_reply_ok(r, r->pt->reply, &ok);
+	proto_entries_free(&ok.entries);
+}
+
 /* Appends "(attr=<escaped value>)" to f. */
 static int
 query_and(char *f, size_t len, const char *attr, const char *value)
@@ -80,7 +107,13 @@ query_handle(struct proto_req *r, void *ctx)
 			proto_reply_err(r, PROTO_E_MISSING_FIELD, "checkpoints of which GID? (gid)");
 			return;
 		}
-		dir_checkpoints(g->dir, q->gid, limit, query_on_result, r);
+		unsigned long long before = 0;
+		if (q->cursor != NULL && sscanf(q->cursor, "before=%llu", &before) != 1) {
+			proto_reply_err(r, PROTO_E_BAD_FIELD, "cursor \"%s\" is not one this GCS gave",
+			    q->cursor);
+			return;
+		}
+		dir_checkpoints(g->dir, q->gid, before, limit + 1, query_on_checkpoints, r);
 		return;
 	}
 	if (strcmp(q->what, "services") == 0)

@@ -118,8 +118,20 @@ dir_dn_cts(const struct dir *d, const char *name, char *out, size_t outlen)
 int
 dir_dn_job(const struct dir *d, const char *gid, char *out, size_t outlen)
 {
-	char parent[512];
+	char parent[512], esc[1024 * 3 + 1];
 
+	/* back-mdb keeps an entry's RDN as given and normalized (where special characters take 3
+	 * bytes, "\\2C") in one LMDB value of at most 511 bytes: seen here, plain GIDs of 240 bytes
+	 * fail, 235 pass. Both forms together stay within 2 * DIR_GID_MAX. */
+	size_t norm = 0;
+
+	if (gid == NULL || dir_rdn_escape(gid, esc, sizeof esc) != 0)
+		return -1;
+	for (const char *p = esc; *p != '\0'; p++)
+		norm += *p == '\\' ? 0 : 1;
+	norm += 2 * (strlen(esc) - norm);	/* every escape is 3 bytes normalized */
+	if (strlen(esc) + norm > 2 * DIR_GID_MAX)
+		return -1;
 	snprintf(parent, sizeof parent, "ou=jobs,%s", dir_base(d));
 	return dir_escape_dn("gcaGID", gid, parent, out, outlen);
 }

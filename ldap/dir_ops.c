@@ -15,6 +15,7 @@
 #include "ldap/gca_ldap.h"
 
 #define DN_MAX 4096
+#define DIR_GID_RULE "not a valid GID (printable; at most 220 bytes, and fewer with LDAP special characters)"
 
 static char *
 dir_ops_dup(const char *s)
@@ -133,7 +134,7 @@ static void
 dir_ops_fail(struct dir *d, struct dir_op *op)
 {
 	(void)d;
-	dir_result_set(&op->res, DIR_ERROR, "%s", op->s[0]);
+	dir_result_set(&op->res, DIR_SCHEMA, "%s", op->s[0]);	/* the caller's value is bad */
 }
 
 static void
@@ -281,7 +282,7 @@ dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
 	struct dir_op *op;
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
-		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
 	op = dir_op_new(dir_ops_job_bind, cb, arg);
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "objectClass", "gcaJob");
@@ -303,7 +304,7 @@ dir_job_state(struct dir *d, const char *gid, const char *state, int exit_status
 	struct dir_op *op;
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
-		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
 	op = dir_op_new(dir_ops_replace, cb, arg);
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "gcaJobState", state);
@@ -318,7 +319,7 @@ dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg)
 	char dn[DN_MAX];
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
-		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
 	dir_search(d, dn, 0, "(objectClass=gcaJob)", 1, cb, arg);
 }
 
@@ -621,7 +622,7 @@ dir_ops_checkpoints(struct dir *d, struct dir_op *op)
 	}
 	dir_entry_clear(&op->res.entries[0]);
 	op->res.nentries = 0;
-	if (dir_do_search(d, op->s[0], 1, "(objectClass=gcaCheckpoint)", 0, &op->res) != DIR_OK)
+	if (dir_do_search(d, op->s[0], 1, op->s[1], 0, &op->res) != DIR_OK)
 		return;
 	qsort(op->res.entries, op->res.nentries, sizeof *op->res.entries, dir_ops_by_seq_desc);
 	while (limit > 0 && op->res.nentries > (size_t)limit)
@@ -629,15 +630,21 @@ dir_ops_checkpoints(struct dir *d, struct dir_op *op)
 }
 
 void
-dir_checkpoints(struct dir *d, const char *gid, int limit, dir_cb cb, void *arg)
+dir_checkpoints(struct dir *d, const char *gid, uint64_t before, int limit, dir_cb cb, void *arg)
 {
-	char dn[DN_MAX];
+	char dn[DN_MAX], filter[128];
 	struct dir_op *op;
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
-		return dir_ops_reject(d, "not a valid GID", gid, cb, arg);
+		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
+	if (before > 0)
+		snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaSequenceNumber<=%llu))",
+		    (unsigned long long)before - 1);
+	else
+		snprintf(filter, sizeof filter, "(objectClass=gcaCheckpoint)");
 	op = dir_op_new(dir_ops_checkpoints, cb, arg);
 	op->s[0] = dir_ops_dup(dn);
+	op->s[1] = dir_ops_dup(filter);
 	op->n[0] = limit;
 	dir_op_submit(d, op);
 }

@@ -130,7 +130,13 @@ void dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg);
 /* Assigns the job's next sequence number in the directory and adds the record; idempotent by id
  * (a resent record answers DIR_OK with the number it already has). r->seq holds the number. */
 void dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, void *arg);
-void dir_checkpoints(struct dir *d, const char *gid, int limit, dir_cb cb, void *arg);	/* newest first */
+/* A job's checkpoints newest first, at most limit (0: all), only those with a sequence number below
+ * before (0: no bound): the next page starts below the last number of the previous one. */
+/* The longest GID the directory stores, in bytes, when it has no LDAP special characters (each
+ * of those counts 2.5: see dir_dn_job). */
+#define DIR_GID_MAX 220
+void dir_checkpoints(struct dir *d, const char *gid, uint64_t before, int limit, dir_cb cb,
+	void *arg);
 void dir_checkpoint_get(struct dir *d, const char *gid, const char *id, dir_cb cb, void *arg);
 
 

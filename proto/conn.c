@@ -68,6 +68,12 @@ proto_conn_output(struct proto_conn *c)
 	return c->open ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
+int
+proto_conn_fd(struct proto_conn *c)
+{
+	return c->open ? (int)bufferevent_getfd(c->bev) : -1;
+}
+
 void
 proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len)
 {

@@ -240,6 +240,7 @@ void proto_conn_ref(struct proto_conn *c);
 void proto_conn_unref(struct proto_conn *c);
 bool proto_conn_open(struct proto_conn *c);
 size_t proto_conn_output(struct proto_conn *c);		/* bytes waiting to be written */
+int    proto_conn_fd(struct proto_conn *c);		/* its socket, -1 once closed */
 void proto_conn_close(struct proto_conn *c);
 
 /* An async client on the loop (GCS -> CTS, CTS -> GCS): TLS with its certificate, checking the

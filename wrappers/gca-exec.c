@@ -102,6 +102,14 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 	} else {
 		proto_sync_close(s);
 		s = NULL;
+		/*
+		 * criu dumps a tree whose root leads its own session (else it wants --shell-job,
+		 * and a restore then lands in the restorer's session): become one when we can.
+		 * A process-group leader (a job-control shell's command) cannot; the CTS then
+		 * dumps with --shell-job.
+		 */
+		if (getsid(0) != getpid())
+			(void)setsid();
 	}
 	wrapper_sigpipe_restore();
 	execvp(job[0], job);

@@ -87,6 +87,15 @@ got=$(gca-ctl checkpoints job-7 | awk 'NR>1{print $1}' | tr '\n' ' ')
 expect_eq "checkpoints newest first" "$got" "3 2 1 "
 got=$(gca-ctl --json checkpoints job-7 --limit 1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d), d[0]["gcaSequenceNumber"][0])')
 expect_eq "checkpoints --limit 1 --json" "$got" "1 3"
+# pages: 2, then the rest with the cursor the first page gave
+got=$(gca-ctl checkpoints job-7 --limit 2 2>"$TEST_TMP/more" | awk 'NR>1{print $1}' | tr '\n' ' ')
+expect_eq "checkpoints --limit 2: the first page" "$got" "3 2 "
+cursor=$(sed -n 's/^more: run it again with --cursor //p' "$TEST_TMP/more")
+expect_eq "and a cursor for the next one" "$cursor" "before=2"
+got=$(gca-ctl checkpoints job-7 --limit 2 --cursor "$cursor" 2>"$TEST_TMP/more" | awk 'NR>1{print $1}' | tr '\n' ' ')
+expect_eq "the next page" "$got" "1 "
+expect_eq "and no cursor after the last" "$(cat "$TEST_TMP/more")" ""
+out=$(gca-ctl checkpoints job-7 --cursor bogus 2>&1); expect_eq "a bad cursor: exit 1" "$?" 1
 out=$(gca-ctl checkpoints no-such-job 2>&1); expect_eq "checkpoints of an unknown GID fails" "$?" 1
 
 # -- checkpoint: each failure is one clear line, exit 1 --

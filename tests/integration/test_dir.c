@@ -218,7 +218,7 @@ test_each_object_class_round_trips(void **state)
 	assert_int_equal(a.status, DIR_OK);
 	assert_int_equal(a.seq, 1);
 	answer_reset(&a);
-	dir_checkpoints(d, "job-rt", 0, on_answer, &a);
+	dir_checkpoints(d, "job-rt", 0, 0, on_answer, &a);
 	wait_answer(&a);
 	assert_int_equal(a.nentries, 1);
 	answer_reset(&a);
@@ -279,9 +279,26 @@ test_hostile_gids_match_nothing_extra(void **state)
 	/* an empty or control-character GID is refused before the directory */
 	dir_job_bind(d, "", "cts-1", "alice", "1", NULL, on_answer, &a);
 	wait_answer(&a);
-	assert_int_equal(a.status, DIR_ERROR);
+	assert_int_equal(a.status, DIR_SCHEMA);
 	assert_non_null(strstr(a.msg, "not a valid GID"));
 	answer_reset(&a);
+	/* so is one too long for back-mdb's RDN keys (once escaped), with a message saying so */
+	{
+		char longgid[256];
+		memset(longgid, ',', 100);	/* 300 bytes escaped */
+		longgid[100] = '\0';
+		dir_job_bind(d, longgid, "cts-1", "alice", "1", NULL, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_SCHEMA);
+		assert_non_null(strstr(a.msg, "at most 220 bytes"));
+		answer_reset(&a);
+		memset(longgid, 'g', 220);	/* the longest: stored */
+		longgid[220] = '\0';
+		dir_job_bind(d, longgid, "cts-1", "alice", "1", NULL, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_OK);
+		answer_reset(&a);
+	}
 	dir_close(d);
 }
 
@@ -455,7 +472,7 @@ test_ten_thousand_records_land(void **state)
 	for (int j = 0; j < JOBS; j++) {
 		struct answer a = { 0 };
 		snprintf(gid, sizeof gid, "bulk-%d", j);
-		dir_checkpoints(d, gid, 0, on_answer, &a);
+		dir_checkpoints(d, gid, 0, 0, on_answer, &a);
 		wait_answer(&a);
 		assert_int_equal(a.nentries, PER);
 		assert_int_equal(atoi(a.seqs[0]), PER);		/* newest first */
@@ -497,7 +514,7 @@ test_racing_writers_never_share_a_number(void **state)
 	}
 	assert_true(run_until(&counts[0], 2 * EACH, 120000));
 	assert_int_equal(counts[1], 2 * EACH);
-	dir_checkpoints(d1, "raced", 0, on_answer, &a);
+	dir_checkpoints(d1, "raced", 0, 0, on_answer, &a);
 	wait_answer(&a);
 	assert_int_equal(a.nentries, 2 * EACH);
 	answer_reset(&a);

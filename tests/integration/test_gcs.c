@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -196,7 +197,8 @@ cts_start(void)
 
 /* ---- the daemon ---- */
 
-static const char gcs_more[] = "cts_timeout 2\nrequest_timeout 5\ndirectory_timeout 2\n";
+static const char gcs_more[] = "cts_timeout 2\nrequest_timeout 5\ndirectory_timeout 2\n"
+    "subscriber_backlog 65536\n";
 
 static int
 setup(void **state)
@@ -531,6 +533,86 @@ test_subscribers_hear_checkpoints(void **state)
 	proto_sync_close(b);
 }
 
+/* Reads checkpoint events of one GID until want or 30 s; returns how many. */
+struct fast_reader {
+	struct proto_sync	*s;
+	int			 want, got;
+};
+
+static void *
+fast_read(void *arg)
+{
+	struct fast_reader *f = arg;
+	uint64_t end = time_mono_ms() + 30000;
+	struct proto_msg m;
+	char err[256];
+
+	while (f->got < f->want && time_mono_ms() < end) {
+		if (proto_sync_read(f->s, 5000, NULL, &m, err, sizeof err) != 0)
+			break;
+		if (strcmp(m.type, "notify") == 0 &&
+		    strcmp(((struct msg_notify *)m.body)->event, "checkpoint") == 0)
+			f->got++;
+		proto_msg_free(&m);
+	}
+	return NULL;
+}
+
+static void
+test_slow_subscriber_is_dropped(void **state)
+{
+	enum { N = 4000 };
+	struct proto_sync *cts1 = as("cts-cts-1"), *slow = as("broker-b1");
+	struct fast_reader fast = { as("broker-b1"), N, 0 };
+	char gid[256], err[256];
+	struct msg_subscribe all = { NULL }, one = { gid };
+	struct msg_job_bind jb = { gid, "cts-1", "1", "alice", NULL, false };
+	int slow_events = 0, acked = 0;
+	struct proto_msg m;
+	pthread_t t;
+
+	(void)state;
+	/* long GIDs make big events: the bound is reached with fewer records */
+	memset(gid, 'x', 215);
+	snprintf(gid + 215, sizeof gid - 215, "-slow");
+	{
+		char code[32], msg[512];
+		if (call(cts1, "job_bind", &jb, NULL, code, msg) != 0)
+			fail_msg("job_bind: %s: %s", code, msg);
+	}
+	assert_int_equal(call(slow, "subscribe", &all, NULL, NULL, NULL), 0);
+	assert_int_equal(call(fast.s, "subscribe", &one, NULL, NULL, NULL), 0);
+	pthread_create(&t, NULL, fast_read, &fast);
+	for (uint32_t i = 1; i <= N; i++) {
+		char id[ID_LEN + 1];
+		struct msg_checkpoint_log rec = { .checkpoint_id = id, .gid = gid, .cts = "cts-1",
+			.core_service = "app", .kind = "job", .time_ms = time_now_ms() };
+		id_new(id);
+		assert_int_equal(proto_sync_send(cts1, "checkpoint_log", i,
+		    proto_type_find("checkpoint_log"), &rec), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(proto_sync_read(cts1, 30000, proto_type_find("checkpoint_log")->reply,
+		    &m, err, sizeof err), 0);
+		acked += strcmp(m.type, "ok") == 0;
+		proto_msg_free(&m);
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(acked, N);
+	assert_int_equal(fast.got, N);		/* the reader heard every one, at its own pace */
+	/* the one that did not read was dropped: it finds fewer events, then the end */
+	while (proto_sync_read(slow, 5000, NULL, &m, err, sizeof err) == 0) {
+		slow_events++;
+		proto_msg_free(&m);
+	}
+	print_message("# the slow subscriber got %d of %d events before it was dropped\n",
+	    slow_events, N);
+	assert_true(slow_events < N);
+	proto_sync_close(slow);
+	proto_sync_close(fast.s);
+	proto_sync_close(cts1);
+}
+
 static void
 test_directory_down_is_a_clear_error(void **state)
 {
@@ -613,6 +695,7 @@ main(void)
 		cmocka_unit_test(test_checkpoint_log_is_idempotent),
 		cmocka_unit_test(test_queries),
 		cmocka_unit_test(test_subscribers_hear_checkpoints),
+		cmocka_unit_test(test_slow_subscriber_is_dropped),
 		cmocka_unit_test(test_directory_down_is_a_clear_error),
 		cmocka_unit_test(test_silent_cts_is_marked_down),
 		cmocka_unit_test(test_kill_and_restart_loses_nothing),

@@ -1,0 +1,104 @@
+/*
+ * job: the VM suites' test job for the criu core service (built by tests/vm/criu.sh, run in the
+ * guest under gca-exec and brought back by gca-recover).
+ *
+ *   job --log FILE [--tick MS] [--mib N]
+ *
+ * Fills N MiB (4) of heap with a pattern and touches every page (so it is resident), writes
+ * "ready mib=N pid=P" to FILE, then every tick (100 ms) adds one to its counter, keeps the counter
+ * in the heap too, checks a sample of the pattern and appends "counter N heap ok|bad" to FILE.
+ * FILE is opened O_WRONLY|O_APPEND: one write() per line, and CRIU does not check the size of a
+ * file open that way on restore. A restored copy goes on from the dumped counter, which is how the
+ * suite sees where it resumed. On SIGTERM it writes "stopped at N" and exits 3; on SIGUSR1 it exits
+ * 4 at once: the suite checks these come back through gca-recover.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	_exit(4);
+}
+
+static uint64_t
+pattern(size_t i)
+{
+	return (uint64_t)i * 0x9e3779b97f4a7c15ull ^ 0x5a5a5a5a5a5a5a5aull;
+}
+
+static void
+say(int fd, const char *line)
+{
+	if (write(fd, line, strlen(line)) < 0)
+		_exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *log = NULL;
+	long tick = 100, mib = 4;
+	uint64_t *heap, counter = 0;
+	size_t words, i;
+	char line[128];
+	int fd;
+
+	for (int a = 1; a + 1 < argc; a += 2) {
+		if (strcmp(argv[a], "--log") == 0)
+			log = argv[a + 1];
+		else if (strcmp(argv[a], "--tick") == 0)
+			tick = atol(argv[a + 1]);
+		else if (strcmp(argv[a], "--mib") == 0)
+			mib = atol(argv[a + 1]);
+	}
+	if (log == NULL || tick <= 0 || mib <= 0) {
+		fprintf(stderr, "usage: job --log FILE [--tick MS] [--mib N]\n");
+		return 2;
+	}
+	if ((fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		perror(log);
+		return 2;
+	}
+	words = (size_t)mib * 1024 * 1024 / sizeof *heap;
+	if ((heap = malloc(words * sizeof *heap)) == NULL)
+		return 2;
+	for (i = 0; i < words; i++)
+		heap[i] = pattern(i);
+	signal(SIGTERM, on_term);
+	signal(SIGUSR1, on_usr1);
+	snprintf(line, sizeof line, "ready mib=%ld pid=%d\n", mib, (int)getpid());
+	say(fd, line);
+	while (!stop) {
+		struct timespec ts = { tick / 1000, (tick % 1000) * 1000000 };
+		int ok = 1;
+
+		nanosleep(&ts, NULL);
+		counter++;
+		heap[0] = counter;	/* the heap holds the counter too: a restore brings both back */
+		for (i = 1 + counter % 4099; i < words; i += 4099)
+			ok &= heap[i] == pattern(i);
+		snprintf(line, sizeof line, "counter %llu heap %s\n", (unsigned long long)heap[0],
+		    ok ? "ok" : "bad");
+		say(fd, line);
+	}
+	snprintf(line, sizeof line, "stopped at %llu\n", (unsigned long long)counter);
+	say(fd, line);
+	return 3;
+}
