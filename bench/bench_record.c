@@ -15,6 +15,7 @@
  * Site B, a directory filled offline with slapadd (jobs and their records):
  *   (4) reads        a job's checkpoints by GID through libldap and through the GCS's query
  *   (5) memory       VmHWM of a gca-gcs whose job cache followed the directory's change feed
+ * BENCH_ONLY=a or BENCH_ONLY=b runs one site (to look at one part); GCA_KEEP=1 keeps the folders.
  * Results: one table on stdout, build/bench/results.json, and (full runs) bench/results.json.
  */
 #include <event2/event.h>
@@ -169,9 +170,16 @@ static void
 proc_hwm_reset(int pid)
 {
 	char path[64];
+	bool ok = false;
+	FILE *f;
 
 	snprintf(path, sizeof path, "/proc/%d/clear_refs", pid);
-	if (file_write_whole(path, "5", 1, 0600) != 0)
+	/* written in place: file_write_whole's temp file and rename cannot work in /proc */
+	if ((f = fopen(path, "w")) != NULL) {
+		ok = fputs("5", f) != EOF;
+		ok = fclose(f) == 0 && ok;
+	}
+	if (!ok)
 		fprintf(stderr, "bench: cannot reset the peak RSS of %d (%s): it covers the whole run\n",
 		    pid, path);
 }
@@ -784,6 +792,40 @@ fill_directory(int jobs, int per_job)
 	return ms_since(&t0) / 1000;
 }
 
+/*
+ * gca-site's slapd.conf caps every search at 500 entries (sizelimit), the GCS's identity too, so
+ * a GCS's job feed over more than 500 jobs never finishes its refresh (err=4, retried forever).
+ * Until gca-site lifts the cap for that identity, site B does it here: gca-site up (schema,
+ * config), then slapd restarted from the same command line with a limits line for the GCS.
+ */
+static int
+slapd_up_unlimited(void)
+{
+	uint64_t end;
+
+	if (test_site_restart_slapd(&B) != 0)
+		return -1;
+	/* slapd.args splits -h's one argument ("ldap://... ldapi://...") at its space: rebuilt */
+	if (test_sh(NULL, 0, "D=%s; set -- $(cat $D/ldap/slapd.args) && S=$1 && "
+	    "for w; do case $w in ldapi://*) I=$w;; esac; done && "
+	    "%s/scripts/gca-site down $D >/dev/null 2>&1 && "
+	    "sed -i '/^suffix /a limits dn.exact=\"cn=gcs-directory,o=gca\" size=unlimited' "
+	    "$D/ldap/slapd.conf && "
+	    "{ setsid $S -f $D/ldap/slapd.conf -h \"%s/ $I\" -s 0 -d 256 >>$D/log/slapd.log 2>&1 & }",
+	    B.dir, test_top(), B.ldap_uri) != 0) {
+		fprintf(stderr, "bench: cannot restart slapd in %s with the GCS's size limit lifted\n", B.dir);
+		return -1;
+	}
+	for (end = time_mono_ms() + 20000; time_mono_ms() < end; usleep(50000))
+		if (test_sh(NULL, 0, "ldapsearch -x -H %s -b o=gca -s base '(objectClass=*)' dn "
+		    ">/dev/null 2>&1", B.ldap_uri) == 0) {
+			B.slapd_pid = pidfile(B.dir, "ldap/slapd.pid");	/* test_site_down signals it */
+			return 0;
+		}
+	fprintf(stderr, "bench: slapd in %s did not come back within 20 s: see its log/slapd.log\n", B.dir);
+	return -1;
+}
+
 static unsigned
 rnd(unsigned *state)
 {
@@ -973,7 +1015,7 @@ bench_site_b(void)
 		return -1;
 	snprintf(what, sizeof what, "slapadd: %d jobs + %d records (offline)", jobs, jobs * per_job);
 	row_rate("slapadd", what, jobs * (per_job + 1), 1, secs, NULL, 0);
-	if (test_site_restart_slapd(&B) != 0)
+	if (slapd_up_unlimited() != 0)
 		return -1;
 	bench_ldap_reads(jobs, per_job, quick ? 500 : 3000, 1, quick ? 4 : 15);
 	bench_ldap_reads(jobs, per_job, quick ? 1000 : 10000, 16, quick ? 4 : 15);
@@ -1135,7 +1177,7 @@ on_signal(int sig)
 int
 main(void)
 {
-	const char *b = getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build";
+	const char *b = getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build", *only;
 	int rc = 0;
 
 	quick = getenv("BENCH_QUICK") != NULL && strcmp(getenv("BENCH_QUICK"), "0") != 0;
@@ -1153,12 +1195,13 @@ main(void)
 	A.job_pid = calloc((size_t)A.njobs, sizeof *A.job_pid);
 	A.gid = calloc((size_t)A.njobs, sizeof *A.gid);
 
-	if (bench_site_a() != 0) {
+	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
+	if (strchr(only, 'b') == NULL && bench_site_a() != 0) {
 		fprintf(stderr, "bench: site A (end to end) stopped early\n");
 		rc = 1;
 	}
 	site_down(&A);
-	if (bench_site_b() != 0) {
+	if (strchr(only, 'a') == NULL && bench_site_b() != 0) {
 		fprintf(stderr, "bench: site B (reads) stopped early\n");
 		rc = 1;
 	}
