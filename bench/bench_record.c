@@ -786,11 +786,60 @@ out:
 	free(busy);
 }
 
+/*
+ * BENCH_PROFILE="cmd": cmd runs (sh -c, its own process group) around the end-to-end phase at
+ * BENCH_PROFILE_INFLIGHT (1, 16 or 256; 1 if unset) in flight, with {gcs}, {cts} and {slapd} replaced by those pids, and gets SIGINT after it, e.g.
+ *   BENCH_PROFILE='perf record -g -o /tmp/e2e.data -p {gcs},{cts},{slapd}'
+ *   BENCH_PROFILE='strace -f -T -o /tmp/e2e.strace -p {cts}'
+ * (docs/BENCHMARKS.md, "Where the time goes").
+ */
+static int
+profile_start(int inflight)
+{
+	const char *tmpl = getenv("BENCH_PROFILE"), *at = getenv("BENCH_PROFILE_INFLIGHT");
+	char cmd[2048] = "", num[16];
+	size_t n = 0;
+	int pid;
+
+	if (tmpl == NULL || tmpl[0] == '\0' || (at ? atoi(at) : 1) != inflight)
+		return 0;
+	for (const char *t = tmpl; *t != '\0' && n + 16 < sizeof cmd;) {
+		int v = strncmp(t, "{gcs}", 5) == 0 ? A.gcs_pid : strncmp(t, "{cts}", 5) == 0 ? A.cts_pid :
+		    strncmp(t, "{slapd}", 7) == 0 ? pidfile(A.dir, "ldap/slapd.pid") : -1;
+		if (v < 0) {
+			cmd[n++] = *t++;
+			continue;
+		}
+		t += t[1] == 's' ? 7 : 5;
+		snprintf(num, sizeof num, "%d", v);
+		n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s", num);
+	}
+	cmd[n] = '\0';
+	fprintf(stderr, "bench: profiling end to end (%d in flight): %s\n", inflight, cmd);
+	if ((pid = fork()) == 0) {
+		setpgid(0, 0);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	sleep(1);	/* perf and strace attach before the phase starts */
+	return pid;
+}
+
+static void
+profile_stop(int pid)
+{
+	if (pid <= 0)
+		return;
+	kill(-pid, SIGINT);
+	waitpid(pid, NULL, 0);
+}
+
 static int
 bench_site_a(void)
 {
 	struct proto_sync *b;
-	int n_e2e = quick ? 300 : 3000;
+	int n_e2e = quick ? 300 : 3000, prof;
 
 	if (bench_startup() != 0)
 		return -1;
@@ -808,9 +857,15 @@ bench_site_a(void)
 		return -1;
 	proc_hwm_reset(A.gcs_pid);
 	proc_hwm_reset(A.cts_pid);
+	prof = profile_start(1);
 	PHASE("end to end 1", bench_e2e(b, quick ? 100 : 500, 1, quick ? 5 : 20));
+	profile_stop(prof);
+	prof = profile_start(16);
 	PHASE("end to end 16", bench_e2e(b, n_e2e, 16, quick ? 8 : 40));
+	profile_stop(prof);
+	prof = profile_start(256);
 	PHASE("end to end 256", bench_e2e(b, n_e2e, 256, quick ? 8 : 40));
+	profile_stop(prof);
 	row_mib("rss_gcs_e2e", "peak RSS (VmHWM) of gca-gcs during (2)", proc_hwm_mib(A.gcs_pid));
 	row_mib("rss_cts_e2e", "peak RSS (VmHWM) of gca-cts (app) during (2)", proc_hwm_mib(A.cts_pid));
 	proto_sync_close(b);
