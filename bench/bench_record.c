@@ -582,6 +582,8 @@ bench_directory(int n)
 		event_base_loop(base, EVLOOP_ONCE);
 	bench_dir_records(d, n, 256, quick ? 5 : 20, "directory_256",
 	    "directory ceiling: ldap/ dir_checkpoint_log");
+	bench_dir_records(d, quick ? 300 : 3000, 16, quick ? 3 : 10, "directory_16",
+	    "directory: ldap/ dir_checkpoint_log");
 	bench_dir_records(d, quick ? 100 : 500, 1, quick ? 3 : 10, "directory_1",
 	    "one record at a time: dir_checkpoint_log");
 	dir_close(d);
