@@ -76,10 +76,10 @@ ms_since(const struct timespec *a)
 
 /* A row is a rate (count in seconds, latencies) or one value (seconds, or MiB). */
 struct row {
-	char	 key[32], what[72];
+	char	 key[32], what[80];
 	int	 n, inflight, errors;
 	double	 secs, per_s, p50, p99, max, mib;
-	bool	 has_lat, has_rate, has_mib;
+	bool	 has_lat, has_rate, has_mib, count_only;
 };
 static struct row rows[MAX_ROWS];
 static int nrows;
@@ -1202,6 +1202,9 @@ ratios(struct ratio *out)
 			val("e2e_256", 'r') / val("directory_256", 'r') };
 		out[n++] = (struct ratio){ "e2e_16_to_directory", "end to end (16) / directory ceiling",
 			val("e2e_16", 'r') / val("directory_256", 'r') };
+		if (val("directory_16", 'r') > 0)
+			out[n++] = (struct ratio){ "e2e_16_to_directory_16", "end to end (16) / directory (16)",
+				val("e2e_16", 'r') / val("directory_16", 'r') };
 		out[n++] = (struct ratio){ "gcs_records_to_directory", "records via gca-gcs (256) / directory ceiling",
 			val("gcs_records_256", 'r') / val("directory_256", 'r') };
 	}
@@ -1237,6 +1240,8 @@ write_json(const char *path, struct ratio *rt, int nr)
 		fprintf(f, "    {\"key\": \"%s\", \"what\": \"%s\"", r->key, r->what);
 		if (r->has_mib)
 			fprintf(f, ", \"mib\": %.1f", r->mib);
+		else if (r->count_only)
+			fprintf(f, ", \"count\": %d", r->n);
 		else
 			fprintf(f, ", \"count\": %d, \"in_flight\": %d, \"seconds\": %.3f", r->n, r->inflight,
 			    r->secs);
@@ -1262,7 +1267,7 @@ report(void)
 	int nr = ratios(rt);
 	char path[700];
 
-	printf("\n%-46s %8s %5s %8s %9s %8s %8s %8s %7s %5s\n", "figure", "count", "infl", "seconds",
+	printf("\n%-56s %8s %5s %8s %9s %8s %8s %8s %7s %5s\n", "figure", "count", "infl", "seconds",
 	    "per sec", "p50 ms", "p99 ms", "max ms", "MiB", "err");
 	for (int i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
@@ -1270,6 +1275,8 @@ report(void)
 		    mx[16] = "", mib[16] = "", er[16] = "";
 		if (r->has_mib) {
 			snprintf(mib, sizeof mib, "%.1f", r->mib);
+		} else if (r->count_only) {
+			snprintf(cnt, sizeof cnt, "%d", r->n);
 		} else {
 			snprintf(cnt, sizeof cnt, "%d", r->n);
 			snprintf(inf, sizeof inf, "%d", r->inflight);
@@ -1285,12 +1292,12 @@ report(void)
 			snprintf(p99, sizeof p99, "%.2f", r->p99);
 			snprintf(mx, sizeof mx, "%.2f", r->max);
 		}
-		printf("%-46.46s %8s %5s %8s %9s %8s %8s %8s %7s %5s\n", r->what, cnt, inf, sec, ps, p50,
+		printf("%-56.56s %8s %5s %8s %9s %8s %8s %8s %7s %5s\n", r->what, cnt, inf, sec, ps, p50,
 		    p99, mx, mib, er);
 	}
 	printf("\n");
 	for (int i = 0; i < nr; i++)
-		printf("ratio: %-52s %8.2f\n", rt[i].what, rt[i].v);
+		printf("ratio: %-56s %8.2f\n", rt[i].what, rt[i].v);
 	snprintf(path, sizeof path, "%s/bench", build);
 	file_mkdirs(path, 0755);
 	strcat(path, "/results.json");
@@ -1340,9 +1347,11 @@ main(void)
 		rc = 1;
 	}
 	if (slapd_crashes > 0) {
-		char what[72];
-		snprintf(what, sizeof what, "slapd crashes: %.55s", crashed_in);
-		row_secs("slapd_crashes", what, 0)->n = slapd_crashes;
+		char what[80];
+		snprintf(what, sizeof what, "slapd segfaults in: %.59s", crashed_in);
+		struct row *r = row_new("slapd_crashes", "%s", what);
+		r->n = slapd_crashes;
+		r->count_only = true;
 	}
 	site_down(&A);
 	if (strchr(only, 'a') == NULL && bench_site_b() != 0) {
