@@ -966,8 +966,16 @@ slapd_up_unlimited(void)
 	for (end = time_mono_ms() + 20000; time_mono_ms() < end; usleep(50000))
 		if (test_sh(NULL, 0, "ldapsearch -x -H %s -b o=gca -s base '(objectClass=*)' dn "
 		    ">/dev/null 2>&1", B.ldap_uri) == 0) {
+			char out[64] = "";
 			B.slapd_pid = pidfile(B.dir, "ldap/slapd.pid");	/* test_site_down signals it */
-			return 0;
+			/* the fill must be there: one job's records, counted */
+			test_sh(out, sizeof out, "ldapsearch -x -LLL -H %s -b gcaGID=readjob-0,ou=jobs,o=gca "
+			    "'(objectClass=gcaCheckpoint)' dn 2>&1 | grep -c '^dn:'", B.ldap_uri);
+			if (atoi(out) > 0)
+				return 0;
+			fprintf(stderr, "bench: slapd in %s answers but readjob-0 has no records: see its "
+			    "log/slapd.log and log/slapadd.log\n", B.dir);
+			return -1;
 		}
 	fprintf(stderr, "bench: slapd in %s did not come back within 20 s: see its log/slapd.log\n", B.dir);
 	return -1;
@@ -1357,7 +1365,8 @@ main(void)
 
 	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
 	if (strchr(only, 'b') == NULL && bench_site_a() != 0) {
-		fprintf(stderr, "bench: site A (end to end) stopped early\n");
+		fprintf(stderr, "bench: site A (end to end) stopped early; its folder is kept: %s\n", A.dir);
+		setenv("GCA_KEEP", "1", 1);
 		rc = 1;
 	}
 	if (slapd_crashes > 0) {
@@ -1369,7 +1378,8 @@ main(void)
 	}
 	site_down(&A);
 	if (strchr(only, 'a') == NULL && bench_site_b() != 0) {
-		fprintf(stderr, "bench: site B (reads) stopped early\n");
+		fprintf(stderr, "bench: site B (reads) stopped early; its folder is kept: %s\n", B.dir);
+		setenv("GCA_KEEP", "1", 1);	/* test_site_down keeps the logs to look at */
 		rc = 1;
 	}
 	test_site_down(&B);
