@@ -408,6 +408,41 @@ slapd_crashed(struct site *s, const char *phase)
 	return true;
 }
 
+/*
+ * A rate phase in flight: when its operations start failing and slapd is dead, it sends no more;
+ * its rate is then the successes over the time to the last of them (the row says so).
+ */
+static struct timespec run_t0;
+static double run_last_ok_s;
+
+static void
+run_start(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &run_t0);
+	run_last_ok_s = 0;
+}
+
+static void
+run_ok(void)
+{
+	run_last_ok_s = ms_since(&run_t0) / 1000;
+}
+
+static bool
+run_slapd_died(int errors)
+{
+	return errors > 0 && !pid_alive(pidfile(A.dir, "ldap/slapd.pid"));
+}
+
+static void
+run_row(const char *key, const char *what, int ok, int inflight, struct lat *l, int errors, bool died)
+{
+	char w[80];
+
+	snprintf(w, sizeof w, "%s%s", what, died ? " (until slapd died)" : "");
+	row_rate(key, w, ok, inflight, died ? run_last_ok_s : ms_since(&run_t0) / 1000, l, errors);
+}
+
 /* Runs a phase that adds rows; if slapd died meanwhile, its rows are dropped and it runs again. */
 #define PHASE(name, call) do {						\
 	int rows_before_ = nrows;					\
@@ -477,7 +512,10 @@ count_lat(const struct dir_result *r, void *arg)
 {
 	struct dir_pending *p = arg;
 
-	p->l->ms[p->l->n++] = ms_since(&p->t);
+	if (r->status == DIR_OK) {
+		p->l->ms[p->l->n++] = ms_since(&p->t);
+		run_ok();
+	}
 	count(r, p->done);
 	free(p);
 }
@@ -487,10 +525,10 @@ bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *
 {
 	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
 	int done[2] = { 0 }, sent = 0;
-	struct timespec t0;
 	uint64_t end = time_mono_ms() + (uint64_t)(max_s * 1000);
+	bool died = false;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_start();
 	while (done[0] < sent || (sent < n && time_mono_ms() < end)) {
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
 			char id[ID_LEN + 1], gid[32];
@@ -506,8 +544,10 @@ bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *
 			sent++;
 		}
 		event_base_loop(base, EVLOOP_ONCE);
+		if (!died && (died = run_slapd_died(done[0] - done[1])))
+			end = 0;
 	}
-	row_rate(key, what, done[1], inflight, ms_since(&t0) / 1000, &l, done[0] - done[1]);
+	run_row(key, what, done[1], inflight, &l, done[0] - done[1], died);
 	free(l.ms);
 }
 
@@ -580,23 +620,23 @@ bench_directory(int n)
 	}
 	while (bound[0] < DIR_JOBS)
 		event_base_loop(base, EVLOOP_ONCE);
-	bench_dir_records(d, n, 256, quick ? 5 : 20, "directory_256",
-	    "directory ceiling: ldap/ dir_checkpoint_log");
-	bench_dir_records(d, quick ? 300 : 3000, 16, quick ? 3 : 10, "directory_16",
-	    "directory: ldap/ dir_checkpoint_log");
-	bench_dir_records(d, quick ? 100 : 500, 1, quick ? 3 : 10, "directory_1",
-	    "one record at a time: dir_checkpoint_log");
+	PHASE("directory 256", bench_dir_records(d, n, 256, quick ? 5 : 20, "directory_256",
+	    "directory ceiling: ldap/ dir_checkpoint_log"));
+	PHASE("directory 16", bench_dir_records(d, quick ? 300 : 3000, 16, quick ? 3 : 10,
+	    "directory_16", "directory: ldap/ dir_checkpoint_log"));
+	PHASE("directory 1", bench_dir_records(d, quick ? 100 : 500, 1, quick ? 3 : 10, "directory_1",
+	    "one record at a time: dir_checkpoint_log"));
 	dir_close(d);
 	/* The same without RFC 5805 transactions (batch_max 1: each record its own add), the way
 	 * round slapd 2.5.13's crash under transactions: what would it cost? */
 	c.batch_max = 1;
 	if ((d = dir_open(base, &c, err, sizeof err)) != NULL) {
-		bench_dir_records(d, n, 256, quick ? 5 : 20, "directory_notxn_256",
-		    "directory, no transactions: dir_checkpoint_log");
+		PHASE("directory without transactions", bench_dir_records(d, n, 256, quick ? 5 : 20,
+		    "directory_notxn_256", "directory, no transactions: dir_checkpoint_log"));
 		dir_close(d);
 	} else
 		fprintf(stderr, "bench: %s\n", err);
-	bench_ldap_add(&c, quick ? 100 : 500, quick ? 3 : 10);
+	PHASE("libldap add", bench_ldap_add(&c, quick ? 100 : 500, quick ? 3 : 10));
 	dir_config_free(&c);
 }
 
@@ -660,11 +700,14 @@ on_logged(const char *code, const char *msg, const void *body, void *arg)
 	(void)body;
 	if (code != NULL && shown++ < 3)	/* a dead directory fails them all alike */
 		fprintf(stderr, "bench: %s %s\n", code, msg);
-	else if (code == NULL)
+	if (code == NULL) {
 		p->done[1]++;
+		if (p->l != NULL) {
+			p->l->ms[p->l->n++] = ms_since(&p->sent);
+			run_ok();
+		}
+	}
 	p->done[0]++;
-	if (p->l != NULL)
-		p->l->ms[p->l->n++] = ms_since(&p->sent);
 	free(p);
 }
 
@@ -678,7 +721,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
 	int done[2] = { 0 }, sent = 0, bound[2] = { 0 };
 	uint64_t end;
-	struct timespec t0;
+	bool died = false;
 	struct proto_client *c;
 	static bool jobs_bound;
 
@@ -710,7 +753,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 			event_base_loop(base, EVLOOP_ONCE);
 		jobs_bound = true;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_start();
 	end = time_mono_ms() + (uint64_t)(max_s * 1000);
 	while (done[0] < sent || (sent < n && time_mono_ms() < end)) {
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
@@ -727,10 +770,11 @@ bench_gcs_records(int n, int inflight, double max_s)
 			sent++;
 		}
 		event_base_loop(base, EVLOOP_ONCE);
+		if (!died && (died = run_slapd_died(done[0] - done[1])))
+			end = 0;
 	}
-	row_rate(inflight == 1 ? "gcs_records_1" : "gcs_records_256",
-	    "records via gca-gcs: checkpoint_log", done[1], inflight, ms_since(&t0) / 1000, &l,
-	    done[0] - done[1]);
+	run_row(inflight == 1 ? "gcs_records_1" : "gcs_records_256",
+	    "records via gca-gcs: checkpoint_log", done[1], inflight, &l, done[0] - done[1], died);
 	free(l.ms);
 	proto_client_free(c);
 }
@@ -867,7 +911,7 @@ bench_site_a(void)
 	if (bench_startup() != 0)
 		return -1;
 	/* The directory and the transport first, while only one job runs. */
-	PHASE("directory", bench_directory(quick ? 2000 : 10000));
+	bench_directory(quick ? 2000 : 10000);	/* each of its measurements a phase */
 	bench_ping(quick ? 1000 : 5000);
 	PHASE("records 1", bench_gcs_records(quick ? 100 : 500, 1, quick ? 3 : 10));
 	PHASE("records 256", bench_gcs_records(quick ? 2000 : 10000, 256, quick ? 5 : 20));
