@@ -4,8 +4,8 @@
 # `gca-site up --only-directory`, CLIENTS parallel loops of `ldapmodify -E txn=commit` with three
 # checkpoint records each (as the GCS's batches are), optionally with a sync persistent search open
 # (as the GCS's job feed is). Prints "survived" or "died" and the kernel's or slapd's last word.
-# Seen here (Debian 12, slapd 2.5.13+dfsg-5): 4 clients killed it within 1-45 rounds, with and
-# without the persistent search; 1 client survived 200 rounds (docs/BENCHMARKS.md, "slapd 2.5.13 and transactions").
+# Seen here (Debian 12, slapd 2.5.13+dfsg-5): 4 clients x 60 killed it in 5 of 5 tries without the
+# persistent search, 1 of 4 with it; 1 client survived 200 rounds (docs/BENCHMARKS.md, "slapd 2.5.13 and transactions").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-4} ROUNDS=${2:-100} PSEARCH=${3:-}
