@@ -133,7 +133,7 @@ static void *
 dir_feed_thread(void *arg)
 {
 	struct dir_feed *f = arg;
-	int backoff_ms = 100;
+	int backoff_ms = 100, start_failures = 0;
 	bool was_up = false;
 
 	while (!atomic_load(&f->stop)) {
@@ -162,6 +162,7 @@ dir_feed_thread(void *arg)
 		rc = ldap_sync_init(&ls, LDAP_SYNC_REFRESH_AND_PERSIST);
 		if (rc == LDAP_SUCCESS) {
 			was_up = true;
+			start_failures = 0;
 			while (!atomic_load(&f->stop)) {
 				rc = ldap_sync_poll(&ls);
 				if (rc != LDAP_SUCCESS && rc != LDAP_TIMEOUT)
@@ -177,6 +178,15 @@ dir_feed_thread(void *arg)
 			    ldap_err2string(rc), err, ldap_err2string(err));
 			dir_feed_push(f, DIR_CHANGE_LOST, NULL);
 			was_up = false;
+		} else if (!atomic_load(&f->stop)) {
+			/* The sync search itself was refused (a size limit, an ACL): say so, the
+			 * first time and then every 30th, and wait before asking again. */
+			if (start_failures++ % 30 == 0)
+				log_warn("directory feed %s: the sync search of %s fails (%d %s / %d %s); "
+				    "retrying every %d s", f->uri, f->search_base, rc, ldap_err2string(rc),
+				    err, ldap_err2string(err), 2);
+			for (int waited = 0; waited < 2000 && !atomic_load(&f->stop); waited += 50)
+				usleep(50 * 1000);
 		}
 	}
 	return NULL;

@@ -72,6 +72,8 @@ n=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -b ou=jobs,o=gca '(gcaGID=many-*)' dn 
 expect_eq "a listing without paging stops at the size limit" "$n" 500
 n=$(ldapsearch -x -LLL -E pr=200/noprompt -H "$GCA_LDAP_URI" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "a paged listing gets all 600" "$n" 600
+n=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
+expect_eq "the GCS's identity (its job cache's sync search) has no size limit: all 600" "$n" 600
 
 # A second `up` with a newer schema keeps the data and loads the schema.
 cp -r "$GCA_TOP/schema" "$TEST_TMP/schema"
