@@ -24,6 +24,7 @@ test_tmpdir
 T=$TEST_TMP
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 : "${VMM_ACCEL:=tcg}"		# the figures are TCG's unless asked (another qemu may run here)
+export TMPDIR=$T			# the wrappers' run folders (kept after a failure) go with the suite
 
 # ---- the guest image: the kernel, an initramfs with gca-gate ----
 gate=$LAB_CACHE/gca-gate
