@@ -196,6 +196,27 @@ out:
 	return rc;
 }
 
+/*
+ * The verified copy restore_prepare made for us (STATE/staging/restore-PID-ID, ours): its big
+ * file goes as soon as QEMU has loaded it or we give up; the CTS removes the folder when the job
+ * it is bound to ends (we cannot: its parent is the CTS's).
+ */
+static void
+vres_drop_copy(const char *dir, bool all)
+{
+	char path[PATH_MAX + 16];
+	const char *base = strrchr(dir, '/');
+
+	if (base == NULL || strncmp(base + 1, "restore-", 8) != 0)
+		return;		/* not a copy: never touch a store */
+	snprintf(path, sizeof path, "%s/vm.state", dir);
+	unlink(path);
+	if (all) {
+		snprintf(path, sizeof path, "%s/vm.conf", dir);
+		unlink(path);
+	}
+}
+
 static int
 vres_bind(struct proto_sync *s, const char *gid, const char *ckpt, pid_t qemu)
 {
@@ -229,6 +250,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	struct timespec now;
 	uint64_t t0 = time_now_ms();
 	int rc = 1, jcode = 0;
+	bool bound = false;
 
 	wrapper_sigpipe_ignore();
 	if ((s = wrapper_connect(P, socket)) == NULL)
@@ -268,8 +290,10 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	vmm_signals_setup();
 	if (vmm_launch(&vm, argv) != 0 || vres_incoming(&vm, image) != 0)
 		goto out;
+	vres_drop_copy(r->image_dir, false);
 	if (vres_bind(s, gid, r->checkpoint_id, vm.pid) != 0)
 		goto out;
+	bound = true;
 	if (vmm_gate_open(&vm, (int)gate_timeout * 1000, line, sizeof line, err, sizeof err) != 0) {
 		fprintf(stderr, P ": %s\n", err);
 		goto out;
@@ -300,6 +324,8 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 out:
 	if (vm.dir[0] != '\0')
 		vmm_cleanup(&vm, rc == 1);
+	if (!bound && r != NULL && r->image_dir != NULL)
+		vres_drop_copy(r->image_dir, true);
 	proto_body_free(pt->reply, r);
 	proto_sync_close(s);
 	free(vc.text);

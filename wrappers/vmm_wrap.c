@@ -508,6 +508,9 @@ vmm_job_loop(struct vmm_vm *vm, const char *jobid)
 				    vmm_forwarded[i]);
 		}
 		if ((rc = vmm_gate_line(vm, 100, &line)) < 0) {
+			/* the socket closes as QEMU dies: give it a moment to be reaped */
+			for (int i = 0; i < 20 && !vmm_qemu_ended(vm); i++)
+				usleep(100000);
 			if (vmm_qemu_ended(vm))
 				fprintf(stderr, "%s: the VM ended (QEMU %s %d) before the job\n",
 				    vm->prog, WIFSIGNALED(vm->status) ? "killed by signal" :

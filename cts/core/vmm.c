@@ -140,7 +140,12 @@ vmm_find_qmp(struct vmm_op *op, char *path, size_t plen)
 		return -1;
 	}
 	snprintf(path, plen, "%.*s", (int)strcspn(v + 5, ","), v + 5);
-	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != j->uid) {
+	if (lstat(path, &st) != 0) {
+		snprintf(op->error, sizeof op->error, "QMP socket %.400s of process %d: %s (is QEMU "
+		    "still starting?)", path, (int)j->pid, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != j->uid) {
 		snprintf(op->error, sizeof op->error, "QMP socket %.400s of process %d is not a socket "
 		    "owned by the job's user (uid %u)", path, (int)j->pid, (unsigned)j->uid);
 		return -1;

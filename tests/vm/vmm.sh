@@ -176,7 +176,47 @@ if in_range "$r2" "$lo1" "$hi1"; then
 else
 	fail "resumed from the first checkpoint id" "first counter '$r2', window $lo1..$hi1; $(tail -3 "$T/res2.err")"
 fi
-sleep 1
+
+# The CTS's QMP client does not block its loop: a VM whose QMP never answers (a stand-in QEMU that
+# accepts and stays silent) fails its own checkpoint after the QMP timeout, while the resumed VM
+# is checkpointed meanwhile as if nothing were waiting.
+cat > "$T/mute-qemu" <<'PY'
+#!/usr/bin/env python3
+import socket, sys, time
+a = sys.argv
+paths = [a[a.index("-qmp") + 1][5:].split(",")[0]]
+paths += [kv[5:] for kv in a[a.index("-chardev") + 1].split(",") if kv.startswith("path=")]
+socks = []
+for p in paths:
+    s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(4); socks.append(s)
+open(sys.argv[0] + ".ready", "w").close()
+
+time.sleep(60)
+PY
+chmod +x "$T/mute-qemu"
+vmm-ready-job-executor --gid vmm-mute --qemu "$T/mute-qemu" --gate-timeout 25 -- true >/dev/null 2>"$T/mute.err" &
+mute_pid=$!
+on_exit "kill $mute_pid"
+wait_for 10 test -e "$T/mute-qemu.ready"
+wait_for 10 bash -c "gca-ctl jobs | grep -q vmm-mute"
+t=$(date +%s.%N)
+gca-ctl checkpoint vmm-mute >"$T/mute.ck" 2>&1 &
+mute_ck=$!
+sleep 0.5
+id=$(gca-ctl checkpoint vmm-job 2>"$T/ckpt3.err" | awk '$1 == "checkpoint" { print $2; exit }')
+s3=$(since "$t")
+if [ -n "$id" ] && kill -0 "$mute_ck" 2>/dev/null; then
+	pass "a resumed VM is checkpointed ($s3 s) while another VM's QMP keeps a checkpoint waiting"
+else
+	fail "a resumed VM is checkpointed while another VM's QMP is silent" "$(cat "$T/ckpt3.err" "$T/mute.ck")"
+fi
+wait "$mute_ck"; rc=$?
+if [ $rc != 0 ] && grep -q 'did not answer on QMP within' "$T/mute.ck"; then
+	pass "the silent QMP fails its checkpoint after the QMP timeout ($(since "$t") s): $(head -1 "$T/mute.ck")"
+else
+	fail "the silent QMP fails its checkpoint" "rc $rc: $(cat "$T/mute.ck")"
+fi
+kill "$mute_pid" 2>/dev/null; wait "$mute_pid" 2>/dev/null
 kill -USR1 "$res_pid"; wait "$res_pid"; rc=$?
 expect_eq "SIGUSR1 to the resumer reached the job; its exit status 4 came back" "$rc" 4
 
