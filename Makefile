@@ -120,6 +120,10 @@ $(B)/tests/unit/test_image: $(B)/obj/tests/unit/test_image.o $(B)/obj/cts/image.
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
+$(B)/tests/unit/test_qmp: $(B)/obj/tests/unit/test_qmp.o $(B)/obj/cts/core/qmp.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
+
 $(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS)

@@ -137,9 +137,11 @@ qmp_on_read(evutil_socket_t fd, short what, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
+		char why[160];
+		snprintf(why, sizeof why, "QEMU closed the QMP socket (%s; did the VM end?)",
+		    n == 0 ? "end of file" : strerror(errno));
 		event_del(q->rd);
-		qmp_deliver(q, n == 0 ? "QEMU closed the QMP socket (did the VM end?)" :
-		    strerror(errno), NULL);
+		qmp_deliver(q, why, NULL);
 		return;
 	}
 	q->len += (size_t)n;
