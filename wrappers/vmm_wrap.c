@@ -20,6 +20,16 @@
 
 #define VMM_LINE_MAX	(256 * 1024)
 
+/* Signals for the job; TERM, INT and HUP before the job runs end the wrapper instead. */
+static const int vmm_forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+static volatile sig_atomic_t vmm_pending[GCA_NITEMS(vmm_forwarded)];
+
+static bool
+vmm_interrupted(void)
+{
+	return vmm_pending[0] || vmm_pending[1] || vmm_pending[2];
+}
+
 int
 vmm_rundir(struct vmm_vm *vm, const char *prog)
 {
@@ -136,7 +146,7 @@ vmm_connect(struct vmm_vm *vm, const char *path, int timeout_ms, char *err, size
 			    tail[0] ? tail : "no message (see its log)");
 			return -1;
 		}
-		if (time_now_ms() > until)
+		if (time_now_ms() > until || vmm_interrupted())
 			break;
 		usleep(50000);
 	}
@@ -452,10 +462,12 @@ vmm_gate_open(struct vmm_vm *vm, int timeout_ms, char *line, size_t len, char *e
 			break;
 		if (vmm_gate_wait(vm, rid, 1000, line, len) == 0)
 			return 0;
-		if (vmm_qemu_ended(vm))
+		if (vmm_qemu_ended(vm) || vmm_interrupted())
 			break;
 	}
-	if (vmm_qemu_ended(vm)) {
+	if (vmm_interrupted()) {
+		snprintf(err, errlen, "interrupted by a signal while waiting for the gate");
+	} else if (vmm_qemu_ended(vm)) {
 		char tail[400];
 		vmm_log_tail(vm, tail, sizeof tail);
 		snprintf(err, errlen, "the VM ended before its gate answered: %s",
@@ -468,8 +480,6 @@ vmm_gate_open(struct vmm_vm *vm, int timeout_ms, char *line, size_t len, char *e
 
 /* ---- the resident loop ---- */
 
-static const int vmm_forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
-static volatile sig_atomic_t vmm_pending[GCA_NITEMS(vmm_forwarded)];
 
 static void
 vmm_on_signal(int sig)

@@ -112,6 +112,7 @@ ckpt() {
 	lo=$(last "$T/job.out"); t=$(date +%s.%N)
 	id=$(gca-ctl checkpoint vmm-job 2>"$T/ckpt$i.err" | awk '$1 == "checkpoint" { print $2; exit }')
 	secs=$(since "$t")
+	sleep 0.3	# lines the guest wrote before it was stopped may still be on their way
 	hi=$(last "$T/job.out")
 	echo "$lo $hi" > "$T/ckpt$i.range"
 	if [ -n "$id" ]; then
