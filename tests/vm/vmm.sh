@@ -21,6 +21,9 @@ for p in gca-cts gca-gcs gca-ctl vmm-ready-job-executor vmm-ready-job-resumer; d
 	[ -x "$GCA_BUILD/$p" ] || not_run $S "$GCA_BUILD/$p is not built (make)"
 done
 test_tmpdir
+# A background child that bash forked but has not exec'd yet still holds the EXIT trap: a signal
+# in that window would run test_cleanup there and remove $T under the suite. Only this shell may.
+trap '[ "$BASHPID" = "'$$'" ] && test_cleanup' EXIT
 T=$TEST_TMP
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 : "${VMM_ACCEL:=tcg}"		# the figures are TCG's unless asked (another qemu may run here)
