@@ -133,6 +133,8 @@ vexec_run(struct vexec *x)
 	}
 	if (vmm_rundir(&vm, "vmm-ready-job-executor") != 0)
 		return 1;
+	vm.gid = x->gid;
+	vm.cts = x->cts;
 	vexec_argv(x, &vm, argv, store, sizeof store);
 	vmm_signals_setup();
 	wrapper_sigpipe_ignore();

@@ -282,6 +282,8 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	}
 	if (vmm_rundir(&vm, P) != 0)
 		goto out;
+	vm.gid = gid;
+	vm.cts = socket;
 	if (vres_argv(&vc, &vm, qemu, argv, store, sizeof store) != 0) {
 		fprintf(stderr, P ": the recorded command line is too long\n");
 		goto out;
@@ -303,6 +305,11 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		fprintf(stderr, P ": the resumed guest runs no job (gate said: %s)\n", line);
 		goto out;
 	}
+	/* a job that asked for this very checkpoint learns it was resumed from it */
+	char *ck[] = { r->checkpoint_id, NULL };
+	if (vmm_gate_send(&vm, "resumed", ck, rid, sizeof rid) != 0 ||
+	    vmm_gate_wait(&vm, rid, 10000, line, sizeof line) != 0)
+		fprintf(stderr, P ": the gate did not take \"resumed\": %s\n", line);
 	clock_gettime(CLOCK_REALTIME, &now);
 	snprintf(s1, sizeof s1, "%lld", (long long)now.tv_sec);
 	snprintf(s2, sizeof s2, "%ld", now.tv_nsec);

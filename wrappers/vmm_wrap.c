@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "proto/proto.h"
 #include "wrappers/vmm_wrap.h"
+#include "wrappers/wrapper.h"
 
 #define VMM_LINE_MAX	(256 * 1024)
 
@@ -299,6 +301,13 @@ vmm_gate_write(struct vmm_vm *vm, const char *s, size_t n)
 int
 vmm_gate_send(struct vmm_vm *vm, const char *verb, char *const *args, char *rid, size_t ridlen)
 {
+	snprintf(rid, ridlen, "%s-%u", vm->nonce, ++vm->rid);
+	return vmm_gate_send_id(vm, verb, rid, args);
+}
+
+int
+vmm_gate_send_id(struct vmm_vm *vm, const char *verb, const char *id, char *const *args)
+{
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -306,8 +315,7 @@ vmm_gate_send(struct vmm_vm *vm, const char *verb, char *const *args, char *rid,
 
 	if (f == NULL)
 		return -1;
-	snprintf(rid, ridlen, "%s-%u", vm->nonce, ++vm->rid);
-	fprintf(f, "%s %s", verb, rid);
+	fprintf(f, "%s %s", verb, id);
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
 		fputc(' ', f);
 		if (args[i][0] == '\0')
@@ -334,11 +342,47 @@ vmm_unhex(int c)
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* An out or exit line; the others are answers. */
+/*
+ * The job asked for a checkpoint of itself (gca-gate checkpoint in the guest): local_checkpoint
+ * at the CTS, as the job's user, the answer back with the guest's id. The VM is saved meanwhile;
+ * a VM resumed from that checkpoint hears "resumed" from its resumer instead.
+ */
+static void
+vmm_gate_ckpt(struct vmm_vm *vm, const char *grid)
+{
+	const struct proto_type *pt = proto_type_find("local_checkpoint");
+	struct msg_local_checkpoint req = { (char *)vm->gid };
+	struct msg_checkpoint_ok *ok = NULL;
+	char code[64], msg[512];
+	struct proto_sync *s;
+
+	if (vm->gid == NULL || (s = wrapper_connect(vm->prog, vm->cts)) == NULL) {
+		char *why[] = { "the CTS is not reachable", NULL };
+		vmm_gate_send_id(vm, "ckpt-err", grid, why);
+		return;
+	}
+	if (proto_sync_call(s, "local_checkpoint", pt, &req, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		char *why[] = { msg, NULL };
+		vmm_gate_send_id(vm, "ckpt-err", grid, why);
+	} else {
+		char *id[] = { ok->checkpoint_id, NULL };
+		vmm_gate_send_id(vm, "ckpt-ok", grid, id);
+	}
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+}
+
+/* An out, exit or ckpt line; the others are answers. */
 static bool
 vmm_gate_async(struct vmm_vm *vm, char *line)
 {
 	char *hex;
+
+	if (strncmp(line, "ckpt ", 5) == 0) {
+		vmm_gate_ckpt(vm, line + 5);
+		return true;
+	}
 
 	if (strncmp(line, "out ", 4) == 0 && (hex = strchr(line + 4, ' ')) != NULL) {
 		char buf[4096];

@@ -27,6 +27,7 @@ struct vmm_vm {
 	unsigned	 rid;
 	char		*in;			/* what the gate sent, not yet a whole line */
 	size_t		 inlen, incap;
+	const char	*gid, *cts;		/* for a job's own checkpoint requests (ckpt) */
 	bool		 job_exited;		/* the gate said "exit JOBID CODE" */
 	int		 job_code;
 };
@@ -61,8 +62,10 @@ int  vmm_gate_open(struct vmm_vm *vm, int timeout_ms, char *line, size_t len, ch
 /* Sends "VERB RID ARGS" (args percent-encoded); the rid made is put in rid. */
 int  vmm_gate_send(struct vmm_vm *vm, const char *verb, char *const *args, char *rid,
 	size_t ridlen);
+/* The same with the id given (answers to the guest's own requests carry its id). */
+int  vmm_gate_send_id(struct vmm_vm *vm, const char *verb, const char *id, char *const *args);
 /* Waits up to timeout_ms for the answer to rid (out/exit lines meanwhile are handled: output
- * written to fd 1, exit remembered); the answer's words after the rid in out. -1 if it is an
+ * written to fd 1, exit remembered, a job's ckpt passed to the CTS); the answer's words after the rid in out. -1 if it is an
  * err (out holds why), if the gate closed or on timeout. */
 int  vmm_gate_wait(struct vmm_vm *vm, const char *rid, int timeout_ms, char *out, size_t len);
 

@@ -224,6 +224,29 @@ kill "$mute_pid" 2>/dev/null; wait "$mute_pid" 2>/dev/null
 kill -USR1 "$res_pid"; wait "$res_pid"; rc=$?
 expect_eq "SIGUSR1 to the resumer reached the job; its exit status 4 came back" "$rc" 4
 
+# ---- a job asks for its own checkpoint (gca-gate checkpoint in the guest) ----
+SELF='r=$(gca-gate checkpoint); echo "asked: $r"; i=0; while :; do echo tick $i; i=$((i + 1)); sleep 0.2; done'
+vmm-ready-job-executor --gid vmm-self --accel "$VMM_ACCEL" -- sh -c "$SELF" >"$T/self.out" 2>"$T/self.err" &
+self_pid=$!
+on_exit "kill $self_pid"
+if wait_for 90 grep -q '^tick 2' "$T/self.out" && grep -q '^asked: checkpoint ' "$T/self.out"; then
+	self_id=$(awk '/^asked: checkpoint / { print $3; exit }' "$T/self.out")
+	pass "a job in a VM asked for its own checkpoint and got its id: $self_id"
+else
+	fail "a job in a VM asks for its own checkpoint" "$(cat "$T/self.out" | head -3; tail -3 "$T/self.err")"
+fi
+expect_eq "its record is in the directory as kind job (ldapsearch)" "$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" \
+	"(&(objectClass=gcaCheckpoint)(gcaGID=vmm-self))" gcaCheckpointKind 2>/dev/null | awk '/^gcaCheckpointKind:/ { print $2 }')" job
+kill -9 "$(pgrep -P "$self_pid" | head -1)"; wait "$self_pid" 2>/dev/null
+echo "mark killed" >> "$T/self.out"
+vmm-ready-job-resumer --gid vmm-self --checkpoint latest >>"$T/self.out" 2>"$T/self-res.err" &
+self_res=$!
+on_exit "kill $self_res"
+wait_for 60 bash -c "awk 'f && /^tick/ { ok = 1 } /^mark killed/ { f = 1 } END { exit !ok }' '$T/self.out'"
+after=$(awk 'f && /^asked:/ { print; exit } /^mark killed/ { f = 1 }' "$T/self.out")
+expect_eq "resumed from it, the job's request answers \"restored\" and it goes on from there" "$after" "asked: restored ${self_id:-?}"
+kill -TERM "$self_res"; wait "$self_res" 2>/dev/null
+
 # ---- errors a user can act on ----
 out=$(vmm-ready-job-resumer --gid vmm-job --checkpoint latest --memory 512 2>&1); rc=$?
 if [ $rc = 1 ] && echo "$out" | grep -q '256 MiB'; then pass "an image of another memory size is refused before QEMU starts: $out"

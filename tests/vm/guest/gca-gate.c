@@ -20,8 +20,16 @@
  *          kill RID SIG            -> ok RID | err RID WHY         (to the job's process group)
  *          clock RID SEC NSEC      -> ok RID | err RID WHY         (CLOCK_REALTIME: a restored
  *                                     guest's clock lags by the time it was stopped)
+ *          resumed RID CKPT        -> ok RID  (the VM was resumed from checkpoint CKPT: every job
+ *                                     request for a checkpoint still waiting gets "restored CKPT")
+ *          ckpt-ok GRID CKPT       the answer to ckpt GRID | ckpt-err GRID WHY
  *   guest: out JOBID HEX           the job's output (stdout and stderr), in order
  *          exit JOBID CODE         its exit status, or 128+N if signal N killed it
+ *          ckpt GRID               the job asks for a checkpoint of itself (GRID: the guest's id)
+ *
+ * A job asks with `gca-gate checkpoint` (GCA_GATE_SOCKET, a unix socket in the guest): it prints
+ * "checkpoint ID" once the checkpoint is recorded, or "restored ID" in a VM resumed from it, like
+ * a process that forks into the saved copy and the running one.
  *
  * While no host is connected the port polls POLLHUP and reads give EOF: the gate then writes
  * nothing and stops reading the job's output, so the job blocks on a full pipe instead of losing
@@ -37,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +54,16 @@
 #define GATE_OUT_MAX	(64 * 1024)	/* bytes queued for the host before the job is not read */
 #define GATE_IN_MAX	(64 * 1024)	/* a longer request line is refused */
 #define GATE_CHUNK	2048		/* job output bytes per out frame */
+#define GATE_CLIENTS	8		/* jobs waiting for a checkpoint at once */
+#define GATE_SOCKET	"/run/gca-gate.sock"
+
+/* A job waiting for its checkpoint. */
+struct gate_client {
+	int		 fd;		/* -1: free */
+	unsigned	 grid;		/* 0 until it asked */
+	char		 line[64];
+	size_t		 len;
+};
 
 static struct {
 	int	 port;
@@ -57,7 +77,10 @@ static struct {
 	int	 pipe;			/* the job's output, -1 when drained */
 	bool	 exited;
 	int	 code;
-} g = { .port = -1, .pipe = -1 };
+	int	 listen;		/* GATE_SOCKET, for jobs' checkpoint requests */
+	struct gate_client clients[GATE_CLIENTS];
+	unsigned next_grid;
+} g = { .port = -1, .pipe = -1, .listen = -1 };
 
 static void
 gate_queue(const char *s, size_t n)
@@ -150,6 +173,7 @@ gate_run(const char *rid, char **argv)
 		if (chdir("/") != 0)
 			_exit(127);
 		signal(SIGPIPE, SIG_DFL);
+		setenv("GCA_GATE_SOCKET", GATE_SOCKET, 1);
 		execvp(argv[0], argv);
 		dprintf(2, "gca-gate: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -165,6 +189,62 @@ gate_run(const char *rid, char **argv)
 	g.pipe = p[0];
 	snprintf(g.jobid, sizeof g.jobid, "%s", rid);
 	gate_printf("ok %s %s\n", rid, g.jobid);
+}
+
+/* Answers the job waiting on grid (0: every one that asked) and lets it go. */
+static void
+gate_client_answer(unsigned grid, const char *what, const char *id)
+{
+	for (int i = 0; i < GATE_CLIENTS; i++) {
+		struct gate_client *c = &g.clients[i];
+		if (c->fd < 0 || c->grid == 0 || (grid != 0 && c->grid != grid))
+			continue;
+		dprintf(c->fd, "%s %s\n", what, id);
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+static void
+gate_client_accept(void)
+{
+	int fd = accept4(g.listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < GATE_CLIENTS; i++) {
+		if (g.clients[i].fd < 0) {
+			g.clients[i] = (struct gate_client){ .fd = fd };
+			return;
+		}
+	}
+	dprintf(fd, "error too many checkpoint requests at once\n");
+	close(fd);
+}
+
+/* "checkpoint\n" from a job: passed to the host as ckpt gN. */
+static void
+gate_client_read(struct gate_client *c)
+{
+	ssize_t n = read(c->fd, c->line + c->len, sizeof c->line - 1 - c->len);
+
+	if (n <= 0) {
+		close(c->fd);
+		c->fd = -1;
+		return;
+	}
+	c->len += (size_t)n;
+	c->line[c->len] = '\0';
+	if (c->grid != 0 || strchr(c->line, '\n') == NULL)
+		return;
+	if (strncmp(c->line, "checkpoint\n", 11) != 0) {
+		dprintf(c->fd, "error unknown request\n");
+		close(c->fd);
+		c->fd = -1;
+		return;
+	}
+	c->grid = ++g.next_grid;
+	gate_printf("ckpt g%u\n", c->grid);
 }
 
 static void
@@ -198,6 +278,12 @@ gate_request(char *line)
 			gate_err(w[1], strerror(errno));
 		else
 			gate_printf("ok %s\n", w[1]);
+	} else if (strcmp(w[0], "ckpt-ok") == 0 || strcmp(w[0], "ckpt-err") == 0) {
+		gate_client_answer((unsigned)strtoul(w[1] + (w[1][0] == 'g'), NULL, 10),
+		    strcmp(w[0], "ckpt-ok") == 0 ? "checkpoint" : "error", n > 2 ? w[2] : "?");
+	} else if (strcmp(w[0], "resumed") == 0 && n == 3) {
+		gate_client_answer(0, "restored", w[2]);
+		gate_printf("ok %s\n", w[1]);
 	} else {
 		gate_err(w[1], "unknown request");
 	}
@@ -290,13 +376,61 @@ gate_find_port(char *path, size_t len)
 	return rc;
 }
 
+/* gca-gate checkpoint: a job's request, answered "checkpoint ID" or "restored ID". */
+static int
+gate_checkpoint_client(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = getenv("GCA_GATE_SOCKET") ? getenv("GCA_GATE_SOCKET") : GATE_SOCKET;
+	char line[512];
+	ssize_t n;
+	size_t len = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		fprintf(stderr, "gca-gate: cannot reach the gate at %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (write(fd, "checkpoint\n", 11) != 11)
+		return 1;
+	while (len < sizeof line - 1 && (n = read(fd, line + len, sizeof line - 1 - len)) > 0)
+		len += (size_t)n;
+	line[len] = '\0';
+	fputs(line, stdout);
+	return strncmp(line, "checkpoint ", 11) == 0 || strncmp(line, "restored ", 9) == 0 ? 0 : 1;
+}
+
+static void
+gate_listen(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	for (int i = 0; i < GATE_CLIENTS; i++)
+		g.clients[i].fd = -1;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", GATE_SOCKET);
+	unlink(GATE_SOCKET);
+	g.listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (g.listen < 0 || bind(g.listen, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    listen(g.listen, 8) != 0) {
+		fprintf(stderr, "gca-gate: %s: %s (jobs cannot ask for checkpoints)\n", GATE_SOCKET,
+		    strerror(errno));
+		if (g.listen >= 0)
+			close(g.listen);
+		g.listen = -1;
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	char path[300];
 	bool sent_exit = false;
 
+	if (argc == 2 && strcmp(argv[1], "checkpoint") == 0)
+		return gate_checkpoint_client();
 	signal(SIGPIPE, SIG_IGN);
+	gate_listen();
 	if (argc > 1)
 		snprintf(path, sizeof path, "%s", argv[1]);
 	for (int i = 0; argc <= 1 && gate_find_port(path, sizeof path) != 0; i++) {
@@ -314,7 +448,8 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr, "gca-gate: listening on %s\n", path);
 	for (;;) {
-		struct pollfd pf[2] = { { g.port, POLLIN, 0 }, { -1, POLLIN, 0 } };
+		struct pollfd pf[3 + GATE_CLIENTS] = { { g.port, POLLIN, 0 }, { -1, POLLIN, 0 },
+			{ g.listen, POLLIN, 0 } };
 
 		gate_reap();
 		if (g.exited && g.pipe < 0 && !sent_exit) {
@@ -325,8 +460,15 @@ main(int argc, char **argv)
 			pf[0].events |= POLLOUT;
 		if (g.pipe >= 0 && g.outlen < GATE_OUT_MAX)
 			pf[1].fd = g.pipe;
-		if (poll(pf, 2, 100) < 0 && errno != EINTR)
+		for (int i = 0; i < GATE_CLIENTS; i++)
+			pf[3 + i] = (struct pollfd){ g.clients[i].fd, POLLIN, 0 };
+		if (poll(pf, 3 + GATE_CLIENTS, 100) < 0 && errno != EINTR)
 			return 1;
+		if (pf[2].revents & POLLIN)
+			gate_client_accept();
+		for (int i = 0; i < GATE_CLIENTS; i++)
+			if (pf[3 + i].fd >= 0 && (pf[3 + i].revents & (POLLIN | POLLHUP)))
+				gate_client_read(&g.clients[i]);
 		/* POLLHUP: no host. Level-triggered, so the next look is after the poll timeout. */
 		g.host = !(pf[0].revents & POLLHUP);
 		if (!g.host) {
