@@ -248,7 +248,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	char code[64], msg[1024], image[PATH_MAX + 16], *argv[VRES_MAX_ARGS + 8], store[16384];
 	char line[512], err[1024], rid[64], s1[32], s2[32], jobid[128] = "", state[32] = "";
 	struct timespec now;
-	uint64_t t0 = time_now_ms();
+	uint64_t t0 = time_now_ms(), t_prep = 0, t_load = 0;
 	int rc = 1, jcode = 0;
 	bool bound = false;
 
@@ -266,6 +266,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		    "gca-recover\n", r->checkpoint_id, gid, r->core_service ? r->core_service : "?");
 		goto out;
 	}
+	t_prep = time_now_ms();
 	if (vres_conf_read(r->image_dir, &vc) != 0)
 		goto out;
 	if (memory > 0 && (uint64_t)memory * 1024 * 1024 != vc.memory) {
@@ -292,6 +293,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	vmm_signals_setup();
 	if (vmm_launch(&vm, argv) != 0 || vres_incoming(&vm, image) != 0)
 		goto out;
+	t_load = time_now_ms();
 	vres_drop_copy(r->image_dir, false);
 	if (vres_bind(s, gid, r->checkpoint_id, vm.pid) != 0)
 		goto out;
@@ -317,8 +319,11 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	if (vmm_gate_send(&vm, "clock", secs, rid, sizeof rid) != 0 ||
 	    vmm_gate_wait(&vm, rid, 10000, line, sizeof line) != 0)
 		fprintf(stderr, P ": cannot reset the guest's clock: %s\n", line);
-	fprintf(stderr, P ": %s resumed from checkpoint %s (seq %llu) in %.2f s\n", gid,
-	    r->checkpoint_id, (unsigned long long)r->seq, (double)(time_now_ms() - t0) / 1000.0);
+	fprintf(stderr, P ": %s resumed from checkpoint %s (seq %llu) in %.2f s (image checked "
+	    "and copied %.2f s, QEMU up and loaded %.2f s, bound and gate %.2f s)\n", gid,
+	    r->checkpoint_id, (unsigned long long)r->seq, (double)(time_now_ms() - t0) / 1000.0,
+	    (double)(t_prep - t0) / 1000.0, (double)(t_load - t_prep) / 1000.0,
+	    (double)(time_now_ms() - t_load) / 1000.0);
 	proto_sync_close(s);
 	s = NULL;
 	if (strcmp(state, "exited") == 0 && !vm.job_exited) {

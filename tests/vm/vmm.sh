@@ -314,6 +314,40 @@ call("cont")
 print("%.3f" % (time.time() - t))
 PY
 }
+raw_restore() {	# IMAGE-FOLDER: QEMU with vm.conf's argv, -S -incoming defer, getfd + migrate-incoming, cont; seconds
+	python3 - "$1" "$T" <<'PY'
+import json, os, re, socket, subprocess, sys, tempfile, time
+img, tmp = sys.argv[1], sys.argv[2]
+args = [re.sub("%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), l[4:].rstrip("\n"))
+        for l in open(img + "/vm.conf") if l.startswith("arg ")]
+d = tempfile.mkdtemp(dir=tmp)
+for i in range(1, len(args)):
+    if args[i - 1] == "-qmp": args[i] = "unix:%s/qmp,server=on,wait=off" % d
+    if args[i - 1] == "-chardev": args[i] = "socket,id=gate,path=%s/gate,server=on,wait=off" % d
+    if args[i - 1] == "-serial": args[i] = "file:%s/console" % d
+t = time.time()
+p = subprocess.Popen(args + ["-S", "-incoming", "defer"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+s = socket.socket(socket.AF_UNIX)
+while True:
+    try: s.connect(d + "/qmp"); break
+    except OSError: time.sleep(0.01)
+f = s.makefile("r")
+def call(cmd, fds=None, **a):
+    msg = (json.dumps({"execute": cmd, "arguments": a} if a else {"execute": cmd}) + "\n").encode()
+    socket.send_fds(s, [msg], fds) if fds else s.sendall(msg)
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r: return r["return"]
+        if "error" in r: raise SystemExit(r["error"]["desc"])
+f.readline(); call("qmp_capabilities")
+fd = os.open(img + "/vm.state", os.O_RDONLY)
+call("getfd", [fd], fdname="raw"); call("migrate-incoming", uri="fd:raw")
+while call("query-status")["status"] == "inmigrate": time.sleep(0.02)
+call("cont")
+print("%.3f" % (time.time() - t))
+p.kill(); p.wait()
+PY
+}
 rows=()
 for mib in 256 1024; do
 	if [ "$mib" = 1024 ] && [ "$(since "$suite_t0" | cut -d. -f1)" -gt 150 ]; then
@@ -326,23 +360,28 @@ for mib in 256 1024; do
 	id=$(gca-ctl checkpoint "bench-$mib" 2>"$T/bench-$mib.ckerr" | awk '$1 == "checkpoint" { print $2; exit }')
 	gsecs=$(since "$t")
 	[ -n "$id" ] || { fail "bench $mib MiB: gca-ctl checkpoint" "$(cat "$T/bench-$mib.ckerr")"; break; }
-	gsize=$(stat -c %s "$(find "$T/cts-vmm/images" -path "*$id/vm.state")")
+	gdir=$(dirname "$(find "$T/cts-vmm/images" -path "*$id/vm.state")")
+	gsize=$(stat -c %s "$gdir/vm.state")
 	kill -9 "$bqemu"; wait "$bpid" 2>/dev/null
 	vmm-ready-job-resumer --gid "bench-$mib" --checkpoint latest >>"$T/bench-$mib.out" 2>"$T/bench-$mib.res" &
 	rpid=$!
 	on_exit "kill $rpid"
 	wait_for 60 grep -q 'resumed from' "$T/bench-$mib.res"
-	rsecs=$(grep -o 'in [0-9.]* s' "$T/bench-$mib.res" | awk '{ print $2 }')
+	rsecs=$(grep -o 'in [0-9.]* s' "$T/bench-$mib.res" | head -1 | awk '{ print $2 }')
+	grep -o '(image checked.*' "$T/bench-$mib.res" | sed "s/^/# resumer $mib MiB: /"
 	kill -TERM "$rpid"; wait "$rpid" 2>/dev/null
+	# the same image by hand, with no other VM running (as for the resumer)
+	rawres=$(raw_restore "$gdir" 2>"$T/rawres.err") || { fail "bench $mib MiB: raw restore" "$(cat "$T/rawres.err")"; rawres=null; }
 	ratio=$(awk -v g="$gsecs" -v r="$raw" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
-	pass "bench $mib MiB: raw QMP checkpoint $raw s, gca-ctl checkpoint $gsecs s (ratio $ratio), image $((gsize >> 20)) MiB (raw $((rawsize >> 20)) MiB), resume ${rsecs:-?} s"
-	rows+=("{\"mib\": $mib, \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"resume_s\": ${rsecs:-null}}")
+	rratio=$(awk -v g="${rsecs:-0}" -v r="$rawres" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+	pass "bench $mib MiB: checkpoint raw QMP $raw s, gca-ctl $gsecs s (ratio $ratio); image $((gsize >> 20)) MiB (raw $((rawsize >> 20)) MiB); restore raw QEMU -incoming $rawres s, vmm-ready-job-resumer ${rsecs:-?} s (ratio $rratio)"
+	rows+=("{\"mib\": $mib, \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
 done
 if [ ${#rows[@]} -gt 0 ]; then
 	bench_json=$GCA_TOP/bench/vmm-vm.json
 	{
 		echo "{"
-		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); resume: vmm-ready-job-resumer from restore_prepare (sha256 check and copy) to the job running\","
+		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports\","
 		echo "  \"guest\": \"qemu $qv $VMM_ACCEL, Debian 12 kernel $LAB_KREL, busybox initramfs, a shell job counting\","
 		echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
 		echo "  \"runs\": [$(IFS=,; echo "${rows[*]}" | sed 's/},{/}, {/g')]"
