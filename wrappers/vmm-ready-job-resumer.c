@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,7 @@ static const char vres_help_text[] =
 struct vres_conf {
 	char	 qemu[64], machine[96], devices[1024];
 	uint64_t memory;
+	long	 uid;			/* the job's user, who ran this command line; -1 unknown */
 	char	*argv[VRES_MAX_ARGS + 8];
 	int	 argc;
 	char	*text;
@@ -84,6 +87,7 @@ vres_conf_read(const char *dir, struct vres_conf *vc)
 	size_t len;
 	unsigned long long mem;
 
+	vc->uid = -1;
 	snprintf(path, sizeof path, "%s/vm.conf", dir);
 	if (file_read_all(path, &vc->text, &len, 1024 * 1024) != 0) {
 		fprintf(stderr, P ": cannot read %s: is this a vmm checkpoint?\n", path);
@@ -94,6 +98,8 @@ vres_conf_read(const char *dir, struct vres_conf *vc)
 			continue;
 		if (sscanf(l, "memory %llu", &mem) == 1)
 			vc->memory = mem;
+		else if (sscanf(l, "uid %llu", &mem) == 1)
+			vc->uid = (long)mem;
 		else if (strncmp(l, "devices ", 8) == 0)
 			snprintf(vc->devices, sizeof vc->devices, "%s", l + 8);
 		else if (strncmp(l, "arg ", 4) == 0 && vc->argc < VRES_MAX_ARGS) {
@@ -143,18 +149,14 @@ vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, char 
 
 /* getfd + migrate-incoming, wait until it is loaded, cont. */
 static int
-vres_incoming(struct vmm_vm *vm, const char *image)
+vres_incoming(struct vmm_vm *vm, int fd)
 {
 	char reply[4096], err[1024], status[64] = "";
-	int q, fd = -1, rc = -1;
+	int q, rc = -1;
 
 	if ((q = vmm_qmp_open(vm, 10000, err, sizeof err)) < 0) {
 		fprintf(stderr, P ": %s\n", err);
 		return -1;
-	}
-	if ((fd = open(image, O_RDONLY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, P ": cannot open %s: %s\n", image, strerror(errno));
-		goto out;
 	}
 	if (vmm_qmp_call(q, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"gca-image\"}}",
 	    fd, reply, sizeof reply, err, sizeof err) != 0 ||
@@ -190,8 +192,6 @@ fail:
 	} else
 		fprintf(stderr, P ": QEMU could not load the image: %s\n", err);
 out:
-	if (fd >= 0)
-		close(fd);
 	close(q);		/* the CTS connects for the next checkpoint */
 	return rc;
 }
@@ -215,6 +215,37 @@ vres_drop_copy(const char *dir, bool all)
 		snprintf(path, sizeof path, "%s/vm.conf", dir);
 		unlink(path);
 	}
+}
+
+/*
+ * Root resuming a user's VM: the recorded command line is the user's (their QEMU, their -serial
+ * file:, their -chardev paths), so it runs as that user, never as root. We become the user before
+ * QEMU starts and bind on a new connection, so the CTS sees the user on its socket.
+ */
+static int
+vres_become(const struct vres_conf *vc, const char *ckpt)
+{
+	struct passwd *pw;
+
+	if (getuid() != 0 || vc->uid == 0)
+		return 0;
+	if (vc->uid < 0) {
+		fprintf(stderr, P ": checkpoint %s does not say whose VM it is; resume it as its owner, "
+		    "not as root\n", ckpt);
+		return -1;
+	}
+	if ((pw = getpwuid((uid_t)vc->uid)) == NULL) {
+		fprintf(stderr, P ": checkpoint %s is the VM of uid %ld, who has no account here\n",
+		    ckpt, vc->uid);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		fprintf(stderr, P ": cannot become %s to run the VM: %s\n", pw->pw_name,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -249,7 +280,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	char line[512], err[1024], rid[64], s1[32], s2[32], jobid[128] = "", state[32] = "";
 	struct timespec now;
 	uint64_t t0 = time_now_ms(), t_prep = 0, t_load = 0;
-	int rc = 1, jcode = 0;
+	int rc = 1, jcode = 0, fd = -1;
 	bool bound = false;
 
 	wrapper_sigpipe_ignore();
@@ -276,6 +307,19 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		    vc.machine, vc.devices);
 		goto out;
 	}
+	/* opened (and the CTS left) while we may still be root: the copy is the caller's */
+	snprintf(image, sizeof image, "%s/vm.state", r->image_dir);
+	if ((fd = open(image, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, P ": cannot open %s: %s\n", image, strerror(errno));
+		goto out;
+	}
+	if (getuid() == 0 && vc.uid > 0) {
+		proto_sync_close(s);
+		s = NULL;
+		if (vres_become(&vc, r->checkpoint_id) != 0 || (s = wrapper_connect(P, socket)) == NULL)
+			goto out;
+	} else if (vres_become(&vc, r->checkpoint_id) != 0)
+		goto out;
 	if (!vmm_have(qemu ? qemu : vc.argv[0])) {
 		fprintf(stderr, P ": QEMU (%s) is not installed here; checkpoint %s needs QEMU %s, "
 		    "machine %s\n", qemu ? qemu : vc.argv[0], r->checkpoint_id, vc.qemu, vc.machine);
@@ -289,10 +333,11 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		fprintf(stderr, P ": the recorded command line is too long\n");
 		goto out;
 	}
-	snprintf(image, sizeof image, "%s/vm.state", r->image_dir);
 	vmm_signals_setup();
-	if (vmm_launch(&vm, argv) != 0 || vres_incoming(&vm, image) != 0)
+	if (vmm_launch(&vm, argv) != 0 || vres_incoming(&vm, fd) != 0)
 		goto out;
+	close(fd);
+	fd = -1;
 	t_load = time_now_ms();
 	vres_drop_copy(r->image_dir, false);
 	if (vres_bind(s, gid, r->checkpoint_id, vm.pid) != 0)
@@ -338,6 +383,8 @@ out:
 		vmm_cleanup(&vm, rc == 1);
 	if (!bound && r != NULL && r->image_dir != NULL)
 		vres_drop_copy(r->image_dir, true);
+	if (fd >= 0)
+		close(fd);
 	proto_body_free(pt->reply, r);
 	proto_sync_close(s);
 	free(vc.text);

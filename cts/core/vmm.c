@@ -226,8 +226,9 @@ vmm_seal(void *arg, char *out, size_t len)
 		snprintf(out, len, "cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
-	fprintf(f, "gca-vm 1\nqemu %s\nmachine %s\nmemory %llu\ndevices %s\n", op->version,
-	    op->machine, (unsigned long long)op->memory, devices);
+	/* uid: whose command line this is; a resume by root runs it as that user, never as root */
+	fprintf(f, "gca-vm 1\nqemu %s\nmachine %s\nmemory %llu\ndevices %s\nuid %u\n", op->version,
+	    op->machine, (unsigned long long)op->memory, devices, (unsigned)ck->job->uid);
 	for (const char *a = op->cmdline; a < op->cmdline + op->cmdlen; a += strlen(a) + 1) {
 		fputs("arg ", f);
 		vmm_conf_escaped(f, a);

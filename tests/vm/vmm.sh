@@ -247,6 +247,41 @@ after=$(awk 'f && /^asked:/ { print; exit } /^mark killed/ { f = 1 }' "$T/self.o
 expect_eq "resumed from it, the job's request answers \"restored\" and it goes on from there" "$after" "asked: restored ${self_id:-?}"
 kill -TERM "$self_res"; wait "$self_res" 2>/dev/null
 
+# ---- a user's VM resumed by root: QEMU runs as the user again, never as root ----
+if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	mkdir -p "$T/nobody" && chown nobody "$T/nobody"	# its run folders
+	# setpriv and env exec: $! is the executor itself
+	setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups env TMPDIR="$T/nobody" \
+		vmm-ready-job-executor --gid vmm-user --accel "$VMM_ACCEL" -- sh -c "$JOB" >"$T/user.out" 2>"$T/user.err" &
+	user_pid=$!
+	on_exit "kill $user_pid"
+	if wait_for 90 grep -q '^counter 2' "$T/user.out"; then
+		uq=$(pgrep -P "$user_pid" | head -1)
+		on_exit "kill $uq"
+		expect_eq "a VM started by user nobody runs as nobody" "$(ps -o user=,comm= -p "$uq" | xargs)" "nobody qemu-system-x86"
+		id=$(gca-ctl checkpoint vmm-user 2>"$T/user.ck" | awk '$1 == "checkpoint" { print $2; exit }')
+		[ -n "$id" ] || fail "gca-ctl checkpoint of nobody's VM" "$(cat "$T/user.ck")"
+		kill -9 "$uq"; wait "$user_pid" 2>/dev/null
+		echo "mark killed" >> "$T/user.out"
+		TMPDIR="$T/nobody" vmm-ready-job-resumer --gid vmm-user --checkpoint latest >>"$T/user.out" 2>"$T/user-res.err" &
+		ures=$!
+		on_exit "kill $ures"
+		if wait_for 60 bash -c "awk 'f && /^counter/ { ok = 1 } /^mark killed/ { f = 1 } END { exit !ok }' '$T/user.out'"; then
+			uq=$(pgrep -P "$ures" | head -1)
+			on_exit "kill $uq"
+			expect_eq "resumed by root, nobody's VM runs as nobody again (the recorded command line is the user's)" \
+				"$(ps -o user= -p "$uq") $(ps -o user= -p "$ures")" "nobody nobody"
+		else
+			fail "root resumes nobody's VM" "$(tail -3 "$T/user-res.err")"
+		fi
+		kill -TERM "$ures"; wait "$ures" 2>/dev/null
+	else
+		fail "user nobody starts a VM job" "$(tail -3 "$T/user.err")"
+	fi
+else
+	echo "# root resuming a user's VM: not checked (needs root, setpriv and user nobody)"
+fi
+
 # ---- errors a user can act on ----
 out=$(vmm-ready-job-resumer --gid vmm-job --checkpoint latest --memory 512 2>&1); rc=$?
 if [ $rc = 1 ] && echo "$out" | grep -q '256 MiB'; then pass "an image of another memory size is refused before QEMU starts: $out"
