@@ -39,7 +39,8 @@ vmm_rundir(struct vmm_vm *vm, const char *prog)
 
 	vm->prog = prog;
 	vm->gate_fd = -1;
-	snprintf(vm->dir, sizeof vm->dir, "%s/gca-vmm-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	/* absolute: the CTS reads the QMP socket's path from QEMU's command line */
+	snprintf(vm->dir, sizeof vm->dir, "%s/gca-vmm-XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
 	if (mkdtemp(vm->dir) == NULL) {
 		fprintf(stderr, "%s: cannot make a run folder %s: %s\n", prog, vm->dir, strerror(errno));
 		return -1;
