@@ -306,8 +306,22 @@ vmm_on_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct vmm_op *op = arg;
 
+	struct stat st;
+
 	(void)fd;
 	(void)what;
+	/*
+	 * A stopped VM's stream holds each page at most once (4 KiB + 8 bytes) plus device state:
+	 * more than that is not a QEMU saving this VM, and the store's disk is not for filling.
+	 */
+	if (fstat(op->fd, &st) == 0 && (uint64_t)st.st_size > op->memory + op->memory / 256 +
+	    (64ULL << 20)) {
+		snprintf(op->error, sizeof op->error, "the image grew past %llu bytes for a VM of %llu "
+		    "bytes of memory; cancelled", (unsigned long long)st.st_size,
+		    (unsigned long long)op->memory);
+		vmm_send(op, VMM_CANCEL, "{\"execute\": \"migrate_cancel\"}", -1);
+		return;
+	}
 	if (time_now_ms() - op->t_stop > (uint64_t)op->ck->cts->vmm_timeout_ms) {
 		snprintf(op->error, sizeof op->error, "the migration did not complete within %d ms "
 		    "(vmm_timeout); cancelled", op->ck->cts->vmm_timeout_ms);
