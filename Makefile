@@ -54,12 +54,17 @@ GCS_SRCS := $(wildcard gcs/*.c)
 # gca-cts is built once cts/cts.c (its main) exists; until then cts/ files are linked by their tests.
 CTS_SRCS := $(if $(wildcard cts/cts.c),$(wildcard cts/*.c cts/core/*.c))
 CTL_SRCS := $(wildcard ctl/*.c)
-WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca_app.c,$(wildcard wrappers/*.c))
+VMM_WRAP := $(wildcard wrappers/vmm-ready-job-executor.c wrappers/vmm-ready-job-resumer.c wrappers/vmm_wrap.c)
+WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca_app.c $(VMM_WRAP),$(wildcard wrappers/*.c))
 EXEC_SRCS := $(strip $(wildcard wrappers/gca-exec.c) $(if $(wildcard wrappers/gca-exec.c),$(WRAP_SHARED)))
 RECOVER_SRCS := $(strip $(wildcard wrappers/gca-recover.c) $(if $(wildcard wrappers/gca-recover.c),$(WRAP_SHARED)))
+# The VMM wrappers (issue 9): each its main, vmm_wrap.c and what every wrapper shares.
+VEXEC_SRCS := $(if $(wildcard wrappers/vmm-ready-job-executor.c),wrappers/vmm-ready-job-executor.c wrappers/vmm_wrap.c $(WRAP_SHARED))
+VRES_SRCS := $(if $(wildcard wrappers/vmm-ready-job-resumer.c),wrappers/vmm-ready-job-resumer.c wrappers/vmm_wrap.c $(WRAP_SHARED))
 
 PROGS := $(if $(GCS_SRCS),$(B)/gca-gcs) $(if $(CTS_SRCS),$(B)/gca-cts) $(if $(CTL_SRCS),$(B)/gca-ctl) \
-	$(if $(EXEC_SRCS),$(B)/gca-exec) $(if $(RECOVER_SRCS),$(B)/gca-recover)
+	$(if $(EXEC_SRCS),$(B)/gca-exec) $(if $(RECOVER_SRCS),$(B)/gca-recover) \
+	$(if $(VEXEC_SRCS),$(B)/vmm-ready-job-executor) $(if $(VRES_SRCS),$(B)/vmm-ready-job-resumer)
 
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
@@ -99,6 +104,8 @@ $(eval $(call program,gca-cts,$(CTS_SRCS)))
 $(eval $(call program,gca-ctl,$(CTL_SRCS)))
 $(eval $(call program,gca-exec,$(EXEC_SRCS)))
 $(eval $(call program,gca-recover,$(RECOVER_SRCS)))
+$(eval $(call program,vmm-ready-job-executor,$(VEXEC_SRCS)))
+$(eval $(call program,vmm-ready-job-resumer,$(VRES_SRCS)))
 
 $(B)/examples/%: $(B)/obj/examples/%.o $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
@@ -110,6 +117,10 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 
 # Unit tests of CTS parts link the part's object (before libgca.a, which it uses).
 $(B)/tests/unit/test_image: $(B)/obj/tests/unit/test_image.o $(B)/obj/cts/image.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/unit/test_qmp: $(B)/obj/tests/unit/test_qmp.o $(B)/obj/cts/core/qmp.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
@@ -142,7 +153,7 @@ deps:
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DATADIR)/schema
-	for p in gca-ctl gca-exec gca-recover; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(BINDIR)/ || true; done
+	for p in gca-ctl gca-exec gca-recover vmm-ready-job-executor vmm-ready-job-resumer; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(BINDIR)/ || true; done
 	for p in gca-gcs gca-cts; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(SBINDIR)/ || true; done
 	for s in scripts/gca-pki scripts/gca-site; do [ -x $$s ] && install -m 0755 $$s $(DESTDIR)$(BINDIR)/ || true; done
 	[ -z "$(LIBAPP)" ] || install -m 0644 $(LIBAPP) $(DESTDIR)$(LIBDIR)/

@@ -19,6 +19,7 @@ ckpt_free(struct cts_ckpt *ck)
 	if (ck->timeout != NULL)
 		event_free(ck->timeout);
 	free(ck->idem_key);
+	proto_strlist_free(&ck->properties);
 	free(ck);
 }
 
@@ -140,6 +141,8 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		.exec_manager = c->exec_manager, .sha256 = ck->result.sha256, .kind = (char *)ck->kind,
 		.time_ms = ck->time_ms, .size = ck->result.size };
 	c->core->properties(c, &rec.properties);
+	for (size_t i = 0; i < ck->properties.n; i++)
+		proto_strlist_add(&rec.properties, ck->properties.v[i]);
 	if (ck->idem_key != NULL) {
 		snprintf(idem, sizeof idem, "idem=%s", ck->idem_key);
 		proto_strlist_add(&rec.properties, idem);

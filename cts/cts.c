@@ -141,6 +141,8 @@ cts_configure(struct cts *c, const struct config *cf)
 	c->max_queue = config_get(cf, "max_queue") ? (unsigned)n : 8;
 	c->app_timeout_ms = cts_duration(cf, "app_timeout", 10000);
 	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
+	c->vmm_qemu = cts_setting(cf, "vmm_qemu", "qemu-system-x86_64");
+	c->vmm_timeout_ms = cts_duration(cf, "vmm_timeout", 120000);
 }
 
 static void
@@ -153,6 +155,7 @@ cts_free(struct cts *c)
 	free(c->state);
 	free(c->gcs_endpoint);
 	free(c->exec_manager);
+	free(c->vmm_qemu);
 	free((char *)c->tls.ca);
 	free((char *)c->tls.cert);
 	free((char *)c->tls.key);
@@ -220,7 +223,7 @@ main(int argc, char **argv)
 	{
 		char *core = cts_setting(&cf, "core_service", "app");
 		if ((c.core = core_find(core)) == NULL)
-			log_fatal("%s: core_service %s: unknown (app or criu)", conf, core);
+			log_fatal("%s: core_service %s: unknown (app, criu or vmm)", conf, core);
 		free(core);
 	}
 	/* A core service that cannot work here is published as unavailable, with its reason. */

@@ -39,8 +39,10 @@ struct core_service {
 	void		(*saved)(struct cts_ckpt *ck, bool ok, const char *error);
 	/* app: the job keeps the wrapper's socket (GCA_APP_FD); criu: it must not. */
 	bool		 keeps_channel;
+	/* vmm: restores run as the job's user, from a verified copy restore_prepare makes */
+	bool		 user_restore;
 };
-extern const struct core_service core_app, core_criu;
+extern const struct core_service core_app, core_criu, core_vmm;
 const struct core_service *core_find(const char *name);
 
 /* ---- a bound job (jobs.c) ---- */
@@ -76,6 +78,7 @@ struct cts_ckpt {
 	uint64_t		 time_ms;
 	struct image_result	 result;	/* of the sealed image */
 	struct event		*timeout;	/* app: waiting for the job's answer */
+	struct proto_strlist	 properties;	/* the core service's, for this record only */
 	struct cts_ckpt		*next;
 };
 
@@ -99,6 +102,8 @@ struct cts {
 	struct proto_strlist	 exec_params, recovery_params;
 	unsigned		 retention;
 	int			 app_timeout_ms, heartbeat_ms;
+	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
+	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	unsigned		 max_queue;
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;

@@ -109,7 +109,7 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 			    "this CTS's store (%s)", op->id, "removed by retention?");
 		return;
 	}
-	if (op->cts->core->keeps_channel)
+	if (op->cts->core->keeps_channel || op->cts->core->user_restore)
 		snprintf(op->copy, sizeof op->copy, "%s/staging/restore-%d-%s", op->cts->state,
 		    (int)op->r->peer.pid, op->id);
 	if (child_run(op->cts, restore_verify, op, restore_on_verified, op) != 0)
@@ -166,7 +166,7 @@ restore_prepare(struct proto_req *r, void *ctx)
 		    c->unavailable);
 		return;
 	}
-	if (!c->core->keeps_channel && r->peer.uid != 0) {
+	if (!c->core->keeps_channel && !c->core->user_restore && r->peer.uid != 0) {
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "a %s restore runs as root: run gca-recover as "
 		    "root", c->core->name);
 		return;

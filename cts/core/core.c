@@ -3,7 +3,7 @@
 
 #include "cts/cts.h"
 
-static const struct core_service *core_services[] = { &core_app, &core_criu };
+static const struct core_service *core_services[] = { &core_app, &core_criu, &core_vmm };
 
 const struct core_service *
 core_find(const char *name)

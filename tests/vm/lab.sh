@@ -26,6 +26,8 @@
 : "${LAB_MEM:=2048}"
 : "${LAB_TIMEOUT:=200}"
 : "${LAB_ACCEL:=tcg}"
+# The guest's /init (the VMM suite gives tests/vm/guest/vmm-init).
+: "${LAB_INIT:=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/guest/init}"
 # Folders and files under the kernel's lib/modules/REL/kernel/ that go into the initramfs: the net
 # modules CRIU probes for (sock-diag family, nf_tables, tun, veth, ...), virtio and 9p.
 LAB_MODULES_DEFAULT="net lib crypto fs/9p fs/netfs fs/fscache drivers/virtio drivers/net/virtio_net.ko
@@ -97,7 +99,7 @@ lab_stage_program() {
 # What goes into the initramfs, one line per input, for the content hash.
 lab_initramfs_inputs() {
 	local p lib
-	echo "init $(sha256sum < "$LAB_HERE/guest/init")"
+	echo "init $(sha256sum < "$LAB_INIT")"
 	echo "lab $(sha256sum < "$LAB_HERE/lab.sh")"
 	echo "busybox $(sha256sum < "$(command -v busybox)")"
 	echo "kernel $LAB_KREL $LAB_MODULES"
@@ -130,7 +132,7 @@ lab_initramfs() {
 	done
 	# criu and gca-cts are looked for in the usual places
 	[ -e "$root/usr/bin/criu" ] && ln -sf ../bin/criu "$root/usr/sbin/criu"
-	install -m 0755 "$LAB_HERE/guest/init" "$root/init"
+	install -m 0755 "$LAB_INIT" "$root/init"
 	echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 	echo "root:x:0:" > "$root/etc/group"
 	echo "127.0.0.1 localhost" > "$root/etc/hosts"

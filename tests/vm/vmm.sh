@@ -1,0 +1,428 @@
+# vmm: the VMM core service for real (issue 9): a job counting inside a QEMU VM started through gca,
+# checkpointed by a broker through the GCS, the VM killed, resumed from the latest and from the
+# first checkpoint; signals and exit status through the resumer; the errors a user can act on;
+# figures (bench/vmm-vm.json).
+# timeout: 240
+#
+# The host runs the site (slapd, gca-gcs) and a CTS with core service vmm. The guest is Debian 12's
+# kernel with a busybox initramfs holding gca-gate (tests/vm/guest/gca-gate.c) as its only agent
+# (tests/vm/guest/vmm-init): no share, no network. The job's own output, streamed through the gate,
+# proves where each resumed VM went on from.
+. "$GCA_TOP/tests/lib.sh"
+. "$GCA_TOP/tests/vm/lab.sh"
+
+S=vmm
+suite_t0=$(date +%s.%N)
+why=$(lab_usable)
+[ -z "$why" ] || not_run $S "$why"
+command -v ldapsearch >/dev/null || not_run $S "ldapsearch is not installed (make deps)"
+command -v python3 >/dev/null || not_run $S "python3 is not installed (make deps)"
+for p in gca-cts gca-gcs gca-ctl vmm-ready-job-executor vmm-ready-job-resumer; do
+	[ -x "$GCA_BUILD/$p" ] || not_run $S "$GCA_BUILD/$p is not built (make)"
+done
+test_tmpdir
+# A background child that bash forked but has not exec'd yet still holds the EXIT trap: a signal
+# in that window would run test_cleanup there and remove $T under the suite. Only this shell may.
+trap '[ "$BASHPID" = "'$$'" ] && test_cleanup' EXIT
+T=$TEST_TMP
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+: "${VMM_ACCEL:=tcg}"		# the figures are TCG's unless asked (another qemu may run here)
+export TMPDIR=$T			# the wrappers' run folders (kept after a failure) go with the suite
+
+# ---- the guest image: the kernel, an initramfs with gca-gate ----
+gate=$LAB_CACHE/gca-gate
+mkdir -p "$LAB_CACHE"
+if [ ! -x "$gate" ] || [ "$GCA_TOP/tests/vm/guest/gca-gate.c" -nt "$gate" ]; then
+	cc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$gate" "$GCA_TOP/tests/vm/guest/gca-gate.c" ||
+		{ fail "gca-gate builds"; exit 1; }
+fi
+lab_kernel 2>"$T/kernel.err" || not_run $S "no Debian 12 kernel: $(cat "$T/kernel.err")"
+LAB_INIT=$GCA_TOP/tests/vm/guest/vmm-init
+LAB_MODULES="drivers/virtio drivers/char/virtio_console.ko"
+t=$(date +%s.%N)
+lab_initramfs "$gate" || { fail "the initramfs builds"; exit 1; }
+pass "guest image: Debian 12 kernel $LAB_KREL, busybox initramfs with gca-gate ($(since "$t") s)"
+export GCA_VMM_KERNEL=$LAB_VMLINUZ GCA_VMM_INITRD=$LAB_INITRD
+
+# ---- the site, and a CTS with core service vmm ----
+site=$T/site
+on_exit "gca-site down '$site'"
+GCA_SITE_HEARTBEAT=2 gca-site up "$site" >"$T/site.log" 2>&1 || { fail "gca-site up"; sed 's/^/#   /' "$T/site.log"; exit 1; }
+. "$site/site.env"
+gca-pki issue "$site/pki" cts cts-vmm >/dev/null
+cat > "$T/cts-vmm.ldif" <<LDIF
+dn: cn=cts-vmm,ou=cts,$GCA_BASE_DN
+gcaCoreService: vmm
+gcaClass: basic
+gcaExternalCheckpoints: TRUE
+gcaSelfCheckpointing: TRUE
+gcaMigration: FALSE
+gcaExecuteWrapper: vmm-ready-job-executor
+gcaRecoveryWrapper: vmm-ready-job-resumer
+gcaExecuteParams: GCA_JOB_NAME={gid}
+gcaRecoveryParams: GCA_JOB_NAME={gid}
+description: the vmm CTS of tests/vm/vmm.sh
+LDIF
+cts_conf() {
+	cat <<CONF
+name $1
+core_service vmm
+descriptor $T/$1.ldif
+socket $T/$1.sock
+gcs $GCA_GCS_ENDPOINT
+ca $site/pki/ca.crt
+cert $site/pki/cts-$1.crt
+key $site/pki/cts-$1.key
+state $T/$1
+heartbeat 2
+retention 10
+vmm_timeout 60
+$2
+CONF
+}
+cts_conf cts-vmm "" > "$T/cts-vmm.conf"
+gca-cts -f "$T/cts-vmm.conf" >>"$T/cts-vmm.log" 2>&1 &
+cts_pid=$!
+on_exit "kill $cts_pid"
+wait_for 10 test -S "$T/cts-vmm.sock" || { fail "gca-cts cts-vmm starts" "$(tail -3 "$T/cts-vmm.log")"; exit 1; }
+export GCA_CTS_SOCKET=$T/cts-vmm.sock
+cts_entry() { ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "cn=$1,ou=cts,$GCA_BASE_DN" -s base "$2" 2>/dev/null; }
+wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-vmm,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"
+expect_eq "cts-vmm is published ok (ldapsearch)" "$(cts_entry cts-vmm gcaStatus | awk '/^gcaStatus:/ { print $2 }')" ok
+qv=$(qemu-system-x86_64 --version | awk '/version/ { print $4; exit }')
+check "cts-vmm publishes its probe: qemu=$qv and kvm=yes|no (gcaProperty)" \
+	bash -c "cts_out=\$(ldapsearch -x -LLL -o ldif-wrap=no -H '$GCA_LDAP_URI' -b 'cn=cts-vmm,ou=cts,$GCA_BASE_DN' -s base gcaProperty); echo \"\$cts_out\" | grep -q 'gcaProperty: qemu=$qv' && echo \"\$cts_out\" | grep -Eq 'gcaProperty: kvm=(yes|no)'"
+
+# ---- the job: counts in the guest; TERM makes it say where it stopped and exit 3, USR1 exit 4 ----
+JOB='trap "echo stopped at \$i; exit 3" TERM; trap "exit 4" USR1; i=0; while :; do echo counter $i; i=$((i + 1)); sleep 0.2; done'
+t=$(date +%s.%N)
+vmm-ready-job-executor --gid vmm-job --accel "$VMM_ACCEL" --memory 256 -- sh -c "$JOB" >"$T/job.out" 2>"$T/exec.err" &
+exec_pid=$!
+on_exit "kill $exec_pid"
+if wait_for 90 grep -q '^counter 3' "$T/job.out"; then
+	pass "vmm-ready-job-executor started a VM and the job counts in it ($(since "$t") s to counter 3)"
+else
+	fail "vmm-ready-job-executor started a VM and the job counts in it" "$(tail -3 "$T/exec.err")"
+	exit 1
+fi
+qemu_pid=$(pgrep -P "$exec_pid" | head -1)
+check "gca-ctl jobs shows vmm-job on cts-vmm" bash -c "gca-ctl jobs | grep vmm-job | grep -q cts-vmm"
+
+# The broker checkpoints twice; the counter before and after each bounds the point saved.
+last() { awk '$1 == "counter" { n = $2 } END { print n + 0 }' "$1"; }
+ckpt() {
+	local i=$1 lo hi id t
+	lo=$(last "$T/job.out"); t=$(date +%s.%N)
+	id=$(gca-ctl checkpoint vmm-job 2>"$T/ckpt$i.err" | awk '$1 == "checkpoint" { print $2; exit }')
+	secs=$(since "$t")
+	sleep 0.3	# lines the guest wrote before it was stopped may still be on their way
+	hi=$(last "$T/job.out")
+	echo "$lo $hi" > "$T/ckpt$i.range"
+	if [ -n "$id" ]; then
+		pass "gca-ctl checkpoint vmm-job #$i: $id (counter $lo..$hi, $secs s)"
+		echo "$id" > "$T/ckpt$i.id"
+	else
+		fail "gca-ctl checkpoint vmm-job #$i" "$(cat "$T/ckpt$i.err"; tail -3 "$T/cts-vmm.log")"
+	fi
+}
+ckpt 1
+sleep 1.5
+ckpt 2
+sleep 1
+check "the VM runs on after each checkpoint (the job still counts)" \
+	bash -c "n=\$(awk '\$1 == \"counter\" { n = \$2 } END { print n }' '$T/job.out'); [ \$n -gt $(awk '{ print $2 }' "$T/ckpt2.range") ]"
+recs=$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" \
+	"(&(objectClass=gcaCheckpoint)(gcaGID=vmm-job)(gcaCoreService=vmm))" gcaProperty 2>/dev/null)
+expect_eq "two vmm records of vmm-job in the directory (ldapsearch)" "$(echo "$recs" | grep -c '^dn:')" 2
+check "each record says what a restore must match (vmm.memory, vmm.machine, vmm.qemu, vmm.devices)" \
+	bash -c "[ \$(echo '$recs' | grep -c 'gcaProperty: vmm.memory=268435456') = 2 ] && echo '$recs' | grep -q 'gcaProperty: vmm.machine=pc-i440fx' && echo '$recs' | grep -q 'gcaProperty: vmm.qemu=$qv' && echo '$recs' | grep -q 'gcaProperty: vmm.devices=virtio-serial,virtserialport'"
+
+# ---- the VM dies; the executor says so ----
+kill -9 "$qemu_pid"
+wait "$exec_pid"; rc=$?
+expect_eq "the VM killed: vmm-ready-job-executor exits 1" "$rc" 1
+check "... saying the VM ended before the job" grep -q 'the VM ended' "$T/exec.err"
+killed=$(last "$T/job.out")
+echo "mark killed" >> "$T/job.out"
+
+# ---- resumed from the latest checkpoint; SIGTERM reaches the job, its status 3 comes back ----
+in_range() { [ -n "$1" ] && [ "$1" -ge "$2" ] && [ "$1" -le $(($3 + 1)) ]; }
+first_after() { awk -v m="$2" 'f && $1 == "counter" { print $2; exit } $0 == m { f = 1 }' "$1"; }
+t=$(date +%s.%N)
+vmm-ready-job-resumer --gid vmm-job --checkpoint latest >>"$T/job.out" 2>"$T/res1.err" &
+res_pid=$!
+on_exit "kill $res_pid"
+wait_for 60 bash -c "awk 'f && /^counter/ { ok = 1 } /^mark killed/ { f = 1 } END { exit !ok }' '$T/job.out'"
+r1=$(first_after "$T/job.out" "mark killed")
+read -r lo2 hi2 < "$T/ckpt2.range"
+if in_range "$r1" "$lo2" "$hi2" && [ "$r1" -le "$killed" ]; then
+	pass "resumed from the latest checkpoint: the job went on at counter $r1 (saved at $lo2..$hi2, killed at $killed; $(since "$t") s)"
+else
+	fail "resumed from the latest checkpoint where it was saved" "first counter '$r1', window $lo2..$hi2; $(tail -3 "$T/res1.err")"
+fi
+grep -o 'resumed from .*' "$T/res1.err" | sed 's/^/# /'
+sleep 1
+check "gca-ctl jobs shows vmm-job bound again" bash -c "gca-ctl jobs | grep vmm-job | grep -q cts-vmm"
+kill -TERM "$res_pid"; wait "$res_pid"; rc=$?
+expect_eq "SIGTERM to the resumer reached the job in the VM; its exit status 3 came back" "$rc" 3
+check "the resumed job said where it stopped" grep -q '^stopped at' "$T/job.out"
+echo "mark resume2" >> "$T/job.out"
+
+# ---- resumed from the first checkpoint; SIGUSR1 -> 4 ----
+vmm-ready-job-resumer --gid vmm-job --checkpoint "$(cat "$T/ckpt1.id")" >>"$T/job.out" 2>"$T/res2.err" &
+res_pid=$!
+on_exit "kill $res_pid"
+wait_for 60 bash -c "awk 'f && /^counter/ { ok = 1 } /^mark resume2/ { f = 1 } END { exit !ok }' '$T/job.out'"
+r2=$(first_after "$T/job.out" "mark resume2")
+read -r lo1 hi1 < "$T/ckpt1.range"
+if in_range "$r2" "$lo1" "$hi1"; then
+	pass "resumed from the first checkpoint id: the job went on at counter $r2 (saved at $lo1..$hi1)"
+else
+	fail "resumed from the first checkpoint id" "first counter '$r2', window $lo1..$hi1; $(tail -3 "$T/res2.err")"
+fi
+
+# The CTS's QMP client does not block its loop: a VM whose QMP never answers (a stand-in QEMU that
+# accepts and stays silent) fails its own checkpoint after the QMP timeout, while the resumed VM
+# is checkpointed meanwhile as if nothing were waiting.
+cat > "$T/mute-qemu" <<'PY'
+#!/usr/bin/env python3
+import socket, sys, time
+a = sys.argv
+paths = [a[a.index("-qmp") + 1][5:].split(",")[0]]
+paths += [kv[5:] for kv in a[a.index("-chardev") + 1].split(",") if kv.startswith("path=")]
+socks = []
+for p in paths:
+    s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(4); socks.append(s)
+open(sys.argv[0] + ".ready", "w").close()
+
+time.sleep(60)
+PY
+chmod +x "$T/mute-qemu"
+vmm-ready-job-executor --gid vmm-mute --qemu "$T/mute-qemu" --gate-timeout 25 -- true >/dev/null 2>"$T/mute.err" &
+mute_pid=$!
+on_exit "kill $mute_pid"
+wait_for 10 test -e "$T/mute-qemu.ready"
+wait_for 10 bash -c "gca-ctl jobs | grep -q vmm-mute"
+t=$(date +%s.%N)
+gca-ctl checkpoint vmm-mute >"$T/mute.ck" 2>&1 &
+mute_ck=$!
+sleep 0.5
+id=$(gca-ctl checkpoint vmm-job 2>"$T/ckpt3.err" | awk '$1 == "checkpoint" { print $2; exit }')
+s3=$(since "$t")
+if [ -n "$id" ] && kill -0 "$mute_ck" 2>/dev/null; then
+	pass "a resumed VM is checkpointed ($s3 s) while another VM's QMP keeps a checkpoint waiting"
+else
+	fail "a resumed VM is checkpointed while another VM's QMP is silent" "$(cat "$T/ckpt3.err" "$T/mute.ck")"
+fi
+wait "$mute_ck"; rc=$?
+if [ $rc != 0 ] && grep -q 'did not answer on QMP within' "$T/mute.ck"; then
+	pass "the silent QMP fails its checkpoint after the QMP timeout ($(since "$t") s): $(head -1 "$T/mute.ck")"
+else
+	fail "the silent QMP fails its checkpoint" "rc $rc: $(cat "$T/mute.ck")"
+fi
+kill "$mute_pid" 2>/dev/null; wait "$mute_pid" 2>/dev/null
+kill -USR1 "$res_pid"; wait "$res_pid"; rc=$?
+expect_eq "SIGUSR1 to the resumer reached the job; its exit status 4 came back" "$rc" 4
+
+# ---- a job asks for its own checkpoint (gca-gate checkpoint in the guest) ----
+SELF='r=$(gca-gate checkpoint); echo "asked: $r"; i=0; while :; do echo tick $i; i=$((i + 1)); sleep 0.2; done'
+vmm-ready-job-executor --gid vmm-self --accel "$VMM_ACCEL" -- sh -c "$SELF" >"$T/self.out" 2>"$T/self.err" &
+self_pid=$!
+on_exit "kill $self_pid"
+if wait_for 90 grep -q '^tick 2' "$T/self.out" && grep -q '^asked: checkpoint ' "$T/self.out"; then
+	self_id=$(awk '/^asked: checkpoint / { print $3; exit }' "$T/self.out")
+	pass "a job in a VM asked for its own checkpoint and got its id: $self_id"
+else
+	fail "a job in a VM asks for its own checkpoint" "$(cat "$T/self.out" | head -3; tail -3 "$T/self.err")"
+fi
+expect_eq "its record is in the directory as kind job (ldapsearch)" "$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" \
+	"(&(objectClass=gcaCheckpoint)(gcaGID=vmm-self))" gcaCheckpointKind 2>/dev/null | awk '/^gcaCheckpointKind:/ { print $2 }')" job
+kill -9 "$(pgrep -P "$self_pid" | head -1)"; wait "$self_pid" 2>/dev/null
+echo "mark killed" >> "$T/self.out"
+vmm-ready-job-resumer --gid vmm-self --checkpoint latest >>"$T/self.out" 2>"$T/self-res.err" &
+self_res=$!
+on_exit "kill $self_res"
+wait_for 60 bash -c "awk 'f && /^tick/ { ok = 1 } /^mark killed/ { f = 1 } END { exit !ok }' '$T/self.out'"
+after=$(awk 'f && /^asked:/ { print; exit } /^mark killed/ { f = 1 }' "$T/self.out")
+expect_eq "resumed from it, the job's request answers \"restored\" and it goes on from there" "$after" "asked: restored ${self_id:-?}"
+kill -TERM "$self_res"; wait "$self_res" 2>/dev/null
+
+# ---- a user's VM resumed by root: QEMU runs as the user again, never as root ----
+if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	mkdir -p "$T/nobody" && chown nobody "$T/nobody"	# its run folders
+	# setpriv and env exec: $! is the executor itself
+	setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups env TMPDIR="$T/nobody" \
+		vmm-ready-job-executor --gid vmm-user --accel "$VMM_ACCEL" -- sh -c "$JOB" >"$T/user.out" 2>"$T/user.err" &
+	user_pid=$!
+	on_exit "kill $user_pid"
+	if wait_for 90 grep -q '^counter 2' "$T/user.out"; then
+		uq=$(pgrep -P "$user_pid" | head -1)
+		on_exit "kill $uq"
+		expect_eq "a VM started by user nobody runs as nobody" "$(ps -o user=,comm= -p "$uq" | xargs)" "nobody qemu-system-x86"
+		id=$(gca-ctl checkpoint vmm-user 2>"$T/user.ck" | awk '$1 == "checkpoint" { print $2; exit }')
+		[ -n "$id" ] || fail "gca-ctl checkpoint of nobody's VM" "$(cat "$T/user.ck")"
+		kill -9 "$uq"; wait "$user_pid" 2>/dev/null
+		echo "mark killed" >> "$T/user.out"
+		TMPDIR="$T/nobody" vmm-ready-job-resumer --gid vmm-user --checkpoint latest >>"$T/user.out" 2>"$T/user-res.err" &
+		ures=$!
+		on_exit "kill $ures"
+		if wait_for 60 bash -c "awk 'f && /^counter/ { ok = 1 } /^mark killed/ { f = 1 } END { exit !ok }' '$T/user.out'"; then
+			uq=$(pgrep -P "$ures" | head -1)
+			on_exit "kill $uq"
+			expect_eq "resumed by root, nobody's VM runs as nobody again (the recorded command line is the user's)" \
+				"$(ps -o user= -p "$uq") $(ps -o user= -p "$ures")" "nobody nobody"
+		else
+			fail "root resumes nobody's VM" "$(tail -3 "$T/user-res.err")"
+		fi
+		kill -TERM "$ures"; wait "$ures" 2>/dev/null
+	else
+		fail "user nobody starts a VM job" "$(tail -3 "$T/user.err")"
+	fi
+else
+	echo "# root resuming a user's VM: not checked (needs root, setpriv and user nobody)"
+fi
+
+# ---- errors a user can act on ----
+out=$(vmm-ready-job-resumer --gid vmm-job --checkpoint latest --memory 512 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q '256 MiB'; then pass "an image of another memory size is refused before QEMU starts: $out"
+else fail "an image of another memory size is refused" "rc $rc: $out"; fi
+out=$(vmm-ready-job-executor --gid vmm-noqemu --qemu /nonexistent/qemu-system-x86_64 -- true 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q 'not installed'; then pass "QEMU missing: $out"
+else fail "QEMU missing is said" "rc $rc: $out"; fi
+cts_conf cts-noqemu "vmm_qemu /nonexistent/qemu" > "$T/cts-noqemu.conf"
+sed 's/cts-vmm/cts-noqemu/' "$T/cts-vmm.ldif" > "$T/cts-noqemu.ldif"
+gca-pki issue "$site/pki" cts cts-noqemu >/dev/null
+gca-cts -f "$T/cts-noqemu.conf" >>"$T/cts-noqemu.log" 2>&1 &
+nq_pid=$!
+on_exit "kill $nq_pid"
+if wait_for 15 bash -c "ldapsearch -x -LLL -o ldif-wrap=no -H '$GCA_LDAP_URI' -b 'cn=cts-noqemu,ou=cts,$GCA_BASE_DN' -s base gcaStatus description 2>/dev/null | grep -qi 'qemu is not installed'"; then
+	pass "a vmm CTS without QEMU is published unavailable with the reason (ldapsearch)"
+else
+	fail "a vmm CTS without QEMU is published unavailable" "$(cts_entry cts-noqemu '*' | tail -5; tail -2 "$T/cts-noqemu.log")"
+fi
+kill $nq_pid 2>/dev/null
+# a guest without the gate: an initramfs whose init only sleeps
+mkdir -p "$T/silent/bin"
+cp "$(command -v busybox)" "$T/silent/bin/busybox"
+printf '#!/bin/busybox sh\n/bin/busybox sleep 1000\n' > "$T/silent/init"
+chmod +x "$T/silent/init"
+(cd "$T/silent" && find . | cpio -o -H newc --quiet > "$T/silent.cpio")
+t=$(date +%s.%N)
+out=$(vmm-ready-job-executor --gid vmm-silent --accel "$VMM_ACCEL" --initrd "$T/silent.cpio" --gate-timeout 8 -- true 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q 'did not answer within 8 s'; then pass "a silent gate is reported after --gate-timeout ($(since "$t") s): $(echo "$out" | head -1)"
+else fail "a silent gate is reported" "rc $rc: $out"; fi
+# tampered: one byte of the first checkpoint's image in the CTS's store
+img=$(find "$T/cts-vmm/images" -path "*$(cat "$T/ckpt1.id")/vm.state")
+printf 'X' | dd of="$img" bs=1 seek=100000 conv=notrunc status=none
+out=$(vmm-ready-job-resumer --gid vmm-job --checkpoint "$(cat "$T/ckpt1.id")" 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -qi 'sha256\|vm.state'; then pass "a tampered image is refused by its sha256 before QEMU sees it: $(echo "$out" | head -1)"
+else fail "a tampered image is refused" "rc $rc: $out"; fi
+
+# ---- figures: raw QMP (python, same steps) vs gca-ctl checkpoint; resume times ----
+bench_vm() {	# MIB: start a VM job, wait until it counts; sets bpid, bqemu
+	vmm-ready-job-executor --gid "bench-$1" --accel "$VMM_ACCEL" --memory "$1" -- sh -c "$JOB" >"$T/bench-$1.out" 2>"$T/bench-$1.err" &
+	bpid=$!
+	on_exit "kill $bpid"
+	wait_for 90 grep -q '^counter 2' "$T/bench-$1.out" || return 1
+	bqemu=$(pgrep -P "$bpid" | head -1)
+}
+raw_qmp() {	# QEMU-PID IMAGE: stop, getfd, migrate fd:, poll, cont over its QMP socket; prints seconds
+	python3 - "$1" "$2" <<'PY'
+import json, os, socket, sys, time
+args = open("/proc/%s/cmdline" % sys.argv[1], "rb").read().split(b"\0")
+path = args[args.index(b"-qmp") + 1].decode()[5:].split(",")[0]
+s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("r")
+def call(cmd, fds=None, **a):
+    msg = (json.dumps({"execute": cmd, "arguments": a} if a else {"execute": cmd}) + "\n").encode()
+    socket.send_fds(s, [msg], fds) if fds else s.sendall(msg)
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r: return r["return"]
+        if "error" in r: raise SystemExit(r["error"]["desc"])
+f.readline(); call("qmp_capabilities")
+call("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+t = time.time()
+call("stop"); call("getfd", [fd], fdname="raw"); call("migrate", uri="fd:raw")
+while call("query-migrate").get("status") != "completed": time.sleep(0.02)
+call("cont")
+print("%.3f" % (time.time() - t))
+PY
+}
+raw_restore() {	# IMAGE-FOLDER: QEMU with vm.conf's argv, -S -incoming defer, getfd + migrate-incoming, cont; seconds
+	python3 - "$1" "$T" <<'PY'
+import json, os, re, socket, subprocess, sys, tempfile, time
+img, tmp = sys.argv[1], sys.argv[2]
+args = [re.sub("%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), l[4:].rstrip("\n"))
+        for l in open(img + "/vm.conf") if l.startswith("arg ")]
+d = tempfile.mkdtemp(dir=tmp)
+for i in range(1, len(args)):
+    if args[i - 1] == "-qmp": args[i] = "unix:%s/qmp,server=on,wait=off" % d
+    if args[i - 1] == "-chardev": args[i] = "socket,id=gate,path=%s/gate,server=on,wait=off" % d
+    if args[i - 1] == "-serial": args[i] = "file:%s/console" % d
+t = time.time()
+p = subprocess.Popen(args + ["-S", "-incoming", "defer"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+s = socket.socket(socket.AF_UNIX)
+while True:
+    try: s.connect(d + "/qmp"); break
+    except OSError: time.sleep(0.01)
+f = s.makefile("r")
+def call(cmd, fds=None, **a):
+    msg = (json.dumps({"execute": cmd, "arguments": a} if a else {"execute": cmd}) + "\n").encode()
+    socket.send_fds(s, [msg], fds) if fds else s.sendall(msg)
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r: return r["return"]
+        if "error" in r: raise SystemExit(r["error"]["desc"])
+f.readline(); call("qmp_capabilities")
+fd = os.open(img + "/vm.state", os.O_RDONLY)
+call("getfd", [fd], fdname="raw"); call("migrate-incoming", uri="fd:raw")
+while call("query-status")["status"] == "inmigrate": time.sleep(0.02)
+call("cont")
+print("%.3f" % (time.time() - t))
+p.kill(); p.wait()
+PY
+}
+rows=()
+for mib in 256 1024; do
+	if [ "$mib" = 1024 ] && [ "$(since "$suite_t0" | cut -d. -f1)" -gt 150 ]; then
+		echo "# 1 GiB figures left out: the suite has run $(since "$suite_t0") s"; break
+	fi
+	bench_vm $mib || { fail "bench $mib MiB: the VM job starts" "$(tail -3 "$T/bench-$mib.err")"; break; }
+	raw=$(raw_qmp "$bqemu" "$T/raw-$mib.img" 2>"$T/raw.err") || { fail "bench $mib MiB: raw QMP" "$(cat "$T/raw.err")"; break; }
+	rawsize=$(stat -c %s "$T/raw-$mib.img"); rm -f "$T/raw-$mib.img"
+	t=$(date +%s.%N)
+	id=$(gca-ctl checkpoint "bench-$mib" 2>"$T/bench-$mib.ckerr" | awk '$1 == "checkpoint" { print $2; exit }')
+	gsecs=$(since "$t")
+	[ -n "$id" ] || { fail "bench $mib MiB: gca-ctl checkpoint" "$(cat "$T/bench-$mib.ckerr")"; break; }
+	gdir=$(dirname "$(find "$T/cts-vmm/images" -path "*$id/vm.state")")
+	gsize=$(stat -c %s "$gdir/vm.state")
+	kill -9 "$bqemu"; wait "$bpid" 2>/dev/null
+	vmm-ready-job-resumer --gid "bench-$mib" --checkpoint latest >>"$T/bench-$mib.out" 2>"$T/bench-$mib.res" &
+	rpid=$!
+	on_exit "kill $rpid"
+	wait_for 60 grep -q 'resumed from' "$T/bench-$mib.res"
+	rsecs=$(grep -o 'in [0-9.]* s' "$T/bench-$mib.res" | head -1 | awk '{ print $2 }')
+	grep -o '(image checked.*' "$T/bench-$mib.res" | sed "s/^/# resumer $mib MiB: /"
+	kill -TERM "$rpid"; wait "$rpid" 2>/dev/null
+	# the same image by hand, with no other VM running (as for the resumer)
+	rawres=$(raw_restore "$gdir" 2>"$T/rawres.err") || { fail "bench $mib MiB: raw restore" "$(cat "$T/rawres.err")"; rawres=null; }
+	ratio=$(awk -v g="$gsecs" -v r="$raw" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+	rratio=$(awk -v g="${rsecs:-0}" -v r="$rawres" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+	pass "bench $mib MiB: checkpoint raw QMP $raw s, gca-ctl $gsecs s (ratio $ratio); image $((gsize >> 20)) MiB (raw $((rawsize >> 20)) MiB); restore raw QEMU -incoming $rawres s, vmm-ready-job-resumer ${rsecs:-?} s (ratio $rratio)"
+	rows+=("{\"mib\": $mib, \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
+done
+if [ ${#rows[@]} -gt 0 ]; then
+	bench_json=$GCA_TOP/bench/vmm-vm.json
+	{
+		echo "{"
+		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports\","
+		echo "  \"guest\": \"qemu $qv $VMM_ACCEL, Debian 12 kernel $LAB_KREL, busybox initramfs, a shell job counting\","
+		echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+		echo "  \"runs\": [$(IFS=,; echo "${rows[*]}" | sed 's/},{/}, {/g')]"
+		echo "}"
+	} > "$bench_json"
+	pass "figures written to bench/vmm-vm.json"
+fi
+echo "# suite wall time $(since "$suite_t0") s"
+done_testing

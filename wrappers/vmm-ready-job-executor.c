@@ -1,0 +1,253 @@
+/*
+ * vmm-ready-job-executor: starts a job in a virtual machine of its own under a vmm CTS (paper
+ * section 4, the execute wrapper for VMs).
+ *
+ * It starts QEMU as its child (the guest image: a kernel and an initramfs holding the gate agent,
+ * gca-gate), binds the GID to QEMU's pid, so a checkpoint of the GID is a checkpoint of the whole
+ * VM, waits for the Virtual Node Gate, sets the guest's clock and runs the job in the guest
+ * through it. It stays resident: the job's output comes out on our stdout, signals are forwarded
+ * to the job, and we exit with its status; then the VM is stopped.
+ *
+ * Exit status: the job's (128+N if signal N killed it); 1 the job did not run or the VM ended
+ * first; 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "proto/proto.h"
+#include "wrappers/vmm_wrap.h"
+#include "wrappers/wrapper.h"
+
+static const char vexec_usage_text[] =
+    "usage: vmm-ready-job-executor --gid GID [--cts SOCKET] [--kernel FILE] [--initrd FILE]\n"
+    "         [--memory MIB] [--qemu PROGRAM] [--accel kvm|tcg] [--gate-timeout SECONDS]\n"
+    "         [--checkpoint-every DURATION] -- JOB [ARGS...]\n";
+
+static const char vexec_help_text[] =
+    "  --gid GID                  the job's grid identifier\n"
+    "  --cts SOCKET               the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
+    "  --kernel FILE              the guest's kernel (default: $GCA_VMM_KERNEL)\n"
+    "  --initrd FILE              the guest's initramfs, with gca-gate (default: $GCA_VMM_INITRD)\n"
+    "  --memory MIB               the guest's memory (default 256)\n"
+    "  --qemu PROGRAM             default: $GCA_VMM_QEMU, else qemu-system-x86_64\n"
+    "  --accel kvm|tcg            default: kvm when /dev/kvm can be opened, else tcg\n"
+    "  --gate-timeout SECONDS     how long the guest may take to answer (default 60)\n"
+    "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h)\n"
+    "See vmm-ready-job-executor(1).\n";
+
+struct vexec {
+	const char	*gid, *cts, *kernel, *initrd, *qemu, *accel;
+	long		 memory, gate_timeout;
+	uint64_t	 every_ms;
+	char		**job;
+};
+
+static int
+vexec_usage(void)
+{
+	fputs(vexec_usage_text, stderr);
+	return 2;
+}
+
+/* QEMU's command line: what vm.conf records and the resumer repeats. */
+static void
+vexec_argv(const struct vexec *x, const struct vmm_vm *vm, char **argv, char *store, size_t len)
+{
+	int n = 0;
+	size_t used = 0;
+#define ARG(...) do { argv[n++] = store + used; \
+	used += (size_t)snprintf(store + used, len - used, __VA_ARGS__) + 1; } while (0)
+
+	ARG("%s", x->qemu);
+	ARG("-machine"); ARG("pc");
+	ARG("-accel"); ARG("%s", x->accel);
+	ARG("-cpu"); ARG("%s", strcmp(x->accel, "kvm") == 0 ? "host" : "max");
+	ARG("-m"); ARG("%ld", x->memory);
+	ARG("-smp"); ARG("1");
+	ARG("-nodefaults"); ARG("-display"); ARG("none"); ARG("-no-reboot");
+	ARG("-serial"); ARG("file:%s", vm->console);
+	ARG("-kernel"); ARG("%s", x->kernel);
+	ARG("-initrd"); ARG("%s", x->initrd);
+	ARG("-append"); ARG("console=ttyS0 quiet panic=-1 rdinit=/init");
+	ARG("-qmp"); ARG("unix:%s,server=on,wait=off", vm->qmp);
+	ARG("-device"); ARG("virtio-serial");
+	ARG("-chardev"); ARG("socket,id=gate,path=%s,server=on,wait=off", vm->gate);
+	ARG("-device"); ARG("virtserialport,chardev=gate,name=gca.gate");
+	argv[n] = NULL;
+#undef ARG
+}
+
+static int
+vexec_bind(const struct vexec *x, pid_t qemu)
+{
+	const struct proto_type *pt = proto_type_find("local_bind");
+	struct msg_local_bind bind = { .gid = (char *)x->gid, .pid = (uint64_t)qemu,
+		.checkpoint_every_ms = x->every_ms };
+	struct msg_local_bind_ok *ok = NULL;
+	char code[64], msg[512];
+	struct proto_sync *s;
+	int rc = 0;
+
+	if ((s = wrapper_connect("vmm-ready-job-executor", x->cts)) == NULL)
+		return -1;
+	if (proto_sync_call(s, "local_bind", pt, &bind, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: GID %s refused: %s (%s)\n", x->gid, msg, code);
+		rc = -1;
+	} else if (strcmp(ok->core_service, "vmm") != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: CTS %s runs core service %s, not vmm: use "
+		    "gca-exec there\n", ok->cts, ok->core_service);
+		rc = -1;
+	}
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+	return rc;
+}
+
+static int
+vexec_run(struct vexec *x)
+{
+	struct vmm_vm vm = { 0 };
+	char *argv[48], store[8192], line[512], err[1024], rid[64], *secs[3], s1[32], s2[32];
+	struct timespec now;
+	int code = 1;
+
+	if (!vmm_have(x->qemu)) {
+		fprintf(stderr, "vmm-ready-job-executor: QEMU (%s) is not installed here: install "
+		    "qemu-system-x86 or give --qemu\n", x->qemu);
+		return 1;
+	}
+	if (access(x->kernel, R_OK) != 0 || access(x->initrd, R_OK) != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: cannot read the guest's %s %s: %s\n",
+		    access(x->kernel, R_OK) != 0 ? "kernel" : "initramfs",
+		    access(x->kernel, R_OK) != 0 ? x->kernel : x->initrd, strerror(errno));
+		return 1;
+	}
+	if (vmm_rundir(&vm, "vmm-ready-job-executor") != 0)
+		return 1;
+	vm.gid = x->gid;
+	vm.cts = x->cts;
+	vexec_argv(x, &vm, argv, store, sizeof store);
+	vmm_signals_setup();
+	wrapper_sigpipe_ignore();
+	if (vmm_launch(&vm, argv) != 0 || vexec_bind(x, vm.pid) != 0)
+		goto out;
+	if (vmm_gate_open(&vm, (int)x->gate_timeout * 1000, line, sizeof line, err, sizeof err) != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: %s\n", err);
+		goto out;
+	}
+	/* the guest has no clock source worth the name before this */
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(s1, sizeof s1, "%lld", (long long)now.tv_sec);
+	snprintf(s2, sizeof s2, "%ld", now.tv_nsec);
+	secs[0] = s1, secs[1] = s2, secs[2] = NULL;
+	if (vmm_gate_send(&vm, "clock", secs, rid, sizeof rid) != 0 ||
+	    vmm_gate_wait(&vm, rid, 10000, line, sizeof line) != 0)
+		fprintf(stderr, "vmm-ready-job-executor: cannot set the guest's clock: %s\n", line);
+	if (vmm_gate_send(&vm, "run", x->job, rid, sizeof rid) != 0 ||
+	    vmm_gate_wait(&vm, rid, 10000, line, sizeof line) != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: the gate did not start %s: %s\n", x->job[0],
+		    line);
+		goto out;
+	}
+	code = vmm_job_loop(&vm, line);
+	if (code < 0)
+		code = 1;
+out:
+	vmm_cleanup(&vm, code == 1);
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "gid", required_argument, NULL, 'g' },
+		{ "cts", required_argument, NULL, 'c' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "qemu", required_argument, NULL, 'q' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "gate-timeout", required_argument, NULL, 't' },
+		{ "checkpoint-every", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vexec x = { .memory = 256, .gate_timeout = 60 };
+	const char *cts_flag = NULL;
+	char *socket, *end;
+	int c, rc;
+
+	x.kernel = getenv("GCA_VMM_KERNEL");
+	x.initrd = getenv("GCA_VMM_INITRD");
+	x.qemu = getenv("GCA_VMM_QEMU") ? getenv("GCA_VMM_QEMU") : "qemu-system-x86_64";
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g': x.gid = optarg; break;
+		case 'c': cts_flag = optarg; break;
+		case 'k': x.kernel = optarg; break;
+		case 'i': x.initrd = optarg; break;
+		case 'q': x.qemu = optarg; break;
+		case 'a': x.accel = optarg; break;
+		case 'm':
+			x.memory = strtol(optarg, &end, 10);
+			if (*end != '\0' || x.memory < 16 || x.memory > 1024 * 1024) {
+				fprintf(stderr, "vmm-ready-job-executor: bad --memory \"%s\" (MiB, 16 "
+				    "or more)\n", optarg);
+				return vexec_usage();
+			}
+			break;
+		case 't':
+			x.gate_timeout = strtol(optarg, &end, 10);
+			if (*end != '\0' || x.gate_timeout < 1 || x.gate_timeout > 3600)
+				return vexec_usage();
+			break;
+		case 'e':
+			if (duration_parse(optarg, &x.every_ms) != 0 || x.every_ms == 0) {
+				fprintf(stderr, "vmm-ready-job-executor: bad --checkpoint-every \"%s\"\n",
+				    optarg);
+				return vexec_usage();
+			}
+			break;
+		case 'h':
+			fputs(vexec_usage_text, stdout);
+			fputs(vexec_help_text, stdout);
+			return 0;
+		default:
+			return vexec_usage();
+		}
+	}
+	if (x.gid == NULL || optind >= argc)
+		return vexec_usage();
+	if (!name_valid(x.gid)) {
+		fprintf(stderr, "vmm-ready-job-executor: bad GID \"%s\"\n", x.gid);
+		return vexec_usage();
+	}
+	if (x.kernel == NULL || x.initrd == NULL) {
+		fprintf(stderr, "vmm-ready-job-executor: no guest image: give --kernel and --initrd "
+		    "(or set GCA_VMM_KERNEL and GCA_VMM_INITRD)\n");
+		return vexec_usage();
+	}
+	if (x.accel == NULL) {
+		int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+		x.accel = fd >= 0 ? "kvm" : "tcg";
+		if (fd >= 0)
+			close(fd);
+	}
+	x.job = argv + optind;
+	if ((socket = wrapper_socket("vmm-ready-job-executor", cts_flag)) == NULL)
+		return 1;
+	x.cts = socket;
+	rc = vexec_run(&x);
+	free(socket);
+	return rc;
+}
