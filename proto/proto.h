@@ -267,6 +267,19 @@ void proto_client_request(struct proto_client *c, const char *type, const struct
 bool proto_client_up(struct proto_client *c);
 void proto_client_free(struct proto_client *c);		/* pending callbacks get "closed" */
 
+/* ---- image grants (grant.c): a token the GCS signs, the holder of an image checks ---- */
+struct proto_grant {
+	char		checkpoint_id[64], target[256], gcs[256], gid[256];
+	uint64_t	expires_ms;
+};
+#define PROTO_GRANT_MAX 4096		/* bytes of a token */
+/* Signs g with tls->key, carrying tls->cert: *token malloc'd. */
+int  proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g, char **token,
+	char *err, size_t errlen);
+/* Checks the token (the CA, OU=gcs, the signature, not expired) and fills g. */
+int  proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms,
+	struct proto_grant *g, char *err, size_t errlen);
+
 /* ---- the blocking client for command-line tools and tests (sync.c) ---- */
 struct proto_sync;
 /* endpoint "host:port" (TLS, cert/key may be NULL to send none) or "unix:/path". */

@@ -50,7 +50,7 @@ static const struct proto_field restore_ok_fields[] = {
 static const struct proto_type proto_t_restore_ok = { "restore_ok", restore_ok_fields, sizeof restore_ok_fields / sizeof restore_ok_fields[0], sizeof(struct msg_restore_ok), NULL };
 
 static const struct proto_field image_grant_ok_fields[] = {
-	{ "grant", PK_STR, offsetof(struct msg_image_grant_ok, grant), true, 512 },
+	{ "grant", PK_STR, offsetof(struct msg_image_grant_ok, grant), true, PROTO_GRANT_MAX },
 	{ "holders", PK_STRLIST, offsetof(struct msg_image_grant_ok, holders), false, 64 },
 	{ "expires_ms", PK_U64, offsetof(struct msg_image_grant_ok, expires_ms), false, 0 },
 };
@@ -183,7 +183,7 @@ static const struct proto_type proto_t_m_image_grant = { "image_grant", m_image_
 
 static const struct proto_field m_image_fetch_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_fetch, checkpoint_id), true, 64 },
-	{ "grant", PK_STR, offsetof(struct msg_image_fetch, grant), true, 512 },
+	{ "grant", PK_STR, offsetof(struct msg_image_fetch, grant), true, PROTO_GRANT_MAX },
 	{ "file", PK_STR, offsetof(struct msg_image_fetch, file), true, 255 },
 	{ "offset", PK_U64, offsetof(struct msg_image_fetch, offset), false, 0 },
 	{ "max", PK_U64, offsetof(struct msg_image_fetch, max), false, 0 },
