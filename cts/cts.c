@@ -28,10 +28,11 @@ cts_ping(struct proto_req *r, void *ctx)
 	proto_reply_ok(r, r->pt->reply, &ok);
 }
 
-/* The TLS endpoint: the GCS asks for checkpoints (image_fetch from other CTSes comes later). */
+/* The TLS endpoint: the GCS asks for checkpoints, other CTSes fetch images with a grant. */
 static const struct proto_handler cts_handlers[] = {
 	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, cts_ping },
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
+	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
 };
 
 int
@@ -99,8 +100,9 @@ static void
 cts_state_open(struct cts *c)
 {
 	char p[PATH_MAX];
-	const char *sub[] = { "images", "outbox", "staging" };
-	mode_t modes[] = { 0700, 0700, 0711 };
+	/* incoming/: partial fetches (transfer.c), kept across a restart so they resume. */
+	const char *sub[] = { "images", "outbox", "staging", "incoming" };
+	mode_t modes[] = { 0700, 0700, 0711, 0700 };
 
 	if (file_mkdirs(c->state, 0711) != 0 || chmod(c->state, 0711) != 0)
 		log_fatal("state folder %s: cannot create it", c->state);

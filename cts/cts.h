@@ -157,6 +157,20 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
 
+/* transfer.c: images between CTSes. transfer_serve is image_fetch (from a CTS with a grant);
+ * transfer_fetch_run runs in a child (child_run) and fetches, verifies and renames into image_dir. */
+#define TRANSFER_HOLDERS 16
+struct transfer_fetch {
+	char			 id[ID_LEN + 1], gid[256], sha256[65];
+	char			*grant;
+	char			 holders[TRANSFER_HOLDERS][600];	/* name@host:port */
+	size_t			 nholders;
+	char			 state[PATH_MAX], image_dir[PATH_MAX];
+	struct proto_tls_files	 tls;
+};
+void transfer_serve(struct proto_req *r, void *ctx);
+int  transfer_fetch_run(void *arg, char *out, size_t outlen);
+
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
  * "ok ..." or an error text. */
 typedef int (*child_fn)(void *arg, char *out, size_t outlen);
