@@ -1,0 +1,201 @@
+# Recovery on another resource (issue 10): three or four CTSes of the app core service, each in a
+# network namespace of its own (veth pairs on a bridge, addresses picked here), a GCS on the bridge,
+# the site's slapd. A job checkpointed on A comes back on B (the image fetched over mTLS with a
+# grant, the connection broken once on purpose and resumed), from the latest and from a chosen
+# checkpoint; A coming back neither keeps nor steals the GID; a CTS with gcaMigration FALSE refuses;
+# a flipped byte and two swapped chunks in the holder's image are refused before restore.
+# timeout: 300
+. "$GCA_TOP/tests/lib.sh"
+[ "$(id -u)" = 0 ] || not_run transfer "needs root for ip netns"
+probe=gcaprobe$$
+ip netns add $probe 2>/dev/null && ip netns del $probe || not_run transfer "ip netns does not work here"
+ip link add gcabrp$$ type bridge 2>/dev/null && ip link del gcabrp$$ || not_run transfer "cannot make a bridge here"
+test_tmpdir
+site=$TEST_TMP/site
+export GCA_SITE_HEARTBEAT=1
+on_exit "gca-site down $site"
+check "gca-site up (slapd, PKI)" gca-site up "$site"
+. "$site/site.env"
+counter=$GCA_BUILD/examples/counter
+T=$TEST_TMP
+mkdir -p "$T/run" && chmod 0755 "$T/run"
+
+# ---- the network: a bridge in this namespace, one veth pair per resource ----
+n=$(( $$ % 100000 ))
+net=10.$(( 200 + $$ % 50 )).$(( ($$ / 50) % 250 )).
+br=gcabr$n
+ip link add $br type bridge && ip addr add ${net}1/24 dev $br && ip link set $br up
+on_exit "ip link del $br"
+# mkns LETTER HOSTNUMBER: namespace gca<n><L> with address ${net}HOSTNUMBER
+mkns() {
+	local ns=gca$n$1 ip=${net}$2
+	ip netns add $ns || return 1
+	on_exit "ip netns del $ns"
+	ip link add v$n$1 type veth peer name p$n$1 &&
+	ip link set v$n$1 master $br up &&
+	ip link set p$n$1 netns $ns &&
+	ip -n $ns addr add $ip/24 dev p$n$1 &&
+	ip -n $ns link set p$n$1 up && ip -n $ns link set lo up
+}
+# (not under check: its on_exit must be this shell's)
+for r in a:2 b:3 r:4 c:5; do
+	mkns ${r%%:*} ${r#*:} && pass "namespace ${r%%:*} at ${net}${r#*:}" || fail "namespace ${r%%:*}"
+done
+
+# ---- a GCS on the bridge (the site's directory) ----
+gca-pki issue "$site/pki" gcs gcs-2 --host ${net}1 >/dev/null
+cat > "$T/gcs2.conf" <<CONF
+name gcs-2
+listen ${net}1:0
+ca $site/pki/ca.crt
+cert $site/pki/gcs-gcs-2.crt
+key $site/pki/gcs-gcs-2.key
+directory $site/gcs-directory.conf
+CONF
+gca-gcs -f "$T/gcs2.conf" --port-file "$T/gcs2.port" >>"$T/gcs2.log" 2>&1 &
+gcs2=$!
+on_exit "kill $gcs2"
+check "gca-gcs on the bridge" wait_for 10 test -s "$T/gcs2.port"
+export GCA_GCS_ENDPOINT=${net}1:$(cat "$T/gcs2.port")
+
+bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
+pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+has() { local out=$1 l; shift; for l in "$@"; do grep -qxF -- "$l" <<<"$out" || return 1; done; }
+
+# ---- the CTSes: cts-X in namespace X ----
+declare -A ctspid ctsip=([a]=${net}2 [b]=${net}3 [r]=${net}4 [c]=${net}5)
+# cts_start LETTER MIGRATION [extra cts.conf lines]
+cts_start() {
+	local x=$1 mig=$2 extra=${3:-}
+	[ -f "$site/pki/cts-cts-$x.crt" ] || gca-pki issue "$site/pki" cts cts-$x --host ${ctsip[$x]} >/dev/null
+	cat > "$T/cts-$x.ldif" <<LDIF
+dn: cn=cts-$x,ou=cts,$GCA_BASE_DN
+gcaCoreService: app
+gcaClass: basic
+gcaExternalCheckpoints: TRUE
+gcaSelfCheckpointing: TRUE
+gcaMigration: $mig
+gcaExecuteWrapper: gca-exec
+gcaRecoveryWrapper: gca-recover
+description: resource $x of the transfer test
+LDIF
+	cat > "$T/cts-$x.conf" <<CONF
+name cts-$x
+core_service app
+descriptor $T/cts-$x.ldif
+listen ${ctsip[$x]}:0
+socket $T/run/cts-$x.sock
+gcs $GCA_GCS_ENDPOINT
+ca $site/pki/ca.crt
+cert $site/pki/cts-cts-$x.crt
+key $site/pki/cts-cts-$x.key
+state $T/cts-$x
+heartbeat 1
+retention 10
+$extra
+CONF
+	rm -f "$T/cts-$x.port"
+	ip netns exec gca$n$x env GCA_TRANSFER_BREAK_AFTER=${BREAK:-0} gca-cts -f "$T/cts-$x.conf" \
+		--port-file "$T/cts-$x.port" >>"$T/cts-$x.log" 2>&1 &
+	ctspid[$x]=$!
+	on_exit "kill ${ctspid[$x]}"
+	wait_for 10 test -s "$T/cts-$x.port" &&
+	wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
+}
+# on X CMD...: runs CMD in namespace X with that resource's CTS socket
+on() { local x=$1; shift; ip netns exec gca$n$x env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$@"; }
+
+cts_start a TRUE && pass "cts-a starts in namespace a and registers" || fail "cts-a starts" "$(tail -3 "$T/cts-a.log")"
+BREAK=1000000 cts_start b TRUE && pass "cts-b starts in namespace b (its fetches break once after 1 MB)" || fail "cts-b starts" "$(tail -3 "$T/cts-b.log")"
+cts_start c FALSE && pass "cts-c starts in namespace c with gcaMigration FALSE" || fail "cts-c starts" "$(tail -3 "$T/cts-c.log")"
+check "namespace b reaches cts-a's endpoint over the bridge" ip netns exec gca${n}b bash -c "exec 3<>/dev/tcp/${net}2/$(cat "$T/cts-a.port")"
+out=$(lds "(cn=cts-c)" gcaMigration)
+has "$out" "gcaMigration: FALSE" && pass "brokers see cts-c's gcaMigration FALSE in the directory" || fail "gcaMigration FALSE published" "$out"
+
+# ---- a job on A, four checkpoints ----
+gid='moving job (1)'
+gidf='moving job \281\29'
+last_count() { awk '$1=="counter"{n=$2} END{print n+0}' "$1"; }
+reached() { [ "$(last_count "$1")" -ge "$2" ]; }
+pad=$((3 * 1024 * 1024 + 12345))
+log1=$T/c1.log
+on a gca-exec --gid "$gid" -- "$counter" --log "$log1" --tick 20 --pad $pad &
+job1=$!
+on_exit "kill -9 $job1"
+check "the counter runs on A" wait_for 10 reached "$log1" 5
+imgdir() { echo "$T/cts-$1/images/$(printf %s "$gid" | python3 -c 'import sys,re; print(re.sub(r"[^A-Za-z0-9_-]", lambda m: "%%%02X" % ord(m.group()), sys.stdin.read()))')/$2"; }
+ids=() saved=()
+for k in 1 2 3 4; do
+	n0=$(last_count "$log1"); wait_for 10 reached "$log1" $((n0 + 3))
+	out=$(gca-ctl checkpoint "$gid" 2>&1)
+	case "$out" in *"seq $k at cts-a"*) pass "checkpoint $k on A through the GCS on the bridge" ;; *) fail "checkpoint $k on A" "$out" ;; esac
+	id=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	ids+=("$id"); saved+=("$(cat "$(imgdir a "$id")/counter" 2>/dev/null)")
+done
+kill -9 $job1; wait $job1 2>/dev/null
+check "the job entry says finished after the job died on A" wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
+
+# ---- recovery on B from the latest: fetched from A, the connection broken once, resumed ----
+log2=$T/c2.log
+t0=$(date +%s%N)
+on b gca-recover --gid "$gid" --checkpoint latest -- "$counter" --log "$log2" --tick 20 --pad $pad &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B --checkpoint latest: the counter resumes there" wait_for 20 reached "$log2" $((saved[3] + 3))
+echo "# recovery on B (fetch of $(du -sk "$(imgdir a "${ids[3]}")" | cut -f1) KiB, verify, restore): $(( ($(date +%s%N) - t0) / 1000000 )) ms until the counter ran on"
+expect_eq "B restored the state of checkpoint 4" "$(awk '$1=="restored"{print $2}' "$log2")" "${saved[3]}"
+grep -q "resumes at byte" "$T/cts-b.log" && pass "the broken fetch resumed at an offset: $(grep -o 'pad resumes at byte [0-9]* of [0-9]*' "$T/cts-b.log" | head -1)" || fail "the fetch resumed" "$(grep -i fetch "$T/cts-b.log" | tail -5)"
+sha=$(sha256sum "$(imgdir b "${ids[3]}")/manifest" 2>/dev/null | cut -d' ' -f1)
+out=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=${ids[3]}))" gcaImageSha256)
+has "$out" "gcaImageSha256: $sha" && pass "B's copy has the record's manifest sha256" || fail "B's copy matches the record" "$sha / $out"
+cmp -s "$(imgdir a "${ids[3]}")/pad" "$(imgdir b "${ids[3]}")/pad" && pass "and the same bytes as A's" || fail "same bytes"
+[ -z "$(ls -A "$T/cts-b/incoming" 2>/dev/null)" ] && pass "nothing left in B's incoming folder" || fail "incoming empty" "$(ls -la "$T/cts-b/incoming")"
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
+has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b, running" || fail "the job entry names cts-b" "$out"
+out=$(gca-ctl checkpoint "$gid" 2>&1)
+case "$out" in *"seq 5 at cts-b"*) pass "a broker's checkpoint now goes to B: seq 5" ;; *) fail "checkpoint at B" "$out" ;; esac
+
+# ---- A comes back: it neither keeps nor steals the GID ----
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+cts_start a TRUE && pass "cts-a restarts" || fail "cts-a restarts" "$(tail -3 "$T/cts-a.log")"
+sleep 3
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
+has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "after A's restart the job entry still names cts-b" || fail "A did not steal the GID" "$out"
+out=$(gca-ctl checkpoint "$gid" 2>&1)
+case "$out" in *"seq 6 at cts-b"*) pass "and checkpoints still go to B: seq 6" ;; *) fail "checkpoint still at B" "$out" ;; esac
+
+# ---- recovery on B from a chosen (the first) checkpoint ----
+kill -TERM $rec; wait $rec 2>/dev/null
+log3=$T/c3.log
+on b gca-recover --gid "$gid" --checkpoint "${ids[0]}" -- "$counter" --log "$log3" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B --checkpoint <first id>: it resumes" wait_for 20 reached "$log3" $((saved[0] + 2))
+expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log3")" "${saved[0]}"
+kill -TERM $rec; wait $rec 2>/dev/null
+
+# ---- gcaMigration FALSE: cts-c refuses ----
+out=$(on c gca-recover --gid "$gid" --checkpoint "${ids[1]}" -- touch "$T/started-c" 2>&1); rc=$?
+case "$rc $out" in "1 "*"gcaMigration FALSE"*) pass "cts-c refuses: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "cts-c refuses" "$rc $out" ;; esac
+[ ! -e "$T/started-c" ] && pass "and the job did not start" || fail "the job did not start on c"
+
+# ---- tampered images at the holder are refused before restore ----
+f=$(imgdir a "${ids[1]}")/pad
+printf '\x5a' | dd of="$f" bs=1 seek=2000000 conv=notrunc status=none	# one byte, same size
+out=$(on b gca-recover --gid "$gid" --checkpoint "${ids[1]}" -- touch "$T/started-1" 2>&1); rc=$?
+case "$rc $out" in "1 "*"pad"*"sha256"*) pass "a flipped byte is refused: $(echo "$out" | head -1 | cut -c1-160)" ;; *) fail "flipped byte refused" "$rc $out" ;; esac
+[ ! -e "$T/started-1" ] && [ ! -e "$(imgdir b "${ids[1]}")" ] && pass "no job started, no image kept on B" || fail "nothing kept after the flipped byte"
+f=$(imgdir a "${ids[2]}")/pad
+python3 - "$f" <<'PY'
+import sys
+p = sys.argv[1]; c = 512 * 1024
+b = bytearray(open(p, 'rb').read())
+b[0:c], b[c:2*c] = b[c:2*c], b[0:c]
+open(p, 'r+b').write(b)
+PY
+out=$(on b gca-recover --gid "$gid" --checkpoint "${ids[2]}" -- touch "$T/started-2" 2>&1); rc=$?
+case "$rc $out" in "1 "*"pad"*"sha256"*) pass "two swapped chunks are refused: $(echo "$out" | head -1 | cut -c1-160)" ;; *) fail "swapped chunks refused" "$rc $out" ;; esac
+[ ! -e "$T/started-2" ] && [ ! -e "$(imgdir b "${ids[2]}")" ] && pass "no job started, no image kept on B" || fail "nothing kept after the swapped chunks"
+
+done_testing
