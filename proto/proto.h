@@ -90,6 +90,10 @@ struct msg_image_grant { char *checkpoint_id, *target_cts; };
 struct msg_image_grant_ok { char *grant; struct proto_strlist holders; uint64_t expires_ms; };
 struct msg_image_fetch { char *checkpoint_id, *grant, *file; uint64_t offset, max; };
 struct msg_image_fetch_ok { struct proto_bin data; bool eof; uint64_t size; char *sha256; };
+struct msg_image_replicate {
+	char *checkpoint_id, *gid, *sha256, *grant; struct proto_strlist holders;
+};
+struct msg_image_location { char *checkpoint_id, *gid, *cts; };
 struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;

@@ -190,6 +190,22 @@ static const struct proto_field m_image_fetch_fields[] = {
 };
 static const struct proto_type proto_t_m_image_fetch = { "image_fetch", m_image_fetch_fields, sizeof m_image_fetch_fields / sizeof m_image_fetch_fields[0], sizeof(struct msg_image_fetch), &proto_t_image_fetch_ok };
 
+static const struct proto_field m_image_replicate_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_replicate, checkpoint_id), true, 64 },
+	{ "gid", PK_STR, offsetof(struct msg_image_replicate, gid), true, 255 },
+	{ "sha256", PK_STR, offsetof(struct msg_image_replicate, sha256), false, 64 },
+	{ "grant", PK_STR, offsetof(struct msg_image_replicate, grant), true, PROTO_GRANT_MAX },
+	{ "holders", PK_STRLIST, offsetof(struct msg_image_replicate, holders), false, 64 },
+};
+static const struct proto_type proto_t_m_image_replicate = { "image_replicate", m_image_replicate_fields, sizeof m_image_replicate_fields / sizeof m_image_replicate_fields[0], sizeof(struct msg_image_replicate), &proto_t_ok_empty };
+
+static const struct proto_field m_image_location_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_location, checkpoint_id), true, 64 },
+	{ "gid", PK_STR, offsetof(struct msg_image_location, gid), true, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_image_location, cts), true, 256 },
+};
+static const struct proto_type proto_t_m_image_location = { "image_location", m_image_location_fields, sizeof m_image_location_fields / sizeof m_image_location_fields[0], sizeof(struct msg_image_location), &proto_t_ok_empty };
+
 static const struct proto_field m_query_fields[] = {
 	{ "what", PK_STR, offsetof(struct msg_query, what), true, 32 },
 	{ "gid", PK_STR, offsetof(struct msg_query, gid), false, 255 },
@@ -259,6 +275,8 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_restore_prepare,
 	&proto_t_m_image_grant,
 	&proto_t_m_image_fetch,
+	&proto_t_m_image_replicate,
+	&proto_t_m_image_location,
 	&proto_t_m_query,
 	&proto_t_m_subscribe,
 	&proto_t_m_notify,

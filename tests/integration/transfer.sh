@@ -103,8 +103,8 @@ CONF
 	wait_for 10 test -s "$T/cts-$x.port" &&
 	wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
 }
-# on X CMD...: runs CMD in namespace X with that resource's CTS socket
-on() { local x=$1; shift; ip netns exec gca$n$x env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$@"; }
+# on X CMD...: execs CMD in namespace X with that resource's CTS socket (use it with & or in $(...))
+on() { local x=$1; shift; exec ip netns exec gca$n$x env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$@"; }
 
 cts_start a TRUE && pass "cts-a starts in namespace a and registers" || fail "cts-a starts" "$(tail -3 "$T/cts-a.log")"
 BREAK=1000000 cts_start b TRUE && pass "cts-b starts in namespace b (its fetches break once after 1 MB)" || fail "cts-b starts" "$(tail -3 "$T/cts-b.log")"
