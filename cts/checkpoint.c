@@ -181,6 +181,7 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 		struct msg_checkpoint_ok ok = { ck->id, image_name, c->name, seq };
 		proto_reply_ok(ck->req, ck->req->pt->reply, &ok);
 	}
+	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
 	if (cts_job_dir(c, ck->job->gid, jd, sizeof jd) == 0)
 		image_retain(jd, c->retention, ckpt_on_removed, ck->job->gid);
 	ckpt_finish(ck);

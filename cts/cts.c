@@ -5,7 +5,7 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue. Times in seconds unless they carry a unit (500ms, 2m).
+ * max_queue, replicas. Times in seconds unless they carry a unit (500ms, 2m).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -33,6 +33,7 @@ static const struct proto_handler cts_handlers[] = {
 	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, cts_ping },
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
 	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
+	{ "image_replicate", PROTO_ROLE_CTS, replica_receive },
 };
 
 int
@@ -243,6 +244,8 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
+		log_fatal("%s: %s", conf, err);
 	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
 	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,
 	    c.gcs_endpoint);
@@ -261,6 +264,7 @@ main(int argc, char **argv)
 	event_free(c.tick);
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
+	replica_free(&c);
 	proto_server_free(c.local);
 	proto_server_free(c.server);
 	jobs_free(&c);

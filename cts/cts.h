@@ -106,6 +106,8 @@ struct cts {
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
+	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
+	struct proto_client	**replica_conn;	/* one client each */
 };
 
 /* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
@@ -170,6 +172,13 @@ struct transfer_fetch {
 };
 void transfer_serve(struct proto_req *r, void *ctx);
 int  transfer_fetch_run(void *arg, char *out, size_t outlen);
+
+/* replica.c: copies of each image on the replicas named in cts.conf, and gcaLocation. */
+int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen);
+void replica_free(struct cts *c);
+void replica_start(struct cts *c, const char *gid, const char *id, const char *sha256);
+void replica_located(struct cts *c, const char *gid, const char *id);	/* a verified copy here */
+void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
 
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
  * "ok ..." or an error text. */

@@ -97,6 +97,7 @@ restore_on_fetched(bool ok, const char *out, void *arg)
 		return;
 	}
 	log_info("checkpoint %s fetched and verified (%s)", op->id, out);
+	replica_located(op->cts, op->fetch.gid, op->id);
 	restore_start_verify(op);
 }
 

@@ -33,6 +33,7 @@ const struct proto_handler gcs_handlers[] = {
 	{ "query", PROTO_ROLE_BROKER | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, query_handle },
 	{ "subscribe", PROTO_ROLE_BROKER | PROTO_ROLE_ADMIN, notify_subscribe },
 	{ "image_grant", PROTO_ROLE_CTS, grant_image },
+	{ "image_location", PROTO_ROLE_CTS, grant_location },
 };
 const size_t gcs_nhandlers = GCA_NITEMS(gcs_handlers);
 

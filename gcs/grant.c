@@ -232,3 +232,44 @@ grant_image(struct proto_req *r, void *ctx)
 	snprintf(base, sizeof base, "ou=jobs,%s", dir_base(op->g->dir));
 	dir_search(op->g->dir, base, 2, filter, 1, grant_on_record, op);
 }
+
+/* ---- image_location: a CTS holds a verified copy (a replica, or a fetch for a recovery) ---- */
+
+static void
+grant_on_location(const struct dir_result *res, void *arg)
+{
+	struct proto_req *r = arg;
+	struct msg_image_location *b = r->body;
+
+	/* CAS_LOST here is "the value is there already": the location was recorded before. */
+	if (res->status == DIR_OK || res->status == DIR_CAS_LOST) {
+		log_info("checkpoint %s of %s: a verified copy at CTS %s", b->checkpoint_id, b->gid,
+		    b->cts);
+		proto_reply_ok(r, r->pt->reply, NULL);
+	} else if (res->status == DIR_NOT_FOUND) {
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "no checkpoint %s of GID %s", b->checkpoint_id,
+		    b->gid);
+	} else {
+		proto_reply_err(r, gcs_dir_code(res->status), "%s", res->msg);
+	}
+}
+
+void
+grant_location(struct proto_req *r, void *ctx)
+{
+	struct msg_image_location *b = r->body;
+	struct gcs *g = ctx;
+	char dn[4096];
+
+	if (strcmp(r->peer.name, b->cts) != 0) {
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may record only its own copies, not %s's",
+		    r->peer.name, b->cts);
+		return;
+	}
+	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid) ||
+	    dir_dn_checkpoint(g->dir, b->gid, b->checkpoint_id, dn, sizeof dn) != 0) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID and checkpoint id");
+		return;
+	}
+	dir_cas(g->dir, dn, "gcaLocation", NULL, b->cts, grant_on_location, r);
+}

@@ -350,6 +350,7 @@ dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, voi
 	dir_entry_addf(e, "gcaImageSize", "%" PRIu64, c->size);
 	dir_entry_add(e, "gcaImageSha256", c->sha256 && *c->sha256 ? c->sha256 : NULL);
 	dir_entry_add(e, "gcaCheckpointKind", c->kind ? c->kind : "external");
+	dir_entry_add(e, "gcaLocation", c->cts);	/* more copies are added by image_location */
 	for (size_t i = 0; i < c->nproperties; i++)
 		dir_entry_add(e, "gcaProperty", c->properties[i]);
 	dir_op_submit(d, op);

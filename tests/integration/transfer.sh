@@ -108,6 +108,7 @@ on() { local x=$1; shift; exec ip netns exec gca$n$x env GCA_CTS_SOCKET="$T/run/
 
 cts_start a TRUE && pass "cts-a starts in namespace a and registers" || fail "cts-a starts" "$(tail -3 "$T/cts-a.log")"
 BREAK=1000000 cts_start b TRUE && pass "cts-b starts in namespace b (its fetches break once after 1 MB)" || fail "cts-b starts" "$(tail -3 "$T/cts-b.log")"
+cts_start r TRUE && pass "cts-r (a replica) starts in namespace r" || fail "cts-r starts" "$(tail -3 "$T/cts-r.log")"
 cts_start c FALSE && pass "cts-c starts in namespace c with gcaMigration FALSE" || fail "cts-c starts" "$(tail -3 "$T/cts-c.log")"
 check "namespace b reaches cts-a's endpoint over the bridge" ip netns exec gca${n}b bash -c "exec 3<>/dev/tcp/${net}2/$(cat "$T/cts-a.port")"
 out=$(lds "(cn=cts-c)" gcaMigration)
@@ -197,5 +198,47 @@ PY
 out=$(on b gca-recover --gid "$gid" --checkpoint "${ids[2]}" -- touch "$T/started-2" 2>&1); rc=$?
 case "$rc $out" in "1 "*"pad"*"sha256"*) pass "two swapped chunks are refused: $(echo "$out" | head -1 | cut -c1-160)" ;; *) fail "swapped chunks refused" "$rc $out" ;; esac
 [ ! -e "$T/started-2" ] && [ ! -e "$(imgdir b "${ids[2]}")" ] && pass "no job started, no image kept on B" || fail "nothing kept after the swapped chunks"
+
+# ---- replication: A copies each image to R; A stopped, B recovers from R ----
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")" && pass "cts-a restarts with replicas cts-r" || fail "cts-a restarts with a replica" "$(tail -3 "$T/cts-a.log")"
+gid2=replicated-job
+log4=$T/c4.log
+on a gca-exec --gid $gid2 -- "$counter" --log "$log4" --tick 20 --pad 1000000 &
+job2=$!
+on_exit "kill -9 $job2"
+check "a second job runs on A" wait_for 10 reached "$log4" 5
+rids=() rsaved=()
+for k in 1 2; do
+	n0=$(last_count "$log4"); wait_for 10 reached "$log4" $((n0 + 3))
+	out=$(gca-ctl checkpoint $gid2 2>&1)
+	id=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	rids+=("$id")
+	rsaved+=("$(cat "$T/cts-a/images/$gid2/$id/counter" 2>/dev/null)")
+	locs() { lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$1))" gcaLocation | awk '/^gcaLocation/{print $2}' | sort | tr '\n' ' '; }
+	check "checkpoint $k of $gid2: the record lists cts-a and cts-r" wait_for 15 sh -c "[ \"\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=$id)' gcaLocation | awk '/^gcaLocation/{print \$2}' | sort | tr '\n' ' ')\" = 'cts-a cts-r ' ]"
+	cmp -s "$T/cts-a/images/$gid2/$id/pad" "$T/cts-r/images/$gid2/$id/pad" && pass "R's copy has A's bytes" || fail "R's copy" "$(ls -la "$T/cts-r/images/$gid2" 2>&1)"
+done
+kill -9 $job2; wait $job2 2>/dev/null
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+pass "A is stopped (CTS and job)"
+log5=$T/c5.log
+on b gca-recover --gid $gid2 --checkpoint latest -- "$counter" --log "$log5" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B --checkpoint latest with A stopped: it resumes" wait_for 20 reached "$log5" $((rsaved[1] + 2))
+expect_eq "from the state of the latest checkpoint" "$(awk '$1=="restored"{print $2}' "$log5")" "${rsaved[1]}"
+grep -q "fetched checkpoint ${rids[1]} from cts-r" "$T/cts-b.log" && pass "B fetched it from the replica cts-r" || fail "B fetched from cts-r" "$(grep -i fetch "$T/cts-b.log" | tail -3)"
+check "the record now lists cts-a, cts-b and cts-r" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${rids[1]})' gcaLocation | grep -c '^gcaLocation' | grep -qx 3"
+kill -TERM $rec; wait $rec 2>/dev/null
+log6=$T/c6.log
+on b gca-recover --gid $gid2 --checkpoint "${rids[0]}" -- "$counter" --log "$log6" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B from the first id with A stopped" wait_for 20 reached "$log6" $((rsaved[0] + 2))
+expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log6")" "${rsaved[0]}"
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid2))" gcaCTSName gcaJobState)
+has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b" || fail "job entry names cts-b" "$out"
+kill -TERM $rec; wait $rec 2>/dev/null
 
 done_testing
