@@ -59,18 +59,20 @@ replica_configure(struct cts *c, const char *list, char *err, size_t errlen)
 			return -1;
 		}
 		snprintf(name, sizeof name, "%.*s", (int)(at - tok), tok);
+		proto_strlist_add(&c->replicas, name);
 		cfg.endpoint = at + 1;
-		cfg.expect_name = name;
-		c->replica_conn = realloc(c->replica_conn, (c->replicas.n + 1) *
-		    sizeof *c->replica_conn);
+		/* the client keeps this pointer: the list's copy lives as long as it */
+		cfg.expect_name = c->replicas.v[c->replicas.n - 1];
+		c->replica_conn = realloc(c->replica_conn, c->replicas.n * sizeof *c->replica_conn);
 		if (c->replica_conn == NULL)
 			abort();
-		if ((c->replica_conn[c->replicas.n] = proto_client_new(c->base, &c->tls, &cfg, err,
-		    errlen)) == NULL) {
+		if ((c->replica_conn[c->replicas.n - 1] = proto_client_new(c->base, &c->tls, &cfg,
+		    err, errlen)) == NULL) {
+			c->replicas.n--;	/* replica_free frees only the clients made */
+			free(c->replicas.v[c->replicas.n]);
 			free(copy);
 			return -1;
 		}
-		proto_strlist_add(&c->replicas, name);
 	}
 	free(copy);
 	return 0;
