@@ -154,10 +154,19 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	outbox_send(c, it);
 }
 
+struct ckpt_retain {
+	struct cts	*cts;
+	const char	*gid;
+};
+
+/* Retention removed an image this CTS took: its record is expired in the directory. */
 static void
 ckpt_on_removed(const char *id, void *arg)
 {
-	log_info("retention: removed image %s of %s", id, (const char *)arg);
+	struct ckpt_retain *cr = arg;
+
+	log_info("retention: removed image %s of %s", id, cr->gid);
+	replica_removed(cr->cts, cr->gid, id, true);
 }
 
 void
@@ -182,8 +191,9 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 		proto_reply_ok(ck->req, ck->req->pt->reply, &ok);
 	}
 	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
+	struct ckpt_retain cr = { c, ck->job->gid };
 	if (cts_job_dir(c, ck->job->gid, jd, sizeof jd) == 0)
-		image_retain(jd, c->retention, ckpt_on_removed, ck->job->gid);
+		image_retain(jd, c->retention, ckpt_on_removed, &cr);
 	ckpt_finish(ck);
 }
 

@@ -178,6 +178,7 @@ int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen
 void replica_free(struct cts *c);
 void replica_start(struct cts *c, const char *gid, const char *id, const char *sha256);
 void replica_located(struct cts *c, const char *gid, const char *id);	/* a verified copy here */
+void replica_removed(struct cts *c, const char *gid, const char *id, bool expired);
 void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
 
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:

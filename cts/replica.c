@@ -166,8 +166,37 @@ replica_located(struct cts *c, const char *gid, const char *id)
 		abort();
 	op->cts = c;
 	snprintf(op->id, sizeof op->id, "%s", id);
-	struct msg_image_location q = { op->id, (char *)gid, c->name };
+	struct msg_image_location q = { op->id, (char *)gid, c->name, false, false };
 	gcslink_request(c, "image_location", &q, replica_on_located, op);
+}
+
+/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. Not
+ * kept in the outbox: if the GCS does not hear it, a fetch from here fails and tries the next. */
+void
+replica_removed(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	struct replica_op *op = calloc(1, sizeof *op);
+
+	if (op == NULL)
+		abort();
+	op->cts = c;
+	snprintf(op->id, sizeof op->id, "%s", id);
+	struct msg_image_location q = { op->id, (char *)gid, c->name, true, expired };
+	gcslink_request(c, "image_location", &q, replica_on_located, op);
+}
+
+struct replica_retain {
+	struct cts	*cts;
+	const char	*gid;
+};
+
+static void
+replica_on_removed(const char *id, void *arg)
+{
+	struct replica_retain *rr = arg;
+
+	log_info("retention: removed the copy of %s of %s", id, rr->gid);
+	replica_removed(rr->cts, rr->gid, id, false);
 }
 
 /* ---- the replica ---- */
@@ -183,7 +212,13 @@ replica_on_fetched(bool ok, const char *out, void *arg)
 		replica_op_free(op);
 		return;
 	}
-	struct msg_image_location q = { op->id, op->gid, op->cts->name };
+	struct msg_image_location q = { op->id, op->gid, op->cts->name, false, false };
+	struct replica_retain rr = { op->cts, op->gid };
+	char jd[PATH_MAX];
+
+	/* A replica keeps as many copies per job as its own retention says. */
+	if (cts_job_dir(op->cts, op->gid, jd, sizeof jd) == 0)
+		image_retain(jd, op->cts->retention, replica_on_removed, &rr);
 	gcslink_request(op->cts, "image_location", &q, replica_on_located, op);
 }
 

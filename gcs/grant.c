@@ -233,7 +233,8 @@ grant_image(struct proto_req *r, void *ctx)
 	dir_search(op->g->dir, base, 2, filter, 1, grant_on_record, op);
 }
 
-/* ---- image_location: a CTS holds a verified copy (a replica, or a fetch for a recovery) ---- */
+/* ---- image_location: a CTS holds a verified copy (a replica, or a fetch for a recovery), or no
+ * longer holds it (retention; the CTS that took the checkpoint also marks the record expired) ---- */
 
 static void
 grant_on_location(const struct dir_result *res, void *arg)
@@ -241,10 +242,11 @@ grant_on_location(const struct dir_result *res, void *arg)
 	struct proto_req *r = arg;
 	struct msg_image_location *b = r->body;
 
-	/* CAS_LOST here is "the value is there already": the location was recorded before. */
+	/* CAS_LOST here is "already so": the value was there (added) or gone (removed). */
 	if (res->status == DIR_OK || res->status == DIR_CAS_LOST) {
-		log_info("checkpoint %s of %s: a verified copy at CTS %s", b->checkpoint_id, b->gid,
-		    b->cts);
+		log_info("checkpoint %s of %s: %s at CTS %s%s", b->checkpoint_id, b->gid,
+		    b->removed ? "no copy" : "a verified copy", b->cts,
+		    b->expired ? "; the record is expired" : "");
 		proto_reply_ok(r, r->pt->reply, NULL);
 	} else if (res->status == DIR_NOT_FOUND) {
 		proto_reply_err(r, PROTO_E_NOT_FOUND, "no checkpoint %s of GID %s", b->checkpoint_id,
@@ -254,22 +256,57 @@ grant_on_location(const struct dir_result *res, void *arg)
 	}
 }
 
+struct grant_loc {
+	struct gcs		*g;
+	struct proto_req	*r;
+};
+
+/* expired: only the CTS that took the checkpoint decides it. */
+static void
+grant_on_taker(const struct dir_result *res, void *arg)
+{
+	struct grant_loc *gl = arg;
+	struct proto_req *r = gl->r;
+	struct msg_image_location *b = r->body;
+	const char *taker = res->nentries ? dir_entry_get(&res->entries[0], "gcaCTSName") : NULL;
+	struct gcs *g = gl->g;
+
+	free(gl);
+	if (res->status != DIR_OK || taker == NULL) {
+		proto_reply_err(r, res->status == DIR_OK ? PROTO_E_NOT_FOUND :
+		    gcs_dir_code(res->status), "no checkpoint %s of GID %s", b->checkpoint_id, b->gid);
+		return;
+	}
+	/* Another CTS's retention (a fetched copy) removes only its own location. */
+	b->expired = strcmp(taker, r->peer.name) == 0;
+	dir_checkpoint_location(g->dir, b->gid, b->checkpoint_id, b->cts, b->removed, b->expired,
+	    grant_on_location, r);
+}
+
 void
 grant_location(struct proto_req *r, void *ctx)
 {
 	struct msg_image_location *b = r->body;
 	struct gcs *g = ctx;
-	char dn[4096];
+	struct grant_loc *gl;
 
 	if (strcmp(r->peer.name, b->cts) != 0) {
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may record only its own copies, not %s's",
 		    r->peer.name, b->cts);
 		return;
 	}
-	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid) ||
-	    dir_dn_checkpoint(g->dir, b->gid, b->checkpoint_id, dn, sizeof dn) != 0) {
+	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID and checkpoint id");
 		return;
 	}
-	dir_cas(g->dir, dn, "gcaLocation", NULL, b->cts, grant_on_location, r);
+	if (!b->expired) {
+		dir_checkpoint_location(g->dir, b->gid, b->checkpoint_id, b->cts, b->removed, false,
+		    grant_on_location, r);
+		return;
+	}
+	if ((gl = calloc(1, sizeof *gl)) == NULL)
+		abort();
+	gl->g = g;
+	gl->r = r;
+	dir_checkpoint_get(g->dir, b->gid, b->checkpoint_id, grant_on_taker, gl);
 }

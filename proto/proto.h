@@ -93,7 +93,7 @@ struct msg_image_fetch_ok { struct proto_bin data; bool eof; uint64_t size; char
 struct msg_image_replicate {
 	char *checkpoint_id, *gid, *sha256, *grant; struct proto_strlist holders;
 };
-struct msg_image_location { char *checkpoint_id, *gid, *cts; };
+struct msg_image_location { char *checkpoint_id, *gid, *cts; bool removed, expired; };
 struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;

@@ -203,6 +203,8 @@ static const struct proto_field m_image_location_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_location, checkpoint_id), true, 64 },
 	{ "gid", PK_STR, offsetof(struct msg_image_location, gid), true, 255 },
 	{ "cts", PK_STR, offsetof(struct msg_image_location, cts), true, 256 },
+	{ "removed", PK_BOOL, offsetof(struct msg_image_location, removed), false, 0 },
+	{ "expired", PK_BOOL, offsetof(struct msg_image_location, expired), false, 0 },
 };
 static const struct proto_type proto_t_m_image_location = { "image_location", m_image_location_fields, sizeof m_image_location_fields / sizeof m_image_location_fields[0], sizeof(struct msg_image_location), &proto_t_ok_empty };
 

@@ -241,4 +241,28 @@ out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid2))" gcaCTSName gcaJobState)
 has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b" || fail "job entry names cts-b" "$out"
 kill -TERM $rec; wait $rec 2>/dev/null
 
+# ---- retention: A keeps 2 per job; the third checkpoint expires the first in the directory ----
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")
+retention 2" && pass "cts-a restarts with retention 2" || fail "cts-a restarts with retention 2" "$(tail -3 "$T/cts-a.log")"
+gid3=kept-job
+log7=$T/c7.log
+on a gca-exec --gid $gid3 -- "$counter" --log "$log7" --tick 20 &
+job3=$!
+on_exit "kill -9 $job3"
+check "a third job runs on A" wait_for 10 reached "$log7" 3
+kids=()
+for k in 1 2 3; do
+	out=$(gca-ctl checkpoint $gid3 2>&1)
+	kids+=("$(echo "$out" | awk '$1=="checkpoint"{print $2}')")
+done
+expect_eq "three checkpoints taken" "${#kids[@]}" 3
+check "the first one's record is marked expired" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaStatus | grep -qx 'gcaStatus: expired'"
+[ ! -e "$T/cts-a/images/$gid3/${kids[0]}" ] && [ -e "$T/cts-a/images/$gid3/${kids[2]}" ] && pass "A removed its image and kept the newest two" || fail "A's retention" "$(ls "$T/cts-a/images/$gid3")"
+check "the expired record no longer lists cts-a (cts-r keeps its copy)" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaLocation | awk '/^gcaLocation/{print \$2}' | tr '\n' ' ' | grep -qx 'cts-r '"
+out=$(lds "(gcaCheckpointId=${kids[1]})" gcaStatus)
+grep -q "gcaStatus" <<<"$out" && fail "the second one is not expired" "$out" || pass "the second one is not expired"
+kill -9 $job3; wait $job3 2>/dev/null
+out=$(on b gca-recover --gid $gid3 --checkpoint "${kids[0]}" -- touch "$T/started-3" 2>&1); rc=$?
+case "$rc $out" in "1 "*expired*) pass "recovery from the expired checkpoint is refused: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "recovery from an expired checkpoint refused" "$rc $out" ;; esac
+
 done_testing
