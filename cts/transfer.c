@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -375,10 +376,21 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 	struct image_meta m;
 	char dir[PATH_MAX], parent[PATH_MAX], err[1024] = "no holder", *slash;
 	const char *env = getenv("GCA_TRANSFER_BREAK_AFTER");
-	int rc = -1, attempt;
+	int rc = -1, attempt, lock;
 	size_t h = 0;
 
 	transfer_break_after = env ? strtoull(env, NULL, 10) : 0;
+	/* One fetch of an id at a time (a recovery and a replica copy may ask at once): the lock
+	 * goes with this child's exit. The second finds the image there. */
+	if (snprintf(dir, sizeof dir, "%s/incoming/%s.lock", f->state, f->id) >= (int)sizeof dir ||
+	    (lock = open(dir, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 || flock(lock, LOCK_EX) != 0) {
+		snprintf(out, outlen, "cannot lock %.300s", dir);
+		return -1;
+	}
+	if (access(f->image_dir, F_OK) == 0) {
+		snprintf(out, outlen, "ok 0 (fetched meanwhile)");
+		return 0;
+	}
 	if (snprintf(dir, sizeof dir, "%s/incoming/%s", f->state, f->id) >= (int)sizeof dir ||
 	    file_mkdirs(dir, 0700) != 0) {
 		snprintf(out, outlen, "cannot create %s", dir);
@@ -429,6 +441,8 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 		    strerror(errno));
 		return -1;
 	}
+	if (snprintf(dir, sizeof dir, "%s/incoming/%s.lock", f->state, f->id) < (int)sizeof dir)
+		unlink(dir);
 	snprintf(out, outlen, "ok %llu", (unsigned long long)tc.bytes);
 	return 0;
 }
