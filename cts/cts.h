@@ -164,6 +164,7 @@ void restore_prepare(struct proto_req *r, void *ctx);
 #define TRANSFER_HOLDERS 16
 struct transfer_fetch {
 	char			 id[ID_LEN + 1], gid[256], sha256[65];
+	char			 signer[256];	/* the CTS that took it ("": any CTS of the site) */
 	char			*grant;
 	char			 holders[TRANSFER_HOLDERS][600];	/* name@host:port */
 	size_t			 nholders;

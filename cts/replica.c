@@ -258,6 +258,8 @@ replica_receive(struct proto_req *r, void *ctx)
 	snprintf(f->id, sizeof f->id, "%s", b->checkpoint_id);
 	snprintf(f->gid, sizeof f->gid, "%s", b->gid);
 	snprintf(f->sha256, sizeof f->sha256, "%s", b->sha256 ? b->sha256 : "");
+	/* a CTS replicates the checkpoints it took: it signed the manifest */
+	snprintf(f->signer, sizeof f->signer, "%s", r->peer.name);
 	snprintf(f->state, sizeof f->state, "%s", c->state);
 	f->grant = strdup(b->grant);
 	f->tls = c->tls;

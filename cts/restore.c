@@ -174,6 +174,7 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 		return;
 	}
 	snprintf(op->fetch.gid, sizeof op->fetch.gid, "%s", b->gid);
+	snprintf(op->fetch.signer, sizeof op->fetch.signer, "%s", holder ? holder : "");
 	const char *sha = restore_attr(found, "gcaImageSha256");
 	snprintf(op->fetch.sha256, sizeof op->fetch.sha256, "%s", sha ? sha : "");
 	struct msg_image_grant gq = { op->id, op->cts->name };

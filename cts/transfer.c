@@ -255,7 +255,43 @@ transfer_range(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 	return 0;
 }
 
-/* The manifest, whole, checked against the record's sha256. */
+/* manifest.sig: the manifest signed by the CTS that took the checkpoint. */
+static int
+transfer_signature(struct transfer_conn *tc, const struct transfer_fetch *f, const char *dir,
+	char *err, size_t errlen)
+{
+	char path[PATH_MAX], *man = NULL, *sig = NULL, why[512];
+	size_t mlen, slen;
+	int fd, rc;
+
+	if (snprintf(path, sizeof path, "%s/manifest.sig", dir) >= (int)sizeof path)
+		return -1;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = transfer_range(tc, f, "manifest.sig", fd, 0, 0, err, errlen);
+	close(fd);
+	if (rc != 0)
+		return rc;
+	if (file_read_all(path, &sig, &slen, 64 * 1024) != 0 ||
+	    snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path ||
+	    file_read_all(path, &man, &mlen, 64 * 1024 * 1024) != 0) {
+		snprintf(err, errlen, "cannot read back the manifest of checkpoint %s", f->id);
+		free(sig);
+		return -1;
+	}
+	rc = proto_sig_check(f->tls.ca, sig, man, mlen, "cts", f->signer[0] ? f->signer : NULL,
+	    why, sizeof why);
+	if (rc != 0)
+		snprintf(err, errlen, "the manifest of checkpoint %s is refused: its signature: %s",
+		    f->id, why);
+	free(sig);
+	free(man);
+	return rc;
+}
+
+/* The manifest, whole, checked against the record's sha256 and its signature. */
 static int
 transfer_manifest(struct transfer_conn *tc, const struct transfer_fetch *f, const char *dir,
 	char *err, size_t errlen)
@@ -290,7 +326,7 @@ transfer_manifest(struct transfer_conn *tc, const struct transfer_fetch *f, cons
 		    "says %.12s...: refused", f->id, hex, f->sha256);
 		return -1;
 	}
-	return 0;
+	return transfer_signature(tc, f, dir, err, errlen);
 }
 
 /* Every file the manifest lists, each from the bytes already there. */

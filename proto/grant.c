@@ -177,26 +177,31 @@ grant_subject_is(X509 *cert, int nid, const char *want)
 	    memcmp(ASN1_STRING_get0_data(d), want, strlen(want)) == 0;
 }
 
-/* The certificate chains to the CA in ca_file and names a GCS. */
+/* The certificate chains to the CA in ca_file, has OU role and, if name != NULL, CN name. */
 static int
-grant_check_cert(const char *ca_file, X509 *cert, const char *gcs, char *err, size_t errlen)
+grant_check_cert(const char *ca_file, X509 *cert, const char *role, const char *name, char *err,
+	size_t errlen)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	int rc = -1;
 
 	if (store == NULL || ctx == NULL || X509_STORE_load_file(store, ca_file) != 1) {
-		snprintf(err, errlen, "cannot load the CA %s to check a grant", ca_file);
+		snprintf(err, errlen, "cannot load the CA %s to check a signature", ca_file);
 		goto out;
 	}
 	if (X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 || X509_verify_cert(ctx) != 1) {
-		snprintf(err, errlen, "the grant's certificate is not one of the site CA's (%s)",
+		snprintf(err, errlen, "the signer's certificate is not one of the site CA's (%s)",
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
-	(void)gcs;	/* the name in the payload is for the logs; the role is what counts */
-	if (!grant_subject_is(cert, NID_organizationalUnitName, "gcs")) {
-		snprintf(err, errlen, "the grant is not signed by a GCS certificate");
+	if (!grant_subject_is(cert, NID_organizationalUnitName, role)) {
+		snprintf(err, errlen, "not signed by a %s certificate",
+		    strcmp(role, "gcs") == 0 ? "GCS" : role);
+		goto out;
+	}
+	if (name != NULL && !grant_subject_is(cert, NID_commonName, name)) {
+		snprintf(err, errlen, "not signed by %s", name);
 		goto out;
 	}
 	rc = 0;
@@ -242,7 +247,8 @@ proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms, stru
 		snprintf(err, errlen, "not a grant token (bad certificate)");
 		goto out;
 	}
-	if (grant_check_cert(ca_file, cert, g->gcs, err, errlen) != 0)
+	/* the name in the payload is for the logs; the role is what counts */
+	if (grant_check_cert(ca_file, cert, "gcs", NULL, err, errlen) != 0)
 		goto out;
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||
@@ -258,6 +264,93 @@ proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms, stru
 out:
 	for (int i = 0; i < 3; i++)
 		free(bin[i]);
+	EVP_MD_CTX_free(md);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
+}
+
+/* ---- detached signatures of other bytes (an image's manifest): S1.<b64 sig>.<b64 DER cert> ---- */
+
+int
+proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
+	char *err, size_t errlen)
+{
+	unsigned char sig[1024], *der = NULL;
+	size_t siglen = sizeof sig;
+	int derlen, rc = -1;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	EVP_MD_CTX *md = NULL;
+	char *a = NULL, *b = NULL;
+	FILE *f;
+
+	*token = NULL;
+	if ((f = fopen(tls->key, "r")) != NULL) {
+		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(tls->cert, "r")) != NULL) {
+		cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (key == NULL || cert == NULL || (md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, sig, &siglen, data, len) != 1 || (derlen = i2d_X509(cert, &der)) <= 0) {
+		snprintf(err, errlen, "cannot sign with %s and %s", tls->key, tls->cert);
+		goto out;
+	}
+	a = grant_b64(sig, siglen);
+	b = grant_b64(der, (size_t)derlen);
+	if (asprintf(token, "S1.%s.%s\n", a, b) < 0)
+		abort();
+	rc = 0;
+out:
+	free(a);
+	free(b);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
+	const char *role, const char *name, char *err, size_t errlen)
+{
+	const char *dot;
+	size_t tlen = strcspn(token, "\n"), n[2] = { 0 };
+	unsigned char *bin[2] = { NULL };
+	const unsigned char *dp;
+	X509 *cert = NULL;
+	EVP_MD_CTX *md = NULL;
+	int rc = -1;
+
+	if (strncmp(token, "S1.", 3) != 0 || (dot = memchr(token + 3, '.', tlen - 3)) == NULL ||
+	    (bin[0] = grant_unb64(token + 3, (size_t)(dot - token - 3), &n[0])) == NULL ||
+	    (bin[1] = grant_unb64(dot + 1, tlen - (size_t)(dot + 1 - token), &n[1])) == NULL) {
+		snprintf(err, errlen, "not a signature");
+		goto out;
+	}
+	dp = bin[1];
+	if ((cert = d2i_X509(NULL, &dp, (long)n[1])) == NULL) {
+		snprintf(err, errlen, "not a signature (bad certificate)");
+		goto out;
+	}
+	if (grant_check_cert(ca_file, cert, role, name, err, errlen) != 0)
+		goto out;
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||
+	    EVP_DigestVerify(md, bin[0], n[0], data, len) != 1) {
+		snprintf(err, errlen, "the signature does not match (altered?)");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(bin[0]);
+	free(bin[1]);
 	EVP_MD_CTX_free(md);
 	X509_free(cert);
 	ERR_clear_error();

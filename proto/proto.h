@@ -283,6 +283,12 @@ int  proto_grant_sign(const struct proto_tls_files *tls, const struct proto_gran
 /* Checks the token (the CA, OU=gcs, the signature, not expired) and fills g. */
 int  proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms,
 	struct proto_grant *g, char *err, size_t errlen);
+/* A detached signature of data ("S1.<b64 sig>.<b64 DER cert>\n") with tls->key, carrying tls->cert;
+ * checked against the CA, the certificate's OU (role) and CN (name, NULL: any). */
+int  proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
+	char *err, size_t errlen);
+int  proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
+	const char *role, const char *name, char *err, size_t errlen);
 
 /* ---- the blocking client for command-line tools and tests (sync.c) ---- */
 struct proto_sync;

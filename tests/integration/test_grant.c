@@ -1,7 +1,8 @@
 /*
  * Image grants (proto/grant.c) with a real site PKI from scripts/gca-pki: a GCS's grant is
  * accepted; an altered payload, a signature from another key, a certificate of another CA or of
- * another role (a CTS signing its own grant), an expired grant and garbage are refused.
+ * another role (a CTS signing its own grant), an expired grant and garbage are refused. A manifest's
+ * detached signature is checked against its bytes and its signer's name.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,12 +125,37 @@ test_tampered_grants_are_refused(void **state)
 	free(tok);
 }
 
+static void
+test_manifest_signatures(void **state)
+{
+	char cert[128], key[128], err[256], *sig = NULL;
+	struct proto_tls_files f = { ca, cert, key };
+	const char man[] = "gca-manifest 1\ncheckpoint x\n", other[] = "gca-manifest 1\ncheckpoint y\n";
+
+	(void)state;
+	snprintf(cert, sizeof cert, "%s/cts-c1.crt", dir);
+	snprintf(key, sizeof key, "%s/cts-c1.key", dir);
+	assert_int_equal(proto_sig_make(&f, man, strlen(man), &sig, err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "cts", "c1", err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "cts", NULL, err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, other, strlen(other), "cts", "c1", err,
+	    sizeof err), -1);
+	assert_non_null(strstr(err, "does not match"));
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "cts", "c2", err, sizeof err), -1);
+	assert_non_null(strstr(err, "c2"));
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "gcs", NULL, err, sizeof err), -1);
+	assert_int_equal(proto_sig_check(ca, "S1.xx", man, strlen(man), "cts", NULL, err, sizeof err),
+	    -1);
+	free(sig);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_gcs_grant_is_accepted),
 		cmocka_unit_test(test_tampered_grants_are_refused),
+		cmocka_unit_test(test_manifest_signatures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -261,6 +261,16 @@ check "the first one's record is marked expired" wait_for 10 sh -c "ldapsearch -
 check "the expired record no longer lists cts-a (cts-r keeps its copy)" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaLocation | awk '/^gcaLocation/{print \$2}' | tr '\n' ' ' | grep -qx 'cts-r '"
 out=$(lds "(gcaCheckpointId=${kids[1]})" gcaStatus)
 grep -q "gcaStatus" <<<"$out" && fail "the second one is not expired" "$out" || pass "the second one is not expired"
+# a manifest signature that is not the manifest's: B refuses A's copy and takes the replica's
+cp "$T/cts-a/images/$gid3/${kids[2]}/manifest.sig" "$T/cts-a/images/$gid3/${kids[1]}/manifest.sig"
+log8=$T/c8.log
+on b gca-recover --gid $gid3 --checkpoint "${kids[1]}" -- "$counter" --log "$log8" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "recovery on B of a checkpoint whose signature at A was swapped: it resumes" wait_for 20 grep -q "^restored" "$log8"
+grep -q "fetch of ${kids[1]} from cts-a.*signature" "$T/cts-b.log" && pass "B refused A's copy: $(grep -o "manifest of checkpoint ${kids[1]} is refused: [^(]*" "$T/cts-b.log" | head -1 | cut -c1-120)" || fail "B refused A's copy" "$(grep -a "${kids[1]}" "$T/cts-b.log" | tail -3)"
+grep -q "fetched checkpoint ${kids[1]} from cts-r" "$T/cts-b.log" && pass "and fetched the replica's" || fail "fetched from cts-r"
+kill -TERM $rec; wait $rec 2>/dev/null
 kill -9 $job3; wait $job3 2>/dev/null
 out=$(on b gca-recover --gid $gid3 --checkpoint "${kids[0]}" -- touch "$T/started-3" 2>&1); rc=$?
 case "$rc $out" in "1 "*expired*) pass "recovery from the expired checkpoint is refused: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "recovery from an expired checkpoint refused" "$rc $out" ;; esac
