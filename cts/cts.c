@@ -34,6 +34,7 @@ static const struct proto_handler cts_handlers[] = {
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
 	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
 	{ "image_replicate", PROTO_ROLE_CTS, replica_receive },
+	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },
 };
 
 int

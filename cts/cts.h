@@ -181,6 +181,7 @@ void replica_start(struct cts *c, const char *gid, const char *id, const char *s
 void replica_located(struct cts *c, const char *gid, const char *id);	/* a verified copy here */
 void replica_removed(struct cts *c, const char *gid, const char *id, bool expired);
 void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
+void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
  * "ok ..." or an error text. */

@@ -981,9 +981,26 @@ image_keep_parents(const char *job_dir, struct image_ckpt *v, size_t n)
 	return 0;
 }
 
+static int image_retain_run(const char *job_dir, unsigned keep, bool dry,
+    void (*removed)(const char *id, void *arg), void *arg);
+
 int
 image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
+{
+	return image_retain_run(job_dir, keep, false, removed, arg);
+}
+
+int
+image_retain_plan(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
+    void *arg)
+{
+	return image_retain_run(job_dir, keep, true, removed, arg);
+}
+
+static int
+image_retain_run(const char *job_dir, unsigned keep, bool dry,
+    void (*removed)(const char *id, void *arg), void *arg)
 {
 	struct image_ckpt *v;
 	size_t n;
@@ -1009,7 +1026,7 @@ image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id,
 		if (v[i].keep)
 			continue;
 		snprintf(dir, sizeof dir, "%s/%s", job_dir, v[i].id);
-		if (file_remove_tree(dir) != 0) {
+		if (!dry && file_remove_tree(dir) != 0) {
 			log_warn("image retention: removing %s: %s", dir, strerror(errno));
 			failed = 1;
 			continue;
@@ -1019,7 +1036,7 @@ image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id,
 			removed(v[i].id, arg);
 	}
 	free(v);
-	if (count > 0 && file_fsync_dir(job_dir) != 0)
+	if (!dry && count > 0 && file_fsync_dir(job_dir) != 0)
 		log_warn("image retention: fsync of %s: %s", job_dir, strerror(errno));
 	return failed ? -1 : count;
 }

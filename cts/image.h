@@ -93,5 +93,8 @@ int image_manifest_read(const char *dir, struct image_meta *m, char *err, size_t
  */
 int image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
 	void *arg);
+/* The same without removing anything: removed(id) for each image image_retain would remove. */
+int image_retain_plan(const char *job_dir, unsigned keep,
+	void (*removed)(const char *id, void *arg), void *arg);
 
 #endif

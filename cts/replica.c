@@ -13,10 +13,12 @@
  * so the record lists a location only once a verified copy is there. A failed copy is logged and
  * not retried (the next checkpoint is copied again); the image stays on this CTS.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cts/cts.h"
 
@@ -270,4 +272,96 @@ replica_receive(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_INTERNAL, "cannot start the copy");
 		replica_op_free(op);
 	}
+}
+
+/* ---- image_gc (gca-ctl gc through the GCS): retention now, or what it would remove ---- */
+
+struct replica_gc {
+	struct cts		*cts;
+	const char		*gid;
+	bool			 dry;
+	struct msg_image_gc_ok	*ok;
+};
+
+static void
+replica_gc_one(const char *id, void *arg)
+{
+	struct replica_gc *g = arg;
+	char line[600];
+
+	snprintf(line, sizeof line, "%s %s %s", g->cts->name, id, g->gid);
+	proto_strlist_add(&g->ok->removed, line);
+	if (!g->dry)
+		replica_removed(g->cts, g->gid, id, true);	/* the GCS expires only its taker's */
+}
+
+/* The GID of a job folder: from the manifest of any checkpoint in it. */
+static int
+replica_folder_gid(const char *job_dir, char *gid, size_t len)
+{
+	struct dirent *de;
+	DIR *d = opendir(job_dir);
+	struct image_meta m;
+	char p[PATH_MAX], err[256];
+	int rc = -1;
+
+	if (d == NULL)
+		return -1;
+	while (rc != 0 && (de = readdir(d)) != NULL) {
+		if (!id_valid(de->d_name) ||
+		    snprintf(p, sizeof p, "%s/%s", job_dir, de->d_name) >= (int)sizeof p)
+			continue;
+		if (image_manifest_read(p, &m, err, sizeof err) == 0) {
+			snprintf(gid, len, "%s", m.gid);
+			rc = 0;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+void
+replica_gc(struct proto_req *r, void *ctx)
+{
+	struct cts *c = ctx;
+	struct msg_image_gc *b = r->body;
+	struct msg_image_gc_ok ok = { 0 };
+	struct replica_gc g = { c, NULL, b->dry_run, &ok };
+	char jd[PATH_MAX], gid[256], line[600];
+	struct dirent *de;
+	DIR *d;
+
+	if (b->gid != NULL) {
+		if (!name_valid(b->gid) || cts_job_dir(c, b->gid, jd, sizeof jd) != 0) {
+			proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID");
+			return;
+		}
+		g.gid = b->gid;
+		if ((b->dry_run ? image_retain_plan : image_retain)(jd, c->retention,
+		    replica_gc_one, &g) < 0 && access(jd, F_OK) == 0) {
+			snprintf(line, sizeof line, "%s %s: retention stopped (see its log)", c->name,
+			    b->gid);
+			proto_strlist_add(&ok.errors, line);
+		}
+	} else if (snprintf(jd, sizeof jd, "%s/images", c->state) < (int)sizeof jd &&
+	    (d = opendir(jd)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			char one[PATH_MAX];
+			if (de->d_name[0] == '.' ||
+			    snprintf(one, sizeof one, "%s/%s", jd, de->d_name) >= (int)sizeof one ||
+			    replica_folder_gid(one, gid, sizeof gid) != 0)
+				continue;
+			g.gid = gid;
+			if ((b->dry_run ? image_retain_plan : image_retain)(one, c->retention,
+			    replica_gc_one, &g) < 0) {
+				snprintf(line, sizeof line, "%s %s: retention stopped (see its log)",
+				    c->name, gid);
+				proto_strlist_add(&ok.errors, line);
+			}
+		}
+		closedir(d);
+	}
+	proto_reply_ok(r, r->pt->reply, &ok);
+	proto_strlist_free(&ok.removed);
+	proto_strlist_free(&ok.errors);
 }

@@ -80,6 +80,7 @@ void record_checkpoint_log(struct proto_req *r, void *ctx);
 /* grant.c */
 void grant_image(struct proto_req *r, void *ctx);
 void grant_location(struct proto_req *r, void *ctx);
+void grant_gc(struct proto_req *r, void *ctx);
 
 /* query.c */
 void query_handle(struct proto_req *r, void *ctx);

@@ -310,3 +310,84 @@ grant_location(struct proto_req *r, void *ctx)
 	gl->r = r;
 	dir_checkpoint_get(g->dir, b->gid, b->checkpoint_id, grant_on_taker, gl);
 }
+
+/* ---- image_gc (gca-ctl gc): retention at every live CTS now, or what it would remove ---- */
+
+struct grant_gc {
+	struct proto_req	*r;
+	unsigned		 waiting;
+	struct msg_image_gc_ok	 ok;
+};
+
+struct grant_gc_one {
+	struct grant_gc		*gc;
+	char			 cts[256];
+};
+
+static void
+grant_gc_done(struct grant_gc *gc)
+{
+	proto_reply_ok(gc->r, gc->r->pt->reply, &gc->ok);
+	proto_strlist_free(&gc->ok.removed);
+	proto_strlist_free(&gc->ok.errors);
+	free(gc);
+}
+
+static void
+grant_on_gc(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct grant_gc_one *one = arg;
+	struct grant_gc *gc = one->gc;
+	const struct msg_image_gc_ok *ok = body;
+	char line[1024];
+
+	if (code != NULL) {
+		snprintf(line, sizeof line, "%s: %s: %s", one->cts, code, msg);
+		proto_strlist_add(&gc->ok.errors, line);
+	} else {
+		for (size_t i = 0; i < ok->removed.n; i++)
+			proto_strlist_add(&gc->ok.removed, ok->removed.v[i]);
+		for (size_t i = 0; i < ok->errors.n; i++)
+			proto_strlist_add(&gc->ok.errors, ok->errors.v[i]);
+	}
+	free(one);
+	if (--gc->waiting == 0)
+		grant_gc_done(gc);
+}
+
+void
+grant_gc(struct proto_req *r, void *ctx)
+{
+	struct gcs *g = ctx;
+	struct grant_gc *gc = calloc(1, sizeof *gc);
+	char err[256];
+
+	if (gc == NULL)
+		abort();
+	gc->r = r;
+	gc->waiting = 1;	/* this function's own, dropped at the end */
+	for (struct gcs_cts *c = g->cts; c != NULL; c = c->next) {
+		struct grant_gc_one *one;
+
+		if (!c->up || c->endpoint == NULL)
+			continue;
+		if (c->client == NULL) {
+			struct proto_client_config cfg = { .endpoint = c->endpoint,
+				.expect_role = "cts", .expect_name = c->name,
+				.timeout_ms = g->request_timeout_ms };
+			if ((c->client = proto_client_new(g->base, &g->tls, &cfg, err,
+			    sizeof err)) == NULL) {
+				proto_strlist_add(&gc->ok.errors, err);
+				continue;
+			}
+		}
+		if ((one = calloc(1, sizeof *one)) == NULL)
+			abort();
+		one->gc = gc;
+		snprintf(one->cts, sizeof one->cts, "%s", c->name);
+		gc->waiting++;
+		proto_client_request(c->client, "image_gc", r->pt, r->body, grant_on_gc, one);
+	}
+	if (--gc->waiting == 0)
+		grant_gc_done(gc);
+}

@@ -94,6 +94,8 @@ struct msg_image_replicate {
 	char *checkpoint_id, *gid, *sha256, *grant; struct proto_strlist holders;
 };
 struct msg_image_location { char *checkpoint_id, *gid, *cts; bool removed, expired; };
+struct msg_image_gc { char *gid; bool dry_run; };
+struct msg_image_gc_ok { struct proto_strlist removed, errors; };	/* "cts id gid" lines */
 struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;

@@ -208,6 +208,18 @@ static const struct proto_field m_image_location_fields[] = {
 };
 static const struct proto_type proto_t_m_image_location = { "image_location", m_image_location_fields, sizeof m_image_location_fields / sizeof m_image_location_fields[0], sizeof(struct msg_image_location), &proto_t_ok_empty };
 
+static const struct proto_field image_gc_ok_fields[] = {
+	{ "removed", PK_STRLIST, offsetof(struct msg_image_gc_ok, removed), false, 100000 },
+	{ "errors", PK_STRLIST, offsetof(struct msg_image_gc_ok, errors), false, 1000 },
+};
+static const struct proto_type proto_t_image_gc_ok = { "image_gc_ok", image_gc_ok_fields, sizeof image_gc_ok_fields / sizeof image_gc_ok_fields[0], sizeof(struct msg_image_gc_ok), NULL };
+
+static const struct proto_field m_image_gc_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_image_gc, gid), false, 255 },
+	{ "dry_run", PK_BOOL, offsetof(struct msg_image_gc, dry_run), false, 0 },
+};
+static const struct proto_type proto_t_m_image_gc = { "image_gc", m_image_gc_fields, sizeof m_image_gc_fields / sizeof m_image_gc_fields[0], sizeof(struct msg_image_gc), &proto_t_image_gc_ok };
+
 static const struct proto_field m_query_fields[] = {
 	{ "what", PK_STR, offsetof(struct msg_query, what), true, 32 },
 	{ "gid", PK_STR, offsetof(struct msg_query, gid), false, 255 },
@@ -279,6 +291,7 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_image_fetch,
 	&proto_t_m_image_replicate,
 	&proto_t_m_image_location,
+	&proto_t_m_image_gc,
 	&proto_t_m_query,
 	&proto_t_m_subscribe,
 	&proto_t_m_notify,
