@@ -275,4 +275,20 @@ kill -9 $job3; wait $job3 2>/dev/null
 out=$(on b gca-recover --gid $gid3 --checkpoint "${kids[0]}" -- touch "$T/started-3" 2>&1); rc=$?
 case "$rc $out" in "1 "*expired*) pass "recovery from the expired checkpoint is refused: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "recovery from an expired checkpoint refused" "$rc $out" ;; esac
 
+# ---- gca-ctl gc: the replica restarted with retention 1 ----
+kill ${ctspid[r]}; wait ${ctspid[r]} 2>/dev/null
+cts_start r TRUE "retention 1" && pass "cts-r restarts with retention 1" || fail "cts-r restarts" "$(tail -3 "$T/cts-r.log")"
+. "$site/admin.env"
+out=$(gca-ctl --admin gc $gid3 --dry-run 2>&1); rc=$?
+want="would remove cts-r ${kids[0]} $gid3
+would remove cts-r ${kids[1]} $gid3"
+expect_eq "gca-ctl gc --dry-run shows R's two older copies of $gid3" "$rc $(sort <<<"$out")" "0 $(sort <<<"$want")"
+[ -d "$T/cts-r/images/$gid3/${kids[0]}" ] && pass "and removes nothing" || fail "dry run removed nothing"
+out=$(gca-ctl --admin gc $gid3 2>&1); rc=$?
+expect_eq "gca-ctl gc removes them" "$rc $(grep -c '^removed cts-r' <<<"$out")" "0 2"
+[ ! -e "$T/cts-r/images/$gid3/${kids[1]}" ] && [ -d "$T/cts-r/images/$gid3/${kids[2]}" ] && pass "R keeps only the newest" || fail "R keeps only the newest" "$(ls "$T/cts-r/images/$gid3")"
+check "the record of the second no longer lists cts-r, and is not expired (A took it)" wait_for 10 sh -c "out=\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[1]})' gcaLocation gcaStatus); ! echo \"\$out\" | grep -q 'cts-r\|gcaStatus'"
+out=$(gca-ctl gc 2>&1); rc=$?
+case "$rc $out" in "1 "*forbidden*) pass "gca-ctl gc without --admin is forbidden" ;; *) fail "gc needs admin" "$rc $out" ;; esac
+
 done_testing
