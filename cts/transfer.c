@@ -414,6 +414,7 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 	const char *env = getenv("GCA_TRANSFER_BREAK_AFTER");
 	int rc = -1, attempt, lock;
 	size_t h = 0;
+	uint64_t t0 = time_mono_ms(), ms;
 
 	transfer_break_after = env ? strtoull(env, NULL, 10) : 0;
 	/* One fetch of an id at a time (a recovery and a replica copy may ask at once): the lock
@@ -446,8 +447,10 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 		proto_sync_close(tc.s);
 		tc.s = NULL;
 		if (rc == 0) {
-			log_info("fetched checkpoint %s from %s: %llu bytes", f->id, holder,
-			    (unsigned long long)tc.bytes);
+			ms = time_mono_ms() - t0;
+			log_info("fetched checkpoint %s from %s: %llu bytes in %llu ms (%.1f MiB/s)",
+			    f->id, holder, (unsigned long long)tc.bytes, (unsigned long long)ms,
+			    ms ? (double)tc.bytes / 1048576.0 * 1000.0 / (double)ms : 0.0);
 			break;
 		}
 		log_warn("fetch of %s from %s: %s (%s)", f->id, holder, err,
