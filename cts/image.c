@@ -319,12 +319,13 @@ image_walk_subdir(struct image_walk *w, const char *rel, int depth, int dstfd, c
 	return rc;
 }
 
-/* The manifest, and file_write_whole's temp file for it. */
+/* The manifest, its signature (cts/checkpoint.c), and file_write_whole's temp files for them. */
 static bool
 image_reserved(int depth, const char *name)
 {
 	return depth == 0 &&
-	    (strcmp(name, "manifest") == 0 || strncmp(name, "manifest.tmp.", 13) == 0);
+	    (strcmp(name, "manifest") == 0 || strncmp(name, "manifest.tmp.", 13) == 0 ||
+	    strcmp(name, "manifest.sig") == 0 || strncmp(name, "manifest.sig.tmp.", 17) == 0);
 }
 
 /* The folder rel of the source (depth 0 = the top), copied into dstfd when copying. */
@@ -542,7 +543,8 @@ image_path_ok(const char *p)
 	size_t len = strlen(p);
 	int parts = 0;
 
-	if (len == 0 || len >= PATH_MAX || p[0] == '/' || strcmp(p, "manifest") == 0)
+	if (len == 0 || len >= PATH_MAX || p[0] == '/' || strcmp(p, "manifest") == 0 ||
+	    strcmp(p, "manifest.sig") == 0)
 		return false;
 	for (const char *c = p; ; ) {
 		const char *slash = strchr(c, '/');

@@ -14,7 +14,8 @@
  *   time_ms <n>
  *   file <sha256 hex> <size> <path>    one per file, sorted by path (strcmp), path relative
  *
- * The manifest does not list itself; a top-level file named "manifest" is reserved.
+ * The manifest does not list itself; top-level files named "manifest" and "manifest.sig" (the
+ * manifest's signature by the CTS, written after sealing: see docs/PROTOCOL.md) are reserved.
  *
  * These functions block and keep no state: the CTS calls them in a forked child. Every one
  * returns -1 with a message for people in err (naming the file) on failure.
