@@ -143,6 +143,43 @@ ckpt_sign(struct cts_ckpt *ck)
 	return rc;
 }
 
+/* In a child: the sealed image's files encrypted in place, then sealed again (the manifest then
+ * describes what is stored and says "key <id>"): "size sha256 nfiles". */
+static int
+ckpt_encrypt(void *arg, char *out, size_t len)
+{
+	struct cts_ckpt *ck = arg;
+	struct image_meta m;
+	struct image_result r;
+
+	if (image_manifest_read(ck->image_dir, &m, out, len) != 0 ||
+	    image_encrypt(ck->image_dir, ck->cts->image_key, out, len) != 0)
+		return -1;
+	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
+		return -1;
+	snprintf(out, len, "%llu %s %u", (unsigned long long)r.size, r.sha256, r.nfiles);
+	return 0;
+}
+
+static void
+ckpt_on_encrypted(bool ok, const char *out, void *arg)
+{
+	struct cts_ckpt *ck = arg;
+	unsigned long long size;
+	unsigned n;
+
+	if (!ok || sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &n) != 3) {
+		file_remove_tree(ck->image_dir);
+		ck->image_dir[0] = '\0';
+		ckpt_fail(ck, PROTO_E_INTERNAL, ok ? "bad answer from the encryption" : out);
+		return;
+	}
+	ck->result.size = size;
+	ck->result.nfiles = n;
+	ckpt_dumped(ck, NULL);
+}
+
 /* The core service is done: the image is sealed (ck->result), or it failed. */
 void
 ckpt_dumped(struct cts_ckpt *ck, const char *error)
@@ -160,6 +197,12 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		ckpt_fail(ck, PROTO_E_REFUSED, error);
 		return;
 	}
+	if (c->image_key_id[0] != '\0' && !ck->encrypted) {
+		ck->encrypted = true;
+		if (child_run(c, ckpt_encrypt, ck, ckpt_on_encrypted, ck) != 0)
+			ckpt_fail(ck, PROTO_E_INTERNAL, "cannot start the image's encryption");
+		return;
+	}
 	if (ckpt_sign(ck) != 0) {
 		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot sign the image's manifest (see the log)");
 		return;
@@ -173,6 +216,10 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	if (ck->idem_key != NULL) {
 		snprintf(idem, sizeof idem, "idem=%s", ck->idem_key);
 		proto_strlist_add(&rec.properties, idem);
+	}
+	if (ck->encrypted) {
+		snprintf(idem, sizeof idem, "image_key=%s", c->image_key_id);
+		proto_strlist_add(&rec.properties, idem);	/* the key id on the record */
 	}
 	it = outbox_add(c, &rec);
 	proto_strlist_free(&rec.properties);

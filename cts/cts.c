@@ -5,7 +5,7 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue, replicas. Times in seconds unless they carry a unit (500ms, 2m).
+ * max_queue, replicas, image_key. Times in seconds unless they carry a unit (500ms, 2m).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -246,6 +246,9 @@ main(int argc, char **argv)
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
+		log_fatal("%s: %s", conf, err);
+	if (config_get(&cf, "image_key") != NULL && image_key_load(config_get(&cf, "image_key"),
+	    c.image_key, c.image_key_id, err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
 	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
 	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,

@@ -76,6 +76,7 @@ struct cts_ckpt {
 	uint64_t		 time_ms;
 	struct image_result	 result;	/* of the sealed image */
 	struct event		*timeout;	/* app: waiting for the job's answer */
+	bool			 encrypted;	/* the image's files are encrypted (image_key) */
 	struct cts_ckpt		*next;
 };
 
@@ -106,6 +107,8 @@ struct cts {
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
+	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
+	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
 	struct proto_client	**replica_conn;	/* one client each */
 };

@@ -44,26 +44,52 @@ restore_fail(struct restore_op *op, const char *code, const char *fmt, const cha
 }
 
 /* In the child: every file against the manifest, and the copy for the job's user. */
+/* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
+ * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
 static int
 restore_verify(void *arg, char *out, size_t len)
 {
 	struct restore_op *op = arg;
 	const struct proto_peer *p = &op->r->peer;
+	struct image_meta m;
+	struct cts *c = op->cts;
 
-	return image_verify(op->image_dir, NULL, op->copy[0] ? op->copy : NULL,
-	    op->copy[0] ? p->uid : (uid_t)-1, op->copy[0] ? p->gid : (gid_t)-1, out, len);
+	if (image_manifest_read(op->image_dir, &m, out, len) != 0)
+		return -1;
+	if (m.key_id[0] == '\0') {
+		bool app = c->core->keeps_channel;
+		if (image_verify(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
+		    app ? p->gid : (gid_t)-1, out, len) != 0)
+			return -1;
+		snprintf(out, len, "ok plain");
+		return 0;
+	}
+	if (strcmp(m.key_id, c->image_key_id) != 0) {
+		snprintf(out, len, "the image of checkpoint %s is encrypted with site key %s; this CTS "
+		    "has %s%s (image_key in cts.conf)", op->id, m.key_id,
+		    c->image_key_id[0] ? "key " : "no key", c->image_key_id);
+		return -1;
+	}
+	if (image_verify(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0 ||
+	    image_decrypt(op->image_dir, op->copy, c->image_key, c->core->keeps_channel ? p->uid :
+	    (uid_t)-1, c->core->keeps_channel ? p->gid : (gid_t)-1, out, len) != 0) {
+		file_remove_tree(op->copy);
+		return -1;
+	}
+	snprintf(out, len, "ok decrypted");
+	return 0;
 }
 
 static void
 restore_on_verified(bool ok, const char *out, void *arg)
 {
 	struct restore_op *op = arg;
-	struct msg_restore_ok reply = { op->id, op->copy[0] ? op->copy : op->image_dir,
+	bool copied = op->cts->core->keeps_channel || strcmp(out, "ok decrypted") == 0;
+	struct msg_restore_ok reply = { op->id, copied ? op->copy : op->image_dir,
 		(char *)op->cts->core->name, op->seq };
 
 	if (!ok) {
-		if (op->copy[0] != '\0')
-			file_remove_tree(op->copy);
+		file_remove_tree(op->copy);	/* if it was made */
 		log_warn("restore of %s refused: %s", op->id, out);
 		restore_fail(op, PROTO_E_REFUSED, "%s%s", out, "");
 		return;
@@ -79,9 +105,9 @@ restore_on_verified(bool ok, const char *out, void *arg)
 static void
 restore_start_verify(struct restore_op *op)
 {
-	if (op->cts->core->keeps_channel)
-		snprintf(op->copy, sizeof op->copy, "%s/staging/restore-%d-%s", op->cts->state,
-		    (int)op->r->peer.pid, op->id);
+	/* app: a copy for the job's user; criu: used only for an encrypted image */
+	snprintf(op->copy, sizeof op->copy, "%s/staging/restore-%d-%s", op->cts->state,
+	    (int)op->r->peer.pid, op->id);
 	if (child_run(op->cts, restore_verify, op, restore_on_verified, op) != 0)
 		restore_fail(op, PROTO_E_INTERNAL, "cannot start the image check%s%s", "", "");
 }

@@ -291,4 +291,39 @@ check "the record of the second no longer lists cts-r, and is not expired (A too
 out=$(gca-ctl gc 2>&1); rc=$?
 case "$rc $out" in "1 "*forbidden*) pass "gca-ctl gc without --admin is forbidden" ;; *) fail "gc needs admin" "$rc $out" ;; esac
 
+# ---- encryption at rest: A and B share the site key, R has another ----
+openssl rand -hex 32 > "$T/site.key"; openssl rand -hex 32 > "$T/other.key"
+chmod 0600 "$T/site.key" "$T/other.key"
+keyid=$(python3 -c 'import sys,hashlib; print(hashlib.sha256(bytes.fromhex(open(sys.argv[1]).read().strip())).hexdigest()[:16])' "$T/site.key")
+for x in a b r; do kill ${ctspid[$x]}; wait ${ctspid[$x]} 2>/dev/null; done
+cts_start a TRUE "image_key $T/site.key" && cts_start b TRUE "image_key $T/site.key" &&
+	cts_start r TRUE "image_key $T/other.key" && pass "A and B restart with the site key, R with another" || fail "restart with keys"
+gid4=secret-job
+log9=$T/c9.log
+on a gca-exec --gid $gid4 -- "$counter" --log "$log9" --tick 20 &
+job4=$!
+on_exit "kill -9 $job4"
+check "a fourth job runs on A" wait_for 10 reached "$log9" 5
+n0=$(last_count "$log9")
+out=$(gca-ctl checkpoint $gid4 2>&1)
+eid=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+n1=$(last_count "$log9")
+case "$out" in *"seq 1 at cts-a"*) pass "an encrypted checkpoint on A" ;; *) fail "encrypted checkpoint" "$out" ;; esac
+head -c 6 "$T/cts-a/images/$gid4/$eid/counter" | grep -q GCAE1 && ! grep -qx "[0-9]*" "$T/cts-a/images/$gid4/$eid/counter" && pass "the stored file is ciphertext, not the count" || fail "stored encrypted" "$(head -c 40 "$T/cts-a/images/$gid4/$eid/counter" | od -c | head -2)"
+grep -qx "key $keyid" "$T/cts-a/images/$gid4/$eid/manifest" && pass "the manifest names the key id $keyid" || fail "manifest key line" "$(head -8 "$T/cts-a/images/$gid4/$eid/manifest")"
+out=$(lds "(gcaCheckpointId=$eid)" gcaProperty)
+grep -qx "gcaProperty: image_key=$keyid" <<<"$out" && pass "the record carries the key id" || fail "key id on the record" "$out"
+kill -9 $job4; wait $job4 2>/dev/null
+out=$(on r gca-recover --gid $gid4 --checkpoint latest -- touch "$T/started-r" 2>&1); rc=$?
+case "$rc $out" in "1 "*"encrypted with site key $keyid"*) pass "R, with another key, refuses: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "R refuses (other key)" "$rc $out" ;; esac
+[ ! -e "$T/started-r" ] && pass "and the job did not start" || fail "job did not start on r"
+log10=$T/c10.log
+on b gca-recover --gid $gid4 --checkpoint latest -- "$counter" --log "$log10" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "B, with the site key, fetches, decrypts and restores it" wait_for 20 grep -q "^restored" "$log10"
+r=$(awk '$1=="restored"{print $2}' "$log10")
+[ "$r" -ge "$n0" ] && [ "$r" -le "$n1" ] && pass "restored $r, the count at the checkpoint ($n0..$n1)" || fail "restored value" "$r not in $n0..$n1"
+kill -TERM $rec; wait $rec 2>/dev/null
+
 done_testing
