@@ -326,4 +326,56 @@ r=$(awk '$1=="restored"{print $2}' "$log10")
 [ "$r" -ge "$n0" ] && [ "$r" -le "$n1" ] && pass "restored $r, the count at the checkpoint ($n0..$n1)" || fail "restored value" "$r not in $n0..$n1"
 kill -TERM $rec; wait $rec 2>/dev/null
 
+# ---- figures, when asked (GCA_TRANSFER_BENCH_MB=256): a fetch A -> B against a plain TLS copy of
+# the same file between the same namespaces (Python's ssl, the same certificates); never fails ----
+if [ -n "${GCA_TRANSFER_BENCH_MB:-}" ]; then
+	for x in a b; do kill ${ctspid[$x]}; wait ${ctspid[$x]} 2>/dev/null; done
+	cts_start a TRUE && cts_start b TRUE
+	gid5=bench-job
+	on a gca-exec --gid $gid5 -- "$counter" --log "$T/c11.log" --tick 50 --pad $((GCA_TRANSFER_BENCH_MB * 1048576)) &
+	job5=$!
+	on_exit "kill -9 $job5"
+	wait_for 10 reached "$T/c11.log" 2
+	t0=$(date +%s%N); out=$(gca-ctl checkpoint $gid5 2>&1); t1=$(date +%s%N)
+	bid=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	echo "# checkpoint of $GCA_TRANSFER_BENCH_MB MiB on A (copy, sha256, sign): $(( (t1 - t0) / 1000000 )) ms"
+	kill -9 $job5; wait $job5 2>/dev/null
+	t0=$(date +%s%N)
+	on a gca-recover --gid $gid5 --checkpoint $bid -- "$counter" --log "$T/c12.log" --tick 50 &
+	rec=$!; wait_for 60 grep -q "^restored" "$T/c12.log"; t1=$(date +%s%N)
+	echo "# restore on A (verify, copy for the user): $(( (t1 - t0) / 1000000 )) ms"
+	kill -TERM $rec; wait $rec 2>/dev/null
+	t0=$(date +%s%N)
+	on b gca-recover --gid $gid5 --checkpoint $bid -- "$counter" --log "$T/c13.log" --tick 50 &
+	rec=$!; wait_for 120 grep -q "^restored" "$T/c13.log"; t1=$(date +%s%N)
+	echo "# restore on B (grant, fetch, verify, verify, copy for the user): $(( (t1 - t0) / 1000000 )) ms"
+	echo "# $(grep -a "fetched checkpoint $bid" "$T/cts-b.log" | sed 's/.*fetched/fetched/')"
+	kill -TERM $rec; wait $rec 2>/dev/null
+	cat > "$T/tlscopy.py" <<'PY'
+import socket, ssl, sys, time
+role, addr, port, ca, cert, key, path = sys.argv[1:8]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if role == "server" else ssl.PROTOCOL_TLS_CLIENT)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(cert, key); ctx.load_verify_locations(ca); ctx.verify_mode = ssl.CERT_REQUIRED
+if role == "server":
+    s = socket.create_server((addr, int(port)))
+    c, _ = s.accept()
+    with ctx.wrap_socket(c, server_side=True) as t, open(path, "rb") as f:
+        while (b := f.read(1 << 20)):
+            t.sendall(b)
+else:
+    ctx.check_hostname = False
+    t0 = time.monotonic(); n = 0
+    with ctx.wrap_socket(socket.create_connection((addr, int(port)))) as t:
+        while (b := t.recv(1 << 20)):
+            n += len(b)
+    dt = time.monotonic() - t0
+    print("plain TLS 1.3 copy: %d bytes in %d ms (%.1f MiB/s)" % (n, dt * 1000, n / 1048576 / dt))
+PY
+	ip netns exec gca${n}a python3 "$T/tlscopy.py" server ${net}2 4499 "$site/pki/ca.crt" "$site/pki/cts-cts-a.crt" "$site/pki/cts-cts-a.key" "$T/cts-a/images/$gid5/$bid/pad" &
+	srv=$!; sleep 0.5
+	echo "# $(ip netns exec gca${n}b python3 "$T/tlscopy.py" client ${net}2 4499 "$site/pki/ca.crt" "$site/pki/cts-cts-b.crt" "$site/pki/cts-cts-b.key" - 2>&1 | tail -1)"
+	wait $srv 2>/dev/null
+fi
+
 done_testing
