@@ -31,7 +31,7 @@
 #include "cts/cts.h"
 
 #define TRANSFER_CHUNK		(512 * 1024)
-#define TRANSFER_WINDOW		4
+#define TRANSFER_WINDOW		8
 #define TRANSFER_ATTEMPTS	8
 
 /* ---- serving ---- */
