@@ -43,6 +43,6 @@ int  ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, cons
 
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_services, ctl_cmd_classes, ctl_cmd_class_add,
 	ctl_cmd_cts, ctl_cmd_cts_remove, ctl_cmd_jobs, ctl_cmd_checkpoint, ctl_cmd_checkpoints,
-	ctl_cmd_subscribe;
+	ctl_cmd_subscribe, ctl_cmd_gc;
 
 #endif

@@ -118,6 +118,69 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 	ckpt_next(j);
 }
 
+/* manifest.sig beside the manifest: its signature with this CTS's certificate key, which another
+ * resource checks before it uses a copy (transfer.c). Not listed in the manifest. */
+static int
+ckpt_sign(struct cts_ckpt *ck)
+{
+	char path[PATH_MAX + 16], err[512], *buf = NULL, *sig = NULL;
+	size_t len;
+	int rc = -1;
+
+	snprintf(path, sizeof path, "%s/manifest", ck->image_dir);
+	if (file_read_all(path, &buf, &len, 64 * 1024 * 1024) != 0) {
+		log_error("checkpoint %s: cannot read %s to sign it", ck->id, path);
+		return -1;
+	}
+	if (proto_sig_make(&ck->cts->tls, buf, len, &sig, err, sizeof err) != 0) {
+		log_error("checkpoint %s: %s", ck->id, err);
+	} else {
+		snprintf(path, sizeof path, "%s/manifest.sig", ck->image_dir);
+		if ((rc = file_write_whole(path, sig, strlen(sig), 0600)) != 0)
+			log_error("checkpoint %s: cannot write %s", ck->id, path);
+	}
+	free(buf);
+	free(sig);
+	return rc;
+}
+
+/* In a child: the sealed image's files encrypted in place, then sealed again (the manifest then
+ * describes what is stored and says "key <id>"): "size sha256 nfiles". */
+static int
+ckpt_encrypt(void *arg, char *out, size_t len)
+{
+	struct cts_ckpt *ck = arg;
+	struct image_meta m;
+	struct image_result r;
+
+	if (image_manifest_read(ck->image_dir, &m, out, len) != 0 ||
+	    image_encrypt(ck->image_dir, ck->cts->image_key, out, len) != 0)
+		return -1;
+	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
+		return -1;
+	snprintf(out, len, "%llu %s %u", (unsigned long long)r.size, r.sha256, r.nfiles);
+	return 0;
+}
+
+static void
+ckpt_on_encrypted(bool ok, const char *out, void *arg)
+{
+	struct cts_ckpt *ck = arg;
+	unsigned long long size;
+	unsigned n;
+
+	if (!ok || sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &n) != 3) {
+		file_remove_tree(ck->image_dir);
+		ck->image_dir[0] = '\0';
+		ckpt_fail(ck, PROTO_E_INTERNAL, ok ? "bad answer from the encryption" : out);
+		return;
+	}
+	ck->result.size = size;
+	ck->result.nfiles = n;
+	ckpt_dumped(ck, NULL);
+}
+
 /* The core service is done: the image is sealed (ck->result), or it failed. */
 void
 ckpt_dumped(struct cts_ckpt *ck, const char *error)
@@ -135,6 +198,16 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		ckpt_fail(ck, PROTO_E_REFUSED, error);
 		return;
 	}
+	if (c->image_key_id[0] != '\0' && !ck->encrypted) {
+		ck->encrypted = true;
+		if (child_run(c, ckpt_encrypt, ck, ckpt_on_encrypted, ck) != 0)
+			ckpt_fail(ck, PROTO_E_INTERNAL, "cannot start the image's encryption");
+		return;
+	}
+	if (ckpt_sign(ck) != 0) {
+		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot sign the image's manifest (see the log)");
+		return;
+	}
 	snprintf(image_name, sizeof image_name, "%s:%s", c->name, ck->image_dir + strlen(c->state) + 1);
 	rec = (struct msg_checkpoint_log){ .checkpoint_id = ck->id, .gid = ck->job->gid,
 		.cts = c->name, .core_service = (char *)c->core->name, .image_name = image_name,
@@ -147,6 +220,10 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		snprintf(idem, sizeof idem, "idem=%s", ck->idem_key);
 		proto_strlist_add(&rec.properties, idem);
 	}
+	if (ck->encrypted) {
+		snprintf(idem, sizeof idem, "image_key=%s", c->image_key_id);
+		proto_strlist_add(&rec.properties, idem);	/* the key id on the record */
+	}
 	it = outbox_add(c, &rec);
 	proto_strlist_free(&rec.properties);
 	if (it == NULL) {
@@ -157,10 +234,19 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	outbox_send(c, it);
 }
 
+struct ckpt_retain {
+	struct cts	*cts;
+	const char	*gid;
+};
+
+/* Retention removed an image this CTS took: its record is expired in the directory. */
 static void
 ckpt_on_removed(const char *id, void *arg)
 {
-	log_info("retention: removed image %s of %s", id, (const char *)arg);
+	struct ckpt_retain *cr = arg;
+
+	log_info("retention: removed image %s of %s", id, cr->gid);
+	replica_removed(cr->cts, cr->gid, id, true);
 }
 
 void
@@ -184,8 +270,10 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 		struct msg_checkpoint_ok ok = { ck->id, image_name, c->name, seq };
 		proto_reply_ok(ck->req, ck->req->pt->reply, &ok);
 	}
+	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
+	struct ckpt_retain cr = { c, ck->job->gid };
 	if (cts_job_dir(c, ck->job->gid, jd, sizeof jd) == 0)
-		image_retain(jd, c->retention, ckpt_on_removed, ck->job->gid);
+		image_retain(jd, c->retention, ckpt_on_removed, &cr);
 	ckpt_finish(ck);
 }
 

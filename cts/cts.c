@@ -5,7 +5,7 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue. Times in seconds unless they carry a unit (500ms, 2m).
+ * max_queue, replicas, image_key. Times in seconds unless they carry a unit (500ms, 2m).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -28,10 +28,13 @@ cts_ping(struct proto_req *r, void *ctx)
 	proto_reply_ok(r, r->pt->reply, &ok);
 }
 
-/* The TLS endpoint: the GCS asks for checkpoints (image_fetch from other CTSes comes later). */
+/* The TLS endpoint: the GCS asks for checkpoints, other CTSes fetch images with a grant. */
 static const struct proto_handler cts_handlers[] = {
 	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, cts_ping },
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
+	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
+	{ "image_replicate", PROTO_ROLE_CTS, replica_receive },
+	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },
 };
 
 int
@@ -99,8 +102,9 @@ static void
 cts_state_open(struct cts *c)
 {
 	char p[PATH_MAX];
-	const char *sub[] = { "images", "outbox", "staging" };
-	mode_t modes[] = { 0700, 0700, 0711 };
+	/* incoming/: partial fetches (transfer.c), kept across a restart so they resume. */
+	const char *sub[] = { "images", "outbox", "staging", "incoming" };
+	mode_t modes[] = { 0700, 0700, 0711, 0700 };
 
 	if (file_mkdirs(c->state, 0711) != 0 || chmod(c->state, 0711) != 0)
 		log_fatal("state folder %s: cannot create it", c->state);
@@ -244,6 +248,11 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
+		log_fatal("%s: %s", conf, err);
+	if (config_get(&cf, "image_key") != NULL && image_key_load(config_get(&cf, "image_key"),
+	    c.image_key, c.image_key_id, err, sizeof err) != 0)
+		log_fatal("%s: %s", conf, err);
 	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
 	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,
 	    c.gcs_endpoint);
@@ -262,6 +271,7 @@ main(int argc, char **argv)
 	event_free(c.tick);
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
+	replica_free(&c);
 	proto_server_free(c.local);
 	proto_server_free(c.server);
 	jobs_free(&c);

@@ -79,6 +79,7 @@ struct cts_ckpt {
 	struct image_result	 result;	/* of the sealed image */
 	struct event		*timeout;	/* app: waiting for the job's answer */
 	struct proto_strlist	 properties;	/* the core service's, for this record only */
+	bool			 encrypted;	/* the image's files are encrypted (image_key) */
 	struct cts_ckpt		*next;
 };
 
@@ -111,6 +112,10 @@ struct cts {
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
+	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
+	char			 image_key_id[33];		/* "" = images not encrypted */
+	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
+	struct proto_client	**replica_conn;	/* one client each */
 };
 
 /* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
@@ -161,6 +166,30 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
+
+/* transfer.c: images between CTSes. transfer_serve is image_fetch (from a CTS with a grant);
+ * transfer_fetch_run runs in a child (child_run) and fetches, verifies and renames into image_dir. */
+#define TRANSFER_HOLDERS 16
+struct transfer_fetch {
+	char			 id[ID_LEN + 1], gid[256], sha256[65];
+	char			 signer[256];	/* the CTS that took it ("": any CTS of the site) */
+	char			*grant;
+	char			 holders[TRANSFER_HOLDERS][600];	/* name@host:port */
+	size_t			 nholders;
+	char			 state[PATH_MAX], image_dir[PATH_MAX];
+	struct proto_tls_files	 tls;
+};
+void transfer_serve(struct proto_req *r, void *ctx);
+int  transfer_fetch_run(void *arg, char *out, size_t outlen);
+
+/* replica.c: copies of each image on the replicas named in cts.conf, and gcaLocation. */
+int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen);
+void replica_free(struct cts *c);
+void replica_start(struct cts *c, const char *gid, const char *id, const char *sha256);
+void replica_located(struct cts *c, const char *gid, const char *id);	/* a verified copy here */
+void replica_removed(struct cts *c, const char *gid, const char *id, bool expired);
+void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
+void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
  * "ok ..." or an error text. */

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,12 +320,13 @@ image_walk_subdir(struct image_walk *w, const char *rel, int depth, int dstfd, c
 	return rc;
 }
 
-/* The manifest, and file_write_whole's temp file for it. */
+/* The manifest, its signature (cts/checkpoint.c), and file_write_whole's temp files for them. */
 static bool
 image_reserved(int depth, const char *name)
 {
 	return depth == 0 &&
-	    (strcmp(name, "manifest") == 0 || strncmp(name, "manifest.tmp.", 13) == 0);
+	    (strcmp(name, "manifest") == 0 || strncmp(name, "manifest.tmp.", 13) == 0 ||
+	    strcmp(name, "manifest.sig") == 0 || strncmp(name, "manifest.sig.tmp.", 17) == 0);
 }
 
 /* The folder rel of the source (depth 0 = the top), copied into dstfd when copying. */
@@ -427,6 +429,8 @@ image_manifest_write(const char *dir, const struct image_meta *m, struct image_l
 	fprintf(f, "gca-manifest 1\ncheckpoint %s\ngid %s\ncore_service %s\nparent %s\n"
 	    "time_ms %llu\n", m->checkpoint_id, m->gid, m->core_service,
 	    m->parent[0] != '\0' ? m->parent : "-", (unsigned long long)m->time_ms);
+	if (m->key_id[0] != '\0')
+		fprintf(f, "key %s\n", m->key_id);
 	for (size_t i = 0; i < l->n; i++) {
 		fprintf(f, "file %s %llu %s\n", l->v[i].sha256, (unsigned long long)l->v[i].size,
 		    l->v[i].path);
@@ -542,7 +546,8 @@ image_path_ok(const char *p)
 	size_t len = strlen(p);
 	int parts = 0;
 
-	if (len == 0 || len >= PATH_MAX || p[0] == '/' || strcmp(p, "manifest") == 0)
+	if (len == 0 || len >= PATH_MAX || p[0] == '/' || strcmp(p, "manifest") == 0 ||
+	    strcmp(p, "manifest.sig") == 0)
 		return false;
 	for (const char *c = p; ; ) {
 		const char *slash = strchr(c, '/');
@@ -687,6 +692,9 @@ image_manifest_parse(const char *dir, struct image_meta *mp, struct image_list *
 		*nl = '\0';
 		if (n < 6)
 			bad = image_parse_header(n, line, &m);
+		else if (n == 6 && strncmp(line, "key ", 4) == 0)
+			bad = strlen(line + 4) == 16 && strspn(line + 4, "0123456789abcdef") == 16 ?
+			    (memcpy(m.key_id, line + 4, 17), NULL) : "bad key id";
 		else if (strncmp(line, "file ", 5) == 0)
 			bad = image_parse_file(line + 5, l);
 		else
@@ -981,9 +989,26 @@ image_keep_parents(const char *job_dir, struct image_ckpt *v, size_t n)
 	return 0;
 }
 
+static int image_retain_run(const char *job_dir, unsigned keep, bool dry,
+    void (*removed)(const char *id, void *arg), void *arg);
+
 int
 image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
+{
+	return image_retain_run(job_dir, keep, false, removed, arg);
+}
+
+int
+image_retain_plan(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
+    void *arg)
+{
+	return image_retain_run(job_dir, keep, true, removed, arg);
+}
+
+static int
+image_retain_run(const char *job_dir, unsigned keep, bool dry,
+    void (*removed)(const char *id, void *arg), void *arg)
 {
 	struct image_ckpt *v;
 	size_t n;
@@ -1009,7 +1034,7 @@ image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id,
 		if (v[i].keep)
 			continue;
 		snprintf(dir, sizeof dir, "%s/%s", job_dir, v[i].id);
-		if (file_remove_tree(dir) != 0) {
+		if (!dry && file_remove_tree(dir) != 0) {
 			log_warn("image retention: removing %s: %s", dir, strerror(errno));
 			failed = 1;
 			continue;
@@ -1019,7 +1044,194 @@ image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id,
 			removed(v[i].id, arg);
 	}
 	free(v);
-	if (count > 0 && file_fsync_dir(job_dir) != 0)
+	if (!dry && count > 0 && file_fsync_dir(job_dir) != 0)
 		log_warn("image retention: fsync of %s: %s", job_dir, strerror(errno));
 	return failed ? -1 : count;
+}
+
+/* ---- encryption at rest ---- */
+
+#define IMAGE_ENC_MAGIC	"GCAE1\n"
+#define IMAGE_ENC_HDR	6
+#define IMAGE_NONCE	12
+#define IMAGE_TAG	16
+
+int
+image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], char *err,
+    size_t errlen)
+{
+	unsigned char md[32];
+	unsigned mdlen = 0;
+	struct stat st;
+	char *buf;
+	size_t len;
+
+	if (stat(path, &st) != 0 || file_read_all(path, &buf, &len, 4096) != 0)
+		return image_fail(err, errlen, "image key %s: %s", path, strerror(errno));
+	if ((st.st_mode & 077) != 0) {
+		free(buf);
+		return image_fail(err, errlen, "image key %s: readable by others (mode %o): make it "
+		    "0600", path, (unsigned)(st.st_mode & 0777));
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		len--;
+	if (len == 2 * IMAGE_KEY_LEN && strspn(buf, "0123456789abcdefABCDEF") >= len) {
+		for (size_t i = 0; i < IMAGE_KEY_LEN; i++) {
+			unsigned v;
+			sscanf(buf + 2 * i, "%2x", &v);
+			key[i] = (unsigned char)v;
+		}
+	} else if (len == IMAGE_KEY_LEN) {
+		memcpy(key, buf, IMAGE_KEY_LEN);
+	} else {
+		free(buf);
+		return image_fail(err, errlen, "image key %s: not 32 bytes or 64 hex digits", path);
+	}
+	free(buf);
+	EVP_Digest(key, IMAGE_KEY_LEN, md, &mdlen, EVP_sha256(), NULL);
+	for (int i = 0; i < 8; i++)
+		snprintf(id + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* path below dirfd: encrypt (or decrypt) into a temp file, then rename over it. */
+static int
+image_crypt_file(int dirfd, const char *id, const char *path, const unsigned char *key,
+    bool enc, unsigned char *buf, char *err, size_t errlen)
+{
+	unsigned char nonce[IMAGE_NONCE], tag[IMAGE_TAG], *out = NULL;
+	char tmp[PATH_MAX], aad[PATH_MAX + 80];
+	EVP_CIPHER_CTX *ctx = NULL;
+	int in = -1, o = -1, n, outl, rc = -1;
+	struct stat st;
+	uint64_t left;
+	ssize_t r;
+
+	snprintf(tmp, sizeof tmp, "%s.crypt.tmp", path);
+	n = snprintf(aad, sizeof aad, "%s\n%s", id, path);
+	if ((in = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(in, &st) != 0 ||
+	    (o = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
+	    fchown(o, st.st_uid, st.st_gid) != 0 || (ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    (out = malloc(IMAGE_BUF + 32)) == NULL) {
+		image_fail(err, errlen, "image file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	left = (uint64_t)st.st_size;
+	if (enc) {
+		if (RAND_bytes(nonce, sizeof nonce) != 1 ||
+		    write(o, IMAGE_ENC_MAGIC, IMAGE_ENC_HDR) != IMAGE_ENC_HDR ||
+		    write(o, nonce, sizeof nonce) != (ssize_t)sizeof nonce)
+			goto io;
+	} else {
+		char magic[IMAGE_ENC_HDR];
+		if (left < IMAGE_ENC_HDR + IMAGE_NONCE + IMAGE_TAG ||
+		    read(in, magic, IMAGE_ENC_HDR) != IMAGE_ENC_HDR ||
+		    memcmp(magic, IMAGE_ENC_MAGIC, IMAGE_ENC_HDR) != 0 ||
+		    read(in, nonce, sizeof nonce) != (ssize_t)sizeof nonce ||
+		    pread(in, tag, sizeof tag, st.st_size - IMAGE_TAG) != IMAGE_TAG) {
+			image_fail(err, errlen, "image file %s: not an encrypted file", path);
+			goto out;
+		}
+		left -= IMAGE_ENC_HDR + IMAGE_NONCE + IMAGE_TAG;
+	}
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, IMAGE_NONCE, NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1 ||
+	    EVP_CipherUpdate(ctx, NULL, &outl, (unsigned char *)aad, n) != 1)
+		goto crypto;
+	while (left > 0) {
+		size_t want = left < IMAGE_BUF ? (size_t)left : IMAGE_BUF;
+		if ((r = read(in, buf, want)) <= 0)
+			goto io;
+		if (EVP_CipherUpdate(ctx, out, &outl, buf, (int)r) != 1)
+			goto crypto;
+		if (write(o, out, (size_t)outl) != outl)
+			goto io;
+		left -= (uint64_t)r;
+	}
+	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMAGE_TAG, tag) != 1)
+		goto crypto;
+	if (EVP_CipherFinal_ex(ctx, out, &outl) != 1) {
+		image_fail(err, errlen, "image file %s of checkpoint %s: %s", path, id, enc ?
+		    "cannot encrypt" : "does not decrypt with this site key (altered, or another key)");
+		goto out;
+	}
+	if (enc && (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMAGE_TAG, tag) != 1 ||
+	    write(o, tag, sizeof tag) != (ssize_t)sizeof tag))
+		goto io;
+	if (fsync(o) != 0 || renameat(dirfd, tmp, dirfd, path) != 0)
+		goto io;
+	rc = 0;
+	goto out;
+crypto:
+	image_fail(err, errlen, "image file %s: the cipher failed", path);
+	goto out;
+io:
+	image_fail(err, errlen, "image file %s: %s", path, errno ? strerror(errno) : "short I/O");
+out:
+	if (rc != 0 && o >= 0)
+		unlinkat(dirfd, tmp, 0);
+	if (in >= 0)
+		close(in);
+	if (o >= 0)
+		close(o);
+	EVP_CIPHER_CTX_free(ctx);
+	free(out);
+	return rc;
+}
+
+static int
+image_crypt(const char *manifest_dir, const char *files_dir, const unsigned char *key, bool enc,
+    uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	struct image_meta m;
+	struct image_list l;
+	unsigned char *buf;
+	int dirfd, rc = 0;
+
+	if (image_manifest_parse(manifest_dir, &m, &l, err, errlen) != 0)
+		return -1;
+	if ((dirfd = open(files_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (buf = malloc(IMAGE_BUF)) == NULL) {
+		if (dirfd >= 0)
+			close(dirfd);
+		image_list_free(&l);
+		return image_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
+	}
+	for (size_t i = 0; i < l.n && rc == 0; i++)
+		rc = image_crypt_file(dirfd, m.checkpoint_id, l.v[i].path, key, enc, buf, err, errlen);
+	/* the files, then their folders, then the top: owned by the job's user only now */
+	for (size_t i = 0; i < l.n && rc == 0 && uid != (uid_t)-1; i++) {
+		char p[PATH_MAX], *slash;
+		snprintf(p, sizeof p, "%s", l.v[i].path);
+		if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = image_fail(err, errlen, "image file %s: chown: %s", p, strerror(errno));
+		while (rc == 0 && (slash = strrchr(p, '/')) != NULL) {
+			*slash = '\0';
+			if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+				rc = image_fail(err, errlen, "image folder %s: chown: %s", p,
+				    strerror(errno));
+		}
+	}
+	if (rc == 0 && uid != (uid_t)-1 && fchown(dirfd, uid, gid) != 0)
+		rc = image_fail(err, errlen, "image folder %s: chown: %s", files_dir, strerror(errno));
+	if (rc == 0 && fsync(dirfd) != 0)
+		rc = image_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
+	free(buf);
+	close(dirfd);
+	image_list_free(&l);
+	return rc;
+}
+
+int
+image_encrypt(const char *dir, const unsigned char key[IMAGE_KEY_LEN], char *err, size_t errlen)
+{
+	return image_crypt(dir, dir, key, true, (uid_t)-1, (gid_t)-1, err, errlen);
+}
+
+int
+image_decrypt(const char *manifest_dir, const char *files_dir,
+    const unsigned char key[IMAGE_KEY_LEN], uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	return image_crypt(manifest_dir, files_dir, key, false, uid, gid, err, errlen);
 }

@@ -12,9 +12,11 @@
  *   core_service <name>
  *   parent <id or ->
  *   time_ms <n>
+ *   key <key id>                       only when the files are encrypted (image_encrypt)
  *   file <sha256 hex> <size> <path>    one per file, sorted by path (strcmp), path relative
  *
- * The manifest does not list itself; a top-level file named "manifest" is reserved.
+ * The manifest does not list itself; top-level files named "manifest" and "manifest.sig" (the
+ * manifest's signature by the CTS, written after sealing: see docs/PROTOCOL.md) are reserved.
  *
  * These functions block and keep no state: the CTS calls them in a forked child. Every one
  * returns -1 with a message for people in err (naming the file) on failure.
@@ -36,6 +38,7 @@ struct image_meta {
 	char		core_service[64];	/* no white space */
 	char		parent[64];		/* "" = none (a full image), else an id */
 	uint64_t	time_ms;
+	char		key_id[33];		/* "" = plain files, else the site key's id */
 };
 
 struct image_result {
@@ -93,5 +96,29 @@ int image_manifest_read(const char *dir, struct image_meta *m, char *err, size_t
  */
 int image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
 	void *arg);
+/* The same without removing anything: removed(id) for each image image_retain would remove. */
+int image_retain_plan(const char *job_dir, unsigned keep,
+	void (*removed)(const char *id, void *arg), void *arg);
+
+/*
+ * Encryption at rest (AES-256-GCM through EVP): a key per site, 32 bytes in a file only the CTS
+ * reads (64 hex digits or 32 raw bytes), its id the first 16 hex digits of its sha256. An encrypted
+ * file is "GCAE1\n", a 12-byte random nonce, the ciphertext and the 16-byte tag; the additional
+ * data is "<checkpoint id>\n<path>", so a file moved to another path or image fails to decrypt.
+ * The manifest lists the encrypted files (sizes and sha256 of what is stored and sent) and says
+ * "key <id>"; image_verify checks those, image_decrypt gives back the plain files.
+ */
+#define IMAGE_KEY_LEN 32
+int image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], char *err,
+	size_t errlen);
+/* Encrypts, in place, every file the manifest in dir lists; the caller then reseals dir
+ * (image_store_seal with m->key_id set) so the manifest describes the encrypted files. */
+int image_encrypt(const char *dir, const unsigned char key[IMAGE_KEY_LEN], char *err,
+	size_t errlen);
+/* Decrypts in place, below files_dir (a copy image_verify made for uid -1, so owned by the CTS),
+ * every file listed in manifest_dir/manifest; then, when uid != -1, chowns the files, their
+ * folders and files_dir itself (last) to uid:gid, so the user gets the folder only when plain. */
+int image_decrypt(const char *manifest_dir, const char *files_dir,
+	const unsigned char key[IMAGE_KEY_LEN], uid_t uid, gid_t gid, char *err, size_t errlen);
 
 #endif

@@ -4,7 +4,8 @@
  * the caller owns the GID, finds the image in its store and verifies every file against the
  * manifest. For the app core service the verified files are copied into a folder the caller's
  * user owns, since the job reads them itself; criu restores run as root and read the store.
- * An image held by another CTS will be fetched with image_grant/image_fetch (a later issue).
+ * An image this CTS does not hold is fetched first (transfer.c) from a CTS that does, with a grant
+ * from the GCS (image_grant), unless this CTS's descriptor says gcaMigration FALSE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ struct restore_op {
 	char			 id[ID_LEN + 1];
 	uint64_t		 seq;
 	char			 image_dir[PATH_MAX], copy[PATH_MAX];
+	struct transfer_fetch	 fetch;
 };
 
 static const char *
@@ -37,30 +39,64 @@ restore_fail(struct restore_op *op, const char *code, const char *fmt, const cha
 	const char *b)
 {
 	proto_reply_err(op->r, code, fmt, a, b);
+	free(op->fetch.grant);
 	free(op);
 }
 
+/* app and vmm restore as the job's user, from a verified copy that user owns; criu as root. */
+static bool
+restore_gives_copy(const struct cts *c)
+{
+	return c->core->keeps_channel || c->core->user_restore;
+}
+
 /* In the child: every file against the manifest, and the copy for the job's user. */
+/* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
+ * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
 static int
 restore_verify(void *arg, char *out, size_t len)
 {
 	struct restore_op *op = arg;
 	const struct proto_peer *p = &op->r->peer;
+	struct image_meta m;
+	struct cts *c = op->cts;
 
-	return image_verify(op->image_dir, NULL, op->copy[0] ? op->copy : NULL,
-	    op->copy[0] ? p->uid : (uid_t)-1, op->copy[0] ? p->gid : (gid_t)-1, out, len);
+	if (image_manifest_read(op->image_dir, &m, out, len) != 0)
+		return -1;
+	if (m.key_id[0] == '\0') {
+		bool app = restore_gives_copy(c);
+		if (image_verify(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
+		    app ? p->gid : (gid_t)-1, out, len) != 0)
+			return -1;
+		snprintf(out, len, "ok plain");
+		return 0;
+	}
+	if (strcmp(m.key_id, c->image_key_id) != 0) {
+		snprintf(out, len, "the image of checkpoint %s is encrypted with site key %s; this CTS "
+		    "has %s%s (image_key in cts.conf)", op->id, m.key_id,
+		    c->image_key_id[0] ? "key " : "no key", c->image_key_id);
+		return -1;
+	}
+	if (image_verify(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0 ||
+	    image_decrypt(op->image_dir, op->copy, c->image_key, restore_gives_copy(c) ? p->uid :
+	    (uid_t)-1, restore_gives_copy(c) ? p->gid : (gid_t)-1, out, len) != 0) {
+		file_remove_tree(op->copy);
+		return -1;
+	}
+	snprintf(out, len, "ok decrypted");
+	return 0;
 }
 
 static void
 restore_on_verified(bool ok, const char *out, void *arg)
 {
 	struct restore_op *op = arg;
-	struct msg_restore_ok reply = { op->id, op->copy[0] ? op->copy : op->image_dir,
+	bool copied = restore_gives_copy(op->cts) || strcmp(out, "ok decrypted") == 0;
+	struct msg_restore_ok reply = { op->id, copied ? op->copy : op->image_dir,
 		(char *)op->cts->core->name, op->seq };
 
 	if (!ok) {
-		if (op->copy[0] != '\0')
-			file_remove_tree(op->copy);
+		file_remove_tree(op->copy);	/* if it was made */
 		log_warn("restore of %s refused: %s", op->id, out);
 		restore_fail(op, PROTO_E_REFUSED, "%s%s", out, "");
 		return;
@@ -68,7 +104,63 @@ restore_on_verified(bool ok, const char *out, void *arg)
 	log_info("checkpoint %s (seq %llu) verified for recovery by pid %d", op->id,
 	    (unsigned long long)op->seq, (int)op->r->peer.pid);
 	proto_reply_ok(op->r, op->r->pt->reply, &reply);
+	free(op->fetch.grant);
 	free(op);
+}
+
+/* The image is in the store: verify it (and copy it for an app job's user) in a child. */
+static void
+restore_start_verify(struct restore_op *op)
+{
+	/* app, vmm: a copy for the job's user; criu: used only for an encrypted image */
+	snprintf(op->copy, sizeof op->copy, "%s/staging/restore-%d-%s", op->cts->state,
+	    (int)op->r->peer.pid, op->id);
+	if (child_run(op->cts, restore_verify, op, restore_on_verified, op) != 0)
+		restore_fail(op, PROTO_E_INTERNAL, "cannot start the image check%s%s", "", "");
+}
+
+static void
+restore_on_fetched(bool ok, const char *out, void *arg)
+{
+	struct restore_op *op = arg;
+
+	if (!ok) {
+		log_warn("restore of %s: %s", op->id, out);
+		restore_fail(op, PROTO_E_UNAVAILABLE, "%s%s", out, "");
+		return;
+	}
+	log_info("checkpoint %s fetched and verified (%s)", op->id, out);
+	replica_located(op->cts, op->fetch.gid, op->id);
+	restore_start_verify(op);
+}
+
+static void
+restore_on_grant(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct restore_op *op = arg;
+	const struct msg_image_grant_ok *g = body;
+	struct transfer_fetch *f = &op->fetch;
+
+	if (code != NULL) {
+		restore_fail(op, code, "the GCS gives no grant to fetch checkpoint %s: %s", op->id,
+		    msg);
+		return;
+	}
+	for (size_t i = 0; i < g->holders.n && f->nholders < TRANSFER_HOLDERS; i++)
+		snprintf(f->holders[f->nholders++], sizeof f->holders[0], "%s", g->holders.v[i]);
+	if (f->nholders == 0) {
+		restore_fail(op, PROTO_E_NOT_FOUND, "no other CTS known to the GCS holds checkpoint "
+		    "%s%s", op->id, "");
+		return;
+	}
+	f->grant = strdup(g->grant);
+	snprintf(f->id, sizeof f->id, "%s", op->id);
+	snprintf(f->state, sizeof f->state, "%s", op->cts->state);
+	snprintf(f->image_dir, sizeof f->image_dir, "%s", op->image_dir);
+	f->tls = op->cts->tls;
+	log_info("fetching checkpoint %s from %s", op->id, f->holders[0]);
+	if (child_run(op->cts, transfer_fetch_run, f, restore_on_fetched, op) != 0)
+		restore_fail(op, PROTO_E_INTERNAL, "cannot start the fetch%s%s", "", "");
 }
 
 static void
@@ -99,21 +191,27 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 	seq = restore_attr(found, "gcaSequenceNumber");
 	op->seq = seq ? strtoull(seq, NULL, 10) : 0;
 	holder = restore_attr(found, "gcaCTSName");
-	if (cts_image_dir(op->cts, b->gid, op->id, op->image_dir, sizeof op->image_dir) != 0 ||
-	    stat(op->image_dir, &st) != 0) {
-		if (holder != NULL && strcmp(holder, op->cts->name) != 0)
-			restore_fail(op, PROTO_E_NOT_FOUND, "checkpoint %s is held by CTS %s; fetching "
-			    "an image from another CTS is not supported yet", op->id, holder);
-		else
-			restore_fail(op, PROTO_E_NOT_FOUND, "the image of checkpoint %s is no longer in "
-			    "this CTS's store (%s)", op->id, "removed by retention?");
+	if (cts_image_dir(op->cts, b->gid, op->id, op->image_dir, sizeof op->image_dir) != 0) {
+		restore_fail(op, PROTO_E_BAD_FIELD, "GID %s: no image folder for it%s", b->gid, "");
 		return;
 	}
-	if (op->cts->core->keeps_channel || op->cts->core->user_restore)
-		snprintf(op->copy, sizeof op->copy, "%s/staging/restore-%d-%s", op->cts->state,
-		    (int)op->r->peer.pid, op->id);
-	if (child_run(op->cts, restore_verify, op, restore_on_verified, op) != 0)
-		restore_fail(op, PROTO_E_INTERNAL, "cannot start the image check%s%s", "", "");
+	if (stat(op->image_dir, &st) == 0) {
+		restore_start_verify(op);
+		return;
+	}
+	/* Not here: fetch it from a CTS that holds it (another resource, or a replica). */
+	if (holder != NULL && strcmp(holder, op->cts->name) != 0 && !op->cts->reg.migrate) {
+		restore_fail(op, PROTO_E_REFUSED, "checkpoint %s was taken by CTS %s and this CTS's "
+		    "descriptor says gcaMigration FALSE: it restores only its own jobs", op->id,
+		    holder);
+		return;
+	}
+	snprintf(op->fetch.gid, sizeof op->fetch.gid, "%s", b->gid);
+	snprintf(op->fetch.signer, sizeof op->fetch.signer, "%s", holder ? holder : "");
+	const char *sha = restore_attr(found, "gcaImageSha256");
+	snprintf(op->fetch.sha256, sizeof op->fetch.sha256, "%s", sha ? sha : "");
+	struct msg_image_grant gq = { op->id, op->cts->name };
+	gcslink_request(op->cts, "image_grant", &gq, restore_on_grant, op);
 }
 
 static void

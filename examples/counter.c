@@ -1,7 +1,7 @@
 /*
  * counter: the smallest self-checkpointing job, to copy.
  *
- *   counter [--log FILE] [--tick MS] [--stop-at N] [--checkpoint-every-ticks K]
+ *   counter [--log FILE] [--tick MS] [--stop-at N] [--checkpoint-every-ticks K] [--pad BYTES]
  *
  * Counts from 0 (or from the value restored from <image_dir>/counter), one tick every MS
  * milliseconds (100), appending "counter <n>" to FILE (or stdout). Its state is one number: save
@@ -9,6 +9,7 @@
  *   gca-exec --gid G -- counter --log /tmp/c.log
  * and recover it with
  *   gca-recover --gid G --checkpoint latest -- counter --log /tmp/c.log
+ * --pad adds a file of BYTES pseudo-random bytes to each image (to test large images).
  * Exits 0 after "counter N" with --stop-at N, or on SIGTERM after "stopped at <n>".
  */
 #include <errno.h>
@@ -25,6 +26,38 @@
 
 static int log_fd = STDOUT_FILENO;
 static volatile sig_atomic_t stop;
+static long pad_bytes;
+
+/* <image_dir>/pad: pad_bytes of xorshift output, different for each count. */
+static int
+save_pad(const char *image_dir, unsigned long long n)
+{
+	char path[4096];
+	uint64_t x = n * 2654435761ULL + 88172645463325252ULL, buf[8192];
+	long left = pad_bytes;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/pad", image_dir);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	while (left > 0) {
+		size_t k = left < (long)sizeof buf ? (size_t)left : sizeof buf;
+		for (size_t i = 0; i < sizeof buf / sizeof buf[0]; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			buf[i] = x;
+		}
+		if (write(fd, buf, k) != (ssize_t)k) {
+			close(fd);
+			return -1;
+		}
+		left -= (long)k;
+	}
+	if (fsync(fd) != 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
 
 /* One write() per line, on a file opened O_APPEND: lines never interleave or tear (and CRIU
  * restores files open for appending without checking their size). */
@@ -55,6 +88,8 @@ save(const char *image_dir, void *arg)
 	char path[4096], text[32];
 	int fd, len = snprintf(text, sizeof text, "%llu\n", n);
 
+	if (pad_bytes > 0 && save_pad(image_dir, n) != 0)
+		return -1;
 	snprintf(path, sizeof path, "%s/counter", image_dir);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
 		return -1;
@@ -128,9 +163,11 @@ main(int argc, char **argv)
 			stop_at = number(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--checkpoint-every-ticks") == 0)
 			every = number(argv[i], argv[i + 1]), i++;
+		else if (strcmp(argv[i], "--pad") == 0)
+			pad_bytes = number(argv[i], argv[i + 1]), i++;
 		else {
 			fprintf(stderr, "usage: counter [--log FILE] [--tick MS] [--stop-at N] "
-			    "[--checkpoint-every-ticks K]\n");
+			    "[--checkpoint-every-ticks K] [--pad BYTES]\n");
 			return 2;
 		}
 	}

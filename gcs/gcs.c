@@ -32,6 +32,9 @@ const struct proto_handler gcs_handlers[] = {
 	{ "checkpoint_log", PROTO_ROLE_CTS, record_checkpoint_log },
 	{ "query", PROTO_ROLE_BROKER | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, query_handle },
 	{ "subscribe", PROTO_ROLE_BROKER | PROTO_ROLE_ADMIN, notify_subscribe },
+	{ "image_grant", PROTO_ROLE_CTS, grant_image },
+	{ "image_location", PROTO_ROLE_CTS, grant_location },
+	{ "image_gc", PROTO_ROLE_ADMIN, grant_gc },
 };
 const size_t gcs_nhandlers = GCA_NITEMS(gcs_handlers);
 

@@ -77,6 +77,11 @@ void router_ping(struct proto_req *r, void *ctx);
 /* record.c */
 void record_checkpoint_log(struct proto_req *r, void *ctx);
 
+/* grant.c */
+void grant_image(struct proto_req *r, void *ctx);
+void grant_location(struct proto_req *r, void *ctx);
+void grant_gc(struct proto_req *r, void *ctx);
+
 /* query.c */
 void query_handle(struct proto_req *r, void *ctx);
 void query_entries(const struct dir_result *res, struct proto_entries *out);	/* copies */

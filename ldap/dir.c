@@ -377,7 +377,8 @@ dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, con
 	add.mod_values = addv;
 	if (old != NULL)
 		mods[n++] = &del;
-	mods[n++] = &add;
+	if (new_ != NULL)	/* NULL: only remove old (a value of a multi-valued attribute) */
+		mods[n++] = &add;
 	dir_txn_control(txn, &c, ctrls);
 	rc = ldap_modify_ext_s(d->ld, dn, mods, ctrls, NULL);
 	mods[also ? also->nattrs : 0] = NULL;	/* del/add live on this stack */

@@ -359,8 +359,40 @@ dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, voi
 	dir_entry_addf(e, "gcaImageSize", "%" PRIu64, c->size);
 	dir_entry_add(e, "gcaImageSha256", c->sha256 && *c->sha256 ? c->sha256 : NULL);
 	dir_entry_add(e, "gcaCheckpointKind", c->kind ? c->kind : "external");
+	dir_entry_add(e, "gcaLocation", c->cts);	/* more copies are added by image_location */
 	for (size_t i = 0; i < c->nproperties; i++)
 		dir_entry_add(e, "gcaProperty", c->properties[i]);
+	dir_op_submit(d, op);
+}
+
+/* A copy of the image at cts added to the record's gcaLocation, or removed; expired also sets
+ * gcaStatus: expired in the same modify (retention: the image and the record's state together). */
+static void
+dir_ops_location(struct dir *d, struct dir_op *op)
+{
+	bool removed = op->n[0] != 0;
+
+	dir_do_cas(d, op->s[0], "gcaLocation", removed ? op->s[1] : NULL, removed ? NULL : op->s[1],
+	    op->entry, NULL, &op->res);
+}
+
+void
+dir_checkpoint_location(struct dir *d, const char *gid, const char *id, const char *cts,
+	bool removed, bool expired, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX];
+	struct dir_op *op;
+
+	if (!name_valid(gid) || !id_valid(id) || dir_dn_checkpoint(d, gid, id, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid GID and checkpoint id", id, cb, arg);
+	op = dir_op_new(dir_ops_location, cb, arg);
+	op->s[0] = dir_ops_dup(dn);
+	op->s[1] = dir_ops_dup(cts);
+	op->n[0] = removed;
+	if (expired) {
+		op->entry = dir_entry_new(dn);
+		dir_entry_add(op->entry, "gcaStatus", "expired");
+	}
 	dir_op_submit(d, op);
 }
 

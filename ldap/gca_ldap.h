@@ -143,6 +143,10 @@ void dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb
 void dir_checkpoints(struct dir *d, const char *gid, uint64_t before, int limit, dir_cb cb,
 	void *arg);
 void dir_checkpoint_get(struct dir *d, const char *gid, const char *id, dir_cb cb, void *arg);
+/* gcaLocation += cts (removed false) or -= cts; expired also sets gcaStatus: expired, in the same
+ * modify. Removing a value that is not there, or adding one that is, answers DIR_CAS_LOST. */
+void dir_checkpoint_location(struct dir *d, const char *gid, const char *id, const char *cts,
+	bool removed, bool expired, dir_cb cb, void *arg);
 
 
 /*

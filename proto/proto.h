@@ -90,6 +90,12 @@ struct msg_image_grant { char *checkpoint_id, *target_cts; };
 struct msg_image_grant_ok { char *grant; struct proto_strlist holders; uint64_t expires_ms; };
 struct msg_image_fetch { char *checkpoint_id, *grant, *file; uint64_t offset, max; };
 struct msg_image_fetch_ok { struct proto_bin data; bool eof; uint64_t size; char *sha256; };
+struct msg_image_replicate {
+	char *checkpoint_id, *gid, *sha256, *grant; struct proto_strlist holders;
+};
+struct msg_image_location { char *checkpoint_id, *gid, *cts; bool removed, expired; };
+struct msg_image_gc { char *gid; bool dry_run; };
+struct msg_image_gc_ok { struct proto_strlist removed, errors; };	/* "cts id gid" lines */
 struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
@@ -266,6 +272,25 @@ void proto_client_request(struct proto_client *c, const char *type, const struct
 	const void *body, proto_reply_cb cb, void *arg);
 bool proto_client_up(struct proto_client *c);
 void proto_client_free(struct proto_client *c);		/* pending callbacks get "closed" */
+
+/* ---- image grants (grant.c): a token the GCS signs, the holder of an image checks ---- */
+struct proto_grant {
+	char		checkpoint_id[64], target[256], gcs[256], gid[256];
+	uint64_t	expires_ms;
+};
+#define PROTO_GRANT_MAX 4096		/* bytes of a token */
+/* Signs g with tls->key, carrying tls->cert: *token malloc'd. */
+int  proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g, char **token,
+	char *err, size_t errlen);
+/* Checks the token (the CA, OU=gcs, the signature, not expired) and fills g. */
+int  proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms,
+	struct proto_grant *g, char *err, size_t errlen);
+/* A detached signature of data ("S1.<b64 sig>.<b64 DER cert>\n") with tls->key, carrying tls->cert;
+ * checked against the CA, the certificate's OU (role) and CN (name, NULL: any). */
+int  proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
+	char *err, size_t errlen);
+int  proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
+	const char *role, const char *name, char *err, size_t errlen);
 
 /* ---- the blocking client for command-line tools and tests (sync.c) ---- */
 struct proto_sync;

@@ -50,7 +50,7 @@ static const struct proto_field restore_ok_fields[] = {
 static const struct proto_type proto_t_restore_ok = { "restore_ok", restore_ok_fields, sizeof restore_ok_fields / sizeof restore_ok_fields[0], sizeof(struct msg_restore_ok), NULL };
 
 static const struct proto_field image_grant_ok_fields[] = {
-	{ "grant", PK_STR, offsetof(struct msg_image_grant_ok, grant), true, 512 },
+	{ "grant", PK_STR, offsetof(struct msg_image_grant_ok, grant), true, PROTO_GRANT_MAX },
 	{ "holders", PK_STRLIST, offsetof(struct msg_image_grant_ok, holders), false, 64 },
 	{ "expires_ms", PK_U64, offsetof(struct msg_image_grant_ok, expires_ms), false, 0 },
 };
@@ -184,12 +184,42 @@ static const struct proto_type proto_t_m_image_grant = { "image_grant", m_image_
 
 static const struct proto_field m_image_fetch_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_fetch, checkpoint_id), true, 64 },
-	{ "grant", PK_STR, offsetof(struct msg_image_fetch, grant), true, 512 },
+	{ "grant", PK_STR, offsetof(struct msg_image_fetch, grant), true, PROTO_GRANT_MAX },
 	{ "file", PK_STR, offsetof(struct msg_image_fetch, file), true, 255 },
 	{ "offset", PK_U64, offsetof(struct msg_image_fetch, offset), false, 0 },
 	{ "max", PK_U64, offsetof(struct msg_image_fetch, max), false, 0 },
 };
 static const struct proto_type proto_t_m_image_fetch = { "image_fetch", m_image_fetch_fields, sizeof m_image_fetch_fields / sizeof m_image_fetch_fields[0], sizeof(struct msg_image_fetch), &proto_t_image_fetch_ok };
+
+static const struct proto_field m_image_replicate_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_replicate, checkpoint_id), true, 64 },
+	{ "gid", PK_STR, offsetof(struct msg_image_replicate, gid), true, 255 },
+	{ "sha256", PK_STR, offsetof(struct msg_image_replicate, sha256), false, 64 },
+	{ "grant", PK_STR, offsetof(struct msg_image_replicate, grant), true, PROTO_GRANT_MAX },
+	{ "holders", PK_STRLIST, offsetof(struct msg_image_replicate, holders), false, 64 },
+};
+static const struct proto_type proto_t_m_image_replicate = { "image_replicate", m_image_replicate_fields, sizeof m_image_replicate_fields / sizeof m_image_replicate_fields[0], sizeof(struct msg_image_replicate), &proto_t_ok_empty };
+
+static const struct proto_field m_image_location_fields[] = {
+	{ "checkpoint_id", PK_STR, offsetof(struct msg_image_location, checkpoint_id), true, 64 },
+	{ "gid", PK_STR, offsetof(struct msg_image_location, gid), true, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_image_location, cts), true, 256 },
+	{ "removed", PK_BOOL, offsetof(struct msg_image_location, removed), false, 0 },
+	{ "expired", PK_BOOL, offsetof(struct msg_image_location, expired), false, 0 },
+};
+static const struct proto_type proto_t_m_image_location = { "image_location", m_image_location_fields, sizeof m_image_location_fields / sizeof m_image_location_fields[0], sizeof(struct msg_image_location), &proto_t_ok_empty };
+
+static const struct proto_field image_gc_ok_fields[] = {
+	{ "removed", PK_STRLIST, offsetof(struct msg_image_gc_ok, removed), false, 100000 },
+	{ "errors", PK_STRLIST, offsetof(struct msg_image_gc_ok, errors), false, 1000 },
+};
+static const struct proto_type proto_t_image_gc_ok = { "image_gc_ok", image_gc_ok_fields, sizeof image_gc_ok_fields / sizeof image_gc_ok_fields[0], sizeof(struct msg_image_gc_ok), NULL };
+
+static const struct proto_field m_image_gc_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_image_gc, gid), false, 255 },
+	{ "dry_run", PK_BOOL, offsetof(struct msg_image_gc, dry_run), false, 0 },
+};
+static const struct proto_type proto_t_m_image_gc = { "image_gc", m_image_gc_fields, sizeof m_image_gc_fields / sizeof m_image_gc_fields[0], sizeof(struct msg_image_gc), &proto_t_image_gc_ok };
 
 static const struct proto_field m_query_fields[] = {
 	{ "what", PK_STR, offsetof(struct msg_query, what), true, 32 },
@@ -260,6 +290,9 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_restore_prepare,
 	&proto_t_m_image_grant,
 	&proto_t_m_image_fetch,
+	&proto_t_m_image_replicate,
+	&proto_t_m_image_location,
+	&proto_t_m_image_gc,
 	&proto_t_m_query,
 	&proto_t_m_subscribe,
 	&proto_t_m_notify,

@@ -1,0 +1,56 @@
+/* gca-ctl gc [GID] [--dry-run]: retention at every live CTS now (keep each CTS's newest
+ * `retention` checkpoints per job and what they build on; the records of removed images taken
+ * there are marked expired), or with --dry-run what it would remove. Admin only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+
+static int
+gc_run(struct ctl *c, int argc, char **argv)
+{
+	struct msg_image_gc b = { 0 };
+	struct msg_image_gc_ok *ok;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--dry-run") == 0)
+			b.dry_run = true;
+		else if (argv[i][0] != '-' && b.gid == NULL)
+			b.gid = argv[i];
+		else
+			return ctl_usage(&ctl_cmd_gc);
+	}
+	if (ctl_call(c, "gc", "image_gc", &b, (void **)&ok) != 0)
+		return CTL_FAILED;
+	if (c->json) {
+		printf("{\"dry_run\": %s, \"removed\": [", b.dry_run ? "true" : "false");
+		for (size_t i = 0; i < ok->removed.n; i++) {
+			printf("%s", i ? ", " : "");
+			ctl_json_string(stdout, ok->removed.v[i]);
+		}
+		printf("], \"errors\": [");
+		for (size_t i = 0; i < ok->errors.n; i++) {
+			printf("%s", i ? ", " : "");
+			ctl_json_string(stdout, ok->errors.v[i]);
+		}
+		printf("]}\n");
+	} else {
+		/* each line: CTS checkpoint-id GID */
+		for (size_t i = 0; i < ok->removed.n; i++)
+			printf("%s %s\n", b.dry_run ? "would remove" : "removed", ok->removed.v[i]);
+		for (size_t i = 0; i < ok->errors.n; i++)
+			fprintf(stderr, "gca-ctl: gc: %s\n", ok->errors.v[i]);
+		if (ok->removed.n == 0)
+			printf("nothing to remove\n");
+	}
+	int rc = ok->errors.n ? CTL_FAILED : CTL_OK;
+	proto_body_free(proto_type_find("image_gc")->reply, ok);
+	return rc;
+}
+
+const struct ctl_cmd ctl_cmd_gc = {
+	"gc", "[GID] [--dry-run]",
+	"run image retention at every live CTS now (admin); --dry-run shows what it would remove",
+	gc_run,
+};

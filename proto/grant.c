@@ -1,0 +1,358 @@
+/*
+ * Image grants (DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's image
+ * for a short time. A grant is a token the GCS signs with its certificate's key and that carries
+ * that certificate, so the CTS holding the image checks it alone, with the site CA, without asking
+ * any GCS back (any GCS of the site may issue it):
+ *
+ *   G1.<base64 payload>.<base64 signature>.<base64 DER certificate>
+ *   payload: "gca-grant 1\n<checkpoint id>\n<target cts>\n<expires ms>\n<gcs name>\n<gid>"
+ *
+ * The signature is ECDSA (or RSA) over sha256 of the payload's bytes. The certificate must chain
+ * to the CA and carry OU=gcs.
+ */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/proto.h"
+
+#define GRANT_MAGIC "gca-grant 1"
+
+static char *
+grant_b64(const unsigned char *p, size_t n)
+{
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+
+	if (out == NULL)
+		abort();
+	EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+	return out;
+}
+
+/* Decodes s[0..len) (standard base64 with padding) into a malloc'd buffer. */
+static unsigned char *
+grant_unb64(const char *s, size_t len, size_t *n)
+{
+	unsigned char *out;
+	int r;
+
+	if (len == 0 || len % 4 != 0 || len > 16384)
+		return NULL;
+	if ((out = malloc(len / 4 * 3 + 1)) == NULL)
+		abort();
+	if ((r = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len)) < 0) {
+		free(out);
+		return NULL;
+	}
+	if (s[len - 1] == '=')
+		r--;
+	if (s[len - 2] == '=')
+		r--;
+	*n = (size_t)r;
+	return out;
+}
+
+static int
+grant_payload(const struct proto_grant *g, char *out, size_t len)
+{
+	int n = snprintf(out, len, GRANT_MAGIC "\n%s\n%s\n%llu\n%s\n%s", g->checkpoint_id, g->target,
+	    (unsigned long long)g->expires_ms, g->gcs, g->gid);
+
+	return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+int
+proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g, char **token,
+	char *err, size_t errlen)
+{
+	char payload[1024];
+	unsigned char sig[1024], *der = NULL;
+	size_t siglen = sizeof sig;
+	int plen, derlen;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	EVP_MD_CTX *md = NULL;
+	FILE *f;
+	char *a = NULL, *b = NULL, *c = NULL;
+	int rc = -1;
+
+	*token = NULL;
+	if ((plen = grant_payload(g, payload, sizeof payload)) < 0) {
+		snprintf(err, errlen, "grant fields too long");
+		return -1;
+	}
+	if ((f = fopen(tls->key, "r")) != NULL) {
+		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(tls->cert, "r")) != NULL) {
+		cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (key == NULL || cert == NULL) {
+		snprintf(err, errlen, "cannot read the key %s or the certificate %s to sign a grant",
+		    tls->key, tls->cert);
+		goto out;
+	}
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, sig, &siglen, (unsigned char *)payload, (size_t)plen) != 1 ||
+	    (derlen = i2d_X509(cert, &der)) <= 0) {
+		snprintf(err, errlen, "cannot sign a grant with %s", tls->key);
+		goto out;
+	}
+	a = grant_b64((unsigned char *)payload, (size_t)plen);
+	b = grant_b64(sig, siglen);
+	c = grant_b64(der, (size_t)derlen);
+	if (asprintf(token, "G1.%s.%s.%s", a, b, c) < 0)
+		abort();
+	rc = 0;
+out:
+	free(a);
+	free(b);
+	free(c);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Splits the payload's lines into g. */
+static int
+grant_parse(const char *p, size_t n, struct proto_grant *g)
+{
+	char buf[1024], *line[6], *s, *nl;
+	unsigned long long exp;
+	char *end;
+
+	if (n >= sizeof buf || memchr(p, '\0', n) != NULL)
+		return -1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	s = buf;
+	for (int i = 0; i < 6; i++) {
+		line[i] = s;
+		nl = strchr(s, '\n');
+		if (i < 5) {
+			if (nl == NULL)
+				return -1;
+			*nl = '\0';
+			s = nl + 1;
+		} else if (nl != NULL) {
+			return -1;
+		}
+	}
+	if (strcmp(line[0], GRANT_MAGIC) != 0)
+		return -1;
+	exp = strtoull(line[3], &end, 10);
+	if (*end != '\0' || end == line[3])
+		return -1;
+	if (snprintf(g->checkpoint_id, sizeof g->checkpoint_id, "%s", line[1]) >=
+	    (int)sizeof g->checkpoint_id ||
+	    snprintf(g->target, sizeof g->target, "%s", line[2]) >= (int)sizeof g->target ||
+	    snprintf(g->gcs, sizeof g->gcs, "%s", line[4]) >= (int)sizeof g->gcs ||
+	    snprintf(g->gid, sizeof g->gid, "%s", line[5]) >= (int)sizeof g->gid)
+		return -1;
+	g->expires_ms = exp;
+	return 0;
+}
+
+static bool
+grant_subject_is(X509 *cert, int nid, const char *want)
+{
+	X509_NAME *n = X509_get_subject_name(cert);
+	int i = X509_NAME_get_index_by_NID(n, nid, -1);
+	ASN1_STRING *d;
+
+	if (i < 0 || (d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i))) == NULL)
+		return false;
+	return (size_t)ASN1_STRING_length(d) == strlen(want) &&
+	    memcmp(ASN1_STRING_get0_data(d), want, strlen(want)) == 0;
+}
+
+/* The certificate chains to the CA in ca_file, has OU role and, if name != NULL, CN name. */
+static int
+grant_check_cert(const char *ca_file, X509 *cert, const char *role, const char *name, char *err,
+	size_t errlen)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int rc = -1;
+
+	if (store == NULL || ctx == NULL || X509_STORE_load_file(store, ca_file) != 1) {
+		snprintf(err, errlen, "cannot load the CA %s to check a signature", ca_file);
+		goto out;
+	}
+	if (X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 || X509_verify_cert(ctx) != 1) {
+		snprintf(err, errlen, "the signer's certificate is not one of the site CA's (%s)",
+		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	if (!grant_subject_is(cert, NID_organizationalUnitName, role)) {
+		snprintf(err, errlen, "not signed by a %s certificate",
+		    strcmp(role, "gcs") == 0 ? "GCS" : role);
+		goto out;
+	}
+	if (name != NULL && !grant_subject_is(cert, NID_commonName, name)) {
+		snprintf(err, errlen, "not signed by %s", name);
+		goto out;
+	}
+	rc = 0;
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return rc;
+}
+
+int
+proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms, struct proto_grant *g,
+	char *err, size_t errlen)
+{
+	const char *p[3], *dot1, *dot2;
+	size_t len[3], n[3] = { 0 };
+	unsigned char *bin[3] = { NULL };
+	const unsigned char *dp;
+	X509 *cert = NULL;
+	EVP_MD_CTX *md = NULL;
+	int rc = -1;
+
+	memset(g, 0, sizeof *g);
+	if (strncmp(token, "G1.", 3) != 0 || (dot1 = strchr(token + 3, '.')) == NULL ||
+	    (dot2 = strchr(dot1 + 1, '.')) == NULL) {
+		snprintf(err, errlen, "not a grant token");
+		return -1;
+	}
+	p[0] = token + 3, len[0] = (size_t)(dot1 - p[0]);
+	p[1] = dot1 + 1, len[1] = (size_t)(dot2 - p[1]);
+	p[2] = dot2 + 1, len[2] = strlen(p[2]);
+	for (int i = 0; i < 3; i++) {
+		if ((bin[i] = grant_unb64(p[i], len[i], &n[i])) == NULL) {
+			snprintf(err, errlen, "not a grant token (bad base64)");
+			goto out;
+		}
+	}
+	if (grant_parse((char *)bin[0], n[0], g) != 0) {
+		snprintf(err, errlen, "not a grant token (bad payload)");
+		goto out;
+	}
+	dp = bin[2];
+	if ((cert = d2i_X509(NULL, &dp, (long)n[2])) == NULL) {
+		snprintf(err, errlen, "not a grant token (bad certificate)");
+		goto out;
+	}
+	/* the name in the payload is for the logs; the role is what counts */
+	if (grant_check_cert(ca_file, cert, "gcs", NULL, err, errlen) != 0)
+		goto out;
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||
+	    EVP_DigestVerify(md, bin[1], n[1], bin[0], n[0]) != 1) {
+		snprintf(err, errlen, "the grant's signature does not match (altered?)");
+		goto out;
+	}
+	if (g->expires_ms <= now_ms) {
+		snprintf(err, errlen, "the grant for checkpoint %s expired", g->checkpoint_id);
+		goto out;
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < 3; i++)
+		free(bin[i]);
+	EVP_MD_CTX_free(md);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
+}
+
+/* ---- detached signatures of other bytes (an image's manifest): S1.<b64 sig>.<b64 DER cert> ---- */
+
+int
+proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
+	char *err, size_t errlen)
+{
+	unsigned char sig[1024], *der = NULL;
+	size_t siglen = sizeof sig;
+	int derlen, rc = -1;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	EVP_MD_CTX *md = NULL;
+	char *a = NULL, *b = NULL;
+	FILE *f;
+
+	*token = NULL;
+	if ((f = fopen(tls->key, "r")) != NULL) {
+		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(tls->cert, "r")) != NULL) {
+		cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (key == NULL || cert == NULL || (md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, sig, &siglen, data, len) != 1 || (derlen = i2d_X509(cert, &der)) <= 0) {
+		snprintf(err, errlen, "cannot sign with %s and %s", tls->key, tls->cert);
+		goto out;
+	}
+	a = grant_b64(sig, siglen);
+	b = grant_b64(der, (size_t)derlen);
+	if (asprintf(token, "S1.%s.%s\n", a, b) < 0)
+		abort();
+	rc = 0;
+out:
+	free(a);
+	free(b);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
+	const char *role, const char *name, char *err, size_t errlen)
+{
+	const char *dot;
+	size_t tlen = strcspn(token, "\n"), n[2] = { 0 };
+	unsigned char *bin[2] = { NULL };
+	const unsigned char *dp;
+	X509 *cert = NULL;
+	EVP_MD_CTX *md = NULL;
+	int rc = -1;
+
+	if (strncmp(token, "S1.", 3) != 0 || (dot = memchr(token + 3, '.', tlen - 3)) == NULL ||
+	    (bin[0] = grant_unb64(token + 3, (size_t)(dot - token - 3), &n[0])) == NULL ||
+	    (bin[1] = grant_unb64(dot + 1, tlen - (size_t)(dot + 1 - token), &n[1])) == NULL) {
+		snprintf(err, errlen, "not a signature");
+		goto out;
+	}
+	dp = bin[1];
+	if ((cert = d2i_X509(NULL, &dp, (long)n[1])) == NULL) {
+		snprintf(err, errlen, "not a signature (bad certificate)");
+		goto out;
+	}
+	if (grant_check_cert(ca_file, cert, role, name, err, errlen) != 0)
+		goto out;
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||
+	    EVP_DigestVerify(md, bin[0], n[0], data, len) != 1) {
+		snprintf(err, errlen, "the signature does not match (altered?)");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(bin[0]);
+	free(bin[1]);
+	EVP_MD_CTX_free(md);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
+}

@@ -1,0 +1,381 @@
+# Recovery on another resource (issue 10): three or four CTSes of the app core service, each in a
+# network namespace of its own (veth pairs on a bridge, addresses picked here), a GCS on the bridge,
+# the site's slapd. A job checkpointed on A comes back on B (the image fetched over mTLS with a
+# grant, the connection broken once on purpose and resumed), from the latest and from a chosen
+# checkpoint; A coming back neither keeps nor steals the GID; a CTS with gcaMigration FALSE refuses;
+# a flipped byte and two swapped chunks in the holder's image are refused before restore.
+# timeout: 300
+. "$GCA_TOP/tests/lib.sh"
+[ "$(id -u)" = 0 ] || not_run transfer "needs root for ip netns"
+probe=gcaprobe$$
+ip netns add $probe 2>/dev/null && ip netns del $probe || not_run transfer "ip netns does not work here"
+ip link add gcabrp$$ type bridge 2>/dev/null && ip link del gcabrp$$ || not_run transfer "cannot make a bridge here"
+test_tmpdir
+site=$TEST_TMP/site
+export GCA_SITE_HEARTBEAT=1
+on_exit "gca-site down $site"
+check "gca-site up (slapd, PKI)" gca-site up "$site"
+. "$site/site.env"
+counter=$GCA_BUILD/examples/counter
+T=$TEST_TMP
+mkdir -p "$T/run" && chmod 0755 "$T/run"
+
+# ---- the network: a bridge in this namespace, one veth pair per resource ----
+n=$(( $$ % 100000 ))
+net=10.$(( 200 + $$ % 50 )).$(( ($$ / 50) % 250 )).
+br=gcabr$n
+ip link add $br type bridge && ip addr add ${net}1/24 dev $br && ip link set $br up
+on_exit "ip link del $br"
+# mkns LETTER HOSTNUMBER: namespace gca<n><L> with address ${net}HOSTNUMBER
+mkns() {
+	local ns=gca$n$1 ip=${net}$2
+	ip netns add $ns || return 1
+	on_exit "ip netns del $ns"
+	ip link add v$n$1 type veth peer name p$n$1 &&
+	ip link set v$n$1 master $br up &&
+	ip link set p$n$1 netns $ns &&
+	ip -n $ns addr add $ip/24 dev p$n$1 &&
+	ip -n $ns link set p$n$1 up && ip -n $ns link set lo up
+}
+# (not under check: its on_exit must be this shell's)
+for r in a:2 b:3 r:4 c:5; do
+	mkns ${r%%:*} ${r#*:} && pass "namespace ${r%%:*} at ${net}${r#*:}" || fail "namespace ${r%%:*}"
+done
+
+# ---- a GCS on the bridge (the site's directory) ----
+gca-pki issue "$site/pki" gcs gcs-2 --host ${net}1 >/dev/null
+cat > "$T/gcs2.conf" <<CONF
+name gcs-2
+listen ${net}1:0
+ca $site/pki/ca.crt
+cert $site/pki/gcs-gcs-2.crt
+key $site/pki/gcs-gcs-2.key
+directory $site/gcs-directory.conf
+CONF
+gca-gcs -f "$T/gcs2.conf" --port-file "$T/gcs2.port" >>"$T/gcs2.log" 2>&1 &
+gcs2=$!
+on_exit "kill $gcs2"
+check "gca-gcs on the bridge" wait_for 10 test -s "$T/gcs2.port"
+export GCA_GCS_ENDPOINT=${net}1:$(cat "$T/gcs2.port")
+
+bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
+pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+has() { local out=$1 l; shift; for l in "$@"; do grep -qxF -- "$l" <<<"$out" || return 1; done; }
+
+# ---- the CTSes: cts-X in namespace X ----
+declare -A ctspid ctsip=([a]=${net}2 [b]=${net}3 [r]=${net}4 [c]=${net}5)
+# cts_start LETTER MIGRATION [extra cts.conf lines]
+cts_start() {
+	local x=$1 mig=$2 extra=${3:-}
+	[ -f "$site/pki/cts-cts-$x.crt" ] || gca-pki issue "$site/pki" cts cts-$x --host ${ctsip[$x]} >/dev/null
+	cat > "$T/cts-$x.ldif" <<LDIF
+dn: cn=cts-$x,ou=cts,$GCA_BASE_DN
+gcaCoreService: app
+gcaClass: basic
+gcaExternalCheckpoints: TRUE
+gcaSelfCheckpointing: TRUE
+gcaMigration: $mig
+gcaExecuteWrapper: gca-exec
+gcaRecoveryWrapper: gca-recover
+description: resource $x of the transfer test
+LDIF
+	cat > "$T/cts-$x.conf" <<CONF
+name cts-$x
+core_service app
+descriptor $T/cts-$x.ldif
+listen ${ctsip[$x]}:0
+socket $T/run/cts-$x.sock
+gcs $GCA_GCS_ENDPOINT
+ca $site/pki/ca.crt
+cert $site/pki/cts-cts-$x.crt
+key $site/pki/cts-cts-$x.key
+state $T/cts-$x
+heartbeat 1
+retention 10
+$extra
+CONF
+	rm -f "$T/cts-$x.port"
+	ip netns exec gca$n$x env GCA_TRANSFER_BREAK_AFTER=${BREAK:-0} gca-cts -f "$T/cts-$x.conf" \
+		--port-file "$T/cts-$x.port" >>"$T/cts-$x.log" 2>&1 &
+	ctspid[$x]=$!
+	on_exit "kill ${ctspid[$x]}"
+	wait_for 10 test -s "$T/cts-$x.port" &&
+	wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
+}
+# on X CMD...: execs CMD in namespace X with that resource's CTS socket (use it with & or in $(...))
+on() { local x=$1; shift; exec ip netns exec gca$n$x env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$@"; }
+
+cts_start a TRUE && pass "cts-a starts in namespace a and registers" || fail "cts-a starts" "$(tail -3 "$T/cts-a.log")"
+BREAK=1000000 cts_start b TRUE && pass "cts-b starts in namespace b (its fetches break once after 1 MB)" || fail "cts-b starts" "$(tail -3 "$T/cts-b.log")"
+cts_start r TRUE && pass "cts-r (a replica) starts in namespace r" || fail "cts-r starts" "$(tail -3 "$T/cts-r.log")"
+cts_start c FALSE && pass "cts-c starts in namespace c with gcaMigration FALSE" || fail "cts-c starts" "$(tail -3 "$T/cts-c.log")"
+check "namespace b reaches cts-a's endpoint over the bridge" ip netns exec gca${n}b bash -c "exec 3<>/dev/tcp/${net}2/$(cat "$T/cts-a.port")"
+out=$(lds "(cn=cts-c)" gcaMigration)
+has "$out" "gcaMigration: FALSE" && pass "brokers see cts-c's gcaMigration FALSE in the directory" || fail "gcaMigration FALSE published" "$out"
+
+# ---- a job on A, four checkpoints ----
+gid='moving job (1)'
+gidf='moving job \281\29'
+last_count() { awk '$1=="counter"{n=$2} END{print n+0}' "$1"; }
+reached() { [ "$(last_count "$1")" -ge "$2" ]; }
+pad=$((3 * 1024 * 1024 + 12345))
+log1=$T/c1.log
+on a gca-exec --gid "$gid" -- "$counter" --log "$log1" --tick 20 --pad $pad &
+job1=$!
+on_exit "kill -9 $job1"
+check "the counter runs on A" wait_for 10 reached "$log1" 5
+imgdir() { echo "$T/cts-$1/images/$(printf %s "$gid" | python3 -c 'import sys,re; print(re.sub(r"[^A-Za-z0-9_-]", lambda m: "%%%02X" % ord(m.group()), sys.stdin.read()))')/$2"; }
+ids=() saved=()
+for k in 1 2 3 4; do
+	n0=$(last_count "$log1"); wait_for 10 reached "$log1" $((n0 + 3))
+	out=$(gca-ctl checkpoint "$gid" 2>&1)
+	case "$out" in *"seq $k at cts-a"*) pass "checkpoint $k on A through the GCS on the bridge" ;; *) fail "checkpoint $k on A" "$out" ;; esac
+	id=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	ids+=("$id"); saved+=("$(cat "$(imgdir a "$id")/counter" 2>/dev/null)")
+done
+kill -9 $job1; wait $job1 2>/dev/null
+check "the job entry says finished after the job died on A" wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
+
+# ---- recovery on B from the latest: fetched from A, the connection broken once, resumed ----
+log2=$T/c2.log
+t0=$(date +%s%N)
+on b gca-recover --gid "$gid" --checkpoint latest -- "$counter" --log "$log2" --tick 20 --pad $pad &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B --checkpoint latest: the counter resumes there" wait_for 20 reached "$log2" $((saved[3] + 3))
+echo "# recovery on B (fetch of $(du -sk "$(imgdir a "${ids[3]}")" | cut -f1) KiB, verify, restore): $(( ($(date +%s%N) - t0) / 1000000 )) ms until the counter ran on"
+expect_eq "B restored the state of checkpoint 4" "$(awk '$1=="restored"{print $2}' "$log2")" "${saved[3]}"
+grep -q "resumes at byte" "$T/cts-b.log" && pass "the broken fetch resumed at an offset: $(grep -o 'pad resumes at byte [0-9]* of [0-9]*' "$T/cts-b.log" | head -1)" || fail "the fetch resumed" "$(grep -i fetch "$T/cts-b.log" | tail -5)"
+sha=$(sha256sum "$(imgdir b "${ids[3]}")/manifest" 2>/dev/null | cut -d' ' -f1)
+out=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=${ids[3]}))" gcaImageSha256)
+has "$out" "gcaImageSha256: $sha" && pass "B's copy has the record's manifest sha256" || fail "B's copy matches the record" "$sha / $out"
+cmp -s "$(imgdir a "${ids[3]}")/pad" "$(imgdir b "${ids[3]}")/pad" && pass "and the same bytes as A's" || fail "same bytes"
+[ -z "$(ls -A "$T/cts-b/incoming" 2>/dev/null)" ] && pass "nothing left in B's incoming folder" || fail "incoming empty" "$(ls -la "$T/cts-b/incoming")"
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
+has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b, running" || fail "the job entry names cts-b" "$out"
+out=$(gca-ctl checkpoint "$gid" 2>&1)
+case "$out" in *"seq 5 at cts-b"*) pass "a broker's checkpoint now goes to B: seq 5" ;; *) fail "checkpoint at B" "$out" ;; esac
+
+# ---- A comes back: it neither keeps nor steals the GID ----
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+cts_start a TRUE && pass "cts-a restarts" || fail "cts-a restarts" "$(tail -3 "$T/cts-a.log")"
+sleep 3
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
+has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "after A's restart the job entry still names cts-b" || fail "A did not steal the GID" "$out"
+out=$(gca-ctl checkpoint "$gid" 2>&1)
+case "$out" in *"seq 6 at cts-b"*) pass "and checkpoints still go to B: seq 6" ;; *) fail "checkpoint still at B" "$out" ;; esac
+
+# ---- recovery on B from a chosen (the first) checkpoint ----
+kill -TERM $rec; wait $rec 2>/dev/null
+log3=$T/c3.log
+on b gca-recover --gid "$gid" --checkpoint "${ids[0]}" -- "$counter" --log "$log3" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B --checkpoint <first id>: it resumes" wait_for 20 reached "$log3" $((saved[0] + 2))
+expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log3")" "${saved[0]}"
+kill -TERM $rec; wait $rec 2>/dev/null
+
+# ---- gcaMigration FALSE: cts-c refuses ----
+out=$(on c gca-recover --gid "$gid" --checkpoint "${ids[1]}" -- touch "$T/started-c" 2>&1); rc=$?
+case "$rc $out" in "1 "*"gcaMigration FALSE"*) pass "cts-c refuses: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "cts-c refuses" "$rc $out" ;; esac
+[ ! -e "$T/started-c" ] && pass "and the job did not start" || fail "the job did not start on c"
+
+# ---- tampered images at the holder are refused before restore ----
+f=$(imgdir a "${ids[1]}")/pad
+printf '\x5a' | dd of="$f" bs=1 seek=2000000 conv=notrunc status=none	# one byte, same size
+out=$(on b gca-recover --gid "$gid" --checkpoint "${ids[1]}" -- touch "$T/started-1" 2>&1); rc=$?
+case "$rc $out" in "1 "*"pad"*"sha256"*) pass "a flipped byte is refused: $(echo "$out" | head -1 | cut -c1-160)" ;; *) fail "flipped byte refused" "$rc $out" ;; esac
+[ ! -e "$T/started-1" ] && [ ! -e "$(imgdir b "${ids[1]}")" ] && pass "no job started, no image kept on B" || fail "nothing kept after the flipped byte"
+f=$(imgdir a "${ids[2]}")/pad
+python3 - "$f" <<'PY'
+import sys
+p = sys.argv[1]; c = 512 * 1024
+b = bytearray(open(p, 'rb').read())
+b[0:c], b[c:2*c] = b[c:2*c], b[0:c]
+open(p, 'r+b').write(b)
+PY
+out=$(on b gca-recover --gid "$gid" --checkpoint "${ids[2]}" -- touch "$T/started-2" 2>&1); rc=$?
+case "$rc $out" in "1 "*"pad"*"sha256"*) pass "two swapped chunks are refused: $(echo "$out" | head -1 | cut -c1-160)" ;; *) fail "swapped chunks refused" "$rc $out" ;; esac
+[ ! -e "$T/started-2" ] && [ ! -e "$(imgdir b "${ids[2]}")" ] && pass "no job started, no image kept on B" || fail "nothing kept after the swapped chunks"
+
+# ---- replication: A copies each image to R; A stopped, B recovers from R ----
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")" && pass "cts-a restarts with replicas cts-r" || fail "cts-a restarts with a replica" "$(tail -3 "$T/cts-a.log")"
+gid2=replicated-job
+log4=$T/c4.log
+on a gca-exec --gid $gid2 -- "$counter" --log "$log4" --tick 20 --pad 1000000 &
+job2=$!
+on_exit "kill -9 $job2"
+check "a second job runs on A" wait_for 10 reached "$log4" 5
+rids=() rsaved=()
+for k in 1 2; do
+	n0=$(last_count "$log4"); wait_for 10 reached "$log4" $((n0 + 3))
+	out=$(gca-ctl checkpoint $gid2 2>&1)
+	id=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	rids+=("$id")
+	rsaved+=("$(cat "$T/cts-a/images/$gid2/$id/counter" 2>/dev/null)")
+	locs() { lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$1))" gcaLocation | awk '/^gcaLocation/{print $2}' | sort | tr '\n' ' '; }
+	check "checkpoint $k of $gid2: the record lists cts-a and cts-r" wait_for 15 sh -c "[ \"\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=$id)' gcaLocation | awk '/^gcaLocation/{print \$2}' | sort | tr '\n' ' ')\" = 'cts-a cts-r ' ]"
+	cmp -s "$T/cts-a/images/$gid2/$id/pad" "$T/cts-r/images/$gid2/$id/pad" && pass "R's copy has A's bytes" || fail "R's copy" "$(ls -la "$T/cts-r/images/$gid2" 2>&1)"
+done
+kill -9 $job2; wait $job2 2>/dev/null
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+pass "A is stopped (CTS and job)"
+log5=$T/c5.log
+on b gca-recover --gid $gid2 --checkpoint latest -- "$counter" --log "$log5" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B --checkpoint latest with A stopped: it resumes" wait_for 20 reached "$log5" $((rsaved[1] + 2))
+expect_eq "from the state of the latest checkpoint" "$(awk '$1=="restored"{print $2}' "$log5")" "${rsaved[1]}"
+grep -q "fetched checkpoint ${rids[1]} from cts-r" "$T/cts-b.log" && pass "B fetched it from the replica cts-r" || fail "B fetched from cts-r" "$(grep -i fetch "$T/cts-b.log" | tail -3)"
+check "the record now lists cts-a, cts-b and cts-r" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${rids[1]})' gcaLocation | grep -c '^gcaLocation' | grep -qx 3"
+kill -TERM $rec; wait $rec 2>/dev/null
+log6=$T/c6.log
+on b gca-recover --gid $gid2 --checkpoint "${rids[0]}" -- "$counter" --log "$log6" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover on B from the first id with A stopped" wait_for 20 reached "$log6" $((rsaved[0] + 2))
+expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log6")" "${rsaved[0]}"
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid2))" gcaCTSName gcaJobState)
+has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b" || fail "job entry names cts-b" "$out"
+kill -TERM $rec; wait $rec 2>/dev/null
+
+# ---- retention: A keeps 2 per job; the third checkpoint expires the first in the directory ----
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")
+retention 2" && pass "cts-a restarts with retention 2" || fail "cts-a restarts with retention 2" "$(tail -3 "$T/cts-a.log")"
+gid3=kept-job
+log7=$T/c7.log
+on a gca-exec --gid $gid3 -- "$counter" --log "$log7" --tick 20 &
+job3=$!
+on_exit "kill -9 $job3"
+check "a third job runs on A" wait_for 10 reached "$log7" 3
+kids=()
+for k in 1 2 3; do
+	out=$(gca-ctl checkpoint $gid3 2>&1)
+	kids+=("$(echo "$out" | awk '$1=="checkpoint"{print $2}')")
+done
+expect_eq "three checkpoints taken" "${#kids[@]}" 3
+check "the first one's record is marked expired" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaStatus | grep -qx 'gcaStatus: expired'"
+[ ! -e "$T/cts-a/images/$gid3/${kids[0]}" ] && [ -e "$T/cts-a/images/$gid3/${kids[2]}" ] && pass "A removed its image and kept the newest two" || fail "A's retention" "$(ls "$T/cts-a/images/$gid3")"
+check "the expired record no longer lists cts-a (cts-r keeps its copy)" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaLocation | awk '/^gcaLocation/{print \$2}' | tr '\n' ' ' | grep -qx 'cts-r '"
+out=$(lds "(gcaCheckpointId=${kids[1]})" gcaStatus)
+grep -q "gcaStatus" <<<"$out" && fail "the second one is not expired" "$out" || pass "the second one is not expired"
+# a manifest signature that is not the manifest's: B refuses A's copy and takes the replica's
+cp "$T/cts-a/images/$gid3/${kids[2]}/manifest.sig" "$T/cts-a/images/$gid3/${kids[1]}/manifest.sig"
+log8=$T/c8.log
+on b gca-recover --gid $gid3 --checkpoint "${kids[1]}" -- "$counter" --log "$log8" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "recovery on B of a checkpoint whose signature at A was swapped: it resumes" wait_for 20 grep -q "^restored" "$log8"
+grep -q "fetch of ${kids[1]} from cts-a.*signature" "$T/cts-b.log" && pass "B refused A's copy: $(grep -o "manifest of checkpoint ${kids[1]} is refused: [^(]*" "$T/cts-b.log" | head -1 | cut -c1-120)" || fail "B refused A's copy" "$(grep -a "${kids[1]}" "$T/cts-b.log" | tail -3)"
+grep -q "fetched checkpoint ${kids[1]} from cts-r" "$T/cts-b.log" && pass "and fetched the replica's" || fail "fetched from cts-r"
+kill -TERM $rec; wait $rec 2>/dev/null
+kill -9 $job3; wait $job3 2>/dev/null
+out=$(on b gca-recover --gid $gid3 --checkpoint "${kids[0]}" -- touch "$T/started-3" 2>&1); rc=$?
+case "$rc $out" in "1 "*expired*) pass "recovery from the expired checkpoint is refused: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "recovery from an expired checkpoint refused" "$rc $out" ;; esac
+
+# ---- gca-ctl gc: the replica restarted with retention 1 ----
+kill ${ctspid[r]}; wait ${ctspid[r]} 2>/dev/null
+cts_start r TRUE "retention 1" && pass "cts-r restarts with retention 1" || fail "cts-r restarts" "$(tail -3 "$T/cts-r.log")"
+. "$site/admin.env"
+out=$(gca-ctl --admin gc $gid3 --dry-run 2>&1); rc=$?
+want="would remove cts-r ${kids[0]} $gid3
+would remove cts-r ${kids[1]} $gid3"
+expect_eq "gca-ctl gc --dry-run shows R's two older copies of $gid3" "$rc $(sort <<<"$out")" "0 $(sort <<<"$want")"
+[ -d "$T/cts-r/images/$gid3/${kids[0]}" ] && pass "and removes nothing" || fail "dry run removed nothing"
+out=$(gca-ctl --admin gc $gid3 2>&1); rc=$?
+expect_eq "gca-ctl gc removes them" "$rc $(grep -c '^removed cts-r' <<<"$out")" "0 2"
+[ ! -e "$T/cts-r/images/$gid3/${kids[1]}" ] && [ -d "$T/cts-r/images/$gid3/${kids[2]}" ] && pass "R keeps only the newest" || fail "R keeps only the newest" "$(ls "$T/cts-r/images/$gid3")"
+check "the record of the second no longer lists cts-r, and is not expired (A took it)" wait_for 10 sh -c "out=\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[1]})' gcaLocation gcaStatus); ! echo \"\$out\" | grep -q 'cts-r\|gcaStatus'"
+out=$(gca-ctl gc 2>&1); rc=$?
+case "$rc $out" in "1 "*forbidden*) pass "gca-ctl gc without --admin is forbidden" ;; *) fail "gc needs admin" "$rc $out" ;; esac
+
+# ---- encryption at rest: A and B share the site key, R has another ----
+openssl rand -hex 32 > "$T/site.key"; openssl rand -hex 32 > "$T/other.key"
+chmod 0600 "$T/site.key" "$T/other.key"
+keyid=$(python3 -c 'import sys,hashlib; print(hashlib.sha256(bytes.fromhex(open(sys.argv[1]).read().strip())).hexdigest()[:16])' "$T/site.key")
+for x in a b r; do kill ${ctspid[$x]}; wait ${ctspid[$x]} 2>/dev/null; done
+cts_start a TRUE "image_key $T/site.key" && cts_start b TRUE "image_key $T/site.key" &&
+	cts_start r TRUE "image_key $T/other.key" && pass "A and B restart with the site key, R with another" || fail "restart with keys"
+gid4=secret-job
+log9=$T/c9.log
+on a gca-exec --gid $gid4 -- "$counter" --log "$log9" --tick 20 &
+job4=$!
+on_exit "kill -9 $job4"
+check "a fourth job runs on A" wait_for 10 reached "$log9" 5
+n0=$(last_count "$log9")
+out=$(gca-ctl checkpoint $gid4 2>&1)
+eid=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+n1=$(last_count "$log9")
+case "$out" in *"seq 1 at cts-a"*) pass "an encrypted checkpoint on A" ;; *) fail "encrypted checkpoint" "$out" ;; esac
+head -c 6 "$T/cts-a/images/$gid4/$eid/counter" | grep -q GCAE1 && ! grep -qx "[0-9]*" "$T/cts-a/images/$gid4/$eid/counter" && pass "the stored file is ciphertext, not the count" || fail "stored encrypted" "$(head -c 40 "$T/cts-a/images/$gid4/$eid/counter" | od -c | head -2)"
+grep -qx "key $keyid" "$T/cts-a/images/$gid4/$eid/manifest" && pass "the manifest names the key id $keyid" || fail "manifest key line" "$(head -8 "$T/cts-a/images/$gid4/$eid/manifest")"
+out=$(lds "(gcaCheckpointId=$eid)" gcaProperty)
+grep -qx "gcaProperty: image_key=$keyid" <<<"$out" && pass "the record carries the key id" || fail "key id on the record" "$out"
+kill -9 $job4; wait $job4 2>/dev/null
+out=$(on r gca-recover --gid $gid4 --checkpoint latest -- touch "$T/started-r" 2>&1); rc=$?
+case "$rc $out" in "1 "*"encrypted with site key $keyid"*) pass "R, with another key, refuses: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "R refuses (other key)" "$rc $out" ;; esac
+[ ! -e "$T/started-r" ] && pass "and the job did not start" || fail "job did not start on r"
+log10=$T/c10.log
+on b gca-recover --gid $gid4 --checkpoint latest -- "$counter" --log "$log10" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "B, with the site key, fetches, decrypts and restores it" wait_for 20 grep -q "^restored" "$log10"
+r=$(awk '$1=="restored"{print $2}' "$log10")
+[ "$r" -ge "$n0" ] && [ "$r" -le "$n1" ] && pass "restored $r, the count at the checkpoint ($n0..$n1)" || fail "restored value" "$r not in $n0..$n1"
+kill -TERM $rec; wait $rec 2>/dev/null
+
+# ---- figures, when asked (GCA_TRANSFER_BENCH_MB=256): a fetch A -> B against a plain TLS copy of
+# the same file between the same namespaces (Python's ssl, the same certificates); never fails ----
+if [ -n "${GCA_TRANSFER_BENCH_MB:-}" ]; then
+	for x in a b; do kill ${ctspid[$x]}; wait ${ctspid[$x]} 2>/dev/null; done
+	cts_start a TRUE && cts_start b TRUE
+	gid5=bench-job
+	on a gca-exec --gid $gid5 -- "$counter" --log "$T/c11.log" --tick 50 --pad $((GCA_TRANSFER_BENCH_MB * 1048576)) &
+	job5=$!
+	on_exit "kill -9 $job5"
+	wait_for 10 reached "$T/c11.log" 2
+	t0=$(date +%s%N); out=$(gca-ctl checkpoint $gid5 2>&1); t1=$(date +%s%N)
+	bid=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	echo "# checkpoint of $GCA_TRANSFER_BENCH_MB MiB on A (copy, sha256, sign): $(( (t1 - t0) / 1000000 )) ms"
+	kill -9 $job5; wait $job5 2>/dev/null
+	t0=$(date +%s%N)
+	on a gca-recover --gid $gid5 --checkpoint $bid -- "$counter" --log "$T/c12.log" --tick 50 &
+	rec=$!; wait_for 60 grep -q "^restored" "$T/c12.log"; t1=$(date +%s%N)
+	echo "# restore on A (verify, copy for the user): $(( (t1 - t0) / 1000000 )) ms"
+	kill -TERM $rec; wait $rec 2>/dev/null
+	t0=$(date +%s%N)
+	on b gca-recover --gid $gid5 --checkpoint $bid -- "$counter" --log "$T/c13.log" --tick 50 &
+	rec=$!; wait_for 120 grep -q "^restored" "$T/c13.log"; t1=$(date +%s%N)
+	echo "# restore on B (grant, fetch, verify, verify, copy for the user): $(( (t1 - t0) / 1000000 )) ms"
+	echo "# $(grep -a "fetched checkpoint $bid" "$T/cts-b.log" | sed 's/.*fetched/fetched/')"
+	kill -TERM $rec; wait $rec 2>/dev/null
+	cat > "$T/tlscopy.py" <<'PY'
+import socket, ssl, sys, time
+role, addr, port, ca, cert, key, path = sys.argv[1:8]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if role == "server" else ssl.PROTOCOL_TLS_CLIENT)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(cert, key); ctx.load_verify_locations(ca); ctx.verify_mode = ssl.CERT_REQUIRED
+if role == "server":
+    s = socket.create_server((addr, int(port)))
+    c, _ = s.accept()
+    with ctx.wrap_socket(c, server_side=True) as t, open(path, "rb") as f:
+        while (b := f.read(1 << 20)):
+            t.sendall(b)
+else:
+    ctx.check_hostname = False
+    t0 = time.monotonic(); n = 0
+    with ctx.wrap_socket(socket.create_connection((addr, int(port)))) as t:
+        while (b := t.recv(1 << 20)):
+            n += len(b)
+    dt = time.monotonic() - t0
+    print("plain TLS 1.3 copy: %d bytes in %d ms (%.1f MiB/s)" % (n, dt * 1000, n / 1048576 / dt))
+PY
+	ip netns exec gca${n}a python3 "$T/tlscopy.py" server ${net}2 4499 "$site/pki/ca.crt" "$site/pki/cts-cts-a.crt" "$site/pki/cts-cts-a.key" "$T/cts-a/images/$gid5/$bid/pad" &
+	srv=$!; sleep 0.5
+	echo "# $(ip netns exec gca${n}b python3 "$T/tlscopy.py" client ${net}2 4499 "$site/pki/ca.crt" "$site/pki/cts-cts-b.crt" "$site/pki/cts-cts-b.key" - 2>&1 | tail -1)"
+	wait $srv 2>/dev/null
+fi
+
+done_testing
