@@ -114,6 +114,7 @@ router_job_bind(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may not bind for %s", r->peer.name, b->cts);
 		return;
 	}
+	relay_expect(ctx, "bind", b->gid, b->cts);
 	dir_job_bind(((struct gcs *)ctx)->dir, b->gid, b->cts, b->owner, b->local_id, NULL,
 	    router_on_bound, router_op_new(ctx, r));
 }
@@ -154,6 +155,7 @@ router_on_unbind_holder(const struct dir_result *res, void *arg)
 		free(op);
 		return;
 	}
+	relay_expect(op->g, "unbound", b->gid, b->cts);
 	dir_job_state(op->g->dir, b->gid, b->state ? b->state : "finished", (int)b->exit_status,
 	    router_on_unbound, op);
 }
