@@ -12,6 +12,11 @@
  * (relay_expect), and the feed's echo consumes the name instead of notifying. A name the echo never
  * consumes (the write failed, the feed was away) is forgotten after a minute.
  *
+ * A binding this GCS made is also remembered for a minute ("held"): if the feed then shows the GID
+ * bound elsewhere by a change not made here, two providers took the same GID at once and
+ * replication kept the other (the later write wins); the loser is told: a "bind_lost" event naming
+ * the losing CTS, and a warning in the log.
+ *
  * Checkpoint records come from a feed of their own that starts at the GCS's start (a filter on
  * entryCSN), so a directory of millions of records is not read at start; the job feed is the
  * cache's (cache.c), which calls relay_job. While a feed is reconnecting, events of other GCSes
@@ -97,6 +102,18 @@ relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool k
 
 	if (cts == NULL)
 		return;
+	/* Two providers took the same GID at once (multi-provider replication): the directory kept
+	 * the later binding and replaced ours. Whoever bound the loser here is told. */
+	if (known && !prev_finished && !finished && prev_cts != NULL && strcmp(prev_cts, cts) != 0 &&
+	    relay_take(g, "held", gid, prev_cts)) {
+		if (!relay_take(g, "bind", gid, cts)) {
+			log_warn("GID %s: the binding to CTS %s made here lost to CTS %s (bound at once "
+			    "elsewhere; replication kept that one)", gid, prev_cts, cts);
+			notify_event(g, "bind_lost", gid, prev_cts, NULL, 0);
+			notify_event(g, "moved", gid, cts, NULL, 0);
+		}
+		return;		/* else our own move away, notified by router.c */
+	}
 	if (finished && !(known && prev_finished)) {
 		if (!relay_take(g, "unbound", gid, cts))
 			event = "unbound";

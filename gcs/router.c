@@ -39,12 +39,25 @@ router_ping(struct proto_req *r, void *ctx)
 
 /* ---- job_bind ---- */
 
+/* A bind that did not happen: its names in relay.c will see no echo. */
+static void
+router_bind_failed(struct router_op *op)
+{
+	struct msg_job_bind *b = op->r->body;
+
+	relay_forget(op->g, "bind", b->gid, b->cts);
+	relay_forget(op->g, "held", b->gid, b->cts);
+}
+
 static void
 router_on_moved(const struct dir_result *res, void *arg)
 {
 	struct router_op *op = arg;
 	struct msg_job_bind *b = op->r->body;
 	struct msg_job_bind_ok ok = { "running" };
+
+	if (res->status != DIR_OK)
+		router_bind_failed(op);
 
 	if (res->status == DIR_OK) {
 		log_info("GID %s moved from CTS %s to %s%s", b->gid, op->holder, b->cts,
@@ -78,6 +91,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 		return;
 	}
 	if (res->status != DIR_EXISTS || res->nentries == 0) {
+		router_bind_failed(op);
 		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
 		free(op);
 		return;
@@ -87,6 +101,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 	owner = dir_entry_get(&res->entries[0], "gcaOwner");
 	state = dir_entry_get(&res->entries[0], "gcaJobState");
 	if (owner != NULL && strcmp(owner, b->owner) != 0) {
+		router_bind_failed(op);
 		proto_reply_err(op->r, PROTO_E_FORBIDDEN, "GID %s belongs to %s, not %s", b->gid, owner,
 		    b->owner);
 		free(op);
@@ -95,6 +110,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 	live = holder ? registry_find(op->g, holder) : NULL;
 	if (holder != NULL && strcmp(holder, b->cts) != 0 && !b->recovery && live != NULL &&
 	    live->up && (state == NULL || strcmp(state, "finished") != 0)) {
+		router_bind_failed(op);
 		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s is held by CTS %s, which is up; only "
 		    "a recovery may move it", b->gid, holder);
 		free(op);
@@ -114,7 +130,9 @@ router_job_bind(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may not bind for %s", r->peer.name, b->cts);
 		return;
 	}
+	/* Named before the write: the feed's echo may come before the reply (relay.c). */
 	relay_expect(ctx, "bind", b->gid, b->cts);
+	relay_expect(ctx, "held", b->gid, b->cts);
 	dir_job_bind(((struct gcs *)ctx)->dir, b->gid, b->cts, b->owner, b->local_id, NULL,
 	    router_on_bound, router_op_new(ctx, r));
 }
