@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "ctl/ctl.h"
@@ -149,6 +150,10 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 		if (ctl_may_retry(c, type, body, code)) {
 			fprintf(stderr, "gca-ctl: lost the GCS %s (%s): trying the next\n", c->endpoint, msg);
 			ctl_drop(c);
+			/* A checkpoint may be under way at the CTS: give its record a moment to reach
+			 * the directory through the CTS's next GCS, where the retry's key finds it. */
+			if (strcmp(type, "do_checkpoint") == 0)
+				sleep(1);
 			if (ctl_connect(c) != 0)
 				return -1;
 			continue;

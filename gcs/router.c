@@ -3,6 +3,7 @@
  * directory; a broker's do_checkpoint goes to that CTS over a pooled mTLS connection, and its
  * answer comes back after the CTS's record was stored (the one record path).
  */
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,12 +193,95 @@ router_job_unbind(struct proto_req *r, void *ctx)
 
 /* ---- do_checkpoint ---- */
 
+static void router_on_idem(const struct dir_result *res, void *arg);
+
+/*
+ * A keyed checkpoint whose CTS could not reach its GCS to store the record (that GCS died: the
+ * CTS keeps the record and sends it through its next GCS), or did not answer in time: the record
+ * may yet arrive. Look for it by its key for a few seconds before telling the broker it failed, so
+ * a checkpoint taken is reported taken (several GCS, issue 11).
+ */
+#define ROUTER_LATE_TRIES	25
+#define ROUTER_LATE_EVERY_MS	200
+
+struct router_late {
+	struct router_op	*op;
+	struct event		*timer;
+	int			 tries;
+	char			 code[32], msg[512];
+};
+
+static void router_late_look(evutil_socket_t fd, short what, void *arg);
+
+static void
+router_on_late(const struct dir_result *res, void *arg)
+{
+	struct router_late *late = arg;
+	struct router_op *op = late->op;
+	struct timeval every = { 0, ROUTER_LATE_EVERY_MS * 1000 };
+
+	if (res->status == DIR_OK && res->nentries > 0) {
+		log_info("checkpoint of %s: its record arrived after the CTS's error (%s)",
+		    ((struct msg_do_checkpoint *)op->r->body)->gid, late->msg);
+		router_on_idem(res, op);	/* replies with the record, frees op */
+	} else if (++late->tries < ROUTER_LATE_TRIES) {
+		evtimer_add(late->timer, &every);
+		return;
+	} else {
+		proto_reply_err(op->r, late->code, "CTS %s: %s", op->holder, late->msg);
+		free(op);
+	}
+	event_free(late->timer);
+	free(late);
+}
+
+static void
+router_late_look(evutil_socket_t fd, short what, void *arg)
+{
+	struct router_late *late = arg;
+	struct msg_do_checkpoint *b = late->op->r->body;
+	char dn[1024], esc[512], filter[700];
+
+	(void)fd;
+	(void)what;
+	if (dir_dn_job(late->op->g->dir, b->gid, dn, sizeof dn) != 0 ||
+	    dir_filter_escape(b->idem_key, esc, sizeof esc) != 0) {
+		struct dir_result none = { .status = DIR_NOT_FOUND };
+		late->tries = ROUTER_LATE_TRIES;
+		router_on_late(&none, late);
+		return;
+	}
+	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaProperty=idem=%s))", esc);
+	dir_search(late->op->g->dir, dn, 1, filter, 1, router_on_late, late);
+}
+
+static void
+router_wait_record(struct router_op *op, const char *code, const char *msg)
+{
+	struct router_late *late = calloc(1, sizeof *late);
+	struct timeval every = { 0, ROUTER_LATE_EVERY_MS * 1000 };
+
+	if (late == NULL)
+		abort();
+	late->op = op;
+	snprintf(late->code, sizeof late->code, "%s", code);
+	snprintf(late->msg, sizeof late->msg, "%s", msg);
+	late->timer = evtimer_new(op->g->base, router_late_look, late);
+	evtimer_add(late->timer, &every);
+}
+
 static void
 router_on_cts_reply(const char *code, const char *msg, const void *body, void *arg)
 {
 	struct router_op *op = arg;
 	struct msg_do_checkpoint *b = op->r->body;
 
+	if (code != NULL && b->idem_key != NULL && strstr(msg, "core service") == NULL &&
+	    (strcmp(code, PROTO_E_UNAVAILABLE) == 0 || strcmp(code, PROTO_E_TIMEOUT) == 0)) {
+		router_wait_record(op, strcmp(code, PROTO_E_TIMEOUT) == 0 ? PROTO_E_TIMEOUT :
+		    PROTO_E_CTS_DOWN, msg);
+		return;
+	}
 	if (code == NULL) {
 		const struct msg_checkpoint_ok *ok = body;
 		log_info("checkpoint of %s at %s: %s seq %llu", b->gid, op->holder, ok->checkpoint_id,

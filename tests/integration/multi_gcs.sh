@@ -76,6 +76,25 @@ for id in "${ok_ids[@]}"; do
 done
 expect_eq "every checkpoint acknowledged is recorded" "$missing" 0
 
+# -- a GCS killed in the middle of a stream of checkpoints: first gcs-2 (the CTS's, since gcs-1 was
+#    killed), then gcs-1 (gca-ctl's first, and the CTS's again): both move, mid-request --
+records() { ldapsearch -LLL -x -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid))" dn | grep -c '^dn:'; }
+for victim in 2 1; do
+	check "gca-site up (every GCS running)" gca-site up "$site"
+	check "the CTS is registered" wait_for 20 sh -c "gca-ctl checkpoint '$gid' >/dev/null"
+	before=$(records)
+	( for k in $(seq 20); do gca-ctl checkpoint "$gid" 2>&1 || echo FAILED; done ) > "$TEST_TMP/stream$victim" &
+	stream=$!
+	sleep 0.5
+	if [ "$victim" = 1 ]; then kill -9 "$(cat "$site/gcs.pid")"; else kill -9 "$(cat "$site/gcs-2.pid")"; fi
+	wait $stream
+	expect_eq "gcs-$victim killed under twenty checkpoints: all acknowledged" "$(grep -c '^checkpoint' "$TEST_TMP/stream$victim")" 20
+	sleep 1
+	expect_eq "twenty records more in the directory, none lost or doubled" "$(( $(records) - before ))" 20
+	dups=$(ldapsearch -LLL -x -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid))" gcaProperty | grep '^gcaProperty: idem=' | sort | uniq -d | wc -l)
+	expect_eq "no idempotency key recorded twice" "$dups" 0
+done
+
 # -- gcs-1 back (gca-site up): the subscription on gcs-1 was lost, a new one hears gcs-2's events --
 check "gca-site up again brings gcs-1 back" gca-site up "$site"
 gca-ctl --gcs "$ep1" --json subscribe > "$TEST_TMP/sub3" 2>/dev/null &
