@@ -149,7 +149,9 @@ int
 relay_open(struct gcs *g, char *err, size_t errlen)
 {
 	char base[512], filter[256], when[32];
-	time_t now = time(NULL) - 1;
+	/* A minute back: the directory's clock (which stamps entryCSN) may be behind this host's; the
+	 * refresh then brings at most a minute of records, not news and not notified. */
+	time_t now = time(NULL) - 60;
 	struct tm tm;
 
 	/* entryCSN of changes from now on: YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod, ordered as text */
