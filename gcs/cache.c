@@ -51,9 +51,9 @@ cache_put(struct gcs *g, const struct dir_entry *e)
 	}
 	j->cts = cts ? strdup(cts) : NULL;
 	j->finished = state != NULL && strcmp(state, "finished") == 0;
-	/* After the refresh, a change is news for subscribers unless this GCS made it (relay.c). */
-	if (g->cache_ready)
-		relay_job(g, gid, cts, j->finished, known, prev_cts, prev_finished);
+	/* After the refresh, a change is news for subscribers unless this GCS made it; a binding made
+	 * here and replaced is told even when it shows up in a refresh (relay.c). */
+	relay_job(g, gid, cts, j->finished, known, prev_cts, prev_finished, g->cache_ready);
 	free(prev_cts);
 }
 

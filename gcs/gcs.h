@@ -95,7 +95,7 @@ int  relay_open(struct gcs *g, char *err, size_t errlen);
 void relay_expect(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_forget(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool known,
-	const char *prev_cts, bool prev_finished);
+	const char *prev_cts, bool prev_finished, bool news);
 void relay_tick(struct gcs *g);
 void relay_close(struct gcs *g);
 

@@ -93,10 +93,11 @@ relay_forget(struct gcs *g, const char *kind, const char *a, const char *b)
 	(void)relay_take(g, kind, a, b);
 }
 
-/* A job entry changed (from cache.c, with what the cache knew before). */
+/* A job entry changed (from cache.c, with what the cache knew before); news is false in a refresh
+ * (at start, or after the feed reconnected), where only a lost binding is told. */
 void
 relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool known,
-    const char *prev_cts, bool prev_finished)
+    const char *prev_cts, bool prev_finished, bool news)
 {
 	const char *event = NULL;
 
@@ -114,6 +115,8 @@ relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool k
 		}
 		return;		/* else our own move away, notified by router.c */
 	}
+	if (!news)
+		return;
 	if (finished && !(known && prev_finished)) {
 		if (!relay_take(g, "unbound", gid, cts))
 			event = "unbound";

@@ -89,6 +89,7 @@ for victim in 2 1; do
 	if [ "$victim" = 1 ]; then kill -9 "$(cat "$site/gcs.pid")"; else kill -9 "$(cat "$site/gcs-2.pid")"; fi
 	wait $stream
 	expect_eq "gcs-$victim killed under twenty checkpoints: all acknowledged" "$(grep -c '^checkpoint' "$TEST_TMP/stream$victim")" 20
+	grep -v '^checkpoint' "$TEST_TMP/stream$victim" | sed 's/^/# /'
 	sleep 1
 	expect_eq "twenty records more in the directory, none lost or doubled" "$(( $(records) - before ))" 20
 	dups=$(ldapsearch -LLL -x -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid))" gcaProperty | grep '^gcaProperty: idem=' | sort | uniq -d | wc -l)

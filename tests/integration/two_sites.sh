@@ -84,6 +84,8 @@ elif grep -qi "conflict\|held by" "$loser_out"; then
 	pass "the loser ($loser) is told: its bind was refused (replication was quicker than the race)"
 else
 	fail "the loser ($loser) is told" "$(cat "$TEST_TMP/sub1" "$TEST_TMP/sub2" "$loser_out" | tail -8)"
+	grep -h "$contested\\|feed" "$s1/log/gcs.log" "$s2/log/gcs.log" 2>/dev/null | sed 's/^/# /'
+	cat "$TEST_TMP/sub1" "$TEST_TMP/sub2" | sed 's/^/# /'
 fi
 expect_eq "no bind_lost names the winner" "$(cat "$TEST_TMP/sub1" "$TEST_TMP/sub2" | grep -c "\"event\": \"bind_lost\", \"gid\": \"$contested\", \"cts\": \"$winner\"" || true)" 0
 out=$(gca-ctl --gcs "$g2" checkpoint "$contested" 2>&1)
