@@ -63,11 +63,36 @@ gcs_on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+gcs_on_stopped(const struct dir_result *r, void *arg)
+{
+	struct gcs *g = arg;
+
+	if (r->status != DIR_OK)
+		log_warn("cannot mark %s stopped in ou=services: %s", g->name, r->msg);
+	event_base_loopexit(g->base, NULL);
+}
+
+/*
+ * A clean stop says so in ou=services (brokers then know this GCS is gone, not silent), giving
+ * the directory two seconds; a second signal stops at once. A crash leaves "ok": the entry's
+ * status is a state change written by the GCS itself, never a timed heartbeat (DESIGN.md).
+ */
+static void
 gcs_on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	static const struct timeval grace = { 2, 0 };
+	static bool stopping;
+	struct gcs *g = arg;
+
 	(void)what;
+	if (stopping) {
+		event_base_loopexit(g->base, NULL);
+		return;
+	}
+	stopping = true;
 	log_info("signal %d: stopping", (int)sig);
-	event_base_loopexit(arg, NULL);
+	event_base_loopexit(g->base, &grace);
+	dir_service_publish(g->dir, g->name, g->endpoint, "stopped", gcs_on_stopped, g);
 }
 
 static void
@@ -213,11 +238,11 @@ main(int argc, char **argv)
 	}
 	log_info("%s listening on %s (directory %s, base %s)", g.name, g.endpoint, g.dircfg.uri,
 	    g.dircfg.base);
-	dir_service_publish(g.dir, g.name, g.endpoint, gcs_on_published, &g);
+	dir_service_publish(g.dir, g.name, g.endpoint, "ok", gcs_on_published, &g);
 	g.tick = event_new(g.base, -1, EV_PERSIST, gcs_on_tick, &g);
 	event_add(g.tick, &second);
-	sigint = evsignal_new(g.base, SIGINT, gcs_on_signal, g.base);
-	sigterm = evsignal_new(g.base, SIGTERM, gcs_on_signal, g.base);
+	sigint = evsignal_new(g.base, SIGINT, gcs_on_signal, &g);
+	sigterm = evsignal_new(g.base, SIGTERM, gcs_on_signal, &g);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
 	event_base_dispatch(g.base);

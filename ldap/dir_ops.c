@@ -151,7 +151,8 @@ dir_ops_reject(struct dir *d, const char *why, const char *name, dir_cb cb, void
 /* ---- services, classes, CTSes ---- */
 
 void
-dir_service_publish(struct dir *d, const char *name, const char *endpoint, dir_cb cb, void *arg)
+dir_service_publish(struct dir *d, const char *name, const char *endpoint, const char *status,
+    dir_cb cb, void *arg)
 {
 	char dn[DN_MAX], when[32];
 	struct dir_entry *e;
@@ -164,7 +165,7 @@ dir_service_publish(struct dir *d, const char *name, const char *endpoint, dir_c
 	dir_entry_add(e, "cn", name);
 	dir_entry_add(e, "gcaEndpoint", endpoint);
 	dir_entry_add(e, "gcaHeartbeat", when);
-	dir_entry_add(e, "gcaStatus", "ok");
+	dir_entry_add(e, "gcaStatus", status);
 	dir_upsert(d, e, cb, arg);
 }
 

@@ -115,7 +115,9 @@ struct dir_checkpoint {
 	uint64_t     time_ms, size;
 	const char **properties; size_t nproperties;
 };
-void dir_service_publish(struct dir *d, const char *name, const char *endpoint, dir_cb cb, void *arg);
+/* A GCS in ou=services: its endpoint and status ("ok" at start, "stopped" at a clean stop). */
+void dir_service_publish(struct dir *d, const char *name, const char *endpoint, const char *status,
+    dir_cb cb, void *arg);
 void dir_class_publish(struct dir *d, const char *name, const char *description,
 	const char **properties, size_t nproperties, dir_cb cb, void *arg);
 void dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg);

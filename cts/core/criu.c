@@ -5,6 +5,9 @@
  * lines go into the error reply. The probe is `criu check`: on a kernel criu does not support, the
  * CTS is published unavailable with criu's own reason.
  */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,50 @@
 #include "cts/cts.h"
 
 static char criu_version[64], criu_kernel[128];
+static char criu_xfeatures[32], criu_fpu_flags[512];
+
+/*
+ * The CPU features a criu restore checks. By default (--cpu-cap=fpu) criu refuses an image whose
+ * FPU state was saved with extended features (the XSAVE feature mask, CPUID leaf 0xD) this CPU
+ * lacks, so that mask is what a broker must match; the FPU-family flags of /proc/cpuinfo say the
+ * same in words a person reads.
+ */
+static void
+criu_cpu_probe(void)
+{
+	static const char *family[] = { "fpu", "sse", "avx", "fma", "xsave", "amx", "pku", "mpx",
+	    "ospke", NULL };
+	char line[8192], *save, *f;
+	size_t off = 0;
+	FILE *fp;
+
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned int a, b, cx, d;
+
+	if (__get_cpuid_count(0xd, 0, &a, &b, &cx, &d))
+		snprintf(criu_xfeatures, sizeof criu_xfeatures, "0x%llx",
+		    ((unsigned long long)d << 32) | a);
+#endif
+	if ((fp = fopen("/proc/cpuinfo", "r")) == NULL)
+		return;
+	while (fgets(line, sizeof line, fp) != NULL) {
+		if (strncmp(line, "flags", 5) != 0 || strchr(line, ':') == NULL)
+			continue;
+		for (f = strtok_r(strchr(line, ':') + 1, " \t\n", &save); f != NULL;
+		    f = strtok_r(NULL, " \t\n", &save)) {
+			for (int i = 0; family[i] != NULL; i++) {
+				if (strncmp(f, family[i], strlen(family[i])) != 0)
+					continue;
+				if (off + strlen(f) + 2 < sizeof criu_fpu_flags)
+					off += (size_t)snprintf(criu_fpu_flags + off,
+					    sizeof criu_fpu_flags - off, "%s%s", off ? " " : "", f);
+				break;
+			}
+		}
+		break;	/* the first CPU speaks for all */
+	}
+	fclose(fp);
+}
 
 /* Runs a shell command; in line: its first output line holding want, else its last line. */
 static int
@@ -53,6 +100,7 @@ criu_probe(struct cts *c, char *why, size_t len)
 	(void)c;
 	if (uname(&u) == 0)
 		snprintf(criu_kernel, sizeof criu_kernel, "%s", u.release);
+	criu_cpu_probe();
 	if (criu_run("criu --version 2>&1", "Version", line, sizeof line) != 0) {
 		snprintf(why, len, "criu is not installed here (criu --version: %s)",
 		    line[0] ? line : "not found");
@@ -67,7 +115,11 @@ criu_probe(struct cts *c, char *why, size_t len)
 	return 0;
 }
 
-/* What a restore must match (issue 7): criu version and kernel, on the CTS and on every record. */
+/*
+ * What a restore must match (issue 7): criu version, kernel and the CPU's FPU features, on the CTS
+ * and on every record, so a broker finds a resource where a checkpoint can come back with
+ * `ldapsearch '(&(objectClass=gcaTranslationService)(gcaProperty=cpu.xfeatures=0x2e7))'`.
+ */
 static void
 criu_properties(struct cts *c, struct proto_strlist *out)
 {
@@ -81,6 +133,16 @@ criu_properties(struct cts *c, struct proto_strlist *out)
 	if (criu_kernel[0] != '\0') {
 		snprintf(p, sizeof p, "kernel=%s", criu_kernel);
 		proto_strlist_add(out, p);
+	}
+	if (criu_xfeatures[0] != '\0') {
+		snprintf(p, sizeof p, "cpu.xfeatures=%s", criu_xfeatures);
+		proto_strlist_add(out, p);
+	}
+	if (criu_fpu_flags[0] != '\0') {
+		char q[sizeof criu_fpu_flags + 16];
+
+		snprintf(q, sizeof q, "cpu.fpu=%s", criu_fpu_flags);
+		proto_strlist_add(out, q);
 	}
 }
 

@@ -164,6 +164,14 @@ test_criu_is_published_with_its_reason(void **state)
 	assert_string_equal(v, want);
 	ldap_value("cts", "(cn=criu-1)", "gcaProperty", v, sizeof v);
 	assert_non_null(strstr(v, "criu="));
+	/* what a restore must match, found the way a broker looks for it (issue 7 item 5) */
+	ldap_value("cts", "(&(cn=criu-1)(gcaProperty=kernel=*))", "cn", v, sizeof v);
+	assert_string_equal(v, "criu-1");
+#if defined(__x86_64__)
+	ldap_value("cts", "(&(cn=criu-1)(gcaProperty=cpu.xfeatures=0x*)(gcaProperty=cpu.fpu=*fpu*))",
+	    "cn", v, sizeof v);
+	assert_string_equal(v, "criu-1");
+#endif
 	if (works)
 		return;
 	s = local_connect(criu_sock);

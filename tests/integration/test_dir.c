@@ -145,7 +145,7 @@ test_each_object_class_round_trips(void **state)
 		.sha256 = "ab", .kind = "external" };
 
 	(void)state;
-	dir_service_publish(d, "gcs-1", "127.0.0.1:7000", on_answer, &a);
+	dir_service_publish(d, "gcs-1", "127.0.0.1:7000", "ok", on_answer, &a);
 	wait_answer(&a);
 	assert_int_equal(a.status, DIR_OK);
 	answer_reset(&a);

@@ -214,6 +214,8 @@ setup(void **state)
 	return cts_start();
 }
 
+static int ldap_count(const char *base, const char *filter);
+
 static int
 teardown(void **state)
 {
@@ -227,6 +229,11 @@ teardown(void **state)
 	event_free(cts.beat);
 	event_base_free(cts.base);
 	status = test_gcs_stop(gcs_pid);
+	/* a clean stop says so in ou=services; a broker reading it knows the GCS is gone */
+	if (status == 0 && ldap_count("ou=services,o=gca", "(&(cn=gcs-t)(gcaStatus=stopped))") != 1) {
+		fprintf(stderr, "gca-gcs did not mark itself stopped in ou=services\n");
+		status = -1;
+	}
 	test_site_down(&site);
 	/* gca-gcs stops cleanly on SIGTERM (under SAN=1: and leaks nothing) */
 	if (status != 0) {

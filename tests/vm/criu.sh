@@ -199,6 +199,15 @@ recs=$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BA
 	"(&(objectClass=gcaCheckpoint)(gcaGID=vm-job)(gcaCoreService=criu))" gcaCheckpointId 2>/dev/null |
 	grep -c '^gcaCheckpointId:')
 expect_eq "two criu records of vm-job in the directory (ldapsearch)" "$recs" 2
+# What a restore must match, on the records and on the CTS, as a broker looks for it (item 5).
+want="(gcaProperty=criu=*)(gcaProperty=kernel=$LAB_KREL)(gcaProperty=cpu.xfeatures=0x*)(gcaProperty=cpu.fpu=*)"
+recs=$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" \
+	"(&(objectClass=gcaCheckpoint)(gcaGID=vm-job)$want)" gcaCheckpointId 2>/dev/null |
+	grep -c '^gcaCheckpointId:')
+expect_eq "both records name criu's version, kernel $LAB_KREL and the CPU's FPU features" "$recs" 2
+ctsm=$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=cts,$GCA_BASE_DN" \
+	"(&(cn=cts-vm)$want)" gcaProperty 2>/dev/null | grep '^gcaProperty: cpu.xfeatures=')
+expect_eq "the CTS entry cts-vm names the same (${ctsm#gcaProperty: })" "${ctsm:+yes}" yes
 sleep 1
 touch "$share/go.kill"
 
