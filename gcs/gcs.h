@@ -15,6 +15,7 @@ struct event_base;
 struct event;
 struct cache_job;
 struct relay_key;
+struct relay_held;
 
 /* A CTS this GCS has heard from (registry.c). */
 struct gcs_cts {
@@ -51,6 +52,7 @@ struct gcs {
 	bool			 cache_ready;
 	struct dir_feed		*relay_feed;	/* relay.c: records made through other GCSes */
 	struct relay_key	*relay;		/* changes made here, whose echo is not news */
+	struct relay_held	*held;		/* bindings made here lately */
 };
 
 extern const struct proto_handler gcs_handlers[];
@@ -94,6 +96,7 @@ void notify_drop(struct gcs *g, struct proto_conn *c);
 int  relay_open(struct gcs *g, char *err, size_t errlen);
 void relay_expect(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_forget(struct gcs *g, const char *kind, const char *a, const char *b);
+void relay_hold(struct gcs *g, const char *gid, const char *cts);
 void relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool known,
 	const char *prev_cts, bool prev_finished, bool news);
 void relay_tick(struct gcs *g);

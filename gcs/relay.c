@@ -12,8 +12,8 @@
  * (relay_expect), and the feed's echo consumes the name instead of notifying. A name the echo never
  * consumes (the write failed, the feed was away) is forgotten after a minute.
  *
- * A binding this GCS made is also remembered for a minute ("held"): if the feed then shows the GID
- * bound elsewhere by a change not made here, two providers took the same GID at once and
+ * A binding this GCS made is also remembered for a minute (relay_hold): if the feed then shows the
+ * GID bound elsewhere by a change not made here (in a change or in a refresh), two providers took the same GID at once and
  * replication kept the other (the later write wins); the loser is told: a "bind_lost" event naming
  * the losing CTS, and a warning in the log.
  *
@@ -32,6 +32,14 @@
 #include "gcs/gcs.h"
 
 #define RELAY_FORGET_MS	60000
+
+/* A binding this GCS made lately: GID -> the CTS it bound it to. */
+struct relay_held {
+	char		*gid;
+	char		*cts;
+	uint64_t	 at_ms;
+	UT_hash_handle	 hh;
+};
 
 struct relay_key {
 	char		*key;
@@ -93,6 +101,33 @@ relay_forget(struct gcs *g, const char *kind, const char *a, const char *b)
 	(void)relay_take(g, kind, a, b);
 }
 
+static void
+relay_held_free(struct gcs *g, struct relay_held *h)
+{
+	HASH_DEL(g->held, h);
+	free(h->gid);
+	free(h->cts);
+	free(h);
+}
+
+/* gid is being bound to cts here (router.c, before the write); NULL cts: the bind failed. */
+void
+relay_hold(struct gcs *g, const char *gid, const char *cts)
+{
+	struct relay_held *h;
+
+	HASH_FIND_STR(g->held, gid, h);
+	if (h != NULL)
+		relay_held_free(g, h);
+	if (cts == NULL)
+		return;
+	if ((h = calloc(1, sizeof *h)) == NULL || (h->gid = strdup(gid)) == NULL ||
+	    (h->cts = strdup(cts)) == NULL)
+		abort();
+	h->at_ms = time_mono_ms();
+	HASH_ADD_KEYPTR(hh, g->held, h->gid, strlen(h->gid), h);
+}
+
 /* A job entry changed (from cache.c, with what the cache knew before); news is false in a refresh
  * (at start, or after the feed reconnected), where only a lost binding is told. */
 void
@@ -100,20 +135,25 @@ relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool k
     const char *prev_cts, bool prev_finished, bool news)
 {
 	const char *event = NULL;
+	struct relay_held *h;
 
 	if (cts == NULL)
 		return;
 	/* Two providers took the same GID at once (multi-provider replication): the directory kept
-	 * the later binding and replaced ours. Whoever bound the loser here is told. */
-	if (known && !prev_finished && !finished && prev_cts != NULL && strcmp(prev_cts, cts) != 0 &&
-	    relay_take(g, "held", gid, prev_cts)) {
+	 * the later binding and replaced ours. Whoever bound the loser here is told. This does not
+	 * trust the cache's previous state: the feed may have been away when we bound. */
+	HASH_FIND_STR(g->held, gid, h);
+	if (h != NULL && !finished && strcmp(h->cts, cts) != 0) {
 		if (!relay_take(g, "bind", gid, cts)) {
 			log_warn("GID %s: the binding to CTS %s made here lost to CTS %s (bound at once "
-			    "elsewhere; replication kept that one)", gid, prev_cts, cts);
-			notify_event(g, "bind_lost", gid, prev_cts, NULL, 0);
+			    "elsewhere; replication kept that one)", gid, h->cts, cts);
+			notify_event(g, "bind_lost", gid, h->cts, NULL, 0);
 			notify_event(g, "moved", gid, cts, NULL, 0);
+			relay_held_free(g, h);
+			return;
 		}
-		return;		/* else our own move away, notified by router.c */
+		relay_held_free(g, h);	/* our own move away, notified by router.c */
+		return;
 	}
 	if (!news)
 		return;
@@ -173,11 +213,16 @@ void
 relay_tick(struct gcs *g)
 {
 	struct relay_key *k, *tmp;
+	struct relay_held *h, *htmp;
 	uint64_t now = time_mono_ms();
 
 	HASH_ITER(hh, g->relay, k, tmp) {
 		if (now - k->at_ms > RELAY_FORGET_MS)
 			relay_key_free(g, k);
+	}
+	HASH_ITER(hh, g->held, h, htmp) {
+		if (now - h->at_ms > RELAY_FORGET_MS)
+			relay_held_free(g, h);
 	}
 }
 
@@ -188,6 +233,10 @@ relay_close(struct gcs *g)
 
 	dir_feed_close(g->relay_feed);
 	g->relay_feed = NULL;
+	struct relay_held *h, *htmp;
+
 	HASH_ITER(hh, g->relay, k, tmp)
 		relay_key_free(g, k);
+	HASH_ITER(hh, g->held, h, htmp)
+		relay_held_free(g, h);
 }

@@ -47,7 +47,7 @@ router_bind_failed(struct router_op *op)
 	struct msg_job_bind *b = op->r->body;
 
 	relay_forget(op->g, "bind", b->gid, b->cts);
-	relay_forget(op->g, "held", b->gid, b->cts);
+	relay_hold(op->g, b->gid, NULL);
 }
 
 static void
@@ -133,7 +133,7 @@ router_job_bind(struct proto_req *r, void *ctx)
 	}
 	/* Named before the write: the feed's echo may come before the reply (relay.c). */
 	relay_expect(ctx, "bind", b->gid, b->cts);
-	relay_expect(ctx, "held", b->gid, b->cts);
+	relay_hold(ctx, b->gid, b->cts);
 	dir_job_bind(((struct gcs *)ctx)->dir, b->gid, b->cts, b->owner, b->local_id, NULL,
 	    router_on_bound, router_op_new(ctx, r));
 }

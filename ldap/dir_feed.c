@@ -140,6 +140,7 @@ dir_feed_thread(void *arg)
 		ldap_sync_t ls;
 		LDAP *ld;
 		int rc, err = 0;
+		bool started;
 
 		if ((ld = dir_feed_connect(f)) == NULL) {
 			for (int waited = 0; waited < backoff_ms && !atomic_load(&f->stop); waited += 50)
@@ -160,6 +161,7 @@ dir_feed_thread(void *arg)
 		ls.ls_ld = ld;
 		f->refreshing = true;
 		rc = ldap_sync_init(&ls, LDAP_SYNC_REFRESH_AND_PERSIST);
+		started = rc == LDAP_SUCCESS;
 		if (rc == LDAP_SUCCESS) {
 			was_up = true;
 			while (!atomic_load(&f->stop)) {
@@ -177,6 +179,12 @@ dir_feed_thread(void *arg)
 			    ldap_err2string(rc), err, ldap_err2string(err));
 			dir_feed_push(f, DIR_CHANGE_LOST, NULL);
 			was_up = false;
+		}
+		/* Refused at once (a provider busy with its own refresh answers so): not in a loop. */
+		if (!started) {
+			for (int waited = 0; waited < backoff_ms && !atomic_load(&f->stop); waited += 50)
+				usleep(50 * 1000);
+			backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
 		}
 	}
 	return NULL;
