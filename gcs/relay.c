@@ -140,10 +140,12 @@ relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool k
 	if (cts == NULL)
 		return;
 	/* Two providers took the same GID at once (multi-provider replication): the directory kept
-	 * the later binding and replaced ours. Whoever bound the loser here is told. This does not
-	 * trust the cache's previous state: the feed may have been away when we bound. */
+	 * the later binding and replaced ours. Whoever bound the loser here is told. Either the feed
+	 * showed our binding and now another (a state from before our write, still on its way, is
+	 * not taken for a loss), or a refresh (the feed was away when we bound) shows another. */
 	HASH_FIND_STR(g->held, gid, h);
-	if (h != NULL && !finished && strcmp(h->cts, cts) != 0) {
+	if (h != NULL && !finished && strcmp(h->cts, cts) != 0 &&
+	    (!news || (known && prev_cts != NULL && strcmp(prev_cts, h->cts) == 0))) {
 		if (!relay_take(g, "bind", gid, cts)) {
 			log_warn("GID %s: the binding to CTS %s made here lost to CTS %s (bound at once "
 			    "elsewhere; replication kept that one)", gid, h->cts, cts);
