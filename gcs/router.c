@@ -74,6 +74,32 @@ router_on_moved(const struct dir_result *res, void *arg)
 	free(op);
 }
 
+/* Up as far as the GCS it beats to said: "ok" or "unavailable: ..." (alive, its core service
+ * not), not "down" or "retired". */
+static bool
+router_status_up(const char *status)
+{
+	return status != NULL && (strcmp(status, "ok") == 0 || strncmp(status, "unavailable", 11) == 0);
+}
+
+static void
+router_on_holder(const struct dir_result *res, void *arg)
+{
+	struct router_op *op = arg;
+	struct msg_job_bind *b = op->r->body;
+	const char *status = res->nentries ? dir_entry_get(&res->entries[0], "gcaStatus") : NULL;
+
+	if (res->status == DIR_OK && router_status_up(status)) {
+		router_bind_failed(op);
+		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s is held by CTS %s, which is up (%s, "
+		    "as its GCS says); only a recovery may move it", b->gid, op->holder, status);
+		free(op);
+		return;
+	}
+	dir_job_bind(op->g->dir, b->gid, b->cts, b->owner, b->local_id, op->holder, router_on_moved,
+	    op);
+}
+
 static void
 router_on_bound(const struct dir_result *res, void *arg)
 {
@@ -118,6 +144,17 @@ router_on_bound(const struct dir_result *res, void *arg)
 		return;
 	}
 	snprintf(op->holder, sizeof op->holder, "%s", holder ? holder : "");
+	if (holder != NULL && strcmp(holder, b->cts) != 0 && !b->recovery &&
+	    (live == NULL || live->status == NULL) && (state == NULL || strcmp(state, "finished") != 0)) {
+		char dn[1024];
+		/* The holder never registered here: it may beat to another GCS (several GCS, issue
+		 * 11), which keeps its gcaStatus in ou=cts. */
+		if (dir_dn_cts(op->g->dir, holder, dn, sizeof dn) == 0) {
+			dir_search(op->g->dir, dn, 0, "(objectClass=gcaTranslationService)", 1,
+			    router_on_holder, op);
+			return;
+		}
+	}
 	dir_job_bind(op->g->dir, b->gid, b->cts, b->owner, b->local_id, holder, router_on_moved, op);
 }
 
