@@ -10,7 +10,7 @@
  *    (and the record count is checked).
  *
  * BENCH_QUICK=1 runs 200 and 1,000 instead of 1,000 and 10,000. Results: a table on stdout and
- * $GCA_BUILD/bench/replica.json.
+ * $GCA_BUILD/bench/replica.json (or $BENCH_OUT/replica.json).
  */
 #include <event2/event.h>
 #include <ldap.h>
@@ -315,7 +315,10 @@ main(void)
 	    "replica's contextCSN equal to the provider's: %.0f ms (%.2f s)\n", m, catchup_ms,
 	    catchup_ms / 1000);
 	printf("  records on the provider %d, on the replica %d\n", got_p, got_r);
-	snprintf(path, sizeof path, "%s/bench", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build");
+	if (getenv("BENCH_OUT") != NULL)	/* a test's own folder */
+		snprintf(path, sizeof path, "%s", getenv("BENCH_OUT"));
+	else
+		snprintf(path, sizeof path, "%s/bench", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build");
 	file_mkdirs(path, 0755);
 	strcat(path, "/replica.json");
 	if ((json = fopen(path, "w")) != NULL) {
