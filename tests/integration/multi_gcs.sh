@@ -106,6 +106,20 @@ out=$(gca-ctl --gcs "$ep2" checkpoint "$gid" 2>&1) || fail "a checkpoint through
 id=$(awk '$1=="checkpoint"{print $2}' <<<"$out")
 check "the restarted gcs-1 relays a checkpoint made through gcs-2" wait_for 10 grep -q "\"checkpoint\": \"$id\"" "$TEST_TMP/sub3"
 
+# -- the job ends: both GCS's subscribers hear "unbound", once --
+gca-ctl --gcs "$ep2" --json subscribe > "$TEST_TMP/sub4" 2>/dev/null &
+sub4=$!
+on_exit "kill $sub4"
+sleep 1
+kill -9 $job
+for s in 3 4; do
+	check "subscriber $s heard the job end" wait_for 15 grep -q "\"event\": \"unbound\", \"gid\": \"$gid\"" "$TEST_TMP/sub$s"
+done
+sleep 1
+for s in 3 4; do
+	expect_eq "subscriber $s heard it once" "$(grep -c "\"event\": \"unbound\", \"gid\": \"$gid\"" "$TEST_TMP/sub$s")" 1
+done
+
 # -- gca-ctl with both dead: a clear error naming both --
 kill -9 "$(cat "$site/gcs.pid")" "$(cat "$site/gcs-2.pid")"
 out=$(gca-ctl status 2>&1); rc=$?
