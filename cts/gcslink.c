@@ -9,6 +9,8 @@
  * doubled. It stays with the GCS it reached until that one fails.
  */
 #include <event2/event.h>
+#include <event2/util.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,18 +118,23 @@ gcslink_on_move(evutil_socket_t fd, short what, void *arg)
 	char err[256];
 	const char *from = gcslink_current();
 
+	struct proto_client *old = c->gcs;
+
 	(void)fd;
 	(void)what;
 	gcslink_eps.moving = false;
-	proto_client_free(c->gcs);
-	c->gcs = NULL;
+	gcslink_eps.at = (gcslink_eps.at + 1) % gcslink_eps.n;
+	if (gcslink_connect(c, err, sizeof err) != 0) {
+		/* keep the old one (and try again when it fails again) */
+		log_error("GCS %s: %s", gcslink_current(), err);
+		c->gcs = old;
+		return;
+	}
+	log_info("GCS %s is away: trying %s", from, gcslink_current());
+	proto_client_free(old);
 	c->registered = false;
 	c->registering = false;
-	gcslink_eps.at = (gcslink_eps.at + 1) % gcslink_eps.n;
-	log_info("GCS %s is away: trying %s", from, gcslink_current());
-	if (gcslink_connect(c, err, sizeof err) != 0)
-		log_error("GCS %s: %s", gcslink_current(), err);
-	else if (++gcslink_eps.tried < gcslink_eps.n)
+	if (++gcslink_eps.tried < gcslink_eps.n)
 		gcslink_register(c);	/* at once; once all were tried, at the next tick */
 }
 
@@ -168,7 +175,16 @@ gcslink_open(struct cts *c, char *err, size_t errlen)
 	if ((list = strdup(c->gcs_endpoint)) == NULL)
 		abort();
 	for (tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
-		char **v = realloc(gcslink_eps.v, (gcslink_eps.n + 1) * sizeof *v);
+		struct sockaddr_storage ss;
+		int sslen = sizeof ss;
+		char **v;
+
+		if (evutil_parse_sockaddr_port(tok, (struct sockaddr *)&ss, &sslen) != 0) {
+			snprintf(err, errlen, "gcs: \"%s\" is not address:port", tok);
+			free(list);
+			return -1;
+		}
+		v = realloc(gcslink_eps.v, (gcslink_eps.n + 1) * sizeof *v);
 		if (v == NULL || (v[gcslink_eps.n] = strdup(tok)) == NULL)
 			abort();
 		gcslink_eps.v = v;
