@@ -104,8 +104,9 @@ ctl_may_retry(struct ctl *c, const char *type, const void *body, const char *cod
 {
 	if (strcmp(code, "io") != 0 || c->conn == NULL || c->neps < 2)
 		return false;
-	if (strcmp(type, "do_checkpoint") == 0 && ((const struct msg_do_checkpoint *)body)->idem_key == NULL)
-		return false;
+	if (strcmp(type, "do_checkpoint") == 0 &&
+	    ((const struct msg_do_checkpoint *)body)->idem_key == NULL)
+		return false;	/* it might be taken twice */
 	for (size_t i = 0; i < c->neps; i++) {
 		if (i != c->at && !c->dead[i])
 			return true;

@@ -13,12 +13,12 @@
  * consumes (the write failed, the feed was away) is forgotten after a minute.
  *
  * A binding this GCS made is also remembered for a minute (relay_hold): if the feed then shows the
- * GID bound elsewhere by a change not made here (in a change or in a refresh), two providers took the same GID at once and
- * replication kept the other (the later write wins); the loser is told: a "bind_lost" event naming
- * the losing CTS, and a warning in the log.
+ * GID bound elsewhere by a change not made here (in a change or in a refresh), two providers took
+ * the same GID at once and replication kept the other (the later write wins); the loser is told: a
+ * "bind_lost" event naming the losing CTS, and a warning in the log.
  *
- * Checkpoint records come from a feed of their own that starts at the GCS's start (a filter on
- * entryCSN), so a directory of millions of records is not read at start; the job feed is the
+ * Checkpoint records come from a feed of their own that starts a minute before the GCS's start (a
+ * filter on entryCSN), so a directory of millions of records is not read at start; the job feed is the
  * cache's (cache.c), which calls relay_job. While a feed is reconnecting, events of other GCSes
  * are missed (its refresh is not replayed as events); records and bindings are never lost.
  */
@@ -202,8 +202,8 @@ relay_open(struct gcs *g, char *err, size_t errlen)
 	/* entryCSN of changes from now on: YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod, ordered as text */
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof when, "%Y%m%d%H%M%S", &tm);
-	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(entryCSN>=%s.000000Z#000000#000#000000))",
-	    when);
+	snprintf(filter, sizeof filter,
+	    "(&(objectClass=gcaCheckpoint)(entryCSN>=%s.000000Z#000000#000#000000))", when);
 	snprintf(base, sizeof base, "ou=jobs,%s", g->dircfg.base);
 	g->relay_feed = dir_feed_open(g->base, &g->dircfg, base, filter, relay_on_record, g, err,
 	    errlen);
