@@ -188,7 +188,8 @@ main(void)
 	log_set_level(LOG_ERROR);
 	if (test_site_up(&site) != 0 || test_pki(&site, "gcs gcs-r cts cts-r") != 0 ||
 	    (pid = test_gcs_start(&site, "gcs-r", "127.0.0.1:0", NULL, gcs_ep, sizeof gcs_ep)) < 0) {
-		fprintf(stderr, "bench: cannot bring a site up\n");
+		fprintf(stderr, "bench: cannot bring a site up (is $GCA_BUILD/gca-gcs built?)\n");
+		test_site_down(&site);	/* what did start stops */
 		return 1;
 	}
 	snprintf(replica_dir, sizeof replica_dir, "%s/replica", site.dir);
@@ -197,6 +198,9 @@ main(void)
 	    test_sh(replica_uri, sizeof replica_uri, ". %s/site.env && printf %%s \"$GCA_LDAP_URI\"",
 	    replica_dir) != 0) {
 		fprintf(stderr, "bench: cannot start the replica\n");
+		test_sh(NULL, 0, "%s/scripts/gca-site down %s >/dev/null 2>&1", test_top(), replica_dir);
+		test_gcs_stop(pid);
+		test_site_down(&site);
 		return 1;
 	}
 	base = event_base_new();
