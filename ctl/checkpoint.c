@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common.h"
 #include "ctl/ctl.h"
 
 static int
@@ -22,6 +23,13 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 			b.idem_key = argv[++i];
 		else
 			return ctl_usage(&ctl_cmd_checkpoint);
+	}
+	/* With several GCS a request may be sent again through another: a key makes that safe. */
+	if (b.idem_key == NULL && c->endpoints != NULL && strchr(c->endpoints, ',') != NULL) {
+		static char key[ID_LEN + 8];
+		memcpy(key, "ctl-", 4);
+		id_new(key + 4);
+		b.idem_key = key;
 	}
 	if (ctl_call(c, "checkpoint", "do_checkpoint", &b, (void **)&ok) != 0)
 		return CTL_FAILED;

@@ -1,18 +1,21 @@
 /*
  * gca-ctl: talk to the Grid Checkpoint Service as a broker (or, with --admin, as the admin).
  *
- * usage: gca-ctl [--gcs HOST:PORT] [--ca F] [--cert F] [--key F] [--admin] [--json]
+ * usage: gca-ctl [--gcs HOST:PORT[,HOST:PORT...]] [--ca F] [--cert F] [--key F] [--admin] [--json]
  *                [--timeout SECONDS] COMMAND [ARGS]
  *        gca-ctl help [COMMAND]
  *
  * Where to find the GCS and which certificate to use: flags first, then GCA_GCS_ENDPOINT,
  * GCA_CA_FILE, GCA_CERT_FILE, GCA_KEY_FILE (GCA_ADMIN_CERT_FILE and GCA_ADMIN_KEY_FILE with
  * --admin), then ~/.config/gca/ctl.conf ("gcs", "ca", "cert", "key", "admin_cert", "admin_key").
+ * Several GCS (a comma-separated list, issue 11): the first that answers is used; when it is lost
+ * during a request, the request goes through the next (see ctl_call).
  * Exit status: 0 done, 1 failed, 2 usage.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "ctl/ctl.h"
@@ -24,7 +27,7 @@ static const struct ctl_cmd *const ctl_cmds[] = {
 };
 
 static const char ctl_usage_text[] =
-    "usage: gca-ctl [--gcs HOST:PORT] [--ca F] [--cert F] [--key F] [--admin] [--json]\n"
+    "usage: gca-ctl [--gcs HOST:PORT[,HOST:PORT...]] [--ca F] [--cert F] [--key F] [--admin] [--json]\n"
     "               [--timeout SECONDS] COMMAND [ARGS]\n";
 
 static void
@@ -44,16 +47,32 @@ ctl_usage(const struct ctl_cmd *cmd)
 	return CTL_USAGE;
 }
 
+/* "a:1, b:2" -> c->eps; returns the count. */
+static size_t
+ctl_split_endpoints(struct ctl *c)
+{
+	char *list, *tok, *save = NULL;
+
+	if (c->neps > 0 || c->endpoints == NULL || (list = strdup(c->endpoints)) == NULL)
+		return c->neps;
+	for (tok = strtok_r(list, ", ", &save); tok != NULL && c->neps < CTL_MAX_GCS;
+	    tok = strtok_r(NULL, ", ", &save))
+		c->eps[c->neps++] = strdup(tok);
+	free(list);
+	return c->neps;
+}
+
+/* The first GCS of the list that answers, starting from the one in use; those lost are skipped. */
 int
 ctl_connect(struct ctl *c)
 {
-	char err[512];
+	char err[512], all[2048] = "";
 
 	if (c->conn != NULL)
 		return 0;
-	if (c->endpoint == NULL) {
-		fprintf(stderr, "gca-ctl: no GCS: give --gcs HOST:PORT or source a site.env "
-		    "(GCA_GCS_ENDPOINT)\n");
+	if (ctl_split_endpoints(c) == 0) {
+		fprintf(stderr, "gca-ctl: no GCS: give --gcs HOST:PORT[,HOST:PORT...] or source a "
+		    "site.env (GCA_GCS_ENDPOINT)\n");
 		return -1;
 	}
 	if (c->tls.ca == NULL || c->tls.cert == NULL || c->tls.key == NULL) {
@@ -61,12 +80,60 @@ ctl_connect(struct ctl *c)
 		    "site.env%s\n", c->admin ? "admin " : "", c->admin ? " and admin.env" : "");
 		return -1;
 	}
-	c->conn = proto_sync_connect(c->endpoint, &c->tls, "gcs", c->timeout_ms, err, sizeof err);
-	if (c->conn == NULL) {
-		fprintf(stderr, "gca-ctl: cannot reach the GCS: %s\n", err);
-		return -1;
+	for (size_t k = 0; k < c->neps; k++) {
+		size_t i = (c->at + k) % c->neps;
+
+		if (c->dead[i])
+			continue;
+		c->conn = proto_sync_connect(c->eps[i], &c->tls, "gcs", c->timeout_ms, err, sizeof err);
+		if (c->conn != NULL) {
+			c->at = i;
+			c->endpoint = c->eps[i];
+			return 0;
+		}
+		c->dead[i] = true;
+		snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", all[0] ? "; " : "", err);
 	}
-	return 0;
+	fprintf(stderr, "gca-ctl: cannot reach the GCS: %s\n", all[0] ? all : "every one was lost");
+	return -1;
+}
+
+/* The connection to the GCS in use broke: may the request go again through another? */
+static bool
+ctl_may_retry(struct ctl *c, const char *type, const void *body, const char *code)
+{
+	if (strcmp(code, "io") != 0 || c->conn == NULL || c->neps < 2)
+		return false;
+	if (strcmp(type, "do_checkpoint") == 0 &&
+	    ((const struct msg_do_checkpoint *)body)->idem_key == NULL)
+		return false;	/* it might be taken twice */
+	for (size_t i = 0; i < c->neps; i++) {
+		if (i != c->at && !c->dead[i])
+			return true;
+	}
+	return false;
+}
+
+void
+ctl_free(struct ctl *c)
+{
+	proto_sync_close(c->conn);
+	c->conn = NULL;
+	for (size_t i = 0; i < c->neps; i++)
+		free(c->eps[i]);
+	c->neps = 0;
+}
+
+/* Forget the GCS in use (it broke); the next ctl_connect takes another. */
+void
+ctl_drop(struct ctl *c)
+{
+	proto_sync_close(c->conn);
+	c->conn = NULL;
+	if (c->neps > 0) {
+		c->dead[c->at] = true;
+		c->at = (c->at + 1) % c->neps;
+	}
 }
 
 int
@@ -77,9 +144,21 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 
 	if (ctl_connect(c) != 0)
 		return -1;
-	if (proto_sync_call(c->conn, type, proto_type_find(type), body, &r, code, sizeof code, msg,
+	while (proto_sync_call(c->conn, type, proto_type_find(type), body, &r, code, sizeof code, msg,
 	    sizeof msg) != 0) {
 		const char *hint = "";
+
+		if (ctl_may_retry(c, type, body, code)) {
+			fprintf(stderr, "gca-ctl: lost the GCS %s (%s): trying the next\n", c->endpoint, msg);
+			ctl_drop(c);
+			/* A checkpoint may be under way at the CTS: give its record a moment to reach
+			 * the directory through the CTS's next GCS, where the retry's key finds it. */
+			if (strcmp(type, "do_checkpoint") == 0)
+				sleep(1);
+			if (ctl_connect(c) != 0)
+				return -1;
+			continue;
+		}
 		if (strcmp(code, PROTO_E_FORBIDDEN) == 0)
 			hint = c->admin ? "" : " (an admin's command? try --admin)";
 		else if (strcmp(code, "io") == 0)
@@ -315,13 +394,13 @@ main(int argc, char **argv)
 			return CTL_OK;
 		}
 	}
-	c.endpoint = ctl_pick(gcs, "GCA_GCS_ENDPOINT", "gcs");
+	c.endpoints = ctl_pick(gcs, "GCA_GCS_ENDPOINT", "gcs");
 	c.tls.ca = ctl_pick(ca, "GCA_CA_FILE", "ca");
 	c.tls.cert = ctl_pick(cert, c.admin ? "GCA_ADMIN_CERT_FILE" : "GCA_CERT_FILE",
 	    c.admin ? "admin_cert" : "cert");
 	c.tls.key = ctl_pick(key, c.admin ? "GCA_ADMIN_KEY_FILE" : "GCA_KEY_FILE",
 	    c.admin ? "admin_key" : "key");
 	rc = cmd->run(&c, argc - i - used, argv + i + used);
-	proto_sync_close(c.conn);
+	ctl_free(&c);
 	return rc;
 }

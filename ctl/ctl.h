@@ -14,8 +14,14 @@
 #define CTL_FAILED	1
 #define CTL_USAGE	2
 
+#define CTL_MAX_GCS	16
+
 struct ctl {
-	const char		*endpoint;
+	const char		*endpoint;		/* the GCS in use (one of endpoints) */
+	const char		*endpoints;		/* as given: "host:port[,host:port]..." */
+	char			*eps[CTL_MAX_GCS];	/* endpoints, split */
+	bool			 dead[CTL_MAX_GCS];	/* lost or unreachable in this run */
+	size_t			 neps, at;
 	struct proto_tls_files	 tls;
 	bool			 json, admin;
 	int			 timeout_ms;
@@ -31,7 +37,11 @@ struct ctl_cmd {
 
 /* ctl.c */
 int  ctl_connect(struct ctl *c);
-/* One request; on failure prints "gca-ctl: WHAT: message (code)" with a hint and returns -1. */
+void ctl_drop(struct ctl *c);		/* the GCS in use broke: the next ctl_connect takes another */
+void ctl_free(struct ctl *c);
+/* One request; on failure prints "gca-ctl: WHAT: message (code)" with a hint and returns -1.
+ * With several GCS endpoints, a request whose connection broke is sent again through the next one
+ * (a do_checkpoint only with an idempotency key, so it is never taken twice). */
 int  ctl_call(struct ctl *c, const char *what, const char *type, const void *body, void **reply);
 int  ctl_usage(const struct ctl_cmd *cmd);
 /* Lists: columns are attribute names; a table for people, one JSON document with --json. */

@@ -41,6 +41,14 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 			if (subscribe_stop)
 				break;
 			fprintf(stderr, "gca-ctl: subscribe: %s\n", err);
+			if (c->neps > 1) {
+				/* Another GCS of the list: every GCS relays every event (gcs/relay.c);
+				 * those of the moments in between are missed. */
+				fprintf(stderr, "gca-ctl: subscribing through the next GCS\n");
+				ctl_drop(c);
+				if (ctl_call(c, "subscribe", "subscribe", &b, NULL) == 0)
+					continue;
+			}
 			return CTL_FAILED;
 		}
 		if (strcmp(m.type, "notify") == 0) {

@@ -2,7 +2,15 @@
  * The CTS's one connection to its GCS (paper 5.5): it registers with everything the descriptor and
  * the probe say, beats, and re-registers whenever the GCS lost it (restart: the heartbeat comes back
  * not_found, or the connection came back up). Records and bindings travel on the same connection.
+ *
+ * The "gcs" setting may list several GCS ("host:port,host:port", issue 11): the CTS talks to one at a
+ * time and moves to the next when it loses it (or cannot reach it); it registers again there and
+ * resends its outbox, and since checkpoint_log is idempotent by checkpoint id no record is lost or
+ * doubled. It stays with the GCS it reached until that one fails.
  */
+#include <event2/event.h>
+#include <event2/util.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +18,21 @@
 #include "cts/cts.h"
 
 static void gcslink_register(struct cts *c);
+static int  gcslink_connect(struct cts *c, char *err, size_t errlen);
+
+/* The GCS endpoints from the "gcs" setting; one CTS per process, so one list. */
+static struct {
+	char	**v;
+	size_t	  n, at;
+	size_t	  tried;		/* moves since a GCS was last reached */
+	bool	  moving;		/* a move to the next is scheduled */
+} gcslink_eps;
+
+static const char *
+gcslink_current(void)
+{
+	return gcslink_eps.n ? gcslink_eps.v[gcslink_eps.at] : "";
+}
 
 void
 gcslink_request(struct cts *c, const char *type, const void *body, proto_reply_cb cb, void *arg)
@@ -25,10 +48,10 @@ gcslink_on_registered(const char *code, const char *msg, const void *body, void 
 	(void)body;
 	c->registering = false;
 	if (code != NULL) {
-		log_warn("cannot register at the GCS %s: %s: %s (retrying)", c->gcs_endpoint, code, msg);
+		log_warn("cannot register at the GCS %s: %s: %s (retrying)", gcslink_current(), code, msg);
 		return;
 	}
-	log_info("registered at the GCS %s as %s (%s%s%s)", c->gcs_endpoint, c->name, c->core->name,
+	log_info("registered at the GCS %s as %s (%s%s%s)", gcslink_current(), c->name, c->core->name,
 	    c->unavailable[0] ? ", unavailable: " : "", c->unavailable);
 	c->registered = true;
 	outbox_flush(c);
@@ -87,28 +110,93 @@ gcslink_tick(struct cts *c)
 	jobs_retry_unbind(c);
 }
 
+/* Off the client's own callback (it cannot be freed inside it): on to the next GCS of the list. */
+static void
+gcslink_on_move(evutil_socket_t fd, short what, void *arg)
+{
+	struct cts *c = arg;
+	char err[256];
+	const char *from = gcslink_current();
+
+	struct proto_client *old = c->gcs;
+
+	(void)fd;
+	(void)what;
+	gcslink_eps.moving = false;
+	gcslink_eps.at = (gcslink_eps.at + 1) % gcslink_eps.n;
+	if (gcslink_connect(c, err, sizeof err) != 0) {
+		/* keep the old one (and try again when it fails again) */
+		log_error("GCS %s: %s", gcslink_current(), err);
+		c->gcs = old;
+		return;
+	}
+	log_info("GCS %s is away: trying %s", from, gcslink_current());
+	proto_client_free(old);
+	c->registered = false;
+	c->registering = false;
+	if (++gcslink_eps.tried < gcslink_eps.n)
+		gcslink_register(c);	/* at once; once all were tried, at the next tick */
+}
+
 static void
 gcslink_on_state(bool up, const char *why, void *arg)
 {
 	struct cts *c = arg;
 
 	if (up) {
-		log_info("connected to the GCS %s", c->gcs_endpoint);
+		log_info("connected to the GCS %s", gcslink_current());
+		gcslink_eps.tried = 0;
 		return;
 	}
 	if (c->registered)
-		log_warn("lost the GCS %s: %s", c->gcs_endpoint, why ? why : "closed");
+		log_warn("lost the GCS %s: %s", gcslink_current(), why ? why : "closed");
 	c->registered = false;
+	if (gcslink_eps.n > 1 && !gcslink_eps.moving) {
+		gcslink_eps.moving = true;
+		event_base_once(c->base, -1, EV_TIMEOUT, gcslink_on_move, c, NULL);
+	}
+}
+
+static int
+gcslink_connect(struct cts *c, char *err, size_t errlen)
+{
+	struct proto_client_config cfg = { .endpoint = gcslink_current(), .expect_role = "gcs",
+		.timeout_ms = 30000, .on_state = gcslink_on_state, .arg = c };
+
+	c->gcs = proto_client_new(c->base, &c->tls, &cfg, err, errlen);
+	return c->gcs ? 0 : -1;
 }
 
 int
 gcslink_open(struct cts *c, char *err, size_t errlen)
 {
-	struct proto_client_config cfg = { .endpoint = c->gcs_endpoint, .expect_role = "gcs",
-		.timeout_ms = 30000, .on_state = gcslink_on_state, .arg = c };
+	char *list, *tok, *save = NULL;
 
-	c->gcs = proto_client_new(c->base, &c->tls, &cfg, err, errlen);
-	return c->gcs ? 0 : -1;
+	if ((list = strdup(c->gcs_endpoint)) == NULL)
+		abort();
+	for (tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+		struct sockaddr_storage ss;
+		int sslen = sizeof ss;
+		char **v;
+
+		if (evutil_parse_sockaddr_port(tok, (struct sockaddr *)&ss, &sslen) != 0) {
+			snprintf(err, errlen, "gcs: \"%s\" is not address:port", tok);
+			free(list);
+			return -1;
+		}
+		v = realloc(gcslink_eps.v, (gcslink_eps.n + 1) * sizeof *v);
+		if (v == NULL || (v[gcslink_eps.n] = strdup(tok)) == NULL)
+			abort();
+		gcslink_eps.v = v;
+		gcslink_eps.n++;
+	}
+	free(list);
+	if (gcslink_eps.n == 0) {
+		snprintf(err, errlen, "gcs: no endpoint in \"%s\"", c->gcs_endpoint);
+		return -1;
+	}
+	gcslink_eps.at = 0;
+	return gcslink_connect(c, err, errlen);
 }
 
 void
@@ -116,4 +204,9 @@ gcslink_close(struct cts *c)
 {
 	proto_client_free(c->gcs);
 	c->gcs = NULL;
+	for (size_t i = 0; i < gcslink_eps.n; i++)
+		free(gcslink_eps.v[i]);
+	free(gcslink_eps.v);
+	gcslink_eps.v = NULL;
+	gcslink_eps.n = 0;
 }

@@ -35,18 +35,26 @@ cache_put(struct gcs *g, const struct dir_entry *e)
 	const char *gid = dir_entry_get(e, "gcaGID"), *cts = dir_entry_get(e, "gcaCTSName");
 	const char *state = dir_entry_get(e, "gcaJobState");
 	struct cache_job *j;
+	bool known, prev_finished;
+	char *prev_cts;
 
 	if (gid == NULL)
 		return;
 	HASH_FIND_STR(g->cache, gid, j);
+	known = j != NULL;
+	prev_finished = j != NULL && j->finished;
+	prev_cts = j != NULL ? j->cts : NULL;
 	if (j == NULL) {
 		if ((j = calloc(1, sizeof *j)) == NULL || (j->gid = strdup(gid)) == NULL)
 			abort();
 		HASH_ADD_KEYPTR(hh, g->cache, j->gid, strlen(j->gid), j);
 	}
-	free(j->cts);
 	j->cts = cts ? strdup(cts) : NULL;
 	j->finished = state != NULL && strcmp(state, "finished") == 0;
+	/* After the refresh, a change is news for subscribers unless this GCS made it; a binding made
+	 * here and replaced is told even when it shows up in a refresh (relay.c). */
+	relay_job(g, gid, cts, j->finished, known, prev_cts, prev_finished, g->cache_ready);
+	free(prev_cts);
 }
 
 /* The DN of a deleted entry is all the feed gives: gcaGID=<value>,ou=jobs,... */

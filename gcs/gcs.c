@@ -62,6 +62,7 @@ gcs_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	registry_tick(arg);
+	relay_tick(arg);
 }
 
 static void
@@ -220,6 +221,8 @@ main(int argc, char **argv)
 		log_fatal("directory: %s", err);
 	if (cache_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
+	if (relay_open(&g, err, sizeof err) != 0)
+		log_fatal("directory feed: %s", err);
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
 		.ctx = &g, .on_close = gcs_on_conn_close };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
@@ -255,6 +258,7 @@ main(int argc, char **argv)
 	event_free(g.tick);
 	proto_server_free(g.server);
 	registry_free(&g);
+	relay_close(&g);
 	cache_close(&g);
 	dir_close(g.dir);
 	dir_config_free(&g.dircfg);

@@ -14,6 +14,8 @@
 struct event_base;
 struct event;
 struct cache_job;
+struct relay_key;
+struct relay_held;
 
 /* A CTS this GCS has heard from (registry.c). */
 struct gcs_cts {
@@ -48,6 +50,9 @@ struct gcs {
 	struct dir_feed		*feed;		/* cache.c */
 	struct cache_job	*cache;
 	bool			 cache_ready;
+	struct dir_feed		*relay_feed;	/* relay.c: records made through other GCSes */
+	struct relay_key	*relay;		/* changes made here, whose echo is not news */
+	struct relay_held	*held;		/* bindings made here lately */
 };
 
 extern const struct proto_handler gcs_handlers[];
@@ -91,6 +96,16 @@ void notify_subscribe(struct proto_req *r, void *ctx);
 void notify_event(struct gcs *g, const char *event, const char *gid, const char *cts,
 	const char *checkpoint_id, uint64_t seq);
 void notify_drop(struct gcs *g, struct proto_conn *c);
+
+/* relay.c: events of changes made through another GCS, from the directory's change feed */
+int  relay_open(struct gcs *g, char *err, size_t errlen);
+void relay_expect(struct gcs *g, const char *kind, const char *a, const char *b);
+void relay_forget(struct gcs *g, const char *kind, const char *a, const char *b);
+void relay_hold(struct gcs *g, const char *gid, const char *cts);
+void relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool known,
+	const char *prev_cts, bool prev_finished, bool news);
+void relay_tick(struct gcs *g);
+void relay_close(struct gcs *g);
 
 /* The proto error code for a directory status. */
 const char *gcs_dir_code(enum dir_status s);

@@ -21,6 +21,8 @@ record_on_stored(const struct dir_result *res, void *arg)
 	struct msg_checkpoint_log *b = op->r->body;
 	struct msg_seq_ok ok = { res->seq };
 
+	if (res->status != DIR_OK || res->msg[0] != '\0')
+		relay_forget(op->g, "checkpoint", b->checkpoint_id, NULL);	/* no echo will come */
 	if (res->status == DIR_OK) {
 		log_debug("record %s of %s: seq %llu%s", b->checkpoint_id, b->gid,
 		    (unsigned long long)res->seq, res->msg[0] ? " (already recorded)" : "");
@@ -61,5 +63,6 @@ record_checkpoint_log(struct proto_req *r, void *ctx)
 		.sha256 = b->sha256, .kind = b->kind, .time_ms = b->time_ms, .size = b->size,
 		.properties = (const char **)b->properties.v, .nproperties = b->properties.n,
 	};
+	relay_expect(op->g, "checkpoint", b->checkpoint_id, NULL);
 	dir_checkpoint_log(op->g->dir, &c, record_on_stored, op);
 }

@@ -3,6 +3,7 @@
  * directory; a broker's do_checkpoint goes to that CTS over a pooled mTLS connection, and its
  * answer comes back after the CTS's record was stored (the one record path).
  */
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +40,25 @@ router_ping(struct proto_req *r, void *ctx)
 
 /* ---- job_bind ---- */
 
+/* A bind that did not happen: its names in relay.c will see no echo. */
+static void
+router_bind_failed(struct router_op *op)
+{
+	struct msg_job_bind *b = op->r->body;
+
+	relay_forget(op->g, "bind", b->gid, b->cts);
+	relay_hold(op->g, b->gid, NULL);
+}
+
 static void
 router_on_moved(const struct dir_result *res, void *arg)
 {
 	struct router_op *op = arg;
 	struct msg_job_bind *b = op->r->body;
 	struct msg_job_bind_ok ok = { "running" };
+
+	if (res->status != DIR_OK)
+		router_bind_failed(op);
 
 	if (res->status == DIR_OK) {
 		log_info("GID %s moved from CTS %s to %s%s", b->gid, op->holder, b->cts,
@@ -58,6 +72,32 @@ router_on_moved(const struct dir_result *res, void *arg)
 		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
 	}
 	free(op);
+}
+
+/* Up as far as the GCS it beats to said: "ok" or "unavailable: ..." (alive, its core service
+ * not), not "down" or "retired". */
+static bool
+router_status_up(const char *status)
+{
+	return status != NULL && (strcmp(status, "ok") == 0 || strncmp(status, "unavailable", 11) == 0);
+}
+
+static void
+router_on_holder(const struct dir_result *res, void *arg)
+{
+	struct router_op *op = arg;
+	struct msg_job_bind *b = op->r->body;
+	const char *status = res->nentries ? dir_entry_get(&res->entries[0], "gcaStatus") : NULL;
+
+	if (res->status == DIR_OK && router_status_up(status)) {
+		router_bind_failed(op);
+		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s is held by CTS %s, which is up (%s, "
+		    "as its GCS says); only a recovery may move it", b->gid, op->holder, status);
+		free(op);
+		return;
+	}
+	dir_job_bind(op->g->dir, b->gid, b->cts, b->owner, b->local_id, op->holder, router_on_moved,
+	    op);
 }
 
 static void
@@ -78,6 +118,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 		return;
 	}
 	if (res->status != DIR_EXISTS || res->nentries == 0) {
+		router_bind_failed(op);
 		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
 		free(op);
 		return;
@@ -87,6 +128,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 	owner = dir_entry_get(&res->entries[0], "gcaOwner");
 	state = dir_entry_get(&res->entries[0], "gcaJobState");
 	if (owner != NULL && strcmp(owner, b->owner) != 0) {
+		router_bind_failed(op);
 		proto_reply_err(op->r, PROTO_E_FORBIDDEN, "GID %s belongs to %s, not %s", b->gid, owner,
 		    b->owner);
 		free(op);
@@ -95,12 +137,24 @@ router_on_bound(const struct dir_result *res, void *arg)
 	live = holder ? registry_find(op->g, holder) : NULL;
 	if (holder != NULL && strcmp(holder, b->cts) != 0 && !b->recovery && live != NULL &&
 	    live->up && (state == NULL || strcmp(state, "finished") != 0)) {
+		router_bind_failed(op);
 		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s is held by CTS %s, which is up; only "
 		    "a recovery may move it", b->gid, holder);
 		free(op);
 		return;
 	}
 	snprintf(op->holder, sizeof op->holder, "%s", holder ? holder : "");
+	if (holder != NULL && strcmp(holder, b->cts) != 0 && !b->recovery &&
+	    (live == NULL || live->status == NULL) && (state == NULL || strcmp(state, "finished") != 0)) {
+		char dn[1024];
+		/* The holder never registered here: it may beat to another GCS (several GCS, issue
+		 * 11), which keeps its gcaStatus in ou=cts. */
+		if (dir_dn_cts(op->g->dir, holder, dn, sizeof dn) == 0) {
+			dir_search(op->g->dir, dn, 0, "(objectClass=gcaTranslationService)", 1,
+			    router_on_holder, op);
+			return;
+		}
+	}
 	dir_job_bind(op->g->dir, b->gid, b->cts, b->owner, b->local_id, holder, router_on_moved, op);
 }
 
@@ -114,6 +168,9 @@ router_job_bind(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may not bind for %s", r->peer.name, b->cts);
 		return;
 	}
+	/* Named before the write: the feed's echo may come before the reply (relay.c). */
+	relay_expect(ctx, "bind", b->gid, b->cts);
+	relay_hold(ctx, b->gid, b->cts);
 	dir_job_bind(((struct gcs *)ctx)->dir, b->gid, b->cts, b->owner, b->local_id, NULL,
 	    router_on_bound, router_op_new(ctx, r));
 }
@@ -157,6 +214,7 @@ router_on_unbind_holder(const struct dir_result *res, void *arg)
 		free(op);
 		return;
 	}
+	relay_expect(op->g, "unbound", b->gid, b->cts);
 	dir_job_state(op->g->dir, b->gid, b->local_id, b->state ? b->state : "finished",
 	    (int)b->exit_status, router_on_unbound, op);
 }
@@ -175,12 +233,95 @@ router_job_unbind(struct proto_req *r, void *ctx)
 
 /* ---- do_checkpoint ---- */
 
+static void router_on_idem(const struct dir_result *res, void *arg);
+
+/*
+ * A keyed checkpoint whose CTS could not reach its GCS to store the record (that GCS died: the
+ * CTS keeps the record and sends it through its next GCS), or did not answer in time: the record
+ * may yet arrive. Look for it by its key for a few seconds before telling the broker it failed, so
+ * a checkpoint taken is reported taken (several GCS, issue 11).
+ */
+#define ROUTER_LATE_TRIES	25
+#define ROUTER_LATE_EVERY_MS	200
+
+struct router_late {
+	struct router_op	*op;
+	struct event		*timer;
+	int			 tries;
+	char			 code[32], msg[512];
+};
+
+static void router_late_look(evutil_socket_t fd, short what, void *arg);
+
+static void
+router_on_late(const struct dir_result *res, void *arg)
+{
+	struct router_late *late = arg;
+	struct router_op *op = late->op;
+	struct timeval every = { 0, ROUTER_LATE_EVERY_MS * 1000 };
+
+	if (res->status == DIR_OK && res->nentries > 0) {
+		log_info("checkpoint of %s: its record arrived after the CTS's error (%s)",
+		    ((struct msg_do_checkpoint *)op->r->body)->gid, late->msg);
+		router_on_idem(res, op);	/* replies with the record, frees op */
+	} else if (++late->tries < ROUTER_LATE_TRIES) {
+		evtimer_add(late->timer, &every);
+		return;
+	} else {
+		proto_reply_err(op->r, late->code, "CTS %s: %s", op->holder, late->msg);
+		free(op);
+	}
+	event_free(late->timer);
+	free(late);
+}
+
+static void
+router_late_look(evutil_socket_t fd, short what, void *arg)
+{
+	struct router_late *late = arg;
+	struct msg_do_checkpoint *b = late->op->r->body;
+	char dn[1024], esc[512], filter[700];
+
+	(void)fd;
+	(void)what;
+	if (dir_dn_job(late->op->g->dir, b->gid, dn, sizeof dn) != 0 ||
+	    dir_filter_escape(b->idem_key, esc, sizeof esc) != 0) {
+		struct dir_result none = { .status = DIR_NOT_FOUND };
+		late->tries = ROUTER_LATE_TRIES;
+		router_on_late(&none, late);
+		return;
+	}
+	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaProperty=idem=%s))", esc);
+	dir_search(late->op->g->dir, dn, 1, filter, 1, router_on_late, late);
+}
+
+static void
+router_wait_record(struct router_op *op, const char *code, const char *msg)
+{
+	struct router_late *late = calloc(1, sizeof *late);
+	struct timeval every = { 0, ROUTER_LATE_EVERY_MS * 1000 };
+
+	if (late == NULL)
+		abort();
+	late->op = op;
+	snprintf(late->code, sizeof late->code, "%s", code);
+	snprintf(late->msg, sizeof late->msg, "%s", msg);
+	late->timer = evtimer_new(op->g->base, router_late_look, late);
+	evtimer_add(late->timer, &every);
+}
+
 static void
 router_on_cts_reply(const char *code, const char *msg, const void *body, void *arg)
 {
 	struct router_op *op = arg;
 	struct msg_do_checkpoint *b = op->r->body;
 
+	if (code != NULL && b->idem_key != NULL && strstr(msg, "core service") == NULL &&
+	    (strcmp(code, PROTO_E_UNAVAILABLE) == 0 || strcmp(code, PROTO_E_TIMEOUT) == 0)) {
+		router_wait_record(op, strcmp(code, PROTO_E_TIMEOUT) == 0 ? PROTO_E_TIMEOUT :
+		    PROTO_E_CTS_DOWN, msg);
+		return;
+	}
 	if (code == NULL) {
 		const struct msg_checkpoint_ok *ok = body;
 		log_info("checkpoint of %s at %s: %s seq %llu", b->gid, op->holder, ok->checkpoint_id,

@@ -140,6 +140,7 @@ dir_feed_thread(void *arg)
 		ldap_sync_t ls;
 		LDAP *ld;
 		int rc, err = 0;
+		bool started;
 
 		if ((ld = dir_feed_connect(f)) == NULL) {
 			for (int waited = 0; waited < backoff_ms && !atomic_load(&f->stop); waited += 50)
@@ -160,6 +161,7 @@ dir_feed_thread(void *arg)
 		ls.ls_ld = ld;
 		f->refreshing = true;
 		rc = ldap_sync_init(&ls, LDAP_SYNC_REFRESH_AND_PERSIST);
+		started = rc == LDAP_SUCCESS;
 		if (rc == LDAP_SUCCESS) {
 			was_up = true;
 			start_failures = 0;
@@ -178,15 +180,19 @@ dir_feed_thread(void *arg)
 			    ldap_err2string(rc), err, ldap_err2string(err));
 			dir_feed_push(f, DIR_CHANGE_LOST, NULL);
 			was_up = false;
-		} else if (!atomic_load(&f->stop)) {
+		} else if (!atomic_load(&f->stop) && start_failures++ % 30 == 0) {
 			/* The sync search itself was refused (a size limit, an ACL): say so, the
-			 * first time and then every 30th, and wait before asking again. */
-			if (start_failures++ % 30 == 0)
-				log_warn("directory feed %s: the sync search of %s fails (%d %s / %d %s); "
-				    "retrying every %d s", f->uri, f->search_base, rc, ldap_err2string(rc),
-				    err, ldap_err2string(err), 2);
-			for (int waited = 0; waited < 2000 && !atomic_load(&f->stop); waited += 50)
+			 * first time and then every 30th. */
+			log_warn("directory feed %s: the sync search of %s fails (%d %s / %d %s); "
+			    "retrying", f->uri, f->search_base, rc, ldap_err2string(rc), err,
+			    ldap_err2string(err));
+		}
+		/* Refused at once (a provider busy with its own refresh answers so, or a limit):
+		 * wait before asking again, longer each time up to 2 s; never a tight loop. */
+		if (!started) {
+			for (int waited = 0; waited < backoff_ms && !atomic_load(&f->stop); waited += 50)
 				usleep(50 * 1000);
+			backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
 		}
 	}
 	return NULL;
