@@ -34,6 +34,9 @@ TEST_CLEANUPS=()
 on_exit() { TEST_CLEANUPS+=("$*"); }
 test_cleanup() {
 	local i
+	# a subshell or a child bash forked but not yet exec'd inherits the EXIT trap: only the
+	# suite's own shell cleans up (else a signal there removes TEST_TMP under the suite)
+	[ "$BASHPID" = "$$" ] || return 0
 	for ((i = ${#TEST_CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${TEST_CLEANUPS[$i]}" >/dev/null 2>&1; done
 	[ "${GCA_KEEP:-}" = 1 ] || rm -rf "${TEST_TMP:-/nonexistent}"
 }
