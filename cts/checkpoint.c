@@ -45,6 +45,8 @@ ckpt_fail(struct cts_ckpt *ck, const char *code, const char *why)
 	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, why);
 	if (ck->req != NULL)
 		proto_reply_err(ck->req, code, "checkpoint of %s failed: %s", ck->job->gid, why);
+	for (int i = 0; i < ck->nagain; i++)
+		proto_reply_err(ck->again[i], code, "checkpoint of %s failed: %s", ck->job->gid, why);
 	if (ck->image_dir[0] != '\0')
 		file_remove_tree(ck->image_dir);
 	ckpt_finish(ck);
@@ -85,6 +87,19 @@ ckpt_next(struct cts_job *j)
 	ckpt_start(ck);
 }
 
+/* The running or waiting checkpoint of j asked with this idempotency key, if any. */
+static struct cts_ckpt *
+ckpt_find_idem(struct cts_job *j, const char *idem_key)
+{
+	if (j->running != NULL && j->running->idem_key != NULL &&
+	    strcmp(j->running->idem_key, idem_key) == 0)
+		return j->running;
+	for (struct cts_ckpt *ck = j->queue; ck != NULL; ck = ck->next)
+		if (ck->idem_key != NULL && strcmp(ck->idem_key, idem_key) == 0)
+			return ck;
+	return NULL;
+}
+
 void
 ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key)
 {
@@ -101,6 +116,17 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 		if (req != NULL)
 			proto_reply_err(req, PROTO_E_BUSY, "%u checkpoints of %s already wait (max_queue)",
 			    j->nqueued, j->gid);
+		return;
+	}
+	if (idem_key != NULL && req != NULL && (ck = ckpt_find_idem(j, idem_key)) != NULL) {
+		if (ck->nagain == (int)GCA_NITEMS(ck->again)) {
+			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
+			    ck->id, j->gid, ck->nagain + 1);
+			return;
+		}
+		log_info("checkpoint %s of %s: asked again with its key; answered when it is done",
+		    ck->id, j->gid);
+		ck->again[ck->nagain++] = req;
 		return;
 	}
 	if ((ck = calloc(1, sizeof *ck)) == NULL)
@@ -263,12 +289,15 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 	}
 	log_info("checkpoint %s of %s (%s): seq %llu, %llu bytes", ck->id, ck->job->gid, ck->kind,
 	    (unsigned long long)seq, (unsigned long long)ck->result.size);
-	if (ck->req != NULL) {
+	if (ck->req != NULL || ck->nagain > 0) {
 		char image_name[PATH_MAX];
 		snprintf(image_name, sizeof image_name, "%s:%s", c->name,
 		    ck->image_dir + strlen(c->state) + 1);
 		struct msg_checkpoint_ok ok = { ck->id, image_name, c->name, seq };
-		proto_reply_ok(ck->req, ck->req->pt->reply, &ok);
+		if (ck->req != NULL)
+			proto_reply_ok(ck->req, ck->req->pt->reply, &ok);
+		for (int i = 0; i < ck->nagain; i++)
+			proto_reply_ok(ck->again[i], ck->again[i]->pt->reply, &ok);
 	}
 	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
 	struct ckpt_retain cr = { c, ck->job->gid };
@@ -302,6 +331,8 @@ ckpt_job_gone(struct cts_job *j)
 		j->nqueued--;
 		if (ck->req != NULL)
 			proto_reply_err(ck->req, PROTO_E_NOT_FOUND, "job %s ended", j->gid);
+		for (int i = 0; i < ck->nagain; i++)
+			proto_reply_err(ck->again[i], PROTO_E_NOT_FOUND, "job %s ended", j->gid);
 		ckpt_free(ck);
 	}
 	/* one waiting for the job's answer will not get it; one being sealed completes */

@@ -74,6 +74,10 @@ struct cts_ckpt {
 	const char		*kind;		/* external, periodic, job */
 	char			*idem_key;
 	struct proto_req	*req;		/* who waits: the GCS's do_checkpoint, a local_checkpoint */
+	/* the same do_checkpoint again (its idempotency key), e.g. retried through another GCS
+	 * after the first one died: answered with this checkpoint's result, never a second dump */
+	struct proto_req	*again[4];
+	int			 nagain;
 	char			 image_dir[PATH_MAX], staging[PATH_MAX];
 	uint64_t		 time_ms;
 	struct image_result	 result;	/* of the sealed image */

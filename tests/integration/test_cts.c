@@ -382,6 +382,40 @@ test_app_conversation(void **state)
 	assert_string_equal(again->checkpoint_id, ok->checkpoint_id);
 	proto_body_free(okt, ok);
 	proto_body_free(okt, again);
+
+	/* the same key asked again while the first still runs (a broker retrying through another
+	 * GCS): one dump, one app_save, both answered with its id */
+	{
+		struct proto_sync *b1 = broker(), *b2 = broker();
+		struct msg_do_checkpoint dc = { "g-app", "key-2", 0 };
+		const struct proto_type *pt = proto_type_find("do_checkpoint");
+		struct proto_msg m1 = { 0 }, m2 = { 0 }, extra = { 0 };
+		struct msg_app_save *save;
+		char err[256];
+
+		assert_int_equal(proto_sync_send(b1, "do_checkpoint", 1, pt, &dc), 0);
+		assert_int_equal(proto_sync_read(job, 5000, NULL, &m1, err, sizeof err), 0);
+		assert_string_equal(m1.type, "app_save");
+		save = m1.body;
+		assert_int_equal(proto_sync_send(b2, "do_checkpoint", 1, pt, &dc), 0);
+		usleep(300 * 1000);	/* the second reaches the CTS while the first waits */
+		answer_files(job, save);
+		assert_int_equal(proto_sync_read(b1, 10000, pt->reply, &m2, err, sizeof err), 0);
+		assert_string_equal(m2.type, "ok");
+		assert_string_equal(((struct msg_checkpoint_ok *)m2.body)->checkpoint_id,
+		    save->checkpoint_id);
+		proto_msg_free(&m2);
+		assert_int_equal(proto_sync_read(b2, 10000, pt->reply, &m2, err, sizeof err), 0);
+		assert_string_equal(m2.type, "ok");
+		assert_string_equal(((struct msg_checkpoint_ok *)m2.body)->checkpoint_id,
+		    save->checkpoint_id);
+		proto_msg_free(&m2);
+		/* no second app_save came */
+		assert_int_not_equal(proto_sync_read(job, 500, NULL, &extra, err, sizeof err), 0);
+		proto_msg_free(&m1);
+		proto_sync_close(b1);
+		proto_sync_close(b2);
+	}
 	proto_sync_close(job);
 }
 

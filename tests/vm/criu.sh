@@ -147,7 +147,7 @@ for mib in 16 256; do
 	t=$(up)
 	criu dump --leave-running -t $bpid -D /tmp/plain-$mib -o dump.log > /dev/null 2>&1; rc=$?
 	secs=$(awk -v a=$t -v b=$(up) 'BEGIN { print b - a }')
-	echo "plain $mib $rc $secs $rss" > $S/bench-$mib.plain
+	echo "plain $mib $rc $secs $rss" > $S/bench-$mib.plain.tmp && mv $S/bench-$mib.plain.tmp $S/bench-$mib.plain  # whole, never seen half-written
 	rm -rf /tmp/plain-$mib
 	gwait 120 $S/bench-$mib.done
 	kill -9 $bpid; wait $bpid 2>/dev/null
@@ -186,7 +186,7 @@ ckpt() {
 	echo "$lo $hi" > "$T/ckpt$i.range"
 	if [ -n "$id" ]; then
 		pass "gca-ctl checkpoint vm-job #$i: $id (counter $lo..$hi, $(since "$t") s)"
-		echo "$id" > "$share/ckpt$i.id"
+		echo "$id" > "$share/ckpt$i.id.tmp" && mv "$share/ckpt$i.id.tmp" "$share/ckpt$i.id"
 	else
 		fail "gca-ctl checkpoint vm-job #$i" "$(cat "$T/ckpt$i.err")"
 	fi
