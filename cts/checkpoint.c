@@ -185,7 +185,7 @@ ckpt_encrypt(void *arg, char *out, size_t len)
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
-	snprintf(out, len, "%llu %s %u", (unsigned long long)r.size, r.sha256, r.nfiles);
+	ckpt_result_line(&r, out, len);
 	return 0;
 }
 
@@ -193,18 +193,33 @@ static void
 ckpt_on_encrypted(bool ok, const char *out, void *arg)
 {
 	struct cts_ckpt *ck = arg;
-	unsigned long long size;
-	unsigned n;
 
-	if (!ok || sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &n) != 3) {
+	if (!ok || ckpt_result_read(ck, out) != 0) {
 		file_remove_tree(ck->image_dir);
 		ck->image_dir[0] = '\0';
 		ckpt_fail(ck, PROTO_E_INTERNAL, ok ? "bad answer from the encryption" : out);
 		return;
 	}
+	ckpt_dumped(ck, NULL);
+}
+
+void
+ckpt_result_line(const struct image_result *r, char *out, size_t len)
+{
+	snprintf(out, len, "%llu %s %u", (unsigned long long)r->size, r->sha256, r->nfiles);
+}
+
+int
+ckpt_result_read(struct cts_ckpt *ck, const char *out)
+{
+	unsigned long long size;
+	unsigned n;
+
+	if (sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &n) != 3)
+		return -1;
 	ck->result.size = size;
 	ck->result.nfiles = n;
-	ckpt_dumped(ck, NULL);
+	return 0;
 }
 
 /* The core service is done: the image is sealed (ck->result), or it failed. */

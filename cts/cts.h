@@ -162,6 +162,10 @@ void local_on_close(struct proto_conn *conn, void *ctx);
 /* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
 void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);
 void ckpt_dumped(struct cts_ckpt *ck, const char *error);
+/* A child that stored an image answers one line, "size sha256 nfiles": written by the first, read
+ * into ck->result by the second (-1 if out is not such a line). */
+void ckpt_result_line(const struct image_result *r, char *out, size_t len);
+int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
 void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);

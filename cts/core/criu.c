@@ -218,7 +218,7 @@ criu_dump_child(void *arg, char *out, size_t len)
 	m.time_ms = ck->time_ms;
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
-	snprintf(out, len, "%llu %s %u", (unsigned long long)r.size, r.sha256, r.nfiles);
+	ckpt_result_line(&r, out, len);
 	return 0;
 }
 
@@ -226,10 +226,8 @@ static void
 criu_on_dumped(bool ok, const char *out, void *arg)
 {
 	struct cts_ckpt *ck = arg;
-	unsigned long long size;
 
-	if (ok && sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &ck->result.nfiles) == 3) {
-		ck->result.size = size;
+	if (ok && ckpt_result_read(ck, out) == 0) {
 		ckpt_dumped(ck, NULL);
 		return;
 	}

@@ -244,7 +244,7 @@ vmm_seal(void *arg, char *out, size_t len)
 	m.time_ms = ck->time_ms;
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
-	snprintf(out, len, "%llu %s %u", (unsigned long long)r.size, r.sha256, r.nfiles);
+	ckpt_result_line(&r, out, len);
 	return 0;
 }
 
@@ -253,15 +253,13 @@ vmm_on_sealed(bool ok, const char *out, void *arg)
 {
 	struct vmm_op *op = arg;
 	struct cts_ckpt *ck = op->ck;
-	unsigned long long size;
 	char p[1200], devices[1024];
 
-	if (!ok || sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &ck->result.nfiles) != 3) {
+	if (!ok || ckpt_result_read(ck, out) != 0) {
 		snprintf(op->error, sizeof op->error, "%s", ok ? "the seal gave no result" : out);
 		vmm_fail(op);
 		return;
 	}
-	ck->result.size = size;
 	/* what a resource must match to take this image, on the record */
 	snprintf(p, sizeof p, "vmm.qemu=%s", op->version);
 	proto_strlist_add(&ck->properties, p);
@@ -273,7 +271,7 @@ vmm_on_sealed(bool ok, const char *out, void *arg)
 	snprintf(p, sizeof p, "vmm.devices=%s", devices);
 	proto_strlist_add(&ck->properties, p);
 	log_info("checkpoint %s of %s: VM stopped %llu ms, %llu bytes, sealed after %llu ms",
-	    ck->id, ck->job->gid, (unsigned long long)(op->t_done - op->t_stop), size,
+	    ck->id, ck->job->gid, (unsigned long long)(op->t_done - op->t_stop), (unsigned long long)ck->result.size,
 	    (unsigned long long)(time_now_ms() - op->t0));
 	vmm_op_free(op);
 	ckpt_dumped(ck, NULL);
