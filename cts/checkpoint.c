@@ -253,7 +253,8 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	rec = (struct msg_checkpoint_log){ .checkpoint_id = ck->id, .gid = ck->job->gid,
 		.cts = c->name, .core_service = (char *)c->core->name, .image_name = image_name,
 		.exec_manager = c->exec_manager, .sha256 = ck->result.sha256, .kind = (char *)ck->kind,
-		.time_ms = ck->time_ms, .size = ck->result.size };
+		.time_ms = ck->time_ms, .size = ck->result.size,
+		.parent = ck->parent[0] != '\0' ? ck->parent : NULL };
 	c->core->properties(c, &rec.properties);
 	for (size_t i = 0; i < ck->properties.n; i++)
 		proto_strlist_add(&rec.properties, ck->properties.v[i]);

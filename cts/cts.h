@@ -57,6 +57,10 @@ struct cts_job {
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
 	bool		 unbinding;
 	char		*restore_dir;	/* a copy of an image handed to a recovering job */
+	/* criu_incremental: the last criu dump (its memory tracked since), and how many
+	 * incremental dumps followed the last full one */
+	char		 criu_last[ID_LEN + 1];
+	unsigned	 criu_nincr;
 	int		 pidfd;
 	struct event	*exit_ev, *timer;
 	struct proto_conn *channel;	/* app: the job's socket */
@@ -84,6 +88,7 @@ struct cts_ckpt {
 	struct event		*timeout;	/* app: waiting for the job's answer */
 	struct proto_strlist	 properties;	/* the core service's, for this record only */
 	bool			 encrypted;	/* the image's files are encrypted (image_key) */
+	char			 parent[ID_LEN + 1];	/* an incremental image's parent, "" = full */
 	struct cts_ckpt		*next;
 };
 
@@ -110,6 +115,7 @@ struct cts {
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	unsigned		 max_queue;
+	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;
 	bool			 registered, registering;
