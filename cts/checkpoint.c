@@ -29,8 +29,12 @@ ckpt_finish(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
 
-	if (ck->staging[0] != '\0')
+	if (ck->staging[0] != '\0') {
+		char copy[PATH_MAX + 8];
 		file_remove_tree(ck->staging);
+		snprintf(copy, sizeof copy, "%s.parent", ck->staging);
+		file_remove_tree(copy);	/* app: the parent offered, if any */
+	}
 	j->running = NULL;
 	ckpt_free(ck);
 	if (j->ended)
@@ -335,6 +339,13 @@ ckpt_saved(struct cts_job *j, const struct msg_app_saved *b)
 	}
 	event_free(ck->timeout);
 	ck->timeout = NULL;
+	if (b->ok && b->parent != NULL && b->parent[0] != '\0') {
+		if (ck->offered[0] == '\0' || strcmp(b->parent, ck->offered) != 0) {
+			ckpt_dumped(ck, "the job saved on a parent it was not offered");
+			return;
+		}
+		snprintf(ck->parent, sizeof ck->parent, "%s", ck->offered);	/* incremental */
+	}
 	j->cts->core->saved(ck, b->ok, b->error);
 }
 

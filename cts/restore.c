@@ -8,6 +8,7 @@
  * from the GCS (image_grant), unless this CTS's descriptor says gcaMigration FALSE.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,70 @@ restore_chain(struct restore_op *op, const struct image_meta *top, char *out, si
 	return 0;
 }
 
+static uid_t restore_chown_uid;
+static gid_t restore_chown_gid;
+
+static int
+restore_chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return lchown(path, restore_chown_uid, restore_chown_gid);
+}
+
+int
+restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t uid, gid_t gid,
+	char *out, size_t len)
+{
+	struct image_meta m;
+	char src[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
+	int n = 0;
+
+	snprintf(src, sizeof src, "%s", dir);
+	snprintf(dst, sizeof dst, "%s", copy);
+	for (;;) {
+		/* copied as the CTS: the user gets the tree only when it is whole */
+		if (image_verify(src, &m, dst, (uid_t)-1, (gid_t)-1, out, len) != 0)
+			goto fail;
+		if (m.key_id[0] != '\0' && (n > 0 || m.parent[0] != '\0')) {
+			snprintf(out, len, "checkpoint %s is incremental and encrypted: not supported",
+			    m.checkpoint_id);
+			goto fail;
+		}
+		if (m.parent[0] == '\0')
+			break;
+		if (++n > RESTORE_CHAIN_MAX) {
+			snprintf(out, len, "the chain of parents of %s is longer than %d", dir,
+			    RESTORE_CHAIN_MAX);
+			goto fail;
+		}
+		if (cts_image_dir(c, m.gid, m.parent, src, sizeof src) != 0 ||
+		    strlen(dst) + sizeof "/parent" > sizeof dst) {
+			snprintf(out, len, "checkpoint %s: no folder for its parent %s",
+			    m.checkpoint_id, m.parent);
+			goto fail;
+		}
+		if (stat(src, &st) != 0) {
+			snprintf(out, len, "missing %s", m.parent);
+			goto fail;
+		}
+		strcat(dst, "/parent");
+	}
+	restore_chown_uid = uid;
+	restore_chown_gid = gid;
+	if (uid != (uid_t)-1 && nftw(copy, restore_chown_one, 16, FTW_PHYS | FTW_DEPTH) != 0) {
+		snprintf(out, len, "%s: cannot give it to uid %d: %s", copy, (int)uid,
+		    strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	file_remove_tree(copy);
+	return -1;
+}
+
 /* In the child: every file against the manifest, and the copy for the job's user. */
 /* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
  * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
@@ -128,6 +193,12 @@ restore_verify(void *arg, char *out, size_t len)
 		return -1;
 	if (m.key_id[0] == '\0') {
 		bool app = restore_gives_copy(c);
+		if (app && m.parent[0] != '\0') {
+			if (restore_chain_copy(c, op->image_dir, op->copy, p->uid, p->gid, out, len) != 0)
+				return -1;
+			snprintf(out, len, "ok plain");
+			return 0;
+		}
 		if (image_verify(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
 		    app ? p->gid : (gid_t)-1, out, len) != 0)
 			return -1;

@@ -37,6 +37,7 @@ static struct {
 	char			 gid[256];
 	char			 socket_path[4096];	/* GCA_CTS_SOCKET, "" if unknown */
 	gca_app_save_fn		 save;
+	gca_app_save_incr_fn	 save_incr;	/* gca_app_incremental, or NULL */
 	void			*arg;
 	uint32_t		 next_id;
 	uint32_t		 saved_id;	/* our last app_saved, its reply not read yet (0: none) */
@@ -163,6 +164,12 @@ app_read_frame(uint8_t **payload, size_t *len)
 	return 0;
 }
 
+void
+gca_app_incremental(gca_app_save_incr_fn save_incr)
+{
+	app.save_incr = save_incr;
+}
+
 /* The CTS asks for the job's state: call save_fn, answer app_saved (its reply is read later). */
 static void
 app_serve_save(const struct msg_app_save *req)
@@ -175,12 +182,20 @@ app_serve_save(const struct msg_app_save *req)
 	if (app.save == NULL) {
 		res.ok = false;
 		res.error = "this job has no save function (gca_app_init was given NULL)";
+	} else if (app.save_incr != NULL && req->parent_id != NULL && req->parent_dir != NULL) {
+		int rc = app.save_incr(req->image_dir, req->parent_id, req->parent_dir, app.arg);
+		if (rc == 1)
+			res.parent = req->parent_id;	/* only what changed: an incremental image */
+		else if (rc != 0)
+			res.ok = false;
 	} else if (app.save(req->image_dir, app.arg) != 0) {
+		res.ok = false;
+	}
+	if (!res.ok && res.error == NULL) {
 		if (errno != 0)
 			snprintf(why, sizeof why, "save function failed: %s", strerror(errno));
 		else
 			snprintf(why, sizeof why, "save function failed");
-		res.ok = false;
 		res.error = why;
 	}
 	if (!res.ok)

@@ -247,13 +247,13 @@ criu_on_dumped(bool ok, const char *out, void *arg)
 
 	if (ok && ckpt_result_read(ck, out) == 0) {
 		/* the next dump's pages are those written since this one */
-		snprintf(ck->job->criu_last, sizeof ck->job->criu_last, "%s", ck->id);
-		ck->job->criu_nincr = ck->parent[0] != '\0' ? ck->job->criu_nincr + 1 : 0;
+		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
+		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
 		ckpt_dumped(ck, NULL);
 		return;
 	}
 	/* a failed dump may have reset the memory tracking: the next one is full */
-	ck->job->criu_last[0] = '\0';
+	ck->job->incr_last[0] = '\0';
 	ckpt_dumped(ck, ok ? "the dump gave no result" : out);
 }
 
@@ -270,12 +270,12 @@ criu_choose_parent(struct cts_ckpt *ck)
 	struct stat st;
 
 	ck->parent[0] = '\0';
-	if (ck->cts->criu_incremental == 0 || j->criu_last[0] == '\0' ||
-	    j->criu_nincr >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0')
+	if (ck->cts->criu_incremental == 0 || j->incr_last[0] == '\0' ||
+	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0')
 		return;
-	if (cts_image_dir(ck->cts, j->gid, j->criu_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
+	if (cts_image_dir(ck->cts, j->gid, j->incr_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
 		return;
-	snprintf(ck->parent, sizeof ck->parent, "%s", j->criu_last);
+	snprintf(ck->parent, sizeof ck->parent, "%s", j->incr_last);
 }
 
 static void

@@ -302,7 +302,7 @@ checkpoint_as_job(struct proto_sync *job, const char *gid, const char *idem,
 static int
 saved(struct proto_sync *job, const char *id, bool ok, const char *error)
 {
-	struct msg_app_saved a = { (char *)id, (char *)error, ok };
+	struct msg_app_saved a = { .checkpoint_id = (char *)id, .error = (char *)error, .ok = ok };
 	char code[64], msg[512];
 	void *reply = NULL;
 	int rc = proto_sync_call(job, "app_saved", proto_type_find("app_saved"), &a, &reply, code,

@@ -71,7 +71,7 @@ static struct msg_empty empty;
 static void
 cts_save(struct cts *c, const char *checkpoint_id, const char *dir)
 {
-	struct msg_app_save req = { (char *)checkpoint_id, (char *)dir };
+	struct msg_app_save req = { .checkpoint_id = (char *)checkpoint_id, .image_dir = (char *)dir };
 	struct proto_msg m;
 	char err[256];
 
