@@ -60,7 +60,7 @@ int  gca_app_checkpoint(char *id, size_t idlen, uint64_t *seq, char *err, size_t
 
 /*
  * Incremental saves (the CTS's app_incremental): when the CTS offers the job's previous image,
- * save_incr is called instead of save with parent_id and parent_dir, a read-only copy of that
+ * save_incr is called instead of save with parent_id and parent_dir, a copy of that
  * image for the job's user (writes there are lost). The job writes into image_dir only the files
  * that changed since parent_id and returns 1 (the record then names the parent), or writes
  * everything and returns 0 (a full image), or -1 (failed). A file may not be deleted in an
