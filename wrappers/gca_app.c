@@ -384,12 +384,15 @@ gca_app_init(gca_app_save_fn save, gca_app_restore_fn restore, void *arg)
 {
 	const char *fdenv = getenv("GCA_APP_FD"), *gid = getenv("GCA_GID");
 	const char *sock = getenv("GCA_CTS_SOCKET"), *restore_dir = getenv("GCA_RESTORE_DIR");
+	gca_app_save_incr_fn save_incr;
 	char *end;
 	long fd;
 	int rc = 0;
 
 	proto_sync_close(app.sync);	/* a second init starts over */
+	save_incr = app.save_incr;	/* gca_app_incremental may come first */
 	memset(&app, 0, sizeof app);
+	app.save_incr = save_incr;
 	app.save = save;
 	app.arg = arg;
 	if (fdenv == NULL || *fdenv == '\0')

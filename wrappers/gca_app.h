@@ -70,7 +70,7 @@ int  gca_app_checkpoint(char *id, size_t idlen, uint64_t *seq, char *err, size_t
  */
 typedef int (*gca_app_save_incr_fn)(const char *image_dir, const char *parent_id,
 	const char *parent_dir, void *arg);
-void gca_app_incremental(gca_app_save_incr_fn save_incr);
+void gca_app_incremental(gca_app_save_incr_fn save_incr);	/* before or after gca_app_init */
 
 /* The job's GID, or NULL when not run under gca. */
 const char *gca_app_gid(void);
