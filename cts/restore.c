@@ -98,13 +98,17 @@ restore_chain(struct restore_op *op, const struct image_meta *top, char *out, si
 			    strerror(errno));
 			return -1;
 		}
-		char child[sizeof m.checkpoint_id];
-		snprintf(child, sizeof child, "%s", m.checkpoint_id);
+		struct image_meta child = m;
 		if (image_verify(pdir, &m, NULL, (uid_t)-1, (gid_t)-1, out, len) != 0)
 			return -1;
+		if (strcmp(m.checkpoint_id, child.parent) != 0 || strcmp(m.gid, child.gid) != 0) {
+			snprintf(out, len, "checkpoint %s: the folder of parent %s holds checkpoint %s of "
+			    "%s", op->id, child.parent, m.checkpoint_id, m.gid);
+			return -1;
+		}
 		if (m.key_id[0] != '\0' || strcmp(m.core_service, "criu") != 0) {
 			snprintf(out, len, "checkpoint %s: parent %s of %s is not a plain criu image", op->id,
-			    m.checkpoint_id, child);
+			    m.checkpoint_id, child.checkpoint_id);
 			return -1;
 		}
 		snprintf(dir, sizeof dir, "%s", pdir);
@@ -138,9 +142,17 @@ restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t uid, 
 	snprintf(src, sizeof src, "%s", dir);
 	snprintf(dst, sizeof dst, "%s", copy);
 	for (;;) {
+		char want[sizeof m.parent], gid_want[sizeof m.gid];
+		snprintf(want, sizeof want, "%s", n > 0 ? m.parent : "");
+		snprintf(gid_want, sizeof gid_want, "%s", n > 0 ? m.gid : "");
 		/* copied as the CTS: the user gets the tree only when it is whole */
 		if (image_verify(src, &m, dst, (uid_t)-1, (gid_t)-1, out, len) != 0)
 			goto fail;
+		if (n > 0 && (strcmp(m.checkpoint_id, want) != 0 || strcmp(m.gid, gid_want) != 0)) {
+			snprintf(out, len, "the folder of parent %s holds checkpoint %s of %s", want,
+			    m.checkpoint_id, m.gid);
+			goto fail;
+		}
 		if (m.key_id[0] != '\0' && (n > 0 || m.parent[0] != '\0')) {
 			snprintf(out, len, "checkpoint %s is incremental and encrypted: not supported",
 			    m.checkpoint_id);
