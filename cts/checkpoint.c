@@ -29,8 +29,12 @@ ckpt_finish(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
 
-	if (ck->staging[0] != '\0')
+	if (ck->staging[0] != '\0') {
+		char copy[PATH_MAX + 8];
 		file_remove_tree(ck->staging);
+		snprintf(copy, sizeof copy, "%s.parent", ck->staging);
+		file_remove_tree(copy);	/* app: the parent offered, if any */
+	}
 	j->running = NULL;
 	ckpt_free(ck);
 	if (j->ended)
@@ -253,7 +257,8 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	rec = (struct msg_checkpoint_log){ .checkpoint_id = ck->id, .gid = ck->job->gid,
 		.cts = c->name, .core_service = (char *)c->core->name, .image_name = image_name,
 		.exec_manager = c->exec_manager, .sha256 = ck->result.sha256, .kind = (char *)ck->kind,
-		.time_ms = ck->time_ms, .size = ck->result.size };
+		.time_ms = ck->time_ms, .size = ck->result.size,
+		.parent = ck->parent[0] != '\0' ? ck->parent : NULL };
 	c->core->properties(c, &rec.properties);
 	for (size_t i = 0; i < ck->properties.n; i++)
 		proto_strlist_add(&rec.properties, ck->properties.v[i]);
@@ -334,6 +339,13 @@ ckpt_saved(struct cts_job *j, const struct msg_app_saved *b)
 	}
 	event_free(ck->timeout);
 	ck->timeout = NULL;
+	if (b->ok && b->parent != NULL && b->parent[0] != '\0') {
+		if (ck->offered[0] == '\0' || strcmp(b->parent, ck->offered) != 0) {
+			ckpt_dumped(ck, "the job saved on a parent it was not offered");
+			return;
+		}
+		snprintf(ck->parent, sizeof ck->parent, "%s", ck->offered);	/* incremental */
+	}
 	j->cts->core->saved(ck, b->ok, b->error);
 }
 

@@ -5,7 +5,8 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue, replicas, image_key. Times in seconds unless they carry a unit (500ms, 2m).
+ * max_queue, replicas, image_key, criu_incremental, app_incremental. Times in seconds unless they
+ * carry a unit (500ms, 2m).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -143,6 +144,12 @@ cts_configure(struct cts *c, const struct config *cf)
 	if (config_get_int(cf, "max_queue", 1, 1000, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->max_queue = config_get(cf, "max_queue") ? (unsigned)n : 8;
+	if (config_get_int(cf, "criu_incremental", 0, 1000, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->criu_incremental = config_get(cf, "criu_incremental") ? (unsigned)n : 0;
+	if (config_get_int(cf, "app_incremental", 0, 1000, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->app_incremental = config_get(cf, "app_incremental") ? (unsigned)n : 0;
 	c->app_timeout_ms = cts_duration(cf, "app_timeout", 10000);
 	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
 	c->vmm_qemu = cts_setting(cf, "vmm_qemu", "qemu-system-x86_64");

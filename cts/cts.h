@@ -57,6 +57,10 @@ struct cts_job {
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
 	bool		 unbinding;
 	char		*restore_dir;	/* a copy of an image handed to a recovering job */
+	/* criu_incremental, app_incremental: the job's last image (criu: its memory tracked
+	 * since), and how many incremental ones followed the last full one */
+	char		 incr_last[ID_LEN + 1];
+	unsigned	 incr_n;
 	int		 pidfd;
 	struct event	*exit_ev, *timer;
 	struct proto_conn *channel;	/* app: the job's socket */
@@ -84,6 +88,8 @@ struct cts_ckpt {
 	struct event		*timeout;	/* app: waiting for the job's answer */
 	struct proto_strlist	 properties;	/* the core service's, for this record only */
 	bool			 encrypted;	/* the image's files are encrypted (image_key) */
+	char			 parent[ID_LEN + 1];	/* an incremental image's parent, "" = full */
+	char			 offered[ID_LEN + 1];	/* app: the parent offered in app_save */
 	struct cts_ckpt		*next;
 };
 
@@ -110,6 +116,8 @@ struct cts {
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	unsigned		 max_queue;
+	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
+	unsigned		 app_incremental;	/* cts.conf: the same for app saves */
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;
 	bool			 registered, registering;
@@ -174,6 +182,14 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
+/*
+ * In a child: the image in dir and every parent its manifest names, verified and copied, each
+ * link into the previous one's copy as "parent" (copy/, copy/parent/, ...); then, when
+ * uid != -1, the whole tree chowned to uid:gid, copy itself last. "missing <id>" in out when a
+ * link is not in the store. On failure copy is removed.
+ */
+int  restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t uid, gid_t gid,
+	char *out, size_t len);
 
 /* transfer.c: images between CTSes. transfer_serve is image_fetch (from a CTS with a grant);
  * transfer_fetch_run runs in a child (child_run) and fetches, verifies and renames into image_dir. */

@@ -7,11 +7,14 @@
  * An image this CTS does not hold is fetched first (transfer.c) from a CTS that does, with a grant
  * from the GCS (image_grant), unless this CTS's descriptor says gcaMigration FALSE.
  */
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cts/cts.h"
 
@@ -21,8 +24,15 @@ struct restore_op {
 	char			 id[ID_LEN + 1];
 	uint64_t		 seq;
 	char			 image_dir[PATH_MAX], copy[PATH_MAX];
+	char			 link[ID_LEN + 1];	/* a missing link of the chain, to fetch */
+	int			 nfetched;
 	struct transfer_fetch	 fetch;
 };
+
+#define RESTORE_CHAIN_MAX 1000	/* links of an incremental chain */
+
+static void restore_on_checkpoints(const char *code, const char *msg, const void *body,
+	void *arg);
 
 static const char *
 restore_attr(const struct proto_entry *e, const char *name)
@@ -50,6 +60,136 @@ restore_gives_copy(const struct cts *c)
 	return c->core->keeps_channel || c->core->user_restore;
 }
 
+/*
+ * In the child, for an incremental criu image (its manifest names a parent): every link of the chain
+ * verified, and criu's "parent" link, which the store does not keep, made again in each folder
+ * (criu restore follows it). A link not in the store: "missing <id>", and the CTS fetches it.
+ */
+static int
+restore_chain(struct restore_op *op, const struct image_meta *top, char *out, size_t len)
+{
+	struct image_meta m = *top;
+	char dir[PATH_MAX], lnk[PATH_MAX + 16], target[sizeof top->parent + 4];
+	struct stat st;
+	int n = 0;
+
+	snprintf(dir, sizeof dir, "%s", op->image_dir);
+	while (m.parent[0] != '\0') {
+		char pdir[PATH_MAX];
+
+		if (++n > RESTORE_CHAIN_MAX) {
+			snprintf(out, len, "checkpoint %s: its chain of parents is longer than %d", op->id,
+			    RESTORE_CHAIN_MAX);
+			return -1;
+		}
+		if (cts_image_dir(op->cts, m.gid, m.parent, pdir, sizeof pdir) != 0) {
+			snprintf(out, len, "checkpoint %s: no image folder for parent %s", op->id,
+			    m.parent);
+			return -1;
+		}
+		if (stat(pdir, &st) != 0) {
+			snprintf(out, len, "missing %s", m.parent);
+			return -1;
+		}
+		snprintf(lnk, sizeof lnk, "%s/parent", dir);
+		snprintf(target, sizeof target, "../%s", m.parent);
+		if ((unlink(lnk) != 0 && errno != ENOENT) || symlink(target, lnk) != 0) {
+			snprintf(out, len, "checkpoint %s: cannot link %s to its parent: %s", op->id, lnk,
+			    strerror(errno));
+			return -1;
+		}
+		struct image_meta child = m;
+		if (image_verify(pdir, &m, NULL, (uid_t)-1, (gid_t)-1, out, len) != 0)
+			return -1;
+		if (strcmp(m.checkpoint_id, child.parent) != 0 || strcmp(m.gid, child.gid) != 0) {
+			snprintf(out, len, "checkpoint %s: the folder of parent %s holds checkpoint %s of "
+			    "%s", op->id, child.parent, m.checkpoint_id, m.gid);
+			return -1;
+		}
+		if (m.key_id[0] != '\0' || strcmp(m.core_service, "criu") != 0) {
+			snprintf(out, len, "checkpoint %s: parent %s of %s is not a plain criu image", op->id,
+			    m.checkpoint_id, child.checkpoint_id);
+			return -1;
+		}
+		snprintf(dir, sizeof dir, "%s", pdir);
+	}
+	if (n > 0)
+		log_info("checkpoint %s: %d parent%s verified", op->id, n, n == 1 ? "" : "s");
+	return 0;
+}
+
+static uid_t restore_chown_uid;
+static gid_t restore_chown_gid;
+
+static int
+restore_chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return lchown(path, restore_chown_uid, restore_chown_gid);
+}
+
+int
+restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t uid, gid_t gid,
+	char *out, size_t len)
+{
+	struct image_meta m;
+	char src[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
+	int n = 0;
+
+	snprintf(src, sizeof src, "%s", dir);
+	snprintf(dst, sizeof dst, "%s", copy);
+	for (;;) {
+		char want[sizeof m.parent], gid_want[sizeof m.gid];
+		snprintf(want, sizeof want, "%s", n > 0 ? m.parent : "");
+		snprintf(gid_want, sizeof gid_want, "%s", n > 0 ? m.gid : "");
+		/* copied as the CTS: the user gets the tree only when it is whole */
+		if (image_verify(src, &m, dst, (uid_t)-1, (gid_t)-1, out, len) != 0)
+			goto fail;
+		if (n > 0 && (strcmp(m.checkpoint_id, want) != 0 || strcmp(m.gid, gid_want) != 0)) {
+			snprintf(out, len, "the folder of parent %s holds checkpoint %s of %s", want,
+			    m.checkpoint_id, m.gid);
+			goto fail;
+		}
+		if (m.key_id[0] != '\0' && (n > 0 || m.parent[0] != '\0')) {
+			snprintf(out, len, "checkpoint %s is incremental and encrypted: not supported",
+			    m.checkpoint_id);
+			goto fail;
+		}
+		if (m.parent[0] == '\0')
+			break;
+		if (++n > RESTORE_CHAIN_MAX) {
+			snprintf(out, len, "the chain of parents of %s is longer than %d", dir,
+			    RESTORE_CHAIN_MAX);
+			goto fail;
+		}
+		if (cts_image_dir(c, m.gid, m.parent, src, sizeof src) != 0 ||
+		    strlen(dst) + sizeof "/parent" > sizeof dst) {
+			snprintf(out, len, "checkpoint %s: no folder for its parent %s",
+			    m.checkpoint_id, m.parent);
+			goto fail;
+		}
+		if (stat(src, &st) != 0) {
+			snprintf(out, len, "missing %s", m.parent);
+			goto fail;
+		}
+		strcat(dst, "/parent");
+	}
+	restore_chown_uid = uid;
+	restore_chown_gid = gid;
+	if (uid != (uid_t)-1 && nftw(copy, restore_chown_one, 16, FTW_PHYS | FTW_DEPTH) != 0) {
+		snprintf(out, len, "%s: cannot give it to uid %d: %s", copy, (int)uid,
+		    strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	file_remove_tree(copy);
+	return -1;
+}
+
 /* In the child: every file against the manifest, and the copy for the job's user. */
 /* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
  * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
@@ -65,11 +205,23 @@ restore_verify(void *arg, char *out, size_t len)
 		return -1;
 	if (m.key_id[0] == '\0') {
 		bool app = restore_gives_copy(c);
+		if (app && m.parent[0] != '\0') {
+			if (restore_chain_copy(c, op->image_dir, op->copy, p->uid, p->gid, out, len) != 0)
+				return -1;
+			snprintf(out, len, "ok plain");
+			return 0;
+		}
 		if (image_verify(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
 		    app ? p->gid : (gid_t)-1, out, len) != 0)
 			return -1;
+		if (!app && m.parent[0] != '\0' && restore_chain(op, &m, out, len) != 0)
+			return -1;
 		snprintf(out, len, "ok plain");
 		return 0;
+	}
+	if (m.parent[0] != '\0') {
+		snprintf(out, len, "checkpoint %s is incremental and encrypted: not supported", op->id);
+		return -1;
 	}
 	if (strcmp(m.key_id, c->image_key_id) != 0) {
 		snprintf(out, len, "the image of checkpoint %s is encrypted with site key %s; this CTS "
@@ -95,6 +247,15 @@ restore_on_verified(bool ok, const char *out, void *arg)
 	struct msg_restore_ok reply = { op->id, copied ? op->copy : op->image_dir,
 		(char *)op->cts->core->name, op->seq };
 
+	if (!ok && strncmp(out, "missing ", 8) == 0 && op->nfetched < RESTORE_CHAIN_MAX) {
+		/* a link of an incremental chain is not here: its record, a grant, a fetch */
+		struct msg_restore_prepare *b = op->r->body;
+		snprintf(op->link, sizeof op->link, "%s", out + 8);
+		log_info("checkpoint %s: fetching its parent %s", op->id, op->link);
+		struct msg_query cq = { .what = "checkpoints", .gid = b->gid, .limit = 99999 };
+		gcslink_request(op->cts, "query", &cq, restore_on_checkpoints, op);
+		return;
+	}
 	if (!ok) {
 		file_remove_tree(op->copy);	/* if it was made */
 		log_warn("restore of %s refused: %s", op->id, out);
@@ -129,8 +290,12 @@ restore_on_fetched(bool ok, const char *out, void *arg)
 		restore_fail(op, PROTO_E_UNAVAILABLE, "%s%s", out, "");
 		return;
 	}
-	log_info("checkpoint %s fetched and verified (%s)", op->id, out);
-	replica_located(op->cts, op->fetch.gid, op->id);
+	log_info("checkpoint %s fetched and verified (%s)", op->fetch.id, out);
+	replica_located(op->cts, op->fetch.gid, op->fetch.id);
+	op->nfetched++;
+	free(op->fetch.grant);
+	op->fetch.grant = NULL;
+	op->fetch.nholders = 0;
 	restore_start_verify(op);
 }
 
@@ -142,7 +307,7 @@ restore_on_grant(const char *code, const char *msg, const void *body, void *arg)
 	struct transfer_fetch *f = &op->fetch;
 
 	if (code != NULL) {
-		restore_fail(op, code, "the GCS gives no grant to fetch checkpoint %s: %s", op->id,
+		restore_fail(op, code, "the GCS gives no grant to fetch checkpoint %s: %s", f->id,
 		    msg);
 		return;
 	}
@@ -150,15 +315,13 @@ restore_on_grant(const char *code, const char *msg, const void *body, void *arg)
 		snprintf(f->holders[f->nholders++], sizeof f->holders[0], "%s", g->holders.v[i]);
 	if (f->nholders == 0) {
 		restore_fail(op, PROTO_E_NOT_FOUND, "no other CTS known to the GCS holds checkpoint "
-		    "%s%s", op->id, "");
+		    "%s%s", f->id, "");
 		return;
 	}
 	f->grant = strdup(g->grant);
-	snprintf(f->id, sizeof f->id, "%s", op->id);
 	snprintf(f->state, sizeof f->state, "%s", op->cts->state);
-	snprintf(f->image_dir, sizeof f->image_dir, "%s", op->image_dir);
 	f->tls = op->cts->tls;
-	log_info("fetching checkpoint %s from %s", op->id, f->holders[0]);
+	log_info("fetching checkpoint %s from %s", f->id, f->holders[0]);
 	if (child_run(op->cts, transfer_fetch_run, f, restore_on_fetched, op) != 0)
 		restore_fail(op, PROTO_E_INTERNAL, "cannot start the fetch%s%s", "", "");
 }
@@ -170,7 +333,7 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 	struct msg_restore_prepare *b = op->r->body;
 	const struct msg_query_ok *q = body;
 	const struct proto_entry *found = NULL;
-	const char *holder, *seq;
+	const char *holder, *seq, *want = op->link[0] != '\0' ? op->link : b->checkpoint;
 	struct stat st;
 
 	if (code != NULL) {
@@ -179,25 +342,32 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 	}
 	for (size_t i = 0; i < q->entries.n && found == NULL; i++) {
 		const char *id = restore_attr(&q->entries.v[i], "gcaCheckpointId");
-		if (strcmp(b->checkpoint, "latest") == 0 || (id && strcmp(id, b->checkpoint) == 0))
+		if (strcmp(want, "latest") == 0 || (id && strcmp(id, want) == 0))
 			found = &q->entries.v[i];
 	}
 	if (found == NULL || restore_attr(found, "gcaCheckpointId") == NULL) {
-		restore_fail(op, PROTO_E_NOT_FOUND, "GID %s has no checkpoint %s in the directory",
-		    b->gid, b->checkpoint);
+		if (op->link[0] != '\0')
+			restore_fail(op, PROTO_E_NOT_FOUND, "checkpoint %s needs its parent %s, which "
+			    "has no record in the directory (expired?)", op->id, op->link);
+		else
+			restore_fail(op, PROTO_E_NOT_FOUND, "GID %s has no checkpoint %s in the "
+			    "directory", b->gid, b->checkpoint);
 		return;
 	}
-	snprintf(op->id, sizeof op->id, "%s", restore_attr(found, "gcaCheckpointId"));
-	seq = restore_attr(found, "gcaSequenceNumber");
-	op->seq = seq ? strtoull(seq, NULL, 10) : 0;
 	holder = restore_attr(found, "gcaCTSName");
-	if (cts_image_dir(op->cts, b->gid, op->id, op->image_dir, sizeof op->image_dir) != 0) {
-		restore_fail(op, PROTO_E_BAD_FIELD, "GID %s: no image folder for it%s", b->gid, "");
-		return;
-	}
-	if (stat(op->image_dir, &st) == 0) {
-		restore_start_verify(op);
-		return;
+	if (op->link[0] == '\0') {
+		snprintf(op->id, sizeof op->id, "%s", restore_attr(found, "gcaCheckpointId"));
+		seq = restore_attr(found, "gcaSequenceNumber");
+		op->seq = seq ? strtoull(seq, NULL, 10) : 0;
+		if (cts_image_dir(op->cts, b->gid, op->id, op->image_dir, sizeof op->image_dir) != 0) {
+			restore_fail(op, PROTO_E_BAD_FIELD, "GID %s: no image folder for it%s", b->gid,
+			    "");
+			return;
+		}
+		if (stat(op->image_dir, &st) == 0) {
+			restore_start_verify(op);
+			return;
+		}
 	}
 	/* Not here: fetch it from a CTS that holds it (another resource, or a replica). */
 	if (holder != NULL && strcmp(holder, op->cts->name) != 0 && !op->cts->reg.migrate) {
@@ -206,11 +376,17 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 		    holder);
 		return;
 	}
-	snprintf(op->fetch.gid, sizeof op->fetch.gid, "%s", b->gid);
-	snprintf(op->fetch.signer, sizeof op->fetch.signer, "%s", holder ? holder : "");
+	struct transfer_fetch *f = &op->fetch;
+	snprintf(f->id, sizeof f->id, "%s", restore_attr(found, "gcaCheckpointId"));
+	if (cts_image_dir(op->cts, b->gid, f->id, f->image_dir, sizeof f->image_dir) != 0) {
+		restore_fail(op, PROTO_E_BAD_FIELD, "GID %s: no image folder for it%s", b->gid, "");
+		return;
+	}
+	snprintf(f->gid, sizeof f->gid, "%s", b->gid);
+	snprintf(f->signer, sizeof f->signer, "%s", holder ? holder : "");
 	const char *sha = restore_attr(found, "gcaImageSha256");
-	snprintf(op->fetch.sha256, sizeof op->fetch.sha256, "%s", sha ? sha : "");
-	struct msg_image_grant gq = { op->id, op->cts->name };
+	snprintf(f->sha256, sizeof f->sha256, "%s", sha ? sha : "");
+	struct msg_image_grant gq = { f->id, op->cts->name };
 	gcslink_request(op->cts, "image_grant", &gq, restore_on_grant, op);
 }
 

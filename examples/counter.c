@@ -2,6 +2,7 @@
  * counter: the smallest self-checkpointing job, to copy.
  *
  *   counter [--log FILE] [--tick MS] [--stop-at N] [--checkpoint-every-ticks K] [--pad BYTES]
+ *           [--incremental]
  *
  * Counts from 0 (or from the value restored from <image_dir>/counter), one tick every MS
  * milliseconds (100), appending "counter <n>" to FILE (or stdout). Its state is one number: save
@@ -10,6 +11,8 @@
  * and recover it with
  *   gca-recover --gid G --checkpoint latest -- counter --log /tmp/c.log
  * --pad adds a file of BYTES pseudo-random bytes to each image (to test large images).
+ * --incremental: when the CTS offers the previous image (app_incremental), only the counter is
+ * written (the pad, which never changes what the counter means, stays in the parent).
  * Exits 0 after "counter N" with --stop-at N, or on SIGTERM after "stopped at <n>".
  */
 #include <errno.h>
@@ -102,6 +105,21 @@ save(const char *image_dir, void *arg)
 	return close(fd);
 }
 
+/* An incremental save on the offered parent: the counter only. */
+static int
+save_incr(const char *image_dir, const char *parent_id, const char *parent_dir, void *arg)
+{
+	long pad = pad_bytes;
+	int rc;
+
+	(void)parent_id;
+	(void)parent_dir;
+	pad_bytes = 0;
+	rc = save(image_dir, arg);
+	pad_bytes = pad;
+	return rc == 0 ? 1 : -1;
+}
+
 /* Called by gca_app_init when gca-recover restarts us from a checkpoint. */
 static int
 restore(const char *image_dir, void *arg)
@@ -165,9 +183,11 @@ main(int argc, char **argv)
 			every = number(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--pad") == 0)
 			pad_bytes = number(argv[i], argv[i + 1]), i++;
+		else if (strcmp(argv[i], "--incremental") == 0)
+			gca_app_incremental(save_incr);
 		else {
 			fprintf(stderr, "usage: counter [--log FILE] [--tick MS] [--stop-at N] "
-			    "[--checkpoint-every-ticks K] [--pad BYTES]\n");
+			    "[--checkpoint-every-ticks K] [--pad BYTES] [--incremental]\n");
 			return 2;
 		}
 	}

@@ -108,8 +108,10 @@ struct msg_local_bind {
 };
 struct msg_local_bind_ok { char *cts, *core_service; struct proto_strlist params; };
 struct msg_local_checkpoint { char *gid; };
-struct msg_app_save { char *checkpoint_id, *image_dir; };
-struct msg_app_saved { char *checkpoint_id, *error; bool ok; };
+/* parent_id, parent_dir: only when the CTS offers an incremental save (app_incremental);
+ * app_saved's parent: the job wrote only what changed since that parent (else a full image) */
+struct msg_app_save { char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };
+struct msg_app_saved { char *checkpoint_id, *error; bool ok; char *parent; };
 
 /* proto_type for each name; NULL if unknown (types.c). */
 const struct proto_type *proto_type_find(const char *name);

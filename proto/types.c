@@ -266,6 +266,8 @@ static const struct proto_type proto_t_m_local_checkpoint = { "local_checkpoint"
 static const struct proto_field m_app_save_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_app_save, checkpoint_id), true, 64 },
 	{ "image_dir", PK_STR, offsetof(struct msg_app_save, image_dir), true, 4096 },
+	{ "parent_id", PK_STR, offsetof(struct msg_app_save, parent_id), false, 64 },
+	{ "parent_dir", PK_STR, offsetof(struct msg_app_save, parent_dir), false, 4096 },
 };
 static const struct proto_type proto_t_m_app_save = { "app_save", m_app_save_fields, sizeof m_app_save_fields / sizeof m_app_save_fields[0], sizeof(struct msg_app_save), &proto_t_ok_empty };
 
@@ -273,6 +275,7 @@ static const struct proto_field m_app_saved_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_app_saved, checkpoint_id), true, 64 },
 	{ "error", PK_STR, offsetof(struct msg_app_saved, error), false, 1024 },
 	{ "ok", PK_BOOL, offsetof(struct msg_app_saved, ok), true, 0 },
+	{ "parent", PK_STR, offsetof(struct msg_app_saved, parent), false, 64 },
 };
 static const struct proto_type proto_t_m_app_saved = { "app_saved", m_app_saved_fields, sizeof m_app_saved_fields / sizeof m_app_saved_fields[0], sizeof(struct msg_app_saved), &proto_t_ok_empty };
 

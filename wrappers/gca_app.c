@@ -37,6 +37,7 @@ static struct {
 	char			 gid[256];
 	char			 socket_path[4096];	/* GCA_CTS_SOCKET, "" if unknown */
 	gca_app_save_fn		 save;
+	gca_app_save_incr_fn	 save_incr;	/* gca_app_incremental, or NULL */
 	void			*arg;
 	uint32_t		 next_id;
 	uint32_t		 saved_id;	/* our last app_saved, its reply not read yet (0: none) */
@@ -163,6 +164,12 @@ app_read_frame(uint8_t **payload, size_t *len)
 	return 0;
 }
 
+void
+gca_app_incremental(gca_app_save_incr_fn save_incr)
+{
+	app.save_incr = save_incr;
+}
+
 /* The CTS asks for the job's state: call save_fn, answer app_saved (its reply is read later). */
 static void
 app_serve_save(const struct msg_app_save *req)
@@ -175,12 +182,20 @@ app_serve_save(const struct msg_app_save *req)
 	if (app.save == NULL) {
 		res.ok = false;
 		res.error = "this job has no save function (gca_app_init was given NULL)";
+	} else if (app.save_incr != NULL && req->parent_id != NULL && req->parent_dir != NULL) {
+		int rc = app.save_incr(req->image_dir, req->parent_id, req->parent_dir, app.arg);
+		if (rc == 1)
+			res.parent = req->parent_id;	/* only what changed: an incremental image */
+		else if (rc != 0)
+			res.ok = false;
 	} else if (app.save(req->image_dir, app.arg) != 0) {
+		res.ok = false;
+	}
+	if (!res.ok && res.error == NULL) {
 		if (errno != 0)
 			snprintf(why, sizeof why, "save function failed: %s", strerror(errno));
 		else
 			snprintf(why, sizeof why, "save function failed");
-		res.ok = false;
 		res.error = why;
 	}
 	if (!res.ok)
@@ -369,12 +384,15 @@ gca_app_init(gca_app_save_fn save, gca_app_restore_fn restore, void *arg)
 {
 	const char *fdenv = getenv("GCA_APP_FD"), *gid = getenv("GCA_GID");
 	const char *sock = getenv("GCA_CTS_SOCKET"), *restore_dir = getenv("GCA_RESTORE_DIR");
+	gca_app_save_incr_fn save_incr;
 	char *end;
 	long fd;
 	int rc = 0;
 
 	proto_sync_close(app.sync);	/* a second init starts over */
+	save_incr = app.save_incr;	/* gca_app_incremental may come first */
 	memset(&app, 0, sizeof app);
+	app.save_incr = save_incr;
 	app.save = save;
 	app.arg = arg;
 	if (fdenv == NULL || *fdenv == '\0')

@@ -58,6 +58,20 @@ int  gca_app_poll(int timeout_ms);
  */
 int  gca_app_checkpoint(char *id, size_t idlen, uint64_t *seq, char *err, size_t errlen);
 
+/*
+ * Incremental saves (the CTS's app_incremental): when the CTS offers the job's previous image,
+ * save_incr is called instead of save with parent_id and parent_dir, a copy of that
+ * image for the job's user (writes there are lost). The job writes into image_dir only the files
+ * that changed since parent_id and returns 1 (the record then names the parent), or writes
+ * everything and returns 0 (a full image), or -1 (failed). A file may not be deleted in an
+ * incremental image; a top-level "parent" is reserved. parent_dir, like GCA_RESTORE_DIR of an
+ * incremental checkpoint, is a chain: its own older layers are in parent_dir/parent,
+ * parent_dir/parent/parent, ...: a file's state is in the nearest layer that has it.
+ */
+typedef int (*gca_app_save_incr_fn)(const char *image_dir, const char *parent_id,
+	const char *parent_dir, void *arg);
+void gca_app_incremental(gca_app_save_incr_fn save_incr);	/* before or after gca_app_init */
+
 /* The job's GID, or NULL when not run under gca. */
 const char *gca_app_gid(void);
 

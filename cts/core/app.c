@@ -4,6 +4,8 @@
  * gca-exec, naming a staging folder the job's user owns; the job writes its files there and answers
  * `app_saved`. The CTS then copies the files into its own store, opened beneath the staging folder
  * without following links, and hashes them while copying (DESIGN.md, "Image store safety").
+ * With app_incremental, app_save also offers the job's previous image (parent_id, and a copy of its
+ * chain in parent_dir); a job that wrote only what changed answers with that parent.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -44,12 +46,86 @@ app_on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-app_dump(struct cts_ckpt *ck)
+app_send_save(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
 	struct msg_app_save b;
 	struct timeval tv = { ck->cts->app_timeout_ms / 1000, (ck->cts->app_timeout_ms % 1000) * 1000 };
+	char parent_dir[PATH_MAX + 8];
 	static uint32_t frame_id;
+
+	if (j->channel == NULL || !proto_conn_open(j->channel)) {
+		ckpt_dumped(ck, "the job's channel to the CTS closed");
+		return;
+	}
+	snprintf(parent_dir, sizeof parent_dir, "%s.parent", ck->staging);
+	b = (struct msg_app_save){ ck->id, ck->staging, ck->offered[0] ? ck->offered : NULL,
+		ck->offered[0] ? parent_dir : NULL };
+	if (proto_conn_send(j->channel, "app_save", ++frame_id, proto_type_find("app_save"), &b) != 0) {
+		ckpt_dumped(ck, "cannot write to the job's channel");
+		return;
+	}
+	ck->timeout = event_new(ck->cts->base, -1, 0, app_on_timeout, ck);
+	event_add(ck->timeout, &tv);
+}
+
+/* In the child: the parent's chain, verified and copied for the job's user to read. */
+static int
+app_parent_copy(void *arg, char *out, size_t len)
+{
+	struct cts_ckpt *ck = arg;
+	char dir[PATH_MAX], copy[PATH_MAX + 8];
+
+	if (cts_image_dir(ck->cts, ck->job->gid, ck->offered, dir, sizeof dir) != 0) {
+		snprintf(out, len, "no image folder for %s", ck->offered);
+		return -1;
+	}
+	snprintf(copy, sizeof copy, "%s.parent", ck->staging);
+	if (restore_chain_copy(ck->cts, dir, copy, ck->job->uid, ck->job->gidn, out, len) != 0)
+		return -1;
+	snprintf(out, len, "ok");
+	return 0;
+}
+
+static void
+app_on_parent_copied(bool ok, const char *out, void *arg)
+{
+	struct cts_ckpt *ck = arg;
+
+	if (!ok) {
+		/* the job saves in full this time */
+		log_warn("checkpoint %s of %s: parent %s not offered: %s", ck->id, ck->job->gid,
+		    ck->offered, out);
+		ck->offered[0] = '\0';
+	}
+	app_send_save(ck);
+}
+
+/*
+ * app_incremental N: the job's previous image (and its chain) is offered, copied for the job's
+ * user, unless N incremental ones followed the last full one, it is gone, or images are encrypted.
+ */
+static bool
+app_offer_parent(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
+	char dir[PATH_MAX];
+	struct stat st;
+
+	ck->offered[0] = '\0';
+	if (ck->cts->app_incremental == 0 || j->incr_last[0] == '\0' ||
+	    j->incr_n >= ck->cts->app_incremental || ck->cts->image_key_id[0] != '\0')
+		return false;
+	if (cts_image_dir(ck->cts, j->gid, j->incr_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
+		return false;
+	snprintf(ck->offered, sizeof ck->offered, "%s", j->incr_last);
+	return true;
+}
+
+static void
+app_dump(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
 
 	if (j->channel == NULL || !proto_conn_open(j->channel)) {
 		ckpt_dumped(ck, "the job has no open channel to the CTS (started without gca-exec, or "
@@ -61,13 +137,12 @@ app_dump(struct cts_ckpt *ck)
 		ckpt_dumped(ck, "cannot make the staging folder");
 		return;
 	}
-	b = (struct msg_app_save){ ck->id, ck->staging };
-	if (proto_conn_send(j->channel, "app_save", ++frame_id, proto_type_find("app_save"), &b) != 0) {
-		ckpt_dumped(ck, "cannot write to the job's channel");
-		return;
+	if (app_offer_parent(ck)) {
+		if (child_run(ck->cts, app_parent_copy, ck, app_on_parent_copied, ck) == 0)
+			return;
+		ck->offered[0] = '\0';
 	}
-	ck->timeout = event_new(ck->cts->base, -1, 0, app_on_timeout, ck);
-	event_add(ck->timeout, &tv);
+	app_send_save(ck);
 }
 
 /* In the child: staging -> image folder, hashed, with its manifest. */
@@ -81,7 +156,19 @@ app_store(void *arg, char *out, size_t len)
 	snprintf(m.checkpoint_id, sizeof m.checkpoint_id, "%s", ck->id);
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
 	snprintf(m.core_service, sizeof m.core_service, "app");
+	snprintf(m.parent, sizeof m.parent, "%s", ck->parent);
 	m.time_ms = ck->time_ms;
+	if (ck->parent[0] != '\0') {
+		/* a restore puts the parent's copy there */
+		char p[PATH_MAX + 8];
+		struct stat st;
+		snprintf(p, sizeof p, "%s/parent", ck->staging);
+		if (lstat(p, &st) == 0) {
+			snprintf(out, len, "the job wrote %s, a name an incremental image keeps for its "
+			    "parent", p);
+			return -1;
+		}
+	}
 	if (image_store_copy(ck->staging, ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
 	ckpt_result_line(&r, out, len);
@@ -94,6 +181,8 @@ app_on_stored(bool ok, const char *out, void *arg)
 	struct cts_ckpt *ck = arg;
 
 	if (ok && ckpt_result_read(ck, out) == 0) {
+		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
+		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
 		ckpt_dumped(ck, NULL);
 		return;
 	}

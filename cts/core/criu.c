@@ -8,6 +8,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +177,8 @@ criu_dump_child(void *arg, char *out, size_t len)
 	struct cts_ckpt *ck = arg;
 	struct image_meta m = { 0 };
 	struct image_result r = { 0 };
-	char pid[32], log[PATH_MAX + 64], line[512];
-	const char *argv[16];
+	char pid[32], log[PATH_MAX + 64], line[512], prev[ID_LEN + 8];
+	const char *argv[20];
 	int n = 0, status;
 	pid_t p;
 
@@ -196,6 +197,15 @@ criu_dump_child(void *arg, char *out, size_t len)
 	argv[n++] = "-o";
 	argv[n++] = "dump.log";
 	argv[n++] = "-v4";
+	if (ck->cts->criu_incremental > 0) {
+		/* the kernel tracks the pages written from now on, for the next dump */
+		argv[n++] = "--track-mem";
+		if (ck->parent[0] != '\0') {
+			snprintf(prev, sizeof prev, "../%s", ck->parent);	/* relative to -D */
+			argv[n++] = "--prev-images-dir";
+			argv[n++] = prev;
+		}
+	}
 	if (criu_has_tty(ck->job->pid))
 		argv[n++] = "--shell-job";
 	if (criu_wants(ck->cts, "criu.tcp-established"))
@@ -212,6 +222,14 @@ criu_dump_child(void *arg, char *out, size_t len)
 		    line[0] ? line : "no error line in its log");
 		return -1;
 	}
+	/* criu's link to the parent folder: the manifest names the parent instead, and restore_prepare
+	 * makes the link again once it has verified the chain (the store holds no symlinks) */
+	snprintf(log, sizeof log, "%s/parent", ck->image_dir);
+	if (unlink(log) != 0 && errno != ENOENT) {
+		snprintf(out, len, "cannot remove %s: %s", log, strerror(errno));
+		return -1;
+	}
+	snprintf(m.parent, sizeof m.parent, "%s", ck->parent);
 	snprintf(m.checkpoint_id, sizeof m.checkpoint_id, "%s", ck->id);
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
 	snprintf(m.core_service, sizeof m.core_service, "criu");
@@ -228,15 +246,42 @@ criu_on_dumped(bool ok, const char *out, void *arg)
 	struct cts_ckpt *ck = arg;
 
 	if (ok && ckpt_result_read(ck, out) == 0) {
+		/* the next dump's pages are those written since this one */
+		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
+		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
 		ckpt_dumped(ck, NULL);
 		return;
 	}
+	/* a failed dump may have reset the memory tracking: the next one is full */
+	ck->job->incr_last[0] = '\0';
 	ckpt_dumped(ck, ok ? "the dump gave no result" : out);
+}
+
+/*
+ * criu_incremental N: every dump tracks memory, and is incremental on the job's previous dump
+ * (the one whose tracking it continues) unless N incremental ones followed the last full one,
+ * that image is gone, or images are encrypted (the restore would get a plain copy of one link only).
+ */
+static void
+criu_choose_parent(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
+	char dir[PATH_MAX];
+	struct stat st;
+
+	ck->parent[0] = '\0';
+	if (ck->cts->criu_incremental == 0 || j->incr_last[0] == '\0' ||
+	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0')
+		return;
+	if (cts_image_dir(ck->cts, j->gid, j->incr_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
+		return;
+	snprintf(ck->parent, sizeof ck->parent, "%s", j->incr_last);
 }
 
 static void
 criu_dump(struct cts_ckpt *ck)
 {
+	criu_choose_parent(ck);
 	if (child_run(ck->cts, criu_dump_child, ck, criu_on_dumped, ck) != 0)
 		ckpt_dumped(ck, "cannot start criu");
 }

@@ -98,8 +98,8 @@ setup(void **state)
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
 	    sizeof gcs_ep)) < 0)
 		return -1;
-	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, "app_timeout 1\nretention 2\n", app_sock,
-	    sizeof app_sock);
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep,
+	    "app_timeout 1\nretention 2\napp_incremental 3\n", app_sock, sizeof app_sock);
 	criu_pid = test_cts_start(&site, "criu-1", "criu", gcs_ep, NULL, criu_sock,
 	    sizeof criu_sock);
 	return app_pid > 0 && criu_pid > 0 ? 0 : -1;
@@ -302,7 +302,7 @@ checkpoint_as_job(struct proto_sync *job, const char *gid, const char *idem,
 static int
 saved(struct proto_sync *job, const char *id, bool ok, const char *error)
 {
-	struct msg_app_saved a = { (char *)id, (char *)error, ok };
+	struct msg_app_saved a = { .checkpoint_id = (char *)id, .error = (char *)error, .ok = ok };
 	char code[64], msg[512];
 	void *reply = NULL;
 	int rc = proto_sync_call(job, "app_saved", proto_type_find("app_saved"), &a, &reply, code,
@@ -428,6 +428,158 @@ count_images(const char *gid)
 	return atoi(out);
 }
 
+/* ---- incremental app images (app_incremental 3): the job writes only what changed ---- */
+
+static char inc_prev[ID_LEN + 1];	/* the checkpoint the next app_save must offer, "" none */
+
+static void
+inc_write(const char *dir, const char *name, const char *value)
+{
+	char p[4200];
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	assert_int_equal(file_write_whole(p, value, strlen(value), 0600), 0);
+}
+
+static void
+inc_expect(const char *dir, const char *name, const char *value)
+{
+	char p[4200], *buf = NULL;
+	size_t len;
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	if (file_read_all(p, &buf, &len, 4096) != 0)
+		fail_msg("%s: cannot read it", p);
+	assert_int_equal(len, strlen(value));
+	assert_memory_equal(buf, value, len);
+	free(buf);
+}
+
+static void
+inc_absent(const char *dir, const char *name)
+{
+	char p[4200];
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	assert_int_equal(access(p, F_OK), -1);
+}
+
+static int
+saved_on(struct proto_sync *job, const char *id, const char *parent)
+{
+	struct msg_app_saved a = { .checkpoint_id = (char *)id, .ok = true, .parent = (char *)parent };
+	char code[64], msg[512];
+	void *reply = NULL;
+	int rc = proto_sync_call(job, "app_saved", proto_type_find("app_saved"), &a, &reply, code,
+	    sizeof code, msg, sizeof msg);
+
+	proto_body_free(proto_type_find("app_saved")->reply, reply);
+	return rc;
+}
+
+/* 1: a and b in full (nothing offered) */
+static int
+inc_full(struct proto_sync *job, const struct msg_app_save *save)
+{
+	assert_null(save->parent_id);
+	inc_write(save->image_dir, "a", "a1");
+	inc_write(save->image_dir, "b", "b1");
+	return saved_on(job, save->checkpoint_id, NULL);
+}
+
+/* 2: the first offered with a and b; only b changed */
+static int
+inc_b(struct proto_sync *job, const struct msg_app_save *save)
+{
+	assert_non_null(save->parent_id);
+	assert_string_equal(save->parent_id, inc_prev);
+	inc_expect(save->parent_dir, "a", "a1");
+	inc_expect(save->parent_dir, "b", "b1");
+	inc_write(save->image_dir, "b", "b2");
+	return saved_on(job, save->checkpoint_id, save->parent_id);
+}
+
+/* 3: the second offered as a chain (b2 there, a1 in its parent); only a changed */
+static int
+inc_a(struct proto_sync *job, const struct msg_app_save *save)
+{
+	char older[4200];
+
+	assert_string_equal(save->parent_id, inc_prev);
+	inc_expect(save->parent_dir, "b", "b2");
+	inc_absent(save->parent_dir, "a");
+	snprintf(older, sizeof older, "%s/parent", save->parent_dir);
+	inc_expect(older, "a", "a1");
+	inc_write(save->image_dir, "a", "a3");
+	return saved_on(job, save->checkpoint_id, save->parent_id);
+}
+
+/* a job claiming a parent it was not offered */
+static int
+inc_wrong(struct proto_sync *job, const struct msg_app_save *save)
+{
+	inc_write(save->image_dir, "a", "a4");
+	return saved_on(job, save->checkpoint_id, "0190a0b0-0000-7000-8000-000000000000");
+}
+
+static void
+test_app_incremental(void **state)
+{
+	struct proto_sync *job = local_connect(app_sock);
+	int (*step[])(struct proto_sync *, const struct msg_app_save *) = { inc_full, inc_b, inc_a };
+	const struct proto_type *okt = proto_type_find("do_checkpoint")->reply;
+	const struct proto_type *rpt = proto_type_find("restore_prepare");
+	char code[64], msg[512], ids[3][ID_LEN + 1], v[64], filter[128], path[1200];
+	struct msg_checkpoint_ok *ok;
+	struct msg_restore_prepare rq = { "g-inc", "latest", NULL };
+	struct msg_restore_ok *r = NULL;
+
+	(void)state;
+	assert_int_equal(bind_gid(job, "g-inc", getpid(), code, msg), 0);
+	inc_prev[0] = '\0';
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(checkpoint_as_job(job, "g-inc", NULL, step[i], code, msg, &ok), 0);
+		snprintf(ids[i], sizeof ids[i], "%s", ok->checkpoint_id);
+		snprintf(inc_prev, sizeof inc_prev, "%s", ok->checkpoint_id);
+		proto_body_free(okt, ok);
+	}
+	/* the records name their parents */
+	for (int i = 1; i < 3; i++) {
+		snprintf(filter, sizeof filter, "(gcaCheckpointId=%s)", ids[i]);
+		ldap_value("jobs", filter, "gcaParentCheckpointId", v, sizeof v);
+		assert_string_equal(v, ids[i - 1]);
+	}
+	snprintf(filter, sizeof filter, "(gcaCheckpointId=%s)", ids[0]);
+	v[0] = '\0';
+	ldap_value("jobs", filter, "gcaParentCheckpointId", v, sizeof v);
+	assert_string_equal(v, "");
+	/* retention 2 keeps all three: the newest two need the first */
+	assert_int_equal(count_images("g-inc"), 3);
+	/* the second image holds only b */
+	snprintf(path, sizeof path, "%s/state-app-1/images/g-inc/%s", site.dir, ids[1]);
+	inc_expect(path, "b", "b2");
+	inc_absent(path, "a");
+
+	/* restore gives the chain: a3 / parent: b2 / parent/parent: a1 b1 */
+	assert_int_equal(proto_sync_call(job, "restore_prepare", rpt, &rq, (void **)&r, code,
+	    sizeof code, msg, sizeof msg), 0);
+	assert_string_equal(r->checkpoint_id, ids[2]);
+	inc_expect(r->image_dir, "a", "a3");
+	inc_absent(r->image_dir, "b");
+	snprintf(path, sizeof path, "%s/parent", r->image_dir);
+	inc_expect(path, "b", "b2");
+	snprintf(path, sizeof path, "%s/parent/parent", r->image_dir);
+	inc_expect(path, "a", "a1");
+	inc_expect(path, "b", "b1");
+	file_remove_tree(r->image_dir);
+	proto_body_free(rpt->reply, r);
+
+	/* a parent not offered is refused */
+	assert_int_equal(checkpoint_as_job(job, "g-inc", NULL, inc_wrong, code, msg, &ok), -1);
+	assert_non_null(strstr(msg, "not offered"));
+	proto_sync_close(job);
+}
+
 static void
 test_retention_keeps_the_newest(void **state)
 {
@@ -470,8 +622,8 @@ test_restart_keeps_the_job_table(void **state)
 	waitpid(app_pid, NULL, 0);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, "app_timeout 1\nretention 2\n",
-	    app_sock, sizeof app_sock);
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep,
+	    "app_timeout 1\nretention 2\napp_incremental 3\n", app_sock, sizeof app_sock);
 	assert_true(app_pid > 0);
 	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
 		ldap_value("jobs", "(gcaGID=g-gone)", "gcaJobState", v, sizeof v);
@@ -540,6 +692,7 @@ main(void)
 		cmocka_unit_test(test_bind_rules),
 		cmocka_unit_test(test_app_conversation),
 		cmocka_unit_test(test_retention_keeps_the_newest),
+		cmocka_unit_test(test_app_incremental),
 		cmocka_unit_test(test_restart_keeps_the_job_table),
 		cmocka_unit_test(test_restore_prepare_errors),
 		cmocka_unit_test(test_bad_descriptors_stop_the_start),

@@ -326,6 +326,39 @@ r=$(awk '$1=="restored"{print $2}' "$log10")
 [ "$r" -ge "$n0" ] && [ "$r" -le "$n1" ] && pass "restored $r, the count at the checkpoint ($n0..$n1)" || fail "restored value" "$r not in $n0..$n1"
 kill -TERM $rec; wait $rec 2>/dev/null
 
+# ---- incremental images (app_incremental): B fetches and verifies every link of the chain ----
+for x in a b; do kill ${ctspid[$x]}; wait ${ctspid[$x]} 2>/dev/null; done
+cts_start a TRUE "app_incremental 3" && cts_start b TRUE && pass "A restarts with app_incremental 3, B plain" || fail "restart for incremental images"
+gid6=incr-job
+log14=$T/c14.log
+on a gca-exec --gid $gid6 -- "$counter" --log "$log14" --tick 20 --pad 300000 --incremental &
+job6=$!
+on_exit "kill -9 $job6"
+check "an incremental counter runs on A" wait_for 10 reached "$log14" 5
+iids=()
+for k in 1 2 3; do
+	n0=$(last_count "$log14"); wait_for 10 reached "$log14" $((n0 + 3))
+	out=$(gca-ctl checkpoint $gid6 2>&1)
+	iids+=("$(echo "$out" | awk '$1=="checkpoint"{print $2}')")
+done
+isaved=$(cat "$T/cts-a/images/$gid6/${iids[2]}/counter" 2>/dev/null)
+out=$(lds "(gcaCheckpointId=${iids[2]})" gcaParentCheckpointId)
+has "$out" "gcaParentCheckpointId: ${iids[1]}" && pass "the third record names the second as its parent" || fail "the parent on the record" "$out"
+[ -f "$T/cts-a/images/$gid6/${iids[0]}/pad" ] && [ ! -e "$T/cts-a/images/$gid6/${iids[2]}/pad" ] &&
+	pass "the first image holds the pad, the third only the counter" || fail "incremental image contents" "$(ls "$T/cts-a/images/$gid6"/*)"
+kill -9 $job6; wait $job6 2>/dev/null
+log15=$T/c15.log
+on b gca-recover --gid $gid6 --checkpoint latest -- "$counter" --log "$log15" --tick 20 --incremental &
+rec=$!
+on_exit "kill -9 $rec"
+check "B fetches the chain and restores the newest link" wait_for 20 grep -q "^restored" "$log15"
+expect_eq "B restored the third checkpoint's count" "$(awk '$1=="restored"{print $2}' "$log15")" "$isaved"
+for id in "${iids[@]}"; do
+	[ -f "$T/cts-b/images/$gid6/$id/manifest" ] || fail "B holds the link $id"
+done
+[ "$(grep -c "fetching its parent" "$T/cts-b.log")" -ge 2 ] && pass "B fetched both parents after the newest image" || fail "B fetched the parents" "$(grep -i fetch "$T/cts-b.log" | tail -5)"
+kill -TERM $rec; wait $rec 2>/dev/null
+
 # ---- figures, when asked (GCA_TRANSFER_BENCH_MB=256): a fetch A -> B against a plain TLS copy of
 # the same file between the same namespaces (Python's ssl, the same certificates); never fails ----
 if [ -n "${GCA_TRANSFER_BENCH_MB:-}" ]; then

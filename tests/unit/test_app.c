@@ -58,7 +58,7 @@ struct cts {
 	const char *fail;		/* what went wrong in the thread, or NULL */
 	/* what it saw */
 	bool	 saved_ok;
-	char	 saved_id[64], saved_error[256];
+	char	 saved_id[64], saved_error[256], saved_parent[64];
 	char	 bind_gid[64];
 	uint64_t bind_pid;
 	bool	 bind_recovery;
@@ -69,9 +69,11 @@ static struct msg_empty empty;
 
 /* Sends app_save, reads the app_saved that answers it, replies ok. */
 static void
-cts_save(struct cts *c, const char *checkpoint_id, const char *dir)
+cts_save_on(struct cts *c, const char *checkpoint_id, const char *dir, const char *parent_id,
+	const char *parent_dir)
 {
-	struct msg_app_save req = { (char *)checkpoint_id, (char *)dir };
+	struct msg_app_save req = { .checkpoint_id = (char *)checkpoint_id, .image_dir = (char *)dir,
+		.parent_id = (char *)parent_id, .parent_dir = (char *)parent_dir };
 	struct proto_msg m;
 	char err[256];
 
@@ -89,8 +91,22 @@ cts_save(struct cts *c, const char *checkpoint_id, const char *dir)
 	c->saved_ok = b->ok;
 	snprintf(c->saved_id, sizeof c->saved_id, "%s", b->checkpoint_id);
 	snprintf(c->saved_error, sizeof c->saved_error, "%s", b->error ? b->error : "");
+	snprintf(c->saved_parent, sizeof c->saved_parent, "%s", b->parent ? b->parent : "");
 	proto_sync_send(c->s, "ok", m.id, &proto_t_ok_empty, &empty);
 	proto_msg_free(&m);
+}
+
+static void
+cts_save(struct cts *c, const char *checkpoint_id, const char *dir)
+{
+	cts_save_on(c, checkpoint_id, dir, NULL, NULL);
+}
+
+static void *
+cts_save_incr_thread(void *arg)
+{
+	cts_save_on(arg, "cp-3", "/images/g1/cp-3", "cp-1", "/staging/cp-3.parent");
+	return NULL;
 }
 
 static void *
@@ -218,6 +234,52 @@ test_app_save_is_served(void **state)
 	assert_true(c.saved_ok);
 	assert_string_equal(c.saved_id, "cp-1");
 	assert_int_equal(gca_app_poll(0), 0);	/* nothing more */
+	proto_sync_close(c.s);
+}
+
+static char incr_parent[64], incr_parent_dir[64];
+
+static int
+job_save_incr(const char *dir, const char *parent_id, const char *parent_dir, void *arg)
+{
+	struct job *j = arg;
+
+	j->saves++;
+	snprintf(j->dir, sizeof j->dir, "%s", dir);
+	snprintf(incr_parent, sizeof incr_parent, "%s", parent_id);
+	snprintf(incr_parent_dir, sizeof incr_parent_dir, "%s", parent_dir);
+	return 1;	/* only what changed */
+}
+
+/* An offered parent goes to save_incr when there is one, and its answer names the parent. */
+static void
+test_incremental_save_names_its_parent(void **state)
+{
+	struct job j = { 0 };
+	struct cts c;
+	pthread_t t;
+
+	(void)state;
+	setup_pair(&c);
+	assert_int_equal(gca_app_init(job_save, job_restore, &j), 0);
+	/* without save_incr: a full save, no parent */
+	pthread_create(&t, NULL, cts_save_incr_thread, &c);
+	assert_int_equal(gca_app_poll(500), 1);
+	pthread_join(t, NULL);
+	assert_null(c.fail);
+	assert_true(c.saved_ok);
+	assert_string_equal(c.saved_parent, "");
+	gca_app_incremental(job_save_incr);
+	pthread_create(&t, NULL, cts_save_incr_thread, &c);
+	assert_int_equal(gca_app_poll(500), 1);
+	pthread_join(t, NULL);
+	gca_app_incremental(NULL);
+	assert_null(c.fail);
+	assert_true(c.saved_ok);
+	assert_int_equal(j.saves, 2);
+	assert_string_equal(incr_parent, "cp-1");
+	assert_string_equal(incr_parent_dir, "/staging/cp-3.parent");
+	assert_string_equal(c.saved_parent, "cp-1");
 	proto_sync_close(c.s);
 }
 
@@ -374,6 +436,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_app_save_is_served),
 		cmocka_unit_test(test_failing_save_says_why),
+		cmocka_unit_test(test_incremental_save_names_its_parent),
 		cmocka_unit_test(test_job_checkpoint_serves_the_save_meanwhile),
 		cmocka_unit_test(test_restore_runs_before_init_returns),
 		cmocka_unit_test(test_without_gca_the_job_just_runs),
