@@ -133,10 +133,10 @@ test: all
 	GCA_BUILD=$(B) GCA_SAN=$(SAN) tests/run
 
 test-criu: all
-	GCA_BUILD=$(B) tests/run --only vm/criu
+	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/bench tests/run --only vm/criu
 
 test-vmm: all
-	GCA_BUILD=$(B) tests/run --only vm/vmm
+	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/bench tests/run --only vm/vmm
 
 bench: all
 	GCA_BUILD=$(B) bench/run

@@ -238,7 +238,8 @@ bad=$(grep -c 'heap bad' "$log")
 expect_eq "the heap pattern survived every dump and restore" "$bad" 0
 
 # ---- figures: plain criu dump (guest) vs gca-ctl checkpoint (host broker) ----
-bench_json=$GCA_TOP/bench/criu-vm.json
+# figures go to the build folder; make test-criu (GCA_FIGURES_DIR=bench) records them in bench/
+bench_json=${GCA_FIGURES_DIR:-$GCA_BUILD/bench}/criu-vm.json
 rows=()
 for mib in 16 256; do
 	if ! lab_wait_file 120 "$share/bench-$mib.plain"; then
@@ -269,7 +270,7 @@ if [ ${#rows[@]} -eq 2 ]; then
 		echo "  \"runs\": [${rows[0]}, ${rows[1]}]"
 		echo "}"
 	} > "$bench_json"
-	pass "figures written to bench/criu-vm.json"
+	pass "figures written to ${bench_json#"$GCA_TOP"/}"
 fi
 
 # ---- the end ----

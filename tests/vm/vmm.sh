@@ -413,7 +413,8 @@ for mib in 256 1024; do
 	rows+=("{\"mib\": $mib, \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
 done
 if [ ${#rows[@]} -gt 0 ]; then
-	bench_json=$GCA_TOP/bench/vmm-vm.json
+	# figures go to the build folder; make test-vmm (GCA_FIGURES_DIR=bench) records them in bench/
+	bench_json=${GCA_FIGURES_DIR:-$GCA_BUILD/bench}/vmm-vm.json; mkdir -p "${bench_json%/*}"
 	{
 		echo "{"
 		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports\","
@@ -422,7 +423,7 @@ if [ ${#rows[@]} -gt 0 ]; then
 		echo "  \"runs\": [$(IFS=,; echo "${rows[*]}" | sed 's/},{/}, {/g')]"
 		echo "}"
 	} > "$bench_json"
-	pass "figures written to bench/vmm-vm.json"
+	pass "figures written to ${bench_json#"$GCA_TOP"/}"
 fi
 echo "# suite wall time $(since "$suite_t0") s"
 done_testing
