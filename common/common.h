@@ -46,6 +46,10 @@ int         config_get_bool(const struct config *c, const char *key, bool dflt, 
 		char *err, size_t errlen);   /* yes|no|true|false|on|off|1|0; absent: dflt */
 void        config_free(struct config *c);
 
+/* json.c: a string or a number by its key in one flat JSON line (QMP, the gate); -1 if absent. */
+int json_str(const char *json, const char *key, char *out, size_t len);
+int json_u64(const char *json, const char *key, uint64_t *out);
+
 /* id.c: checkpoint ids are UUIDv7 (time-ordered), canonical lower-case text form. */
 #define ID_LEN 36
 void id_new(char out[ID_LEN + 1]);

@@ -167,7 +167,7 @@ vres_incoming(struct vmm_vm *vm, int fd)
 		if (vmm_qmp_call(q, "{\"execute\": \"query-status\"}", -1, reply, sizeof reply, err,
 		    sizeof err) != 0)
 			goto fail;
-		vmm_json_str(reply, "status", status, sizeof status);
+		json_str(reply, "status", status, sizeof status);
 		if (strcmp(status, "inmigrate") != 0)
 			break;
 		usleep(20000);

@@ -210,7 +210,7 @@ vmm_qmp_call(int fd, const char *json, int pass_fd, char *reply, size_t len, cha
 		if (strstr(reply, "\"return\"") != NULL)
 			return 0;
 		if (strstr(reply, "\"error\"") != NULL) {
-			if (vmm_json_str(reply, "desc", err, errlen) != 0)
+			if (json_str(reply, "desc", err, errlen) != 0)
 				snprintf(err, errlen, "%s", reply);
 			return -1;
 		}
@@ -237,49 +237,6 @@ vmm_qmp_open(struct vmm_vm *vm, int timeout_ms, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
-}
-
-static const char *
-vmm_json_find(const char *json, const char *key)
-{
-	char pat[80];
-	const char *p;
-
-	snprintf(pat, sizeof pat, "\"%s\"", key);
-	if ((p = strstr(json, pat)) == NULL)
-		return NULL;
-	for (p += strlen(pat); *p == ' ' || *p == ':'; p++)
-		;
-	return p;
-}
-
-int
-vmm_json_str(const char *json, const char *key, char *out, size_t len)
-{
-	const char *p = vmm_json_find(json, key);
-	size_t n = 0;
-
-	if (p == NULL || *p != '"' || len == 0)
-		return -1;
-	for (p++; *p != '\0' && *p != '"'; p++) {
-		if (*p == '\\' && p[1] != '\0')
-			p++;
-		if (n + 1 < len)
-			out[n++] = *p;
-	}
-	out[n] = '\0';
-	return 0;
-}
-
-int
-vmm_json_u64(const char *json, const char *key, uint64_t *out)
-{
-	const char *p = vmm_json_find(json, key);
-
-	if (p == NULL || *p < '0' || *p > '9')
-		return -1;
-	*out = strtoull(p, NULL, 10);
-	return 0;
 }
 
 /* ---- the gate ---- */

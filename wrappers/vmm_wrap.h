@@ -52,8 +52,6 @@ int  vmm_qmp_open(struct vmm_vm *vm, int timeout_ms, char *err, size_t errlen);
 /* One command, fd attached if >= 0; reply is the answer's line; -1 with err (QEMU's desc). */
 int  vmm_qmp_call(int fd, const char *json, int pass_fd, char *reply, size_t len, char *err,
 	size_t errlen);
-int  vmm_json_str(const char *json, const char *key, char *out, size_t len);
-int  vmm_json_u64(const char *json, const char *key, uint64_t *out);
 
 /* The gate: connects to its socket; waits until the guest agent answers hello (up to
  * timeout_ms). hello's answer is left in line (JOBID STATE CODE). -1 with err. */

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/common.h"
 #include "cts/core/qmp.h"
 
 #define QMP_LINE_MAX	(1024 * 1024)	/* a longer answer is an error */
@@ -111,7 +112,7 @@ qmp_line(struct qmp *q, char *line)
 		return false;	/* qmp_capabilities was sent with the connect; its answer follows */
 	}
 	if (strstr(line, "\"error\"") != NULL && strstr(line, "\"return\"") == NULL) {
-		if (qmp_json_str(line, "desc", desc, sizeof desc) != 0)
+		if (json_str(line, "desc", desc, sizeof desc) != 0)
 			snprintf(desc, sizeof desc, "%.400s", line);
 		return qmp_deliver(q, desc, NULL);
 	}
@@ -232,50 +233,4 @@ qmp_call(struct qmp *q, const char *json, int fd, qmp_cb cb, void *arg)
 		snprintf(why, sizeof why, "cannot write to QEMU's QMP socket: %s", strerror(errno));
 		qmp_deliver(q, why, NULL);
 	}
-}
-
-/* Where the value of "key" starts, past the colon and blanks. */
-static const char *
-qmp_json_find(const char *json, const char *key)
-{
-	char pat[80];
-	const char *p;
-
-	snprintf(pat, sizeof pat, "\"%s\"", key);
-	if ((p = strstr(json, pat)) == NULL)
-		return NULL;
-	p += strlen(pat);
-	while (*p == ' ' || *p == ':')
-		p++;
-	return p;
-}
-
-int
-qmp_json_str(const char *json, const char *key, char *out, size_t len)
-{
-	const char *p = qmp_json_find(json, key);
-	size_t n = 0;
-
-	if (p == NULL || *p != '"' || len == 0)
-		return -1;
-	for (p++; *p != '\0' && *p != '"'; p++) {
-		if (*p == '\\' && p[1] != '\0')
-			p++;		/* \" \\ \/ kept as the character; \n as 'n' is good enough */
-		if (n + 1 < len)
-			out[n++] = *p;
-	}
-	out[n] = '\0';
-	return *p == '"' ? 0 : -1;
-}
-
-int
-qmp_json_u64(const char *json, const char *key, uint64_t *out)
-{
-	const char *p = qmp_json_find(json, key);
-	char *end;
-
-	if (p == NULL || *p < '0' || *p > '9')
-		return -1;
-	*out = strtoull(p, &end, 10);
-	return 0;
 }

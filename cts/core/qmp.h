@@ -33,7 +33,5 @@ void qmp_close(struct qmp *q);
 
 /* The value of the first "key" in a JSON text, as a string or an integer; -1 if absent. Enough
  * for QMP's answers, whose keys this client knows. */
-int qmp_json_str(const char *json, const char *key, char *out, size_t len);
-int qmp_json_u64(const char *json, const char *key, uint64_t *out);
 
 #endif

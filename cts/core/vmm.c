@@ -369,16 +369,16 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 		vmm_send(op, VMM_VERSION, "{\"execute\": \"query-version\"}", -1);
 		break;
 	case VMM_VERSION:
-		qmp_json_u64(reply, "major", &a);
-		qmp_json_u64(reply, "minor", &b);
-		qmp_json_u64(reply, "micro", &c);
+		json_u64(reply, "major", &a);
+		json_u64(reply, "minor", &b);
+		json_u64(reply, "micro", &c);
 		snprintf(op->version, sizeof op->version, "%llu.%llu.%llu", (unsigned long long)a,
 		    (unsigned long long)b, (unsigned long long)c);
 		vmm_send(op, VMM_MACHINE, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
 		    "\"/machine\", \"property\": \"type\"}}", -1);
 		break;
 	case VMM_MACHINE:
-		if (qmp_json_str(reply, "return", op->machine, sizeof op->machine) == 0) {
+		if (json_str(reply, "return", op->machine, sizeof op->machine) == 0) {
 			size_t n = strlen(op->machine);	/* "pc-i440fx-7.2-machine" */
 			if (n > 8 && strcmp(op->machine + n - 8, "-machine") == 0)
 				op->machine[n - 8] = '\0';
@@ -386,11 +386,11 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 		vmm_send(op, VMM_MEMORY, "{\"execute\": \"query-memory-size-summary\"}", -1);
 		break;
 	case VMM_MEMORY:
-		qmp_json_u64(reply, "base-memory", &op->memory);
+		json_u64(reply, "base-memory", &op->memory);
 		vmm_send(op, VMM_STATUS, "{\"execute\": \"query-status\"}", -1);
 		break;
 	case VMM_STATUS:
-		qmp_json_str(reply, "status", status, sizeof status);
+		json_str(reply, "status", status, sizeof status);
 		if (strcmp(status, "inmigrate") == 0 || strcmp(status, "finish-migrate") == 0) {
 			vmm_error(op, "query-status", "the VM is being migrated or restored");
 			return;
@@ -420,14 +420,14 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 		vmm_poll_later(op);
 		break;
 	case VMM_POLL:
-		qmp_json_str(reply, "status", status, sizeof status);
+		json_str(reply, "status", status, sizeof status);
 		if (strcmp(status, "completed") == 0) {
 			if (op->was_running)
 				vmm_send(op, VMM_CONT, "{\"execute\": \"cont\"}", -1);
 			else
 				vmm_written(op);
 		} else if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
-			if (qmp_json_str(reply, "error-desc", buf, sizeof buf) != 0)
+			if (json_str(reply, "error-desc", buf, sizeof buf) != 0)
 				snprintf(buf, sizeof buf, "no reason given");
 			snprintf(op->error, sizeof op->error, "the migration to the image %s: %s",
 			    status, buf);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/common.h"
 #include "cts/core/qmp.h"
 
 struct t {
@@ -114,7 +115,7 @@ on_full(struct qmp *q, const char *error, const char *reply, void *arg)
 		break;
 	case 1:
 		assert_null(error);
-		assert_int_equal(qmp_json_u64(reply, "major", &major), 0);
+		assert_int_equal(json_u64(reply, "major", &major), 0);
 		assert_int_equal(major, 7);
 		assert_int_equal(pipe(t->pipe), 0);
 		qmp_call(q, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}", t->pipe[1],
@@ -264,17 +265,17 @@ test_json(void **state)
 	uint64_t n = 0;
 
 	(void)state;
-	assert_int_equal(qmp_json_str("{\"return\": {\"status\": \"completed\"}}", "status", s,
+	assert_int_equal(json_str("{\"return\": {\"status\": \"completed\"}}", "status", s,
 	    sizeof s), 0);
 	assert_string_equal(s, "completed");
-	assert_int_equal(qmp_json_str("{\"desc\": \"a \\\"b\\\" c\"}", "desc", s, sizeof s), 0);
+	assert_int_equal(json_str("{\"desc\": \"a \\\"b\\\" c\"}", "desc", s, sizeof s), 0);
 	assert_string_equal(s, "a \"b\" c");
-	assert_int_equal(qmp_json_str("{\"desc\": 5}", "desc", s, sizeof s), -1);
-	assert_int_equal(qmp_json_str("{\"desc\": \"unterminated", "desc", s, sizeof s), -1);
-	assert_int_equal(qmp_json_u64("{\"base-memory\": 268435456}", "base-memory", &n), 0);
+	assert_int_equal(json_str("{\"desc\": 5}", "desc", s, sizeof s), -1);
+	assert_int_equal(json_str("{\"desc\": \"unterminated", "desc", s, sizeof s), -1);
+	assert_int_equal(json_u64("{\"base-memory\": 268435456}", "base-memory", &n), 0);
 	assert_int_equal(n, 268435456);
-	assert_int_equal(qmp_json_u64("{}", "base-memory", &n), -1);
-	assert_int_equal(qmp_json_str("{\"status\": \"a-very-long-status-value-that-is-cut\"}",
+	assert_int_equal(json_u64("{}", "base-memory", &n), -1);
+	assert_int_equal(json_str("{\"status\": \"a-very-long-status-value-that-is-cut\"}",
 	    "status", s, 8), 0);
 	assert_string_equal(s, "a-very-");
 }

@@ -1,0 +1,56 @@
+/*
+ * The two values QMP and the Virtual Node Gate send that gca reads: a string or a number by its
+ * key, in one JSON line. Not a JSON parser: the first "key" found wins, which is enough for the
+ * flat replies of QEMU's QMP and the gate.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+
+/* Where the value of "key" starts, past the colon and blanks. */
+static const char *
+json_find(const char *json, const char *key)
+{
+	char pat[80];
+	const char *p;
+
+	snprintf(pat, sizeof pat, "\"%s\"", key);
+	if ((p = strstr(json, pat)) == NULL)
+		return NULL;
+	p += strlen(pat);
+	while (*p == ' ' || *p == ':')
+		p++;
+	return p;
+}
+
+int
+json_str(const char *json, const char *key, char *out, size_t len)
+{
+	const char *p = json_find(json, key);
+	size_t n = 0;
+
+	if (p == NULL || *p != '"' || len == 0)
+		return -1;
+	for (p++; *p != '\0' && *p != '"'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;		/* \" \\ \/ kept as the character; \n as 'n' is good enough */
+		if (n + 1 < len)
+			out[n++] = *p;
+	}
+	out[n] = '\0';
+	return *p == '"' ? 0 : -1;
+}
+
+int
+json_u64(const char *json, const char *key, uint64_t *out)
+{
+	const char *p = json_find(json, key);
+
+	if (p == NULL || *p < '0' || *p > '9')
+		return -1;
+	*out = strtoull(p, NULL, 10);
+	return 0;
+}
