@@ -66,6 +66,22 @@ grant_payload(const struct proto_grant *g, char *out, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
+/* This daemon's key and certificate (its TLS identity), read from their files; NULL if not. */
+static void
+grant_load_identity(const struct proto_tls_files *tls, EVP_PKEY **key, X509 **cert)
+{
+	FILE *f;
+
+	if ((f = fopen(tls->key, "r")) != NULL) {
+		*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(tls->cert, "r")) != NULL) {
+		*cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+}
+
 int
 proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g, char **token,
 	char *err, size_t errlen)
@@ -77,7 +93,6 @@ proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g,
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	EVP_MD_CTX *md = NULL;
-	FILE *f;
 	char *a = NULL, *b = NULL, *c = NULL;
 	int rc = -1;
 
@@ -86,14 +101,7 @@ proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g,
 		snprintf(err, errlen, "grant fields too long");
 		return -1;
 	}
-	if ((f = fopen(tls->key, "r")) != NULL) {
-		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-		fclose(f);
-	}
-	if ((f = fopen(tls->cert, "r")) != NULL) {
-		cert = PEM_read_X509(f, NULL, NULL, NULL);
-		fclose(f);
-	}
+	grant_load_identity(tls, &key, &cert);
 	if (key == NULL || cert == NULL) {
 		snprintf(err, errlen, "cannot read the key %s or the certificate %s to sign a grant",
 		    tls->key, tls->cert);
@@ -283,17 +291,9 @@ proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, 
 	X509 *cert = NULL;
 	EVP_MD_CTX *md = NULL;
 	char *a = NULL, *b = NULL;
-	FILE *f;
 
 	*token = NULL;
-	if ((f = fopen(tls->key, "r")) != NULL) {
-		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-		fclose(f);
-	}
-	if ((f = fopen(tls->cert, "r")) != NULL) {
-		cert = PEM_read_X509(f, NULL, NULL, NULL);
-		fclose(f);
-	}
+	grant_load_identity(tls, &key, &cert);
 	if (key == NULL || cert == NULL || (md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
 	    EVP_DigestSign(md, sig, &siglen, data, len) != 1 || (derlen = i2d_X509(cert, &der)) <= 0) {
