@@ -18,6 +18,15 @@ for m in "$GCA_TOP"/docs/man/*.[0-9]; do
 	check "installs man$sec/${m##*/}" cmp -s "$m" "$root/opt/gca/share/man/man$sec/${m##*/}"
 done
 [ "$n" -ge 12 ] && pass "every page of docs/man ($n)" || fail "every page of docs/man" "only $n"
+if command -v man >/dev/null; then
+	for m in "$GCA_TOP"/docs/man/*.[0-9]; do
+		w=$(LC_ALL=C.UTF-8 MANWIDTH=100 man --warnings -l "$m" 2>&1 >/dev/null)
+		expect_eq "man --warnings -l ${m##*/}: no warning" "$w" ""
+	done
+else
+	echo "install: man pages not rendered: man is not installed (make deps)"
+	[ "${CI:-}" != true ] || fail "man is installed (CI)"
+fi
 check "the installed gca-ctl runs" "$root/opt/gca/bin/gca-ctl" --help
 
 # a build without gca-ctl: make install fails, naming it (make -o all: nothing is rebuilt)
