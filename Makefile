@@ -151,16 +151,21 @@ deps:
 	echo "deps: installing $$missing"; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
 
+# What make install puts where; a program missing from the build fails it (nothing is skipped).
+INSTALL_BIN := gca-ctl gca-exec gca-recover vmm-ready-job-executor vmm-ready-job-resumer
+INSTALL_SBIN := gca-gcs gca-cts
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DATADIR)/schema
-	for p in gca-ctl gca-exec gca-recover vmm-ready-job-executor vmm-ready-job-resumer; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(BINDIR)/ || true; done
-	for p in gca-gcs gca-cts; do [ -x $(B)/$$p ] && install -m 0755 $(B)/$$p $(DESTDIR)$(SBINDIR)/ || true; done
-	for s in scripts/gca-pki scripts/gca-site; do [ -x $$s ] && install -m 0755 $$s $(DESTDIR)$(BINDIR)/ || true; done
-	[ -z "$(LIBAPP)" ] || install -m 0644 $(LIBAPP) $(DESTDIR)$(LIBDIR)/
-	[ ! -f wrappers/gca_app.h ] || install -m 0644 wrappers/gca_app.h $(DESTDIR)$(INCDIR)/
-	install -m 0644 schema/* $(DESTDIR)$(DATADIR)/schema/ 2>/dev/null || true
-	for sec in 1 3 5 8; do for m in docs/man/*.$$sec; do [ -f $$m ] || continue; \
-		install -d $(DESTDIR)$(MANDIR)/man$$sec; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$sec/; done; done
+	set -e; \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DATADIR)/schema; \
+	install -m 0755 $(INSTALL_BIN:%=$(B)/%) scripts/gca-pki scripts/gca-site $(DESTDIR)$(BINDIR)/; \
+	install -m 0755 $(INSTALL_SBIN:%=$(B)/%) $(DESTDIR)$(SBINDIR)/; \
+	install -m 0644 $(B)/libgca_app.a $(DESTDIR)$(LIBDIR)/; \
+	install -m 0644 wrappers/gca_app.h $(DESTDIR)$(INCDIR)/; \
+	install -m 0644 schema/gca.schema schema/gca.ldif $(DESTDIR)$(DATADIR)/schema/; \
+	for sec in 1 3 5 8; do \
+		install -d $(DESTDIR)$(MANDIR)/man$$sec; \
+		install -m 0644 docs/man/*.$$sec $(DESTDIR)$(MANDIR)/man$$sec/; \
+	done
 
 # make demo: the whole story in ./run (scripts/gca-demo says each step); make demo-stop ends it.
 demo: all

@@ -11,14 +11,22 @@ classes_run(struct ctl *c, int argc, char **argv)
 	static const char *const heads[] = { "CLASS", "DESCRIPTION", "PROPERTIES" };
 	struct msg_query q = { .what = "classes" };
 
-	(void)argv;
 	if (argc != 0)
-		return ctl_usage(&ctl_cmd_classes);
+		return ctl_bad_arg(&ctl_cmd_classes, argc, argv, 0);
 	return ctl_query(c, &q, cols, heads);
 }
 
 const struct ctl_cmd ctl_cmd_classes = {
-	"classes", "", "list the checkpointer classes", classes_run,
+	.name = "classes",
+	.usage = "",
+	.help = "list the checkpointer classes",
+	.more =
+	    "A class (paper 2, 5.4) is a name and key=value properties a job may need (basic: one\n"
+	    "process, one thread, files only); CTSes name the classes they serve (gca-ctl cts --class).\n"
+	    "example:\n"
+	    "  gca-ctl classes\n"
+	    "  gca-ctl --json classes\n",
+	.run = classes_run,
 };
 
 static int
@@ -27,20 +35,22 @@ class_add_run(struct ctl *c, int argc, char **argv)
 	struct msg_class_register b = { 0 };
 	int rc;
 
-	if (argc < 1 || argv[0][0] == '-')
-		return ctl_usage(&ctl_cmd_class_add);
-	b.name = argv[0];
-	for (int i = 1; i < argc; i++) {
+	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--description") == 0 && i + 1 < argc) {
 			b.description = argv[++i];
-		} else if (strchr(argv[i], '=') != NULL && argv[i][0] != '=') {
+		} else if (argv[i][0] != '-' && b.name == NULL) {
+			b.name = argv[i];
+		} else if (strchr(argv[i], '=') != NULL && argv[i][0] != '=' && argv[i][0] != '-') {
 			proto_strlist_add(&b.properties, argv[i]);
 		} else {
 			proto_strlist_free(&b.properties);
-			fprintf(stderr, "gca-ctl: \"%s\" is not key=value\n", argv[i]);
-			return ctl_usage(&ctl_cmd_class_add);
+			if (argv[i][0] != '-')
+				return ctl_usage_error(&ctl_cmd_class_add, "\"%s\" is not key=value", argv[i]);
+			return ctl_bad_arg(&ctl_cmd_class_add, argc, argv, i);
 		}
 	}
+	if (b.name == NULL)
+		return ctl_usage_error(&ctl_cmd_class_add, "which class? give its NAME");
 	rc = ctl_call(c, "class add", "class_register", &b, NULL);
 	proto_strlist_free(&b.properties);
 	if (rc != 0)
@@ -56,6 +66,15 @@ class_add_run(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_cmd_class_add = {
-	"class add", "NAME [--description TEXT] key=value...",
-	"add or update a checkpointer class (admin)", class_add_run,
+	.name = "class add",
+	.usage = "NAME [--description TEXT] key=value...",
+	.help = "add or update a checkpointer class (admin)",
+	.more =
+	    "Only the admin may: source DIR/admin.env (or give --admin). A class that exists is\n"
+	    "updated: a description or properties given replace the ones it had.\n"
+	    "  --description TEXT  what the class is for\n"
+	    "  key=value           a property (as many as needed)\n"
+	    "example:\n"
+	    "  . DIR/admin.env; gca-ctl class add mpi --description \"MPI jobs\" ranks=many network=yes\n",
+	.run = class_add_run,
 };

@@ -1,51 +1,29 @@
 /*
- * gca-ctl: talk to the Grid Checkpoint Service as a broker (or, with --admin, as the admin).
+ * gca-ctl: talk to the Grid Checkpoint Service as a broker or as the admin.
  *
- * usage: gca-ctl [--gcs HOST:PORT[,HOST:PORT...]] [--ca F] [--cert F] [--key F] [--admin] [--json]
- *                [--timeout SECONDS] COMMAND [ARGS]
+ * usage: gca-ctl [--gcs HOST:PORT[,HOST:PORT...]] [--ca F] [--cert F] [--key F]
+ *                [--admin | --broker] [--json] [--timeout SECONDS] COMMAND [ARGS]
  *        gca-ctl help [COMMAND]
  *
  * Where to find the GCS and which certificate to use: flags first, then GCA_GCS_ENDPOINT,
- * GCA_CA_FILE, GCA_CERT_FILE, GCA_KEY_FILE (GCA_ADMIN_CERT_FILE and GCA_ADMIN_KEY_FILE with
- * --admin), then ~/.config/gca/ctl.conf ("gcs", "ca", "cert", "key", "admin_cert", "admin_key").
+ * GCA_CA_FILE, GCA_CERT_FILE, GCA_KEY_FILE, then ~/.config/gca/ctl.conf ("gcs", "ca", "cert",
+ * "key", "admin_cert", "admin_key"). The identity is the admin's with --admin, or when the operator
+ * sourced DIR/admin.env (GCA_ADMIN_CERT_FILE is set: DESIGN.md, "Secrets stay out of site.env"),
+ * then from GCA_ADMIN_CERT_FILE, GCA_ADMIN_KEY_FILE or ctl.conf's admin_cert, admin_key; --broker
+ * keeps the broker's even then.
  * Several GCS (a comma-separated list, issue 11): the first that answers is used; when it is lost
  * during a request, the request goes through the next (see ctl_call).
  * Exit status: 0 done, 1 failed, 2 usage.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "ctl/ctl.h"
-
-static const struct ctl_cmd *const ctl_cmds[] = {
-	&ctl_cmd_status, &ctl_cmd_services, &ctl_cmd_classes, &ctl_cmd_class_add, &ctl_cmd_cts,
-	&ctl_cmd_cts_remove, &ctl_cmd_jobs, &ctl_cmd_checkpoint, &ctl_cmd_checkpoints,
-	&ctl_cmd_subscribe, &ctl_cmd_gc,
-};
-
-static const char ctl_usage_text[] =
-    "usage: gca-ctl [--gcs HOST:PORT[,HOST:PORT...]] [--ca F] [--cert F] [--key F] [--admin] [--json]\n"
-    "               [--timeout SECONDS] COMMAND [ARGS]\n";
-
-static void
-ctl_list_commands(FILE *f)
-{
-	fputs(ctl_usage_text, f);
-	fputs("commands:\n", f);
-	for (size_t i = 0; i < GCA_NITEMS(ctl_cmds); i++)
-		fprintf(f, "  %s %s\n      %s\n", ctl_cmds[i]->name, ctl_cmds[i]->usage, ctl_cmds[i]->help);
-	fputs("gca-ctl help COMMAND says more; see gca-ctl(1).\n", f);
-}
-
-int
-ctl_usage(const struct ctl_cmd *cmd)
-{
-	fprintf(stderr, "usage: gca-ctl %s %s\n", cmd->name, cmd->usage);
-	return CTL_USAGE;
-}
 
 /* "a:1, b:2" -> c->eps; returns the count. */
 static size_t
@@ -62,6 +40,24 @@ ctl_split_endpoints(struct ctl *c)
 	return c->neps;
 }
 
+/* Each TLS file readable, or one line naming it and where it came from (a flag, a variable). */
+static int
+ctl_check_files(struct ctl *c)
+{
+	static const char *const what[] = { "CA certificate", "certificate", "key" };
+	const char *const files[] = { c->tls.ca, c->tls.cert, c->tls.key };
+
+	for (size_t k = 0; k < GCA_NITEMS(files); k++) {
+		if (access(files[k], R_OK) != 0) {
+			fprintf(stderr, "gca-ctl: cannot read the %s%s %s (from %s): %s\n",
+			    c->admin && k > 0 ? "admin " : "", what[k], files[k], c->tls_from[k],
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The first GCS of the list that answers, starting from the one in use; those lost are skipped. */
 int
 ctl_connect(struct ctl *c)
@@ -76,10 +72,13 @@ ctl_connect(struct ctl *c)
 		return -1;
 	}
 	if (c->tls.ca == NULL || c->tls.cert == NULL || c->tls.key == NULL) {
-		fprintf(stderr, "gca-ctl: no %scertificate: give --ca, --cert and --key or source a "
-		    "site.env%s\n", c->admin ? "admin " : "", c->admin ? " and admin.env" : "");
+		fprintf(stderr, "gca-ctl: no %s%s: give --ca, --cert and --key or source a site.env%s\n",
+		    c->admin && c->tls.ca != NULL ? "admin " : "", c->tls.ca == NULL ? "CA certificate" :
+		    c->tls.cert == NULL ? "certificate" : "key", c->admin ? " and admin.env" : "");
 		return -1;
 	}
+	if (ctl_check_files(c) != 0)
+		return -1;
 	for (size_t k = 0; k < c->neps; k++) {
 		size_t i = (c->at + k) % c->neps;
 
@@ -94,7 +93,9 @@ ctl_connect(struct ctl *c)
 		c->dead[i] = true;
 		snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", all[0] ? "; " : "", err);
 	}
-	fprintf(stderr, "gca-ctl: cannot reach the GCS: %s\n", all[0] ? all : "every one was lost");
+	fprintf(stderr, "gca-ctl: cannot reach the GCS (%s, from %s): %s; is it up? (gca-site status "
+	    "DIR, or ask its operator; another GCS: --gcs HOST:PORT)\n", c->endpoints, c->endpoints_from,
+	    all[0] ? all : "every one was lost");
 	return -1;
 }
 
@@ -160,7 +161,7 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 			continue;
 		}
 		if (strcmp(code, PROTO_E_FORBIDDEN) == 0)
-			hint = c->admin ? "" : " (an admin's command? try --admin)";
+			hint = c->admin ? "" : " (an admin's command: source DIR/admin.env or give --admin)";
 		else if (strcmp(code, "io") == 0)
 			hint = " (is the GCS up? gca-site status)";
 		fprintf(stderr, "gca-ctl: %s: %s (%s)%s\n", what, msg, code, hint);
@@ -171,96 +172,6 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 	else
 		proto_body_free(proto_type_find(type)->reply, r);
 	return 0;
-}
-
-void
-ctl_json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
-const char *
-ctl_entry_get(const struct proto_entry *e, const char *attr)
-{
-	for (size_t i = 0; i < e->n; i++) {
-		if (strcasecmp(e->attrs[i].name, attr) == 0 && e->attrs[i].vals.n > 0)
-			return e->attrs[i].vals.v[0];
-	}
-	return NULL;
-}
-
-/* The cell of a column: every value of the attribute, joined with commas. */
-static void
-ctl_cell(const struct proto_entry *e, const char *attr, char *out, size_t len)
-{
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < e->n; i++) {
-		if (strcasecmp(e->attrs[i].name, attr) != 0)
-			continue;
-		for (size_t v = 0; v < e->attrs[i].vals.n && o < len; v++)
-			o += (size_t)snprintf(out + o, len - o, "%s%s", v ? "," : "", e->attrs[i].vals.v[v]);
-	}
-	if (out[0] == '\0')
-		snprintf(out, len, "-");
-}
-
-void
-ctl_print_entries(struct ctl *c, const struct proto_entries *es, const char *const *cols,
-    const char *const *heads)
-{
-	size_t ncols = 0, width[16] = { 0 };
-	char cell[1024];
-
-	if (c->json) {
-		printf("[");
-		for (size_t i = 0; i < es->n; i++) {
-			printf("%s\n  {", i ? "," : "");
-			for (size_t a = 0; a < es->v[i].n; a++) {
-				const struct proto_attr *at = &es->v[i].attrs[a];
-				printf("%s", a ? ", " : "");
-				ctl_json_string(stdout, at->name);
-				printf(": [");
-				for (size_t v = 0; v < at->vals.n; v++) {
-					printf("%s", v ? ", " : "");
-					ctl_json_string(stdout, at->vals.v[v]);
-				}
-				printf("]");
-			}
-			printf("}");
-		}
-		printf("%s]\n", es->n ? "\n" : "");
-		return;
-	}
-	while (cols[ncols] != NULL && ncols < 16)
-		ncols++;
-	for (size_t k = 0; k < ncols; k++)
-		width[k] = strlen(heads[k]);
-	for (size_t i = 0; i < es->n; i++) {
-		for (size_t k = 0; k < ncols; k++) {
-			ctl_cell(&es->v[i], cols[k], cell, sizeof cell);
-			if (strlen(cell) > width[k])
-				width[k] = strlen(cell) > 60 ? 60 : strlen(cell);
-		}
-	}
-	for (size_t k = 0; k < ncols; k++)
-		printf("%-*s%s", (int)width[k], heads[k], k + 1 < ncols ? "  " : "\n");
-	for (size_t i = 0; i < es->n; i++) {
-		for (size_t k = 0; k < ncols; k++) {
-			ctl_cell(&es->v[i], cols[k], cell, sizeof cell);
-			printf("%-*s%s", (int)width[k], cell, k + 1 < ncols ? "  " : "\n");
-		}
-	}
 }
 
 int
@@ -281,126 +192,199 @@ ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const cha
 
 /* ---- settings ---- */
 
-static char *
-ctl_home_setting(const char *key)
-{
-	static struct config cf;
-	static bool loaded;
-	const char *home = getenv("HOME"), *v;
+#define CTL_CONF_NAME	"~/.config/gca/ctl.conf"
 
-	if (!loaded && home != NULL) {
-		char path[512], err[256];
-		snprintf(path, sizeof path, "%s/.config/gca/ctl.conf", home);
-		if (config_load(&cf, path, err, sizeof err) != 0)
-			memset(&cf, 0, sizeof cf);
-		loaded = true;
+/* ~/.config/gca/ctl.conf. None is fine; one that cannot be read, or holds a line gca-ctl does not
+ * know, stops it (exit 2): a setting silently lost would send the request elsewhere. */
+static int
+ctl_conf_load(struct config *cf)
+{
+	static const char *const keys[] = { "gcs", "ca", "cert", "key", "admin_cert", "admin_key" };
+	const char *home = getenv("HOME");
+	char path[4096], err[512];
+
+	memset(cf, 0, sizeof *cf);
+	if (home == NULL || *home == '\0')
+		return 0;
+	snprintf(path, sizeof path, "%s/.config/gca/ctl.conf", home);
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return 0;
+	if (config_load(cf, path, err, sizeof err) != 0) {
+		fprintf(stderr, "gca-ctl: cannot read %s; fix or remove it\n", err);
+		return -1;
 	}
-	v = cf.n ? config_get(&cf, key) : NULL;
-	return v ? (char *)v : NULL;
-}
+	for (size_t i = 0; i < cf->n; i++) {
+		const struct config_entry *e = &cf->entries[i];
+		size_t k;
 
-static const char *
-ctl_pick(const char *flag, const char *env, const char *key)
-{
-	if (flag != NULL)
-		return flag;
-	if (env != NULL && getenv(env) != NULL && *getenv(env) != '\0')
-		return getenv(env);
-	return ctl_home_setting(key);
-}
-
-static const struct ctl_cmd *
-ctl_find(int argc, char **argv, int *used)
-{
-	/* two-word commands first ("class add", "cts remove") */
-	for (int words = 2; words >= 1; words--) {
-		char name[64];
-		if (argc < words)
-			continue;
-		snprintf(name, sizeof name, "%s%s%s", argv[0], words == 2 ? " " : "",
-		    words == 2 ? argv[1] : "");
-		for (size_t i = 0; i < GCA_NITEMS(ctl_cmds); i++) {
-			if (strcmp(ctl_cmds[i]->name, name) == 0) {
-				*used = words;
-				return ctl_cmds[i];
-			}
+		for (k = 0; k < GCA_NITEMS(keys) && strcmp(e->key, keys[k]) != 0; k++)
+			;
+		if (k == GCA_NITEMS(keys) || e->value[0] == '\0') {
+			fprintf(stderr, "gca-ctl: %s, line %d: %s \"%s\" (lines are: gcs, ca, cert, "
+			    "key, admin_cert, admin_key, each with a value); fix it\n", path, e->line,
+			    k == GCA_NITEMS(keys) ? "unknown setting" : "no value for", e->key);
+			config_free(cf);
+			return -1;
 		}
 	}
-	return NULL;
+	return 0;
+}
+
+/* A setting: the flag, else the variable, else ctl.conf's key; *from says which. */
+static const char *
+ctl_pick(const char *flag, const char *flagname, const char *env, const struct config *cf,
+    const char *key, const char **from)
+{
+	const char *v;
+
+	if (flag != NULL) {
+		*from = flagname;
+		return flag;
+	}
+	if ((v = getenv(env)) != NULL && *v != '\0') {
+		*from = env;
+		return v;
+	}
+	*from = CTL_CONF_NAME;
+	return cf->n ? config_get(cf, key) : NULL;
+}
+
+/* --timeout SECONDS: a whole number of seconds, 1 to a day. */
+static int
+ctl_seconds(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 86400)
+		return -1;
+	return (int)v;
+}
+
+/* Global options before the command; returns the index of the command, or -1 (exit with *rc). */
+static int
+ctl_options(struct ctl *c, int argc, char **argv, const char **flags, bool *broker, int *rc)
+{
+	static const char *const names[] = { "--gcs", "--ca", "--cert", "--key" };
+	int i, t;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		size_t k;
+
+		if (strcmp(argv[i], "--json") == 0) { c->json = true; continue; }
+		if (strcmp(argv[i], "--admin") == 0) { c->admin = true; continue; }
+		if (strcmp(argv[i], "--broker") == 0) { *broker = true; continue; }
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			ctl_list_commands(stdout);
+			*rc = CTL_OK;
+			return -1;
+		}
+		if (strcmp(argv[i], "--timeout") == 0) {
+			if (i + 1 >= argc || (t = ctl_seconds(argv[i + 1])) < 0) {
+				fprintf(stderr, "gca-ctl: --timeout needs a number of seconds (1-86400)%s%s%s\n%s",
+				    i + 1 < argc ? ", not \"" : "", i + 1 < argc ? argv[i + 1] : "",
+				    i + 1 < argc ? "\"" : "", ctl_usage_text);
+				*rc = CTL_USAGE;
+				return -1;
+			}
+			c->timeout_ms = t * 1000;
+			i++;
+			continue;
+		}
+		for (k = 0; k < GCA_NITEMS(names) && strcmp(argv[i], names[k]) != 0; k++)
+			;
+		if (k == GCA_NITEMS(names) || i + 1 >= argc) {
+			fprintf(stderr, "gca-ctl: %s: %s\n%s", argv[i], k < GCA_NITEMS(names) ?
+			    "needs a value" : "unknown option", ctl_usage_text);
+			*rc = CTL_USAGE;
+			return -1;
+		}
+		flags[k] = argv[++i];
+	}
+	if (c->admin && *broker) {
+		fprintf(stderr, "gca-ctl: --admin or --broker, not both\n%s", ctl_usage_text);
+		*rc = CTL_USAGE;
+		return -1;
+	}
+	return i;
+}
+
+/* The command's arguments: --help shows its help; --json, --admin and --broker (global options
+ * without a value) may follow the command too, and are taken out here. Returns the count left. */
+static int
+ctl_command_args(struct ctl *c, int argc, char **argv, bool *broker, bool *help)
+{
+	int n = 0;
+
+	for (int k = 0; k < argc; k++) {
+		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
+			*help = true;
+		else if (strcmp(argv[k], "--json") == 0)
+			c->json = true;
+		else if (strcmp(argv[k], "--admin") == 0)
+			c->admin = true;
+		else if (strcmp(argv[k], "--broker") == 0)
+			*broker = true;
+		else
+			argv[n++] = argv[k];
+	}
+	return n;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct ctl c = { .timeout_ms = 60000 };
-	const char *gcs = NULL, *ca = NULL, *cert = NULL, *key = NULL;
+	const char *flags[4] = { NULL };	/* --gcs, --ca, --cert, --key */
 	const struct ctl_cmd *cmd;
-	int i, used = 0, rc;
+	struct config cf;
+	bool broker = false, help = false;
+	int i, n, used = 0, rc = CTL_USAGE;
 
 	log_init(argv[0]);
 	log_set_level(LOG_WARN);
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char **dst = NULL;
-
-		if (strcmp(argv[i], "--json") == 0) { c.json = true; continue; }
-		if (strcmp(argv[i], "--admin") == 0) { c.admin = true; continue; }
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			ctl_list_commands(stdout);
-			return CTL_OK;
-		}
-		if (strcmp(argv[i], "--gcs") == 0) dst = &gcs;
-		else if (strcmp(argv[i], "--ca") == 0) dst = &ca;
-		else if (strcmp(argv[i], "--cert") == 0) dst = &cert;
-		else if (strcmp(argv[i], "--key") == 0) dst = &key;
-		else if (strcmp(argv[i], "--timeout") == 0) {
-			if (i + 1 >= argc || atoi(argv[i + 1]) <= 0) {
-				fprintf(stderr, "gca-ctl: --timeout needs a number of seconds\n");
-				return CTL_USAGE;
-			}
-			c.timeout_ms = atoi(argv[++i]) * 1000;
-			continue;
-		}
-		if (dst == NULL || i + 1 >= argc) {
-			fprintf(stderr, "gca-ctl: %s: %s\n%s", argv[i], dst ? "needs a value" :
-			    "unknown option", ctl_usage_text);
-			return CTL_USAGE;
-		}
-		*dst = argv[++i];
-	}
+	if ((i = ctl_options(&c, argc, argv, flags, &broker, &rc)) < 0)
+		return rc;
 	if (i >= argc) {
 		ctl_list_commands(stderr);
 		return CTL_USAGE;
 	}
-	if (strcmp(argv[i], "help") == 0) {
-		if (i + 1 >= argc) {
-			ctl_list_commands(stdout);
-			return CTL_OK;
-		}
-		if ((cmd = ctl_find(argc - i - 1, argv + i + 1, &used)) == NULL) {
-			fprintf(stderr, "gca-ctl: no command \"%s\"\n", argv[i + 1]);
-			return CTL_USAGE;
-		}
-		printf("usage: gca-ctl %s %s\n  %s\n", cmd->name, cmd->usage, cmd->help);
-		return CTL_OK;
-	}
+	if (strcmp(argv[i], "help") == 0)
+		return ctl_help(argc - i - 1, argv + i + 1);
 	if ((cmd = ctl_find(argc - i, argv + i, &used)) == NULL) {
-		fprintf(stderr, "gca-ctl: no command \"%s\"\n", argv[i]);
-		ctl_list_commands(stderr);
+		if (ctl_family(NULL, argv[i], false) > 0) {
+			fprintf(stderr, "gca-ctl: %s: which one?\n", argv[i]);
+			ctl_family(stderr, argv[i], false);
+		} else {
+			fprintf(stderr, "gca-ctl: no command \"%s\"\n", argv[i]);
+			ctl_list_commands(stderr);
+		}
 		return CTL_USAGE;
 	}
-	for (int k = i + used; k < argc; k++) {
-		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
-			printf("usage: gca-ctl %s %s\n  %s\n", cmd->name, cmd->usage, cmd->help);
-			return CTL_OK;
-		}
+	n = ctl_command_args(&c, argc - i - used, argv + i + used, &broker, &help);
+	if (help) {
+		ctl_help_cmd(stdout, cmd);
+		return CTL_OK;
 	}
-	c.endpoints = ctl_pick(gcs, "GCA_GCS_ENDPOINT", "gcs");
-	c.tls.ca = ctl_pick(ca, "GCA_CA_FILE", "ca");
-	c.tls.cert = ctl_pick(cert, c.admin ? "GCA_ADMIN_CERT_FILE" : "GCA_CERT_FILE",
-	    c.admin ? "admin_cert" : "cert");
-	c.tls.key = ctl_pick(key, c.admin ? "GCA_ADMIN_KEY_FILE" : "GCA_KEY_FILE",
-	    c.admin ? "admin_key" : "key");
-	rc = cmd->run(&c, argc - i - used, argv + i + used);
+	if (c.admin && broker) {
+		fprintf(stderr, "gca-ctl: --admin or --broker, not both\n");
+		return ctl_usage(cmd);
+	}
+	if (ctl_conf_load(&cf) != 0)
+		return CTL_USAGE;
+	/* The admin identity when asked: --admin, or admin.env sourced on purpose. */
+	if (!broker && getenv("GCA_ADMIN_CERT_FILE") != NULL && *getenv("GCA_ADMIN_CERT_FILE") != '\0')
+		c.admin = true;
+	c.endpoints = ctl_pick(flags[0], "--gcs", "GCA_GCS_ENDPOINT", &cf, "gcs", &c.endpoints_from);
+	c.tls.ca = ctl_pick(flags[1], "--ca", "GCA_CA_FILE", &cf, "ca", &c.tls_from[0]);
+	c.tls.cert = ctl_pick(flags[2], "--cert", c.admin ? "GCA_ADMIN_CERT_FILE" : "GCA_CERT_FILE", &cf,
+	    c.admin ? "admin_cert" : "cert", &c.tls_from[1]);
+	c.tls.key = ctl_pick(flags[3], "--key", c.admin ? "GCA_ADMIN_KEY_FILE" : "GCA_KEY_FILE", &cf,
+	    c.admin ? "admin_key" : "key", &c.tls_from[2]);
+	rc = cmd->run(&c, n, argv + i + used);
 	ctl_free(&c);
+	config_free(&cf);
 	return rc;
 }

@@ -19,10 +19,12 @@
 struct ctl {
 	const char		*endpoint;		/* the GCS in use (one of endpoints) */
 	const char		*endpoints;		/* as given: "host:port[,host:port]..." */
+	const char		*endpoints_from;	/* where they came from: "--gcs", ... */
 	char			*eps[CTL_MAX_GCS];	/* endpoints, split */
 	bool			 dead[CTL_MAX_GCS];	/* lost or unreachable in this run */
 	size_t			 neps, at;
 	struct proto_tls_files	 tls;
+	const char		*tls_from[3];		/* where ca, cert, key came from */
 	bool			 json, admin;
 	int			 timeout_ms;
 	struct proto_sync	*conn;
@@ -32,6 +34,7 @@ struct ctl_cmd {
 	const char	*name;		/* "class add": words the user types */
 	const char	*usage;		/* what follows the name */
 	const char	*help;		/* one line */
+	const char	*more;		/* its options and an example, for `help NAME` */
 	int		(*run)(struct ctl *c, int argc, char **argv);
 };
 
@@ -43,13 +46,30 @@ void ctl_free(struct ctl *c);
  * With several GCS endpoints, a request whose connection broke is sent again through the next one
  * (a do_checkpoint only with an idempotency key, so it is never taken twice). */
 int  ctl_call(struct ctl *c, const char *what, const char *type, const void *body, void **reply);
+int  ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const char *const *heads);
+
+/* help.c: usage lines and help texts. ctl_bad_arg says what is wrong with argv[i] (an unknown
+ * option, a missing value, a global option after the command) and prints the usage line. */
+extern const struct ctl_cmd *const ctl_cmds[];
+extern const size_t ctl_ncmds;
+extern const char ctl_usage_text[];
+void ctl_usage_line(FILE *f, const struct ctl_cmd *cmd);
 int  ctl_usage(const struct ctl_cmd *cmd);
-/* Lists: columns are attribute names; a table for people, one JSON document with --json. */
+int  ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int  ctl_bad_arg(const struct ctl_cmd *cmd, int argc, char **argv, int i);
+bool ctl_global_option(const char *arg, bool *takes_value);
+void ctl_list_commands(FILE *f);
+int  ctl_help(int argc, char **argv);
+void ctl_help_cmd(FILE *f, const struct ctl_cmd *cmd);
+const struct ctl_cmd *ctl_find(int argc, char **argv, int *used);
+int  ctl_family(FILE *f, const char *word, bool full);
+
+/* print.c: lists. Columns are attribute names; a table for people, one JSON document with --json. */
 void ctl_print_entries(struct ctl *c, const struct proto_entries *es, const char *const *cols,
 	const char *const *heads);
 void ctl_json_string(FILE *f, const char *s);
 const char *ctl_entry_get(const struct proto_entry *e, const char *attr);
-int  ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const char *const *heads);
 
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_services, ctl_cmd_classes, ctl_cmd_class_add,
 	ctl_cmd_cts, ctl_cmd_cts_remove, ctl_cmd_jobs, ctl_cmd_checkpoint, ctl_cmd_checkpoints,

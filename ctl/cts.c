@@ -23,24 +23,41 @@ cts_run(struct ctl *c, int argc, char **argv)
 		else if (i + 1 < argc && strcmp(argv[i], "--status") == 0)
 			q.status = argv[++i];
 		else
-			return ctl_usage(&ctl_cmd_cts);
+			return ctl_bad_arg(&ctl_cmd_cts, argc, argv, i);
 	}
 	return ctl_query(c, &q, cols, heads);
 }
 
 const struct ctl_cmd ctl_cmd_cts = {
-	"cts", "[--class C] [--core-service S] [--property k=v] [--status S]",
-	"list the CTSes, or those matching", cts_run,
+	.name = "cts",
+	.usage = "[--class C] [--core-service S] [--property k=v] [--status S]",
+	.help = "list the CTSes, or those matching",
+	.more =
+	    "Each CTS (paper 3.3) drives one core service on one resource; what it publishes is its\n"
+	    "entry in ou=cts. The options narrow the list (all of them must match):\n"
+	    "  --class C          it serves checkpointer class C\n"
+	    "  --core-service S   app, criu or vmm\n"
+	    "  --property k=v     it publishes the property k=v\n"
+	    "  --status S         ok, down, retired, or a core service's \"unavailable: ...\"\n"
+	    "example:\n"
+	    "  gca-ctl cts --class basic --status ok\n"
+	    "  gca-ctl --json cts --core-service criu\n",
+	.run = cts_run,
 };
 
 static int
 cts_remove_run(struct ctl *c, int argc, char **argv)
 {
-	struct msg_name b;
+	struct msg_name b = { 0 };
 
-	if (argc != 1)
-		return ctl_usage(&ctl_cmd_cts_remove);
-	b.name = argv[0];
+	for (int i = 0; i < argc; i++) {
+		if (argv[i][0] != '-' && b.name == NULL)
+			b.name = argv[i];
+		else
+			return ctl_bad_arg(&ctl_cmd_cts_remove, argc, argv, i);
+	}
+	if (b.name == NULL)
+		return ctl_usage_error(&ctl_cmd_cts_remove, "which CTS? give its NAME");
 	if (ctl_call(c, "cts remove", "cts_remove", &b, NULL) != 0)
 		return CTL_FAILED;
 	if (c->json) {
@@ -54,5 +71,13 @@ cts_remove_run(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_cmd_cts_remove = {
-	"cts remove", "NAME", "retire a CTS (admin)", cts_remove_run,
+	.name = "cts remove",
+	.usage = "NAME",
+	.help = "retire a CTS (admin)",
+	.more =
+	    "Its entry stays, with gcaStatus: retired, and so do the records of its checkpoints; the\n"
+	    "GCS sends it no more work. Only the admin may: source DIR/admin.env (or give --admin).\n"
+	    "example:\n"
+	    "  gca-ctl cts remove cts-app-old\n",
+	.run = cts_remove_run,
 };

@@ -19,7 +19,7 @@ gc_run(struct ctl *c, int argc, char **argv)
 		else if (argv[i][0] != '-' && b.gid == NULL)
 			b.gid = argv[i];
 		else
-			return ctl_usage(&ctl_cmd_gc);
+			return ctl_bad_arg(&ctl_cmd_gc, argc, argv, i);
 	}
 	if (ctl_call(c, "gc", "image_gc", &b, (void **)&ok) != 0)
 		return CTL_FAILED;
@@ -50,7 +50,16 @@ gc_run(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_cmd_gc = {
-	"gc", "[GID] [--dry-run]",
-	"run image retention at every live CTS now (admin); --dry-run shows what it would remove",
-	gc_run,
+	.name = "gc",
+	.usage = "[GID] [--dry-run]",
+	.help = "run image retention at every live CTS now (admin); --dry-run shows what it would remove",
+	.more =
+	    "Each CTS keeps its newest `retention` checkpoints per job (cts.conf(5)) and every image\n"
+	    "they build on, and removes the others; the records of images it took are marked expired.\n"
+	    "  GID         only this job's images\n"
+	    "  --dry-run   say what would be removed, remove nothing\n"
+	    "prints one line per image: removed (or would remove) CTS CHECKPOINT-ID GID\n"
+	    "example:\n"
+	    "  . DIR/admin.env; gca-ctl gc job-7 --dry-run\n",
+	.run = gc_run,
 };

@@ -17,13 +17,23 @@ jobs_run(struct ctl *c, int argc, char **argv)
 		if (i + 1 < argc && strcmp(argv[i], "--cts") == 0)
 			q.cts = argv[++i];
 		else
-			return ctl_usage(&ctl_cmd_jobs);
+			return ctl_bad_arg(&ctl_cmd_jobs, argc, argv, i);
 	}
 	return ctl_query(c, &q, cols, heads);
 }
 
 const struct ctl_cmd ctl_cmd_jobs = {
-	"jobs", "[--cts NAME]", "list the jobs and the CTS holding each", jobs_run,
+	.name = "jobs",
+	.usage = "[--cts NAME]",
+	.help = "list the jobs and the CTS holding each",
+	.more =
+	    "One line per job entry in ou=jobs: its GID, the CTS it is bound to, its state (running,\n"
+	    "finished), the user who owns it and the sequence number of its last checkpoint.\n"
+	    "  --cts NAME   only the jobs bound to that CTS\n"
+	    "example:\n"
+	    "  gca-ctl jobs --cts cts-app\n"
+	    "  gca-ctl --json jobs\n",
+	.run = jobs_run,
 };
 
 static int
@@ -34,21 +44,32 @@ checkpoints_run(struct ctl *c, int argc, char **argv)
 	static const char *const heads[] = { "SEQ", "CHECKPOINT", "TIME", "CTS", "KIND", "SIZE" };
 	struct msg_query q = { .what = "checkpoints" };
 
-	if (argc < 1 || argv[0][0] == '-')
-		return ctl_usage(&ctl_cmd_checkpoints);
-	q.gid = argv[0];
-	for (int i = 1; i < argc; i++) {
+	for (int i = 0; i < argc; i++) {
 		if (i + 1 < argc && strcmp(argv[i], "--limit") == 0 && atoi(argv[i + 1]) > 0)
 			q.limit = (uint64_t)atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--cursor") == 0)
 			q.cursor = argv[++i];
+		else if (argv[i][0] != '-' && q.gid == NULL)
+			q.gid = argv[i];
 		else
-			return ctl_usage(&ctl_cmd_checkpoints);
+			return ctl_bad_arg(&ctl_cmd_checkpoints, argc, argv, i);
 	}
+	if (q.gid == NULL)
+		return ctl_usage_error(&ctl_cmd_checkpoints, "which job? give its GID");
 	return ctl_query(c, &q, cols, heads);
 }
 
 const struct ctl_cmd ctl_cmd_checkpoints = {
-	"checkpoints", "GID [--limit N] [--cursor C]",
-	"list a job's checkpoints, newest first, a page of N at a time", checkpoints_run,
+	.name = "checkpoints",
+	.usage = "GID [--limit N] [--cursor C]",
+	.help = "list a job's checkpoints, newest first, a page of N at a time",
+	.more =
+	    "The records (gcaCheckpoint entries) of GID: sequence number, checkpoint id, time, the CTS\n"
+	    "that took it, kind (external, periodic, job) and image size.\n"
+	    "  --limit N    at most N (default 500); when more follow, a line on stderr gives the cursor\n"
+	    "  --cursor C   the next page, from that line\n"
+	    "example:\n"
+	    "  gca-ctl checkpoints job-7 --limit 10\n"
+	    "  gca-ctl --json checkpoints job-7 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0])'\n",
+	.run = checkpoints_run,
 };

@@ -11,9 +11,8 @@ status_run(struct ctl *c, int argc, char **argv)
 	struct msg_ping_ok *ok;
 	uint64_t t0 = time_mono_ms();
 
-	(void)argv;
 	if (argc != 0)
-		return ctl_usage(&ctl_cmd_status);
+		return ctl_bad_arg(&ctl_cmd_status, argc, argv, 0);
 	if (ctl_call(c, "status", "ping", NULL, (void **)&ok) != 0)
 		return CTL_FAILED;
 	if (c->json) {
@@ -30,7 +29,16 @@ status_run(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_cmd_status = {
-	"status", "", "say whether the GCS answers", status_run,
+	.name = "status",
+	.usage = "",
+	.help = "say whether the GCS answers",
+	.more =
+	    "A ping over mutual TLS: it checks the endpoint, the CA and the certificate at once. With\n"
+	    "several GCS (--gcs A,B) the first that answers is named.\n"
+	    "example:\n"
+	    "  gca-ctl status\n"
+	    "  gca-ctl --json status      {\"gcs\": \"127.0.0.1:4711\", \"up\": true, \"round_trip_ms\": 1}\n",
+	.run = status_run,
 };
 
 static int
@@ -40,12 +48,20 @@ services_run(struct ctl *c, int argc, char **argv)
 	static const char *const heads[] = { "NAME", "ENDPOINT", "STATUS", "PUBLISHED" };
 	struct msg_query q = { .what = "services" };
 
-	(void)argv;
 	if (argc != 0)
-		return ctl_usage(&ctl_cmd_services);
+		return ctl_bad_arg(&ctl_cmd_services, argc, argv, 0);
 	return ctl_query(c, &q, cols, heads);
 }
 
 const struct ctl_cmd ctl_cmd_services = {
-	"services", "", "list the GCSes published in the directory", services_run,
+	.name = "services",
+	.usage = "",
+	.help = "list the GCSes published in the directory",
+	.more =
+	    "The gcaService entries of ou=services: each GCS's name, endpoint, status and when it\n"
+	    "published itself. A broker without gca-ctl finds the same with\n"
+	    "  ldapsearch -x -H \"$GCA_LDAP_URI\" -b ou=services,o=gca gcaEndpoint\n"
+	    "example:\n"
+	    "  gca-ctl services\n",
+	.run = services_run,
 };

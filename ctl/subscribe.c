@@ -15,6 +15,28 @@ subscribe_on_signal(int sig)
 	subscribe_stop = 1;
 }
 
+/* One event for people: time, event, GID, CTS, then the checkpoint and its number for those
+ * that have one (a binding or a CTS going up has neither); no padding at the end of a line. */
+static void
+subscribe_print(const struct msg_notify *n)
+{
+	char when[32], line[2048];
+	size_t len;
+
+	time_generalized(n->time_ms, when);
+	len = (size_t)snprintf(line, sizeof line, "%s %-10s %-20s %-12s", when, n->event,
+	    n->gid ? n->gid : "-", n->cts ? n->cts : "-");
+	if (len < sizeof line && n->checkpoint_id != NULL && n->checkpoint_id[0] != '\0')
+		len += (size_t)snprintf(line + len, sizeof line - len, " %s", n->checkpoint_id);
+	if (len < sizeof line && n->seq != 0)
+		len += (size_t)snprintf(line + len, sizeof line - len, " seq %llu",
+		    (unsigned long long)n->seq);
+	len = strlen(line);
+	while (len > 0 && line[len - 1] == ' ')
+		line[--len] = '\0';
+	printf("%s\n", line);
+}
+
 static int
 subscribe_run(struct ctl *c, int argc, char **argv)
 {
@@ -22,15 +44,17 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 	struct sigaction sa = { .sa_handler = subscribe_on_signal };
 	char err[256];
 
-	if (argc > 1)
-		return ctl_usage(&ctl_cmd_subscribe);
+	for (int i = 0; i < argc; i++) {
+		if (argv[i][0] == '-' || i > 0)
+			return ctl_bad_arg(&ctl_cmd_subscribe, argc, argv, i);
+	}
 	if (ctl_call(c, "subscribe", "subscribe", &b, NULL) != 0)
 		return CTL_FAILED;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (!c->json)
-		fprintf(stderr, "listening for events%s%s (Ctrl-C stops)\n", b.gid ? " of " : "",
-		    b.gid ? b.gid : "");
+	/* on stderr in both modes, so a script knows when it may start what it wants to hear */
+	fprintf(stderr, "listening for events%s%s (Ctrl-C stops)\n", b.gid ? " of " : "",
+	    b.gid ? b.gid : "");
 	while (!subscribe_stop) {
 		struct proto_msg m;
 		int rc = proto_sync_read(c->conn, 1000, NULL, &m, err, sizeof err);
@@ -65,11 +89,7 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 				printf(", \"seq\": %llu, \"time_ms\": %llu}\n", (unsigned long long)n->seq,
 				    (unsigned long long)n->time_ms);
 			} else {
-				char when[32];
-				time_generalized(n->time_ms, when);
-				printf("%s %-10s %-20s %-12s %s%s%llu\n", when, n->event, n->gid ? n->gid : "-",
-				    n->cts ? n->cts : "-", n->checkpoint_id ? n->checkpoint_id : "",
-				    n->seq ? " seq " : "", (unsigned long long)n->seq);
+				subscribe_print(n);
 			}
 			fflush(stdout);
 		}
@@ -79,6 +99,15 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_cmd_subscribe = {
-	"subscribe", "[GID]", "print events (checkpoints, bindings, CTS up/down) until interrupted",
-	subscribe_run,
+	.name = "subscribe",
+	.usage = "[GID]",
+	.help = "print events (checkpoints, bindings, CTS up/down) until interrupted",
+	.more =
+	    "Streams the GCS's events, of every job or of GID alone, until Ctrl-C (or SIGTERM): one\n"
+	    "line each (time, event, GID, CTS, checkpoint id and seq), or with --json one JSON object\n"
+	    "per line. Events: checkpoint, bound, moved, unbound, bind_lost, cts_up, cts_down.\n"
+	    "example:\n"
+	    "  gca-ctl subscribe job-7\n"
+	    "  gca-ctl --json subscribe | while read -r ev; do ...; done\n",
+	.run = subscribe_run,
 };

@@ -49,4 +49,7 @@ wait_for() {
 		sleep 0.1
 	done
 }
+# site_procs DIR: the processes whose command line names DIR (none once `gca-site down DIR` is done;
+# `gca-site status` says what it started, this also finds what it lost track of).
+site_procs() { pgrep -af -- "$1" || true; }
 done_testing() { [ "$TEST_FAILS" -eq 0 ]; }

@@ -4,6 +4,11 @@
 test_tmpdir
 run=$TEST_TMP/run
 on_exit "gca-demo stop $run"
+out=$(cd "$TEST_TMP" && gca-demo --help); rc=$?
+case "$rc $out" in "0 usage:"*"gca-demo stop"*) pass "gca-demo --help: usage, exit 0" ;; *) fail "gca-demo --help: usage, exit 0" "$rc $out" ;; esac
+out=$(cd "$TEST_TMP" && gca-demo --bogus 2>&1); rc=$?
+case "$rc $out" in "2 gca-demo: unknown option --bogus"*usage:*) pass "gca-demo --bogus: exit 2, names it" ;; *) fail "gca-demo --bogus: exit 2, names it" "$rc $out" ;; esac
+check "and makes no folder of it" test ! -e "$TEST_TMP/--bogus" -a ! -e "$TEST_TMP/--help"
 out=$(GCA_BUILD=$GCA_BUILD gca-demo "$run" 2>&1); rc=$?
 expect_eq "gca-demo runs the whole story: exit 0" "$rc" 0
 [ $rc -eq 0 ] || echo "$out" | tail -20 | sed 's/^/#   /'
@@ -20,5 +25,6 @@ n=$(grep -c '^gcaSequenceNumber: ' <<<"$out")
 expect_eq "ldapsearch showed two records" "$n" 2
 check "the recovered job is still running" kill -0 "$(cat "$run/demo/recover.pid")"
 check "gca-demo stop ends it all" gca-demo stop "$run"
-if gca-site status "$run" >/dev/null 2>&1; then fail "nothing runs after stop"; else pass "nothing runs after stop"; fi
+if gca-site status "$run" >/dev/null 2>&1; then fail "gca-site status says stopped"; else pass "gca-site status says stopped"; fi
+expect_eq "nothing of the demo runs after stop (the recovered job neither)" "$(site_procs "$run")" ""
 done_testing

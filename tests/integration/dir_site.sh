@@ -75,6 +75,44 @@ expect_eq "a paged listing gets all 600" "$n" 600
 n=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "the GCS's identity (its job cache's sync search) has no size limit: all 600" "$n" 600
 
+# A replica of it: the replicator (which further replicas bind as) and the GCS's identity read past
+# the size limit there too.
+r=$TEST_TMP/replica
+on_exit "gca-site down $r"
+check "a replica comes up" gca-site up "$r" --replica-of "$GCA_LDAP_URI" --replicator "$site/replicator.conf"
+ruri=ldap://127.0.0.1:$(awk '$1=="ldap_port"{print $2}' "$r/site.conf")
+rbind=$(awk '$1=="binddn"{print $2}' "$site/replicator.conf")
+rpw=$(awk '$1=="password"{print $2}' "$site/replicator.conf")
+check "the 600 jobs reach the replica" wait_for 30 sh -c "test \$(ldapsearch -x -LLL -E pr=200/noprompt -H '$ruri' -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:') = 600"
+n=$(ldapsearch -x -LLL -H "$ruri" -D "$rbind" -w "$rpw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
+expect_eq "on the replica, the replicator has no size limit: all 600" "$n" 600
+n=$(ldapsearch -x -LLL -H "$ruri" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
+expect_eq "nor the GCS's identity: all 600" "$n" 600
+
+# docs/DEPLOYMENT.md shows the generated slapd.conf of a provider and of a replica: the same lines
+# as gca-site writes (folder, ids, provider and password put as the page puts them).
+doc_block() { awk -v h="$1" '$0 == h { f = 1; next } f && /^```/ { if (b) exit; b = 1; next } b' "$GCA_TOP/docs/DEPLOYMENT.md"; }
+norm() {
+	sed -e "s|$1|/srv/gca|g" -e "s|gidNumber=$(id -g)+uidNumber=$(id -u)|gidNumber=GID+uidNumber=UID|g" \
+	    -e "s|$GCA_LDAP_URI|ldap://provider.example.org:389|g" -e 's|credentials=.*|credentials=<the replicator password>|' \
+	    -e '/^serverID /d' -e '/^$/d'
+}
+got=$(diff <(doc_block "### The provider's slapd.conf (generated)" | norm /srv/gca) <(norm "$site" < "$site/ldap/slapd.conf"))
+expect_eq "DEPLOYMENT.md's provider slapd.conf is the generated one" "$got" ""
+got=$(diff <(doc_block "### A replica's slapd.conf (generated)" | norm /srv/gca) <(norm "$r" < "$r/ldap/slapd.conf"))
+expect_eq "DEPLOYMENT.md's replica slapd.conf is the generated one" "$got" ""
+check "the replica stops" gca-site down "$r"
+
+# A fresh folder made a provider with a peer in one call: its replication identity is made first.
+p=$TEST_TMP/peer
+on_exit "gca-site down $p"
+check "gca-site up NEW --server-id 1 --peer URI" gca-site up "$p" --only-directory --server-id 1 --peer ldap://127.0.0.1:1
+ppw=$(awk '$1=="password"{print $2}' "$p/replicator.conf" 2>/dev/null)
+check "its slapd.conf pulls from the peer with replicator.conf's password" grep -q "credentials=$ppw\$" "$p/ldap/slapd.conf"
+puri=ldap://127.0.0.1:$(awk '$1=="ldap_port"{print $2}' "$p/site.conf")
+check "and the replicator binds with it" ldapwhoami -x -H "$puri" -D "cn=replicator,o=gca" -w "$ppw"
+check "it stops" gca-site down "$p"
+
 # A second `up` with a newer schema keeps the data and loads the schema.
 cp -r "$GCA_TOP/schema" "$TEST_TMP/schema"
 sed -i 's/^objectclass ( gcaClass:6 NAME/attributetype ( gcaAttr:99 NAME '"'"'gcaTestNewer'"'"' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n&/' "$TEST_TMP/schema/gca.schema"
@@ -87,6 +125,7 @@ check "the newer attribute is known" sh -c "ldapsearch -x -LLL -o ldif-wrap=no -
 check "gca-site status says slapd runs" gca-site status "$site" --only-directory
 check "gca-site down stops it" gca-site down "$site"
 if gca-site status "$site" >/dev/null 2>&1; then fail "status after down says stopped"; else pass "status after down says stopped"; fi
+expect_eq "after down nothing of the site runs" "$(site_procs "$site")" ""
 check "the data folder stays after down" test -d "$site/ldap/data"
 check "gca-site up restarts on the kept data" gca-site up "$site" --only-directory
 n=$(ldapsearch -x -LLL -E pr=200/noprompt -H "$GCA_LDAP_URI" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')

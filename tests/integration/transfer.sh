@@ -288,7 +288,7 @@ out=$(gca-ctl --admin gc $gid3 2>&1); rc=$?
 expect_eq "gca-ctl gc removes them" "$rc $(grep -c '^removed cts-r' <<<"$out")" "0 2"
 [ ! -e "$T/cts-r/images/$gid3/${kids[1]}" ] && [ -d "$T/cts-r/images/$gid3/${kids[2]}" ] && pass "R keeps only the newest" || fail "R keeps only the newest" "$(ls "$T/cts-r/images/$gid3")"
 check "the record of the second no longer lists cts-r, and is not expired (A took it)" wait_for 10 sh -c "out=\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[1]})' gcaLocation gcaStatus); ! echo \"\$out\" | grep -q 'cts-r\|gcaStatus'"
-out=$(gca-ctl gc 2>&1); rc=$?
+out=$(gca-ctl --broker gc 2>&1); rc=$?	# admin.env is sourced above: without --broker, the admin
 case "$rc $out" in "1 "*forbidden*) pass "gca-ctl gc without --admin is forbidden" ;; *) fail "gc needs admin" "$rc $out" ;; esac
 
 # ---- encryption at rest: A and B share the site key, R has another ----
