@@ -18,7 +18,9 @@
  * makes (user_restore).
  *
  * Trust: the QMP socket's path comes from a user's process; it is used only if it is a socket
- * owned by the job's user, so the CTS never talks QMP to anybody else's socket.
+ * owned by the job's user and, once connected, the socket's server is the bound QEMU itself
+ * (SO_PEERCRED, qmp_open): the path is resolved twice, and the user may swap it in between, so
+ * the CTS never talks QMP to anybody else's socket.
  */
 #include <event2/event.h>
 #include <errno.h>
@@ -473,8 +475,8 @@ vmm_dump(struct cts_ckpt *ck)
 		return;
 	}
 	op->step = VMM_CAPS;
-	op->q = qmp_open(ck->cts->base, path, VMM_CALL_MS, vmm_on_answer, op,
-	    op->error, sizeof op->error);
+	op->q = qmp_open(ck->cts->base, path, ck->job->pid, ck->job->uid, VMM_CALL_MS,
+	    vmm_on_answer, op, op->error, sizeof op->error);
 	if (op->q == NULL)
 		vmm_fail(op);
 }
