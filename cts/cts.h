@@ -115,6 +115,9 @@ struct cts {
 	int			 app_timeout_ms, heartbeat_ms;
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
+	char			*vmm_kernel, *vmm_initrd;	/* vmm: the operator's guest, or NULL */
+	char			*vmm_machine;		/* vmm: its machine type (an alias resolved) */
+	unsigned		 vmm_memory_mib;	/* vmm: its memory */
 	unsigned		 max_queue;
 	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
 	unsigned		 app_incremental;	/* cts.conf: the same for app saves */

@@ -372,6 +372,20 @@ test_json(void **state)
 	assert_int_equal(json_str("{\"status\": \"a-very-long-status-value-that-is-cut\"}",
 	    "status", s, 8), 0);
 	assert_string_equal(s, "a-very-");
+	/* qom-list answers into one sorted set of device types */
+	char dev[64] = "";
+	assert_int_equal(json_qom_children("{\"return\": [{\"name\": \"type\", \"type\": "
+	    "\"string\"}, {\"name\": \"device[1]\", \"type\": \"child<virtserialport>\"}, "
+	    "{\"name\": \"device[0]\", \"type\": \"child<virtio-serial-pci>\"}]}", dev,
+	    sizeof dev), 0);
+	assert_string_equal(dev, "virtio-serial-pci,virtserialport");
+	assert_int_equal(json_qom_children("{\"return\": [{\"name\": \"rng0\", \"type\": "
+	    "\"child<virtio-rng-pci>\"}]}", dev, sizeof dev), 0);
+	assert_string_equal(dev, "virtio-rng-pci,virtio-serial-pci,virtserialport");
+	assert_int_equal(json_qom_children("{\"return\": []}", dev, sizeof dev), 0);
+	assert_string_equal(dev, "virtio-rng-pci,virtio-serial-pci,virtserialport");
+	assert_int_equal(json_qom_children("{\"return\": [{\"type\": \"child<a-long-one>\"}]}",
+	    dev, 20), -1);
 }
 
 int
