@@ -47,6 +47,14 @@ vmm_rundir(struct vmm_vm *vm, const char *prog)
 	}
 	snprintf(vm->qmp, sizeof vm->qmp, "%s/qmp", vm->dir);
 	snprintf(vm->gate, sizeof vm->gate, "%s/gate", vm->dir);
+	if (strlen(vm->gate) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+		fprintf(stderr, "%s: the run folder %s is too long a path for QEMU's sockets (at most "
+		    "%zu bytes): set a shorter TMPDIR\n", prog, vm->dir,
+		    sizeof ((struct sockaddr_un *)0)->sun_path - 6);
+		rmdir(vm->dir);
+		vm->dir[0] = '\0';
+		return -1;
+	}
 	snprintf(vm->console, sizeof vm->console, "%s/console.log", vm->dir);
 	snprintf(vm->log, sizeof vm->log, "%s/qemu.log", vm->dir);
 	snprintf(vm->nonce, sizeof vm->nonce, "%x%04x", (unsigned)getpid(),
