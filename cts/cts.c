@@ -64,6 +64,7 @@ cts_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	gcslink_tick(arg);
+	restore_sweep(arg);
 }
 
 static void

@@ -185,6 +185,8 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
+/* Removes the copies whose caller ended without binding a job to them (on every tick). */
+void restore_sweep(struct cts *c);
 /*
  * In a child: the image in dir and every parent its manifest names, verified and copied, each
  * link into the previous one's copy as "parent" (copy/, copy/parent/, ...); then, when
