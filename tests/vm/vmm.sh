@@ -226,16 +226,21 @@ paths += [kv[5:] for kv in a[a.index("-chardev") + 1].split(",") if kv.startswit
 socks = []
 for p in paths:
     s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(4); socks.append(s)
-open(sys.argv[0] + ".ready", "w").close()
+open(sys.argv[0] + ".ready", "w").write("ready")
 
 time.sleep(60)
 PY
-chmod +x "$T/mute-qemu"
-vmm-ready-job-executor --gid vmm-mute --qemu "$T/mute-qemu" --gate-timeout 25 -- true >/dev/null 2>"$T/mute.err" &
-mute_pid=$!
-on_exit "kill $mute_pid"
-wait_for 10 test -e "$T/mute-qemu.ready"
-wait_for 10 bash -c "gca-ctl jobs | grep -q vmm-mute"
+# GID QEMU: the executor with a stand-in QEMU, which writes QEMU.ready; waits until it is bound
+fake_vm() {
+	chmod +x "$2"
+	vmm-ready-job-executor --gid "$1" --qemu "$2" --gate-timeout 30 -- true >/dev/null 2>"$T/$1.err" &
+	fake_pid=$!
+	on_exit "kill $fake_pid"
+	wait_for 10 test -s "$2.ready"
+	wait_for 10 bash -c "gca-ctl jobs | grep -q '$1'"
+}
+fake_vm vmm-mute "$T/mute-qemu"
+mute_pid=$fake_pid
 t=$(date +%s.%N)
 gca-ctl checkpoint vmm-mute >"$T/mute.ck" 2>&1 &
 mute_ck=$!
@@ -276,14 +281,10 @@ if os.fork() == 0:	# another process serves "our" QMP socket, and speaks QMP
             c.sendall(b'{"return": {}}\n')
 time.sleep(60)
 PY
-chmod +x "$T/swap-qemu"
-vmm-ready-job-executor --gid vmm-swap --qemu "$T/swap-qemu" --gate-timeout 30 -- true >/dev/null 2>"$T/swap.err" &
-swap_pid=$!
-on_exit "kill $swap_pid"
-wait_for 10 test -s "$T/swap-qemu.ready"
+fake_vm vmm-swap "$T/swap-qemu"
+swap_pid=$fake_pid
 other=$(cat "$T/swap-qemu.ready" 2>/dev/null)
 on_exit "kill $other"
-wait_for 10 bash -c "gca-ctl jobs | grep -q vmm-swap"
 out=$(gca-ctl checkpoint vmm-swap 2>&1); rc=$?
 if [ $rc != 0 ] && echo "$out" | grep -q "served by process $other .*not by the bound QEMU"; then
 	pass "a QMP socket served by another process than the bound QEMU is refused: $(echo "$out" | head -1)"
@@ -558,6 +559,7 @@ if [ ${#rows[@]} -gt 0 ]; then
 		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports\","
 		echo "  \"guest\": \"qemu $qv $VMM_ACCEL, Debian 12 kernel $LAB_KREL, busybox initramfs, a shell job counting\","
 		echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+		echo "  \"load_average\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
 		echo "  \"runs\": [$(IFS=,; echo "${rows[*]}" | sed 's/},{/}, {/g')]"
 		echo "}"
 	} > "$bench_json"
