@@ -124,6 +124,14 @@ $(B)/tests/unit/test_qmp: $(B)/obj/tests/unit/test_qmp.o $(B)/obj/cts/core/qmp.o
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
+$(B)/tests/unit/test_vmm: $(B)/obj/tests/unit/test_vmm.o $(B)/obj/cts/core/vmm.o $(B)/obj/cts/core/qmp.o $(B)/obj/cts/child.o $(B)/obj/cts/image.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/unit/test_vmm_wrap: $(B)/obj/tests/unit/test_vmm_wrap.o $(B)/obj/wrappers/vmm_wrap.o $(B)/obj/wrappers/wrapper.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
+
 $(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS)

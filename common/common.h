@@ -49,6 +49,9 @@ void        config_free(struct config *c);
 /* json.c: a string or a number by its key in one flat JSON line (QMP, the gate); -1 if absent. */
 int json_str(const char *json, const char *key, char *out, size_t len);
 int json_u64(const char *json, const char *key, uint64_t *out);
+/* The TYPEs of a QMP qom-list answer's "child<TYPE>" entries added to out, a comma-separated list
+ * kept sorted (QEMU's devices as a set); -1 if out is too small or the list too long. */
+int json_qom_children(const char *json, char *out, size_t len);
 
 /* id.c: checkpoint ids are UUIDv7 (time-ordered), canonical lower-case text form. */
 #define ID_LEN 36

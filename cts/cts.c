@@ -64,6 +64,7 @@ cts_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	gcslink_tick(arg);
+	restore_sweep(arg);
 }
 
 static void
@@ -154,6 +155,13 @@ cts_configure(struct cts *c, const struct config *cf)
 	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
 	c->vmm_qemu = cts_setting(cf, "vmm_qemu", "qemu-system-x86_64");
 	c->vmm_timeout_ms = cts_duration(cf, "vmm_timeout", 120000);
+	/* the guest the operator offers (vmm-ready-job-executor takes it when no flag names one) */
+	c->vmm_kernel = config_get(cf, "vmm_kernel") ? strdup(config_get(cf, "vmm_kernel")) : NULL;
+	c->vmm_initrd = config_get(cf, "vmm_initrd") ? strdup(config_get(cf, "vmm_initrd")) : NULL;
+	c->vmm_machine = cts_setting(cf, "vmm_machine", "pc");
+	if (config_get_int(cf, "vmm_memory", 16, 1024 * 1024, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->vmm_memory_mib = config_get(cf, "vmm_memory") ? (unsigned)n : 256;
 }
 
 static void
@@ -167,6 +175,9 @@ cts_free(struct cts *c)
 	free(c->gcs_endpoint);
 	free(c->exec_manager);
 	free(c->vmm_qemu);
+	free(c->vmm_kernel);
+	free(c->vmm_initrd);
+	free(c->vmm_machine);
 	free((char *)c->tls.ca);
 	free((char *)c->tls.cert);
 	free((char *)c->tls.key);

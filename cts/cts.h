@@ -115,6 +115,9 @@ struct cts {
 	int			 app_timeout_ms, heartbeat_ms;
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
+	char			*vmm_kernel, *vmm_initrd;	/* vmm: the operator's guest, or NULL */
+	char			*vmm_machine;		/* vmm: its machine type (an alias resolved) */
+	unsigned		 vmm_memory_mib;	/* vmm: its memory */
 	unsigned		 max_queue;
 	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
 	unsigned		 app_incremental;	/* cts.conf: the same for app saves */
@@ -182,6 +185,8 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
+/* Removes the copies whose caller ended without binding a job to them (on every tick). */
+void restore_sweep(struct cts *c);
 /*
  * In a child: the image in dir and every parent its manifest names, verified and copied, each
  * link into the previous one's copy as "parent" (copy/, copy/parent/, ...); then, when

@@ -185,6 +185,16 @@ local_app_saved(struct proto_req *r, void *ctx)
 	proto_reply_ok(r, r->pt->reply, NULL);
 }
 
+/* What the CTS publishes: vmm-ready-job-executor takes the operator's guest from it. */
+static void
+local_info(struct proto_req *r, void *ctx)
+{
+	struct cts *c = ctx;
+	struct msg_local_info_ok ok = { c->name, (char *)c->core->name, c->reg.properties };
+
+	proto_reply_ok(r, r->pt->reply, &ok);
+}
+
 static void
 local_ping(struct proto_req *r, void *ctx)
 {
@@ -198,6 +208,7 @@ static const struct proto_handler local_handlers[] = {
 	{ "ping", PROTO_ROLE_LOCAL, local_ping },
 	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
 	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
+	{ "local_info", PROTO_ROLE_LOCAL, local_info },
 	{ "app_saved", PROTO_ROLE_LOCAL, local_app_saved },
 	{ "restore_prepare", PROTO_ROLE_LOCAL, restore_prepare },
 };

@@ -7,8 +7,10 @@
  * An image this CTS does not hold is fetched first (transfer.c) from a CTS that does, with a grant
  * from the GCS (image_grant), unless this CTS's descriptor says gcaMigration FALSE.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,4 +453,38 @@ restore_prepare(struct proto_req *r, void *ctx)
 	op->r = r;
 	struct msg_query jq = { .what = "jobs", .gid = b->gid, .limit = 1 };
 	gcslink_request(c, "query", &jq, restore_on_job, op);
+}
+
+/*
+ * The copies restore_prepare made (staging/restore-PID-ID) for a caller that is gone without
+ * binding a job to it: a resume that failed (QEMU refused the image, the gate never answered).
+ * The caller cannot remove it (staging is ours), and a bound job's copy goes when the job ends.
+ */
+void
+restore_sweep(struct cts *c)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "%s/staging", c->state);
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		int pid;
+		bool claimed = false;
+
+		if (sscanf(e->d_name, "restore-%d-", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;	/* its caller still runs (and may bind, or be a zombie) */
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		for (struct cts_job *j = c->jobs; j != NULL && !claimed; j = j->next)
+			claimed = j->restore_dir != NULL && strcmp(j->restore_dir, path) == 0;
+		if (claimed)
+			continue;
+		log_info("removing %s: its caller, pid %d, is gone and bound no job to it", path, pid);
+		file_remove_tree(path);
+	}
+	closedir(d);
 }

@@ -108,6 +108,8 @@ struct msg_local_bind {
 };
 struct msg_local_bind_ok { char *cts, *core_service; struct proto_strlist params; };
 struct msg_local_checkpoint { char *gid; };
+/* local_info: what the CTS publishes, for a wrapper before it starts a job (a VM's guest) */
+struct msg_local_info_ok { char *cts, *core_service; struct proto_strlist properties; };
 /* parent_id, parent_dir: only when the CTS offers an incremental save (app_incremental);
  * app_saved's parent: the job wrote only what changed since that parent (else a full image) */
 struct msg_app_save { char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };

@@ -263,6 +263,18 @@ static const struct proto_field m_local_checkpoint_fields[] = {
 };
 static const struct proto_type proto_t_m_local_checkpoint = { "local_checkpoint", m_local_checkpoint_fields, sizeof m_local_checkpoint_fields / sizeof m_local_checkpoint_fields[0], sizeof(struct msg_local_checkpoint), &proto_t_checkpoint_ok };
 
+static const struct proto_field local_info_ok_fields[] = {
+	{ "cts", PK_STR, offsetof(struct msg_local_info_ok, cts), true, 256 },
+	{ "core_service", PK_STR, offsetof(struct msg_local_info_ok, core_service), true, 128 },
+	{ "properties", PK_STRLIST, offsetof(struct msg_local_info_ok, properties), false, 256 },
+};
+static const struct proto_type proto_t_local_info_ok = { "local_info_ok", local_info_ok_fields, sizeof local_info_ok_fields / sizeof local_info_ok_fields[0], sizeof(struct msg_local_info_ok), NULL };
+
+static const struct proto_field m_local_info_fields[] = {
+	{ NULL, PK_STR, 0, false, 0 },
+};
+static const struct proto_type proto_t_m_local_info = { "local_info", m_local_info_fields, 0, sizeof(struct msg_empty), &proto_t_local_info_ok };
+
 static const struct proto_field m_app_save_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_app_save, checkpoint_id), true, 64 },
 	{ "image_dir", PK_STR, offsetof(struct msg_app_save, image_dir), true, 4096 },
@@ -301,6 +313,7 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_notify,
 	&proto_t_m_local_bind,
 	&proto_t_m_local_checkpoint,
+	&proto_t_m_local_info,
 	&proto_t_m_app_save,
 	&proto_t_m_app_saved,
 };

@@ -3,7 +3,8 @@
  * section 4, the execute wrapper for VMs).
  *
  * It starts QEMU as its child (the guest image: a kernel and an initramfs holding the gate agent,
- * gca-gate), binds the GID to QEMU's pid, so a checkpoint of the GID is a checkpoint of the whole
+ * gca-gate, named by flags, the environment or else the CTS's cts.conf, which the CTS publishes
+ * as vmm.guest.* and tells us with local_info), binds the GID to QEMU's pid, so a checkpoint of the GID is a checkpoint of the whole
  * VM, waits for the Virtual Node Gate, sets the guest's clock and runs the job in the guest
  * through it. It stays resident: the job's output comes out on our stdout, signals are forwarded
  * to the job, and we exit with its status; then the VM is stopped.
@@ -34,20 +35,24 @@ static const char vexec_usage_text[] =
 static const char vexec_help_text[] =
     "  --gid GID                  the job's grid identifier\n"
     "  --cts SOCKET               the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
-    "  --kernel FILE              the guest's kernel (default: $GCA_VMM_KERNEL)\n"
-    "  --initrd FILE              the guest's initramfs, with gca-gate (default: $GCA_VMM_INITRD)\n"
-    "  --memory MIB               the guest's memory (default 256)\n"
+    "  --kernel FILE              the guest's kernel (default: $GCA_VMM_KERNEL, else the CTS's)\n"
+    "  --initrd FILE              the guest's initramfs, with gca-gate (default: $GCA_VMM_INITRD,\n"
+    "                             else the CTS's)\n"
+    "  --memory MIB               the guest's memory (default: the CTS's, else 256)\n"
     "  --qemu PROGRAM             default: $GCA_VMM_QEMU, else qemu-system-x86_64\n"
     "  --accel kvm|tcg            default: kvm when /dev/kvm can be opened, else tcg\n"
     "  --gate-timeout SECONDS     how long the guest may take to answer (default 60)\n"
     "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h)\n"
     "See vmm-ready-job-executor(1).\n";
 
+#define VEXEC_ARGS	48
+
 struct vexec {
-	const char	*gid, *cts, *kernel, *initrd, *qemu, *accel;
-	long		 memory, gate_timeout;
+	const char	*gid, *cts, *kernel, *initrd, *qemu, *accel, *machine;
+	long		 memory, gate_timeout;	/* memory 0: the CTS's */
 	uint64_t	 every_ms;
 	char		**job;
+	char		 guest[4][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine */
 };
 
 static int
@@ -57,17 +62,21 @@ vexec_usage(void)
 	return 2;
 }
 
-/* QEMU's command line: what vm.conf records and the resumer repeats. */
-static void
+/* QEMU's command line: what vm.conf records and the resumer repeats. -1 if it does not fit. */
+static int
 vexec_argv(const struct vexec *x, const struct vmm_vm *vm, char **argv, char *store, size_t len)
 {
-	int n = 0;
+	int n = 0, w;
 	size_t used = 0;
-#define ARG(...) do { argv[n++] = store + used; \
-	used += (size_t)snprintf(store + used, len - used, __VA_ARGS__) + 1; } while (0)
+	bool full = false;
+	/* a long TMPDIR or kernel path must not run past store (len - used would wrap) */
+#define ARG(...) do { if (full || n + 1 >= VEXEC_ARGS) { full = true; break; } \
+	argv[n] = store + used; w = snprintf(store + used, len - used, __VA_ARGS__); \
+	if (w < 0 || (size_t)w >= len - used) { full = true; break; } \
+	used += (size_t)w + 1; n++; } while (0)
 
 	ARG("%s", x->qemu);
-	ARG("-machine"); ARG("pc");
+	ARG("-machine"); ARG("%s", x->machine);
 	ARG("-accel"); ARG("%s", x->accel);
 	ARG("-cpu"); ARG("%s", strcmp(x->accel, "kvm") == 0 ? "host" : "max");
 	ARG("-m"); ARG("%ld", x->memory);
@@ -83,6 +92,61 @@ vexec_argv(const struct vexec *x, const struct vmm_vm *vm, char **argv, char *st
 	ARG("-device"); ARG("virtserialport,chardev=gate,name=gca.gate");
 	argv[n] = NULL;
 #undef ARG
+	return full ? -1 : 0;
+}
+
+/*
+ * local_info: the CTS must run the vmm core service (said before a VM is started for nothing),
+ * and what no flag or variable named comes from the guest it offers (cts.conf vmm_kernel, ...).
+ */
+static int
+vexec_info(struct vexec *x)
+{
+	const struct proto_type *pt = proto_type_find("local_info");
+	struct msg_empty req = { 0 };
+	struct msg_local_info_ok *ok = NULL;
+	static const char *keys[] = { "vmm.guest.kernel=", "vmm.guest.initrd=",
+		"vmm.guest.memory=", "vmm.guest.machine=" };
+	char code[64], msg[512];
+	struct proto_sync *s;
+	int rc = 0;
+
+	if ((s = wrapper_connect("vmm-ready-job-executor", x->cts)) == NULL)
+		return -1;
+	if (proto_sync_call(s, "local_info", pt, &req, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: the CTS at %s does not say what it runs: %s "
+		    "(%s)\n", x->cts, msg, code);
+		rc = -1;
+	} else if (strcmp(ok->core_service, "vmm") != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: CTS %s runs core service %s, not vmm: use "
+		    "gca-exec there\n", ok->cts, ok->core_service);
+		rc = -1;
+	} else {
+		for (size_t i = 0; i < ok->properties.n; i++)
+			for (size_t k = 0; k < GCA_NITEMS(keys); k++)
+				if (strncmp(ok->properties.v[i], keys[k], strlen(keys[k])) == 0)
+					snprintf(x->guest[k], sizeof x->guest[k], "%s",
+					    ok->properties.v[i] + strlen(keys[k]));
+	}
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+	if (rc != 0)
+		return -1;
+	if (x->kernel == NULL && x->guest[0][0] != '\0')
+		x->kernel = x->guest[0];
+	if (x->initrd == NULL && x->guest[1][0] != '\0')
+		x->initrd = x->guest[1];
+	if (x->memory == 0)
+		x->memory = x->guest[2][0] ? strtol(x->guest[2], NULL, 10) : 256;
+	x->machine = x->guest[3][0] ? x->guest[3] : "pc";
+	if (x->kernel == NULL || x->initrd == NULL) {
+		fprintf(stderr, "vmm-ready-job-executor: no guest image: give --kernel and --initrd, set "
+		    "GCA_VMM_KERNEL and GCA_VMM_INITRD, or have the CTS offer one (cts.conf "
+		    "vmm_kernel, vmm_initrd)\n");
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -102,10 +166,6 @@ vexec_bind(const struct vexec *x, pid_t qemu)
 	    sizeof msg) != 0) {
 		fprintf(stderr, "vmm-ready-job-executor: GID %s refused: %s (%s)\n", x->gid, msg, code);
 		rc = -1;
-	} else if (strcmp(ok->core_service, "vmm") != 0) {
-		fprintf(stderr, "vmm-ready-job-executor: CTS %s runs core service %s, not vmm: use "
-		    "gca-exec there\n", ok->cts, ok->core_service);
-		rc = -1;
 	}
 	proto_body_free(pt->reply, ok);
 	proto_sync_close(s);
@@ -116,7 +176,7 @@ static int
 vexec_run(struct vexec *x)
 {
 	struct vmm_vm vm = { 0 };
-	char *argv[48], store[8192], line[512], err[1024], rid[64], *secs[3], s1[32], s2[32];
+	char *argv[VEXEC_ARGS], store[8192], line[512], err[1024], rid[64], *secs[3], s1[32], s2[32];
 	struct timespec now;
 	int code = 1;
 
@@ -135,7 +195,11 @@ vexec_run(struct vexec *x)
 		return 1;
 	vm.gid = x->gid;
 	vm.cts = x->cts;
-	vexec_argv(x, &vm, argv, store, sizeof store);
+	if (vexec_argv(x, &vm, argv, store, sizeof store) != 0) {
+		fprintf(stderr, "vmm-ready-job-executor: QEMU's command line would be longer than %zu "
+		    "bytes (a long TMPDIR %s, kernel or initramfs path?)\n", sizeof store, vm.dir);
+		goto out;
+	}
 	vmm_signals_setup();
 	wrapper_sigpipe_ignore();
 	if (vmm_launch(&vm, argv) != 0 || vexec_bind(x, vm.pid) != 0)
@@ -182,7 +246,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vexec x = { .memory = 256, .gate_timeout = 60 };
+	struct vexec x = { .memory = 0, .gate_timeout = 60 };
 	const char *cts_flag = NULL;
 	char *socket, *end;
 	int c, rc;
@@ -232,11 +296,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "vmm-ready-job-executor: bad GID \"%s\"\n", x.gid);
 		return vexec_usage();
 	}
-	if (x.kernel == NULL || x.initrd == NULL) {
-		fprintf(stderr, "vmm-ready-job-executor: no guest image: give --kernel and --initrd "
-		    "(or set GCA_VMM_KERNEL and GCA_VMM_INITRD)\n");
-		return vexec_usage();
-	}
 	if (x.accel == NULL) {
 		int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 		x.accel = fd >= 0 ? "kvm" : "tcg";
@@ -247,7 +306,7 @@ main(int argc, char **argv)
 	if ((socket = wrapper_socket("vmm-ready-job-executor", cts_flag)) == NULL)
 		return 1;
 	x.cts = socket;
-	rc = vexec_run(&x);
+	rc = vexec_info(&x) == 0 ? vexec_run(&x) : 1;
 	free(socket);
 	return rc;
 }

@@ -5,8 +5,10 @@
  * restore_prepare asks the CTS to find the image and check every file against its manifest
  * (sha256), so QEMU never reads a byte that was not verified; the CTS hands over a verified copy
  * our user owns. vm.conf in it holds QEMU's recorded command line: it is started again the same
- * way, on new sockets in a new run folder, with -S -incoming defer; the image goes in through
- * getfd + migrate-incoming fd:, then cont. The GID is bound to the new QEMU, the gate is
+ * way, on new sockets in a new run folder, with -S -incoming defer; before the image goes in, the
+ * VM that started is asked what it is (QEMU version, machine type, memory, devices) and refused,
+ * naming what differs, unless it is the VM the image was taken from; then getfd +
+ * migrate-incoming fd:, and cont. The GID is bound to the new QEMU, the gate is
  * re-attached (the job in the guest is found by its id; answers to requests from before the
  * checkpoint are told apart by their ids) and the guest's clock is reset. We stay resident like
  * the executor: output on stdout, signals forwarded, the job's exit status.
@@ -42,13 +44,14 @@ static const char vres_help_text[] =
     "  --checkpoint ID|latest the checkpoint to resume from (latest: highest sequence number)\n"
     "  --cts SOCKET           the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
     "  --memory MIB           the memory this host gives the VM (default: the recorded size);\n"
-    "                         an image of another size is refused before QEMU starts\n"
+    "                         an image of another size is refused before QEMU loads it\n"
     "  --qemu PROGRAM         default: the recorded one\n"
     "  --gate-timeout SECONDS how long the resumed guest may take to answer (default 30)\n"
     "See vmm-ready-job-resumer(1).\n";
 
 /* What vm.conf says. */
 struct vres_conf {
+	int	 format;		/* gca-vm N: 2 names the devices as QEMU does (qom-list) */
 	char	 qemu[64], machine[96], devices[1024];
 	uint64_t memory;
 	long	 uid;			/* the job's user, who ran this command line; -1 unknown */
@@ -94,7 +97,8 @@ vres_conf_read(const char *dir, struct vres_conf *vc)
 		return -1;
 	}
 	for (char *l = strtok_r(vc->text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		if (sscanf(l, "qemu %63s", vc->qemu) == 1 || sscanf(l, "machine %95s", vc->machine) == 1)
+		if (sscanf(l, "qemu %63s", vc->qemu) == 1 || sscanf(l, "machine %95s", vc->machine) == 1 ||
+		    sscanf(l, "gca-vm %d", &vc->format) == 1)
 			continue;
 		if (sscanf(l, "memory %llu", &mem) == 1)
 			vc->memory = mem;
@@ -114,10 +118,11 @@ vres_conf_read(const char *dir, struct vres_conf *vc)
 	return 0;
 }
 
-/* The recorded command line on this run folder's sockets, waiting for the image. */
+/* The recorded command line on this run folder's sockets (memory MiB if > 0), waiting for the
+ * image. */
 static int
-vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, char **argv,
-	char *store, size_t len)
+vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, long memory,
+	char **argv, char *store, size_t len)
 {
 	size_t used = 0;
 	int n = 0;
@@ -129,6 +134,8 @@ vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, char 
 			a = qemu;
 		if (strcmp(prev, "-qmp") == 0)
 			used += (size_t)snprintf(s, len - used, "unix:%s,server=on,wait=off", vm->qmp);
+		else if (strcmp(prev, "-m") == 0 && memory > 0)
+			used += (size_t)snprintf(s, len - used, "%ld", memory);
 		else if (strcmp(prev, "-serial") == 0 && strncmp(a, "file:", 5) == 0)
 			used += (size_t)snprintf(s, len - used, "file:%s", vm->console);
 		else if (strcmp(prev, "-chardev") == 0 && strstr(a, "id=gate") != NULL)
@@ -147,9 +154,103 @@ vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, char 
 	return 0;
 }
 
-/* getfd + migrate-incoming, wait until it is loaded, cont. */
+/* a.b.c against x.y.z, numerically: <0, 0, >0. */
 static int
-vres_incoming(struct vmm_vm *vm, int fd)
+vres_version_cmp(const char *a, const char *b)
+{
+	unsigned va[3] = { 0 }, vb[3] = { 0 };
+
+	sscanf(a, "%u.%u.%u", &va[0], &va[1], &va[2]);
+	sscanf(b, "%u.%u.%u", &vb[0], &vb[1], &vb[2]);
+	for (int i = 0; i < 3; i++)
+		if (va[i] != vb[i])
+			return va[i] < vb[i] ? -1 : 1;
+	return 0;
+}
+
+/* The words of list a (comma-separated) that list b lacks, comma-separated into out. */
+static void
+vres_missing(const char *a, const char *b, char *out, size_t len)
+{
+	char padded[1100], pat[132];
+	size_t used = 0;
+
+	out[0] = '\0';
+	snprintf(padded, sizeof padded, ",%s,", b);
+	for (const char *p = a; *p != '\0'; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+		int n = (int)strcspn(p, ",");
+		snprintf(pat, sizeof pat, ",%.*s,", n, p);
+		if (n > 0 && strstr(padded, pat) == NULL && used < len)
+			used += (size_t)snprintf(out + used, len - used, "%s%.*s", used ? "," : "", n, p);
+	}
+}
+
+/*
+ * The VM that started (-S -incoming defer: nothing loaded yet) against the one the image was
+ * taken from. QEMU loads a stream only into the same machine type, memory size and devices, and
+ * an older QEMU cannot read a newer one's; it would fail with "Unknown savevm section" or "Size
+ * mismatch" after reading the image. Here the user learns what differs, by name, before that.
+ */
+static int
+vres_check(int q, const struct vres_conf *vc, const char *ckpt)
+{
+	static const char *asks[] = { "{\"execute\": \"query-version\"}",
+		"{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"/machine\", "
+		"\"property\": \"type\"}}",
+		"{\"execute\": \"query-memory-size-summary\"}",
+		"{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/machine/peripheral-anon\"}}",
+		"{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/machine/peripheral\"}}" };
+	char reply[8192], err[512], version[40] = "?", machine[96] = "?", devices[1024] = "";
+	char diff[3000] = "";
+	uint64_t v[3] = { 0 }, memory = 0;
+	size_t used = 0, n;
+
+	for (size_t i = 0; i < GCA_NITEMS(asks); i++) {
+		if (vmm_qmp_call(q, asks[i], -1, reply, sizeof reply, err, sizeof err) != 0) {
+			fprintf(stderr, P ": the VM started for checkpoint %s does not say what it is: "
+			    "%s\n", ckpt, err);
+			return -1;
+		}
+		if (i == 0 && json_u64(reply, "major", &v[0]) == 0 && json_u64(reply, "minor",
+		    &v[1]) == 0 && json_u64(reply, "micro", &v[2]) == 0)
+			snprintf(version, sizeof version, "%llu.%llu.%llu", (unsigned long long)v[0],
+			    (unsigned long long)v[1], (unsigned long long)v[2]);
+		if (i == 1 && json_str(reply, "return", machine, sizeof machine) == 0 &&
+		    (n = strlen(machine)) > 8 && strcmp(machine + n - 8, "-machine") == 0)
+			machine[n - 8] = '\0';	/* "pc-i440fx-7.2-machine" */
+		if (i == 2)
+			json_u64(reply, "base-memory", &memory);
+		if (i >= 3 && json_qom_children(reply, devices, sizeof devices) != 0)
+			snprintf(devices, sizeof devices, "(too many)");
+	}
+	if (vres_version_cmp(version, vc->qemu) < 0)
+		used += (size_t)snprintf(diff + used, sizeof diff - used, "; QEMU %s here is older than "
+		    "%s, which took it, and cannot read a newer QEMU's image", version, vc->qemu);
+	if (strcmp(machine, vc->machine) != 0 && used < sizeof diff)
+		used += (size_t)snprintf(diff + used, sizeof diff - used, "; machine type %s, here %s",
+		    vc->machine, machine);
+	if (memory != vc->memory && used < sizeof diff)
+		used += (size_t)snprintf(diff + used, sizeof diff - used, "; memory %llu MiB, here "
+		    "%llu MiB", (unsigned long long)(vc->memory >> 20),
+		    (unsigned long long)(memory >> 20));
+	if (vc->format >= 2 && strcmp(devices, vc->devices) != 0 && used < sizeof diff) {
+		char extra[1024], lacking[1024];
+		vres_missing(devices, vc->devices, extra, sizeof extra);
+		vres_missing(vc->devices, devices, lacking, sizeof lacking);
+		used += (size_t)snprintf(diff + used, sizeof diff - used, "; devices %s, here %s "
+		    "(not in the image: %s; missing here: %s)", vc->devices, devices,
+		    extra[0] ? extra : "none", lacking[0] ? lacking : "none");
+	}
+	if (used == 0)
+		return 0;
+	fprintf(stderr, P ": checkpoint %s was taken from another VM than the one this host starts "
+	    "for it, so QEMU would not load it: %s\n", ckpt, diff + 2);
+	return -1;
+}
+
+/* The VM checked, getfd + migrate-incoming, wait until it is loaded, cont. */
+static int
+vres_incoming(struct vmm_vm *vm, int fd, const struct vres_conf *vc, const char *ckpt)
 {
 	char reply[4096], err[1024], status[64] = "";
 	int q, rc = -1;
@@ -158,6 +259,8 @@ vres_incoming(struct vmm_vm *vm, int fd)
 		fprintf(stderr, P ": %s\n", err);
 		return -1;
 	}
+	if (vres_check(q, vc, ckpt) != 0)
+		goto out;
 	if (vmm_qmp_call(q, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"gca-image\"}}",
 	    fd, reply, sizeof reply, err, sizeof err) != 0 ||
 	    vmm_qmp_call(q, "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": "
@@ -183,8 +286,9 @@ vres_incoming(struct vmm_vm *vm, int fd)
 	rc = 0;
 	goto out;
 fail:
-	/* QEMU's own reason (a size mismatch, a bad stream) is in its log when it ended */
-	usleep(200000);
+	/* QEMU's own reason (a size mismatch, a bad stream) is in its log when it ends */
+	for (int i = 0; i < 20 && !vmm_qemu_ended(vm); i++)
+		usleep(50000);
 	if (vmm_qemu_ended(vm)) {
 		char tail[600];
 		vmm_log_tail(vm, tail, sizeof tail);
@@ -300,13 +404,6 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	t_prep = time_now_ms();
 	if (vres_conf_read(r->image_dir, &vc) != 0)
 		goto out;
-	if (memory > 0 && (uint64_t)memory * 1024 * 1024 != vc.memory) {
-		fprintf(stderr, P ": checkpoint %s is of a VM with %llu MiB of memory; this one would "
-		    "have %ld MiB, and QEMU loads an image only into the same size (and machine %s, "
-		    "devices %s)\n", r->checkpoint_id, (unsigned long long)(vc.memory >> 20), memory,
-		    vc.machine, vc.devices);
-		goto out;
-	}
 	/* opened (and the CTS left) while we may still be root: the copy is the caller's */
 	snprintf(image, sizeof image, "%s/vm.state", r->image_dir);
 	if ((fd = open(image, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -329,12 +426,12 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		goto out;
 	vm.gid = gid;
 	vm.cts = socket;
-	if (vres_argv(&vc, &vm, qemu, argv, store, sizeof store) != 0) {
+	if (vres_argv(&vc, &vm, qemu, memory, argv, store, sizeof store) != 0) {
 		fprintf(stderr, P ": the recorded command line is too long\n");
 		goto out;
 	}
 	vmm_signals_setup();
-	if (vmm_launch(&vm, argv) != 0 || vres_incoming(&vm, fd) != 0)
+	if (vmm_launch(&vm, argv) != 0 || vres_incoming(&vm, fd, &vc, r->checkpoint_id) != 0)
 		goto out;
 	close(fd);
 	fd = -1;

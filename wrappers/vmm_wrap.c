@@ -47,6 +47,14 @@ vmm_rundir(struct vmm_vm *vm, const char *prog)
 	}
 	snprintf(vm->qmp, sizeof vm->qmp, "%s/qmp", vm->dir);
 	snprintf(vm->gate, sizeof vm->gate, "%s/gate", vm->dir);
+	if (strlen(vm->gate) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+		fprintf(stderr, "%s: the run folder %s is too long a path for QEMU's sockets (at most "
+		    "%zu bytes): set a shorter TMPDIR\n", prog, vm->dir,
+		    sizeof ((struct sockaddr_un *)0)->sun_path - 6);
+		rmdir(vm->dir);
+		vm->dir[0] = '\0';
+		return -1;
+	}
 	snprintf(vm->console, sizeof vm->console, "%s/console.log", vm->dir);
 	snprintf(vm->log, sizeof vm->log, "%s/qemu.log", vm->dir);
 	snprintf(vm->nonce, sizeof vm->nonce, "%x%04x", (unsigned)getpid(),
@@ -368,33 +376,57 @@ vmm_gate_async(struct vmm_vm *vm, char *line)
 	return false;
 }
 
-/* The next line from the gate into *line (points into vm->in until the next call): 1 a line,
- * 0 timeout, -1 the gate closed. */
+/* Room for one more read; -1 (and why, for good) if the line is already past VMM_LINE_MAX. */
+static int
+vmm_gate_room(struct vmm_vm *vm)
+{
+	size_t cap;
+	char *in;
+
+	if (vm->incap - vm->inlen >= 8192)
+		return 0;
+	if (vm->inlen > VMM_LINE_MAX) {
+		snprintf(vm->gate_error, sizeof vm->gate_error, "the gate sent a line longer than "
+		    "%d KiB: is gca-gate at the other end?", VMM_LINE_MAX / 1024);
+		return -1;
+	}
+	cap = vm->incap ? vm->incap * 2 : 16384;	/* at most 2 * VMM_LINE_MAX */
+	if ((in = realloc(vm->in, cap)) == NULL) {
+		snprintf(vm->gate_error, sizeof vm->gate_error, "out of memory reading the gate");
+		return -1;
+	}
+	vm->in = in;
+	vm->incap = cap;
+	return 0;
+}
+
+/*
+ * The next line from the gate into *line (points into vm->in until the next call): 1 a line,
+ * 0 timeout or a signal, -1 the gate cannot be read any more (vm->gate_error says why; it stays).
+ */
 static int
 vmm_gate_line(struct vmm_vm *vm, int timeout_ms, char **line)
 {
-	static size_t consumed;
 	char *nl;
 	struct pollfd pf = { vm->gate_fd, POLLIN, 0 };
 	ssize_t n;
 
-	if (consumed > 0) {
-		memmove(vm->in, vm->in + consumed, vm->inlen - consumed);
-		vm->inlen -= consumed;
-		consumed = 0;
+	if (vm->gate_error[0] != '\0')
+		return -1;
+	if (vm->inused > 0) {
+		memmove(vm->in, vm->in + vm->inused, vm->inlen - vm->inused);
+		vm->inlen -= vm->inused;
+		vm->inused = 0;
 	}
 	for (;;) {
 		if (vm->inlen > 0 && (nl = memchr(vm->in, '\n', vm->inlen)) != NULL) {
 			*nl = '\0';
-			consumed = (size_t)(nl - vm->in) + 1;
+			vm->inused = (size_t)(nl - vm->in) + 1;
 			*line = vm->in;
 			return 1;
 		}
-		if (vm->incap - vm->inlen < 8192) {
-			vm->incap = vm->incap ? vm->incap * 2 : 16384;
-			if (vm->incap > VMM_LINE_MAX * 2 || (vm->in = realloc(vm->in, vm->incap)) == NULL)
-				return -1;
-		}
+		if (vmm_gate_room(vm) != 0)
+			return -1;
 		n = poll(&pf, 1, timeout_ms);
 		if (n < 0 && errno == EINTR)
 			return 0;	/* a signal: the caller looks at it */
@@ -403,8 +435,11 @@ vmm_gate_line(struct vmm_vm *vm, int timeout_ms, char **line)
 		if ((n = read(vm->gate_fd, vm->in + vm->inlen, vm->incap - vm->inlen)) < 0 &&
 		    errno == EINTR)
 			return 0;
-		if (n <= 0)
+		if (n <= 0) {
+			snprintf(vm->gate_error, sizeof vm->gate_error, "the gate closed (%s; did the "
+			    "VM end?)", n == 0 ? "end of file" : strerror(errno));
 			return -1;
+		}
 		vm->inlen += (size_t)n;
 	}
 }
@@ -420,7 +455,7 @@ vmm_gate_wait(struct vmm_vm *vm, const char *rid, int timeout_ms, char *out, siz
 	out[0] = '\0';
 	while (time_now_ms() < until) {
 		if ((rc = vmm_gate_line(vm, 100, &line)) < 0) {
-			snprintf(out, len, "the gate closed (did the VM end?)");
+			snprintf(out, len, "%s", vm->gate_error);
 			return -1;
 		}
 		if (rc == 0 || vmm_gate_async(vm, line))
@@ -464,7 +499,7 @@ vmm_gate_open(struct vmm_vm *vm, int timeout_ms, char *line, size_t len, char *e
 			break;
 		if (vmm_gate_wait(vm, rid, 1000, line, len) == 0)
 			return 0;
-		if (vmm_qemu_ended(vm) || vmm_interrupted())
+		if (vmm_qemu_ended(vm) || vmm_interrupted() || vm->gate_error[0] != '\0')
 			break;
 	}
 	if (vmm_interrupted()) {
@@ -474,7 +509,9 @@ vmm_gate_open(struct vmm_vm *vm, int timeout_ms, char *line, size_t len, char *e
 		vmm_log_tail(vm, tail, sizeof tail);
 		snprintf(err, errlen, "the VM ended before its gate answered: %s",
 		    tail[0] ? tail : "no message from QEMU");
-	} else
+	} else if (vm->gate_error[0] != '\0')
+		snprintf(err, errlen, "%s", vm->gate_error);
+	else
 		snprintf(err, errlen, "the gate in the VM did not answer within %d s (is gca-gate "
 		    "in the guest image? guest console: %s)", timeout_ms / 1000, vm->console);
 	return -1;
@@ -529,8 +566,8 @@ vmm_job_loop(struct vmm_vm *vm, const char *jobid)
 				    "exited with status", WIFSIGNALED(vm->status) ?
 				    WTERMSIG(vm->status) : WEXITSTATUS(vm->status));
 			else
-				fprintf(stderr, "%s: the gate closed before the job ended\n",
-				    vm->prog);
+				fprintf(stderr, "%s: before the job ended, %s\n", vm->prog,
+				    vm->gate_error);
 			return -1;
 		}
 		if (rc == 1 && !vmm_gate_async(vm, line) && strncmp(line, "err ", 4) == 0)

@@ -26,7 +26,8 @@ struct vmm_vm {
 	char		 nonce[16];		/* request ids are NONCE-N: unique to this wrapper */
 	unsigned	 rid;
 	char		*in;			/* what the gate sent, not yet a whole line */
-	size_t		 inlen, incap;
+	size_t		 inlen, incap, inused;	/* inused: the line handed out last */
+	char		 gate_error[160];	/* why the gate cannot be read any more */
 	const char	*gid, *cts;		/* for a job's own checkpoint requests (ckpt) */
 	bool		 job_exited;		/* the gate said "exit JOBID CODE" */
 	int		 job_code;

@@ -24,6 +24,7 @@ struct qmp {
 	char		*buf;
 	size_t		 len, cap;
 	bool		 greeted, dead;
+	char		 broken[160];	/* why nothing more can be read; "" while it can */
 	int		 depth;		/* callbacks running: q is freed when it is back to 0 */
 	qmp_cb		 cb;		/* who waits for the next answer */
 	void		*arg;
@@ -119,30 +120,59 @@ qmp_line(struct qmp *q, char *line)
 	return qmp_deliver(q, NULL, line);
 }
 
+/*
+ * The connection cannot go on (a line too long, the socket closed): nothing more is read, and
+ * whoever waits now or asks later gets why. A peer that keeps sending must not make us grow a
+ * buffer or spin on a readable socket.
+ */
+static void
+qmp_broken(struct qmp *q, const char *why)
+{
+	snprintf(q->broken, sizeof q->broken, "%s", why);
+	event_del(q->rd);
+	qmp_deliver(q, q->broken, NULL);
+}
+
+/* Room for one more recv; -1 if the line in the buffer is already longer than QMP_LINE_MAX. */
+static int
+qmp_room(struct qmp *q)
+{
+	size_t cap;
+	char *buf;
+
+	if (q->cap - q->len >= 4096)
+		return 0;
+	if (q->len > QMP_LINE_MAX)
+		return -1;
+	cap = q->cap ? q->cap * 2 : 8192;	/* at most 2 * QMP_LINE_MAX: len <= QMP_LINE_MAX here */
+	if ((buf = realloc(q->buf, cap)) == NULL)
+		return -1;
+	q->buf = buf;
+	q->cap = cap;
+	return 0;
+}
+
 static void
 qmp_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct qmp *q = arg;
-	char *nl;
+	char *nl, why[160];
 	ssize_t n;
 
 	(void)what;
-	if (q->cap - q->len < 4096) {
-		q->cap = q->cap ? q->cap * 2 : 8192;
-		if (q->cap > QMP_LINE_MAX * 2 || (q->buf = realloc(q->buf, q->cap)) == NULL) {
-			qmp_deliver(q, "QEMU's answer is too long", NULL);
-			return;
-		}
+	if (qmp_room(q) != 0) {
+		snprintf(why, sizeof why, "QEMU's answer is longer than %d KiB without an end of line; "
+		    "connection closed", QMP_LINE_MAX / 1024);
+		qmp_broken(q, why);
+		return;
 	}
 	n = recv(fd, q->buf + q->len, q->cap - q->len - 1, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		char why[160];
 		snprintf(why, sizeof why, "QEMU closed the QMP socket (%s; did the VM end?)",
 		    n == 0 ? "end of file" : strerror(errno));
-		event_del(q->rd);
-		qmp_deliver(q, why, NULL);
+		qmp_broken(q, why);
 		return;
 	}
 	q->len += (size_t)n;
@@ -187,9 +217,34 @@ qmp_send(struct qmp *q, const char *json, int pass_fd)
 	return sendmsg(q->fd, &msg, MSG_NOSIGNAL) == n ? 0 : -1;
 }
 
+/*
+ * The path was checked before (vmm.c), but connect resolves it again: whoever can rename in its
+ * folder may have put another socket there since. The kernel says who listens on the socket we
+ * are connected to (SO_PEERCRED: the process that called listen), and only QEMU itself will do.
+ */
+static int
+qmp_check_peer(struct qmp *q, const char *path, pid_t pid, uid_t uid, char *err, size_t errlen)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		snprintf(err, errlen, "QMP socket %s: cannot tell who serves it: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (cred.pid != pid || cred.uid != uid) {
+		snprintf(err, errlen, "QMP socket %s is served by process %d (uid %u), not by the bound "
+		    "QEMU, process %d (uid %u): refused", path, (int)cred.pid, (unsigned)cred.uid,
+		    (int)pid, (unsigned)uid);
+		return -1;
+	}
+	return 0;
+}
+
 struct qmp *
-qmp_open(struct event_base *base, const char *path, int timeout_ms, qmp_cb ready, void *arg,
-	char *err, size_t errlen)
+qmp_open(struct event_base *base, const char *path, pid_t pid, uid_t uid, int timeout_ms,
+	qmp_cb ready, void *arg, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct qmp *q;
@@ -207,6 +262,10 @@ qmp_open(struct event_base *base, const char *path, int timeout_ms, qmp_cb ready
 	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 		snprintf(err, errlen, "cannot connect to QEMU's QMP socket %s: %s", path,
 		    strerror(errno));
+		qmp_free(q);
+		return NULL;
+	}
+	if (qmp_check_peer(q, path, pid, uid, err, errlen) != 0) {
 		qmp_free(q);
 		return NULL;
 	}
@@ -228,7 +287,9 @@ void
 qmp_call(struct qmp *q, const char *json, int fd, qmp_cb cb, void *arg)
 {
 	qmp_arm(q, cb, arg);
-	if (qmp_send(q, json, fd) != 0) {
+	if (q->broken[0] != '\0')
+		qmp_deliver(q, q->broken, NULL);
+	else if (qmp_send(q, json, fd) != 0) {
 		char why[200];
 		snprintf(why, sizeof why, "cannot write to QEMU's QMP socket: %s", strerror(errno));
 		qmp_deliver(q, why, NULL);

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct event_base;
 struct qmp;
@@ -20,18 +21,15 @@ typedef void (*qmp_cb)(struct qmp *q, const char *error, const char *reply, void
 /*
  * Connects to path and negotiates; ready(q, NULL, greeting, arg) once commands may be sent, or
  * ready(q, why, NULL, arg) (q is then still to be closed). NULL if the socket cannot even be
- * made (why in err).
+ * made or is not served by process pid of user uid, the QEMU expected (why in err).
  */
-struct qmp *qmp_open(struct event_base *base, const char *path, int timeout_ms, qmp_cb ready,
-	void *arg, char *err, size_t errlen);
+struct qmp *qmp_open(struct event_base *base, const char *path, pid_t pid, uid_t uid,
+	int timeout_ms, qmp_cb ready, void *arg, char *err, size_t errlen);
 
 /* Sends one command ({"execute": ...}), with fd (>= 0) attached; cb gets its answer. */
 void qmp_call(struct qmp *q, const char *json, int fd, qmp_cb cb, void *arg);
 
 /* Closes the connection; safe inside a callback (the memory goes after it returns). */
 void qmp_close(struct qmp *q);
-
-/* The value of the first "key" in a JSON text, as a string or an integer; -1 if absent. Enough
- * for QMP's answers, whose keys this client knows. */
 
 #endif

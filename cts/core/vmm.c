@@ -4,29 +4,37 @@
  * itself (vmm-ready-job-executor starts it as its child and binds it); the CTS finds its QMP
  * socket on QEMU's command line and drives it from the event loop (qmp.c), never blocking:
  *
- *   query-version, qom-get /machine type, query-memory-size-summary, query-status,
+ *   query-version, qom-get /machine type, query-memory-size-summary, qom-list of
+ *   /machine/peripheral-anon and /machine/peripheral (the devices), query-status,
  *   migrate-set-parameters max-bandwidth (the 128 MiB/s default throttles even a stopped VM),
  *   stop, getfd (the image file, opened here, passed with SCM_RIGHTS: no shell, and QEMU never
  *   opens a path in the store), migrate fd:, query-migrate until completed, cont.
  *
  * The image folder holds vm.state (the migration stream) and vm.conf, what a restore must match
- * and repeat: QEMU's version, the machine type, the memory size, the devices and QEMU's whole
- * command line. Both are sealed with the manifest like any image; the facts also go on the record
- * (gcaProperty vmm.*) so a broker can find a resource that can take the image.
+ * and repeat: QEMU's version, the machine type, the memory size, the devices (as QEMU names them)
+ * and QEMU's whole command line, its machine alias ("pc") replaced by the type it stood for
+ * ("pc-i440fx-7.2"), so that a newer QEMU restores the same machine. Both are sealed with the
+ * manifest like any image; the facts also go on the record (gcaProperty vmm.*) so a broker can
+ * find a resource that can take the image: the CTS entry names every machine type its QEMU offers
+ * (vmm.machine=...) and the guest the operator offers (vmm.guest.*, cts.conf vmm_kernel...).
  *
  * Restores run in vmm-ready-job-resumer as the job's user, from the verified copy restore_prepare
  * makes (user_restore).
  *
  * Trust: the QMP socket's path comes from a user's process; it is used only if it is a socket
- * owned by the job's user, so the CTS never talks QMP to anybody else's socket.
+ * owned by the job's user and, once connected, the socket's server is the bound QEMU itself
+ * (SO_PEERCRED, qmp_open): the path is resolved twice, and the user may swap it in between, so
+ * the CTS never talks QMP to anybody else's socket.
  */
 #include <event2/event.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cts/core/qmp.h"
@@ -36,18 +44,24 @@
 #define VMM_CALL_MS	15000		/* an answer to one command; the migration has vmm_timeout */
 #define VMM_MAX_BANDWIDTH "1099511627776"	/* bytes/s: no throttle */
 
+#define VMM_MACHINES_MAX	128	/* machine types published; QEMU 7.2 has about 60 */
+
 static char vmm_version[64];
 static bool vmm_kvm;
+static char *vmm_machines[VMM_MACHINES_MAX];	/* what QEMU's -machine help lists, aliases not */
+static size_t vmm_nmachines;
 
 enum vmm_step {
-	VMM_CAPS, VMM_VERSION, VMM_MACHINE, VMM_MEMORY, VMM_STATUS, VMM_BANDWIDTH, VMM_STOP,
-	VMM_GETFD, VMM_MIGRATE, VMM_POLL, VMM_CANCEL, VMM_CONT, VMM_CONT_AFTER_ERROR,
+	VMM_CAPS, VMM_VERSION, VMM_MACHINE, VMM_MEMORY, VMM_DEVICES, VMM_DEVICES_ID, VMM_STATUS,
+	VMM_BANDWIDTH, VMM_STOP, VMM_GETFD, VMM_MIGRATE, VMM_POLL, VMM_CANCEL, VMM_CONT,
+	VMM_CONT_AFTER_ERROR,
 };
 
 static const char *vmm_step_names[] = {
 	"qmp_capabilities", "query-version", "qom-get /machine type", "query-memory-size-summary",
-	"query-status", "migrate-set-parameters", "stop", "getfd", "migrate", "query-migrate",
-	"migrate_cancel", "cont", "cont",
+	"qom-list /machine/peripheral-anon", "qom-list /machine/peripheral", "query-status",
+	"migrate-set-parameters", "stop", "getfd", "migrate", "query-migrate", "migrate_cancel",
+	"cont", "cont",
 };
 
 struct vmm_op {
@@ -56,7 +70,7 @@ struct vmm_op {
 	enum vmm_step	 step;
 	int		 fd;		/* vm.state, until QEMU has written it */
 	bool		 was_running, stopped;
-	char		 version[32], machine[96];
+	char		 version[32], machine[96], devices[1024];
 	uint64_t	 memory, t0, t_stop, t_done;
 	char		*cmdline;	/* QEMU's argv, NUL-separated */
 	size_t		 cmdlen;
@@ -66,23 +80,107 @@ struct vmm_op {
 
 static void vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg);
 
+/*
+ * QEMU run with one argument (--version, -machine help), its output (stdout and stderr) in out;
+ * its exit status, or -1 if it could not be run. Exec'd directly: the path comes from cts.conf and
+ * goes through no shell.
+ */
+static int
+vmm_qemu_says(const char *qemu, const char *arg1, const char *arg2, char *out, size_t len)
+{
+	char *argv[] = { (char *)qemu, (char *)arg1, (char *)arg2, NULL };
+	posix_spawn_file_actions_t fa;
+	extern char **environ;
+	size_t n = 0;
+	ssize_t r;
+	pid_t pid;
+	int p[2], status, rc;
+
+	out[0] = '\0';
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	rc = posix_spawnp(&pid, qemu, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc != 0) {
+		snprintf(out, len, "%s", strerror(rc));
+		close(p[0]);
+		return -1;
+	}
+	/* all of it is read (QEMU must not block on a full pipe), what fits is kept */
+	for (;;) {
+		char rest[512];
+		bool room = n + 1 < len;
+		if ((r = read(p[0], room ? out + n : rest, room ? len - n - 1 : sizeof rest)) < 0 &&
+		    errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (room)
+			n += (size_t)r;
+	}
+	out[n] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The machine types of -machine help; the guest's machine, an alias, resolved ("pc" stands for
+ * "pc-i440fx-7.2"). -1 with why if the guest's machine is not among them. */
+static int
+vmm_probe_machines(struct cts *c, char *why, size_t len)
+{
+	char *out = malloc(65536), *save = NULL, name[96], *alias;
+	bool found = false;
+
+	if (out == NULL)
+		abort();
+	if (vmm_qemu_says(c->vmm_qemu, "-machine", "help", out, 65536) != 0) {
+		snprintf(why, len, "%s -machine help failed: %.200s", c->vmm_qemu, out);
+		free(out);
+		return -1;
+	}
+	for (char *l = strtok_r(out, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(l, "%95s", name) != 1 || strcmp(name, "Supported") == 0)
+			continue;
+		if ((alias = strstr(l, "(alias of ")) != NULL) {
+			if (strcmp(name, c->vmm_machine) == 0) {
+				char target[96];
+				if (sscanf(alias, "(alias of %95[^)])", target) == 1) {
+					free(c->vmm_machine);
+					c->vmm_machine = strdup(target);
+				}
+			}
+			continue;
+		}
+		if (vmm_nmachines < VMM_MACHINES_MAX)
+			vmm_machines[vmm_nmachines++] = strdup(name);
+	}
+	free(out);
+	for (size_t i = 0; i < vmm_nmachines; i++)
+		found = found || strcmp(vmm_machines[i], c->vmm_machine) == 0;
+	if (!found) {
+		snprintf(why, len, "cts.conf's vmm_machine %s is not a machine type of %s (see %s "
+		    "-machine help)", c->vmm_machine, c->vmm_qemu, c->vmm_qemu);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 vmm_probe(struct cts *c, char *why, size_t len)
 {
-	char cmd[PATH_MAX + 64], line[256] = "";
-	FILE *p;
+	char line[256];
 	int fd;
 
-	snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", c->vmm_qemu);
-	if ((p = popen(cmd, "r")) != NULL) {
-		if (fgets(line, sizeof line, p) == NULL)
-			line[0] = '\0';
-		while (fgetc(p) != EOF)
-			;
-		if (pclose(p) != 0)
-			line[0] = '\0';
-	}
-	if (sscanf(line, "QEMU emulator version %63[0-9.]", vmm_version) != 1) {
+	if (vmm_qemu_says(c->vmm_qemu, "--version", NULL, line, sizeof line) != 0 ||
+	    sscanf(line, "QEMU emulator version %63[0-9.]", vmm_version) != 1) {
+		vmm_version[0] = '\0';
 		snprintf(why, len, "QEMU is not installed here (%s --version: %s); set vmm_qemu in "
 		    "cts.conf or install qemu-system-x86", c->vmm_qemu,
 		    line[0] ? strtok(line, "\n") : "not found");
@@ -92,20 +190,56 @@ vmm_probe(struct cts *c, char *why, size_t len)
 		vmm_kvm = true;
 		close(fd);
 	}
+	if (vmm_probe_machines(c, why, len) != 0)
+		return -1;
+	/* the guest is the users' to run: the CTS (maybe root) only says it is there */
+	const char *files[][2] = { { "vmm_kernel", c->vmm_kernel }, { "vmm_initrd", c->vmm_initrd } };
+	for (size_t i = 0; i < GCA_NITEMS(files); i++) {
+		if (files[i][1] != NULL && access(files[i][1], R_OK) != 0) {
+			snprintf(why, len, "cts.conf's %s %s cannot be read: %s", files[i][0],
+			    files[i][1], strerror(errno));
+			return -1;
+		}
+	}
+	if ((c->vmm_kernel == NULL) != (c->vmm_initrd == NULL)) {
+		snprintf(why, len, "cts.conf names a guest %s but no %s: give both", c->vmm_kernel ?
+		    "kernel" : "initramfs", c->vmm_kernel ? "vmm_initrd" : "vmm_kernel");
+		return -1;
+	}
 	return 0;
 }
 
 static void
 vmm_properties(struct cts *c, struct proto_strlist *out)
 {
-	char p[100];
+	char p[PATH_MAX + 32];
 
-	(void)c;
 	if (vmm_version[0] != '\0') {
 		snprintf(p, sizeof p, "qemu=%s", vmm_version);
 		proto_strlist_add(out, p);
 	}
 	proto_strlist_add(out, vmm_kvm ? "kvm=yes" : "kvm=no");
+	/*
+	 * What this resource offers goes on the CTS entry only (descriptor_load asks for
+	 * c->reg.properties), not on every record, whose vmm.* say what its image needs: a broker
+	 * matches the record's vmm.machine=T to an entry with the same value.
+	 */
+	if (out != &c->reg.properties)
+		return;
+	for (size_t i = 0; i < vmm_nmachines; i++) {
+		snprintf(p, sizeof p, "vmm.machine=%s", vmm_machines[i]);
+		proto_strlist_add(out, p);
+	}
+	if (c->vmm_kernel != NULL) {
+		snprintf(p, sizeof p, "vmm.guest.kernel=%s", c->vmm_kernel);
+		proto_strlist_add(out, p);
+		snprintf(p, sizeof p, "vmm.guest.initrd=%s", c->vmm_initrd);
+		proto_strlist_add(out, p);
+	}
+	snprintf(p, sizeof p, "vmm.guest.memory=%u", c->vmm_memory_mib);
+	proto_strlist_add(out, p);
+	snprintf(p, sizeof p, "vmm.guest.machine=%s", c->vmm_machine);
+	proto_strlist_add(out, p);
 }
 
 /* The value after "-flag" in QEMU's argv, or NULL. */
@@ -188,22 +322,33 @@ vmm_conf_escaped(FILE *f, const char *s)
 	}
 }
 
-/* The -device drivers, "a,b,c", for the record. */
-static void
-vmm_devices(const struct vmm_op *op, char *out, size_t len)
+/*
+ * One argument of QEMU's command line into vm.conf. The value of -machine/-M gets the type QEMU
+ * really runs (op->machine): "pc" is an alias that a newer QEMU resolves to its own newer type,
+ * whose devices' state differs. True if it named the machine type.
+ */
+static bool
+vmm_conf_arg(FILE *f, const struct vmm_op *op, const char *prev, const char *a)
 {
-	size_t used = 0;
+	size_t first = strcspn(a, ",");
 
-	out[0] = '\0';
-	for (const char *a = op->cmdline; a < op->cmdline + op->cmdlen; a += strlen(a) + 1) {
-		const char *next = a + strlen(a) + 1;
-		if (strcmp(a, "-device") != 0 || next >= op->cmdline + op->cmdlen)
-			continue;
-		used += (size_t)snprintf(out + used, len - used, "%s%.*s", used ? "," : "",
-		    (int)strcspn(next, ","), next);
-		if (used >= len)
-			break;
+	fputs("arg ", f);
+	if (op->machine[0] == '\0' || (strcmp(prev, "-machine") != 0 && strcmp(prev, "-M") != 0)) {
+		vmm_conf_escaped(f, a);
+		fputc('\n', f);
+		return false;
 	}
+	if (strncmp(a, "type=", 5) == 0)
+		fprintf(f, "type=%s", op->machine);
+	else if (memchr(a, '=', first) == NULL)
+		fprintf(f, "%s", op->machine);		/* "pc" or "pc,accel=tcg" */
+	else {
+		fprintf(f, "%s,", op->machine);		/* only properties: "accel=tcg" */
+		first = 0;
+	}
+	vmm_conf_escaped(f, a + first);
+	fputc('\n', f);
+	return true;
 }
 
 /* In the child: vm.conf, then the seal (hashing vm.state). */
@@ -214,26 +359,28 @@ vmm_seal(void *arg, char *out, size_t len)
 	struct cts_ckpt *ck = op->ck;
 	struct image_meta m = { 0 };
 	struct image_result r = { 0 };
-	char path[PATH_MAX], devices[1024];
+	char path[PATH_MAX];
+	const char *prev = "";
+	bool typed = false;
 	FILE *f;
 
 	if (snprintf(path, sizeof path, "%s/vm.conf", ck->image_dir) >= (int)sizeof path) {
 		snprintf(out, len, "image folder path too long");
 		return -1;
 	}
-	vmm_devices(op, devices, sizeof devices);
 	if ((f = fopen(path, "wx")) == NULL) {
 		snprintf(out, len, "cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* uid: whose command line this is; a resume by root runs it as that user, never as root */
-	fprintf(f, "gca-vm 1\nqemu %s\nmachine %s\nmemory %llu\ndevices %s\nuid %u\n", op->version,
-	    op->machine, (unsigned long long)op->memory, devices, (unsigned)ck->job->uid);
+	fprintf(f, "gca-vm 2\nqemu %s\nmachine %s\nmemory %llu\ndevices %s\nuid %u\n", op->version,
+	    op->machine, (unsigned long long)op->memory, op->devices, (unsigned)ck->job->uid);
 	for (const char *a = op->cmdline; a < op->cmdline + op->cmdlen; a += strlen(a) + 1) {
-		fputs("arg ", f);
-		vmm_conf_escaped(f, a);
-		fputc('\n', f);
+		typed = vmm_conf_arg(f, op, prev, a) || typed;
+		prev = a;
 	}
+	if (!typed && op->machine[0] != '\0')
+		fprintf(f, "arg -machine\narg %s\n", op->machine);	/* QEMU's default, by name */
 	if (fclose(f) != 0) {
 		snprintf(out, len, "cannot write %s", path);
 		return -1;
@@ -253,7 +400,7 @@ vmm_on_sealed(bool ok, const char *out, void *arg)
 {
 	struct vmm_op *op = arg;
 	struct cts_ckpt *ck = op->ck;
-	char p[1200], devices[1024];
+	char p[1200];
 
 	if (!ok || ckpt_result_read(ck, out) != 0) {
 		snprintf(op->error, sizeof op->error, "%s", ok ? "the seal gave no result" : out);
@@ -267,8 +414,7 @@ vmm_on_sealed(bool ok, const char *out, void *arg)
 	proto_strlist_add(&ck->properties, p);
 	snprintf(p, sizeof p, "vmm.memory=%llu", (unsigned long long)op->memory);
 	proto_strlist_add(&ck->properties, p);
-	vmm_devices(op, devices, sizeof devices);
-	snprintf(p, sizeof p, "vmm.devices=%s", devices);
+	snprintf(p, sizeof p, "vmm.devices=%s", op->devices);
 	proto_strlist_add(&ck->properties, p);
 	log_info("checkpoint %s of %s: VM stopped %llu ms, %llu bytes, sealed after %llu ms",
 	    ck->id, ck->job->gid, (unsigned long long)(op->t_done - op->t_stop), (unsigned long long)ck->result.size,
@@ -386,8 +532,26 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 		vmm_send(op, VMM_MEMORY, "{\"execute\": \"query-memory-size-summary\"}", -1);
 		break;
 	case VMM_MEMORY:
-		json_u64(reply, "base-memory", &op->memory);
-		vmm_send(op, VMM_STATUS, "{\"execute\": \"query-status\"}", -1);
+		/* it bounds the stream (vmm_on_poll): without it every checkpoint would be cut short */
+		if (json_u64(reply, "base-memory", &op->memory) != 0 || op->memory == 0) {
+			vmm_error(op, "query-memory-size-summary", "QEMU gave no base-memory; "
+			    "cannot bound the image, no checkpoint taken");
+			return;
+		}
+		vmm_send(op, VMM_DEVICES, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": "
+		    "\"/machine/peripheral-anon\"}}", -1);
+		break;
+	case VMM_DEVICES:
+	case VMM_DEVICES_ID:
+		if (json_qom_children(reply, op->devices, sizeof op->devices) != 0) {
+			vmm_error(op, vmm_step_names[op->step], "more devices than a record holds");
+			return;
+		}
+		if (op->step == VMM_DEVICES)
+			vmm_send(op, VMM_DEVICES_ID, "{\"execute\": \"qom-list\", \"arguments\": "
+			    "{\"path\": \"/machine/peripheral\"}}", -1);
+		else
+			vmm_send(op, VMM_STATUS, "{\"execute\": \"query-status\"}", -1);
 		break;
 	case VMM_STATUS:
 		json_str(reply, "status", status, sizeof status);
@@ -473,8 +637,8 @@ vmm_dump(struct cts_ckpt *ck)
 		return;
 	}
 	op->step = VMM_CAPS;
-	op->q = qmp_open(ck->cts->base, path, VMM_CALL_MS, vmm_on_answer, op,
-	    op->error, sizeof op->error);
+	op->q = qmp_open(ck->cts->base, path, ck->job->pid, ck->job->uid, VMM_CALL_MS,
+	    vmm_on_answer, op, op->error, sizeof op->error);
 	if (op->q == NULL)
 		vmm_fail(op);
 }

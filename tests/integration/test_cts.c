@@ -181,6 +181,31 @@ test_criu_is_published_with_its_reason(void **state)
 	proto_sync_close(s);
 }
 
+/* local_info: what the CTS publishes, asked on its socket (vmm-ready-job-executor reads its guest
+ * from it); every caller may ask, nothing is bound. */
+static void
+test_local_info(void **state)
+{
+	const struct proto_type *pt = proto_type_find("local_info");
+	struct proto_sync *s = local_connect(criu_sock);
+	struct msg_empty req = { 0 };
+	struct msg_local_info_ok *ok = NULL;
+	char code[64], msg[512];
+	bool criu = false;
+
+	(void)state;
+	assert_non_null(pt);
+	assert_int_equal(proto_sync_call(s, "local_info", pt, &req, (void **)&ok, code, sizeof code,
+	    msg, sizeof msg), 0);
+	assert_string_equal(ok->cts, "criu-1");
+	assert_string_equal(ok->core_service, "criu");
+	for (size_t i = 0; i < ok->properties.n; i++)
+		criu = criu || strncmp(ok->properties.v[i], "criu=", 5) == 0;
+	assert_true(criu);		/* the probe's, as on the CTS entry */
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+}
+
 /* A child that runs as nobody and waits to be killed. */
 static pid_t
 nobody_child(void)
@@ -689,6 +714,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cts_registers_itself),
 		cmocka_unit_test(test_criu_is_published_with_its_reason),
+		cmocka_unit_test(test_local_info),
 		cmocka_unit_test(test_bind_rules),
 		cmocka_unit_test(test_app_conversation),
 		cmocka_unit_test(test_retention_keeps_the_newest),

@@ -14,7 +14,7 @@ static const char *all_types[] = {
 	"hello", "ping", "cts_register", "cts_heartbeat", "cts_remove", "class_register", "job_bind",
 	"job_unbind", "do_checkpoint", "checkpoint_log", "restore_prepare", "image_grant",
 	"image_fetch", "query", "subscribe", "notify", "local_bind", "local_checkpoint", "app_save",
-	"app_saved",
+	"app_saved", "local_info",
 };
 
 /* Fill every field of a body with a value derived from its name, so a mix-up shows. */

@@ -27,22 +27,31 @@ struct t {
 	bool		 done;
 };
 
-/* The server's side: one connection, script(fd) then exit. */
+/*
+ * The server's side: one connection, script(fd) then exit. The child listens itself: the client
+ * checks who serves the socket (SO_PEERCRED names the process that called listen).
+ */
 static void
 t_serve(struct t *t, void (*script)(int fd))
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int l = socket(AF_UNIX, SOCK_STREAM, 0), fd;
+	int ready[2];
+	char c;
 
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t->path);
-	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
-	assert_int_equal(listen(l, 4), 0);
+	assert_int_equal(pipe(ready), 0);
 	if ((t->server = fork()) == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int l = socket(AF_UNIX, SOCK_STREAM, 0), fd;
+		snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t->path);
+		if (bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l, 4) != 0)
+			_exit(1);
+		(void)!write(ready[1], "r", 1);
 		fd = accept(l, NULL, NULL);
 		script(fd);
 		_exit(0);
 	}
-	close(l);
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
 }
 
 static void
@@ -155,8 +164,9 @@ on_error(struct qmp *q, const char *error, const char *reply, void *arg)
 	event_base_loopbreak(t->base);
 }
 
+/* The server started, the client connected to it and the loop run until the test is done. */
 static void
-t_run(struct t *t, void (*script)(int fd), qmp_cb cb, int timeout_ms)
+t_start(struct t *t, void (*script)(int fd), qmp_cb cb, int timeout_ms)
 {
 	char err[256];
 	struct timeval limit = { 10, 0 };
@@ -166,11 +176,17 @@ t_run(struct t *t, void (*script)(int fd), qmp_cb cb, int timeout_ms)
 	snprintf(t->path, sizeof t->path, "%s/qmp", t->dir);
 	t_serve(t, script);
 	t->base = event_base_new();
-	t->q = qmp_open(t->base, t->path, timeout_ms, cb, t, err, sizeof err);
-	assert_non_null(t->q);
+	t->q = qmp_open(t->base, t->path, t->server, getuid(), timeout_ms, cb, t, err, sizeof err);
+	if (t->q == NULL)
+		fail_msg("qmp_open: %s", err);
 	event_base_loopexit(t->base, &limit);
 	event_base_dispatch(t->base);
 	assert_true(t->done);
+}
+
+static void
+t_finish(struct t *t)
+{
 	if (t->q != NULL)
 		qmp_close(t->q);
 	event_base_free(t->base);
@@ -178,6 +194,13 @@ t_run(struct t *t, void (*script)(int fd), qmp_cb cb, int timeout_ms)
 	waitpid(t->server, NULL, 0);
 	unlink(t->path);
 	rmdir(t->dir);
+}
+
+static void
+t_run(struct t *t, void (*script)(int fd), qmp_cb cb, int timeout_ms)
+{
+	t_start(t, script, cb, timeout_ms);
+	t_finish(t);
 }
 
 static void
@@ -254,8 +277,79 @@ test_no_socket(void **state)
 	char err[256];
 
 	(void)state;
-	assert_null(qmp_open(NULL, "/nonexistent/qmp", 100, on_error, NULL, err, sizeof err));
+	assert_null(qmp_open(NULL, "/nonexistent/qmp", 1, 0, 100, on_error, NULL, err, sizeof err));
 	assert_non_null(strstr(err, "/nonexistent/qmp"));
+}
+
+/* A peer that never ends its line: a clear error at 1 MiB, the connection given up, no
+ * buffer grown past 2 MiB (ASan sees an overflow), and a later command gets the same reason. */
+static void
+script_endless(int fd)
+{
+	static char junk[64 * 1024];
+
+	memset(junk, 'x', sizeof junk);
+	srv_put(fd, greeting);
+	for (int i = 0; i < 3 * 16; i++)	/* 3 MiB, no newline */
+		if (write(fd, junk, sizeof junk) < 0)
+			break;
+	sleep(10);
+}
+
+static void
+on_late(struct qmp *q, const char *error, const char *reply, void *arg)
+{
+	struct t *t = arg;
+
+	(void)q;
+	(void)reply;
+	snprintf(t->got, sizeof t->got, "%s", error ? error : "(no error)");
+	t->step = 99;
+}
+
+static void
+test_endless_line(void **state)
+{
+	struct t t = { 0 };
+	char first[sizeof t.got];
+
+	(void)state;
+	t_start(&t, script_endless, on_error, 5000);
+	assert_string_equal(t.got, "QEMU's answer is longer than 1024 KiB without an end of line; "
+	    "connection closed");
+	snprintf(first, sizeof first, "%s", t.got);
+	/* the rest keeps coming: the loop runs on a while, and the client must not read it */
+	struct timeval more = { 0, 300 * 1000 };
+	event_base_loopexit(t.base, &more);
+	event_base_dispatch(t.base);
+	qmp_call(t.q, "{\"execute\": \"stop\"}", -1, on_late, &t);
+	assert_int_equal(t.step, 99);		/* answered at once: nothing is read any more */
+	assert_string_equal(t.got, first);
+	t_finish(&t);
+}
+
+/* A socket another process serves (a user swapped the path after the CTS checked it): refused
+ * before a byte is sent, naming who serves it. */
+static void
+test_peer_refused(void **state)
+{
+	struct t t = { 0 };
+	char err[256], want[128];
+
+	(void)state;
+	snprintf(t.dir, sizeof t.dir, "/tmp/test_qmp.XXXXXX");
+	assert_non_null(mkdtemp(t.dir));
+	snprintf(t.path, sizeof t.path, "%s/qmp", t.dir);
+	t_serve(&t, script_not_qmp);
+	t.base = event_base_new();
+	/* the bound "QEMU" is this process, but the socket is the child's */
+	assert_null(qmp_open(t.base, t.path, getpid(), getuid(), 5000, on_error, &t, err,
+	    sizeof err));
+	snprintf(want, sizeof want, "is served by process %d (uid %u), not by the bound QEMU, "
+	    "process %d", (int)t.server, (unsigned)getuid(), (int)getpid());
+	if (strstr(err, want) == NULL)
+		fail_msg("%s", err);
+	t_finish(&t);
 }
 
 static void
@@ -278,6 +372,20 @@ test_json(void **state)
 	assert_int_equal(json_str("{\"status\": \"a-very-long-status-value-that-is-cut\"}",
 	    "status", s, 8), 0);
 	assert_string_equal(s, "a-very-");
+	/* qom-list answers into one sorted set of device types */
+	char dev[64] = "";
+	assert_int_equal(json_qom_children("{\"return\": [{\"name\": \"type\", \"type\": "
+	    "\"string\"}, {\"name\": \"device[1]\", \"type\": \"child<virtserialport>\"}, "
+	    "{\"name\": \"device[0]\", \"type\": \"child<virtio-serial-pci>\"}]}", dev,
+	    sizeof dev), 0);
+	assert_string_equal(dev, "virtio-serial-pci,virtserialport");
+	assert_int_equal(json_qom_children("{\"return\": [{\"name\": \"rng0\", \"type\": "
+	    "\"child<virtio-rng-pci>\"}]}", dev, sizeof dev), 0);
+	assert_string_equal(dev, "virtio-rng-pci,virtio-serial-pci,virtserialport");
+	assert_int_equal(json_qom_children("{\"return\": []}", dev, sizeof dev), 0);
+	assert_string_equal(dev, "virtio-rng-pci,virtio-serial-pci,virtserialport");
+	assert_int_equal(json_qom_children("{\"return\": [{\"type\": \"child<a-long-one>\"}]}",
+	    dev, 20), -1);
 }
 
 int
@@ -289,6 +397,8 @@ main(void)
 		cmocka_unit_test(test_closed),
 		cmocka_unit_test(test_not_qmp),
 		cmocka_unit_test(test_no_socket),
+		cmocka_unit_test(test_endless_line),
+		cmocka_unit_test(test_peer_refused),
 		cmocka_unit_test(test_json),
 	};
 
