@@ -407,6 +407,7 @@ criu_on_dumped(bool ok, const char *out, void *arg)
  * criu_incremental N: every dump tracks memory, and is incremental on the job's previous dump
  * (the one whose tracking it continues) unless N incremental ones followed the last full one,
  * that image is gone, or images are encrypted (the restore would get a plain copy of one link only).
+ * With criu_predump it is the pre-dump that is incremental on that parent.
  */
 static void
 criu_choose_parent(struct cts_ckpt *ck)
