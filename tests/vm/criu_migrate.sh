@@ -153,7 +153,7 @@ i=0; until [ -S $GCA_CTS_SOCKET ]; do i=$((i + 1)); [ $i -gt 300 ] && break; sle
 GUEST
 done
 cat >> "${share[a]}/scenario" <<'GUEST'
-gca-exec --gid mig-job -- job --log /mnt/common/job.log --tick 100 --mib 32 </dev/null >>$S/job.out 2>&1 &
+gca-exec --gid mig-job -- job --log /mnt/common/job.log --tick 100 --mib 32 </dev/null >>/mnt/common/job.out 2>&1 &
 logwait 60 /mnt/common/job.log ready && touch $S/job.started
 # checkpoints, replicas; then the host kills this guest
 gwait 370 $S/never
@@ -200,7 +200,7 @@ touch "${share[b]}/go.peer"
 lab_guest_wait_file b 60 "${share[b]}/peer.rc"
 expect_eq "guest b reaches cts-a at that same address over the bridge" "$(cat "${share[b]}/peer.rc" 2>/dev/null)" 0
 if lab_guest_wait_file a 60 "${share[a]}/job.started"; then pass "gca-exec on guest a started the job"
-else fail "gca-exec on guest a started the job" "$(tail -3 "${share[a]}/job.out" "${share[a]}/cts.log")"; exit 1; fi
+else fail "gca-exec on guest a started the job" "$(tail -n 3 "$common/job.out" "${share[a]}/cts.log")"; exit 1; fi
 
 # ---- three checkpoints on A by the broker on the host ----
 last() { awk '$1 == "counter" { n = $2 } END { print n + 0 }' "$log"; }
@@ -246,7 +246,7 @@ touch "${share[b]}/go.recover"
 if lab_guest_wait_file b 120 "${share[b]}/recovered1"; then
 	pass "gca-recover on B --checkpoint latest: the job runs there ($(since "$t") s)"
 else
-	fail "gca-recover on B --checkpoint latest" "$(tail -5 "${share[b]}/recover1.out" "${share[b]}/cts.log")"
+	fail "gca-recover on B --checkpoint latest" "$(tail -n 5 "${share[b]}/recover1.out" "${share[b]}/cts.log")"
 fi
 blog=${share[b]}/cts.log
 for k in 2 1 0; do
@@ -282,7 +282,7 @@ echo "${ids[1]}" > "${share[b]}/go.stop.tmp" && mv "${share[b]}/go.stop.tmp" "${
 if lab_guest_wait_file b 120 "${share[b]}/recovered2"; then
 	pass "gca-recover on B --checkpoint <checkpoint 2's id>"
 else
-	fail "gca-recover on B --checkpoint <checkpoint 2's id>" "$(tail -5 "${share[b]}/recover2.out" "$blog")"
+	fail "gca-recover on B --checkpoint <checkpoint 2's id>" "$(tail -n 5 "${share[b]}/recover2.out" "$blog")"
 fi
 expect_eq "SIGTERM to the first gca-recover reached the job; its status 3 came back" "$(cat "${share[b]}/recover1.rc" 2>/dev/null)" 3
 r2=$(awk 'f && $1 == "counter" { print $2; exit } /^mark stopped/ { f = 1 }' "$log")
