@@ -138,7 +138,7 @@ gwait() { i=0; while [ ! -e "$2" ]; do i=$((i + 1)); [ $i -gt $(($1 * 10)) ] && 
 logwait() { i=0; until grep -q "$3" "$2" 2>/dev/null; do i=$((i + 1)); [ $i -gt $(($1 * 10)) ] && { echo "no '$3' in $2"; return 1; }; sleep 0.1; done; }
 # resumed PID MARK: the restored job wrote a counter line after the line MARK (bounded; not if gca-recover died)
 resumed() { i=0; until awk -v m="$2" 'f && /^counter/ { ok = 1 } $0 == m { f = 1 } END { exit !ok }' /mnt/common/job.log; do
-	i=$((i + 1)); { [ $i -gt 600 ] || ! kill -0 $1 2>/dev/null; } && { echo "no counter after '$2'"; return 1; }; sleep 0.1; done; }
+	i=$((i + 1)); { [ $i -gt 1500 ] || ! kill -0 $1 2>/dev/null; } && { echo "no counter after '$2'"; return 1; }; sleep 0.1; done; }
 put() { echo "$2" > "$S/$1.tmp" && mv "$S/$1.tmp" "$S/$1"; }
 [ -n "$FLOOR" ] && echo $FLOOR > /proc/sys/kernel/ns_last_pid
 ip addr flush dev eth0 && ip addr add $ME/24 dev eth0 && ip link set eth0 up && ip route add default via $ROUTER
@@ -243,7 +243,7 @@ pass "guest a killed (qemu) at counter $killed, after the last checkpoint at ${l
 check "the GCS marks cts-a down in the directory" wait_for 30 status_is cts-a down
 t=$(date +%s.%N)
 touch "${share[b]}/go.recover"
-if lab_guest_wait_file b 120 "${share[b]}/recovered1"; then
+if lab_guest_wait_file b 180 "${share[b]}/recovered1"; then
 	pass "gca-recover on B --checkpoint latest: the job runs there ($(since "$t") s)"
 else
 	fail "gca-recover on B --checkpoint latest" "$(tail -n 5 "${share[b]}/recover1.out" "${share[b]}/cts.log")"
@@ -279,7 +279,7 @@ case "$out" in *"seq 4 at cts-b"*) pass "the broker's next checkpoint goes to B:
 
 # ---- B again, from checkpoint 2 (in B's store since the chain was fetched) ----
 echo "${ids[1]}" > "${share[b]}/go.stop.tmp" && mv "${share[b]}/go.stop.tmp" "${share[b]}/go.stop"
-if lab_guest_wait_file b 120 "${share[b]}/recovered2"; then
+if lab_guest_wait_file b 180 "${share[b]}/recovered2"; then
 	pass "gca-recover on B --checkpoint <checkpoint 2's id>"
 else
 	fail "gca-recover on B --checkpoint <checkpoint 2's id>" "$(tail -n 5 "${share[b]}/recover2.out" "$blog")"
