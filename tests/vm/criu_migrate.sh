@@ -38,18 +38,14 @@ net=10.$((150 + $$ % 50)).$((($$ / 50) % 250)).
 host=${net}1
 declare -A ip=([a]=${net}2 [b]=${net}3) tap=([a]=gcmt${n}a [b]=gcmt${n}b) mac=([a]=52:54:00:67:ca:0a [b]=52:54:00:67:ca:0b)
 br=gcmbr$n
-if ip link add $br type bridge && ip addr add $host/24 dev $br && ip link set $br up; then
-	on_exit "ip link del $br"
-	pass "bridge $br at $host"
-else
-	fail "bridge $br at $host"; exit 1
-fi
+ip link add $br type bridge || { fail "bridge $br"; exit 1; }
+on_exit "ip link del $br"
+if ip addr add $host/24 dev $br && ip link set $br up; then pass "bridge $br at $host"
+else fail "bridge $br at $host"; exit 1; fi
 for g in a b; do
-	if ip tuntap add dev ${tap[$g]} mode tap && ip link set ${tap[$g]} master $br up; then
-		on_exit "ip link del ${tap[$g]}"
-	else
-		fail "tap ${tap[$g]} on $br"; exit 1
-	fi
+	ip tuntap add dev ${tap[$g]} mode tap || { fail "tap ${tap[$g]}"; exit 1; }
+	on_exit "ip link del ${tap[$g]}"
+	ip link set ${tap[$g]} master $br up || { fail "tap ${tap[$g]} on $br"; exit 1; }
 done
 
 # ---- the host: a GCS on the bridge, the image store cts-r ----
