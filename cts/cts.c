@@ -5,7 +5,7 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue, replicas, image_key, criu_incremental, app_incremental. Times in seconds unless they
+ * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental. Times in seconds unless they
  * carry a unit (500ms, 2m).
  */
 #include <event2/event.h>
@@ -148,6 +148,8 @@ cts_configure(struct cts *c, const struct config *cf)
 	if (config_get_int(cf, "criu_incremental", 0, 1000, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->criu_incremental = config_get(cf, "criu_incremental") ? (unsigned)n : 0;
+	if (config_get_bool(cf, "criu_predump", false, &c->criu_predump, err, sizeof err) != 0)
+		log_fatal("%s", err);
 	if (config_get_int(cf, "app_incremental", 0, 1000, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->app_incremental = config_get(cf, "app_incremental") ? (unsigned)n : 0;
@@ -271,6 +273,10 @@ main(int argc, char **argv)
 	if (config_get(&cf, "image_key") != NULL && image_key_load(config_get(&cf, "image_key"),
 	    c.image_key, c.image_key_id, err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
+	/* an encrypted image is restored from a decrypted copy of its folder, without criu's links */
+	if (c.criu_predump && c.image_key_id[0] != '\0')
+		log_fatal("%s: criu_predump and image_key do not go together (an encrypted image "
+		    "restores from a copy without criu's parent links)", conf);
 	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
 	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,
 	    c.gcs_endpoint);

@@ -43,6 +43,9 @@ struct core_service {
 	bool		 user_restore;
 };
 extern const struct core_service core_app, core_criu, core_vmm;
+/* criu_predump: the folder, inside a checkpoint's image folder, that holds its pre-dump; the dump
+ * proper is incremental on it (criu's "parent" link in the image folder points there). */
+#define CRIU_PREDUMP_DIR "predump"
 const struct core_service *core_find(const char *name);
 
 /* ---- a bound job (jobs.c) ---- */
@@ -120,6 +123,7 @@ struct cts {
 	unsigned		 vmm_memory_mib;	/* vmm: its memory */
 	unsigned		 max_queue;
 	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
+	bool			 criu_predump;		/* cts.conf: criu pre-dump before each dump */
 	unsigned		 app_incremental;	/* cts.conf: the same for app saves */
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;

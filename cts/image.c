@@ -725,6 +725,21 @@ image_manifest_read(const char *dir, struct image_meta *m, char *err, size_t err
 	return 0;
 }
 
+int
+image_lists_folder(const char *dir, const char *folder, char *err, size_t errlen)
+{
+	struct image_list l;
+	size_t len = strlen(folder);
+	int found = 0;
+
+	if (image_manifest_parse(dir, NULL, &l, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < l.n && !found; i++)
+		found = strncmp(l.v[i].path, folder, len) == 0 && l.v[i].path[len] == '/';
+	image_list_free(&l);
+	return found;
+}
+
 /* ---- verifying ---- */
 
 /* Creates the folders of path (relative) below cfd, 0700, chowned. */

@@ -84,6 +84,8 @@ int image_verify(const char *dir, struct image_meta *m, const char *copy_to, uid
  * and unique). m may be NULL. For callers that need the parent or the times without hashing.
  */
 int image_manifest_read(const char *dir, struct image_meta *m, char *err, size_t errlen);
+/* 1 if dir/manifest lists a file below folder/ (a criu image's pre-dump), 0 if not, -1 (err). */
+int image_lists_folder(const char *dir, const char *folder, char *err, size_t errlen);
 
 /*
  * Retention in one job's folder (STATE/images/<gid>/): keeps the newest `keep` checkpoint

@@ -62,20 +62,56 @@ restore_gives_copy(const struct cts *c)
 	return c->core->keeps_channel || c->core->user_restore;
 }
 
+/* One link, dir/name -> target, made again (an earlier restore may have left one). */
+static int
+restore_symlink(const char *dir, const char *name, const char *target, char *out, size_t len)
+{
+	char lnk[PATH_MAX + 32];
+
+	snprintf(lnk, sizeof lnk, "%s/%s", dir, name);
+	if ((unlink(lnk) != 0 && errno != ENOENT) || symlink(target, lnk) != 0) {
+		snprintf(out, len, "cannot link %s to %s: %s", lnk, target, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * In the child, for an incremental criu image (its manifest names a parent): every link of the chain
- * verified, and criu's "parent" link, which the store does not keep, made again in each folder
- * (criu restore follows it). A link not in the store: "missing <id>", and the CTS fetches it.
+ * criu's "parent" links in one verified folder of a criu image, which the store does not keep
+ * (criu restore follows them). With a pre-dump (its manifest lists predump/): parent -> predump,
+ * and the pre-dump's own parent -> the parent checkpoint; without: parent -> the parent
+ * checkpoint. parent "" = a full image.
+ */
+static int
+restore_criu_links(const char *dir, const char *parent, char *out, size_t len)
+{
+	char target[ID_LEN + 16];
+	int pre;
+
+	if ((pre = image_lists_folder(dir, CRIU_PREDUMP_DIR, out, len)) < 0)
+		return -1;
+	if (pre && restore_symlink(dir, "parent", CRIU_PREDUMP_DIR, out, len) != 0)
+		return -1;
+	if (parent[0] == '\0')
+		return 0;
+	snprintf(target, sizeof target, "%s%s", pre ? "../../" : "../", parent);
+	return restore_symlink(dir, pre ? CRIU_PREDUMP_DIR "/parent" : "parent", target, out, len);
+}
+
+/*
+ * In the child, for a criu image: its links made again and, when its manifest names a parent
+ * (an incremental image), every link of the chain verified and linked the same way. A link not in
+ * the store: "missing <id>", and the CTS fetches it.
  */
 static int
 restore_chain(struct restore_op *op, const struct image_meta *top, char *out, size_t len)
 {
 	struct image_meta m = *top;
-	char dir[PATH_MAX], lnk[PATH_MAX + 16], target[sizeof top->parent + 4];
 	struct stat st;
 	int n = 0;
 
-	snprintf(dir, sizeof dir, "%s", op->image_dir);
+	if (restore_criu_links(op->image_dir, m.parent, out, len) != 0)
+		return -1;
 	while (m.parent[0] != '\0') {
 		char pdir[PATH_MAX];
 
@@ -93,13 +129,6 @@ restore_chain(struct restore_op *op, const struct image_meta *top, char *out, si
 			snprintf(out, len, "missing %s", m.parent);
 			return -1;
 		}
-		snprintf(lnk, sizeof lnk, "%s/parent", dir);
-		snprintf(target, sizeof target, "../%s", m.parent);
-		if ((unlink(lnk) != 0 && errno != ENOENT) || symlink(target, lnk) != 0) {
-			snprintf(out, len, "checkpoint %s: cannot link %s to its parent: %s", op->id, lnk,
-			    strerror(errno));
-			return -1;
-		}
 		struct image_meta child = m;
 		if (image_verify(pdir, &m, NULL, (uid_t)-1, (gid_t)-1, out, len) != 0)
 			return -1;
@@ -113,7 +142,8 @@ restore_chain(struct restore_op *op, const struct image_meta *top, char *out, si
 			    m.checkpoint_id, child.checkpoint_id);
 			return -1;
 		}
-		snprintf(dir, sizeof dir, "%s", pdir);
+		if (restore_criu_links(pdir, m.parent, out, len) != 0)
+			return -1;
 	}
 	if (n > 0)
 		log_info("checkpoint %s: %d parent%s verified", op->id, n, n == 1 ? "" : "s");
@@ -216,13 +246,22 @@ restore_verify(void *arg, char *out, size_t len)
 		if (image_verify(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
 		    app ? p->gid : (gid_t)-1, out, len) != 0)
 			return -1;
-		if (!app && m.parent[0] != '\0' && restore_chain(op, &m, out, len) != 0)
+		if (!app && restore_chain(op, &m, out, len) != 0)
 			return -1;
 		snprintf(out, len, "ok plain");
 		return 0;
 	}
 	if (m.parent[0] != '\0') {
 		snprintf(out, len, "checkpoint %s is incremental and encrypted: not supported", op->id);
+		return -1;
+	}
+	/* the decrypted copy would lack criu's link to the pre-dump (cts.conf refuses both) */
+	int pre = restore_gives_copy(c) ? 0 : image_lists_folder(op->image_dir, CRIU_PREDUMP_DIR,
+	    out, len);
+	if (pre != 0) {
+		if (pre > 0)
+			snprintf(out, len, "checkpoint %s has a pre-dump and is encrypted: not "
+			    "supported", op->id);
 		return -1;
 	}
 	if (strcmp(m.key_id, c->image_key_id) != 0) {

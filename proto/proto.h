@@ -311,6 +311,7 @@ int  proto_sync_send(struct proto_sync *s, const char *type, uint32_t id,
 int  proto_sync_read(struct proto_sync *s, int timeout_ms, const struct proto_type *reply_pt,
 	struct proto_msg *m, char *err, size_t errlen);
 int  proto_sync_fd(struct proto_sync *s);
+void proto_sync_set_timeout(struct proto_sync *s, int timeout_ms);	/* of later calls and reads */
 int  proto_sync_write_raw(struct proto_sync *s, const void *buf, size_t len);	/* tests */
 void proto_sync_close(struct proto_sync *s);
 /* A unix-socket client keeps its descriptor for exec (gca-exec, GCA_APP_FD). */

@@ -286,6 +286,12 @@ proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type 
 }
 
 void
+proto_sync_set_timeout(struct proto_sync *s, int timeout_ms)
+{
+	s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+}
+
+void
 proto_sync_close(struct proto_sync *s)
 {
 	if (s == NULL)

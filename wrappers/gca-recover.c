@@ -49,6 +49,8 @@ static const int recover_forwarded[] = {
 
 #define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
+/* restore_prepare may first fetch an image, or a whole incremental chain, from another resource */
+#define RECOVER_PREPARE_MS (10 * 60 * 1000)
 
 static volatile sig_atomic_t recover_job;	/* the pid signals go to; 0 before the job exists */
 static volatile sig_atomic_t recover_job_our_pgrp;	/* the job is in our process group */
@@ -488,6 +490,7 @@ recover_run(struct recover *rc)
 	wrapper_sigpipe_ignore();
 	if ((rc->s = wrapper_connect("gca-recover", rc->socket)) == NULL)
 		return 1;
+	proto_sync_set_timeout(rc->s, RECOVER_PREPARE_MS);
 	if (proto_sync_call(rc->s, "restore_prepare", proto_type_find("restore_prepare"), &prep,
 	    (void **)&rc->r, code, sizeof code, msg, sizeof msg) != 0) {
 		fprintf(stderr, "gca-recover: cannot prepare checkpoint %s of %s: %s (%s)\n",

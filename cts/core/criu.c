@@ -9,6 +9,7 @@
 #include <cpuid.h>
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,23 +171,179 @@ criu_wants(struct cts *c, const char *property)
 	return false;
 }
 
-/* In the child: criu dump into the image folder, then the manifest. */
+/* What criu --display-stats said of one dump or pre-dump. */
+struct criu_stats {
+	bool			seen;
+	unsigned long long	frozen_us;
+	unsigned long long	written, in_parent;	/* memory pages */
+};
+
+/*
+ * Runs criu with argv and waits for it; its standard output (the --display-stats lines, criu's
+ * only output there) is read into st. Returns criu's exit status, -1 if it did not run.
+ */
+static int
+criu_exec(const char **argv, struct criu_stats *st)
+{
+	char line[256];
+	int p[2], status;
+	pid_t pid;
+	FILE *f;
+
+	memset(st, 0, sizeof *st);
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		if (p[1] == STDOUT_FILENO ? fcntl(p[1], F_SETFD, 0) != 0 :
+		    dup2(p[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execvp("criu", (char **)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -1;
+	}
+	if ((f = fdopen(p[0], "r")) == NULL) {
+		close(p[0]);
+	} else {
+		while (fgets(line, sizeof line, f) != NULL) {
+			if (sscanf(line, "Frozen time: %llu us", &st->frozen_us) == 1)
+				st->seen = true;
+			sscanf(line, "Memory pages written: %llu", &st->written);
+			sscanf(line, "Memory pages skipped from parent: %llu", &st->in_parent);
+		}
+		fclose(f);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A failed criu run: its log's last error lines into out. Returns -1. */
+static int
+criu_failed(const char *what, const char *dir, const char *logname, char *out, size_t len)
+{
+	char cmd[PATH_MAX + 96], line[512];
+
+	snprintf(cmd, sizeof cmd, "grep -a Error '%s/%s' | tail -3", dir, logname);
+	criu_run(cmd, NULL, line, sizeof line);
+	snprintf(out, len, "criu %s failed (log %s/%s): %s", what, dir, logname,
+	    line[0] ? line : "no error line in its log");
+	return -1;
+}
+
+/* The options of a job's tree that criu dump and pre-dump both need; returns the new argc. */
+static int
+criu_job_args(struct cts_ckpt *ck, const char **argv, int n)
+{
+	if (criu_has_tty(ck->job->pid))
+		argv[n++] = "--shell-job";
+	if (criu_wants(ck->cts, "criu.tcp-established"))
+		argv[n++] = "--tcp-established";
+	return n;
+}
+
+/*
+ * criu_predump: the job's memory copied while it runs on (criu pre-dump freezes it only to grab
+ * its pages, and writes them after), into the checkpoint's own folder predump/, incremental on the
+ * parent checkpoint when there is one. The dump proper is then incremental on the pre-dump and
+ * writes only the pages written since, so the job stays frozen for less time.
+ */
+static int
+criu_predump(struct cts_ckpt *ck, const char *pid, struct criu_stats *st, char *out, size_t len)
+{
+	char dir[PATH_MAX], prev[ID_LEN + 16];
+	const char *argv[20];
+	int n = 0;
+
+	if (snprintf(dir, sizeof dir, "%s/%s", ck->image_dir, CRIU_PREDUMP_DIR) >= (int)sizeof dir ||
+	    mkdir(dir, 0700) != 0) {
+		snprintf(out, len, "cannot make %s/%s: %s", ck->image_dir, CRIU_PREDUMP_DIR,
+		    strerror(errno));
+		return -1;
+	}
+	argv[n++] = "criu";
+	argv[n++] = "pre-dump";
+	argv[n++] = "-t";
+	argv[n++] = pid;
+	argv[n++] = "-D";
+	argv[n++] = dir;
+	argv[n++] = "-o";
+	argv[n++] = "pre-dump.log";
+	argv[n++] = "-v4";
+	argv[n++] = "--track-mem";
+	argv[n++] = "--display-stats";
+	if (ck->parent[0] != '\0') {
+		snprintf(prev, sizeof prev, "../../%s", ck->parent);	/* relative to -D */
+		argv[n++] = "--prev-images-dir";
+		argv[n++] = prev;
+	}
+	n = criu_job_args(ck, argv, n);
+	argv[n] = NULL;
+	if (criu_exec(argv, st) != 0)
+		return criu_failed("pre-dump", dir, "pre-dump.log", out, len);
+	return 0;
+}
+
+/* criu's links to parent folders: the manifest names the parent instead, and restore_prepare
+ * makes the links again once it has verified the chain (the store holds no symlinks). */
+static int
+criu_unlink_parents(const struct cts_ckpt *ck, char *out, size_t len)
+{
+	static const char *const links[] = { "parent", CRIU_PREDUMP_DIR "/parent" };
+	char path[PATH_MAX + 32];
+
+	for (size_t i = 0; i < GCA_NITEMS(links); i++) {
+		snprintf(path, sizeof path, "%s/%s", ck->image_dir, links[i]);
+		if (unlink(path) != 0 && errno != ENOENT) {
+			snprintf(out, len, "cannot remove %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The job's frozen time, which pre-dumps are there to cut, for the operator. */
+static void
+criu_log_stats(const struct cts_ckpt *ck, const struct criu_stats *dump,
+	const struct criu_stats *pre)
+{
+	char more[160] = "";
+
+	if (!dump->seen)
+		return;
+	if (pre->seen)
+		snprintf(more, sizeof more, "; its pre-dump froze it %.1f ms and wrote %llu pages",
+		    (double)pre->frozen_us / 1000.0, pre->written);
+	log_info("checkpoint %s of %s: criu froze the job %.1f ms in its dump (%llu pages written, "
+	    "%llu in the parent)%s", ck->id, ck->job->gid, (double)dump->frozen_us / 1000.0,
+	    dump->written, dump->in_parent, more);
+}
+
+/* In the child: criu dump into the image folder (after a pre-dump, with criu_predump), then the
+ * manifest. */
 static int
 criu_dump_child(void *arg, char *out, size_t len)
 {
 	struct cts_ckpt *ck = arg;
 	struct image_meta m = { 0 };
 	struct image_result r = { 0 };
-	char pid[32], log[PATH_MAX + 64], line[512], prev[ID_LEN + 8];
-	const char *argv[20];
-	int n = 0, status;
-	pid_t p;
+	struct criu_stats pre = { 0 }, dump;
+	char pid[32], prev[ID_LEN + 8];
+	const char *argv[24];
+	int n = 0;
 
 	if (mkdir(ck->image_dir, 0700) != 0) {
 		snprintf(out, len, "cannot make %s", ck->image_dir);
 		return -1;
 	}
 	snprintf(pid, sizeof pid, "%d", (int)ck->job->pid);
+	if (ck->cts->criu_predump && criu_predump(ck, pid, &pre, out, len) != 0)
+		return -1;
 	argv[n++] = "criu";
 	argv[n++] = "dump";
 	argv[n++] = "--leave-running";
@@ -197,38 +354,27 @@ criu_dump_child(void *arg, char *out, size_t len)
 	argv[n++] = "-o";
 	argv[n++] = "dump.log";
 	argv[n++] = "-v4";
-	if (ck->cts->criu_incremental > 0) {
+	argv[n++] = "--display-stats";
+	if (ck->cts->criu_incremental > 0 || ck->cts->criu_predump) {
 		/* the kernel tracks the pages written from now on, for the next dump */
 		argv[n++] = "--track-mem";
-		if (ck->parent[0] != '\0') {
+		if (ck->cts->criu_predump) {
+			/* the pre-dump is this dump's parent; the checkpoint's is the pre-dump's */
+			argv[n++] = "--prev-images-dir";
+			argv[n++] = CRIU_PREDUMP_DIR;
+		} else if (ck->parent[0] != '\0') {
 			snprintf(prev, sizeof prev, "../%s", ck->parent);	/* relative to -D */
 			argv[n++] = "--prev-images-dir";
 			argv[n++] = prev;
 		}
 	}
-	if (criu_has_tty(ck->job->pid))
-		argv[n++] = "--shell-job";
-	if (criu_wants(ck->cts, "criu.tcp-established"))
-		argv[n++] = "--tcp-established";
+	n = criu_job_args(ck, argv, n);
 	argv[n] = NULL;
-	if ((p = fork()) == 0) {
-		execvp("criu", (char **)argv);
-		_exit(127);
-	}
-	if (p < 0 || waitpid(p, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(log, sizeof log, "grep -a Error '%s/dump.log' | tail -3", ck->image_dir);
-		criu_run(log, NULL, line, sizeof line);
-		snprintf(out, len, "criu dump failed (log %s/dump.log): %s", ck->image_dir,
-		    line[0] ? line : "no error line in its log");
+	if (criu_exec(argv, &dump) != 0)
+		return criu_failed("dump", ck->image_dir, "dump.log", out, len);
+	criu_log_stats(ck, &dump, &pre);
+	if (criu_unlink_parents(ck, out, len) != 0)
 		return -1;
-	}
-	/* criu's link to the parent folder: the manifest names the parent instead, and restore_prepare
-	 * makes the link again once it has verified the chain (the store holds no symlinks) */
-	snprintf(log, sizeof log, "%s/parent", ck->image_dir);
-	if (unlink(log) != 0 && errno != ENOENT) {
-		snprintf(out, len, "cannot remove %s: %s", log, strerror(errno));
-		return -1;
-	}
 	snprintf(m.parent, sizeof m.parent, "%s", ck->parent);
 	snprintf(m.checkpoint_id, sizeof m.checkpoint_id, "%s", ck->id);
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
@@ -261,6 +407,7 @@ criu_on_dumped(bool ok, const char *out, void *arg)
  * criu_incremental N: every dump tracks memory, and is incremental on the job's previous dump
  * (the one whose tracking it continues) unless N incremental ones followed the last full one,
  * that image is gone, or images are encrypted (the restore would get a plain copy of one link only).
+ * With criu_predump it is the pre-dump that is incremental on that parent.
  */
 static void
 criu_choose_parent(struct cts_ckpt *ck)

@@ -374,6 +374,44 @@ test_seal_in_place(void **state)
 	assert_string_equal(back.core_service, "criu");
 }
 
+/* A criu image with its pre-dump in predump/: sealed and verified whole, the folder found from
+ * the manifest (not from what lies in the image folder), a look-alike name not taken for it. */
+static void
+test_lists_predump_folder(void **state)
+{
+	char dir[256], sub[300], err[512];
+	struct image_meta m;
+	struct image_result r;
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/images/j6/withpre", top);
+	snprintf(sub, sizeof sub, "%s/predump", dir);
+	assert_int_equal(file_mkdirs(sub, 0700), 0);
+	put(dir, "pages-1.img", "new");
+	put(dir, "predump.img", "x");
+	put(sub, "pages-1.img", "abc");
+	meta_new(&m, NULL);
+	snprintf(m.core_service, sizeof m.core_service, "criu");
+	assert_int_equal(image_store_seal(dir, &m, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 3);
+	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(image_lists_folder(dir, "predump", err, sizeof err), 1);
+	assert_int_equal(image_lists_folder(dir, "predum", err, sizeof err), 0);
+	assert_int_equal(image_lists_folder(dir, "pages-1.img", err, sizeof err), 0);
+	/* a folder the manifest does not list is not part of the image */
+	snprintf(dir, sizeof dir, "%s/images/j6/without", top);
+	snprintf(sub, sizeof sub, "%s/predump", dir);
+	assert_int_equal(file_mkdirs(dir, 0700), 0);
+	put(dir, "pages-1.img", "new");
+	assert_int_equal(image_store_seal(dir, &m, &r, err, sizeof err), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	put(sub, "pages-1.img", "abc");
+	assert_int_equal(image_lists_folder(dir, "predump", err, sizeof err), 0);
+	snprintf(dir, sizeof dir, "%s/images/j6/none", top);
+	assert_int_equal(image_lists_folder(dir, "predump", err, sizeof err), -1);
+	assert_non_null(strstr(err, "missing"));
+}
+
 static void
 write_manifest(const char *dir, const char *files)
 {
@@ -544,6 +582,7 @@ main(void)
 		cmocka_unit_test(test_copy_refuses_deep_nesting),
 		cmocka_unit_test(test_verify_finds_changed_and_missing_files),
 		cmocka_unit_test(test_seal_in_place),
+		cmocka_unit_test(test_lists_predump_folder),
 		cmocka_unit_test(test_manifest_rejects_bad_lines),
 		cmocka_unit_test(test_retain_keeps_newest_and_parents),
 	};

@@ -3,8 +3,8 @@
 # suite's name) and CRIU_CTS_MORE (the guest's extra cts.conf lines) set. It checks what the suite
 # needs (not_run otherwise), builds the test job, the kernel and the initramfs, brings the site up
 # on the host (PKI naming 10.0.2.2, gca-site, site.env) and writes the guest CTS's identity,
-# descriptor and cts.conf into the 9p share. Sets T, job, site, share, gcs_port, fwd, suite_t0 and
-# since().
+# descriptor and cts.conf into the 9p share (criu_site_cts). Sets T, job, site, share, gcs_port,
+# fwd, suite_t0 and since().
 suite_t0=$(date +%s.%N)
 why=$(lab_usable)
 [ -z "$why" ] || not_run $S "$why"
@@ -43,9 +43,6 @@ on_exit "gca-site down '$site'"
 GCA_SITE_HEARTBEAT=2 gca-site up "$site" >"$T/site.log" 2>&1 || { fail "gca-site up"; cat "$T/site.log" | sed 's/^/#   /'; exit 1; }
 . "$site/site.env"
 gcs_port=${GCA_GCS_ENDPOINT##*:}
-gca-pki issue "$site/pki" cts cts-vm >/dev/null
-mkdir -p "$share/pki"
-cp -p "$site/pki/ca.crt" "$site/pki/cts-cts-vm.crt" "$site/pki/cts-cts-vm.key" "$share/pki/"
 free_host_port() {
 	local p
 	for p in $(shuf -i 20000-30000 -n 100); do
@@ -53,32 +50,51 @@ free_host_port() {
 	done
 	return 1
 }
-fwd=$(free_host_port)
-cat > "$share/cts-vm.ldif" <<LDIF
-dn: cn=cts-vm,ou=cts,$GCA_BASE_DN
+# criu_site_cts NAME SHARE ENDPOINT GCS MIGRATION MORE [HOST...]: a guest's CTS of core service
+# criu, in SHARE (the guest's /mnt/share): its certificate (naming each HOST) and the CA, its
+# descriptor (gcaMigration MIGRATION) and its cts.conf: listening on port 7000 of the guest,
+# published as ENDPOINT, dialling the GCS at GCS, the lines MORE added.
+criu_site_cts() {
+	local name=$1 dir=$2 ep=$3 gcs=$4 mig=$5 more=$6 h hosts=()
+	shift 6
+	for h in "$@"; do hosts+=(--host "$h"); done
+	gca-pki issue "$site/pki" cts "$name" "${hosts[@]}" >/dev/null || return 1
+	mkdir -p "$dir/pki"
+	cp -p "$site/pki/ca.crt" "$site/pki/cts-$name.crt" "$site/pki/cts-$name.key" "$dir/pki/"
+	cat > "$dir/$name.ldif" <<LDIF
+dn: cn=$name,ou=cts,$GCA_BASE_DN
 gcaCoreService: criu
 gcaClass: basic
 gcaExternalCheckpoints: TRUE
 gcaSelfCheckpointing: TRUE
-gcaMigration: FALSE
+gcaMigration: $mig
 gcaExecuteWrapper: gca-exec
 gcaRecoveryWrapper: gca-recover
 gcaExecuteParams: GCA_JOB_NAME={gid}
 gcaRecoveryParams: GCA_JOB_NAME={gid}
-description: the criu CTS of the qemu guest (VM suite $S)
+description: the criu CTS $name of a qemu guest (VM suite $S)
 LDIF
-cat > "$share/cts-vm.conf" <<CONF
-name cts-vm
+	cat > "$dir/$name.conf" <<CONF
+name $name
 core_service criu
-descriptor /mnt/share/cts-vm.ldif
+descriptor /mnt/share/$name.ldif
 listen 0.0.0.0:7000
-endpoint 127.0.0.1:$fwd
-socket /run/cts-vm.sock
-gcs 10.0.2.2:$gcs_port
+endpoint $ep
+socket /run/$name.sock
+gcs $gcs
 ca /mnt/share/pki/ca.crt
-cert /mnt/share/pki/cts-cts-vm.crt
-key /mnt/share/pki/cts-cts-vm.key
-state /tmp/cts-vm
+cert /mnt/share/pki/cts-$name.crt
+key /mnt/share/pki/cts-$name.key
+state /tmp/$name
 heartbeat 2
-$CRIU_CTS_MORE
+$more
 CONF
+}
+# The one guest of criu.sh and criu_incr.sh, on user networking: its CTS is reached through a
+# hostfwd on the host's loopback, the GCS at 10.0.2.2. (A suite of several guests on a network of
+# its own sets CRIU_SITE_OWN_NETWORK and calls criu_site_cts itself.)
+if [ -z "${CRIU_SITE_OWN_NETWORK:-}" ]; then
+	fwd=$(free_host_port)
+	criu_site_cts cts-vm "$share" "127.0.0.1:$fwd" "10.0.2.2:$gcs_port" FALSE "$CRIU_CTS_MORE" ||
+		{ fail "the guest CTS's certificate"; exit 1; }
+fi

@@ -17,6 +17,14 @@
 #   lab_wait SECONDS               waits for qemu to end; 1 if it had to be killed.
 #   lab_stop                       kills qemu if it still runs.
 #   lab_wait_file SECONDS FILE     polls for FILE (written by the guest into the share).
+#   lab_guest_boot NAME SHARE LOG NETDEV NIC [QEMU-ARG...]
+#                                  one of several guests of a suite, booted like lab_boot but on
+#                                  the network qemu's -netdev NETDEV gives (e.g. a tap on a bridge
+#                                  the suite made), NIC appended to its virtio-net device (",mac=.."
+#                                  : guests on one bridge need their own), more qemu arguments
+#                                  after (a second share). Its qemu's pid in LAB_PIDS[NAME].
+#   lab_guest_wait NAME SECONDS, lab_guest_stop NAME, lab_guest_wait_file NAME SECONDS FILE
+#                                  lab_wait, lab_stop and lab_wait_file for that guest.
 #
 # The guest's init (tests/vm/guest/init) runs SHARE/scenario with sh in a new session, its output in
 # SHARE/scenario.log and its exit status in SHARE/scenario.rc, then powers off.
@@ -35,6 +43,7 @@ drivers/net/net_failover.ko drivers/net/tun.ko drivers/net/veth.ko drivers/char/
 : "${LAB_MODULES:=$LAB_MODULES_DEFAULT}"
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_PID=
+declare -A LAB_PIDS=()
 
 lab_log() { echo "# lab: $*"; }
 
@@ -154,6 +163,20 @@ lab_initramfs() {
 	lab_log "initramfs $out ($(du -h "$out" | cut -f1))"
 }
 
+# lab_qemu SHARE LOG NETDEV NIC [QEMU-ARG...]: one guest's qemu in the background ($! its pid).
+lab_qemu() {
+	local share=$1 log=$2 net=$3 nic=$4
+	shift 4
+	rm -f "$share/scenario.rc"
+	timeout -k 5 "$LAB_TIMEOUT" qemu-system-x86_64 -accel "$LAB_ACCEL" -cpu max -m "$LAB_MEM" -smp 1 \
+		-display none -no-reboot -monitor none -serial "file:$log" \
+		-kernel "$LAB_VMLINUZ" -initrd "$LAB_INITRD" \
+		-append "console=ttyS0 quiet panic=-1 rdinit=/init" \
+		-netdev "$net" -device "virtio-net-pci,netdev=n0$nic" \
+		-virtfs "local,path=$share,mount_tag=share,security_model=none" \
+		"$@" </dev/null >"$log.qemu" 2>&1 &
+}
+
 lab_boot() {
 	local share=$1 log=$2 fwd net
 	shift 2
@@ -161,16 +184,37 @@ lab_boot() {
 	for fwd in "$@"; do
 		net+=",hostfwd=tcp:127.0.0.1:${fwd%%:*}-:${fwd##*:}"
 	done
-	rm -f "$share/scenario.rc"
-	timeout -k 5 "$LAB_TIMEOUT" qemu-system-x86_64 -accel "$LAB_ACCEL" -cpu max -m "$LAB_MEM" -smp 1 \
-		-display none -no-reboot -monitor none -serial "file:$log" \
-		-kernel "$LAB_VMLINUZ" -initrd "$LAB_INITRD" \
-		-append "console=ttyS0 quiet panic=-1 rdinit=/init" \
-		-netdev "$net" -device virtio-net-pci,netdev=n0 \
-		-virtfs "local,path=$share,mount_tag=share,security_model=none" \
-		</dev/null >"$log.qemu" 2>&1 &
+	lab_qemu "$share" "$log" "$net" ""
 	LAB_PID=$!
 	on_exit lab_stop
+}
+
+lab_guest_boot() {
+	local name=$1
+	shift
+	lab_qemu "$@"
+	LAB_PIDS[$name]=$!
+	on_exit "lab_guest_stop $name"
+}
+
+# The single-guest functions, each on this guest's pid (LAB_PID is dynamically scoped).
+lab_guest_wait() {
+	local LAB_PID=${LAB_PIDS[$1]:-} rc
+	lab_wait "$2"
+	rc=$?
+	LAB_PIDS[$1]=$LAB_PID
+	return $rc
+}
+
+lab_guest_stop() {
+	local LAB_PID=${LAB_PIDS[$1]:-}
+	lab_stop
+	LAB_PIDS[$1]=
+}
+
+lab_guest_wait_file() {
+	local LAB_PID=${LAB_PIDS[$1]:-}
+	lab_wait_file "$2" "$3"
 }
 
 lab_wait() {
