@@ -223,6 +223,8 @@ main(int argc, char **argv)
 		log_fatal("directory feed: %s", err);
 	if (relay_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
+	if (registry_open(&g, err, sizeof err) != 0)
+		log_fatal("directory feed: %s", err);
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
 		.ctx = &g, .on_close = gcs_on_conn_close };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
