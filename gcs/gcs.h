@@ -56,6 +56,9 @@ struct gcs {
 	int			 stale_cts;
 	struct gcs_sub		*subs;
 	struct event		*tick;
+	struct event		*publish;	/* gcs.c: ou=services, tried until it works */
+	int			 publish_backoff_s;
+	bool			 stopping;
 	struct dir_feed		*feed;		/* cache.c */
 	struct cache_job	*cache;
 	bool			 cache_ready;
