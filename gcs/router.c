@@ -240,7 +240,8 @@ router_job_unbind(struct proto_req *r, void *ctx)
  * looked for by its key, the request forwarded to the CTS, its answer relayed. Every route has a
  * deadline, the broker's timeout_ms capped by request_timeout: then the broker is answered
  * `timeout` (or the CTS's failure it was waiting on) whatever is still under way, and the route
- * is freed when that step comes back (busy: a directory or CTS callback is outstanding).
+ * is freed when that step comes back (busy: a directory or CTS callback is outstanding). A reply
+ * frees the request: after one, only route_back may look at the route.
  *
  * A keyed checkpoint that the CTS may have taken without saying so (its GCS died before storing
  * the record, the connection broke after the request went out, no answer) looks for its record by
@@ -408,12 +409,13 @@ static void
 route_on_cts_reply(const char *code, const char *msg, const void *body, void *arg)
 {
 	struct route *rt = arg;
-	struct msg_do_checkpoint *b = rt->r->body;
+	struct msg_do_checkpoint *b;
 	struct gcs_cts *c;
 	bool answered, reached;
 
 	if (!route_back(rt))
-		return;
+		return;		/* answered at the deadline: the request is gone */
+	b = rt->r->body;
 	if (code == NULL) {
 		const struct msg_checkpoint_ok *ok = body;
 		log_info("checkpoint of %s at %s: %s seq %llu", b->gid, rt->holder, ok->checkpoint_id,
@@ -532,11 +534,12 @@ static void
 route_on_job(const struct dir_result *res, void *arg)
 {
 	struct route *rt = arg;
-	struct msg_do_checkpoint *b = rt->r->body;
+	struct msg_do_checkpoint *b;
 	const char *holder, *state;
 
 	if (!route_back(rt))
 		return;
+	b = rt->r->body;
 	if (res->status != DIR_OK || res->nentries == 0) {
 		if (res->status == DIR_OK || res->status == DIR_NOT_FOUND)
 			route_err(rt, PROTO_E_NOT_FOUND, "unknown GID %s: no job was started with it "
