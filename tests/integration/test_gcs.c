@@ -267,16 +267,22 @@ teardown(void **state)
 /* ---- a broker's view ---- */
 
 static struct proto_sync *
-as(const char *who)
+as_at(const char *ep, const char *who)
 {
 	struct proto_tls_files t = files(who);
 	char err[256];
-	struct proto_sync *s = proto_sync_connect(gcs_ep, &t, "gcs", 10000, err, sizeof err);
+	struct proto_sync *s = proto_sync_connect(ep, &t, "gcs", 10000, err, sizeof err);
 
 	if (s == NULL)
 		print_message("connect as %s: %s\n", who, err);
 	assert_non_null(s);
 	return s;
+}
+
+static struct proto_sync *
+as(const char *who)
+{
+	return as_at(gcs_ep, who);
 }
 
 /* One request; returns 0 or -1 with code. reply (may be NULL) gets the body, to free. */
@@ -1022,12 +1028,15 @@ test_unbind_by_another_cts_is_refused(void **state)
 	proto_sync_close(c2);
 }
 
-/* A retired CTS (a real gca-cts, beating every 300 ms) stays retired: its heartbeats and
- * registrations are refused, subscribers hear cts_down, its GIDs get cts_down. */
+/* A retired CTS (a real gca-cts, beating every 300 ms to gcs-t) stays retired: the admin retires
+ * it through another GCS (gcs-late), gcs-t hears of it on the directory's change feed and refuses
+ * its heartbeats and registrations, subscribers hear cts_down, its GIDs get cts_down. */
 static void
 test_a_retired_cts_stays_retired(void **state)
 {
-	struct proto_sync *a = as("admin-a1"), *sub = as("broker-b1"), *b = as("broker-b1"), *l;
+	struct proto_sync *a, *sub = as("broker-b1"), *b = as("broker-b1"), *l;
+	char other[64];
+	int other_pid;
 	struct msg_subscribe all = { NULL };
 	struct msg_name rm = { "live" };
 	struct msg_cts_heartbeat hb = { "live", "ok" };
@@ -1039,6 +1048,9 @@ test_a_retired_cts_stays_retired(void **state)
 	(void)state;
 	pid = test_cts_start(&site, "live", "app", gcs_ep, "heartbeat 300ms\n", sock, sizeof sock);
 	assert_true(pid > 0);
+	other_pid = test_gcs_start(&site, "gcs-late", "127.0.0.1:0", gcs_more, other, sizeof other);
+	assert_true(other_pid > 0);
+	a = as_at(other, "admin-a1");
 	assert_true(wait_status("live", "ok", NULL, NULL));
 	bind_job("cts-live", "job-live", "alice", false, "");
 	assert_int_equal(call(sub, "subscribe", &all, NULL, NULL, NULL), 0);
@@ -1063,10 +1075,11 @@ test_a_retired_cts_stays_retired(void **state)
 	assert_int_equal(call(a, "cts_remove", &rm, NULL, code, msg), -1);
 	assert_string_equal(code, PROTO_E_NOT_FOUND);
 	assert_int_equal(test_gcs_stop(pid), 0);
+	proto_sync_close(a);
+	assert_int_equal(test_gcs_stop(other_pid), 0);
 	proto_sync_close(l);
 	proto_sync_close(b);
 	proto_sync_close(sub);
-	proto_sync_close(a);
 }
 
 /* Every message from every role the GCS's dispatch table does not allow is refused `forbidden`
