@@ -29,6 +29,19 @@ cache_forget(struct gcs *g, struct cache_job *j)
 	free(j);
 }
 
+/* The binding a move replaced ("from=<cts>" on the job entry), or NULL. */
+static const char *
+cache_from(const struct dir_entry *e)
+{
+	const struct dir_attr *a = dir_entry_attr(e, "gcaProperty");
+
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		if (strncmp(a->vals[i], "from=", 5) == 0)
+			return a->vals[i] + 5;
+	}
+	return NULL;
+}
+
 static void
 cache_put(struct gcs *g, const struct dir_entry *e)
 {
@@ -53,7 +66,8 @@ cache_put(struct gcs *g, const struct dir_entry *e)
 	j->finished = state != NULL && strcmp(state, "finished") == 0;
 	/* After the refresh, a change is news for subscribers unless this GCS made it; a binding made
 	 * here and replaced is told even when it shows up in a refresh (relay.c). */
-	relay_job(g, gid, cts, j->finished, known, prev_cts, prev_finished, g->cache_ready);
+	relay_job(g, gid, cts, cache_from(e), j->finished, known, prev_cts, prev_finished,
+	    g->cache_ready);
 	free(prev_cts);
 }
 

@@ -2,12 +2,15 @@
  * gca-gcs: the Grid Checkpoint Service.
  *
  * usage: gca-gcs [-f gcs.conf] [--name N] [--listen HOST:PORT] [--endpoint HOST:PORT]
- *                [--ca F] [--cert F] [--key F] [--directory F] [--port-file F] [-d]
+ *                [--ca F] [--cert F] [--key F] [--directory F] [--port-file F]
+ *                [--cts-timeout S] [--request-timeout S] [--directory-timeout S]
+ *                [--subscriber-backlog BYTES] [--directory-transactions yes|no] [-d]
  *
- * Flags win over the config file ("key value" lines with the same names: name, listen, endpoint,
- * ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout, subscriber_backlog;
- * times in seconds, the backlog in bytes). --directory names the GCS's directory
- * identity file (uri, binddn, password, base), as scripts/gca-site writes it.
+ * Flags win over the config file ("key value" lines with the same names, '-' written '_': name,
+ * listen, endpoint, ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout,
+ * subscriber_backlog, directory_transactions; times in seconds, the backlog in bytes).
+ * --directory names the GCS's directory identity file (uri, binddn, password, base), as
+ * scripts/gca-site writes it.
  */
 #include <event2/event.h>
 #include <strings.h>
@@ -40,7 +43,9 @@ const size_t gcs_nhandlers = GCA_NITEMS(gcs_handlers);
 
 static const char gcs_usage[] =
     "usage: gca-gcs [-f gcs.conf] [--name N] [--listen HOST:PORT] [--endpoint HOST:PORT]\n"
-    "               [--ca F] [--cert F] [--key F] [--directory F] [--port-file F] [-d]\n";
+    "               [--ca F] [--cert F] [--key F] [--directory F] [--port-file F]\n"
+    "               [--cts-timeout S] [--request-timeout S] [--directory-timeout S]\n"
+    "               [--subscriber-backlog BYTES] [--directory-transactions yes|no] [-d]\n";
 
 const char *
 gcs_dir_code(enum dir_status s)
@@ -84,29 +89,18 @@ static void
 gcs_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	static const struct timeval grace = { 2, 0 };
-	static bool stopping;
 	struct gcs *g = arg;
 
 	(void)what;
-	if (stopping) {
+	if (g->stopping) {
 		event_base_loopexit(g->base, NULL);
 		return;
 	}
-	stopping = true;
+	g->stopping = true;
+	evtimer_del(g->publish);
 	log_info("signal %d: stopping", (int)sig);
 	event_base_loopexit(g->base, &grace);
 	dir_service_publish(g->dir, g->name, g->endpoint, "stopped", gcs_on_stopped, g);
-}
-
-static void
-gcs_on_published(const struct dir_result *r, void *arg)
-{
-	struct gcs *g = arg;
-
-	if (r->status != DIR_OK)
-		log_warn("cannot publish %s in ou=services: %s", g->name, r->msg);
-	else
-		log_info("published %s at %s in ou=services", g->name, g->endpoint);
 }
 
 static void
@@ -115,17 +109,40 @@ gcs_on_conn_close(struct proto_conn *c, void *ctx)
 	notify_drop(ctx, c);
 }
 
-struct gcs_opts {
-	const char *conf, *name, *listen, *endpoint, *ca, *cert, *key, *directory, *port_file;
-	bool debug;
+/* Every setting of gcs.conf has its flag: --cts-timeout is cts_timeout. */
+static const char *const gcs_keys[] = {
+	"name", "listen", "endpoint", "ca", "cert", "key", "directory", "cts_timeout",
+	"request_timeout", "directory_timeout", "subscriber_backlog", "directory_transactions",
 };
+
+struct gcs_opts {
+	const char	*conf, *port_file;
+	struct config	 flags;		/* the settings given as flags, which win over the file */
+	bool		 debug;
+};
+
+static void
+gcs_flag_add(struct config *c, const char *key, const char *value)
+{
+	struct config_entry *e = realloc(c->entries, (c->n + 1) * sizeof *e);
+
+	if (e == NULL)
+		abort();
+	c->entries = e;
+	e = &c->entries[c->n++];
+	e->key = strdup(key);
+	e->value = strdup(value);
+	e->line = 0;
+}
 
 static int
 gcs_parse_args(int argc, char **argv, struct gcs_opts *o)
 {
+	o->flags.path = strdup("the command line");
 	for (int i = 1; i < argc; i++) {
-		const char **dst = NULL;
-		const char *a = argv[i];
+		const char *a = argv[i], *key = NULL;
+		char name[64];
+		bool known;
 
 		if (strcmp(a, "-d") == 0) {
 			o->debug = true;
@@ -135,33 +152,83 @@ gcs_parse_args(int argc, char **argv, struct gcs_opts *o)
 			fputs(gcs_usage, stdout);
 			exit(0);
 		}
-		if (strcmp(a, "-f") == 0) dst = &o->conf;
-		else if (strcmp(a, "--name") == 0) dst = &o->name;
-		else if (strcmp(a, "--listen") == 0) dst = &o->listen;
-		else if (strcmp(a, "--endpoint") == 0) dst = &o->endpoint;
-		else if (strcmp(a, "--ca") == 0) dst = &o->ca;
-		else if (strcmp(a, "--cert") == 0) dst = &o->cert;
-		else if (strcmp(a, "--key") == 0) dst = &o->key;
-		else if (strcmp(a, "--directory") == 0) dst = &o->directory;
-		else if (strcmp(a, "--port-file") == 0) dst = &o->port_file;
-		if (dst == NULL || i + 1 >= argc) {
-			fprintf(stderr, "gca-gcs: %s: %s\n%s", a, dst ? "needs a value" : "unknown option",
-			    gcs_usage);
+		for (size_t k = 0; k < GCA_NITEMS(gcs_keys) && strncmp(a, "--", 2) == 0; k++) {
+			snprintf(name, sizeof name, "%s", gcs_keys[k]);
+			for (char *p = name; *p != '\0'; p++)
+				*p = *p == '_' ? '-' : *p;
+			if (strcmp(a + 2, name) == 0)
+				key = gcs_keys[k];
+		}
+		known = key != NULL || strcmp(a, "-f") == 0 || strcmp(a, "--port-file") == 0;
+		if (!known || i + 1 >= argc) {
+			fprintf(stderr, "gca-gcs: %s: %s\n%s", a, known ? "needs a value" :
+			    "unknown option", gcs_usage);
 			return -1;
 		}
-		*dst = argv[++i];
+		if (key != NULL)
+			gcs_flag_add(&o->flags, key, argv[++i]);
+		else if (strcmp(a, "-f") == 0)
+			o->conf = argv[++i];
+		else
+			o->port_file = argv[++i];
 	}
 	return 0;
 }
 
 /* A setting: the flag, else the config file, else the default. */
 static char *
-gcs_setting(const char *flag, const struct config *c, const char *key, const char *def)
+gcs_setting(const struct config *flags, const struct config *c, const char *key, const char *def)
 {
-	const char *v = flag ? flag : c ? config_get(c, key) : NULL;
+	const char *v = config_get(flags, key);
 
+	v = v ? v : config_get(c, key);
 	v = v ? v : def;
 	return v ? strdup(v) : NULL;
+}
+
+/* A number setting (flag, file, default) times scale; exits with a clear message if bad. */
+static long
+gcs_number(const struct config *flags, const struct config *c, const char *key, long min,
+    long max, long def, long scale)
+{
+	const struct config *from = config_get(flags, key) ? flags : c;
+	char err[512];
+	long n = def;
+
+	if (config_get_int(from, key, min, max, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	return n * scale;
+}
+
+/* Publishing in ou=services is tried until it works: a GCS started while the directory is down
+ * shows up there once it is back (from the directory thread; the loop never waits). */
+static void gcs_publish(evutil_socket_t fd, short what, void *arg);
+
+static void
+gcs_on_published(const struct dir_result *r, void *arg)
+{
+	struct gcs *g = arg;
+	struct timeval tv = { g->publish_backoff_s, 0 };
+
+	if (r->status == DIR_OK) {
+		log_info("published %s at %s in ou=services", g->name, g->endpoint);
+		return;
+	}
+	log_warn("cannot publish %s in ou=services: %s (trying again in %d s)", g->name, r->msg,
+	    g->publish_backoff_s);
+	evtimer_add(g->publish, &tv);
+	g->publish_backoff_s = g->publish_backoff_s < 16 ? g->publish_backoff_s * 2 : 30;
+}
+
+static void
+gcs_publish(evutil_socket_t fd, short what, void *arg)
+{
+	struct gcs *g = arg;
+
+	(void)fd;
+	(void)what;
+	if (!g->stopping)
+		dir_service_publish(g->dir, g->name, g->endpoint, "ok", gcs_on_published, g);
 }
 
 int
@@ -174,7 +241,6 @@ main(int argc, char **argv)
 	struct event *sigint, *sigterm;
 	struct timeval second = { 1, 0 };
 	char err[512], *dirfile;
-	long n;
 
 	log_init(argv[0]);
 	if (gcs_parse_args(argc, argv, &o) != 0)
@@ -183,25 +249,17 @@ main(int argc, char **argv)
 		log_set_level(LOG_DEBUG);
 	if (o.conf != NULL && config_load(&cf, o.conf, err, sizeof err) != 0)
 		log_fatal("%s", err);
-	g.name = gcs_setting(o.name, &cf, "name", "gcs");
-	g.listen = gcs_setting(o.listen, &cf, "listen", "127.0.0.1:7390");
-	g.tls.ca = gcs_setting(o.ca, &cf, "ca", NULL);
-	g.tls.cert = gcs_setting(o.cert, &cf, "cert", NULL);
-	g.tls.key = gcs_setting(o.key, &cf, "key", NULL);
-	dirfile = gcs_setting(o.directory, &cf, "directory", NULL);
-	g.cts_timeout_ms = 15000;
-	g.request_timeout_ms = 60000;
-	if (config_get_int(&cf, "cts_timeout", 1, 3600, &n, err, sizeof err) != 0)
-		log_fatal("%s", err);
-	else if (config_get(&cf, "cts_timeout") != NULL)
-		g.cts_timeout_ms = (int)n * 1000;
-	if (config_get_int(&cf, "request_timeout", 1, 3600, &n, err, sizeof err) != 0)
-		log_fatal("%s", err);
-	else if (config_get(&cf, "request_timeout") != NULL)
-		g.request_timeout_ms = (int)n * 1000;
-	if (config_get_int(&cf, "subscriber_backlog", 4096, 1L << 30, &n, err, sizeof err) != 0)
-		log_fatal("%s", err);
-	g.subscriber_backlog = config_get(&cf, "subscriber_backlog") ? (size_t)n : 1024 * 1024;
+	g.name = gcs_setting(&o.flags, &cf, "name", "gcs");
+	g.listen = gcs_setting(&o.flags, &cf, "listen", "127.0.0.1:7390");
+	g.tls.ca = gcs_setting(&o.flags, &cf, "ca", NULL);
+	g.tls.cert = gcs_setting(&o.flags, &cf, "cert", NULL);
+	g.tls.key = gcs_setting(&o.flags, &cf, "key", NULL);
+	dirfile = gcs_setting(&o.flags, &cf, "directory", NULL);
+	g.cts_timeout_ms = (int)gcs_number(&o.flags, &cf, "cts_timeout", 1, 3600, 15, 1000);
+	/* Clearly shorter than gca-ctl's 60 s: the broker hears the GCS's own `timeout`. */
+	g.request_timeout_ms = (int)gcs_number(&o.flags, &cf, "request_timeout", 1, 3600, 30, 1000);
+	g.subscriber_backlog = (size_t)gcs_number(&o.flags, &cf, "subscriber_backlog", 4096,
+	    1L << 30, 1024 * 1024, 1);
 	if (g.tls.ca == NULL || g.tls.cert == NULL || g.tls.key == NULL || dirfile == NULL) {
 		fprintf(stderr, "gca-gcs: ca, cert, key and directory must be given\n%s", gcs_usage);
 		return 2;
@@ -209,11 +267,9 @@ main(int argc, char **argv)
 	if (dir_config_load(&g.dircfg, dirfile, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	/* How long a directory operation may wait before the caller is told the directory is down. */
-	if (config_get_int(&cf, "directory_timeout", 1, 600, &n, err, sizeof err) != 0)
-		log_fatal("%s", err);
-	g.dircfg.op_timeout_ms = config_get(&cf, "directory_timeout") ? (int)n * 1000 : 10000;
-	if (config_get_bool(&cf, "directory_transactions", false, &g.dircfg.transactions, err,
-	    sizeof err) != 0)
+	g.dircfg.op_timeout_ms = (int)gcs_number(&o.flags, &cf, "directory_timeout", 1, 600, 10, 1000);
+	if (config_get_bool(config_get(&o.flags, "directory_transactions") ? &o.flags : &cf,
+	    "directory_transactions", false, &g.dircfg.transactions, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	g.base = event_base_new();
@@ -223,13 +279,13 @@ main(int argc, char **argv)
 		log_fatal("directory feed: %s", err);
 	if (relay_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
+	if (registry_open(&g, err, sizeof err) != 0)
+		log_fatal("directory feed: %s", err);
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
 		.ctx = &g, .on_close = gcs_on_conn_close };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
 		log_fatal("%s", err);
-	if (o.endpoint != NULL || config_get(&cf, "endpoint") != NULL) {
-		g.endpoint = gcs_setting(o.endpoint, &cf, "endpoint", NULL);
-	} else {
+	if ((g.endpoint = gcs_setting(&o.flags, &cf, "endpoint", NULL)) == NULL) {
 		char ep[300];
 		const char *colon = strrchr(g.listen, ':');
 		snprintf(ep, sizeof ep, "%.*s:%d", (int)(colon - g.listen), g.listen,
@@ -244,7 +300,9 @@ main(int argc, char **argv)
 	}
 	log_info("%s listening on %s (directory %s, base %s)", g.name, g.endpoint, g.dircfg.uri,
 	    g.dircfg.base);
-	dir_service_publish(g.dir, g.name, g.endpoint, "ok", gcs_on_published, &g);
+	g.publish = evtimer_new(g.base, gcs_publish, &g);
+	g.publish_backoff_s = 1;
+	gcs_publish(-1, 0, &g);
 	g.tick = event_new(g.base, -1, EV_PERSIST, gcs_on_tick, &g);
 	event_add(g.tick, &second);
 	sigint = evsignal_new(g.base, SIGINT, gcs_on_signal, &g);
@@ -256,6 +314,7 @@ main(int argc, char **argv)
 	event_free(sigint);
 	event_free(sigterm);
 	event_free(g.tick);
+	event_free(g.publish);
 	proto_server_free(g.server);
 	registry_free(&g);
 	relay_close(&g);
@@ -264,6 +323,7 @@ main(int argc, char **argv)
 	dir_config_free(&g.dircfg);
 	event_base_free(g.base);
 	config_free(&cf);
+	config_free(&o.flags);
 	free(g.name);
 	free(g.listen);
 	free(g.endpoint);

@@ -21,9 +21,15 @@ struct relay_held;
 struct gcs_cts {
 	char			*name;
 	char			*endpoint;
-	char			*status;		/* as registered: "ok" or "unavailable: ..." */
+	char			*status;		/* as it says: "ok" or "unavailable: ..."; NULL:
+						 * not registered here */
+	char			*written;		/* its gcaStatus as this GCS last knew it */
 	uint64_t		 last_beat_ms;
 	bool			 up;
+	bool			 retired, told_retired;	/* by an admin: refused from then on */
+	bool			 stale;		/* left up by this GCS's previous run, not heard yet */
+	bool			 dirty;		/* a status write failed: the tick tries again */
+	unsigned		 conn_ups;	/* connections made to it (router.c) */
 	struct proto_client	*client;		/* to its endpoint, made when first needed */
 	struct gcs_cts		*next;
 };
@@ -45,8 +51,14 @@ struct gcs {
 	int			 cts_timeout_ms, request_timeout_ms;
 	size_t			 subscriber_backlog;	/* bytes of events a subscriber may leave unread */
 	struct gcs_cts		*cts;
+	struct dir_feed		*cts_feed;	/* registry.c: ou=cts */
+	bool			 cts_feed_ready;
+	int			 stale_cts;
 	struct gcs_sub		*subs;
 	struct event		*tick;
+	struct event		*publish;	/* gcs.c: ou=services, tried until it works */
+	int			 publish_backoff_s;
+	bool			 stopping;
 	struct dir_feed		*feed;		/* cache.c */
 	struct cache_job	*cache;
 	bool			 cache_ready;
@@ -64,6 +76,7 @@ const char *cache_holder(struct gcs *g, const char *gid, bool *finished);
 void cache_close(struct gcs *g);
 
 /* registry.c */
+int  registry_open(struct gcs *g, char *err, size_t errlen);
 struct gcs_cts *registry_find(struct gcs *g, const char *name);
 struct gcs_cts *registry_touch(struct gcs *g, const char *name, const char *endpoint);
 void registry_tick(struct gcs *g);
@@ -102,8 +115,8 @@ int  relay_open(struct gcs *g, char *err, size_t errlen);
 void relay_expect(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_forget(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_hold(struct gcs *g, const char *gid, const char *cts);
-void relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool known,
-	const char *prev_cts, bool prev_finished, bool news);
+void relay_job(struct gcs *g, const char *gid, const char *cts, const char *from, bool finished,
+	bool known, const char *prev_cts, bool prev_finished, bool news);
 void relay_tick(struct gcs *g);
 void relay_close(struct gcs *g);
 

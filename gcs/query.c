@@ -35,18 +35,31 @@ query_entries(const struct dir_result *res, struct proto_entries *out)
 	}
 }
 
+static size_t
+query_limit(const struct msg_query *q)
+{
+	return q->limit > 0 && q->limit < 100000 ? q->limit : QUERY_DEFAULT_LIMIT;
+}
+
+/* A list other than a job's checkpoints: one more than the limit is read, so that a list cut at
+ * the limit says so (more), never silently. */
 static void
 query_on_result(const struct dir_result *res, void *arg)
 {
 	struct proto_req *r = arg;
 	struct msg_query_ok ok = { 0 };
+	struct dir_result page = *res;
 
 	if (res->status != DIR_OK) {
 		proto_reply_err(r, gcs_dir_code(res->status), "%s", res->status == DIR_NOT_FOUND ?
 		    "not found" : res->msg);
 		return;
 	}
-	query_entries(res, &ok.entries);
+	if (page.nentries > query_limit(r->body)) {
+		page.nentries = query_limit(r->body);
+		ok.more = true;
+	}
+	query_entries(&page, &ok.entries);
 	proto_reply_ok(r, r->pt->reply, &ok);
 	proto_entries_free(&ok.entries);
 }
@@ -60,7 +73,7 @@ query_on_checkpoints(const struct dir_result *res, void *arg)
 	struct msg_query *q = r->body;
 	struct msg_query_ok ok = { 0 };
 	struct dir_result page = *res;
-	size_t limit = q->limit > 0 && q->limit < 100000 ? q->limit : QUERY_DEFAULT_LIMIT;
+	size_t limit = query_limit(q);
 	char cursor[40];
 
 	if (res->status != DIR_OK) {
@@ -72,6 +85,7 @@ query_on_checkpoints(const struct dir_result *res, void *arg)
 		page.nentries = limit;
 		snprintf(cursor, sizeof cursor, "before=%s", seq ? seq : "0");
 		ok.cursor = cursor;
+		ok.more = true;
 	}
 	query_entries(&page, &ok.entries);
 	proto_reply_ok(r, r->pt->reply, &ok);
@@ -99,7 +113,7 @@ query_handle(struct proto_req *r, void *ctx)
 	struct msg_query *q = r->body;
 	struct gcs *g = ctx;
 	char base[512], filter[8192];
-	int limit = q->limit > 0 && q->limit < 100000 ? (int)q->limit : QUERY_DEFAULT_LIMIT;
+	int limit = (int)query_limit(q);
 	const char *ou, *oc;
 
 	if (strcmp(q->what, "checkpoints") == 0) {
@@ -143,5 +157,5 @@ query_handle(struct proto_req *r, void *ctx)
 		return;
 	}
 	strcat(filter, ")");
-	dir_search(g->dir, base, 1, filter, limit, query_on_result, r);
+	dir_search(g->dir, base, 1, filter, limit + 1, query_on_result, r);
 }

@@ -12,10 +12,13 @@
  * (relay_expect), and the feed's echo consumes the name instead of notifying. A name the echo never
  * consumes (the write failed, the feed was away) is forgotten after a minute.
  *
- * A binding this GCS made is also remembered for a minute (relay_hold): if the feed then shows the
- * GID bound elsewhere by a change not made here (in a change or in a refresh), two providers took
- * the same GID at once and replication kept the other (the later write wins); the loser is told: a
- * "bind_lost" event naming the losing CTS, and a warning in the log.
+ * A binding this GCS made is also remembered for a minute (relay_hold), until this GCS unbinds
+ * it: if the feed then shows the GID bound elsewhere by a change not made here (in a change or in
+ * a refresh), and that change did not move it from our binding (a move names the binding it
+ * replaced: gcaProperty from=<cts>, written in the same compare-and-swap), two providers took the
+ * same GID at once and replication kept the other (the later write wins); the loser is told: a
+ * "bind_lost" event naming the losing CTS, and a warning in the log. A move from our binding (a
+ * recovery or migration through another GCS) saw it, so it is an ordinary "moved".
  *
  * Checkpoint records come from a feed of their own that starts a minute before the GCS's start (a
  * filter on entryCSN), so a directory of millions of records is not read at start; the job feed is the
@@ -131,8 +134,8 @@ relay_hold(struct gcs *g, const char *gid, const char *cts)
 /* A job entry changed (from cache.c, with what the cache knew before); news is false in a refresh
  * (at start, or after the feed reconnected), where only a lost binding is told. */
 void
-relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool known,
-    const char *prev_cts, bool prev_finished, bool news)
+relay_job(struct gcs *g, const char *gid, const char *cts, const char *from, bool finished,
+    bool known, const char *prev_cts, bool prev_finished, bool news)
 {
 	const char *event = NULL;
 	struct relay_held *h;
@@ -146,7 +149,15 @@ relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool k
 	HASH_FIND_STR(g->held, gid, h);
 	if (h != NULL && !finished && strcmp(h->cts, cts) != 0 &&
 	    (!news || (known && prev_cts != NULL && strcmp(prev_cts, h->cts) == 0))) {
-		if (!relay_take(g, "bind", gid, cts)) {
+		if (relay_take(g, "bind", gid, cts)) {
+			relay_held_free(g, h);	/* our own move away, notified by router.c */
+			return;
+		}
+		if (from != NULL && strcmp(from, h->cts) == 0) {
+			/* moved from our binding by one who saw it (a recovery or migration through
+			 * another GCS): news, not a loss */
+			relay_held_free(g, h);
+		} else {
 			log_warn("GID %s: the binding to CTS %s made here lost to CTS %s (bound at once "
 			    "elsewhere; replication kept that one)", gid, h->cts, cts);
 			notify_event(g, "bind_lost", gid, h->cts, NULL, 0);
@@ -154,8 +165,6 @@ relay_job(struct gcs *g, const char *gid, const char *cts, bool finished, bool k
 			relay_held_free(g, h);
 			return;
 		}
-		relay_held_free(g, h);	/* our own move away, notified by router.c */
-		return;
 	}
 	if (!news)
 		return;

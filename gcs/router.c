@@ -4,6 +4,7 @@
  * answer comes back after the CTS's record was stored (the one record path).
  */
 #include <event2/event.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,7 @@ router_on_unbound(const struct dir_result *res, void *arg)
 	struct msg_job_unbind *b = op->r->body;
 
 	if (res->status == DIR_OK) {
+		relay_hold(op->g, b->gid, NULL);	/* ended here: a later bind elsewhere is no loss */
 		notify_event(op->g, "unbound", b->gid, b->cts, NULL, 0);
 		proto_reply_ok(op->r, op->r->pt->reply, NULL);
 	} else if (res->status == DIR_CAS_LOST) {
@@ -233,161 +235,135 @@ router_job_unbind(struct proto_req *r, void *ctx)
 
 /* ---- do_checkpoint ---- */
 
-static void router_on_idem(const struct dir_result *res, void *arg);
-
 /*
- * A keyed checkpoint whose CTS could not reach its GCS to store the record (that GCS died: the
- * CTS keeps the record and sends it through its next GCS), or did not answer in time: the record
- * may yet arrive. Look for it by its key for a few seconds before telling the broker it failed, so
- * a checkpoint taken is reported taken (several GCS, issue 11).
+ * A checkpoint request is a route: the holder looked up (cache, then directory), a retry's record
+ * looked for by its key, the request forwarded to the CTS, its answer relayed. Every route has a
+ * deadline, the broker's timeout_ms capped by request_timeout: then the broker is answered
+ * `timeout` (or the CTS's failure it was waiting on) whatever is still under way, and the route
+ * is freed when that step comes back (busy: a directory or CTS callback is outstanding). A reply
+ * frees the request: after one, only route_back may look at the route.
+ *
+ * A keyed checkpoint that the CTS may have taken without saying so (its GCS died before storing
+ * the record, the connection broke after the request went out, no answer) looks for its record by
+ * key for up to ROUTE_LATE_MS, within the deadline, before telling the broker it failed: the CTS
+ * keeps the record in its outbox and sends it through its next GCS, so a checkpoint taken is
+ * reported taken (several GCS, issue 11). A request that never reached the CTS (no connection
+ * came up) was not taken: cts_down at once.
  */
-#define ROUTER_LATE_TRIES	25
-#define ROUTER_LATE_EVERY_MS	200
+#define ROUTE_LATE_MS		5000
+#define ROUTE_LATE_EVERY_MS	200
 
-struct router_late {
-	struct router_op	*op;
-	struct event		*timer;
-	int			 tries;
-	char			 code[32], msg[512];
+struct route {
+	struct gcs		*g;
+	struct proto_req	*r;
+	char			 holder[256];
+	char			 holder_status[256];	/* as this GCS or the directory says */
+	struct event		*deadline, *late;
+	uint64_t		 late_until_ms;
+	int			 timeout_ms;
+	bool			 busy, replied;
+	bool			 was_up;		/* the connection was up when sent */
+	unsigned		 ups;			/* the CTS's conn_ups then */
+	char			 code[32], msg[512];	/* told if no late record comes */
 };
 
-static void router_late_look(evutil_socket_t fd, short what, void *arg);
+static void route_find_record(struct route *rt);
+static void route_to_holder(struct route *rt);
 
 static void
-router_on_late(const struct dir_result *res, void *arg)
+route_free(struct route *rt)
 {
-	struct router_late *late = arg;
-	struct router_op *op = late->op;
-	struct timeval every = { 0, ROUTER_LATE_EVERY_MS * 1000 };
+	if (rt->deadline != NULL)
+		event_free(rt->deadline);
+	if (rt->late != NULL)
+		event_free(rt->late);
+	free(rt);
+}
 
-	if (res->status == DIR_OK && res->nentries > 0) {
-		log_info("checkpoint of %s: its record arrived after the CTS's error (%s)",
-		    ((struct msg_do_checkpoint *)op->r->body)->gid, late->msg);
-		router_on_idem(res, op);	/* replies with the record, frees op */
-	} else if (++late->tries < ROUTER_LATE_TRIES) {
-		evtimer_add(late->timer, &every);
-		return;
-	} else {
-		proto_reply_err(op->r, late->code, "CTS %s: %s", op->holder, late->msg);
-		free(op);
-	}
-	event_free(late->timer);
-	free(late);
+/* A step came back: true if the route goes on; false if it was answered meanwhile (freed). */
+static bool
+route_back(struct route *rt)
+{
+	rt->busy = false;
+	if (!rt->replied)
+		return true;
+	route_free(rt);
+	return false;
 }
 
 static void
-router_late_look(evutil_socket_t fd, short what, void *arg)
+route_err(struct route *rt, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+route_err(struct route *rt, const char *code, const char *fmt, ...)
 {
-	struct router_late *late = arg;
-	struct msg_do_checkpoint *b = late->op->r->body;
-	char dn[1024], esc[512], filter[700];
+	char msg[800];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	proto_reply_err(rt->r, code, "%s", msg);
+	rt->replied = true;
+	if (!rt->busy)
+		route_free(rt);
+}
+
+static void
+route_ok(struct route *rt, const struct msg_checkpoint_ok *ok)
+{
+	proto_reply_ok(rt->r, rt->r->pt->reply, ok);
+	rt->replied = true;
+	if (!rt->busy)
+		route_free(rt);
+}
+
+static void
+route_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct route *rt = arg;
+	struct msg_do_checkpoint *b = rt->r->body;
 
 	(void)fd;
 	(void)what;
-	if (dir_dn_job(late->op->g->dir, b->gid, dn, sizeof dn) != 0 ||
-	    dir_filter_escape(b->idem_key, esc, sizeof esc) != 0) {
-		struct dir_result none = { .status = DIR_NOT_FOUND };
-		late->tries = ROUTER_LATE_TRIES;
-		router_on_late(&none, late);
-		return;
-	}
-	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaProperty=idem=%s))", esc);
-	dir_search(late->op->g->dir, dn, 1, filter, 1, router_on_late, late);
+	if (rt->code[0] != '\0')	/* a late record did not come in time */
+		route_err(rt, rt->code, "CTS %s: %s", rt->holder, rt->msg);
+	else
+		route_err(rt, PROTO_E_TIMEOUT, "checkpoint of %s: no answer within %d ms%s%s", b->gid,
+		    rt->timeout_ms, rt->holder[0] ? " (CTS " : "", rt->holder[0] ? rt->holder : "");
 }
 
 static void
-router_wait_record(struct router_op *op, const char *code, const char *msg)
+route_late_look(evutil_socket_t fd, short what, void *arg)
 {
-	struct router_late *late = calloc(1, sizeof *late);
-	struct timeval every = { 0, ROUTER_LATE_EVERY_MS * 1000 };
+	(void)fd;
+	(void)what;
+	route_find_record(arg);
+}
 
-	if (late == NULL)
+/* The CTS may have taken it: look for its record by key a while before telling code. */
+static void
+route_wait_record(struct route *rt, const char *code, const char *msg)
+{
+	struct timeval every = { 0, ROUTE_LATE_EVERY_MS * 1000 };
+
+	snprintf(rt->code, sizeof rt->code, "%s", code);
+	snprintf(rt->msg, sizeof rt->msg, "%s", msg);
+	rt->late_until_ms = time_mono_ms() + ROUTE_LATE_MS;
+	if ((rt->late = evtimer_new(rt->g->base, route_late_look, rt)) == NULL)
 		abort();
-	late->op = op;
-	snprintf(late->code, sizeof late->code, "%s", code);
-	snprintf(late->msg, sizeof late->msg, "%s", msg);
-	late->timer = evtimer_new(op->g->base, router_late_look, late);
-	evtimer_add(late->timer, &every);
+	evtimer_add(rt->late, &every);
 }
 
 static void
-router_on_cts_reply(const char *code, const char *msg, const void *body, void *arg)
+route_on_record(const struct dir_result *res, void *arg)
 {
-	struct router_op *op = arg;
-	struct msg_do_checkpoint *b = op->r->body;
+	struct route *rt = arg;
+	struct timeval every = { 0, ROUTE_LATE_EVERY_MS * 1000 };
 
-	if (code != NULL && b->idem_key != NULL && strstr(msg, "core service") == NULL &&
-	    (strcmp(code, PROTO_E_UNAVAILABLE) == 0 || strcmp(code, PROTO_E_TIMEOUT) == 0)) {
-		router_wait_record(op, strcmp(code, PROTO_E_TIMEOUT) == 0 ? PROTO_E_TIMEOUT :
-		    PROTO_E_CTS_DOWN, msg);
+	if (!route_back(rt))
 		return;
-	}
-	if (code == NULL) {
-		const struct msg_checkpoint_ok *ok = body;
-		log_info("checkpoint of %s at %s: %s seq %llu", b->gid, op->holder, ok->checkpoint_id,
-		    (unsigned long long)ok->seq);
-		proto_reply_ok(op->r, op->r->pt->reply, ok);
-	} else if (strcmp(code, PROTO_E_UNAVAILABLE) == 0 && strstr(msg, "core service") == NULL) {
-		proto_reply_err(op->r, PROTO_E_CTS_DOWN, "CTS %s holding %s does not answer: %s",
-		    op->holder, b->gid, msg);
-	} else if (strcmp(code, PROTO_E_TIMEOUT) == 0) {
-		proto_reply_err(op->r, PROTO_E_TIMEOUT, "CTS %s: %s", op->holder, msg);
-	} else {
-		proto_reply_err(op->r, code, "CTS %s: %s", op->holder, msg);
-	}
-	free(op);
-}
-
-static void
-router_forward(struct router_op *op, const char *endpoint)
-{
-	struct msg_do_checkpoint *b = op->r->body;
-	struct gcs_cts *c = registry_find(op->g, op->holder);
-
-	if (c == NULL) {
-		/* known from the directory only: not marked up, so no heartbeat is expected here */
-		c = registry_touch(op->g, op->holder, endpoint);
-	}
-	char err[256];
-
-	if (c->client == NULL) {
-		struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
-			.expect_name = c->name, .timeout_ms = op->g->request_timeout_ms };
-		if ((c->client = proto_client_new(op->g->base, &op->g->tls, &cfg, err, sizeof err)) == NULL) {
-			proto_reply_err(op->r, PROTO_E_INTERNAL, "%s", err);
-			free(op);
-			return;
-		}
-	}
-	proto_client_request(c->client, "do_checkpoint", op->r->pt, b, router_on_cts_reply, op);
-}
-
-static void
-router_on_cts_entry(const struct dir_result *res, void *arg)
-{
-	struct router_op *op = arg;
-	const char *ep = res->nentries ? dir_entry_get(&res->entries[0], "gcaEndpoint") : NULL;
-	const char *status = res->nentries ? dir_entry_get(&res->entries[0], "gcaStatus") : NULL;
-
-	if (res->status != DIR_OK || ep == NULL) {
-		proto_reply_err(op->r, res->status == DIR_OK ? PROTO_E_CTS_DOWN : gcs_dir_code(res->status),
-		    "CTS %s holding the GID is not known: %s", op->holder, res->msg);
-		free(op);
-		return;
-	}
-	if (status != NULL && (strcmp(status, "retired") == 0 || strcmp(status, "down") == 0)) {
-		proto_reply_err(op->r, PROTO_E_CTS_DOWN, "CTS %s holding the GID is %s", op->holder, status);
-		free(op);
-		return;
-	}
-	router_forward(op, ep);
-}
-
-static void
-router_on_idem(const struct dir_result *res, void *arg)
-{
-	struct router_op *op = arg;
-
 	if (res->status == DIR_OK && res->nentries > 0) {
 		const struct dir_entry *e = &res->entries[0];
 		const char *seq = dir_entry_get(e, "gcaSequenceNumber");
@@ -397,74 +373,201 @@ router_on_idem(const struct dir_result *res, void *arg)
 			.cts = (char *)dir_entry_get(e, "gcaCTSName"),
 			.seq = seq ? strtoull(seq, NULL, 10) : 0,
 		};
-		proto_reply_ok(op->r, op->r->pt->reply, &ok);	/* a retry: the first result */
-		free(op);
+		if (rt->code[0] != '\0')
+			log_info("checkpoint of %s: its record arrived after the CTS's error (%s)",
+			    ((struct msg_do_checkpoint *)rt->r->body)->gid, rt->msg);
+		route_ok(rt, &ok);	/* a retry or a late record: the first result */
+	} else if (rt->code[0] == '\0') {
+		route_to_holder(rt);	/* no checkpoint with this key yet */
+	} else if (time_mono_ms() + ROUTE_LATE_EVERY_MS < rt->late_until_ms) {
+		evtimer_add(rt->late, &every);
+	} else {
+		route_err(rt, rt->code, "CTS %s: %s", rt->holder, rt->msg);
+	}
+}
+
+/* The job's record with the request's idempotency key, if there is one yet. */
+static void
+route_find_record(struct route *rt)
+{
+	struct msg_do_checkpoint *b = rt->r->body;
+	char dn[1024], esc[512], filter[700];
+
+	if (dir_dn_job(rt->g->dir, b->gid, dn, sizeof dn) != 0 ||
+	    dir_filter_escape(b->idem_key, esc, sizeof esc) != 0) {
+		struct dir_result none = { .status = DIR_NOT_FOUND };
+		rt->busy = true;
+		route_on_record(&none, rt);
 		return;
 	}
-	{
-		struct gcs_cts *c = registry_find(op->g, op->holder);
-		char dn[1024];
+	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaProperty=idem=%s))", esc);
+	rt->busy = true;
+	dir_search(rt->g->dir, dn, 1, filter, 1, route_on_record, rt);
+}
 
-		if (c != NULL && c->endpoint != NULL && c->up) {
-			router_forward(op, c->endpoint);
-			return;
-		}
-		if (dir_dn_cts(op->g->dir, op->holder, dn, sizeof dn) != 0) {
-			proto_reply_err(op->r, PROTO_E_INTERNAL, "bad CTS name %s", op->holder);
-			free(op);
-			return;
-		}
-		dir_search(op->g->dir, dn, 0, "(objectClass=gcaTranslationService)", 1,
-		    router_on_cts_entry, op);
+static void
+route_on_cts_reply(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct route *rt = arg;
+	struct msg_do_checkpoint *b;
+	struct gcs_cts *c;
+	bool answered, reached;
+
+	if (!route_back(rt))
+		return;		/* answered at the deadline: the request is gone */
+	b = rt->r->body;
+	if (code == NULL) {
+		const struct msg_checkpoint_ok *ok = body;
+		log_info("checkpoint of %s at %s: %s seq %llu", b->gid, rt->holder, ok->checkpoint_id,
+		    (unsigned long long)ok->seq);
+		route_ok(rt, ok);
+		return;
+	}
+	/* An error frame comes over a live connection: the CTS itself answered (its code says
+	 * what); a failure of the connection (none could be made, or it broke) means it is down. */
+	c = registry_find(rt->g, rt->holder);
+	answered = c != NULL && c->client != NULL && proto_client_up(c->client);
+	reached = rt->was_up || (c != NULL && c->conn_ups != rt->ups);
+	if (strcmp(code, PROTO_E_TIMEOUT) == 0) {
+		if (b->idem_key != NULL)
+			route_wait_record(rt, PROTO_E_TIMEOUT, msg);
+		else
+			route_err(rt, PROTO_E_TIMEOUT, "CTS %s: %s", rt->holder, msg);
+	} else if (!answered && strcmp(code, PROTO_E_UNAVAILABLE) == 0) {
+		if (b->idem_key != NULL && reached)
+			route_wait_record(rt, PROTO_E_CTS_DOWN, msg);
+		else
+			route_err(rt, PROTO_E_CTS_DOWN, "CTS %s holding %s does not answer: %s",
+			    rt->holder, b->gid, msg);
+	} else if (b->idem_key != NULL && strncmp(rt->holder_status, "unavailable", 11) != 0 &&
+	    (strcmp(code, PROTO_E_UNAVAILABLE) == 0 || strcmp(code, PROTO_E_DIRECTORY_DOWN) == 0)) {
+		/* a CTS whose core service works took it, but its GCS did not store the record */
+		route_wait_record(rt, code, msg);
+	} else {
+		route_err(rt, code, "CTS %s: %s", rt->holder, msg);
 	}
 }
 
 static void
-router_on_job(const struct dir_result *res, void *arg)
+route_on_cts_state(bool up, const char *why, void *arg)
 {
-	struct router_op *op = arg;
-	struct msg_do_checkpoint *b = op->r->body;
+	struct gcs_cts *c = arg;
+
+	(void)why;
+	if (up)
+		c->conn_ups++;
+}
+
+static void
+route_forward(struct route *rt, const char *endpoint)
+{
+	struct msg_do_checkpoint *b = rt->r->body;
+	struct gcs_cts *c = registry_find(rt->g, rt->holder);
+	struct msg_do_checkpoint fwd = *b;
+	char err[256];
+
+	if (c == NULL) {
+		/* known from the directory only: not marked up, so no heartbeat is expected here */
+		c = registry_touch(rt->g, rt->holder, endpoint);
+	}
+	if (c->client == NULL) {
+		/* the client's own limit only frees what a CTS never answers: routes have theirs */
+		struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
+			.expect_name = c->name, .timeout_ms = rt->g->request_timeout_ms + 1000,
+			.on_state = route_on_cts_state, .arg = c };
+		if ((c->client = proto_client_new(rt->g->base, &rt->g->tls, &cfg, err, sizeof err)) == NULL) {
+			route_err(rt, PROTO_E_INTERNAL, "%s", err);
+			return;
+		}
+	}
+	rt->was_up = proto_client_up(c->client);
+	rt->ups = c->conn_ups;
+	fwd.timeout_ms = (uint64_t)rt->timeout_ms;	/* the CTS may use what is left */
+	rt->busy = true;
+	proto_client_request(c->client, "do_checkpoint", rt->r->pt, &fwd, route_on_cts_reply, rt);
+}
+
+static void
+route_on_cts_entry(const struct dir_result *res, void *arg)
+{
+	struct route *rt = arg;
+	const char *ep = res->nentries ? dir_entry_get(&res->entries[0], "gcaEndpoint") : NULL;
+	const char *status = res->nentries ? dir_entry_get(&res->entries[0], "gcaStatus") : NULL;
+
+	if (!route_back(rt))
+		return;
+	if (res->status != DIR_OK || ep == NULL) {
+		route_err(rt, res->status == DIR_OK || res->status == DIR_NOT_FOUND ? PROTO_E_CTS_DOWN :
+		    gcs_dir_code(res->status), "CTS %s holding the GID is not known: %s", rt->holder,
+		    res->msg);
+		return;
+	}
+	if (status != NULL && (strcmp(status, "retired") == 0 || strcmp(status, "down") == 0)) {
+		route_err(rt, PROTO_E_CTS_DOWN, "CTS %s holding the GID is %s", rt->holder, status);
+		return;
+	}
+	snprintf(rt->holder_status, sizeof rt->holder_status, "%s", status ? status : "");
+	route_forward(rt, ep);
+}
+
+static void
+route_to_holder(struct route *rt)
+{
+	struct gcs_cts *c = registry_find(rt->g, rt->holder);
+	char dn[1024];
+
+	if (c != NULL && c->endpoint != NULL && c->up && !c->retired) {
+		snprintf(rt->holder_status, sizeof rt->holder_status, "%s", c->status ? c->status : "");
+		route_forward(rt, c->endpoint);
+		return;
+	}
+	/* Not beating here: down, retired, or beating to another GCS (which keeps its status). */
+	if (dir_dn_cts(rt->g->dir, rt->holder, dn, sizeof dn) != 0) {
+		route_err(rt, PROTO_E_INTERNAL, "bad CTS name %s", rt->holder);
+		return;
+	}
+	rt->busy = true;
+	dir_search(rt->g->dir, dn, 0, "(objectClass=gcaTranslationService)", 1, route_on_cts_entry, rt);
+}
+
+static void
+route_on_job(const struct dir_result *res, void *arg)
+{
+	struct route *rt = arg;
+	struct msg_do_checkpoint *b;
 	const char *holder, *state;
 
+	if (!route_back(rt))
+		return;
+	b = rt->r->body;
 	if (res->status != DIR_OK || res->nentries == 0) {
 		if (res->status == DIR_OK || res->status == DIR_NOT_FOUND)
-			proto_reply_err(op->r, PROTO_E_NOT_FOUND, "unknown GID %s: no job was started "
-			    "with it (gca-exec --gid)", b->gid);
+			route_err(rt, PROTO_E_NOT_FOUND, "unknown GID %s: no job was started with it "
+			    "(gca-exec --gid)", b->gid);
 		else
-			proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
-		free(op);
+			route_err(rt, gcs_dir_code(res->status), "%s", res->msg);
 		return;
 	}
 	holder = dir_entry_get(&res->entries[0], "gcaCTSName");
 	state = dir_entry_get(&res->entries[0], "gcaJobState");
 	if (state != NULL && strcmp(state, "finished") == 0) {
-		proto_reply_err(op->r, PROTO_E_NOT_FOUND, "job %s has finished", b->gid);
-		free(op);
+		route_err(rt, PROTO_E_NOT_FOUND, "job %s has finished", b->gid);
 		return;
 	}
-	snprintf(op->holder, sizeof op->holder, "%s", holder ? holder : "");
-	if (b->idem_key != NULL) {
-		char dn[1024], esc[512], filter[700];
-		if (dir_dn_job(op->g->dir, b->gid, dn, sizeof dn) == 0 &&
-		    dir_filter_escape(b->idem_key, esc, sizeof esc) == 0) {
-			snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaProperty=idem=%s))",
-			    esc);
-			dir_search(op->g->dir, dn, 1, filter, 1, router_on_idem, op);
-			return;
-		}
-	}
-	{
-		struct dir_result none = { 0 };
-		router_on_idem(&none, op);
-	}
+	snprintf(rt->holder, sizeof rt->holder, "%s", holder ? holder : "");
+	if (b->idem_key != NULL)
+		route_find_record(rt);
+	else
+		route_to_holder(rt);
 }
 
 void
 router_do_checkpoint(struct proto_req *r, void *ctx)
 {
 	struct msg_do_checkpoint *b = r->body;
-
 	struct gcs *g = ctx;
+	struct route *rt;
+	struct timeval tv;
 	const char *holder;
 	bool finished = false;
 
@@ -472,15 +575,27 @@ router_do_checkpoint(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID");
 		return;
 	}
+	if ((rt = calloc(1, sizeof *rt)) == NULL)
+		abort();
+	rt->g = g;
+	rt->r = r;
+	rt->timeout_ms = g->request_timeout_ms;
+	if (b->timeout_ms > 0 && b->timeout_ms < (uint64_t)rt->timeout_ms)
+		rt->timeout_ms = (int)b->timeout_ms;
+	tv = (struct timeval){ rt->timeout_ms / 1000, (rt->timeout_ms % 1000) * 1000 };
+	if ((rt->deadline = evtimer_new(g->base, route_on_deadline, rt)) == NULL)
+		abort();
+	evtimer_add(rt->deadline, &tv);
+	rt->busy = true;
 	/* The cache, in step with the directory's change feed, saves a directory round trip. */
 	if ((holder = cache_holder(g, b->gid, &finished)) != NULL && !finished) {
 		struct dir_entry e = { 0 };
 		struct dir_result res = { .status = DIR_OK, .entries = &e, .nentries = 1 };
 
 		dir_entry_add(&e, "gcaCTSName", holder);
-		router_on_job(&res, router_op_new(g, r));
+		route_on_job(&res, rt);
 		dir_entry_clear(&e);
 		return;
 	}
-	dir_job_get(g->dir, b->gid, router_on_job, router_op_new(g, r));
+	dir_job_get(g->dir, b->gid, route_on_job, rt);
 }

@@ -290,20 +290,25 @@ static LDAPMod **
 dir_mods(const struct dir_entry *e, int op, size_t extra)
 {
 	LDAPMod **mods = calloc(e->nattrs + extra + 1, sizeof *mods);
+	size_t n = 0;
 
 	if (mods == NULL)
 		abort();
 	for (size_t i = 0; i < e->nattrs; i++) {
-		mods[i] = calloc(1, sizeof **mods);
-		if (mods[i] == NULL)
+		/* An attribute with no value: replacing deletes it; an add has nothing to add. */
+		if (e->attrs[i].nvals == 0 && op == LDAP_MOD_ADD)
+			continue;
+		mods[n] = calloc(1, sizeof **mods);
+		if (mods[n] == NULL)
 			abort();
-		mods[i]->mod_op = op;
-		mods[i]->mod_type = e->attrs[i].name;
-		mods[i]->mod_values = calloc(e->attrs[i].nvals + 1, sizeof(char *));
-		if (mods[i]->mod_values == NULL)
+		mods[n]->mod_op = op;
+		mods[n]->mod_type = e->attrs[i].name;
+		mods[n]->mod_values = calloc(e->attrs[i].nvals + 1, sizeof(char *));
+		if (mods[n]->mod_values == NULL)
 			abort();
 		for (size_t j = 0; j < e->attrs[i].nvals; j++)
-			mods[i]->mod_values[j] = e->attrs[i].vals[j];
+			mods[n]->mod_values[j] = e->attrs[i].vals[j];
+		n++;
 	}
 	return mods;
 }
@@ -383,6 +388,42 @@ dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, con
 	rc = ldap_modify_ext_s(d->ld, dn, mods, ctrls, NULL);
 	mods[also ? also->nattrs : 0] = NULL;	/* del/add live on this stack */
 	dir_mods_free(mods);
+	return dir_outcome(d, rc, "compare-and-swap", r);
+}
+
+/*
+ * One atomic modify: the values in del deleted (noSuchAttribute, DIR_CAS_LOST, if one is not
+ * there: the assertions of a compare-and-swap), those in add added, those in repl replaced.
+ * Each may be NULL.
+ */
+enum dir_status
+dir_do_modify(struct dir *d, const char *dn, const struct dir_entry *del,
+    const struct dir_entry *add, const struct dir_entry *repl, struct dir_result *r)
+{
+	const struct dir_entry *parts[3] = { del, add, repl };
+	const int ops[3] = { LDAP_MOD_DELETE, LDAP_MOD_ADD, LDAP_MOD_REPLACE };
+	LDAPMod **all, **one;
+	size_t n = 0, cap = 1;
+	int rc;
+
+	if (!dir_ready(d, r))
+		return r->status;
+	for (int i = 0; i < 3; i++)
+		cap += parts[i] ? parts[i]->nattrs : 0;
+	if ((all = calloc(cap, sizeof *all)) == NULL)
+		abort();
+	for (int i = 0; i < 3; i++) {
+		if (parts[i] == NULL)
+			continue;
+		one = dir_mods(parts[i], ops[i] == LDAP_MOD_DELETE ? LDAP_MOD_ADD : ops[i], 0);
+		for (size_t j = 0; one[j] != NULL; j++) {
+			one[j]->mod_op = ops[i];	/* built as adds: attributes of no value left out */
+			all[n++] = one[j];
+		}
+		free(one);
+	}
+	rc = ldap_modify_ext_s(d->ld, dn, all, NULL, NULL);
+	dir_mods_free(all);
 	return dir_outcome(d, rc, "compare-and-swap", r);
 }
 

@@ -73,6 +73,17 @@ dir_entry_add(struct dir_entry *e, const char *attr, const char *value)
 	a->vals[a->nvals++] = dir_entry_xstrdup(value);
 }
 
+/* attr is in e with no value (yet): a replace of e then removes whatever values the entry had. */
+void
+dir_entry_own(struct dir_entry *e, const char *attr)
+{
+	if (dir_entry_attr(e, attr) != NULL)
+		return;
+	e->attrs = dir_entry_xrealloc(e->attrs, (e->nattrs + 1) * sizeof *e->attrs);
+	memset(&e->attrs[e->nattrs], 0, sizeof *e->attrs);
+	e->attrs[e->nattrs++].name = dir_entry_xstrdup(attr);
+}
+
 void
 dir_entry_addf(struct dir_entry *e, const char *attr, const char *fmt, ...)
 {

@@ -181,6 +181,10 @@ dir_class_publish(struct dir *d, const char *name, const char *description,
 	e = dir_entry_new(dn);
 	dir_entry_add(e, "objectClass", "gcaCheckpointerClass");
 	dir_entry_add(e, "cn", name);
+	/* A class registered again is what the admin said this time: owned attributes not given are
+	 * removed. */
+	dir_entry_own(e, "description");
+	dir_entry_own(e, "gcaProperty");
 	if (description != NULL && *description != '\0')
 		dir_entry_add(e, "description", description);
 	for (size_t i = 0; i < nproperties; i++)
@@ -194,6 +198,12 @@ dir_ops_bool(bool b)
 	return b ? "TRUE" : "FALSE";
 }
 
+static const char *const dir_ops_cts_owned[] = {
+	"gcaEndpoint", "gcaExecutionManager", "gcaCoreService", "gcaClass", "gcaProperty",
+	"gcaExecuteWrapper", "gcaRecoveryWrapper", "gcaExecuteParams", "gcaRecoveryParams",
+	"gcaWrapperParams",
+};
+
 void
 dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg)
 {
@@ -206,6 +216,10 @@ dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg)
 	e = dir_entry_new(dn);
 	dir_entry_add(e, "objectClass", "gcaTranslationService");
 	dir_entry_add(e, "cn", c->name);
+	/* A registration is the CTS's whole description (paper 3.3): every attribute it owns is
+	 * replaced, and one it no longer sends (a class, a property, a wrapper) is removed. */
+	for (size_t i = 0; i < GCA_NITEMS(dir_ops_cts_owned); i++)
+		dir_entry_own(e, dir_ops_cts_owned[i]);
 	dir_entry_add(e, "gcaEndpoint", c->endpoint);
 	dir_entry_add(e, "gcaExecutionManager", c->exec_manager);
 	dir_entry_add(e, "gcaCoreService", c->core_service);
@@ -217,6 +231,8 @@ dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg)
 		dir_entry_add(e, "gcaClass", c->classes[i]);
 	for (size_t i = 0; i < c->nproperties; i++)
 		dir_entry_add(e, "gcaProperty", c->properties[i]);
+	if (c->gcs != NULL)
+		dir_entry_addf(e, "gcaProperty", "gcs=%s", c->gcs);
 	dir_entry_add(e, "gcaExecuteWrapper", c->exec_wrapper);
 	dir_entry_add(e, "gcaRecoveryWrapper", c->recovery_wrapper);
 	dir_entry_add(e, "gcaExecuteParams", c->exec_params);
@@ -256,6 +272,45 @@ dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, v
 	dir_op_submit(d, op);
 }
 
+/* The status change, in one modify that asserts the entry's status is still old (and, with gcs,
+ * that the CTS still names that GCS): a change made meanwhile elsewhere (a retirement, a
+ * registration at another GCS) is never written over. */
+static void
+dir_ops_cts_status_if(struct dir *d, struct dir_op *op)
+{
+	struct dir_entry del = { 0 }, add = { 0 };
+
+	dir_entry_add(&del, "gcaStatus", op->s[0]);
+	if (op->s[1] != NULL) {
+		dir_entry_addf(&del, "gcaProperty", "gcs=%s", op->s[1]);
+		dir_entry_addf(&add, "gcaProperty", "gcs=%s", op->s[1]);
+	}
+	dir_do_modify(d, op->entry->dn, &del, &add, op->entry, &op->res);
+	dir_entry_clear(&del);
+	dir_entry_clear(&add);
+}
+
+void
+dir_cts_status_if(struct dir *d, const char *name, const char *status, const char *old,
+    const char *gcs, dir_cb cb, void *arg)
+{
+	char dn[DN_MAX], when[32];
+	struct dir_op *op;
+
+	if (old == NULL)
+		return dir_cts_status(d, name, status, cb, arg);
+	if (dir_dn_cts(d, name, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, "not a valid CTS name", name, cb, arg);
+	time_generalized(time_now_ms(), when);
+	op = dir_op_new(dir_ops_cts_status_if, cb, arg);
+	op->s[0] = dir_ops_dup(old);
+	op->s[1] = dir_ops_dup(gcs);
+	op->entry = dir_entry_new(dn);
+	dir_entry_add(op->entry, "gcaStatus", status);
+	dir_entry_add(op->entry, "gcaHeartbeat", when);
+	dir_op_submit(d, op);
+}
+
 /* ---- jobs ---- */
 
 static void
@@ -274,6 +329,9 @@ dir_ops_job_bind(struct dir *d, struct dir_op *op)
 	/* Move: compare-and-swap of the holder; the local id and state go in the same modify. */
 	also.dn = (char *)dn;
 	dir_entry_add(&also, "gcaJobState", "running");
+	/* The binding this move replaced, so whoever follows the change feed can tell a move (made
+	 * by someone who saw that binding) from a binding lost to a concurrent one (gcs/relay.c). */
+	dir_entry_addf(&also, "gcaProperty", "from=%s", expect);
 	if (dir_entry_get(op->entry, "gcaLocalId") != NULL)
 		dir_entry_add(&also, "gcaLocalId", dir_entry_get(op->entry, "gcaLocalId"));
 	dir_do_cas(d, dn, "gcaCTSName", expect, dir_entry_get(op->entry, "gcaCTSName"), &also, NULL,

@@ -45,6 +45,9 @@ struct dir_entry *dir_entry_new(const char *dn);
 void        dir_entry_add(struct dir_entry *e, const char *attr, const char *value);
 void        dir_entry_addf(struct dir_entry *e, const char *attr, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
+/* attr with no value yet: replacing with e deletes every value the attribute had (an add leaves
+ * it out). A builder owns an attribute by naming it, present or not (dir_upsert). */
+void        dir_entry_own(struct dir_entry *e, const char *attr);
 const struct dir_attr *dir_entry_attr(const struct dir_entry *e, const char *attr);
 const char *dir_entry_get(const struct dir_entry *e, const char *attr);	/* first value or NULL */
 void        dir_entry_clear(struct dir_entry *e);		/* frees what it holds */
@@ -94,7 +97,8 @@ bool        dir_connected(struct dir *d);
 void dir_search(struct dir *d, const char *base, int scope, const char *filter, int limit,
 	dir_cb cb, void *arg);
 void dir_add(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
-void dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);	/* add or replace */
+/* Add, or replace every attribute of e (those with no value are deleted) but objectClass. */
+void dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
 void dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg);
 /* Compare-and-swap of one single-valued attribute: old NULL means "has no value". */
 void dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
@@ -109,6 +113,7 @@ struct dir_cts {
 	const char  *exec_wrapper, *recovery_wrapper;
 	const char  *exec_params, *recovery_params, *wrapper_params;
 	const char  *status;
+	const char  *gcs;	/* the GCS it registered at: gcaProperty gcs=<name> */
 };
 struct dir_checkpoint {
 	const char  *id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent, *sha256,
@@ -123,8 +128,13 @@ void dir_class_publish(struct dir *d, const char *name, const char *description,
 	const char **properties, size_t nproperties, dir_cb cb, void *arg);
 void dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg);
 void dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, void *arg);
+/* The same, only while the entry's status is old (NULL: any) and, with gcs, while it names that
+ * GCS (gcaProperty gcs=<gcs>); else DIR_CAS_LOST. */
+void dir_cts_status_if(struct dir *d, const char *name, const char *status, const char *old,
+	const char *gcs, dir_cb cb, void *arg);
 /* Binds gid to cts. expect_cts NULL: create the job (DIR_EXISTS if it exists); else move it from
- * expect_cts to cts by compare-and-swap (DIR_CAS_LOST if another won). */
+ * expect_cts to cts by compare-and-swap (DIR_CAS_LOST if another won); a moved job's gcaProperty
+ * is "from=<expect_cts>". */
 void dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
 	const char *local_id, const char *expect_cts, dir_cb cb, void *arg);
 /* The job's state; with local_id, only while the job entry still names that process (else
@@ -201,6 +211,10 @@ enum dir_status dir_do_add(struct dir *d, const struct dir_entry *e, void *txn, 
 enum dir_status dir_do_replace(struct dir *d, const struct dir_entry *e, struct dir_result *r);
 enum dir_status dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old,
 	const char *new_, const struct dir_entry *also, void *txn, struct dir_result *r);
+/* One atomic modify: del's values deleted (each must be there, else DIR_CAS_LOST), add's added,
+ * repl's replaced; any may be NULL. */
+enum dir_status dir_do_modify(struct dir *d, const char *dn, const struct dir_entry *del,
+	const struct dir_entry *add, const struct dir_entry *repl, struct dir_result *r);
 enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *r);
 bool            dir_transactions(struct dir *d);	/* dir_config's transactions */
 void           *dir_txn_begin(struct dir *d, struct dir_result *r);

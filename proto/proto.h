@@ -100,7 +100,7 @@ struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
 };
-struct msg_query_ok { struct proto_entries entries; char *cursor; };
+struct msg_query_ok { struct proto_entries entries; char *cursor; bool more; };	/* more: cut at limit */
 struct msg_subscribe { char *gid; };
 struct msg_notify { char *event, *gid, *cts, *checkpoint_id; uint64_t seq, time_ms; };
 struct msg_local_bind {

@@ -67,6 +67,7 @@ static const struct proto_type proto_t_image_fetch_ok = { "image_fetch_ok", imag
 static const struct proto_field query_ok_fields[] = {
 	{ "entries", PK_ENTRIES, offsetof(struct msg_query_ok, entries), false, 0 },
 	{ "cursor", PK_STR, offsetof(struct msg_query_ok, cursor), false, 256 },
+	{ "more", PK_BOOL, offsetof(struct msg_query_ok, more), false, 0 },
 };
 static const struct proto_type proto_t_query_ok = { "query_ok", query_ok_fields, sizeof query_ok_fields / sizeof query_ok_fields[0], sizeof(struct msg_query_ok), NULL };
 

@@ -253,6 +253,88 @@ test_each_object_class_round_trips(void **state)
 	dir_close(d);
 }
 
+/* A registration replaces the whole description: classes, properties and wrapper parameters a
+ * CTS (or a class) no longer has are gone; a conditional status write never overwrites a change
+ * made meanwhile. */
+static void
+test_publishing_again_replaces_the_whole_set(void **state)
+{
+	struct dir *d = open_gcs(5000);
+	struct answer a = { 0 };
+	const char *classes[] = { "basic", "small" }, *props[] = { "os=linux", "arch=x86_64" };
+	const char *cprops[] = { "processes=1", "threads=1" };
+	struct dir_cts cts = {
+		.name = "cts-again", .endpoint = "127.0.0.1:7002", .exec_manager = "em://one",
+		.core_service = "app", .classes = classes, .nclasses = 2, .properties = props,
+		.nproperties = 2, .exec_wrapper = "gca-exec", .recovery_wrapper = "gca-recover",
+		.exec_params = "--gid {gid}", .recovery_params = "--checkpoint {checkpoint}",
+		.wrapper_params = "-v", .status = "ok", .gcs = "gcs-a",
+	};
+
+	(void)state;
+	dir_class_publish(d, "shrinks", "with a description", cprops, 2, on_answer, &a);
+	wait_answer(&a);
+	answer_reset(&a);
+	dir_class_publish(d, "shrinks", NULL, NULL, 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	dir_search(d, "ou=classes,o=gca", 1, "(cn=shrinks)", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 1);
+	assert_null(dir_entry_attr(&a.first, "description"));
+	assert_null(dir_entry_attr(&a.first, "gcaProperty"));
+	answer_reset(&a);
+
+	dir_cts_publish(d, &cts, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	cts.nclasses = 1;
+	cts.nproperties = 1;
+	cts.exec_manager = NULL;
+	cts.recovery_params = NULL;
+	cts.wrapper_params = NULL;
+	cts.gcs = "gcs-b";
+	dir_cts_publish(d, &cts, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	dir_search(d, "ou=cts,o=gca", 1, "(cn=cts-again)", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.nentries, 1);
+	assert_int_equal(dir_entry_attr(&a.first, "gcaClass")->nvals, 1);
+	assert_string_equal(dir_entry_get(&a.first, "gcaClass"), "basic");
+	assert_int_equal(dir_entry_attr(&a.first, "gcaProperty")->nvals, 2);	/* os=linux, gcs=gcs-b */
+	assert_null(dir_entry_attr(&a.first, "gcaExecutionManager"));
+	assert_null(dir_entry_attr(&a.first, "gcaRecoveryParams"));
+	assert_null(dir_entry_attr(&a.first, "gcaWrapperParams"));
+	assert_string_equal(dir_entry_get(&a.first, "gcaExecuteParams"), "--gid {gid}");
+	answer_reset(&a);
+
+	/* ok -> down only while it says ok and names gcs-b */
+	dir_cts_status_if(d, "cts-again", "down", "ok", "gcs-a", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_CAS_LOST);
+	answer_reset(&a);
+	dir_cts_status_if(d, "cts-again", "down", "ok", "gcs-b", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	answer_reset(&a);
+	dir_cts_status(d, "cts-again", "retired", on_answer, &a);
+	wait_answer(&a);
+	answer_reset(&a);
+	dir_cts_status_if(d, "cts-again", "ok", "down", NULL, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_CAS_LOST);
+	answer_reset(&a);
+	dir_search(d, "ou=cts,o=gca", 1, "(cn=cts-again)", 0, on_answer, &a);
+	wait_answer(&a);
+	assert_string_equal(dir_entry_get(&a.first, "gcaStatus"), "retired");
+	answer_reset(&a);
+	dir_close(d);
+}
+
 static void
 test_hostile_gids_match_nothing_extra(void **state)
 {
@@ -681,6 +763,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_each_object_class_round_trips),
+		cmocka_unit_test(test_publishing_again_replaces_the_whole_set),
 		cmocka_unit_test(test_hostile_gids_match_nothing_extra),
 		cmocka_unit_test(test_anonymous_write_is_refused),
 		cmocka_unit_test(test_stopped_directory_then_reconnect),

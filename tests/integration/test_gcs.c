@@ -34,7 +34,9 @@ static struct {
 	struct proto_server	*server;
 	struct proto_client	*gcs;
 	struct event		*beat;
-	atomic_bool		 silent, stop;
+	atomic_bool		 silent, stop, release;
+	struct proto_req	*held[16];	/* "silent" GIDs: never answered until released */
+	int			 nheld;
 	atomic_int		 registered;
 	pthread_t		 thread;
 	int			 port;
@@ -85,6 +87,15 @@ cts_do_checkpoint(struct proto_req *r, void *ctx)
 	(void)ctx;
 	if (strncmp(b->gid, "refuse", 6) == 0) {
 		proto_reply_err(r, PROTO_E_REFUSED, "core service: the job did not answer");
+		return;
+	}
+	if (strncmp(b->gid, "unavail", 7) == 0) {
+		/* the CTS is alive and says so with its code; no "core service" in the words */
+		proto_reply_err(r, PROTO_E_UNAVAILABLE, "the job's process is gone");
+		return;
+	}
+	if (strncmp(b->gid, "silent", 6) == 0 && cts.nheld < (int)GCA_NITEMS(cts.held)) {
+		cts.held[cts.nheld++] = r;
 		return;
 	}
 	p = calloc(1, sizeof *p);
@@ -153,6 +164,11 @@ cts_on_beat(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	if (atomic_load(&cts.release) || atomic_load(&cts.stop)) {
+		for (; cts.nheld > 0; cts.nheld--)
+			proto_reply_err(cts.held[cts.nheld - 1], PROTO_E_REFUSED, "released");
+		atomic_store(&cts.release, false);
+	}
 	if (atomic_load(&cts.stop))
 		event_base_loopbreak(cts.base);
 	else if (!atomic_load(&cts.silent))
@@ -197,7 +213,7 @@ cts_start(void)
 
 /* ---- the daemon ---- */
 
-static const char gcs_more[] = "cts_timeout 2\nrequest_timeout 5\ndirectory_timeout 2\n"
+static const char gcs_more[] = "cts_timeout 2\nrequest_timeout 6\ndirectory_timeout 2\n"
     "subscriber_backlog 65536\n";
 
 static int
@@ -205,7 +221,8 @@ setup(void **state)
 {
 	(void)state;
 	if (test_site_up(&site) != 0 ||
-	    test_pki(&site, "gcs gcs-t cts cts-1 cts cts-2 broker b1 admin a1") != 0)
+	    test_pki(&site, "gcs gcs-t gcs gcs-late cts cts-1 cts cts-2 cts live broker b1 admin a1")
+	    != 0)
 		return -1;
 	snprintf(pki, sizeof pki, "%s/pki", site.dir);
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", gcs_more, gcs_ep,
@@ -215,6 +232,10 @@ setup(void **state)
 }
 
 static int ldap_count(const char *base, const char *filter);
+static bool heard(struct proto_sync *sub, const char *event, const char *gid, const char *cts_name,
+	int ms);
+static bool heard_until(struct proto_sync *sub, const char *event, const char *until,
+	const char *gid, int ms);
 
 static int
 teardown(void **state)
@@ -246,16 +267,22 @@ teardown(void **state)
 /* ---- a broker's view ---- */
 
 static struct proto_sync *
-as(const char *who)
+as_at(const char *ep, const char *who)
 {
 	struct proto_tls_files t = files(who);
 	char err[256];
-	struct proto_sync *s = proto_sync_connect(gcs_ep, &t, "gcs", 10000, err, sizeof err);
+	struct proto_sync *s = proto_sync_connect(ep, &t, "gcs", 10000, err, sizeof err);
 
 	if (s == NULL)
 		print_message("connect as %s: %s\n", who, err);
 	assert_non_null(s);
 	return s;
+}
+
+static struct proto_sync *
+as(const char *who)
+{
+	return as_at(gcs_ep, who);
 }
 
 /* One request; returns 0 or -1 with code. reply (may be NULL) gets the body, to free. */
@@ -433,21 +460,37 @@ test_checkpoints_are_routed_and_recorded(void **state)
 	proto_sync_close(b);
 }
 
-/* Another GCS (here: a plain ldapmodify with the GCS's identity) moves a binding: this GCS's
- * cache follows the directory's change feed and routes to the new holder at once. */
+/* Moves a binding the way another GCS does (an ldapmodify with the GCS's identity): with
+ * from=<the binding it replaced>, or without (what a concurrent bind at another provider leaves). */
+static void
+move_elsewhere(const char *gid, const char *to, const char *from)
+{
+	char out[1024], extra[200] = "";
+
+	if (from != NULL)
+		snprintf(extra, sizeof extra, "-\\nreplace: gcaProperty\\ngcaProperty: from=%s\\n", from);
+	assert_int_equal(test_sh(out, sizeof out, "pw=$(awk '$1==\"password\"{print $2}' %s); "
+	    "printf 'dn: gcaGID=%s,ou=jobs,o=gca\\nchangetype: modify\\nreplace: gcaCTSName\\n"
+	    "gcaCTSName: %s\\n%s' | ldapmodify -x -H '%s' -D cn=gcs-directory,o=gca -w \"$pw\" 2>&1",
+	    site.gcs_conf, gid, to, extra, site.ldap_uri), 0);
+}
+
+/* Another GCS moves a binding: this GCS's cache follows the directory's change feed and routes
+ * to the new holder at once. A move from the binding made here (a recovery through another GCS)
+ * is an ordinary "moved"; only a binding replaced by one that never saw it is "bind_lost". */
 static void
 test_cache_follows_the_directory(void **state)
 {
-	struct proto_sync *b = as("broker-b1");
-	char out[1024];
+	struct proto_sync *b = as("broker-b1"), *sub = as("broker-b1");
+	struct msg_subscribe all = { NULL };
 
 	(void)state;
+	assert_int_equal(call(sub, "subscribe", &all, NULL, NULL, NULL), 0);
 	bind_job("cts-cts-1", "job-moved", "alice", false, "");
 	checkpoint(b, "job-moved", NULL, NULL, "");
-	assert_int_equal(test_sh(out, sizeof out, "pw=$(awk '$1==\"password\"{print $2}' %s); "
-	    "printf 'dn: gcaGID=job-moved,ou=jobs,o=gca\\nchangetype: modify\\nreplace: gcaCTSName\\n"
-	    "gcaCTSName: cts-2\\n' | ldapmodify -x -H '%s' -D cn=gcs-directory,o=gca -w \"$pw\" 2>&1",
-	    site.gcs_conf, site.ldap_uri), 0);
+	move_elsewhere("job-moved", "cts-2", "cts-1");
+	/* "moved", and no "bind_lost" before it or after */
+	assert_false(heard_until(sub, "bind_lost", "moved", "job-moved", 5000));
 	/* cts-2's endpoint is dead: the request must go there, not to cts-1 */
 	for (int i = 0; i < 50; i++) {
 		struct msg_do_checkpoint req = { .gid = "job-moved" };
@@ -458,6 +501,11 @@ test_cache_follows_the_directory(void **state)
 		usleep(100 * 1000);
 	}
 	checkpoint(b, "job-moved", NULL, NULL, PROTO_E_CTS_DOWN);
+	assert_false(heard_until(sub, "bind_lost", NULL, "job-moved", 300));
+	bind_job("cts-cts-1", "job-lost", "alice", false, "");
+	move_elsewhere("job-lost", "cts-2", NULL);
+	assert_true(heard(sub, "bind_lost", "job-lost", "cts-1", 5000));
+	proto_sync_close(sub);
 	proto_sync_close(b);
 }
 
@@ -500,10 +548,19 @@ test_queries(void **state)
 	for (size_t a = 0; a < ok->entries.v[0].n; a++)
 		if (strcasecmp(ok->entries.v[0].attrs[a].name, "gcaSequenceNumber") == 0)
 			assert_string_equal(ok->entries.v[0].attrs[a].vals.v[0], "4");	/* newest first */
+	assert_true(ok->more);		/* a page of a longer list says so */
+	assert_non_null(ok->cursor);
 	proto_body_free(proto_type_find("query")->reply, ok);
 	q = (struct msg_query){ .what = "jobs", .cts = "cts-1" };
 	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
 	assert_true(ok->entries.n >= 2);
+	assert_false(ok->more);
+	proto_body_free(proto_type_find("query")->reply, ok);
+	/* a list cut at the limit is never cut silently */
+	q = (struct msg_query){ .what = "jobs", .limit = 1 };
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 1);
+	assert_true(ok->more);
 	proto_body_free(proto_type_find("query")->reply, ok);
 	q = (struct msg_query){ .what = "everything" };
 	assert_int_equal(call(b, "query", &q, NULL, code, NULL), -1);
@@ -634,6 +691,15 @@ test_directory_down_is_a_clear_error(void **state)
 	t0 = time_mono_ms();
 	checkpoint(b, "job-b", NULL, NULL, PROTO_E_DIRECTORY_DOWN);
 	print_message("directory_down after %llu ms\n", (unsigned long long)(time_mono_ms() - t0));
+	/* never a hang: directory_timeout is 2 s, and the record path may wait for it twice (a
+	 * read, then the write after a reconnect); inside request_timeout (6 s) */
+	assert_true(time_mono_ms() - t0 < 5500);
+	/* a GID the cache does not hold: the GCS's own lookup of the job fails as clearly */
+	t0 = time_mono_ms();
+	checkpoint(b, "never-bound-gid", NULL, NULL, PROTO_E_DIRECTORY_DOWN);
+	print_message("directory_down (lookup) after %llu ms\n",
+	    (unsigned long long)(time_mono_ms() - t0));
+	assert_true(time_mono_ms() - t0 < 4000);	/* one directory_timeout, + 2 s */
 	assert_int_equal(test_site_slapd_signal(&site, SIGCONT), 0);
 	/* and back to work */
 	for (int i = 0; i < 20; i++) {
@@ -661,14 +727,512 @@ test_silent_cts_is_marked_down(void **state)
 	assert_int_equal(ldap_count("ou=cts,o=gca", "(&(cn=cts-1)(gcaStatus=ok))"), 1);
 }
 
+/* The first value of attr in the one entry under base matching filter ("" if none). */
+static void
+ldap_value(const char *base, const char *filter, const char *attr, char *out, size_t len)
+{
+	char *nl;
+
+	test_sh(out, len, "ldapsearch -x -LLL -o ldif-wrap=no -H '%s' -b '%s' '%s' %s | "
+	    "sed -n 's/^%s: //p' | head -1", site.ldap_uri, base, filter, attr, attr);
+	if ((nl = strchr(out, '\n')) != NULL)
+		*nl = '\0';
+}
+
+/* Every value of attr, one a line, sorted. */
+static void
+ldap_values(const char *base, const char *filter, const char *attr, char *out, size_t len)
+{
+	test_sh(out, len, "ldapsearch -x -LLL -o ldif-wrap=no -H '%s' -b '%s' '%s' %s | "
+	    "sed -n 's/^%s: //p' | sort", site.ldap_uri, base, filter, attr, attr);
+}
+
+/* Polls the directory (bounded) until the CTS's status is want; each round beats for it first
+ * when beat is given (a CTS that stops beating is marked down after cts_timeout). */
+static bool
+wait_status(const char *cts_name, const char *want, struct proto_sync *beat, const char *status)
+{
+	char filter[300], got[300];
+
+	snprintf(filter, sizeof filter, "(cn=%s)", cts_name);
+	for (int i = 0; i < 100; i++) {
+		if (beat != NULL) {
+			struct msg_cts_heartbeat hb = { (char *)cts_name, (char *)status };
+			call(beat, "cts_heartbeat", &hb, NULL, NULL, NULL);
+		}
+		ldap_value("ou=cts,o=gca", filter, "gcaStatus", got, sizeof got);
+		if (strcmp(got, want) == 0)
+			return true;
+		usleep(100 * 1000);
+	}
+	print_message("CTS %s: status '%s', not '%s'\n", cts_name, got, want);
+	return false;
+}
+
+/* Reads notify frames for up to ms; returns whether an event (event, gid or cts) came. */
+static bool
+heard(struct proto_sync *sub, const char *event, const char *gid, const char *cts_name, int ms)
+{
+	uint64_t end = time_mono_ms() + (uint64_t)ms;
+	struct proto_msg m;
+	char err[256];
+
+	while (time_mono_ms() < end) {
+		bool match = false;
+		if (proto_sync_read(sub, (int)(end - time_mono_ms()) + 1, NULL, &m, err, sizeof err) != 0)
+			return false;
+		if (strcmp(m.type, "notify") == 0) {
+			struct msg_notify *n = m.body;
+			match = strcmp(n->event, event) == 0 &&
+			    (gid == NULL || (n->gid != NULL && strcmp(n->gid, gid) == 0)) &&
+			    (cts_name == NULL || (n->cts != NULL && strcmp(n->cts, cts_name) == 0));
+		}
+		proto_msg_free(&m);
+		if (match)
+			return true;
+	}
+	return false;
+}
+
+/* Reads events of gid until one named until (NULL: for ms): whether event came meanwhile. */
+static bool
+heard_until(struct proto_sync *sub, const char *event, const char *until, const char *gid, int ms)
+{
+	uint64_t end = time_mono_ms() + (uint64_t)ms;
+	struct proto_msg m;
+	char err[256];
+	bool seen = false, done = false;
+
+	while (!done && time_mono_ms() < end &&
+	    proto_sync_read(sub, (int)(end - time_mono_ms()) + 1, NULL, &m, err, sizeof err) == 0) {
+		if (strcmp(m.type, "notify") == 0) {
+			struct msg_notify *n = m.body;
+			if (n->gid != NULL && strcmp(n->gid, gid) == 0) {
+				seen = seen || strcmp(n->event, event) == 0;
+				done = until != NULL && strcmp(n->event, until) == 0;
+			}
+		}
+		proto_msg_free(&m);
+	}
+	if (until != NULL && !done)
+		fail_msg("no %s event for %s within %d ms", until, gid, ms);
+	return seen;
+}
+
+static int
+checkpoint_timed(struct proto_sync *b, const char *gid, const char *key, uint64_t timeout_ms,
+    char *code, char *msg, uint64_t *elapsed)
+{
+	struct msg_do_checkpoint req = { .gid = (char *)gid, .idem_key = (char *)key,
+		.timeout_ms = timeout_ms };
+	uint64_t t0 = time_mono_ms();
+	int rc = call(b, "do_checkpoint", &req, NULL, code, msg);
+
+	*elapsed = time_mono_ms() - t0;
+	return rc;
+}
+
+/* A CTS that never answers: the broker hears `timeout` at the deadline (request_timeout 6 s,
+ * or the broker's shorter timeout_ms), not when its own client gives up. */
+static void
+test_a_silent_cts_times_out(void **state)
+{
+	struct proto_sync *b = as("broker-b1");
+	char code[32], msg[512];
+	uint64_t ms;
+
+	(void)state;
+	bind_job("cts-cts-1", "silent-1", "alice", false, "");
+	assert_int_equal(checkpoint_timed(b, "silent-1", NULL, 0, code, msg, &ms), -1);
+	print_message("# timeout after %llu ms: %s\n", (unsigned long long)ms, msg);
+	assert_string_equal(code, PROTO_E_TIMEOUT);
+	assert_true(ms >= 5500 && ms <= 7000);		/* request_timeout 6 s, + 1 s */
+	assert_int_equal(checkpoint_timed(b, "silent-1", NULL, 1500, code, msg, &ms), -1);
+	assert_string_equal(code, PROTO_E_TIMEOUT);
+	assert_true(ms >= 1400 && ms <= 2500);		/* the broker's timeout_ms, + 1 s */
+	/* with a key, the record is looked for until the deadline, never past it */
+	assert_int_equal(checkpoint_timed(b, "silent-1", "k-silent", 2000, code, msg, &ms), -1);
+	assert_string_equal(code, PROTO_E_TIMEOUT);
+	assert_true(ms <= 3000);
+	atomic_store(&cts.release, true);
+	proto_sync_close(b);
+}
+
+/* The CTS's own code reaches the broker: `unavailable` from a live CTS is not `cts_down`; a CTS
+ * that cannot be reached is `cts_down` at once, with a key too (nothing can have been taken). */
+static void
+test_cts_errors_keep_their_code(void **state)
+{
+	struct proto_sync *b = as("broker-b1");
+	char code[32], msg[512];
+	uint64_t ms;
+
+	(void)state;
+	bind_job("cts-cts-1", "unavail-1", "alice", false, "");
+	assert_int_equal(checkpoint_timed(b, "unavail-1", NULL, 0, code, msg, &ms), -1);
+	assert_string_equal(code, PROTO_E_UNAVAILABLE);
+	assert_non_null(strstr(msg, "the job's process is gone"));
+	/* job-on-dead-cts: cts-2 registered 127.0.0.1:1 */
+	assert_int_equal(checkpoint_timed(b, "job-on-dead-cts", "k-dead", 0, code, msg, &ms), -1);
+	print_message("# cts_down with a key after %llu ms\n", (unsigned long long)ms);
+	assert_string_equal(code, PROTO_E_CTS_DOWN);
+	assert_true(ms < 2500);
+	proto_sync_close(b);
+}
+
+/* Every field of the paper's 3.3 reads back with ldapsearch; registering again with less leaves
+ * nothing of the first registration behind. */
+static void
+test_registration_reads_back_whole(void **state)
+{
+	struct proto_sync *c2 = as("cts-cts-2");
+	const char *cls[] = { "basic", "mpi" }, *props[] = { "arch=x86_64", "gpu=yes" };
+	struct msg_cts_register reg = { .name = "cts-2", .endpoint = "127.0.0.1:1",
+		.exec_manager = "em://cts-2", .core_service = "app", .external = true,
+		.self_checkpoint = false, .migrate = true, .any_image = false,
+		.classes = { (char **)cls, 2 }, .properties = { (char **)props, 2 },
+		.exec_wrapper = "gca-exec", .recovery_wrapper = "gca-recover",
+		.exec_params = "--gid {gid}", .recovery_params = "--checkpoint {checkpoint}",
+		.wrapper_params = "-v", .status = "ok" };
+	static const struct { const char *attr, *want; } first[] = {
+		{ "gcaEndpoint", "127.0.0.1:1" }, { "gcaExecutionManager", "em://cts-2" },
+		{ "gcaCoreService", "app" }, { "gcaExternalCheckpoints", "TRUE" },
+		{ "gcaSelfCheckpointing", "FALSE" }, { "gcaMigration", "TRUE" },
+		{ "gcaAnyImageRecovery", "FALSE" }, { "gcaClass", "basic\nmpi\n" },
+		{ "gcaProperty", "arch=x86_64\ngcs=gcs-t\ngpu=yes\n" },
+		{ "gcaExecuteWrapper", "gca-exec" }, { "gcaRecoveryWrapper", "gca-recover" },
+		{ "gcaExecuteParams", "--gid {gid}" }, { "gcaRecoveryParams", "--checkpoint {checkpoint}" },
+		{ "gcaWrapperParams", "-v" }, { "gcaStatus", "ok" },
+	}, second[] = {
+		{ "gcaExecutionManager", "" }, { "gcaExternalCheckpoints", "FALSE" },
+		{ "gcaSelfCheckpointing", "TRUE" }, { "gcaAnyImageRecovery", "TRUE" },
+		{ "gcaClass", "basic\n" }, { "gcaProperty", "arch=x86_64\ngcs=gcs-t\n" },
+		{ "gcaRecoveryWrapper", "" }, { "gcaRecoveryParams", "" }, { "gcaWrapperParams", "" },
+	};
+	char got[1024], code[32], msg[512];
+
+	(void)state;
+	assert_int_equal(call(c2, "cts_register", &reg, NULL, code, msg), 0);
+	for (size_t i = 0; i < GCA_NITEMS(first); i++) {
+		ldap_values("ou=cts,o=gca", "(cn=cts-2)", first[i].attr, got, sizeof got);
+		if (strchr(first[i].want, '\n') == NULL && got[0] != '\0')
+			got[strlen(got) - 1] = '\0';
+		if (strcmp(got, first[i].want) != 0)
+			print_message("%s: '%s', not '%s'\n", first[i].attr, got, first[i].want);
+		assert_string_equal(got, first[i].want);
+	}
+	reg.exec_manager = NULL;
+	reg.external = false;
+	reg.self_checkpoint = true;
+	reg.any_image = true;
+	reg.classes.n = 1;
+	reg.properties.n = 1;
+	reg.recovery_wrapper = NULL;
+	reg.recovery_params = NULL;
+	reg.wrapper_params = NULL;
+	assert_int_equal(call(c2, "cts_register", &reg, NULL, code, msg), 0);
+	for (size_t i = 0; i < GCA_NITEMS(second); i++) {
+		ldap_values("ou=cts,o=gca", "(cn=cts-2)", second[i].attr, got, sizeof got);
+		if (strchr(second[i].want, '\n') == NULL && got[0] != '\0')
+			got[strlen(got) - 1] = '\0';
+		if (strcmp(got, second[i].want) != 0)
+			print_message("%s: '%s', not '%s'\n", second[i].attr, got, second[i].want);
+		assert_string_equal(got, second[i].want);
+	}
+	/* a status a CTS may not claim */
+	reg.status = "retired";
+	assert_int_equal(call(c2, "cts_register", &reg, NULL, code, msg), -1);
+	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	proto_sync_close(c2);
+}
+
+/* A core service that becomes unavailable after registration is published from the heartbeat
+ * (a change only), found by the status filter of query cts, and back to ok the same way. */
+static void
+test_heartbeat_status_is_published(void **state)
+{
+	struct proto_sync *c2 = as("cts-cts-2"), *b = as("broker-b1");
+	struct msg_query q = { .what = "cts", .status = "unavailable: probe failed" };
+	struct msg_query_ok *ok;
+	struct msg_cts_heartbeat bad = { "cts-2", "down" };
+	char code[32];
+
+	(void)state;
+	assert_true(wait_status("cts-2", "unavailable: probe failed", c2, "unavailable: probe failed"));
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 1);
+	proto_body_free(proto_type_find("query")->reply, ok);
+	q.status = "ok";
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 1);		/* cts-1 only */
+	for (size_t a = 0; a < ok->entries.v[0].n; a++)
+		if (strcmp(ok->entries.v[0].attrs[a].name, "cn") == 0)
+			assert_string_equal(ok->entries.v[0].attrs[a].vals.v[0], "cts-1");
+	proto_body_free(proto_type_find("query")->reply, ok);
+	assert_true(wait_status("cts-2", "ok", c2, "ok"));
+	assert_int_equal(call(c2, "cts_heartbeat", &bad, NULL, code, NULL), -1);
+	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	proto_sync_close(b);
+	proto_sync_close(c2);
+}
+
+/* Events reach a subscriber: bound, moved (a recovery elsewhere), cts_up, cts_down; and a GID
+ * held by a CTS marked down is routed to a clear cts_down. */
+static void
+test_events_and_a_down_cts(void **state)
+{
+	struct proto_sync *sub = as("broker-b1"), *b = as("broker-b1"), *c2 = as("cts-cts-2");
+	struct msg_subscribe all = { NULL };
+	struct msg_cts_heartbeat hb = { "cts-2", "ok" };
+	char code[32], msg[512];
+	uint64_t ms;
+
+	(void)state;
+	assert_int_equal(call(sub, "subscribe", &all, NULL, NULL, NULL), 0);
+	/* cts-2 is down by now (no beat for cts_timeout) or soon; a beat brings it up */
+	assert_true(wait_status("cts-2", "down", NULL, NULL));
+	assert_int_equal(call(c2, "cts_heartbeat", &hb, NULL, code, msg), 0);
+	assert_true(heard(sub, "cts_up", NULL, "cts-2", 5000));
+	bind_job("cts-cts-1", "ev-1", "alice", false, "");
+	assert_true(heard(sub, "bound", "ev-1", "cts-1", 5000));
+	bind_job("cts-cts-2", "ev-1", "alice", true, "");
+	assert_true(heard(sub, "moved", "ev-1", "cts-2", 5000));
+	assert_true(heard(sub, "cts_down", NULL, "cts-2", 10000));	/* silent again */
+	assert_true(wait_status("cts-2", "down", NULL, NULL));
+	assert_int_equal(checkpoint_timed(b, "ev-1", NULL, 0, code, msg, &ms), -1);
+	assert_string_equal(code, PROTO_E_CTS_DOWN);
+	assert_non_null(strstr(msg, "is down"));
+	proto_sync_close(c2);
+	proto_sync_close(b);
+	proto_sync_close(sub);
+}
+
+/* Only the holder ends a binding. */
+static void
+test_unbind_by_another_cts_is_refused(void **state)
+{
+	struct proto_sync *c2 = as("cts-cts-2"), *c1 = as("cts-cts-1");
+	struct msg_job_unbind u = { .gid = "job-u", .cts = "cts-2", .state = "finished",
+		.exit_status = 0 };
+	char code[32];
+
+	(void)state;
+	bind_job("cts-cts-1", "job-u", "alice", false, "");
+	assert_int_equal(call(c2, "job_unbind", &u, NULL, code, NULL), -1);
+	assert_string_equal(code, PROTO_E_CONFLICT);
+	assert_int_equal(call(c1, "job_unbind", &u, NULL, code, NULL), -1);	/* not in its name */
+	assert_string_equal(code, PROTO_E_FORBIDDEN);
+	assert_int_equal(ldap_count("ou=jobs,o=gca",
+	    "(&(gcaGID=job-u)(gcaCTSName=cts-1)(gcaJobState=running))"), 1);
+	proto_sync_close(c1);
+	proto_sync_close(c2);
+}
+
+/* A retired CTS (a real gca-cts, beating every 300 ms to gcs-t) stays retired: the admin retires
+ * it through another GCS (gcs-late), gcs-t hears of it on the directory's change feed and refuses
+ * its heartbeats and registrations, subscribers hear cts_down, its GIDs get cts_down. */
+static void
+test_a_retired_cts_stays_retired(void **state)
+{
+	struct proto_sync *a, *sub = as("broker-b1"), *b = as("broker-b1"), *l;
+	char other[64];
+	int other_pid;
+	struct msg_subscribe all = { NULL };
+	struct msg_name rm = { "live" };
+	struct msg_cts_heartbeat hb = { "live", "ok" };
+	struct msg_cts_register reg = { .name = "live", .endpoint = "127.0.0.1:1", .core_service = "app" };
+	char sock[300], code[32], msg[512], got[64];
+	uint64_t ms;
+	int pid;
+
+	(void)state;
+	pid = test_cts_start(&site, "live", "app", gcs_ep, "heartbeat 300ms\n", sock, sizeof sock);
+	assert_true(pid > 0);
+	other_pid = test_gcs_start(&site, "gcs-late", "127.0.0.1:0", gcs_more, other, sizeof other);
+	assert_true(other_pid > 0);
+	a = as_at(other, "admin-a1");
+	assert_true(wait_status("live", "ok", NULL, NULL));
+	bind_job("cts-live", "job-live", "alice", false, "");
+	assert_int_equal(call(sub, "subscribe", &all, NULL, NULL, NULL), 0);
+	assert_int_equal(call(a, "cts_remove", &rm, NULL, code, msg), 0);
+	assert_true(heard(sub, "cts_down", NULL, "live", 5000));
+	/* two seconds of its heartbeats (and its attempts to register again) change nothing */
+	for (int i = 0; i < 20; i++) {
+		ldap_value("ou=cts,o=gca", "(cn=live)", "gcaStatus", got, sizeof got);
+		assert_string_equal(got, "retired");
+		usleep(100 * 1000);
+	}
+	l = as("cts-live");
+	assert_int_equal(call(l, "cts_heartbeat", &hb, NULL, code, msg), -1);
+	assert_string_equal(code, PROTO_E_FORBIDDEN);
+	assert_non_null(strstr(msg, "retired"));
+	assert_int_equal(call(l, "cts_register", &reg, NULL, code, msg), -1);
+	assert_string_equal(code, PROTO_E_FORBIDDEN);
+	assert_int_equal(checkpoint_timed(b, "job-live", NULL, 0, code, msg, &ms), -1);
+	assert_string_equal(code, PROTO_E_CTS_DOWN);
+	assert_non_null(strstr(msg, "retired"));
+	rm.name = "no-such-cts";
+	assert_int_equal(call(a, "cts_remove", &rm, NULL, code, msg), -1);
+	assert_string_equal(code, PROTO_E_NOT_FOUND);
+	assert_int_equal(test_gcs_stop(pid), 0);
+	proto_sync_close(a);
+	assert_int_equal(test_gcs_stop(other_pid), 0);
+	proto_sync_close(l);
+	proto_sync_close(b);
+	proto_sync_close(sub);
+}
+
+/* Every message from every role the GCS's dispatch table does not allow is refused `forbidden`
+ * before any handler runs; a type the GCS does not serve is `unknown_type` for everyone. The
+ * table is PROTOCOL.md's, so a new entry in gcs_handlers that is not written here fails too. */
+static void
+fill(const struct proto_type *pt, void *body)
+{
+	for (size_t i = 0; i < pt->nfields; i++) {
+		const struct proto_field *f = &pt->fields[i];
+		char *p = (char *)body + f->offset;
+		switch (f->kind) {
+		case PK_STR: *(char **)p = strdup(strcmp(f->name, "checkpoint_id") == 0 ?
+		    "00000000000000000000000000000000" : "x"); break;
+		case PK_U64: *(uint64_t *)p = 1; break;
+		case PK_I64: *(int64_t *)p = 0; break;
+		case PK_BOOL: *(bool *)p = false; break;
+		case PK_STRLIST: proto_strlist_add((struct proto_strlist *)p, "k=v"); break;
+		case PK_BIN: {
+			struct proto_bin *bin = (struct proto_bin *)p;
+			bin->p = malloc(1);
+			bin->p[0] = 0;
+			bin->n = 1;
+			break;
+		}
+		case PK_ENTRIES: break;
+		}
+	}
+}
+
+static void
+test_roles_are_enforced(void **state)
+{
+	enum { B = PROTO_ROLE_BROKER, C = PROTO_ROLE_CTS, G = PROTO_ROLE_GCS, A = PROTO_ROLE_ADMIN };
+	static const struct { const char *type; int roles; } served[] = {
+		{ "ping", B | C | G | A }, { "cts_register", C }, { "cts_heartbeat", C },
+		{ "cts_remove", A }, { "class_register", A }, { "job_bind", C }, { "job_unbind", C },
+		{ "do_checkpoint", B | A }, { "checkpoint_log", C }, { "query", B | A | C },
+		{ "subscribe", B | A }, { "image_grant", C }, { "image_location", C }, { "image_gc", A },
+	};
+	static const char *const all[] = {
+		"hello", "ping", "cts_register", "cts_heartbeat", "cts_remove", "class_register",
+		"job_bind", "job_unbind", "do_checkpoint", "checkpoint_log", "restore_prepare",
+		"image_grant", "image_fetch", "image_replicate", "image_location", "image_gc", "query",
+		"subscribe", "notify", "local_bind", "local_checkpoint", "app_save", "app_saved",
+	};
+	static const struct { const char *who; int role; } callers[] = {
+		{ "broker-b1", B }, { "cts-cts-1", C }, { "gcs-gcs-late", G }, { "admin-a1", A },
+	};
+	int refused = 0;
+
+	(void)state;
+	for (size_t k = 0; k < GCA_NITEMS(callers); k++) {
+		struct proto_sync *s = as(callers[k].who);
+		for (size_t t = 0; t < GCA_NITEMS(all); t++) {
+			const struct proto_type *pt = proto_type_find(all[t]);
+			int roles = -1;
+			void *body;
+			char code[32], msg[512];
+
+			assert_non_null(pt);
+			for (size_t i = 0; i < GCA_NITEMS(served); i++)
+				if (strcmp(served[i].type, all[t]) == 0)
+					roles = served[i].roles;
+			if (roles >= 0 && (roles & callers[k].role) != 0)
+				continue;	/* allowed: the other tests run it */
+			body = calloc(1, pt->size ? pt->size : 1);
+			fill(pt, body);
+			assert_int_equal(call(s, all[t], body, NULL, code, msg), -1);
+			if (strcmp(code, roles < 0 ? PROTO_E_UNKNOWN_TYPE : PROTO_E_FORBIDDEN) != 0)
+				print_message("%s from %s: %s %s\n", all[t], callers[k].who, code, msg);
+			assert_string_equal(code, roles < 0 ? PROTO_E_UNKNOWN_TYPE : PROTO_E_FORBIDDEN);
+			if (roles >= 0) {
+				assert_non_null(strstr(msg, "may not send"));	/* the table, not a handler */
+				refused++;
+			}
+			proto_body_free(pt, body);
+		}
+		proto_sync_close(s);
+	}
+	print_message("# %d refusals checked\n", refused);
+	assert_true(refused >= 30);
+}
+
+/* Settings are flags too; a bad value is a clear error naming the setting. */
+static void
+test_every_setting_has_a_flag(void **state)
+{
+	static const char *const bad[] = {
+		"--cts-timeout 0", "--request-timeout x", "--directory-timeout 9999",
+		"--subscriber-backlog 1", "--directory-transactions maybe",
+	};
+	char out[1024];
+
+	(void)state;
+	for (size_t i = 0; i < GCA_NITEMS(bad); i++) {
+		char key[64];
+		snprintf(key, sizeof key, "%s", bad[i] + 2);
+		*strchr(key, ' ') = '\0';
+		for (char *p = key; *p; p++)
+			*p = *p == '-' ? '_' : *p;
+		assert_int_not_equal(test_sh(out, sizeof out, "'%s/gca-gcs' -f %s/gcs-t.conf %s 2>&1",
+		    getenv("GCA_BUILD"), site.dir, bad[i]), 0);
+		if (strstr(out, key) == NULL || strstr(out, "command line") == NULL)
+			print_message("%s: %s\n", bad[i], out);
+		assert_non_null(strstr(out, key));
+		assert_non_null(strstr(out, "command line"));
+	}
+	test_sh(out, sizeof out, "'%s/gca-gcs' --help", getenv("GCA_BUILD"));
+	assert_non_null(strstr(out, "--subscriber-backlog"));
+}
+
+/* A GCS started while the directory is down publishes itself once the directory is back. */
+static void
+test_a_gcs_started_without_the_directory_publishes_later(void **state)
+{
+	char ep[64];
+	int pid, found = 0;
+
+	(void)state;
+	assert_int_equal(test_site_slapd_signal(&site, SIGSTOP), 0);
+	pid = test_gcs_start(&site, "gcs-late", "127.0.0.1:0", gcs_more, ep, sizeof ep);
+	assert_true(pid > 0);
+	usleep(2500 * 1000);	/* its first publication times out (directory_timeout 2 s) */
+	assert_int_equal(test_site_slapd_signal(&site, SIGCONT), 0);
+	for (int i = 0; i < 200 && !found; i++) {
+		found = ldap_count("ou=services,o=gca", "(&(cn=gcs-late)(gcaStatus=ok))");
+		if (!found)
+			usleep(100 * 1000);
+	}
+	assert_int_equal(found, 1);
+	assert_int_equal(test_gcs_stop(pid), 0);
+}
+
 static void
 test_kill_and_restart_loses_nothing(void **state)
 {
-	struct proto_sync *b;
+	struct proto_sync *b, *c2 = as("cts-cts-2");
 	int before = ldap_count("gcaGID=job-b,ou=jobs,o=gca", "(objectClass=gcaCheckpoint)");
+	struct msg_cts_register reg = { .name = "cts-2", .endpoint = "127.0.0.1:1", .core_service = "app",
+		.status = "ok" };
+	char bound[8192], code[32], msg[512];
 	uint64_t seq;
 
 	(void)state;
+	/* every running binding, "gid cts" a line */
+	test_sh(bound, sizeof bound, "ldapsearch -x -LLL -o ldif-wrap=no -H '%s' -b ou=jobs,o=gca "
+	    "'(&(objectClass=gcaJob)(gcaJobState=running))' gcaGID gcaCTSName | awk '/^gcaGID:/{g=$2} "
+	    "/^gcaCTSName:/{c=$2} /^$/{if (g != \"\") print g, c; g=\"\"}'", site.ldap_uri);
+	/* cts-2 is up (it registered here) when this GCS dies, and never comes back */
+	assert_int_equal(call(c2, "cts_register", &reg, NULL, code, msg), 0);
+	proto_sync_close(c2);
+	assert_int_equal(ldap_count("ou=cts,o=gca", "(&(cn=cts-2)(gcaStatus=ok)(gcaProperty=gcs=gcs-t))"), 1);
 	kill(gcs_pid, SIGKILL);
 	waitpid(gcs_pid, NULL, 0);
 	/* a new GCS at the same address (where the CTS looks for it) over the same directory */
@@ -697,6 +1261,42 @@ test_kill_and_restart_loses_nothing(void **state)
 		assert_int_equal(ldap_count("gcaGID=job-b,ou=jobs,o=gca", f), 1);
 	}
 	assert_int_equal(ldap_count("gcaGID=job-b,ou=jobs,o=gca", "(objectClass=gcaCheckpoint)"), before + 1);
+	/* every GID still routes to its CTS: cts-1 answers (as its script does), the others are
+	 * down (dead endpoints) or retired */
+	{
+		int n = 0;
+		for (char *line = strtok(bound, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+			char gid[256], holder[64], want[32];
+			struct msg_do_checkpoint req = { .gid = gid };
+			if (sscanf(line, "%255s %63s", gid, holder) != 2 || strncmp(gid, "silent", 6) == 0)
+				continue;
+			snprintf(want, sizeof want, "%s", strcmp(holder, "cts-1") != 0 ? PROTO_E_CTS_DOWN :
+			    strncmp(gid, "refuse", 6) == 0 ? PROTO_E_REFUSED :
+			    strncmp(gid, "unavail", 7) == 0 ? PROTO_E_UNAVAILABLE : "");
+			call(b, "do_checkpoint", &req, NULL, code, msg);
+			if (strcmp(code, want) != 0)
+				print_message("%s (held by %s): '%s' %s\n", gid, holder, code, msg);
+			assert_string_equal(code, want);
+			n++;
+		}
+		print_message("# %d bound GIDs routed as before\n", n);
+		assert_true(n >= 8);
+	}
+	/* cts-2, left up by the GCS that died, is marked down once cts_timeout passed; cts-1,
+	 * which came back, stays up */
+	for (int i = 0; i < 100 && ldap_count("ou=cts,o=gca", "(&(cn=cts-2)(gcaStatus=down))") == 0; i++)
+		usleep(100 * 1000);
+	assert_int_equal(ldap_count("ou=cts,o=gca", "(&(cn=cts-2)(gcaStatus=down))"), 1);
+	assert_int_equal(ldap_count("ou=cts,o=gca", "(&(cn=cts-1)(gcaStatus=ok))"), 1);
+	/* a retired CTS is still refused by the new GCS (it reads the directory) */
+	{
+		struct proto_sync *l = as("cts-live");
+		struct msg_cts_register lr = { .name = "live", .endpoint = "127.0.0.1:1",
+			.core_service = "app" };
+		assert_int_equal(call(l, "cts_register", &lr, NULL, code, msg), -1);
+		assert_string_equal(code, PROTO_E_FORBIDDEN);
+		proto_sync_close(l);
+	}
 	proto_sync_close(b);
 }
 
@@ -715,6 +1315,16 @@ main(void)
 		cmocka_unit_test(test_slow_subscriber_is_dropped),
 		cmocka_unit_test(test_directory_down_is_a_clear_error),
 		cmocka_unit_test(test_silent_cts_is_marked_down),
+		cmocka_unit_test(test_a_silent_cts_times_out),
+		cmocka_unit_test(test_cts_errors_keep_their_code),
+		cmocka_unit_test(test_registration_reads_back_whole),
+		cmocka_unit_test(test_heartbeat_status_is_published),
+		cmocka_unit_test(test_events_and_a_down_cts),
+		cmocka_unit_test(test_unbind_by_another_cts_is_refused),
+		cmocka_unit_test(test_a_retired_cts_stays_retired),
+		cmocka_unit_test(test_roles_are_enforced),
+		cmocka_unit_test(test_every_setting_has_a_flag),
+		cmocka_unit_test(test_a_gcs_started_without_the_directory_publishes_later),
 		cmocka_unit_test(test_kill_and_restart_loses_nothing),
 	};
 	signal(SIGPIPE, SIG_IGN);
