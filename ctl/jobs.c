@@ -16,6 +16,8 @@ jobs_run(struct ctl *c, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (i + 1 < argc && strcmp(argv[i], "--cts") == 0)
 			q.cts = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--limit") == 0 && atoi(argv[i + 1]) > 0)
+			q.limit = (uint64_t)atoi(argv[++i]);
 		else
 			return ctl_bad_arg(&ctl_cmd_jobs, argc, argv, i);
 	}
@@ -24,12 +26,13 @@ jobs_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_jobs = {
 	.name = "jobs",
-	.usage = "[--cts NAME]",
+	.usage = "[--cts NAME] [--limit N]",
 	.help = "list the jobs and the CTS holding each",
 	.more =
 	    "One line per job entry in ou=jobs: its GID, the CTS it is bound to, its state (running,\n"
 	    "finished), the user who owns it and the sequence number of its last checkpoint.\n"
 	    "  --cts NAME   only the jobs bound to that CTS\n"
+	    "  --limit N    at most N (default 500); a list cut there says so on stderr (\"more: ...\")\n"
 	    "example:\n"
 	    "  gca-ctl jobs --cts cts-app\n"
 	    "  gca-ctl --json jobs\n",

@@ -187,6 +187,11 @@ kill -TERM $subj; wait $subj; expect_eq "and on SIGTERM" "$?" 0
 	done
 } | ldapadd -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
 check "jobs shows job-7 at cts-a" sh -c "gca-ctl jobs | grep -q '^job-7 *cts-a *running *alice'"
+got=$(gca-ctl jobs --limit 1 2>"$TEST_TMP/more" | awk 'NR>1' | wc -l)
+expect_eq "jobs --limit 1: one job (two are bound)" "$got" 1
+check "and stderr says the list was cut" grep -q '^more: the GCS sent the first 1 jobs' "$TEST_TMP/more"
+gca-ctl jobs 2>"$TEST_TMP/more" >/dev/null
+expect_eq "a whole list says nothing more" "$(cat "$TEST_TMP/more")" ""
 got=$(gca-ctl --json checkpoints job-7 --limit 1 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d), d[0]["gcaSequenceNumber"][0])')
 expect_eq "checkpoints --limit 1 --json" "$got" "1 3"
 got=$(gca-ctl checkpoints job-7 --limit 2 2>"$TEST_TMP/more" | awk 'NR>1{print $1}' | tr '\n' ' ')
