@@ -42,17 +42,8 @@ static const char recover_help_text[] =
     "  --cts SOCKET           the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
     "See gca-recover(1).\n";
 
-/* The signals a resident gca-recover passes on to the job. */
-static const int recover_forwarded[] = {
-	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP,
-};
-
 #define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
-
-static volatile sig_atomic_t recover_job;	/* the pid signals go to; 0 before the job exists */
-static volatile sig_atomic_t recover_job_our_pgrp;	/* the job is in our process group */
-static sigset_t recover_orig_mask;		/* the mask we were started with, for children */
 
 /* What the job's environment and the placeholders are made of. */
 struct recover {
@@ -67,98 +58,6 @@ recover_usage(void)
 {
 	fputs(recover_usage_text, stderr);
 	return 2;
-}
-
-static void
-recover_forward(int sig, siginfo_t *info, void *uctx)
-{
-	int saved = errno;
-	pid_t job = recover_job;
-
-	(void)uctx;
-	/*
-	 * A signal from the terminal (^C, ^Z, ^\, hang-up) goes to the whole foreground process
-	 * group: a job in our group has had it already, and must not get it twice.
-	 * SIGTSTP is caught, so we do not stop ourselves; only the job does.
-	 */
-	if (info->si_code == SI_KERNEL && recover_job_our_pgrp)
-		job = 0;
-	if (job > 0)
-		kill(job, sig);
-	errno = saved;
-}
-
-/*
- * Forwarded signals are caught from the start but blocked until the job's pid is known, so one
- * that arrives during the restore is passed on once there is a job rather than lost.
- */
-static void
-recover_signals_setup(void)
-{
-	struct sigaction sa = { .sa_sigaction = recover_forward, .sa_flags = SA_RESTART | SA_SIGINFO };
-	sigset_t block;
-
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&block);
-	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++) {
-		sigaddset(&block, recover_forwarded[i]);
-		sigaddset(&sa.sa_mask, recover_forwarded[i]);
-	}
-	sigprocmask(SIG_BLOCK, &block, &recover_orig_mask);
-	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++)
-		sigaction(recover_forwarded[i], &sa, NULL);
-}
-
-static void
-recover_signals_start(pid_t job)
-{
-	recover_job_our_pgrp = getpgid(job) == getpgrp();
-	recover_job = job;
-	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
-}
-
-/* In a child before exec: default handlers and the original mask, as if we had not been there. */
-static void
-recover_signals_reset(void)
-{
-	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++)
-		signal(recover_forwarded[i], SIG_DFL);
-	wrapper_sigpipe_restore();
-	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
-}
-
-/* Reaps every child (the subreaper inherits orphans of the job) until the job itself exits. */
-static int
-recover_wait(pid_t job)
-{
-	int status;
-	pid_t pid;
-
-	for (;;) {
-		pid = waitpid(-1, &status, 0);
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "gca-recover: lost the job (pid %ld): %s\n", (long)job,
-			    strerror(errno));
-			return 1;
-		}
-		if (pid != job)
-			continue;
-		if (WIFEXITED(status))
-			return WEXITSTATUS(status);
-		if (WIFSIGNALED(status))
-			return 128 + WTERMSIG(status);
-	}
-}
-
-/* Kills a job that was never bound, and waits so it is not left behind. */
-static void
-recover_kill(pid_t job)
-{
-	kill(job, SIGKILL);
-	while (waitpid(job, NULL, 0) < 0 && errno == EINTR)
-		;
 }
 
 static int
@@ -231,7 +130,7 @@ recover_child(struct recover *rc, int rfd)
 	if (!ended)
 		_exit(127);		/* the bind failed: the job must not run */
 	free(buf);
-	recover_signals_reset();
+	forward_reset();
 	execvp(rc->job[0], rc->job);
 	fprintf(stderr, "gca-recover: cannot run %s: %s\n", rc->job[0], strerror(errno));
 	_exit(127);
@@ -325,13 +224,13 @@ recover_app(struct recover *rc)
 	close(p[1]);
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	if (!bound) {
-		recover_kill(job);
+		forward_kill(job);
 		return 1;
 	}
 	proto_sync_close(rc->s);	/* our copy only: the child has its own */
 	rc->s = NULL;
-	recover_signals_start(job);
-	return recover_wait(job);
+	forward_start(job);
+	return forward_wait("gca-recover", job);
 }
 
 /* ---- the criu core service ---- */
@@ -399,7 +298,7 @@ recover_criu_run(struct recover *rc, const char *tmp)
 		return -1;
 	}
 	if (criu == 0) {
-		recover_signals_reset();
+		forward_reset();
 		execvp("criu", (char **)argv);
 		fprintf(stderr, "gca-recover: cannot run criu: %s\n", strerror(errno));
 		_exit(127);
@@ -459,7 +358,7 @@ recover_criu(struct recover *rc)
 	}
 	file_remove_tree(tmp);
 	if (recover_bind(rc, job, &ok) != 0) {
-		recover_kill(job);
+		forward_kill(job);
 		return 1;
 	}
 	/*
@@ -469,8 +368,8 @@ recover_criu(struct recover *rc)
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	proto_sync_close(rc->s);	/* nothing of ours must look like part of the job to criu */
 	rc->s = NULL;
-	recover_signals_start(job);
-	return recover_wait(job);
+	forward_start(job);
+	return forward_wait("gca-recover", job);
 }
 
 /* ---- main ---- */
@@ -484,7 +383,7 @@ recover_run(struct recover *rc)
 	};
 	char code[64], msg[512];
 
-	recover_signals_setup();
+	forward_setup();
 	wrapper_sigpipe_ignore();
 	if ((rc->s = wrapper_connect("gca-recover", rc->socket)) == NULL)
 		return 1;

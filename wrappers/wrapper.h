@@ -1,12 +1,13 @@
 /*
  * wrappers/wrapper.c: what gca-exec and gca-recover share: finding and reaching the CTS's unix
  * socket, expanding the CTS's parameter patterns into NAME=value, and keeping the socket for the
- * job across exec.
+ * job across exec. wrappers/forward.c: the signals of a wrapper that stays resident.
  */
 #ifndef GCA_WRAPPER_H
 #define GCA_WRAPPER_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct proto_sync;
 
@@ -57,5 +58,20 @@ int wrapper_app_env(int fd, const char *gid, const char *socket);
  */
 void wrapper_sigpipe_ignore(void);
 void wrapper_sigpipe_restore(void);
+
+/*
+ * forward_setup catches SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT and SIGTSTP and holds
+ * them (blocked) until forward_start names the job they go to; a terminal's signal is not passed
+ * to a job in our own process group (it had it already). forward_reset, in a child before exec,
+ * puts back the default handlers and the mask we were started with. forward_wait reaps every
+ * child (a subreaper inherits the job's orphans) until the job exits and returns its status, or
+ * 128+N if signal N ended it (1 if the job is lost, said as prog). forward_kill kills and reaps a
+ * job that must not run.
+ */
+void forward_setup(void);
+void forward_start(pid_t job);
+void forward_reset(void);
+int  forward_wait(const char *prog, pid_t job);
+void forward_kill(pid_t job);
 
 #endif
