@@ -2,6 +2,7 @@
  * wrappers/wrapper.c: what gca-exec and gca-recover share: finding and reaching the CTS's unix
  * socket, expanding the CTS's parameter patterns into NAME=value, and keeping the socket for the
  * job across exec. wrappers/forward.c: the signals of a wrapper that stays resident.
+ * wrappers/pidns.c: the PID namespace of a criu job.
  */
 #ifndef GCA_WRAPPER_H
 #define GCA_WRAPPER_H
@@ -73,5 +74,14 @@ void forward_start(pid_t job);
 void forward_reset(void);
 int  forward_wait(const char *prog, pid_t job);
 void forward_kill(pid_t job);
+
+/*
+ * Starts job in a new PID namespace under a small init (its PID 1; the job is PID 2) and returns
+ * the init's pid, the root of the tree criu dumps; -1 after saying why (as prog) if the namespace
+ * cannot be made. Call forward_setup first: the init passes on the signals it gets and exits with
+ * the job's status. The caller must have no other child to come: its next fork would be in the
+ * namespace too.
+ */
+pid_t pidns_start(const char *prog, char **job);
 
 #endif
