@@ -5,9 +5,6 @@
  * lines go into the error reply. The probe is `criu check`: on a kernel criu does not support, the
  * CTS is published unavailable with criu's own reason.
  */
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +17,16 @@
 #include "cts/cts.h"
 
 static char criu_version[64], criu_kernel[128];
-static char criu_xfeatures[32], criu_fpu_flags[512];
+static char criu_xfeatures[32], criu_xsave[48], criu_fpu_flags[512];
+
+static int criu_run(const char *cmd, const char *want, char *line, size_t len);
 
 /*
- * The CPU features a criu restore checks. By default (--cpu-cap=fpu) criu refuses an image whose
- * FPU state was saved with extended features (the XSAVE feature mask, CPUID leaf 0xD) this CPU
- * lacks, so that mask is what a broker must match; the FPU-family flags of /proc/cpuinfo say the
- * same in words a person reads.
+ * The FPU-family flags of /proc/cpuinfo: what criu's own figures below mean, in words a person
+ * reads (a broker matches the figures).
  */
 static void
-criu_cpu_probe(void)
+criu_cpu_flags(void)
 {
 	static const char *family[] = { "fpu", "sse", "avx", "fma", "xsave", "amx", "pku", "mpx",
 	    "ospke", NULL };
@@ -37,13 +34,6 @@ criu_cpu_probe(void)
 	size_t off = 0;
 	FILE *fp;
 
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned int a, b, cx, d;
-
-	if (__get_cpuid_count(0xd, 0, &a, &b, &cx, &d))
-		snprintf(criu_xfeatures, sizeof criu_xfeatures, "0x%llx",
-		    ((unsigned long long)d << 32) | a);
-#endif
 	if ((fp = fopen("/proc/cpuinfo", "r")) == NULL)
 		return;
 	while (fgets(line, sizeof line, fp) != NULL) {
@@ -63,6 +53,140 @@ criu_cpu_probe(void)
 		break;	/* the first CPU speaks for all */
 	}
 	fclose(fp);
+}
+
+/* One protobuf varint at *p, not past end; -1 if it is cut short. */
+static int
+criu_pb_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		unsigned char b = *(*p)++;
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/* Steps over one field's value of wire type wt; -1 if it is cut short or of an unknown type. */
+static int
+criu_pb_skip(const unsigned char **p, const unsigned char *end, unsigned wt)
+{
+	uint64_t n;
+
+	switch (wt) {
+	case 0:
+		return criu_pb_varint(p, end, &n);
+	case 1:
+		n = 8;
+		break;
+	case 2:
+		if (criu_pb_varint(p, end, &n) != 0)
+			return -1;
+		break;
+	case 5:
+		n = 4;
+		break;
+	default:
+		return -1;
+	}
+	if (n > (uint64_t)(end - *p))
+		return -1;
+	*p += n;
+	return 0;
+}
+
+static uint32_t
+criu_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+#define CRIU_IMG_COMMON_MAGIC	0x54564319u
+#define CRIU_CPUINFO_MAGIC	0x61404013u
+
+/*
+ * criu's cpuinfo.img (written by `criu cpuinfo dump` and by every dump): the common and the cpuinfo
+ * magic, a 32-bit size, then the protobuf cpuinfo_entry, whose x86_entry (field 1) holds
+ * xfeatures_mask (8), xsave_size (9) and xsave_size_max (10). fig[] gets those three (0 where the
+ * image has none: a CPU without XSAVE). -1 if the file is not such an image.
+ */
+static int
+criu_cpuinfo_read(const char *path, uint64_t fig[3])
+{
+	const unsigned char *p, *end, *in_end;
+	unsigned char *buf = NULL;
+	uint64_t key, n, v;
+	size_t len;
+	int rc = -1;
+
+	fig[0] = fig[1] = fig[2] = 0;
+	if (file_read_all(path, (char **)&buf, &len, 65536) != 0)
+		return -1;
+	if (len < 12 || criu_le32(buf) != CRIU_IMG_COMMON_MAGIC ||
+	    criu_le32(buf + 4) != CRIU_CPUINFO_MAGIC || criu_le32(buf + 8) > len - 12)
+		goto out;
+	p = buf + 12;
+	end = p + criu_le32(buf + 8);
+	while (p < end) {
+		if (criu_pb_varint(&p, end, &key) != 0)
+			goto out;
+		if (key != (1 << 3 | 2)) {		/* not x86_entry */
+			if (criu_pb_skip(&p, end, key & 7) != 0)
+				goto out;
+			continue;
+		}
+		if (criu_pb_varint(&p, end, &n) != 0 || n > (uint64_t)(end - p))
+			goto out;
+		for (in_end = p + n; p < in_end;) {
+			if (criu_pb_varint(&p, in_end, &key) != 0)
+				goto out;
+			if ((key >> 3) >= 8 && (key >> 3) <= 10 && (key & 7) == 0) {
+				if (criu_pb_varint(&p, in_end, &v) != 0)
+					goto out;
+				fig[(key >> 3) - 8] = v;
+			} else if (criu_pb_skip(&p, in_end, key & 7) != 0) {
+				goto out;
+			}
+		}
+		rc = 0;
+		break;	/* the first CPU speaks for all */
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/*
+ * What a restore compares (criu/arch/x86/cpu.c, cpu_validate_features). criu checks the CPU only
+ * when the dump wrote cpuinfo.img and the restore asks (any --cpu-cap; by default neither does),
+ * so the CTS dumps and gca-recover restores with --cpu-cap=fpu: an image then needs the FPU,
+ * FXSR and OSXSAVE flags it was saved with, every bit of its XSAVE feature mask on the restoring
+ * CPU and the same XSAVE frame sizes. criu computes the mask itself (CPUID leaf 0xD less what
+ * CPUID says is off, user states only), so the figures come from criu: `criu cpuinfo dump`, read
+ * back, the same cpuinfo.img every dump holds.
+ */
+static void
+criu_cpu_probe(void)
+{
+	char dir[] = "/tmp/gca-criu-cpuinfo.XXXXXX", cmd[128], img[64], line[256];
+	uint64_t fig[3];
+
+	if (mkdtemp(dir) == NULL)
+		return;
+	snprintf(cmd, sizeof cmd, "criu cpuinfo dump -D %s -o /dev/null 2>&1", dir);
+	snprintf(img, sizeof img, "%s/cpuinfo.img", dir);
+	if (criu_run(cmd, NULL, line, sizeof line) == 0 && criu_cpuinfo_read(img, fig) == 0) {
+		snprintf(criu_xfeatures, sizeof criu_xfeatures, "0x%llx", (unsigned long long)fig[0]);
+		snprintf(criu_xsave, sizeof criu_xsave, "%llu/%llu", (unsigned long long)fig[1],
+		    (unsigned long long)fig[2]);
+	} else {
+		log_warn("criu cpuinfo dump: %s; the CPU's XSAVE figures are not published",
+		    line[0] ? line : "no cpuinfo.img");
+	}
+	file_remove_tree(dir);
 }
 
 /* Runs a shell command; in line: its first output line holding want, else its last line. */
@@ -101,7 +225,7 @@ criu_probe(struct cts *c, char *why, size_t len)
 	(void)c;
 	if (uname(&u) == 0)
 		snprintf(criu_kernel, sizeof criu_kernel, "%s", u.release);
-	criu_cpu_probe();
+	criu_cpu_flags();
 	if (criu_run("criu --version 2>&1", "Version", line, sizeof line) != 0) {
 		snprintf(why, len, "criu is not installed here (criu --version: %s)",
 		    line[0] ? line : "not found");
@@ -113,13 +237,16 @@ criu_probe(struct cts *c, char *why, size_t len)
 		snprintf(why, len, "criu check: %s", msg ? msg + 3 : line[0] ? line : "failed");
 		return -1;
 	}
+	criu_cpu_probe();	/* criu's figures need a criu that works here */
 	return 0;
 }
 
 /*
  * What a restore must match (issue 7): criu version, kernel and the CPU's FPU features, on the CTS
  * and on every record, so a broker finds a resource where a checkpoint can come back with
- * `ldapsearch '(&(objectClass=gcaTranslationService)(gcaProperty=cpu.xfeatures=0x2e7))'`.
+ * `ldapsearch '(&(objectClass=gcaTranslationService)(gcaProperty=cpu.xfeatures=0x215)
+ * (gcaProperty=cpu.xsave=2696/2696))'`. Where criu does not work, only it could say the XSAVE
+ * figures: they are left out (the CTS is unavailable anyway).
  */
 static void
 criu_properties(struct cts *c, struct proto_strlist *out)
@@ -137,6 +264,10 @@ criu_properties(struct cts *c, struct proto_strlist *out)
 	}
 	if (criu_xfeatures[0] != '\0') {
 		snprintf(p, sizeof p, "cpu.xfeatures=%s", criu_xfeatures);
+		proto_strlist_add(out, p);
+	}
+	if (criu_xsave[0] != '\0') {
+		snprintf(p, sizeof p, "cpu.xsave=%s", criu_xsave);
 		proto_strlist_add(out, p);
 	}
 	if (criu_fpu_flags[0] != '\0') {
@@ -197,6 +328,7 @@ criu_dump_child(void *arg, char *out, size_t len)
 	argv[n++] = "-o";
 	argv[n++] = "dump.log";
 	argv[n++] = "-v4";
+	argv[n++] = "--cpu-cap=fpu";	/* writes cpuinfo.img, which gca-recover's restore checks */
 	if (ck->cts->criu_incremental > 0) {
 		/* the kernel tracks the pages written from now on, for the next dump */
 		argv[n++] = "--track-mem";
