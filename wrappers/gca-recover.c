@@ -266,12 +266,47 @@ recover_log_tail(const char *path)
 	fprintf(stderr, "gca-recover: criu's log (%s) ends with:\n%s\n", path, p);
 }
 
+#define RECOVER_INHERIT_FILE "gca-inherit-fd"	/* written by the CTS at dump (cts/core/criu.c) */
+
+/*
+ * The pipes the job had as fds 0-2 when it was dumped, each named for criu as ours with the same
+ * number ("--inherit-fd fd[1]:pipe:[INODE]"): without it criu would restore a new pipe nobody
+ * reads. Lines "fd N pipe:[INODE]" (verified with the image); a fd we do not have open is left
+ * out (criu then makes the pipe anew). Returns how many argv entries it added, 2 per pipe (3 at
+ * most).
+ */
+static int
+recover_criu_inherit(const char *image_dir, char spec[3][64], const char **argv)
+{
+	char path[4200], *buf = NULL, *line, *save;
+	int n = 0, fd;
+	unsigned long long inode;
+	size_t len;
+	char end;
+
+	snprintf(path, sizeof path, "%s/%s", image_dir, RECOVER_INHERIT_FILE);
+	if (file_read_all(path, &buf, &len, 4096) != 0)
+		return 0;	/* no pipes then, or an image from before the file */
+	for (line = strtok_r(buf, "\n", &save); line != NULL && n < 3;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "fd %d pipe:[%llu%c", &fd, &inode, &end) != 3 || end != ']' ||
+		    fd < 0 || fd > 2 || fcntl(fd, F_GETFD) < 0)
+			continue;
+		snprintf(spec[n], 64, "fd[%d]:pipe:[%llu]", fd, inode);
+		argv[2 * n] = "--inherit-fd";
+		argv[2 * n + 1] = spec[n];
+		n++;
+	}
+	free(buf);
+	return 2 * n;
+}
+
 /* Runs criu restore and waits for it; returns the restored job's pid, or -1 (said why). */
 static pid_t
 recover_criu_run(struct recover *rc, const char *tmp)
 {
-	char pidfile[4200], log[4200], *buf = NULL;
-	const char *argv[16];
+	char pidfile[4200], log[4200], inherit[3][64], *buf = NULL;
+	const char *argv[24];
 	int argc = 0, status;
 	size_t len;
 	long job;
@@ -283,14 +318,18 @@ recover_criu_run(struct recover *rc, const char *tmp)
 	argv[argc++] = "restore";
 	argv[argc++] = "-D";
 	argv[argc++] = rc->r->image_dir;
+	argv[argc++] = "-W";		/* criu's own files (stats) go there, not into the store */
+	argv[argc++] = tmp;
 	argv[argc++] = "-d";
 	argv[argc++] = "--pidfile";
 	argv[argc++] = pidfile;
 	argv[argc++] = "-o";
 	argv[argc++] = log;
 	argv[argc++] = "-v4";
+	argv[argc++] = "--cpu-cap=fpu";	/* the CPU check against the dump's cpuinfo.img */
 	if (isatty(STDIN_FILENO))
 		argv[argc++] = "--shell-job";
+	argc += recover_criu_inherit(rc->r->image_dir, inherit, argv + argc);
 	argv[argc] = NULL;
 
 	if ((criu = fork()) < 0) {

@@ -301,6 +301,115 @@ criu_wants(struct cts *c, const char *property)
 	return false;
 }
 
+/* How deep pid is nested (the fields of NSpid: one per PID namespace, outermost first) and its pid
+ * in the innermost; -1 if /proc does not say. */
+static int
+criu_nspid(pid_t pid, int *levels, long *inner)
+{
+	char path[64], *buf = NULL, *p, *end;
+	size_t len;
+	int rc = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if (file_read_all(path, &buf, &len, 65536) != 0)
+		return -1;
+	if ((p = strstr(buf, "\nNSpid:")) != NULL) {
+		*levels = 0;
+		for (p += 7;; p = end) {
+			long v = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			*inner = v;
+			(*levels)++;
+		}
+		rc = *levels > 0 ? 0 : -1;
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * The root of the tree to dump. gca-exec runs a criu job in a PID namespace of its own under a
+ * small init and stays resident (wrappers/pidns.c): it is the bound process, and the tree is its
+ * child that is PID 1 of a namespace one below its own. A restored job is bound as that init
+ * itself (gca-recover binds the root criu restored). Anything else is dumped as it is.
+ */
+static pid_t
+criu_dump_root(pid_t bound)
+{
+	char path[80], *buf = NULL, *p, *end;
+	int lv, clv;
+	long in, cin, child;
+	size_t len;
+	pid_t root = bound;
+
+	if (criu_nspid(bound, &lv, &in) != 0 || (lv > 1 && in == 1))
+		return bound;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)bound, (int)bound);
+	if (file_read_all(path, &buf, &len, 65536) != 0)
+		return bound;
+	for (p = buf; (child = strtol(p, &end, 10)) > 0 && end != p; p = end) {
+		if (criu_nspid((pid_t)child, &clv, &cin) == 0 && clv == lv + 1 && cin == 1) {
+			root = (pid_t)child;
+			break;
+		}
+	}
+	free(buf);
+	return root;
+}
+
+#define CRIU_INHERIT_FILE "gca-inherit-fd"
+
+/*
+ * Which of fds 0-2 of the tree's first two levels (the init and the job) are pipes: criu dumps a
+ * pipe whose other end is outside the tree, but restores it as a new pipe nobody reads. The image
+ * says so in CRIU_INHERIT_FILE, "fd N pipe:[INODE]" a line, and gca-recover gives criu its own fd N
+ * for it (--inherit-fd), so the restored job writes where gca-recover's output goes.
+ */
+static int
+criu_inherit_note(pid_t root, const char *image_dir, char *err, size_t errlen)
+{
+	char text[512], path[80], target[64], file[PATH_MAX + 32], *buf = NULL, *p, *end;
+	pid_t procs[9] = { root };
+	int nprocs = 1, used = 0;
+	size_t len;
+	long child;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)root, (int)root);
+	if (file_read_all(path, &buf, &len, 65536) == 0) {
+		for (p = buf; nprocs < (int)GCA_NITEMS(procs) &&
+		    (child = strtol(p, &end, 10)) > 0 && end != p; p = end)
+			procs[nprocs++] = (pid_t)child;
+		free(buf);
+	}
+	text[0] = '\0';
+	for (int i = 0; i < nprocs; i++) {
+		for (int fd = 0; fd <= 2; fd++) {
+			ssize_t n;
+
+			snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)procs[i], fd);
+			if ((n = readlink(path, target, sizeof target - 1)) <= 0)
+				continue;
+			target[n] = '\0';
+			if (strncmp(target, "pipe:[", 6) != 0 || strstr(text, target) != NULL)
+				continue;	/* one line per pipe: stdout and stderr may be one */
+			used += snprintf(text + used, sizeof text - used, "fd %d %s\n", fd, target);
+			if (used >= (int)sizeof text) {
+				snprintf(err, errlen, "too many inherited pipes to note");
+				return -1;
+			}
+		}
+	}
+	if (used == 0)
+		return 0;
+	snprintf(file, sizeof file, "%s/%s", image_dir, CRIU_INHERIT_FILE);
+	if (file_write_whole(file, text, (size_t)used, 0600) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", file, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* In the child: criu dump into the image folder, then the manifest. */
 static int
 criu_dump_child(void *arg, char *out, size_t len)
@@ -311,13 +420,15 @@ criu_dump_child(void *arg, char *out, size_t len)
 	char pid[32], log[PATH_MAX + 64], line[512], prev[ID_LEN + 8];
 	const char *argv[20];
 	int n = 0, status;
-	pid_t p;
+	uint64_t t0, t1;
+	pid_t p, root;
 
 	if (mkdir(ck->image_dir, 0700) != 0) {
 		snprintf(out, len, "cannot make %s", ck->image_dir);
 		return -1;
 	}
-	snprintf(pid, sizeof pid, "%d", (int)ck->job->pid);
+	root = criu_dump_root(ck->job->pid);
+	snprintf(pid, sizeof pid, "%d", (int)root);
 	argv[n++] = "criu";
 	argv[n++] = "dump";
 	argv[n++] = "--leave-running";
@@ -338,11 +449,14 @@ criu_dump_child(void *arg, char *out, size_t len)
 			argv[n++] = prev;
 		}
 	}
-	if (criu_has_tty(ck->job->pid))
+	if (criu_has_tty(root))
 		argv[n++] = "--shell-job";
 	if (criu_wants(ck->cts, "criu.tcp-established"))
 		argv[n++] = "--tcp-established";
 	argv[n] = NULL;
+	if (criu_inherit_note(root, ck->image_dir, out, len) != 0)
+		return -1;
+	t0 = time_mono_ms();
 	if ((p = fork()) == 0) {
 		execvp("criu", (char **)argv);
 		_exit(127);
@@ -366,8 +480,13 @@ criu_dump_child(void *arg, char *out, size_t len)
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
 	snprintf(m.core_service, sizeof m.core_service, "criu");
 	m.time_ms = ck->time_ms;
+	t1 = time_mono_ms();
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
+	/* where a checkpoint's time goes, for whoever tunes it (docs/BENCHMARKS.md) */
+	log_info("checkpoint %s of %s: criu dump of pid %d %.2f s, %llu bytes hashed and sealed "
+	    "%.2f s", ck->id, ck->job->gid, (int)root, (t1 - t0) / 1000.0,
+	    (unsigned long long)r.size, (time_mono_ms() - t1) / 1000.0);
 	ckpt_result_line(&r, out, len);
 	return 0;
 }
