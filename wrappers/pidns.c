@@ -23,9 +23,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -85,19 +87,20 @@ pidns_start(const char *prog, char **job)
 	pid_t init;
 	char c;
 
-	if (unshare(CLONE_NEWPID) != 0) {
-		fprintf(stderr, "%s: cannot make a PID namespace for the job: %s (criu restores a job "
-		    "with the pids it had, so each criu job runs with pids of its own, and making "
-		    "them takes root: run %s as root for this CTS); the job is not started\n", prog,
-		    strerror(errno), prog);
-		return -1;
-	}
 	if (pipe2(ready, O_CLOEXEC) != 0) {
 		fprintf(stderr, "%s: pipe: %s; the job is not started\n", prog, strerror(errno));
 		return -1;
 	}
-	if ((init = fork()) < 0) {
-		fprintf(stderr, "%s: fork: %s; the job is not started\n", prog, strerror(errno));
+	/*
+	 * A fork into a new PID namespace. Not unshare(CLONE_NEWPID) and fork(): that would put
+	 * every later child of ours there too, and once the init is gone no fork of ours (a
+	 * sanitizer's at exit, say) could succeed.
+	 */
+	if ((init = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL)) < 0) {
+		fprintf(stderr, "%s: cannot make a PID namespace for the job: %s (criu restores a job "
+		    "with the pids it had, so each criu job runs with pids of its own, and making "
+		    "them takes root: run %s as root for this CTS); the job is not started\n", prog,
+		    strerror(errno), prog);
 		close(ready[0]);
 		close(ready[1]);
 		return -1;

@@ -79,8 +79,7 @@ void forward_kill(pid_t job);
  * Starts job in a new PID namespace under a small init (its PID 1; the job is PID 2) and returns
  * the init's pid, the root of the tree criu dumps; -1 after saying why (as prog) if the namespace
  * cannot be made. Call forward_setup first: the init passes on the signals it gets and exits with
- * the job's status. The caller must have no other child to come: its next fork would be in the
- * namespace too.
+ * the job's status.
  */
 pid_t pidns_start(const char *prog, char **job);
 
