@@ -1,14 +1,21 @@
 /*
  * gca-exec: starts a job under a CTS (paper 5.1, flow "A job starts").
  *
- * It binds the job's GID to the CTS on the CTS's unix socket (local_bind with its own pid), sets
- * the environment the CTS's parameter patterns ask for, and then execs the job in its own place,
- * so the pid the CTS watches is the job's. For the app core service the socket stays open across
- * exec (GCA_APP_FD): the job's gca_app library answers app_save on it. For criu it is closed,
- * because criu refuses to dump a process holding a unix socket to an outside peer.
+ * It binds the job's GID to the CTS on the CTS's unix socket (local_bind with its own pid) and
+ * sets the environment the CTS's parameter patterns ask for. For the app core service it then
+ * execs the job in its own place, so the pid the CTS watches is the job's, and the socket stays
+ * open across exec (GCA_APP_FD): the job's gca_app library answers app_save on it.
  *
- * Exit status: the job's (it replaces us); 1 the job was not started (no CTS, refused);
- * 2 usage; 127 the job cannot be run.
+ * For criu the socket is closed (criu refuses to dump a process holding a unix socket to an
+ * outside peer) and the job runs in a PID namespace of its own under a small init (pidns.c), so
+ * that a restore, which gives the job its old pids, never collides with a copy still running.
+ * We stay resident, the process the CTS watches and whoever started us waits for: signals we get
+ * go to the init, which passes them to the job, and we exit with the job's status. The CTS dumps
+ * the init's tree (cts/core/criu.c finds it as our child). A SIGKILL cannot be passed on: kill
+ * the init (our child) to kill the job.
+ *
+ * Exit status: the job's (app: it replaces us; criu: 128+N when signal N ended it); 1 the job
+ * was not started (no CTS, refused, no PID namespace); 2 usage; 127 the job cannot be run.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -66,7 +73,21 @@ exec_params(const struct msg_local_bind_ok *ok, const char *gid)
 	return 0;
 }
 
-/* Binds and execs the job; returns only on failure, with the exit status. */
+/* The criu job: in its own PID namespace, with us resident; returns its exit status. */
+static int
+exec_criu(char **job)
+{
+	pid_t init;
+
+	forward_setup();
+	if ((init = pidns_start("gca-exec", job)) < 0)
+		return 1;
+	forward_start(init);
+	return forward_wait("gca-exec", init);
+}
+
+/* Binds and execs the job; returns only on failure (or for criu, when the job ended), with the
+ * exit status. */
 static int
 exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 {
@@ -102,14 +123,10 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 	} else {
 		proto_sync_close(s);
 		s = NULL;
-		/*
-		 * criu dumps a tree whose root leads its own session (else it wants --shell-job,
-		 * and a restore then lands in the restorer's session): become one when we can.
-		 * A process-group leader (a job-control shell's command) cannot; the CTS then
-		 * dumps with --shell-job.
-		 */
-		if (getsid(0) != getpid())
-			(void)setsid();
+		if (strcmp(ok->core_service, "criu") == 0) {
+			rc = exec_criu(job);
+			goto out;
+		}
 	}
 	wrapper_sigpipe_restore();
 	execvp(job[0], job);

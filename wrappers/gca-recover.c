@@ -42,19 +42,10 @@ static const char recover_help_text[] =
     "  --cts SOCKET           the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
     "See gca-recover(1).\n";
 
-/* The signals a resident gca-recover passes on to the job. */
-static const int recover_forwarded[] = {
-	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP,
-};
-
 #define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
 /* restore_prepare may first fetch an image, or a whole incremental chain, from another resource */
 #define RECOVER_PREPARE_MS (10 * 60 * 1000)
-
-static volatile sig_atomic_t recover_job;	/* the pid signals go to; 0 before the job exists */
-static volatile sig_atomic_t recover_job_our_pgrp;	/* the job is in our process group */
-static sigset_t recover_orig_mask;		/* the mask we were started with, for children */
 
 /* What the job's environment and the placeholders are made of. */
 struct recover {
@@ -69,98 +60,6 @@ recover_usage(void)
 {
 	fputs(recover_usage_text, stderr);
 	return 2;
-}
-
-static void
-recover_forward(int sig, siginfo_t *info, void *uctx)
-{
-	int saved = errno;
-	pid_t job = recover_job;
-
-	(void)uctx;
-	/*
-	 * A signal from the terminal (^C, ^Z, ^\, hang-up) goes to the whole foreground process
-	 * group: a job in our group has had it already, and must not get it twice.
-	 * SIGTSTP is caught, so we do not stop ourselves; only the job does.
-	 */
-	if (info->si_code == SI_KERNEL && recover_job_our_pgrp)
-		job = 0;
-	if (job > 0)
-		kill(job, sig);
-	errno = saved;
-}
-
-/*
- * Forwarded signals are caught from the start but blocked until the job's pid is known, so one
- * that arrives during the restore is passed on once there is a job rather than lost.
- */
-static void
-recover_signals_setup(void)
-{
-	struct sigaction sa = { .sa_sigaction = recover_forward, .sa_flags = SA_RESTART | SA_SIGINFO };
-	sigset_t block;
-
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&block);
-	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++) {
-		sigaddset(&block, recover_forwarded[i]);
-		sigaddset(&sa.sa_mask, recover_forwarded[i]);
-	}
-	sigprocmask(SIG_BLOCK, &block, &recover_orig_mask);
-	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++)
-		sigaction(recover_forwarded[i], &sa, NULL);
-}
-
-static void
-recover_signals_start(pid_t job)
-{
-	recover_job_our_pgrp = getpgid(job) == getpgrp();
-	recover_job = job;
-	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
-}
-
-/* In a child before exec: default handlers and the original mask, as if we had not been there. */
-static void
-recover_signals_reset(void)
-{
-	for (size_t i = 0; i < GCA_NITEMS(recover_forwarded); i++)
-		signal(recover_forwarded[i], SIG_DFL);
-	wrapper_sigpipe_restore();
-	sigprocmask(SIG_SETMASK, &recover_orig_mask, NULL);
-}
-
-/* Reaps every child (the subreaper inherits orphans of the job) until the job itself exits. */
-static int
-recover_wait(pid_t job)
-{
-	int status;
-	pid_t pid;
-
-	for (;;) {
-		pid = waitpid(-1, &status, 0);
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "gca-recover: lost the job (pid %ld): %s\n", (long)job,
-			    strerror(errno));
-			return 1;
-		}
-		if (pid != job)
-			continue;
-		if (WIFEXITED(status))
-			return WEXITSTATUS(status);
-		if (WIFSIGNALED(status))
-			return 128 + WTERMSIG(status);
-	}
-}
-
-/* Kills a job that was never bound, and waits so it is not left behind. */
-static void
-recover_kill(pid_t job)
-{
-	kill(job, SIGKILL);
-	while (waitpid(job, NULL, 0) < 0 && errno == EINTR)
-		;
 }
 
 static int
@@ -233,7 +132,7 @@ recover_child(struct recover *rc, int rfd)
 	if (!ended)
 		_exit(127);		/* the bind failed: the job must not run */
 	free(buf);
-	recover_signals_reset();
+	forward_reset();
 	execvp(rc->job[0], rc->job);
 	fprintf(stderr, "gca-recover: cannot run %s: %s\n", rc->job[0], strerror(errno));
 	_exit(127);
@@ -327,13 +226,13 @@ recover_app(struct recover *rc)
 	close(p[1]);
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	if (!bound) {
-		recover_kill(job);
+		forward_kill(job);
 		return 1;
 	}
 	proto_sync_close(rc->s);	/* our copy only: the child has its own */
 	rc->s = NULL;
-	recover_signals_start(job);
-	return recover_wait(job);
+	forward_start(job);
+	return forward_wait("gca-recover", job);
 }
 
 /* ---- the criu core service ---- */
@@ -369,12 +268,47 @@ recover_log_tail(const char *path)
 	fprintf(stderr, "gca-recover: criu's log (%s) ends with:\n%s\n", path, p);
 }
 
+#define RECOVER_INHERIT_FILE "gca-inherit-fd"	/* written by the CTS at dump (cts/core/criu.c) */
+
+/*
+ * The pipes the job had as fds 0-2 when it was dumped, each named for criu as ours with the same
+ * number ("--inherit-fd fd[1]:pipe:[INODE]"): without it criu would restore a new pipe nobody
+ * reads. Lines "fd N pipe:[INODE]" (verified with the image); a fd we do not have open is left
+ * out (criu then makes the pipe anew). Returns how many argv entries it added, 2 per pipe (3 at
+ * most).
+ */
+static int
+recover_criu_inherit(const char *image_dir, char spec[3][64], const char **argv)
+{
+	char path[4200], *buf = NULL, *line, *save;
+	int n = 0, fd;
+	unsigned long long inode;
+	size_t len;
+	char end;
+
+	snprintf(path, sizeof path, "%s/%s", image_dir, RECOVER_INHERIT_FILE);
+	if (file_read_all(path, &buf, &len, 4096) != 0)
+		return 0;	/* no pipes then, or an image from before the file */
+	for (line = strtok_r(buf, "\n", &save); line != NULL && n < 3;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "fd %d pipe:[%llu%c", &fd, &inode, &end) != 3 || end != ']' ||
+		    fd < 0 || fd > 2 || fcntl(fd, F_GETFD) < 0)
+			continue;
+		snprintf(spec[n], 64, "fd[%d]:pipe:[%llu]", fd, inode);
+		argv[2 * n] = "--inherit-fd";
+		argv[2 * n + 1] = spec[n];
+		n++;
+	}
+	free(buf);
+	return 2 * n;
+}
+
 /* Runs criu restore and waits for it; returns the restored job's pid, or -1 (said why). */
 static pid_t
 recover_criu_run(struct recover *rc, const char *tmp)
 {
-	char pidfile[4200], log[4200], *buf = NULL;
-	const char *argv[16];
+	char pidfile[4200], log[4200], inherit[3][64], *buf = NULL;
+	const char *argv[24];
 	int argc = 0, status;
 	size_t len;
 	long job;
@@ -386,14 +320,18 @@ recover_criu_run(struct recover *rc, const char *tmp)
 	argv[argc++] = "restore";
 	argv[argc++] = "-D";
 	argv[argc++] = rc->r->image_dir;
+	argv[argc++] = "-W";		/* criu's own files (stats) go there, not into the store */
+	argv[argc++] = tmp;
 	argv[argc++] = "-d";
 	argv[argc++] = "--pidfile";
 	argv[argc++] = pidfile;
 	argv[argc++] = "-o";
 	argv[argc++] = log;
 	argv[argc++] = "-v4";
+	argv[argc++] = "--cpu-cap=fpu";	/* the CPU check against the dump's cpuinfo.img */
 	if (isatty(STDIN_FILENO))
 		argv[argc++] = "--shell-job";
+	argc += recover_criu_inherit(rc->r->image_dir, inherit, argv + argc);
 	argv[argc] = NULL;
 
 	if ((criu = fork()) < 0) {
@@ -401,7 +339,7 @@ recover_criu_run(struct recover *rc, const char *tmp)
 		return -1;
 	}
 	if (criu == 0) {
-		recover_signals_reset();
+		forward_reset();
 		execvp("criu", (char **)argv);
 		fprintf(stderr, "gca-recover: cannot run criu: %s\n", strerror(errno));
 		_exit(127);
@@ -461,7 +399,7 @@ recover_criu(struct recover *rc)
 	}
 	file_remove_tree(tmp);
 	if (recover_bind(rc, job, &ok) != 0) {
-		recover_kill(job);
+		forward_kill(job);
 		return 1;
 	}
 	/*
@@ -471,8 +409,8 @@ recover_criu(struct recover *rc)
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	proto_sync_close(rc->s);	/* nothing of ours must look like part of the job to criu */
 	rc->s = NULL;
-	recover_signals_start(job);
-	return recover_wait(job);
+	forward_start(job);
+	return forward_wait("gca-recover", job);
 }
 
 /* ---- main ---- */
@@ -486,7 +424,7 @@ recover_run(struct recover *rc)
 	};
 	char code[64], msg[512];
 
-	recover_signals_setup();
+	forward_setup();
 	wrapper_sigpipe_ignore();
 	if ((rc->s = wrapper_connect("gca-recover", rc->socket)) == NULL)
 		return 1;

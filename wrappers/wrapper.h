@@ -1,12 +1,14 @@
 /*
  * wrappers/wrapper.c: what gca-exec and gca-recover share: finding and reaching the CTS's unix
  * socket, expanding the CTS's parameter patterns into NAME=value, and keeping the socket for the
- * job across exec.
+ * job across exec. wrappers/forward.c: the signals of a wrapper that stays resident.
+ * wrappers/pidns.c: the PID namespace of a criu job.
  */
 #ifndef GCA_WRAPPER_H
 #define GCA_WRAPPER_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct proto_sync;
 
@@ -57,5 +59,28 @@ int wrapper_app_env(int fd, const char *gid, const char *socket);
  */
 void wrapper_sigpipe_ignore(void);
 void wrapper_sigpipe_restore(void);
+
+/*
+ * forward_setup catches SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT and SIGTSTP and holds
+ * them (blocked) until forward_start names the job they go to; a terminal's signal is not passed
+ * to a job in our own process group (it had it already). forward_reset, in a child before exec,
+ * puts back the default handlers and the mask we were started with. forward_wait reaps every
+ * child (a subreaper inherits the job's orphans) until the job exits and returns its status, or
+ * 128+N if signal N ended it (1 if the job is lost, said as prog). forward_kill kills and reaps a
+ * job that must not run.
+ */
+void forward_setup(void);
+void forward_start(pid_t job);
+void forward_reset(void);
+int  forward_wait(const char *prog, pid_t job);
+void forward_kill(pid_t job);
+
+/*
+ * Starts job in a new PID namespace under a small init (its PID 1; the job is PID 2) and returns
+ * the init's pid, the root of the tree criu dumps; -1 after saying why (as prog) if the namespace
+ * cannot be made. Call forward_setup first: the init passes on the signals it gets and exits with
+ * the job's status.
+ */
+pid_t pidns_start(const char *prog, char **job);
 
 #endif

@@ -5,9 +5,6 @@
  * lines go into the error reply. The probe is `criu check`: on a kernel criu does not support, the
  * CTS is published unavailable with criu's own reason.
  */
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,16 +18,16 @@
 #include "cts/cts.h"
 
 static char criu_version[64], criu_kernel[128];
-static char criu_xfeatures[32], criu_fpu_flags[512];
+static char criu_xfeatures[32], criu_xsave[48], criu_fpu_flags[512];
+
+static int criu_run(const char *cmd, const char *want, char *line, size_t len);
 
 /*
- * The CPU features a criu restore checks. By default (--cpu-cap=fpu) criu refuses an image whose
- * FPU state was saved with extended features (the XSAVE feature mask, CPUID leaf 0xD) this CPU
- * lacks, so that mask is what a broker must match; the FPU-family flags of /proc/cpuinfo say the
- * same in words a person reads.
+ * The FPU-family flags of /proc/cpuinfo: what criu's own figures below mean, in words a person
+ * reads (a broker matches the figures).
  */
 static void
-criu_cpu_probe(void)
+criu_cpu_flags(void)
 {
 	static const char *family[] = { "fpu", "sse", "avx", "fma", "xsave", "amx", "pku", "mpx",
 	    "ospke", NULL };
@@ -38,13 +35,6 @@ criu_cpu_probe(void)
 	size_t off = 0;
 	FILE *fp;
 
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned int a, b, cx, d;
-
-	if (__get_cpuid_count(0xd, 0, &a, &b, &cx, &d))
-		snprintf(criu_xfeatures, sizeof criu_xfeatures, "0x%llx",
-		    ((unsigned long long)d << 32) | a);
-#endif
 	if ((fp = fopen("/proc/cpuinfo", "r")) == NULL)
 		return;
 	while (fgets(line, sizeof line, fp) != NULL) {
@@ -64,6 +54,140 @@ criu_cpu_probe(void)
 		break;	/* the first CPU speaks for all */
 	}
 	fclose(fp);
+}
+
+/* One protobuf varint at *p, not past end; -1 if it is cut short. */
+static int
+criu_pb_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		unsigned char b = *(*p)++;
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/* Steps over one field's value of wire type wt; -1 if it is cut short or of an unknown type. */
+static int
+criu_pb_skip(const unsigned char **p, const unsigned char *end, unsigned wt)
+{
+	uint64_t n;
+
+	switch (wt) {
+	case 0:
+		return criu_pb_varint(p, end, &n);
+	case 1:
+		n = 8;
+		break;
+	case 2:
+		if (criu_pb_varint(p, end, &n) != 0)
+			return -1;
+		break;
+	case 5:
+		n = 4;
+		break;
+	default:
+		return -1;
+	}
+	if (n > (uint64_t)(end - *p))
+		return -1;
+	*p += n;
+	return 0;
+}
+
+static uint32_t
+criu_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+#define CRIU_IMG_COMMON_MAGIC	0x54564319u
+#define CRIU_CPUINFO_MAGIC	0x61404013u
+
+/*
+ * criu's cpuinfo.img (written by `criu cpuinfo dump` and by every dump): the common and the cpuinfo
+ * magic, a 32-bit size, then the protobuf cpuinfo_entry, whose x86_entry (field 1) holds
+ * xfeatures_mask (8), xsave_size (9) and xsave_size_max (10). fig[] gets those three (0 where the
+ * image has none: a CPU without XSAVE). -1 if the file is not such an image.
+ */
+static int
+criu_cpuinfo_read(const char *path, uint64_t fig[3])
+{
+	const unsigned char *p, *end, *in_end;
+	unsigned char *buf = NULL;
+	uint64_t key, n, v;
+	size_t len;
+	int rc = -1;
+
+	fig[0] = fig[1] = fig[2] = 0;
+	if (file_read_all(path, (char **)&buf, &len, 65536) != 0)
+		return -1;
+	if (len < 12 || criu_le32(buf) != CRIU_IMG_COMMON_MAGIC ||
+	    criu_le32(buf + 4) != CRIU_CPUINFO_MAGIC || criu_le32(buf + 8) > len - 12)
+		goto out;
+	p = buf + 12;
+	end = p + criu_le32(buf + 8);
+	while (p < end) {
+		if (criu_pb_varint(&p, end, &key) != 0)
+			goto out;
+		if (key != (1 << 3 | 2)) {		/* not x86_entry */
+			if (criu_pb_skip(&p, end, key & 7) != 0)
+				goto out;
+			continue;
+		}
+		if (criu_pb_varint(&p, end, &n) != 0 || n > (uint64_t)(end - p))
+			goto out;
+		for (in_end = p + n; p < in_end;) {
+			if (criu_pb_varint(&p, in_end, &key) != 0)
+				goto out;
+			if ((key >> 3) >= 8 && (key >> 3) <= 10 && (key & 7) == 0) {
+				if (criu_pb_varint(&p, in_end, &v) != 0)
+					goto out;
+				fig[(key >> 3) - 8] = v;
+			} else if (criu_pb_skip(&p, in_end, key & 7) != 0) {
+				goto out;
+			}
+		}
+		rc = 0;
+		break;	/* the first CPU speaks for all */
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/*
+ * What a restore compares (criu/arch/x86/cpu.c, cpu_validate_features). criu checks the CPU only
+ * when the dump wrote cpuinfo.img and the restore asks (any --cpu-cap; by default neither does),
+ * so the CTS dumps and gca-recover restores with --cpu-cap=fpu: an image then needs the FPU,
+ * FXSR and OSXSAVE flags it was saved with, every bit of its XSAVE feature mask on the restoring
+ * CPU and the same XSAVE frame sizes. criu computes the mask itself (CPUID leaf 0xD less what
+ * CPUID says is off, user states only), so the figures come from criu: `criu cpuinfo dump`, read
+ * back, the same cpuinfo.img every dump holds.
+ */
+static void
+criu_cpu_probe(void)
+{
+	char dir[] = "/tmp/gca-criu-cpuinfo.XXXXXX", cmd[128], img[64], line[256];
+	uint64_t fig[3];
+
+	if (mkdtemp(dir) == NULL)
+		return;
+	snprintf(cmd, sizeof cmd, "criu cpuinfo dump -D %s -o /dev/null 2>&1", dir);
+	snprintf(img, sizeof img, "%s/cpuinfo.img", dir);
+	if (criu_run(cmd, NULL, line, sizeof line) == 0 && criu_cpuinfo_read(img, fig) == 0) {
+		snprintf(criu_xfeatures, sizeof criu_xfeatures, "0x%llx", (unsigned long long)fig[0]);
+		snprintf(criu_xsave, sizeof criu_xsave, "%llu/%llu", (unsigned long long)fig[1],
+		    (unsigned long long)fig[2]);
+	} else {
+		log_warn("criu cpuinfo dump: %s; the CPU's XSAVE figures are not published",
+		    line[0] ? line : "no cpuinfo.img");
+	}
+	file_remove_tree(dir);
 }
 
 /* Runs a shell command; in line: its first output line holding want, else its last line. */
@@ -102,7 +226,7 @@ criu_probe(struct cts *c, char *why, size_t len)
 	(void)c;
 	if (uname(&u) == 0)
 		snprintf(criu_kernel, sizeof criu_kernel, "%s", u.release);
-	criu_cpu_probe();
+	criu_cpu_flags();
 	if (criu_run("criu --version 2>&1", "Version", line, sizeof line) != 0) {
 		snprintf(why, len, "criu is not installed here (criu --version: %s)",
 		    line[0] ? line : "not found");
@@ -114,13 +238,16 @@ criu_probe(struct cts *c, char *why, size_t len)
 		snprintf(why, len, "criu check: %s", msg ? msg + 3 : line[0] ? line : "failed");
 		return -1;
 	}
+	criu_cpu_probe();	/* criu's figures need a criu that works here */
 	return 0;
 }
 
 /*
  * What a restore must match (issue 7): criu version, kernel and the CPU's FPU features, on the CTS
  * and on every record, so a broker finds a resource where a checkpoint can come back with
- * `ldapsearch '(&(objectClass=gcaTranslationService)(gcaProperty=cpu.xfeatures=0x2e7))'`.
+ * `ldapsearch '(&(objectClass=gcaTranslationService)(gcaProperty=cpu.xfeatures=0x215)
+ * (gcaProperty=cpu.xsave=2696/2696))'`. Where criu does not work, only it could say the XSAVE
+ * figures: they are left out (the CTS is unavailable anyway).
  */
 static void
 criu_properties(struct cts *c, struct proto_strlist *out)
@@ -138,6 +265,10 @@ criu_properties(struct cts *c, struct proto_strlist *out)
 	}
 	if (criu_xfeatures[0] != '\0') {
 		snprintf(p, sizeof p, "cpu.xfeatures=%s", criu_xfeatures);
+		proto_strlist_add(out, p);
+	}
+	if (criu_xsave[0] != '\0') {
+		snprintf(p, sizeof p, "cpu.xsave=%s", criu_xsave);
 		proto_strlist_add(out, p);
 	}
 	if (criu_fpu_flags[0] != '\0') {
@@ -169,6 +300,115 @@ criu_wants(struct cts *c, const char *property)
 			return true;
 	}
 	return false;
+}
+
+/* How deep pid is nested (the fields of NSpid: one per PID namespace, outermost first) and its pid
+ * in the innermost; -1 if /proc does not say. */
+static int
+criu_nspid(pid_t pid, int *levels, long *inner)
+{
+	char path[64], *buf = NULL, *p, *end;
+	size_t len;
+	int rc = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if (file_read_all(path, &buf, &len, 65536) != 0)
+		return -1;
+	if ((p = strstr(buf, "\nNSpid:")) != NULL) {
+		*levels = 0;
+		for (p += 7;; p = end) {
+			long v = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			*inner = v;
+			(*levels)++;
+		}
+		rc = *levels > 0 ? 0 : -1;
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * The root of the tree to dump. gca-exec runs a criu job in a PID namespace of its own under a
+ * small init and stays resident (wrappers/pidns.c): it is the bound process, and the tree is its
+ * child that is PID 1 of a namespace one below its own. A restored job is bound as that init
+ * itself (gca-recover binds the root criu restored). Anything else is dumped as it is.
+ */
+static pid_t
+criu_dump_root(pid_t bound)
+{
+	char path[80], *buf = NULL, *p, *end;
+	int lv, clv;
+	long in, cin, child;
+	size_t len;
+	pid_t root = bound;
+
+	if (criu_nspid(bound, &lv, &in) != 0 || (lv > 1 && in == 1))
+		return bound;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)bound, (int)bound);
+	if (file_read_all(path, &buf, &len, 65536) != 0)
+		return bound;
+	for (p = buf; (child = strtol(p, &end, 10)) > 0 && end != p; p = end) {
+		if (criu_nspid((pid_t)child, &clv, &cin) == 0 && clv == lv + 1 && cin == 1) {
+			root = (pid_t)child;
+			break;
+		}
+	}
+	free(buf);
+	return root;
+}
+
+#define CRIU_INHERIT_FILE "gca-inherit-fd"
+
+/*
+ * Which of fds 0-2 of the tree's first two levels (the init and the job) are pipes: criu dumps a
+ * pipe whose other end is outside the tree, but restores it as a new pipe nobody reads. The image
+ * says so in CRIU_INHERIT_FILE, "fd N pipe:[INODE]" a line, and gca-recover gives criu its own fd N
+ * for it (--inherit-fd), so the restored job writes where gca-recover's output goes.
+ */
+static int
+criu_inherit_note(pid_t root, const char *image_dir, char *err, size_t errlen)
+{
+	char text[512], path[80], target[64], file[PATH_MAX + 32], *buf = NULL, *p, *end;
+	pid_t procs[9] = { root };
+	int nprocs = 1, used = 0;
+	size_t len;
+	long child;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)root, (int)root);
+	if (file_read_all(path, &buf, &len, 65536) == 0) {
+		for (p = buf; nprocs < (int)GCA_NITEMS(procs) &&
+		    (child = strtol(p, &end, 10)) > 0 && end != p; p = end)
+			procs[nprocs++] = (pid_t)child;
+		free(buf);
+	}
+	text[0] = '\0';
+	for (int i = 0; i < nprocs; i++) {
+		for (int fd = 0; fd <= 2; fd++) {
+			ssize_t n;
+
+			snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)procs[i], fd);
+			if ((n = readlink(path, target, sizeof target - 1)) <= 0)
+				continue;
+			target[n] = '\0';
+			if (strncmp(target, "pipe:[", 6) != 0 || strstr(text, target) != NULL)
+				continue;	/* one line per pipe: stdout and stderr may be one */
+			used += snprintf(text + used, sizeof text - used, "fd %d %s\n", fd, target);
+			if (used >= (int)sizeof text) {
+				snprintf(err, errlen, "too many inherited pipes to note");
+				return -1;
+			}
+		}
+	}
+	if (used == 0)
+		return 0;
+	snprintf(file, sizeof file, "%s/%s", image_dir, CRIU_INHERIT_FILE);
+	if (file_write_whole(file, text, (size_t)used, 0600) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", file, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* What criu --display-stats said of one dump or pre-dump. */
@@ -238,9 +478,9 @@ criu_failed(const char *what, const char *dir, const char *logname, char *out, s
 
 /* The options of a job's tree that criu dump and pre-dump both need; returns the new argc. */
 static int
-criu_job_args(struct cts_ckpt *ck, const char **argv, int n)
+criu_job_args(struct cts_ckpt *ck, pid_t root, const char **argv, int n)
 {
-	if (criu_has_tty(ck->job->pid))
+	if (criu_has_tty(root))
 		argv[n++] = "--shell-job";
 	if (criu_wants(ck->cts, "criu.tcp-established"))
 		argv[n++] = "--tcp-established";
@@ -254,7 +494,8 @@ criu_job_args(struct cts_ckpt *ck, const char **argv, int n)
  * writes only the pages written since, so the job stays frozen for less time.
  */
 static int
-criu_predump(struct cts_ckpt *ck, const char *pid, struct criu_stats *st, char *out, size_t len)
+criu_predump(struct cts_ckpt *ck, pid_t root, const char *pid, struct criu_stats *st, char *out,
+	size_t len)
 {
 	char dir[PATH_MAX], prev[ID_LEN + 16];
 	const char *argv[20];
@@ -282,7 +523,7 @@ criu_predump(struct cts_ckpt *ck, const char *pid, struct criu_stats *st, char *
 		argv[n++] = "--prev-images-dir";
 		argv[n++] = prev;
 	}
-	n = criu_job_args(ck, argv, n);
+	n = criu_job_args(ck, root, argv, n);
 	argv[n] = NULL;
 	if (criu_exec(argv, st) != 0)
 		return criu_failed("pre-dump", dir, "pre-dump.log", out, len);
@@ -336,13 +577,19 @@ criu_dump_child(void *arg, char *out, size_t len)
 	char pid[32], prev[ID_LEN + 8];
 	const char *argv[24];
 	int n = 0;
+	uint64_t t0, t1;
+	pid_t root;
 
 	if (mkdir(ck->image_dir, 0700) != 0) {
 		snprintf(out, len, "cannot make %s", ck->image_dir);
 		return -1;
 	}
-	snprintf(pid, sizeof pid, "%d", (int)ck->job->pid);
-	if (ck->cts->criu_predump && criu_predump(ck, pid, &pre, out, len) != 0)
+	root = criu_dump_root(ck->job->pid);
+	snprintf(pid, sizeof pid, "%d", (int)root);
+	if (criu_inherit_note(root, ck->image_dir, out, len) != 0)
+		return -1;
+	t0 = time_mono_ms();
+	if (ck->cts->criu_predump && criu_predump(ck, root, pid, &pre, out, len) != 0)
 		return -1;
 	argv[n++] = "criu";
 	argv[n++] = "dump";
@@ -355,6 +602,7 @@ criu_dump_child(void *arg, char *out, size_t len)
 	argv[n++] = "dump.log";
 	argv[n++] = "-v4";
 	argv[n++] = "--display-stats";
+	argv[n++] = "--cpu-cap=fpu";	/* writes cpuinfo.img, which gca-recover's restore checks */
 	if (ck->cts->criu_incremental > 0 || ck->cts->criu_predump) {
 		/* the kernel tracks the pages written from now on, for the next dump */
 		argv[n++] = "--track-mem";
@@ -368,7 +616,7 @@ criu_dump_child(void *arg, char *out, size_t len)
 			argv[n++] = prev;
 		}
 	}
-	n = criu_job_args(ck, argv, n);
+	n = criu_job_args(ck, root, argv, n);
 	argv[n] = NULL;
 	if (criu_exec(argv, &dump) != 0)
 		return criu_failed("dump", ck->image_dir, "dump.log", out, len);
@@ -380,8 +628,13 @@ criu_dump_child(void *arg, char *out, size_t len)
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
 	snprintf(m.core_service, sizeof m.core_service, "criu");
 	m.time_ms = ck->time_ms;
+	t1 = time_mono_ms();
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
+	/* where a checkpoint's time goes, for whoever tunes it (docs/BENCHMARKS.md) */
+	log_info("checkpoint %s of %s: criu %s of pid %d %.2f s, %llu bytes hashed and sealed "
+	    "%.2f s", ck->id, ck->job->gid, ck->cts->criu_predump ? "pre-dump and dump" : "dump",
+	    (int)root, (t1 - t0) / 1000.0, (unsigned long long)r.size, (time_mono_ms() - t1) / 1000.0);
 	ckpt_result_line(&r, out, len);
 	return 0;
 }

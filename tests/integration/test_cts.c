@@ -168,9 +168,13 @@ test_criu_is_published_with_its_reason(void **state)
 	ldap_value("cts", "(&(cn=criu-1)(gcaProperty=kernel=*))", "cn", v, sizeof v);
 	assert_string_equal(v, "criu-1");
 #if defined(__x86_64__)
-	ldap_value("cts", "(&(cn=criu-1)(gcaProperty=cpu.xfeatures=0x*)(gcaProperty=cpu.fpu=*fpu*))",
-	    "cn", v, sizeof v);
+	ldap_value("cts", "(&(cn=criu-1)(gcaProperty=cpu.fpu=*fpu*))", "cn", v, sizeof v);
 	assert_string_equal(v, "criu-1");
+	/* criu's own XSAVE figures (criu cpuinfo dump) only where criu works; the VM suite checks
+	 * their values */
+	ldap_value("cts", "(&(cn=criu-1)(gcaProperty=cpu.xfeatures=0x*)(gcaProperty=cpu.xsave=*/*))",
+	    "cn", v, sizeof v);
+	assert_string_equal(v, works ? "criu-1" : "");
 #endif
 	if (works)
 		return;

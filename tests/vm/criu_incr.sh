@@ -30,7 +30,7 @@ jobpid=$!
 logwait 60 $S/job.log ready && echo $jobpid > $S/job.started
 gwait 120 $S/go.kill || exit 1
 ls /tmp/cts-vm/images/vm-job > $S/images.ls.tmp; mv $S/images.ls.tmp $S/images.ls
-kill -9 $jobpid; wait $jobpid 2>/dev/null
+kill -9 $(cat /proc/$jobpid/task/$jobpid/children); wait $jobpid 2>/dev/null	# the job's init: gca-exec stays
 echo "mark killed" >> $S/job.log
 gca-recover --gid vm-job --checkpoint latest -- job --log $S/job.log </dev/null >>$S/recover1.out 2>&1 &
 rpid=$!

@@ -50,9 +50,16 @@ lab_log() { echo "# lab: $*"; }
 # Prints why the lab cannot run here; returns 0 (and prints nothing) when it can.
 lab_usable() {
 	local p
-	for p in qemu-system-x86_64 busybox dpkg-deb cpio ldd; do
+	for p in qemu-system-x86_64 busybox dpkg-deb cpio zstd ldd; do
 		command -v "$p" >/dev/null 2>&1 || { echo "$p is not installed (make deps)"; return 0; }
 	done
+	# the kernel package is fetched with apt-get unless one is cached already
+	if ! ls "$LAB_CACHE"/linux-image-[0-9]*.deb >/dev/null 2>&1; then
+		for p in apt-get apt-cache; do
+			command -v "$p" >/dev/null 2>&1 ||
+				{ echo "$p is not there to fetch Debian 12's kernel package (and none is cached in $LAB_CACHE)"; return 0; }
+		done
+	fi
 	busybox --list 2>/dev/null | grep -qx depmod || { echo "busybox has no depmod applet (busybox-static)"; return 0; }
 	ldd "$(command -v busybox)" >/dev/null 2>&1 &&
 		{ echo "busybox is not the static one (make deps: busybox-static)"; return 0; }
@@ -64,7 +71,8 @@ lab_kernel_package() {
 	local name
 	name=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 	if [ -z "$name" ]; then
-		name=$(ls "$LAB_CACHE"/linux-image-[0-9]*.deb 2>/dev/null | tail -1 | xargs -r basename | cut -d_ -f1)
+		# the newest by version: as text, 6.1.0-9 would come after 6.1.0-57
+		name=$(ls "$LAB_CACHE"/linux-image-[0-9]*.deb 2>/dev/null | sort -V | tail -1 | xargs -r basename | cut -d_ -f1)
 	fi
 	echo "$name"
 }
@@ -74,12 +82,12 @@ lab_kernel() {
 	mkdir -p "$LAB_CACHE"
 	pkg=$(lab_kernel_package)
 	[ -n "$pkg" ] || { echo "lab_kernel: apt-cache names no package for linux-image-amd64 (apt-get update?)" >&2; return 1; }
-	deb=$(ls "$LAB_CACHE/${pkg}"_*.deb 2>/dev/null | tail -1)
+	deb=$(ls "$LAB_CACHE/${pkg}"_*.deb 2>/dev/null | sort -V | tail -1)
 	if [ -z "$deb" ]; then
 		lab_log "fetching $pkg with apt-get download"
 		(cd "$LAB_CACHE" && apt-get download -q "$pkg" >"$LAB_CACHE/apt-download.log" 2>&1) ||
 			{ echo "lab_kernel: apt-get download $pkg failed: $(tail -2 "$LAB_CACHE/apt-download.log")" >&2; return 1; }
-		deb=$(ls "$LAB_CACHE/${pkg}"_*.deb 2>/dev/null | tail -1)
+		deb=$(ls "$LAB_CACHE/${pkg}"_*.deb 2>/dev/null | sort -V | tail -1)
 		[ -n "$deb" ] || { echo "lab_kernel: apt-get download left no $pkg .deb in $LAB_CACHE" >&2; return 1; }
 	fi
 	tree=$LAB_CACHE/kernel-$(basename "$deb" .deb)

@@ -2,7 +2,7 @@
  * job: the VM suites' test job for the criu core service (built by tests/vm/criu.sh, run in the
  * guest under gca-exec and brought back by gca-recover).
  *
- *   job --log FILE [--tick MS] [--mib N]
+ *   job --log FILE [--tick MS] [--mib N] [--stdout 1]
  *
  * Fills N MiB (4) of heap with a pattern and touches every page (so it is resident), writes
  * "ready mib=N pid=P" to FILE, then every tick (100 ms) adds one to its counter, keeps the counter
@@ -10,7 +10,8 @@
  * FILE is opened O_WRONLY|O_APPEND: one write() per line, and CRIU does not check the size of a
  * file open that way on restore. A restored copy goes on from the dumped counter, which is how the
  * suite sees where it resumed. On SIGTERM it writes "stopped at N" and exits 3; on SIGUSR1 it exits
- * 4 at once: the suite checks these come back through gca-recover.
+ * 4 at once: the suite checks these come back through gca-recover. With --stdout 1 each counter
+ * line also goes to stdout (a pipe, in the suite: a write to a pipe nobody reads kills the job).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -54,7 +55,7 @@ int
 main(int argc, char **argv)
 {
 	const char *log = NULL;
-	long tick = 100, mib = 4;
+	long tick = 100, mib = 4, out = 0;
 	uint64_t *heap, counter = 0;
 	size_t words, i;
 	char line[128];
@@ -67,9 +68,11 @@ main(int argc, char **argv)
 			tick = atol(argv[a + 1]);
 		else if (strcmp(argv[a], "--mib") == 0)
 			mib = atol(argv[a + 1]);
+		else if (strcmp(argv[a], "--stdout") == 0)
+			out = atol(argv[a + 1]);
 	}
 	if (log == NULL || tick <= 0 || mib <= 0) {
-		fprintf(stderr, "usage: job --log FILE [--tick MS] [--mib N]\n");
+		fprintf(stderr, "usage: job --log FILE [--tick MS] [--mib N] [--stdout 1]\n");
 		return 2;
 	}
 	if ((fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
@@ -97,6 +100,8 @@ main(int argc, char **argv)
 		snprintf(line, sizeof line, "counter %llu heap %s\n", (unsigned long long)heap[0],
 		    ok ? "ok" : "bad");
 		say(fd, line);
+		if (out)
+			say(STDOUT_FILENO, line);
 	}
 	snprintf(line, sizeof line, "stopped at %llu\n", (unsigned long long)counter);
 	say(fd, line);
