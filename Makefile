@@ -134,11 +134,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(BENCH_LIB_OBJS) $(TEST_HELPER_OBJS) $(LIBAPP)
 test: all
 	GCA_BUILD=$(B) GCA_SAN=$(SAN) tests/run
 
+# The VM suites' figures go to $(B)/bench/ (criu-vm.json, vmm-vm.json), never into the sources.
 test-criu: all
-	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/bench tests/run --only vm/criu
+	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/$(B)/bench tests/run --only vm/criu
 
 test-vmm: all
-	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/bench tests/run --only vm/vmm
+	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/$(B)/bench tests/run --only vm/vmm
 
 bench: all
 	GCA_BUILD=$(B) bench/run
