@@ -13,7 +13,9 @@ expect_eq "bench_replica (quick) exits 0" "$rc" 0
 [ "$rc" = 0 ] || sed 's/^/# /' "$TEST_TMP/out" | tail -20
 json=$TEST_TMP/replica.json
 check "it writes replica.json" python3 -c "import json; json.load(open('$json'))"
-"$GCA_TOP/bench/table" "$json" 2>&1 | sed 's/^/# /'
+table=$("$GCA_TOP/bench/table" "$json" 2>&1); rc=$?
+expect_eq "bench/table prints it" "$rc" 0
+echo "$table" | sed 's/^/# /'
 check "every record reached the provider and the replica, none refused or never seen" python3 -c "
 import json; d = json.load(open('$json'))
 f = {r['key']: r for r in d['figures']}
