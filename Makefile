@@ -75,10 +75,12 @@ TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
 
+# Benchmarks: every bench/*.c is one program; bench/lib/ is what they share.
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCHES := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+BENCH_LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard bench/lib/*.c))
 
-HEADERS := $(wildcard */*.h cts/core/*.h tests/lib/*.h)
+HEADERS := $(wildcard */*.h cts/core/*.h tests/lib/*.h bench/lib/*.h)
 
 .SECONDARY:
 .PHONY: all test test-criu test-vmm bench fuzz deps install demo demo-stop clean check-syntax
@@ -132,7 +134,7 @@ $(B)/tests/unit/test_vmm_wrap: $(B)/obj/tests/unit/test_vmm_wrap.o $(B)/obj/wrap
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
-$(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+$(B)/bench/%: $(B)/obj/bench/%.o $(BENCH_LIB_OBJS) $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS)
 
@@ -140,11 +142,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 test: all
 	GCA_BUILD=$(B) GCA_SAN=$(SAN) tests/run
 
+# The VM suites' figures go to $(B)/bench/ (criu-vm.json, vmm-vm.json), never into the sources.
 test-criu: all
-	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/bench tests/run --only vm/criu
+	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/$(B)/bench tests/run --only vm/criu
 
 test-vmm: all
-	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/bench tests/run --only vm/vmm
+	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/$(B)/bench tests/run --only vm/vmm
 
 bench: all
 	GCA_BUILD=$(B) bench/run

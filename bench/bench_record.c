@@ -4,8 +4,12 @@
  *
  * Site A, a whole `gca-site up` (slapd, gca-gcs, gca-cts app and criu) in a temp folder:
  *   (6) startup      gca-site up, one job under gca-exec, until its first routed checkpoint
- *   (1) directory    records straight into slapd through ldap/ (dir_checkpoint_log), and one
- *                    plain libldap add at a time (the "one directory add" of the latency target)
+ *   (1) directory    the ceiling: records written straight into the same slapd with libldap's
+ *                    async calls (each the entry the GCS writes, after the compare-and-swap of its
+ *                    job's gcaLastSequence; and the adds alone), 1 to 256 in flight on one or four
+ *                    connections, the best rate being the ceiling; then the same through the
+ *                    GCS's own directory library (ldap/ dir_checkpoint_log), without and with
+ *                    RFC 5805 transactions
  *   (3) transport    ping round trips to gca-gcs over mutual TLS, 1 and 256 in flight
  *       records      a CTS's checkpoint_log through gca-gcs alone (no CTS, no job)
  *   (2) end to end   do_checkpoint from a broker through gca-gcs to the real gca-cts (app core
@@ -16,11 +20,15 @@
  *   (4) reads        a job's checkpoints by GID through libldap and through the GCS's query
  *   (5) memory       VmHWM of a gca-gcs whose job cache followed the directory's change feed
  * BENCH_ONLY=a or BENCH_ONLY=b runs one site (to look at one part); GCA_KEEP=1 keeps the folders.
- * Results: one table on stdout, build/bench/results.json, and (full runs) bench/results.json.
+ *
+ * Every phase is bounded by a count, its own time and the program's deadline (bench/lib); on
+ * SIGTERM or at the deadline the phases stop, the sites are stopped and the rows gathered so far
+ * are written to build/bench/results.json (bench/table prints them).
  */
 #include <event2/event.h>
 #include <inttypes.h>
 #include <ldap.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,122 +37,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/lib/bench.h"
 #include "common/common.h"
 #include "ldap/gca_ldap.h"
 #include "proto/proto.h"
 #include "tests/lib/testlib.h"
 
-#define DIR_JOBS	100		/* GIDs the directory ceiling and records spread over */
-#define MAX_ROWS	40
+#define DIR_JOBS	100		/* GIDs the GCS library's records spread over */
+#define RAW_JOBS	256		/* GIDs of the raw ceiling: one record in flight per job */
+#define RAW_CONNS	4
+#define QUIET_MS	90000		/* no reply for this long: the phase gives up */
 
 static bool quick;
 static struct event_base *base;
 static char build[512];		/* absolute $GCA_BUILD */
-
-/* ---- figures ---- */
-
-struct lat {
-	double	*ms;
-	size_t	 n;
-};
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-pct(struct lat *l, double p)
-{
-	if (l->n == 0)
-		return 0;
-	qsort(l->ms, l->n, sizeof *l->ms, cmp_double);
-	return l->ms[(size_t)(p * (double)(l->n - 1))];
-}
-
-static double
-ms_since(const struct timespec *a)
-{
-	struct timespec b;
-
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
-}
-
-/* A row is a rate (count in seconds, latencies) or one value (seconds, or MiB). */
-struct row {
-	char	 key[32], what[80];
-	int	 n, inflight, errors;
-	double	 secs, per_s, p50, p99, max, mib;
-	bool	 has_lat, has_rate, has_mib, count_only;
-};
-static struct row rows[MAX_ROWS];
-static int nrows;
-
-static struct row *
-row_find(const char *key)
-{
-	for (int i = 0; i < nrows; i++)
-		if (strcmp(rows[i].key, key) == 0)
-			return &rows[i];
-	return NULL;
-}
-
-static struct row *
-row_new(const char *key, const char *fmt, ...)
-{
-	struct row *r = &rows[nrows < MAX_ROWS - 1 ? nrows++ : nrows];
-	va_list ap;
-
-	memset(r, 0, sizeof *r);
-	snprintf(r->key, sizeof r->key, "%s", key);
-	va_start(ap, fmt);
-	vsnprintf(r->what, sizeof r->what, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-static void
-row_rate(const char *key, const char *what, int n, int inflight, double secs, struct lat *l, int errors)
-{
-	struct row *r = row_new(key, "%s", what);
-
-	r->n = n;
-	r->inflight = inflight;
-	r->secs = secs;
-	r->per_s = secs > 0 ? (double)n / secs : 0;
-	r->has_rate = true;
-	r->errors = errors;
-	if (l != NULL && l->n > 0) {
-		r->has_lat = true;
-		r->p50 = pct(l, 0.5);
-		r->p99 = pct(l, 0.99);
-		r->max = l->ms[l->n - 1];
-	}
-}
-
-static struct row *
-row_secs(const char *key, const char *what, double secs)
-{
-	struct row *r = row_new(key, "%s", what);
-
-	r->n = 1;
-	r->inflight = 1;
-	r->secs = secs;
-	return r;
-}
-
-static void
-row_mib(const char *key, const char *what, double mib)
-{
-	struct row *r = row_new(key, "%s", what);
-
-	r->mib = mib;
-	r->has_mib = true;
-}
+static uint32_t next_req;	/* request ids, unique across phases (late replies never count) */
 
 /* ---- processes ---- */
 
@@ -211,6 +118,29 @@ connect_as(const char *dir, const char *who, const char *endpoint)
 	return s;
 }
 
+/*
+ * The next frame on s, waiting in slices of at most a second so the deadline and a stop signal
+ * are seen; gives up after quiet_ms without one. 0, -1 (broken: err says why) or -2 (no answer,
+ * or stopped). A slice can only end inside a frame if its second half is more than a second
+ * late; the stream is then out of step, the next read fails and the phase ends, said on stderr.
+ */
+static int
+read_reply(struct proto_sync *s, int quiet_ms, const struct proto_type *reply, struct proto_msg *m,
+    char *err, size_t len)
+{
+	uint64_t until = time_mono_ms() + (uint64_t)quiet_ms;
+	int slice, rc;
+
+	while ((slice = deadline_slice(until)) > 0)
+		if ((rc = proto_sync_read(s, slice, reply, m, err, len)) != -2)
+			return rc;
+	if (deadline_passed())
+		snprintf(err, len, "stopped (%s)", deadline_why());
+	else
+		snprintf(err, len, "no answer in %d ms", quiet_ms);
+	return -2;
+}
+
 /* ====================================================================================
  * Site A: the whole site
  * ==================================================================================== */
@@ -224,6 +154,8 @@ struct site {
 	char	(*gid)[32];
 };
 static struct site A;
+static struct timespec prog_t0;
+static void phase_log(const char *name);
 
 static int
 site_env(struct site *s, const char *var, char *out, size_t len)
@@ -290,7 +222,7 @@ job_wait_bound(struct site *s, int i, int timeout_ms)
 	char path[64], exe[600];
 
 	snprintf(path, sizeof path, "/proc/%d/exe", s->job_pid[i]);
-	while (time_mono_ms() < end) {
+	while (time_mono_ms() < end && !deadline_passed()) {
 		ssize_t n = readlink(path, exe, sizeof exe - 1);
 		int status;
 
@@ -307,7 +239,8 @@ job_wait_bound(struct site *s, int i, int timeout_ms)
 		}
 		usleep(2000);
 	}
-	fprintf(stderr, "bench: %s was not bound within %d ms\n", s->gid[i], timeout_ms);
+	if (!deadline_passed())
+		fprintf(stderr, "bench: %s was not bound within %d ms\n", s->gid[i], timeout_ms);
 	return -1;
 }
 
@@ -322,12 +255,20 @@ jobs_stop(struct site *s)
 			waitpid(s->job_pid[i], NULL, 0);
 }
 
+/*
+ * Each daemon takes 1.5-4 s to stop after SIGTERM, and `gca-site down` stops them one after the
+ * other: they are all sent SIGTERM at once first (the site's data is thrown away), waited for
+ * (10 s at most), and `gca-site down` then stops whatever is left and cleans up.
+ */
 static void
 site_down(struct site *s)
 {
 	if (s->dir[0] == '\0')
 		return;
 	jobs_stop(s);
+	test_sh(NULL, 0, "cd %s && p=$(cat cts-*.pid gcs*.pid ldap/slapd.pid 2>/dev/null); "
+	    "[ -n \"$p\" ] && kill $p 2>/dev/null; for i in $(seq 100); do a=; for q in $p; do "
+	    "kill -0 $q 2>/dev/null && a=1; done; [ -z \"$a\" ] && break; sleep 0.1; done", s->dir);
 	test_sh(NULL, 0, "%s/scripts/gca-site down %s >/dev/null 2>&1", test_top(), s->dir);
 	if (getenv("GCA_KEEP") == NULL)
 		file_remove_tree(s->dir);
@@ -336,7 +277,7 @@ site_down(struct site *s)
 	s->dir[0] = '\0';
 }
 
-/* One do_checkpoint, blocking; 0 ok. */
+/* One do_checkpoint, blocking (at most the connection's 10 s); 0 ok. */
 static int
 do_checkpoint_once(struct proto_sync *b, const char *gid, char *why, size_t len)
 {
@@ -377,6 +318,12 @@ pid_alive(int pid)
 	return alive;
 }
 
+static bool
+slapd_dead(void)
+{
+	return !pid_alive(pidfile(A.dir, "ldap/slapd.pid"));
+}
+
 /* true if slapd died during phase (it runs again when this returns, or the bench stops) */
 static bool
 slapd_crashed(struct site *s, const char *phase)
@@ -386,7 +333,7 @@ slapd_crashed(struct site *s, const char *phase)
 	uint64_t end;
 	size_t len;
 
-	if (pid_alive(pidfile(s->dir, "ldap/slapd.pid")))
+	if (s->dir[0] == '\0' || !slapd_dead())	/* site B: no restart to do */
 		return false;
 	slapd_crashes++;
 	len = strlen(crashed_in);
@@ -399,18 +346,19 @@ slapd_crashed(struct site *s, const char *phase)
 	/* the GCS reconnects on its own (backoff up to 2 s): wait for a routed checkpoint */
 	if ((b = connect_as(s->dir, "broker-broker", s->gcs_ep)) == NULL)
 		return true;
-	for (end = time_mono_ms() + 30000; time_mono_ms() < end; usleep(100000))
+	for (end = deadline_end(30); time_mono_ms() < end; usleep(100000))
 		if (do_checkpoint_once(b, s->gid[0], why, sizeof why) == 0)
 			break;
 	if (time_mono_ms() >= end)
-		fprintf(stderr, "bench: no checkpoint went through 30 s after the restart: %s\n", why);
+		fprintf(stderr, "bench: no checkpoint went through after the restart: %s\n", why);
 	proto_sync_close(b);
 	return true;
 }
 
 /*
  * A rate phase in flight: when its operations start failing and slapd is dead, it sends no more;
- * its rate is then the successes over the time to the last of them (the row says so).
+ * its rate is then the successes over the time to the last of them (the row says so). Stopped by
+ * the deadline or a signal, its rate is what it did until then, and the row says so too.
  */
 static struct timespec run_t0;
 static double run_last_ok_s;
@@ -425,30 +373,53 @@ run_start(void)
 static void
 run_ok(void)
 {
-	run_last_ok_s = ms_since(&run_t0) / 1000;
+	run_last_ok_s = lat_since(&run_t0) / 1000;
 }
 
 static bool
 run_slapd_died(int errors)
 {
-	return errors > 0 && !pid_alive(pidfile(A.dir, "ldap/slapd.pid"));
+	return errors > 0 && slapd_dead();
 }
+
+static struct row *
+run_row(const char *key, const char *what, int ok, int inflight, struct lat *l, int errors,
+    bool died, int unanswered)
+{
+	char w[112];
+	struct row *r;
+
+	snprintf(w, sizeof w, "%s%s%s", what, died ? " (until slapd died)" : "",
+	    unanswered > 0 ? " (cut short)" : "");
+	r = figures_rate(key, w, ok, inflight, died ? run_last_ok_s : lat_since(&run_t0) / 1000, l,
+	    errors);
+	if (unanswered > 0)
+		figures_extra(r, "unanswered", unanswered);
+	return r;
+}
+
+/* Each phase's start on stderr, in seconds since the program started: where the time went. */
 
 static void
-run_row(const char *key, const char *what, int ok, int inflight, struct lat *l, int errors, bool died)
+phase_log(const char *name)
 {
-	char w[80];
-
-	snprintf(w, sizeof w, "%s%s", what, died ? " (until slapd died)" : "");
-	row_rate(key, w, ok, inflight, died ? run_last_ok_s : ms_since(&run_t0) / 1000, l, errors);
+	fprintf(stderr, "bench: %6.1f s  %s\n", lat_since(&prog_t0) / 1000, name);
 }
 
-/* Runs a phase that adds rows; if slapd died meanwhile, its rows are dropped and it runs again. */
+/*
+ * Runs a phase that adds rows, unless there is no time left for it (then it is named as not
+ * run); if slapd died meanwhile, its rows are dropped and it runs again.
+ */
 #define PHASE(name, call) do {						\
-	int rows_before_ = nrows;					\
+	int mark_ = figures_mark();					\
+	if (deadline_passed()) {					\
+		figures_skipped(name);					\
+		break;							\
+	}								\
+	phase_log(name);						\
 	call;								\
 	if (slapd_crashed(&A, name)) {					\
-		nrows = rows_before_;					\
+		figures_drop(mark_);					\
 		call;							\
 		(void)slapd_crashed(&A, name " (again)");		\
 	}								\
@@ -468,14 +439,14 @@ bench_startup(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (site_up(&A) != 0)
 		return -1;
-	up_ms = ms_since(&t0);
+	up_ms = lat_since(&t0);
 	if (job_spawn(&A, 0) < 0 || job_wait_bound(&A, 0, 20000) != 0)
 		return -1;
-	bound_ms = ms_since(&t0);
+	bound_ms = lat_since(&t0);
 	if ((b = connect_as(A.dir, "broker-broker", A.gcs_ep)) == NULL)
 		return -1;
 	/* retried: the CTS may still be registering when the broker first asks */
-	for (end = time_mono_ms() + 20000; time_mono_ms() < end; usleep(20000))
+	for (end = deadline_end(20); time_mono_ms() < end; usleep(20000))
 		if (do_checkpoint_once(b, A.gid[0], why, sizeof why) == 0)
 			break;
 	if (time_mono_ms() >= end) {
@@ -483,14 +454,301 @@ bench_startup(void)
 		proto_sync_close(b);
 		return -1;
 	}
-	row_secs("startup_site_up", "startup: gca-site up returned", up_ms / 1000);
-	row_secs("startup_job_bound", "startup: + first job bound (gca-exec)", bound_ms / 1000);
-	row_secs("startup_first_checkpoint", "startup: + first routed checkpoint", ms_since(&t0) / 1000);
+	figures_secs("startup_site_up", "startup: gca-site up returned", up_ms / 1000);
+	figures_secs("startup_job_bound", "startup: + first job bound (gca-exec)", bound_ms / 1000);
+	figures_secs("startup_first_checkpoint", "startup: + first routed checkpoint",
+	    lat_since(&t0) / 1000);
 	proto_sync_close(b);
 	return 0;
 }
 
-/* ---- (1) the directory ceiling ---- */
+/* ---- (1) the directory ceiling: raw libldap, as many in flight as helps ---- */
+
+/*
+ * A record as the GCS writes it, straight into slapd with libldap's async calls: with cas, the
+ * compare-and-swap of the job's gcaLastSequence (modify: delete the old value, add the new) and,
+ * once slapd took it, the record's add with that number; without, the add alone. At most one
+ * record per job is in flight, so each compare-and-swap moves the number this bench last saw.
+ */
+struct raw_op {
+	int		 job;		/* -1: a free slot */
+	int		 conn, msgid;
+	bool		 adding;
+	struct timespec	 t;
+};
+
+struct raw {
+	LDAP		*ld[RAW_CONNS];
+	int		 nconn;
+	const char	*base;
+	uint64_t	 last[RAW_JOBS];	/* each job's gcaLastSequence in the directory */
+	bool		 busy[RAW_JOBS];
+	struct raw_op	*ops;
+	int		 nops, active, ok, errors, shown;
+	bool		 cas;
+	struct lat	 l;
+};
+
+static void
+raw_close(struct raw *r)
+{
+	for (int c = 0; c < r->nconn; c++)
+		if (r->ld[c] != NULL)
+			ldap_unbind_ext_s(r->ld[c], NULL, NULL);
+	r->nconn = 0;
+}
+
+/* Each job's last number as the directory has it now (a phase may follow one cut short). */
+static int
+raw_read_last(struct raw *r)
+{
+	char sbase[300], *attrs[] = { "gcaGID", "gcaLastSequence", NULL };
+	LDAPMessage *res = NULL;
+	int found = 0;
+
+	snprintf(sbase, sizeof sbase, "ou=jobs,%s", r->base);
+	if (ldap_search_ext_s(r->ld[0], sbase, LDAP_SCOPE_ONELEVEL, "(gcaGID=rawjob-*)", attrs, 0,
+	    NULL, NULL, NULL, 0, &res) != LDAP_SUCCESS) {
+		ldap_msgfree(res);
+		return -1;
+	}
+	for (LDAPMessage *e = ldap_first_entry(r->ld[0], res); e != NULL;
+	    e = ldap_next_entry(r->ld[0], e)) {
+		struct berval **g = ldap_get_values_len(r->ld[0], e, "gcaGID");
+		struct berval **s = ldap_get_values_len(r->ld[0], e, "gcaLastSequence");
+		int j;
+
+		if (g != NULL && s != NULL && sscanf(g[0]->bv_val, "rawjob-%d", &j) == 1 && j >= 0 &&
+		    j < RAW_JOBS) {
+			r->last[j] = strtoull(s[0]->bv_val, NULL, 10);
+			found++;
+		}
+		ldap_value_free_len(g);
+		ldap_value_free_len(s);
+	}
+	ldap_msgfree(res);
+	return found == RAW_JOBS ? 0 : -1;
+}
+
+/* nconn connections bound as the GCS's identity, as the GCS's own is. */
+static int
+raw_open(struct raw *r, const struct dir_config *c, int nconn)
+{
+	struct berval cred = { c->password ? strlen(c->password) : 0, c->password };
+	int v3 = LDAP_VERSION3;
+
+	memset(r->ld, 0, sizeof r->ld);
+	r->base = c->base;
+	for (r->nconn = 0; r->nconn < nconn; r->nconn++) {
+		LDAP **ld = &r->ld[r->nconn];
+		if (ldap_initialize(ld, c->uri) != LDAP_SUCCESS ||
+		    ldap_set_option(*ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
+		    ldap_sasl_bind_s(*ld, c->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL) !=
+		    LDAP_SUCCESS) {
+			fprintf(stderr, "bench: cannot bind to %s as %s\n", c->uri, c->bind_dn);
+			r->nconn++;	/* closed with the others */
+			raw_close(r);
+			return -1;
+		}
+	}
+	if (raw_read_last(r) != 0) {
+		fprintf(stderr, "bench: the raw ceiling's %d jobs are not all in the directory\n", RAW_JOBS);
+		raw_close(r);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+raw_send_cas(struct raw *r, struct raw_op *op)
+{
+	char dn[300], old[24], new_[24], attr[] = "gcaLastSequence";
+	char *delv[] = { old, NULL }, *addv[] = { new_, NULL };
+	LDAPMod del = { LDAP_MOD_DELETE, attr, { delv } }, add = { LDAP_MOD_ADD, attr, { addv } };
+	LDAPMod *mods[] = { &del, &add, NULL };
+
+	snprintf(dn, sizeof dn, "gcaGID=rawjob-%d,ou=jobs,%s", op->job, r->base);
+	snprintf(old, sizeof old, "%" PRIu64, r->last[op->job]);
+	snprintf(new_, sizeof new_, "%" PRIu64, r->last[op->job] + 1);
+	return ldap_modify_ext(r->ld[op->conn], dn, mods, NULL, NULL, &op->msgid);
+}
+
+/* The record entry dir_checkpoint_log builds for a CTS's checkpoint_log of an app image. */
+static int
+raw_send_add(struct raw *r, struct raw_op *op, uint64_t seq)
+{
+	char dn[400], id[ID_LEN + 1], gid[32], sq[24], when[32], image[200], sha[65];
+	char *oc[] = { "gcaCheckpoint", NULL }, *ids[] = { id, NULL }, *gids[] = { gid, NULL };
+	char *sqs[] = { sq, NULL }, *whens[] = { when, NULL }, *cts[] = { "cts-raw", NULL };
+	char *cores[] = { "app", NULL }, *images[] = { image, NULL }, *ems[] = { "local", NULL };
+	char *sizes[] = { "1024", NULL }, *shas[] = { sha, NULL }, *kinds[] = { "external", NULL };
+	LDAPMod m[] = {
+		{ LDAP_MOD_ADD, "objectClass", { oc } }, { LDAP_MOD_ADD, "gcaCheckpointId", { ids } },
+		{ LDAP_MOD_ADD, "gcaGID", { gids } }, { LDAP_MOD_ADD, "gcaSequenceNumber", { sqs } },
+		{ LDAP_MOD_ADD, "gcaCheckpointTime", { whens } }, { LDAP_MOD_ADD, "gcaCTSName", { cts } },
+		{ LDAP_MOD_ADD, "gcaCoreService", { cores } }, { LDAP_MOD_ADD, "gcaImageName", { images } },
+		{ LDAP_MOD_ADD, "gcaExecutionManager", { ems } }, { LDAP_MOD_ADD, "gcaImageSize", { sizes } },
+		{ LDAP_MOD_ADD, "gcaImageSha256", { shas } }, { LDAP_MOD_ADD, "gcaCheckpointKind", { kinds } },
+		{ LDAP_MOD_ADD, "gcaLocation", { cts } },
+	};
+	LDAPMod *mods[sizeof m / sizeof m[0] + 1];
+
+	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+		mods[i] = &m[i];
+	mods[sizeof m / sizeof m[0]] = NULL;
+	id_new(id);
+	snprintf(gid, sizeof gid, "rawjob-%d", op->job);
+	snprintf(sq, sizeof sq, "%" PRIu64, seq);
+	time_generalized(time_now_ms(), when);
+	snprintf(image, sizeof image, "cts-raw:images/%s/%s", gid, id);
+	for (int i = 0; i < 64; i++)
+		sha[i] = "0123456789abcdef"[(i * 7 + seq) % 16];
+	sha[64] = '\0';
+	snprintf(dn, sizeof dn, "gcaCheckpointId=%s,gcaGID=%s,ou=jobs,%s", id, gid, r->base);
+	op->adding = true;
+	return ldap_add_ext(r->ld[op->conn], dn, mods, NULL, NULL, &op->msgid);
+}
+
+static void
+raw_free_op(struct raw *r, struct raw_op *op)
+{
+	r->busy[op->job] = false;
+	op->job = -1;
+	r->active--;
+}
+
+static void
+raw_fail(struct raw *r, struct raw_op *op, int err, const char *msg)
+{
+	if (r->shown++ < 3)
+		fprintf(stderr, "bench: raw %s of rawjob-%d: %s%s%s\n", op->adding ? "add" : "compare-and-swap",
+		    op->job, ldap_err2string(err), msg ? ": " : "", msg ? msg : "");
+	r->errors++;
+	raw_free_op(r, op);
+}
+
+/* One reply: a compare-and-swap taken sends the add, an add done counts the record. */
+static void
+raw_reply(struct raw *r, int conn, LDAPMessage *res)
+{
+	int msgid = ldap_msgid(res), err = LDAP_OTHER;
+	char *msg = NULL;
+	struct raw_op *op = NULL;
+
+	for (int i = 0; i < r->nops && op == NULL; i++)
+		if (r->ops[i].job >= 0 && r->ops[i].conn == conn && r->ops[i].msgid == msgid)
+			op = &r->ops[i];
+	if (op == NULL) {
+		ldap_msgfree(res);
+		return;
+	}
+	if (ldap_parse_result(r->ld[conn], res, &err, NULL, &msg, NULL, NULL, 1) != LDAP_SUCCESS)
+		err = LDAP_OTHER;
+	if (err != LDAP_SUCCESS) {
+		raw_fail(r, op, err, msg);
+	} else if (!op->adding) {
+		r->last[op->job]++;
+		if ((err = raw_send_add(r, op, r->last[op->job])) != LDAP_SUCCESS)
+			raw_fail(r, op, err, NULL);
+	} else {
+		r->ok++;
+		lat_add(&r->l, lat_since(&op->t));
+		run_ok();
+		raw_free_op(r, op);
+	}
+	ldap_memfree(msg);
+}
+
+/* Every reply libldap has or can read now; if none, waits (bounded) for any connection. */
+static int
+raw_collect(struct raw *r)
+{
+	struct pollfd pfd[RAW_CONNS];
+	bool any = false;
+
+	for (int c = 0; c < r->nconn; c++) {
+		struct timeval zero = { 0, 0 };
+		LDAPMessage *res;
+		int rc;
+
+		/* a zero timeout polls: replies already buffered inside libldap come out too */
+		while ((rc = ldap_result(r->ld[c], LDAP_RES_ANY, LDAP_MSG_ALL, &zero, &res)) > 0) {
+			raw_reply(r, c, res);
+			any = true;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "bench: raw ceiling: the connection to slapd broke\n");
+			return -1;
+		}
+		pfd[c].events = POLLIN;
+		if (ldap_get_option(r->ld[c], LDAP_OPT_DESC, &pfd[c].fd) != LDAP_OPT_SUCCESS)
+			return -1;
+	}
+	if (!any)
+		poll(pfd, (nfds_t)r->nconn, deadline_slice(time_mono_ms() + 1000));
+	return 0;
+}
+
+static void
+bench_raw(const struct dir_config *c, int n, int inflight, int nconn, bool cas, double max_s)
+{
+	struct raw r = { .cas = cas };
+	uint64_t end, quiet_until;
+	int sent = 0, next = 0;
+	bool died = false;
+	char key[40], what[112];
+
+	if (raw_open(&r, c, nconn) != 0)
+		return;
+	lat_init(&r.l, (size_t)n);
+	r.nops = inflight;
+	if ((r.ops = calloc((size_t)inflight, sizeof *r.ops)) == NULL)
+		abort();
+	for (int i = 0; i < inflight; i++)
+		r.ops[i].job = -1;
+	run_start();
+	end = deadline_end(max_s);
+	quiet_until = time_mono_ms() + QUIET_MS;
+	for (;;) {
+		for (int i = 0; i < inflight && sent < n && time_mono_ms() < end && !deadline_passed();
+		    i++) {
+			struct raw_op *op = &r.ops[i];
+			int rc;
+
+			if (op->job >= 0)
+				continue;
+			while (r.busy[next])
+				next = (next + 1) % RAW_JOBS;
+			*op = (struct raw_op){ .job = next, .conn = i % r.nconn };
+			r.busy[next] = true;
+			r.active++;
+			sent++;
+			next = (next + 1) % RAW_JOBS;
+			clock_gettime(CLOCK_MONOTONIC, &op->t);
+			rc = cas ? raw_send_cas(&r, op) : raw_send_add(&r, op, ++r.last[op->job]);
+			if (rc != LDAP_SUCCESS)
+				raw_fail(&r, op, rc, NULL);
+		}
+		if (r.active == 0 || deadline_passed() || time_mono_ms() > quiet_until)
+			break;
+		int before = r.ok + r.errors;
+		if (raw_collect(&r) != 0)
+			break;
+		if (r.ok + r.errors != before)
+			quiet_until = time_mono_ms() + QUIET_MS;
+		if (!died && (died = run_slapd_died(r.errors)))
+			end = 0;
+	}
+	snprintf(key, sizeof key, "ceiling_%s_%d%s", cas ? "cas" : "add", inflight, nconn > 1 ? "x4" : "");
+	snprintf(what, sizeof what, "directory ceiling: libldap async, %s%s",
+	    cas ? "CAS of gcaLastSequence + add" : "adds alone", nconn > 1 ? ", 4 connections" : "");
+	run_row(key, what, r.ok, inflight, &r.l, r.errors, died, r.active);
+	raw_close(&r);
+	lat_free(&r.l);
+	free(r.ops);
+}
+
+/* ---- (1') the same records through the GCS's directory library (ldap/) ---- */
 
 static void
 count(const struct dir_result *r, void *arg)
@@ -513,21 +771,26 @@ count_lat(const struct dir_result *r, void *arg)
 	struct dir_pending *p = arg;
 
 	if (r->status == DIR_OK) {
-		p->l->ms[p->l->n++] = ms_since(&p->t);
+		lat_add(p->l, lat_since(&p->t));
 		run_ok();
 	}
 	count(r, p->done);
 	free(p);
 }
 
+/*
+ * When the phase is stopped with records still queued, dir_close drops their callbacks; they are
+ * counted as unanswered, and their dir_pending is lost with them (a few bytes, once, at a stop).
+ */
 static void
 bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *key, const char *what)
 {
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
+	struct lat l;
 	int done[2] = { 0 }, sent = 0;
-	uint64_t end = time_mono_ms() + (uint64_t)(max_s * 1000);
+	uint64_t end = deadline_end(max_s);
 	bool died = false;
 
+	lat_init(&l, (size_t)n);
 	run_start();
 	while (done[0] < sent || (sent < n && time_mono_ms() < end)) {
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
@@ -543,61 +806,27 @@ bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *
 			dir_checkpoint_log(d, &r, count_lat, p);
 			sent++;
 		}
-		event_base_loop(base, EVLOOP_ONCE);
+		if (deadline_passed())
+			break;
+		event_base_loop(base, EVLOOP_ONCE);	/* the tick wakes it for the deadline */
 		if (!died && (died = run_slapd_died(done[0] - done[1])))
 			end = 0;
 	}
-	run_row(key, what, done[1], inflight, &l, done[0] - done[1], died);
-	free(l.ms);
+	run_row(key, what, done[1], inflight, &l, done[0] - done[1], died, sent - done[0]);
+	lat_free(&l);
 }
 
-/* One plain libldap add at a time, as the GCS's identity: what "one directory add" costs. */
-static void
-bench_ldap_add(const struct dir_config *c, int n, double max_s)
-{
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
-	struct berval cred = { c->password ? strlen(c->password) : 0, c->password };
-	int v3 = LDAP_VERSION3, ok = 0, errors = 0;
-	uint64_t end = time_mono_ms() + (uint64_t)(max_s * 1000);
-	struct timespec t0;
-	LDAP *ld = NULL;
-
-	if (ldap_initialize(&ld, c->uri) != LDAP_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
-	    ldap_sasl_bind_s(ld, c->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL) != LDAP_SUCCESS) {
-		fprintf(stderr, "bench: cannot bind to %s as %s\n", c->uri, c->bind_dn);
-		goto out;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 0; i < n && time_mono_ms() < end; i++) {
-		char id[ID_LEN + 1], dn[512], sz[] = "1";
-		char *oc[] = { "gcaCheckpoint", NULL }, *ids[] = { id, NULL }, *gids[] = { "dirjob-0", NULL };
-		char *sizes[] = { sz, NULL };
-		LDAPMod m0 = { LDAP_MOD_ADD, "objectClass", { oc } }, m1 = { LDAP_MOD_ADD, "gcaCheckpointId", { ids } };
-		LDAPMod m2 = { LDAP_MOD_ADD, "gcaGID", { gids } }, m3 = { LDAP_MOD_ADD, "gcaImageSize", { sizes } };
-		LDAPMod *mods[] = { &m0, &m1, &m2, &m3, NULL };
-		struct timespec a;
-
-		id_new(id);
-		snprintf(dn, sizeof dn, "gcaCheckpointId=%s,gcaGID=dirjob-0,ou=jobs,%s", id, c->base);
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		if (ldap_add_ext_s(ld, dn, mods, NULL, NULL) == LDAP_SUCCESS)
-			ok++;
-		else
-			errors++;
-		l.ms[l.n++] = ms_since(&a);
-	}
-	row_rate("ldap_add_1", "one libldap add at a time (durable mdb)", ok, 1, ms_since(&t0) / 1000,
-	    &l, errors);
-out:
-	if (ld != NULL)
-		ldap_unbind_ext_s(ld, NULL, NULL);
-	free(l.ms);
-}
+/* The raw ceiling's levels: in flight and connections (a quick run leaves 64 and 4 out). */
+static const struct { int inflight, conns; bool full_only; } raw_levels[] = {
+	{ 1, 1, false }, { 16, 1, false }, { 64, 1, true }, { 256, 1, false }, { 256, RAW_CONNS, true },
+};
 
 static void
-bench_directory(int n)
+bench_directory(void)
 {
+	/* quick: enough to see every path work, not figures to keep */
+	int n_raw = quick ? 150 : 2000, n_lib = quick ? 400 : 5000;
+	double s_raw = quick ? 0.5 : 4, s_lib = quick ? 1 : 10;
 	struct dir_config c;
 	char err[256];
 	struct dir *d;
@@ -613,30 +842,48 @@ bench_directory(int n)
 		dir_config_free(&c);
 		return;
 	}
-	for (int j = 0; j < DIR_JOBS; j++) {
+	/* the jobs, bound as the GCS binds them (gcaLastSequence 0) */
+	for (int j = 0; j < DIR_JOBS + RAW_JOBS; j++) {
 		char gid[32];
-		snprintf(gid, sizeof gid, "dirjob-%d", j);
+		if (j < DIR_JOBS)
+			snprintf(gid, sizeof gid, "dirjob-%d", j);
+		else
+			snprintf(gid, sizeof gid, "rawjob-%d", j - DIR_JOBS);
 		dir_job_bind(d, gid, "cts-b", "bench", "1", NULL, count, bound);
 	}
-	while (bound[0] < DIR_JOBS)
+	while (bound[0] < DIR_JOBS + RAW_JOBS && !deadline_passed())
 		event_base_loop(base, EVLOOP_ONCE);
-	PHASE("directory 256", bench_dir_records(d, n, 256, quick ? 5 : 20, "directory_256",
-	    "directory ceiling: ldap/ dir_checkpoint_log"));
-	PHASE("directory 16", bench_dir_records(d, quick ? 300 : 3000, 16, quick ? 3 : 10,
-	    "directory_16", "directory: ldap/ dir_checkpoint_log"));
-	PHASE("directory 1", bench_dir_records(d, quick ? 100 : 500, 1, quick ? 3 : 10, "directory_1",
-	    "one record at a time: dir_checkpoint_log"));
+	if (bound[1] < DIR_JOBS + RAW_JOBS) {
+		fprintf(stderr, "bench: only %d of %d jobs were bound\n", bound[1], DIR_JOBS + RAW_JOBS);
+		figures_skipped("directory ceiling and library (jobs not bound)");
+		goto out;
+	}
+	/* the ceiling: the records' compare-and-swap and add, then the adds alone */
+	for (int cas = 1; cas >= 0; cas--)
+		for (size_t i = 0; i < sizeof raw_levels / sizeof raw_levels[0]; i++)
+			if (!quick || !raw_levels[i].full_only)
+				PHASE(cas ? "directory ceiling (CAS + add)" : "directory ceiling (adds)",
+				    bench_raw(&c, raw_levels[i].inflight == 1 ? n_raw / 3 : n_raw,
+				    raw_levels[i].inflight, raw_levels[i].conns, cas, s_raw));
+	PHASE("GCS directory library 256", bench_dir_records(d, n_lib, 256, s_lib, "directory_256",
+	    "GCS directory library: dir_checkpoint_log"));
+	PHASE("GCS directory library 16", bench_dir_records(d, n_lib / 2, 16, s_lib / 2,
+	    "directory_16", "GCS directory library: dir_checkpoint_log"));
+	PHASE("GCS directory library 1", bench_dir_records(d, quick ? 30 : 300, 1, s_lib / 3,
+	    "directory_1", "GCS directory library: dir_checkpoint_log"));
 	dir_close(d);
 	/* The same with RFC 5805 transactions (gcs.conf directory_transactions yes; off by default
 	 * since slapd 2.5.13 crashes under them): what they would bring. */
 	c.transactions = true;
-	if ((d = dir_open(base, &c, err, sizeof err)) != NULL) {
-		PHASE("directory with transactions", bench_dir_records(d, n, 256, quick ? 5 : 20,
-		    "directory_txn_256", "directory, with transactions: dir_checkpoint_log"));
-		dir_close(d);
-	} else
+	if ((d = dir_open(base, &c, err, sizeof err)) == NULL) {
 		fprintf(stderr, "bench: %s\n", err);
-	PHASE("libldap add", bench_ldap_add(&c, quick ? 100 : 500, quick ? 3 : 10));
+		goto done;
+	}
+	PHASE("GCS directory library with transactions", bench_dir_records(d, n_lib, 256, s_lib,
+	    "directory_txn_256", "GCS directory library, with transactions"));
+out:
+	dir_close(d);
+done:
 	dir_config_free(&c);
 }
 
@@ -647,37 +894,66 @@ bench_ping(int n)
 {
 	struct proto_sync *s = connect_as(A.dir, "broker-broker", A.gcs_ep);
 	const struct proto_type *pt = proto_type_find("ping");
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
+	struct timespec t0, *t = calloc((size_t)n + 1, sizeof *t);
 	char err[256], code[32], msg[256];
-	struct timespec t0;
-	int got = 0;
+	uint32_t first;
+	struct lat l;
+	int got = 0, sent = 0, bad = 0;
 
-	if (s == NULL)
+	if (s == NULL || t == NULL) {
+		proto_sync_close(s);
+		free(t);
 		return;
+	}
+	lat_init(&l, (size_t)n);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !deadline_passed(); i++) {
 		struct timespec a;
 		void *reply = NULL;
 
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		if (proto_sync_call(s, "ping", pt, NULL, &reply, code, sizeof code, msg, sizeof msg) != 0)
+		if (proto_sync_call(s, "ping", pt, NULL, &reply, code, sizeof code, msg, sizeof msg) != 0) {
+			fprintf(stderr, "bench: ping: %s %s\n", code, msg);
 			break;
+		}
 		proto_body_free(pt->reply, reply);
-		l.ms[l.n++] = ms_since(&a);
+		lat_add(&l, lat_since(&a));
 	}
-	row_rate("ping_1", "transport: ping, mTLS", (int)l.n, 1, ms_since(&t0) / 1000, &l, n - (int)l.n);
+	figures_rate("ping_1", "transport: ping, mTLS", (int)l.n, 1, lat_since(&t0) / 1000, &l, 0);
+	/* 256 in flight: ids of their own (proto_sync_call numbers from 1), each reply timed */
+	lat_free(&l);
+	lat_init(&l, (size_t)n);
+	first = next_req;
+	next_req += (uint32_t)n + 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int sent = 0; got < n;) {
+	while (got < sent || (sent < n && !deadline_passed())) {
 		struct proto_msg m;
-		while (sent < n && sent - got < 256)
-			proto_sync_send(s, "ping", (uint32_t)++sent, pt, NULL);
-		if (proto_sync_read(s, 10000, pt->reply, &m, err, sizeof err) != 0)
+		uint32_t k;
+
+		while (sent < n && sent - got < 256 && !deadline_passed()) {
+			clock_gettime(CLOCK_MONOTONIC, &t[++sent]);
+			if (proto_sync_send(s, "ping", first + (uint32_t)sent, pt, NULL) != 0)
+				goto out;
+		}
+		if (read_reply(s, QUIET_MS, pt->reply, &m, err, sizeof err) != 0) {
+			fprintf(stderr, "bench: ping: %s\n", err);
 			break;
+		}
+		k = m.id - first;
+		if (k >= 1 && k <= (uint32_t)sent) {
+			got++;
+			if (strcmp(m.type, "ok") == 0)
+				lat_add(&l, lat_since(&t[k]));
+			else
+				bad++;
+		}
 		proto_msg_free(&m);
-		got++;
 	}
-	row_rate("ping_256", "transport: ping, mTLS", got, 256, ms_since(&t0) / 1000, NULL, n - got);
-	free(l.ms);
+out:
+	figures_rate("ping_256", "transport: ping, mTLS", got - bad, 256, lat_since(&t0) / 1000, &l,
+	    bad);
+	lat_free(&l);
+	free(t);
 	proto_sync_close(s);
 }
 
@@ -703,7 +979,7 @@ on_logged(const char *code, const char *msg, const void *body, void *arg)
 	if (code == NULL) {
 		p->done[1]++;
 		if (p->l != NULL) {
-			p->l->ms[p->l->n++] = ms_since(&p->sent);
+			lat_add(p->l, lat_since(&p->sent));
 			run_ok();
 		}
 	}
@@ -718,7 +994,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 	struct proto_tls_files t = { ca, crt, key };
 	struct proto_client_config cfg = { .endpoint = A.gcs_ep, .expect_role = "gcs", .timeout_ms = 60000 };
 	const struct proto_type *pt = proto_type_find("checkpoint_log");
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
+	struct lat l;
 	int done[2] = { 0 }, sent = 0, bound[2] = { 0 };
 	uint64_t end;
 	bool died = false;
@@ -732,12 +1008,10 @@ bench_gcs_records(int n, int inflight, double max_s)
 	    test_sh(NULL, 0, "%s/scripts/gca-pki issue %s/pki cts bench-cts >/dev/null 2>&1", test_top(),
 	    A.dir) != 0) {
 		fprintf(stderr, "bench: cannot issue the bench-cts certificate\n");
-		free(l.ms);
 		return;
 	}
 	if ((c = proto_client_new(base, &t, &cfg, err, sizeof err)) == NULL) {
 		fprintf(stderr, "bench: %s\n", err);
-		free(l.ms);
 		return;
 	}
 	if (!jobs_bound) {
@@ -749,12 +1023,13 @@ bench_gcs_records(int n, int inflight, double max_s)
 			p->done = bound;
 			proto_client_request(c, "job_bind", proto_type_find("job_bind"), &b, on_logged, p);
 		}
-		while (bound[0] < DIR_JOBS)
+		while (bound[0] < DIR_JOBS && !deadline_passed())
 			event_base_loop(base, EVLOOP_ONCE);
-		jobs_bound = true;
+		jobs_bound = bound[0] == DIR_JOBS;
 	}
+	lat_init(&l, (size_t)n);
 	run_start();
-	end = time_mono_ms() + (uint64_t)(max_s * 1000);
+	end = deadline_end(max_s);
 	while (done[0] < sent || (sent < n && time_mono_ms() < end)) {
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
 			char gid[32];
@@ -769,38 +1044,52 @@ bench_gcs_records(int n, int inflight, double max_s)
 			proto_client_request(c, "checkpoint_log", pt, &r, on_logged, p);
 			sent++;
 		}
+		if (deadline_passed())
+			break;
 		event_base_loop(base, EVLOOP_ONCE);
 		if (!died && (died = run_slapd_died(done[0] - done[1])))
 			end = 0;
 	}
+	/* unanswered requests are answered with an error as the client is freed: counted apart */
 	run_row(inflight == 1 ? "gcs_records_1" : "gcs_records_256",
-	    "records via gca-gcs: checkpoint_log", done[1], inflight, &l, done[0] - done[1], died);
-	free(l.ms);
+	    "records via gca-gcs: checkpoint_log", done[1], inflight, &l, done[0] - done[1], died,
+	    sent - done[0]);
+	lat_free(&l);
 	proto_client_free(c);
 }
 
 /* ---- (2) end to end: do_checkpoint through gca-gcs to gca-cts and the job, record stored ---- */
 
+/*
+ * One broker connection per phase, and request ids unique across phases: a phase stopped with
+ * checkpoints still running never has their late replies counted by the next one.
+ */
 static void
-bench_e2e(struct proto_sync *b, int n, int inflight, double max_s)
+bench_e2e(int n, int inflight, double max_s)
 {
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
+	struct proto_sync *b = connect_as(A.dir, "broker-broker", A.gcs_ep);
 	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
 	int *job_of = calloc((size_t)n + 1, sizeof *job_of), sent = 0, got = 0, ok = 0, shown = 0;
-	bool *busy = calloc((size_t)A.njobs, sizeof *busy);
-	uint64_t end = time_mono_ms() + (uint64_t)(max_s * 1000);
+	bool *busy = calloc((size_t)A.njobs, sizeof *busy), died = false;
+	uint64_t end = deadline_end(max_s);
+	uint32_t first = next_req;
 	char err[256], key[32];
-	int next = 0;
 	double last_ok_s = 0;
-	bool died = false;
+	struct row *r;
+	struct lat l;
+	int next = 0;
 
+	if (b == NULL || t == NULL || job_of == NULL || busy == NULL)
+		goto out;
+	next_req += (uint32_t)n + 1;
 	if (inflight > A.njobs)
 		inflight = A.njobs;	/* one checkpoint per job at a time: more would only queue */
+	lat_init(&l, (size_t)n);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (got < sent || (sent < n && time_mono_ms() < end)) {
 		struct proto_msg m;
-		uint32_t id;
+		uint32_t k;
 
 		while (sent < n && sent - got < inflight && time_mono_ms() < end) {
 			struct msg_do_checkpoint req;
@@ -810,44 +1099,49 @@ bench_e2e(struct proto_sync *b, int n, int inflight, double max_s)
 			req = (struct msg_do_checkpoint){ .gid = A.gid[next] };
 			job_of[++sent] = next;
 			clock_gettime(CLOCK_MONOTONIC, &t[sent]);
-			if (proto_sync_send(b, "do_checkpoint", (uint32_t)sent, pt, &req) != 0) {
+			if (proto_sync_send(b, "do_checkpoint", first + (uint32_t)sent, pt, &req) != 0) {
 				fprintf(stderr, "bench: do_checkpoint: the connection to the GCS broke\n");
-				goto out;
+				goto done;
 			}
 			next = (next + 1) % A.njobs;
 		}
-		if (proto_sync_read(b, 90000, pt->reply, &m, err, sizeof err) != 0) {
+		if (read_reply(b, QUIET_MS, pt->reply, &m, err, sizeof err) != 0) {
 			fprintf(stderr, "bench: do_checkpoint: %s\n", err);
 			break;
 		}
-		id = m.id;
-		if (id >= 1 && id <= (uint32_t)sent) {
-			busy[job_of[id]] = false;
+		k = m.id - first;
+		if (k >= 1 && k <= (uint32_t)sent) {
+			busy[job_of[k]] = false;
 			got++;
 			if (strcmp(m.type, "ok") == 0) {
-				l.ms[l.n++] = ms_since(&t[id]);	/* latencies of checkpoints done */
+				lat_add(&l, lat_since(&t[k]));	/* latencies of checkpoints done */
 				ok++;
-				last_ok_s = ms_since(&t0) / 1000;
-			} else if (!died && !pid_alive(pidfile(A.dir, "ldap/slapd.pid"))) {
+				last_ok_s = lat_since(&t0) / 1000;
+			} else if (!died && slapd_dead()) {
 				/* what follows would measure a dead directory: send no more */
 				died = true;
 				end = 0;
 			}
 			if (strcmp(m.type, "ok") != 0 && shown++ < 3) {
 				const struct msg_err *e = m.body;
-				fprintf(stderr, "bench: do_checkpoint %s: %s %s\n", A.gid[job_of[id]],
+				fprintf(stderr, "bench: do_checkpoint %s: %s %s\n", A.gid[job_of[k]],
 				    e ? e->code : "?", e ? e->msg : "?");
 			}
 		}
 		proto_msg_free(&m);
 	}
-out:
+done:
 	snprintf(key, sizeof key, "e2e_%d", inflight);
 	/* after a crash, the rate is the checkpoints done before it over the time until the last */
-	row_rate(key, died ? "end to end: do_checkpoint, app CTS (until slapd died)" :
-	    "end to end: do_checkpoint, app CTS", ok, inflight, died ? last_ok_s : ms_since(&t0) / 1000,
+	r = figures_rate(key, died ? "end to end: do_checkpoint, app CTS (until slapd died)" :
+	    sent > got ? "end to end: do_checkpoint, app CTS (cut short)" :
+	    "end to end: do_checkpoint, app CTS", ok, inflight, died ? last_ok_s : lat_since(&t0) / 1000,
 	    &l, got - ok);
-	free(l.ms);
+	if (sent > got)
+		figures_extra(r, "unanswered", sent - got);
+	lat_free(&l);
+out:
+	proto_sync_close(b);
 	free(t);
 	free(job_of);
 	free(busy);
@@ -855,7 +1149,8 @@ out:
 
 /*
  * BENCH_PROFILE="cmd": cmd runs (sh -c, its own process group) around the end-to-end phase at
- * BENCH_PROFILE_INFLIGHT (1, 16 or 256; 1 if unset) in flight, with {gcs}, {cts} and {slapd} replaced by those pids, and gets SIGINT after it, e.g.
+ * BENCH_PROFILE_INFLIGHT (1, 16 or 256; 1 if unset) in flight, with {gcs}, {cts} and {slapd}
+ * replaced by those pids, and gets SIGINT after it, e.g.
  *   BENCH_PROFILE='perf record -g -o /tmp/e2e.data -p {gcs},{cts},{slapd}'
  *   BENCH_PROFILE='strace -f -T -o /tmp/e2e.strace -p {cts}'
  * (docs/BENCHMARKS.md, "Where the time goes").
@@ -905,37 +1200,42 @@ profile_stop(int pid)
 static int
 bench_site_a(void)
 {
-	struct proto_sync *b;
-	int n_e2e = quick ? 300 : 3000, prof;
+	int n_e2e = quick ? 150 : 3000, prof;
 
 	if (bench_startup() != 0)
 		return -1;
 	/* The directory and the transport first, while only one job runs. */
-	bench_directory(quick ? 2000 : 10000);	/* each of its measurements a phase */
-	bench_ping(quick ? 1000 : 5000);
-	PHASE("records 1", bench_gcs_records(quick ? 100 : 500, 1, quick ? 3 : 10));
-	PHASE("records 256", bench_gcs_records(quick ? 2000 : 10000, 256, quick ? 5 : 20));
+	bench_directory();	/* each of its measurements a phase */
+	PHASE("ping", bench_ping(quick ? 500 : 5000));
+	PHASE("records 1", bench_gcs_records(quick ? 50 : 500, 1, quick ? 1 : 5));
+	PHASE("records 256", bench_gcs_records(quick ? 500 : 5000, 256, quick ? 1 : 8));
 
 	/* Every other job, each bound before the next starts (as a site would see them arrive). */
-	for (int i = 1; i < A.njobs; i++)
+	phase_log("starting the other jobs");
+	for (int i = 1; i < A.njobs; i++) {
+		if (deadline_passed()) {
+			figures_skipped("end to end (the jobs were still being started)");
+			return 0;
+		}
 		if (job_spawn(&A, i) < 0 || job_wait_bound(&A, i, 20000) != 0)
-			return -1;
-	if ((b = connect_as(A.dir, "broker-broker", A.gcs_ep)) == NULL)
-		return -1;
+			return deadline_passed() ? 0 : -1;
+	}
 	proc_hwm_reset(A.gcs_pid);
 	proc_hwm_reset(A.cts_pid);
 	prof = profile_start(1);
-	PHASE("end to end 1", bench_e2e(b, quick ? 100 : 500, 1, quick ? 5 : 20));
+	PHASE("end to end 1", bench_e2e(quick ? 50 : 500, 1, quick ? 2 : 8));
 	profile_stop(prof);
 	prof = profile_start(16);
-	PHASE("end to end 16", bench_e2e(b, n_e2e, 16, quick ? 8 : 40));
+	PHASE("end to end 16", bench_e2e(n_e2e, 16, quick ? 2 : 20));
 	profile_stop(prof);
 	prof = profile_start(256);
-	PHASE("end to end 256", bench_e2e(b, n_e2e, 256, quick ? 8 : 40));
+	PHASE("end to end, one per job", bench_e2e(n_e2e, A.njobs, quick ? 2 : 20));
 	profile_stop(prof);
-	row_mib("rss_gcs_e2e", "peak RSS (VmHWM) of gca-gcs during (2)", proc_hwm_mib(A.gcs_pid));
-	row_mib("rss_cts_e2e", "peak RSS (VmHWM) of gca-cts (app) during (2)", proc_hwm_mib(A.cts_pid));
-	proto_sync_close(b);
+	if (figures_find("e2e_1") != NULL) {
+		figures_mib("rss_gcs_e2e", "peak RSS (VmHWM) of gca-gcs during (2)", proc_hwm_mib(A.gcs_pid));
+		figures_mib("rss_cts_e2e", "peak RSS (VmHWM) of gca-cts (app) during (2)",
+		    proc_hwm_mib(A.cts_pid));
+	}
 	return 0;
 }
 
@@ -953,7 +1253,7 @@ fill_directory(int jobs, int per_job)
 	char cmd[1200];
 	struct timespec t0;
 	FILE *p;
-	int rc;
+	int rc, j;
 
 	if (test_sh(NULL, 0, "%s/scripts/gca-site down %s >/dev/null 2>&1", test_top(), B.dir) != 0)
 		return -1;
@@ -961,7 +1261,7 @@ fill_directory(int jobs, int per_job)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((p = popen(cmd, "w")) == NULL)
 		return -1;
-	for (int j = 0; j < jobs; j++) {
+	for (j = 0; j < jobs && (j % 1000 != 0 || !deadline_passed()); j++) {
 		fprintf(p, "dn: gcaGID=readjob-%d,ou=jobs,o=gca\nobjectClass: gcaJob\ngcaGID: readjob-%d\n"
 		    "gcaCTSName: cts-app\ngcaJobState: running\ngcaOwner: bench\ngcaLocalId: %d\n"
 		    "gcaLastSequence: %d\n\n", j, j, j, per_job);
@@ -976,11 +1276,13 @@ fill_directory(int jobs, int per_job)
 		}
 	}
 	rc = pclose(p);
+	if (j < jobs)
+		return -1;	/* stopped: the fill is not what the reads are about */
 	if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
 		fprintf(stderr, "bench: slapadd failed: see %s/log/slapadd.log\n", B.dir);
 		return -1;
 	}
-	return ms_since(&t0) / 1000;
+	return lat_since(&t0) / 1000;
 }
 
 /* slapd again after the offline fill (gca-site up on the same folder and port); the fill must be
@@ -1008,28 +1310,31 @@ rnd(unsigned *state)
 	return (*state >> 8) % 0x7fffffu;
 }
 
-/* A broker's lookup of one job's checkpoints by GID, as ldapsearch does it (anonymous). */
+/* A broker's lookup of one job's checkpoints by GID, as ldapsearch does it (anonymous). A read
+ * counts, and is timed, when it returned the job's records. */
 static void
 bench_ldap_reads(int jobs, int per_job, int n, int inflight, double max_s)
 {
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
+	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0 = { 0 };
 	int *msgid = calloc((size_t)n + 1, sizeof *msgid);
 	int v3 = LDAP_VERSION3, sent = 0, got = 0, ok = 0;
-	uint64_t end = time_mono_ms() + (uint64_t)(max_s * 1000);
+	uint64_t end = deadline_end(max_s), quiet_until = time_mono_ms() + QUIET_MS;
 	unsigned seed = 42;
 	char key[32];
 	LDAP *ld = NULL;
+	struct lat l;
 
-	if (ldap_initialize(&ld, B.ldap_uri) != LDAP_SUCCESS ||
+	lat_init(&l, (size_t)n);
+	if (t == NULL || msgid == NULL || ldap_initialize(&ld, B.ldap_uri) != LDAP_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS) {
 		fprintf(stderr, "bench: cannot open %s\n", B.ldap_uri);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (got < sent || (sent < n && time_mono_ms() < end)) {
+		struct timeval slice = { 0, 0 };
 		LDAPMessage *res = NULL;
-		int id, i;
+		int id, i, rc, ms;
 
 		while (sent < n && sent - got < inflight && time_mono_ms() < end) {
 			char filter[128];
@@ -1043,28 +1348,38 @@ bench_ldap_reads(int jobs, int per_job, int n, int inflight, double max_s)
 			}
 			msgid[sent] = id;
 		}
-		if (ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, NULL, &res) <= 0) {
+		if ((ms = deadline_slice(quiet_until)) == 0)
+			break;
+		slice.tv_sec = ms / 1000;
+		slice.tv_usec = (ms % 1000) * 1000;
+		if ((rc = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, &slice, &res)) == 0)
+			continue;
+		if (rc < 0) {
 			fprintf(stderr, "bench: ldap_result failed\n");
 			break;
 		}
+		quiet_until = time_mono_ms() + QUIET_MS;
 		id = ldap_msgid(res);
 		for (i = sent; i >= 1 && msgid[i] != id; i--)
 			;
 		if (i >= 1) {
-			l.ms[l.n++] = ms_since(&t[i]);
 			got++;
-			ok += ldap_count_entries(ld, res) == per_job;
+			if (ldap_count_entries(ld, res) == per_job) {
+				lat_add(&l, lat_since(&t[i]));
+				ok++;
+			}
 		}
 		ldap_msgfree(res);
 	}
 done:
 	snprintf(key, sizeof key, "reads_ldap_%d", inflight);
-	row_rate(key, "reads: a job's checkpoints by GID, libldap", ok, inflight, ms_since(&t0) / 1000,
-	    &l, got - ok);
+	figures_rate(key, sent > got ? "reads: a job's checkpoints by GID, libldap (cut short)" :
+	    "reads: a job's checkpoints by GID, libldap", ok, inflight, lat_since(&t0) / 1000, &l,
+	    got - ok);
 out:
 	if (ld != NULL)
 		ldap_unbind_ext_s(ld, NULL, NULL);
-	free(l.ms);
+	lat_free(&l);
 	free(t);
 	free(msgid);
 }
@@ -1074,49 +1389,55 @@ bench_query_reads(const char *ep, int jobs, int per_job, int n, int inflight, do
 {
 	struct proto_sync *s = connect_as(B.dir, "broker-r", ep);
 	const struct proto_type *pt = proto_type_find("query");
-	struct lat l = { calloc((size_t)n, sizeof(double)), 0 };
 	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
 	int sent = 0, got = 0, ok = 0, shown = 0;
-	uint64_t end = time_mono_ms() + (uint64_t)(max_s * 1000);
+	uint64_t end = deadline_end(max_s);
+	uint32_t first = next_req;
 	unsigned seed = 42;
 	char err[256], key[32];
+	struct lat l;
 
-	if (s == NULL)
+	lat_init(&l, (size_t)n);
+	if (s == NULL || t == NULL)
 		goto out;
+	next_req += (uint32_t)n + 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (got < sent || (sent < n && time_mono_ms() < end)) {
 		struct proto_msg m;
+		uint32_t k;
 
 		while (sent < n && sent - got < inflight && time_mono_ms() < end) {
 			char gid[32];
 			struct msg_query q = { .what = "checkpoints", .gid = gid };
 			snprintf(gid, sizeof gid, "readjob-%u", rnd(&seed) % (unsigned)jobs);
 			clock_gettime(CLOCK_MONOTONIC, &t[++sent]);
-			if (proto_sync_send(s, "query", (uint32_t)sent, pt, &q) != 0)
+			if (proto_sync_send(s, "query", first + (uint32_t)sent, pt, &q) != 0)
 				goto done;
 		}
-		if (proto_sync_read(s, 30000, pt->reply, &m, err, sizeof err) != 0) {
+		if (read_reply(s, QUIET_MS, pt->reply, &m, err, sizeof err) != 0) {
 			fprintf(stderr, "bench: query: %s\n", err);
 			break;
 		}
-		if (m.id >= 1 && m.id <= (uint32_t)sent) {
-			l.ms[l.n++] = ms_since(&t[m.id]);
+		k = m.id - first;
+		if (k >= 1 && k <= (uint32_t)sent) {
 			got++;
 			if (strcmp(m.type, "ok") == 0 &&
-			    ((struct msg_query_ok *)m.body)->entries.n == (size_t)per_job)
+			    ((struct msg_query_ok *)m.body)->entries.n == (size_t)per_job) {
+				lat_add(&l, lat_since(&t[k]));
 				ok++;
-			else if (shown++ < 3)
+			} else if (shown++ < 3) {
 				fprintf(stderr, "bench: query answered %s\n", m.type);
+			}
 		}
 		proto_msg_free(&m);
 	}
 done:
 	snprintf(key, sizeof key, "reads_query_%d", inflight);
-	row_rate(key, "reads: the same through gca-gcs query", ok, inflight, ms_since(&t0) / 1000, &l,
-	    got - ok);
-	proto_sync_close(s);
+	figures_rate(key, sent > got ? "reads: the same through gca-gcs query (cut short)" :
+	    "reads: the same through gca-gcs query", ok, inflight, lat_since(&t0) / 1000, &l, got - ok);
 out:
-	free(l.ms);
+	proto_sync_close(s);
+	lat_free(&l);
 	free(t);
 }
 
@@ -1146,7 +1467,7 @@ gcs_start_logged(char *ep, size_t eplen, double *ready_s)
 		execl(bin, "gca-gcs", "-f", conf, "--port-file", port, (char *)NULL);
 		_exit(127);
 	}
-	for (uint64_t end = time_mono_ms() + 120000; time_mono_ms() < end; usleep(20000)) {
+	for (uint64_t end = deadline_end(120); time_mono_ms() < end; usleep(20000)) {
 		FILE *f;
 		bool ready = false;
 
@@ -1166,12 +1487,13 @@ gcs_start_logged(char *ep, size_t eplen, double *ready_s)
 			fclose(f);
 			if (p > 0) {
 				snprintf(ep, eplen, "127.0.0.1:%d", p);
-				*ready_s = ms_since(&t0) / 1000;
+				*ready_s = lat_since(&t0) / 1000;
 				return pid;
 			}
 		}
 	}
-	fprintf(stderr, "bench: gca-gcs's job cache was not in step within 120 s: see %s\n", logp);
+	if (!deadline_passed())
+		fprintf(stderr, "bench: gca-gcs's job cache was not in step within 120 s: see %s\n", logp);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
@@ -1180,186 +1502,125 @@ gcs_start_logged(char *ep, size_t eplen, double *ready_s)
 static int
 bench_site_b(void)
 {
-	int jobs = quick ? 10000 : 100000, per_job = 10, pid;
-	double secs, ready_s = 0;
-	char ep[64], what[72];
+	int jobs = quick ? 2000 : 100000, per_job = 10, pid, n1 = quick ? 500 : 3000;
+	int n16 = quick ? 1000 : 10000;
+	double secs, ready_s = 0, cap = quick ? 1 : 8;
+	char ep[64], what[80];
 
+	phase_log("site B up");
 	if (test_site_up(&B) != 0 || test_pki(&B, "gcs gcs-r broker r") != 0)
 		return -1;
-	if ((secs = fill_directory(jobs, per_job)) < 0)
-		return -1;
+	phase_log("site B: slapadd");
+	if ((secs = fill_directory(jobs, per_job)) < 0) {
+		if (!deadline_passed())
+			return -1;
+		figures_skipped("reads (the offline fill was stopped)");
+		return 0;
+	}
 	snprintf(what, sizeof what, "slapadd: %d jobs + %d records (offline)", jobs, jobs * per_job);
-	row_rate("slapadd", what, jobs * (per_job + 1), 1, secs, NULL, 0);
+	figures_rate("slapadd", what, jobs * (per_job + 1), 1, secs, NULL, 0);
 	if (slapd_up_filled() != 0)
 		return -1;
-	bench_ldap_reads(jobs, per_job, quick ? 500 : 3000, 1, quick ? 4 : 15);
-	bench_ldap_reads(jobs, per_job, quick ? 1000 : 10000, 16, quick ? 4 : 15);
+	PHASE("reads libldap 1", bench_ldap_reads(jobs, per_job, n1, 1, cap));
+	PHASE("reads libldap 16", bench_ldap_reads(jobs, per_job, n16, 16, cap));
+	if (deadline_passed()) {
+		figures_skipped("gca-gcs with the jobs cached, and reads through it");
+		return 0;
+	}
+	phase_log("site B: gca-gcs and its job cache");
 	if ((pid = gcs_start_logged(ep, sizeof ep, &ready_s)) < 0)
-		return -1;
+		return deadline_passed() ? 0 : -1;
 	snprintf(what, sizeof what, "gca-gcs start until its cache holds %d jobs", jobs);
-	row_secs("gcs_cache_ready", what, ready_s);
+	figures_secs("gcs_cache_ready", what, ready_s);
 	snprintf(what, sizeof what, "peak RSS (VmHWM) of gca-gcs, %d jobs cached", jobs);
-	row_mib("rss_gcs_cache", what, proc_hwm_mib(pid));
-	bench_query_reads(ep, jobs, per_job, quick ? 500 : 3000, 1, quick ? 4 : 15);
-	bench_query_reads(ep, jobs, per_job, quick ? 1000 : 10000, 16, quick ? 4 : 15);
+	figures_mib("rss_gcs_cache", what, proc_hwm_mib(pid));
+	PHASE("reads query 1", bench_query_reads(ep, jobs, per_job, n1, 1, cap));
+	PHASE("reads query 16", bench_query_reads(ep, jobs, per_job, n16, 16, cap));
 	test_gcs_stop(pid);
 	return 0;
 }
 
 /* ====================================================================================
- * The table
+ * Ratios and the report
  * ==================================================================================== */
 
 static double
 val(const char *key, char what)
 {
-	struct row *r = row_find(key);
+	struct row *r = figures_find(key);
 
 	if (r == NULL)
 		return 0;
 	switch (what) {
 	case 'r': return r->per_s;
 	case '5': return r->p50;
-	case 's': return r->secs;
 	default: return r->mib;
 	}
 }
 
-struct ratio {
-	const char	*key, *what;
-	double		 v;
-};
-
-static int
-ratios(struct ratio *out)
-{
-	int n = 0;
-	double ping = val("ping_1", '5'), add = val("ldap_add_1", '5'), rec = val("directory_1", '5');
-
-	if (val("directory_256", 'r') > 0) {
-		out[n++] = (struct ratio){ "e2e_256_to_directory", "headline: end to end (256) / directory ceiling",
-			val("e2e_256", 'r') / val("directory_256", 'r') };
-		out[n++] = (struct ratio){ "e2e_16_to_directory", "end to end (16) / directory ceiling",
-			val("e2e_16", 'r') / val("directory_256", 'r') };
-		if (val("directory_16", 'r') > 0)
-			out[n++] = (struct ratio){ "e2e_16_to_directory_16", "end to end (16) / directory (16)",
-				val("e2e_16", 'r') / val("directory_16", 'r') };
-		out[n++] = (struct ratio){ "gcs_records_to_directory", "records via gca-gcs (256) / directory ceiling",
-			val("gcs_records_256", 'r') / val("directory_256", 'r') };
-		out[n++] = (struct ratio){ "directory_txn_to_directory",
-			"directory with transactions (256) / directory ceiling (without, the default)",
-			val("directory_txn_256", 'r') / val("directory_256", 'r') };
-	}
-	if (ping > 0 && add > 0) {
-		out[n++] = (struct ratio){ "e2e_1_to_target", "e2e p50 (1) / (3 x ping p50 + 1 ldap add p50)",
-			val("e2e_1", '5') / (3 * ping + add) };
-		out[n++] = (struct ratio){ "e2e_1_to_ping", "e2e p50 (1) / ping p50", val("e2e_1", '5') / ping };
-	}
-	if (rec > 0)
-		out[n++] = (struct ratio){ "e2e_1_to_record", "e2e p50 (1) / one record stored p50",
-			val("e2e_1", '5') / rec };
-	if (val("rss_gcs_cache", 'm') > 0)
-		out[n++] = (struct ratio){ "rss_gcs_cache_to_64mib", "gca-gcs peak RSS, jobs cached (site B) / 64 MiB",
-			val("rss_gcs_cache", 'm') / 64 };
-	return n;
-}
-
 static void
-write_json(const char *path, struct ratio *rt, int nr)
+ratios(void)
 {
-	FILE *f = fopen(path, "w");
-	char host[256] = "";
+	struct row *ceil = figures_best("ceiling_cas_"), *adds = figures_best("ceiling_add_");
+	struct row *e2e = figures_best("e2e_");
+	double ping = val("ping_1", '5'), add = val("ceiling_add_1", '5'), rec = val("ceiling_cas_1", '5');
+	char what[112], key[40];
 
-	if (f == NULL) {
-		fprintf(stderr, "bench: cannot write %s\n", path);
-		return;
+	if (ceil != NULL) {
+		double c = ceil->per_s;
+		if (e2e != NULL) {
+			snprintf(what, sizeof what, "headline: best end to end (%.12s) / directory ceiling (%.20s)",
+			    e2e->key, ceil->key);
+			figures_ratio("e2e_to_ceiling", what, e2e->per_s / c);
+		}
+		for (int i = 0; i < figures_mark(); i++) {
+			struct row *r = figures_at(i);
+			if (strncmp(r->key, "e2e_", 4) != 0 || r->per_s <= 0)
+				continue;
+			snprintf(what, sizeof what, "end to end (%d in flight) / directory ceiling",
+			    r->inflight);
+			snprintf(key, sizeof key, "%.24s_to_ceiling", r->key);
+			figures_ratio(key, what, r->per_s / c);
+		}
+		if (val("e2e_16", 'r') > 0 && val("ceiling_cas_16", 'r') > 0)
+			figures_ratio("e2e_16_to_ceiling_16", "end to end (16) / directory, CAS + add (16)",
+			    val("e2e_16", 'r') / val("ceiling_cas_16", 'r'));
+		if (val("gcs_records_256", 'r') > 0)
+			figures_ratio("gcs_records_to_ceiling", "records via gca-gcs (256) / directory ceiling",
+			    val("gcs_records_256", 'r') / c);
+		if (val("directory_256", 'r') > 0)
+			figures_ratio("library_to_ceiling", "GCS directory library (256) / directory ceiling",
+			    val("directory_256", 'r') / c);
+		if (adds != NULL)
+			figures_ratio("ceiling_to_adds", "directory ceiling (CAS + add) / best adds alone",
+			    c / adds->per_s);
 	}
-	gethostname(host, sizeof host - 1);
-	fprintf(f, "{\n  \"quick\": %s,\n  \"time\": %" PRIu64 ",\n  \"cpus\": %ld,\n  \"figures\": [\n",
-	    quick ? "true" : "false", time_now_ms() / 1000, sysconf(_SC_NPROCESSORS_ONLN));
-	for (int i = 0; i < nrows; i++) {
-		struct row *r = &rows[i];
-		fprintf(f, "    {\"key\": \"%s\", \"what\": \"%s\"", r->key, r->what);
-		if (r->has_mib)
-			fprintf(f, ", \"mib\": %.1f", r->mib);
-		else if (r->count_only)
-			fprintf(f, ", \"count\": %d", r->n);
-		else
-			fprintf(f, ", \"count\": %d, \"in_flight\": %d, \"seconds\": %.3f", r->n, r->inflight,
-			    r->secs);
-		if (r->has_rate)
-			fprintf(f, ", \"per_second\": %.1f, \"errors\": %d", r->per_s, r->errors);
-		if (r->has_lat)
-			fprintf(f, ", \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f", r->p50, r->p99,
-			    r->max);
-		fprintf(f, "}%s\n", i + 1 < nrows ? "," : "");
+	if (val("directory_txn_256", 'r') > 0 && val("directory_256", 'r') > 0)
+		figures_ratio("library_txn_to_library", "GCS library with transactions / without (256)",
+		    val("directory_txn_256", 'r') / val("directory_256", 'r'));
+	if (val("e2e_1", '5') > 0 && ping > 0 && add > 0) {
+		figures_ratio("e2e_1_to_target", "e2e p50 (1) / (3 x ping p50 + 1 raw add p50)",
+		    val("e2e_1", '5') / (3 * ping + add));
+		figures_ratio("e2e_1_to_ping", "e2e p50 (1) / ping p50", val("e2e_1", '5') / ping);
 	}
-	fprintf(f, "  ],\n  \"ratios\": {\n");
-	for (int i = 0; i < nr; i++)
-		fprintf(f, "    \"%s\": %.3f%s\n", rt[i].key, rt[i].v, i + 1 < nr ? "," : "");
-	fprintf(f, "  }\n}\n");
-	fclose(f);
-	printf("written: %s\n", path);
+	if (val("e2e_1", '5') > 0 && rec > 0)
+		figures_ratio("e2e_1_to_record", "e2e p50 (1) / one raw record (CAS + add) p50",
+		    val("e2e_1", '5') / rec);
+	if (val("rss_gcs_cache", 'm') > 0)
+		figures_ratio("rss_gcs_cache_to_64mib", "gca-gcs peak RSS, jobs cached (site B) / 64 MiB",
+		    val("rss_gcs_cache", 'm') / 64);
 }
 
+/* build/bench/results.json; run alone (not from bench/run), the table too. */
 static void
 report(void)
 {
-	struct ratio rt[16];
-	int nr = ratios(rt);
 	char path[700];
 
-	printf("\n%-56s %8s %5s %8s %9s %8s %8s %8s %7s %5s\n", "figure", "count", "infl", "seconds",
-	    "per sec", "p50 ms", "p99 ms", "max ms", "MiB", "err");
-	for (int i = 0; i < nrows; i++) {
-		struct row *r = &rows[i];
-		char cnt[16] = "", inf[16] = "", sec[16] = "", ps[16] = "", p50[16] = "", p99[16] = "",
-		    mx[16] = "", mib[16] = "", er[16] = "";
-		if (r->has_mib) {
-			snprintf(mib, sizeof mib, "%.1f", r->mib);
-		} else if (r->count_only) {
-			snprintf(cnt, sizeof cnt, "%d", r->n);
-		} else {
-			snprintf(cnt, sizeof cnt, "%d", r->n);
-			snprintf(inf, sizeof inf, "%d", r->inflight);
-			snprintf(sec, sizeof sec, "%.2f", r->secs);
-		}
-		if (r->has_rate) {
-			snprintf(ps, sizeof ps, "%.0f", r->per_s);
-			if (r->errors)
-				snprintf(er, sizeof er, "%d", r->errors);
-		}
-		if (r->has_lat) {
-			snprintf(p50, sizeof p50, "%.2f", r->p50);
-			snprintf(p99, sizeof p99, "%.2f", r->p99);
-			snprintf(mx, sizeof mx, "%.2f", r->max);
-		}
-		printf("%-56.56s %8s %5s %8s %9s %8s %8s %8s %7s %5s\n", r->what, cnt, inf, sec, ps, p50,
-		    p99, mx, mib, er);
-	}
-	printf("\n");
-	for (int i = 0; i < nr; i++)
-		printf("ratio: %-56s %8.2f\n", rt[i].what, rt[i].v);
-	snprintf(path, sizeof path, "%s/bench", build);
-	file_mkdirs(path, 0755);
-	strcat(path, "/results.json");
-	write_json(path, rt, nr);
-	if (!quick) {
-		snprintf(path, sizeof path, "%s/bench/results.json", test_top());
-		write_json(path, rt, nr);
-	}
-}
-
-static volatile sig_atomic_t interrupted;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-	site_down(&A);
-	test_site_down(&B);
-	_exit(130);
+	ratios();
+	figures_path(path, sizeof path, "results.json");
+	if (figures_write(path, "bench_record") == 0 && getenv("BENCH_DEADLINE") == NULL)
+		test_sh(NULL, 0, "%s/bench/table '%s' >&2", test_top(), path);
 }
 
 int
@@ -1368,44 +1629,58 @@ main(void)
 	const char *b = getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build", *only;
 	int rc = 0;
 
-	quick = getenv("BENCH_QUICK") != NULL && strcmp(getenv("BENCH_QUICK"), "0") != 0;
+	clock_gettime(CLOCK_MONOTONIC, &prog_t0);
+	quick = deadline_quick();
+	/* stopping site B and writing the figures take a few seconds */
+	deadline_init(quick ? 5 : 8);
 	if (realpath(b, build) == NULL) {
 		fprintf(stderr, "bench: no build folder %s\n", b);
 		return 1;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	log_init("bench_record");
 	log_set_level(LOG_ERROR);
 	base = event_base_new();
-	A.njobs = 256;
+	deadline_tick(base);
+	next_req = 1u << 20;	/* clear of proto_sync_call's own ids */
+	A.njobs = quick ? 32 : 256;	/* end to end at 1, 16 and one checkpoint per job in flight */
 	A.job_pid = calloc((size_t)A.njobs, sizeof *A.job_pid);
 	A.gid = calloc((size_t)A.njobs, sizeof *A.gid);
 
 	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
-	if (strchr(only, 'b') == NULL && bench_site_a() != 0) {
-		fprintf(stderr, "bench: site A (end to end) stopped early; its folder is kept: %s\n", A.dir);
-		setenv("GCA_KEEP", "1", 1);
-		rc = 1;
+	if (strchr(only, 'b') == NULL) {
+		/* kept from site A: its own stop (jobs, daemons, images: 4-10 s) and site B's share */
+		deadline_reserve((quick ? 5 : 10) + (strchr(only, 'a') != NULL ? 0 : quick ? 10 : 60));
+		if (bench_site_a() != 0) {
+			fprintf(stderr, "bench: site A (end to end) stopped early; its folder is kept: %s\n",
+			    A.dir);
+			setenv("GCA_KEEP", "1", 1);
+			rc = 1;
+		}
+		deadline_reserve(0);
 	}
 	if (slapd_crashes > 0) {
-		char what[80];
-		snprintf(what, sizeof what, "slapd segfaults in: %.59s", crashed_in);
-		struct row *r = row_new("slapd_crashes", "%s", what);
-		r->n = slapd_crashes;
-		r->count_only = true;
+		char what[112];
+		snprintf(what, sizeof what, "slapd segfaults in: %.80s", crashed_in);
+		figures_count("slapd_crashes", what, slapd_crashes);
 	}
+	phase_log("site A down");
 	site_down(&A);
-	if (strchr(only, 'a') == NULL && bench_site_b() != 0) {
-		fprintf(stderr, "bench: site B (reads) stopped early; its folder is kept: %s\n", B.dir);
-		setenv("GCA_KEEP", "1", 1);	/* test_site_down keeps the logs to look at */
-		rc = 1;
+	if (strchr(only, 'a') == NULL) {
+		if (deadline_passed())
+			figures_skipped("site B (reads, the GCS with 100,000 jobs)");
+		else if (bench_site_b() != 0) {
+			fprintf(stderr, "bench: site B (reads) stopped early; its folder is kept: %s\n", B.dir);
+			setenv("GCA_KEEP", "1", 1);	/* test_site_down keeps the logs to look at */
+			rc = 1;
+		}
 	}
+	phase_log("site B down");
 	test_site_down(&B);
+	phase_log("done");
+	deadline_tick_free();
 	event_base_free(base);
 	report();
 	free(A.job_pid);
 	free(A.gid);
-	return rc;
+	return deadline_signalled() ? 128 + deadline_signalled() : rc;
 }
