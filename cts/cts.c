@@ -246,11 +246,13 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
-	cts_state_open(&c);
 	c.base = event_base_new();
-	cts_listen(&c, &cf, port_file);
+	/* the socket first: a second gca-cts started on a running one's socket (the same cts.conf)
+	 * stops here, before it touches that one's state folder */
 	if (local_open(&c, config_get(&cf, "socket_group"), err, sizeof err) != 0)
 		log_fatal("%s", err);
+	cts_state_open(&c);
+	cts_listen(&c, &cf, port_file);
 	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	if (gcslink_open(&c, err, sizeof err) != 0)
