@@ -65,12 +65,19 @@ user_name(uid_t uid, char *out, size_t len)
 	return snprintf(out, len, "uid%u", (unsigned)uid) >= (int)len ? -1 : 0;
 }
 
+/*
+ * The pidfd taken at bind time (and checked against the start time then) names that one process
+ * even after its PID is reused: signal 0 through it fails once it is gone. The start time in /proc
+ * is checked again as well, so a PID number alone never decides.
+ */
 bool
 jobs_alive(const struct cts_job *j)
 {
 	uint64_t start;
 
-	return !j->ended && proc_stat(j->pid, NULL, NULL, NULL, &start) == 0 && start == j->start;
+	if (j->ended || j->pidfd < 0 || syscall(SYS_pidfd_send_signal, j->pidfd, 0, NULL, 0) != 0)
+		return false;
+	return proc_stat(j->pid, NULL, NULL, NULL, &start) == 0 && start == j->start;
 }
 
 struct cts_job *
