@@ -22,6 +22,7 @@
 #include "tests/lib/testlib.h"
 
 static struct test_site site;
+#define APP_MORE "app_timeout 1\nretention 2\napp_incremental 3\n"	/* app-1's cts.conf lines */
 static char gcs_ep[64], app_sock[400], criu_sock[400];
 static pid_t gcs_pid, app_pid, criu_pid;
 
@@ -98,8 +99,7 @@ setup(void **state)
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
 	    sizeof gcs_ep)) < 0)
 		return -1;
-	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep,
-	    "app_timeout 1\nretention 2\napp_incremental 3\n", app_sock, sizeof app_sock);
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, APP_MORE, app_sock, sizeof app_sock);
 	criu_pid = test_cts_start(&site, "criu-1", "criu", gcs_ep, NULL, criu_sock,
 	    sizeof criu_sock);
 	return app_pid > 0 && criu_pid > 0 ? 0 : -1;
@@ -622,8 +622,7 @@ test_restart_keeps_the_job_table(void **state)
 	waitpid(app_pid, NULL, 0);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep,
-	    "app_timeout 1\nretention 2\napp_incremental 3\n", app_sock, sizeof app_sock);
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, APP_MORE, app_sock, sizeof app_sock);
 	assert_true(app_pid > 0);
 	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
 		ldap_value("jobs", "(gcaGID=g-gone)", "gcaJobState", v, sizeof v);
@@ -637,6 +636,70 @@ test_restart_keeps_the_job_table(void **state)
 		usleep(100 * 1000);		/* until the CTS registered again */
 	assert_int_equal(bind_gid(s, "g-app", getpid(), code, msg), 0);
 	proto_sync_close(s);
+}
+
+/* ldapmodify as the GCS's directory identity; the change in LDIF. */
+static int
+ldap_modify(const char *ldif)
+{
+	return test_sh(NULL, 0, "printf '%%s\\n' '%s' | ldapmodify -x -H '%s' -D \"$(awk '$1==\"binddn\""
+	    "{print $2}' %s)\" -w \"$(awk '$1==\"password\"{print $2}' %s)\" >/dev/null", ldif,
+	    site.ldap_uri, site.gcs_conf, site.gcs_conf);
+}
+
+/*
+ * A PID reused while the CTS was away: the job table and the directory name pid P started at S,
+ * and P is now another process. After the restart the entry is unbound (finished), the live
+ * process is left alone, and nothing of it is ever dumped.
+ */
+static void
+test_reused_pid_is_never_dumped(void **state)
+{
+	struct proto_sync *s;
+	char code[64], msg[512], v[128] = "", ldif[512], path[600], out[256];
+	unsigned long long start;
+	struct msg_checkpoint_ok *ok;
+	pid_t child;
+
+	(void)state;
+	if ((child = fork()) == 0) {
+		pause();
+		_exit(0);
+	}
+	s = local_connect(app_sock);
+	assert_int_equal(bind_gid(s, "g-reuse", child, code, msg), 0);
+	proto_sync_close(s);
+	ldap_value("jobs", "(gcaGID=g-reuse)", "gcaLocalId", v, sizeof v);
+	assert_int_equal(sscanf(v, "%*d:%llu", &start), 1);
+	kill(app_pid, SIGKILL);
+	waitpid(app_pid, NULL, 0);
+	/* as if the bound process had ended and P been given to this one, started later */
+	snprintf(path, sizeof path, "%s/state-app-1/jobs", site.dir);
+	assert_int_equal(test_sh(NULL, 0, "sed -i 's/^job %d %llu \\(.* g-reuse\\)$/job %d %llu \\1/' %s"
+	    " && grep -q '^job %d %llu .* g-reuse$' %s", (int)child, start, (int)child, start + 4242,
+	    path, (int)child, start + 4242, path), 0);
+	snprintf(ldif, sizeof ldif, "dn: gcaGID=g-reuse,ou=jobs,o=gca\nchangetype: modify\n"
+	    "replace: gcaLocalId\ngcaLocalId: %d:%llu", (int)child, start + 4242);
+	assert_int_equal(ldap_modify(ldif), 0);
+
+	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, APP_MORE, app_sock, sizeof app_sock);
+	assert_true(app_pid > 0);
+	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
+		ldap_value("jobs", "(gcaGID=g-reuse)", "gcaJobState", v, sizeof v);
+		if (strcmp(v, "finished") != 0)
+			usleep(100 * 1000);
+	}
+	assert_string_equal(v, "finished");
+	for (int i = 0; i < 50 && test_sh(NULL, 0, "grep -q ' g-reuse$' %s", path) == 0; i++)
+		usleep(100 * 1000);
+	assert_int_not_equal(test_sh(NULL, 0, "grep -q ' g-reuse$' %s", path), 0);
+	assert_int_equal(kill(child, 0), 0);		/* the other process is left alone */
+	assert_int_equal(checkpoint_as_job(NULL, "g-reuse", NULL, NULL, code, msg, &ok), -1);
+	assert_non_null(strstr(msg, "finished"));
+	test_sh(out, sizeof out, "ls -A %s/state-app-1/images/g-reuse 2>/dev/null | wc -l", site.dir);
+	assert_int_equal(atoi(out), 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
 }
 
 static void
@@ -681,6 +744,62 @@ test_bad_descriptors_stop_the_start(void **state)
 	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s 2>&1", getenv("GCA_BUILD") ?
 	    getenv("GCA_BUILD") : "build", conf), 0);
 	assert_non_null(strstr(out, "unknown attribute gcaColour"));
+
+	/* a pattern the wrappers cannot fill stops the start, naming it (else every gca-exec of a
+	 * job here would fail) */
+	test_sh(NULL, 0, "printf 'gcaExecuteParams: JOB_DIR=/scratch/{gid}/{nope}\\n' > %s/bad3.ldif; "
+	    "printf 'gcaExecuteParams: JOB_IMAGE={image_dir}\\n' > %s/bad4.ldif; "
+	    "printf 'gcaRecoveryParams: JOB_IMAGE={image_dir}/{seq}/{checkpoint_id}\\n"
+	    "gcaExecuteParams: JOB_DIR={{literal}/{gid}/{pid}/{cts}/{core_service}\\n' > %s/good.ldif",
+	    site.dir, site.dir, site.dir);
+	test_sh(NULL, 0, "sed -i 's/bad2/bad3/' %s", conf);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s 2>&1", getenv("GCA_BUILD") ?
+	    getenv("GCA_BUILD") : "build", conf), 0);
+	assert_non_null(strstr(out, "gcaExecuteParams \"JOB_DIR=/scratch/{gid}/{nope}\": unknown "
+	    "placeholder {nope}"));
+	test_sh(NULL, 0, "sed -i 's/bad3/bad4/' %s", conf);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s 2>&1", getenv("GCA_BUILD") ?
+	    getenv("GCA_BUILD") : "build", conf), 0);
+	assert_non_null(strstr(out, "\"JOB_IMAGE={image_dir}\": unknown placeholder {image_dir} for "
+	    "a job that starts"));
+	/* every placeholder the wrappers fill passes the check (the start then fails further on:
+	 * the config's certificate files do not exist) */
+	test_sh(NULL, 0, "sed -i 's/bad4/good/' %s", conf);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s 2>&1", getenv("GCA_BUILD") ?
+	    getenv("GCA_BUILD") : "build", conf), 0);
+	assert_null(strstr(out, "placeholder"));
+	assert_null(strstr(out, "good.ldif"));
+}
+
+/* A second gca-cts on a running one's socket (here its very cts.conf) refuses to start and leaves
+ * the first one its socket; a stale socket file (nobody listening) is removed, as after a crash. */
+static void
+test_second_cts_on_the_socket(void **state)
+{
+	const char *build = getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build";
+	struct proto_sync *s;
+	char out[2048], code[64], msg[512];
+	struct msg_ping_ok *pong = NULL;
+
+	(void)state;
+	assert_int_not_equal(test_sh(out, sizeof out, "timeout 20 %s/gca-cts -f %s/app-1.conf "
+	    "--port-file %s/second.port 2>&1", build, site.dir, site.dir), 0);
+	assert_non_null(strstr(out, "another process listens on it"));
+	assert_non_null(strstr(out, app_sock));
+	s = local_connect(app_sock);	/* the first one still has it */
+	assert_int_equal(proto_sync_call(s, "ping", proto_type_find("ping"), NULL, (void **)&pong,
+	    code, sizeof code, msg, sizeof msg), 0);
+	proto_body_free(proto_type_find("ping")->reply, pong);
+	proto_sync_close(s);
+
+	/* a path that is not a socket is not removed */
+	test_sh(NULL, 0, "printf 'name x\\nsocket %s/notasocket\\ngcs 127.0.0.1:1\\nca a\\ncert b\\n"
+	    "key c\\nstate %s/x\\n' > %s/x.conf; echo data > %s/notasocket", site.dir, site.dir,
+	    site.dir, site.dir);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s/x.conf 2>&1", build,
+	    site.dir), 0);
+	assert_non_null(strstr(out, "is not a socket"));
+	assert_int_equal(test_sh(NULL, 0, "grep -qx data %s/notasocket", site.dir), 0);
 }
 
 int
@@ -694,8 +813,10 @@ main(void)
 		cmocka_unit_test(test_retention_keeps_the_newest),
 		cmocka_unit_test(test_app_incremental),
 		cmocka_unit_test(test_restart_keeps_the_job_table),
+		cmocka_unit_test(test_reused_pid_is_never_dumped),
 		cmocka_unit_test(test_restore_prepare_errors),
 		cmocka_unit_test(test_bad_descriptors_stop_the_start),
+		cmocka_unit_test(test_second_cts_on_the_socket),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
