@@ -104,6 +104,125 @@ ckpt_find_idem(struct cts_job *j, const char *idem_key)
 	return NULL;
 }
 
+/*
+ * Keyed records the GCS acknowledged lately. A retry the GCS forwarded because its directory
+ * lookup missed the record by a moment (the record was being stored) still gets the first result.
+ */
+#define CKPT_ACKED_KEPT 32
+struct ckpt_acked_rec {
+	char		*gid, *idem_key, *image_name, *cts;
+	char		 id[ID_LEN + 1];
+	uint64_t	 seq;
+};
+static struct ckpt_acked_rec ckpt_acked_recs[CKPT_ACKED_KEPT];
+static unsigned ckpt_acked_next;
+
+static const char *
+ckpt_rec_idem(const struct msg_checkpoint_log *rec)
+{
+	for (size_t i = 0; i < rec->properties.n; i++)
+		if (strncmp(rec->properties.v[i], "idem=", 5) == 0)
+			return rec->properties.v[i] + 5;
+	return NULL;
+}
+
+static void
+ckpt_acked_remember(const struct msg_checkpoint_log *rec, const char *idem_key, uint64_t seq)
+{
+	struct ckpt_acked_rec *a = &ckpt_acked_recs[ckpt_acked_next++ % CKPT_ACKED_KEPT];
+
+	free(a->gid);
+	free(a->idem_key);
+	free(a->image_name);
+	free(a->cts);
+	a->gid = strdup(rec->gid);
+	a->idem_key = strdup(idem_key);
+	a->image_name = strdup(rec->image_name ? rec->image_name : "");
+	a->cts = strdup(rec->cts ? rec->cts : "");
+	snprintf(a->id, sizeof a->id, "%s", rec->checkpoint_id);
+	a->seq = seq;
+	if (a->gid == NULL || a->idem_key == NULL || a->image_name == NULL || a->cts == NULL)
+		abort();
+}
+
+static const struct ckpt_acked_rec *
+ckpt_acked_find(const char *gid, const char *idem_key)
+{
+	for (size_t i = 0; i < CKPT_ACKED_KEPT; i++) {
+		const struct ckpt_acked_rec *a = &ckpt_acked_recs[i];
+		if (a->gid != NULL && strcmp(a->gid, gid) == 0 && strcmp(a->idem_key, idem_key) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+void
+ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why)
+{
+	const char *key = ckpt_rec_idem(&it->rec);
+	struct msg_checkpoint_ok ok = { it->rec.checkpoint_id, it->rec.image_name, it->rec.cts, seq };
+
+	if (code == NULL && key != NULL)
+		ckpt_acked_remember(&it->rec, key, seq);
+	for (int i = 0; i < it->nretries; i++) {
+		if (code == NULL)
+			proto_reply_ok(it->retries[i], it->retries[i]->pt->reply, &ok);
+		else
+			proto_reply_err(it->retries[i], code, "checkpoint %s of %s: %s",
+			    it->rec.checkpoint_id, it->rec.gid, why);
+	}
+	it->nretries = 0;
+}
+
+/*
+ * A do_checkpoint asked again with the key of a checkpoint already taken or under way (a broker
+ * retrying, perhaps through another GCS): it gets that checkpoint's result, never a second dump.
+ * Running or waiting: answered with it. Failed only because its record is not acknowledged yet
+ * (the GCS link was lost; the record waits in the outbox): answered once the GCS stored it.
+ * Acknowledged a moment ago: answered at once. false: no such checkpoint.
+ */
+static bool
+ckpt_retry(struct cts_job *j, const char *idem_key, struct proto_req *req)
+{
+	struct cts *c = j->cts;
+	struct cts_ckpt *ck;
+	struct outbox_item *it;
+	const struct ckpt_acked_rec *a;
+
+	if ((ck = ckpt_find_idem(j, idem_key)) != NULL) {
+		if (ck->nagain == (int)GCA_NITEMS(ck->again)) {
+			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
+			    ck->id, j->gid, ck->nagain + 1);
+			return true;
+		}
+		log_info("checkpoint %s of %s: asked again with its key; answered when it is done",
+		    ck->id, j->gid);
+		ck->again[ck->nagain++] = req;
+		return true;
+	}
+	if ((it = outbox_find_idem(c, j->gid, idem_key)) != NULL) {
+		if (it->nretries == (int)GCA_NITEMS(it->retries)) {
+			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
+			    it->rec.checkpoint_id, j->gid, it->nretries + 1);
+			return true;
+		}
+		log_info("checkpoint %s of %s: asked again with its key; its record waits in the "
+		    "outbox: answered when the GCS stored it", it->rec.checkpoint_id, j->gid);
+		it->retries[it->nretries++] = req;
+		if (!it->sending && c->registered)
+			outbox_send(c, it);
+		return true;
+	}
+	if ((a = ckpt_acked_find(j->gid, idem_key)) != NULL) {
+		struct msg_checkpoint_ok ok = { (char *)a->id, a->image_name, a->cts, a->seq };
+		log_info("checkpoint %s of %s: asked again with its key; stored already", a->id,
+		    j->gid);
+		proto_reply_ok(req, req->pt->reply, &ok);
+		return true;
+	}
+	return false;
+}
+
 void
 ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key)
 {
@@ -116,21 +235,13 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 			    c->unavailable);
 		return;
 	}
+	/* before the queue's bound: a retry takes no place in the queue */
+	if (idem_key != NULL && req != NULL && ckpt_retry(j, idem_key, req))
+		return;
 	if (j->nqueued >= c->max_queue) {
 		if (req != NULL)
 			proto_reply_err(req, PROTO_E_BUSY, "%u checkpoints of %s already wait (max_queue)",
 			    j->nqueued, j->gid);
-		return;
-	}
-	if (idem_key != NULL && req != NULL && (ck = ckpt_find_idem(j, idem_key)) != NULL) {
-		if (ck->nagain == (int)GCA_NITEMS(ck->again)) {
-			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
-			    ck->id, j->gid, ck->nagain + 1);
-			return;
-		}
-		log_info("checkpoint %s of %s: asked again with its key; answered when it is done",
-		    ck->id, j->gid);
-		ck->again[ck->nagain++] = req;
 		return;
 	}
 	if ((ck = calloc(1, sizeof *ck)) == NULL)

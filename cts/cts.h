@@ -98,6 +98,10 @@ struct outbox_item {
 	struct msg_checkpoint_log	 rec;
 	bool				 sending;
 	struct cts_ckpt			*ck;		/* who waits for it, or NULL */
+	/* its do_checkpoint asked again (idempotency key) after the checkpoint itself failed for
+	 * want of an acknowledgement: answered with this record's result (ckpt_acked) */
+	struct proto_req		*retries[4];
+	int				 nretries;
 	struct cts			*cts;
 	struct outbox_item		*next;
 };
@@ -145,6 +149,8 @@ int  outbox_load(struct cts *c, char *err, size_t errlen);
 struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec);
 void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
+/* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
+struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
 void outbox_free(struct cts *c);
 
 /* jobs.c */
@@ -176,6 +182,8 @@ void ckpt_result_line(const struct image_result *r, char *out, size_t len);
 int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
+/* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */
+void ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why);
 void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);
 void ckpt_job_gone(struct cts_job *j);		/* fails what waits for a job that ended */
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
