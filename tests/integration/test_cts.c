@@ -25,6 +25,11 @@ static struct test_site site;
 #define APP_MORE "app_timeout 1\nretention 2\napp_incremental 3\n"	/* app-1's cts.conf lines */
 static char gcs_ep[64], app_sock[400], criu_sock[400];
 static pid_t gcs_pid, app_pid, criu_pid;
+/* q-1: an app CTS with max_queue 1 whose own GCS (gcs-a) the tests kill; brokers ask gcs-t */
+static char gcsa_ep[64], q_sock[400];
+static pid_t gcsa_pid, q_pid;
+#define Q_MORE "max_queue 1\napp_timeout 20\n"
+static pid_t test_children[8];	/* idle_child's, killed at the end whatever happened */
 
 static struct proto_tls_files
 files(const char *who)
@@ -93,7 +98,7 @@ setup(void **state)
 {
 	(void)state;
 	if (test_site_up(&site) != 0 ||
-	    test_pki(&site, "gcs gcs-t cts app-1 cts criu-1 broker b") != 0)
+	    test_pki(&site, "gcs gcs-t gcs gcs-a cts app-1 cts criu-1 cts q-1 broker b") != 0)
 		return -1;
 	chmod(site.dir, 0755);		/* the socket is reached by another user in a test */
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
@@ -102,24 +107,40 @@ setup(void **state)
 	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, APP_MORE, app_sock, sizeof app_sock);
 	criu_pid = test_cts_start(&site, "criu-1", "criu", gcs_ep, NULL, criu_sock,
 	    sizeof criu_sock);
-	return app_pid > 0 && criu_pid > 0 ? 0 : -1;
+	if ((gcsa_pid = test_gcs_start(&site, "gcs-a", "127.0.0.1:0", NULL, gcsa_ep,
+	    sizeof gcsa_ep)) < 0)
+		return -1;
+	q_pid = test_cts_start(&site, "q-1", "app", gcsa_ep, Q_MORE, q_sock, sizeof q_sock);
+	return app_pid > 0 && criu_pid > 0 && q_pid > 0 ? 0 : -1;
 }
 
 static int
 teardown(void **state)
 {
-	int app = 0, criu = 0;
+	int app = 0, criu = 0, q = 0;
 
 	(void)state;
+	/* jobs a failed test left (they would hold the test's output open) */
+	for (size_t i = 0; i < GCA_NITEMS(test_children); i++) {
+		if (test_children[i] > 0 && waitpid(test_children[i], NULL, WNOHANG) == 0) {
+			kill(test_children[i], SIGKILL);	/* still our child: not reaped yet */
+			waitpid(test_children[i], NULL, 0);
+		}
+	}
 	if (app_pid > 0)
 		app = test_gcs_stop(app_pid);
 	if (criu_pid > 0)
 		criu = test_gcs_stop(criu_pid);
+	if (q_pid > 0)
+		q = test_gcs_stop(q_pid);
 	if (gcs_pid > 0)
 		test_gcs_stop(gcs_pid);
+	if (gcsa_pid > 0)
+		test_gcs_stop(gcsa_pid);
 	test_site_down(&site);
 	assert_int_equal(app, 0);	/* a clean stop: no crash, no leak under SAN=1 */
 	assert_int_equal(criu, 0);
+	assert_int_equal(q, 0);
 	return 0;
 }
 
@@ -419,6 +440,217 @@ test_app_conversation(void **state)
 	proto_sync_close(job);
 }
 
+/* ---- one checkpoint at a time per GID, the queue's bound, keyed retries (CTS q-1) ---- */
+
+/* A broker's do_checkpoint through gcs-t, sent; the reply is read with broker_reply. */
+static struct proto_sync *
+broker_ask(const char *gid, const char *idem)
+{
+	struct proto_sync *b = broker();
+	struct msg_do_checkpoint dc = { (char *)gid, (char *)idem, 0 };
+
+	assert_int_equal(proto_sync_send(b, "do_checkpoint", 1, proto_type_find("do_checkpoint"),
+	    &dc), 0);
+	return b;
+}
+
+/* The reply on b (closed then): 0 with the checkpoint id and seq, or -1 with code and msg. */
+static int
+broker_reply(struct proto_sync *b, int timeout_ms, char *id, uint64_t *seq, char *code, char *msg)
+{
+	const struct proto_type *pt = proto_type_find("do_checkpoint");
+	struct proto_msg m = { 0 };
+	char err[256];
+	int rc = -1;
+
+	if (proto_sync_read(b, timeout_ms, pt->reply, &m, err, sizeof err) != 0)
+		fail_msg("no reply to do_checkpoint within %d ms: %s", timeout_ms, err);
+	if (strcmp(m.type, "ok") == 0) {
+		const struct msg_checkpoint_ok *ok = m.body;
+		snprintf(id, ID_LEN + 1, "%s", ok->checkpoint_id);
+		*seq = ok->seq;
+		rc = 0;
+	} else {
+		const struct msg_err *e = m.body;
+		snprintf(code, 64, "%s", e->code);
+		snprintf(msg, 512, "%s", e->msg ? e->msg : "");
+	}
+	proto_msg_free(&m);
+	proto_sync_close(b);
+	return rc;
+}
+
+/* The next app_save on job within timeout_ms (its checkpoint id in id), or -1 if none came. */
+static int
+job_save(struct proto_sync *job, int timeout_ms, char *id, char *dir, size_t dirlen)
+{
+	struct proto_msg m = { 0 };
+	char err[256];
+
+	if (proto_sync_read(job, timeout_ms, NULL, &m, err, sizeof err) != 0)
+		return -1;
+	assert_string_equal(m.type, "app_save");
+	snprintf(id, ID_LEN + 1, "%s", ((struct msg_app_save *)m.body)->checkpoint_id);
+	if (dir != NULL)
+		snprintf(dir, dirlen, "%s", ((struct msg_app_save *)m.body)->image_dir);
+	proto_msg_free(&m);
+	return 0;
+}
+
+/* The job writes its state into dir and answers. */
+static void
+job_saved(struct proto_sync *job, const char *id, const char *dir)
+{
+	char p[4200];
+
+	snprintf(p, sizeof p, "%s/state", dir);
+	assert_int_equal(file_write_whole(p, "7\n", 2, 0600), 0);
+	assert_int_equal(saved(job, id, true, NULL), 0);
+}
+
+static pid_t
+idle_child(void)
+{
+	pid_t p = fork();
+
+	if (p == 0) {
+		pause();
+		_exit(0);
+	}
+	for (size_t i = 0; i < GCA_NITEMS(test_children); i++) {
+		if (test_children[i] <= 0 || waitpid(test_children[i], NULL, WNOHANG) != 0) {
+			test_children[i] = p;
+			break;
+		}
+	}
+	return p;
+}
+
+static pid_t q_job1, q_job2;		/* the two jobs bound at q-1 (g-q1, g-q2) */
+static struct proto_sync *q_conn1;	/* g-q1's channel: this test plays its library */
+
+/*
+ * Requests for one GID wait for the running one: the second app_save comes only after the first
+ * is answered, and both get consecutive sequence numbers; with max_queue 1 a third is busy, but
+ * the waiting one's retry (same key) is not; another GID's checkpoint runs meanwhile.
+ */
+static void
+test_one_checkpoint_at_a_time(void **state)
+{
+	struct proto_sync *conn2, *ba, *bb, *bb2, *bc, *bx;
+	char code[64], msg[512], ida[ID_LEN + 1], idb[ID_LEN + 1], idx[ID_LEN + 1], id[ID_LEN + 1];
+	char dira[4200], dirb[4200], dirx[4200];
+	uint64_t seqa, seqb, seq;
+
+	(void)state;
+	q_job1 = idle_child();
+	q_job2 = idle_child();
+	q_conn1 = local_connect(q_sock);
+	conn2 = local_connect(q_sock);
+	for (int i = 0; i < 100 && bind_gid(q_conn1, "g-q1", q_job1, code, msg) != 0; i++) {
+		assert_string_equal(code, PROTO_E_BUSY);	/* until q-1 registered at gcs-a */
+		usleep(100 * 1000);
+	}
+	assert_int_equal(bind_gid(conn2, "g-q2", q_job2, code, msg), 0);
+
+	ba = broker_ask("g-q1", NULL);
+	assert_int_equal(job_save(q_conn1, 10000, ida, dira, sizeof dira), 0);
+	bb = broker_ask("g-q1", "key-b");
+	/* B waits for A: no second app_save while A runs */
+	assert_int_equal(job_save(q_conn1, 500, id, NULL, 0), -1);
+	/* B asked again with its key: no place taken in the queue, so not busy */
+	bb2 = broker_ask("g-q1", "key-b");
+	/* a third checkpoint: the queue (max_queue 1) is full */
+	bc = broker_ask("g-q1", NULL);
+	assert_int_equal(broker_reply(bc, 10000, id, &seq, code, msg), -1);
+	assert_string_equal(code, PROTO_E_BUSY);
+	assert_non_null(strstr(msg, "max_queue"));
+
+	/* another GID runs beside A: both app_saves outstanding at once */
+	bx = broker_ask("g-q2", NULL);
+	assert_int_equal(job_save(conn2, 10000, idx, dirx, sizeof dirx), 0);
+	job_saved(conn2, idx, dirx);
+	assert_int_equal(broker_reply(bx, 10000, id, &seq, code, msg), 0);
+	assert_string_equal(id, idx);
+
+	job_saved(q_conn1, ida, dira);
+	assert_int_equal(broker_reply(ba, 10000, id, &seqa, code, msg), 0);
+	assert_string_equal(id, ida);
+	assert_int_equal(job_save(q_conn1, 10000, idb, dirb, sizeof dirb), 0);
+	assert_string_not_equal(idb, ida);
+	job_saved(q_conn1, idb, dirb);
+	assert_int_equal(broker_reply(bb, 10000, id, &seqb, code, msg), 0);
+	assert_string_equal(id, idb);
+	assert_int_equal(seqb, seqa + 1);
+	assert_int_equal(broker_reply(bb2, 10000, id, &seq, code, msg), 0);
+	assert_string_equal(id, idb);			/* the same checkpoint, not a third */
+	assert_int_equal(seq, seqb);
+	assert_int_equal(job_save(q_conn1, 300, id, NULL, 0), -1);
+	proto_sync_close(conn2);
+	kill(q_job2, SIGKILL);
+	waitpid(q_job2, NULL, 0);
+}
+
+static int
+outbox_count(const char *cts)
+{
+	char out[64];
+
+	test_sh(out, sizeof out, "ls -A %s/state-%s/outbox | wc -l", site.dir, cts);
+	return atoi(out);
+}
+
+/*
+ * The CTS loses its GCS while that one stores a keyed checkpoint's record: the checkpoint fails
+ * (its record stays in the outbox), and the broker's retry with the same key through another GCS
+ * must not take a second dump: it is answered with that checkpoint once its record is stored.
+ */
+static void
+test_keyed_retry_after_a_lost_gcs(void **state)
+{
+	struct proto_sync *b1, *b2;
+	char code[64], msg[512], id[ID_LEN + 1], got[ID_LEN + 1], dir[4200], filter[200], v[64];
+	uint64_t seq;
+
+	(void)state;
+	assert_non_null(q_conn1);
+	b1 = broker_ask("g-q1", "key-lost");
+	assert_int_equal(job_save(q_conn1, 10000, id, dir, sizeof dir), 0);
+	kill(gcsa_pid, SIGSTOP);		/* q-1's GCS hangs, then dies */
+	job_saved(q_conn1, id, dir);
+	for (int i = 0; i < 100 && outbox_count("q-1") == 0; i++)
+		usleep(100 * 1000);
+	assert_int_equal(outbox_count("q-1"), 1);
+	kill(gcsa_pid, SIGKILL);
+	waitpid(gcsa_pid, NULL, 0);
+	gcsa_pid = -1;
+	/* the CTS fails it (gcs-t then looks for the record a few seconds, in vain) */
+	assert_int_equal(broker_reply(b1, 20000, got, &seq, code, msg), -1);
+	assert_int_equal(outbox_count("q-1"), 1);
+
+	b2 = broker_ask("g-q1", "key-lost");
+	assert_int_equal(job_save(q_conn1, 500, got, NULL, 0), -1);	/* no second dump */
+	gcsa_pid = test_gcs_start(&site, "gcs-a", gcsa_ep, NULL, gcsa_ep, sizeof gcsa_ep);
+	assert_true(gcsa_pid > 0);
+	assert_int_equal(broker_reply(b2, 30000, got, &seq, code, msg), 0);
+	assert_string_equal(got, id);
+	assert_int_equal(outbox_count("q-1"), 0);
+	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaGID=g-q1)"
+	    "(gcaProperty=idem=key-lost))");
+	test_sh(v, sizeof v, "ldapsearch -LLL -x -H '%s' -D \"$(awk '$1==\"binddn\"{print $2}' %s)\" "
+	    "-w \"$(awk '$1==\"password\"{print $2}' %s)\" -b 'ou=jobs,o=gca' '%s' dn | grep -c '^dn:'",
+	    site.ldap_uri, site.gcs_conf, site.gcs_conf, filter);
+	assert_int_equal(atoi(v), 1);
+	/* and once stored, the same key again: the same checkpoint */
+	assert_int_equal(broker_reply(broker_ask("g-q1", "key-lost"), 10000, got, &seq, code, msg), 0);
+	assert_string_equal(got, id);
+	assert_int_equal(job_save(q_conn1, 300, got, NULL, 0), -1);
+	proto_sync_close(q_conn1);
+	q_conn1 = NULL;
+	kill(q_job1, SIGKILL);
+	waitpid(q_job1, NULL, 0);
+}
+
 static int
 count_images(const char *gid)
 {
@@ -611,10 +843,7 @@ test_restart_keeps_the_job_table(void **state)
 	pid_t child;
 
 	(void)state;
-	if ((child = fork()) == 0) {
-		pause();
-		_exit(0);
-	}
+	child = idle_child();
 	s = local_connect(app_sock);
 	assert_int_equal(bind_gid(s, "g-gone", child, code, msg), 0);
 	proto_sync_close(s);
@@ -662,10 +891,7 @@ test_reused_pid_is_never_dumped(void **state)
 	pid_t child;
 
 	(void)state;
-	if ((child = fork()) == 0) {
-		pause();
-		_exit(0);
-	}
+	child = idle_child();
 	s = local_connect(app_sock);
 	assert_int_equal(bind_gid(s, "g-reuse", child, code, msg), 0);
 	proto_sync_close(s);
@@ -812,6 +1038,8 @@ main(void)
 		cmocka_unit_test(test_app_conversation),
 		cmocka_unit_test(test_retention_keeps_the_newest),
 		cmocka_unit_test(test_app_incremental),
+		cmocka_unit_test(test_one_checkpoint_at_a_time),
+		cmocka_unit_test(test_keyed_retry_after_a_lost_gcs),
 		cmocka_unit_test(test_restart_keeps_the_job_table),
 		cmocka_unit_test(test_reused_pid_is_never_dumped),
 		cmocka_unit_test(test_restore_prepare_errors),
