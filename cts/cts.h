@@ -86,6 +86,9 @@ struct cts_ckpt {
 	uint64_t		 time_ms;
 	struct image_result	 result;	/* of the sealed image */
 	struct event		*timeout;	/* app: waiting for the job's answer */
+	struct event		*dump_timer;	/* dump_timeout: the core service's work, at most */
+	bool			 expired;	/* dump_timeout passed: its children were killed */
+	bool			 recorded;	/* the GCS stored the record: retention applies */
 	struct proto_strlist	 properties;	/* the core service's, for this record only */
 	bool			 encrypted;	/* the image's files are encrypted (image_key) */
 	char			 parent[ID_LEN + 1];	/* an incremental image's parent, "" = full */
@@ -117,6 +120,7 @@ struct cts {
 	struct proto_strlist	 exec_params, recovery_params;
 	unsigned		 retention;
 	int			 app_timeout_ms, heartbeat_ms;
+	int			 dump_timeout_ms;	/* cts.conf dump_timeout */
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	unsigned		 max_queue;
@@ -186,6 +190,11 @@ void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char
 void ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why);
 void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);
 void ckpt_job_gone(struct cts_job *j);		/* fails what waits for a job that ended */
+void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answered, freed */
+/* Where the log of checkpoint id's failed dump is kept (STATE/failed/<id>.log): a failed image
+ * folder is removed, its dump.log moved there; the newest CKPT_FAILED_LOGS are kept. */
+#define CKPT_FAILED_LOGS 10
+int  ckpt_failed_log(struct cts *c, const char *id, char *out, size_t len);
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */
@@ -228,6 +237,9 @@ void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 typedef int (*child_fn)(void *arg, char *out, size_t outlen);
 int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const char *out,
 	void *arg), void *arg);
+/* Kills (SIGKILL, with what they started) the children whose done callback gets arg; they end
+ * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
+int  child_kill(const void *arg);
 
 /* Paths in the state folder. */
 int  cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len);

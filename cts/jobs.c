@@ -219,6 +219,7 @@ jobs_unwatch(struct cts_job *j)
 static void
 jobs_free_one(struct cts_job *j)
 {
+	ckpt_job_free(j);
 	jobs_unwatch(j);
 	jobs_set_channel(j, NULL);
 	if (j->restore_dir != NULL)
