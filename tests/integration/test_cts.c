@@ -29,6 +29,8 @@ static pid_t gcs_pid, app_pid, criu_pid;
 static char gcsa_ep[64], q_sock[400];
 static pid_t gcsa_pid, q_pid;
 #define Q_MORE "max_queue 1\napp_timeout 20\n"
+static char stub_sock[400];	/* criu-s: criu is tests/lib/criu-stub */
+static pid_t stub_pid;
 static pid_t test_children[8];	/* idle_child's, killed at the end whatever happened */
 
 static struct proto_tls_files
@@ -98,7 +100,7 @@ setup(void **state)
 {
 	(void)state;
 	if (test_site_up(&site) != 0 ||
-	    test_pki(&site, "gcs gcs-t gcs gcs-a cts app-1 cts criu-1 cts q-1 broker b") != 0)
+	    test_pki(&site, "gcs gcs-t gcs gcs-a cts app-1 cts criu-1 cts q-1 cts criu-s broker b") != 0)
 		return -1;
 	chmod(site.dir, 0755);		/* the socket is reached by another user in a test */
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
@@ -133,6 +135,8 @@ teardown(void **state)
 		criu = test_gcs_stop(criu_pid);
 	if (q_pid > 0)
 		q = test_gcs_stop(q_pid);
+	if (stub_pid > 0)
+		test_gcs_stop(stub_pid);
 	if (gcs_pid > 0)
 		test_gcs_stop(gcs_pid);
 	if (gcsa_pid > 0)
@@ -651,6 +655,117 @@ test_keyed_retry_after_a_lost_gcs(void **state)
 	waitpid(q_job1, NULL, 0);
 }
 
+/* ---- the criu core service's failures, with tests/lib/criu-stub as criu ---- */
+
+/* criu-s: a criu CTS whose criu is the stub (first on its PATH), dump_timeout 2 s */
+static void
+stub_cts_start(void)
+{
+	char bin[400], path[4096];
+	const char *old = getenv("PATH");
+
+	snprintf(bin, sizeof bin, "%s/stub-bin", site.dir);
+	assert_int_equal(test_sh(NULL, 0, "mkdir -p %s && ln -sf %s/tests/lib/criu-stub %s/criu", bin,
+	    test_top(), bin), 0);
+	snprintf(path, sizeof path, "%s:%s", bin, old ? old : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	stub_pid = test_cts_start(&site, "criu-s", "criu", gcs_ep, "dump_timeout 2\n", stub_sock,
+	    sizeof stub_sock);
+	if (old != NULL)
+		setenv("PATH", old, 1);
+	assert_true(stub_pid > 0);
+}
+
+static void
+stub_bind(const char *gid, pid_t pid)
+{
+	struct proto_sync *s = local_connect(stub_sock);
+	char code[64], msg[512];
+	int rc;
+
+	for (int i = 0; i < 100 && (rc = bind_gid(s, gid, pid, code, msg)) != 0 &&
+	    strcmp(code, PROTO_E_BUSY) == 0; i++)
+		usleep(100 * 1000);	/* until criu-s registered */
+	if (rc != 0)
+		fail_msg("bind %s at criu-s: %s %s", gid, code, msg);
+	proto_sync_close(s);
+}
+
+/*
+ * A failed dump's error names criu's log where it is kept (STATE/failed/<id>.log: the image
+ * folder it was in is removed), with criu's Error line; the newest CKPT_FAILED_LOGS (10) stay.
+ * A successful dump keeps its log with the image.
+ */
+static void
+test_criu_failure_keeps_its_log(void **state)
+{
+	char code[64], msg[512], id[ID_LEN + 1], first[4200] = "", log[4200], out[256];
+	const char *at, *end;
+	uint64_t seq;
+
+	(void)state;
+	stub_cts_start();
+	stub_bind("g-fail", idle_child());
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(broker_reply(broker_ask("g-fail", NULL), 20000, id, &seq, code, msg), -1);
+		assert_non_null(strstr(msg, "criu dump failed"));
+		assert_non_null(strstr(msg, "stub: cannot seize the task"));
+		assert_non_null(at = strstr(msg, "(log "));
+		assert_non_null(end = strstr(at, ".log)"));
+		snprintf(log, sizeof log, "%.*s", (int)(end + 4 - at - 5), at + 5);
+		assert_non_null(strstr(log, "/state-criu-s/failed/"));
+		assert_int_equal(test_sh(NULL, 0, "grep -q 'Error (criu/cr-dump.c:1): stub: cannot "
+		    "seize the task' '%s'", log), 0);
+		if (i == 0)
+			snprintf(first, sizeof first, "%s", log);
+	}
+	test_sh(out, sizeof out, "ls %s/state-criu-s/failed | wc -l", site.dir);
+	assert_int_equal(atoi(out), 10);
+	assert_int_equal(access(first, F_OK), -1);	/* the oldest went */
+	test_sh(out, sizeof out, "ls -A %s/state-criu-s/images/g-fail | wc -l", site.dir);
+	assert_int_equal(atoi(out), 0);			/* no failed image left */
+
+	stub_bind("g-ok", idle_child());
+	assert_int_equal(broker_reply(broker_ask("g-ok", NULL), 20000, id, &seq, code, msg), 0);
+	snprintf(log, sizeof log, "%s/state-criu-s/images/g-ok/%s/dump.log", site.dir, id);
+	assert_int_equal(test_sh(NULL, 0, "grep -q 'finished successfully' '%s'", log), 0);
+}
+
+/* A dump that hangs is killed after dump_timeout (2 s): the checkpoint fails saying so, criu
+ * (here the stub's sleep) is gone, and the job's next checkpoint is not held up behind it. */
+static void
+test_hung_dump_is_killed(void **state)
+{
+	char code[64], msg[512], id[ID_LEN + 1], path[600], pid[32] = "";
+	struct proto_sync *b1, *b2;
+	uint64_t seq, t0;
+	int hung;
+
+	(void)state;
+	assert_true(stub_pid > 0);
+	stub_bind("g-hang", idle_child());
+	snprintf(path, sizeof path, "%s/state-criu-s/hang.pid", site.dir);
+	t0 = time_mono_ms();
+	b1 = broker_ask("g-hang", NULL);
+	b2 = broker_ask("g-hang", NULL);	/* waits behind the first */
+	assert_int_equal(broker_reply(b1, 20000, id, &seq, code, msg), -1);
+	assert_non_null(strstr(msg, "not done within 2 s (dump_timeout); its processes were killed"));
+	assert_true(time_mono_ms() - t0 >= 2000);
+	test_sh(pid, sizeof pid, "cat %s", path);
+	hung = atoi(pid);
+	assert_true(hung > 0);
+	for (int i = 0; i < 50 && kill(hung, 0) == 0; i++)
+		usleep(100 * 1000);
+	assert_int_not_equal(kill(hung, 0), 0);
+	/* the second one ran next (and hung, and was killed, in its turn) */
+	assert_int_equal(broker_reply(b2, 20000, id, &seq, code, msg), -1);
+	assert_non_null(strstr(msg, "dump_timeout"));
+	test_sh(pid, sizeof pid, "cat %s", path);
+	assert_int_not_equal(atoi(pid), hung);
+	assert_int_equal(test_gcs_stop(stub_pid), 0);
+	stub_pid = -1;
+}
+
 static int
 count_images(const char *gid)
 {
@@ -828,6 +943,8 @@ test_retention_keeps_the_newest(void **state)
 			snprintf(first, sizeof first, "%s", ok->checkpoint_id);
 		proto_body_free(okt, ok);
 	}
+	for (int i = 0; i < 50 && count_images("g-ret") != 2; i++)
+		usleep(100 * 1000);	/* retention runs after the reply, off the loop */
 	assert_int_equal(count_images("g-ret"), 2);	/* retention 2 */
 	snprintf(path, sizeof path, "%s/state-app-1/images/g-ret/%s", site.dir, first);
 	assert_int_equal(access(path, F_OK), -1);
@@ -1040,6 +1157,8 @@ main(void)
 		cmocka_unit_test(test_app_incremental),
 		cmocka_unit_test(test_one_checkpoint_at_a_time),
 		cmocka_unit_test(test_keyed_retry_after_a_lost_gcs),
+		cmocka_unit_test(test_criu_failure_keeps_its_log),
+		cmocka_unit_test(test_hung_dump_is_killed),
 		cmocka_unit_test(test_restart_keeps_the_job_table),
 		cmocka_unit_test(test_reused_pid_is_never_dumped),
 		cmocka_unit_test(test_restore_prepare_errors),
