@@ -165,6 +165,8 @@ struct cts_job *jobs_by_channel(struct cts *c, struct proto_conn *conn);
 struct cts_job *jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t start, uid_t uid,
 	gid_t gidn, uint64_t every_ms);
 bool jobs_alive(const struct cts_job *j);	/* same process as at bind time */
+bool jobs_catches(const struct cts_job *j, int sig);	/* it has a handler for sig */
+int  jobs_signal(const struct cts_job *j, int sig);	/* through its pidfd: never a reused PID */
 void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
 void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
 void jobs_retry_unbind(struct cts *c);

@@ -80,6 +80,30 @@ jobs_alive(const struct cts_job *j)
 	return proc_stat(j->pid, NULL, NULL, NULL, &start) == 0 && start == j->start;
 }
 
+bool
+jobs_catches(const struct cts_job *j, int sig)
+{
+	char path[64], *buf = NULL, *l;
+	unsigned long long mask = 0;
+	size_t len;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)j->pid);
+	if (sig < 1 || sig > 64 || !jobs_alive(j) || file_read_all(path, &buf, &len, 65536) != 0)
+		return false;
+	if ((l = strstr(buf, "\nSigCgt:")) == NULL || sscanf(l, "\nSigCgt: %llx", &mask) != 1)
+		mask = 0;
+	free(buf);
+	return (mask >> (sig - 1)) & 1;
+}
+
+int
+jobs_signal(const struct cts_job *j, int sig)
+{
+	if (j->ended || j->pidfd < 0)
+		return -1;
+	return (int)syscall(SYS_pidfd_send_signal, j->pidfd, sig, NULL, 0);
+}
+
 struct cts_job *
 jobs_find(struct cts *c, const char *gid)
 {
