@@ -766,6 +766,64 @@ test_hung_dump_is_killed(void **state)
 	stub_pid = -1;
 }
 
+/* ---- the wake signal: SIGUSR2 before app_save, to a job that catches it ---- */
+
+static volatile sig_atomic_t wake_count;
+static int wake_pending;	/* SIGUSR2 was pending when app_save arrived */
+
+static void
+on_wake(int sig)
+{
+	(void)sig;
+	wake_count++;
+}
+
+static int
+answer_wake(struct proto_sync *job, const struct msg_app_save *save)
+{
+	sigset_t set;
+
+	sigpending(&set);
+	wake_pending = sigismember(&set, SIGUSR2);
+	return answer_files(job, save);
+}
+
+static void
+test_wake_signal(void **state)
+{
+	struct proto_sync *job = local_connect(app_sock);
+	const struct proto_type *okt = proto_type_find("do_checkpoint")->reply;
+	struct sigaction sa = { .sa_handler = on_wake, .sa_flags = SA_RESTART }, dfl = { 0 };
+	struct msg_checkpoint_ok *ok;
+	char code[64], msg[512];
+	sigset_t usr2;
+
+	(void)state;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigemptyset(&sa.sa_mask);
+	dfl.sa_handler = SIG_DFL;
+	assert_int_equal(bind_gid(job, "g-wake", getpid(), code, msg), 0);
+	/* blocked, so a signal would wait as pending (and not kill us at its default action) */
+	sigprocmask(SIG_BLOCK, &usr2, NULL);
+
+	/* SIGUSR2 not caught: never sent */
+	sigaction(SIGUSR2, &dfl, NULL);
+	assert_int_equal(checkpoint_as_job(job, "g-wake", NULL, answer_wake, code, msg, &ok), 0);
+	proto_body_free(okt, ok);
+	assert_false(wake_pending);
+
+	/* caught: sent before app_save */
+	sigaction(SIGUSR2, &sa, NULL);
+	assert_int_equal(checkpoint_as_job(job, "g-wake", NULL, answer_wake, code, msg, &ok), 0);
+	proto_body_free(okt, ok);
+	assert_true(wake_pending);
+	sigprocmask(SIG_UNBLOCK, &usr2, NULL);
+	assert_int_equal(wake_count, 1);
+	sigaction(SIGUSR2, &dfl, NULL);
+	proto_sync_close(job);
+}
+
 static int
 count_images(const char *gid)
 {
@@ -1154,6 +1212,7 @@ main(void)
 		cmocka_unit_test(test_bind_rules),
 		cmocka_unit_test(test_app_conversation),
 		cmocka_unit_test(test_retention_keeps_the_newest),
+		cmocka_unit_test(test_wake_signal),
 		cmocka_unit_test(test_app_incremental),
 		cmocka_unit_test(test_one_checkpoint_at_a_time),
 		cmocka_unit_test(test_keyed_retry_after_a_lost_gcs),
