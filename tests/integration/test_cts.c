@@ -9,11 +9,15 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,7 +104,7 @@ setup(void **state)
 {
 	(void)state;
 	if (test_site_up(&site) != 0 ||
-	    test_pki(&site, "gcs gcs-t gcs gcs-a cts app-1 cts criu-1 cts q-1 cts criu-s broker b") != 0)
+	    test_pki(&site, "gcs gcs-t gcs gcs-a cts app-1 cts criu-1 cts q-1 cts criu-s cts grp-1 broker b") != 0)
 		return -1;
 	chmod(site.dir, 0755);		/* the socket is reached by another user in a test */
 	if ((gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", "cts_timeout 3\n", gcs_ep,
@@ -1172,6 +1176,62 @@ test_bad_descriptors_stop_the_start(void **state)
 	assert_null(strstr(out, "good.ldif"));
 }
 
+/* connect() to path as uid/gid nobody, in the supplementary group extra (-1: none): errno or 0 */
+static int
+connect_as_nobody(const char *path, gid_t extra)
+{
+	int status;
+	pid_t p = fork();
+
+	if (p == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		int fd, n = extra == (gid_t)-1 ? 0 : 1;
+
+		if (setgroups((size_t)n, &extra) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(200);
+		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+			_exit(201);
+		_exit(connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 ? 0 : errno);
+	}
+	waitpid(p, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+/* socket_group: the socket is 0660 and the group's; others cannot connect; a group that does not
+ * exist stops the start, naming it. */
+static void
+test_socket_group(void **state)
+{
+	const char *build = getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build";
+	struct group *daemon = getgrnam("daemon");
+	char sock[400], out[2048];
+	struct stat st;
+	pid_t pid;
+
+	(void)state;
+	if (getuid() != 0 || daemon == NULL) {
+		print_message("# %s: socket_group needs root and the group daemon\n", getuid() != 0 ?
+		    "not root" : "no group daemon");
+		skip();
+	}
+	pid = test_cts_start(&site, "grp-1", "app", gcs_ep, "socket_group daemon\n", sock,
+	    sizeof sock);
+	assert_true(pid > 0);
+	assert_int_equal(stat(sock, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0660);
+	assert_int_equal(st.st_gid, daemon->gr_gid);
+	assert_int_equal(connect_as_nobody(sock, (gid_t)-1), EACCES);
+	assert_int_equal(connect_as_nobody(sock, daemon->gr_gid), 0);	/* a member may */
+	assert_int_equal(test_gcs_stop(pid), 0);
+
+	test_sh(NULL, 0, "sed -i 's/^socket_group .*/socket_group no-such-group/' %s/grp-1.conf",
+	    site.dir);
+	assert_int_not_equal(test_sh(out, sizeof out, "%s/gca-cts -f %s/grp-1.conf 2>&1", build,
+	    site.dir), 0);
+	assert_non_null(strstr(out, "socket_group no-such-group: no such group"));
+}
+
 /* A second gca-cts on a running one's socket (here its very cts.conf) refuses to start and leaves
  * the first one its socket; a stale socket file (nobody listening) is removed, as after a crash. */
 static void
@@ -1223,6 +1283,7 @@ main(void)
 		cmocka_unit_test(test_restore_prepare_errors),
 		cmocka_unit_test(test_bad_descriptors_stop_the_start),
 		cmocka_unit_test(test_second_cts_on_the_socket),
+		cmocka_unit_test(test_socket_group),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
