@@ -99,6 +99,21 @@ ldap_value(const char *ou, const char *filter, const char *attr, char *out, size
 	    ou, filter, attr, attr);
 }
 
+/* The job entry's gcaJobState once it says finished, polling up to 10 s (in v). */
+static void
+wait_finished(const char *gid, char *v, size_t len)
+{
+	char filter[300];
+
+	snprintf(filter, sizeof filter, "(gcaGID=%s)", gid);
+	v[0] = '\0';
+	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
+		ldap_value("jobs", filter, "gcaJobState", v, len);
+		if (strcmp(v, "finished") != 0)
+			usleep(100 * 1000);
+	}
+}
+
 static int
 setup(void **state)
 {
@@ -263,12 +278,9 @@ test_bind_rules(void **state)
 	assert_int_equal(bind_gid(s, "g-root", child, code, msg), 0);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	for (int i = 0; i < 50; i++) {		/* the CTS unbinds the ended job */
-		char v[64] = "";
-		ldap_value("jobs", "(gcaGID=g-root)", "gcaJobState", v, sizeof v);
-		if (strcmp(v, "finished") == 0)
-			break;
-		usleep(100 * 1000);
+	{
+		char v[64];
+		wait_finished("g-root", v, sizeof v);	/* the CTS unbinds the ended job */
 	}
 	if ((child = fork()) == 0) {
 		struct proto_sync *n;
@@ -292,40 +304,76 @@ test_bind_rules(void **state)
 	proto_sync_close(s);
 }
 
-/* The broker asks; this test, bound as the job, reads app_save and answers with answer(). */
-static int
-checkpoint_as_job(struct proto_sync *job, const char *gid, const char *idem,
-	int (*answer)(struct proto_sync *job, const struct msg_app_save *save), char *code, char *msg,
-	struct msg_checkpoint_ok **ok)
+/* A broker's do_checkpoint through gcs-t, sent; the reply is read with broker_read. */
+static struct proto_sync *
+broker_ask(const char *gid, const char *idem)
 {
 	struct proto_sync *b = broker();
 	struct msg_do_checkpoint dc = { (char *)gid, (char *)idem, 0 };
+
+	assert_int_equal(proto_sync_send(b, "do_checkpoint", 1, proto_type_find("do_checkpoint"),
+	    &dc), 0);
+	return b;
+}
+
+/* The reply on b (closed then): 0 with *ok, or -1 with code and msg. */
+static int
+broker_read(struct proto_sync *b, int timeout_ms, struct msg_checkpoint_ok **ok, char *code,
+	char *msg)
+{
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
 	struct proto_msg m = { 0 };
 	char err[256];
 	int rc = -1;
 
 	*ok = NULL;
-	assert_int_equal(proto_sync_send(b, "do_checkpoint", 7, pt, &dc), 0);
-	if (answer != NULL) {
-		assert_int_equal(proto_sync_read(job, 5000, NULL, &m, err, sizeof err), 0);
-		assert_string_equal(m.type, "app_save");
-		answer(job, m.body);
-		proto_msg_free(&m);
-	}
-	assert_int_equal(proto_sync_read(b, 10000, pt->reply, &m, err, sizeof err), 0);
+	if (proto_sync_read(b, timeout_ms, pt->reply, &m, err, sizeof err) != 0)
+		fail_msg("no reply to do_checkpoint within %d ms: %s", timeout_ms, err);
 	if (strcmp(m.type, "ok") == 0) {
 		*ok = m.body;
 		m.body = NULL;
 		rc = 0;
 	} else {
-		struct msg_err *e = m.body;
+		const struct msg_err *e = m.body;
 		snprintf(code, 64, "%s", e->code);
 		snprintf(msg, 512, "%s", e->msg ? e->msg : "");
 	}
 	proto_msg_free(&m);
 	proto_sync_close(b);
 	return rc;
+}
+
+/* The same, giving the checkpoint id and seq. */
+static int
+broker_reply(struct proto_sync *b, int timeout_ms, char *id, uint64_t *seq, char *code, char *msg)
+{
+	struct msg_checkpoint_ok *ok;
+
+	if (broker_read(b, timeout_ms, &ok, code, msg) != 0)
+		return -1;
+	snprintf(id, ID_LEN + 1, "%s", ok->checkpoint_id);
+	*seq = ok->seq;
+	proto_body_free(proto_type_find("do_checkpoint")->reply, ok);
+	return 0;
+}
+
+/* The broker asks; this test, bound as the job, reads app_save and answers with answer(). */
+static int
+checkpoint_as_job(struct proto_sync *job, const char *gid, const char *idem,
+	int (*answer)(struct proto_sync *job, const struct msg_app_save *save), char *code, char *msg,
+	struct msg_checkpoint_ok **ok)
+{
+	struct proto_sync *b = broker_ask(gid, idem);
+	struct proto_msg m = { 0 };
+	char err[256];
+
+	if (answer != NULL) {
+		assert_int_equal(proto_sync_read(job, 5000, NULL, &m, err, sizeof err), 0);
+		assert_string_equal(m.type, "app_save");
+		answer(job, m.body);
+		proto_msg_free(&m);
+	}
+	return broker_read(b, 10000, ok, code, msg);
 }
 
 static int
@@ -450,44 +498,6 @@ test_app_conversation(void **state)
 
 /* ---- one checkpoint at a time per GID, the queue's bound, keyed retries (CTS q-1) ---- */
 
-/* A broker's do_checkpoint through gcs-t, sent; the reply is read with broker_reply. */
-static struct proto_sync *
-broker_ask(const char *gid, const char *idem)
-{
-	struct proto_sync *b = broker();
-	struct msg_do_checkpoint dc = { (char *)gid, (char *)idem, 0 };
-
-	assert_int_equal(proto_sync_send(b, "do_checkpoint", 1, proto_type_find("do_checkpoint"),
-	    &dc), 0);
-	return b;
-}
-
-/* The reply on b (closed then): 0 with the checkpoint id and seq, or -1 with code and msg. */
-static int
-broker_reply(struct proto_sync *b, int timeout_ms, char *id, uint64_t *seq, char *code, char *msg)
-{
-	const struct proto_type *pt = proto_type_find("do_checkpoint");
-	struct proto_msg m = { 0 };
-	char err[256];
-	int rc = -1;
-
-	if (proto_sync_read(b, timeout_ms, pt->reply, &m, err, sizeof err) != 0)
-		fail_msg("no reply to do_checkpoint within %d ms: %s", timeout_ms, err);
-	if (strcmp(m.type, "ok") == 0) {
-		const struct msg_checkpoint_ok *ok = m.body;
-		snprintf(id, ID_LEN + 1, "%s", ok->checkpoint_id);
-		*seq = ok->seq;
-		rc = 0;
-	} else {
-		const struct msg_err *e = m.body;
-		snprintf(code, 64, "%s", e->code);
-		snprintf(msg, 512, "%s", e->msg ? e->msg : "");
-	}
-	proto_msg_free(&m);
-	proto_sync_close(b);
-	return rc;
-}
-
 /* The next app_save on job within timeout_ms (its checkpoint id in id), or -1 if none came. */
 static int
 job_save(struct proto_sync *job, int timeout_ms, char *id, char *dir, size_t dirlen)
@@ -532,6 +542,25 @@ idle_child(void)
 		}
 	}
 	return p;
+}
+
+/* A new idle child bound as gid at the CTS on sock (asked again while that CTS is busy, i.e. not
+ * registered yet); returns its pid. */
+static pid_t
+bound_child(const char *sock, const char *gid)
+{
+	struct proto_sync *s = local_connect(sock);
+	char code[64], msg[512];
+	pid_t child = idle_child();
+	int rc;
+
+	for (int i = 0; i < 100 && (rc = bind_gid(s, gid, child, code, msg)) != 0 &&
+	    strcmp(code, PROTO_E_BUSY) == 0; i++)
+		usleep(100 * 1000);
+	if (rc != 0)
+		fail_msg("bind %s at %s: %s %s", gid, sock, code, msg);
+	proto_sync_close(s);
+	return child;
 }
 
 static pid_t q_job1, q_job2;		/* the two jobs bound at q-1 (g-q1, g-q2) */
@@ -680,20 +709,6 @@ stub_cts_start(void)
 	assert_true(stub_pid > 0);
 }
 
-static void
-stub_bind(const char *gid, pid_t pid)
-{
-	struct proto_sync *s = local_connect(stub_sock);
-	char code[64], msg[512];
-	int rc;
-
-	for (int i = 0; i < 100 && (rc = bind_gid(s, gid, pid, code, msg)) != 0 &&
-	    strcmp(code, PROTO_E_BUSY) == 0; i++)
-		usleep(100 * 1000);	/* until criu-s registered */
-	if (rc != 0)
-		fail_msg("bind %s at criu-s: %s %s", gid, code, msg);
-	proto_sync_close(s);
-}
 
 /*
  * A failed dump's error names criu's log where it is kept (STATE/failed/<id>.log: the image
@@ -709,7 +724,7 @@ test_criu_failure_keeps_its_log(void **state)
 
 	(void)state;
 	stub_cts_start();
-	stub_bind("g-fail", idle_child());
+	bound_child(stub_sock, "g-fail");
 	for (int i = 0; i < 12; i++) {
 		assert_int_equal(broker_reply(broker_ask("g-fail", NULL), 20000, id, &seq, code, msg), -1);
 		assert_non_null(strstr(msg, "criu dump failed"));
@@ -729,7 +744,7 @@ test_criu_failure_keeps_its_log(void **state)
 	test_sh(out, sizeof out, "ls -A %s/state-criu-s/images/g-fail | wc -l", site.dir);
 	assert_int_equal(atoi(out), 0);			/* no failed image left */
 
-	stub_bind("g-ok", idle_child());
+	bound_child(stub_sock, "g-ok");
 	assert_int_equal(broker_reply(broker_ask("g-ok", NULL), 20000, id, &seq, code, msg), 0);
 	snprintf(log, sizeof log, "%s/state-criu-s/images/g-ok/%s/dump.log", site.dir, id);
 	assert_int_equal(test_sh(NULL, 0, "grep -q 'finished successfully' '%s'", log), 0);
@@ -747,7 +762,7 @@ test_hung_dump_is_killed(void **state)
 
 	(void)state;
 	assert_true(stub_pid > 0);
-	stub_bind("g-hang", idle_child());
+	bound_child(stub_sock, "g-hang");
 	snprintf(path, sizeof path, "%s/state-criu-s/hang.pid", site.dir);
 	t0 = time_mono_ms();
 	b1 = broker_ask("g-hang", NULL);
@@ -1022,21 +1037,14 @@ test_restart_keeps_the_job_table(void **state)
 	pid_t child;
 
 	(void)state;
-	child = idle_child();
-	s = local_connect(app_sock);
-	assert_int_equal(bind_gid(s, "g-gone", child, code, msg), 0);
-	proto_sync_close(s);
+	child = bound_child(app_sock, "g-gone");
 	kill(app_pid, SIGKILL);
 	waitpid(app_pid, NULL, 0);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, APP_MORE, app_sock, sizeof app_sock);
 	assert_true(app_pid > 0);
-	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
-		ldap_value("jobs", "(gcaGID=g-gone)", "gcaJobState", v, sizeof v);
-		if (strcmp(v, "finished") != 0)
-			usleep(100 * 1000);
-	}
+	wait_finished("g-gone", v, sizeof v);
 	assert_string_equal(v, "finished");
 	/* this test process still runs g-app: binding it again re-attaches */
 	s = local_connect(app_sock);
@@ -1063,17 +1071,13 @@ ldap_modify(const char *ldif)
 static void
 test_reused_pid_is_never_dumped(void **state)
 {
-	struct proto_sync *s;
 	char code[64], msg[512], v[128] = "", ldif[512], path[600], out[256];
 	unsigned long long start;
 	struct msg_checkpoint_ok *ok;
 	pid_t child;
 
 	(void)state;
-	child = idle_child();
-	s = local_connect(app_sock);
-	assert_int_equal(bind_gid(s, "g-reuse", child, code, msg), 0);
-	proto_sync_close(s);
+	child = bound_child(app_sock, "g-reuse");
 	ldap_value("jobs", "(gcaGID=g-reuse)", "gcaLocalId", v, sizeof v);
 	assert_int_equal(sscanf(v, "%*d:%llu", &start), 1);
 	kill(app_pid, SIGKILL);
@@ -1089,11 +1093,7 @@ test_reused_pid_is_never_dumped(void **state)
 
 	app_pid = test_cts_start(&site, "app-1", "app", gcs_ep, APP_MORE, app_sock, sizeof app_sock);
 	assert_true(app_pid > 0);
-	for (int i = 0; i < 100 && strcmp(v, "finished") != 0; i++) {
-		ldap_value("jobs", "(gcaGID=g-reuse)", "gcaJobState", v, sizeof v);
-		if (strcmp(v, "finished") != 0)
-			usleep(100 * 1000);
-	}
+	wait_finished("g-reuse", v, sizeof v);
 	assert_string_equal(v, "finished");
 	for (int i = 0; i < 50 && test_sh(NULL, 0, "grep -q ' g-reuse$' %s", path) == 0; i++)
 		usleep(100 * 1000);
