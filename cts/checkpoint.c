@@ -121,8 +121,9 @@ ckpt_on_cleaned(bool ok, const char *out, void *arg)
 static void
 ckpt_cleanup(struct cts_ckpt *ck)
 {
-	if (ck->staging[0] == '\0' && !ck->recorded && ck->image_dir[0] == '\0') {
-		ckpt_finish(ck);
+	if (!ck->recorded && (ck->staging[0] == '\0' || access(ck->staging, F_OK) != 0) &&
+	    (ck->image_dir[0] == '\0' || access(ck->image_dir, F_OK) != 0)) {
+		ckpt_finish(ck);	/* nothing to remove */
 		return;
 	}
 	if (child_run(ck->cts, ckpt_cleanup_run, ck, ckpt_on_cleaned, ck) != 0) {
@@ -230,6 +231,19 @@ ckpt_fail(struct cts_ckpt *ck, const char *code, const char *why)
 	ckpt_cleanup(ck);
 }
 
+/* "2 s", "1500 ms": a duration setting, as an error says it */
+static const char *
+ckpt_duration(int ms)
+{
+	static char buf[32];
+
+	if (ms % 1000 == 0)
+		snprintf(buf, sizeof buf, "%d s", ms / 1000);
+	else
+		snprintf(buf, sizeof buf, "%d ms", ms);
+	return buf;
+}
+
 /*
  * dump_timeout: a core service's child that hangs (criu stuck, a copy on a dead disk) would hold
  * the job's queue for ever. It is killed, and the dump ends with this reason. A core service
@@ -244,13 +258,13 @@ ckpt_on_dump_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	ck->expired = true;
 	if (child_kill(ck) > 0) {
+		ck->expired = true;	/* ckpt_dumped says why, when the killed child is reaped */
 		log_warn("checkpoint %s of %s: not done within dump_timeout: its processes are killed",
 		    ck->id, ck->job->gid);
 	} else if (ck->timeout != NULL) {
-		snprintf(why, sizeof why, "not done within %d s (dump_timeout); the job keeps running",
-		    ck->cts->dump_timeout_ms / 1000);
+		snprintf(why, sizeof why, "not done within %s (dump_timeout); the job did not answer "
+		    "and keeps running", ckpt_duration(ck->cts->dump_timeout_ms));
 		ckpt_dumped(ck, why);
 	} else {
 		log_warn("checkpoint %s of %s: not done within dump_timeout; the %s core service "
@@ -553,12 +567,13 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		event_free(ck->timeout);
 		ck->timeout = NULL;
 	}
-	if (error != NULL && ck->expired) {
+	if (ck->expired) {
 		char why[1200];
 
-		/* its worker was killed: say why, not only that it died */
-		snprintf(why, sizeof why, "not done within %d s (dump_timeout); its processes were "
-		    "killed (%s)", c->dump_timeout_ms / 1000, error);
+		/* its worker was killed: say why, not only that it died (and a dump that ended
+		 * just then is not taken: its processes were killed midway, perhaps) */
+		snprintf(why, sizeof why, "not done within %s (dump_timeout); its processes were "
+		    "killed (%s)", ckpt_duration(c->dump_timeout_ms), error ? error : "it ended then");
 		ckpt_fail(ck, PROTO_E_REFUSED, why);
 		return;
 	}

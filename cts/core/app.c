@@ -100,6 +100,10 @@ app_on_parent_copied(bool ok, const char *out, void *arg)
 {
 	struct cts_ckpt *ck = arg;
 
+	if (!ok && ck->expired) {
+		ckpt_dumped(ck, out);	/* killed by dump_timeout */
+		return;
+	}
 	if (!ok) {
 		/* the job saves in full this time */
 		log_warn("checkpoint %s of %s: parent %s not offered: %s", ck->id, ck->job->gid,
