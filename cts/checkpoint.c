@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cts/cts.h"
@@ -136,12 +137,6 @@ ckpt_cleanup(struct cts_ckpt *ck)
 	}
 }
 
-int
-ckpt_failed_log(struct cts *c, const char *id, char *out, size_t len)
-{
-	return snprintf(out, len, "%s/failed/%s.log", c->state, id) >= (int)len ? -1 : 0;
-}
-
 static int
 ckpt_name_cmp(const void *a, const void *b)
 {
@@ -176,21 +171,38 @@ ckpt_failed_prune(const char *dir)
 	}
 }
 
-/* A failed image folder goes; the core service's log in it (criu's dump.log) is kept. */
+/*
+ * A failed image folder goes, but the log in it that the error names (criu: "criu dump failed
+ * (log <image_dir>/dump.log): ...") is kept as STATE/failed/<id>.log, and the error (in out)
+ * names that instead. Any other error is out as it is.
+ */
 static void
-ckpt_keep_log(struct cts_ckpt *ck)
+ckpt_keep_log(struct cts_ckpt *ck, const char *why, char *out, size_t len)
 {
-	char from[PATH_MAX + 16], to[PATH_MAX], dir[PATH_MAX];
+	size_t dl = strlen(ck->image_dir), fl;
+	const char *at = strstr(why, ck->image_dir);
+	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
 
-	snprintf(from, sizeof from, "%s/dump.log", ck->image_dir);
+	snprintf(out, len, "%s", why);
+	if (at == NULL || at[dl] != '/')
+		return;
+	fl = dl + strcspn(at + dl, " ):;,\n");
+	if (fl >= sizeof from)
+		return;
+	memcpy(from, at, fl);
+	from[fl] = '\0';
 	snprintf(dir, sizeof dir, "%s/failed", ck->cts->state);
-	if (access(from, F_OK) != 0 || ckpt_failed_log(ck->cts, ck->id, to, sizeof to) != 0)
+	if (strstr(from + dl, "/../") != NULL || lstat(from, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    snprintf(to, sizeof to, "%s/%s.log", dir, ck->id) >= (int)sizeof to)
 		return;
 	if (file_mkdirs(dir, 0700) != 0 || rename(from, to) != 0) {
 		log_warn("checkpoint %s: cannot keep %s as %s: %s", ck->id, from, to,
 		    strerror(errno));
 		return;
 	}
+	if (snprintf(out, len, "%.*s%s%s", (int)(at - why), why, to, at + fl) >= (int)len)
+		out[len - 1] = '\0';	/* a long error is cut */
 	ckpt_failed_prune(dir);
 }
 
@@ -221,12 +233,13 @@ ckpt_tell(struct cts_ckpt *ck, const char *code, const char *why)
 static void
 ckpt_fail(struct cts_ckpt *ck, const char *code, const char *why)
 {
-	char msg[1400];
+	char kept[1400], msg[1700];
 
+	snprintf(kept, sizeof kept, "%s", why);
 	if (ck->image_dir[0] != '\0')
-		ckpt_keep_log(ck);	/* before the reply that names it */
-	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, why);
-	snprintf(msg, sizeof msg, "checkpoint of %s failed: %s", ck->job->gid, why);
+		ckpt_keep_log(ck, why, kept, sizeof kept);	/* before the reply naming it */
+	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, kept);
+	snprintf(msg, sizeof msg, "checkpoint of %s failed: %s", ck->job->gid, kept);
 	ckpt_tell(ck, code, msg);
 	ckpt_cleanup(ck);
 }

@@ -193,10 +193,9 @@ void ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const ch
 void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);
 void ckpt_job_gone(struct cts_job *j);		/* fails what waits for a job that ended */
 void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answered, freed */
-/* Where the log of checkpoint id's failed dump is kept (STATE/failed/<id>.log): a failed image
- * folder is removed, its dump.log moved there; the newest CKPT_FAILED_LOGS are kept. */
+/* A failed checkpoint's image folder is removed, but the file in it its error names (criu's
+ * dump.log) is kept as STATE/failed/<id>.log, the newest CKPT_FAILED_LOGS of them. */
 #define CKPT_FAILED_LOGS 10
-int  ckpt_failed_log(struct cts *c, const char *id, char *out, size_t len);
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */

@@ -218,10 +218,7 @@ criu_dump_child(void *arg, char *out, size_t len)
 	if (p < 0 || waitpid(p, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		snprintf(log, sizeof log, "grep -a Error '%s/dump.log' | tail -3", ck->image_dir);
 		criu_run(log, NULL, line, sizeof line);
-		/* the failed image folder goes, its dump.log is kept there (checkpoint.c) */
-		if (ckpt_failed_log(ck->cts, ck->id, log, sizeof log) != 0)
-			snprintf(log, sizeof log, "%s/dump.log", ck->image_dir);
-		snprintf(out, len, "criu dump failed (log %s): %s", log,
+		snprintf(out, len, "criu dump failed (log %s/dump.log): %s", ck->image_dir,
 		    line[0] ? line : "no error line in its log");
 		return -1;
 	}
