@@ -4,9 +4,9 @@
  * usage: gca-cts -f cts.conf [--port-file F] [-d]
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
- * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, dump_timeout,
- * heartbeat, max_queue, replicas, image_key, criu_incremental, app_incremental. Times in seconds
- * unless they carry a unit (500ms, 2m).
+ * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
+ * max_queue, replicas, image_key, criu_incremental, app_incremental. Times in seconds unless they
+ * carry a unit (500ms, 2m).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -152,6 +152,7 @@ cts_configure(struct cts *c, const struct config *cf)
 	c->app_incremental = config_get(cf, "app_incremental") ? (unsigned)n : 0;
 	c->app_timeout_ms = cts_duration(cf, "app_timeout", 10000);
 	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
+	/* dump_timeout: a core service's work on one checkpoint, at most (checkpoint.c) */
 	c->dump_timeout_ms = cts_duration(cf, "dump_timeout", 600000);
 	c->vmm_qemu = cts_setting(cf, "vmm_qemu", "qemu-system-x86_64");
 	c->vmm_timeout_ms = cts_duration(cf, "vmm_timeout", 120000);
