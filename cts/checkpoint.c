@@ -4,10 +4,14 @@
  * record goes to the outbox and then to the GCS, and whoever asked (the GCS for a broker, the job
  * itself, or nobody for a periodic one) gets the answer after the GCS stored the record.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cts/cts.h"
 
@@ -18,23 +22,19 @@ ckpt_free(struct cts_ckpt *ck)
 {
 	if (ck->timeout != NULL)
 		event_free(ck->timeout);
+	if (ck->dump_timer != NULL)
+		event_free(ck->dump_timer);
 	free(ck->idem_key);
 	proto_strlist_free(&ck->properties);
 	free(ck);
 }
 
-/* ck is over (recorded or failed): the job's next checkpoint may start. */
+/* ck is over (recorded or failed) and cleaned up: the job's next checkpoint may start. */
 static void
 ckpt_finish(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
 
-	if (ck->staging[0] != '\0') {
-		char copy[PATH_MAX + 8];
-		file_remove_tree(ck->staging);
-		snprintf(copy, sizeof copy, "%s.parent", ck->staging);
-		file_remove_tree(copy);	/* app: the parent offered, if any */
-	}
 	j->running = NULL;
 	ckpt_free(ck);
 	if (j->ended)
@@ -43,23 +43,253 @@ ckpt_finish(struct cts_ckpt *ck)
 		ckpt_next(j);
 }
 
+/* Retention removed an image this CTS took: its record is expired in the directory. */
+static void
+ckpt_on_removed(const char *id, void *arg)
+{
+	struct cts_ckpt *ck = arg;
+
+	log_info("retention: removed image %s of %s", id, ck->job->gid);
+	replica_removed(ck->cts, ck->job->gid, id, true);
+}
+
+/* In the cleanup child: what retention removed, as "id id ..." ("+" ends a list cut short). */
+struct ckpt_removed {
+	char	*out;
+	size_t	 len, used;
+};
+
+static void
+ckpt_removed_add(const char *id, void *arg)
+{
+	struct ckpt_removed *rm = arg;
+
+	if (rm->used + ID_LEN + 3 >= rm->len) {
+		if (rm->used + 2 < rm->len && (rm->used == 0 || rm->out[rm->used - 1] != '+'))
+			rm->used += (size_t)snprintf(rm->out + rm->used, rm->len - rm->used, "+");
+		return;
+	}
+	rm->used += (size_t)snprintf(rm->out + rm->used, rm->len - rm->used, "%s%s",
+	    rm->used ? " " : "", id);
+}
+
+/*
+ * In a child, since a multi-GB image takes a while to remove: what ck leaves behind (its staging
+ * folders; its image folder if it failed), and, once recorded, the images retention lets go.
+ */
+static int
+ckpt_cleanup_run(void *arg, char *out, size_t len)
+{
+	struct cts_ckpt *ck = arg;
+	struct ckpt_removed rm = { out, len, 0 };
+	char path[PATH_MAX + 8];
+
+	out[0] = '\0';
+	if (ck->staging[0] != '\0') {
+		file_remove_tree(ck->staging);
+		snprintf(path, sizeof path, "%s.parent", ck->staging);
+		file_remove_tree(path);	/* app: the parent offered, if any */
+	}
+	if (!ck->recorded && ck->image_dir[0] != '\0')
+		file_remove_tree(ck->image_dir);
+	if (ck->recorded && cts_job_dir(ck->cts, ck->job->gid, path, sizeof path) == 0)
+		image_retain(path, ck->cts->retention, ckpt_removed_add, &rm);
+	return 0;
+}
+
+static void
+ckpt_on_cleaned(bool ok, const char *out, void *arg)
+{
+	struct cts_ckpt *ck = arg;
+	char id[ID_LEN + 1];
+	int n;
+
+	if (!ok) {
+		log_warn("checkpoint %s of %s: cleaning up: %s", ck->id, ck->job->gid, out);
+	} else {
+		for (const char *p = out; sscanf(p, "%36s%n", id, &n) == 1; p += n) {
+			if (id_valid(id))
+				ckpt_on_removed(id, ck);
+			else if (strcmp(id, "+") == 0)
+				log_info("retention: removed more images of %s (too many to list)",
+				    ck->job->gid);
+		}
+	}
+	ckpt_finish(ck);
+}
+
+/* Cleans up (off the loop when there is anything to remove), then finishes ck. */
+static void
+ckpt_cleanup(struct cts_ckpt *ck)
+{
+	if (!ck->recorded && (ck->staging[0] == '\0' || access(ck->staging, F_OK) != 0) &&
+	    (ck->image_dir[0] == '\0' || access(ck->image_dir, F_OK) != 0)) {
+		ckpt_finish(ck);	/* nothing to remove */
+		return;
+	}
+	if (child_run(ck->cts, ckpt_cleanup_run, ck, ckpt_on_cleaned, ck) != 0) {
+		char out[4096];
+
+		log_warn("checkpoint %s of %s: cannot start a process to clean up: doing it here",
+		    ck->id, ck->job->gid);
+		ckpt_cleanup_run(ck, out, sizeof out);
+		ckpt_on_cleaned(true, out, ck);
+	}
+}
+
+static int
+ckpt_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* STATE/failed/ keeps the newest CKPT_FAILED_LOGS logs (ids sort by time). */
+static void
+ckpt_failed_prune(const char *dir)
+{
+	char *names[4 * CKPT_FAILED_LOGS], path[PATH_MAX + 64];
+	size_t n = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL && n < GCA_NITEMS(names)) {
+		size_t l = strlen(d->d_name);
+		if (l == ID_LEN + 4 && strcmp(d->d_name + ID_LEN, ".log") == 0 &&
+		    (names[n] = strdup(d->d_name)) != NULL)
+			n++;
+	}
+	closedir(dp);
+	qsort(names, n, sizeof names[0], ckpt_name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i + CKPT_FAILED_LOGS < n) {
+			snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+			unlink(path);
+		}
+		free(names[i]);
+	}
+}
+
+/*
+ * A failed image folder goes, but the log in it that the error names (criu: "criu dump failed
+ * (log <image_dir>/dump.log): ...") is kept as STATE/failed/<id>.log, and the error (in out)
+ * names that instead. Any other error is out as it is.
+ */
+static void
+ckpt_keep_log(struct cts_ckpt *ck, const char *why, char *out, size_t len)
+{
+	size_t dl = strlen(ck->image_dir), fl;
+	const char *at = strstr(why, ck->image_dir);
+	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+
+	snprintf(out, len, "%s", why);
+	if (at == NULL || at[dl] != '/')
+		return;
+	fl = dl + strcspn(at + dl, " ):;,\n");
+	if (fl >= sizeof from)
+		return;
+	memcpy(from, at, fl);
+	from[fl] = '\0';
+	snprintf(dir, sizeof dir, "%s/failed", ck->cts->state);
+	if (strstr(from + dl, "/../") != NULL || lstat(from, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    snprintf(to, sizeof to, "%s/%s.log", dir, ck->id) >= (int)sizeof to)
+		return;
+	if (file_mkdirs(dir, 0700) != 0 || rename(from, to) != 0) {
+		log_warn("checkpoint %s: cannot keep %s as %s: %s", ck->id, from, to,
+		    strerror(errno));
+		return;
+	}
+	if (snprintf(out, len, "%.*s%s%s", (int)(at - why), why, to, at + fl) >= (int)len)
+		out[len - 1] = '\0';	/* a long error is cut */
+	ckpt_failed_prune(dir);
+}
+
+/*
+ * ck is answered; while it cleans up it is still the job's running checkpoint, but a retry of its
+ * key must not wait on it: it finds the outbox record or the acknowledged one (ckpt_retry).
+ */
+static void
+ckpt_forget_asked(struct cts_ckpt *ck)
+{
+	ck->req = NULL;
+	ck->nagain = 0;
+	free(ck->idem_key);
+	ck->idem_key = NULL;
+}
+
+/* Whoever asked for ck (and asked again) gets this error. */
+static void
+ckpt_tell(struct cts_ckpt *ck, const char *code, const char *why)
+{
+	if (ck->req != NULL)
+		proto_reply_err(ck->req, code, "%s", why);
+	for (int i = 0; i < ck->nagain; i++)
+		proto_reply_err(ck->again[i], code, "%s", why);
+	ckpt_forget_asked(ck);
+}
+
 static void
 ckpt_fail(struct cts_ckpt *ck, const char *code, const char *why)
 {
-	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, why);
-	if (ck->req != NULL)
-		proto_reply_err(ck->req, code, "checkpoint of %s failed: %s", ck->job->gid, why);
-	for (int i = 0; i < ck->nagain; i++)
-		proto_reply_err(ck->again[i], code, "checkpoint of %s failed: %s", ck->job->gid, why);
+	char kept[1400], msg[1700];
+
+	snprintf(kept, sizeof kept, "%s", why);
 	if (ck->image_dir[0] != '\0')
-		file_remove_tree(ck->image_dir);
-	ckpt_finish(ck);
+		ckpt_keep_log(ck, why, kept, sizeof kept);	/* before the reply naming it */
+	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, kept);
+	snprintf(msg, sizeof msg, "checkpoint of %s failed: %s", ck->job->gid, kept);
+	ckpt_tell(ck, code, msg);
+	ckpt_cleanup(ck);
+}
+
+/* "2 s", "1500 ms": a duration setting, as an error says it */
+static const char *
+ckpt_duration(int ms)
+{
+	static char buf[32];
+
+	if (ms % 1000 == 0)
+		snprintf(buf, sizeof buf, "%d s", ms / 1000);
+	else
+		snprintf(buf, sizeof buf, "%d ms", ms);
+	return buf;
+}
+
+/*
+ * dump_timeout: a core service's child that hangs (criu stuck, a copy on a dead disk) would hold
+ * the job's queue for ever. It is killed, and the dump ends with this reason. A core service
+ * waiting on the loop instead (app: for the job's answer; vmm: QMP) has its own bound, but an app
+ * job that still has not answered is given up now.
+ */
+static void
+ckpt_on_dump_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct cts_ckpt *ck = arg;
+	char why[200];
+
+	(void)fd;
+	(void)what;
+	if (child_kill(ck) > 0) {
+		ck->expired = true;	/* ckpt_dumped says why, when the killed child is reaped */
+		log_warn("checkpoint %s of %s: not done within dump_timeout: its processes are killed",
+		    ck->id, ck->job->gid);
+	} else if (ck->timeout != NULL) {
+		snprintf(why, sizeof why, "not done within %s (dump_timeout); the job did not answer "
+		    "and keeps running", ckpt_duration(ck->cts->dump_timeout_ms));
+		ckpt_dumped(ck, why);
+	} else {
+		log_warn("checkpoint %s of %s: not done within dump_timeout; the %s core service "
+		    "bounds what it waits for itself", ck->id, ck->job->gid, ck->cts->core->name);
+	}
 }
 
 static void
 ckpt_start(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
+	struct timeval tv = { ck->cts->dump_timeout_ms / 1000, (ck->cts->dump_timeout_ms % 1000) * 1000 };
 	char jd[PATH_MAX];
 
 	if (!jobs_alive(j)) {
@@ -73,6 +303,8 @@ ckpt_start(struct cts_ckpt *ck)
 		return;
 	}
 	ck->time_ms = time_now_ms();
+	ck->dump_timer = evtimer_new(ck->cts->base, ckpt_on_dump_timeout, ck);
+	evtimer_add(ck->dump_timer, &tv);
 	log_debug("checkpoint %s of %s (%s) starts", ck->id, j->gid, ck->kind);
 	ck->cts->core->dump(ck);
 }
@@ -104,6 +336,125 @@ ckpt_find_idem(struct cts_job *j, const char *idem_key)
 	return NULL;
 }
 
+/*
+ * Keyed records the GCS acknowledged lately. A retry the GCS forwarded because its directory
+ * lookup missed the record by a moment (the record was being stored) still gets the first result.
+ */
+#define CKPT_ACKED_KEPT 32
+struct ckpt_acked_rec {
+	char		*gid, *idem_key, *image_name, *cts;
+	char		 id[ID_LEN + 1];
+	uint64_t	 seq;
+};
+static struct ckpt_acked_rec ckpt_acked_recs[CKPT_ACKED_KEPT];
+static unsigned ckpt_acked_next;
+
+static const char *
+ckpt_rec_idem(const struct msg_checkpoint_log *rec)
+{
+	for (size_t i = 0; i < rec->properties.n; i++)
+		if (strncmp(rec->properties.v[i], "idem=", 5) == 0)
+			return rec->properties.v[i] + 5;
+	return NULL;
+}
+
+static void
+ckpt_acked_remember(const struct msg_checkpoint_log *rec, const char *idem_key, uint64_t seq)
+{
+	struct ckpt_acked_rec *a = &ckpt_acked_recs[ckpt_acked_next++ % CKPT_ACKED_KEPT];
+
+	free(a->gid);
+	free(a->idem_key);
+	free(a->image_name);
+	free(a->cts);
+	a->gid = strdup(rec->gid);
+	a->idem_key = strdup(idem_key);
+	a->image_name = strdup(rec->image_name ? rec->image_name : "");
+	a->cts = strdup(rec->cts ? rec->cts : "");
+	snprintf(a->id, sizeof a->id, "%s", rec->checkpoint_id);
+	a->seq = seq;
+	if (a->gid == NULL || a->idem_key == NULL || a->image_name == NULL || a->cts == NULL)
+		abort();
+}
+
+static const struct ckpt_acked_rec *
+ckpt_acked_find(const char *gid, const char *idem_key)
+{
+	for (size_t i = 0; i < CKPT_ACKED_KEPT; i++) {
+		const struct ckpt_acked_rec *a = &ckpt_acked_recs[i];
+		if (a->gid != NULL && strcmp(a->gid, gid) == 0 && strcmp(a->idem_key, idem_key) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+void
+ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why)
+{
+	const char *key = ckpt_rec_idem(&it->rec);
+	struct msg_checkpoint_ok ok = { it->rec.checkpoint_id, it->rec.image_name, it->rec.cts, seq };
+
+	if (code == NULL && key != NULL)
+		ckpt_acked_remember(&it->rec, key, seq);
+	for (int i = 0; i < it->nretries; i++) {
+		if (code == NULL)
+			proto_reply_ok(it->retries[i], it->retries[i]->pt->reply, &ok);
+		else
+			proto_reply_err(it->retries[i], code, "checkpoint %s of %s: %s",
+			    it->rec.checkpoint_id, it->rec.gid, why);
+	}
+	it->nretries = 0;
+}
+
+/*
+ * A do_checkpoint asked again with the key of a checkpoint already taken or under way (a broker
+ * retrying, perhaps through another GCS): it gets that checkpoint's result, never a second dump.
+ * Running or waiting: answered with it. Failed only because its record is not acknowledged yet
+ * (the GCS link was lost; the record waits in the outbox): answered once the GCS stored it.
+ * Acknowledged a moment ago: answered at once. false: no such checkpoint.
+ */
+static bool
+ckpt_retry(struct cts_job *j, const char *idem_key, struct proto_req *req)
+{
+	struct cts *c = j->cts;
+	struct cts_ckpt *ck;
+	struct outbox_item *it;
+	const struct ckpt_acked_rec *a;
+
+	if ((ck = ckpt_find_idem(j, idem_key)) != NULL) {
+		if (ck->nagain == (int)GCA_NITEMS(ck->again)) {
+			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
+			    ck->id, j->gid, ck->nagain + 1);
+			return true;
+		}
+		log_info("checkpoint %s of %s: asked again with its key; answered when it is done",
+		    ck->id, j->gid);
+		ck->again[ck->nagain++] = req;
+		return true;
+	}
+	if ((it = outbox_find_idem(c, j->gid, idem_key)) != NULL) {
+		if (it->nretries == (int)GCA_NITEMS(it->retries)) {
+			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
+			    it->rec.checkpoint_id, j->gid, it->nretries + 1);
+			return true;
+		}
+		log_info("checkpoint %s of %s: asked again with its key; its record waits in the "
+		    "outbox: answered when the GCS stored it", it->rec.checkpoint_id, j->gid);
+		it->retries[it->nretries++] = req;
+		if (!it->sending && c->registered)
+			outbox_send(c, it);
+		return true;
+	}
+	if ((a = ckpt_acked_find(j->gid, idem_key)) != NULL) {
+		struct msg_checkpoint_ok ok = { (char *)a->id, a->image_name, a->cts, a->seq };
+		log_info("checkpoint %s of %s: asked again with its key; stored already", a->id,
+		    j->gid);
+		proto_reply_ok(req, req->pt->reply, &ok);
+		return true;
+	}
+	return false;
+}
+
 void
 ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key)
 {
@@ -116,21 +467,13 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 			    c->unavailable);
 		return;
 	}
+	/* before the queue's bound: a retry takes no place in the queue */
+	if (idem_key != NULL && req != NULL && ckpt_retry(j, idem_key, req))
+		return;
 	if (j->nqueued >= c->max_queue) {
 		if (req != NULL)
 			proto_reply_err(req, PROTO_E_BUSY, "%u checkpoints of %s already wait (max_queue)",
 			    j->nqueued, j->gid);
-		return;
-	}
-	if (idem_key != NULL && req != NULL && (ck = ckpt_find_idem(j, idem_key)) != NULL) {
-		if (ck->nagain == (int)GCA_NITEMS(ck->again)) {
-			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
-			    ck->id, j->gid, ck->nagain + 1);
-			return;
-		}
-		log_info("checkpoint %s of %s: asked again with its key; answered when it is done",
-		    ck->id, j->gid);
-		ck->again[ck->nagain++] = req;
 		return;
 	}
 	if ((ck = calloc(1, sizeof *ck)) == NULL)
@@ -199,9 +542,7 @@ ckpt_on_encrypted(bool ok, const char *out, void *arg)
 	struct cts_ckpt *ck = arg;
 
 	if (!ok || ckpt_result_read(ck, out) != 0) {
-		file_remove_tree(ck->image_dir);
-		ck->image_dir[0] = '\0';
-		ckpt_fail(ck, PROTO_E_INTERNAL, ok ? "bad answer from the encryption" : out);
+		ckpt_dumped(ck, ok ? "bad answer from the encryption" : out);	/* the folder goes */
 		return;
 	}
 	ckpt_dumped(ck, NULL);
@@ -239,6 +580,16 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		event_free(ck->timeout);
 		ck->timeout = NULL;
 	}
+	if (ck->expired) {
+		char why[1200];
+
+		/* its worker was killed: say why, not only that it died (and a dump that ended
+		 * just then is not taken: its processes were killed midway, perhaps) */
+		snprintf(why, sizeof why, "not done within %s (dump_timeout); its processes were "
+		    "killed (%s)", ckpt_duration(c->dump_timeout_ms), error ? error : "it ended then");
+		ckpt_fail(ck, PROTO_E_REFUSED, why);
+		return;
+	}
 	if (error != NULL) {
 		ckpt_fail(ck, PROTO_E_REFUSED, error);
 		return;
@@ -253,6 +604,9 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot sign the image's manifest (see the log)");
 		return;
 	}
+	/* the image is whole: what follows is the record's, bounded by the GCS link's timeout */
+	event_free(ck->dump_timer);
+	ck->dump_timer = NULL;
 	snprintf(image_name, sizeof image_name, "%s:%s", c->name, ck->image_dir + strlen(c->state) + 1);
 	rec = (struct msg_checkpoint_log){ .checkpoint_id = ck->id, .gid = ck->job->gid,
 		.cts = c->name, .core_service = (char *)c->core->name, .image_name = image_name,
@@ -280,26 +634,10 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	outbox_send(c, it);
 }
 
-struct ckpt_retain {
-	struct cts	*cts;
-	const char	*gid;
-};
-
-/* Retention removed an image this CTS took: its record is expired in the directory. */
-static void
-ckpt_on_removed(const char *id, void *arg)
-{
-	struct ckpt_retain *cr = arg;
-
-	log_info("retention: removed image %s of %s", id, cr->gid);
-	replica_removed(cr->cts, cr->gid, id, true);
-}
-
 void
 ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why)
 {
 	struct cts *c = ck->cts;
-	char jd[PATH_MAX];
 
 	if (code != NULL) {
 		/* the image and its outbox record stay: the record is sent again */
@@ -320,10 +658,9 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 			proto_reply_ok(ck->again[i], ck->again[i]->pt->reply, &ok);
 	}
 	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
-	struct ckpt_retain cr = { c, ck->job->gid };
-	if (cts_job_dir(c, ck->job->gid, jd, sizeof jd) == 0)
-		image_retain(jd, c->retention, ckpt_on_removed, &cr);
-	ckpt_finish(ck);
+	ckpt_forget_asked(ck);
+	ck->recorded = true;
+	ckpt_cleanup(ck);	/* and retention */
 }
 
 /* app: the job's answer to app_save. */
@@ -352,19 +689,37 @@ ckpt_saved(struct cts_job *j, const struct msg_app_saved *b)
 void
 ckpt_job_gone(struct cts_job *j)
 {
+	char why[300];
+
+	snprintf(why, sizeof why, "job %s ended", j->gid);
 	while (j->queue != NULL) {
 		struct cts_ckpt *ck = j->queue;
 		j->queue = ck->next;
 		j->nqueued--;
-		if (ck->req != NULL)
-			proto_reply_err(ck->req, PROTO_E_NOT_FOUND, "job %s ended", j->gid);
-		for (int i = 0; i < ck->nagain; i++)
-			proto_reply_err(ck->again[i], PROTO_E_NOT_FOUND, "job %s ended", j->gid);
+		ckpt_tell(ck, PROTO_E_NOT_FOUND, why);
 		ckpt_free(ck);
 	}
 	/* one waiting for the job's answer will not get it; one being sealed completes */
 	if (j->running != NULL && j->running->timeout != NULL)
 		ckpt_dumped(j->running, "the job ended before it saved");
+}
+
+void
+ckpt_job_free(struct cts_job *j)
+{
+	struct cts_ckpt *ck;
+
+	while ((ck = j->queue) != NULL) {
+		j->queue = ck->next;
+		ckpt_tell(ck, PROTO_E_UNAVAILABLE, "the CTS is stopping");
+		ckpt_free(ck);
+	}
+	j->nqueued = 0;
+	if ((ck = j->running) != NULL) {
+		ckpt_tell(ck, PROTO_E_UNAVAILABLE, "the CTS is stopping");
+		j->running = NULL;
+		ckpt_free(ck);
+	}
 }
 
 void

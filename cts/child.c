@@ -1,12 +1,15 @@
 /*
- * Slow work off the loop: copying and hashing images, running criu. A forked child runs the
- * function and writes its one-line result into a pipe; the loop reads it and reaps the child.
- * The child touches only files and exits with _exit, so nothing of the parent's state (TLS
- * connections, the event base) is used twice.
+ * Slow work off the loop: copying and hashing images, running criu, removing images. A forked
+ * child runs the function and writes its one-line result into a pipe; the loop reads it and reaps
+ * the child. The child touches only files and exits with _exit, so nothing of the parent's state
+ * (TLS connections, the event base) is used twice. Each child leads its own process group, so
+ * child_kill ends it with whatever it started (criu, a shell), and a terminal's ^C to the CTS does
+ * not reach it.
  */
 #include <event2/event.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,22 @@ struct child {
 	size_t		 used;
 	void		(*done)(bool ok, const char *out, void *arg);
 	void		*arg;
+	struct child	*next;
 };
+
+/* The children running now (one CTS per process). */
+static struct child *child_list;
+
+static void
+child_unlink(struct child *ch)
+{
+	for (struct child **p = &child_list; *p != NULL; p = &(*p)->next) {
+		if (*p == ch) {
+			*p = ch->next;
+			return;
+		}
+	}
+}
 
 static void
 child_on_read(evutil_socket_t fd, short what, void *arg)
@@ -53,6 +71,7 @@ child_on_read(evutil_socket_t fd, short what, void *arg)
 		snprintf(ch->out, sizeof ch->out, "1 the worker process died (%s %d)",
 		    WIFSIGNALED(status) ? "signal" : "status",
 		    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	child_unlink(ch);
 	event_free(ch->ev);
 	close(ch->fd);
 	ch->done(ok, ch->out + 2, ch->arg);
@@ -80,17 +99,37 @@ child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const 
 		char out[CHILD_OUT];
 		int rc;
 
+		setpgid(0, 0);
 		close(p[0]);
 		out[0] = '\0';
 		rc = fn(fn_arg, out, sizeof out - 2);
 		dprintf(p[1], "%d %s", rc == 0 ? 0 : 1, out);
 		_exit(0);
 	}
+	setpgid(ch->pid, ch->pid);	/* as the child does: whichever runs first */
 	close(p[1]);
 	ch->fd = p[0];
 	ch->done = done;
 	ch->arg = arg;
 	ch->ev = event_new(c->base, ch->fd, EV_READ | EV_PERSIST, child_on_read, ch);
 	event_add(ch->ev, NULL);
+	ch->next = child_list;
+	child_list = ch;
 	return 0;
+}
+
+int
+child_kill(const void *arg)
+{
+	int n = 0;
+
+	for (struct child *ch = child_list; ch != NULL; ch = ch->next) {
+		if (ch->arg != arg)
+			continue;
+		/* the whole group: criu and the helpers it ran end with the worker */
+		if (kill(-ch->pid, SIGKILL) != 0)
+			kill(ch->pid, SIGKILL);
+		n++;
+	}
+	return n;
 }

@@ -155,6 +155,8 @@ cts_configure(struct cts *c, const struct config *cf)
 	c->app_incremental = config_get(cf, "app_incremental") ? (unsigned)n : 0;
 	c->app_timeout_ms = cts_duration(cf, "app_timeout", 10000);
 	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
+	/* dump_timeout: a core service's work on one checkpoint, at most (checkpoint.c) */
+	c->dump_timeout_ms = cts_duration(cf, "dump_timeout", 600000);
 	c->vmm_qemu = cts_setting(cf, "vmm_qemu", "qemu-system-x86_64");
 	c->vmm_timeout_ms = cts_duration(cf, "vmm_timeout", 120000);
 	/* the guest the operator offers (vmm-ready-job-executor takes it when no flag names one) */
@@ -259,11 +261,13 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
-	cts_state_open(&c);
 	c.base = event_base_new();
-	cts_listen(&c, &cf, port_file);
+	/* the socket first: a second gca-cts started on a running one's socket (the same cts.conf)
+	 * stops here, before it touches that one's state folder */
 	if (local_open(&c, config_get(&cf, "socket_group"), err, sizeof err) != 0)
 		log_fatal("%s", err);
+	cts_state_open(&c);
+	cts_listen(&c, &cf, port_file);
 	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	if (gcslink_open(&c, err, sizeof err) != 0)

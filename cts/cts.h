@@ -89,6 +89,9 @@ struct cts_ckpt {
 	uint64_t		 time_ms;
 	struct image_result	 result;	/* of the sealed image */
 	struct event		*timeout;	/* app: waiting for the job's answer */
+	struct event		*dump_timer;	/* dump_timeout: the core service's work, at most */
+	bool			 expired;	/* dump_timeout passed: its children were killed */
+	bool			 recorded;	/* the GCS stored the record: retention applies */
 	struct proto_strlist	 properties;	/* the core service's, for this record only */
 	bool			 encrypted;	/* the image's files are encrypted (image_key) */
 	char			 parent[ID_LEN + 1];	/* an incremental image's parent, "" = full */
@@ -101,6 +104,10 @@ struct outbox_item {
 	struct msg_checkpoint_log	 rec;
 	bool				 sending;
 	struct cts_ckpt			*ck;		/* who waits for it, or NULL */
+	/* its do_checkpoint asked again (idempotency key) after the checkpoint itself failed for
+	 * want of an acknowledgement: answered with this record's result (ckpt_acked) */
+	struct proto_req		*retries[4];
+	int				 nretries;
 	struct cts			*cts;
 	struct outbox_item		*next;
 };
@@ -116,6 +123,7 @@ struct cts {
 	struct proto_strlist	 exec_params, recovery_params;
 	unsigned		 retention;
 	int			 app_timeout_ms, heartbeat_ms;
+	int			 dump_timeout_ms;	/* cts.conf dump_timeout */
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	char			*vmm_kernel, *vmm_initrd;	/* vmm: the operator's guest, or NULL */
@@ -152,6 +160,8 @@ int  outbox_load(struct cts *c, char *err, size_t errlen);
 struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec);
 void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
+/* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
+struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
 void outbox_free(struct cts *c);
 
 /* jobs.c */
@@ -162,6 +172,8 @@ struct cts_job *jobs_by_channel(struct cts *c, struct proto_conn *conn);
 struct cts_job *jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t start, uid_t uid,
 	gid_t gidn, uint64_t every_ms);
 bool jobs_alive(const struct cts_job *j);	/* same process as at bind time */
+bool jobs_catches(const struct cts_job *j, int sig);	/* it has a handler for sig */
+int  jobs_signal(const struct cts_job *j, int sig);	/* through its pidfd: never a reused PID */
 void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
 void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
 void jobs_retry_unbind(struct cts *c);
@@ -183,8 +195,14 @@ void ckpt_result_line(const struct image_result *r, char *out, size_t len);
 int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
+/* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */
+void ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why);
 void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);
 void ckpt_job_gone(struct cts_job *j);		/* fails what waits for a job that ended */
+void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answered, freed */
+/* A failed checkpoint's image folder is removed, but the file in it its error names (criu's
+ * dump.log) is kept as STATE/failed/<id>.log, the newest CKPT_FAILED_LOGS of them. */
+#define CKPT_FAILED_LOGS 10
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* restore.c: restore_prepare from gca-recover. */
@@ -229,6 +247,9 @@ void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 typedef int (*child_fn)(void *arg, char *out, size_t outlen);
 int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const char *out,
 	void *arg), void *arg);
+/* Kills (SIGKILL, with what they started) the children whose done callback gets arg; they end
+ * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
+int  child_kill(const void *arg);
 
 /* Paths in the state folder. */
 int  cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len);

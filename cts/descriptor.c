@@ -25,19 +25,68 @@ static const struct descriptor_flag descriptor_flags[] = {
 	{ "gcaAnyImageRecovery", offsetof(struct msg_cts_register, any_image) },
 };
 
-/* "NAME=pattern", NAME an environment variable name. */
-static bool
-descriptor_param_ok(const char *p)
-{
-	const char *eq = strchr(p, '=');
+/*
+ * The placeholders the wrappers fill (gca-exec.c exec_params, gca-recover.c recover_send_env):
+ * a pattern naming another one would make every gca-exec fail at run time, so the CTS refuses it
+ * at start. {image_dir} and the others of a checkpoint mean nothing when a job first starts.
+ */
+static const char *const descriptor_exec_vars[] = { "gid", "cts", "pid", "core_service", NULL };
+static const char *const descriptor_recovery_vars[] = { "gid", "cts", "pid", "core_service",
+	"checkpoint_id", "image_dir", "seq", NULL };
 
-	if (eq == NULL || eq == p || !(isalpha((unsigned char)*p) || *p == '_'))
-		return false;
-	for (const char *s = p; s < eq; s++) {
-		if (!isalnum((unsigned char)*s) && *s != '_')
-			return false;
+static bool
+descriptor_var_known(const char *const *vars, const char *name, size_t n)
+{
+	for (; *vars != NULL; vars++) {
+		if (strlen(*vars) == n && memcmp(*vars, name, n) == 0)
+			return true;
 	}
-	return true;
+	return false;
+}
+
+/*
+ * "NAME=pattern", NAME an environment variable name, every {placeholder} one the wrapper fills
+ * ("{{" is a literal '{', as wrapper_expand reads it). -1 with why.
+ */
+static int
+descriptor_param_check(const char *p, bool recovery, char *why, size_t len)
+{
+	const char *eq = strchr(p, '='), *close;
+	const char *const *vars = recovery ? descriptor_recovery_vars : descriptor_exec_vars;
+
+	if (eq == NULL || eq == p || !(isalpha((unsigned char)*p) || *p == '_')) {
+		snprintf(why, len, "want NAME=pattern, e.g. JOB_STATE=/scratch/{gid}");
+		return -1;
+	}
+	for (const char *s = p; s < eq; s++) {
+		if (!isalnum((unsigned char)*s) && *s != '_') {
+			snprintf(why, len, "\"%.*s\" is not an environment variable name",
+			    (int)(eq - p), p);
+			return -1;
+		}
+	}
+	for (const char *s = eq + 1; *s != '\0'; s++) {
+		if (*s != '{')
+			continue;
+		if (s[1] == '{') {
+			s++;
+			continue;
+		}
+		if ((close = strchr(s + 1, '}')) == NULL) {
+			snprintf(why, len, "'{' without '}'");
+			return -1;
+		}
+		if (!descriptor_var_known(vars, s + 1, (size_t)(close - s - 1))) {
+			size_t used = (size_t)snprintf(why, len, "unknown placeholder {%.*s}%s; known: ",
+			    (int)(close - s - 1), s + 1, recovery ? "" : " for a job that starts");
+			for (const char *const *v = vars; *v != NULL && used < len; v++)
+				used += (size_t)snprintf(why + used, len - used, "%s{%s}",
+				    v == vars ? "" : " ", *v);
+			return -1;
+		}
+		s = close;
+	}
+	return 0;
 }
 
 /* The published form of a parameter list: the values joined by "; ". */
@@ -112,13 +161,15 @@ descriptor_attr(struct cts *c, const char *path, unsigned long line, const char 
 		reg->wrapper_params = strdup(val);
 	} else if (strcasecmp(attr, "gcaExecuteParams") == 0 ||
 	    strcasecmp(attr, "gcaRecoveryParams") == 0) {
-		if (!descriptor_param_ok(val)) {
-			snprintf(err, errlen, "%s, record at line %lu: %s \"%s\": want NAME=pattern, "
-			    "e.g. JOB_STATE=/scratch/{gid}", path, line, attr, val);
+		bool recovery = strcasecmp(attr, "gcaRecoveryParams") == 0;
+		char why[300];
+
+		if (descriptor_param_check(val, recovery, why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s, record at line %lu: %s \"%s\": %s", path, line, attr,
+			    val, why);
 			return -1;
 		}
-		proto_strlist_add(strcasecmp(attr, "gcaExecuteParams") == 0 ? &c->exec_params :
-		    &c->recovery_params, val);
+		proto_strlist_add(recovery ? &c->recovery_params : &c->exec_params, val);
 	} else {
 		snprintf(err, errlen, "%s, record at line %lu: unknown attribute %s", path, line, attr);
 		return -1;

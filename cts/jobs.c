@@ -65,12 +65,43 @@ user_name(uid_t uid, char *out, size_t len)
 	return snprintf(out, len, "uid%u", (unsigned)uid) >= (int)len ? -1 : 0;
 }
 
+/*
+ * The pidfd taken at bind time (and checked against the start time then) names that one process
+ * even after its PID is reused: signal 0 through it fails once it is gone. The start time in /proc
+ * is checked again as well, so a PID number alone never decides.
+ */
 bool
 jobs_alive(const struct cts_job *j)
 {
 	uint64_t start;
 
-	return !j->ended && proc_stat(j->pid, NULL, NULL, NULL, &start) == 0 && start == j->start;
+	if (j->ended || j->pidfd < 0 || syscall(SYS_pidfd_send_signal, j->pidfd, 0, NULL, 0) != 0)
+		return false;
+	return proc_stat(j->pid, NULL, NULL, NULL, &start) == 0 && start == j->start;
+}
+
+bool
+jobs_catches(const struct cts_job *j, int sig)
+{
+	char path[64], *buf = NULL, *l;
+	unsigned long long mask = 0;
+	size_t len;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)j->pid);
+	if (sig < 1 || sig > 64 || !jobs_alive(j) || file_read_all(path, &buf, &len, 65536) != 0)
+		return false;
+	if ((l = strstr(buf, "\nSigCgt:")) == NULL || sscanf(l, "\nSigCgt: %llx", &mask) != 1)
+		mask = 0;
+	free(buf);
+	return (mask >> (sig - 1)) & 1;
+}
+
+int
+jobs_signal(const struct cts_job *j, int sig)
+{
+	if (j->ended || j->pidfd < 0)
+		return -1;
+	return (int)syscall(SYS_pidfd_send_signal, j->pidfd, sig, NULL, 0);
 }
 
 struct cts_job *
@@ -212,6 +243,7 @@ jobs_unwatch(struct cts_job *j)
 static void
 jobs_free_one(struct cts_job *j)
 {
+	ckpt_job_free(j);
 	jobs_unwatch(j);
 	jobs_set_channel(j, NULL);
 	if (j->restore_dir != NULL)

@@ -145,11 +145,11 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 	if (code != NULL) {
 		log_warn("record %s of %s not acknowledged: %s: %s (kept in the outbox)",
 		    it->rec.checkpoint_id, it->rec.gid, code, msg);
-		if (ck != NULL) {
-			snprintf(why, sizeof why, "the image is kept, but the GCS has not stored its "
-			    "record yet (%s: %s); the CTS sends it again", code, msg);
+		snprintf(why, sizeof why, "the image is kept, but the GCS has not stored its record "
+		    "yet (%s: %s); the CTS sends it again", code, msg);
+		if (ck != NULL)
 			ckpt_logged(ck, 0, code, why);
-		}
+		ckpt_acked(it, 0, code, why);
 		return;
 	}
 	log_info("record %s of %s stored: seq %llu", it->rec.checkpoint_id, it->rec.gid,
@@ -161,6 +161,7 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 	outbox_unlink(c, it);
 	if (ck != NULL)
 		ckpt_logged(ck, seq, NULL, NULL);
+	ckpt_acked(it, seq, NULL, NULL);
 	outbox_item_free(it);
 }
 
@@ -181,12 +182,32 @@ outbox_flush(struct cts *c)
 	}
 }
 
+struct outbox_item *
+outbox_find_idem(struct cts *c, const char *gid, const char *idem_key)
+{
+	size_t klen = strlen(idem_key);
+
+	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next) {
+		if (it->rec.gid == NULL || strcmp(it->rec.gid, gid) != 0)
+			continue;
+		for (size_t i = 0; i < it->rec.properties.n; i++) {
+			const char *p = it->rec.properties.v[i];
+			if (strncmp(p, "idem=", 5) == 0 && strlen(p + 5) == klen &&
+			    memcmp(p + 5, idem_key, klen) == 0)
+				return it;
+		}
+	}
+	return NULL;
+}
+
 void
 outbox_free(struct cts *c)
 {
 	while (c->outbox != NULL) {
 		struct outbox_item *it = c->outbox;
 		c->outbox = it->next;
+		ckpt_acked(it, 0, PROTO_E_UNAVAILABLE, "the CTS is stopping; its record stays in the "
+		    "outbox and is sent after the restart");
 		outbox_item_free(it);
 	}
 }

@@ -198,22 +198,59 @@ fail:
 	return NULL;
 }
 
+/*
+ * What is at path before we bind there: nothing, or a socket left by a previous run (nobody
+ * answers a connect: removed), 0; or a socket someone still listens on (a second daemon would
+ * steal the first one's clients), or a file that is no socket: -1 with why.
+ */
+static int
+proto_server_unix_clear(const struct sockaddr_un *sun, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(sun->sun_path, &st) != 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "socket %s: the path exists and is not a socket; not removing it",
+		    sun->sun_path);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket %s: %s", sun->sun_path, strerror(errno));
+		return -1;
+	}
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+	close(fd);
+	if (rc == 0) {
+		snprintf(err, errlen, "socket %s: another process listens on it (a gca-cts already "
+		    "running?); not taking it over", sun->sun_path);
+		return -1;
+	}
+	if (unlink(sun->sun_path) != 0 && errno != ENOENT) {
+		snprintf(err, errlen, "socket %s: cannot remove the stale socket: %s", sun->sun_path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 struct proto_server *
 proto_server_unix(struct event_base *base, const char *path, mode_t mode,
     const struct proto_server_config *cfg, char *err, size_t errlen)
 {
-	struct proto_server *s = calloc(1, sizeof *s);
+	struct proto_server *s;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 
-	if (s == NULL)
-		return NULL;
 	if (strlen(path) >= sizeof sun.sun_path) {
 		snprintf(err, errlen, "socket path too long: %s", path);
-		free(s);
 		return NULL;
 	}
 	strcpy(sun.sun_path, path);
-	unlink(path);		/* a socket left by a previous run */
+	if (proto_server_unix_clear(&sun, err, errlen) != 0)
+		return NULL;
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return NULL;
 	s->base = base;
 	s->cfg = *cfg;
 	s->path = strdup(path);

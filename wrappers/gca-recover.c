@@ -34,12 +34,14 @@
 #include "wrappers/wrapper.h"
 
 static const char recover_usage_text[] =
-    "usage: gca-recover --gid GID --checkpoint ID|latest [--cts SOCKET] -- JOB [ARGS...]\n";
+    "usage: gca-recover --gid GID --checkpoint ID|latest [--cts SOCKET] [--checkpoint-every "
+    "DURATION] -- JOB [ARGS...]\n";
 
 static const char recover_help_text[] =
     "  --gid GID              the job's grid identifier\n"
     "  --checkpoint ID|latest the checkpoint to restart from (latest: highest sequence number)\n"
     "  --cts SOCKET           the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
+    "  --checkpoint-every DURATION  periodic checkpoints of the recovered job (30s, 5m, 2h)\n"
     "See gca-recover(1).\n";
 
 #define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
@@ -50,6 +52,7 @@ static const char recover_help_text[] =
 /* What the job's environment and the placeholders are made of. */
 struct recover {
 	const char		*gid, *checkpoint, *socket;
+	uint64_t		 every_ms;	/* --checkpoint-every, 0 none */
 	char			**job;
 	struct proto_sync	*s;
 	struct msg_restore_ok	*r;
@@ -68,7 +71,7 @@ recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
 	char code[64], msg[512];
 	struct msg_local_bind bind = {
 		.gid = (char *)rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
-		.recovery = true,
+		.checkpoint_every_ms = rc->every_ms, .recovery = true,
 	};
 
 	if (wrapper_bind("gca-recover", rc->s, &bind, (void **)ok, code, sizeof code, msg,
@@ -461,11 +464,13 @@ main(int argc, char **argv)
 		{ "gid", required_argument, NULL, 'g' },
 		{ "checkpoint", required_argument, NULL, 'k' },
 		{ "cts", required_argument, NULL, 'c' },
+		{ "checkpoint-every", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *gid = NULL, *checkpoint = NULL, *cts_flag = NULL;
 	struct recover rc = { 0 };
+	uint64_t every_ms = 0;
 	char *socket;
 	int c, status;
 
@@ -479,6 +484,13 @@ main(int argc, char **argv)
 			break;
 		case 'c':
 			cts_flag = optarg;
+			break;
+		case 'e':
+			if (duration_parse(optarg, &every_ms) != 0 || every_ms == 0) {
+				fprintf(stderr, "gca-recover: bad --checkpoint-every \"%s\" (say 30s, 5m, "
+				    "2h)\n", optarg);
+				return recover_usage();
+			}
 			break;
 		case 'h':
 			fputs(recover_usage_text, stdout);
@@ -506,6 +518,7 @@ main(int argc, char **argv)
 	rc.gid = gid;
 	rc.checkpoint = checkpoint;
 	rc.socket = socket;
+	rc.every_ms = every_ms;
 	rc.job = argv + optind;
 	status = recover_run(&rc);
 	proto_body_free(proto_type_find("restore_prepare")->reply, rc.r);

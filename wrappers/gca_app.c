@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -366,19 +365,6 @@ app_attach(void)
 	app.attach_failed = true;
 }
 
-/* The CTS may send SIGUSR2 to wake a sleeping job before app_save; its default action would kill
- * the job. We poll the socket anyway, so the signal itself is not needed. */
-static void
-app_quiet_sigusr2(void)
-{
-	struct sigaction sa;
-
-	if (sigaction(SIGUSR2, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-		sa.sa_handler = SIG_IGN;
-		sigaction(SIGUSR2, &sa, NULL);
-	}
-}
-
 int
 gca_app_init(gca_app_save_fn save, gca_app_restore_fn restore, void *arg)
 {
@@ -409,7 +395,6 @@ gca_app_init(gca_app_save_fn save, gca_app_restore_fn restore, void *arg)
 	/* Programs the job starts must not hold the CTS's socket nor think they are this job. */
 	fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 	unsetenv("GCA_APP_FD");
-	app_quiet_sigusr2();
 	app.enabled = true;
 	snprintf(app.gid, sizeof app.gid, "%s", gid);
 	if (sock != NULL && strlen(sock) < sizeof app.socket_path)

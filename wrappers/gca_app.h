@@ -12,8 +12,12 @@
  * When GCA_APP_FD is not set the job runs without checkpointing: gca_app_init returns 0,
  * gca_app_poll only sleeps, gca_app_checkpoint fails with a message saying so.
  * gca_app_init marks the socket close-on-exec and removes GCA_APP_FD and GCA_RESTORE_DIR from the
- * environment, so programs the job starts do not take them for their own, and (when its action is
- * the default) ignores SIGUSR2, which the CTS may send to wake the job before an app_save.
+ * environment, so programs the job starts do not take them for their own.
+ *
+ * The wake signal ("a signal, then a message"): just before app_save the CTS sends SIGUSR2 to a
+ * job that catches it (has a handler installed, seen in /proc), never to one that leaves it at its
+ * default or ignores it. A job that computes for long stretches between gca_app_poll calls can
+ * install a handler that makes it call gca_app_poll(0) soon; the library installs none itself.
  *
  * On the socket: the CTS sends `app_save {checkpoint_id, image_dir}`; the library calls save_fn
  * with image_dir (a folder the job's user owns), answers `app_saved {checkpoint_id, ok, error}`

@@ -1,13 +1,15 @@
 /*
  * The app core service: application-level checkpointing, the paper's basic class. The job saves
  * its own state (wrappers/gca_app.h): the CTS sends `app_save` on the socket the job kept from
- * gca-exec, naming a staging folder the job's user owns; the job writes its files there and answers
- * `app_saved`. The CTS then copies the files into its own store, opened beneath the staging folder
- * without following links, and hashes them while copying (DESIGN.md, "Image store safety").
+ * gca-exec (after SIGUSR2, to a job that catches it), naming a staging folder the job's user owns;
+ * the job writes its files there and answers `app_saved`. The CTS then copies the files into its
+ * own store, opened beneath the staging folder without following links, and hashes them while
+ * copying (DESIGN.md, "Image store safety").
  * With app_incremental, app_save also offers the job's previous image (parent_id, and a copy of its
  * chain in parent_dir); a job that wrote only what changed answers with that parent.
  */
 #include <event2/event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,12 @@ app_send_save(struct cts_ckpt *ck)
 	snprintf(parent_dir, sizeof parent_dir, "%s.parent", ck->staging);
 	b = (struct msg_app_save){ ck->id, ck->staging, ck->offered[0] ? ck->offered : NULL,
 		ck->offered[0] ? parent_dir : NULL };
+	/* "a signal, then a message": a job that catches SIGUSR2 is woken first (from a long
+	 * computation, say, to call gca_app_poll); one that does not is never signalled, so a job
+	 * that leaves SIGUSR2 at its default (which kills) is not killed by a checkpoint */
+	if (jobs_catches(j, SIGUSR2) && jobs_signal(j, SIGUSR2) != 0)
+		log_warn("checkpoint %s of %s: cannot send SIGUSR2 to pid %d", ck->id, j->gid,
+		    (int)j->pid);
 	if (proto_conn_send(j->channel, "app_save", ++frame_id, proto_type_find("app_save"), &b) != 0) {
 		ckpt_dumped(ck, "cannot write to the job's channel");
 		return;
@@ -92,6 +100,10 @@ app_on_parent_copied(bool ok, const char *out, void *arg)
 {
 	struct cts_ckpt *ck = arg;
 
+	if (!ok && ck->expired) {
+		ckpt_dumped(ck, out);	/* killed by dump_timeout */
+		return;
+	}
 	if (!ok) {
 		/* the job saves in full this time */
 		log_warn("checkpoint %s of %s: parent %s not offered: %s", ck->id, ck->job->gid,

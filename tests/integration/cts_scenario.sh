@@ -2,7 +2,8 @@
 # for the app and criu core services), examples/counter under gca-exec, checkpoints asked by a broker
 # through the GCS (gca-ctl), SIGKILL, gca-recover from the latest and from an earlier checkpoint,
 # records in ldapsearch, concurrent checkpoints, the outbox across a CTS crash, a corrupted image,
-# signals through gca-recover.
+# signals through gca-recover, periodic checkpoints after recovery, a job's own checkpoint, the
+# CTS's parameter patterns expanded for the job.
 # timeout: 240
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
@@ -122,6 +123,14 @@ expect_eq "recovery from a corrupted image fails" "$rc" 1
 case "$out" in *"file counter"*"sha256 mismatch"*) pass "naming the file and the check: $(echo "$out" | head -1 | cut -c1-140)" ;; *) fail "the message names the file" "$out" ;; esac
 [ ! -e "$TEST_TMP/started" ] && pass "the job was not started" || fail "the job was not started"
 
+# -- a recovered job is checkpointed periodically too (gca-recover --checkpoint-every) --
+log5=$TEST_TMP/counter5.log
+gca-recover --gid "$gid" --checkpoint latest --checkpoint-every 1s -- "$counter" --log "$log5" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "gca-recover --checkpoint-every 1s: the recovered job gets a periodic checkpoint" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gidf)(gcaCheckpointKind=periodic))' dn | grep -q '^dn:'"
+kill -TERM $rec; wait $rec 2>/dev/null
+
 # -- the outbox: a record pending when the CTS dies is sent after the restart, stored once --
 log4=$TEST_TMP/counter4.log
 gid2=periodic-job
@@ -149,6 +158,21 @@ else
 fi
 grep -q "^counter" "$log4" && kill -0 $job2 && pass "the periodic job kept running through it all" || fail "the periodic job kept running"
 
+# -- a job asks for its own checkpoint (5.1 step 8) through the real CTS --
+log6=$TEST_TMP/counter6.log
+gca-exec --gid self-job -- "$counter" --log "$log6" --tick 20 --checkpoint-every-ticks 5 &
+job6=$!
+on_exit "kill -9 $job6"
+if wait_for 15 grep -q '^checkpoint [0-9a-f-]* seq ' "$log6"; then
+	read -r _ sid _ sseq < <(grep '^checkpoint [0-9a-f-]* seq ' "$log6" | head -1)
+	pass "the job's own checkpoint: its log says checkpoint $sid seq $sseq"
+	out=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$sid))" gcaGID gcaSequenceNumber gcaCheckpointKind gcaCTSName)
+	has "$out" "gcaGID: self-job" "gcaSequenceNumber: $sseq" "gcaCheckpointKind: job" "gcaCTSName: cts-app" && pass "its record in the directory: seq $sseq, kind job" || fail "the job-initiated record in the directory" "$out"
+else
+	fail "the job's own checkpoint: its log says checkpoint ID seq N" "$(grep checkpoint "$log6" | head -3)"
+fi
+kill -TERM $job6; wait $job6 2>/dev/null
+
 # -- a GID is refused for a wrapper that may not have it --
 out=$(gca-exec --gid "$gid2" -- touch "$TEST_TMP/dup" 2>&1); rc=$?
 case "$rc $out" in "1 "*"already runs here"*) pass "a second gca-exec of a running GID is refused" ;; *) fail "second gca-exec refused" "$rc $out" ;; esac
@@ -161,6 +185,50 @@ else
 	echo "# not root: the other-user checks run in test_cts"
 fi
 kill -TERM $job2; wait $job2 2>/dev/null
+
+# -- the CTS's parameter patterns reach the job expanded (gcaExecuteParams, gcaRecoveryParams) --
+pc=$TEST_TMP/cts-params
+mkdir -p "$pc"
+scripts_pki=$GCA_TOP/scripts/gca-pki
+"$scripts_pki" issue "$site/pki" cts cts-params >/dev/null
+cat > "$pc/cts.ldif" <<LDIF
+dn: cn=cts-params,ou=cts,$GCA_BASE_DN
+gcaCoreService: app
+gcaExecuteParams: JOB_DIR=/scratch/{gid}/{pid}
+gcaExecuteParams: JOB_WHERE={cts}:{core_service}
+gcaRecoveryParams: JOB_IMAGE={image_dir}
+gcaRecoveryParams: JOB_CKPT={checkpoint_id}@{seq}
+LDIF
+sed -e "s|^name .*|name cts-params|" -e "s|^socket .*|socket $pc/sock|" -e "s|^state .*|state $pc/state|" \
+	-e "s|^descriptor .*|descriptor $pc/cts.ldif|" -e "s|cts-cts-app\.|cts-cts-params.|g" \
+	-e "s|^listen .*|listen 127.0.0.1:0|" -e '/^endpoint /d' "$site/cts-app.conf" > "$pc/cts.conf"
+gca-cts -f "$pc/cts.conf" >"$pc/log" 2>&1 &
+pc_pid=$!
+on_exit "kill $pc_pid"
+if wait_for 10 test -S "$pc/sock"; then
+	out1=$TEST_TMP/params.out
+	gca-exec --cts "$pc/sock" --gid params-job -- sh -c 'printf "%s|%s|%s\n" "$JOB_DIR" "$JOB_WHERE" "$$" > "$0"; exec "$1" --log "$2" --tick 20' "$out1" "$counter" "$TEST_TMP/counter7.log" &
+	job7=$!
+	on_exit "kill -9 $job7"
+	wait_for 15 test -s "$out1"
+	IFS='|' read -r jdir jwhere jpid < "$out1"
+	expect_eq "gcaExecuteParams {gid} and {pid}: the job's JOB_DIR" "$jdir" "/scratch/params-job/$jpid"
+	expect_eq "gcaExecuteParams {cts}:{core_service}" "$jwhere" "cts-params:app"
+	wait_for 10 reached "$TEST_TMP/counter7.log" 3
+	out=$(gca-ctl checkpoint params-job 2>&1)
+	pid7=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
+	case "$out" in *"seq 1 at cts-params"*) pass "a checkpoint at cts-params" ;; *) fail "a checkpoint at cts-params" "$out" ;; esac
+	kill -9 $job7; wait $job7 2>/dev/null
+	wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=params-job)' gcaJobState | grep -q 'gcaJobState: finished'"
+	out2=$TEST_TMP/params2.out
+	gca-recover --cts "$pc/sock" --gid params-job --checkpoint latest -- sh -c 'printf "%s|%s|%s|%s\n" "$JOB_IMAGE" "$GCA_RESTORE_DIR" "$JOB_CKPT" "$(cat "$JOB_IMAGE/counter")" > "$0"' "$out2"
+	IFS='|' read -r jimage jrestore jckpt jcount < "$out2"
+	[ -n "$jimage" ] && [ "$jimage" = "$jrestore" ] && pass "gcaRecoveryParams {image_dir}: the folder the job restores from ($jimage)" || fail "gcaRecoveryParams {image_dir}" "'$jimage' vs GCA_RESTORE_DIR '$jrestore'"
+	expect_eq "gcaRecoveryParams {checkpoint_id}@{seq}" "$jckpt" "$pid7@1"
+	expect_eq "and the image is there to read: its counter" "$jcount" "$(cat "$pc/state/images/params-job/$pid7/counter" 2>/dev/null)"
+else
+	fail "a CTS with parameter patterns starts" "$(tail -3 "$pc/log")"
+fi
 
 # -- a CTS not (yet) registered at its GCS: the wrapper waits a bounded time, then says why --
 lone=$TEST_TMP/cts-lone

@@ -57,6 +57,8 @@ done
 # -- flags only one of them has --
 expect_fail "gca-exec with a bad --checkpoint-every" 2 "gca-exec: bad --checkpoint-every*" \
     gca-exec --gid job-1 --checkpoint-every soon -- touch "$ran"
+expect_fail "gca-recover with a bad --checkpoint-every" 2 "gca-recover: bad --checkpoint-every*" \
+    gca-recover --gid job-1 --checkpoint latest --checkpoint-every 0 -- touch "$ran"
 expect_fail "gca-recover without --checkpoint" 2 "usage: gca-recover *" \
     gca-recover --gid job-1 -- touch "$ran"
 expect_fail "gca-recover with a checkpoint that is not an id" 2 "gca-recover: bad checkpoint*" \

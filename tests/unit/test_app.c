@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,15 @@ test_app_save_is_served(void **state)
 
 	(void)state;
 	setup_pair(&c);
+	signal(SIGUSR2, SIG_DFL);
 	assert_int_equal(gca_app_init(job_save, job_restore, &j), 0);
+	/* dispositions are the job's: the CTS signals only a job that catches SIGUSR2, and an
+	 * ignored signal would stay ignored in the programs the job runs */
+	{
+		struct sigaction sa;
+		assert_int_equal(sigaction(SIGUSR2, NULL, &sa), 0);
+		assert_true(sa.sa_handler == SIG_DFL);
+	}
 	assert_string_equal(gca_app_gid(), "g1");
 	assert_true(gca_app_fd() >= 0);
 	assert_null(getenv("GCA_APP_FD"));	/* not passed on to the job's children */
