@@ -205,6 +205,11 @@ struct transfer_fetch {
 };
 void transfer_serve(struct proto_req *r, void *ctx);
 int  transfer_fetch_run(void *arg, char *out, size_t outlen);
+/* dir/manifest has the record's sha256 (NULL: not checked, for a parent link whose record is not
+ * at hand) and dir/manifest.sig is its signature by the CTS signer (the record's taker), whether
+ * the image was fetched or taken here. 0, or -1 with err. */
+int  transfer_manifest_check(const char *dir, const char *ca, const char *id, const char *sha256,
+	const char *signer, char *err, size_t errlen);
 
 /* replica.c: copies of each image on the replicas named in cts.conf, and gcaLocation. */
 int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen);

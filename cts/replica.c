@@ -224,6 +224,25 @@ replica_on_fetched(bool ok, const char *out, void *arg)
 	gcslink_request(op->cts, "image_location", &q, replica_on_located, op);
 }
 
+/* What a copy is checked against comes from the record, through the GCS's grant, not from the
+ * sender: the record's sha256 and the CTS that took (and signed) it. The grant must name this CTS
+ * and this checkpoint. */
+static int
+replica_grant_check(struct cts *c, const struct msg_image_replicate *b, struct proto_grant *g,
+	char *err, size_t errlen)
+{
+	if (proto_grant_verify(c->tls.ca, b->grant, time_now_ms(), g, err, errlen) != 0)
+		return -1;
+	if (strcmp(g->target, c->name) != 0 || strcmp(g->checkpoint_id, b->checkpoint_id) != 0 ||
+	    strcmp(g->gid, b->gid) != 0) {
+		snprintf(err, errlen, "the grant is for checkpoint %s of %.200s to CTS %.200s, not "
+		    "%s of %.200s to %.200s", g->checkpoint_id, g->gid, g->target, b->checkpoint_id,
+		    b->gid, c->name);
+		return -1;
+	}
+	return 0;
+}
+
 void
 replica_receive(struct proto_req *r, void *ctx)
 {
@@ -231,12 +250,23 @@ replica_receive(struct proto_req *r, void *ctx)
 	struct msg_image_replicate *b = r->body;
 	struct replica_op *op;
 	struct transfer_fetch *f;
+	struct proto_grant g;
 	struct stat st;
+	char err[1200];
 
 	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID and checkpoint id");
 		return;
 	}
+	if (replica_grant_check(c, b, &g, err, sizeof err) != 0) {
+		log_warn("copy of checkpoint %s from %s refused: %s", b->checkpoint_id, r->peer.name,
+		    err);
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "%s", err);
+		return;
+	}
+	if (b->sha256 != NULL && strcmp(b->sha256, g.sha256) != 0)
+		log_warn("copy of checkpoint %s: %s says sha256 %.12s..., the record %.12s...: the "
+		    "record's is checked", b->checkpoint_id, r->peer.name, b->sha256, g.sha256);
 	if (b->holders.n == 0) {
 		proto_reply_err(r, PROTO_E_MISSING_FIELD, "a copy needs at least one holder");
 		return;
@@ -259,9 +289,8 @@ replica_receive(struct proto_req *r, void *ctx)
 	}
 	snprintf(f->id, sizeof f->id, "%s", b->checkpoint_id);
 	snprintf(f->gid, sizeof f->gid, "%s", b->gid);
-	snprintf(f->sha256, sizeof f->sha256, "%s", b->sha256 ? b->sha256 : "");
-	/* a CTS replicates the checkpoints it took: it signed the manifest */
-	snprintf(f->signer, sizeof f->signer, "%s", r->peer.name);
+	snprintf(f->sha256, sizeof f->sha256, "%s", g.sha256);
+	snprintf(f->signer, sizeof f->signer, "%s", g.taker);
 	snprintf(f->state, sizeof f->state, "%s", c->state);
 	f->grant = strdup(b->grant);
 	f->tls = c->tls;

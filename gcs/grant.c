@@ -20,7 +20,7 @@
 struct grant_op {
 	struct gcs		*g;
 	struct proto_req	*r;
-	char			 gid[256], core[128];
+	char			 gid[256], core[128], sha256[65], taker[256];
 	char			*holders[GRANT_HOLDERS];
 	size_t			 nholders;
 };
@@ -119,6 +119,8 @@ grant_on_cts(const struct dir_result *res, void *arg)
 	snprintf(pg.target, sizeof pg.target, "%s", b->target_cts);
 	snprintf(pg.gcs, sizeof pg.gcs, "%s", op->g->name);
 	snprintf(pg.gid, sizeof pg.gid, "%s", op->gid);
+	snprintf(pg.sha256, sizeof pg.sha256, "%s", op->sha256);
+	snprintf(pg.taker, sizeof pg.taker, "%s", op->taker);
 	pg.expires_ms = time_now_ms() + GRANT_TTL_MS;
 	if (proto_grant_sign(&op->g->tls, &pg, &token, err, sizeof err) != 0) {
 		log_error("image_grant: %s", err);
@@ -143,7 +145,7 @@ grant_on_record(const struct dir_result *res, void *arg)
 	struct msg_image_grant *b = op->r->body;
 	const struct dir_entry *e;
 	const struct dir_attr *loc;
-	const char *gid, *taker, *core, *status;
+	const char *gid, *taker, *core, *status, *sha;
 	char filter[4096], esc[800], base[512], why[512];
 	bool caller_holds;
 
@@ -161,9 +163,11 @@ grant_on_record(const struct dir_result *res, void *arg)
 	taker = dir_entry_get(e, "gcaCTSName");
 	core = dir_entry_get(e, "gcaCoreService");
 	status = dir_entry_get(e, "gcaStatus");
-	if (gid == NULL || taker == NULL || core == NULL) {
-		snprintf(why, sizeof why, "the record of checkpoint %s lacks its GID, CTS or core "
-		    "service", b->checkpoint_id);
+	sha = dir_entry_get(e, "gcaImageSha256");
+	/* without the hash no copy could be checked against the record */
+	if (gid == NULL || taker == NULL || core == NULL || sha == NULL || strlen(sha) != 64) {
+		snprintf(why, sizeof why, "the record of checkpoint %s lacks its GID, CTS, core "
+		    "service or image sha256", b->checkpoint_id);
 		grant_fail(op, PROTO_E_INTERNAL, why);
 		return;
 	}
@@ -175,6 +179,8 @@ grant_on_record(const struct dir_result *res, void *arg)
 	}
 	snprintf(op->gid, sizeof op->gid, "%s", gid);
 	snprintf(op->core, sizeof op->core, "%s", core);
+	snprintf(op->sha256, sizeof op->sha256, "%s", sha);
+	snprintf(op->taker, sizeof op->taker, "%s", taker);
 	grant_add_holder(op, taker);
 	if ((loc = dir_entry_attr(e, "gcaLocation")) != NULL) {
 		for (size_t i = 0; i < loc->nvals; i++)

@@ -278,6 +278,9 @@ void proto_client_free(struct proto_client *c);		/* pending callbacks get "close
 /* ---- image grants (grant.c): a token the GCS signs, the holder of an image checks ---- */
 struct proto_grant {
 	char		checkpoint_id[64], target[256], gcs[256], gid[256];
+	/* from the record, so a fetcher checks a copy against the directory, not the sender:
+	 * gcaImageSha256 (the manifest's sha256) and gcaCTSName (who signed the manifest) */
+	char		sha256[65], taker[256];
 	uint64_t	expires_ms;
 };
 #define PROTO_GRANT_MAX 4096		/* bytes of a token */
