@@ -55,6 +55,7 @@ struct cts_job {
 	char		 owner[64];	/* the user name the directory records */
 	uint64_t	 every_ms;	/* periodic checkpoints, 0 none */
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
+	bool		 moved;		/* the GID is bound to another CTS now: not unbound from here */
 	bool		 unbinding;
 	char		*restore_dir;	/* a copy of an image handed to a recovering job */
 	/* criu_incremental, app_incremental: the job's last image (criu: its memory tracked
@@ -102,6 +103,14 @@ struct outbox_item {
 	struct outbox_item		*next;
 };
 
+/* ---- a copy removed by retention, until the GCS heard it (outbox.c) ---- */
+struct outbox_gone {
+	struct msg_image_location	 loc;
+	bool				 sending;
+	struct cts			*cts;
+	struct outbox_gone		*next;
+};
+
 struct cts {
 	struct event_base	*base;
 	char			*name, *listen, *endpoint, *socket, *state, *exec_manager;
@@ -124,6 +133,7 @@ struct cts {
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
+	struct outbox_gone	*outbox_gone;
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
@@ -145,6 +155,9 @@ int  outbox_load(struct cts *c, char *err, size_t errlen);
 struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec);
 void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
+/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); sent as
+ * image_location until the GCS acknowledges it. */
+int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
 /* jobs.c */
@@ -157,6 +170,7 @@ struct cts_job *jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t sta
 bool jobs_alive(const struct cts_job *j);	/* same process as at bind time */
 void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
 void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
+void jobs_moved(struct cts_job *j, const char *why);	/* bound elsewhere now: forget it */
 void jobs_retry_unbind(struct cts *c);
 void jobs_free(struct cts *c);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */

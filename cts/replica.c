@@ -172,19 +172,14 @@ replica_located(struct cts *c, const char *gid, const char *id)
 	gcslink_request(c, "image_location", &q, replica_on_located, op);
 }
 
-/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. Not
- * kept in the outbox: if the GCS does not hear it, a fetch from here fails and tries the next. */
+/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. The
+ * image is gone already, so this goes through the outbox: resent until the GCS stored it. */
 void
 replica_removed(struct cts *c, const char *gid, const char *id, bool expired)
 {
-	struct replica_op *op = calloc(1, sizeof *op);
-
-	if (op == NULL)
-		abort();
-	op->cts = c;
-	snprintf(op->id, sizeof op->id, "%s", id);
-	struct msg_image_location q = { op->id, (char *)gid, c->name, true, expired };
-	gcslink_request(c, "image_location", &q, replica_on_located, op);
+	if (outbox_gone(c, gid, id, expired) != 0)
+		log_error("checkpoint %s of %s: cannot keep the removal of the copy here in the "
+		    "outbox: the directory may still list it", id, gid);
 }
 
 struct replica_retain {

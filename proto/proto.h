@@ -95,7 +95,8 @@ struct msg_image_replicate {
 };
 struct msg_image_location { char *checkpoint_id, *gid, *cts; bool removed, expired; };
 struct msg_image_gc { char *gid; bool dry_run; };
-struct msg_image_gc_ok { struct proto_strlist removed, errors; };	/* "cts id gid" lines */
+/* removed: "cts id gid" lines; skipped: "cts: why" for CTSes not asked (down) */
+struct msg_image_gc_ok { struct proto_strlist removed, errors, skipped; };
 struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
