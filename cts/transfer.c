@@ -456,6 +456,17 @@ transfer_start_with(const char *dir, const char *holder, char *err, size_t errle
 	return 0;
 }
 
+/* What a refused holder sent: gone, so nothing of it is resumed or left behind. */
+static void
+transfer_discard(const char *dir)
+{
+	char mark[PATH_MAX + 8];
+
+	file_remove_tree(dir);
+	snprintf(mark, sizeof mark, "%s.holder", dir);
+	unlink(mark);
+}
+
 /* One holder: the manifest, every file, then each file against the manifest. -1 refused (the
  * holder's copy is bad: the next one starts from nothing), -2 broken (resume), -3 local error,
  * -4 not reachable. */
@@ -482,7 +493,6 @@ transfer_from(struct transfer_conn *tc, const struct transfer_fetch *f, const ch
 	    strcmp(m.checkpoint_id, f->id) != 0 || strcmp(m.gid, f->gid) != 0) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "its manifest names another job");
-		file_remove_tree(dir);
 		return -1;
 	}
 	return 0;
@@ -560,6 +570,7 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 		if (rc == -1) {
 			/* this holder's copy is bad: not asked again; the next starts from nothing */
 			size_t used = strlen(refusals);
+			transfer_discard(dir);
 			snprintf(refusals + used, sizeof refusals - used, "%s%.40s: %.400s",
 			    used ? "; " : "", holder, err);
 			bad[h % f->nholders] = true;
