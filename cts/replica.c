@@ -10,8 +10,10 @@
  *   replica  -> GCS      image_location {id, gid, cts = replica}  (gcaLocation += replica)
  *   replica  -> this CTS ok
  *
- * so the record lists a location only once a verified copy is there. A failed copy is logged and
- * not retried (the next checkpoint is copied again); the image stays on this CTS.
+ * so the record lists a location only once a verified copy is there: verified against the record's
+ * sha256 and taker, which the GCS put in the grant, never against what the sender says. A failed
+ * copy is logged and not retried (the next checkpoint is copied again); the image stays on this
+ * CTS. A copy removed by retention is told to the GCS through the outbox (outbox_gone).
  */
 #include <dirent.h>
 #include <stdio.h>

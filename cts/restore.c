@@ -1,7 +1,8 @@
 /*
  * restore_prepare (paper 5.3 steps 6-10): gca-recover asks for a checkpoint of a GID, by id or
  * "latest" (the highest sequence number in the directory, asked through the GCS). The CTS checks
- * the caller owns the GID, finds the image in its store and verifies every file against the
+ * the caller owns the GID, finds the image in its store, checks its manifest against the record
+ * (gcaImageSha256, and manifest.sig by the record's gcaCTSName) and every file against the
  * manifest. For the app core service the verified files are copied into a folder the caller's
  * user owns, since the job reads them itself; criu restores run as root and read the store.
  * An image this CTS does not hold is fetched first (transfer.c) from a CTS that does, with a grant
