@@ -44,26 +44,38 @@ outbox_is_gone(const char *name, char id[ID_LEN + 1])
 	return id_valid(id);
 }
 
-/* A record from its frame (as written in the outbox), or NULL. */
-static struct outbox_item *
-outbox_item_from_frame(const uint8_t *frame, size_t len, char *err, size_t errlen)
+/* The body of a frame as written in the outbox (a struct msg_*, to free), if it is a `type`
+ * message; NULL with err otherwise. */
+static void *
+outbox_decode(const uint8_t *frame, size_t len, const char *type, char *err, size_t errlen)
 {
 	struct proto_msg m = { 0 };
-	struct outbox_item *it;
 	const char *code;
 
 	if (len < PROTO_HEADER || proto_decode(frame + PROTO_HEADER, len - PROTO_HEADER, NULL, &m,
 	    &code, err, errlen) != 0)
 		return NULL;
-	if (strcmp(m.type, "checkpoint_log") != 0) {
-		snprintf(err, errlen, "not a checkpoint_log frame");
+	if (strcmp(m.type, type) != 0) {
+		snprintf(err, errlen, "not a %s frame", type);
 		proto_msg_free(&m);
 		return NULL;
 	}
+	return m.body;
+}
+
+/* A record from its frame (as written in the outbox), or NULL. */
+static struct outbox_item *
+outbox_item_from_frame(const uint8_t *frame, size_t len, char *err, size_t errlen)
+{
+	struct outbox_item *it;
+	void *body;
+
+	if ((body = outbox_decode(frame, len, "checkpoint_log", err, errlen)) == NULL)
+		return NULL;
 	if ((it = calloc(1, sizeof *it)) == NULL)
 		abort();
-	memcpy(&it->rec, m.body, sizeof it->rec);	/* takes the fields */
-	free(m.body);
+	memcpy(&it->rec, body, sizeof it->rec);	/* takes the fields */
+	free(body);
 	return it;
 }
 
@@ -119,22 +131,15 @@ outbox_gone_unlink(struct cts *c, struct outbox_gone *g)
 static int
 outbox_gone_from_frame(struct cts *c, const uint8_t *frame, size_t len, char *err, size_t errlen)
 {
-	struct proto_msg m = { 0 };
 	struct outbox_gone *g, **p;
-	const char *code;
+	void *body;
 
-	if (len < PROTO_HEADER || proto_decode(frame + PROTO_HEADER, len - PROTO_HEADER, NULL, &m,
-	    &code, err, errlen) != 0)
+	if ((body = outbox_decode(frame, len, "image_location", err, errlen)) == NULL)
 		return -1;
-	if (strcmp(m.type, "image_location") != 0) {
-		snprintf(err, errlen, "not an image_location frame");
-		proto_msg_free(&m);
-		return -1;
-	}
 	if ((g = calloc(1, sizeof *g)) == NULL)
 		abort();
-	memcpy(&g->loc, m.body, sizeof g->loc);	/* takes the fields */
-	free(m.body);
+	memcpy(&g->loc, body, sizeof g->loc);	/* takes the fields */
+	free(body);
 	g->cts = c;
 	for (p = &c->outbox_gone; *p != NULL; p = &(*p)->next)
 		;
