@@ -260,6 +260,9 @@ image_walk_seal(struct image_walk *w, int in, int out, const char *rel, uint64_t
 	if (rc == -2)
 		return image_fail(w->err, w->errlen, "%s/%s: encrypting the copy: %s", w->src, rel,
 		    strerror(errno));
+	if (rc == -3)
+		return image_fail(w->err, w->errlen, "%s/%s: shrank while it was copied, refused",
+		    w->src, rel);
 	if (rc != 0)
 		return image_fail(w->err, w->errlen, "%s/%s: the cipher or the hash failed", w->src,
 		    rel);
@@ -1119,10 +1122,11 @@ image_retain_run(const char *job_dir, unsigned keep, bool dry,
  *
  * Each file has its own key, HKDF-SHA256(site key, salt), so nonces never repeat across the
  * files of a site; the nonce of segment i is i (96 bits, big-endian). The associated data of
- * segment i is "gca-image 2\n<checkpoint id>\n<path>\n", then i (8 bytes, big-endian) and one
- * byte that is 1 for the last segment: a segment moved to another place in the file, a file cut
- * at a segment boundary (its new last segment is not flagged last), a segment dropped, or a file
- * moved to another path or image all fail to decrypt.
+ * segment i is "gca-image 2\n<checkpoint id>\n<path>\n", then i and the number of segments n
+ * (8 bytes each, big-endian): a segment moved to another place in the file, a segment dropped, a
+ * file cut (even at a segment boundary: n, which a reader takes from the stored size, changes), or
+ * a file moved to another path or image all fail to decrypt. A file is sealed at the size it has
+ * when it is opened; one that shrinks meanwhile is refused.
  */
 
 #define IMAGE_ENC_MAGIC	"GCAE2\n"
@@ -1136,7 +1140,7 @@ image_retain_run(const char *job_dir, unsigned keep, bool dry,
 struct image_seal {
 	EVP_CIPHER_CTX	*ctx;
 	unsigned char	 key[IMAGE_KEY_LEN];
-	unsigned char	*plain, *cipher;	/* IMAGE_SEG + 1, IMAGE_SEG + IMAGE_TAG */
+	unsigned char	*plain, *cipher;	/* IMAGE_SEG, IMAGE_SEG + IMAGE_TAG */
 	char		 ad[PATH_MAX + 128];
 	size_t		 adlen;
 };
@@ -1225,29 +1229,29 @@ image_seal_init(struct image_seal *s, const unsigned char *site_key,
 	    EVP_PKEY_derive(kdf, s->key, &klen) == 1 && klen == sizeof s->key;
 	EVP_PKEY_CTX_free(kdf);
 	n = snprintf(s->ad, sizeof s->ad, "gca-image 2\n%s\n%s\n", id, path);
-	if (!ok || n < 0 || (size_t)n + 9 > sizeof s->ad || (s->ctx = EVP_CIPHER_CTX_new()) == NULL ||
-	    (s->plain = malloc(IMAGE_SEG + 1)) == NULL ||
+	if (!ok || n < 0 || (size_t)n + 16 > sizeof s->ad || (s->ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    (s->plain = malloc(IMAGE_SEG)) == NULL ||
 	    (s->cipher = malloc(IMAGE_SEG + IMAGE_TAG)) == NULL) {
 		image_seal_free(s);
 		return -1;
 	}
-	s->adlen = (size_t)n + 9;
+	s->adlen = (size_t)n + 16;
 	return 0;
 }
 
-/* Nonce and AD of segment i; then the cipher is ready for its bytes. */
+/* Nonce and AD of segment i of count; then the cipher is ready for its bytes. */
 static int
-image_seal_segment(struct image_seal *s, uint64_t i, bool last, int enc)
+image_seal_segment(struct image_seal *s, uint64_t i, uint64_t count, int enc)
 {
 	unsigned char nonce[IMAGE_NONCE] = { 0 };
-	size_t at = s->adlen - 9;
+	size_t at = s->adlen - 16;
 	int outl;
 
 	for (int b = 0; b < 8; b++) {
 		nonce[IMAGE_NONCE - 1 - b] = (unsigned char)(i >> (8 * b));
 		s->ad[at + 7 - b] = (char)(i >> (8 * b));
+		s->ad[at + 15 - b] = (char)(count >> (8 * b));
 	}
-	s->ad[at + 8] = last ? 1 : 0;
 	return EVP_CipherInit_ex(s->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
 	    EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_SET_IVLEN, IMAGE_NONCE, NULL) == 1 &&
 	    EVP_CipherInit_ex(s->ctx, NULL, NULL, s->key, nonce, enc) == 1 &&
@@ -1286,9 +1290,9 @@ image_emit(int out, EVP_MD_CTX *hash, const unsigned char *p, size_t len, uint64
 }
 
 /*
- * Encrypts in to its end into out, hashing what is written when hash != NULL (the manifest lists
- * the stored bytes). One byte is read ahead, so the last segment is known when it is sealed even
- * if the file's size changes meanwhile. 0, -1 the cipher failed, -2 I/O (errno).
+ * Encrypts the st_size bytes in has now into out, hashing what is written when hash != NULL (the
+ * manifest lists the stored bytes). 0, -1 the cipher failed, -2 I/O (errno), -3 the file shrank
+ * while it was read.
  */
 static int
 image_seal_stream(int in, int out, const unsigned char *site_key, const char *id,
@@ -1296,24 +1300,32 @@ image_seal_stream(int in, int out, const unsigned char *site_key, const char *id
 {
 	unsigned char salt[IMAGE_SALT];
 	struct image_seal s;
-	ssize_t have;
-	uint64_t i = 0;
+	struct stat st;
+	uint64_t plain, count;
 	int outl, rc = -1;
 
 	*size = 0;
+	if (fstat(in, &st) != 0)
+		return -2;
+	plain = (uint64_t)st.st_size;
+	count = plain == 0 ? 1 : (plain + IMAGE_SEG - 1) / IMAGE_SEG;
 	if (RAND_bytes(salt, sizeof salt) != 1 || image_seal_init(&s, site_key, salt, id, path) != 0)
 		return -1;
 	if (image_emit(out, hash, (const unsigned char *)IMAGE_ENC_MAGIC, IMAGE_ENC_HDR, size) != 0 ||
-	    image_emit(out, hash, salt, sizeof salt, size) != 0 ||
-	    (have = image_read_full(in, s.plain, IMAGE_SEG + 1)) < 0) {
+	    image_emit(out, hash, salt, sizeof salt, size) != 0) {
 		rc = -2;
 		goto out;
 	}
-	for (;;) {
-		bool last = have <= IMAGE_SEG;
-		size_t n = last ? (size_t)have : IMAGE_SEG;
+	for (uint64_t i = 0; i < count; i++) {
+		size_t n = plain - i * IMAGE_SEG < IMAGE_SEG ? (size_t)(plain - i * IMAGE_SEG) :
+		    IMAGE_SEG;
+		ssize_t got = image_read_full(in, s.plain, n);
 
-		if (image_seal_segment(&s, i, last, 1) != 0 ||
+		if (got < 0 || (size_t)got != n) {
+			rc = got < 0 ? -2 : -3;
+			goto out;
+		}
+		if (image_seal_segment(&s, i, count, 1) != 0 ||
 		    (n > 0 && EVP_CipherUpdate(s.ctx, s.cipher, &outl, s.plain, (int)n) != 1) ||
 		    EVP_CipherFinal_ex(s.ctx, s.cipher + n, &outl) != 1 ||
 		    EVP_CIPHER_CTX_ctrl(s.ctx, EVP_CTRL_GCM_GET_TAG, IMAGE_TAG, s.cipher + n) != 1)
@@ -1322,15 +1334,6 @@ image_seal_stream(int in, int out, const unsigned char *site_key, const char *id
 			rc = -2;
 			goto out;
 		}
-		if (last)
-			break;
-		s.plain[0] = s.plain[IMAGE_SEG];
-		if ((have = image_read_full(in, s.plain + 1, IMAGE_SEG)) < 0) {
-			rc = -2;
-			goto out;
-		}
-		have++;
-		i++;
 	}
 	rc = 0;
 out:
@@ -1371,7 +1374,7 @@ image_open_stream(int in, int out, uint64_t size, const unsigned char *site_key,
 			rc = -2;
 			goto out;
 		}
-		if ((size_t)got != n + IMAGE_TAG || image_seal_segment(&s, i, i + 1 == count, 0) != 0 ||
+		if ((size_t)got != n + IMAGE_TAG || image_seal_segment(&s, i, count, 0) != 0 ||
 		    (n > 0 && EVP_CipherUpdate(s.ctx, s.plain, &outl, s.cipher, (int)n) != 1) ||
 		    EVP_CIPHER_CTX_ctrl(s.ctx, EVP_CTRL_GCM_SET_TAG, IMAGE_TAG, s.cipher + n) != 1 ||
 		    EVP_CipherFinal_ex(s.ctx, s.plain + n, &outl) != 1)
@@ -1407,6 +1410,8 @@ image_crypt_file(int dirfd, const char *id, const char *path, const unsigned cha
 	}
 	rc = enc ? image_seal_stream(in, o, key, id, path, NULL, &size) :
 	    image_open_stream(in, o, (uint64_t)st.st_size, key, id, path);
+	if (rc == -3)
+		rc = -2, errno = EIO;	/* the store's own file: nothing writes to it now */
 	if (rc == -1)
 		image_fail(err, errlen, "image file %s of checkpoint %s: %s", path, id, enc ?
 		    "cannot encrypt" : "does not decrypt with this site key (altered, moved, cut, or "

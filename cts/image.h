@@ -114,8 +114,8 @@ int image_retain_plan(const char *job_dir, unsigned keep,
  * CTS's user and readable by no one else (64 hex digits or 32 raw bytes; image_key_load refuses
  * anything else), its id the first 16 hex digits of its sha256. An encrypted file is "GCAE2\n", a
  * 16-byte random salt, then segments of 1 MiB of plaintext, each its ciphertext and a 16-byte tag.
- * Each file has its own key, HKDF-SHA256(site key, salt); segment i has nonce i and additional
- * data "gca-image 2\n<checkpoint id>\n<path>\n", i and a last-segment flag, so a flipped byte,
+ * Each file has its own key, HKDF-SHA256(site key, salt); segment i of n has nonce i and
+ * additional data "gca-image 2\n<checkpoint id>\n<path>\n", i and n, so a flipped byte,
  * swapped, dropped or cut segments, and a file moved to another path or image do not decrypt.
  * The manifest lists the encrypted files (sizes and sha256 of what is stored and sent) and says
  * "key <id>"; image_verify checks those, image_decrypt gives back the plain files.

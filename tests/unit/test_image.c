@@ -753,7 +753,7 @@ test_encrypted_tampering_refused(void **state)
 	}
 	refused(dst, copy, "pages.img", err, sizeof err);
 
-	/* cut after the second segment (whole segments: the new last one is not flagged last),
+	/* cut after the second segment (whole segments: the count a reader derives changes),
 	 * cut by a few bytes, and the middle segment dropped */
 	for (int k = 0; k < 3; k++) {
 		struct stat st;
