@@ -58,6 +58,7 @@ struct cts_job {
 	char		 owner[64];	/* the user name the directory records */
 	uint64_t	 every_ms;	/* periodic checkpoints, 0 none */
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
+	bool		 moved;		/* the GID is bound to another CTS now: not unbound from here */
 	bool		 unbinding;
 	char		*restore_dir;	/* a copy of an image handed to a recovering job */
 	/* criu_incremental, app_incremental: the job's last image (criu: its memory tracked
@@ -112,6 +113,14 @@ struct outbox_item {
 	struct outbox_item		*next;
 };
 
+/* ---- a copy removed by retention, until the GCS heard it (outbox.c) ---- */
+struct outbox_gone {
+	struct msg_image_location	 loc;
+	bool				 sending;
+	struct cts			*cts;
+	struct outbox_gone		*next;
+};
+
 struct cts {
 	struct event_base	*base;
 	char			*name, *listen, *endpoint, *socket, *state, *exec_manager;
@@ -139,6 +148,7 @@ struct cts {
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
+	struct outbox_gone	*outbox_gone;
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
@@ -162,6 +172,9 @@ void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
 /* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
 struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
+/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); sent as
+ * image_location until the GCS acknowledges it. */
+int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
 /* jobs.c */
@@ -176,6 +189,7 @@ bool jobs_catches(const struct cts_job *j, int sig);	/* it has a handler for sig
 int  jobs_signal(const struct cts_job *j, int sig);	/* through its pidfd: never a reused PID */
 void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
 void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
+void jobs_moved(struct cts_job *j, const char *why);	/* bound elsewhere now: forget it */
 void jobs_retry_unbind(struct cts *c);
 void jobs_free(struct cts *c);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
@@ -232,6 +246,11 @@ struct transfer_fetch {
 };
 void transfer_serve(struct proto_req *r, void *ctx);
 int  transfer_fetch_run(void *arg, char *out, size_t outlen);
+/* dir/manifest has the record's sha256 (NULL: not checked, for a parent link whose record is not
+ * at hand) and dir/manifest.sig is its signature by the CTS signer (the record's taker), whether
+ * the image was fetched or taken here. 0, or -1 with err. */
+int  transfer_manifest_check(const char *dir, const char *ca, const char *id, const char *sha256,
+	const char *signer, char *err, size_t errlen);
 
 /* replica.c: copies of each image on the replicas named in cts.conf, and gcaLocation. */
 int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen);

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ struct image_walk {
 	const char		*src;		/* for messages */
 	int			 srcfd;		/* base of every openat2 */
 	int			 copy;
+	const unsigned char	*key;		/* copying: encrypt with it (image_store_copy_encrypted) */
+	const char		*id;		/* the checkpoint's, for the encryption's AD */
 	struct image_list	*files;
 	unsigned char		*buf;
 	char			*err;
@@ -232,6 +235,41 @@ image_type_name(mode_t mode)
 	return "not a regular file or folder";
 }
 
+static int image_seal_stream(int in, int out, const unsigned char *site_key, const char *id,
+    const char *path, EVP_MD_CTX *hash, uint64_t *size);
+
+/* Copying with a key: the file is written encrypted from its first byte and the stored bytes are
+ * hashed, so no plain copy of it is ever in the image folder. 0 or -1 with err set. */
+static int
+image_walk_seal(struct image_walk *w, int in, int out, const char *rel, uint64_t *size,
+    char sha256[65])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int rc;
+
+	errno = 0;
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		rc = -1;
+	else
+		rc = image_seal_stream(in, out, w->key, w->id, rel, ctx, size);
+	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+		rc = -1;
+	EVP_MD_CTX_free(ctx);
+	if (rc == -2)
+		return image_fail(w->err, w->errlen, "%s/%s: encrypting the copy: %s", w->src, rel,
+		    strerror(errno));
+	if (rc == -3)
+		return image_fail(w->err, w->errlen, "%s/%s: shrank while it was copied, refused",
+		    w->src, rel);
+	if (rc != 0)
+		return image_fail(w->err, w->errlen, "%s/%s: the cipher or the hash failed", w->src,
+		    rel);
+	image_hex(md, sha256);
+	return 0;
+}
+
 /* One regular file of a walk: hashed, and copied as name into dstfd when copying. */
 static int
 image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *name)
@@ -270,8 +308,10 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 			goto done;
 		}
 	}
-	rc = image_pump(in, out, w->buf, &size, sha256);
-	if (rc != 0) {
+	if (w->key != NULL) {
+		if ((rc = image_walk_seal(w, in, out, rel, &size, sha256)) != 0)
+			goto done;
+	} else if ((rc = image_pump(in, out, w->buf, &size, sha256)) != 0) {
 		rc = image_fail(w->err, w->errlen, "%s/%s: %s: %s", w->src, rel,
 		    rc == -1 ? "reading" : rc == -2 ? "writing the copy" : "hashing",
 		    strerror(errno));
@@ -471,14 +511,15 @@ image_parent(const char *path, char *out, size_t outlen)
 	return 0;
 }
 
-/* Walks src (copying into dstfd when >= 0), then writes top/manifest; top is dst or src. */
+/* Walks src (copying into dstfd when >= 0, encrypted with key when not NULL), then writes
+ * top/manifest; top is dst or src. */
 static int
 image_store(const char *src, int dstfd, const char *top, const struct image_meta *m,
-    struct image_result *r, char *err, size_t errlen)
+    const unsigned char *key, struct image_result *r, char *err, size_t errlen)
 {
 	struct image_list files = { 0 };
-	struct image_walk w = { .src = src, .copy = dstfd >= 0, .files = &files, .err = err,
-	    .errlen = errlen };
+	struct image_walk w = { .src = src, .copy = dstfd >= 0, .key = key, .id = m->checkpoint_id,
+	    .files = &files, .err = err, .errlen = errlen };
 	char parent[PATH_MAX];
 	int rc;
 
@@ -501,15 +542,18 @@ image_store(const char *src, int dstfd, const char *top, const struct image_meta
 	return rc;
 }
 
-int
-image_store_copy(const char *src, const char *dst, const struct image_meta *m,
-    struct image_result *r, char *err, size_t errlen)
+static int
+image_store_copy_with(const char *src, const char *dst, const struct image_meta *m,
+    const unsigned char *key, struct image_result *r, char *err, size_t errlen)
 {
 	char parent[PATH_MAX];
 	int dstfd, rc;
 
 	if (image_meta_check(m, err, errlen) != 0)
 		return -1;
+	if ((key != NULL) != (m->key_id[0] != '\0'))
+		return image_fail(err, errlen, "image of checkpoint %s: a key id without a key, or a "
+		    "key without its id", m->checkpoint_id);
 	if (image_parent(dst, parent, sizeof parent) != 0 || file_mkdirs(parent, 0700) != 0)
 		return image_fail(err, errlen, "image folder %s: creating its parent: %s", dst,
 		    strerror(errno));
@@ -520,7 +564,7 @@ image_store_copy(const char *src, const char *dst, const struct image_meta *m,
 	if (dstfd < 0 || fchmod(dstfd, 0700) != 0) {
 		rc = image_fail(err, errlen, "image folder %s: %s", dst, strerror(errno));
 	} else {
-		rc = image_store(src, dstfd, dst, m, r, err, errlen);
+		rc = image_store(src, dstfd, dst, m, key, r, err, errlen);
 	}
 	if (dstfd >= 0)
 		close(dstfd);
@@ -530,12 +574,29 @@ image_store_copy(const char *src, const char *dst, const struct image_meta *m,
 }
 
 int
+image_store_copy(const char *src, const char *dst, const struct image_meta *m,
+    struct image_result *r, char *err, size_t errlen)
+{
+	if (m->key_id[0] != '\0')
+		return image_fail(err, errlen, "image of checkpoint %s: an encrypted copy needs its "
+		    "key (image_store_copy_encrypted)", m->checkpoint_id);
+	return image_store_copy_with(src, dst, m, NULL, r, err, errlen);
+}
+
+int
+image_store_copy_encrypted(const char *src, const char *dst, const struct image_meta *m,
+    const unsigned char key[IMAGE_KEY_LEN], struct image_result *r, char *err, size_t errlen)
+{
+	return image_store_copy_with(src, dst, m, key, r, err, errlen);
+}
+
+int
 image_store_seal(const char *dir, const struct image_meta *m, struct image_result *r,
     char *err, size_t errlen)
 {
 	if (image_meta_check(m, err, errlen) != 0)
 		return -1;
-	return image_store(dir, -1, dir, m, r, err, errlen);
+	return image_store(dir, -1, dir, m, NULL, r, err, errlen);
 }
 
 /* ---- reading a manifest ---- */
@@ -1064,12 +1125,40 @@ image_retain_run(const char *job_dir, unsigned keep, bool dry,
 	return failed ? -1 : count;
 }
 
-/* ---- encryption at rest ---- */
+/*
+ * ---- encryption at rest ----
+ *
+ * A file is sealed in segments of IMAGE_SEG plaintext bytes (DESIGN.md, "Image store safety":
+ * the chunk index and count are associated data), so no GCM message grows past what one nonce
+ * may cover and a reader checks each segment before it writes its bytes:
+ *
+ *   "GCAE2\n" | salt (16 random bytes) | segment 0 | ... | segment n-1
+ *   segment i = ciphertext of IMAGE_SEG plaintext bytes (the last one 0..IMAGE_SEG) | tag (16)
+ *
+ * Each file has its own key, HKDF-SHA256(site key, salt), so nonces never repeat across the
+ * files of a site; the nonce of segment i is i (96 bits, big-endian). The associated data of
+ * segment i is "gca-image 2\n<checkpoint id>\n<path>\n", then i and the number of segments n
+ * (8 bytes each, big-endian): a segment moved to another place in the file, a segment dropped, a
+ * file cut (even at a segment boundary: n, which a reader takes from the stored size, changes), or
+ * a file moved to another path or image all fail to decrypt. A file is sealed at the size it has
+ * when it is opened; one that shrinks meanwhile is refused.
+ */
 
-#define IMAGE_ENC_MAGIC	"GCAE1\n"
+#define IMAGE_ENC_MAGIC	"GCAE2\n"
 #define IMAGE_ENC_HDR	6
+#define IMAGE_SALT	16
 #define IMAGE_NONCE	12
 #define IMAGE_TAG	16
+#define IMAGE_SEG	(1024 * 1024)
+
+/* What sealing or opening one file needs: its key, the AD's fixed part, buffers. */
+struct image_seal {
+	EVP_CIPHER_CTX	*ctx;
+	unsigned char	 key[IMAGE_KEY_LEN];
+	unsigned char	*plain, *cipher;	/* IMAGE_SEG, IMAGE_SEG + IMAGE_TAG */
+	char		 ad[PATH_MAX + 128];
+	size_t		 adlen;
+};
 
 int
 image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], char *err,
@@ -1078,16 +1167,34 @@ image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], 
 	unsigned char md[32];
 	unsigned mdlen = 0;
 	struct stat st;
-	char *buf;
+	char buf[4097];
+	ssize_t n;
 	size_t len;
+	int fd;
 
-	if (stat(path, &st) != 0 || file_read_all(path, &buf, &len, 4096) != 0)
-		return image_fail(err, errlen, "image key %s: %s", path, strerror(errno));
-	if ((st.st_mode & 077) != 0) {
-		free(buf);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+		image_fail(err, errlen, "image key %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* Checked on the descriptor that is read, so a file swapped meanwhile is not taken. */
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		close(fd);
+		if (!S_ISREG(st.st_mode))
+			return image_fail(err, errlen, "image key %s: not a regular file", path);
+		if (st.st_uid != geteuid())
+			return image_fail(err, errlen, "image key %s: owned by uid %u, not by this CTS's "
+			    "user (uid %u)", path, (unsigned)st.st_uid, (unsigned)geteuid());
 		return image_fail(err, errlen, "image key %s: readable by others (mode %o): make it "
 		    "0600", path, (unsigned)(st.st_mode & 0777));
 	}
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n < 0)
+		return image_fail(err, errlen, "image key %s: %s", path, strerror(errno));
+	len = (size_t)n;
+	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
 		len--;
 	if (len == 2 * IMAGE_KEY_LEN && strspn(buf, "0123456789abcdefABCDEF") >= len) {
@@ -1099,90 +1206,235 @@ image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], 
 	} else if (len == IMAGE_KEY_LEN) {
 		memcpy(key, buf, IMAGE_KEY_LEN);
 	} else {
-		free(buf);
+		OPENSSL_cleanse(buf, sizeof buf);
 		return image_fail(err, errlen, "image key %s: not 32 bytes or 64 hex digits", path);
 	}
-	free(buf);
+	OPENSSL_cleanse(buf, sizeof buf);
 	EVP_Digest(key, IMAGE_KEY_LEN, md, &mdlen, EVP_sha256(), NULL);
 	for (int i = 0; i < 8; i++)
 		snprintf(id + 2 * i, 3, "%02x", md[i]);
 	return 0;
 }
 
+static void
+image_seal_free(struct image_seal *s)
+{
+	EVP_CIPHER_CTX_free(s->ctx);
+	OPENSSL_cleanse(s->key, sizeof s->key);
+	free(s->plain);
+	free(s->cipher);
+}
+
+/* The file's key from the site key and its salt, the AD's fixed part, buffers. */
+static int
+image_seal_init(struct image_seal *s, const unsigned char *site_key,
+    const unsigned char salt[IMAGE_SALT], const char *id, const char *path)
+{
+	static const char info[] = "gca image file key";
+	EVP_PKEY_CTX *kdf = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t klen = sizeof s->key;
+	int n, ok;
+
+	memset(s, 0, sizeof *s);
+	ok = kdf != NULL && EVP_PKEY_derive_init(kdf) == 1 &&
+	    EVP_PKEY_CTX_set_hkdf_md(kdf, EVP_sha256()) == 1 &&
+	    EVP_PKEY_CTX_set1_hkdf_salt(kdf, salt, IMAGE_SALT) == 1 &&
+	    EVP_PKEY_CTX_set1_hkdf_key(kdf, site_key, IMAGE_KEY_LEN) == 1 &&
+	    EVP_PKEY_CTX_add1_hkdf_info(kdf, (const unsigned char *)info, sizeof info - 1) == 1 &&
+	    EVP_PKEY_derive(kdf, s->key, &klen) == 1 && klen == sizeof s->key;
+	EVP_PKEY_CTX_free(kdf);
+	n = snprintf(s->ad, sizeof s->ad, "gca-image 2\n%s\n%s\n", id, path);
+	if (!ok || n < 0 || (size_t)n + 16 > sizeof s->ad || (s->ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    (s->plain = malloc(IMAGE_SEG)) == NULL ||
+	    (s->cipher = malloc(IMAGE_SEG + IMAGE_TAG)) == NULL) {
+		image_seal_free(s);
+		return -1;
+	}
+	s->adlen = (size_t)n + 16;
+	return 0;
+}
+
+/* Nonce and AD of segment i of count; then the cipher is ready for its bytes. */
+static int
+image_seal_segment(struct image_seal *s, uint64_t i, uint64_t count, int enc)
+{
+	unsigned char nonce[IMAGE_NONCE] = { 0 };
+	size_t at = s->adlen - 16;
+	int outl;
+
+	for (int b = 0; b < 8; b++) {
+		nonce[IMAGE_NONCE - 1 - b] = (unsigned char)(i >> (8 * b));
+		s->ad[at + 7 - b] = (char)(i >> (8 * b));
+		s->ad[at + 15 - b] = (char)(count >> (8 * b));
+	}
+	return EVP_CipherInit_ex(s->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_SET_IVLEN, IMAGE_NONCE, NULL) == 1 &&
+	    EVP_CipherInit_ex(s->ctx, NULL, NULL, s->key, nonce, enc) == 1 &&
+	    EVP_CipherUpdate(s->ctx, NULL, &outl, (unsigned char *)s->ad, (int)s->adlen) == 1 ?
+	    0 : -1;
+}
+
+/* Reads up to len bytes, fewer only at the end of the file. */
+static ssize_t
+image_read_full(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Writes p to out and into the hash of what is stored (when hash != NULL). */
+static int
+image_emit(int out, EVP_MD_CTX *hash, const unsigned char *p, size_t len, uint64_t *size)
+{
+	if (hash != NULL && EVP_DigestUpdate(hash, p, len) != 1)
+		return -1;
+	*size += len;
+	return image_write_all(out, p, len);
+}
+
+/*
+ * Encrypts the st_size bytes in has now into out, hashing what is written when hash != NULL (the
+ * manifest lists the stored bytes). 0, -1 the cipher failed, -2 I/O (errno), -3 the file shrank
+ * while it was read.
+ */
+static int
+image_seal_stream(int in, int out, const unsigned char *site_key, const char *id,
+    const char *path, EVP_MD_CTX *hash, uint64_t *size)
+{
+	unsigned char salt[IMAGE_SALT];
+	struct image_seal s;
+	struct stat st;
+	uint64_t plain, count;
+	int outl, rc = -1;
+
+	*size = 0;
+	if (fstat(in, &st) != 0)
+		return -2;
+	plain = (uint64_t)st.st_size;
+	count = plain == 0 ? 1 : (plain + IMAGE_SEG - 1) / IMAGE_SEG;
+	if (RAND_bytes(salt, sizeof salt) != 1 || image_seal_init(&s, site_key, salt, id, path) != 0)
+		return -1;
+	if (image_emit(out, hash, (const unsigned char *)IMAGE_ENC_MAGIC, IMAGE_ENC_HDR, size) != 0 ||
+	    image_emit(out, hash, salt, sizeof salt, size) != 0) {
+		rc = -2;
+		goto out;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		size_t n = plain - i * IMAGE_SEG < IMAGE_SEG ? (size_t)(plain - i * IMAGE_SEG) :
+		    IMAGE_SEG;
+		ssize_t got = image_read_full(in, s.plain, n);
+
+		if (got < 0 || (size_t)got != n) {
+			rc = got < 0 ? -2 : -3;
+			goto out;
+		}
+		if (image_seal_segment(&s, i, count, 1) != 0 ||
+		    (n > 0 && EVP_CipherUpdate(s.ctx, s.cipher, &outl, s.plain, (int)n) != 1) ||
+		    EVP_CipherFinal_ex(s.ctx, s.cipher + n, &outl) != 1 ||
+		    EVP_CIPHER_CTX_ctrl(s.ctx, EVP_CTRL_GCM_GET_TAG, IMAGE_TAG, s.cipher + n) != 1)
+			goto out;
+		if (image_emit(out, hash, s.cipher, n + IMAGE_TAG, size) != 0) {
+			rc = -2;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	image_seal_free(&s);
+	return rc;
+}
+
+/*
+ * Decrypts in (stored bytes, size bytes) into out, each segment checked before its plaintext is
+ * written. 0, -1 it does not decrypt (altered, moved, cut, another key), -2 I/O (errno).
+ */
+static int
+image_open_stream(int in, int out, uint64_t size, const unsigned char *site_key, const char *id,
+    const char *path)
+{
+	unsigned char hdr[IMAGE_ENC_HDR + IMAGE_SALT];
+	const uint64_t full = IMAGE_SEG + IMAGE_TAG;
+	struct image_seal s;
+	uint64_t body, count, written = 0;
+	int outl, rc = -1;
+
+	if (size < sizeof hdr + IMAGE_TAG || image_read_full(in, hdr, sizeof hdr) != sizeof hdr ||
+	    memcmp(hdr, IMAGE_ENC_MAGIC, IMAGE_ENC_HDR) != 0)
+		return -1;
+	body = size - sizeof hdr;
+	count = (body + full - 1) / full;
+	/* what sealing writes: only an empty file ends with a segment of no bytes */
+	if (body - (count - 1) * full < IMAGE_TAG ||
+	    (count > 1 && body - (count - 1) * full == IMAGE_TAG))
+		return -1;
+	if (image_seal_init(&s, site_key, hdr + IMAGE_ENC_HDR, id, path) != 0)
+		return -1;
+	for (uint64_t i = 0; i < count; i++) {
+		size_t n = (size_t)(i + 1 < count ? full : body - i * full) - IMAGE_TAG;
+		ssize_t got = image_read_full(in, s.cipher, n + IMAGE_TAG);
+
+		if (got < 0) {
+			rc = -2;
+			goto out;
+		}
+		if ((size_t)got != n + IMAGE_TAG || image_seal_segment(&s, i, count, 0) != 0 ||
+		    (n > 0 && EVP_CipherUpdate(s.ctx, s.plain, &outl, s.cipher, (int)n) != 1) ||
+		    EVP_CIPHER_CTX_ctrl(s.ctx, EVP_CTRL_GCM_SET_TAG, IMAGE_TAG, s.cipher + n) != 1 ||
+		    EVP_CipherFinal_ex(s.ctx, s.plain + n, &outl) != 1)
+			goto out;
+		if (image_emit(out, NULL, s.plain, n, &written) != 0) {
+			rc = -2;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	image_seal_free(&s);
+	return rc;
+}
+
 /* path below dirfd: encrypt (or decrypt) into a temp file, then rename over it. */
 static int
 image_crypt_file(int dirfd, const char *id, const char *path, const unsigned char *key,
-    bool enc, unsigned char *buf, char *err, size_t errlen)
+    bool enc, char *err, size_t errlen)
 {
-	unsigned char nonce[IMAGE_NONCE], tag[IMAGE_TAG], *out = NULL;
-	char tmp[PATH_MAX], aad[PATH_MAX + 80];
-	EVP_CIPHER_CTX *ctx = NULL;
-	int in = -1, o = -1, n, outl, rc = -1;
+	char tmp[PATH_MAX];
+	int in = -1, o = -1, rc = -1;
 	struct stat st;
-	uint64_t left;
-	ssize_t r;
+	uint64_t size;
 
-	snprintf(tmp, sizeof tmp, "%s.crypt.tmp", path);
-	n = snprintf(aad, sizeof aad, "%s\n%s", id, path);
+	if (snprintf(tmp, sizeof tmp, "%s.crypt.tmp", path) >= (int)sizeof tmp)
+		return image_fail(err, errlen, "image file %s: path too long", path);
 	if ((in = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(in, &st) != 0 ||
 	    (o = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
-	    fchown(o, st.st_uid, st.st_gid) != 0 || (ctx = EVP_CIPHER_CTX_new()) == NULL ||
-	    (out = malloc(IMAGE_BUF + 32)) == NULL) {
+	    fchown(o, st.st_uid, st.st_gid) != 0) {
 		image_fail(err, errlen, "image file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	left = (uint64_t)st.st_size;
-	if (enc) {
-		if (RAND_bytes(nonce, sizeof nonce) != 1 ||
-		    write(o, IMAGE_ENC_MAGIC, IMAGE_ENC_HDR) != IMAGE_ENC_HDR ||
-		    write(o, nonce, sizeof nonce) != (ssize_t)sizeof nonce)
-			goto io;
-	} else {
-		char magic[IMAGE_ENC_HDR];
-		if (left < IMAGE_ENC_HDR + IMAGE_NONCE + IMAGE_TAG ||
-		    read(in, magic, IMAGE_ENC_HDR) != IMAGE_ENC_HDR ||
-		    memcmp(magic, IMAGE_ENC_MAGIC, IMAGE_ENC_HDR) != 0 ||
-		    read(in, nonce, sizeof nonce) != (ssize_t)sizeof nonce ||
-		    pread(in, tag, sizeof tag, st.st_size - IMAGE_TAG) != IMAGE_TAG) {
-			image_fail(err, errlen, "image file %s: not an encrypted file", path);
-			goto out;
-		}
-		left -= IMAGE_ENC_HDR + IMAGE_NONCE + IMAGE_TAG;
-	}
-	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, IMAGE_NONCE, NULL) != 1 ||
-	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1 ||
-	    EVP_CipherUpdate(ctx, NULL, &outl, (unsigned char *)aad, n) != 1)
-		goto crypto;
-	while (left > 0) {
-		size_t want = left < IMAGE_BUF ? (size_t)left : IMAGE_BUF;
-		if ((r = read(in, buf, want)) <= 0)
-			goto io;
-		if (EVP_CipherUpdate(ctx, out, &outl, buf, (int)r) != 1)
-			goto crypto;
-		if (write(o, out, (size_t)outl) != outl)
-			goto io;
-		left -= (uint64_t)r;
-	}
-	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMAGE_TAG, tag) != 1)
-		goto crypto;
-	if (EVP_CipherFinal_ex(ctx, out, &outl) != 1) {
+	rc = enc ? image_seal_stream(in, o, key, id, path, NULL, &size) :
+	    image_open_stream(in, o, (uint64_t)st.st_size, key, id, path);
+	if (rc == -3)
+		rc = -2, errno = EIO;	/* the store's own file: nothing writes to it now */
+	if (rc == -1)
 		image_fail(err, errlen, "image file %s of checkpoint %s: %s", path, id, enc ?
-		    "cannot encrypt" : "does not decrypt with this site key (altered, or another key)");
-		goto out;
-	}
-	if (enc && (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMAGE_TAG, tag) != 1 ||
-	    write(o, tag, sizeof tag) != (ssize_t)sizeof tag))
-		goto io;
-	if (fsync(o) != 0 || renameat(dirfd, tmp, dirfd, path) != 0)
-		goto io;
-	rc = 0;
-	goto out;
-crypto:
-	image_fail(err, errlen, "image file %s: the cipher failed", path);
-	goto out;
-io:
-	image_fail(err, errlen, "image file %s: %s", path, errno ? strerror(errno) : "short I/O");
+		    "cannot encrypt" : "does not decrypt with this site key (altered, moved, cut, or "
+		    "another key)");
+	else if (rc == 0 && (fsync(o) != 0 || renameat(dirfd, tmp, dirfd, path) != 0))
+		rc = -2;
+	if (rc == -2)
+		image_fail(err, errlen, "image file %s: %s", path, strerror(errno));
 out:
 	if (rc != 0 && o >= 0)
 		unlinkat(dirfd, tmp, 0);
@@ -1190,9 +1442,7 @@ out:
 		close(in);
 	if (o >= 0)
 		close(o);
-	EVP_CIPHER_CTX_free(ctx);
-	free(out);
-	return rc;
+	return rc != 0 ? -1 : 0;
 }
 
 static int
@@ -1201,20 +1451,16 @@ image_crypt(const char *manifest_dir, const char *files_dir, const unsigned char
 {
 	struct image_meta m;
 	struct image_list l;
-	unsigned char *buf;
 	int dirfd, rc = 0;
 
 	if (image_manifest_parse(manifest_dir, &m, &l, err, errlen) != 0)
 		return -1;
-	if ((dirfd = open(files_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    (buf = malloc(IMAGE_BUF)) == NULL) {
-		if (dirfd >= 0)
-			close(dirfd);
+	if ((dirfd = open(files_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		image_list_free(&l);
 		return image_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
 	}
 	for (size_t i = 0; i < l.n && rc == 0; i++)
-		rc = image_crypt_file(dirfd, m.checkpoint_id, l.v[i].path, key, enc, buf, err, errlen);
+		rc = image_crypt_file(dirfd, m.checkpoint_id, l.v[i].path, key, enc, err, errlen);
 	/* the files, then their folders, then the top: owned by the job's user only now */
 	for (size_t i = 0; i < l.n && rc == 0 && uid != (uid_t)-1; i++) {
 		char p[PATH_MAX], *slash;
@@ -1232,7 +1478,6 @@ image_crypt(const char *manifest_dir, const char *files_dir, const unsigned char
 		rc = image_fail(err, errlen, "image folder %s: chown: %s", files_dir, strerror(errno));
 	if (rc == 0 && fsync(dirfd) != 0)
 		rc = image_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
-	free(buf);
 	close(dirfd);
 	image_list_free(&l);
 	return rc;

@@ -61,6 +61,15 @@ int image_store_copy(const char *src, const char *dst, const struct image_meta *
 	struct image_result *r, char *err, size_t errlen);
 
 /*
+ * The same, each file encrypted as it is copied (m->key_id names key; see "Encryption at rest"
+ * below): no plain copy of a job's file is ever written into the store. The manifest lists the
+ * stored (encrypted) bytes.
+ */
+#define IMAGE_KEY_LEN 32
+int image_store_copy_encrypted(const char *src, const char *dst, const struct image_meta *m,
+	const unsigned char key[IMAGE_KEY_LEN], struct image_result *r, char *err, size_t errlen);
+
+/*
  * The same for files already in dir (written there by criu as root): hashes them in place,
  * writes dir/manifest (replacing an earlier one), fsyncs every file and folder and dir's parent.
  */
@@ -103,14 +112,16 @@ int image_retain_plan(const char *job_dir, unsigned keep,
 	void (*removed)(const char *id, void *arg), void *arg);
 
 /*
- * Encryption at rest (AES-256-GCM through EVP): a key per site, 32 bytes in a file only the CTS
- * reads (64 hex digits or 32 raw bytes), its id the first 16 hex digits of its sha256. An encrypted
- * file is "GCAE1\n", a 12-byte random nonce, the ciphertext and the 16-byte tag; the additional
- * data is "<checkpoint id>\n<path>", so a file moved to another path or image fails to decrypt.
+ * Encryption at rest (AES-256-GCM through EVP): a key per site, 32 bytes in a file owned by the
+ * CTS's user and readable by no one else (64 hex digits or 32 raw bytes; image_key_load refuses
+ * anything else), its id the first 16 hex digits of its sha256. An encrypted file is "GCAE2\n", a
+ * 16-byte random salt, then segments of 1 MiB of plaintext, each its ciphertext and a 16-byte tag.
+ * Each file has its own key, HKDF-SHA256(site key, salt); segment i of n has nonce i and
+ * additional data "gca-image 2\n<checkpoint id>\n<path>\n", i and n, so a flipped byte,
+ * swapped, dropped or cut segments, and a file moved to another path or image do not decrypt.
  * The manifest lists the encrypted files (sizes and sha256 of what is stored and sent) and says
  * "key <id>"; image_verify checks those, image_decrypt gives back the plain files.
  */
-#define IMAGE_KEY_LEN 32
 int image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], char *err,
 	size_t errlen);
 /* Encrypts, in place, every file the manifest in dir lists; the caller then reseals dir

@@ -307,12 +307,35 @@ jobs_ended(struct cts_job *j)
 	jobs_unbind(j);
 }
 
+/* The GCS refused a record of j because its GID is bound to another CTS now (recovered
+ * elsewhere while this CTS was away, its old process still alive here): the job is no longer
+ * watched or checkpointed here, and not unbound either (the binding is not this CTS's). */
+void
+jobs_moved(struct cts_job *j, const char *why)
+{
+	log_warn("job %s (pid %d) is no longer watched here: %s", j->gid, (int)j->pid, why);
+	jobs_unwatch(j);
+	ckpt_job_gone(j);	/* before ended: a checkpoint it ends must not remove j under us */
+	j->ended = j->moved = true;
+	if (j->running == NULL)
+		jobs_remove(j->cts, j);
+	else
+		jobs_save(j->cts);	/* removed once its checkpoint is over (jobs_retry_unbind) */
+}
+
 void
 jobs_retry_unbind(struct cts *c)
 {
-	for (struct cts_job *j = c->jobs; j != NULL; j = j->next) {
-		if (j->ended && j->running == NULL)
-			jobs_unbind(j);
+	struct cts_job *j, *next;
+
+	for (j = c->jobs; j != NULL; j = next) {
+		next = j->next;
+		if (j->ended && j->running == NULL) {
+			if (j->moved)
+				jobs_remove(c, j);
+			else
+				jobs_unbind(j);
+		}
 	}
 }
 

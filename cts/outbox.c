@@ -3,8 +3,15 @@
  * (whole-file, fsynced) before it is sent, and removed only when the GCS acknowledged that the
  * directory stored it. After a crash or a lost GCS, what is left is sent again; the GCS is
  * idempotent by checkpoint id, so the directory holds each record once.
+ *
+ * A second kind of entry, STATE/outbox/<checkpoint id>.gone, is a copy this CTS's retention
+ * removed (image_location with removed, and expired when this CTS took the checkpoint): the image
+ * is gone already, so the directory must hear it even if the GCS is away right then, or the record
+ * would keep a location that holds nothing and never be marked expired. Sent again the same way;
+ * the GCS answers a removal already made with ok.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,26 +25,57 @@ outbox_path(struct cts *c, const char *id, char *out, size_t len)
 	return snprintf(out, len, "%s/outbox/%s", c->state, id) >= (int)len ? -1 : 0;
 }
 
-/* A record from its frame (as written in the outbox), or NULL. */
-static struct outbox_item *
-outbox_item_from_frame(const uint8_t *frame, size_t len, char *err, size_t errlen)
+static int
+outbox_gone_path(struct cts *c, const char *id, char *out, size_t len)
+{
+	return snprintf(out, len, "%s/outbox/%s.gone", c->state, id) >= (int)len ? -1 : 0;
+}
+
+/* "<id>.gone": a removal to tell the GCS; copies the id into id. */
+static bool
+outbox_is_gone(const char *name, char id[ID_LEN + 1])
+{
+	size_t n = strlen(name);
+
+	if (n != ID_LEN + 5 || strcmp(name + ID_LEN, ".gone") != 0)
+		return false;
+	memcpy(id, name, ID_LEN);
+	id[ID_LEN] = '\0';
+	return id_valid(id);
+}
+
+/* The body of a frame as written in the outbox (a struct msg_*, to free), if it is a `type`
+ * message; NULL with err otherwise. */
+static void *
+outbox_decode(const uint8_t *frame, size_t len, const char *type, char *err, size_t errlen)
 {
 	struct proto_msg m = { 0 };
-	struct outbox_item *it;
 	const char *code;
 
 	if (len < PROTO_HEADER || proto_decode(frame + PROTO_HEADER, len - PROTO_HEADER, NULL, &m,
 	    &code, err, errlen) != 0)
 		return NULL;
-	if (strcmp(m.type, "checkpoint_log") != 0) {
-		snprintf(err, errlen, "not a checkpoint_log frame");
+	if (strcmp(m.type, type) != 0) {
+		snprintf(err, errlen, "not a %s frame", type);
 		proto_msg_free(&m);
 		return NULL;
 	}
+	return m.body;
+}
+
+/* A record from its frame (as written in the outbox), or NULL. */
+static struct outbox_item *
+outbox_item_from_frame(const uint8_t *frame, size_t len, char *err, size_t errlen)
+{
+	struct outbox_item *it;
+	void *body;
+
+	if ((body = outbox_decode(frame, len, "checkpoint_log", err, errlen)) == NULL)
+		return NULL;
 	if ((it = calloc(1, sizeof *it)) == NULL)
 		abort();
-	memcpy(&it->rec, m.body, sizeof it->rec);	/* takes the fields */
-	free(m.body);
+	memcpy(&it->rec, body, sizeof it->rec);	/* takes the fields */
+	free(body);
 	return it;
 }
 
@@ -69,6 +107,134 @@ outbox_item_free(struct outbox_item *it)
 	free(it);
 }
 
+/* ---- removals (image_location removed) ---- */
+
+static void
+outbox_gone_free(struct outbox_gone *g)
+{
+	proto_body_clear(proto_type_find("image_location"), &g->loc);
+	free(g);
+}
+
+static void
+outbox_gone_unlink(struct cts *c, struct outbox_gone *g)
+{
+	for (struct outbox_gone **p = &c->outbox_gone; *p != NULL; p = &(*p)->next) {
+		if (*p == g) {
+			*p = g->next;
+			return;
+		}
+	}
+}
+
+/* A removal from its frame (as written in the outbox), linked; -1 if it is not one. */
+static int
+outbox_gone_from_frame(struct cts *c, const uint8_t *frame, size_t len, char *err, size_t errlen)
+{
+	struct outbox_gone *g, **p;
+	void *body;
+
+	if ((body = outbox_decode(frame, len, "image_location", err, errlen)) == NULL)
+		return -1;
+	if ((g = calloc(1, sizeof *g)) == NULL)
+		abort();
+	memcpy(&g->loc, body, sizeof g->loc);	/* takes the fields */
+	free(body);
+	g->cts = c;
+	for (p = &c->outbox_gone; *p != NULL; p = &(*p)->next)
+		;
+	*p = g;
+	return 0;
+}
+
+static int
+outbox_gone_load(struct cts *c, const char *dir, const char *name)
+{
+	char path[PATH_MAX + 300], why[256], *buf;
+	size_t len;
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (file_read_all(path, &buf, &len, PROTO_MAX_FRAME + PROTO_HEADER) != 0)
+		return -1;
+	if ((rc = outbox_gone_from_frame(c, (uint8_t *)buf, len, why, sizeof why)) != 0)
+		log_error("outbox %s: %s; left in place", path, why);
+	free(buf);
+	return rc;
+}
+
+static void
+outbox_gone_on_ack(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct outbox_gone *g = arg;
+	struct cts *c = g->cts;
+	char path[PATH_MAX];
+
+	(void)body;
+	g->sending = false;
+	/* not_found: no such record (any more); forbidden, bad_field: never will be. Done, too. */
+	if (code != NULL && strcmp(code, PROTO_E_NOT_FOUND) != 0 &&
+	    strcmp(code, PROTO_E_FORBIDDEN) != 0 && strcmp(code, PROTO_E_BAD_FIELD) != 0) {
+		log_warn("checkpoint %s of %s: the GCS has not heard that the copy here is gone: %s: "
+		    "%s (kept in the outbox)", g->loc.checkpoint_id, g->loc.gid, code, msg);
+		return;
+	}
+	if (code != NULL)
+		log_warn("checkpoint %s of %s: the removal of the copy here: %s: %s (dropped)",
+		    g->loc.checkpoint_id, g->loc.gid, code, msg);
+	else
+		log_info("checkpoint %s of %s: the directory no longer lists the copy here%s",
+		    g->loc.checkpoint_id, g->loc.gid, g->loc.expired ? "; its record is expired" : "");
+	if (outbox_gone_path(c, g->loc.checkpoint_id, path, sizeof path) == 0 && unlink(path) == 0) {
+		snprintf(path, sizeof path, "%s/outbox", c->state);
+		file_fsync_dir(path);
+	}
+	outbox_gone_unlink(c, g);
+	outbox_gone_free(g);
+}
+
+static void
+outbox_gone_send(struct cts *c, struct outbox_gone *g)
+{
+	g->sending = true;
+	gcslink_request(c, "image_location", &g->loc, outbox_gone_on_ack, g);
+}
+
+int
+outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	struct msg_image_location q = { (char *)id, (char *)gid, c->name, true, expired };
+	char path[PATH_MAX], why[256];
+	uint8_t *frame;
+	size_t len;
+	int rc;
+
+	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
+		if (strcmp(g->loc.checkpoint_id, id) == 0) {
+			/* one removal of this copy is enough (retention removes a copy once; a
+			 * second only after a fetch made it again, and then the flags agree) */
+			return 0;
+		}
+	}
+	if (proto_encode("image_location", 0, proto_type_find("image_location"), &q, &frame,
+	    &len) != 0 || outbox_gone_path(c, id, path, sizeof path) != 0)
+		return -1;
+	if (file_write_whole(path, frame, len, 0600) != 0) {
+		log_error("outbox: cannot write %s: %s", path, strerror(errno));
+		free(frame);
+		return -1;
+	}
+	rc = outbox_gone_from_frame(c, frame, len, why, sizeof why);
+	free(frame);
+	if (rc == 0) {
+		struct outbox_gone *g = c->outbox_gone;
+		while (g->next != NULL)
+			g = g->next;
+		outbox_gone_send(c, g);
+	}
+	return rc;
+}
+
 int
 outbox_load(struct cts *c, char *err, size_t errlen)
 {
@@ -84,9 +250,13 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 	}
 	while ((d = readdir(dp)) != NULL) {
 		struct outbox_item *it;
-		char *buf, why[256];
+		char *buf, why[256], id[ID_LEN + 1];
 		size_t len;
 
+		if (outbox_is_gone(d->d_name, id)) {
+			n += outbox_gone_load(c, dir, d->d_name) == 0;
+			continue;
+		}
 		if (!id_valid(d->d_name))
 			continue;	/* temp files of an interrupted write */
 		snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
@@ -103,7 +273,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 	}
 	closedir(dp);
 	if (n > 0)
-		log_info("outbox: %u record(s) from before the restart, to send again", n);
+		log_info("outbox: %u record(s) or removal(s) from before the restart, to send again", n);
 	return 0;
 }
 
@@ -131,6 +301,45 @@ outbox_add(struct cts *c, const struct msg_checkpoint_log *rec)
 	return it;
 }
 
+/* The outbox file of it, removed (the GCS stored or refused its record for good). */
+static void
+outbox_drop(struct cts *c, struct outbox_item *it)
+{
+	char path[PATH_MAX];
+
+	if (outbox_path(c, it->rec.checkpoint_id, path, sizeof path) == 0 && unlink(path) == 0) {
+		snprintf(path, sizeof path, "%s/outbox", c->state);
+		file_fsync_dir(path);
+	}
+	outbox_unlink(c, it);
+}
+
+/*
+ * The GCS refused the record for good (forbidden): the GID is bound to another CTS now (a
+ * recovery elsewhere while this CTS was away), so this checkpoint will never be one. The record
+ * leaves the outbox, its image (an orphan) the store, and the job is no longer watched here.
+ */
+static void
+outbox_refused(struct cts *c, struct outbox_item *it, struct cts_ckpt *ck, const char *code,
+	const char *msg)
+{
+	struct cts_job *j = jobs_find(c, it->rec.gid);
+	char dir[PATH_MAX], why[600];
+
+	log_warn("record %s of %s refused by the GCS: %s: dropped, with its image", it->rec.checkpoint_id,
+	    it->rec.gid, msg);
+	outbox_drop(c, it);
+	if (cts_image_dir(c, it->rec.gid, it->rec.checkpoint_id, dir, sizeof dir) == 0)
+		file_remove_tree(dir);
+	if (j != NULL && !j->ended)
+		jobs_moved(j, msg);
+	if (ck != NULL) {
+		snprintf(why, sizeof why, "the GCS refused its record: %s", msg);
+		ckpt_logged(ck, 0, code, why);
+	}
+	outbox_item_free(it);
+}
+
 static void
 outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 {
@@ -138,10 +347,14 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 	struct cts *c = it->cts;
 	struct cts_ckpt *ck = it->ck;
 	uint64_t seq = body ? ((const struct msg_seq_ok *)body)->seq : 0;
-	char path[PATH_MAX], why[600];
+	char why[600];
 
 	it->sending = false;
 	it->ck = NULL;
+	if (code != NULL && strcmp(code, PROTO_E_FORBIDDEN) == 0) {
+		outbox_refused(c, it, ck, code, msg);
+		return;
+	}
 	if (code != NULL) {
 		log_warn("record %s of %s not acknowledged: %s: %s (kept in the outbox)",
 		    it->rec.checkpoint_id, it->rec.gid, code, msg);
@@ -154,11 +367,7 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 	}
 	log_info("record %s of %s stored: seq %llu", it->rec.checkpoint_id, it->rec.gid,
 	    (unsigned long long)seq);
-	if (outbox_path(c, it->rec.checkpoint_id, path, sizeof path) == 0 && unlink(path) == 0) {
-		snprintf(path, sizeof path, "%s/outbox", c->state);
-		file_fsync_dir(path);
-	}
-	outbox_unlink(c, it);
+	outbox_drop(c, it);
 	if (ck != NULL)
 		ckpt_logged(ck, seq, NULL, NULL);
 	ckpt_acked(it, seq, NULL, NULL);
@@ -179,6 +388,10 @@ outbox_flush(struct cts *c)
 	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next) {
 		if (!it->sending)
 			outbox_send(c, it);
+	}
+	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
+		if (!g->sending)
+			outbox_gone_send(c, g);
 	}
 }
 
@@ -209,5 +422,10 @@ outbox_free(struct cts *c)
 		ckpt_acked(it, 0, PROTO_E_UNAVAILABLE, "the CTS is stopping; its record stays in the "
 		    "outbox and is sent after the restart");
 		outbox_item_free(it);
+	}
+	while (c->outbox_gone != NULL) {
+		struct outbox_gone *g = c->outbox_gone;
+		c->outbox_gone = g->next;
+		outbox_gone_free(g);
 	}
 }

@@ -10,8 +10,10 @@
  *   replica  -> GCS      image_location {id, gid, cts = replica}  (gcaLocation += replica)
  *   replica  -> this CTS ok
  *
- * so the record lists a location only once a verified copy is there. A failed copy is logged and
- * not retried (the next checkpoint is copied again); the image stays on this CTS.
+ * so the record lists a location only once a verified copy is there: verified against the record's
+ * sha256 and taker, which the GCS put in the grant, never against what the sender says. A failed
+ * copy is logged and not retried (the next checkpoint is copied again); the image stays on this
+ * CTS. A copy removed by retention is told to the GCS through the outbox (outbox_gone).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -172,19 +174,14 @@ replica_located(struct cts *c, const char *gid, const char *id)
 	gcslink_request(c, "image_location", &q, replica_on_located, op);
 }
 
-/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. Not
- * kept in the outbox: if the GCS does not hear it, a fetch from here fails and tries the next. */
+/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. The
+ * image is gone already, so this goes through the outbox: resent until the GCS stored it. */
 void
 replica_removed(struct cts *c, const char *gid, const char *id, bool expired)
 {
-	struct replica_op *op = calloc(1, sizeof *op);
-
-	if (op == NULL)
-		abort();
-	op->cts = c;
-	snprintf(op->id, sizeof op->id, "%s", id);
-	struct msg_image_location q = { op->id, (char *)gid, c->name, true, expired };
-	gcslink_request(c, "image_location", &q, replica_on_located, op);
+	if (outbox_gone(c, gid, id, expired) != 0)
+		log_error("checkpoint %s of %s: cannot keep the removal of the copy here in the "
+		    "outbox: the directory may still list it", id, gid);
 }
 
 struct replica_retain {
@@ -224,6 +221,25 @@ replica_on_fetched(bool ok, const char *out, void *arg)
 	gcslink_request(op->cts, "image_location", &q, replica_on_located, op);
 }
 
+/* What a copy is checked against comes from the record, through the GCS's grant, not from the
+ * sender: the record's sha256 and the CTS that took (and signed) it. The grant must name this CTS
+ * and this checkpoint. */
+static int
+replica_grant_check(struct cts *c, const struct msg_image_replicate *b, struct proto_grant *g,
+	char *err, size_t errlen)
+{
+	if (proto_grant_verify(c->tls.ca, b->grant, time_now_ms(), g, err, errlen) != 0)
+		return -1;
+	if (strcmp(g->target, c->name) != 0 || strcmp(g->checkpoint_id, b->checkpoint_id) != 0 ||
+	    strcmp(g->gid, b->gid) != 0) {
+		snprintf(err, errlen, "the grant is for checkpoint %s of %.200s to CTS %.200s, not "
+		    "%s of %.200s to %.200s", g->checkpoint_id, g->gid, g->target, b->checkpoint_id,
+		    b->gid, c->name);
+		return -1;
+	}
+	return 0;
+}
+
 void
 replica_receive(struct proto_req *r, void *ctx)
 {
@@ -231,12 +247,23 @@ replica_receive(struct proto_req *r, void *ctx)
 	struct msg_image_replicate *b = r->body;
 	struct replica_op *op;
 	struct transfer_fetch *f;
+	struct proto_grant g;
 	struct stat st;
+	char err[1200];
 
 	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID and checkpoint id");
 		return;
 	}
+	if (replica_grant_check(c, b, &g, err, sizeof err) != 0) {
+		log_warn("copy of checkpoint %s from %s refused: %s", b->checkpoint_id, r->peer.name,
+		    err);
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "%s", err);
+		return;
+	}
+	if (b->sha256 != NULL && strcmp(b->sha256, g.sha256) != 0)
+		log_warn("copy of checkpoint %s: %s says sha256 %.12s..., the record %.12s...: the "
+		    "record's is checked", b->checkpoint_id, r->peer.name, b->sha256, g.sha256);
 	if (b->holders.n == 0) {
 		proto_reply_err(r, PROTO_E_MISSING_FIELD, "a copy needs at least one holder");
 		return;
@@ -259,9 +286,8 @@ replica_receive(struct proto_req *r, void *ctx)
 	}
 	snprintf(f->id, sizeof f->id, "%s", b->checkpoint_id);
 	snprintf(f->gid, sizeof f->gid, "%s", b->gid);
-	snprintf(f->sha256, sizeof f->sha256, "%s", b->sha256 ? b->sha256 : "");
-	/* a CTS replicates the checkpoints it took: it signed the manifest */
-	snprintf(f->signer, sizeof f->signer, "%s", r->peer.name);
+	snprintf(f->sha256, sizeof f->sha256, "%s", g.sha256);
+	snprintf(f->signer, sizeof f->signer, "%s", g.taker);
 	snprintf(f->state, sizeof f->state, "%s", c->state);
 	f->grant = strdup(b->grant);
 	f->tls = c->tls;

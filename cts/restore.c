@@ -1,7 +1,8 @@
 /*
  * restore_prepare (paper 5.3 steps 6-10): gca-recover asks for a checkpoint of a GID, by id or
  * "latest" (the highest sequence number in the directory, asked through the GCS). The CTS checks
- * the caller owns the GID, finds the image in its store and verifies every file against the
+ * the caller owns the GID, finds the image in its store, checks its manifest against the record
+ * (gcaImageSha256, and manifest.sig by the record's gcaCTSName) and every file against the
  * manifest. For the app core service the verified files are copied into a folder the caller's
  * user owns, since the job reads them itself; criu restores run as root and read the store.
  * An image this CTS does not hold is fetched first (transfer.c) from a CTS that does, with a grant
@@ -27,6 +28,8 @@ struct restore_op {
 	uint64_t		 seq;
 	char			 image_dir[PATH_MAX], copy[PATH_MAX];
 	char			 link[ID_LEN + 1];	/* a missing link of the chain, to fetch */
+	/* from the record: the manifest's sha256 and the CTS that took (and signed) it */
+	char			 sha256[65], taker[256];
 	int			 nfetched;
 	struct transfer_fetch	 fetch;
 };
@@ -222,6 +225,35 @@ fail:
 	return -1;
 }
 
+/*
+ * In the child: the image is the one the directory describes, here as after a fetch: its manifest
+ * has the record's sha256 and is signed by the CTS that took it, and so is every parent already
+ * in the store (a missing one is fetched, and checked, later), so a store edited consistently
+ * (file bytes and the manifest's lines) is refused.
+ */
+static int
+restore_check_record(struct restore_op *op, const struct image_meta *top, char *out, size_t len)
+{
+	struct image_meta m = *top;
+	char dir[PATH_MAX];
+	int n = 0;
+
+	if (transfer_manifest_check(op->image_dir, op->cts->tls.ca, op->id, op->sha256, op->taker,
+	    out, len) != 0)
+		return -1;
+	while (m.parent[0] != '\0' && ++n <= RESTORE_CHAIN_MAX) {
+		char id[sizeof m.parent];
+
+		snprintf(id, sizeof id, "%s", m.parent);
+		if (cts_image_dir(op->cts, m.gid, id, dir, sizeof dir) != 0 || access(dir, F_OK) != 0)
+			return 0;
+		if (transfer_manifest_check(dir, op->cts->tls.ca, id, NULL, op->taker, out, len) != 0 ||
+		    image_manifest_read(dir, &m, out, len) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* In the child: every file against the manifest, and the copy for the job's user. */
 /* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
  * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
@@ -233,7 +265,8 @@ restore_verify(void *arg, char *out, size_t len)
 	struct image_meta m;
 	struct cts *c = op->cts;
 
-	if (image_manifest_read(op->image_dir, &m, out, len) != 0)
+	if (image_manifest_read(op->image_dir, &m, out, len) != 0 ||
+	    restore_check_record(op, &m, out, len) != 0)
 		return -1;
 	if (m.key_id[0] == '\0') {
 		bool app = restore_gives_copy(c);
@@ -400,6 +433,9 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 		snprintf(op->id, sizeof op->id, "%s", restore_attr(found, "gcaCheckpointId"));
 		seq = restore_attr(found, "gcaSequenceNumber");
 		op->seq = seq ? strtoull(seq, NULL, 10) : 0;
+		snprintf(op->sha256, sizeof op->sha256, "%s",
+		    restore_attr(found, "gcaImageSha256") ? restore_attr(found, "gcaImageSha256") : "");
+		snprintf(op->taker, sizeof op->taker, "%s", holder ? holder : "");
 		if (cts_image_dir(op->cts, b->gid, op->id, op->image_dir, sizeof op->image_dir) != 0) {
 			restore_fail(op, PROTO_E_BAD_FIELD, "GID %s: no image folder for it%s", b->gid,
 			    "");

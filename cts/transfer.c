@@ -9,12 +9,14 @@
  * watermark, proto/conn.c) is not read until they drain, so a fetcher can ask ahead but never make
  * the server buffer a whole image.
  *
- * Fetching (transfer_fetch_run): into STATE/incoming/<checkpoint id>/, never visible as an image.
- * The manifest first: its sha256 must be the record's gcaImageSha256, so one hash in the directory
- * covers every file. Then each file it lists, TRANSFER_WINDOW chunks asked ahead; a broken
- * connection resumes from the bytes already on disk (with the same holder or the next one). Then
- * every file's size and sha256 against the manifest (image_verify), and only then one rename into
- * images/, so a partial or altered image is never used.
+ * Fetching (transfer_fetch_run): into STATE/incoming/<checkpoint id>/ (0700, this CTS's), never
+ * visible as an image. The manifest first: its sha256 must be the record's gcaImageSha256 and its
+ * signature the record's taker's, so one hash in the directory covers every file. Then each file
+ * it lists, TRANSFER_WINDOW chunks asked ahead; a broken connection resumes from the bytes already
+ * on disk, with the same holder only (another starts from nothing, so no file mixes two holders'
+ * bytes). Then every file's size and sha256 against the manifest (image_verify): a holder whose
+ * copy fails any check is not asked again and the next holder is tried from scratch. Only then one
+ * rename into images/, so a partial or altered image is never used.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -255,78 +257,78 @@ transfer_range(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 	return 0;
 }
 
-/* manifest.sig: the manifest signed by the CTS that took the checkpoint. */
+/* One small file of the image (manifest, manifest.sig), whole, into dir. */
 static int
-transfer_signature(struct transfer_conn *tc, const struct transfer_fetch *f, const char *dir,
-	char *err, size_t errlen)
+transfer_whole(struct transfer_conn *tc, const struct transfer_fetch *f, const char *dir,
+	const char *name, char *err, size_t errlen)
 {
-	char path[PATH_MAX], *man = NULL, *sig = NULL, why[512];
-	size_t mlen, slen;
+	char path[PATH_MAX];
 	int fd, rc;
 
-	if (snprintf(path, sizeof path, "%s/manifest.sig", dir) >= (int)sizeof path)
-		return -1;
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+		return -3;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
 		snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
-		return -1;
+		return -3;
 	}
-	rc = transfer_range(tc, f, "manifest.sig", fd, 0, 0, err, errlen);
+	rc = transfer_range(tc, f, name, fd, 0, 0, err, errlen);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -3;
 	close(fd);
-	if (rc != 0)
-		return rc;
-	if (file_read_all(path, &sig, &slen, 64 * 1024) != 0 ||
-	    snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path ||
-	    file_read_all(path, &man, &mlen, 64 * 1024 * 1024) != 0) {
-		snprintf(err, errlen, "cannot read back the manifest of checkpoint %s", f->id);
-		free(sig);
-		return -1;
-	}
-	rc = proto_sig_check(f->tls.ca, sig, man, mlen, "cts", f->signer[0] ? f->signer : NULL,
-	    why, sizeof why);
-	if (rc != 0)
-		snprintf(err, errlen, "the manifest of checkpoint %s is refused: its signature: %s",
-		    f->id, why);
-	free(sig);
-	free(man);
 	return rc;
 }
 
-/* The manifest, whole, checked against the record's sha256 and its signature. */
+int
+transfer_manifest_check(const char *dir, const char *ca, const char *id, const char *sha256,
+	const char *signer, char *err, size_t errlen)
+{
+	char path[PATH_MAX], *man = NULL, *sig = NULL, hex[65], why[512];
+	unsigned char md[32];
+	unsigned mdlen = 0;
+	size_t mlen, slen;
+	int rc = -1;
+
+	if (snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path ||
+	    file_read_all(path, &man, &mlen, 64 * 1024 * 1024) != 0) {
+		snprintf(err, errlen, "the manifest of checkpoint %s cannot be read", id);
+		return -1;
+	}
+	EVP_Digest(man, mlen, md, &mdlen, EVP_sha256(), NULL);
+	transfer_hex(md, hex);
+	if (sha256 != NULL && strcmp(hex, sha256) != 0) {
+		snprintf(err, errlen, "the manifest of checkpoint %s has sha256 %.12s..., the record "
+		    "says %.12s...: refused", id, hex, sha256[0] ? sha256 : "nothing");
+		goto out;
+	}
+	if (snprintf(path, sizeof path, "%s/manifest.sig", dir) >= (int)sizeof path ||
+	    file_read_all(path, &sig, &slen, 64 * 1024) != 0) {
+		snprintf(err, errlen, "the manifest of checkpoint %s is refused: its signature "
+		    "(manifest.sig) is missing", id);
+		goto out;
+	}
+	if (proto_sig_check(ca, sig, man, mlen, "cts", signer, why, sizeof why) != 0) {
+		snprintf(err, errlen, "the manifest of checkpoint %s is refused: its signature: %s",
+		    id, why);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(man);
+	free(sig);
+	return rc;
+}
+
+/* The manifest and its signature, whole, checked against the record's sha256 and taker. */
 static int
 transfer_manifest(struct transfer_conn *tc, const struct transfer_fetch *f, const char *dir,
 	char *err, size_t errlen)
 {
-	char path[PATH_MAX], *buf = NULL, hex[65];
-	unsigned char md[32];
-	unsigned mdlen = 0;
-	size_t len;
-	int fd, rc;
+	int rc;
 
-	if (snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path)
-		return -1;
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-		snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
-		return -1;
-	}
-	rc = transfer_range(tc, f, "manifest", fd, 0, 0, err, errlen);
-	if (rc == 0 && fsync(fd) != 0)
-		rc = -1;
-	close(fd);
-	if (rc != 0)
+	if ((rc = transfer_whole(tc, f, dir, "manifest", err, errlen)) != 0 ||
+	    (rc = transfer_whole(tc, f, dir, "manifest.sig", err, errlen)) != 0)
 		return rc;
-	if (file_read_all(path, &buf, &len, 64 * 1024 * 1024) != 0) {
-		snprintf(err, errlen, "cannot read back %.300s", path);
-		return -1;
-	}
-	EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
-	free(buf);
-	transfer_hex(md, hex);
-	if (f->sha256[0] != '\0' && strcmp(hex, f->sha256) != 0) {
-		snprintf(err, errlen, "the manifest of checkpoint %s has sha256 %.12s..., the record "
-		    "says %.12s...: refused", f->id, hex, f->sha256);
-		return -1;
-	}
-	return transfer_signature(tc, f, dir, err, errlen);
+	return transfer_manifest_check(dir, f->tls.ca, f->id, f->sha256, f->signer, err, errlen);
 }
 
 /* Every file the manifest lists, each from the bytes already there. */
@@ -404,19 +406,134 @@ transfer_connect(const struct transfer_fetch *f, const char *holder, char *err, 
 	return proto_sync_connect(at + 1, &f->tls, "cts", 15000, err, errlen);
 }
 
+/* The fetch's folder, made (or found) 0700 and owned by this CTS (DESIGN.md, "Image store
+ * safety"): one left by someone else is not written into. */
+static int
+transfer_own_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc = -1;
+
+	if (file_mkdirs(dir, 0700) != 0 ||
+	    (fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "cannot create %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || st.st_uid != geteuid())
+		snprintf(err, errlen, "%.300s is not owned by this CTS's user", dir);
+	else if (fchmod(fd, 0700) != 0)
+		snprintf(err, errlen, "%.300s: %s", dir, strerror(errno));
+	else
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Bytes in the fetch's folder came from one holder (named in <dir>.holder): a fetch resumes only
+ * with that holder, and starts again from nothing with another, so no file is ever made of two
+ * holders' bytes.
+ */
+static int
+transfer_start_with(const char *dir, const char *holder, char *err, size_t errlen)
+{
+	char mark[PATH_MAX + 8], *was = NULL;
+	size_t len;
+	bool same;
+
+	snprintf(mark, sizeof mark, "%s.holder", dir);
+	same = file_read_all(mark, &was, &len, 4096) == 0 && strcmp(was, holder) == 0;
+	free(was);
+	if (same)
+		return 0;
+	file_remove_tree(dir);
+	if (transfer_own_dir(dir, err, errlen) != 0)
+		return -1;
+	if (file_write_whole(mark, holder, strlen(holder), 0600) != 0) {
+		snprintf(err, errlen, "cannot write %.300s: %s", mark, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* What a refused holder sent: gone, so nothing of it is resumed or left behind. */
+static void
+transfer_discard(const char *dir)
+{
+	char mark[PATH_MAX + 8];
+
+	file_remove_tree(dir);
+	snprintf(mark, sizeof mark, "%s.holder", dir);
+	unlink(mark);
+}
+
+/* One holder: the manifest, every file, then each file against the manifest. -1 refused (the
+ * holder's copy is bad: the next one starts from nothing), -2 broken (resume), -3 local error,
+ * -4 not reachable. */
+static int
+transfer_from(struct transfer_conn *tc, const struct transfer_fetch *f, const char *holder,
+	const char *dir, char *err, size_t errlen)
+{
+	struct image_meta m;
+	int rc;
+
+	if (transfer_start_with(dir, holder, err, errlen) != 0)
+		return -3;
+	if ((tc->s = transfer_connect(f, holder, err, errlen)) == NULL)
+		return -4;
+	rc = transfer_manifest(tc, f, dir, err, errlen);
+	if (rc == 0)
+		rc = transfer_files(tc, f, dir, err, errlen);
+	proto_sync_close(tc->s);
+	tc->s = NULL;
+	if (rc != 0)
+		return rc;
+	err[0] = '\0';
+	if (image_verify(dir, &m, NULL, (uid_t)-1, (gid_t)-1, err, errlen) != 0 ||
+	    strcmp(m.checkpoint_id, f->id) != 0 || strcmp(m.gid, f->gid) != 0) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "its manifest names another job");
+		return -1;
+	}
+	return 0;
+}
+
+/* The verified folder becomes the image: one rename into images/. */
+static int
+transfer_install(const struct transfer_fetch *f, const char *dir, char *out, size_t outlen)
+{
+	char parent[PATH_MAX], *slash;
+
+	snprintf(parent, sizeof parent, "%s", f->image_dir);
+	if ((slash = strrchr(parent, '/')) != NULL)
+		*slash = '\0';
+	if (file_mkdirs(parent, 0700) != 0 || rename(dir, f->image_dir) != 0 ||
+	    file_fsync_dir(parent) != 0) {
+		snprintf(out, outlen, "cannot move the fetched image into %s: %s", f->image_dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 transfer_fetch_run(void *arg, char *out, size_t outlen)
 {
 	struct transfer_fetch *f = arg;
 	struct transfer_conn tc = { 0 };
-	struct image_meta m;
-	char dir[PATH_MAX], parent[PATH_MAX], err[1024] = "no holder", *slash;
+	char dir[PATH_MAX], path[PATH_MAX + 16], err[1024] = "no holder", refusals[2048] = "";
 	const char *env = getenv("GCA_TRANSFER_BREAK_AFTER");
-	int rc = -1, attempt, lock;
-	size_t h = 0;
+	bool bad[TRANSFER_HOLDERS] = { false };
+	int rc = -1, lock;
+	size_t h = 0, nbad = 0;
 	uint64_t t0 = time_mono_ms(), ms;
 
 	transfer_break_after = env ? strtoull(env, NULL, 10) : 0;
+	if (strlen(f->sha256) != 64 || f->signer[0] == '\0') {
+		snprintf(out, outlen, "checkpoint %s: no record sha256 or taker to check a copy against",
+		    f->id);
+		return -1;
+	}
 	/* One fetch of an id at a time (a recovery and a replica copy may ask at once): the lock
 	 * goes with this child's exit. The second finds the image there. */
 	if (snprintf(dir, sizeof dir, "%s/incoming/%s.lock", f->state, f->id) >= (int)sizeof dir ||
@@ -428,24 +545,17 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 		snprintf(out, outlen, "ok 0 (fetched meanwhile)");
 		return 0;
 	}
-	if (snprintf(dir, sizeof dir, "%s/incoming/%s", f->state, f->id) >= (int)sizeof dir ||
-	    file_mkdirs(dir, 0700) != 0) {
-		snprintf(out, outlen, "cannot create %s", dir);
+	if (snprintf(dir, sizeof dir, "%s/incoming/%s", f->state, f->id) >= (int)sizeof dir) {
+		snprintf(out, outlen, "state folder path too long");
 		return -1;
 	}
-	for (attempt = 0; attempt < TRANSFER_ATTEMPTS && f->nholders > 0; attempt++) {
-		const char *holder = f->holders[h % f->nholders];
+	for (int attempt = 0; attempt < TRANSFER_ATTEMPTS && nbad < f->nholders; attempt++) {
+		const char *holder;
 
-		if ((tc.s = transfer_connect(f, holder, err, sizeof err)) == NULL) {
-			log_warn("fetch of %s: holder %s: %s", f->id, holder, err);
+		while (bad[h % f->nholders])
 			h++;
-			continue;
-		}
-		rc = transfer_manifest(&tc, f, dir, err, sizeof err);
-		if (rc == 0)
-			rc = transfer_files(&tc, f, dir, err, sizeof err);
-		proto_sync_close(tc.s);
-		tc.s = NULL;
+		holder = f->holders[h % f->nholders];
+		rc = transfer_from(&tc, f, holder, dir, err, sizeof err);
 		if (rc == 0) {
 			ms = time_mono_ms() - t0;
 			log_info("fetched checkpoint %s from %s: %llu bytes in %llu ms (%.1f MiB/s)",
@@ -453,35 +563,38 @@ transfer_fetch_run(void *arg, char *out, size_t outlen)
 			    ms ? (double)tc.bytes / 1048576.0 * 1000.0 / (double)ms : 0.0);
 			break;
 		}
-		log_warn("fetch of %s from %s: %s (%s)", f->id, holder, err,
-		    rc == -2 ? "resuming" : "trying the next holder");
-		if (rc == -1)
-			h++;
+		if (rc == -3)
+			break;
+		log_warn("fetch of %s from %s: %s (%s)", f->id, holder, err, rc == -2 ? "resuming" :
+		    rc == -4 ? "trying another holder" : "its copy is refused: trying the next holder");
+		if (rc == -1) {
+			/* this holder's copy is bad: not asked again; the next starts from nothing */
+			size_t used = strlen(refusals);
+			transfer_discard(dir);
+			snprintf(refusals + used, sizeof refusals - used, "%s%.40s: %.400s",
+			    used ? "; " : "", holder, err);
+			bad[h % f->nholders] = true;
+			nbad++;
+		} else if (rc == -4) {
+			h++;	/* no connection at all: try another, come back later */
+		}
 	}
 	if (rc != 0) {
-		snprintf(out, outlen, "cannot fetch checkpoint %s from %s: %s", f->id,
-		    f->nholders ? f->holders[h % f->nholders] : "any CTS (none holds it)", err);
+		if (refusals[0] != '\0')
+			snprintf(out, outlen, "the image of checkpoint %s is refused from every holder "
+			    "tried: %s", f->id, refusals);
+		else
+			snprintf(out, outlen, "cannot fetch checkpoint %s from %s: %s", f->id,
+			    f->nholders ? f->holders[h % f->nholders] : "any CTS (none holds it)", err);
 		return -1;
 	}
-	err[0] = '\0';
-	if (image_verify(dir, &m, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err) != 0 ||
-	    strcmp(m.checkpoint_id, f->id) != 0 || strcmp(m.gid, f->gid) != 0) {
-		snprintf(out, outlen, "the image of checkpoint %s fetched from %s is refused: %s", f->id,
-		    f->holders[h % f->nholders], err[0] ? err : "its manifest names another job");
-		file_remove_tree(dir);
+	if (transfer_install(f, dir, out, outlen) != 0)
 		return -1;
-	}
-	snprintf(parent, sizeof parent, "%s", f->image_dir);
-	if ((slash = strrchr(parent, '/')) != NULL)
-		*slash = '\0';
-	if (file_mkdirs(parent, 0700) != 0 || rename(dir, f->image_dir) != 0 ||
-	    file_fsync_dir(parent) != 0) {
-		snprintf(out, outlen, "cannot move the fetched image into %s: %s", f->image_dir,
-		    strerror(errno));
-		return -1;
-	}
-	if (snprintf(dir, sizeof dir, "%s/incoming/%s.lock", f->state, f->id) < (int)sizeof dir)
-		unlink(dir);
+	/* dir is "<state>/incoming/<id>", which fits: its marks fit in path */
+	snprintf(path, sizeof path, "%.4000s.holder", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%.4000s.lock", dir);
+	unlink(path);
 	snprintf(out, outlen, "ok %llu", (unsigned long long)tc.bytes);
 	return 0;
 }

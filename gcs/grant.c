@@ -20,7 +20,7 @@
 struct grant_op {
 	struct gcs		*g;
 	struct proto_req	*r;
-	char			 gid[256], core[128];
+	char			 gid[256], core[128], sha256[65], taker[256];
 	char			*holders[GRANT_HOLDERS];
 	size_t			 nholders;
 };
@@ -119,6 +119,8 @@ grant_on_cts(const struct dir_result *res, void *arg)
 	snprintf(pg.target, sizeof pg.target, "%s", b->target_cts);
 	snprintf(pg.gcs, sizeof pg.gcs, "%s", op->g->name);
 	snprintf(pg.gid, sizeof pg.gid, "%s", op->gid);
+	snprintf(pg.sha256, sizeof pg.sha256, "%s", op->sha256);
+	snprintf(pg.taker, sizeof pg.taker, "%s", op->taker);
 	pg.expires_ms = time_now_ms() + GRANT_TTL_MS;
 	if (proto_grant_sign(&op->g->tls, &pg, &token, err, sizeof err) != 0) {
 		log_error("image_grant: %s", err);
@@ -143,7 +145,7 @@ grant_on_record(const struct dir_result *res, void *arg)
 	struct msg_image_grant *b = op->r->body;
 	const struct dir_entry *e;
 	const struct dir_attr *loc;
-	const char *gid, *taker, *core, *status;
+	const char *gid, *taker, *core, *status, *sha;
 	char filter[4096], esc[800], base[512], why[512];
 	bool caller_holds;
 
@@ -161,9 +163,11 @@ grant_on_record(const struct dir_result *res, void *arg)
 	taker = dir_entry_get(e, "gcaCTSName");
 	core = dir_entry_get(e, "gcaCoreService");
 	status = dir_entry_get(e, "gcaStatus");
-	if (gid == NULL || taker == NULL || core == NULL) {
-		snprintf(why, sizeof why, "the record of checkpoint %s lacks its GID, CTS or core "
-		    "service", b->checkpoint_id);
+	sha = dir_entry_get(e, "gcaImageSha256");
+	/* without the hash no copy could be checked against the record */
+	if (gid == NULL || taker == NULL || core == NULL || sha == NULL || strlen(sha) != 64) {
+		snprintf(why, sizeof why, "the record of checkpoint %s lacks its GID, CTS, core "
+		    "service or image sha256", b->checkpoint_id);
 		grant_fail(op, PROTO_E_INTERNAL, why);
 		return;
 	}
@@ -175,6 +179,8 @@ grant_on_record(const struct dir_result *res, void *arg)
 	}
 	snprintf(op->gid, sizeof op->gid, "%s", gid);
 	snprintf(op->core, sizeof op->core, "%s", core);
+	snprintf(op->sha256, sizeof op->sha256, "%s", sha);
+	snprintf(op->taker, sizeof op->taker, "%s", taker);
 	grant_add_holder(op, taker);
 	if ((loc = dir_entry_attr(e, "gcaLocation")) != NULL) {
 		for (size_t i = 0; i < loc->nvals; i++)
@@ -311,9 +317,17 @@ grant_location(struct proto_req *r, void *ctx)
 	dir_checkpoint_get(g->dir, b->gid, b->checkpoint_id, grant_on_taker, gl);
 }
 
-/* ---- image_gc (gca-ctl gc): retention at every live CTS now, or what it would remove ---- */
+/*
+ * ---- image_gc (gca-ctl gc): retention at every live CTS now, or what it would remove ----
+ *
+ * Every CTS in the directory is considered, not only those this GCS hears (another GCS may hear
+ * them): one that is down (this GCS lost its heartbeats, or the directory says down or retired)
+ * is not asked and is named in `skipped`, so "nothing to remove" never hides a CTS that was not
+ * asked.
+ */
 
 struct grant_gc {
+	struct gcs		*g;
 	struct proto_req	*r;
 	unsigned		 waiting;
 	struct msg_image_gc_ok	 ok;
@@ -330,6 +344,7 @@ grant_gc_done(struct grant_gc *gc)
 	proto_reply_ok(gc->r, gc->r->pt->reply, &gc->ok);
 	proto_strlist_free(&gc->ok.removed);
 	proto_strlist_free(&gc->ok.errors);
+	proto_strlist_free(&gc->ok.skipped);
 	free(gc);
 }
 
@@ -355,39 +370,98 @@ grant_on_gc(const char *code, const char *msg, const void *body, void *arg)
 		grant_gc_done(gc);
 }
 
+static void
+grant_gc_skip(struct grant_gc *gc, const char *name, const char *why)
+{
+	char line[600];
+
+	snprintf(line, sizeof line, "%.256s: %.300s", name, why);
+	log_info("gc: CTS %s not asked: %s", name, why);
+	proto_strlist_add(&gc->ok.skipped, line);
+}
+
+/* Sends image_gc to the CTS name at endpoint. */
+static void
+grant_gc_ask(struct grant_gc *gc, const char *name, const char *endpoint)
+{
+	struct gcs *g = gc->g;
+	struct gcs_cts *c = registry_find(g, name);
+	struct grant_gc_one *one;
+	char err[256];
+
+	if (c == NULL)	/* known from the directory only: not marked up, no heartbeat expected */
+		c = registry_touch(g, name, endpoint);
+	if (c->client == NULL) {
+		struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
+			.expect_name = c->name, .timeout_ms = g->request_timeout_ms };
+		if ((c->client = proto_client_new(g->base, &g->tls, &cfg, err, sizeof err)) == NULL) {
+			proto_strlist_add(&gc->ok.errors, err);
+			return;
+		}
+	}
+	if ((one = calloc(1, sizeof *one)) == NULL)
+		abort();
+	one->gc = gc;
+	snprintf(one->cts, sizeof one->cts, "%s", name);
+	gc->waiting++;
+	proto_client_request(c->client, "image_gc", gc->r->pt, gc->r->body, grant_on_gc, one);
+}
+
+static void
+grant_on_gc_cts(const struct dir_result *res, void *arg)
+{
+	struct grant_gc *gc = arg;
+	struct gcs *g = gc->g;
+	char line[600];
+
+	if (res->status != DIR_OK && res->status != DIR_NOT_FOUND) {
+		/* the directory is away: those this GCS hears are still asked */
+		snprintf(line, sizeof line, "the directory is unavailable (%.300s): only the CTSes this "
+		    "GCS hears were asked", res->msg);
+		proto_strlist_add(&gc->ok.errors, line);
+		for (struct gcs_cts *c = g->cts; c != NULL; c = c->next) {
+			if (c->up && c->endpoint != NULL)
+				grant_gc_ask(gc, c->name, c->endpoint);
+			else
+				grant_gc_skip(gc, c->name, "down (no heartbeat here)");
+		}
+	}
+	for (size_t i = 0; i < res->nentries; i++) {
+		const char *name = dir_entry_get(&res->entries[i], "cn");
+		const char *ep = dir_entry_get(&res->entries[i], "gcaEndpoint");
+		const char *st = dir_entry_get(&res->entries[i], "gcaStatus");
+		struct gcs_cts *live;
+
+		if (name == NULL)
+			continue;
+		live = registry_find(g, name);
+		if (live != NULL && live->up && live->endpoint != NULL) {
+			grant_gc_ask(gc, name, live->endpoint);
+		} else if (st != NULL && (strcmp(st, "down") == 0 || strcmp(st, "retired") == 0)) {
+			snprintf(line, sizeof line, "%s (gcaStatus in the directory)", st);
+			grant_gc_skip(gc, name, line);
+		} else if (ep == NULL) {
+			grant_gc_skip(gc, name, "no endpoint in the directory");
+		} else {
+			grant_gc_ask(gc, name, ep);
+		}
+	}
+	if (--gc->waiting == 0)
+		grant_gc_done(gc);
+}
+
 void
 grant_gc(struct proto_req *r, void *ctx)
 {
 	struct gcs *g = ctx;
 	struct grant_gc *gc = calloc(1, sizeof *gc);
-	char err[256];
+	char base[512];
 
 	if (gc == NULL)
 		abort();
+	gc->g = g;
 	gc->r = r;
-	gc->waiting = 1;	/* this function's own, dropped at the end */
-	for (struct gcs_cts *c = g->cts; c != NULL; c = c->next) {
-		struct grant_gc_one *one;
-
-		if (!c->up || c->endpoint == NULL)
-			continue;
-		if (c->client == NULL) {
-			struct proto_client_config cfg = { .endpoint = c->endpoint,
-				.expect_role = "cts", .expect_name = c->name,
-				.timeout_ms = g->request_timeout_ms };
-			if ((c->client = proto_client_new(g->base, &g->tls, &cfg, err,
-			    sizeof err)) == NULL) {
-				proto_strlist_add(&gc->ok.errors, err);
-				continue;
-			}
-		}
-		if ((one = calloc(1, sizeof *one)) == NULL)
-			abort();
-		one->gc = gc;
-		snprintf(one->cts, sizeof one->cts, "%s", c->name);
-		gc->waiting++;
-		proto_client_request(c->client, "image_gc", r->pt, r->body, grant_on_gc, one);
-	}
-	if (--gc->waiting == 0)
-		grant_gc_done(gc);
+	gc->waiting = 1;	/* the directory search's, dropped when it has asked every CTS */
+	snprintf(base, sizeof base, "ou=cts,%s", dir_base(g->dir));
+	dir_search(g->dir, base, 1, "(objectClass=gcaTranslationService)", 0, grant_on_gc_cts, gc);
 }

@@ -1,7 +1,9 @@
 /*
  * checkpoint_log: a CTS's record of a checkpoint (paper 5.1 step 8, 5.2 step 8). Acknowledged only
  * after the directory stored it; idempotent by checkpoint id, so a CTS resending from its outbox
- * after a failure makes no second record.
+ * after a failure makes no second record. Only the CTS the job entry names may record: the
+ * directory thread checks it with the number's reservation (ldap/dir_ops.c), and a record from a
+ * CTS that lost the GID (recovered elsewhere meanwhile) is answered forbidden, naming the holder.
  */
 #include <stdlib.h>
 #include <string.h>

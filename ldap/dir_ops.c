@@ -467,18 +467,22 @@ dir_ops_parent(const char *dn)
 	return dn;
 }
 
-/* The job's last sequence number as the directory has it now; -1 with r set if none. */
+/* The job's last sequence number as the directory has it now, and the CTS it is bound to (its
+ * gcaCTSName, into holder); -1 with r set if none. */
 static int64_t
-dir_ops_last_seq(struct dir *d, const char *jobdn, struct dir_result *r)
+dir_ops_last_seq(struct dir *d, const char *jobdn, char *holder, size_t holderlen,
+    struct dir_result *r)
 {
 	struct dir_result q = { 0 };
-	const char *v;
+	const char *v, *h;
 	int64_t seq = -1;
 
 	if (dir_do_search(d, jobdn, 0, "(objectClass=gcaJob)", 1, &q) == DIR_OK && q.nentries == 1 &&
-	    (v = dir_entry_get(&q.entries[0], "gcaLastSequence")) != NULL)
+	    (v = dir_entry_get(&q.entries[0], "gcaLastSequence")) != NULL) {
 		seq = strtoll(v, NULL, 10);
-	else if (q.status == DIR_OK || q.status == DIR_NOT_FOUND)
+		h = dir_entry_get(&q.entries[0], "gcaCTSName");
+		snprintf(holder, holderlen, "%s", h ? h : "");
+	} else if (q.status == DIR_OK || q.status == DIR_NOT_FOUND)
 		dir_result_set(r, DIR_NOT_FOUND, "unknown GID: no job entry %s", jobdn);
 	else
 		*r = q, q.entries = NULL, q.nentries = 0;
@@ -486,6 +490,21 @@ dir_ops_last_seq(struct dir *d, const char *jobdn, struct dir_result *r)
 		dir_entry_clear(&q.entries[i]);
 	free(q.entries);
 	return seq;
+}
+
+/* A record from a CTS the job is no longer bound to (it lost the GID to a recovery elsewhere) is
+ * refused: its checkpoints would take numbers and "latest" from the job's new home. */
+static bool
+dir_ops_bound_elsewhere(const struct dir_entry *rec, const char *holder, struct dir_result *r)
+{
+	const char *cts = dir_entry_get(rec, "gcaCTSName");
+
+	if (cts != NULL && strcasecmp(holder, cts) == 0)
+		return false;
+	dir_result_set(r, DIR_DENIED, "GID %s is bound to CTS %s, not %s: only the CTS a job is "
+	    "bound to records its checkpoints", dir_entry_get(rec, "gcaGID"),
+	    holder[0] ? holder : "(none)", cts ? cts : "(none)");
+	return true;
 }
 
 /* Another writer moved the number: wait a little, longer each time, so writers fall out of step. */
@@ -500,24 +519,34 @@ dir_ops_backoff(int attempt)
 }
 
 /*
- * Reserves k numbers of a job: one compare-and-swap of gcaLastSequence from last to last + k.
- * Returns the first reserved number, or 0 with r set. A number reserved for a record that is
- * then not written stays unused: numbers never repeat, gaps are allowed.
+ * Reserves k numbers of a job for records from the CTS of rec: one compare-and-swap of gcaLastSequence from
+ * last to last + k, while the job is bound to that CTS (read before the swap and again after it,
+ * so the swap happened while the CTS held the GID). Returns the first reserved number, or 0 with r set
+ * (DIR_DENIED: bound to another CTS). A number reserved for a record that is then not written
+ * stays unused: numbers never repeat, gaps are allowed.
  */
 static uint64_t
-dir_ops_reserve(struct dir *d, const char *jobdn, uint64_t k, struct dir_result *r)
+dir_ops_reserve(struct dir *d, const char *jobdn, uint64_t k, const struct dir_entry *rec,
+    struct dir_result *r)
 {
+	char holder[256];
+
 	for (int attempt = 0; attempt < 64; attempt++) {
 		char old[24], new_[24];
 		int64_t last;
 
-		if ((last = dir_ops_last_seq(d, jobdn, r)) < 0)
+		if ((last = dir_ops_last_seq(d, jobdn, holder, sizeof holder, r)) < 0 ||
+		    dir_ops_bound_elsewhere(rec, holder, r))
 			return 0;
 		snprintf(old, sizeof old, "%" PRId64, last);
 		snprintf(new_, sizeof new_, "%" PRIu64, (uint64_t)last + k);
 		memset(r, 0, sizeof *r);
-		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, NULL, r) == DIR_OK)
+		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, NULL, r) == DIR_OK) {
+			if (dir_ops_last_seq(d, jobdn, holder, sizeof holder, r) < 0 ||
+			    dir_ops_bound_elsewhere(rec, holder, r))
+				return 0;
 			return (uint64_t)last + 1;
+		}
 		if (r->status != DIR_CAS_LOST)
 			return 0;
 		dir_ops_backoff(attempt);
@@ -605,7 +634,8 @@ dir_ops_record_single(struct dir *d, struct dir_op *op)
 
 	memset(&op->res, 0, sizeof op->res);
 	if (seq == 0) {
-		if ((seq = dir_ops_reserve(d, dir_ops_parent(op->entry->dn), 1, &op->res)) == 0)
+		if ((seq = dir_ops_reserve(d, dir_ops_parent(op->entry->dn), 1, op->entry,
+		    &op->res)) == 0)
 			return;
 		dir_ops_set_seq(op->entry, seq);
 	}
@@ -627,7 +657,16 @@ dir_ops_record_single(struct dir *d, struct dir_op *op)
 	}
 }
 
-/* Reserve the numbers of every record of one job in this batch, in one compare-and-swap. */
+/* Reserve the numbers of every record of one job from one CTS in this batch, in one
+ * compare-and-swap. */
+static bool
+dir_ops_same_job(struct dir_op *a, struct dir_op *b)
+{
+	return strcmp(dir_ops_parent(a->entry->dn), dir_ops_parent(b->entry->dn)) == 0 &&
+	    strcasecmp(dir_entry_get(a->entry, "gcaCTSName"), dir_entry_get(b->entry,
+	    "gcaCTSName")) == 0;
+}
+
 static void
 dir_ops_number_job(struct dir *d, struct dir_op **ops, size_t n, bool *todo, size_t i, size_t *left)
 {
@@ -636,11 +675,11 @@ dir_ops_number_job(struct dir *d, struct dir_op **ops, size_t n, bool *todo, siz
 	uint64_t k = 0, first;
 
 	for (size_t j = i; j < n; j++)
-		if (todo[j] && strcmp(dir_ops_parent(ops[j]->entry->dn), jobdn) == 0)
+		if (todo[j] && dir_ops_same_job(ops[i], ops[j]))
 			k++;
-	first = dir_ops_reserve(d, jobdn, k, &r);
+	first = dir_ops_reserve(d, jobdn, k, ops[i]->entry, &r);
 	for (size_t j = i; j < n; j++) {
-		if (!todo[j] || strcmp(dir_ops_parent(ops[j]->entry->dn), jobdn) != 0)
+		if (!todo[j] || !dir_ops_same_job(ops[i], ops[j]))
 			continue;
 		if (first == 0) {
 			ops[j]->res = r;

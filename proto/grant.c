@@ -5,7 +5,12 @@
  * any GCS back (any GCS of the site may issue it):
  *
  *   G1.<base64 payload>.<base64 signature>.<base64 DER certificate>
- *   payload: "gca-grant 1\n<checkpoint id>\n<target cts>\n<expires ms>\n<gcs name>\n<gid>"
+ *   payload: "gca-grant 2\n<checkpoint id>\n<target cts>\n<expires ms>\n<gcs name>\n
+ *             <record's gcaImageSha256>\n<record's gcaCTSName>\n<gid>"
+ *
+ * The record's hash and taker travel in the grant so that a CTS that fetches (a recovery, or a
+ * replica asked by the CTS that holds the image) checks the copy against what the directory says,
+ * not against what another CTS claims.
  *
  * The signature is ECDSA (or RSA) over sha256 of the payload's bytes. The certificate must chain
  * to the CA and carry OU=gcs.
@@ -21,7 +26,8 @@
 
 #include "proto/proto.h"
 
-#define GRANT_MAGIC "gca-grant 1"
+#define GRANT_MAGIC "gca-grant 2"
+#define GRANT_LINES 8
 
 static char *
 grant_b64(const unsigned char *p, size_t n)
@@ -60,8 +66,14 @@ grant_unb64(const char *s, size_t len, size_t *n)
 static int
 grant_payload(const struct proto_grant *g, char *out, size_t len)
 {
-	int n = snprintf(out, len, GRANT_MAGIC "\n%s\n%s\n%llu\n%s\n%s", g->checkpoint_id, g->target,
-	    (unsigned long long)g->expires_ms, g->gcs, g->gid);
+	int n;
+
+	/* every field but the last (the GID) is one line */
+	if (strpbrk(g->checkpoint_id, "\n") || strpbrk(g->target, "\n") || strpbrk(g->gcs, "\n") ||
+	    strpbrk(g->sha256, "\n") || strpbrk(g->taker, "\n"))
+		return -1;
+	n = snprintf(out, len, GRANT_MAGIC "\n%s\n%s\n%llu\n%s\n%s\n%s\n%s", g->checkpoint_id,
+	    g->target, (unsigned long long)g->expires_ms, g->gcs, g->sha256, g->taker, g->gid);
 
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
@@ -86,7 +98,7 @@ int
 proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g, char **token,
 	char *err, size_t errlen)
 {
-	char payload[1024];
+	char payload[2048];
 	unsigned char sig[1024], *der = NULL;
 	size_t siglen = sizeof sig;
 	int plen, derlen;
@@ -136,7 +148,7 @@ out:
 static int
 grant_parse(const char *p, size_t n, struct proto_grant *g)
 {
-	char buf[1024], *line[6], *s, *nl;
+	char buf[2048], *line[GRANT_LINES], *s, *nl;
 	unsigned long long exp;
 	char *end;
 
@@ -145,10 +157,10 @@ grant_parse(const char *p, size_t n, struct proto_grant *g)
 	memcpy(buf, p, n);
 	buf[n] = '\0';
 	s = buf;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < GRANT_LINES; i++) {
 		line[i] = s;
 		nl = strchr(s, '\n');
-		if (i < 5) {
+		if (i < GRANT_LINES - 1) {
 			if (nl == NULL)
 				return -1;
 			*nl = '\0';
@@ -166,7 +178,9 @@ grant_parse(const char *p, size_t n, struct proto_grant *g)
 	    (int)sizeof g->checkpoint_id ||
 	    snprintf(g->target, sizeof g->target, "%s", line[2]) >= (int)sizeof g->target ||
 	    snprintf(g->gcs, sizeof g->gcs, "%s", line[4]) >= (int)sizeof g->gcs ||
-	    snprintf(g->gid, sizeof g->gid, "%s", line[5]) >= (int)sizeof g->gid)
+	    snprintf(g->sha256, sizeof g->sha256, "%s", line[5]) >= (int)sizeof g->sha256 ||
+	    snprintf(g->taker, sizeof g->taker, "%s", line[6]) >= (int)sizeof g->taker ||
+	    snprintf(g->gid, sizeof g->gid, "%s", line[7]) >= (int)sizeof g->gid)
 		return -1;
 	g->expires_ms = exp;
 	return 0;

@@ -95,7 +95,8 @@ struct msg_image_replicate {
 };
 struct msg_image_location { char *checkpoint_id, *gid, *cts; bool removed, expired; };
 struct msg_image_gc { char *gid; bool dry_run; };
-struct msg_image_gc_ok { struct proto_strlist removed, errors; };	/* "cts id gid" lines */
+/* removed: "cts id gid" lines; skipped: "cts: why" for CTSes not asked (down) */
+struct msg_image_gc_ok { struct proto_strlist removed, errors, skipped; };
 struct msg_query {
 	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
@@ -280,6 +281,9 @@ void proto_client_free(struct proto_client *c);		/* pending callbacks get "close
 /* ---- image grants (grant.c): a token the GCS signs, the holder of an image checks ---- */
 struct proto_grant {
 	char		checkpoint_id[64], target[256], gcs[256], gid[256];
+	/* from the record, so a fetcher checks a copy against the directory, not the sender:
+	 * gcaImageSha256 (the manifest's sha256) and gcaCTSName (who signed the manifest) */
+	char		sha256[65], taker[256];
 	uint64_t	expires_ms;
 };
 #define PROTO_GRANT_MAX 4096		/* bytes of a token */

@@ -213,6 +213,7 @@ static const struct proto_type proto_t_m_image_location = { "image_location", m_
 static const struct proto_field image_gc_ok_fields[] = {
 	{ "removed", PK_STRLIST, offsetof(struct msg_image_gc_ok, removed), false, 100000 },
 	{ "errors", PK_STRLIST, offsetof(struct msg_image_gc_ok, errors), false, 1000 },
+	{ "skipped", PK_STRLIST, offsetof(struct msg_image_gc_ok, skipped), false, 1000 },
 };
 static const struct proto_type proto_t_image_gc_ok = { "image_gc_ok", image_gc_ok_fields, sizeof image_gc_ok_fields / sizeof image_gc_ok_fields[0], sizeof(struct msg_image_gc_ok), NULL };
 

@@ -181,7 +181,11 @@ app_store(void *arg, char *out, size_t len)
 			return -1;
 		}
 	}
-	if (image_store_copy(ck->staging, ck->image_dir, &m, &r, out, len) != 0)
+	/* with a site key the files are encrypted as they are copied: no plain copy in the store */
+	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir, &m,
+	    ck->cts->image_key, &r, out, len) : image_store_copy(ck->staging, ck->image_dir, &m, &r,
+	    out, len)) != 0)
 		return -1;
 	ckpt_result_line(&r, out, len);
 	return 0;
@@ -193,6 +197,7 @@ app_on_stored(bool ok, const char *out, void *arg)
 	struct cts_ckpt *ck = arg;
 
 	if (ok && ckpt_result_read(ck, out) == 0) {
+		ck->encrypted = ck->cts->image_key_id[0] != '\0';	/* by app_store */
 		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
 		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
 		ckpt_dumped(ck, NULL);

@@ -173,8 +173,12 @@ import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1])]
 assert any(e["event"] == "checkpoint" and e["checkpoint"] == sys.argv[2] and e["seq"] == 2 for e in evs), evs
 PY
-check "gc --dry-run (admin): nothing to remove under retention 10" sh -c ". '$site/admin.env'; gca-ctl gc '$gid' --dry-run | grep -qx 'nothing to remove'"
-check "gc --json" json_ok 'd == {"dry_run": True, "removed": [], "errors": []}' as_admin gca-ctl --json gc "$gid" --dry-run
+# the fake CTSes above never answer: as the GCS would after cts_timeout, they are down now
+for f in cts-a cts-b cts-c; do
+	printf 'dn: cn=%s,ou=cts,o=gca\nchangetype: modify\nreplace: gcaStatus\ngcaStatus: down\n\n' $f
+done | ldapmodify -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
+check "gc --dry-run (admin): nothing to remove under retention 10, the CTSes that are down named" bash -c ". '$site/admin.env'; out=\$(gca-ctl gc '$gid' --dry-run) && grep -qx 'nothing to remove at the CTSes asked' <<<\"\$out\" && grep -q '^skipped cts-a[: ]' <<<\"\$out\""
+check "gc --json" json_ok 'd["dry_run"] is True and d["removed"] == [] and d["errors"] == [] and sorted(s.split(":")[0] for s in d["skipped"]) == ["cts-a", "cts-b", "cts-c"]' as_admin gca-ctl --json gc "$gid" --dry-run
 kill -INT $sub; wait $sub; rc=$?
 expect_eq "subscribe stops cleanly on Ctrl-C" "$rc" 0
 kill -TERM $subj; wait $subj; expect_eq "and on SIGTERM" "$?" 0

@@ -2,8 +2,11 @@
 # network namespace of its own (veth pairs on a bridge, addresses picked here), a GCS on the bridge,
 # the site's slapd. A job checkpointed on A comes back on B (the image fetched over mTLS with a
 # grant, the connection broken once on purpose and resumed), from the latest and from a chosen
-# checkpoint; A coming back neither keeps nor steals the GID; a CTS with gcaMigration FALSE refuses;
-# a flipped byte and two swapped chunks in the holder's image are refused before restore.
+# checkpoint; A coming back neither keeps nor steals the GID, and a periodic job it watched records
+# nothing once the GID moved; a CTS with gcaMigration FALSE refuses; a flipped byte and two swapped
+# chunks in the holder's image are refused before restore, a store edited consistently is refused
+# where it was taken, and a bad copy at one holder falls back to the next; retention's expiry
+# survives a GCS that is away; gca-ctl gc names the CTSes it could not ask.
 # timeout: 300
 . "$GCA_TOP/tests/lib.sh"
 [ "$(id -u)" = 0 ] || not_run transfer "needs root for ip netns"
@@ -16,6 +19,7 @@ export GCA_SITE_HEARTBEAT=1
 on_exit "gca-site down $site"
 check "gca-site up (slapd, PKI)" gca-site up "$site"
 . "$site/site.env"
+site_gcs=$GCA_GCS_ENDPOINT	# the site's own GCS, on 127.0.0.1
 counter=$GCA_BUILD/examples/counter
 T=$TEST_TMP
 mkdir -p "$T/run" && chmod 0755 "$T/run"
@@ -51,6 +55,7 @@ ca $site/pki/ca.crt
 cert $site/pki/gcs-gcs-2.crt
 key $site/pki/gcs-gcs-2.key
 directory $site/gcs-directory.conf
+cts_timeout 5
 CONF
 gca-gcs -f "$T/gcs2.conf" --port-file "$T/gcs2.port" >>"$T/gcs2.log" 2>&1 &
 gcs2=$!
@@ -138,6 +143,9 @@ kill -9 $job1; wait $job1 2>/dev/null
 check "the job entry says finished after the job died on A" wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
 
 # ---- recovery on B from the latest: fetched from A, the connection broken once, resumed ----
+# (a folder left in B's incoming/ by someone else, open to all and holding junk, is not used)
+mkdir -p "$T/cts-b/incoming/${ids[3]}" && chmod 0777 "$T/cts-b/incoming/${ids[3]}" &&
+	echo junk > "$T/cts-b/incoming/${ids[3]}/pad"
 log2=$T/c2.log
 t0=$(date +%s%N)
 on b gca-recover --gid "$gid" --checkpoint latest -- "$counter" --log "$log2" --tick 20 --pad $pad &
@@ -152,6 +160,9 @@ out=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=${ids[3]}))" gcaImageSh
 has "$out" "gcaImageSha256: $sha" && pass "B's copy has the record's manifest sha256" || fail "B's copy matches the record" "$sha / $out"
 cmp -s "$(imgdir a "${ids[3]}")/pad" "$(imgdir b "${ids[3]}")/pad" && pass "and the same bytes as A's" || fail "same bytes"
 [ -z "$(ls -A "$T/cts-b/incoming" 2>/dev/null)" ] && pass "nothing left in B's incoming folder" || fail "incoming empty" "$(ls -la "$T/cts-b/incoming")"
+d=$(imgdir b "${ids[3]}")
+expect_eq "B's fetched image folder is 0700 and the CTS's (DESIGN: image store safety)" "$(stat -c '%a %u' "$d")" "700 $(id -u)"
+expect_eq "and every file in it 0600, every folder 0700, all the CTS's" "$(find "$d" \( -type f ! -perm 600 \) -o \( -type d ! -perm 700 \) -o ! -user "$(id -u)" | wc -l)" 0
 out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
 has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b, running" || fail "the job entry names cts-b" "$out"
 out=$(gca-ctl checkpoint "$gid" 2>&1)
@@ -241,6 +252,44 @@ out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid2))" gcaCTSName gcaJobState)
 has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b" || fail "job entry names cts-b" "$out"
 kill -TERM $rec; wait $rec 2>/dev/null
 
+# ---- a CTS that lost its job: A SIGKILLed while its periodic job lives, recovered on B, A back ----
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")" && pass "cts-a restarts with replicas cts-r" || fail "cts-a restarts" "$(tail -3 "$T/cts-a.log")"
+gid7=orphan-job
+log16=$T/c16.log
+on a gca-exec --gid $gid7 --checkpoint-every 1s -- "$counter" --log "$log16" --tick 20 &
+job7=$!
+on_exit "kill -9 $job7"
+copied() { lds "(&(objectClass=gcaCheckpoint)(gcaGID=$gid7)(gcaLocation=cts-r))" gcaCheckpointId | awk '/^gcaCheckpointId/{print $2}' | head -1; }
+has_copy() { [ -n "$(copied)" ]; }
+by_a() { lds "(&(objectClass=gcaCheckpoint)(gcaGID=$gid7)(gcaCTSName=cts-a))" dn | grep -c '^dn:'; }
+check "a periodic checkpoint of $gid7 on A, copied to R" wait_for 20 has_copy
+kill -9 ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+kill -0 $job7 && pass "A's CTS SIGKILLed, its job lives on" || fail "the job on A lives"
+cid=$(copied)
+log17=$T/c17.log
+on b gca-recover --gid $gid7 --checkpoint "$cid" -- "$counter" --log "$log17" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "recovered on B (from R's copy)" wait_for 20 grep -q "^restored" "$log17"
+na=$(by_a)
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")" && pass "cts-a restarts, the old job still alive there" || fail "cts-a restarts" "$(tail -3 "$T/cts-a.log")"
+check "A hears from the GCS that $gid7 moved and stops watching it" wait_for 20 grep -q "job $gid7 (pid $job7) is no longer watched here" "$T/cts-a.log"
+grep -q "record .* of $gid7 refused by the GCS: GID $gid7 is bound to CTS cts-b, not cts-a" "$T/cts-a.log" && pass "its record was refused, naming the holder: $(grep -o "refused by the GCS: GID $gid7 [^:]*" "$T/cts-a.log" | head -1)" || fail "the refusal names cts-b" "$(grep -a "$gid7" "$T/cts-a.log" | tail -3)"
+n1=$(grep -c "of $gid7 refused by the GCS" "$T/cts-a.log")
+sleep 2.5	# two periods: no checkpoint of it is tried any more
+expect_eq "no record of $gid7 by cts-a since the recovery" "$(by_a)" "$na"
+expect_eq "and A tries no more checkpoints of it" "$(grep -c "of $gid7 refused by the GCS" "$T/cts-a.log")" "$n1"
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid7))" gcaCTSName)
+has "$out" "gcaCTSName: cts-b" && pass "the job entry still names cts-b" || fail "the job entry names cts-b" "$out"
+orphans=0
+for d in "$T/cts-a/images/$gid7"/*/; do
+	[ "$(lds "(gcaCheckpointId=$(basename "$d"))" dn | grep -c '^dn:')" = 1 ] || orphans=$((orphans + 1))
+done
+expect_eq "every image of $gid7 left on A has its record (the refused one was removed)" "$orphans" 0
+[ -z "$(ls -A "$T/cts-a/outbox")" ] && ! grep -q " $gid7\$" "$T/cts-a/jobs" && pass "A's outbox is empty and its job table no longer lists $gid7" || fail "A forgot the job" "$(ls "$T/cts-a/outbox"; cat "$T/cts-a/jobs")"
+kill -9 $job7 $rec; wait $job7 $rec 2>/dev/null
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+
 # ---- retention: A keeps 2 per job; the third checkpoint expires the first in the directory ----
 cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")
 retention 2" && pass "cts-a restarts with retention 2" || fail "cts-a restarts with retention 2" "$(tail -3 "$T/cts-a.log")"
@@ -275,14 +324,50 @@ kill -9 $job3; wait $job3 2>/dev/null
 out=$(on b gca-recover --gid $gid3 --checkpoint "${kids[0]}" -- touch "$T/started-3" 2>&1); rc=$?
 case "$rc $out" in "1 "*expired*) pass "recovery from the expired checkpoint is refused: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "recovery from an expired checkpoint refused" "$rc $out" ;; esac
 
+# ---- a store edited consistently (a byte and its manifest line) is refused where it was taken ----
+d=$T/cts-a/images/$gid3/${kids[2]}
+good=$(cat "$T/cts-r/images/$gid3/${kids[2]}/counter")
+cp "$d/manifest" "$T/manifest.${kids[2]}"
+python3 - "$d" <<'PY'
+import hashlib, sys
+d = sys.argv[1]
+b = bytearray(open(d + '/counter', 'rb').read())
+b[0] = ord('1') if b[0] != ord('1') else ord('2')		# one byte, same size
+open(d + '/counter', 'r+b').write(b)
+lines = open(d + '/manifest').read().split('\n')
+lines = ['file %s %d counter' % (hashlib.sha256(b).hexdigest(), len(b)) if l.startswith('file ') and l.endswith(' counter') else l for l in lines]
+open(d + '/manifest', 'w').write('\n'.join(lines))
+PY
+out=$(on a gca-recover --gid $gid3 --checkpoint "${kids[2]}" -- touch "$T/started-4" 2>&1); rc=$?
+case "$rc $out" in "1 "*"manifest of checkpoint ${kids[2]} has sha256"*"the record says"*) pass "A refuses its own edited image: $(echo "$out" | head -1 | cut -c1-170)" ;; *) fail "A refuses the edited image" "$rc $out" ;; esac
+[ ! -e "$T/started-4" ] && pass "and the job did not start" || fail "the job did not start on A"
+out=$(on a gca-recover --gid $gid3 --checkpoint "${kids[1]}" -- touch "$T/started-5" 2>&1); rc=$?
+case "$rc $out" in "1 "*"is refused: its signature"*) pass "A refuses its image whose manifest.sig was swapped: $(echo "$out" | head -1 | cut -c1-170)" ;; *) fail "A checks manifest.sig" "$rc $out" ;; esac
+[ ! -e "$T/started-5" ] && pass "and the job did not start" || fail "the job did not start on A (signature)"
+
+# ---- a bad copy at one holder: the next holder, from scratch ----
+cp "$T/manifest.${kids[2]}" "$d/manifest"	# the record's manifest again, with the changed byte
+log18=$T/c18.log
+on b gca-recover --gid $gid3 --checkpoint "${kids[2]}" -- "$counter" --log "$log18" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "recovery on B while A's copy has a changed byte: it resumes" wait_for 20 grep -q "^restored" "$log18"
+expect_eq "with the state of the good copy" "$(awk '$1=="restored"{print $2}' "$log18")" "$good"
+grep -q "fetch of ${kids[2]} from cts-a@[^ ]*: image file counter of checkpoint ${kids[2]}: sha256 mismatch.*its copy is refused" "$T/cts-b.log" && pass "B refused A's copy: $(grep -o "image file counter of checkpoint [^(]*" "$T/cts-b.log" | head -1 | cut -c1-140)" || fail "B refused A's copy (content)" "$(grep -a "${kids[2]}" "$T/cts-b.log" | tail -4)"
+grep -q "fetched checkpoint ${kids[2]} from cts-r" "$T/cts-b.log" && pass "and fetched R's" || fail "fetched from cts-r" "$(grep -a "${kids[2]}" "$T/cts-b.log" | tail -3)"
+kill -TERM $rec; wait $rec 2>/dev/null
+
 # ---- gca-ctl gc: the replica restarted with retention 1 ----
 kill ${ctspid[r]}; wait ${ctspid[r]} 2>/dev/null
 cts_start r TRUE "retention 1" && pass "cts-r restarts with retention 1" || fail "cts-r restarts" "$(tail -3 "$T/cts-r.log")"
+kill ${ctspid[c]}; wait ${ctspid[c]} 2>/dev/null
+check "cts-c, stopped, is marked down" wait_for 20 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-c,ou=cts,$GCA_BASE_DN' gcaStatus | grep -qx 'gcaStatus: down'"
 . "$site/admin.env"
 out=$(gca-ctl --admin gc $gid3 --dry-run 2>&1); rc=$?
 want="would remove cts-r ${kids[0]} $gid3
 would remove cts-r ${kids[1]} $gid3"
-expect_eq "gca-ctl gc --dry-run shows R's two older copies of $gid3" "$rc $(sort <<<"$out")" "0 $(sort <<<"$want")"
+expect_eq "gca-ctl gc --dry-run shows R's two older copies of $gid3" "$rc $(grep '^would remove' <<<"$out" | sort)" "0 $(sort <<<"$want")"
+grep -q "^skipped cts-c: down" <<<"$out" && pass "and names cts-c, which it could not ask: $(grep '^skipped cts-c' <<<"$out")" || fail "gc names the CTS it skipped" "$out"
 [ -d "$T/cts-r/images/$gid3/${kids[0]}" ] && pass "and removes nothing" || fail "dry run removed nothing"
 out=$(gca-ctl --admin gc $gid3 2>&1); rc=$?
 expect_eq "gca-ctl gc removes them" "$rc $(grep -c '^removed cts-r' <<<"$out")" "0 2"
@@ -290,6 +375,25 @@ expect_eq "gca-ctl gc removes them" "$rc $(grep -c '^removed cts-r' <<<"$out")" 
 check "the record of the second no longer lists cts-r, and is not expired (A took it)" wait_for 10 sh -c "out=\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[1]})' gcaLocation gcaStatus); ! echo \"\$out\" | grep -q 'cts-r\|gcaStatus'"
 out=$(gca-ctl --broker gc 2>&1); rc=$?	# admin.env is sourced above: without --broker, the admin
 case "$rc $out" in "1 "*forbidden*) pass "gca-ctl gc without --admin is forbidden" ;; *) fail "gc needs admin" "$rc $out" ;; esac
+
+# ---- expiry survives a GCS that is away: A's retention runs (gc through the site's GCS) while the
+# GCS it reports to is down; the removal waits in A's outbox and is sent when that GCS is back.
+# (A SIGSTOPped GCS would not show it: the request waits in its socket and is served on SIGCONT.) ----
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+cts_start a TRUE "retention 1" && pass "cts-a restarts with retention 1" || fail "cts-a restarts with retention 1" "$(tail -3 "$T/cts-a.log")"
+kill -9 $gcs2; wait $gcs2 2>/dev/null
+out=$(gca-ctl --admin --gcs "$site_gcs" gc $gid3 2>&1); rc=$?
+expect_eq "with gcs-2 killed, gc through the site's GCS: A removes its older copy" "$rc $(grep '^removed cts-a' <<<"$out")" "0 removed cts-a ${kids[1]} $gid3"
+[ -e "$T/cts-a/outbox/${kids[1]}.gone" ] && pass "the removal waits in A's outbox" || fail "the removal is in A's outbox" "$(ls -la "$T/cts-a/outbox")"
+out=$(lds "(gcaCheckpointId=${kids[1]})" gcaLocation gcaStatus)
+grep -qx "gcaLocation: cts-a" <<<"$out" && ! grep -q gcaStatus <<<"$out" && pass "the directory does not know yet" || fail "the directory is unchanged while the GCS is away" "$out"
+sed "s/^listen .*/listen $GCA_GCS_ENDPOINT/" "$T/gcs2.conf" > "$T/gcs2-again.conf"
+gca-gcs -f "$T/gcs2-again.conf" >>"$T/gcs2.log" 2>&1 &
+gcs2=$!
+on_exit "kill $gcs2"
+expired_wo_a() { local o; o=$(lds "(gcaCheckpointId=${kids[1]})" gcaLocation gcaStatus); grep -qx "gcaStatus: expired" <<<"$o" && ! grep -qx "gcaLocation: cts-a" <<<"$o"; }
+check "gcs-2 back on its port: the record ends expired, without cts-a" wait_for 30 expired_wo_a
+check "and A's outbox is empty again" wait_for 10 test ! -e "$T/cts-a/outbox/${kids[1]}.gone"
 
 # ---- encryption at rest: A and B share the site key, R has another ----
 openssl rand -hex 32 > "$T/site.key"; openssl rand -hex 32 > "$T/other.key"
@@ -309,7 +413,7 @@ out=$(gca-ctl checkpoint $gid4 2>&1)
 eid=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
 n1=$(last_count "$log9")
 case "$out" in *"seq 1 at cts-a"*) pass "an encrypted checkpoint on A" ;; *) fail "encrypted checkpoint" "$out" ;; esac
-head -c 6 "$T/cts-a/images/$gid4/$eid/counter" | grep -q GCAE1 && ! grep -qx "[0-9]*" "$T/cts-a/images/$gid4/$eid/counter" && pass "the stored file is ciphertext, not the count" || fail "stored encrypted" "$(head -c 40 "$T/cts-a/images/$gid4/$eid/counter" | od -c | head -2)"
+head -c 6 "$T/cts-a/images/$gid4/$eid/counter" | grep -q GCAE2 && ! grep -qx "[0-9]*" "$T/cts-a/images/$gid4/$eid/counter" && pass "the stored file is ciphertext, not the count" || fail "stored encrypted" "$(head -c 40 "$T/cts-a/images/$gid4/$eid/counter" | od -c | head -2)"
 grep -qx "key $keyid" "$T/cts-a/images/$gid4/$eid/manifest" && pass "the manifest names the key id $keyid" || fail "manifest key line" "$(head -8 "$T/cts-a/images/$gid4/$eid/manifest")"
 out=$(lds "(gcaCheckpointId=$eid)" gcaProperty)
 grep -qx "gcaProperty: image_key=$keyid" <<<"$out" && pass "the record carries the key id" || fail "key id on the record" "$out"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "proto/proto.h"
 #include "tests/lib/testlib.h"
 
 const char *
@@ -211,4 +212,62 @@ test_gcs_stop(int pid)
 	kill(pid, SIGTERM);
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+struct proto_tls_files
+test_identity(const struct test_site *s, const char *who)
+{
+	static char ca[400], crt[400], key[400];
+
+	snprintf(ca, sizeof ca, "%s/pki/ca.crt", s->dir);
+	snprintf(crt, sizeof crt, "%s/pki/%s.crt", s->dir, who);
+	snprintf(key, sizeof key, "%s/pki/%s.key", s->dir, who);
+	return (struct proto_tls_files){ ca, crt, key };
+}
+
+struct proto_sync *
+test_connect(const struct test_site *s, const char *endpoint, const char *who, const char *role)
+{
+	struct proto_tls_files t = test_identity(s, who);
+	char err[256];
+	struct proto_sync *c = proto_sync_connect(endpoint, &t, role, 15000, err, sizeof err);
+
+	if (c == NULL)
+		fprintf(stderr, "connect to %s as %s: %s\n", endpoint, who, err);
+	return c;
+}
+
+int
+test_call(struct proto_sync *s, const char *type, const void *body, void **reply, char *code,
+    char *msg)
+{
+	const struct proto_type *pt = proto_type_find(type);
+	void *r = NULL;
+	char c[32], m[512];
+	int rc = proto_sync_call(s, type, pt, body, &r, c, sizeof c, m, sizeof m);
+
+	if (code != NULL)
+		snprintf(code, 32, "%s", rc == 0 ? "" : c);
+	if (msg != NULL)
+		snprintf(msg, 512, "%s", rc == 0 ? "" : m);
+	if (reply != NULL)
+		*reply = r;
+	else if (r != NULL)
+		proto_body_free(pt->reply, r);
+	return rc;
+}
+
+int
+test_daemon_endpoint(const struct test_site *s, const char *name, char *ep, size_t len)
+{
+	char path[400], *buf;
+	size_t n;
+	int port;
+
+	snprintf(path, sizeof path, "%s/%s.port", s->dir, name);
+	if (file_read_all(path, &buf, &n, 64) != 0)
+		return -1;
+	port = atoi(buf);
+	free(buf);
+	return port > 0 && snprintf(ep, len, "127.0.0.1:%d", port) < (int)len ? 0 : -1;
 }

@@ -28,6 +28,18 @@ int  test_gcs_stop(int pid);
  * did not start. Stop it with test_gcs_stop. */
 int  test_cts_start(struct test_site *s, const char *name, const char *core, const char *gcs,
 	const char *more, char *socket, size_t len);		/* SIGTERM; returns its exit status (0 = clean) */
+/* The site PKI's files of identity who ("cts-cts-1", "broker-b"); static, valid until the next call. */
+struct proto_tls_files;
+struct proto_tls_files test_identity(const struct test_site *s, const char *who);
+/* A blocking mTLS connection to endpoint as identity who, expecting a peer of role (NULL: any). */
+struct proto_sync *test_connect(const struct test_site *s, const char *endpoint, const char *who,
+	const char *role);
+/* One request on s: 0 (reply, if not NULL, gets the body to free with proto_body_free), or -1
+ * with the error's code and message (each may be NULL; code >= 32 bytes, msg >= 512 bytes). */
+int  test_call(struct proto_sync *s, const char *type, const void *body, void **reply, char *code,
+	char *msg);
+/* A daemon's "port file" next to its config: "127.0.0.1:<port>" into ep, or -1. */
+int  test_daemon_endpoint(const struct test_site *s, const char *name, char *ep, size_t len);
 /* Runs a shell command; returns its exit status, its stdout in out (may be NULL). */
 int  test_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *test_top(void);				/* the source tree */

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,306 @@ test_retain_keeps_newest_and_parents(void **state)
 	assert_int_equal(image_retain(path, 1, NULL, NULL), 0);
 }
 
+/* ---- encryption at rest ---- */
+
+#define SEG (1024 * 1024)
+#define HDR 22		/* "GCAE2\n" and the salt */
+
+static const unsigned char key1[IMAGE_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+static const unsigned char key2[IMAGE_KEY_LEN] = "fedcba9876543210fedcba9876543210";
+
+/* n bytes of a pattern that differs in every segment, so swapped segments differ. */
+static void
+put_big(const char *dir, const char *name, size_t n)
+{
+	char path[512], *buf = malloc(n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)('A' + (i / 4096 + i / SEG * 7) % 26);
+	buf[n] = '\0';
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	assert_int_equal(file_write_whole(path, buf, n, 0644), 0);
+	free(buf);
+}
+
+static void
+same_file(const char *a, const char *b)
+{
+	char *x, *y;
+	size_t nx, ny;
+
+	assert_int_equal(file_read_all(a, &x, &nx, 64 << 20), 0);
+	assert_int_equal(file_read_all(b, &y, &ny, 64 << 20), 0);
+	assert_int_equal(nx, ny);
+	assert_memory_equal(x, y, nx);
+	free(x);
+	free(y);
+}
+
+/* A staging folder with a file of 2.5 segments, one of exactly 2, an empty one and a small one. */
+static void
+make_src_big(const char *src)
+{
+	make_src(src);
+	put_big(src, "pages.img", 2 * SEG + SEG / 2);
+	put_big(src, "aligned.img", 2 * SEG);
+}
+
+/* The image's files decrypted into a fresh copy (verified first): 0, or -1 with err. */
+static int
+decrypt_copy(const char *dst, const char *copy, const unsigned char *key, char *err, size_t len)
+{
+	file_remove_tree(copy);
+	if (image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, len) != 0)
+		fail_msg("verify %s: %s", dst, err);
+	return image_decrypt(dst, copy, key, (uid_t)-1, (gid_t)-1, err, len);
+}
+
+static void
+test_encrypted_round_trip(void **state)
+{
+	char src[256], dst[256], sealed[256], copy[256], path[512], other[512], err[512], *man;
+	const char *names[] = { "abc", "pages.img", "aligned.img", "sub/big.bin", "sub/deeper/empty" };
+	struct image_meta m;
+	struct image_result r;
+	struct stat st;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/stage-enc", top);
+	snprintf(dst, sizeof dst, "%s/images/enc/ck1", top);
+	make_src_big(src);
+	meta_new(&m, NULL);
+	snprintf(m.key_id, sizeof m.key_id, "0011223344556677");
+	/* the plain copy refuses a key id without the key */
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_int_equal(image_store_copy_encrypted(src, dst, &m, key1, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 5);
+	snprintf(path, sizeof path, "%s/manifest", dst);
+	man = slurp(path);
+	assert_non_null(strstr(man, "\nkey 0011223344556677\n"));
+	free(man);
+	/* stored encrypted from the start: magic, salt, each segment 16 bytes longer */
+	snprintf(path, sizeof path, "%s/pages.img", dst);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, HDR + 2 * SEG + SEG / 2 + 3 * 16);
+	snprintf(path, sizeof path, "%s/aligned.img", dst);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, HDR + 2 * SEG + 2 * 16);
+	snprintf(path, sizeof path, "%s/sub/deeper/empty", dst);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, HDR + 16);
+	snprintf(path, sizeof path, "%s/abc", dst);
+	man = slurp(path);
+	assert_memory_equal(man, "GCAE2\n", 6);
+	free(man);
+	/* the manifest lists the stored bytes */
+	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+
+	snprintf(copy, sizeof copy, "%s/enc-copy", top);
+	assert_int_equal(decrypt_copy(dst, copy, key1, err, sizeof err), 0);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", copy, names[i]);
+		snprintf(other, sizeof other, "%s/%s", src, names[i]);
+		same_file(path, other);
+	}
+
+	/* Encrypting in place what criu wrote, then sealing again, gives the same plain files. */
+	snprintf(sealed, sizeof sealed, "%s/images/enc/ck2", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	put_big(sealed, "pages.img", 2 * SEG + 5);
+	put(sealed, "core.img", "core");
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_seal(sealed, &m, &r, err, sizeof err), 0);
+	assert_int_equal(image_encrypt(sealed, key1, err, sizeof err), 0);
+	snprintf(m.key_id, sizeof m.key_id, "0011223344556677");
+	assert_int_equal(image_store_seal(sealed, &m, &r, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/pages.img", sealed);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, HDR + 2 * SEG + 5 + 3 * 16);
+	snprintf(path, sizeof path, "%s/pages.img.crypt.tmp", sealed);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(decrypt_copy(sealed, copy, key1, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/core.img", copy);
+	man = slurp(path);
+	assert_string_equal(man, "core");
+	free(man);
+	file_remove_tree(copy);
+}
+
+/* Rewrites path with len bytes taken from it: at `at` the bytes from `from` (n of them). */
+static void
+edit(const char *path, size_t at, size_t from, size_t n, long truncate_to)
+{
+	char *buf, *piece = malloc(n ? n : 1);
+	size_t len;
+
+	assert_int_equal(file_read_all(path, &buf, &len, 64 << 20), 0);
+	memcpy(piece, buf + from, n);
+	memcpy(buf + at, piece, n);
+	assert_int_equal(file_write_whole(path, buf, truncate_to >= 0 ? (size_t)truncate_to : len,
+	    0600), 0);
+	free(buf);
+	free(piece);
+}
+
+static int
+copy_file(const char *from, const char *to)
+{
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (file_read_all(from, &buf, &len, 64 << 20) != 0)
+		return -1;
+	rc = file_write_whole(to, buf, len, 0600);
+	free(buf);
+	return rc;
+}
+
+static void
+refused(const char *dst, const char *copy, const char *file, char *err, size_t len)
+{
+	assert_int_equal(image_decrypt(dst, copy, key1, (uid_t)-1, (gid_t)-1, err, len), -1);
+	assert_non_null(strstr(err, file));
+	assert_non_null(strstr(err, "does not decrypt"));
+}
+
+static void
+test_encrypted_tampering_refused(void **state)
+{
+	char src[256], dst[256], dst2[256], copy[256], path[512], from[512], err[512];
+	struct image_meta m, m2;
+	struct image_result r;
+	const size_t full = SEG + 16;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/stage-tamper", top);
+	snprintf(dst, sizeof dst, "%s/images/tamper/ck1", top);
+	snprintf(dst2, sizeof dst2, "%s/images/tamper/ck2", top);
+	snprintf(copy, sizeof copy, "%s/tamper-copy", top);
+	make_src_big(src);
+	meta_new(&m, NULL);
+	snprintf(m.key_id, sizeof m.key_id, "0011223344556677");
+	assert_int_equal(image_store_copy_encrypted(src, dst, &m, key1, &r, err, sizeof err), 0);
+	m2 = m;
+	id_new(m2.checkpoint_id);
+	assert_int_equal(image_store_copy_encrypted(src, dst2, &m2, key1, &r, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/pages.img", copy);
+
+	/* one flipped ciphertext byte, in the second segment */
+	assert_int_equal(decrypt_copy(dst, copy, key1, err, sizeof err), 0);
+	file_remove_tree(copy);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	{
+		char *buf;
+		size_t len;
+		assert_int_equal(file_read_all(path, &buf, &len, 64 << 20), 0);
+		buf[HDR + full + 100] ^= 0x5a;
+		assert_int_equal(file_write_whole(path, buf, len, 0600), 0);
+		free(buf);
+	}
+	refused(dst, copy, "pages.img", err, sizeof err);
+
+	/* the first two segments swapped (each with its tag) */
+	assert_int_equal(decrypt_copy(dst, copy, key1, err, sizeof err), 0);
+	file_remove_tree(copy);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	{
+		char *buf, *tmp = malloc(full);
+		size_t len;
+		assert_int_equal(file_read_all(path, &buf, &len, 64 << 20), 0);
+		memcpy(tmp, buf + HDR, full);
+		memcpy(buf + HDR, buf + HDR + full, full);
+		memcpy(buf + HDR + full, tmp, full);
+		assert_int_equal(file_write_whole(path, buf, len, 0600), 0);
+		free(buf);
+		free(tmp);
+	}
+	refused(dst, copy, "pages.img", err, sizeof err);
+
+	/* cut after the second segment (whole segments: the count a reader derives changes),
+	 * cut by a few bytes, and the middle segment dropped */
+	for (int k = 0; k < 3; k++) {
+		struct stat st;
+		file_remove_tree(copy);
+		assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err),
+		    0);
+		assert_int_equal(stat(path, &st), 0);
+		if (k == 0)
+			edit(path, 0, 0, 0, (long)(HDR + 2 * full));
+		else if (k == 1)
+			edit(path, 0, 0, 0, (long)st.st_size - 5);
+		else
+			edit(path, HDR + full, HDR + 2 * full, (size_t)st.st_size - HDR - 2 * full,
+			    (long)st.st_size - (long)full);
+		refused(dst, copy, "pages.img", err, sizeof err);
+	}
+
+	/* a file moved to another path of the image: aligned.img's bytes as pages.img */
+	file_remove_tree(copy);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	snprintf(from, sizeof from, "%s/aligned.img", dst);
+	assert_int_equal(copy_file(from, path), 0);
+	refused(dst, copy, "pages.img", err, sizeof err);
+
+	/* the same path of another checkpoint, encrypted with the same key */
+	file_remove_tree(copy);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	snprintf(from, sizeof from, "%s/pages.img", dst2);
+	assert_int_equal(copy_file(from, path), 0);
+	refused(dst, copy, "pages.img", err, sizeof err);
+
+	/* another site key */
+	file_remove_tree(copy);
+	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(image_decrypt(dst, copy, key2, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "does not decrypt"));
+	file_remove_tree(copy);
+}
+
+static void
+test_key_file_rules(void **state)
+{
+	char path[512], err[512], id[33], want[17];
+	unsigned char key[IMAGE_KEY_LEN], raw[IMAGE_KEY_LEN], md[32];
+	unsigned mdlen = 0;
+	const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/site.key", top);
+	assert_int_equal(file_write_whole(path, hex, strlen(hex), 0600), 0);
+	assert_int_equal(image_key_load(path, key, id, err, sizeof err), 0);
+	assert_int_equal(key[31], 0x1f);
+	for (int i = 0; i < IMAGE_KEY_LEN; i++)
+		raw[i] = (unsigned char)i;
+	assert_memory_equal(key, raw, IMAGE_KEY_LEN);
+	EVP_Digest(raw, sizeof raw, md, &mdlen, EVP_sha256(), NULL);
+	for (int i = 0; i < 8; i++)
+		snprintf(want + 2 * i, 3, "%02x", md[i]);
+	assert_string_equal(id, want);
+
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_non_null(strstr(err, "readable by others"));
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_int_equal(chmod(path, 0600), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+		assert_non_null(strstr(err, "owned by uid 65534"));
+		assert_int_equal(chown(path, 0, 0), 0);
+	} else {
+		print_message("key owned by another user: not run (needs root to chown)\n");
+	}
+	assert_int_equal(image_key_load(path, key, id, err, sizeof err), 0);
+	assert_int_equal(file_write_whole(path, "short\n", 6, 0600), 0);
+	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not 32 bytes"));
+	snprintf(path, sizeof path, "%s/no-such.key", top);
+	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+}
+
 int
 main(void)
 {
@@ -585,6 +886,9 @@ main(void)
 		cmocka_unit_test(test_lists_predump_folder),
 		cmocka_unit_test(test_manifest_rejects_bad_lines),
 		cmocka_unit_test(test_retain_keeps_newest_and_parents),
+		cmocka_unit_test(test_encrypted_round_trip),
+		cmocka_unit_test(test_encrypted_tampering_refused),
+		cmocka_unit_test(test_key_file_rules),
 	};
 
 	log_init("test_image");
