@@ -160,6 +160,37 @@ test_manifest_signatures(void **state)
 	free(sig);
 }
 
+/* The signing identity is read once and again when its files change: a certificate renewed in
+ * place (another CN here) signs the next manifest; a key gone means no signature, never the old one. */
+static void
+test_signing_identity_follows_its_files(void **state)
+{
+	char cert[128], key[128], err[256], out[512], *sig = NULL;
+	struct proto_tls_files f = { ca, cert, key };
+	const char man[] = "gca-manifest 1\ncheckpoint z\n";
+
+	(void)state;
+	snprintf(cert, sizeof cert, "%s/live.crt", dir);
+	snprintf(key, sizeof key, "%s/live.key", dir);
+	assert_int_equal(test_sh(out, sizeof out, "cp %s/cts-c1.crt %s && cp %s/cts-c1.key %s",
+	    dir, cert, dir, key), 0);
+	for (int i = 0; i < 3; i++) {		/* the second and third from what was read first */
+		assert_int_equal(proto_sig_make(&f, man, strlen(man), &sig, err, sizeof err), 0);
+		assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "cts", "c1", err,
+		    sizeof err), 0);
+		free(sig);
+	}
+	assert_int_equal(test_sh(out, sizeof out, "cd %s && %s/scripts/gca-pki issue . cts c9 && "
+	    "cp cts-c9.crt %s && cp cts-c9.key %s", dir, test_top(), cert, key), 0);
+	assert_int_equal(proto_sig_make(&f, man, strlen(man), &sig, err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "cts", "c9", err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "cts", "c1", err, sizeof err), -1);
+	free(sig);
+	assert_int_equal(unlink(key), 0);
+	assert_int_equal(proto_sig_make(&f, man, strlen(man), &sig, err, sizeof err), -1);
+	assert_null(sig);
+}
+
 /* ---- with real daemons ---- */
 
 static struct test_site site;
@@ -649,6 +680,7 @@ main(void)
 		cmocka_unit_test(test_a_gcs_grant_is_accepted),
 		cmocka_unit_test(test_tampered_grants_are_refused),
 		cmocka_unit_test(test_manifest_signatures),
+		cmocka_unit_test(test_signing_identity_follows_its_files),
 		cmocka_unit_test(test_fetch_needs_its_grant),
 		cmocka_unit_test(test_grant_refusals),
 		cmocka_unit_test(test_replica_checks_the_record),
