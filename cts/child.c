@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,13 +46,48 @@ child_unlink(struct child *ch)
 	}
 }
 
+/* The child is reaped: its result goes to whoever asked. */
+static void
+child_finish(struct child *ch, int status)
+{
+	bool ok;
+
+	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && ch->used >= 2 && ch->out[0] == '0';
+	if (ch->used < 2)
+		snprintf(ch->out, sizeof ch->out, "1 the worker process died (%s %d)",
+		    WIFSIGNALED(status) ? "signal" : "status",
+		    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	child_unlink(ch);
+	if (ch->ev != NULL)
+		event_free(ch->ev);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	ch->done(ok, ch->out + 2, ch->arg);
+	free(ch);
+}
+
+/* The child's pidfd is readable: it has exited. */
+static void
+child_on_exit(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *ch = arg;
+	int status = 0;
+
+	(void)fd;
+	(void)what;
+	if (waitpid(ch->pid, &status, WNOHANG) == 0)
+		return;		/* not yet, after all: the event stays */
+	child_finish(ch, status);
+}
+
 static void
 child_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct child *ch = arg;
+	struct event_base *base = event_get_base(ch->ev);
 	ssize_t n;
-	int status = 0;
-	bool ok;
+	int status = 0, pidfd;
+	pid_t r;
 
 	(void)what;
 	n = read(fd, ch->out + ch->used, CHILD_OUT - ch->used);
@@ -62,20 +98,29 @@ child_on_read(evutil_socket_t fd, short what, void *arg)
 		if (ch->used < CHILD_OUT)
 			return;
 	}
-	/* EOF (or full): the child is done */
+	/* EOF (or full): the child is done, but may still be exiting (unmapping its copy of the
+	 * CTS takes a while): reap it now if it is gone, else when its pidfd says so, so the loop
+	 * never waits for a child's exit */
 	ch->out[ch->used] = '\0';
-	while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
+	while ((r = waitpid(ch->pid, &status, WNOHANG)) < 0 && errno == EINTR)
 		;
-	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && ch->used >= 2 && ch->out[0] == '0';
-	if (ch->used < 2)
-		snprintf(ch->out, sizeof ch->out, "1 the worker process died (%s %d)",
-		    WIFSIGNALED(status) ? "signal" : "status",
-		    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	child_unlink(ch);
+	if (r != 0) {
+		child_finish(ch, status);
+		return;
+	}
 	event_free(ch->ev);
 	close(ch->fd);
-	ch->done(ok, ch->out + 2, ch->arg);
-	free(ch);
+	if ((pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0)) < 0) {
+		while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		ch->fd = -1;
+		ch->ev = NULL;
+		child_finish(ch, status);
+		return;
+	}
+	ch->fd = pidfd;
+	ch->ev = event_new(base, pidfd, EV_READ | EV_PERSIST, child_on_exit, ch);
+	event_add(ch->ev, NULL);
 }
 
 int
