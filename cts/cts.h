@@ -145,6 +145,7 @@ struct cts {
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;
 	bool			 registered, registering;
+	uint64_t		 refused_until_ms;	/* a GCS refused us (retired): ask again then */
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;

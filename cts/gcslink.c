@@ -17,6 +17,8 @@
 
 #include "cts/cts.h"
 
+#define GCSLINK_REFUSED_RETRY_MS 60000
+
 static void gcslink_register(struct cts *c);
 static int  gcslink_connect(struct cts *c, char *err, size_t errlen);
 
@@ -47,10 +49,24 @@ gcslink_on_registered(const char *code, const char *msg, const void *body, void 
 
 	(void)body;
 	c->registering = false;
+	if (code != NULL && strcmp(code, PROTO_E_FORBIDDEN) == 0) {
+		/* retired by an admin (or a name this certificate may not take): no heartbeat will
+		 * change that, so ask only once a minute (an admin may delete the entry), and say so
+		 * once */
+		if (c->refused_until_ms == 0)
+			log_error("the GCS %s refuses this CTS: %s; it takes no work until an admin "
+			    "deletes its entry (or it runs under another name); asking once a minute",
+			    gcslink_current(), msg);
+		c->refused_until_ms = time_mono_ms() + GCSLINK_REFUSED_RETRY_MS;
+		return;
+	}
 	if (code != NULL) {
 		log_warn("cannot register at the GCS %s: %s: %s (retrying)", gcslink_current(), code, msg);
 		return;
 	}
+	if (c->refused_until_ms != 0)
+		log_info("the GCS %s takes this CTS again", gcslink_current());
+	c->refused_until_ms = 0;
 	log_info("registered at the GCS %s as %s (%s%s%s)", gcslink_current(), c->name, c->core->name,
 	    c->unavailable[0] ? ", unavailable: " : "", c->unavailable);
 	c->registered = true;
@@ -87,7 +103,11 @@ gcslink_on_beat(const char *code, const char *msg, const void *body, void *arg)
 	(void)body;
 	if (code == NULL)
 		return;
-	if (strcmp(code, PROTO_E_NOT_FOUND) == 0) {
+	if (strcmp(code, PROTO_E_FORBIDDEN) == 0) {
+		/* retired while it ran: registering again is refused too (gcslink_on_registered) */
+		c->registered = false;
+		gcslink_on_registered(code, msg, NULL, c);
+	} else if (strcmp(code, PROTO_E_NOT_FOUND) == 0) {
 		/* The GCS restarted (or lost us): heartbeats live in its memory only. */
 		log_info("the GCS does not know this CTS: registering again");
 		c->registered = false;
@@ -101,7 +121,8 @@ void
 gcslink_tick(struct cts *c)
 {
 	if (!c->registered) {
-		gcslink_register(c);
+		if (c->refused_until_ms == 0 || time_mono_ms() >= c->refused_until_ms)
+			gcslink_register(c);
 		return;
 	}
 	struct msg_cts_heartbeat b = { c->name, c->reg.status };

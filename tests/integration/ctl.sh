@@ -5,6 +5,7 @@
 test_tmpdir
 export HOME=$TEST_TMP/nohome	# no ctl.conf but the ones made below
 site=$TEST_TMP/site
+export GCA_SITE_HEARTBEAT=1	# the CTSes beat every second (a retired one is seen at once)
 on_exit "gca-site down $site"
 check "gca-site up" gca-site up "$site"
 . "$site/site.env"
@@ -256,4 +257,11 @@ case "$rc $out" in "2 gca-ctl: cannot read $conf"*) pass "an unreadable ctl.conf
 out=$(env -u GCA_GCS_ENDPOINT HOME=/nonexistent gca-ctl status 2>&1); rc=$?
 expect_eq "no GCS anywhere: exit 1" "$rc" 1
 case "$out" in *"site.env"*) pass "and says what to do" ;; *) fail "and says what to do" "$out" ;; esac
+# a real CTS retired by the admin: it says so once in its log and stops asking at every beat
+check "cts remove of the site's running cts-criu (admin)" as_admin gca-ctl cts remove cts-criu
+sleep 4
+check "cts-criu says once that the GCS refuses it" test "$(grep -c 'refuses this CTS' "$site/log/cts-criu.log")" = 1
+check "  and does not try again at every heartbeat" test "$(grep -c 'cannot register' "$site/log/cts-criu.log")" = 0
+got=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -b ou=cts,o=gca '(cn=cts-criu)' gcaStatus | awk '$1=="gcaStatus:"{print $2}')
+expect_eq "  and stays retired" "$got" retired
 done_testing
