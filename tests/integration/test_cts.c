@@ -719,7 +719,8 @@ test_keyed_retry_after_a_lost_gcs(void **state)
 
 /* ---- the criu core service's failures, with tests/lib/criu-stub as criu ---- */
 
-/* criu-s: a criu CTS whose criu is the stub (first on its PATH), dump_timeout 2 s */
+/* criu-s: a criu CTS whose criu is the stub (first on its PATH), dump_timeout 4 s (so that a stub
+ * started late on a loaded machine still writes its pid before it is killed) */
 static void
 stub_cts_start(void)
 {
@@ -731,7 +732,7 @@ stub_cts_start(void)
 	    test_top(), bin), 0);
 	snprintf(path, sizeof path, "%s:%s", bin, old ? old : "/usr/bin:/bin");
 	setenv("PATH", path, 1);
-	stub_pid = test_cts_start(&site, "criu-s", "criu", gcs_ep, "dump_timeout 2\n", stub_sock,
+	stub_pid = test_cts_start(&site, "criu-s", "criu", gcs_ep, "dump_timeout 4\n", stub_sock,
 	    sizeof stub_sock);
 	if (old != NULL)
 		setenv("PATH", old, 1);
@@ -779,7 +780,7 @@ test_criu_failure_keeps_its_log(void **state)
 	assert_int_equal(test_sh(NULL, 0, "grep -q 'finished successfully' '%s'", log), 0);
 }
 
-/* A dump that hangs is killed after dump_timeout (2 s): the checkpoint fails saying so, criu
+/* A dump that hangs is killed after dump_timeout (4 s): the checkpoint fails saying so, criu
  * (here the stub's sleep) is gone, and the job's next checkpoint is not held up behind it. */
 static void
 test_hung_dump_is_killed(void **state)
@@ -797,8 +798,8 @@ test_hung_dump_is_killed(void **state)
 	b1 = broker_ask("g-hang", NULL);
 	b2 = broker_ask("g-hang", NULL);	/* waits behind the first */
 	assert_int_equal(broker_reply(b1, 20000, id, &seq, code, msg), -1);
-	assert_non_null(strstr(msg, "not done within 2 s (dump_timeout); its processes were killed"));
-	assert_true(time_mono_ms() - t0 >= 2000);
+	assert_non_null(strstr(msg, "not done within 4 s (dump_timeout); its processes were killed"));
+	assert_true(time_mono_ms() - t0 >= 4000);
 	test_sh(pid, sizeof pid, "cat %s", path);
 	hung = atoi(pid);
 	assert_true(hung > 0);
