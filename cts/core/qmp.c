@@ -272,8 +272,10 @@ qmp_open(struct event_base *base, const char *path, pid_t pid, uid_t uid, int ti
 	q->rd = event_new(base, q->fd, EV_READ | EV_PERSIST, qmp_on_read, q);
 	q->timer = evtimer_new(base, qmp_on_timeout, q);
 	event_add(q->rd, NULL);
-	/* QEMU reads this after its greeting; the one answer that follows is ready's */
-	if (qmp_send(q, "{\"execute\": \"qmp_capabilities\"}", -1) != 0) {
+	/* QEMU reads this after its greeting; the one answer that follows is ready's. A QEMU that
+	 * closed already (EPIPE, ECONNRESET) is told by the read side, as any close: ready hears it */
+	if (qmp_send(q, "{\"execute\": \"qmp_capabilities\"}", -1) != 0 && errno != EPIPE &&
+	    errno != ECONNRESET) {
 		snprintf(err, errlen, "cannot write to QEMU's QMP socket %s: %s", path,
 		    strerror(errno));
 		qmp_free(q);
