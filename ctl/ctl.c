@@ -152,10 +152,10 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 		if (ctl_may_retry(c, type, body, code)) {
 			fprintf(stderr, "gca-ctl: lost the GCS %s (%s): trying the next\n", c->endpoint, msg);
 			ctl_drop(c);
-			/* A checkpoint may be under way at the CTS: give its record a moment to reach
-			 * the directory through the CTS's next GCS, where the retry's key finds it. */
-			if (strcmp(type, "do_checkpoint") == 0)
-				sleep(1);
+			/* A checkpoint may be under way at the CTS, or its record on its way: the retry
+			 * carries the same key, which the next GCS finds in the directory or the CTS
+			 * among the checkpoints it runs, waits to record or recorded lately (never a
+			 * second dump; multi_gcs.sh kills a GCS mid-request). */
 			if (ctl_connect(c) != 0)
 				return -1;
 			continue;

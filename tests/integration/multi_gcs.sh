@@ -2,7 +2,7 @@
 # one, a checkpoint routed through the other; a subscriber of either hears of events made through
 # both (relayed from the directory's change feed), each once; gca-ctl and the CTS take the list of
 # endpoints and fail over when one GCS is killed, with no checkpoint lost or doubled.
-# timeout: 120
+# timeout: 150
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
 site=$TEST_TMP/site
@@ -95,6 +95,43 @@ for victim in 2 1; do
 	dups=$(ldapsearch -LLL -x -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid))" gcaProperty | grep '^gcaProperty: idem=' | sort | uniq -d | wc -l)
 	expect_eq "no idempotency key recorded twice" "$dups" 0
 done
+
+# -- a GCS killed while the checkpoint it forwarded is being taken (the job's save takes seconds: a
+#    400 MB pad written and fsynced, then copied and hashed): gca-ctl asks the next GCS with the
+#    same key, and the CTS answers that retry with the checkpoint under way: one image, one record --
+check "gca-site up (every GCS running)" gca-site up "$site"
+gid2=two-gcs-slow
+gca-exec --gid "$gid2" -- "$counter" --log "$TEST_TMP/slow.log" --tick 50 --pad 400000000 &
+slow=$!
+on_exit "kill -9 $slow"
+check "a job with a slow save runs" wait_for 10 grep -q 'counter 1' "$TEST_TMP/slow.log"
+gca-ctl --gcs "$ep1,$ep2" checkpoint "$gid2" --key slow-1 > "$TEST_TMP/slow.out" 2> "$TEST_TMP/slow.err" &
+ck=$!
+check "the checkpoint reached the job through gcs-1 (it is writing its image)" \
+	wait_for 15 sh -c "ls '$site'/cts/cts-app/staging/*/pad"
+kill -9 "$(cat "$site/gcs.pid")"
+wait $ck; rc=$?
+expect_eq "gca-ctl, its GCS killed mid-request: exit 0" "$rc" 0
+check "  it said it tried the next GCS" grep -q "lost the GCS $ep1 .*trying the next" "$TEST_TMP/slow.err"
+check "  and got the checkpoint" grep -qE "^checkpoint [0-9a-f-]+ of $gid2: seq 1 at cts-app$" "$TEST_TMP/slow.out"
+got=$(ldapsearch -LLL -x -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid2))" gcaProperty | grep -c '^gcaProperty: idem=slow-1$')
+expect_eq "  one record in the directory, with its key" "$got" 1
+expect_eq "  one image at the CTS" "$(ls "$site/cts/cts-app/images/$gid2" | wc -l)" 1
+check "  the one in the reply" grep -q "$(ls "$site/cts/cts-app/images/$gid2")" "$TEST_TMP/slow.out"
+kill -9 $slow
+
+# -- a subscription given both endpoints moves to the next GCS when its own dies --
+check "gca-site up (every GCS running) for a subscription" gca-site up "$site"
+gca-ctl --gcs "$ep1,$ep2" --json subscribe > "$TEST_TMP/sub5" 2> "$TEST_TMP/sub5.err" &
+sub5=$!
+on_exit "kill $sub5"
+check "a subscription through gcs-1 listens" wait_for 10 grep -q listening "$TEST_TMP/sub5.err"
+kill -9 "$(cat "$site/gcs.pid")"
+check "  gcs-1 killed: it subscribes through the next GCS" wait_for 15 grep -q 'subscribing through the next GCS' "$TEST_TMP/sub5.err"
+out=$(gca-ctl --gcs "$ep2" checkpoint "$gid" 2>&1) || fail "a checkpoint through gcs-2" "$out"
+id=$(awk '$1=="checkpoint"{print $2}' <<<"$out")
+check "  and hears a checkpoint made through gcs-2" wait_for 10 grep -q "\"checkpoint\": \"$id\"" "$TEST_TMP/sub5"
+kill $sub5
 
 # -- gcs-1 back (gca-site up): the subscription on gcs-1 was lost, a new one hears gcs-2's events --
 check "gca-site up again brings gcs-1 back" gca-site up "$site"
