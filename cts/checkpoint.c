@@ -491,8 +491,26 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 	ckpt_next(j);
 }
 
-/* manifest.sig beside the manifest: its signature with this CTS's certificate key, which another
- * resource checks before it uses a copy (transfer.c). Not listed in the manifest. */
+/* image_meta's sign: the manifest's signature with this CTS's certificate key, which another
+ * resource checks before it uses a copy (transfer.c). Runs in the child that seals the image: the
+ * signing identity it inherited is the parent's cached one (proto/grant.c). */
+static int
+ckpt_sign_text(void *arg, const char *text, size_t len, char **sig, char *err, size_t errlen)
+{
+	struct cts *c = arg;
+
+	return proto_sig_make(&c->tls, text, len, sig, err, errlen);
+}
+
+void
+ckpt_signer(struct cts *c, struct image_meta *m)
+{
+	m->sign = ckpt_sign_text;
+	m->sign_arg = c;
+}
+
+/* manifest.sig beside the manifest, for a core service whose child sealed the image without it
+ * (ckpt_signer): signed here, on the loop. Not listed in the manifest. */
 static int
 ckpt_sign(struct cts_ckpt *ck)
 {
@@ -530,6 +548,7 @@ ckpt_encrypt(void *arg, char *out, size_t len)
 	    image_encrypt(ck->image_dir, ck->cts->image_key, out, len) != 0)
 		return -1;
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	ckpt_signer(ck->cts, &m);
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
 	ckpt_result_line(&r, out, len);
@@ -551,7 +570,8 @@ ckpt_on_encrypted(bool ok, const char *out, void *arg)
 void
 ckpt_result_line(const struct image_result *r, char *out, size_t len)
 {
-	snprintf(out, len, "%llu %s %u", (unsigned long long)r->size, r->sha256, r->nfiles);
+	snprintf(out, len, "%llu %s %u %d", (unsigned long long)r->size, r->sha256, r->nfiles,
+	    r->with_sig ? 1 : 0);
 }
 
 int
@@ -559,11 +579,13 @@ ckpt_result_read(struct cts_ckpt *ck, const char *out)
 {
 	unsigned long long size;
 	unsigned n;
+	int with_sig;
 
-	if (sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &n) != 3)
+	if (sscanf(out, "%llu %64s %u %d", &size, ck->result.sha256, &n, &with_sig) != 4)
 		return -1;
 	ck->result.size = size;
 	ck->result.nfiles = n;
+	ck->result.with_sig = with_sig == 1;
 	return 0;
 }
 
@@ -600,7 +622,7 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 			ckpt_fail(ck, PROTO_E_INTERNAL, "cannot start the image's encryption");
 		return;
 	}
-	if (ckpt_sign(ck) != 0) {
+	if (!ck->result.with_sig && ckpt_sign(ck) != 0) {
 		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot sign the image's manifest (see the log)");
 		return;
 	}

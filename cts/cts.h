@@ -204,10 +204,13 @@ void local_on_close(struct proto_conn *conn, void *ctx);
 /* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
 void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);
 void ckpt_dumped(struct cts_ckpt *ck, const char *error);
-/* A child that stored an image answers one line, "size sha256 nfiles": written by the first, read
- * into ck->result by the second (-1 if out is not such a line). */
+/* A child that stored an image answers one line, "size sha256 nfiles signed": written by the first,
+ * read into ck->result by the second (-1 if out is not such a line). */
 void ckpt_result_line(const struct image_result *r, char *out, size_t len);
 int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
+/* Sets m's sign so that the child sealing an image writes manifest.sig with the manifest, in one
+ * folder fsync; an image sealed without it is signed on the loop, after the child. */
+void ckpt_signer(struct cts *c, struct image_meta *m);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
 /* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */

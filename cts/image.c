@@ -360,7 +360,7 @@ image_walk_subdir(struct image_walk *w, const char *rel, int depth, int dstfd, c
 	return rc;
 }
 
-/* The manifest, its signature (cts/checkpoint.c), and file_write_whole's temp files for them. */
+/* The manifest, its signature, and file_write_whole's temp files for them. */
 static bool
 image_reserved(int depth, const char *name)
 {
@@ -418,8 +418,9 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 	if (rc == 0 && errno != 0)
 		rc = image_fail(w->err, w->errlen, "%s/%s: reading the folder: %s", w->src, rel,
 		    strerror(errno));
-	/* The folder that now holds the files: the copy's when copying, the source's when sealing. */
-	if (rc == 0 && fsync(dstfd >= 0 ? dstfd : dirfd(d)) != 0)
+	/* The folder that now holds the files: the copy's when copying, the source's when sealing.
+	 * The top one is fsynced once its manifest is in it too (image_manifest_write). */
+	if (rc == 0 && depth > 0 && fsync(dstfd >= 0 ? dstfd : dirfd(d)) != 0)
 		rc = image_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
 	closedir(d);
 	return rc;
@@ -450,12 +451,13 @@ image_meta_check(const struct image_meta *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* Sorts the files, writes dir/manifest whole and fills r. */
+/* Sorts the files, writes dir/manifest whole (and its signature, when m says how), fsyncs dir and
+ * fills r. */
 static int
 image_manifest_write(const char *dir, const struct image_meta *m, struct image_list *l,
     struct image_result *r, char *err, size_t errlen)
 {
-	char path[PATH_MAX], *text = NULL;
+	char path[PATH_MAX], *text = NULL, *sig = NULL;
 	size_t len = 0;
 	uint64_t total = 0;
 	FILE *f;
@@ -480,13 +482,24 @@ image_manifest_write(const char *dir, const struct image_meta *m, struct image_l
 		free(text);
 		return image_fail(err, errlen, "%s: out of memory", path);
 	}
-	if (file_write_whole(path, text, len, 0600) != 0)
+	r->with_sig = false;
+	if (m->sign != NULL && m->sign(m->sign_arg, text, len, &sig, err, errlen) != 0)
+		rc = -1;
+	else if (file_write_whole_batch(path, text, len, 0600) != 0)
 		rc = image_fail(err, errlen, "%s: %s", path, strerror(errno));
+	else if (sig != NULL && (snprintf(path, sizeof path, "%s/manifest.sig", dir) >=
+	    (int)sizeof path || file_write_whole_batch(path, sig, strlen(sig), 0600) != 0))
+		rc = image_fail(err, errlen, "%s: %s", path, strerror(errno));
+	/* one folder fsync seals the files copied in, the manifest and its signature */
+	else if (file_fsync_dir(dir) != 0)
+		rc = image_fail(err, errlen, "%s: fsync: %s", dir, strerror(errno));
 	else if (image_sha256(text, len, r->sha256) != 0)
 		rc = image_fail(err, errlen, "%s: sha256 failed", path);
+	r->with_sig = rc == 0 && sig != NULL;
 	r->size = total;
 	r->nfiles = (unsigned)l->n;
 	free(text);
+	free(sig);
 	return rc;
 }
 

@@ -183,6 +183,7 @@ app_store(void *arg, char *out, size_t len)
 	}
 	/* with a site key the files are encrypted as they are copied: no plain copy in the store */
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	ckpt_signer(ck->cts, &m);	/* manifest.sig sealed with the manifest, here */
 	if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir, &m,
 	    ck->cts->image_key, &r, out, len) : image_store_copy(ck->staging, ck->image_dir, &m, &r,
 	    out, len)) != 0)
