@@ -43,47 +43,17 @@ ckpt_finish(struct cts_ckpt *ck)
 		ckpt_next(j);
 }
 
-/* Retention removed an image this CTS took: its record is expired in the directory. */
-static void
-ckpt_on_removed(const char *id, void *arg)
-{
-	struct cts_ckpt *ck = arg;
-
-	log_info("retention: removed image %s of %s", id, ck->job->gid);
-	replica_removed(ck->cts, ck->job->gid, id, true);
-}
-
-/* In the cleanup child: what retention removed, as "id id ..." ("+" ends a list cut short). */
-struct ckpt_removed {
-	char	*out;
-	size_t	 len, used;
-};
-
-static void
-ckpt_removed_add(const char *id, void *arg)
-{
-	struct ckpt_removed *rm = arg;
-
-	if (rm->used + ID_LEN + 3 >= rm->len) {
-		if (rm->used + 2 < rm->len && (rm->used == 0 || rm->out[rm->used - 1] != '+'))
-			rm->used += (size_t)snprintf(rm->out + rm->used, rm->len - rm->used, "+");
-		return;
-	}
-	rm->used += (size_t)snprintf(rm->out + rm->used, rm->len - rm->used, "%s%s",
-	    rm->used ? " " : "", id);
-}
-
 /*
- * In a child, since a multi-GB image takes a while to remove: what ck leaves behind (its staging
- * folders; its image folder if it failed), and, once recorded, the images retention lets go.
+ * In a child, since a multi-GB image takes a while to remove: what a checkpoint leaves behind
+ * (its staging folders, unless its core service removed them; its image folder if it failed).
  */
 static int
 ckpt_cleanup_run(void *arg, char *out, size_t len)
 {
 	struct cts_ckpt *ck = arg;
-	struct ckpt_removed rm = { out, len, 0 };
 	char path[PATH_MAX + 8];
 
+	(void)len;
 	out[0] = '\0';
 	if (ck->staging[0] != '\0') {
 		file_remove_tree(ck->staging);
@@ -92,8 +62,6 @@ ckpt_cleanup_run(void *arg, char *out, size_t len)
 	}
 	if (!ck->recorded && ck->image_dir[0] != '\0')
 		file_remove_tree(ck->image_dir);
-	if (ck->recorded && cts_job_dir(ck->cts, ck->job->gid, path, sizeof path) == 0)
-		image_retain(path, ck->cts->retention, ckpt_removed_add, &rm);
 	return 0;
 }
 
@@ -101,34 +69,29 @@ static void
 ckpt_on_cleaned(bool ok, const char *out, void *arg)
 {
 	struct cts_ckpt *ck = arg;
-	char id[ID_LEN + 1];
-	int n;
 
-	if (!ok) {
+	if (!ok)
 		log_warn("checkpoint %s of %s: cleaning up: %s", ck->id, ck->job->gid, out);
-	} else {
-		for (const char *p = out; sscanf(p, "%36s%n", id, &n) == 1; p += n) {
-			if (id_valid(id))
-				ckpt_on_removed(id, ck);
-			else if (strcmp(id, "+") == 0)
-				log_info("retention: removed more images of %s (too many to list)",
-				    ck->job->gid);
-		}
-	}
 	ckpt_finish(ck);
 }
 
-/* Cleans up (off the loop when there is anything to remove), then finishes ck. */
+/*
+ * Cleans up (off the loop when there is anything to remove), then finishes ck. A recorded one
+ * usually leaves nothing (the app core service removes its staging folder in the child that
+ * copied it): then no child, only retention's count (retention.c).
+ */
 static void
 ckpt_cleanup(struct cts_ckpt *ck)
 {
-	if (!ck->recorded && (ck->staging[0] == '\0' || access(ck->staging, F_OK) != 0) &&
-	    (ck->image_dir[0] == '\0' || access(ck->image_dir, F_OK) != 0)) {
+	if (ck->recorded)
+		retention_want(ck->cts, ck->job->gid);
+	if ((ck->staging[0] == '\0' || access(ck->staging, F_OK) != 0) && (ck->recorded ||
+	    ck->image_dir[0] == '\0' || access(ck->image_dir, F_OK) != 0)) {
 		ckpt_finish(ck);	/* nothing to remove */
 		return;
 	}
 	if (child_run(ck->cts, ckpt_cleanup_run, ck, ckpt_on_cleaned, ck) != 0) {
-		char out[4096];
+		char out[CHILD_OUT];
 
 		log_warn("checkpoint %s of %s: cannot start a process to clean up: doing it here",
 		    ck->id, ck->job->gid);
@@ -682,7 +645,7 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
 	ckpt_forget_asked(ck);
 	ck->recorded = true;
-	ckpt_cleanup(ck);	/* and retention */
+	ckpt_cleanup(ck);	/* and retention, if the job has too many images */
 }
 
 /* app: the job's answer to app_save. */

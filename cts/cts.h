@@ -150,6 +150,8 @@ struct cts {
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
 	struct outbox_gone	*outbox_gone;
+	struct proto_strlist	 retain_wanted;	/* retention.c: jobs for its next run */
+	bool			 retaining;	/* its child runs */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
@@ -223,6 +225,12 @@ void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answer
 #define CKPT_FAILED_LOGS 10
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
+/* retention.c: gid's job has a checkpoint recorded: if it holds more images than retention keeps,
+ * a child removes those it no longer needs (one child at a time for every job that asks), and
+ * each removal goes to the GCS (replica_removed). */
+void retention_want(struct cts *c, const char *gid);
+void retention_free(struct cts *c);
+
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
 /* Removes the copies whose caller ended without binding a job to them (on every tick). */
@@ -266,7 +274,8 @@ void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
 void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
- * "ok ..." or an error text. */
+ * "ok ..." or an error text, under CHILD_OUT bytes. */
+#define CHILD_OUT 4096
 typedef int (*child_fn)(void *arg, char *out, size_t outlen);
 int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const char *out,
 	void *arg), void *arg);

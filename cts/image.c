@@ -1003,9 +1003,9 @@ image_ckpt_cmp_newest_first(const void *a, const void *b)
 	return strcmp(((const struct image_ckpt *)b)->id, ((const struct image_ckpt *)a)->id);
 }
 
-/* Every folder in job_dir whose name is an id, newest first. */
+/* Every folder in job_dir whose name is an id (before `before`, if not NULL), newest first. */
 static int
-image_list_ckpts(const char *job_dir, struct image_ckpt **out, size_t *n)
+image_list_ckpts(const char *job_dir, const char *before, struct image_ckpt **out, size_t *n)
 {
 	struct image_ckpt *v = NULL;
 	size_t cap = 0;
@@ -1019,7 +1019,8 @@ image_list_ckpts(const char *job_dir, struct image_ckpt **out, size_t *n)
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;
 
-		if (!id_valid(de->d_name) || fstatat(dirfd(d), de->d_name, &st,
+		if (!id_valid(de->d_name) || (before != NULL && strcmp(de->d_name, before) >= 0) ||
+		    fstatat(dirfd(d), de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
 			continue;
 		if (*n == cap) {
@@ -1078,32 +1079,39 @@ image_keep_parents(const char *job_dir, struct image_ckpt *v, size_t n)
 	return 0;
 }
 
-static int image_retain_run(const char *job_dir, unsigned keep, bool dry,
-    void (*removed)(const char *id, void *arg), void *arg);
+static int image_retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max,
+    bool dry, void (*removed)(const char *id, void *arg), void *arg);
 
 int
 image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
 {
-	return image_retain_run(job_dir, keep, false, removed, arg);
+	return image_retain_run(job_dir, keep, NULL, UINT_MAX, false, removed, arg);
+}
+
+int
+image_retain_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
+    void (*removed)(const char *id, void *arg), void *arg)
+{
+	return image_retain_run(job_dir, keep, before, max, false, removed, arg);
 }
 
 int
 image_retain_plan(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
 {
-	return image_retain_run(job_dir, keep, true, removed, arg);
+	return image_retain_run(job_dir, keep, NULL, UINT_MAX, true, removed, arg);
 }
 
 static int
-image_retain_run(const char *job_dir, unsigned keep, bool dry,
+image_retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max, bool dry,
     void (*removed)(const char *id, void *arg), void *arg)
 {
 	struct image_ckpt *v;
 	size_t n;
 	int count = 0, failed = 0;
 
-	if (image_list_ckpts(job_dir, &v, &n) != 0) {
+	if (image_list_ckpts(job_dir, before, &v, &n) != 0) {
 		log_warn("image retention in %s: %s", job_dir, strerror(errno));
 		return -1;
 	}
@@ -1117,7 +1125,7 @@ image_retain_run(const char *job_dir, unsigned keep, bool dry,
 		free(v);
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && (unsigned)count < max; i++) {
 		char dir[PATH_MAX];
 
 		if (v[i].keep)

@@ -116,6 +116,13 @@ int image_lists_folder(const char *dir, const char *folder, char *err, size_t er
  */
 int image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
 	void *arg);
+/*
+ * The same among the folders whose ids sort before `before` only (checkpoints being written have
+ * newer ids: they are neither counted nor read nor removed), removing at most max of them (the
+ * caller asks again for the rest).
+ */
+int image_retain_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
+	void (*removed)(const char *id, void *arg), void *arg);
 /* The same without removing anything: removed(id) for each image image_retain would remove. */
 int image_retain_plan(const char *job_dir, unsigned keep,
 	void (*removed)(const char *id, void *arg), void *arg);
