@@ -613,14 +613,16 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		snprintf(idem, sizeof idem, "image_key=%s", c->image_key_id);
 		proto_strlist_add(&rec.properties, idem);	/* the key id on the record */
 	}
-	it = outbox_add(c, &rec);
+	it = outbox_add(c, &rec, ck);	/* sent once it is durable (outbox_commit) */
 	proto_strlist_free(&rec.properties);
-	if (it == NULL) {
-		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot write the record to the outbox");
-		return;
-	}
-	it->ck = ck;
-	outbox_send(c, it);
+	if (it == NULL)
+		ckpt_outbox_failed(ck);
+}
+
+void
+ckpt_outbox_failed(struct cts_ckpt *ck)
+{
+	ckpt_fail(ck, PROTO_E_INTERNAL, "cannot write the record to the outbox");
 }
 
 void

@@ -110,6 +110,9 @@ struct outbox_item {
 	struct proto_req		*retries[4];
 	int				 nretries;
 	struct cts			*cts;
+	uint8_t				*frame;		/* to write at the next commit */
+	size_t				 frame_len;
+	bool				 durable;	/* its file and entry are on disk */
 	struct outbox_item		*next;
 };
 
@@ -117,6 +120,9 @@ struct outbox_item {
 struct outbox_gone {
 	struct msg_image_location	 loc;
 	bool				 sending;
+	uint8_t				*frame;		/* as in struct outbox_item */
+	size_t				 frame_len;
+	bool				 durable;
 	struct cts			*cts;
 	struct outbox_gone		*next;
 };
@@ -150,8 +156,11 @@ struct cts {
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
 	struct outbox_gone	*outbox_gone;
+	struct event		*outbox_commit;	/* outbox.c: the next group commit */
 	struct proto_strlist	 retain_wanted;	/* retention.c: jobs for its next run */
 	bool			 retaining;	/* its child runs */
+	uint64_t		 retain_last_ms;	/* when the last one started (time_mono_ms) */
+	struct event		*retain_timer;	/* the next one, when it must wait */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
@@ -170,13 +179,17 @@ void gcslink_request(struct cts *c, const char *type, const void *body, proto_re
 
 /* outbox.c: STATE/outbox/<id>, one fsynced file per record until the GCS acknowledges it. */
 int  outbox_load(struct cts *c, char *err, size_t errlen);
-struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec);
-void outbox_send(struct cts *c, struct outbox_item *it);
+/* rec (of ck) into the outbox: written with the others of this loop turn on the next one (one
+ * fsync of outbox/ for all), then sent; if it cannot be written, ckpt_outbox_failed(ck). NULL if
+ * it cannot even be encoded. */
+struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec,
+	struct cts_ckpt *ck);
+void outbox_send(struct cts *c, struct outbox_item *it);	/* nothing until it is durable */
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
 /* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
 struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
-/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); sent as
- * image_location until the GCS acknowledges it. */
+/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); written
+ * (group commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
@@ -213,6 +226,8 @@ int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* Sets m's sign so that the child sealing an image writes manifest.sig with the manifest, in one
  * folder fsync; an image sealed without it is signed on the loop, after the child. */
 void ckpt_signer(struct cts *c, struct image_meta *m);
+/* ck's record could not be written to the outbox: ck fails and its image goes. */
+void ckpt_outbox_failed(struct cts_ckpt *ck);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
 /* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */
