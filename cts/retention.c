@@ -8,7 +8,9 @@
  * (a fork of the CTS costs its loop more than anything else a checkpoint does there): the loop
  * counts the job's images first (one readdir) and asks only when there are too many, and one
  * child at a time serves every job that asked; jobs that ask while it runs are served together by
- * one more run after it.
+ * one more run after it, started RETENTION_SPACING_MS at the soonest after the one before: a busy
+ * CTS forks for retention ten times a second at most, whatever its checkpoint rate, and an image
+ * outlives its retention by a fraction of a second more.
  *
  * A job's next checkpoint may be written while the child runs: each job is given a bound, the
  * lowest id among its checkpoints not yet recorded and ids of "now", and the child looks only at
@@ -20,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "cts/cts.h"
+
+#define RETENTION_SPACING_MS 100
 
 /* One run: the jobs it serves, as they were when it was forked. */
 struct retention_run {
@@ -166,15 +172,37 @@ retention_done(bool ok, const char *out, void *arg)
 	retention_start(c);
 }
 
-/* A child for every job that asked, unless one runs: then after it. */
+static void
+retention_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	retention_start(arg);
+}
+
+/* A child for every job that asked, unless one runs (then after it) or one started less than
+ * RETENTION_SPACING_MS ago (then when that is over). */
 static void
 retention_start(struct cts *c)
 {
 	struct retention_run *run;
 	char out[CHILD_OUT];
+	uint64_t now = time_mono_ms();
 
 	if (c->retaining || c->retain_wanted.n == 0)
 		return;
+	if (now < c->retain_last_ms + RETENTION_SPACING_MS) {
+		uint64_t wait = c->retain_last_ms + RETENTION_SPACING_MS - now;
+		struct timeval tv = { 0, (suseconds_t)wait * 1000 };
+
+		if (c->retain_timer == NULL &&
+		    (c->retain_timer = evtimer_new(c->base, retention_on_timer, c)) == NULL)
+			abort();
+		if (!evtimer_pending(c->retain_timer, NULL))
+			evtimer_add(c->retain_timer, &tv);
+		return;
+	}
+	c->retain_last_ms = now;
 	if ((run = calloc(1, sizeof *run)) == NULL ||
 	    (run->jobs = calloc(c->retain_wanted.n, sizeof *run->jobs)) == NULL)
 		abort();
@@ -213,5 +241,8 @@ retention_want(struct cts *c, const char *gid)
 void
 retention_free(struct cts *c)
 {
+	if (c->retain_timer != NULL)
+		event_free(c->retain_timer);
+	c->retain_timer = NULL;
 	proto_strlist_free(&c->retain_wanted);
 }
