@@ -265,9 +265,15 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 			n += outbox_gone_load(c, dir, d->d_name) == 0;
 			continue;
 		}
-		if (!id_valid(d->d_name))
-			continue;	/* temp files of an interrupted write */
 		snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
+		if (strstr(d->d_name, ".tmp.") != NULL) {
+			/* a write a crash interrupted before its rename: never sent, never durable */
+			if (unlink(path) == 0)
+				log_info("outbox: removed %s, left by an interrupted write", path);
+			continue;
+		}
+		if (!id_valid(d->d_name))
+			continue;
 		if (file_read_all(path, &buf, &len, PROTO_MAX_FRAME + PROTO_HEADER) != 0)
 			continue;
 		it = outbox_item_from_frame((uint8_t *)buf, len, why, sizeof why);
