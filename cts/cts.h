@@ -100,6 +100,14 @@ struct cts_ckpt {
 	struct cts_ckpt		*next;
 };
 
+/* ---- an outbox entry's file, STATE/outbox/<name> (outbox.c) ---- */
+struct outbox_file {
+	char		 name[ID_LEN + 6];	/* "<checkpoint id>" or "<checkpoint id>.gone" */
+	uint8_t		*frame;			/* to write at the next commit, then NULL */
+	size_t		 len;
+	bool		 durable;		/* its data and its folder entry are on disk */
+};
+
 /* ---- a record waiting for the GCS's acknowledgement (outbox.c) ---- */
 struct outbox_item {
 	struct msg_checkpoint_log	 rec;
@@ -110,9 +118,7 @@ struct outbox_item {
 	struct proto_req		*retries[4];
 	int				 nretries;
 	struct cts			*cts;
-	uint8_t				*frame;		/* to write at the next commit */
-	size_t				 frame_len;
-	bool				 durable;	/* its file and entry are on disk */
+	struct outbox_file		 file;
 	struct outbox_item		*next;
 };
 
@@ -120,9 +126,7 @@ struct outbox_item {
 struct outbox_gone {
 	struct msg_image_location	 loc;
 	bool				 sending;
-	uint8_t				*frame;		/* as in struct outbox_item */
-	size_t				 frame_len;
-	bool				 durable;
+	struct outbox_file		 file;
 	struct cts			*cts;
 	struct outbox_gone		*next;
 };

@@ -40,6 +40,51 @@ outbox_gone_path(struct cts *c, const char *id, char *out, size_t len)
 	return snprintf(out, len, "%s/outbox/%s.gone", c->state, id) >= (int)len ? -1 : 0;
 }
 
+/* f holds frame (taken) to be written as STATE/outbox/<f->name> by the next commit. */
+static void
+outbox_file_pending(struct cts *c, struct outbox_file *f, uint8_t *frame, size_t len)
+{
+	f->frame = frame;
+	f->len = len;
+	f->durable = false;
+	outbox_schedule(c);
+}
+
+/* f was read from STATE/outbox/<name>: on disk already. */
+static void
+outbox_file_loaded(struct outbox_file *f, const char *name)
+{
+	snprintf(f->name, sizeof f->name, "%s", name);
+	f->durable = true;
+}
+
+/* The commit's first half for f: written whole, its folder entry not yet fsynced. */
+static void
+outbox_file_write(struct cts *c, struct outbox_file *f)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof path, "%s/outbox/%s", c->state, f->name);
+	if (!(f->durable = file_write_whole_batch(path, f->frame, f->len, 0600) == 0))
+		log_error("outbox: cannot write %s: %s", path, strerror(errno));
+}
+
+/* Its second half, once outbox/ is fsynced (synced) or not: durable, or its file removed. */
+static bool
+outbox_file_settle(struct cts *c, struct outbox_file *f, bool synced)
+{
+	char path[PATH_MAX + 64];
+
+	free(f->frame);
+	f->frame = NULL;
+	if (f->durable && synced)
+		return true;
+	f->durable = false;
+	snprintf(path, sizeof path, "%s/outbox/%s", c->state, f->name);
+	unlink(path);
+	return false;
+}
+
 /* "<id>.gone": a removal to tell the GCS; copies the id into id. */
 static bool
 outbox_is_gone(const char *name, char id[ID_LEN + 1])
@@ -113,7 +158,7 @@ static void
 outbox_item_free(struct outbox_item *it)
 {
 	proto_body_clear(proto_type_find("checkpoint_log"), &it->rec);
-	free(it->frame);
+	free(it->file.frame);
 	free(it);
 }
 
@@ -123,7 +168,7 @@ static void
 outbox_gone_free(struct outbox_gone *g)
 {
 	proto_body_clear(proto_type_find("image_location"), &g->loc);
-	free(g->frame);
+	free(g->file.frame);
 	free(g);
 }
 
@@ -171,7 +216,7 @@ outbox_gone_load(struct cts *c, const char *dir, const char *name)
 	if ((g = outbox_gone_from_frame(c, (uint8_t *)buf, len, why, sizeof why)) == NULL)
 		log_error("outbox %s: %s; left in place", path, why);
 	else
-		g->durable = true;
+		outbox_file_loaded(&g->file, name);
 	free(buf);
 	return g != NULL ? 0 : -1;
 }
@@ -208,7 +253,7 @@ outbox_gone_on_ack(const char *code, const char *msg, const void *body, void *ar
 static void
 outbox_gone_send(struct cts *c, struct outbox_gone *g)
 {
-	if (!g->durable)
+	if (!g->file.durable)
 		return;		/* outbox_commit sends it */
 	g->sending = true;
 	gcslink_request(c, "image_location", &g->loc, outbox_gone_on_ack, g);
@@ -237,9 +282,8 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 		free(frame);
 		return -1;
 	}
-	g->frame = frame;	/* written, then sent, by the next outbox_commit */
-	g->frame_len = len;
-	outbox_schedule(c);
+	snprintf(g->file.name, sizeof g->file.name, "%s.gone", id);
+	outbox_file_pending(c, &g->file, frame, len);
 	return 0;
 }
 
@@ -282,7 +326,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 			log_error("outbox %s: %s; left in place", path, why);
 			continue;
 		}
-		it->durable = true;
+		outbox_file_loaded(&it->file, d->d_name);
 		outbox_link(c, it);
 		n++;
 	}
@@ -309,12 +353,11 @@ outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckpt 
 		free(frame);
 		return NULL;
 	}
-	it->frame = frame;	/* written, then sent, by the next outbox_commit */
-	it->frame_len = len;
+	snprintf(it->file.name, sizeof it->file.name, "%s", rec->checkpoint_id);
 	it->ck = ck;
 	it->cts = c;
 	outbox_link(c, it);
-	outbox_schedule(c);
+	outbox_file_pending(c, &it->file, frame, len);
 	return it;
 }
 
@@ -397,7 +440,7 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 void
 outbox_send(struct cts *c, struct outbox_item *it)
 {
-	if (!it->durable)
+	if (!it->file.durable)
 		return;		/* outbox_commit sends it */
 	it->sending = true;
 	it->cts = c;
@@ -408,11 +451,11 @@ void
 outbox_flush(struct cts *c)
 {
 	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next) {
-		if (!it->sending && it->durable)
+		if (!it->sending && it->file.durable)
 			outbox_send(c, it);
 	}
 	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
-		if (!g->sending && g->durable)
+		if (!g->sending && g->file.durable)
 			outbox_gone_send(c, g);
 	}
 }
@@ -455,7 +498,7 @@ outbox_grow(void *pv, size_t n, size_t size)
 static void
 outbox_commit(struct cts *c, bool stopping)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 8];
+	char dir[PATH_MAX];
 	struct outbox_item **its = NULL;
 	struct outbox_gone **gs = NULL;
 	size_t ni = 0, ng = 0;
@@ -463,24 +506,18 @@ outbox_commit(struct cts *c, bool stopping)
 
 	snprintf(dir, sizeof dir, "%s/outbox", c->state);
 	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next) {
-		if (it->frame == NULL)
-			continue;
-		outbox_grow(&its, ni, sizeof *its);
-		its[ni++] = it;
-		it->durable = outbox_path(c, it->rec.checkpoint_id, path, sizeof path) == 0 &&
-		    file_write_whole_batch(path, it->frame, it->frame_len, 0600) == 0;
-		if (!it->durable)
-			log_error("outbox: cannot write %s: %s", path, strerror(errno));
+		if (it->file.frame != NULL) {
+			outbox_grow(&its, ni, sizeof *its);
+			its[ni++] = it;
+			outbox_file_write(c, &it->file);
+		}
 	}
 	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
-		if (g->frame == NULL)
-			continue;
-		outbox_grow(&gs, ng, sizeof *gs);
-		gs[ng++] = g;
-		g->durable = outbox_gone_path(c, g->loc.checkpoint_id, path, sizeof path) == 0 &&
-		    file_write_whole_batch(path, g->frame, g->frame_len, 0600) == 0;
-		if (!g->durable)
-			log_error("outbox: cannot write %s: %s", path, strerror(errno));
+		if (g->file.frame != NULL) {
+			outbox_grow(&gs, ng, sizeof *gs);
+			gs[ng++] = g;
+			outbox_file_write(c, &g->file);
+		}
 	}
 	if (ni + ng == 0)
 		return;
@@ -488,30 +525,16 @@ outbox_commit(struct cts *c, bool stopping)
 	if (!(synced = file_fsync_dir(dir) == 0))
 		log_error("outbox: fsync of %s: %s: its %zu new entries are not kept", dir,
 		    strerror(errno), ni + ng);
-	for (size_t i = 0; i < ni; i++) {
-		free(its[i]->frame);
-		its[i]->frame = NULL;
-		if (its[i]->durable && synced)
-			continue;
-		its[i]->durable = false;
-		if (outbox_path(c, its[i]->rec.checkpoint_id, path, sizeof path) == 0)
-			unlink(path);
-		outbox_unlink(c, its[i]);
-	}
-	for (size_t i = 0; i < ng; i++) {
-		free(gs[i]->frame);
-		gs[i]->frame = NULL;
-		if (gs[i]->durable && synced)
-			continue;
-		gs[i]->durable = false;
-		if (outbox_gone_path(c, gs[i]->loc.checkpoint_id, path, sizeof path) == 0)
-			unlink(path);
-		outbox_gone_unlink(c, gs[i]);
-	}
+	for (size_t i = 0; i < ni; i++)
+		if (!outbox_file_settle(c, &its[i]->file, synced))
+			outbox_unlink(c, its[i]);
+	for (size_t i = 0; i < ng; i++)
+		if (!outbox_file_settle(c, &gs[i]->file, synced))
+			outbox_gone_unlink(c, gs[i]);
 	for (size_t i = 0; i < ni; i++) {
 		struct outbox_item *it = its[i];
 
-		if (it->durable) {
+		if (it->file.durable) {
 			if (!stopping)
 				outbox_send(c, it);
 			continue;
@@ -525,7 +548,7 @@ outbox_commit(struct cts *c, bool stopping)
 	for (size_t i = 0; i < ng; i++) {
 		struct outbox_gone *g = gs[i];
 
-		if (g->durable) {
+		if (g->file.durable) {
 			if (!stopping)
 				outbox_gone_send(c, g);
 			continue;
