@@ -67,9 +67,11 @@ int  name_to_path(const char *name, char *out, size_t outlen);
 
 /* file.c: every file written whole (temp + fsync + rename + fsync of the folder). */
 int  file_write_whole(const char *path, const void *buf, size_t len, mode_t mode);
+/* The same without the folder's fsync: the caller fsyncs the folder once for several files. */
+int  file_write_whole_batch(const char *path, const void *buf, size_t len, mode_t mode);
 int  file_read_all(const char *path, char **buf, size_t *len, size_t max);  /* NUL-terminated */
 int  file_fsync_dir(const char *dir);
-int  file_mkdirs(const char *path, mode_t mode);
+int  file_mkdirs(const char *path, mode_t mode);	/* mkdir -p; existing folders are fine */
 int  file_remove_tree(const char *path);
 
 /* time.c */

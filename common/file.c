@@ -40,15 +40,18 @@ file_parent(const char *path, char *dir, size_t dirlen)
 	return 0;
 }
 
+/*
+ * One file of a batch written whole: temp, fsync, rename. Its folder's entry is not yet durable:
+ * the caller fsyncs the folder once for the batch (file_fsync_dir) before it relies on any of them.
+ */
 int
-file_write_whole(const char *path, const void *buf, size_t len, mode_t mode)
+file_write_whole_batch(const char *path, const void *buf, size_t len, mode_t mode)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
+	char tmp[PATH_MAX];
 	const char *p = buf;
 	int fd, saved;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp ||
-	    file_parent(path, dir, sizeof dir) != 0) {
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -74,7 +77,7 @@ file_write_whole(const char *path, const void *buf, size_t len, mode_t mode)
 	fd = -1;
 	if (rename(tmp, path) != 0)
 		goto fail;
-	return file_fsync_dir(dir);
+	return 0;
 fail:
 	saved = errno;
 	if (fd >= 0)
@@ -82,6 +85,20 @@ fail:
 	unlink(tmp);
 	errno = saved;
 	return -1;
+}
+
+int
+file_write_whole(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char dir[PATH_MAX];
+
+	if (file_parent(path, dir, sizeof dir) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (file_write_whole_batch(path, buf, len, mode) != 0)
+		return -1;
+	return file_fsync_dir(dir);
 }
 
 int
@@ -145,6 +162,12 @@ file_mkdirs(const char *path, mode_t mode)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	/* the leaf first: it is usually there already, or only it is missing (one call, not one
+	 * per level of the path) */
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
 	memcpy(buf, path, len + 1);
 	for (char *p = buf + 1; *p != '\0'; p++) {
 		if (*p != '/')

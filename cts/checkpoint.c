@@ -43,47 +43,17 @@ ckpt_finish(struct cts_ckpt *ck)
 		ckpt_next(j);
 }
 
-/* Retention removed an image this CTS took: its record is expired in the directory. */
-static void
-ckpt_on_removed(const char *id, void *arg)
-{
-	struct cts_ckpt *ck = arg;
-
-	log_info("retention: removed image %s of %s", id, ck->job->gid);
-	replica_removed(ck->cts, ck->job->gid, id, true);
-}
-
-/* In the cleanup child: what retention removed, as "id id ..." ("+" ends a list cut short). */
-struct ckpt_removed {
-	char	*out;
-	size_t	 len, used;
-};
-
-static void
-ckpt_removed_add(const char *id, void *arg)
-{
-	struct ckpt_removed *rm = arg;
-
-	if (rm->used + ID_LEN + 3 >= rm->len) {
-		if (rm->used + 2 < rm->len && (rm->used == 0 || rm->out[rm->used - 1] != '+'))
-			rm->used += (size_t)snprintf(rm->out + rm->used, rm->len - rm->used, "+");
-		return;
-	}
-	rm->used += (size_t)snprintf(rm->out + rm->used, rm->len - rm->used, "%s%s",
-	    rm->used ? " " : "", id);
-}
-
 /*
- * In a child, since a multi-GB image takes a while to remove: what ck leaves behind (its staging
- * folders; its image folder if it failed), and, once recorded, the images retention lets go.
+ * In a child, since a multi-GB image takes a while to remove: what a checkpoint leaves behind
+ * (its staging folders, unless its core service removed them; its image folder if it failed).
  */
 static int
 ckpt_cleanup_run(void *arg, char *out, size_t len)
 {
 	struct cts_ckpt *ck = arg;
-	struct ckpt_removed rm = { out, len, 0 };
 	char path[PATH_MAX + 8];
 
+	(void)len;
 	out[0] = '\0';
 	if (ck->staging[0] != '\0') {
 		file_remove_tree(ck->staging);
@@ -92,8 +62,6 @@ ckpt_cleanup_run(void *arg, char *out, size_t len)
 	}
 	if (!ck->recorded && ck->image_dir[0] != '\0')
 		file_remove_tree(ck->image_dir);
-	if (ck->recorded && cts_job_dir(ck->cts, ck->job->gid, path, sizeof path) == 0)
-		image_retain(path, ck->cts->retention, ckpt_removed_add, &rm);
 	return 0;
 }
 
@@ -101,34 +69,29 @@ static void
 ckpt_on_cleaned(bool ok, const char *out, void *arg)
 {
 	struct cts_ckpt *ck = arg;
-	char id[ID_LEN + 1];
-	int n;
 
-	if (!ok) {
+	if (!ok)
 		log_warn("checkpoint %s of %s: cleaning up: %s", ck->id, ck->job->gid, out);
-	} else {
-		for (const char *p = out; sscanf(p, "%36s%n", id, &n) == 1; p += n) {
-			if (id_valid(id))
-				ckpt_on_removed(id, ck);
-			else if (strcmp(id, "+") == 0)
-				log_info("retention: removed more images of %s (too many to list)",
-				    ck->job->gid);
-		}
-	}
 	ckpt_finish(ck);
 }
 
-/* Cleans up (off the loop when there is anything to remove), then finishes ck. */
+/*
+ * Cleans up (off the loop when there is anything to remove), then finishes ck. A recorded one
+ * usually leaves nothing (the app core service removes its staging folder in the child that
+ * copied it): then no child, only retention's count (retention.c).
+ */
 static void
 ckpt_cleanup(struct cts_ckpt *ck)
 {
-	if (!ck->recorded && (ck->staging[0] == '\0' || access(ck->staging, F_OK) != 0) &&
-	    (ck->image_dir[0] == '\0' || access(ck->image_dir, F_OK) != 0)) {
+	if (ck->recorded)
+		retention_want(ck->cts, ck->job->gid);
+	if ((ck->staging[0] == '\0' || access(ck->staging, F_OK) != 0) && (ck->recorded ||
+	    ck->image_dir[0] == '\0' || access(ck->image_dir, F_OK) != 0)) {
 		ckpt_finish(ck);	/* nothing to remove */
 		return;
 	}
 	if (child_run(ck->cts, ckpt_cleanup_run, ck, ckpt_on_cleaned, ck) != 0) {
-		char out[4096];
+		char out[CHILD_OUT];
 
 		log_warn("checkpoint %s of %s: cannot start a process to clean up: doing it here",
 		    ck->id, ck->job->gid);
@@ -302,6 +265,10 @@ ckpt_start(struct cts_ckpt *ck)
 		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot make the image folder in the state folder");
 		return;
 	}
+	/* the child that seals the image signs its manifest with the identity cached here (read
+	 * again only after a renewal), not by decoding the PEM key itself (2.6 ms each time); an
+	 * unreadable key is the signature's to report */
+	(void)proto_sig_prepare(&ck->cts->tls);
 	ck->time_ms = time_now_ms();
 	ck->dump_timer = evtimer_new(ck->cts->base, ckpt_on_dump_timeout, ck);
 	evtimer_add(ck->dump_timer, &tv);
@@ -491,8 +458,26 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 	ckpt_next(j);
 }
 
-/* manifest.sig beside the manifest: its signature with this CTS's certificate key, which another
- * resource checks before it uses a copy (transfer.c). Not listed in the manifest. */
+/* image_meta's sign: the manifest's signature with this CTS's certificate key, which another
+ * resource checks before it uses a copy (transfer.c). Runs in the child that seals the image: the
+ * signing identity it inherited is the parent's cached one (proto/grant.c). */
+static int
+ckpt_sign_text(void *arg, const char *text, size_t len, char **sig, char *err, size_t errlen)
+{
+	struct cts *c = arg;
+
+	return proto_sig_make(&c->tls, text, len, sig, err, errlen);
+}
+
+void
+ckpt_signer(struct cts *c, struct image_meta *m)
+{
+	m->sign = ckpt_sign_text;
+	m->sign_arg = c;
+}
+
+/* manifest.sig beside the manifest, for a core service whose child sealed the image without it
+ * (ckpt_signer): signed here, on the loop. Not listed in the manifest. */
 static int
 ckpt_sign(struct cts_ckpt *ck)
 {
@@ -530,6 +515,7 @@ ckpt_encrypt(void *arg, char *out, size_t len)
 	    image_encrypt(ck->image_dir, ck->cts->image_key, out, len) != 0)
 		return -1;
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	ckpt_signer(ck->cts, &m);
 	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
 		return -1;
 	ckpt_result_line(&r, out, len);
@@ -551,7 +537,8 @@ ckpt_on_encrypted(bool ok, const char *out, void *arg)
 void
 ckpt_result_line(const struct image_result *r, char *out, size_t len)
 {
-	snprintf(out, len, "%llu %s %u", (unsigned long long)r->size, r->sha256, r->nfiles);
+	snprintf(out, len, "%llu %s %u %d", (unsigned long long)r->size, r->sha256, r->nfiles,
+	    r->with_sig ? 1 : 0);
 }
 
 int
@@ -559,11 +546,13 @@ ckpt_result_read(struct cts_ckpt *ck, const char *out)
 {
 	unsigned long long size;
 	unsigned n;
+	int with_sig;
 
-	if (sscanf(out, "%llu %64s %u", &size, ck->result.sha256, &n) != 3)
+	if (sscanf(out, "%llu %64s %u %d", &size, ck->result.sha256, &n, &with_sig) != 4)
 		return -1;
 	ck->result.size = size;
 	ck->result.nfiles = n;
+	ck->result.with_sig = with_sig == 1;
 	return 0;
 }
 
@@ -600,7 +589,7 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 			ckpt_fail(ck, PROTO_E_INTERNAL, "cannot start the image's encryption");
 		return;
 	}
-	if (ckpt_sign(ck) != 0) {
+	if (!ck->result.with_sig && ckpt_sign(ck) != 0) {
 		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot sign the image's manifest (see the log)");
 		return;
 	}
@@ -624,14 +613,16 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		snprintf(idem, sizeof idem, "image_key=%s", c->image_key_id);
 		proto_strlist_add(&rec.properties, idem);	/* the key id on the record */
 	}
-	it = outbox_add(c, &rec);
+	it = outbox_add(c, &rec, ck);	/* sent once it is durable (outbox_commit) */
 	proto_strlist_free(&rec.properties);
-	if (it == NULL) {
-		ckpt_fail(ck, PROTO_E_INTERNAL, "cannot write the record to the outbox");
-		return;
-	}
-	it->ck = ck;
-	outbox_send(c, it);
+	if (it == NULL)
+		ckpt_outbox_failed(ck);
+}
+
+void
+ckpt_outbox_failed(struct cts_ckpt *ck)
+{
+	ckpt_fail(ck, PROTO_E_INTERNAL, "cannot write the record to the outbox");
 }
 
 void
@@ -660,7 +651,7 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 	replica_start(c, ck->job->gid, ck->id, ck->result.sha256);
 	ckpt_forget_asked(ck);
 	ck->recorded = true;
-	ckpt_cleanup(ck);	/* and retention */
+	ckpt_cleanup(ck);	/* and retention, if the job has too many images */
 }
 
 /* app: the job's answer to app_save. */

@@ -19,8 +19,6 @@
 
 #include "cts/cts.h"
 
-#define CHILD_OUT 4096
-
 struct child {
 	pid_t		 pid;
 	int		 fd;

@@ -304,6 +304,7 @@ main(int argc, char **argv)
 	proto_server_free(c.server);
 	jobs_free(&c);
 	outbox_free(&c);
+	retention_free(&c);
 	event_base_free(c.base);
 	config_free(&cf);
 	cts_free(&c);

@@ -100,6 +100,14 @@ struct cts_ckpt {
 	struct cts_ckpt		*next;
 };
 
+/* ---- an outbox entry's file, STATE/outbox/<name> (outbox.c) ---- */
+struct outbox_file {
+	char		 name[ID_LEN + 6];	/* "<checkpoint id>" or "<checkpoint id>.gone" */
+	uint8_t		*frame;			/* to write at the next commit, then NULL */
+	size_t		 len;
+	bool		 durable;		/* its data and its folder entry are on disk */
+};
+
 /* ---- a record waiting for the GCS's acknowledgement (outbox.c) ---- */
 struct outbox_item {
 	struct msg_checkpoint_log	 rec;
@@ -110,6 +118,7 @@ struct outbox_item {
 	struct proto_req		*retries[4];
 	int				 nretries;
 	struct cts			*cts;
+	struct outbox_file		 file;
 	struct outbox_item		*next;
 };
 
@@ -117,6 +126,7 @@ struct outbox_item {
 struct outbox_gone {
 	struct msg_image_location	 loc;
 	bool				 sending;
+	struct outbox_file		 file;
 	struct cts			*cts;
 	struct outbox_gone		*next;
 };
@@ -150,6 +160,11 @@ struct cts {
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
 	struct outbox_gone	*outbox_gone;
+	struct event		*outbox_commit;	/* outbox.c: the next group commit */
+	struct proto_strlist	 retain_wanted;	/* retention.c: jobs for its next run */
+	bool			 retaining;	/* its child runs */
+	uint64_t		 retain_last_ms;	/* when the last one started (time_mono_ms) */
+	struct event		*retain_timer;	/* the next one, when it must wait */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
@@ -168,13 +183,17 @@ void gcslink_request(struct cts *c, const char *type, const void *body, proto_re
 
 /* outbox.c: STATE/outbox/<id>, one fsynced file per record until the GCS acknowledges it. */
 int  outbox_load(struct cts *c, char *err, size_t errlen);
-struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec);
-void outbox_send(struct cts *c, struct outbox_item *it);
+/* rec (of ck) into the outbox: written with the others of this loop turn on the next one (one
+ * fsync of outbox/ for all), then sent; if it cannot be written, ckpt_outbox_failed(ck). NULL if
+ * it cannot even be encoded. */
+struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec,
+	struct cts_ckpt *ck);
+void outbox_send(struct cts *c, struct outbox_item *it);	/* nothing until it is durable */
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
 /* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
 struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
-/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); sent as
- * image_location until the GCS acknowledges it. */
+/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); written
+ * (group commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
@@ -204,10 +223,15 @@ void local_on_close(struct proto_conn *conn, void *ctx);
 /* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
 void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);
 void ckpt_dumped(struct cts_ckpt *ck, const char *error);
-/* A child that stored an image answers one line, "size sha256 nfiles": written by the first, read
- * into ck->result by the second (-1 if out is not such a line). */
+/* A child that stored an image answers one line, "size sha256 nfiles signed": written by the first,
+ * read into ck->result by the second (-1 if out is not such a line). */
 void ckpt_result_line(const struct image_result *r, char *out, size_t len);
 int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
+/* Sets m's sign so that the child sealing an image writes manifest.sig with the manifest, in one
+ * folder fsync; an image sealed without it is signed on the loop, after the child. */
+void ckpt_signer(struct cts *c, struct image_meta *m);
+/* ck's record could not be written to the outbox: ck fails and its image goes. */
+void ckpt_outbox_failed(struct cts_ckpt *ck);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
 /* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */
@@ -219,6 +243,12 @@ void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answer
  * dump.log) is kept as STATE/failed/<id>.log, the newest CKPT_FAILED_LOGS of them. */
 #define CKPT_FAILED_LOGS 10
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
+
+/* retention.c: gid's job has a checkpoint recorded: if it holds more images than retention keeps,
+ * a child removes those it no longer needs (one child at a time for every job that asks), and
+ * each removal goes to the GCS (replica_removed). */
+void retention_want(struct cts *c, const char *gid);
+void retention_free(struct cts *c);
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
@@ -263,7 +293,8 @@ void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
 void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 
 /* child.c: runs fn in a forked child; done(result, arg) on the loop with what it returned:
- * "ok ..." or an error text. */
+ * "ok ..." or an error text, under CHILD_OUT bytes. */
+#define CHILD_OUT 4096
 typedef int (*child_fn)(void *arg, char *out, size_t outlen);
 int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const char *out,
 	void *arg), void *arg);

@@ -360,7 +360,7 @@ image_walk_subdir(struct image_walk *w, const char *rel, int depth, int dstfd, c
 	return rc;
 }
 
-/* The manifest, its signature (cts/checkpoint.c), and file_write_whole's temp files for them. */
+/* The manifest, its signature, and file_write_whole's temp files for them. */
 static bool
 image_reserved(int depth, const char *name)
 {
@@ -418,8 +418,9 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 	if (rc == 0 && errno != 0)
 		rc = image_fail(w->err, w->errlen, "%s/%s: reading the folder: %s", w->src, rel,
 		    strerror(errno));
-	/* The folder that now holds the files: the copy's when copying, the source's when sealing. */
-	if (rc == 0 && fsync(dstfd >= 0 ? dstfd : dirfd(d)) != 0)
+	/* The folder that now holds the files: the copy's when copying, the source's when sealing.
+	 * The top one is fsynced once its manifest is in it too (image_manifest_write). */
+	if (rc == 0 && depth > 0 && fsync(dstfd >= 0 ? dstfd : dirfd(d)) != 0)
 		rc = image_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
 	closedir(d);
 	return rc;
@@ -450,12 +451,13 @@ image_meta_check(const struct image_meta *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* Sorts the files, writes dir/manifest whole and fills r. */
+/* Sorts the files, writes dir/manifest whole (and its signature, when m says how), fsyncs dir and
+ * fills r. */
 static int
 image_manifest_write(const char *dir, const struct image_meta *m, struct image_list *l,
     struct image_result *r, char *err, size_t errlen)
 {
-	char path[PATH_MAX], *text = NULL;
+	char path[PATH_MAX], *text = NULL, *sig = NULL;
 	size_t len = 0;
 	uint64_t total = 0;
 	FILE *f;
@@ -480,13 +482,24 @@ image_manifest_write(const char *dir, const struct image_meta *m, struct image_l
 		free(text);
 		return image_fail(err, errlen, "%s: out of memory", path);
 	}
-	if (file_write_whole(path, text, len, 0600) != 0)
+	r->with_sig = false;
+	if (m->sign != NULL && m->sign(m->sign_arg, text, len, &sig, err, errlen) != 0)
+		rc = -1;
+	else if (file_write_whole_batch(path, text, len, 0600) != 0)
 		rc = image_fail(err, errlen, "%s: %s", path, strerror(errno));
+	else if (sig != NULL && (snprintf(path, sizeof path, "%s/manifest.sig", dir) >=
+	    (int)sizeof path || file_write_whole_batch(path, sig, strlen(sig), 0600) != 0))
+		rc = image_fail(err, errlen, "%s: %s", path, strerror(errno));
+	/* one folder fsync seals the files copied in, the manifest and its signature */
+	else if (file_fsync_dir(dir) != 0)
+		rc = image_fail(err, errlen, "%s: fsync: %s", dir, strerror(errno));
 	else if (image_sha256(text, len, r->sha256) != 0)
 		rc = image_fail(err, errlen, "%s: sha256 failed", path);
+	r->with_sig = rc == 0 && sig != NULL;
 	r->size = total;
 	r->nfiles = (unsigned)l->n;
 	free(text);
+	free(sig);
 	return rc;
 }
 
@@ -990,9 +1003,9 @@ image_ckpt_cmp_newest_first(const void *a, const void *b)
 	return strcmp(((const struct image_ckpt *)b)->id, ((const struct image_ckpt *)a)->id);
 }
 
-/* Every folder in job_dir whose name is an id, newest first. */
+/* Every folder in job_dir whose name is an id (before `before`, if not NULL), newest first. */
 static int
-image_list_ckpts(const char *job_dir, struct image_ckpt **out, size_t *n)
+image_list_ckpts(const char *job_dir, const char *before, struct image_ckpt **out, size_t *n)
 {
 	struct image_ckpt *v = NULL;
 	size_t cap = 0;
@@ -1006,7 +1019,8 @@ image_list_ckpts(const char *job_dir, struct image_ckpt **out, size_t *n)
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;
 
-		if (!id_valid(de->d_name) || fstatat(dirfd(d), de->d_name, &st,
+		if (!id_valid(de->d_name) || (before != NULL && strcmp(de->d_name, before) >= 0) ||
+		    fstatat(dirfd(d), de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
 			continue;
 		if (*n == cap) {
@@ -1065,32 +1079,39 @@ image_keep_parents(const char *job_dir, struct image_ckpt *v, size_t n)
 	return 0;
 }
 
-static int image_retain_run(const char *job_dir, unsigned keep, bool dry,
-    void (*removed)(const char *id, void *arg), void *arg);
+static int image_retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max,
+    bool dry, void (*removed)(const char *id, void *arg), void *arg);
 
 int
 image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
 {
-	return image_retain_run(job_dir, keep, false, removed, arg);
+	return image_retain_run(job_dir, keep, NULL, UINT_MAX, false, removed, arg);
+}
+
+int
+image_retain_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
+    void (*removed)(const char *id, void *arg), void *arg)
+{
+	return image_retain_run(job_dir, keep, before, max, false, removed, arg);
 }
 
 int
 image_retain_plan(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
 {
-	return image_retain_run(job_dir, keep, true, removed, arg);
+	return image_retain_run(job_dir, keep, NULL, UINT_MAX, true, removed, arg);
 }
 
 static int
-image_retain_run(const char *job_dir, unsigned keep, bool dry,
+image_retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max, bool dry,
     void (*removed)(const char *id, void *arg), void *arg)
 {
 	struct image_ckpt *v;
 	size_t n;
 	int count = 0, failed = 0;
 
-	if (image_list_ckpts(job_dir, &v, &n) != 0) {
+	if (image_list_ckpts(job_dir, before, &v, &n) != 0) {
 		log_warn("image retention in %s: %s", job_dir, strerror(errno));
 		return -1;
 	}
@@ -1104,7 +1125,7 @@ image_retain_run(const char *job_dir, unsigned keep, bool dry,
 		free(v);
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && (unsigned)count < max; i++) {
 		char dir[PATH_MAX];
 
 		if (v[i].keep)

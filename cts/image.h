@@ -4,7 +4,8 @@
  * files and a text manifest that lists each of them with its size and sha256. The sha256 of the
  * manifest's bytes is the record's gcaSHA256, so one hash in the directory covers every file.
  *
- * Manifest (mode 0600, written whole: temp file, fsync, rename, fsync of the folder):
+ * Manifest (mode 0600, written whole: temp file, fsync, rename, fsync of the folder; its signature,
+ * when the caller signs, the same way in the same folder fsync):
  *
  *   gca-manifest 1
  *   checkpoint <id>
@@ -16,7 +17,7 @@
  *   file <sha256 hex> <size> <path>    one per file, sorted by path (strcmp), path relative
  *
  * The manifest does not list itself; top-level files named "manifest" and "manifest.sig" (the
- * manifest's signature by the CTS, written after sealing: see docs/PROTOCOL.md) are reserved.
+ * manifest's signature by the CTS, sealed with it: see docs/PROTOCOL.md) are reserved.
  *
  * These functions block and keep no state: the CTS calls them in a forked child. Every one
  * returns -1 with a message for people in err (naming the file) on failure.
@@ -24,6 +25,7 @@
 #ifndef GCA_CTS_IMAGE_H
 #define GCA_CTS_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,12 +41,19 @@ struct image_meta {
 	char		parent[64];		/* "" = none (a full image), else an id */
 	uint64_t	time_ms;
 	char		key_id[33];		/* "" = plain files, else the site key's id */
+	/* When set, the manifest's signature (manifest.sig, see docs/PROTOCOL.md) is made from its
+	 * bytes and sealed with it, in the same folder fsync: sign returns 0 and a malloc'd text in
+	 * *sig, or -1 with err. image_manifest_read leaves these NULL. */
+	int		(*sign)(void *arg, const char *text, size_t len, char **sig, char *err,
+			    size_t errlen);
+	void		*sign_arg;
 };
 
 struct image_result {
 	uint64_t	size;			/* sum of the listed files' sizes */
 	char		sha256[65];		/* hex sha256 of the manifest's bytes: gcaSHA256 */
 	unsigned	nfiles;
+	bool		with_sig;		/* manifest.sig was sealed with it (image_meta's sign) */
 };
 
 /*
@@ -107,6 +116,13 @@ int image_lists_folder(const char *dir, const char *folder, char *err, size_t er
  */
 int image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
 	void *arg);
+/*
+ * The same among the folders whose ids sort before `before` only (checkpoints being written have
+ * newer ids: they are neither counted nor read nor removed), removing at most max of them (the
+ * caller asks again for the rest).
+ */
+int image_retain_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
+	void (*removed)(const char *id, void *arg), void *arg);
 /* The same without removing anything: removed(id) for each image image_retain would remove. */
 int image_retain_plan(const char *job_dir, unsigned keep,
 	void (*removed)(const char *id, void *arg), void *arg);

@@ -9,15 +9,24 @@
  * is gone already, so the directory must hear it even if the GCS is away right then, or the record
  * would keep a location that holds nothing and never be marked expired. Sent again the same way;
  * the GCS answers a removal already made with ok.
+ *
+ * Group commit: what the loop adds in one turn (records of checkpoints whose children ended
+ * together, removals of one retention run) is written on the next turn, each file whole (temp,
+ * fsync, rename) and then one fsync of outbox/ for all of them; only then is any of them sent.
+ * A record is durable once its data and its folder entry are on disk, so none is sent before
+ * both are. Removing an acknowledged one needs no fsync of its own (see outbox_drop).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cts/cts.h"
+
+static void outbox_schedule(struct cts *c);
 
 static int
 outbox_path(struct cts *c, const char *id, char *out, size_t len)
@@ -29,6 +38,51 @@ static int
 outbox_gone_path(struct cts *c, const char *id, char *out, size_t len)
 {
 	return snprintf(out, len, "%s/outbox/%s.gone", c->state, id) >= (int)len ? -1 : 0;
+}
+
+/* f holds frame (taken) to be written as STATE/outbox/<f->name> by the next commit. */
+static void
+outbox_file_pending(struct cts *c, struct outbox_file *f, uint8_t *frame, size_t len)
+{
+	f->frame = frame;
+	f->len = len;
+	f->durable = false;
+	outbox_schedule(c);
+}
+
+/* f was read from STATE/outbox/<name>: on disk already. */
+static void
+outbox_file_loaded(struct outbox_file *f, const char *name)
+{
+	snprintf(f->name, sizeof f->name, "%s", name);
+	f->durable = true;
+}
+
+/* The commit's first half for f: written whole, its folder entry not yet fsynced. */
+static void
+outbox_file_write(struct cts *c, struct outbox_file *f)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof path, "%s/outbox/%s", c->state, f->name);
+	if (!(f->durable = file_write_whole_batch(path, f->frame, f->len, 0600) == 0))
+		log_error("outbox: cannot write %s: %s", path, strerror(errno));
+}
+
+/* Its second half, once outbox/ is fsynced (synced) or not: durable, or its file removed. */
+static bool
+outbox_file_settle(struct cts *c, struct outbox_file *f, bool synced)
+{
+	char path[PATH_MAX + 64];
+
+	free(f->frame);
+	f->frame = NULL;
+	if (f->durable && synced)
+		return true;
+	f->durable = false;
+	snprintf(path, sizeof path, "%s/outbox/%s", c->state, f->name);
+	unlink(path);
+	return false;
 }
 
 /* "<id>.gone": a removal to tell the GCS; copies the id into id. */
@@ -104,6 +158,7 @@ static void
 outbox_item_free(struct outbox_item *it)
 {
 	proto_body_clear(proto_type_find("checkpoint_log"), &it->rec);
+	free(it->file.frame);
 	free(it);
 }
 
@@ -113,6 +168,7 @@ static void
 outbox_gone_free(struct outbox_gone *g)
 {
 	proto_body_clear(proto_type_find("image_location"), &g->loc);
+	free(g->file.frame);
 	free(g);
 }
 
@@ -127,15 +183,15 @@ outbox_gone_unlink(struct cts *c, struct outbox_gone *g)
 	}
 }
 
-/* A removal from its frame (as written in the outbox), linked; -1 if it is not one. */
-static int
+/* A removal from its frame (as written in the outbox), linked; NULL if it is not one. */
+static struct outbox_gone *
 outbox_gone_from_frame(struct cts *c, const uint8_t *frame, size_t len, char *err, size_t errlen)
 {
 	struct outbox_gone *g, **p;
 	void *body;
 
 	if ((body = outbox_decode(frame, len, "image_location", err, errlen)) == NULL)
-		return -1;
+		return NULL;
 	if ((g = calloc(1, sizeof *g)) == NULL)
 		abort();
 	memcpy(&g->loc, body, sizeof g->loc);	/* takes the fields */
@@ -144,23 +200,25 @@ outbox_gone_from_frame(struct cts *c, const uint8_t *frame, size_t len, char *er
 	for (p = &c->outbox_gone; *p != NULL; p = &(*p)->next)
 		;
 	*p = g;
-	return 0;
+	return g;
 }
 
 static int
 outbox_gone_load(struct cts *c, const char *dir, const char *name)
 {
 	char path[PATH_MAX + 300], why[256], *buf;
+	struct outbox_gone *g;
 	size_t len;
-	int rc;
 
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	if (file_read_all(path, &buf, &len, PROTO_MAX_FRAME + PROTO_HEADER) != 0)
 		return -1;
-	if ((rc = outbox_gone_from_frame(c, (uint8_t *)buf, len, why, sizeof why)) != 0)
+	if ((g = outbox_gone_from_frame(c, (uint8_t *)buf, len, why, sizeof why)) == NULL)
 		log_error("outbox %s: %s; left in place", path, why);
+	else
+		outbox_file_loaded(&g->file, name);
 	free(buf);
-	return rc;
+	return g != NULL ? 0 : -1;
 }
 
 static void
@@ -185,10 +243,9 @@ outbox_gone_on_ack(const char *code, const char *msg, const void *body, void *ar
 	else
 		log_info("checkpoint %s of %s: the directory no longer lists the copy here%s",
 		    g->loc.checkpoint_id, g->loc.gid, g->loc.expired ? "; its record is expired" : "");
-	if (outbox_gone_path(c, g->loc.checkpoint_id, path, sizeof path) == 0 && unlink(path) == 0) {
-		snprintf(path, sizeof path, "%s/outbox", c->state);
-		file_fsync_dir(path);
-	}
+	/* no fsync: see outbox_drop */
+	if (outbox_gone_path(c, g->loc.checkpoint_id, path, sizeof path) == 0)
+		unlink(path);
 	outbox_gone_unlink(c, g);
 	outbox_gone_free(g);
 }
@@ -196,6 +253,8 @@ outbox_gone_on_ack(const char *code, const char *msg, const void *body, void *ar
 static void
 outbox_gone_send(struct cts *c, struct outbox_gone *g)
 {
+	if (!g->file.durable)
+		return;		/* outbox_commit sends it */
 	g->sending = true;
 	gcslink_request(c, "image_location", &g->loc, outbox_gone_on_ack, g);
 }
@@ -205,9 +264,9 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 {
 	struct msg_image_location q = { (char *)id, (char *)gid, c->name, true, expired };
 	char path[PATH_MAX], why[256];
+	struct outbox_gone *g;
 	uint8_t *frame;
 	size_t len;
-	int rc;
 
 	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
 		if (strcmp(g->loc.checkpoint_id, id) == 0) {
@@ -219,20 +278,13 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 	if (proto_encode("image_location", 0, proto_type_find("image_location"), &q, &frame,
 	    &len) != 0 || outbox_gone_path(c, id, path, sizeof path) != 0)
 		return -1;
-	if (file_write_whole(path, frame, len, 0600) != 0) {
-		log_error("outbox: cannot write %s: %s", path, strerror(errno));
+	if ((g = outbox_gone_from_frame(c, frame, len, why, sizeof why)) == NULL) {
 		free(frame);
 		return -1;
 	}
-	rc = outbox_gone_from_frame(c, frame, len, why, sizeof why);
-	free(frame);
-	if (rc == 0) {
-		struct outbox_gone *g = c->outbox_gone;
-		while (g->next != NULL)
-			g = g->next;
-		outbox_gone_send(c, g);
-	}
-	return rc;
+	snprintf(g->file.name, sizeof g->file.name, "%s.gone", id);
+	outbox_file_pending(c, &g->file, frame, len);
+	return 0;
 }
 
 int
@@ -257,9 +309,15 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 			n += outbox_gone_load(c, dir, d->d_name) == 0;
 			continue;
 		}
-		if (!id_valid(d->d_name))
-			continue;	/* temp files of an interrupted write */
 		snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
+		if (strstr(d->d_name, ".tmp.") != NULL) {
+			/* a write a crash interrupted before its rename: never sent, never durable */
+			if (unlink(path) == 0)
+				log_info("outbox: removed %s, left by an interrupted write", path);
+			continue;
+		}
+		if (!id_valid(d->d_name))
+			continue;
 		if (file_read_all(path, &buf, &len, PROTO_MAX_FRAME + PROTO_HEADER) != 0)
 			continue;
 		it = outbox_item_from_frame((uint8_t *)buf, len, why, sizeof why);
@@ -268,6 +326,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 			log_error("outbox %s: %s; left in place", path, why);
 			continue;
 		}
+		outbox_file_loaded(&it->file, d->d_name);
 		outbox_link(c, it);
 		n++;
 	}
@@ -278,7 +337,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 }
 
 struct outbox_item *
-outbox_add(struct cts *c, const struct msg_checkpoint_log *rec)
+outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckpt *ck)
 {
 	struct outbox_item *it;
 	char path[PATH_MAX], why[256];
@@ -288,29 +347,33 @@ outbox_add(struct cts *c, const struct msg_checkpoint_log *rec)
 	if (proto_encode("checkpoint_log", 0, proto_type_find("checkpoint_log"), rec, &frame,
 	    &len) != 0 || outbox_path(c, rec->checkpoint_id, path, sizeof path) != 0)
 		return NULL;
-	if (file_write_whole(path, frame, len, 0600) != 0) {
-		log_error("outbox: cannot write %s", path);
+	/* Decoding what is written makes the item's own copy of every field. */
+	if ((it = outbox_item_from_frame(frame, len, why, sizeof why)) == NULL) {
+		log_error("outbox: record %s: %s", rec->checkpoint_id, why);
 		free(frame);
 		return NULL;
 	}
-	/* Decoding what was written makes the item's own copy of every field. */
-	it = outbox_item_from_frame(frame, len, why, sizeof why);
-	free(frame);
-	if (it != NULL)
-		outbox_link(c, it);
+	snprintf(it->file.name, sizeof it->file.name, "%s", rec->checkpoint_id);
+	it->ck = ck;
+	it->cts = c;
+	outbox_link(c, it);
+	outbox_file_pending(c, &it->file, frame, len);
 	return it;
 }
 
-/* The outbox file of it, removed (the GCS stored or refused its record for good). */
+/*
+ * The outbox file of it, removed (the GCS stored or refused its record for good). Not fsynced:
+ * if a crash undoes the removal, the record is sent again after the restart and the GCS, which
+ * stores a record once by its checkpoint id, answers it as stored; the next commit's fsync of
+ * outbox/ makes the removal durable anyway.
+ */
 static void
 outbox_drop(struct cts *c, struct outbox_item *it)
 {
 	char path[PATH_MAX];
 
-	if (outbox_path(c, it->rec.checkpoint_id, path, sizeof path) == 0 && unlink(path) == 0) {
-		snprintf(path, sizeof path, "%s/outbox", c->state);
-		file_fsync_dir(path);
-	}
+	if (outbox_path(c, it->rec.checkpoint_id, path, sizeof path) == 0)
+		unlink(path);
 	outbox_unlink(c, it);
 }
 
@@ -377,6 +440,8 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 void
 outbox_send(struct cts *c, struct outbox_item *it)
 {
+	if (!it->file.durable)
+		return;		/* outbox_commit sends it */
 	it->sending = true;
 	it->cts = c;
 	gcslink_request(c, "checkpoint_log", &it->rec, outbox_on_ack, it);
@@ -386,11 +451,11 @@ void
 outbox_flush(struct cts *c)
 {
 	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next) {
-		if (!it->sending)
+		if (!it->sending && it->file.durable)
 			outbox_send(c, it);
 	}
 	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
-		if (!g->sending)
+		if (!g->sending && g->file.durable)
 			outbox_gone_send(c, g);
 	}
 }
@@ -413,9 +478,123 @@ outbox_find_idem(struct cts *c, const char *gid, const char *idem_key)
 	return NULL;
 }
 
+/* ---- group commit ---- */
+
+static void
+outbox_grow(void *pv, size_t n, size_t size)
+{
+	void **p = pv;
+
+	if ((*p = reallocarray(*p, n + 1, size)) == NULL)
+		abort();
+}
+
+/*
+ * Writes what was added since the last commit (entries with a frame): each file whole without
+ * its folder's fsync, then one fsync of outbox/ for all. Those written are then durable and sent
+ * (not when stopping: after the restart); one that could not be written is taken out, its file
+ * too, and its checkpoint fails. Callbacks come last, as they may add or remove entries.
+ */
+static void
+outbox_commit(struct cts *c, bool stopping)
+{
+	char dir[PATH_MAX];
+	struct outbox_item **its = NULL;
+	struct outbox_gone **gs = NULL;
+	size_t ni = 0, ng = 0;
+	bool synced;
+
+	snprintf(dir, sizeof dir, "%s/outbox", c->state);
+	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next) {
+		if (it->file.frame != NULL) {
+			outbox_grow(&its, ni, sizeof *its);
+			its[ni++] = it;
+			outbox_file_write(c, &it->file);
+		}
+	}
+	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
+		if (g->file.frame != NULL) {
+			outbox_grow(&gs, ng, sizeof *gs);
+			gs[ng++] = g;
+			outbox_file_write(c, &g->file);
+		}
+	}
+	if (ni + ng == 0)
+		return;
+	log_debug("outbox: %zu record(s) and %zu removal(s) written, one fsync of %s", ni, ng, dir);
+	if (!(synced = file_fsync_dir(dir) == 0))
+		log_error("outbox: fsync of %s: %s: its %zu new entries are not kept", dir,
+		    strerror(errno), ni + ng);
+	for (size_t i = 0; i < ni; i++)
+		if (!outbox_file_settle(c, &its[i]->file, synced))
+			outbox_unlink(c, its[i]);
+	for (size_t i = 0; i < ng; i++)
+		if (!outbox_file_settle(c, &gs[i]->file, synced))
+			outbox_gone_unlink(c, gs[i]);
+	for (size_t i = 0; i < ni; i++) {
+		struct outbox_item *it = its[i];
+
+		if (it->file.durable) {
+			if (!stopping)
+				outbox_send(c, it);
+			continue;
+		}
+		/* at a stop its checkpoint is answered and freed already (ckpt_job_free) */
+		if (!stopping && it->ck != NULL)
+			ckpt_outbox_failed(it->ck);
+		ckpt_acked(it, 0, PROTO_E_INTERNAL, "cannot write its record to the outbox");
+		outbox_item_free(it);
+	}
+	for (size_t i = 0; i < ng; i++) {
+		struct outbox_gone *g = gs[i];
+
+		if (g->file.durable) {
+			if (!stopping)
+				outbox_gone_send(c, g);
+			continue;
+		}
+		log_error("checkpoint %s of %s: cannot keep the removal of the copy here in the "
+		    "outbox: the directory may still list it", g->loc.checkpoint_id, g->loc.gid);
+		outbox_gone_free(g);
+	}
+	free(its);
+	free(gs);
+}
+
+static void
+outbox_on_commit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	outbox_commit(arg, false);
+}
+
+/*
+ * A commit on the loop's next turn: entries added while this turn's events run (children that
+ * ended together, one retention run's removals), and those of the events ready by then, share
+ * it. No wait beyond that: a record alone is not held back.
+ */
+static void
+outbox_schedule(struct cts *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c->outbox_commit == NULL &&
+	    (c->outbox_commit = evtimer_new(c->base, outbox_on_commit, c)) == NULL)
+		abort();
+	if (!evtimer_pending(c->outbox_commit, NULL))
+		evtimer_add(c->outbox_commit, &now);
+}
+
 void
 outbox_free(struct cts *c)
 {
+	/* what this turn added is written, to be sent after the restart (its checkpoints were
+	 * answered "the CTS is stopping" already: ckpt_job_free) */
+	outbox_commit(c, true);
+	if (c->outbox_commit != NULL)
+		event_free(c->outbox_commit);
+	c->outbox_commit = NULL;
 	while (c->outbox != NULL) {
 		struct outbox_item *it = c->outbox;
 		c->outbox = it->next;

@@ -395,6 +395,20 @@ out:
 }
 
 int
+proto_sig_prepare(const struct proto_tls_files *tls)
+{
+	EVP_PKEY *key;
+	X509 *cert;
+	int rc;
+
+	grant_load_identity(tls, &key, &cert);
+	rc = key != NULL && cert != NULL ? 0 : -1;
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	return rc;
+}
+
+int
 proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
 	const char *role, const char *name, char *err, size_t errlen)
 {

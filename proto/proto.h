@@ -297,6 +297,10 @@ int  proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms,
  * checked against the CA, the certificate's OU (role) and CN (name, NULL: any). */
 int  proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
 	char *err, size_t errlen);
+/* Reads the signing identity into the cache proto_sig_make uses (again only when its files
+ * changed: two stat calls otherwise), so that a child forked after it signs without decoding
+ * the PEM files itself. 0, or -1 if they cannot be read. */
+int  proto_sig_prepare(const struct proto_tls_files *tls);
 int  proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
 	const char *role, const char *name, char *err, size_t errlen);
 

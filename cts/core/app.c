@@ -164,6 +164,7 @@ app_store(void *arg, char *out, size_t len)
 	struct cts_ckpt *ck = arg;
 	struct image_meta m = { 0 };
 	struct image_result r = { 0 };
+	char p[PATH_MAX + 8];
 
 	snprintf(m.checkpoint_id, sizeof m.checkpoint_id, "%s", ck->id);
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
@@ -172,7 +173,6 @@ app_store(void *arg, char *out, size_t len)
 	m.time_ms = ck->time_ms;
 	if (ck->parent[0] != '\0') {
 		/* a restore puts the parent's copy there */
-		char p[PATH_MAX + 8];
 		struct stat st;
 		snprintf(p, sizeof p, "%s/parent", ck->staging);
 		if (lstat(p, &st) == 0) {
@@ -183,10 +183,16 @@ app_store(void *arg, char *out, size_t len)
 	}
 	/* with a site key the files are encrypted as they are copied: no plain copy in the store */
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+	ckpt_signer(ck->cts, &m);	/* manifest.sig sealed with the manifest, here */
 	if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir, &m,
 	    ck->cts->image_key, &r, out, len) : image_store_copy(ck->staging, ck->image_dir, &m, &r,
 	    out, len)) != 0)
 		return -1;
+	/* the store has its copy: the staging folders go now, in this child, so that the
+	 * recorded checkpoint leaves nothing to remove later (cts/checkpoint.c, ckpt_cleanup) */
+	file_remove_tree(ck->staging);
+	snprintf(p, sizeof p, "%s.parent", ck->staging);
+	file_remove_tree(p);
 	ckpt_result_line(&r, out, len);
 	return 0;
 }
@@ -197,6 +203,7 @@ app_on_stored(bool ok, const char *out, void *arg)
 	struct cts_ckpt *ck = arg;
 
 	if (ok && ckpt_result_read(ck, out) == 0) {
+		ck->staging[0] = '\0';	/* removed by app_store */
 		ck->encrypted = ck->cts->image_key_id[0] != '\0';	/* by app_store */
 		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
 		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;

@@ -1078,6 +1078,61 @@ test_retention_keeps_the_newest(void **state)
 	proto_sync_close(job);
 }
 
+/* gid's checkpoint id: its record's gcaStatus (polling up to 10 s for want, "" = any) in v. */
+static void
+record_status(const char *id, const char *want, char *v, size_t len)
+{
+	char filter[128];
+
+	snprintf(filter, sizeof filter, "(gcaCheckpointId=%s)", id);
+	for (int i = 0; i < 100; i++) {
+		v[0] = '\0';
+		ldap_value("jobs", filter, "gcaStatus", v, len);
+		if (strcmp(v, want) == 0)
+			break;
+		usleep(100 * 1000);
+	}
+}
+
+/*
+ * Retention under a burst (cts/retention.c): two jobs checkpointed back to back ask for retention
+ * after each record, served by runs one at a time for both (a run at most every 100 ms, so most
+ * requests wait and are coalesced): each job ends with its newest two images (retention 2), and
+ * every image removed has its record expired in the directory (its removal went through the
+ * outbox), the two kept not.
+ */
+static void
+test_retention_coalesced(void **state)
+{
+	struct proto_sync *job[2] = { local_connect(app_sock), local_connect(app_sock) };
+	const struct proto_type *okt = proto_type_find("do_checkpoint")->reply;
+	const char *gid[2] = { "g-rb1", "g-rb2" };
+	char ids[2][6][ID_LEN + 1], code[64], msg[512], v[64];
+	struct msg_checkpoint_ok *ok;
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(bind_gid(job[i], gid[i], getpid(), code, msg), 0);
+	for (int k = 0; k < 6; k++) {
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(checkpoint_as_job(job[i], gid[i], NULL, answer_files, code, msg,
+			    &ok), 0);
+			snprintf(ids[i][k], sizeof ids[i][k], "%s", ok->checkpoint_id);
+			proto_body_free(okt, ok);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		for (int t = 0; t < 100 && count_images(gid[i]) != 2; t++)
+			usleep(100 * 1000);
+		assert_int_equal(count_images(gid[i]), 2);
+		for (int k = 0; k < 6; k++) {
+			record_status(ids[i][k], k < 4 ? "expired" : "", v, sizeof v);
+			assert_string_equal(v, k < 4 ? "expired" : "");
+		}
+		proto_sync_close(job[i]);
+	}
+}
+
 /* The job table across a CTS crash: a job that died meanwhile is unbound, a live one re-attaches. */
 static void
 test_restart_keeps_the_job_table(void **state)
@@ -1323,6 +1378,7 @@ main(void)
 		cmocka_unit_test(test_bind_rules),
 		cmocka_unit_test(test_app_conversation),
 		cmocka_unit_test(test_retention_keeps_the_newest),
+		cmocka_unit_test(test_retention_coalesced),
 		cmocka_unit_test(test_wake_signal),
 		cmocka_unit_test(test_app_incremental),
 		cmocka_unit_test(test_one_checkpoint_at_a_time),

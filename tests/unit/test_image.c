@@ -574,6 +574,103 @@ test_retain_keeps_newest_and_parents(void **state)
 	assert_int_equal(image_retain(path, 1, NULL, NULL), 0);
 }
 
+/*
+ * image_retain_before (cts/retention.c's child): a folder being written (no manifest yet, the
+ * newest id) is left alone instead of stopping retention, and at most max go per call.
+ */
+static void
+test_retain_before_and_at_most(void **state)
+{
+	char job[256], id[5][ID_LEN + 1], fresh[ID_LEN + 1], path[600];
+
+	(void)state;
+	snprintf(job, sizeof job, "%s/images/j8", top);
+	assert_int_equal(file_mkdirs(job, 0700), 0);
+	for (int i = 0; i < 5; i++)
+		make_ckpt(job, id[i], NULL);
+	id_new(fresh);
+	snprintf(path, sizeof path, "%s/%s", job, fresh);
+	assert_int_equal(mkdir(path, 0700), 0);
+	nremoved = 0;
+	assert_int_equal(image_retain(job, 2, on_removed, &nremoved), -1);	/* it stops */
+	assert_int_equal(nremoved, 0);
+	/* before the fresh one: keeps id[4] and id[3], removes two of the others, then the last */
+	assert_int_equal(image_retain_before(job, 2, fresh, 2, on_removed, &nremoved), 2);
+	assert_int_equal(nremoved, 2);
+	assert_true(was_removed(id[2]) && was_removed(id[1]));
+	assert_int_equal(image_retain_before(job, 2, fresh, 2, on_removed, &nremoved), 1);
+	assert_true(was_removed(id[0]));
+	assert_int_equal(image_retain_before(job, 2, fresh, 2, on_removed, &nremoved), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(path, sizeof path, "%s/%s", job, id[i]);
+		assert_int_equal(access(path, F_OK) == 0, i >= 3);
+	}
+	snprintf(path, sizeof path, "%s/%s", job, fresh);
+	assert_int_equal(access(path, F_OK), 0);
+	/* a bound before every folder: nothing counted, nothing removed */
+	assert_int_equal(image_retain_before(job, 1, id[3], 10, on_removed, &nremoved), 0);
+	assert_int_equal(access(path, F_OK), 0);
+}
+
+/* ---- the manifest's signature, sealed with it ---- */
+
+/* A signer for the test: "SIG <length> <first line>\n" of what it is given; "fail" refuses. */
+static int
+test_signer(void *arg, const char *text, size_t len, char **sig, char *err, size_t errlen)
+{
+	if (arg != NULL && strcmp(arg, "fail") == 0) {
+		snprintf(err, errlen, "cannot sign with the test key");
+		return -1;
+	}
+	if (asprintf(sig, "SIG %zu %.*s\n", len, (int)strcspn(text, "\n"), text) < 0)
+		abort();
+	return 0;
+}
+
+static void
+test_manifest_signed_with_it(void **state)
+{
+	char src[256], dst[256], path[600], err[512], want[128], *man, *sig;
+	struct image_meta m;
+	struct image_result r;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/sig-src", top);
+	make_src(src);
+	snprintf(dst, sizeof dst, "%s/images/j9/signed", top);
+	meta_new(&m, NULL);
+	m.sign = test_signer;
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
+	assert_true(r.with_sig);
+	snprintf(path, sizeof path, "%s/manifest", dst);
+	man = slurp(path);
+	snprintf(path, sizeof path, "%s/manifest.sig", dst);
+	sig = slurp(path);
+	snprintf(want, sizeof want, "SIG %zu gca-manifest 1\n", strlen(man));
+	assert_string_equal(sig, want);
+	assert_int_equal(mode_of(path), 0600);
+	free(man);
+	free(sig);
+	/* sealing again signs again, and the signature is not listed */
+	assert_int_equal(image_store_seal(dst, &m, &r, err, sizeof err), 0);
+	assert_true(r.with_sig);
+	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	/* without a signer: none written */
+	m.sign = NULL;
+	snprintf(dst, sizeof dst, "%s/images/j9/plain", top);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
+	assert_false(r.with_sig);
+	snprintf(path, sizeof path, "%s/manifest.sig", dst);
+	assert_int_equal(access(path, F_OK), -1);
+	/* a signer that fails fails the copy, which leaves nothing */
+	m.sign = test_signer;
+	m.sign_arg = "fail";
+	snprintf(dst, sizeof dst, "%s/images/j9/refused", top);
+	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
+	assert_string_equal(err, "cannot sign with the test key");
+	assert_int_equal(access(dst, F_OK), -1);
+}
+
 /* ---- encryption at rest ---- */
 
 #define SEG (1024 * 1024)
@@ -886,6 +983,8 @@ main(void)
 		cmocka_unit_test(test_lists_predump_folder),
 		cmocka_unit_test(test_manifest_rejects_bad_lines),
 		cmocka_unit_test(test_retain_keeps_newest_and_parents),
+		cmocka_unit_test(test_retain_before_and_at_most),
+		cmocka_unit_test(test_manifest_signed_with_it),
 		cmocka_unit_test(test_encrypted_round_trip),
 		cmocka_unit_test(test_encrypted_tampering_refused),
 		cmocka_unit_test(test_key_file_rules),
