@@ -50,11 +50,15 @@ outbox_file_pending(struct cts *c, struct outbox_file *f, uint8_t *frame, size_t
 	outbox_schedule(c);
 }
 
-/* f was read from STATE/outbox/<name>: on disk already. */
+/* f was read from STATE/outbox/<name>: on disk already. The caller checked name (an id, or an
+ * id and ".gone"), so it fits. */
 static void
 outbox_file_loaded(struct outbox_file *f, const char *name)
 {
-	snprintf(f->name, sizeof f->name, "%s", name);
+	size_t n = strnlen(name, sizeof f->name - 1);
+
+	memcpy(f->name, name, n);
+	f->name[n] = '\0';
 	f->durable = true;
 }
 
