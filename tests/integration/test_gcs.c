@@ -402,6 +402,12 @@ test_binding_rules(void **state)
 	/* its owner recovers it on cts-2 */
 	bind_job("cts-cts-2", "job-held", "alice", true, "");
 	assert_int_equal(ldap_count("ou=jobs,o=gca", "(&(gcaGID=job-held)(gcaCTSName=cts-2))"), 1);
+	/* root on a CTS (its resource's administrator) may recover it too; the job stays alice's */
+	bind_job("cts-cts-1", "job-held", "root", true, "");
+	assert_int_equal(ldap_count("ou=jobs,o=gca",
+	    "(&(gcaGID=job-held)(gcaCTSName=cts-1)(gcaOwner=alice))"), 1);
+	/* but root takes no one's GID without a recovery */
+	bind_job("cts-cts-2", "job-held", "root", false, PROTO_E_FORBIDDEN);
 	/* a CTS binds for itself only */
 	{
 		struct proto_sync *s = as("cts-cts-1");
