@@ -29,10 +29,12 @@ cts_ping(struct proto_req *r, void *ctx)
 	proto_reply_ok(r, r->pt->reply, &ok);
 }
 
-/* The TLS endpoint: the GCS asks for checkpoints, other CTSes fetch images with a grant. */
+/* The TLS endpoint: the GCS asks for checkpoints and says when a GID moved away, other CTSes
+ * fetch images with a grant. */
 static const struct proto_handler cts_handlers[] = {
 	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, cts_ping },
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
+	{ "job_moved", PROTO_ROLE_GCS, jobs_on_moved },
 	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
 	{ "image_replicate", PROTO_ROLE_CTS, replica_receive },
 	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },

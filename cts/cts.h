@@ -210,6 +210,7 @@ int  jobs_signal(const struct cts_job *j, int sig);	/* through its pidfd: never 
 void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
 void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
 void jobs_moved(struct cts_job *j, const char *why);	/* bound elsewhere now: forget it */
+void jobs_on_moved(struct proto_req *r, void *ctx);	/* job_moved from the GCS */
 void jobs_retry_unbind(struct cts *c);
 void jobs_free(struct cts *c);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */

@@ -323,6 +323,27 @@ jobs_moved(struct cts_job *j, const char *why)
 		jobs_save(j->cts);	/* removed once its checkpoint is over (jobs_retry_unbind) */
 }
 
+/* The GCS says a GID this CTS held was bound elsewhere (a recovery on another CTS while its
+ * process still runs here): that process is no longer watched or checkpointed here. local_id
+ * names the process the move replaced, so a late message never forgets a newer binding. */
+void
+jobs_on_moved(struct proto_req *r, void *ctx)
+{
+	struct msg_job_moved *m = r->body;
+	struct cts_job *j = jobs_find(ctx, m->gid);
+	char local_id[64], why[512];
+
+	if (j != NULL && !j->ended) {
+		snprintf(local_id, sizeof local_id, "%d:%llu", (int)j->pid,
+		    (unsigned long long)j->start);
+		if (m->local_id == NULL || strcmp(m->local_id, local_id) == 0) {
+			snprintf(why, sizeof why, "the GCS says GID %s moved to CTS %s", m->gid, m->cts);
+			jobs_moved(j, why);
+		}
+	}
+	proto_reply_ok(r, r->pt->reply, NULL);
+}
+
 void
 jobs_retry_unbind(struct cts *c)
 {

@@ -16,6 +16,7 @@ struct router_op {
 	struct gcs		*g;
 	struct proto_req	*r;
 	char			 holder[256];
+	char			 holder_local[64];	/* the process the holder had (gcaLocalId) */
 };
 
 static struct router_op *
@@ -52,6 +53,68 @@ router_bind_failed(struct router_op *op)
 }
 
 static void
+route_on_cts_state(bool up, const char *why, void *arg)
+{
+	struct gcs_cts *c = arg;
+
+	(void)why;
+	if (up)
+		c->conn_ups++;
+}
+
+/* c's pooled connection, made when first needed. 0, or -1 and why in err. */
+static int
+router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen)
+{
+	/* the client's own limit only frees what a CTS never answers: routes have theirs */
+	struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
+		.expect_name = c->name, .timeout_ms = g->request_timeout_ms + 1000,
+		.on_state = route_on_cts_state, .arg = c };
+
+	if (c->client == NULL &&
+	    (c->client = proto_client_new(g->base, &g->tls, &cfg, err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* The answer of a CTS told that a GID moved away from it: nothing to do but say it. */
+static void
+router_on_told_moved(const char *code, const char *msg, const void *body, void *arg)
+{
+	(void)body;
+	if (code != NULL)
+		log_info("GID %s: its previous CTS was not told of the move (%s: %s); it learns it "
+		    "from its next record", (char *)arg, code, msg);
+	free(arg);
+}
+
+/*
+ * The CTS that held gid before this move is told at once, when this GCS knows it up, so it stops
+ * checkpointing its old process (a recovery elsewhere while it runs). One that is down, or beats
+ * to another GCS, learns it when its next record is refused (outbox.c).
+ */
+static void
+router_tell_moved(struct gcs *g, const char *holder, const char *gid, const char *cts,
+    const char *local_id)
+{
+	struct gcs_cts *c = registry_find(g, holder);
+	struct msg_job_moved m = { (char *)gid, (char *)cts, local_id[0] ? (char *)local_id : NULL };
+	char err[256];
+	char *arg;
+
+	if (c == NULL || !c->up || c->retired || c->endpoint == NULL)
+		return;
+	if (router_cts_client(g, c, err, sizeof err) != 0) {
+		log_info("GID %s: cannot tell CTS %s of the move: %s", gid, holder, err);
+		return;
+	}
+	if ((arg = strdup(gid)) == NULL)
+		abort();
+	proto_client_request(c->client, "job_moved", proto_type_find("job_moved"), &m,
+	    router_on_told_moved, arg);
+}
+
+static void
 router_on_moved(const struct dir_result *res, void *arg)
 {
 	struct router_op *op = arg;
@@ -66,6 +129,8 @@ router_on_moved(const struct dir_result *res, void *arg)
 		    b->recovery ? " (recovery)" : "");
 		notify_event(op->g, strcmp(op->holder, b->cts) == 0 ? "bound" : "moved", b->gid, b->cts,
 		    b->checkpoint_id, 0);
+		if (op->holder[0] != '\0' && strcmp(op->holder, b->cts) != 0)
+			router_tell_moved(op->g, op->holder, b->gid, b->cts, op->holder_local);
 		proto_reply_ok(op->r, op->r->pt->reply, &ok);
 	} else if (res->status == DIR_CAS_LOST) {
 		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s was bound elsewhere meanwhile", b->gid);
@@ -148,6 +213,8 @@ router_on_bound(const struct dir_result *res, void *arg)
 		return;
 	}
 	snprintf(op->holder, sizeof op->holder, "%s", holder ? holder : "");
+	snprintf(op->holder_local, sizeof op->holder_local, "%s",
+	    dir_entry_get(&res->entries[0], "gcaLocalId") ? dir_entry_get(&res->entries[0], "gcaLocalId") : "");
 	if (holder != NULL && strcmp(holder, b->cts) != 0 && !b->recovery &&
 	    (live == NULL || live->status == NULL) && (state == NULL || strcmp(state, "finished") != 0)) {
 		char dn[1024];
@@ -451,15 +518,6 @@ route_on_cts_reply(const char *code, const char *msg, const void *body, void *ar
 	}
 }
 
-static void
-route_on_cts_state(bool up, const char *why, void *arg)
-{
-	struct gcs_cts *c = arg;
-
-	(void)why;
-	if (up)
-		c->conn_ups++;
-}
 
 static void
 route_forward(struct route *rt, const char *endpoint)
@@ -473,15 +531,9 @@ route_forward(struct route *rt, const char *endpoint)
 		/* known from the directory only: not marked up, so no heartbeat is expected here */
 		c = registry_touch(rt->g, rt->holder, endpoint);
 	}
-	if (c->client == NULL) {
-		/* the client's own limit only frees what a CTS never answers: routes have theirs */
-		struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
-			.expect_name = c->name, .timeout_ms = rt->g->request_timeout_ms + 1000,
-			.on_state = route_on_cts_state, .arg = c };
-		if ((c->client = proto_client_new(rt->g->base, &rt->g->tls, &cfg, err, sizeof err)) == NULL) {
-			route_err(rt, PROTO_E_INTERNAL, "%s", err);
-			return;
-		}
+	if (router_cts_client(rt->g, c, err, sizeof err) != 0) {
+		route_err(rt, PROTO_E_INTERNAL, "%s", err);
+		return;
 	}
 	rt->was_up = proto_client_up(c->client);
 	rt->ups = c->conn_ups;

@@ -75,6 +75,7 @@ struct msg_class_register { char *name, *description; struct proto_strlist prope
 struct msg_job_bind { char *gid, *cts, *local_id, *owner, *checkpoint_id; bool recovery; };
 struct msg_job_bind_ok { char *state; };
 struct msg_job_unbind { char *gid, *cts, *state; int64_t exit_status; char *local_id; };
+struct msg_job_moved { char *gid, *cts, *local_id; };
 struct msg_do_checkpoint { char *gid, *idem_key; uint64_t timeout_ms; };
 struct msg_checkpoint_ok { char *checkpoint_id, *image_name, *cts; uint64_t seq; };
 struct msg_checkpoint_log {

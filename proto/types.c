@@ -147,6 +147,13 @@ static const struct proto_field m_job_unbind_fields[] = {
 };
 static const struct proto_type proto_t_m_job_unbind = { "job_unbind", m_job_unbind_fields, sizeof m_job_unbind_fields / sizeof m_job_unbind_fields[0], sizeof(struct msg_job_unbind), &proto_t_ok_empty };
 
+static const struct proto_field m_job_moved_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_job_moved, gid), true, 255 },
+	{ "cts", PK_STR, offsetof(struct msg_job_moved, cts), true, 256 },
+	{ "local_id", PK_STR, offsetof(struct msg_job_moved, local_id), false, 64 },
+};
+static const struct proto_type proto_t_m_job_moved = { "job_moved", m_job_moved_fields, sizeof m_job_moved_fields / sizeof m_job_moved_fields[0], sizeof(struct msg_job_moved), &proto_t_ok_empty };
+
 static const struct proto_field m_do_checkpoint_fields[] = {
 	{ "gid", PK_STR, offsetof(struct msg_do_checkpoint, gid), true, 255 },
 	{ "idem_key", PK_STR, offsetof(struct msg_do_checkpoint, idem_key), false, 128 },
@@ -302,6 +309,7 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_class_register,
 	&proto_t_m_job_bind,
 	&proto_t_m_job_unbind,
+	&proto_t_m_job_moved,
 	&proto_t_m_do_checkpoint,
 	&proto_t_m_checkpoint_log,
 	&proto_t_m_restore_prepare,

@@ -290,6 +290,33 @@ expect_eq "every image of $gid7 left on A has its record (the refused one was re
 kill -9 $job7 $rec; wait $job7 $rec 2>/dev/null
 kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
 
+# ---- a recovery on B while A and its job run: the GCS tells A at once (job_moved) ----
+cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")" && pass "cts-a restarts" || fail "cts-a restarts" "$(tail -3 "$T/cts-a.log")"
+gid8=moved-live-job
+log18=$T/c18.log
+on a gca-exec --gid $gid8 --checkpoint-every 5s -- "$counter" --log "$log18" --tick 20 &
+job8=$!
+on_exit "kill -9 $job8"
+by_a8() { lds "(&(objectClass=gcaCheckpoint)(gcaGID=$gid8)(gcaCTSName=cts-a))" dn | grep -c '^dn:'; }
+has_a8() { [ "$(by_a8)" -ge 1 ]; }
+check "a periodic checkpoint of $gid8 on A" wait_for 20 has_a8
+log19=$T/c19.log
+on b gca-recover --gid $gid8 --checkpoint latest -- "$counter" --log "$log19" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "recovered on B while A and its job run" wait_for 20 grep -q "^restored" "$log19"
+check "A is told by the GCS, not by a refused record, and stops watching its process" wait_for 10 grep -q "job $gid8 (pid $job8) is no longer watched here: the GCS says GID $gid8 moved to CTS cts-b" "$T/cts-a.log"
+kill -0 $job8 && pass "A's old process is left running (the move does not kill it)" || fail "A's old process lives"
+na8=$(by_a8)
+sleep 6		# more than a period: no checkpoint of it is tried any more
+expect_eq "no record of $gid8 by cts-a since" "$(by_a8)" "$na8"
+expect_eq "and no record of it refused on A" "$(grep -c "of $gid8 refused by the GCS" "$T/cts-a.log")" 0
+out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid8))" gcaCTSName)
+has "$out" "gcaCTSName: cts-b" && pass "the job entry names cts-b" || fail "the job entry names cts-b" "$out"
+! grep -q " $gid8\$" "$T/cts-a/jobs" && pass "A's job table no longer lists $gid8" || fail "A forgot $gid8" "$(cat "$T/cts-a/jobs")"
+kill -9 $job8 $rec; wait $job8 $rec 2>/dev/null
+kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
+
 # ---- retention: A keeps 2 per job; the third checkpoint expires the first in the directory ----
 cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")
 retention 2" && pass "cts-a restarts with retention 2" || fail "cts-a restarts with retention 2" "$(tail -3 "$T/cts-a.log")"
