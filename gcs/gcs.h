@@ -91,6 +91,8 @@ void router_job_bind(struct proto_req *r, void *ctx);
 void router_job_unbind(struct proto_req *r, void *ctx);
 void router_do_checkpoint(struct proto_req *r, void *ctx);
 void router_ping(struct proto_req *r, void *ctx);
+void router_tell_moved(struct gcs *g, const char *holder, const char *gid, const char *cts,
+    const char *local_id);
 
 /* record.c */
 void record_checkpoint_log(struct proto_req *r, void *ctx);

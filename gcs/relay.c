@@ -162,6 +162,7 @@ relay_job(struct gcs *g, const char *gid, const char *cts, const char *from, boo
 			    "elsewhere; replication kept that one)", gid, h->cts, cts);
 			notify_event(g, "bind_lost", gid, h->cts, NULL, 0);
 			notify_event(g, "moved", gid, cts, NULL, 0);
+			router_tell_moved(g, h->cts, gid, cts, NULL);
 			relay_held_free(g, h);
 			return;
 		}

@@ -89,16 +89,18 @@ router_on_told_moved(const char *code, const char *msg, const void *body, void *
 }
 
 /*
- * The CTS that held gid before this move is told at once, when this GCS knows it up, so it stops
- * checkpointing its old process (a recovery elsewhere while it runs). One that is down, or beats
- * to another GCS, learns it when its next record is refused (outbox.c).
+ * The CTS that held gid before this move (or lost its binding to a concurrent one, relay.c) is
+ * told at once, when this GCS knows it up, so it stops checkpointing its process (local_id, or
+ * NULL: whichever it has). One that is down, or beats to another GCS, learns it when its next
+ * record is refused (outbox.c).
  */
-static void
+void
 router_tell_moved(struct gcs *g, const char *holder, const char *gid, const char *cts,
     const char *local_id)
 {
 	struct gcs_cts *c = registry_find(g, holder);
-	struct msg_job_moved m = { (char *)gid, (char *)cts, local_id[0] ? (char *)local_id : NULL };
+	struct msg_job_moved m = { (char *)gid, (char *)cts,
+		local_id != NULL && local_id[0] != '\0' ? (char *)local_id : NULL };
 	char err[256];
 	char *arg;
 

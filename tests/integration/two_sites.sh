@@ -83,6 +83,7 @@ wait_for 20 told_or_refused
 if told; then
 	pass "the loser ($loser) is told: a bind_lost event from its GCS"
 	check "and its GCS's log says so" grep -q "GID $contested: the binding to CTS $loser made here lost to CTS $winner" "$s1/log/gcs.log" "$s2/log/gcs.log"
+	check "and the loser's CTS, told by its GCS (job_moved), stops watching its process" wait_for 10 grep -q "job $contested (pid [0-9]*) is no longer watched here: the GCS says GID $contested moved to CTS $winner" "$s1/log/$loser.log" "$s2/log/$loser.log"
 elif refused; then
 	pass "the loser ($loser) is told: its bind was refused (replication was quicker than the race)"
 else
