@@ -46,8 +46,6 @@ static const char recover_help_text[] =
 
 #define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
-/* restore_prepare may first fetch an image, or a whole incremental chain, from another resource */
-#define RECOVER_PREPARE_MS (10 * 60 * 1000)
 
 /* What the job's environment and the placeholders are made of. */
 struct recover {
@@ -431,7 +429,7 @@ recover_run(struct recover *rc)
 	wrapper_sigpipe_ignore();
 	if ((rc->s = wrapper_connect("gca-recover", rc->socket)) == NULL)
 		return 1;
-	proto_sync_set_timeout(rc->s, RECOVER_PREPARE_MS);
+	proto_sync_set_timeout(rc->s, WRAPPER_PREPARE_MS);
 	if (proto_sync_call(rc->s, "restore_prepare", proto_type_find("restore_prepare"), &prep,
 	    (void **)&rc->r, code, sizeof code, msg, sizeof msg) != 0) {
 		fprintf(stderr, "gca-recover: cannot prepare checkpoint %s of %s: %s (%s)\n",

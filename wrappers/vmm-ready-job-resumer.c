@@ -390,6 +390,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	wrapper_sigpipe_ignore();
 	if ((s = wrapper_connect(P, socket)) == NULL)
 		return 1;
+	proto_sync_set_timeout(s, WRAPPER_PREPARE_MS);
 	if (proto_sync_call(s, "restore_prepare", pt, &prep, (void **)&r, code, sizeof code, msg,
 	    sizeof msg) != 0) {
 		fprintf(stderr, P ": cannot prepare checkpoint %s of %s: %s (%s)\n", ckpt, gid, msg,

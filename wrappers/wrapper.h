@@ -26,6 +26,9 @@ char *wrapper_socket(const char *prog, const char *flag);
 
 /* Connects to the CTS's unix socket; on failure prints why (naming the socket) and returns NULL. */
 struct proto_sync *wrapper_connect(const char *prog, const char *socket);
+/* How long a recovery wrapper waits for restore_prepare: the CTS may first fetch an image, or a
+ * whole incremental chain, from another resource and check every file of it. */
+#define WRAPPER_PREPARE_MS (10 * 60 * 1000)
 
 /*
  * One parameter "NAME=pattern" from the CTS into a malloc'd "NAME=value": {name} is replaced by the
