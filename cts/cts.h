@@ -209,6 +209,8 @@ bool jobs_catches(const struct cts_job *j, int sig);	/* it has a handler for sig
 int  jobs_signal(const struct cts_job *j, int sig);	/* through its pidfd: never a reused PID */
 void jobs_set_channel(struct cts_job *j, struct proto_conn *conn);
 void jobs_ended(struct cts_job *j);		/* the process is gone: unbind at the GCS */
+/* The directory's gcaLocalId of a process, "pid:starttime": a reused PID never matches it. */
+void jobs_local_id(pid_t pid, uint64_t start, char *out, size_t len);
 void jobs_moved(struct cts_job *j, const char *why);	/* bound elsewhere now: forget it */
 void jobs_on_moved(struct proto_req *r, void *ctx);	/* job_moved from the GCS */
 void jobs_retry_unbind(struct cts *c);

@@ -283,6 +283,12 @@ jobs_on_unbound(const char *code, const char *msg, const void *body, void *arg)
 		jobs_remove(j->cts, j);
 }
 
+void
+jobs_local_id(pid_t pid, uint64_t start, char *out, size_t len)
+{
+	snprintf(out, len, "%d:%llu", (int)pid, (unsigned long long)start);
+}
+
 static void
 jobs_unbind(struct cts_job *j)
 {
@@ -292,7 +298,7 @@ jobs_unbind(struct cts_job *j)
 
 	if (j->unbinding)
 		return;
-	snprintf(local_id, sizeof local_id, "%d:%llu", (int)j->pid, (unsigned long long)j->start);
+	jobs_local_id(j->pid, j->start, local_id, sizeof local_id);
 	j->unbinding = true;
 	gcslink_request(j->cts, "job_unbind", &b, jobs_on_unbound, j);
 }
@@ -307,9 +313,9 @@ jobs_ended(struct cts_job *j)
 	jobs_unbind(j);
 }
 
-/* The GCS refused a record of j because its GID is bound to another CTS now (recovered
- * elsewhere while this CTS was away, its old process still alive here): the job is no longer
- * watched or checkpointed here, and not unbound either (the binding is not this CTS's). */
+/* j's GID is bound to another CTS now (recovered elsewhere, its old process still alive here:
+ * the GCS said so with job_moved, or refused a record of it): the job is no longer watched or
+ * checkpointed here, and not unbound either (the binding is not this CTS's). */
 void
 jobs_moved(struct cts_job *j, const char *why)
 {
@@ -334,8 +340,7 @@ jobs_on_moved(struct proto_req *r, void *ctx)
 	char local_id[64], why[512];
 
 	if (j != NULL && !j->ended) {
-		snprintf(local_id, sizeof local_id, "%d:%llu", (int)j->pid,
-		    (unsigned long long)j->start);
+		jobs_local_id(j->pid, j->start, local_id, sizeof local_id);
 		if (m->local_id == NULL || strcmp(m->local_id, local_id) == 0) {
 			snprintf(why, sizeof why, "the GCS says GID %s moved to CTS %s", m->gid, m->cts);
 			jobs_moved(j, why);

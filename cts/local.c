@@ -145,7 +145,7 @@ local_bind(struct proto_req *r, void *ctx)
 		return;
 	}
 	user_name(uid, owner, sizeof owner);
-	snprintf(local_id, sizeof local_id, "%d:%llu", (int)b->pid, (unsigned long long)start);
+	jobs_local_id((pid_t)b->pid, start, local_id, sizeof local_id);
 	if ((op = calloc(1, sizeof *op)) == NULL)
 		abort();
 	*op = (struct local_bind_op){ c, r, (pid_t)b->pid, start, uid, gidn };

@@ -28,16 +28,11 @@
 
 static void outbox_schedule(struct cts *c);
 
+/* STATE/outbox/<f->name>; -1 if it does not fit. */
 static int
-outbox_path(struct cts *c, const char *id, char *out, size_t len)
+outbox_file_path(struct cts *c, const struct outbox_file *f, char *out, size_t len)
 {
-	return snprintf(out, len, "%s/outbox/%s", c->state, id) >= (int)len ? -1 : 0;
-}
-
-static int
-outbox_gone_path(struct cts *c, const char *id, char *out, size_t len)
-{
-	return snprintf(out, len, "%s/outbox/%s.gone", c->state, id) >= (int)len ? -1 : 0;
+	return snprintf(out, len, "%s/outbox/%s", c->state, f->name) >= (int)len ? -1 : 0;
 }
 
 /* f holds frame (taken) to be written as STATE/outbox/<f->name> by the next commit. */
@@ -66,26 +61,29 @@ outbox_file_loaded(struct outbox_file *f, const char *name)
 static void
 outbox_file_write(struct cts *c, struct outbox_file *f)
 {
-	char path[PATH_MAX + 64];
+	char path[PATH_MAX];
 
-	snprintf(path, sizeof path, "%s/outbox/%s", c->state, f->name);
-	if (!(f->durable = file_write_whole_batch(path, f->frame, f->len, 0600) == 0))
-		log_error("outbox: cannot write %s: %s", path, strerror(errno));
+	if (outbox_file_path(c, f, path, sizeof path) != 0)
+		errno = ENAMETOOLONG;
+	else if (file_write_whole_batch(path, f->frame, f->len, 0600) == 0)
+		f->durable = true;
+	if (!f->durable)
+		log_error("outbox: cannot write %s/outbox/%s: %s", c->state, f->name, strerror(errno));
 }
 
 /* Its second half, once outbox/ is fsynced (synced) or not: durable, or its file removed. */
 static bool
 outbox_file_settle(struct cts *c, struct outbox_file *f, bool synced)
 {
-	char path[PATH_MAX + 64];
+	char path[PATH_MAX];
 
 	free(f->frame);
 	f->frame = NULL;
 	if (f->durable && synced)
 		return true;
 	f->durable = false;
-	snprintf(path, sizeof path, "%s/outbox/%s", c->state, f->name);
-	unlink(path);
+	if (outbox_file_path(c, f, path, sizeof path) == 0)
+		unlink(path);
 	return false;
 }
 
@@ -248,7 +246,7 @@ outbox_gone_on_ack(const char *code, const char *msg, const void *body, void *ar
 		log_info("checkpoint %s of %s: the directory no longer lists the copy here%s",
 		    g->loc.checkpoint_id, g->loc.gid, g->loc.expired ? "; its record is expired" : "");
 	/* no fsync: see outbox_drop */
-	if (outbox_gone_path(c, g->loc.checkpoint_id, path, sizeof path) == 0)
+	if (outbox_file_path(c, &g->file, path, sizeof path) == 0)
 		unlink(path);
 	outbox_gone_unlink(c, g);
 	outbox_gone_free(g);
@@ -267,7 +265,7 @@ int
 outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 {
 	struct msg_image_location q = { (char *)id, (char *)gid, c->name, true, expired };
-	char path[PATH_MAX], why[256];
+	char why[256];
 	struct outbox_gone *g;
 	uint8_t *frame;
 	size_t len;
@@ -280,7 +278,7 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 		}
 	}
 	if (proto_encode("image_location", 0, proto_type_find("image_location"), &q, &frame,
-	    &len) != 0 || outbox_gone_path(c, id, path, sizeof path) != 0)
+	    &len) != 0)
 		return -1;
 	if ((g = outbox_gone_from_frame(c, frame, len, why, sizeof why)) == NULL) {
 		free(frame);
@@ -344,12 +342,12 @@ struct outbox_item *
 outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckpt *ck)
 {
 	struct outbox_item *it;
-	char path[PATH_MAX], why[256];
+	char why[256];
 	uint8_t *frame;
 	size_t len;
 
 	if (proto_encode("checkpoint_log", 0, proto_type_find("checkpoint_log"), rec, &frame,
-	    &len) != 0 || outbox_path(c, rec->checkpoint_id, path, sizeof path) != 0)
+	    &len) != 0)
 		return NULL;
 	/* Decoding what is written makes the item's own copy of every field. */
 	if ((it = outbox_item_from_frame(frame, len, why, sizeof why)) == NULL) {
@@ -376,7 +374,7 @@ outbox_drop(struct cts *c, struct outbox_item *it)
 {
 	char path[PATH_MAX];
 
-	if (outbox_path(c, it->rec.checkpoint_id, path, sizeof path) == 0)
+	if (outbox_file_path(c, &it->file, path, sizeof path) == 0)
 		unlink(path);
 	outbox_unlink(c, it);
 }

@@ -174,7 +174,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 	struct router_op *op = arg;
 	struct msg_job_bind *b = op->r->body;
 	struct msg_job_bind_ok ok = { "running" };
-	const char *holder, *owner, *state;
+	const char *holder, *owner, *state, *local;
 	struct gcs_cts *live;
 
 	if (res->status == DIR_OK) {
@@ -197,6 +197,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 	holder = dir_entry_get(&res->entries[0], "gcaCTSName");
 	owner = dir_entry_get(&res->entries[0], "gcaOwner");
 	state = dir_entry_get(&res->entries[0], "gcaJobState");
+	local = dir_entry_get(&res->entries[0], "gcaLocalId");
 	if (owner != NULL && strcmp(owner, b->owner) != 0 &&
 	    !(b->recovery && strcmp(b->owner, "root") == 0)) {
 		router_bind_failed(op);
@@ -215,8 +216,7 @@ router_on_bound(const struct dir_result *res, void *arg)
 		return;
 	}
 	snprintf(op->holder, sizeof op->holder, "%s", holder ? holder : "");
-	snprintf(op->holder_local, sizeof op->holder_local, "%s",
-	    dir_entry_get(&res->entries[0], "gcaLocalId") ? dir_entry_get(&res->entries[0], "gcaLocalId") : "");
+	snprintf(op->holder_local, sizeof op->holder_local, "%s", local ? local : "");
 	if (holder != NULL && strcmp(holder, b->cts) != 0 && !b->recovery &&
 	    (live == NULL || live->status == NULL) && (state == NULL || strcmp(state, "finished") != 0)) {
 		char dn[1024];
@@ -519,7 +519,6 @@ route_on_cts_reply(const char *code, const char *msg, const void *body, void *ar
 		route_err(rt, code, "CTS %s: %s", rt->holder, msg);
 	}
 }
-
 
 static void
 route_forward(struct route *rt, const char *endpoint)
