@@ -391,13 +391,9 @@ grant_gc_ask(struct grant_gc *gc, const char *name, const char *endpoint)
 
 	if (c == NULL)	/* known from the directory only: not marked up, no heartbeat expected */
 		c = registry_touch(g, name, endpoint);
-	if (c->client == NULL) {
-		struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
-			.expect_name = c->name, .timeout_ms = g->request_timeout_ms };
-		if ((c->client = proto_client_new(g->base, &g->tls, &cfg, err, sizeof err)) == NULL) {
-			proto_strlist_add(&gc->ok.errors, err);
-			return;
-		}
+	if (router_cts_client(g, c, err, sizeof err) != 0) {
+		proto_strlist_add(&gc->ok.errors, err);
+		return;
 	}
 	if ((one = calloc(1, sizeof *one)) == NULL)
 		abort();

@@ -62,8 +62,9 @@ route_on_cts_state(bool up, const char *why, void *arg)
 		c->conn_ups++;
 }
 
-/* c's pooled connection, made when first needed. 0, or -1 and why in err. */
-static int
+/* c's pooled connection (do_checkpoint, job_moved, image_gc), made when first needed. 0, or -1
+ * and why in err. */
+int
 router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen)
 {
 	/* the client's own limit only frees what a CTS never answers: routes have theirs */
@@ -71,10 +72,13 @@ router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen)
 		.expect_name = c->name, .timeout_ms = g->request_timeout_ms + 1000,
 		.on_state = route_on_cts_state, .arg = c };
 
-	if (c->client == NULL &&
-	    (c->client = proto_client_new(g->base, &g->tls, &cfg, err, errlen)) == NULL)
+	if (c->client != NULL)
+		return 0;
+	if (c->endpoint == NULL) {
+		snprintf(err, errlen, "no endpoint known for CTS %s", c->name);
 		return -1;
-	return 0;
+	}
+	return (c->client = proto_client_new(g->base, &g->tls, &cfg, err, errlen)) == NULL ? -1 : 0;
 }
 
 /* The answer of a CTS told that a GID moved away from it: nothing to do but say it. */
