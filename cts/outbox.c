@@ -380,8 +380,9 @@ outbox_drop(struct cts *c, struct outbox_item *it)
 }
 
 /*
- * The GCS refused the record for good (forbidden): the GID is bound to another CTS now (a
- * recovery elsewhere while this CTS was away), so this checkpoint will never be one. The record
+ * The GCS refused the record for good (moved): the GID is bound to another CTS now (a recovery
+ * elsewhere while this CTS was away), so this checkpoint will never be one. Only that code: a
+ * "forbidden" (a directory that refuses the GCS's identity, say) keeps the record and its image. The record
  * leaves the outbox, its image (an orphan) the store, and the job is no longer watched here.
  */
 static void
@@ -416,7 +417,7 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 
 	it->sending = false;
 	it->ck = NULL;
-	if (code != NULL && strcmp(code, PROTO_E_FORBIDDEN) == 0) {
+	if (code != NULL && strcmp(code, PROTO_E_MOVED) == 0) {
 		outbox_refused(c, it, ck, code, msg);
 		return;
 	}

@@ -56,6 +56,7 @@ gcs_dir_code(enum dir_status s)
 	case DIR_DOWN: return PROTO_E_DIRECTORY_DOWN;
 	case DIR_CAS_LOST: return PROTO_E_CONFLICT;
 	case DIR_DENIED: return PROTO_E_FORBIDDEN;
+	case DIR_MOVED: return PROTO_E_MOVED;
 	case DIR_SCHEMA: return PROTO_E_BAD_FIELD;
 	default: return PROTO_E_INTERNAL;
 	}

@@ -45,7 +45,7 @@ struct dir {
 
 static const char *dir_status_names[] = {
 	"ok", "not found", "already exists", "directory unavailable", "rejected by schema",
-	"lost a compare-and-swap", "denied", "error",
+	"lost a compare-and-swap", "denied", "bound to another CTS", "error",
 };
 
 const char *

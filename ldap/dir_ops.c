@@ -501,7 +501,7 @@ dir_ops_bound_elsewhere(const struct dir_entry *rec, const char *holder, struct 
 
 	if (cts != NULL && strcasecmp(holder, cts) == 0)
 		return false;
-	dir_result_set(r, DIR_DENIED, "GID %s is bound to CTS %s, not %s: only the CTS a job is "
+	dir_result_set(r, DIR_MOVED, "GID %s is bound to CTS %s, not %s: only the CTS a job is "
 	    "bound to records its checkpoints", dir_entry_get(rec, "gcaGID"),
 	    holder[0] ? holder : "(none)", cts ? cts : "(none)");
 	return true;
@@ -522,7 +522,7 @@ dir_ops_backoff(int attempt)
  * Reserves k numbers of a job for records from the CTS of rec: one compare-and-swap of gcaLastSequence from
  * last to last + k, while the job is bound to that CTS (read before the swap and again after it,
  * so the swap happened while the CTS held the GID). Returns the first reserved number, or 0 with r set
- * (DIR_DENIED: bound to another CTS). A number reserved for a record that is then not written
+ * (DIR_MOVED: bound to another CTS). A number reserved for a record that is then not written
  * stays unused: numbers never repeat, gaps are allowed.
  */
 static uint64_t

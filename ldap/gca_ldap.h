@@ -26,6 +26,7 @@ enum dir_status {
 	DIR_SCHEMA,		/* rejected by the schema */
 	DIR_CAS_LOST,		/* a compare-and-swap lost: someone else changed the value */
 	DIR_DENIED,		/* the directory refused our identity */
+	DIR_MOVED,		/* a record from a CTS the job is no longer bound to */
 	DIR_ERROR,		/* anything else; the message says what */
 };
 const char *dir_status_name(enum dir_status s);

@@ -140,6 +140,7 @@ extern const struct proto_type proto_t_ok_empty, proto_t_err;
 #define PROTO_E_REFUSED		"refused"
 #define PROTO_E_BUSY		"busy"
 #define PROTO_E_CONFLICT	"conflict"
+#define PROTO_E_MOVED		"moved"		/* a record from a CTS the job is no longer bound to */
 #define PROTO_E_INTERNAL	"internal"
 
 /* A decoded frame: its type name, id, and the body decoded with that type's table. */

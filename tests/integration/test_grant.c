@@ -655,7 +655,7 @@ test_records_only_from_the_bound_cts(void **state)
 	assert_int_equal(test_call(s, "job_bind", &jb, NULL, code, msg), 0);	/* a recovery */
 	proto_sync_close(s);
 	assert_int_equal(record("cts-a", gid, id6, NULL, code, msg), 0);
-	assert_string_equal(code, PROTO_E_FORBIDDEN);
+	assert_string_equal(code, PROTO_E_MOVED);
 	assert_non_null(strstr(msg, "GID moving-job is bound to CTS cts-b, not cts-a"));
 	assert_int_equal(record("cts-a", gid, id5, NULL, code, msg), s5);	/* stored before */
 	assert_int_equal(record("cts-b", gid, id7, NULL, code, msg), s5 + 1);	/* no number lost */
