@@ -233,7 +233,7 @@ transfer_range(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 		    (ssize_t)ok->data.n) {
 			snprintf(err, errlen, "cannot write %.300s: %s", name, strerror(errno));
 			proto_msg_free(&m);
-			return -1;
+			return -3;	/* this disk's fault, not the holder's */
 		}
 		got += ok->data.n;
 		tc->bytes += ok->data.n;
@@ -272,8 +272,10 @@ transfer_whole(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 		return -3;
 	}
 	rc = transfer_range(tc, f, name, fd, 0, 0, err, errlen);
-	if (rc == 0 && fsync(fd) != 0)
+	if (rc == 0 && fsync(fd) != 0) {
+		snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
 		rc = -3;
+	}
 	close(fd);
 	return rc;
 }
@@ -340,11 +342,13 @@ transfer_files(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 	size_t len;
 	int rc = 0;
 
+	/* errors of this disk are -3 (the fetch stops, naming them); -1 only for what the holder
+	 * sent (its copy is refused) */
 	if (snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path)
-		return -1;
+		return -3;
 	if (file_read_all(path, &buf, &len, 64 * 1024 * 1024) != 0) {
 		snprintf(err, errlen, "cannot read %.300s", path);
-		return -1;
+		return -3;
 	}
 	for (line = strtok_r(buf, "\n", &save); line != NULL && rc == 0;
 	    line = strtok_r(NULL, "\n", &save)) {
@@ -373,7 +377,7 @@ transfer_files(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 			snprintf(err, errlen, "cannot write %.300s: %s", name, strerror(errno));
 			if (fd >= 0)
 				close(fd);
-			rc = -1;
+			rc = -3;
 			break;
 		}
 		if ((uint64_t)st.st_size > size && ftruncate(fd, 0) == 0)
@@ -385,8 +389,10 @@ transfer_files(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 			rc = transfer_range(tc, f, line + n, fd, (uint64_t)st.st_size, size, err,
 			    errlen);
 		}
-		if (rc == 0 && fsync(fd) != 0)
-			rc = -1;
+		if (rc == 0 && fsync(fd) != 0) {
+			snprintf(err, errlen, "cannot write %.300s: %s", name, strerror(errno));
+			rc = -3;
+		}
 		close(fd);
 	}
 	free(buf);
