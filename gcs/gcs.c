@@ -272,6 +272,9 @@ main(int argc, char **argv)
 	if (config_get_bool(config_get(&o.flags, "directory_transactions") ? &o.flags : &cf,
 	    "directory_transactions", false, &g.dircfg.transactions, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	if (g.dircfg.transactions)
+		log_warn("directory_transactions yes: Debian 12's slapd 2.5.13 was seen to die under "
+		    "RFC 5805 transactions (docs/BENCHMARKS.md); keep them for a slapd known to survive");
 	signal(SIGPIPE, SIG_IGN);
 	g.base = event_base_new();
 	if ((g.dir = dir_open(g.base, &g.dircfg, err, sizeof err)) == NULL)

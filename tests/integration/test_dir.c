@@ -1,7 +1,7 @@
 /*
  * The directory library against a real slapd (scripts/gca-site in a temp folder): every object
  * class written and read back, escaping, refusals, a stopped and a frozen slapd, 10,000 records,
- * and racing writers.
+ * records in transactions with slapd surviving or killed midway, and racing writers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -596,17 +596,176 @@ test_ten_thousand_records_land(void **state)
 	records_land("bulk", 100, 100);
 }
 
+/* True when the site's slapd is gone or a zombie (the init here reaps orphans slowly). */
+static bool
+slapd_dead(void)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", site.slapd_pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return true;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
+}
+
+/* One record's answer, for the transaction test: which were acknowledged as stored. */
+struct record_answer {
+	int	*counts;	/* answered, stored, directory down */
+	int	 stored;
+};
+
+static void
+record_answered(const struct dir_result *r, void *arg)
+{
+	struct record_answer *ra = arg;
+
+	ra->stored = r->status == DIR_OK;
+	count_answer(r, ra->counts);
+}
+
+/* A job's records as the directory has them: each sequence number at most once. */
+struct numbers {
+	int		 done, bad, twice;
+	enum dir_status	 status;
+	size_t		 n;
+	unsigned char	 seen[1024];
+};
+
+static void
+on_numbers(const struct dir_result *r, void *arg)
+{
+	struct numbers *s = arg;
+
+	s->done++;
+	s->status = r->status;
+	s->n = r->nentries;
+	for (size_t i = 0; i < r->nentries; i++) {
+		const char *v = dir_entry_get(&r->entries[i], "gcaSequenceNumber");
+		int seq = v != NULL ? atoi(v) : 0;
+
+		if (seq < 1 || seq >= (int)sizeof s->seen)
+			s->bad++;
+		else if (s->seen[seq]++ != 0)
+			s->twice++;
+	}
+}
+
 /*
- * The same path with transactions on (gcs.conf directory_transactions yes), smaller: one writer
- * and no sync search, the case Debian's slapd 2.5.13 was seen to survive (docs/BENCHMARKS.md).
+ * The same path with transactions on (gcs.conf directory_transactions yes), smaller: one writer,
+ * 2,000 records of 20 jobs, 256 outstanding. Debian's slapd 2.5.13 sometimes dies under RFC 5805
+ * transactions (docs/BENCHMARKS.md, "slapd 2.5.13 and transactions"), which is why they are
+ * opt-in; so this asserts what gca owes whether or not slapd survives: every record is answered
+ * (stored, or "directory unavailable"), none hangs, every record acknowledged as stored is in the
+ * directory after slapd comes back, and no job has a number twice. If slapd survived, all 2,000
+ * were stored. A death is printed, with the counts, and slapd is started again for the next tests.
  */
+static void
+transaction_records(const char *prefix, int kill_after)
+{
+	enum { JOBS = 20, PER = 100, N = JOBS * PER, INFLIGHT = 256 };
+	static char ids[N][ID_LEN + 1];
+	static struct record_answer ra[N];
+	int counts[3] = { 0 }, sent = 0, found = 0;
+	struct dir *d;
+	char gid[32];
+	uint64_t t0;
+	bool died;
+
+	with_transactions = true;
+	d = open_gcs(20000);
+	with_transactions = false;
+	for (int j = 0; j < JOBS; j++) {
+		snprintf(gid, sizeof gid, "%s-%d", prefix, j);
+		bind_job(d, gid, "cts-1");
+	}
+	t0 = time_mono_ms();
+	while (counts[0] < N && time_mono_ms() - t0 < 240000) {
+		while (sent < N && sent - counts[0] < INFLIGHT) {
+			struct dir_checkpoint rec = { .cts = "cts-1", .core_service = "app",
+				.image_name = "img", .kind = "external", .size = 1 };
+			snprintf(gid, sizeof gid, "%s-%d", prefix, sent % JOBS);
+			id_new(ids[sent]);
+			rec.id = ids[sent];
+			rec.gid = gid;
+			ra[sent] = (struct record_answer){ .counts = counts };
+			dir_checkpoint_log(d, &rec, record_answered, &ra[sent]);
+			sent++;
+		}
+		event_base_loop(base, EVLOOP_ONCE);
+		if (kill_after >= 0 && counts[0] >= kill_after && !slapd_dead())
+			assert_int_equal(test_site_slapd_signal(&site, SIGKILL), 0);
+	}
+	died = slapd_dead();
+	print_message("%d records answered in %.2f s: %d stored, %d directory unavailable; "
+	    "slapd %s\n", counts[0], (double)(time_mono_ms() - t0) / 1000, counts[1], counts[2],
+	    kill_after >= 0 ? "killed by the test, started again" : died ? "DIED under "
+	    "transactions (the slapd 2.5.13 bug in docs/BENCHMARKS.md), started again" : "survived");
+	assert_int_equal(counts[0], N);
+	if (kill_after >= 0) {
+		assert_true(died);
+		assert_true(counts[1] < N);	/* what was in flight was cut off */
+	}
+	if (died)
+		assert_int_equal(test_site_restart_slapd(&site), 0);
+	else
+		assert_int_equal(counts[1], N);
+	/* every acknowledged record is there (the library reconnects by itself after a restart) */
+	for (int i = 0; i < N; i++) {
+		struct answer a = { 0 };
+
+		if (!ra[i].stored)
+			continue;
+		snprintf(gid, sizeof gid, "%s-%d", prefix, i % JOBS);
+		for (int k = 0; k < 40; k++) {
+			dir_checkpoint_get(d, gid, ids[i], on_answer, &a);
+			wait_answer(&a);
+			if (a.status != DIR_DOWN)
+				break;
+			answer_reset(&a);
+			usleep(250 * 1000);
+		}
+		assert_int_equal(a.status, DIR_OK);
+		assert_non_null(dir_entry_get(&a.first, "gcaSequenceNumber"));
+		found++;
+		answer_reset(&a);
+	}
+	assert_int_equal(found, counts[1]);
+	/* and no job has a number twice, whatever was cut off mid-transaction */
+	for (int j = 0; j < JOBS; j++) {
+		struct numbers s = { 0 };
+
+		snprintf(gid, sizeof gid, "%s-%d", prefix, j);
+		dir_checkpoints(d, gid, 0, 0, on_numbers, &s);
+		assert_true(run_until(&s.done, 1, 20000));
+		assert_int_equal(s.status, DIR_OK);
+		assert_int_equal(s.bad, 0);
+		assert_int_equal(s.twice, 0);
+		assert_true(s.n <= PER);
+		if (!died)
+			assert_int_equal(s.n, PER);
+	}
+	dir_close(d);
+}
+
 static void
 test_records_in_transactions_land(void **state)
 {
 	(void)state;
-	with_transactions = true;
-	records_land("txn", 20, 100);
-	with_transactions = false;
+	transaction_records("txn", -1);
+}
+
+/* The same, slapd killed (SIGKILL) once 700 records were answered: the path a crash takes. */
+static void
+test_slapd_killed_mid_transaction_loses_nothing_acknowledged(void **state)
+{
+	(void)state;
+	transaction_records("txn-killed", 700);
 }
 
 static void
@@ -770,6 +929,7 @@ main(void)
 		cmocka_unit_test(test_frozen_directory_never_blocks_the_loop),
 		cmocka_unit_test(test_ten_thousand_records_land),
 		cmocka_unit_test(test_records_in_transactions_land),
+		cmocka_unit_test(test_slapd_killed_mid_transaction_loses_nothing_acknowledged),
 		cmocka_unit_test(test_racing_writers_never_share_a_number),
 		cmocka_unit_test(test_change_feed_follows_the_directory),
 	};
