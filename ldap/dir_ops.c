@@ -518,12 +518,32 @@ dir_ops_backoff(int attempt)
 	usleep(200 + r % (500u * (unsigned)(attempt < 8 ? attempt + 1 : 8)));
 }
 
+/* gcaLastSequence old -> new in one modify that also asserts the job is still bound to holder
+ * (its gcaCTSName deleted and added back): a move between the read and the swap, even one that
+ * came back, makes it fail (DIR_CAS_LOST) like a number that moved. */
+static enum dir_status
+dir_ops_swap_seq(struct dir *d, const char *jobdn, const char *old, const char *new_,
+    const char *holder, struct dir_result *r)
+{
+	struct dir_entry del = { 0 }, add = { 0 };
+	enum dir_status s;
+
+	dir_entry_add(&del, "gcaLastSequence", old);
+	dir_entry_add(&del, "gcaCTSName", holder);
+	dir_entry_add(&add, "gcaLastSequence", new_);
+	dir_entry_add(&add, "gcaCTSName", holder);
+	s = dir_do_modify(d, jobdn, &del, &add, NULL, r);
+	dir_entry_clear(&del);
+	dir_entry_clear(&add);
+	return s;
+}
+
 /*
- * Reserves k numbers of a job for records from the CTS of rec: one compare-and-swap of gcaLastSequence from
- * last to last + k, while the job is bound to that CTS (read before the swap and again after it,
- * so the swap happened while the CTS held the GID). Returns the first reserved number, or 0 with r set
- * (DIR_MOVED: bound to another CTS). A number reserved for a record that is then not written
- * stays unused: numbers never repeat, gaps are allowed.
+ * Reserves k numbers of a job for records from the CTS of rec: one compare-and-swap of
+ * gcaLastSequence from last to last + k that holds only while the job is bound to that CTS
+ * (dir_ops_swap_seq). Returns the first reserved number, or 0 with r set (DIR_MOVED: bound to
+ * another CTS). A number reserved for a record that is then not written stays unused: numbers
+ * never repeat, gaps are allowed.
  */
 static uint64_t
 dir_ops_reserve(struct dir *d, const char *jobdn, uint64_t k, const struct dir_entry *rec,
@@ -541,12 +561,8 @@ dir_ops_reserve(struct dir *d, const char *jobdn, uint64_t k, const struct dir_e
 		snprintf(old, sizeof old, "%" PRId64, last);
 		snprintf(new_, sizeof new_, "%" PRIu64, (uint64_t)last + k);
 		memset(r, 0, sizeof *r);
-		if (dir_do_cas(d, jobdn, "gcaLastSequence", old, new_, NULL, NULL, r) == DIR_OK) {
-			if (dir_ops_last_seq(d, jobdn, holder, sizeof holder, r) < 0 ||
-			    dir_ops_bound_elsewhere(rec, holder, r))
-				return 0;
+		if (dir_ops_swap_seq(d, jobdn, old, new_, holder, r) == DIR_OK)
 			return (uint64_t)last + 1;
-		}
 		if (r->status != DIR_CAS_LOST)
 			return 0;
 		dir_ops_backoff(attempt);
