@@ -483,10 +483,14 @@ transfer_from(struct transfer_conn *tc, const struct transfer_fetch *f, const ch
 	struct image_meta m;
 	int rc;
 
-	if (transfer_start_with(dir, holder, err, errlen) != 0)
-		return -3;
+	/* connected first: an unreachable holder leaves the bytes of the one before to resume */
 	if ((tc->s = transfer_connect(f, holder, err, errlen)) == NULL)
 		return -4;
+	if (transfer_start_with(dir, holder, err, errlen) != 0) {
+		proto_sync_close(tc->s);
+		tc->s = NULL;
+		return -3;
+	}
 	rc = transfer_manifest(tc, f, dir, err, errlen);
 	if (rc == 0)
 		rc = transfer_files(tc, f, dir, err, errlen);
