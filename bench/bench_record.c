@@ -796,7 +796,8 @@ bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
 			char id[ID_LEN + 1], gid[32];
 			struct dir_checkpoint r = { .id = id, .gid = gid, .cts = "cts-b",
-				.core_service = "app", .image_name = "img", .kind = "external", .size = 1 };
+				.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
+				.sha256 = TEST_IMAGE_SHA256 };
 			struct dir_pending *p = calloc(1, sizeof *p);
 			id_new(id);
 			snprintf(gid, sizeof gid, "dirjob-%d", sent % DIR_JOBS);
@@ -1035,7 +1036,8 @@ bench_gcs_records(int n, int inflight, double max_s)
 			char gid[32];
 			struct pending *p = calloc(1, sizeof *p);
 			struct msg_checkpoint_log r = { .checkpoint_id = p->id, .gid = gid, .cts = "bench-cts",
-				.core_service = "app", .image_name = "img", .kind = "external", .size = 1 };
+				.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
+				.sha256 = TEST_IMAGE_SHA256 };
 			id_new(p->id);
 			snprintf(gid, sizeof gid, "gcsjob-%d", sent % DIR_JOBS);
 			p->l = &l;

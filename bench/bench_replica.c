@@ -127,7 +127,8 @@ send_record(int k)
 {
 	char gid[32], *id = malloc(ID_LEN + 1);
 	struct msg_checkpoint_log r = { .checkpoint_id = id, .gid = gid, .cts = "cts-r",
-		.core_service = "app", .image_name = "img", .kind = "external", .size = 1 };
+		.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
+		.sha256 = TEST_IMAGE_SHA256 };
 
 	if (id == NULL)
 		abort();

@@ -5,6 +5,7 @@
  * directory thread checks it with the number's reservation (ldap/dir_ops.c), and a record from a
  * CTS that lost the GID (recovered elsewhere meanwhile) is answered forbidden, naming the holder.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,19 @@ record_on_stored(const struct dir_result *res, void *arg)
 	free(op);
 }
 
+/* The image manifest's sha256 as the CTSes write it: 64 lower-case hex digits. A record without
+ * it could never be granted for a fetch (grant.c), nor a copy checked against it. */
+static bool
+record_sha256_valid(const char *s)
+{
+	if (s == NULL || strlen(s) != 64)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isxdigit((unsigned char)*s) || isupper((unsigned char)*s))
+			return false;
+	return true;
+}
+
 void
 record_checkpoint_log(struct proto_req *r, void *ctx)
 {
@@ -53,6 +67,11 @@ record_checkpoint_log(struct proto_req *r, void *ctx)
 	if (!id_valid(b->checkpoint_id) || !name_valid(b->gid)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "checkpoint_id must be a lower-case UUID and gid "
 		    "printable text");
+		return;
+	}
+	if (!record_sha256_valid(b->sha256)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "sha256 must be the image manifest's sha256, "
+		    "64 lower-case hex digits");
 		return;
 	}
 	if ((op = calloc(1, sizeof *op)) == NULL)

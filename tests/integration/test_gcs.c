@@ -110,6 +110,7 @@ cts_do_checkpoint(struct proto_req *r, void *ctx)
 	log.kind = "external";
 	log.time_ms = time_now_ms();
 	log.size = 123;
+	log.sha256 = TEST_IMAGE_SHA256;
 	if (b->idem_key != NULL) {
 		snprintf(idem, sizeof idem, "idem=%s", b->idem_key);
 		proto_strlist_add(&log.properties, idem);
@@ -521,7 +522,7 @@ test_checkpoint_log_is_idempotent(void **state)
 	struct proto_sync *c = as("cts-cts-1");
 	char id[ID_LEN + 1], filter[200];
 	struct msg_checkpoint_log log = { .checkpoint_id = id, .gid = "job-b", .cts = "cts-1",
-		.core_service = "app", .kind = "periodic" };
+		.core_service = "app", .kind = "periodic", .sha256 = TEST_IMAGE_SHA256 };
 	struct msg_seq_ok *a, *b2;
 
 	(void)state;
@@ -533,6 +534,22 @@ test_checkpoint_log_is_idempotent(void **state)
 	assert_int_equal(ldap_count("ou=jobs,o=gca", filter), 1);
 	free(a);
 	free(b2);
+	/* a record without the image's sha256 (or not in its form) is refused, and nothing stored */
+	{
+		const char *bad[] = { NULL, "", "e3b0c44298fc1c149afbf4c8996fb924",
+			"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855" };
+		char code[32], msg[256];
+
+		for (size_t i = 0; i < GCA_NITEMS(bad); i++) {
+			id_new(id);
+			log.sha256 = (char *)bad[i];
+			assert_int_equal(call(c, "checkpoint_log", &log, NULL, code, msg), -1);
+			assert_string_equal(code, PROTO_E_BAD_FIELD);
+			assert_non_null(strstr(msg, "sha256"));
+			snprintf(filter, sizeof filter, "(gcaCheckpointId=%s)", id);
+			assert_int_equal(ldap_count("ou=jobs,o=gca", filter), 0);
+		}
+	}
 	proto_sync_close(c);
 }
 
@@ -656,7 +673,8 @@ test_slow_subscriber_is_dropped(void **state)
 	for (uint32_t i = 1; i <= N; i++) {
 		char id[ID_LEN + 1];
 		struct msg_checkpoint_log rec = { .checkpoint_id = id, .gid = gid, .cts = "cts-1",
-			.core_service = "app", .kind = "job", .time_ms = time_now_ms() };
+			.core_service = "app", .kind = "job", .time_ms = time_now_ms(),
+			.sha256 = TEST_IMAGE_SHA256 };
 		id_new(id);
 		assert_int_equal(proto_sync_send(cts1, "checkpoint_log", i,
 		    proto_type_find("checkpoint_log"), &rec), 0);

@@ -259,7 +259,7 @@ to_gcs(const char *who)
 	return s;
 }
 
-/* checkpoint_log by cts of checkpoint id of gid (sha256 may be NULL); the seq, or 0 with code. */
+/* checkpoint_log by cts of checkpoint id of gid with the image's sha256; the seq, or 0 with code. */
 static uint64_t
 record(const char *cts, const char *gid, const char *id, const char *sha256, char *code, char *msg)
 {
@@ -650,15 +650,16 @@ test_records_only_from_the_bound_cts(void **state)
 	id_new(id5);
 	id_new(id6);
 	id_new(id7);
-	assert_true((s5 = record("cts-a", gid, id5, NULL, code, msg)) > 0);
+	assert_true((s5 = record("cts-a", gid, id5, TEST_IMAGE_SHA256, code, msg)) > 0);
 	s = to_gcs("cts-cts-b");
 	assert_int_equal(test_call(s, "job_bind", &jb, NULL, code, msg), 0);	/* a recovery */
 	proto_sync_close(s);
-	assert_int_equal(record("cts-a", gid, id6, NULL, code, msg), 0);
+	assert_int_equal(record("cts-a", gid, id6, TEST_IMAGE_SHA256, code, msg), 0);
 	assert_string_equal(code, PROTO_E_MOVED);
 	assert_non_null(strstr(msg, "GID moving-job is bound to CTS cts-b, not cts-a"));
-	assert_int_equal(record("cts-a", gid, id5, NULL, code, msg), s5);	/* stored before */
-	assert_int_equal(record("cts-b", gid, id7, NULL, code, msg), s5 + 1);	/* no number lost */
+	/* the one stored before is still answered; the new holder's next number follows it */
+	assert_int_equal(record("cts-a", gid, id5, TEST_IMAGE_SHA256, code, msg), s5);
+	assert_int_equal(record("cts-b", gid, id7, TEST_IMAGE_SHA256, code, msg), s5 + 1);
 }
 
 static int

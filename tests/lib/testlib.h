@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* A well-formed image sha256 for records a test logs as a CTS would (the sha256 of nothing). */
+#define TEST_IMAGE_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 struct test_site {
 	char	dir[256];
 	char	ldap_uri[256];
