@@ -528,6 +528,21 @@ test_frozen_directory_never_blocks_the_loop(void **state)
 	dir_close(d);
 }
 
+/* Record i of jobs jobs named prefix-N (N = i mod jobs), with a new id written to id. */
+static void
+send_record(struct dir *d, const char *prefix, int jobs, int i, char *id, dir_cb cb, void *arg)
+{
+	struct dir_checkpoint rec = { .cts = "cts-1", .core_service = "app", .image_name = "img",
+		.kind = "external", .size = 1 };
+	char gid[32];
+
+	snprintf(gid, sizeof gid, "%s-%d", prefix, i % jobs);
+	id_new(id);
+	rec.id = id;
+	rec.gid = gid;
+	dir_checkpoint_log(d, &rec, cb, arg);
+}
+
 /* JOBS jobs of PER records each, 256 outstanding, all land numbered 1..PER and are found. */
 static void
 records_land(const char *prefix, int JOBS, int PER)
@@ -548,13 +563,7 @@ records_land(const char *prefix, int JOBS, int PER)
 	while (counts[0] < N) {
 		/* keep INFLIGHT outstanding (at least 64, as asked) */
 		while (sent < N && sent - counts[0] < INFLIGHT) {
-			struct dir_checkpoint rec = { .cts = "cts-1", .core_service = "app",
-				.image_name = "img", .kind = "external", .size = 1 };
-			snprintf(gid, sizeof gid, "%s-%d", prefix, sent % JOBS);
-			id_new(ids[sent]);
-			rec.id = ids[sent];
-			rec.gid = gid;
-			dir_checkpoint_log(d, &rec, count_answer, counts);
+			send_record(d, prefix, JOBS, sent, ids[sent], count_answer, counts);
 			sent++;
 		}
 		event_base_loop(base, EVLOOP_ONCE);
@@ -687,14 +696,8 @@ transaction_records(const char *prefix, int kill_after)
 	t0 = time_mono_ms();
 	while (counts[0] < N && time_mono_ms() - t0 < 240000) {
 		while (sent < N && sent - counts[0] < INFLIGHT) {
-			struct dir_checkpoint rec = { .cts = "cts-1", .core_service = "app",
-				.image_name = "img", .kind = "external", .size = 1 };
-			snprintf(gid, sizeof gid, "%s-%d", prefix, sent % JOBS);
-			id_new(ids[sent]);
-			rec.id = ids[sent];
-			rec.gid = gid;
 			ra[sent] = (struct record_answer){ .counts = counts };
-			dir_checkpoint_log(d, &rec, record_answered, &ra[sent]);
+			send_record(d, prefix, JOBS, sent, ids[sent], record_answered, &ra[sent]);
 			sent++;
 		}
 		event_base_loop(base, EVLOOP_ONCE);
