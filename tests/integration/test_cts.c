@@ -37,17 +37,6 @@ static char stub_sock[400];	/* criu-s: criu is tests/lib/criu-stub */
 static pid_t stub_pid;
 static pid_t test_children[8];	/* idle_child's, killed at the end whatever happened */
 
-static struct proto_tls_files
-files(const char *who)
-{
-	static char ca[400], crt[400], key[400];
-
-	snprintf(ca, sizeof ca, "%s/pki/ca.crt", site.dir);
-	snprintf(crt, sizeof crt, "%s/pki/%s.crt", site.dir, who);
-	snprintf(key, sizeof key, "%s/pki/%s.key", site.dir, who);
-	return (struct proto_tls_files){ ca, crt, key };
-}
-
 static struct proto_sync *
 local_connect(const char *sock)
 {
@@ -64,7 +53,7 @@ local_connect(const char *sock)
 static struct proto_sync *
 broker(void)
 {
-	struct proto_tls_files f = files("broker-b");
+	struct proto_tls_files f = test_identity(&site, "broker-b");
 	char err[256];
 	struct proto_sync *s = proto_sync_connect(gcs_ep, &f, "gcs", 15000, err, sizeof err);
 
@@ -814,15 +803,21 @@ test_hung_dump_is_killed(void **state)
 	assert_true(stub_pid > 0);
 	bound_child(stub_sock, "g-hang");
 	snprintf(path, sizeof path, "%s/state-criu-s/hang.pid", site.dir);
+	unlink(path);
 	t0 = time_mono_ms();
 	b1 = broker_ask("g-hang", NULL);
 	b2 = broker_ask("g-hang", NULL);	/* waits behind the first */
+	/* the first stub's pid, read while it hangs: once it is killed the second overwrites it */
+	for (int i = 0; i < 30 && atoi(pid) <= 0; i++) {
+		usleep(100 * 1000);
+		test_sh(pid, sizeof pid, "cat %s 2>/dev/null", path);
+	}
+	hung = atoi(pid);
+	assert_true(hung > 0);
+	assert_true(time_mono_ms() - t0 < 4000);
 	assert_int_equal(broker_reply(b1, 20000, id, &seq, code, msg), -1);
 	assert_non_null(strstr(msg, "not done within 4 s (dump_timeout); its processes were killed"));
 	assert_true(time_mono_ms() - t0 >= 4000);
-	test_sh(pid, sizeof pid, "cat %s", path);
-	hung = atoi(pid);
-	assert_true(hung > 0);
 	for (int i = 0; i < 50 && !process_gone(hung); i++)
 		usleep(100 * 1000);
 	assert_true(process_gone(hung));
