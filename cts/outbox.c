@@ -381,9 +381,9 @@ outbox_drop(struct cts *c, struct outbox_item *it)
 
 /*
  * The GCS refused the record for good (moved): the GID is bound to another CTS now (a recovery
- * elsewhere while this CTS was away), so this checkpoint will never be one. Only that code: a
- * "forbidden" (a directory that refuses the GCS's identity, say) keeps the record and its image. The record
- * leaves the outbox, its image (an orphan) the store, and the job is no longer watched here.
+ * elsewhere while this CTS was away), so this checkpoint will never be one. The record leaves the
+ * outbox, its image (an orphan) the store, and the job is no longer watched here. Only that code:
+ * a "forbidden" (a directory that refuses the GCS's identity, say) keeps the record and its image.
  */
 static void
 outbox_refused(struct cts *c, struct outbox_item *it, struct cts_ckpt *ck, const char *code,

@@ -3,9 +3,9 @@
  * after the directory stored it; idempotent by checkpoint id, so a CTS resending from its outbox
  * after a failure makes no second record. Only the CTS the job entry names may record: the
  * directory thread checks it with the number's reservation (ldap/dir_ops.c), and a record from a
- * CTS that lost the GID (recovered elsewhere meanwhile) is answered forbidden, naming the holder.
+ * CTS that lost the GID (recovered elsewhere meanwhile) is answered `moved`, naming the holder.
+ * A record must carry its image's sha256: without it no fetch elsewhere could be granted.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,17 +40,11 @@ record_on_stored(const struct dir_result *res, void *arg)
 	free(op);
 }
 
-/* The image manifest's sha256 as the CTSes write it: 64 lower-case hex digits. A record without
- * it could never be granted for a fetch (grant.c), nor a copy checked against it. */
+/* The image manifest's sha256 as the CTSes write it: 64 lower-case hex digits. */
 static bool
 record_sha256_valid(const char *s)
 {
-	if (s == NULL || strlen(s) != 64)
-		return false;
-	for (; *s != '\0'; s++)
-		if (!isxdigit((unsigned char)*s) || isupper((unsigned char)*s))
-			return false;
-	return true;
+	return s != NULL && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }
 
 void
