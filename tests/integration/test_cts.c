@@ -769,26 +769,6 @@ test_criu_failure_keeps_its_log(void **state)
 	assert_int_equal(test_sh(NULL, 0, "grep -q 'finished successfully' '%s'", log), 0);
 }
 
-/* pid is gone or a zombie: dead, waiting only for whoever reaps orphans (the machine's PID 1,
- * which may take its time: the dump's worker, its parent, was killed with it) */
-static bool
-process_gone(pid_t pid)
-{
-	char path[64], *buf = NULL, *paren;
-	size_t len;
-	bool gone;
-
-	if (kill(pid, 0) != 0)
-		return true;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if (file_read_all(path, &buf, &len, 4096) != 0)
-		return true;
-	paren = strrchr(buf, ')');
-	gone = paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
-	free(buf);
-	return gone;
-}
-
 /* A dump that hangs is killed after dump_timeout (4 s): the checkpoint fails saying so, criu
  * (here the stub's sleep) is gone, and the job's next checkpoint is not held up behind it. */
 static void
@@ -818,9 +798,9 @@ test_hung_dump_is_killed(void **state)
 	assert_int_equal(broker_reply(b1, 20000, id, &seq, code, msg), -1);
 	assert_non_null(strstr(msg, "not done within 4 s (dump_timeout); its processes were killed"));
 	assert_true(time_mono_ms() - t0 >= 4000);
-	for (int i = 0; i < 50 && !process_gone(hung); i++)
+	for (int i = 0; i < 50 && !test_process_gone(hung); i++)
 		usleep(100 * 1000);
-	assert_true(process_gone(hung));
+	assert_true(test_process_gone(hung));
 	/* the second one ran next (and hung, and was killed, in its turn) */
 	assert_int_equal(broker_reply(b2, 20000, id, &seq, code, msg), -1);
 	assert_non_null(strstr(msg, "dump_timeout"));

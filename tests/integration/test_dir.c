@@ -605,24 +605,6 @@ test_ten_thousand_records_land(void **state)
 	records_land("bulk", 100, 100);
 }
 
-/* True when the site's slapd is gone or a zombie (the init here reaps orphans slowly). */
-static bool
-slapd_dead(void)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", site.slapd_pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return true;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
-}
-
 /* One record's answer, for the transaction test: which were acknowledged as stored. */
 struct record_answer {
 	int	*counts;	/* answered, stored, directory down */
@@ -701,10 +683,10 @@ transaction_records(const char *prefix, int kill_after)
 			sent++;
 		}
 		event_base_loop(base, EVLOOP_ONCE);
-		if (kill_after >= 0 && counts[0] >= kill_after && !slapd_dead())
+		if (kill_after >= 0 && counts[0] >= kill_after && !test_process_gone(site.slapd_pid))
 			assert_int_equal(test_site_slapd_signal(&site, SIGKILL), 0);
 	}
-	died = slapd_dead();
+	died = test_process_gone(site.slapd_pid);
 	print_message("%d records answered in %.2f s: %d stored, %d directory unavailable; "
 	    "slapd %s\n", counts[0], (double)(time_mono_ms() - t0) / 1000, counts[1], counts[2],
 	    kill_after >= 0 ? "killed by the test, started again" : died ? "DIED under "

@@ -94,6 +94,24 @@ test_site_restart_slapd(struct test_site *s)
 	return test_site_read(s);
 }
 
+bool
+test_process_gone(int pid)
+{
+	char path[64], *buf = NULL, *paren;
+	size_t len;
+	bool gone;
+
+	if (kill(pid, 0) != 0)
+		return true;
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	if (file_read_all(path, &buf, &len, 4096) != 0)
+		return true;
+	paren = strrchr(buf, ')');
+	gone = paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+	free(buf);
+	return gone;
+}
+
 int
 test_site_slapd_signal(struct test_site *s, int sig)
 {

@@ -19,6 +19,9 @@ int  test_site_up(struct test_site *s);
 void test_site_down(struct test_site *s);		/* stops and removes the folder */
 int  test_site_slapd_signal(struct test_site *s, int sig);
 int  test_site_restart_slapd(struct test_site *s);	/* `gca-site up` again (same port) */
+/* pid is gone or a zombie: dead, waiting only for whoever reaps orphans (this machine's PID 1
+ * may take its time). */
+bool test_process_gone(int pid);
 /* A PKI in <site>/pki with the identities given as "role name" pairs, e.g. "gcs gcs-t cts cts-1". */
 int  test_pki(struct test_site *s, const char *identities);
 /* Starts gca-gcs (from $GCA_BUILD) with the certificate gcs-<name>, the site's directory, and more
