@@ -16,6 +16,7 @@
  * Exit status: 0 done, 1 failed, 2 usage.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +349,9 @@ main(int argc, char **argv)
 
 	log_init(argv[0]);
 	log_set_level(LOG_WARN);
+	/* A GCS that dies under a request would otherwise kill gca-ctl, silently, at its next write:
+	 * ignored, it is an io error, and the request goes to the next GCS of the list. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((i = ctl_options(&c, argc, argv, flags, &broker, &rc)) < 0)
 		return rc;
 	if (i >= argc) {

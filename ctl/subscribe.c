@@ -94,6 +94,8 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 			fflush(stdout);
 		}
 		proto_msg_free(&m);
+		if (ferror(stdout))
+			break;		/* its reader went away (SIGPIPE is ignored: main) */
 	}
 	return CTL_OK;
 }
