@@ -339,7 +339,12 @@ jobs_on_moved(struct proto_req *r, void *ctx)
 	struct cts_job *j = jobs_find(ctx, m->gid);
 	char local_id[64], why[512];
 
-	if (j != NULL && !j->ended) {
+	if (j == NULL) {
+		/* not (yet) here: its bind's answer may still be on its way; the GCS asks again */
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "GID %s is not held here", m->gid);
+		return;
+	}
+	if (!j->ended) {
 		jobs_local_id(j->pid, j->start, local_id, sizeof local_id);
 		if (m->local_id == NULL || strcmp(m->local_id, local_id) == 0) {
 			snprintf(why, sizeof why, "the GCS says GID %s moved to CTS %s", m->gid, m->cts);

@@ -81,15 +81,58 @@ router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen)
 	return (c->client = proto_client_new(g->base, &g->tls, &cfg, err, errlen)) == NULL ? -1 : 0;
 }
 
-/* The answer of a CTS told that a GID moved away from it: nothing to do but say it. */
+/* A job_moved on its way: asked again, a second apart, while the CTS does not hold the GID yet
+ * (its own bind's answer may still be on its way to it when a concurrent binding is seen). */
+struct router_moved {
+	struct gcs	*g;
+	char		 holder[256], gid[256], cts[256], local_id[64];
+	int		 tries;
+};
+
+static void router_send_moved(struct router_moved *mv);
+
+static void
+router_moved_again(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	router_send_moved(arg);
+}
+
 static void
 router_on_told_moved(const char *code, const char *msg, const void *body, void *arg)
 {
+	struct router_moved *mv = arg;
+	struct timeval second = { 1, 0 };
+
 	(void)body;
+	if (code != NULL && strcmp(code, PROTO_E_NOT_FOUND) == 0 && ++mv->tries < 5 &&
+	    event_base_once(mv->g->base, -1, EV_TIMEOUT, router_moved_again, mv, &second) == 0)
+		return;
 	if (code != NULL)
-		log_info("GID %s: its previous CTS was not told of the move (%s: %s); it learns it "
-		    "from its next record", (char *)arg, code, msg);
-	free(arg);
+		log_info("GID %s: its previous CTS %s was not told of the move (%s: %s); it learns it "
+		    "from its next record", mv->gid, mv->holder, code, msg);
+	free(mv);
+}
+
+static void
+router_send_moved(struct router_moved *mv)
+{
+	struct gcs_cts *c = registry_find(mv->g, mv->holder);
+	struct msg_job_moved m = { mv->gid, mv->cts, mv->local_id[0] ? mv->local_id : NULL };
+	char err[256];
+
+	if (c == NULL || !c->up || c->retired || c->endpoint == NULL) {
+		free(mv);
+		return;
+	}
+	if (router_cts_client(mv->g, c, err, sizeof err) != 0) {
+		log_info("GID %s: cannot tell CTS %s of the move: %s", mv->gid, mv->holder, err);
+		free(mv);
+		return;
+	}
+	proto_client_request(c->client, "job_moved", proto_type_find("job_moved"), &m,
+	    router_on_told_moved, mv);
 }
 
 /*
@@ -102,22 +145,16 @@ void
 router_tell_moved(struct gcs *g, const char *holder, const char *gid, const char *cts,
     const char *local_id)
 {
-	struct gcs_cts *c = registry_find(g, holder);
-	struct msg_job_moved m = { (char *)gid, (char *)cts,
-		local_id != NULL && local_id[0] != '\0' ? (char *)local_id : NULL };
-	char err[256];
-	char *arg;
+	struct router_moved *mv = calloc(1, sizeof *mv);
 
-	if (c == NULL || !c->up || c->retired || c->endpoint == NULL)
-		return;
-	if (router_cts_client(g, c, err, sizeof err) != 0) {
-		log_info("GID %s: cannot tell CTS %s of the move: %s", gid, holder, err);
-		return;
-	}
-	if ((arg = strdup(gid)) == NULL)
+	if (mv == NULL)
 		abort();
-	proto_client_request(c->client, "job_moved", proto_type_find("job_moved"), &m,
-	    router_on_told_moved, arg);
+	mv->g = g;
+	snprintf(mv->holder, sizeof mv->holder, "%s", holder);
+	snprintf(mv->gid, sizeof mv->gid, "%s", gid);
+	snprintf(mv->cts, sizeof mv->cts, "%s", cts);
+	snprintf(mv->local_id, sizeof mv->local_id, "%s", local_id ? local_id : "");
+	router_send_moved(mv);
 }
 
 static void
