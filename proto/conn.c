@@ -148,6 +148,28 @@ proto_conn_serves(struct proto_conn *c, const char *type)
 	return false;
 }
 
+static bool
+proto_is_reply(const char *type)
+{
+	return strcmp(type, "ok") == 0 || strcmp(type, "err") == 0;
+}
+
+/*
+ * A reply sent to a server, which asked nothing: the peer is confused or hostile. It is told why
+ * and the connection is closed once that is written. Never answered in kind and left open: two
+ * confused peers would trade errors for ever.
+ */
+static void
+proto_conn_stray_reply(struct proto_conn *c, const struct proto_msg *m)
+{
+	char msg[128];
+
+	log_debug("%s: sent %s to a server; closing", c->peer.name, m->type);
+	snprintf(msg, sizeof msg, "%s is a reply, and nothing was asked of you", m->type);
+	proto_conn_send_err(c, m->id, PROTO_E_UNKNOWN_TYPE, msg);
+	proto_conn_close(c);
+}
+
 /* A request: find its entry, check the caller's role, hand it to the handler. */
 static void
 proto_conn_dispatch(struct proto_conn *c, struct proto_msg *m)
@@ -236,9 +258,10 @@ proto_conn_on_read(struct bufferevent *bev, void *arg)
 			proto_msg_free(&m);
 			continue;
 		}
-		if (strcmp(m.type, "ok") == 0 || strcmp(m.type, "err") == 0 ||
-		    (!proto_conn_serves(c, m.type) && c->ops.on_frame != NULL))
+		if (c->ops.on_frame != NULL && (proto_is_reply(m.type) || !proto_conn_serves(c, m.type)))
 			c->ops.on_frame(c, &m, c->ops.arg);	/* a reply, or an unasked frame */
+		else if (proto_is_reply(m.type))
+			proto_conn_stray_reply(c, &m);
 		else
 			proto_conn_dispatch(c, &m);
 		proto_msg_free(&m);
