@@ -1,7 +1,7 @@
 /*
  * Hostile frames to running daemons: every message type there is, the replies "ok" and "err",
- * and a type nobody knows, each with an empty body, sent to gca-gcs and to two gca-cts (app and
- * criu) over mTLS as every role, and to each CTS's unix socket as an ordinary user. Each frame
+ * and a type nobody knows, each with an empty body, sent to gca-gcs and to two gca-cts (app,
+ * criu and vmm) over mTLS as every role, and to each CTS's unix socket as an ordinary user. Each frame
  * must be answered (an error, or ok for what is served) or the connection closed; none may hang
  * the client, and the daemon must answer a ping afterwards (docs/ARCHITECTURE.md, "Servers answer
  * every frame"). A reply sent to a server once killed it (a NULL on_frame in proto/conn.c).
@@ -29,8 +29,9 @@
 #define STRANGER_GID	61234
 
 static struct test_site site;
-static char gcs_ep[64], app_ep[64], criu_ep[64], app_sock[300], criu_sock[300];
-static int gcs_pid = -1, app_pid = -1, criu_pid = -1;
+static char gcs_ep[64], app_ep[64], criu_ep[64], vmm_ep[64], app_sock[300], criu_sock[300],
+    vmm_sock[300];
+static int gcs_pid = -1, app_pid = -1, criu_pid = -1, vmm_pid = -1;
 
 /* Every frame type a peer could name; the body is always empty. */
 static const char *const frame_types[] = {
@@ -46,15 +47,18 @@ setup(void **state)
 {
 	(void)state;
 	if (test_site_up(&site) != 0 ||
-	    test_pki(&site, "gcs gcs-h cts app-h cts criu-h broker b admin a") != 0)
+	    test_pki(&site, "gcs gcs-h cts app-h cts criu-h cts vmm-h broker b admin a") != 0)
 		return -1;
 	chmod(site.dir, 0711);		/* the stranger reaches the sockets, and nothing else */
 	if ((gcs_pid = test_gcs_start(&site, "gcs-h", "127.0.0.1:0", NULL, gcs_ep, sizeof gcs_ep)) < 0)
 		return -1;
 	app_pid = test_cts_start(&site, "app-h", "app", gcs_ep, NULL, app_sock, sizeof app_sock);
 	criu_pid = test_cts_start(&site, "criu-h", "criu", gcs_ep, NULL, criu_sock, sizeof criu_sock);
-	if (app_pid < 0 || criu_pid < 0 || test_daemon_endpoint(&site, "app-h", app_ep, sizeof app_ep) != 0 ||
-	    test_daemon_endpoint(&site, "criu-h", criu_ep, sizeof criu_ep) != 0)
+	vmm_pid = test_cts_start(&site, "vmm-h", "vmm", gcs_ep, NULL, vmm_sock, sizeof vmm_sock);
+	if (app_pid < 0 || criu_pid < 0 || vmm_pid < 0 ||
+	    test_daemon_endpoint(&site, "app-h", app_ep, sizeof app_ep) != 0 ||
+	    test_daemon_endpoint(&site, "criu-h", criu_ep, sizeof criu_ep) != 0 ||
+	    test_daemon_endpoint(&site, "vmm-h", vmm_ep, sizeof vmm_ep) != 0)
 		return -1;
 	return 0;
 }
@@ -62,18 +66,21 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	int app = 0, criu = 0, gcs = 0;
+	int app = 0, criu = 0, vmm = 0, gcs = 0;
 
 	(void)state;
 	if (app_pid > 0)
 		app = test_gcs_stop(app_pid);
 	if (criu_pid > 0)
 		criu = test_gcs_stop(criu_pid);
+	if (vmm_pid > 0)
+		vmm = test_gcs_stop(vmm_pid);
 	if (gcs_pid > 0)
 		gcs = test_gcs_stop(gcs_pid);
 	test_site_down(&site);
 	assert_int_equal(app, 0);	/* a clean stop: no crash, no leak under SAN=1 */
 	assert_int_equal(criu, 0);
+	assert_int_equal(vmm, 0);
 	assert_int_equal(gcs, 0);
 	return 0;
 }
@@ -179,28 +186,42 @@ test_every_frame_to_each_cts_over_tls_as_every_role(void **state)
 	(void)state;
 	for (size_t i = 0; i < GCA_NITEMS(roles); i++) {
 		if (hostile_campaign(app_ep, roles[i], "admin-a", why, sizeof why) != 0 ||
-		    hostile_campaign(criu_ep, roles[i], "admin-a", why, sizeof why) != 0)
+		    hostile_campaign(criu_ep, roles[i], "admin-a", why, sizeof why) != 0 ||
+		    hostile_campaign(vmm_ep, roles[i], "admin-a", why, sizeof why) != 0)
 			fail_msg("%s", why);
 	}
 	assert_int_equal(kill(app_pid, 0), 0);
 	assert_int_equal(kill(criu_pid, 0), 0);
+	assert_int_equal(kill(vmm_pid, 0), 0);
+}
+
+/* Every CTS's unix socket, as whoever runs this. */
+static int
+hostile_sockets(char *why, size_t len)
+{
+	const char *const socks[] = { app_sock, criu_sock, vmm_sock };
+	char ep[320];
+
+	for (size_t i = 0; i < GCA_NITEMS(socks); i++) {
+		snprintf(ep, sizeof ep, "unix:%s", socks[i]);
+		if (hostile_campaign(ep, "", "", why, len) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* The stranger's side: exit 0, or 1 with the reason on stderr. */
 static int
 hostile_as_stranger(void)
 {
-	char app[320], criu[320], why[600] = "";
+	char why[600] = "";
 
 	if (setgroups(0, NULL) != 0 || setresgid(STRANGER_GID, STRANGER_GID, STRANGER_GID) != 0 ||
 	    setresuid(STRANGER_UID, STRANGER_UID, STRANGER_UID) != 0) {
 		fprintf(stderr, "cannot become uid %d: %s\n", STRANGER_UID, strerror(errno));
 		return 1;
 	}
-	snprintf(app, sizeof app, "unix:%s", app_sock);
-	snprintf(criu, sizeof criu, "unix:%s", criu_sock);
-	if (hostile_campaign(app, "", "", why, sizeof why) != 0 ||
-	    hostile_campaign(criu, "", "", why, sizeof why) != 0) {
+	if (hostile_sockets(why, sizeof why) != 0) {
 		fprintf(stderr, "%s\n", why);
 		return 1;
 	}
@@ -216,11 +237,8 @@ test_every_frame_to_each_cts_socket_as_an_ordinary_user(void **state)
 	(void)state;
 	if (geteuid() != 0) {
 		/* without root the test runs as the one user it has, which is ordinary already */
-		char app[320], criu[320], why[600] = "";
-		snprintf(app, sizeof app, "unix:%s", app_sock);
-		snprintf(criu, sizeof criu, "unix:%s", criu_sock);
-		if (hostile_campaign(app, "", "", why, sizeof why) != 0 ||
-		    hostile_campaign(criu, "", "", why, sizeof why) != 0)
+		char why[600] = "";
+		if (hostile_sockets(why, sizeof why) != 0)
 			fail_msg("%s", why);
 		return;
 	}
@@ -233,6 +251,7 @@ test_every_frame_to_each_cts_socket_as_an_ordinary_user(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(kill(app_pid, 0), 0);
 	assert_int_equal(kill(criu_pid, 0), 0);
+	assert_int_equal(kill(vmm_pid, 0), 0);
 }
 
 int
