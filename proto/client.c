@@ -153,6 +153,7 @@ proto_client_connect(struct proto_client *c, char *err, size_t errlen)
 		snprintf(err, errlen, "\"%s\" is not address:port", c->endpoint);
 		return -1;
 	}
+	tls_ctx_refresh(c->ctx);
 	if ((ssl = SSL_new(c->ctx)) == NULL || tls_expect_host(ssl, c->host) != 0) {
 		SSL_free(ssl);
 		snprintf(err, errlen, "cannot make a TLS session");

@@ -341,7 +341,12 @@ proto_conn_on_event(struct bufferevent *bev, short what, void *arg)
 		unsigned long e;
 		int sockerr = EVUTIL_SOCKET_ERROR();
 
-		if (c->ops.tls && (e = bufferevent_get_openssl_error(c->bev)) != 0)
+		SSL *ssl = c->ops.tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+		long v = ssl != NULL && !c->up ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+		if (v != X509_V_OK)	/* the peer's certificate: say why (revoked, expired, ...) */
+			snprintf(why, sizeof why, "certificate refused: %s", X509_verify_cert_error_string(v));
+		else if (c->ops.tls && (e = bufferevent_get_openssl_error(c->bev)) != 0)
 			ERR_error_string_n(e, why, sizeof why);
 		else if (sockerr != 0)
 			snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(sockerr));

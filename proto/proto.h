@@ -335,6 +335,8 @@ struct ssl_ctx_st;
 struct bufferevent;
 struct ssl_ctx_st *tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
 	size_t errlen);
+/* Reads the CRL beside the CA again if it changed (at most a stat a second); before SSL_new. */
+void tls_ctx_refresh(struct ssl_ctx_st *ctx);
 int  tls_expect_host(struct ssl_st *ssl, const char *host);
 int  tls_peer_identity(struct ssl_st *ssl, struct proto_peer *peer);
 

@@ -86,13 +86,14 @@ proto_server_on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct 
     int salen, void *arg)
 {
 	struct proto_server *s = arg;
-	SSL *ssl = SSL_new(s->ctx);
 	struct bufferevent *bev;
+	SSL *ssl;
 
 	(void)l;
 	(void)sa;
 	(void)salen;
-	if (ssl == NULL) {
+	tls_ctx_refresh(s->ctx);	/* a CRL written since: in force from this connection on */
+	if ((ssl = SSL_new(s->ctx)) == NULL) {
 		close(fd);
 		return;
 	}

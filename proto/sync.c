@@ -108,9 +108,12 @@ proto_sync_connect(const char *endpoint, const struct proto_tls_files *tls, cons
 	}
 	if (SSL_connect(s->ssl) != 1) {
 		unsigned long e = ERR_get_error();
+		long v = SSL_get_verify_result(s->ssl);
 		char buf[200];
 		ERR_error_string_n(e, buf, sizeof buf);
-		snprintf(err, errlen, "TLS with %s failed: %s", endpoint, e ? buf : "closed");
+		if (v != X509_V_OK)	/* say why the server's certificate was refused (revoked, ...) */
+			snprintf(buf, sizeof buf, "its certificate: %s", X509_verify_cert_error_string(v));
+		snprintf(err, errlen, "TLS with %s failed: %s", endpoint, e || v != X509_V_OK ? buf : "closed");
 		goto fail;
 	}
 	if (tls_peer_identity(s->ssl, &peer) != 0 ||

@@ -6,8 +6,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "common/common.h"
 #include "proto/proto.h"
 
 static void
@@ -19,6 +22,142 @@ tls_error(char *err, size_t errlen, const char *what, const char *file)
 	ERR_error_string_n(e, buf, sizeof buf);
 	snprintf(err, errlen, "%s %s: %s", what, file ? file : "", e ? buf : "failed");
 	ERR_clear_error();
+}
+
+/*
+ * Revocation (docs/DEPLOYMENT.md, "Revoking a certificate"): the CRL is the CA file's name with
+ * its extension replaced by .crl (pki/ca.crt -> pki/ca.crl), written by `gca-pki revoke`. When it
+ * exists every endpoint checks the peer's certificate against it; a daemon's context notices a new
+ * CRL within a second (a stat per new connection at most once a second) and loads it without a
+ * restart. A CRL that cannot be read is an error at start and, later, keeps the last good one.
+ */
+struct tls_crl {
+	char		*ca, *crl;
+	struct stat	 seen;		/* of the CRL when last loaded or tried; st_ino 0: absent */
+	uint64_t	 checked_ms;
+};
+
+static int tls_crl_index = -1;
+
+static void
+tls_crl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct tls_crl *t = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (t != NULL) {
+		free(t->ca);
+		free(t->crl);
+		free(t);
+	}
+}
+
+/* pki/ca.crt -> pki/ca.crl; a name without an extension gets .crl appended. */
+static char *
+tls_crl_path(const char *ca)
+{
+	const char *slash = strrchr(ca, '/'), *dot = strrchr(ca, '.');
+	size_t keep = dot != NULL && (slash == NULL || dot > slash) ? (size_t)(dot - ca) : strlen(ca);
+	char *p = malloc(keep + 5);
+
+	if (p != NULL) {
+		memcpy(p, ca, keep);
+		memcpy(p + keep, ".crl", 5);
+	}
+	return p;
+}
+
+static bool
+tls_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* A store of the CA and, when present, its CRL, checked for the peer's certificate. */
+static X509_STORE *
+tls_store_new(const struct tls_crl *t, bool with_crl, char *err, size_t errlen)
+{
+	X509_STORE *store = X509_STORE_new();
+
+	if (store == NULL || X509_STORE_load_file(store, t->ca) != 1) {
+		tls_error(err, errlen, "cannot load the site CA", t->ca);
+		X509_STORE_free(store);
+		return NULL;
+	}
+	if (with_crl) {
+		if (X509_STORE_load_file(store, t->crl) != 1) {
+			tls_error(err, errlen, "cannot load the CRL", t->crl);
+			X509_STORE_free(store);
+			return NULL;
+		}
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	}
+	return store;
+}
+
+/* Loads the CA (and its CRL if there is one) into ctx; 0, or -1 with err. */
+static int
+tls_crl_load(SSL_CTX *ctx, struct tls_crl *t, char *err, size_t errlen)
+{
+	struct stat st;
+	bool present = stat(t->crl, &st) == 0;
+	X509_STORE *store;
+
+	if (!present)
+		memset(&st, 0, sizeof st);
+	t->seen = st;
+	t->checked_ms = time_mono_ms();
+	if ((store = tls_store_new(t, present, err, errlen)) == NULL)
+		return -1;
+	SSL_CTX_set_cert_store(ctx, store);	/* frees the one before */
+	return 0;
+}
+
+void
+tls_ctx_refresh(SSL_CTX *ctx)
+{
+	struct tls_crl *t = tls_crl_index < 0 ? NULL : SSL_CTX_get_ex_data(ctx, tls_crl_index);
+	struct stat st;
+	uint64_t now = time_mono_ms();
+	char err[300];
+
+	if (t == NULL || now - t->checked_ms < 1000)
+		return;
+	t->checked_ms = now;
+	if (stat(t->crl, &st) != 0)
+		memset(&st, 0, sizeof st);
+	if (tls_same_file(&st, &t->seen))
+		return;
+	if (tls_crl_load(ctx, t, err, sizeof err) != 0)
+		log_error("%s; the revocations known before stay in force", err);
+	else
+		log_info("%s %s", st.st_ino != 0 ? "revocations read from" : "no CRL any more at", t->crl);
+}
+
+
+/* The site CA and its CRL, watched for changes by tls_ctx_refresh. */
+static int
+tls_ctx_trust(SSL_CTX *ctx, const char *ca, char *err, size_t errlen)
+{
+	struct tls_crl *t;
+
+	if (tls_crl_index < 0 &&
+	    (tls_crl_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_crl_free)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((t = calloc(1, sizeof *t)) == NULL || (t->ca = strdup(ca)) == NULL ||
+	    (t->crl = tls_crl_path(ca)) == NULL || SSL_CTX_set_ex_data(ctx, tls_crl_index, t) != 1) {
+		tls_crl_free(NULL, t, NULL, 0, 0, NULL);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return tls_crl_load(ctx, t, err, errlen);
 }
 
 SSL_CTX *
@@ -37,10 +176,8 @@ tls_ctx_new(bool server, const struct proto_tls_files *files, char *err, size_t 
 		snprintf(err, errlen, "no site CA given");
 		goto fail;
 	}
-	if (SSL_CTX_load_verify_locations(ctx, files->ca, NULL) != 1) {
-		tls_error(err, errlen, "cannot load the site CA", files->ca);
+	if (tls_ctx_trust(ctx, files->ca, err, errlen) != 0)
 		goto fail;
-	}
 	if (files->cert != NULL) {
 		if (SSL_CTX_use_certificate_chain_file(ctx, files->cert) != 1) {
 			tls_error(err, errlen, "cannot load the certificate", files->cert);
