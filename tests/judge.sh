@@ -11,7 +11,13 @@
 #   - a timeout (RC 124 or 137) is a failure; so is a non-zero RC with no failed check;
 #   - a suite that exits 0 with no check passed or failed and nothing said not run is a failure
 #     (an empty log, a shell suite that stopped before its first check, a cmocka program with no test).
-
+#
+# judge_leftovers NAME TOKEN
+#   tests/run starts each suite with GCA_TEST_RUN=TOKEN in its environment; every process the
+#   suite starts inherits it, daemons that detach with setsid() and jobs restored by CRIU (their
+#   environment is part of the image) included, and no other process has it. Those still alive once
+#   the suite is over are named, stopped (SIGTERM, then SIGKILL) so the next suite starts clean, and
+#   counted: prints them and returns 1 if there were any.
 
 judge_pass=0 judge_fail=0 judge_skip=0
 
@@ -65,4 +71,42 @@ judge_log() {
 		echo "  $name: no check ran, and it did not say \"$name: not run: <reason>\""
 		judge_fail=1
 	fi
+}
+
+# judge_procs TOKEN: the pids of the live processes whose environment holds GCA_TEST_RUN=TOKEN.
+judge_procs() {
+	grep -lsFxz -- "GCA_TEST_RUN=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
+}
+
+# judge_wait_gone SECONDS TOKEN: polls (every 0.2 s) until no process holds TOKEN; 1 if some still do.
+judge_wait_gone() {
+	local i
+	for ((i = 0; i < $1 * 5; i++)); do
+		[ -z "$(judge_procs "$2")" ] && return 0
+		sleep 0.2
+	done
+	[ -z "$(judge_procs "$2")" ]
+}
+
+judge_leftovers() {
+	local name=$1 token=$2 pids p n=0 cmd
+	# a process the suite stopped may still be on its way out: a few seconds' grace
+	judge_wait_gone "${GCA_LEFTOVER_GRACE:-3}" "$token" && return 0
+	pids=$(judge_procs "$token")
+	for p in $pids; do
+		cmd=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-160)
+		[ -n "$cmd" ] || cmd="($(cat "/proc/$p/comm" 2>/dev/null))"
+		echo "  $name: left running: pid $p: $cmd"
+		n=$((n + 1))
+	done
+	# stop them (re-read the set each time: a pid is only ever signalled while it holds TOKEN)
+	# shellcheck disable=SC2046
+	kill -TERM $(judge_procs "$token") 2>/dev/null
+	if ! judge_wait_gone 3 "$token"; then
+		# shellcheck disable=SC2046
+		kill -KILL $(judge_procs "$token") 2>/dev/null
+		judge_wait_gone 2 "$token" || echo "  $name: still running after SIGKILL: $(judge_procs "$token" | paste -sd' ')"
+	fi
+	echo "  $name: stopped $n process(es) it left running (a suite must stop what it starts)"
+	return 1
 }

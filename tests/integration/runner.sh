@@ -1,6 +1,7 @@
 # tests/run itself: a cmocka skip() is a part not run (a failure under CI=true), never a pass; a
-# suite that checks nothing and says nothing fails. The rules (tests/judge.sh) on sample logs, then
-# the runner on small programs built here in a build folder of its own.
+# suite that checks nothing and says nothing fails; a process a suite leaves running is named,
+# stopped and counted as a failure. The rules (tests/judge.sh) on sample logs, then the runner on
+# small programs built here in a build folder of its own.
 # timeout: 60
 . "$GCA_TOP/tests/lib.sh"
 . "$GCA_TOP/tests/judge.sh"
@@ -63,7 +64,7 @@ check "  saying so" said "integration/x: timed out after 30s"
 expect_eq "  that exited 1: a failure" "$(judged integration/x sh "$TEST_TMP/two.log" 1)" "2 1 0"
 
 # the runner itself, on programs in a build folder of its own
-run() { GCA_BUILD=$TEST_TMP/build "$GCA_TOP/tests/run" "$@" 2>&1; }
+run() { GCA_BUILD=$TEST_TMP/build GCA_LEFTOVER_GRACE=1 "$GCA_TOP/tests/run" "$@" 2>&1; }
 out=$(run --only unit/test_oneskip); rc=$?
 expect_eq "tests/run on the one-skip program: exit 0" "$rc" 0
 check "  1 passed, 1 skipped" grep -q '^total: 1 passed, 0 failed, 1 skipped' <<< "$out"
@@ -72,4 +73,23 @@ if [ "$rc" -ne 0 ]; then pass "CI=true tests/run on it fails (exit $rc)"; else f
 check "  1 failed" grep -q '^total: 1 passed, 1 failed, 0 skipped' <<< "$out"
 check "  naming the skipped test" grep -q '^unit/test_oneskip: not run: 1 cmocka test(s) skipped: skips' <<< "$out"
 
+# a suite that leaves two processes behind: one detached with setsid, one orphaned to init
+cp "$(command -v sleep)" "$TEST_TMP/leaky-sleep"
+cat > "$TEST_TMP/build/tests/integration/test_leaky" <<EOF
+#!/bin/sh
+setsid "$TEST_TMP/leaky-sleep" 41 >/dev/null 2>&1 &
+( "$TEST_TMP/leaky-sleep" 42 >/dev/null 2>&1 & )
+echo "[  PASSED  ] 1 test(s)."
+EOF
+chmod +x "$TEST_TMP/build/tests/integration/test_leaky"
+out=$(run --only test_leaky); rc=$?
+if [ "$rc" -ne 0 ]; then pass "a suite leaving processes running fails (exit $rc)"; else fail "a suite leaving processes running fails" "$out"; fi
+pids=$(sed -n 's/^  integration\/test_leaky: left running: pid \([0-9]*\): .*leaky-sleep 4[12] *$/\1/p' <<< "$out")
+on_exit kill -KILL $pids
+on_exit pkill -KILL -f "$TEST_TMP/leaky-sleep"
+expect_eq "  both are named (pid and command line)" "$(wc -w <<< "$pids")" 2
+check "  counted in the total" grep -q '^total: 1 passed, 1 failed, 0 skipped' <<< "$out"
+# gone, or a zombie its parent has not reaped yet
+gone() { local p; for p in $pids; do grep -qs '^State:[[:space:]]*[^Z]' "/proc/$p/status" && return 1; done; return 0; }
+if wait_for 3 gone; then pass "  and they were stopped"; else fail "  and they were stopped" "$(ps -o pid,stat,args -p "${pids// /,}")"; fi
 done_testing
