@@ -235,7 +235,7 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
 	case "$rc $out" in "1 "*forbidden*) pass "another user cannot take over a GID (forbidden)" ;; *) fail "another user cannot take over a GID" "$rc $out" ;; esac
 	[ ! -e "$TEST_TMP/stolen" ] && pass "and its job did not start" || fail "and its job did not start"
 else
-	echo "# not root: the other-user checks run in test_cts"
+	echo "cts_scenario: not run: another user taking over a GID (needs root and user nobody)"
 fi
 kill -TERM $job2; wait $job2 2>/dev/null
 
