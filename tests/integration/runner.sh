@@ -73,23 +73,28 @@ if [ "$rc" -ne 0 ]; then pass "CI=true tests/run on it fails (exit $rc)"; else f
 check "  1 failed" grep -q '^total: 1 passed, 1 failed, 0 skipped' <<< "$out"
 check "  naming the skipped test" grep -q '^unit/test_oneskip: not run: 1 cmocka test(s) skipped: skips' <<< "$out"
 
-# a suite that leaves two processes behind: one detached with setsid, one orphaned to init
+# a suite that leaves three processes behind: one detached with setsid, one orphaned to init, one
+# detached and stopped (SIGSTOP; in a session of its own, or its orphaned group would get SIGHUP)
 cp "$(command -v sleep)" "$TEST_TMP/leaky-sleep"
 cat > "$TEST_TMP/build/tests/integration/test_leaky" <<EOF
 #!/bin/sh
 setsid "$TEST_TMP/leaky-sleep" 41 >/dev/null 2>&1 &
 ( "$TEST_TMP/leaky-sleep" 42 >/dev/null 2>&1 & )
+setsid "$TEST_TMP/leaky-sleep" 43 >/dev/null 2>&1 &
+p=\$! i=0
+while ! grep -q leaky-sleep /proc/\$p/cmdline && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i + 1)); done
+kill -STOP \$p
 echo "[  PASSED  ] 1 test(s)."
 EOF
 chmod +x "$TEST_TMP/build/tests/integration/test_leaky"
 out=$(run --only test_leaky); rc=$?
 if [ "$rc" -ne 0 ]; then pass "a suite leaving processes running fails (exit $rc)"; else fail "a suite leaving processes running fails" "$out"; fi
-pids=$(sed -n 's/^  integration\/test_leaky: left running: pid \([0-9]*\): .*leaky-sleep 4[12] *$/\1/p' <<< "$out")
+pids=$(sed -n 's/^  integration\/test_leaky: left running: pid \([0-9]*\): .*leaky-sleep 4[123] *$/\1/p' <<< "$out")
 on_exit kill -KILL $pids
 on_exit pkill -KILL -f "$TEST_TMP/leaky-sleep"
-expect_eq "  both are named (pid and command line)" "$(wc -w <<< "$pids")" 2
+expect_eq "  all three are named (pid and command line)" "$(wc -w <<< "$pids")" 3
 check "  counted in the total" grep -q '^total: 1 passed, 1 failed, 0 skipped' <<< "$out"
 # gone, or a zombie its parent has not reaped yet
 gone() { local p; for p in $pids; do grep -qs '^State:[[:space:]]*[^Z]' "/proc/$p/status" && return 1; done; return 0; }
-if wait_for 3 gone; then pass "  and they were stopped"; else fail "  and they were stopped" "$(ps -o pid,stat,args -p "${pids// /,}")"; fi
+if wait_for 3 gone; then pass "  and they were ended"; else fail "  and they were ended" "$(ps -o pid,stat,args -p "${pids// /,}")"; fi
 done_testing
