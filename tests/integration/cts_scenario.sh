@@ -89,7 +89,7 @@ want=$(cat "$(imgdir "$latest")/counter")
 log2=$TEST_TMP/counter2.log
 gca-recover --gid "$gid" --checkpoint latest -- "$counter" --log "$log2" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"	# passed on to its job: -9 would orphan it
 check "gca-recover --checkpoint latest: the counter resumes" wait_for 10 reached "$log2" $((want + 3))
 expect_eq "it restored the state of the latest checkpoint" "$(awk '$1=="restored"{print $2}' "$log2")" "$want"
 expect_eq "and counts on from it" "$(awk '$1=="counter"{print $2; exit}' "$log2")" "$((want + 1))"
@@ -108,7 +108,7 @@ grep -q "^stopped at" "$log2" && pass "the job itself got the SIGTERM" || fail "
 log3=$TEST_TMP/counter3.log
 gca-recover --gid "$gid" --checkpoint "${ids[0]}" -- "$counter" --log "$log3" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "gca-recover --checkpoint <first id>: it resumes" wait_for 10 reached "$log3" $((saved[0] + 2))
 expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log3")" "${saved[0]}"
 kill -USR1 $rec
@@ -127,7 +127,7 @@ case "$out" in *"file counter"*"sha256 mismatch"*) pass "naming the file and the
 log5=$TEST_TMP/counter5.log
 gca-recover --gid "$gid" --checkpoint latest --checkpoint-every 1s -- "$counter" --log "$log5" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "gca-recover --checkpoint-every 1s: the recovered job gets a periodic checkpoint" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gidf)(gcaCheckpointKind=periodic))' dn | grep -q '^dn:'"
 kill -TERM $rec; wait $rec 2>/dev/null
 
@@ -235,7 +235,7 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
 	case "$rc $out" in "1 "*forbidden*) pass "another user cannot take over a GID (forbidden)" ;; *) fail "another user cannot take over a GID" "$rc $out" ;; esac
 	[ ! -e "$TEST_TMP/stolen" ] && pass "and its job did not start" || fail "and its job did not start"
 else
-	echo "# not root: the other-user checks run in test_cts"
+	echo "cts_scenario: not run: another user taking over a GID (needs root and user nobody)"
 fi
 kill -TERM $job2; wait $job2 2>/dev/null
 

@@ -275,7 +275,8 @@ test_bind_rules(void **state)
 	assert_int_equal(bind_gid(s, "bad\001gid", getpid(), code, msg), -1);
 	assert_string_equal(code, PROTO_E_BAD_FIELD);
 	if (getuid() != 0) {
-		print_message("# not root: the checks across users need root to make a second user\n");
+		test_not_run("integration/test_cts", "test_bind_rules across users (needs root to run a "
+		    "process as another user)");
 		proto_sync_close(s);
 		return;
 	}
@@ -1291,8 +1292,8 @@ test_socket_group(void **state)
 
 	(void)state;
 	if (getuid() != 0 || daemon == NULL) {
-		print_message("# %s: socket_group needs root and the group daemon\n", getuid() != 0 ?
-		    "not root" : "no group daemon");
+		test_not_run("integration/test_cts", "socket_group (needs %s)", getuid() != 0 ? "root" :
+		    "the group daemon");
 		skip();
 	}
 	pid = test_cts_start(&site, "grp-1", "app", gcs_ep, "socket_group daemon\n", sock,

@@ -150,7 +150,7 @@ log2=$T/c2.log
 t0=$(date +%s%N)
 on b gca-recover --gid "$gid" --checkpoint latest -- "$counter" --log "$log2" --tick 20 --pad $pad &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"	# passed on to its job: -9 would orphan it
 check "gca-recover on B --checkpoint latest: the counter resumes there" wait_for 20 reached "$log2" $((saved[3] + 3))
 echo "# recovery on B (fetch of $(du -sk "$(imgdir a "${ids[3]}")" | cut -f1) KiB, verify, restore): $(( ($(date +%s%N) - t0) / 1000000 )) ms until the counter ran on"
 expect_eq "B restored the state of checkpoint 4" "$(awk '$1=="restored"{print $2}' "$log2")" "${saved[3]}"
@@ -182,7 +182,7 @@ kill -TERM $rec; wait $rec 2>/dev/null
 log3=$T/c3.log
 on b gca-recover --gid "$gid" --checkpoint "${ids[0]}" -- "$counter" --log "$log3" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "gca-recover on B --checkpoint <first id>: it resumes" wait_for 20 reached "$log3" $((saved[0] + 2))
 expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log3")" "${saved[0]}"
 kill -TERM $rec; wait $rec 2>/dev/null
@@ -236,7 +236,7 @@ pass "A is stopped (CTS and job)"
 log5=$T/c5.log
 on b gca-recover --gid $gid2 --checkpoint latest -- "$counter" --log "$log5" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "gca-recover on B --checkpoint latest with A stopped: it resumes" wait_for 20 reached "$log5" $((rsaved[1] + 2))
 expect_eq "from the state of the latest checkpoint" "$(awk '$1=="restored"{print $2}' "$log5")" "${rsaved[1]}"
 grep -q "fetched checkpoint ${rids[1]} from cts-r" "$T/cts-b.log" && pass "B fetched it from the replica cts-r" || fail "B fetched from cts-r" "$(grep -i fetch "$T/cts-b.log" | tail -3)"
@@ -245,7 +245,7 @@ kill -TERM $rec; wait $rec 2>/dev/null
 log6=$T/c6.log
 on b gca-recover --gid $gid2 --checkpoint "${rids[0]}" -- "$counter" --log "$log6" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "gca-recover on B from the first id with A stopped" wait_for 20 reached "$log6" $((rsaved[0] + 2))
 expect_eq "from the first checkpoint's state" "$(awk '$1=="restored"{print $2}' "$log6")" "${rsaved[0]}"
 out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid2))" gcaCTSName gcaJobState)
@@ -269,7 +269,7 @@ cid=$(copied)
 log17=$T/c17.log
 on b gca-recover --gid $gid7 --checkpoint "$cid" -- "$counter" --log "$log17" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "recovered on B (from R's copy)" wait_for 20 grep -q "^restored" "$log17"
 na=$(by_a)
 cts_start a TRUE "replicas cts-r@${net}4:$(cat "$T/cts-r.port")" && pass "cts-a restarts, the old job still alive there" || fail "cts-a restarts" "$(tail -3 "$T/cts-a.log")"
@@ -287,7 +287,7 @@ for d in "$T/cts-a/images/$gid7"/*/; do
 done
 expect_eq "every image of $gid7 left on A has its record (the refused one was removed)" "$orphans" 0
 [ -z "$(ls -A "$T/cts-a/outbox")" ] && ! grep -q " $gid7\$" "$T/cts-a/jobs" && pass "A's outbox is empty and its job table no longer lists $gid7" || fail "A forgot the job" "$(ls "$T/cts-a/outbox"; cat "$T/cts-a/jobs")"
-kill -9 $job7 $rec; wait $job7 $rec 2>/dev/null
+kill -9 $job7; kill -TERM $rec; wait $job7 $rec 2>/dev/null	# gca-recover passes TERM to its counter (-9 would orphan it)
 kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
 
 # ---- a recovery on B while A and its job run: the GCS tells A at once (job_moved) ----
@@ -303,7 +303,7 @@ check "a periodic checkpoint of $gid8 on A" wait_for 20 has_a8
 log19=$T/c19.log
 on b gca-recover --gid $gid8 --checkpoint latest -- "$counter" --log "$log19" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "recovered on B while A and its job run" wait_for 20 grep -q "^restored" "$log19"
 check "A is told by the GCS, not by a refused record, and stops watching its process" wait_for 10 grep -q "job $gid8 (pid $job8) is no longer watched here: the GCS says GID $gid8 moved to CTS cts-b" "$T/cts-a.log"
 kill -0 $job8 && pass "A's old process is left running (the move does not kill it)" || fail "A's old process lives"
@@ -314,7 +314,7 @@ expect_eq "and no record of it refused on A" "$(grep -c "of $gid8 refused by the
 out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gid8))" gcaCTSName)
 has "$out" "gcaCTSName: cts-b" && pass "the job entry names cts-b" || fail "the job entry names cts-b" "$out"
 ! grep -q " $gid8\$" "$T/cts-a/jobs" && pass "A's job table no longer lists $gid8" || fail "A forgot $gid8" "$(cat "$T/cts-a/jobs")"
-kill -9 $job8 $rec; wait $job8 $rec 2>/dev/null
+kill -9 $job8; kill -TERM $rec; wait $job8 $rec 2>/dev/null
 kill ${ctspid[a]}; wait ${ctspid[a]} 2>/dev/null
 
 # ---- retention: A keeps 2 per job; the third checkpoint expires the first in the directory ----
@@ -342,7 +342,7 @@ cp "$T/cts-a/images/$gid3/${kids[2]}/manifest.sig" "$T/cts-a/images/$gid3/${kids
 log8=$T/c8.log
 on b gca-recover --gid $gid3 --checkpoint "${kids[1]}" -- "$counter" --log "$log8" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "recovery on B of a checkpoint whose signature at A was swapped: it resumes" wait_for 20 grep -q "^restored" "$log8"
 grep -q "fetch of ${kids[1]} from cts-a.*signature" "$T/cts-b.log" && pass "B refused A's copy: $(grep -o "manifest of checkpoint ${kids[1]} is refused: [^(]*" "$T/cts-b.log" | head -1 | cut -c1-120)" || fail "B refused A's copy" "$(grep -a "${kids[1]}" "$T/cts-b.log" | tail -3)"
 grep -q "fetched checkpoint ${kids[1]} from cts-r" "$T/cts-b.log" && pass "and fetched the replica's" || fail "fetched from cts-r"
@@ -377,7 +377,7 @@ cp "$T/manifest.${kids[2]}" "$d/manifest"	# the record's manifest again, with th
 log18=$T/c18.log
 on b gca-recover --gid $gid3 --checkpoint "${kids[2]}" -- "$counter" --log "$log18" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "recovery on B while A's copy has a changed byte: it resumes" wait_for 20 grep -q "^restored" "$log18"
 expect_eq "with the state of the good copy" "$(awk '$1=="restored"{print $2}' "$log18")" "$good"
 grep -q "fetch of ${kids[2]} from cts-a@[^ ]*: image file counter of checkpoint ${kids[2]}: sha256 mismatch.*its copy is refused" "$T/cts-b.log" && pass "B refused A's copy: $(grep -o "image file counter of checkpoint [^(]*" "$T/cts-b.log" | head -1 | cut -c1-140)" || fail "B refused A's copy (content)" "$(grep -a "${kids[2]}" "$T/cts-b.log" | tail -4)"
@@ -451,7 +451,7 @@ case "$rc $out" in "1 "*"encrypted with site key $keyid"*) pass "R, with another
 log10=$T/c10.log
 on b gca-recover --gid $gid4 --checkpoint latest -- "$counter" --log "$log10" --tick 20 &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "B, with the site key, fetches, decrypts and restores it" wait_for 20 grep -q "^restored" "$log10"
 r=$(awk '$1=="restored"{print $2}' "$log10")
 [ "$r" -ge "$n0" ] && [ "$r" -le "$n1" ] && pass "restored $r, the count at the checkpoint ($n0..$n1)" || fail "restored value" "$r not in $n0..$n1"
@@ -481,7 +481,7 @@ kill -9 $job6; wait $job6 2>/dev/null
 log15=$T/c15.log
 on b gca-recover --gid $gid6 --checkpoint latest -- "$counter" --log "$log15" --tick 20 --incremental &
 rec=$!
-on_exit "kill -9 $rec"
+on_exit "kill -TERM $rec"
 check "B fetches the chain and restores the newest link" wait_for 20 grep -q "^restored" "$log15"
 expect_eq "B restored the third checkpoint's count" "$(awk '$1=="restored"{print $2}' "$log15")" "$isaved"
 for id in "${iids[@]}"; do

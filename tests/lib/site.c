@@ -94,6 +94,20 @@ test_site_restart_slapd(struct test_site *s)
 	return test_site_read(s);
 }
 
+void
+test_not_run(const char *suite, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* cmocka prints to stdout too (CMOCKA_MESSAGE_OUTPUT=stdout): one buffer, lines in order */
+	printf("%s: not run: ", suite);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
 bool
 test_process_gone(int pid)
 {

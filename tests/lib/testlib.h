@@ -49,5 +49,9 @@ int  test_daemon_endpoint(const struct test_site *s, const char *name, char *ep,
 /* Runs a shell command; returns its exit status, its stdout in out (may be NULL). */
 int  test_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *test_top(void);				/* the source tree */
+/* A part of a suite that cannot run here says so in the runner's form, "<suite>: not run: <reason>"
+ * on stdout (tests/run counts it as not run, a failure under CI=true; docs/ARCHITECTURE.md, Tests),
+ * never by returning early in silence. */
+void test_not_run(const char *suite, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

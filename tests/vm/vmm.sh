@@ -350,7 +350,7 @@ if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 && [ "$(id -u)" = 
 		fail "user nobody starts a VM job" "$(tail -3 "$T/user.err")"
 	fi
 else
-	echo "# root resuming a user's VM: not checked (needs root, setpriv and user nobody)"
+	echo "$S: not run: root resuming a user's VM (needs root, setpriv and user nobody)"
 fi
 
 # ---- errors a user can act on ----
