@@ -870,6 +870,7 @@ test_a_silent_cts_times_out(void **state)
 	assert_int_equal(checkpoint_timed(b, "silent-1", NULL, 0, code, msg, &ms), -1);
 	print_message("# timeout after %llu ms: %s\n", (unsigned long long)ms, msg);
 	assert_string_equal(code, PROTO_E_TIMEOUT);
+	assert_string_equal(msg, "checkpoint of silent-1: no answer within 6000 ms (CTS cts-1)");
 	assert_true(ms >= 5500 && ms <= 7000);		/* request_timeout 6 s, + 1 s */
 	assert_int_equal(checkpoint_timed(b, "silent-1", NULL, 1500, code, msg, &ms), -1);
 	assert_string_equal(code, PROTO_E_TIMEOUT);
