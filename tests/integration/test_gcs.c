@@ -588,6 +588,25 @@ test_queries(void **state)
 	q = (struct msg_query){ .what = "everything" };
 	assert_int_equal(call(b, "query", &q, NULL, code, NULL), -1);
 	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	/* a cursor is "before=N", N unsigned and within 64 bits: anything else is refused */
+	static const char *const bad[] = { "before=-1", "before=18446744073709551616", "before=+3",
+		"before= 3", "before=3x", "before=", "after=3", "before=99999999999999999999999" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		q = (struct msg_query){ .what = "checkpoints", .gid = "job-b", .cursor = (char *)bad[i] };
+		if (call(b, "query", &q, (void **)&ok, code, NULL) == 0) {
+			proto_body_free(proto_type_find("query")->reply, ok);
+			fail_msg("cursor %s was taken", bad[i]);
+		}
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+	}
+	q = (struct msg_query){ .what = "checkpoints", .gid = "job-b", .cursor = "before=3" };
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 2);		/* 2 and 1 */
+	proto_body_free(proto_type_find("query")->reply, ok);
+	q.cursor = "before=18446744073709551615";
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 4);
+	proto_body_free(proto_type_find("query")->reply, ok);
 	proto_sync_close(b);
 }
 
