@@ -184,6 +184,33 @@ kill -INT $sub; wait $sub; rc=$?
 expect_eq "subscribe stops cleanly on Ctrl-C" "$rc" 0
 kill -TERM $subj; wait $subj; expect_eq "and on SIGTERM" "$?" 0
 
+# -- an outcome unknown: the CTS stopped under the request, gca-ctl gives up first (io). The
+# checkpoint may still be taken, so gca-ctl prints its idempotency key and the command that asks
+# again; run once the CTS is back, that command returns the same checkpoint: one record, not two --
+cts_pid=$(cat "$site/cts-app.pid")
+on_exit "kill -CONT $cts_pid"
+kill -STOP "$cts_pid"
+out=$(gca-ctl --json --timeout 3 checkpoint "$gid" 2>"$TEST_TMP/unknown.err"); rc=$?
+kill -CONT "$cts_pid"
+expect_eq "checkpoint with its CTS stopped: exit 1" "$rc" 1
+key=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["gid"] == sys.argv[2] and d["outcome"] == "unknown" and d["code"] == "io", d; print(d["idem_key"])' "$out" "$gid")
+case "$key" in ctl-????????-????-????-????-????????????) pass "--json gives the idempotency key it made ($key)" ;; *) fail "--json gives the idempotency key" "$out" ;; esac
+check "stderr names the key" grep -q "idempotency key $key" "$TEST_TMP/unknown.err"
+again=$(awk '$1 == "gca-ctl" && $2 != "gca-ctl:"' "$TEST_TMP/unknown.err")
+expect_eq "and the command that asks again" "$again" "  gca-ctl --json --timeout 3 checkpoint $gid --idem-key $key"
+# as a broker would: the same command until it answers (each run is safe: the same key)
+for i in 1 2 3 4 5; do
+	out=$(eval "$again" 2>>"$TEST_TMP/again.err") && break
+	sleep 1
+done
+read -r ck3 seq3 key3 < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["checkpoint"], d["seq"], d["idem_key"])' "$out")
+expect_eq "asked again: the checkpoint taken for that key, seq 3" "$seq3 $key3" "3 $key"
+out=$(eval "$again" 2>&1)
+got=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["checkpoint"], d["seq"])' "$out")
+expect_eq "and again: the same checkpoint" "$got" "$ck3 3"
+got=$(gca-ctl checkpoints "$gid" | awk 'NR>1{print $1, $2}' | tr '\n' ' ')
+expect_eq "one record for the key, not two" "$got" "3 $ck3 2 $ck2 1 $ck1 "
+
 # -- jobs and checkpoints: records as a CTS's checkpoint_log leaves them, paged --
 {
 	printf 'dn: gcaGID=job-7,ou=jobs,o=gca\nobjectClass: gcaJob\ngcaGID: job-7\ngcaCTSName: cts-a\ngcaJobState: running\ngcaOwner: alice\ngcaLastSequence: 3\n\n'
@@ -216,7 +243,11 @@ case "$out" in *"unknown GID no-such-job"*) pass "and names the GID" ;; *) fail 
 out=$(gca-ctl checkpoint job-7 2>&1); rc=$?
 expect_eq "checkpoint of a job whose CTS is unreachable: exit 1" "$rc" 1
 case "$out" in *cts_down*) pass "and says the CTS is down" ;; *) fail "and says the CTS is down" "$out" ;; esac
-expect_eq "and says it in one line" "$(wc -l <<<"$out")" 1
+# cts_down may come after the request reached the CTS (whose outbox may record it later): the key
+# and the command that asks again follow the error's line
+expect_eq "and says it in one line, then the key and how to ask again" "$(wc -l <<<"$out")" 3
+case "$(sed -n 3p <<<"$out")" in "  gca-ctl checkpoint job-7 --idem-key ctl-"*) pass "  the command: gca-ctl checkpoint job-7 --idem-key KEY" ;;
+*) fail "  the command: gca-ctl checkpoint job-7 --idem-key KEY" "$out" ;; esac
 
 # -- where settings come from: flags, then GCA_* variables, then ~/.config/gca/ctl.conf --
 home=$TEST_TMP/home
