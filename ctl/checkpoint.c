@@ -55,6 +55,8 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 	}
 	if (b.gid == NULL)
 		return ctl_usage_error(&ctl_cmd_checkpoint, "which job? give its GID");
+	if (ctl_check_name(&ctl_cmd_checkpoint, "GID", b.gid) != 0)
+		return CTL_USAGE;
 	/* Always a key: a request sent again (through another GCS, or by the user after an unknown
 	 * outcome) is then never taken twice. */
 	if (b.idem_key == NULL) {

@@ -199,6 +199,15 @@ ctl_outcome_unknown(const struct ctl *c)
 	return true;
 }
 
+int
+ctl_check_name(const struct ctl_cmd *cmd, const char *what, const char *name)
+{
+	if (name == NULL || name_valid(name))
+		return 0;
+	return ctl_usage_error(cmd, "\"%s\" is not a valid %s: it has %s (%s)", name, what,
+	    name_why(name), NAME_RULE);
+}
+
 void
 ctl_print_command(FILE *f, int argc, char *const *argv)
 {

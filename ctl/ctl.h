@@ -54,6 +54,9 @@ int  ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, cons
 /* After a failed ctl_call: may the request still have taken effect (sent, and no answer that
  * says it was not taken: io, timeout, directory_down, cts_down, ...)? */
 bool ctl_outcome_unknown(const struct ctl *c);
+/* A GID, CTS or class name as every daemon and wrapper takes it (name_valid), or a usage error
+ * (CTL_USAGE) saying what is wrong with it; 0 if valid or NULL. */
+int  ctl_check_name(const struct ctl_cmd *cmd, const char *what, const char *name);
 /* argv[0..argc) as a shell would need it typed, each word quoted only if it must be. */
 void ctl_print_command(FILE *f, int argc, char *const *argv);
 

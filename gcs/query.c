@@ -141,6 +141,15 @@ query_handle(struct proto_req *r, void *ctx)
 	int limit = (int)query_limit(q);
 	const char *ou, *oc;
 
+	/* names as every command takes them: " job-1" would match job-1 in the directory */
+	if ((q->gid != NULL && !name_valid(q->gid)) || (q->cts != NULL && !name_valid(q->cts)) ||
+	    (q->class_ != NULL && !name_valid(q->class_))) {
+		const char *bad = q->gid != NULL && !name_valid(q->gid) ? q->gid :
+		    q->cts != NULL && !name_valid(q->cts) ? q->cts : q->class_;
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid %s: %s (%s)", bad == q->gid ? "GID" :
+		    bad == q->cts ? "CTS name" : "class name", name_why(bad), NAME_RULE);
+		return;
+	}
 	if (strcmp(q->what, "checkpoints") == 0) {
 		if (q->gid == NULL) {
 			proto_reply_err(r, PROTO_E_MISSING_FIELD, "checkpoints of which GID? (gid)");

@@ -669,7 +669,8 @@ router_do_checkpoint(struct proto_req *r, void *ctx)
 	bool finished = false;
 
 	if (!name_valid(b->gid)) {
-		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID");
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID: %s (%s)", name_why(b->gid),
+		    NAME_RULE);
 		return;
 	}
 	if ((rt = calloc(1, sizeof *rt)) == NULL)

@@ -95,6 +95,23 @@ out=$(as_admin gca-ctl --broker class add numa nodes=2 2>&1); rc=$?
 case "$rc $out" in "1 "*forbidden*) pass "--broker keeps the broker's identity with admin.env sourced" ;; *) fail "--broker keeps the broker's identity" "$rc $out" ;; esac
 out=$(gca-ctl --admin status 2>&1); rc=$?
 case "$rc $out" in "1 "*"no admin certificate"*admin.env*) pass "--admin without admin.env: no admin certificate, source admin.env" ;; *) fail "--admin without an admin certificate" "$rc $out" ;; esac
+# class names: compared by the directory ignoring case and spaces at either end, so "MPI" is
+# refused (not folded into mpi), a class added again says "replaced", and names with spaces at an
+# end, or control characters, are refused by gca-ctl as by the GCS
+out=$(as_admin gca-ctl class add MPI ranks=few 2>&1); rc=$?
+case "$rc $out" in "1 "*'class "mpi" exists'*exists*) pass "class add MPI when mpi exists: refused (exists)" ;; *) fail "class add MPI when mpi exists: refused" "$rc $out" ;; esac
+check "and mpi keeps its properties" sh -c "gca-ctl classes | grep -q '^mpi .*ranks=many'"
+out=$(as_admin gca-ctl class add smp threads=few); expect_eq "class add of an existing class says replaced" "$out" "class smp replaced"
+check "class add --json: replaced" json_ok 'd == {"class": "smp", "added": False, "replaced": True}' as_admin gca-ctl --json class add smp threads=some
+check "class add --json: added" json_ok 'd == {"class": "smp3", "added": True, "replaced": False}' as_admin gca-ctl --json class add smp3 threads=some
+for name in "mpi " " mpi" "$(printf 'a\nb')" "a  b"; do
+	out=$(as_admin gca-ctl class add "$name" a=b 2>&1); rc=$?
+	case "$rc $out" in "2 "*"is not a valid class name"*) pass "class add \"$name\": exit 2, not a valid class name" ;; *) fail "class add \"$name\": refused" "$rc $out" ;; esac
+done
+for cmd in checkpoint checkpoints subscribe gc; do
+	out=$(gca-ctl $cmd " ctl-job-1" 2>&1); rc=$?
+	case "$rc $out" in "2 "*'" ctl-job-1" is not a valid GID: it has a space at its start or end'*) pass "$cmd \" GID\": exit 2, not a valid GID" ;; *) fail "$cmd \" GID\": refused" "$rc $out" ;; esac
+done
 out=$(as_admin gca-ctl class add bad notkeyvalue 2>&1); rc=$?
 case "$rc $out" in *'"notkeyvalue" is not key=value'*) expect_eq "class add with a bad property: exit 2" "$rc" 2 ;; *) fail "class add with a bad property" "$rc $out" ;; esac
 
