@@ -61,7 +61,10 @@ uint64_t id_time_ms(const char *id);          /* the millisecond time inside a U
 
 /* name.c: names from outside (GIDs, CTS names). */
 #define NAME_MAX_LEN 255
-bool name_valid(const char *s);                /* 1..255 bytes, no control characters */
+/* The rule, for messages: */
+#define NAME_RULE "1 to 255 bytes; no control character, no space at either end, no two in a row"
+bool name_valid(const char *s);
+const char *name_why(const char *s);           /* what is wrong with s, or NULL: it is valid */
 /* A name as one safe path component: [A-Za-z0-9_-] kept, everything else %XX, never "." or "..". */
 int  name_to_path(const char *name, char *out, size_t outlen);
 

@@ -4,21 +4,37 @@
 
 #include "common/common.h"
 
-bool
-name_valid(const char *s)
+/*
+ * The one rule for names that enter from outside (GIDs, CTS and class names), checked by every
+ * daemon and command that takes one so they all agree. The directory compares these names with
+ * insignificant spaces (RFC 4518: spaces at either end do not count and a run of spaces counts as
+ * one), and class names ignoring case too: " job-1" would find the entry of "job-1", so such names
+ * are refused rather than served as another's.
+ */
+const char *
+name_why(const char *s)
 {
 	size_t len;
 
-	if (s == NULL)
-		return false;
-	len = strlen(s);
-	if (len == 0 || len > NAME_MAX_LEN)
-		return false;
+	if (s == NULL || (len = strlen(s)) == 0)
+		return "empty";
+	if (len > NAME_MAX_LEN)
+		return "longer than 255 bytes";
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f)
-			return false;
+			return "a control character (a newline, a tab, ...)";
+		if (*p == ' ' && p[1] == ' ')
+			return "two spaces in a row";
 	}
-	return true;
+	if (s[0] == ' ' || s[len - 1] == ' ')
+		return "a space at its start or end";
+	return NULL;
+}
+
+bool
+name_valid(const char *s)
+{
+	return name_why(s) == NULL;
 }
 
 int

@@ -6,9 +6,38 @@
 #include "common/common.h"
 #include "ctl/ctl.h"
 
+/* The request may have been taken (its answer was lost, or it may be recorded later): say so,
+ * with the key and the command that asks again without taking a second checkpoint. */
+static void
+checkpoint_unknown(struct ctl *c, const struct msg_do_checkpoint *b)
+{
+	char *again[] = { "checkpoint", b->gid, "--idem-key", b->idem_key };
+
+	fprintf(stderr, "gca-ctl: the checkpoint of %s may still be taken and recorded (idempotency "
+	    "key %s); to ask again safely (never a second checkpoint) or to learn its outcome, run:\n"
+	    "  gca-ctl", b->gid, b->idem_key);
+	if (c->gargc > 1) {
+		fputc(' ', stderr);
+		ctl_print_command(stderr, c->gargc - 1, c->gargv + 1);
+	}
+	fputc(' ', stderr);
+	ctl_print_command(stderr, (int)GCA_NITEMS(again), again);
+	fputc('\n', stderr);
+	if (c->json) {
+		printf("{\"gid\": ");
+		ctl_json_string(stdout, b->gid);
+		printf(", \"idem_key\": ");
+		ctl_json_string(stdout, b->idem_key);
+		printf(", \"outcome\": \"unknown\", \"code\": ");
+		ctl_json_string(stdout, c->code);
+		printf("}\n");
+	}
+}
+
 static int
 checkpoint_run(struct ctl *c, int argc, char **argv)
 {
+	static char key[ID_LEN + 8] = "ctl-";
 	struct msg_do_checkpoint b = { 0 };
 	struct msg_checkpoint_ok *ok;
 
@@ -16,7 +45,8 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 		/* --wait: the reply always comes after the record is stored; kept for scripts. */
 		if (strcmp(argv[i], "--wait") == 0)
 			continue;
-		if (i + 1 < argc && strcmp(argv[i], "--key") == 0)
+		/* --key is the older spelling, easily taken for the global --key (a TLS key) */
+		if (i + 1 < argc && (strcmp(argv[i], "--idem-key") == 0 || strcmp(argv[i], "--key") == 0))
 			b.idem_key = argv[++i];
 		else if (argv[i][0] != '-' && b.gid == NULL)
 			b.gid = argv[i];
@@ -25,18 +55,24 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 	}
 	if (b.gid == NULL)
 		return ctl_usage_error(&ctl_cmd_checkpoint, "which job? give its GID");
-	/* With several GCS a request may be sent again through another: a key makes that safe. */
-	if (b.idem_key == NULL && c->endpoints != NULL && strchr(c->endpoints, ',') != NULL) {
-		static char key[ID_LEN + 8];
-		memcpy(key, "ctl-", 4);
+	if (ctl_check_name(&ctl_cmd_checkpoint, "GID", b.gid) != 0)
+		return CTL_USAGE;
+	/* Always a key: a request sent again (through another GCS, or by the user after an unknown
+	 * outcome) is then never taken twice. */
+	if (b.idem_key == NULL) {
 		id_new(key + 4);
 		b.idem_key = key;
 	}
-	if (ctl_call(c, "checkpoint", "do_checkpoint", &b, (void **)&ok) != 0)
+	if (ctl_call(c, "checkpoint", "do_checkpoint", &b, (void **)&ok) != 0) {
+		if (ctl_outcome_unknown(c))
+			checkpoint_unknown(c, &b);
 		return CTL_FAILED;
+	}
 	if (c->json) {
 		printf("{\"gid\": ");
 		ctl_json_string(stdout, b.gid);
+		printf(", \"idem_key\": ");
+		ctl_json_string(stdout, b.idem_key);
 		printf(", \"checkpoint\": ");
 		ctl_json_string(stdout, ok->checkpoint_id);
 		printf(", \"seq\": %llu, \"image\": ", (unsigned long long)ok->seq);
@@ -54,18 +90,23 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_checkpoint = {
 	.name = "checkpoint",
-	.usage = "GID [--wait] [--key IDEMPOTENCY-KEY]",
+	.usage = "GID [--wait] [--idem-key KEY]",
 	.help = "checkpoint a job now; prints the checkpoint id once it is recorded",
 	.more =
 	    "The GCS sends the request to the CTS that runs GID; the answer comes once the record is\n"
 	    "in the directory, so the checkpoint id printed can be recovered from at once.\n"
 	    "  --wait             wait for the record (what it always does; for scripts that say so)\n"
-	    "  --key KEY          an idempotency key: a retry with the same key returns the first\n"
-	    "                     result and takes no second checkpoint\n"
+	    "  --idem-key KEY     an idempotency key (--key is the older spelling): a retry with the\n"
+	    "                     same key returns the first result and takes no second checkpoint;\n"
+	    "                     without it gca-ctl makes one (ctl-UUID)\n"
 	    "prints: checkpoint ID of GID: seq N at CTS\n"
-	    "   or, with --json: {\"gid\": ..., \"checkpoint\": ..., \"seq\": N, \"image\": ..., \"cts\": ...}\n"
+	    "   or, with --json: {\"gid\": ..., \"idem_key\": ..., \"checkpoint\": ..., \"seq\": N,\n"
+	    "   \"image\": ..., \"cts\": ...}\n"
+	    "When the outcome is unknown (exit 1 with io, timeout, directory_down, cts_down, ...: the\n"
+	    "checkpoint may still be taken and recorded), stderr gives the key and the command that asks\n"
+	    "again safely; with --json stdout has {\"gid\", \"idem_key\", \"outcome\": \"unknown\", \"code\"}.\n"
 	    "example:\n"
 	    "  gca-ctl checkpoint job-7\n"
-	    "  gca-ctl --json checkpoint job-7 --key nightly-2026-11-25\n",
+	    "  gca-ctl --json checkpoint job-7 --idem-key nightly-2026-11-25\n",
 	.run = checkpoint_run,
 };

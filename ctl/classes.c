@@ -33,6 +33,8 @@ static int
 class_add_run(struct ctl *c, int argc, char **argv)
 {
 	struct msg_class_register b = { 0 };
+	struct msg_class_register_ok *ok = NULL;
+	bool replaced;
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
@@ -51,16 +53,24 @@ class_add_run(struct ctl *c, int argc, char **argv)
 	}
 	if (b.name == NULL)
 		return ctl_usage_error(&ctl_cmd_class_add, "which class? give its NAME");
-	rc = ctl_call(c, "class add", "class_register", &b, NULL);
+	if (ctl_check_name(&ctl_cmd_class_add, "class name", b.name) != 0) {
+		proto_strlist_free(&b.properties);
+		return CTL_USAGE;
+	}
+	rc = ctl_call(c, "class add", "class_register", &b, (void **)&ok);
 	proto_strlist_free(&b.properties);
 	if (rc != 0)
 		return CTL_FAILED;
+	/* an older GCS replies nothing: then it is not known which, and "added" is what it said */
+	replaced = ok != NULL && ok->replaced;
+	proto_body_free(proto_type_find("class_register")->reply, ok);
 	if (c->json) {
 		printf("{\"class\": ");
 		ctl_json_string(stdout, b.name);
-		printf(", \"added\": true}\n");
+		printf(", \"added\": %s, \"replaced\": %s}\n", replaced ? "false" : "true",
+		    replaced ? "true" : "false");
 	} else {
-		printf("class %s added\n", b.name);
+		printf("class %s %s\n", b.name, replaced ? "replaced" : "added");
 	}
 	return CTL_OK;
 }
@@ -71,7 +81,10 @@ const struct ctl_cmd ctl_cmd_class_add = {
 	.help = "add or update a checkpointer class (admin)",
 	.more =
 	    "Only the admin may: source DIR/admin.env (or give --admin). A class that exists is\n"
-	    "updated: a description or properties given replace the ones it had.\n"
+	    "replaced: its description and properties become the ones given (it prints \"replaced\").\n"
+	    "Class names are compared ignoring case: a name that differs from an existing class only in\n"
+	    "case (MPI for mpi) is refused (exists). A name has no control character and no space at\n"
+	    "either end or two in a row.\n"
 	    "  --description TEXT  what the class is for\n"
 	    "  key=value           a property (as many as needed)\n"
 	    "example:\n"

@@ -144,12 +144,16 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 	char code[64], msg[1024];
 	void *r = NULL;
 
+	c->sent = false;
+	snprintf(c->code, sizeof c->code, "io");
 	if (ctl_connect(c) != 0)
 		return -1;
+	c->sent = true;		/* from here on, the GCS may have taken it */
 	while (proto_sync_call(c->conn, type, proto_type_find(type), body, &r, code, sizeof code, msg,
 	    sizeof msg) != 0) {
 		const char *hint = "";
 
+		snprintf(c->code, sizeof c->code, "%s", code);
 		if (ctl_may_retry(c, type, body, code)) {
 			fprintf(stderr, "gca-ctl: lost the GCS %s (%s): trying the next\n", c->endpoint, msg);
 			ctl_drop(c);
@@ -173,6 +177,60 @@ ctl_call(struct ctl *c, const char *what, const char *type, const void *body, vo
 	else
 		proto_body_free(proto_type_find(type)->reply, r);
 	return 0;
+}
+
+bool
+ctl_outcome_unknown(const struct ctl *c)
+{
+	/* Answers that say the request was not taken, and never will be. Any other code (io,
+	 * timeout, directory_down, cts_down, unavailable, internal, one this gca-ctl does not know)
+	 * may come with a checkpoint taken, or a record still in a CTS's outbox. */
+	static const char *const refused[] = { PROTO_E_BAD_FRAME, PROTO_E_TOO_LARGE,
+		PROTO_E_BAD_VERSION, PROTO_E_UNKNOWN_TYPE, PROTO_E_BAD_FIELD, PROTO_E_MISSING_FIELD,
+		PROTO_E_FORBIDDEN, PROTO_E_NOT_FOUND, PROTO_E_EXISTS, PROTO_E_REFUSED, PROTO_E_BUSY,
+		PROTO_E_CONFLICT, PROTO_E_MOVED };
+
+	if (!c->sent)
+		return false;
+	for (size_t i = 0; i < GCA_NITEMS(refused); i++) {
+		if (strcmp(c->code, refused[i]) == 0)
+			return false;
+	}
+	return true;
+}
+
+int
+ctl_check_name(const struct ctl_cmd *cmd, const char *what, const char *name)
+{
+	if (name == NULL || name_valid(name))
+		return 0;
+	return ctl_usage_error(cmd, "\"%s\" is not a valid %s: it has %s (%s)", name, what,
+	    name_why(name), NAME_RULE);
+}
+
+void
+ctl_print_command(FILE *f, int argc, char *const *argv)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	    "_-.,:/=@%+";
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		fputs(i ? " " : "", f);
+		if (*a != '\0' && strspn(a, plain) == strlen(a)) {
+			fputs(a, f);
+			continue;
+		}
+		fputc('\'', f);
+		for (; *a != '\0'; a++) {
+			if (*a == '\'')
+				fputs("'\\''", f);
+			else
+				fputc(*a, f);
+		}
+		fputc('\'', f);
+	}
 }
 
 int
@@ -390,6 +448,8 @@ main(int argc, char **argv)
 	    c.admin ? "admin_cert" : "cert", &c.tls_from[1]);
 	c.tls.key = ctl_pick(flags[3], "--key", c.admin ? "GCA_ADMIN_KEY_FILE" : "GCA_KEY_FILE", &cf,
 	    c.admin ? "admin_key" : "key", &c.tls_from[2]);
+	c.gargc = i;
+	c.gargv = argv;
 	rc = cmd->run(&c, n, argv + i + used);
 	ctl_free(&c);
 	config_free(&cf);

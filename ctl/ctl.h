@@ -28,6 +28,10 @@ struct ctl {
 	bool			 json, admin;
 	int			 timeout_ms;
 	struct proto_sync	*conn;
+	int			 gargc;			/* the global options as given, to */
+	char			**gargv;		/* print a command that asks again */
+	bool			 sent;			/* the last ctl_call sent its request */
+	char			 code[64];		/* and the code of its failure */
 };
 
 struct ctl_cmd {
@@ -47,6 +51,14 @@ void ctl_free(struct ctl *c);
  * (a do_checkpoint only with an idempotency key, so it is never taken twice). */
 int  ctl_call(struct ctl *c, const char *what, const char *type, const void *body, void **reply);
 int  ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const char *const *heads);
+/* After a failed ctl_call: may the request still have taken effect (sent, and no answer that
+ * says it was not taken: io, timeout, directory_down, cts_down, ...)? */
+bool ctl_outcome_unknown(const struct ctl *c);
+/* A GID, CTS or class name as every daemon and wrapper takes it (name_valid), or a usage error
+ * (CTL_USAGE) saying what is wrong with it; 0 if valid or NULL. */
+int  ctl_check_name(const struct ctl_cmd *cmd, const char *what, const char *name);
+/* argv[0..argc) as a shell would need it typed, each word quoted only if it must be. */
+void ctl_print_command(FILE *f, int argc, char *const *argv);
 
 /* help.c: usage lines and help texts. ctl_bad_arg says what is wrong with argv[i] (an unknown
  * option, a missing value, a global option after the command) and prints the usage line. */

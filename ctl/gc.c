@@ -23,6 +23,8 @@ gc_run(struct ctl *c, int argc, char **argv)
 		else
 			return ctl_bad_arg(&ctl_cmd_gc, argc, argv, i);
 	}
+	if (ctl_check_name(&ctl_cmd_gc, "GID", b.gid) != 0)
+		return CTL_USAGE;
 	if (ctl_call(c, "gc", "image_gc", &b, (void **)&ok) != 0)
 		return CTL_FAILED;
 	if (c->json) {

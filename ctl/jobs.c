@@ -59,6 +59,8 @@ checkpoints_run(struct ctl *c, int argc, char **argv)
 	}
 	if (q.gid == NULL)
 		return ctl_usage_error(&ctl_cmd_checkpoints, "which job? give its GID");
+	if (ctl_check_name(&ctl_cmd_checkpoints, "GID", q.gid) != 0)
+		return CTL_USAGE;
 	return ctl_query(c, &q, cols, heads);
 }
 

@@ -48,6 +48,8 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 		if (argv[i][0] == '-' || i > 0)
 			return ctl_bad_arg(&ctl_cmd_subscribe, argc, argv, i);
 	}
+	if (ctl_check_name(&ctl_cmd_subscribe, "GID", b.gid) != 0)
+		return CTL_USAGE;
 	if (ctl_call(c, "subscribe", "subscribe", &b, NULL) != 0)
 		return CTL_FAILED;
 	sigaction(SIGINT, &sa, NULL);

@@ -23,6 +23,12 @@ notify_subscribe(struct proto_req *r, void *ctx)
 
 	if (s == NULL)
 		abort();
+	if (b->gid != NULL && !name_valid(b->gid)) {	/* it would never match: say so */
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID: %s (%s)", name_why(b->gid),
+		    NAME_RULE);
+		free(s);
+		return;
+	}
 	s->conn = r->conn;
 	proto_conn_ref(s->conn);
 	/* A fixed kernel send buffer (no autotuning up to megabytes) keeps what a subscriber leaves

@@ -3,6 +3,7 @@
  * property or status, jobs, a job's checkpoints newest first). The same data is in the directory
  * for ldapsearch; this is for clients that speak only the wire.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,30 @@ query_and(char *f, size_t len, const char *attr, const char *value)
 	return 0;
 }
 
+/* A cursor this GCS gives: "before=N", N in decimal digits only (no sign, no space, nothing
+ * after) and within 64 bits; strtoull alone would take "-1" as 2^64-1 and wrap 2^64 silently. */
+static int
+query_cursor(const char *cursor, uint64_t *before)
+{
+	const char *digits;
+	unsigned long long v;
+	char *end;
+
+	*before = 0;
+	if (cursor == NULL)
+		return 0;
+	digits = cursor + strcspn(cursor, "=") + 1;
+	if (strncmp(cursor, "before=", 7) != 0 || *digits == '\0' ||
+	    strspn(digits, "0123456789") != strlen(digits))
+		return -1;
+	errno = 0;
+	v = strtoull(digits, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*before = v;
+	return 0;
+}
+
 void
 query_handle(struct proto_req *r, void *ctx)
 {
@@ -116,15 +141,24 @@ query_handle(struct proto_req *r, void *ctx)
 	int limit = (int)query_limit(q);
 	const char *ou, *oc;
 
+	/* names as every command takes them: " job-1" would match job-1 in the directory */
+	if ((q->gid != NULL && !name_valid(q->gid)) || (q->cts != NULL && !name_valid(q->cts)) ||
+	    (q->class_ != NULL && !name_valid(q->class_))) {
+		const char *bad = q->gid != NULL && !name_valid(q->gid) ? q->gid :
+		    q->cts != NULL && !name_valid(q->cts) ? q->cts : q->class_;
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid %s: %s (%s)", bad == q->gid ? "GID" :
+		    bad == q->cts ? "CTS name" : "class name", name_why(bad), NAME_RULE);
+		return;
+	}
 	if (strcmp(q->what, "checkpoints") == 0) {
 		if (q->gid == NULL) {
 			proto_reply_err(r, PROTO_E_MISSING_FIELD, "checkpoints of which GID? (gid)");
 			return;
 		}
-		unsigned long long before = 0;
-		if (q->cursor != NULL && sscanf(q->cursor, "before=%llu", &before) != 1) {
-			proto_reply_err(r, PROTO_E_BAD_FIELD, "cursor \"%s\" is not one this GCS gave",
-			    q->cursor);
+		uint64_t before;
+		if (query_cursor(q->cursor, &before) != 0) {
+			proto_reply_err(r, PROTO_E_BAD_FIELD, "cursor \"%s\" is not one this GCS gives "
+			    "(before=N, N a sequence number)", q->cursor);
 			return;
 		}
 		dir_checkpoints(g->dir, q->gid, before, limit + 1, query_on_checkpoints, r);

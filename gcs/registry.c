@@ -571,32 +571,87 @@ void
 registry_cts_remove(struct proto_req *r, void *ctx)
 {
 	struct msg_name *b = r->body;
-	struct registry_remove *rm = calloc(1, sizeof *rm);
+	struct registry_remove *rm;
 
-	if (rm == NULL)
+	if (!name_valid(b->name)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid CTS name: %s (%s)", name_why(b->name),
+		    NAME_RULE);
+		return;
+	}
+	if ((rm = calloc(1, sizeof *rm)) == NULL)
 		abort();
 	rm->g = ctx;
 	rm->r = r;
 	dir_cts_status(rm->g->dir, b->name, "retired", registry_on_removed, rm);
 }
 
+struct registry_class {
+	struct gcs		*g;
+	struct proto_req	*r;
+	bool			 replaced;
+};
+
 static void
-registry_on_replied(const struct dir_result *res, void *arg)
+registry_on_class_stored(const struct dir_result *res, void *arg)
 {
-	struct proto_req *r = arg;
+	struct registry_class *rc = arg;
+	struct msg_class_register_ok ok = { .replaced = rc->replaced };
 
 	if (res->status == DIR_OK)
-		proto_reply_ok(r, r->pt->reply, NULL);
+		proto_reply_ok(rc->r, rc->r->pt->reply, &ok);
 	else
-		proto_reply_err(r, gcs_dir_code(res->status), "%s", res->msg);
+		proto_reply_err(rc->r, gcs_dir_code(res->status), "%s", res->msg);
+	free(rc);
+}
+
+/* The class the directory holds under that name (cn matches ignoring case): the same spelling is
+ * replaced (and the reply says so); another ("MPI" for "mpi") is refused, not folded into it. */
+static void
+registry_on_class_found(const struct dir_result *res, void *arg)
+{
+	struct registry_class *rc = arg;
+	struct msg_class_register *b = rc->r->body;
+	const char *have = NULL;
+
+	if (res->status != DIR_OK && res->status != DIR_NOT_FOUND) {
+		proto_reply_err(rc->r, gcs_dir_code(res->status), "%s", res->msg);
+		free(rc);
+		return;
+	}
+	for (size_t i = 0; res->status == DIR_OK && i < res->nentries && have == NULL; i++)
+		have = dir_entry_get(&res->entries[i], "cn");
+	if (have != NULL && strcmp(have, b->name) != 0) {
+		proto_reply_err(rc->r, PROTO_E_EXISTS, "class \"%s\" exists, and class names are compared "
+		    "ignoring case: give \"%s\" to replace its properties, or another name", have, have);
+		free(rc);
+		return;
+	}
+	rc->replaced = have != NULL;
+	dir_class_publish(rc->g->dir, b->name, b->description, (const char **)b->properties.v,
+	    b->properties.n, registry_on_class_stored, rc);
 }
 
 void
 registry_class_register(struct proto_req *r, void *ctx)
 {
 	struct msg_class_register *b = r->body;
-	struct gcs *g = ctx;
+	struct registry_class *rc;
+	char dn[1024];
 
-	dir_class_publish(g->dir, b->name, b->description, (const char **)b->properties.v,
-	    b->properties.n, registry_on_replied, r);
+	if (!name_valid(b->name)) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid class name: %s (%s)",
+		    name_why(b->name), NAME_RULE);
+		return;
+	}
+	if ((rc = calloc(1, sizeof *rc)) == NULL)
+		abort();
+	rc->g = ctx;
+	rc->r = r;
+	if (dir_dn_class(rc->g->dir, b->name, dn, sizeof dn) != 0) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid class name: too long");
+		free(rc);
+		return;
+	}
+	dir_search(rc->g->dir, dn, 0, "(objectClass=gcaCheckpointerClass)", 1,
+	    registry_on_class_found, rc);
 }

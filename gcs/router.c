@@ -443,8 +443,8 @@ route_on_deadline(evutil_socket_t fd, short what, void *arg)
 	if (rt->code[0] != '\0')	/* a late record did not come in time */
 		route_err(rt, rt->code, "CTS %s: %s", rt->holder, rt->msg);
 	else
-		route_err(rt, PROTO_E_TIMEOUT, "checkpoint of %s: no answer within %d ms%s%s", b->gid,
-		    rt->timeout_ms, rt->holder[0] ? " (CTS " : "", rt->holder[0] ? rt->holder : "");
+		route_err(rt, PROTO_E_TIMEOUT, "checkpoint of %s: no answer within %d ms%s%s%s", b->gid,
+		    rt->timeout_ms, rt->holder[0] ? " (CTS " : "", rt->holder, rt->holder[0] ? ")" : "");
 }
 
 static void
@@ -669,7 +669,8 @@ router_do_checkpoint(struct proto_req *r, void *ctx)
 	bool finished = false;
 
 	if (!name_valid(b->gid)) {
-		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID");
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID: %s (%s)", name_why(b->gid),
+		    NAME_RULE);
 		return;
 	}
 	if ((rt = calloc(1, sizeof *rt)) == NULL)

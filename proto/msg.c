@@ -238,6 +238,55 @@ proto_dec_fail(struct proto_dec *d, const char *code, const char *fmt, ...)
 	return -1;
 }
 
+/* Map keys in order: strings by length then bytes; other keys (never read) stay distinct. */
+static int
+proto_key_cmp(const void *a, const void *b)
+{
+	const msgpack_object *x = *(const msgpack_object *const *)a;
+	const msgpack_object *y = *(const msgpack_object *const *)b;
+	bool xs = x->type == MSGPACK_OBJECT_STR, ys = y->type == MSGPACK_OBJECT_STR;
+
+	if (xs && ys) {
+		if (x->via.str.size != y->via.str.size)
+			return x->via.str.size < y->via.str.size ? -1 : 1;
+		return memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size);
+	}
+	if (xs != ys)
+		return xs ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* A key twice in one map: which value counts would be each reader's choice (a proxy and a server
+ * could read one frame two ways), so such a frame is refused, never "the later one wins". Small
+ * maps are compared pair by pair; large ones sorted, so a frame of many keys costs n log n. */
+static bool
+proto_map_keys_unique(const msgpack_object *m)
+{
+	uint32_t n = m->via.map.size;
+	const msgpack_object **k;
+	bool unique = true;
+
+	if (n <= 16) {
+		for (uint32_t i = 0; i < n; i++) {
+			for (uint32_t j = i + 1; j < n; j++) {
+				const msgpack_object *a = &m->via.map.ptr[i].key, *b = &m->via.map.ptr[j].key;
+				if (proto_key_cmp(&a, &b) == 0)
+					return false;
+			}
+		}
+		return true;
+	}
+	if ((k = malloc(n * sizeof *k)) == NULL)
+		return false;
+	for (uint32_t i = 0; i < n; i++)
+		k[i] = &m->via.map.ptr[i].key;
+	qsort(k, n, sizeof *k, proto_key_cmp);
+	for (uint32_t i = 1; i < n && unique; i++)
+		unique = proto_key_cmp(&k[i - 1], &k[i]) != 0;
+	free(k);
+	return unique;
+}
+
 static bool
 proto_obj_is(const msgpack_object *o, const char *s)
 {
@@ -303,7 +352,7 @@ proto_dec_entries(const msgpack_object *o, struct proto_entries *es)
 		const msgpack_object *m = &o->via.array.ptr[i];
 		struct proto_entry *e = &es->v[es->n++];
 
-		if (m->type != MSGPACK_OBJECT_MAP)
+		if (m->type != MSGPACK_OBJECT_MAP || !proto_map_keys_unique(m))
 			return -1;
 		e->attrs = calloc(m->via.map.size ? m->via.map.size : 1, sizeof *e->attrs);
 		if (e->attrs == NULL)
@@ -350,7 +399,6 @@ proto_dec_field(const struct proto_field *f, const msgpack_object *o, void *body
 {
 	char *p = (char *)body + f->offset;
 
-	proto_field_free(f, body);	/* a repeated key: the later one wins */
 	switch (f->kind) {
 	case PK_STR:
 		return (*(char **)p = proto_obj_str(o, f->max ? f->max : PROTO_STR_MAX)) ? 0 : -1;
@@ -400,6 +448,10 @@ proto_dec_body(const struct proto_type *pt, const msgpack_object *b, struct prot
 		goto fail_oom;
 	if (b != NULL && b->type != MSGPACK_OBJECT_MAP) {
 		proto_dec_fail(d, PROTO_E_BAD_FRAME, "%s: b is not a map", pt->name);
+		goto fail;
+	}
+	if (b != NULL && !proto_map_keys_unique(b)) {
+		proto_dec_fail(d, PROTO_E_BAD_FRAME, "%s: a key appears twice in b", pt->name);
 		goto fail;
 	}
 	for (uint32_t i = 0; b != NULL && i < b->via.map.size; i++) {
@@ -456,6 +508,10 @@ proto_decode(const uint8_t *payload, size_t len, const struct proto_type *reply_
 	top = &u.data;
 	if (top->type != MSGPACK_OBJECT_MAP) {
 		proto_dec_fail(&d, PROTO_E_BAD_FRAME, "a frame is a map {v, t, id, b}");
+		goto out;
+	}
+	if (!proto_map_keys_unique(top)) {
+		proto_dec_fail(&d, PROTO_E_BAD_FRAME, "a key appears twice in the frame");
 		goto out;
 	}
 	for (uint32_t i = 0; i < top->via.map.size; i++) {

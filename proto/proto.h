@@ -72,6 +72,7 @@ struct msg_cts_register {
 struct msg_cts_heartbeat { char *name, *status; };
 struct msg_name { char *name; };				/* cts_remove */
 struct msg_class_register { char *name, *description; struct proto_strlist properties; };
+struct msg_class_register_ok { bool replaced; };		/* false: added */
 struct msg_job_bind { char *gid, *cts, *local_id, *owner, *checkpoint_id; bool recovery; };
 struct msg_job_bind_ok { char *state; };
 struct msg_job_unbind { char *gid, *cts, *state; int64_t exit_status; char *local_id; };

@@ -121,12 +121,17 @@ static const struct proto_field m_cts_remove_fields[] = {
 };
 static const struct proto_type proto_t_m_cts_remove = { "cts_remove", m_cts_remove_fields, sizeof m_cts_remove_fields / sizeof m_cts_remove_fields[0], sizeof(struct msg_name), &proto_t_ok_empty };
 
+static const struct proto_field class_register_ok_fields[] = {
+	{ "replaced", PK_BOOL, offsetof(struct msg_class_register_ok, replaced), false, 0 },
+};
+static const struct proto_type proto_t_class_register_ok = { "class_register_ok", class_register_ok_fields, sizeof class_register_ok_fields / sizeof class_register_ok_fields[0], sizeof(struct msg_class_register_ok), NULL };
+
 static const struct proto_field m_class_register_fields[] = {
 	{ "name", PK_STR, offsetof(struct msg_class_register, name), true, 128 },
 	{ "description", PK_STR, offsetof(struct msg_class_register, description), false, 1024 },
 	{ "properties", PK_STRLIST, offsetof(struct msg_class_register, properties), false, 256 },
 };
-static const struct proto_type proto_t_m_class_register = { "class_register", m_class_register_fields, sizeof m_class_register_fields / sizeof m_class_register_fields[0], sizeof(struct msg_class_register), &proto_t_ok_empty };
+static const struct proto_type proto_t_m_class_register = { "class_register", m_class_register_fields, sizeof m_class_register_fields / sizeof m_class_register_fields[0], sizeof(struct msg_class_register), &proto_t_class_register_ok };
 
 static const struct proto_field m_job_bind_fields[] = {
 	{ "gid", PK_STR, offsetof(struct msg_job_bind, gid), true, 255 },

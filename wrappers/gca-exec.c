@@ -180,8 +180,7 @@ main(int argc, char **argv)
 	if (gid == NULL || optind >= argc)
 		return exec_usage();
 	if (!name_valid(gid)) {
-		fprintf(stderr, "gca-exec: bad GID \"%s\" (1 to 255 bytes, no control characters)\n",
-		    gid);
+		fprintf(stderr, "gca-exec: bad GID \"%s\": %s (%s)\n", gid, name_why(gid), NAME_RULE);
 		return exec_usage();
 	}
 

@@ -501,8 +501,8 @@ main(int argc, char **argv)
 	if (gid == NULL || checkpoint == NULL || optind >= argc)
 		return recover_usage();
 	if (!name_valid(gid)) {
-		fprintf(stderr, "gca-recover: bad GID \"%s\" (1 to 255 bytes, no control "
-		    "characters)\n", gid);
+		fprintf(stderr, "gca-recover: bad GID \"%s\": %s (%s)\n", gid, name_why(gid),
+		    NAME_RULE);
 		return recover_usage();
 	}
 	if (strcmp(checkpoint, "latest") != 0 && !id_valid(checkpoint)) {

@@ -293,7 +293,8 @@ main(int argc, char **argv)
 	if (x.gid == NULL || optind >= argc)
 		return vexec_usage();
 	if (!name_valid(x.gid)) {
-		fprintf(stderr, "vmm-ready-job-executor: bad GID \"%s\"\n", x.gid);
+		fprintf(stderr, "vmm-ready-job-executor: bad GID \"%s\": %s (%s)\n", x.gid,
+		    name_why(x.gid), NAME_RULE);
 		return vexec_usage();
 	}
 	if (x.accel == NULL) {

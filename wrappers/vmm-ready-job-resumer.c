@@ -534,7 +534,7 @@ main(int argc, char **argv)
 	if (gid == NULL || ckpt == NULL || optind != argc)
 		return vres_usage();
 	if (!name_valid(gid)) {
-		fprintf(stderr, P ": bad GID \"%s\"\n", gid);
+		fprintf(stderr, P ": bad GID \"%s\": %s (%s)\n", gid, name_why(gid), NAME_RULE);
 		return vres_usage();
 	}
 	if ((socket = wrapper_socket(P, cts_flag)) == NULL)

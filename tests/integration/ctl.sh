@@ -95,6 +95,23 @@ out=$(as_admin gca-ctl --broker class add numa nodes=2 2>&1); rc=$?
 case "$rc $out" in "1 "*forbidden*) pass "--broker keeps the broker's identity with admin.env sourced" ;; *) fail "--broker keeps the broker's identity" "$rc $out" ;; esac
 out=$(gca-ctl --admin status 2>&1); rc=$?
 case "$rc $out" in "1 "*"no admin certificate"*admin.env*) pass "--admin without admin.env: no admin certificate, source admin.env" ;; *) fail "--admin without an admin certificate" "$rc $out" ;; esac
+# class names: compared by the directory ignoring case and spaces at either end, so "MPI" is
+# refused (not folded into mpi), a class added again says "replaced", and names with spaces at an
+# end, or control characters, are refused by gca-ctl as by the GCS
+out=$(as_admin gca-ctl class add MPI ranks=few 2>&1); rc=$?
+case "$rc $out" in "1 "*'class "mpi" exists'*exists*) pass "class add MPI when mpi exists: refused (exists)" ;; *) fail "class add MPI when mpi exists: refused" "$rc $out" ;; esac
+check "and mpi keeps its properties" sh -c "gca-ctl classes | grep -q '^mpi .*ranks=many'"
+out=$(as_admin gca-ctl class add smp threads=few); expect_eq "class add of an existing class says replaced" "$out" "class smp replaced"
+check "class add --json: replaced" json_ok 'd == {"class": "smp", "added": False, "replaced": True}' as_admin gca-ctl --json class add smp threads=some
+check "class add --json: added" json_ok 'd == {"class": "smp3", "added": True, "replaced": False}' as_admin gca-ctl --json class add smp3 threads=some
+for name in "mpi " " mpi" "$(printf 'a\nb')" "a  b"; do
+	out=$(as_admin gca-ctl class add "$name" a=b 2>&1); rc=$?
+	case "$rc $out" in "2 "*"is not a valid class name"*) pass "class add \"$name\": exit 2, not a valid class name" ;; *) fail "class add \"$name\": refused" "$rc $out" ;; esac
+done
+for cmd in checkpoint checkpoints subscribe gc; do
+	out=$(gca-ctl $cmd " ctl-job-1" 2>&1); rc=$?
+	case "$rc $out" in "2 "*'" ctl-job-1" is not a valid GID: it has a space at its start or end'*) pass "$cmd \" GID\": exit 2, not a valid GID" ;; *) fail "$cmd \" GID\": refused" "$rc $out" ;; esac
+done
 out=$(as_admin gca-ctl class add bad notkeyvalue 2>&1); rc=$?
 case "$rc $out" in *'"notkeyvalue" is not key=value'*) expect_eq "class add with a bad property: exit 2" "$rc" 2 ;; *) fail "class add with a bad property" "$rc $out" ;; esac
 
@@ -184,6 +201,33 @@ kill -INT $sub; wait $sub; rc=$?
 expect_eq "subscribe stops cleanly on Ctrl-C" "$rc" 0
 kill -TERM $subj; wait $subj; expect_eq "and on SIGTERM" "$?" 0
 
+# -- an outcome unknown: the CTS stopped under the request, gca-ctl gives up first (io). The
+# checkpoint may still be taken, so gca-ctl prints its idempotency key and the command that asks
+# again; run once the CTS is back, that command returns the same checkpoint: one record, not two --
+cts_pid=$(cat "$site/cts-app.pid")
+on_exit "kill -CONT $cts_pid"
+kill -STOP "$cts_pid"
+out=$(gca-ctl --json --timeout 3 checkpoint "$gid" 2>"$TEST_TMP/unknown.err"); rc=$?
+kill -CONT "$cts_pid"
+expect_eq "checkpoint with its CTS stopped: exit 1" "$rc" 1
+key=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["gid"] == sys.argv[2] and d["outcome"] == "unknown" and d["code"] == "io", d; print(d["idem_key"])' "$out" "$gid")
+case "$key" in ctl-????????-????-????-????-????????????) pass "--json gives the idempotency key it made ($key)" ;; *) fail "--json gives the idempotency key" "$out" ;; esac
+check "stderr names the key" grep -q "idempotency key $key" "$TEST_TMP/unknown.err"
+again=$(awk '$1 == "gca-ctl" && $2 != "gca-ctl:"' "$TEST_TMP/unknown.err")
+expect_eq "and the command that asks again" "$again" "  gca-ctl --json --timeout 3 checkpoint $gid --idem-key $key"
+# as a broker would: the same command until it answers (each run is safe: the same key)
+for i in 1 2 3 4 5; do
+	out=$(eval "$again" 2>>"$TEST_TMP/again.err") && break
+	sleep 1
+done
+read -r ck3 seq3 key3 < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["checkpoint"], d["seq"], d["idem_key"])' "$out")
+expect_eq "asked again: the checkpoint taken for that key, seq 3" "$seq3 $key3" "3 $key"
+out=$(eval "$again" 2>&1)
+got=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["checkpoint"], d["seq"])' "$out")
+expect_eq "and again: the same checkpoint" "$got" "$ck3 3"
+got=$(gca-ctl checkpoints "$gid" | awk 'NR>1{print $1, $2}' | tr '\n' ' ')
+expect_eq "one record for the key, not two" "$got" "3 $ck3 2 $ck2 1 $ck1 "
+
 # -- jobs and checkpoints: records as a CTS's checkpoint_log leaves them, paged --
 {
 	printf 'dn: gcaGID=job-7,ou=jobs,o=gca\nobjectClass: gcaJob\ngcaGID: job-7\ngcaCTSName: cts-a\ngcaJobState: running\ngcaOwner: alice\ngcaLastSequence: 3\n\n'
@@ -216,7 +260,11 @@ case "$out" in *"unknown GID no-such-job"*) pass "and names the GID" ;; *) fail 
 out=$(gca-ctl checkpoint job-7 2>&1); rc=$?
 expect_eq "checkpoint of a job whose CTS is unreachable: exit 1" "$rc" 1
 case "$out" in *cts_down*) pass "and says the CTS is down" ;; *) fail "and says the CTS is down" "$out" ;; esac
-expect_eq "and says it in one line" "$(wc -l <<<"$out")" 1
+# cts_down may come after the request reached the CTS (whose outbox may record it later): the key
+# and the command that asks again follow the error's line
+expect_eq "and says it in one line, then the key and how to ask again" "$(wc -l <<<"$out")" 3
+case "$(sed -n 3p <<<"$out")" in "  gca-ctl checkpoint job-7 --idem-key ctl-"*) pass "  the command: gca-ctl checkpoint job-7 --idem-key KEY" ;;
+*) fail "  the command: gca-ctl checkpoint job-7 --idem-key KEY" "$out" ;; esac
 
 # -- where settings come from: flags, then GCA_* variables, then ~/.config/gca/ctl.conf --
 home=$TEST_TMP/home

@@ -553,6 +553,63 @@ test_checkpoint_log_is_idempotent(void **state)
 	proto_sync_close(c);
 }
 
+/* One rule for names wherever they enter (common/name.c): the directory compares them ignoring
+ * spaces at either end and runs of spaces, and class names ignoring case, so such a name would be
+ * served as another's. Class add says whether it added or replaced, and never folds "MPI" into
+ * "mpi". */
+static void
+test_names_follow_one_rule(void **state)
+{
+	struct proto_sync *b = as("broker-b1"), *a = as("admin-a1");
+	static const char *const bad[] = { " job-b", "job-b ", "job  b", "job\nb", "job\tb" };
+	const char *p1[] = { "ranks=many" }, *p2[] = { "ranks=few" };
+	struct msg_class_register cr = { .name = "names-1", .properties = { (char **)p1, 1 } };
+	struct msg_class_register_ok *ok;
+	struct msg_query_ok *qok;
+	char code[32], msg[512];
+
+	(void)state;
+	assert_int_equal(call(a, "class_register", &cr, (void **)&ok, code, msg), 0);
+	assert_false(ok->replaced);
+	proto_body_free(proto_type_find("class_register")->reply, ok);
+	cr.properties.v = (char **)p2;
+	assert_int_equal(call(a, "class_register", &cr, (void **)&ok, code, msg), 0);
+	assert_true(ok->replaced);
+	proto_body_free(proto_type_find("class_register")->reply, ok);
+	cr.name = "NAMES-1";
+	cr.properties.v = (char **)p1;
+	assert_int_equal(call(a, "class_register", &cr, NULL, code, msg), -1);
+	assert_string_equal(code, PROTO_E_EXISTS);
+	assert_non_null(strstr(msg, "class \"names-1\" exists"));
+	assert_int_equal(ldap_count("ou=classes,o=gca", "(&(cn=names-1)(gcaProperty=ranks=few))"), 1);
+	assert_int_equal(ldap_count("ou=classes,o=gca", "(gcaProperty=ranks=many)"), 0);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct msg_do_checkpoint dc = { .gid = (char *)bad[i] };
+		struct msg_subscribe sb = { .gid = (char *)bad[i] };
+		struct msg_query q = { .what = "jobs", .gid = (char *)bad[i] };
+
+		cr.name = (char *)bad[i];
+		assert_int_equal(call(a, "class_register", &cr, NULL, code, msg), -1);
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+		assert_int_equal(call(b, "do_checkpoint", &dc, NULL, code, msg), -1);
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+		assert_int_equal(call(b, "query", &q, NULL, code, msg), -1);
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+		q.what = "checkpoints";
+		assert_int_equal(call(b, "query", &q, NULL, code, msg), -1);
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+		assert_int_equal(call(b, "subscribe", &sb, NULL, code, msg), -1);
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+	}
+	/* the name as given is still served */
+	struct msg_query q = { .what = "jobs", .gid = "job-b" };
+	assert_int_equal(call(b, "query", &q, (void **)&qok, code, msg), 0);
+	assert_int_equal(qok->entries.n, 1);
+	proto_body_free(proto_type_find("query")->reply, qok);
+	proto_sync_close(a);
+	proto_sync_close(b);
+}
+
 static void
 test_queries(void **state)
 {
@@ -588,6 +645,25 @@ test_queries(void **state)
 	q = (struct msg_query){ .what = "everything" };
 	assert_int_equal(call(b, "query", &q, NULL, code, NULL), -1);
 	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	/* a cursor is "before=N", N unsigned and within 64 bits: anything else is refused */
+	static const char *const bad[] = { "before=-1", "before=18446744073709551616", "before=+3",
+		"before= 3", "before=3x", "before=", "after=3", "before=99999999999999999999999" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		q = (struct msg_query){ .what = "checkpoints", .gid = "job-b", .cursor = (char *)bad[i] };
+		if (call(b, "query", &q, (void **)&ok, code, NULL) == 0) {
+			proto_body_free(proto_type_find("query")->reply, ok);
+			fail_msg("cursor %s was taken", bad[i]);
+		}
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+	}
+	q = (struct msg_query){ .what = "checkpoints", .gid = "job-b", .cursor = "before=3" };
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 2);		/* 2 and 1 */
+	proto_body_free(proto_type_find("query")->reply, ok);
+	q.cursor = "before=18446744073709551615";
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 4);
+	proto_body_free(proto_type_find("query")->reply, ok);
 	proto_sync_close(b);
 }
 
@@ -870,6 +946,7 @@ test_a_silent_cts_times_out(void **state)
 	assert_int_equal(checkpoint_timed(b, "silent-1", NULL, 0, code, msg, &ms), -1);
 	print_message("# timeout after %llu ms: %s\n", (unsigned long long)ms, msg);
 	assert_string_equal(code, PROTO_E_TIMEOUT);
+	assert_string_equal(msg, "checkpoint of silent-1: no answer within 6000 ms (CTS cts-1)");
 	assert_true(ms >= 5500 && ms <= 7000);		/* request_timeout 6 s, + 1 s */
 	assert_int_equal(checkpoint_timed(b, "silent-1", NULL, 1500, code, msg, &ms), -1);
 	assert_string_equal(code, PROTO_E_TIMEOUT);
@@ -1335,6 +1412,7 @@ main(void)
 		cmocka_unit_test(test_cache_follows_the_directory),
 		cmocka_unit_test(test_checkpoint_log_is_idempotent),
 		cmocka_unit_test(test_queries),
+		cmocka_unit_test(test_names_follow_one_rule),
 		cmocka_unit_test(test_subscribers_hear_checkpoints),
 		cmocka_unit_test(test_slow_subscriber_is_dropped),
 		cmocka_unit_test(test_directory_down_is_a_clear_error),

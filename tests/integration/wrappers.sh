@@ -36,6 +36,10 @@ for prog in gca-exec gca-recover; do
 	expect_fail "$prog without a job" 2 "usage: $prog *" $prog "${args[@]}" --cts "$TEST_TMP/dead.sock" --
 	expect_fail "$prog with an unknown option" 2 "*usage: $prog *" $prog "${args[@]}" --bogus -- touch "$ran"
 	expect_fail "$prog with a GID holding a newline" 2 "*bad GID*" $prog --gid "$(printf 'a\nb')" "${args[@]:2}" -- touch "$ran"
+	# the directory would take " job-1" for job-1: refused here as by gca-ctl and the GCS
+	expect_fail "$prog with a GID starting with a space" 2 "*bad GID \" job-1\": a space at its start or end*" \
+	    $prog --gid " job-1" "${args[@]:2}" --cts "$TEST_TMP/dead.sock" -- touch "$ran"
+	expect_fail "$prog with a GID ending with a space" 2 "*bad GID*" $prog --gid "job-1 " "${args[@]:2}" --cts "$TEST_TMP/dead.sock" -- touch "$ran"
 
 	# -- no CTS --
 	expect_fail "$prog without a socket" 1 \

@@ -60,6 +60,33 @@ test_name_to_path_is_one_safe_component(void **state)
 	assert_int_equal(name_to_path("abcdef", out, 4), -1);
 }
 
+/* The one rule for GIDs, CTS and class names: what the directory would read as another name is
+ * refused (spaces at either end, a run of spaces), and each refusal says why. */
+static void
+test_names_follow_one_rule(void **state)
+{
+	char big[NAME_MAX_LEN + 2];
+
+	(void)state;
+	assert_true(name_valid("job-1"));
+	assert_true(name_valid("my job 1"));
+	assert_true(name_valid("*)(objectClass=*"));
+	assert_null(name_why("job-1"));
+	assert_false(name_valid(NULL));
+	assert_string_equal(name_why(""), "empty");
+	assert_string_equal(name_why(" job-1"), "a space at its start or end");
+	assert_string_equal(name_why("job-1 "), "a space at its start or end");
+	assert_string_equal(name_why(" "), "a space at its start or end");
+	assert_string_equal(name_why("my  job"), "two spaces in a row");
+	assert_non_null(strstr(name_why("a\nb"), "control character"));
+	assert_non_null(strstr(name_why("a\x7f"), "control character"));
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_string_equal(name_why(big), "longer than 255 bytes");
+	big[NAME_MAX_LEN] = '\0';
+	assert_true(name_valid(big));
+}
+
 static void
 test_config_keys_values_comments(void **state)
 {
@@ -142,6 +169,7 @@ main(void)
 		cmocka_unit_test(test_id_is_uuidv7_and_sorts_by_time),
 		cmocka_unit_test(test_id_rejects_non_canonical),
 		cmocka_unit_test(test_name_to_path_is_one_safe_component),
+		cmocka_unit_test(test_names_follow_one_rule),
 		cmocka_unit_test(test_config_keys_values_comments),
 		cmocka_unit_test(test_file_write_whole_replaces_and_sets_mode),
 		cmocka_unit_test(test_durations_and_times),

@@ -248,6 +248,93 @@ test_malformed_frames_get_specific_codes(void **state)
 }
 
 static void
+pack_s(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str(pk, strlen(s));
+	msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A do_checkpoint frame: top-level keys as given (each "v", "t", "id" or another name: the first
+ * "t" is do_checkpoint, a second job_unbind; the others are 1), then b with nkeys of body keys ("gid", "idem_key" or other names). */
+static size_t
+pack_keys(uint8_t *out, size_t cap, const char *const *top, size_t ntop, const char *const *keys,
+    size_t nkeys)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	bool second_t = false;
+	size_t n;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, ntop + 1);
+	for (size_t i = 0; i < ntop; i++) {
+		pack_s(&pk, top[i]);
+		if (strcmp(top[i], "t") == 0)
+			pack_s(&pk, second_t ? "job_unbind" : "do_checkpoint"), second_t = true;
+		else
+			msgpack_pack_int(&pk, 1);
+	}
+	pack_s(&pk, "b");
+	msgpack_pack_map(&pk, nkeys);
+	for (size_t i = 0; i < nkeys; i++) {
+		pack_s(&pk, keys[i]);
+		pack_s(&pk, strcmp(keys[i], "gid") == 0 && i > 0 ? "j2" : "j1");
+	}
+	n = sb.size < cap ? sb.size : cap;
+	memcpy(out, sb.data, n);
+	msgpack_sbuffer_destroy(&sb);
+	return n;
+}
+
+/* A key twice in a frame or in its body is a malformed frame: never "the later one wins". */
+static void
+test_duplicate_keys_are_refused(void **state)
+{
+	static const char *const vti[] = { "v", "t", "id" }, *const vtit[] = { "t", "v", "id", "t" },
+		*const vvti[] = { "v", "t", "v", "id" }, *const vtixx[] = { "v", "t", "id", "x", "x" },
+		*const vtix[] = { "v", "t", "id", "x" };
+	static const char *const gid[] = { "gid" }, *const gidgid[] = { "gid", "gid" },
+		*const gidyy[] = { "gid", "y", "y" };
+	const char *many[40], *code;
+	char names[40][8];
+	uint8_t buf[4096];
+	size_t n;
+
+	(void)state;
+	n = pack_keys(buf, sizeof buf, vti, 3, gid, 1);
+	assert_int_equal(decode_raw(buf, n, &code), 0);
+	n = pack_keys(buf, sizeof buf, vtix, 4, gid, 1);		/* an unknown key: ignored */
+	assert_int_equal(decode_raw(buf, n, &code), 0);
+	n = pack_keys(buf, sizeof buf, vtit, 4, gid, 1);		/* a second t */
+	assert_int_equal(decode_raw(buf, n, &code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FRAME);
+	n = pack_keys(buf, sizeof buf, vvti, 4, gid, 1);
+	assert_int_equal(decode_raw(buf, n, &code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FRAME);
+	n = pack_keys(buf, sizeof buf, vtixx, 5, gid, 1);		/* an unknown key twice */
+	assert_int_equal(decode_raw(buf, n, &code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FRAME);
+	n = pack_keys(buf, sizeof buf, vti, 3, gidgid, 2);		/* the body's gid twice */
+	assert_int_equal(decode_raw(buf, n, &code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FRAME);
+	n = pack_keys(buf, sizeof buf, vti, 3, gidyy, 3);
+	assert_int_equal(decode_raw(buf, n, &code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FRAME);
+	/* a large body map (sorted, not compared pair by pair): distinct, then one name twice */
+	for (size_t i = 0; i < 40; i++) {
+		snprintf(names[i], sizeof names[i], i ? "k%zu" : "gid", i);
+		many[i] = names[i];
+	}
+	n = pack_keys(buf, sizeof buf, vti, 3, many, 40);
+	assert_int_equal(decode_raw(buf, n, &code), 0);
+	many[39] = "k7";
+	n = pack_keys(buf, sizeof buf, vti, 3, many, 40);
+	assert_int_equal(decode_raw(buf, n, &code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FRAME);
+}
+
+static void
 test_frame_length_limit(void **state)
 {
 	uint8_t small[4] = { 0, 0, 0x10, 0 }, big[4] = { 0, 0x10, 0, 1 }, huge[4] = { 0xff, 0xff, 0xff, 0xff };
@@ -299,6 +386,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_message_and_reply_round_trips),
 		cmocka_unit_test(test_malformed_frames_get_specific_codes),
+		cmocka_unit_test(test_duplicate_keys_are_refused),
 		cmocka_unit_test(test_frame_length_limit),
 		cmocka_unit_test(test_corpus_replays),
 	};
