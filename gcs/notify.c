@@ -25,6 +25,7 @@ notify_subscribe(struct proto_req *r, void *ctx)
 		abort();
 	s->conn = r->conn;
 	proto_conn_ref(s->conn);
+	proto_conn_keep(s->conn, true);		/* a stream a broker relies on while quiet */
 	/* A fixed kernel send buffer (no autotuning up to megabytes) keeps what a subscriber leaves
 	 * unread visible to the bound below. */
 	{
@@ -44,6 +45,7 @@ notify_subscribe(struct proto_req *r, void *ctx)
 static void
 notify_free(struct gcs_sub *s)
 {
+	proto_conn_keep(s->conn, false);
 	proto_conn_unref(s->conn);
 	free(s->gid);
 	free(s);
