@@ -509,9 +509,15 @@ test_memory_after_handshake_flood(void **state)
 	    "two seconds after\n", before, peak, made, after);
 	assert_int_equal(test_gcs_stop(pid), 0);
 	assert_true(made >= 1000);
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan keeps freed memory in its quarantine and its own allocator ignores malloc_trim: the
+	 * figures are printed, the plain build checks them */
+	print_message("(SAN build: RSS not checked)\n");
+#else
 	/* most of what the flood took is given back (without malloc_trim nearly nothing is) */
 	assert_true(after - before <= (peak - before) / 2 || after - before < 2048);
 	assert_true(after < before + 16 * 1024);
+#endif
 }
 
 int
