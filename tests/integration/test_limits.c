@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -520,6 +521,124 @@ test_memory_after_handshake_flood(void **state)
 #endif
 }
 
+/*
+ * A proxy in a child: the first connection it accepts is closed at once (before any handshake,
+ * as a server out of descriptors or over its handshake budget does), the next ones are carried
+ * to to_port. Returns its pid; *port is where it listens.
+ */
+static pid_t
+closing_proxy(int to_port, int *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sin;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pid_t pid;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(l, 8) != 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) != 0)
+		return -1;
+	*port = ntohs(sin.sin_port);
+	if ((pid = fork()) != 0) {
+		close(l);
+		return pid;
+	}
+	alarm(20);			/* bounded, whatever the test does */
+	close(accept(l, NULL, NULL));
+	for (;;) {
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)to_port),
+			.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int a = accept(l, NULL, NULL), b = socket(AF_INET, SOCK_STREAM, 0);
+		char buf[16384];
+
+		if (a < 0 || b < 0 || connect(b, (struct sockaddr *)&to, sizeof to) != 0)
+			_exit(1);
+		if (fork() != 0) {
+			close(a);
+			close(b);
+			continue;
+		}
+		alarm(20);
+		for (;;) {
+			struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+			ssize_t n;
+
+			if (poll(p, 2, -1) < 0)
+				_exit(0);
+			for (int i = 0; i < 2; i++) {
+				if (p[i].revents == 0)
+					continue;
+				if ((n = read(p[i].fd, buf, sizeof buf)) <= 0 ||
+				    write(p[1 - i].fd, buf, (size_t)n) != n)
+					_exit(0);
+			}
+		}
+	}
+}
+
+struct pooled_reply {
+	bool	done;
+	char	code[64], msg[512];
+};
+
+static void
+on_pooled_reply(const char *code, const char *msg, const void *body, void *arg)
+{
+	struct pooled_reply *r = arg;
+
+	(void)body;
+	r->done = true;
+	snprintf(r->code, sizeof r->code, "%s", code ? code : "");
+	snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
+}
+
+/*
+ * The pooled client (the GCS's to each CTS) sends again, on a fresh connection, a request whose
+ * connection closed before its handshake completed, instead of failing it (the GCS would say
+ * cts_down); and it closes a connection quiet for idle_close_ms itself.
+ */
+static void
+test_pooled_client_resends(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct proto_tls_files t = test_identity(&site, "admin-a");
+	struct pooled_reply r = { 0 };
+	char ep[64], err[256];
+	int port;
+	pid_t proxy = closing_proxy(atoi(strrchr(gcs_ep, ':') + 1), &port);
+	struct proto_client_config cfg = { .endpoint = ep, .expect_role = "gcs", .timeout_ms = 5000,
+		.idle_close_ms = 500 };
+	struct proto_client *cl;
+	uint64_t until = time_mono_ms() + 8000;
+
+	(void)state;
+	assert_true(proxy > 0);
+	snprintf(ep, sizeof ep, "127.0.0.1:%d", port);
+	cl = proto_client_new(base, &t, &cfg, err, sizeof err);
+	assert_non_null(cl);
+	proto_client_request(cl, "ping", proto_type_find("ping"), NULL, on_pooled_reply, &r);
+	while (!r.done && time_mono_ms() < until)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+	print_message("ping through a first connection closed before its handshake: %s %s\n",
+	    r.code[0] ? r.code : "ok", r.msg);
+	assert_true(r.done);
+	assert_string_equal(r.code, "");
+	assert_true(proto_client_up(cl));
+	until = time_mono_ms() + 1500;		/* idle_close_ms 500: closed by the client */
+	while (proto_client_up(cl) && time_mono_ms() < until)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+	assert_false(proto_client_up(cl));
+	r.done = false;				/* and a fresh one for the next request */
+	until = time_mono_ms() + 5000;
+	proto_client_request(cl, "ping", proto_type_find("ping"), NULL, on_pooled_reply, &r);
+	while (!r.done && time_mono_ms() < until)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+	assert_string_equal(r.code, "");
+	proto_client_free(cl);
+	event_base_free(base);
+	kill(proxy, SIGKILL);
+	waitpid(proxy, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -530,6 +649,7 @@ main(void)
 		cmocka_unit_test(test_cap_per_cn),
 		cmocka_unit_test(test_cap_per_uid),
 		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_pooled_client_resends),
 		cmocka_unit_test(test_memory_after_handshake_flood),
 	};
 
