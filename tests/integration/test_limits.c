@@ -40,7 +40,7 @@
 
 static struct test_site site;
 static char gcs_ep[64], cts_sock[400], gcs_log[400], cts_log[400];
-static pid_t gcs_pid, cts_pid, job_pid;
+static pid_t gcs_pid, cts_pid, job_pid, proxy_pid;
 static struct proto_sync *job_channel;	/* a bound job's channel (test_cap_per_uid) */
 
 static int
@@ -70,6 +70,10 @@ teardown(void **state)
 	if (job_pid > 0) {
 		kill(job_pid, SIGKILL);
 		waitpid(job_pid, NULL, 0);
+	}
+	if (proxy_pid > 0) {		/* a failed test_pooled_client_resends */
+		kill(proxy_pid, SIGKILL);
+		waitpid(proxy_pid, NULL, 0);
 	}
 	if (cts_pid > 0)
 		cts = test_gcs_stop(cts_pid);
@@ -604,7 +608,7 @@ test_pooled_client_resends(void **state)
 	struct pooled_reply r = { 0 };
 	char ep[64], err[256];
 	int port;
-	pid_t proxy = closing_proxy(atoi(strrchr(gcs_ep, ':') + 1), &port);
+	pid_t proxy = proxy_pid = closing_proxy(atoi(strrchr(gcs_ep, ':') + 1), &port);
 	struct proto_client_config cfg = { .endpoint = ep, .expect_role = "gcs", .timeout_ms = 5000,
 		.idle_close_ms = 500 };
 	struct proto_client *cl;
@@ -637,6 +641,7 @@ test_pooled_client_resends(void **state)
 	event_base_free(base);
 	kill(proxy, SIGKILL);
 	waitpid(proxy, NULL, 0);
+	proxy_pid = 0;
 }
 
 int
