@@ -37,8 +37,12 @@ notify_subscribe(struct proto_req *r, void *ctx)
 	s->gid = b->gid ? strdup(b->gid) : NULL;
 	s->next = g->subs;
 	g->subs = s;
-	log_info("%s %s subscribed%s%s", r->peer.role, r->peer.name, s->gid ? " to " : "",
-	    s->gid ? s->gid : "");
+	{
+		static struct log_limit said;	/* a broker may subscribe and leave in a loop */
+
+		log_limited(&said, LOG_INFO, "%s %s subscribed%s%s", r->peer.role, r->peer.name,
+		    s->gid ? " to " : "", s->gid ? s->gid : "");
+	}
 	proto_reply_ok(r, r->pt->reply, NULL);
 }
 
