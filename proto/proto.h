@@ -336,6 +336,9 @@ int  proto_sync_read(struct proto_sync *s, int timeout_ms, const struct proto_ty
 	struct proto_msg *m, char *err, size_t errlen);
 int  proto_sync_fd(struct proto_sync *s);
 void proto_sync_set_timeout(struct proto_sync *s, int timeout_ms);	/* of later calls and reads */
+/* The server refused this connection itself (over a limit: an err with id 0, code busy); asking
+ * again on it is pointless. */
+bool proto_sync_refused(struct proto_sync *s);
 int  proto_sync_write_raw(struct proto_sync *s, const void *buf, size_t len);	/* tests */
 void proto_sync_close(struct proto_sync *s);
 /* A unix-socket client keeps its descriptor for exec (gca-exec, GCA_APP_FD). */

@@ -24,6 +24,7 @@ struct proto_sync {
 	SSL	*ssl;
 	uint32_t next_id;
 	int	 timeout_ms;
+	bool	 refused;	/* the server refused the connection itself (an err with id 0) */
 };
 
 static int
@@ -274,6 +275,7 @@ proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type 
 		/* id 0: the server refuses the connection itself (a limit), with why */
 		if ((m.id == id || m.id == 0) && strcmp(m.type, "err") == 0) {
 			const struct msg_err *e = m.body;
+			s->refused = s->refused || m.id == 0;
 			snprintf(code, codelen, "%s", e && e->code ? e->code : "internal");
 			snprintf(msg, msglen, "%s", e && e->msg ? e->msg : "");
 			proto_msg_free(&m);
@@ -285,6 +287,12 @@ proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type 
 		}
 		proto_msg_free(&m);	/* a notify or a stale reply: not ours */
 	}
+}
+
+bool
+proto_sync_refused(struct proto_sync *s)
+{
+	return s->refused;
 }
 
 void

@@ -399,6 +399,19 @@ test_cap_per_uid(void **state)
 	    msg);
 	assert_string_equal(code, PROTO_E_BUSY);
 	assert_non_null(strstr(msg, "too many connections from uid"));
+	{
+		/* gca-exec over the cap: refused at once, saying why (not 15 s of "not ready") */
+		char out[2048];
+		uint64_t t0 = time_mono_ms();
+		int rc = test_sh(out, sizeof out, "%s/gca-exec --gid limits-over --cts %s -- true 2>&1",
+		    getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build", cts_sock);
+
+		print_message("gca-exec over the cap (%llu ms): %s", (unsigned long long)(time_mono_ms() -
+		    t0), out);
+		assert_int_not_equal(rc, 0);
+		assert_non_null(strstr(out, "too many connections from uid"));
+		assert_true(time_mono_ms() - t0 < 5000);
+	}
 	for (int i = 0; i <= CAP; i++)
 		proto_sync_close(c[i]);
 	assert_int_equal(ping(job_channel, code, msg), 0);
