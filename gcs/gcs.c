@@ -244,7 +244,7 @@ main(int argc, char **argv)
 	struct gcs g = { 0 };
 	struct gcs_opts o = { 0 };
 	struct config cf = { 0 };
-	struct proto_server_config scfg = { 0 };
+	struct proto_server_config scfg = { 0 }, limits = { 0 };
 	struct event *sigint, *sigterm;
 	struct timeval second = { 1, 0 };
 	char err[512], *dirfile;
@@ -267,6 +267,12 @@ main(int argc, char **argv)
 	g.request_timeout_ms = (int)gcs_number(&o.flags, &cf, "request_timeout", 1, 3600, 30, 1000);
 	g.subscriber_backlog = (size_t)gcs_number(&o.flags, &cf, "subscriber_backlog", 4096,
 	    1L << 30, 1024 * 1024, 1);
+	limits.idle_timeout_ms = (int)gcs_number(&o.flags, &cf, "idle_timeout", 1, 86400, 300, 1000);
+	limits.handshake_timeout_ms = (int)gcs_number(&o.flags, &cf, "handshake_timeout", 1, 600, 10,
+	    1000);
+	limits.max_per_peer = (int)gcs_number(&o.flags, &cf, "max_peer_connections", 0, 1000000, 64,
+	    1);
+	limits.max_handshakes = (int)gcs_number(&o.flags, &cf, "max_handshakes", 1, 1000000, 256, 1);
 	if (g.tls.ca == NULL || g.tls.cert == NULL || g.tls.key == NULL || dirfile == NULL) {
 		fprintf(stderr, "gca-gcs: ca, cert, key and directory must be given\n%s", gcs_usage);
 		return 2;
@@ -298,11 +304,9 @@ main(int argc, char **argv)
 	 */
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
 		.ctx = &g, .on_close = gcs_on_conn_close, .idle_exempt_roles = PROTO_ROLE_CTS,
-		.idle_timeout_ms = (int)gcs_number(&o.flags, &cf, "idle_timeout", 1, 86400, 300, 1000),
-		.handshake_timeout_ms = (int)gcs_number(&o.flags, &cf, "handshake_timeout", 1, 600, 10,
-		    1000),
-		.max_per_peer = (int)gcs_number(&o.flags, &cf, "max_peer_connections", 0, 1000000, 64, 1),
-		.max_handshakes = (int)gcs_number(&o.flags, &cf, "max_handshakes", 1, 1000000, 256, 1) };
+		.idle_timeout_ms = limits.idle_timeout_ms,
+		.handshake_timeout_ms = limits.handshake_timeout_ms,
+		.max_per_peer = limits.max_per_peer, .max_handshakes = limits.max_handshakes };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
 		log_fatal("%s", err);
 	if ((g.endpoint = gcs_setting(&o.flags, &cf, "endpoint", NULL)) == NULL) {
