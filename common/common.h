@@ -26,6 +26,13 @@ void log_warn(const char *fmt, ...) GCA_PRINTF(1, 2);
 void log_info(const char *fmt, ...) GCA_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) GCA_PRINTF(1, 2);
 void log_fatal(const char *fmt, ...) GCA_PRINTF(1, 2) GCA_NORETURN;
+/* A line that a loop could repeat (accept failing, a peer refused again and again): at most one
+ * per second per struct log_limit, the next one saying how many were left out meanwhile. */
+struct log_limit {
+	uint64_t	last_ms;
+	unsigned long	skipped;
+};
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...) GCA_PRINTF(3, 4);
 
 /* config.c: "key value" lines as in ldap.conf; '#' starts a comment line; later keys win. */
 struct config_entry {

@@ -88,6 +88,16 @@ log_vwrite(enum log_level level, const char *fmt, va_list ap)
 		log_vwrite(level, fmt, ap);		\
 		va_end(ap);				\
 	}
+static void GCA_PRINTF(2, 3)
+log_write(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, fmt, ap);
+	va_end(ap);
+}
+
 LOG_FN(log_error, LOG_ERROR)
 LOG_FN(log_warn, LOG_WARN)
 LOG_FN(log_info, LOG_INFO)
@@ -102,4 +112,29 @@ log_fatal(const char *fmt, ...)
 	log_vwrite(LOG_ERROR, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+void
+log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...)
+{
+	uint64_t now = time_mono_ms();
+	char msg[1800];
+	va_list ap;
+
+	if (level > log_level)
+		return;
+	if (l->last_ms != 0 && now - l->last_ms < 1000) {
+		l->skipped++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (l->skipped > 0)
+		log_write(level, "%s (and %lu more like it in the last %llu ms)", msg, l->skipped,
+		    (unsigned long long)(now - l->last_ms));
+	else
+		log_write(level, "%s", msg);
+	l->last_ms = now;
+	l->skipped = 0;
 }

@@ -5,8 +5,9 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental. Times in seconds unless they
- * carry a unit (500ms, 2m).
+ * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental, idle_timeout,
+ * handshake_timeout, max_peer_connections, max_handshakes. Times in seconds unless they carry a
+ * unit (500ms, 2m).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -168,6 +169,14 @@ cts_configure(struct cts *c, const struct config *cf)
 	if (config_get_int(cf, "vmm_memory", 16, 1024 * 1024, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->vmm_memory_mib = config_get(cf, "vmm_memory") ? (unsigned)n : 256;
+	c->idle_timeout_ms = cts_duration(cf, "idle_timeout", 300000);
+	c->handshake_timeout_ms = cts_duration(cf, "handshake_timeout", 10000);
+	if (config_get_int(cf, "max_peer_connections", 0, 1000000, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->max_peer_connections = config_get(cf, "max_peer_connections") ? (int)n : 64;
+	if (config_get_int(cf, "max_handshakes", 1, 1000000, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->max_handshakes = config_get(cf, "max_handshakes") ? (int)n : 256;
 }
 
 static void
@@ -195,8 +204,13 @@ cts_free(struct cts *c)
 static void
 cts_listen(struct cts *c, const struct config *cf, const char *port_file)
 {
+	/* GCSes (their pooled connection) and other CTSes (replica pushes) are never cut for
+	 * being quiet; their clients close first. The cap counts per certificate CN. */
 	struct proto_server_config scfg = { .handlers = cts_handlers,
-		.nhandlers = GCA_NITEMS(cts_handlers), .ctx = c };
+		.nhandlers = GCA_NITEMS(cts_handlers), .ctx = c,
+		.idle_timeout_ms = c->idle_timeout_ms, .handshake_timeout_ms = c->handshake_timeout_ms,
+		.idle_exempt_roles = PROTO_ROLE_GCS | PROTO_ROLE_CTS,
+		.max_per_peer = c->max_peer_connections, .max_handshakes = c->max_handshakes };
 	char err[512], ep[300];
 	const char *colon;
 

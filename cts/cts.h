@@ -143,6 +143,10 @@ struct cts {
 	unsigned		 retention;
 	int			 app_timeout_ms, heartbeat_ms;
 	int			 dump_timeout_ms;	/* cts.conf dump_timeout */
+	/* limits a peer cannot break (cts.conf idle_timeout, handshake_timeout,
+	 * max_peer_connections, max_handshakes; docs/ARCHITECTURE.md, "Limits") */
+	int			 idle_timeout_ms, handshake_timeout_ms;
+	int			 max_peer_connections, max_handshakes;
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	char			*vmm_kernel, *vmm_initrd;	/* vmm: the operator's guest, or NULL */

@@ -220,10 +220,16 @@ jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t start, uid_t uid, g
 void
 jobs_set_channel(struct cts_job *j, struct proto_conn *conn)
 {
-	if (conn != NULL)
+	/* a bound job's channel (GCA_APP_FD, kept across exec) is never cut for being quiet, nor
+	 * counted by the per-uid cap (proto_conn_keep) */
+	if (conn != NULL) {
 		proto_conn_ref(conn);
-	if (j->channel != NULL)
+		proto_conn_keep(conn, true);
+	}
+	if (j->channel != NULL) {
+		proto_conn_keep(j->channel, false);
 		proto_conn_unref(j->channel);
+	}
 	j->channel = conn;
 }
 

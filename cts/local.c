@@ -229,8 +229,10 @@ local_on_close(struct proto_conn *conn, void *ctx)
 int
 local_open(struct cts *c, const char *group, char *err, size_t errlen)
 {
+	/* the cap counts per uid, without the channels of bound jobs (jobs_set_channel keeps them) */
 	struct proto_server_config cfg = { .handlers = local_handlers,
-		.nhandlers = GCA_NITEMS(local_handlers), .ctx = c, .on_close = local_on_close };
+		.nhandlers = GCA_NITEMS(local_handlers), .ctx = c, .on_close = local_on_close,
+		.idle_timeout_ms = c->idle_timeout_ms, .max_per_peer = c->max_peer_connections };
 	mode_t mode = 0666;	/* every user binds their own jobs; SO_PEERCRED says who they are */
 	struct group *gr = NULL;
 

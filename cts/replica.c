@@ -53,7 +53,8 @@ replica_configure(struct cts *c, const char *list, char *err, size_t errlen)
 	copy = strdup(list);
 	for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
 		char *at = strchr(tok, '@'), name[256];
-		struct proto_client_config cfg = { .expect_role = "cts",
+		/* closed after 30 s without a push: the pooled side closes first */
+		struct proto_client_config cfg = { .expect_role = "cts", .idle_close_ms = 30000,
 			.timeout_ms = REPLICA_TIMEOUT_MS };
 
 		if (at == NULL || at == tok || strchr(at + 1, ':') == NULL ||

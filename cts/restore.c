@@ -331,8 +331,10 @@ restore_on_verified(bool ok, const char *out, void *arg)
 		return;
 	}
 	if (!ok) {
+		static struct log_limit refused;	/* any local user may ask again and again */
+
 		file_remove_tree(op->copy);	/* if it was made */
-		log_warn("restore of %s refused: %s", op->id, out);
+		log_limited(&refused, LOG_WARN, "restore of %s refused: %s", op->id, out);
 		restore_fail(op, PROTO_E_REFUSED, "%s%s", out, "");
 		return;
 	}

@@ -4,11 +4,14 @@
  * usage: gca-gcs [-f gcs.conf] [--name N] [--listen HOST:PORT] [--endpoint HOST:PORT]
  *                [--ca F] [--cert F] [--key F] [--directory F] [--port-file F]
  *                [--cts-timeout S] [--request-timeout S] [--directory-timeout S]
- *                [--subscriber-backlog BYTES] [--directory-transactions yes|no] [-d]
+ *                [--subscriber-backlog BYTES] [--directory-transactions yes|no]
+ *                [--idle-timeout S] [--handshake-timeout S] [--max-peer-connections N]
+ *                [--max-handshakes N] [-d]
  *
  * Flags win over the config file ("key value" lines with the same names, '-' written '_': name,
  * listen, endpoint, ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout,
- * subscriber_backlog, directory_transactions; times in seconds, the backlog in bytes).
+ * subscriber_backlog, directory_transactions, idle_timeout, handshake_timeout,
+ * max_peer_connections, max_handshakes; times in seconds, the backlog in bytes).
  * --directory names the GCS's directory identity file (uri, binddn, password, base), as
  * scripts/gca-site writes it.
  */
@@ -45,7 +48,9 @@ static const char gcs_usage[] =
     "usage: gca-gcs [-f gcs.conf] [--name N] [--listen HOST:PORT] [--endpoint HOST:PORT]\n"
     "               [--ca F] [--cert F] [--key F] [--directory F] [--port-file F]\n"
     "               [--cts-timeout S] [--request-timeout S] [--directory-timeout S]\n"
-    "               [--subscriber-backlog BYTES] [--directory-transactions yes|no] [-d]\n";
+    "               [--subscriber-backlog BYTES] [--directory-transactions yes|no]\n"
+    "               [--idle-timeout S] [--handshake-timeout S] [--max-peer-connections N]\n"
+    "               [--max-handshakes N] [-d]\n";
 
 const char *
 gcs_dir_code(enum dir_status s)
@@ -114,6 +119,7 @@ gcs_on_conn_close(struct proto_conn *c, void *ctx)
 static const char *const gcs_keys[] = {
 	"name", "listen", "endpoint", "ca", "cert", "key", "directory", "cts_timeout",
 	"request_timeout", "directory_timeout", "subscriber_backlog", "directory_transactions",
+	"idle_timeout", "handshake_timeout", "max_peer_connections", "max_handshakes",
 };
 
 struct gcs_opts {
@@ -238,7 +244,7 @@ main(int argc, char **argv)
 	struct gcs g = { 0 };
 	struct gcs_opts o = { 0 };
 	struct config cf = { 0 };
-	struct proto_server_config scfg = { 0 };
+	struct proto_server_config scfg = { 0 }, limits = { 0 };
 	struct event *sigint, *sigterm;
 	struct timeval second = { 1, 0 };
 	char err[512], *dirfile;
@@ -261,6 +267,12 @@ main(int argc, char **argv)
 	g.request_timeout_ms = (int)gcs_number(&o.flags, &cf, "request_timeout", 1, 3600, 30, 1000);
 	g.subscriber_backlog = (size_t)gcs_number(&o.flags, &cf, "subscriber_backlog", 4096,
 	    1L << 30, 1024 * 1024, 1);
+	limits.idle_timeout_ms = (int)gcs_number(&o.flags, &cf, "idle_timeout", 1, 86400, 300, 1000);
+	limits.handshake_timeout_ms = (int)gcs_number(&o.flags, &cf, "handshake_timeout", 1, 600, 10,
+	    1000);
+	limits.max_per_peer = (int)gcs_number(&o.flags, &cf, "max_peer_connections", 0, 1000000, 64,
+	    1);
+	limits.max_handshakes = (int)gcs_number(&o.flags, &cf, "max_handshakes", 1, 1000000, 256, 1);
 	if (g.tls.ca == NULL || g.tls.cert == NULL || g.tls.key == NULL || dirfile == NULL) {
 		fprintf(stderr, "gca-gcs: ca, cert, key and directory must be given\n%s", gcs_usage);
 		return 2;
@@ -285,8 +297,16 @@ main(int argc, char **argv)
 		log_fatal("directory feed: %s", err);
 	if (registry_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
+	/*
+	 * Limits a peer cannot break (docs/ARCHITECTURE.md, "Limits"). A CTS's link is never cut
+	 * for being quiet (its heartbeat may be set longer than the idle timeout); subscriptions are
+	 * kept by notify.c. The cap counts connections per certificate CN.
+	 */
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
-		.ctx = &g, .on_close = gcs_on_conn_close };
+		.ctx = &g, .on_close = gcs_on_conn_close, .idle_exempt_roles = PROTO_ROLE_CTS,
+		.idle_timeout_ms = limits.idle_timeout_ms,
+		.handshake_timeout_ms = limits.handshake_timeout_ms,
+		.max_per_peer = limits.max_per_peer, .max_handshakes = limits.max_handshakes };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
 		log_fatal("%s", err);
 	if ((g.endpoint = gcs_setting(&o.flags, &cf, "endpoint", NULL)) == NULL) {

@@ -31,6 +31,7 @@ notify_subscribe(struct proto_req *r, void *ctx)
 	}
 	s->conn = r->conn;
 	proto_conn_ref(s->conn);
+	proto_conn_keep(s->conn, true);		/* a stream a broker relies on while quiet */
 	/* A fixed kernel send buffer (no autotuning up to megabytes) keeps what a subscriber leaves
 	 * unread visible to the bound below. */
 	{
@@ -42,14 +43,19 @@ notify_subscribe(struct proto_req *r, void *ctx)
 	s->gid = b->gid ? strdup(b->gid) : NULL;
 	s->next = g->subs;
 	g->subs = s;
-	log_info("%s %s subscribed%s%s", r->peer.role, r->peer.name, s->gid ? " to " : "",
-	    s->gid ? s->gid : "");
+	{
+		static struct log_limit said;	/* a broker may subscribe and leave in a loop */
+
+		log_limited(&said, LOG_INFO, "%s %s subscribed%s%s", r->peer.role, r->peer.name,
+		    s->gid ? " to " : "", s->gid ? s->gid : "");
+	}
 	proto_reply_ok(r, r->pt->reply, NULL);
 }
 
 static void
 notify_free(struct gcs_sub *s)
 {
+	proto_conn_keep(s->conn, false);
 	proto_conn_unref(s->conn);
 	free(s->gid);
 	free(s);

@@ -63,14 +63,16 @@ route_on_cts_state(bool up, const char *why, void *arg)
 }
 
 /* c's pooled connection (do_checkpoint, job_moved, image_gc), made when first needed. 0, or -1
- * and why in err. */
+ * and why in err. The GCS closes it after a minute without a request: the pooled side closes
+ * first (the CTS never cuts a GCS's connection for being quiet either). */
+#define ROUTER_POOL_IDLE_MS 60000
 int
 router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen)
 {
 	/* the client's own limit only frees what a CTS never answers: routes have theirs */
 	struct proto_client_config cfg = { .endpoint = c->endpoint, .expect_role = "cts",
 		.expect_name = c->name, .timeout_ms = g->request_timeout_ms + 1000,
-		.on_state = route_on_cts_state, .arg = c };
+		.on_state = route_on_cts_state, .arg = c, .idle_close_ms = ROUTER_POOL_IDLE_MS };
 
 	if (c->client != NULL)
 		return 0;

@@ -2,6 +2,11 @@
  * The async client on a daemon's loop (GCS -> CTS, CTS -> GCS). It connects when first asked,
  * queues requests while connecting, matches replies by id, times every request out, and fails
  * every pending request when the connection drops; the next request connects again.
+ *
+ * A pooled connection (idle_close_ms) is closed by the client once nothing was pending for that
+ * long: the client closes first, so a server's idle timeout never cuts it under a request. A
+ * connection that closes before its handshake completed carried no request to the server: its
+ * requests are sent again, once, on a fresh connection instead of failing.
  */
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -20,8 +25,9 @@ struct proto_pending {
 	const struct proto_type	*reply_pt;
 	proto_reply_cb		 cb;
 	void			*arg;
-	uint8_t			*frame;		/* not yet sent (waiting for the connection) */
+	uint8_t			*frame;		/* a copy, to send again (see above) */
 	size_t			 len;
+	bool			 resent;
 	struct event		*timer;
 	struct proto_client	*client;
 	struct proto_pending	*next;
@@ -36,7 +42,43 @@ struct proto_client {
 	bool				 up;
 	uint32_t			 next_id;
 	struct proto_pending		*pending;
+	struct event			*idle;		/* idle_close_ms */
+	uint64_t			 last_ms;	/* a request or a frame, monotonic */
 };
+
+static void
+proto_client_idle_arm(struct proto_client *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (c->idle != NULL)
+		evtimer_add(c->idle, &tv);
+}
+
+/* Armed while connected; closes the connection once nothing was pending for idle_close_ms. */
+static void
+proto_client_on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct proto_client *c = arg;
+	struct proto_conn *conn = c->conn;
+	uint64_t quiet = time_mono_ms() - c->last_ms;
+
+	(void)fd;
+	(void)what;
+	if (conn == NULL)
+		return;
+	if (c->pending != NULL || quiet < (uint64_t)c->cfg.idle_close_ms) {
+		proto_client_idle_arm(c, c->pending != NULL ? c->cfg.idle_close_ms :
+		    c->cfg.idle_close_ms - (int)quiet);
+		return;
+	}
+	log_debug("%s: closing the pooled connection, idle for %d ms", c->endpoint,
+	    c->cfg.idle_close_ms);
+	c->conn = NULL;
+	c->up = false;
+	proto_conn_kill(conn);
+	proto_conn_unref(conn);
+}
 
 static struct proto_pending *
 proto_client_take(struct proto_client *c, uint32_t id)
@@ -90,6 +132,7 @@ proto_client_on_frame(struct proto_conn *conn, struct proto_msg *m, void *arg)
 	struct proto_pending *p;
 
 	(void)conn;
+	c->last_ms = time_mono_ms();
 	if (strcmp(m->type, "ok") != 0 && strcmp(m->type, "err") != 0) {
 		if (c->cfg.on_frame != NULL)
 			c->cfg.on_frame(m, c->cfg.arg);
@@ -117,11 +160,41 @@ proto_client_on_up(struct proto_conn *conn, void *arg)
 		c->cfg.on_state(true, NULL, c->cfg.arg);
 }
 
+static int proto_client_connect(struct proto_client *c, char *err, size_t errlen);
+
+/* The connection closed before its handshake completed: nothing reached the server's dispatch
+ * (it reads nothing before the peer is known), so what was pending goes once more on a fresh
+ * connection; 0 if it went. */
+static int
+proto_client_resend(struct proto_client *c)
+{
+	char err[256];
+
+	for (struct proto_pending *p = c->pending; p != NULL; p = p->next) {
+		if (p->resent || p->frame == NULL)
+			return -1;
+	}
+	if (c->pending == NULL || proto_client_connect(c, err, sizeof err) != 0)
+		return -1;
+	for (struct proto_pending *p = c->pending; p != NULL; p = p->next) {
+		uint8_t *copy = malloc(p->len);
+
+		p->resent = true;
+		if (copy == NULL)
+			abort();
+		memcpy(copy, p->frame, p->len);
+		proto_conn_send_raw(c->conn, copy, p->len);
+	}
+	log_debug("%s: the connection closed in its handshake; its requests sent again", c->endpoint);
+	return 0;
+}
+
 static void
 proto_client_on_close(struct proto_conn *conn, const char *why, void *arg)
 {
 	struct proto_client *c = arg;
 	char msg[512];
+	bool was_up = c->up;
 
 	if (c->conn != conn)
 		return;
@@ -129,6 +202,8 @@ proto_client_on_close(struct proto_conn *conn, const char *why, void *arg)
 	c->conn = NULL;
 	c->up = false;
 	proto_conn_unref(conn);
+	if (!was_up && proto_client_resend(c) == 0)
+		return;
 	proto_client_fail_all(c, PROTO_E_UNAVAILABLE, msg);
 	if (c->cfg.on_state != NULL)
 		c->cfg.on_state(false, msg, c->cfg.arg);
@@ -179,6 +254,9 @@ proto_client_connect(struct proto_client *c, char *err, size_t errlen)
 		c->conn = NULL;
 		return -1;
 	}
+	proto_tcp_nodelay(bufferevent_getfd(bev));
+	c->last_ms = time_mono_ms();
+	proto_client_idle_arm(c, c->cfg.idle_close_ms);
 	return 0;
 }
 
@@ -225,7 +303,17 @@ proto_client_request(struct proto_client *c, const char *type, const struct prot
 		proto_client_finish(p, PROTO_E_UNAVAILABLE, err, NULL);
 		return;
 	}
-	/* Written now: the TLS bufferevent keeps it until the handshake is done. */
+	/* Written now: the TLS bufferevent keeps it until the handshake is done. p->frame stays
+	 * for proto_client_resend while the handshake is not done. */
+	c->last_ms = time_mono_ms();
+	if (!c->up) {
+		uint8_t *copy = malloc(p->len);
+		if (copy == NULL)
+			abort();
+		memcpy(copy, p->frame, p->len);
+		proto_conn_send_raw(c->conn, copy, p->len);
+		return;
+	}
 	proto_conn_send_raw(c->conn, p->frame, p->len);
 	p->frame = NULL;
 }
@@ -257,7 +345,11 @@ proto_client_new(struct event_base *base, const struct proto_tls_files *tls,
 		c->host[strcspn(c->host, "]")] = '\0';
 	}
 	c->cfg.endpoint = c->endpoint;
+	if (c->cfg.idle_close_ms > 0)
+		c->idle = evtimer_new(base, proto_client_on_idle, c);
 	if ((c->ctx = tls_ctx_new(false, tls, err, errlen)) == NULL) {
+		if (c->idle != NULL)
+			event_free(c->idle);
 		free(c->endpoint);
 		free(c->host);
 		free(c);
@@ -278,6 +370,8 @@ proto_client_free(struct proto_client *c)
 		proto_conn_unref(conn);
 	}
 	proto_client_fail_all(c, PROTO_E_UNAVAILABLE, "client closed");
+	if (c->idle != NULL)
+		event_free(c->idle);
 	SSL_CTX_free(c->ctx);
 	free(c->endpoint);
 	free(c->host);

@@ -12,6 +12,8 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
@@ -29,7 +31,10 @@ struct proto_conn {
 	struct proto_conn_ops	 ops;
 	struct proto_peer	 peer;
 	int			 refs;
-	bool			 open, up, paused, closing;
+	int			 inflight;	/* requests being handled */
+	int			 keeps;		/* proto_conn_keep: a job's channel, a subscription */
+	char			*refused;	/* why its requests are refused (proto_conn_refuse) */
+	bool			 open, up, paused, closing, idle_exempt;
 };
 
 static void proto_conn_shut(struct proto_conn *c, const char *why);
@@ -47,7 +52,55 @@ proto_conn_unref(struct proto_conn *c)
 		return;
 	if (c->handshake_timer != NULL)
 		event_free(c->handshake_timer);
+	free(c->refused);
 	free(c);
+}
+
+/*
+ * A connection a user relies on while it is quiet (a job's bound channel, a subscribe stream):
+ * never cut for being idle, and not counted by the per-peer cap (server.c). Counted, so that a
+ * channel two jobs share stays kept until both let go.
+ */
+void
+proto_conn_keep(struct proto_conn *c, bool keep)
+{
+	c->keeps += keep ? 1 : -1;
+	if (c->keeps < 0)
+		c->keeps = 0;
+}
+
+bool
+proto_conn_kept(struct proto_conn *c)
+{
+	return c->keeps > 0;
+}
+
+bool
+proto_conn_up(struct proto_conn *c)
+{
+	return c->up;
+}
+
+void
+proto_conn_idle_exempt(struct proto_conn *c)
+{
+	c->idle_exempt = true;
+}
+
+bool
+proto_conn_refused(struct proto_conn *c)
+{
+	return c->refused != NULL;
+}
+
+/* Frames are written whole: Nagle would only hold the last segment of one back (about 40 ms,
+ * waiting for a delayed ACK) on every fresh connection. */
+void
+proto_tcp_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);	/* fails on unix sockets */
 }
 
 bool
@@ -114,6 +167,7 @@ static void
 proto_req_free(struct proto_req *r)
 {
 	proto_body_free(r->pt, r->body);
+	r->conn->inflight--;
 	proto_conn_unref(r->conn);
 	free(r);
 }
@@ -177,6 +231,11 @@ proto_conn_dispatch(struct proto_conn *c, struct proto_msg *m)
 	const struct proto_handler *h = NULL;
 	struct proto_req *r;
 
+	if (c->refused != NULL) {
+		proto_conn_send_err(c, m->id, PROTO_E_BUSY, c->refused);
+		proto_conn_close(c);
+		return;
+	}
 	for (size_t i = 0; i < c->ops.nhandlers; i++) {
 		if (strcmp(c->ops.handlers[i].type, m->type) == 0)
 			h = &c->ops.handlers[i];
@@ -199,6 +258,7 @@ proto_conn_dispatch(struct proto_conn *c, struct proto_msg *m)
 	}
 	r->conn = c;
 	proto_conn_ref(c);
+	c->inflight++;
 	r->id = m->id;
 	r->pt = m->pt;
 	r->body = m->body;
@@ -285,6 +345,56 @@ proto_conn_on_write(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The idle timeout: a read timeout, which the peer's every byte restarts (proto_conn_on_event
+ * decides whether an expired one cuts). */
+static void
+proto_conn_arm_idle(struct proto_conn *c)
+{
+	int ms = c->ops.idle_timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (ms > 0 && !c->closing)
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+}
+
+/*
+ * Quiet, but not idle: a connection kept (a job's channel, a subscription), exempt (the GCS's
+ * pooled connection at a CTS), or with a request still being handled (a checkpoint may take
+ * minutes) is never cut; its timer starts again.
+ */
+static bool
+proto_conn_idle_spared(struct proto_conn *c)
+{
+	if (c->refused != NULL || c->closing)
+		return false;
+	if (c->keeps == 0 && !c->idle_exempt && c->inflight == 0)
+		return false;
+	if (!c->paused)
+		bufferevent_enable(c->bev, EV_READ);
+	return true;
+}
+
+/*
+ * Over a limit (server.c: the per-peer cap): every request gets `busy` with why, and so does a
+ * peer that only listens (a frame with id 0 now); the connection closes after its first request
+ * or a second of silence.
+ */
+void
+proto_conn_refuse(struct proto_conn *c, const char *why)
+{
+	struct timeval second = { 1, 0 };
+
+	if (!proto_conn_open(c) || c->refused != NULL)
+		return;
+	c->refused = strdup(why);
+	if (c->refused == NULL) {
+		proto_conn_shut(c, why);
+		return;
+	}
+	proto_conn_send_err(c, 0, PROTO_E_BUSY, why);
+	bufferevent_set_timeouts(c->bev, &second, NULL);
+}
+
 static void
 proto_conn_became_up(struct proto_conn *c)
 {
@@ -314,10 +424,7 @@ proto_conn_became_up(struct proto_conn *c)
 	c->up = true;
 	if (c->handshake_timer != NULL)
 		event_del(c->handshake_timer);
-	if (c->ops.idle_timeout_ms > 0) {
-		struct timeval tv = { c->ops.idle_timeout_ms / 1000, (c->ops.idle_timeout_ms % 1000) * 1000 };
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	}
+	proto_conn_arm_idle(c);
 	if (c->ops.on_up != NULL)
 		c->ops.on_up(c, c->ops.arg);
 	if (proto_conn_open(c))
@@ -335,7 +442,11 @@ proto_conn_on_event(struct bufferevent *bev, short what, void *arg)
 		proto_conn_became_up(c);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && proto_conn_idle_spared(c))
+		return;
+	if ((what & BEV_EVENT_TIMEOUT) && c->refused != NULL)
+		snprintf(why, sizeof why, "refused: %s", c->refused);
+	else if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof why, "idle for %d ms", c->ops.idle_timeout_ms);
 	else if (what & BEV_EVENT_ERROR) {
 		unsigned long e;
@@ -445,6 +556,7 @@ proto_conn_new(struct event_base *base, struct bufferevent *bev, const struct pr
 		evtimer_add(c->handshake_timer, &tv);
 	} else {
 		c->up = true;
+		proto_conn_arm_idle(c);
 	}
 	return c;
 }

@@ -232,8 +232,16 @@ struct proto_server_config {
 	size_t				 max_frame;	/* 0: PROTO_MAX_FRAME */
 	size_t				 max_output;	/* stop reading a peer whose output is over this (4 MiB) */
 	int				 handshake_timeout_ms;	/* 10 s */
-	int				 idle_timeout_ms;	/* 0: none */
+	/* A connection quiet this long with no request being handled is closed, unless it is kept
+	 * (proto_conn_keep) or its peer's role is in idle_exempt_roles. 0: none. */
+	int				 idle_timeout_ms;
 	void	(*on_close)(struct proto_conn *c, void *ctx);	/* optional */
+	unsigned			 idle_exempt_roles;	/* PROTO_ROLE_* bits */
+	/* Open connections per certificate CN (TLS) or per uid (unix) that are not kept; the next
+	 * one is refused (`busy`, with why). 0: no cap. */
+	int				 max_per_peer;
+	/* TLS connections in their handshake at once; one more is closed at accept. 0: 256. */
+	int				 max_handshakes;
 };
 
 /* A TLS 1.3 server with required client certificates, on host:port ("127.0.0.1:0" picks a port). */
@@ -256,6 +264,9 @@ bool proto_conn_open(struct proto_conn *c);
 size_t proto_conn_output(struct proto_conn *c);		/* bytes waiting to be written */
 int    proto_conn_fd(struct proto_conn *c);		/* its socket, -1 once closed */
 void proto_conn_close(struct proto_conn *c);
+/* A connection a user relies on while quiet (a job's bound channel, a subscription): never cut for
+ * being idle, not counted by the per-peer cap. Counted: each keep is undone by one unkeep (false). */
+void proto_conn_keep(struct proto_conn *c, bool keep);
 
 /* An async client on the loop (GCS -> CTS, CTS -> GCS): TLS with its certificate, checking the
  * server's role (and name, if given). Requests are matched to replies by id. */
@@ -268,6 +279,9 @@ struct proto_client_config {
 	void		(*on_state)(bool up, const char *why, void *arg);
 	void		*arg;
 	size_t		 max_frame;
+	/* A pooled connection with nothing pending this long is closed by the client, before the
+	 * server's idle timeout could cut it under a request (0: kept open). */
+	int		 idle_close_ms;
 	/* Server side of this connection: requests the peer sends us (may be NULL). */
 	const struct proto_handler *handlers;
 	size_t		 nhandlers;
@@ -323,6 +337,9 @@ int  proto_sync_read(struct proto_sync *s, int timeout_ms, const struct proto_ty
 	struct proto_msg *m, char *err, size_t errlen);
 int  proto_sync_fd(struct proto_sync *s);
 void proto_sync_set_timeout(struct proto_sync *s, int timeout_ms);	/* of later calls and reads */
+/* The server refused this connection itself (over a limit: an err with id 0, code busy); asking
+ * again on it is pointless. */
+bool proto_sync_refused(struct proto_sync *s);
 int  proto_sync_write_raw(struct proto_sync *s, const void *buf, size_t len);	/* tests */
 void proto_sync_close(struct proto_sync *s);
 /* A unix-socket client keeps its descriptor for exec (gca-exec, GCA_APP_FD). */
@@ -357,6 +374,12 @@ struct proto_conn_ops {
 	const char *expect_role, *expect_name;	/* clients: who the server must be */
 };
 void proto_conn_kill(struct proto_conn *c);
+bool proto_conn_kept(struct proto_conn *c);
+bool proto_conn_up(struct proto_conn *c);		/* handshake done, peer known */
+bool proto_conn_refused(struct proto_conn *c);
+void proto_conn_idle_exempt(struct proto_conn *c);
+void proto_conn_refuse(struct proto_conn *c, const char *why);
+void proto_tcp_nodelay(int fd);
 void proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len);	/* takes frame */	/* close now, without on_close */
 struct proto_conn *proto_conn_new(struct event_base *base, struct bufferevent *bev,
 	const struct proto_conn_ops *ops, const struct proto_peer *peer);

@@ -1,6 +1,13 @@
 /*
  * Servers: a TLS listener (every gca daemon's network face) and a unix-socket listener (the CTS's
  * socket for the wrappers). Both hand accepted connections to conn.c with the same dispatch table.
+ *
+ * Limits a peer cannot break (docs/ARCHITECTURE.md, "Limits"): out of descriptors (EMFILE,
+ * ENFILE), the listener pauses for a moment instead of failing accept() in a loop; at most
+ * max_handshakes TLS connections are in their handshake at once (the rest are closed at accept);
+ * a peer (certificate CN, or uid on the unix socket) has at most max_per_peer connections that are
+ * not kept (a job's channel, a subscription); memory freed by closed connections goes back to the
+ * system (malloc_trim) a second after they close.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -8,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -21,9 +29,13 @@
 #include "common/common.h"
 #include "proto/proto.h"
 
+#define PROTO_SERVER_PAUSE_MS		250	/* accepting stops this long at EMFILE */
+#define PROTO_SERVER_HANDSHAKES		256	/* max_handshakes by default */
+
 struct proto_server_conn {
 	struct proto_conn		*conn;
 	struct proto_server_conn	*next, *prev;
+	bool				 handshaking;
 };
 
 struct proto_server {
@@ -34,18 +46,27 @@ struct proto_server {
 	struct proto_server_conn	*conns;
 	char				*path;		/* unix */
 	int				 port;
+	int				 handshaking;	/* TLS connections not up yet */
+	struct event			*resume;	/* accepting again after EMFILE */
+	struct event			*trim;		/* malloc_trim after connections closed */
+	struct log_limit		 log_accept, log_budget, log_cap;
 };
 
 static void
 proto_server_on_close(struct proto_conn *c, const char *why, void *arg)
 {
 	struct proto_server *s = arg;
+	struct timeval second = { 1, 0 };
 
 	log_debug("connection from %s %s closed: %s", proto_conn_peer(c)->role,
 	    proto_conn_peer(c)->name, why);
+	if (!evtimer_pending(s->trim, NULL))
+		evtimer_add(s->trim, &second);
 	for (struct proto_server_conn *sc = s->conns; sc != NULL; sc = sc->next) {
 		if (sc->conn != c)
 			continue;
+		if (sc->handshaking)
+			s->handshaking--;
 		if (sc->prev != NULL)
 			sc->prev->next = sc->next;
 		else
@@ -59,6 +80,61 @@ proto_server_on_close(struct proto_conn *c, const char *why, void *arg)
 		s->cfg.on_close(c, s->cfg.ctx);
 }
 
+static bool
+proto_server_same_peer(const struct proto_peer *a, const struct proto_peer *b)
+{
+	if (a->local != b->local)
+		return false;
+	return a->local ? a->uid == b->uid :
+	    strcmp(a->role, b->role) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+/* The per-peer cap: c is refused when its peer already has max_per_peer open connections that
+ * are up, not kept and not refused themselves. */
+static void
+proto_server_check_cap(struct proto_server *s, struct proto_conn *c)
+{
+	const struct proto_peer *p = proto_conn_peer(c);
+	char why[512];
+	int n = 0;
+
+	if (s->cfg.max_per_peer <= 0)
+		return;
+	for (struct proto_server_conn *sc = s->conns; sc != NULL; sc = sc->next) {
+		if (sc->conn != c && proto_conn_open(sc->conn) && proto_conn_up(sc->conn) &&
+		    !proto_conn_kept(sc->conn) && !proto_conn_refused(sc->conn) &&
+		    proto_server_same_peer(proto_conn_peer(sc->conn), p))
+			n++;
+	}
+	if (n < s->cfg.max_per_peer)
+		return;
+	if (p->local)
+		snprintf(why, sizeof why, "too many connections from uid %u: %d open, not bound to a "
+		    "job (the CTS's max_peer_connections); close some and try again", (unsigned)p->uid,
+		    n);
+	else
+		snprintf(why, sizeof why, "too many connections from %s %s: %d open (the server's "
+		    "max_peer_connections); close some and try again", p->role, p->name, n);
+	log_limited(&s->log_cap, LOG_WARN, "refusing a connection: %s", why);
+	proto_conn_refuse(c, why);
+}
+
+static void
+proto_server_on_up(struct proto_conn *c, void *arg)
+{
+	struct proto_server *s = arg;
+
+	for (struct proto_server_conn *sc = s->conns; sc != NULL; sc = sc->next) {
+		if (sc->conn == c && sc->handshaking) {
+			sc->handshaking = false;
+			s->handshaking--;
+		}
+	}
+	if (proto_role_bit(proto_conn_peer(c)->role) & s->cfg.idle_exempt_roles)
+		proto_conn_idle_exempt(c);
+	proto_server_check_cap(s, c);
+}
+
 static void
 proto_server_adopt(struct proto_server *s, struct bufferevent *bev, const struct proto_peer *peer)
 {
@@ -67,7 +143,8 @@ proto_server_adopt(struct proto_server *s, struct bufferevent *bev, const struct
 		.max_frame = s->cfg.max_frame, .max_output = s->cfg.max_output,
 		.handshake_timeout_ms = s->cfg.handshake_timeout_ms,
 		.idle_timeout_ms = s->cfg.idle_timeout_ms,
-		.on_close = proto_server_on_close, .arg = s, .tls = s->ctx != NULL,
+		.on_close = proto_server_on_close, .on_up = proto_server_on_up, .arg = s,
+		.tls = s->ctx != NULL,
 	};
 	struct proto_server_conn *sc = calloc(1, sizeof *sc);
 
@@ -79,6 +156,64 @@ proto_server_adopt(struct proto_server *s, struct bufferevent *bev, const struct
 	if (s->conns != NULL)
 		s->conns->prev = sc;
 	s->conns = sc;
+	if (s->ctx != NULL) {
+		sc->handshaking = true;
+		s->handshaking++;
+	} else {
+		proto_server_check_cap(s, sc->conn);	/* a unix peer is known at once */
+	}
+}
+
+static void
+proto_server_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct proto_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(s->listener);
+}
+
+/*
+ * accept() failed with something other than "try again": out of descriptors (EMFILE, ENFILE) or
+ * memory. Retrying at once would spin (the pending connection stays in the backlog): pause the
+ * listener and say so, once a second at most. libevent logs nothing itself when this is set.
+ */
+static void
+proto_server_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct proto_server *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = { 0, PROTO_SERVER_PAUSE_MS * 1000 };
+	int n = 0;
+
+	for (struct proto_server_conn *sc = s->conns; sc != NULL; sc = sc->next)
+		n++;
+	log_limited(&s->log_accept, LOG_WARN, "cannot accept on %s: %s; pausing %d ms (%d "
+	    "connections open)", s->path ? s->path : "the TLS port", evutil_socket_error_to_string(err),
+	    PROTO_SERVER_PAUSE_MS, n);
+	evconnlistener_disable(l);
+	evtimer_add(s->resume, &pause);
+}
+
+static void
+proto_server_on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);		/* a flood's buffers are freed by now; give the pages back */
+}
+
+/* What both listeners share once made: the timers and the accept error callback. */
+static void
+proto_server_setup(struct proto_server *s)
+{
+	s->resume = evtimer_new(s->base, proto_server_on_resume, s);
+	s->trim = evtimer_new(s->base, proto_server_on_trim, s);
+	evconnlistener_set_error_cb(s->listener, proto_server_on_accept_error);
+	if (s->cfg.max_handshakes <= 0)
+		s->cfg.max_handshakes = PROTO_SERVER_HANDSHAKES;
 }
 
 static void
@@ -92,11 +227,18 @@ proto_server_on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct 
 	(void)l;
 	(void)sa;
 	(void)salen;
+	if (s->handshaking >= s->cfg.max_handshakes) {
+		log_limited(&s->log_budget, LOG_WARN, "%d TLS connections are in their handshake "
+		    "(max_handshakes): closing new ones at once", s->handshaking);
+		close(fd);
+		return;
+	}
 	tls_ctx_refresh(s->ctx);	/* a CRL written since: in force from this connection on */
 	if ((ssl = SSL_new(s->ctx)) == NULL) {
 		close(fd);
 		return;
 	}
+	proto_tcp_nodelay(fd);
 	bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
@@ -191,6 +333,7 @@ proto_server_tls(struct event_base *base, const char *listen, const struct proto
 		s->port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port :
 		    ((struct sockaddr_in *)&got)->sin_port);
 	}
+	proto_server_setup(s);
 	return s;
 fail:
 	if (s->ctx != NULL)
@@ -265,6 +408,7 @@ proto_server_unix(struct event_base *base, const char *path, mode_t mode,
 		free(s);
 		return NULL;
 	}
+	proto_server_setup(s);
 	return s;
 }
 
@@ -280,6 +424,8 @@ proto_server_free(struct proto_server *s)
 	if (s == NULL)
 		return;
 	evconnlistener_free(s->listener);
+	event_free(s->resume);
+	event_free(s->trim);
 	while (s->conns != NULL) {
 		struct proto_server_conn *sc = s->conns;
 

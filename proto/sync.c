@@ -24,6 +24,7 @@ struct proto_sync {
 	SSL	*ssl;
 	uint32_t next_id;
 	int	 timeout_ms;
+	bool	 refused;	/* the server refused the connection itself (an err with id 0) */
 };
 
 static int
@@ -70,6 +71,7 @@ proto_sync_dial(const char *endpoint, int timeout_ms, char *err, size_t errlen)
 	if (fd >= 0) {
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		proto_tcp_nodelay(fd);
 	}
 	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		snprintf(err, errlen, "cannot connect to %s: %s", endpoint, strerror(errno));
@@ -273,8 +275,10 @@ proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type 
 			snprintf(msg, msglen, "%s", err);
 			return -1;
 		}
-		if (m.id == id && strcmp(m.type, "err") == 0) {
+		/* id 0: the server refuses the connection itself (a limit), with why */
+		if ((m.id == id || m.id == 0) && strcmp(m.type, "err") == 0) {
 			const struct msg_err *e = m.body;
+			s->refused = s->refused || m.id == 0;
 			snprintf(code, codelen, "%s", e && e->code ? e->code : "internal");
 			snprintf(msg, msglen, "%s", e && e->msg ? e->msg : "");
 			proto_msg_free(&m);
@@ -286,6 +290,12 @@ proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type 
 		}
 		proto_msg_free(&m);	/* a notify or a stale reply: not ours */
 	}
+}
+
+bool
+proto_sync_refused(struct proto_sync *s)
+{
+	return s->refused;
 }
 
 void

@@ -207,7 +207,10 @@ wrapper_bind(const char *prog, struct proto_sync *s, void *bind, void **ok, char
 	for (;;) {
 		if (proto_sync_call(s, "local_bind", pt, bind, ok, code, codelen, msg, msglen) == 0)
 			return 0;
-		if (strcmp(code, PROTO_E_BUSY) != 0 || time_mono_ms() >= until)
+		/* busy: the CTS is not registered yet; but a connection refused over the per-uid cap
+		 * is refused for good (its message says why) */
+		if (strcmp(code, PROTO_E_BUSY) != 0 || proto_sync_refused(s) ||
+		    time_mono_ms() >= until)
 			return -1;
 		if (!said) {
 			fprintf(stderr, "%s: the CTS is not ready (%s); waiting up to %ld s\n", prog, msg,

@@ -110,7 +110,7 @@ serve(int report)
 	struct event_base *base = event_base_new();
 	struct proto_tls_files tls;
 	struct proto_server_config cfg = { handlers, GCA_NITEMS(handlers), NULL, 0, MAX_OUTPUT,
-		2000, 0, NULL };
+		2000, 0, NULL, 0, 0, 0 };
 	char ca[300], crt[300], key[300], err[256];
 	struct proto_server *s, *u;
 	int port;

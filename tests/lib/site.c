@@ -1,9 +1,11 @@
 /* A real site for a test: scripts/gca-site in a temp folder. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +162,32 @@ test_pki(struct test_site *s, const char *identities)
 	return 0;
 }
 
+static long test_daemon_nofile;			/* test_daemon_limits */
+static char test_daemon_log[400];
+
+void
+test_daemon_limits(long nofile, const char *log)
+{
+	test_daemon_nofile = nofile;
+	snprintf(test_daemon_log, sizeof test_daemon_log, "%s", log ? log : "");
+}
+
+/* In the child, before exec: the limit and the log test_daemon_limits asked for. */
+static void
+test_daemon_child_limits(void)
+{
+	if (test_daemon_nofile > 0) {
+		struct rlimit rl = { (rlim_t)test_daemon_nofile, (rlim_t)test_daemon_nofile };
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(126);
+	}
+	if (test_daemon_log[0] != '\0') {
+		int fd = open(test_daemon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+	}
+}
+
 /* Runs $GCA_BUILD/<prog> -f conf --port-file <portfile> and waits for the port; returns its pid. */
 static int
 test_daemon_start(const char *prog, const char *conf, const char *portfile, int *portp)
@@ -170,6 +198,8 @@ test_daemon_start(const char *prog, const char *conf, const char *portfile, int 
 	unlink(portfile);
 	if ((pid = fork()) == 0) {
 		char bin[400];
+
+		test_daemon_child_limits();
 		snprintf(bin, sizeof bin, "%s/%s", getenv("GCA_BUILD") ? getenv("GCA_BUILD") : "build",
 		    prog);
 		execl(bin, prog, "-f", conf, "--port-file", portfile, (char *)NULL);

@@ -29,6 +29,9 @@ int  test_pki(struct test_site *s, const char *identities);
 int  test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
 	char *endpoint, size_t len);
 int  test_gcs_stop(int pid);
+/* The daemons started next (test_gcs_start, test_cts_start) get RLIMIT_NOFILE nofile (soft and
+ * hard, set before exec; 0: inherited) and their stderr appended to log (NULL: inherited). */
+void test_daemon_limits(long nofile, const char *log);
 /* Starts gca-cts <name> (certificate cts-<name>, state in the site folder) for core service core
  * (app|criu), talking to the GCS at gcs, with more config lines; fills its socket path; -1 if it
  * did not start. Stop it with test_gcs_stop. */

@@ -162,6 +162,41 @@ test_durations_and_times(void **state)
 	assert_string_equal(when, "20251125101500.123Z");
 }
 
+/* A line a loop repeats: once a second at most, then how many were left out. */
+static void
+test_log_limited(void **state)
+{
+	char path[] = "/tmp/gca-log-limited.XXXXXX", buf[8192];
+	int fd = mkstemp(path), saved = dup(2);
+	struct log_limit l = { 0 };
+	size_t n;
+	FILE *f;
+	int lines = 0;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	for (int i = 0; i < 1000; i++)
+		log_limited(&l, LOG_WARN, "cannot accept: %d", i);
+	usleep(1100 * 1000);
+	log_limited(&l, LOG_WARN, "cannot accept: again");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fdopen(fd, "r");
+	rewind(f);
+	n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(path);
+	for (char *p = buf; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, 2);
+	assert_non_null(strstr(buf, "cannot accept: 0\n"));
+	assert_non_null(strstr(buf, "cannot accept: again (and 999 more like it in the last"));
+}
+
 int
 main(void)
 {
@@ -173,6 +208,7 @@ main(void)
 		cmocka_unit_test(test_config_keys_values_comments),
 		cmocka_unit_test(test_file_write_whole_replaces_and_sets_mode),
 		cmocka_unit_test(test_durations_and_times),
+		cmocka_unit_test(test_log_limited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
