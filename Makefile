@@ -169,7 +169,7 @@ DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils
 	python3 man-db rsync
 DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 busybox-static \
 	debootstrap
-DEB_PKGS_debian13 := $(DEB_PKGS_COMMON) libmsgpack-c-dev libclang-rt-19-dev python3-pycriu
+DEB_PKGS_debian13 := $(DEB_PKGS_COMMON) libmsgpack-c-dev libclang-rt-dev python3-pycriu
 OS_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo "$$ID$${VERSION_ID%%.*}")
 deps:
 	@pkgs='$(DEB_PKGS_$(OS_RELEASE))'; \
