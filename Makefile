@@ -3,7 +3,8 @@
 #   make            build everything into build/
 #   make SAN=1      the same with ASan+UBSan, into build/san/
 #   make test       build, then run every suite (tests/run); ends with "N passed, N failed"
-#   make deps       install every Debian 12 package the build, tests and demo need
+#   make deps       install every package the build, tests and demo need (Debian 12 or 13)
+#   make test-debian13  from a Debian 12 machine: make deps && make test inside a Debian 13 root
 #   make install    honours PREFIX and DESTDIR
 #
 # Sources are found by folder (see DESIGN.md, "Where the code lives"), so adding a file needs no edit
@@ -21,7 +22,9 @@ MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/gca
 
 CC ?= cc
-PKGS := ldap lber libevent libevent_openssl libevent_pthreads openssl msgpack uuid
+# msgpack-c 6 (Debian 13, Ubuntu 24.04) ships msgpack-c.pc; msgpack-c 4 (Debian 12) msgpack.pc.
+MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
+PKGS := ldap lber libevent libevent_openssl libevent_pthreads openssl $(MSGPACK_PC) uuid
 
 ifeq ($(SAN),1)
 B := build/san
@@ -83,7 +86,7 @@ BENCH_LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard bench/lib/*.c))
 HEADERS := $(wildcard */*.h cts/core/*.h tests/lib/*.h bench/lib/*.h)
 
 .SECONDARY:
-.PHONY: all test test-criu test-vmm bench fuzz deps install demo demo-stop clean check-syntax
+.PHONY: all test test-criu test-vmm test-debian13 bench fuzz deps install demo demo-stop clean check-syntax
 all: $(LIBGCA) $(LIBAPP) $(PROGS) $(EXAMPLES) $(TESTS) $(BENCHES)
 
 $(B)/obj/%.o: %.c $(HEADERS)
@@ -149,18 +152,38 @@ test-criu: all
 test-vmm: all
 	GCA_BUILD=$(B) GCA_FIGURES_DIR=$(CURDIR)/$(B)/bench tests/run --only vm/vmm
 
+# From a Debian 12 machine (as root): make deps && make test inside a Debian 13 root, made with
+# debootstrap into build/debian13/root when missing; scripts/gca-debian13 says how it is entered.
+test-debian13:
+	scripts/gca-debian13 test
+
 bench: all
 	GCA_BUILD=$(B) bench/run
 
-# Debian 12 packages for the build, the tests, the demo and the VM suites. Does nothing when present.
-DEB_PKGS := build-essential pkg-config clang libldap-dev slapd ldap-utils libevent-dev libssl-dev openssl \
-	libmsgpack-dev libcmocka-dev uuid-dev uthash-dev criu qemu-system-x86 busybox-static \
-	iproute2 procps psmisc kmod cpio xz-utils zstd python3 man-db libclang-rt-14-dev
+# Packages for the build, the tests and the demo, one list per release where names differ
+# (docs/PLATFORMS.md). Debian 12 also gets what its qemu suites need (tests/vm: criu on Debian 12's
+# kernel in a guest); Debian 13 what the native criu suite needs (crit is in python3-pycriu there).
+# Does nothing when all are present; a package the release's apt sources lack names itself.
+DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils libevent-dev libssl-dev \
+	openssl libcmocka-dev uuid-dev uthash-dev criu iproute2 procps psmisc kmod cpio xz-utils zstd \
+	python3 man-db rsync
+DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 busybox-static \
+	debootstrap
+DEB_PKGS_debian13 := $(DEB_PKGS_COMMON) libmsgpack-c-dev libclang-rt-dev python3-pycriu
+OS_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo "$$ID$${VERSION_ID%%.*}")
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
-	echo "deps: installing $$missing"; \
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+	@pkgs='$(DEB_PKGS_$(OS_RELEASE))'; \
+	if [ -z "$$pkgs" ]; then \
+		echo "deps: no package list for '$(OS_RELEASE)' (/etc/os-release); make deps knows debian12 and debian13 (docs/PLATFORMS.md)" >&2; exit 1; \
+	fi; \
+	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all present ($(OS_RELEASE))"; exit 0; fi; \
+	echo "deps ($(OS_RELEASE)): installing" $$missing; \
+	apt-get update -q >/dev/null || { echo "deps: apt-get update failed" >&2; exit 1; }; \
+	bad=0; for p in $$missing; do \
+		apt-cache show "$$p" >/dev/null 2>&1 || { echo "deps: package $$p: not in this machine's apt sources ($(OS_RELEASE))" >&2; bad=1; }; \
+	done; [ $$bad = 0 ] || exit 1; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
 
 # What make install puts where; a program missing from the build fails it (nothing is skipped).
 INSTALL_BIN := gca-ctl gca-exec gca-recover vmm-ready-job-executor vmm-ready-job-resumer
@@ -188,5 +211,7 @@ demo-stop:
 fuzz:
 	$(MAKE) -C tests/fuzz B=$(abspath build/fuzz)
 
+# --one-file-system: nothing is mounted under build/debian13/root outside its own namespace, and
+# should something be, rm stays off it.
 clean:
-	rm -rf build
+	rm -rf --one-file-system build

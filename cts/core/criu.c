@@ -223,7 +223,6 @@ criu_probe(struct cts *c, char *why, size_t len)
 	char line[512];
 	int rc;
 
-	(void)c;
 	if (uname(&u) == 0)
 		snprintf(criu_kernel, sizeof criu_kernel, "%s", u.release);
 	criu_cpu_flags();
@@ -239,6 +238,18 @@ criu_probe(struct cts *c, char *why, size_t len)
 		return -1;
 	}
 	criu_cpu_probe();	/* criu's figures need a criu that works here */
+	/* Incremental dumps and pre-dumps need the kernel to track written pages (soft-dirty bits,
+	 * CONFIG_MEM_SOFT_DIRTY); without it every such dump would fail ("Tracking memory is not
+	 * available"), so the settings are refused here and the CTS is published with the reason. */
+	if ((c->criu_incremental > 0 || c->criu_predump) &&
+	    criu_run("criu check --feature mem_dirty_track 2>&1 </dev/null", "Error", line,
+	    sizeof line) != 0) {
+		const char *msg = strstr(line, "): ");
+		snprintf(why, len, "%s: this kernel cannot track memory (criu check --feature "
+		    "mem_dirty_track: %s)", c->criu_predump ? "criu_predump" : "criu_incremental",
+		    msg ? msg + 3 : line[0] ? line : "failed");
+		return -1;
+	}
 	return 0;
 }
 
