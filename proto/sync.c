@@ -67,17 +67,22 @@ proto_sync_dial(const char *endpoint, int timeout_ms, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", endpoint, gai_strerror(rc));
 		return -1;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
+	/* every address the name has, in order: "localhost" is ::1 first on a stock Debian, and a
+	 * server may listen on 127.0.0.1 only */
+	fd = -1;
+	for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next) {
+		if ((fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+			snprintf(err, errlen, "cannot connect to %s: %s", endpoint, strerror(errno));
+			continue;
+		}
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		proto_tcp_nodelay(fd);
-	}
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		snprintf(err, errlen, "cannot connect to %s: %s", endpoint, strerror(errno));
-		if (fd >= 0)
+		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+			snprintf(err, errlen, "cannot connect to %s: %s", endpoint, strerror(errno));
 			close(fd);
-		fd = -1;
+			fd = -1;
+		}
 	}
 	freeaddrinfo(ai);
 	return fd;
