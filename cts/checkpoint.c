@@ -556,6 +556,16 @@ ckpt_result_read(struct cts_ckpt *ck, const char *out)
 	return 0;
 }
 
+void
+ckpt_dump_failed(struct cts_ckpt *ck, const char *code, const char *error)
+{
+	if (ck->timeout != NULL) {
+		event_free(ck->timeout);
+		ck->timeout = NULL;
+	}
+	ckpt_fail(ck, code, error);
+}
+
 /* The core service is done: the image is sealed (ck->result), or it failed. */
 void
 ckpt_dumped(struct cts_ckpt *ck, const char *error)

