@@ -108,6 +108,7 @@ struct outbox_file {
 	uint8_t		*frame;			/* to write at the next commit, then NULL */
 	size_t		 len;
 	bool		 durable;		/* its data and its folder entry are on disk */
+	int		 error;			/* errno of a write that failed, else 0 */
 };
 
 /* ---- a record waiting for the GCS's acknowledgement (outbox.c) ---- */
@@ -238,8 +239,11 @@ int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* Sets m's sign so that the child sealing an image writes manifest.sig with the manifest, in one
  * folder fsync; an image sealed without it is signed on the loop, after the child. */
 void ckpt_signer(struct cts *c, struct image_meta *m);
-/* ck's record could not be written to the outbox: ck fails and its image goes. */
-void ckpt_outbox_failed(struct cts_ckpt *ck);
+/* ck's record could not be written to the outbox (errno error; 0: not even encoded): ck fails,
+ * its asker told why, and its image goes. */
+void ckpt_outbox_failed(struct cts_ckpt *ck, int error);
+/* "No space left on device writing the outbox (...)" for error, and the code it gets. */
+const char *ckpt_outbox_why(int error, char *out, size_t len);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
 /* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */

@@ -20,22 +20,33 @@ cts_pid() { cat "$site/cts-app.pid"; }
 last_count() { awk '$1=="counter"{n=$2} END{print n+0}' "$1"; }
 reached() { [ "$(last_count "$1")" -ge "$2" ]; }
 
-# full_disk CMD...: runs CMD in a mount namespace where the CTS's state folder is a copy of itself
-# on a tmpfs filled to the last byte; the namespace (and its mount) ends with CMD and what it
-# started there (a CTS left running in it is killed first).
+# full_disk DIR CMD...: runs CMD in a mount namespace where DIR (in the CTS's state folder) is a
+# copy of itself on a tmpfs filled to the last byte; the namespace (and its mount) ends with CMD
+# and what it started there (a CTS left running in it is killed first, with SIGKILL).
 full_disk() {
+	local dir=$1 rc; shift
 	unshare -m --propagation private bash -c '
-		state=$1 pidf=$2; shift 2
-		cp -a "$state" "$state.copy" && mount -t tmpfs -o size=512k,mode=0711 tmpfs "$state" &&
-		cp -a "$state.copy/." "$state/" || exit 99
-		dd if=/dev/zero of="$state/fill" bs=4k 2>/dev/null
+		dir=$1 pidf=$2; shift 2
+		cp -a "$dir" "$dir.copy" && mount -t tmpfs -o size=512k tmpfs "$dir" &&
+		chmod --reference="$dir.copy" "$dir" && cp -a "$dir.copy/." "$dir/" || exit 99
+		dd if=/dev/zero of="$dir/.fill" bs=4k 2>/dev/null
 		"$@"; rc=$?
 		pid=$(cat "$pidf" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
-		exit $rc' full_disk "$state" "$site/cts-app.pid" "$@"
-	local rc=$?
-	rm -rf "$state.copy"
+		exit $rc' full_disk "$dir" "$site/cts-app.pid" "$@"
+	rc=$?
+	rm -rf "$dir.copy"
 	return $rc
 }
+# after_reattach: restarts the CTS (gca-site up), waits until fault-job re-attached, then asks for a
+# checkpoint; prints gca-ctl's output and "rc N"
+after_reattach() {
+	local n
+	n=$(grep -c 'GID fault-job: pid [0-9]* re-attached' "$site/log/cts-app.log")
+	gca-site up "$site" >/dev/null || { echo "gca-site up failed"; return 1; }
+	wait_for 15 sh -c "[ \$(grep -c 'GID fault-job: pid [0-9]* re-attached' '$site/log/cts-app.log') -gt $n ]"
+	gca-ctl checkpoint fault-job 2>&1; echo "rc $?"
+}
+export site; export -f after_reattach wait_for	# run by full_disk's bash
 
 # a job under gca-exec: the CTS's job table holds it
 log1=$TEST_TMP/counter1.log
@@ -46,7 +57,7 @@ check "a counter runs under gca-exec" wait_for 10 reached "$log1" 3
 
 # -- a CTS restarted on a full state disk: it stops naming the cause, and gca-site says it died --
 kill -9 "$(cts_pid)"
-out=$(full_disk gca-site up "$site" 2>&1); rc=$?
+out=$(full_disk "$state" gca-site up "$site" 2>&1); rc=$?
 case "$rc $out" in
 1\ *"gca-cts cts-app died at start: job table"*"No space left on device"*) pass "gca-site up on a full state disk: the CTS died at start, the cause said ($(grep 'died at start' <<<"$out" | cut -c1-150))" ;;
 *) fail "gca-site up on a full state disk says the CTS died, and why" "rc $rc: $out" ;;
@@ -68,5 +79,14 @@ case "$rc $out" in
 esac
 kill -CONT $job1
 check "once the job runs again it re-attaches and checkpoints" wait_for 15 gca-ctl checkpoint fault-job
+
+# -- a full outbox: the broker hears the cause, with a code a retry fits, and no image is kept --
+kill -9 "$(cts_pid)"
+out=$(full_disk "$state/outbox" after_reattach 2>&1)
+case "$out" in
+*"No space left on device writing the outbox"*"(unavailable)"*"rc 1") pass "a full outbox: the broker hears the cause, unavailable ($(grep -o 'No space[^(]*' <<<"$out" | head -1))" ;;
+*) fail "a full outbox: the broker hears the cause, unavailable" "$out" ;;
+esac
+check "gca-site up again, with room" gca-site up "$site"
 
 done_testing
