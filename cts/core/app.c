@@ -8,12 +8,14 @@
  * With app_incremental, app_save also offers the job's previous image (parent_id, and a copy of its
  * chain in parent_dir); a job that wrote only what changed answers with that parent.
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cts/cts.h"
@@ -242,15 +244,31 @@ app_on_stored(bool ok, const char *out, void *arg)
 	ckpt_dumped(ck, ok ? "the image store gave no result" : out);
 }
 
+/* The filesystem of ck's staging folder (the CTS's state disk) has no room left. */
+static bool
+app_staging_full(const struct cts_ckpt *ck)
+{
+	struct statvfs st;
+
+	return statvfs(ck->staging, &st) == 0 && (st.f_bavail == 0 || st.f_favail == 0);
+}
+
 static void
 app_saved(struct cts_ckpt *ck, bool ok, const char *error)
 {
 	char why[1200];
 
 	if (!ok) {
-		snprintf(why, sizeof why, "the job could not save its state: %s",
-		    error ? error : "no reason given");
-		ckpt_dumped(ck, why);
+		bool full = app_staging_full(ck);
+
+		snprintf(why, sizeof why, "the job could not save its state: %s%s",
+		    error ? error : "no reason given", full ? " (the CTS's staging folder, on its "
+		    "state disk, has no space left)" : "");
+		/* a full disk is the site's to fix, and passes: not the job's refusal */
+		if (full || (error != NULL && strstr(error, strerror(ENOSPC)) != NULL))
+			ckpt_dump_failed(ck, PROTO_E_UNAVAILABLE, why);
+		else
+			ckpt_dumped(ck, why);
 		return;
 	}
 	if (child_run(ck->cts, app_store, ck, app_on_stored, ck) != 0)

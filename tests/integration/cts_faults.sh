@@ -20,6 +20,8 @@ cts_pid() { cat "$site/cts-app.pid"; }
 last_count() { awk '$1=="counter"{n=$2} END{print n+0}' "$1"; }
 reached() { [ "$(last_count "$1")" -ge "$2" ]; }
 
+# fill DIR KB: fills the tmpfs at DIR but for about KB kilobytes
+fill() { rm -f "$1/.fill"; dd if=/dev/zero of="$1/.fill" bs=4k count=$(( ($(df -k --output=avail "$1" | tail -1) - $2) / 4 )) 2>/dev/null; }
 # full_disk DIR CMD...: runs CMD in a mount namespace where DIR (in the CTS's state folder) is a
 # copy of itself on a tmpfs filled to the last byte; the namespace (and its mount) ends with CMD
 # and what it started there (a CTS left running in it is killed first, with SIGKILL).
@@ -29,7 +31,7 @@ full_disk() {
 		dir=$1 pidf=$2; shift 2
 		cp -a "$dir" "$dir.copy" && mount -t tmpfs -o size=512k tmpfs "$dir" &&
 		chmod --reference="$dir.copy" "$dir" && cp -a "$dir.copy/." "$dir/" || exit 99
-		dd if=/dev/zero of="$dir/.fill" bs=4k 2>/dev/null
+		fill "$dir" 0
 		"$@"; rc=$?
 		pid=$(cat "$pidf" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
 		exit $rc' full_disk "$dir" "$site/cts-app.pid" "$@"
@@ -46,7 +48,20 @@ after_reattach() {
 	wait_for 15 sh -c "[ \$(grep -c 'GID fault-job: pid [0-9]* re-attached' '$site/log/cts-app.log') -gt $n ]"
 	gca-ctl checkpoint fault-job 2>&1; echo "rc $?"
 }
-export site; export -f after_reattach wait_for	# run by full_disk's bash
+# pad_save: restarts the CTS (gca-site up), fills its staging folder but for 16 KiB, starts a counter
+# that saves 256 KiB (a first write() that is cut short), asks for a checkpoint; prints gca-ctl's
+# output and "rc N". The job runs in full_disk's namespace: it must see the tmpfs it saves into.
+pad_save() {
+	local log=$site/../pad.log p
+	gca-site up "$site" >/dev/null || { echo "gca-site up failed"; return 1; }
+	fill "$site/cts/cts-app/staging" 16
+	gca-exec --gid pad-job -- "$GCA_BUILD/examples/counter" --log "$log" --tick 20 --pad 262144 &
+	p=$!
+	wait_for 10 grep -q '^counter 3' "$log"
+	gca-ctl checkpoint pad-job 2>&1; echo "rc $?"
+	kill -9 $p; wait $p 2>/dev/null
+}
+export site; export -f after_reattach pad_save fill wait_for	# run by full_disk's bash
 
 # a job under gca-exec: the CTS's job table holds it
 log1=$TEST_TMP/counter1.log
@@ -86,6 +101,15 @@ out=$(full_disk "$state/outbox" after_reattach 2>&1)
 case "$out" in
 *"No space left on device writing the outbox"*"(unavailable)"*"rc 1") pass "a full outbox: the broker hears the cause, unavailable ($(grep -o 'No space[^(]*' <<<"$out" | head -1))" ;;
 *) fail "a full outbox: the broker hears the cause, unavailable" "$out" ;;
+esac
+check "gca-site up again, with room" gca-site up "$site"
+
+# -- an app job whose save finds no space: the broker hears why --
+kill -9 "$(cts_pid)"
+out=$(full_disk "$state/staging" pad_save 2>&1)
+case "$out" in
+*"could not save its state"*"No space left on device"*"rc 1") pass "a save with no space left: the broker hears it ($(grep -o 'could not save[^(]*' <<<"$out" | head -1))" ;;
+*) fail "a save with no space left: the broker hears it" "$out" ;;
 esac
 check "gca-site up again, with room" gca-site up "$site"
 
