@@ -68,6 +68,7 @@ cts_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	gcslink_tick(arg);
 	restore_sweep(arg);
+	orphans_check(arg);
 }
 
 static void
@@ -283,6 +284,7 @@ main(int argc, char **argv)
 	cts_listen(&c, &cf);
 	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	orphans_scan(&c);	/* before any checkpoint of this run */
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
@@ -313,6 +315,7 @@ main(int argc, char **argv)
 	event_free(c.tick);
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
+	orphans_free(&c);
 	replica_free(&c);
 	proto_server_free(c.local);
 	proto_server_free(c.server);

@@ -23,6 +23,7 @@ struct event;
 struct cts;
 struct cts_job;
 struct cts_ckpt;
+struct cts_orphans;
 
 /* ---- a core service: one file each in cts/core/ ---- */
 struct core_service {
@@ -171,6 +172,7 @@ struct cts {
 	struct event		*retain_timer;	/* the next one, when it must wait */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
+	struct cts_orphans	*orphans;	/* orphans.c: folders to check against records */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
 	struct proto_client	**replica_conn;	/* one client each */
 };
@@ -261,6 +263,14 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
  * each removal goes to the GCS (replica_removed). */
 void retention_want(struct cts *c, const char *gid);
 void retention_free(struct cts *c);
+
+/* orphans.c: image folders of the previous run with neither an outbox entry nor a record (the
+ * CTS stopped between an image and its record) are removed. orphans_scan lists the candidates at
+ * start, before the loop; orphans_check (every tick, once registered) asks the GCS for their
+ * records and removes, in a child, those no record names. */
+void orphans_scan(struct cts *c);
+void orphans_check(struct cts *c);
+void orphans_free(struct cts *c);
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);

@@ -3,7 +3,7 @@
 # whose save finds no space, an image whose copy outlived its CTS. A full disk is a small tmpfs
 # mounted over the CTS's state folder inside a mount namespace of the test's own (unshare -m), so
 # no mount outlives what runs in it.
-# timeout: 180
+# timeout: 240
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
 command -v unshare >/dev/null || not_run cts_faults "unshare (util-linux) is not installed"
@@ -112,5 +112,48 @@ case "$out" in
 *) fail "a save with no space left: the broker hears it" "$out" ;;
 esac
 check "gca-site up again, with room" gca-site up "$site"
+
+# -- a CTS killed while a checkpoint's image is copied: the copy child finishes after it, leaving a
+# folder with neither an outbox entry nor a record; the restarted CTS removes it, and keeps the
+# recorded images --
+log2=$TEST_TMP/counter2.log
+gca-exec --gid big-job -- "$counter" --log "$log2" --tick 20 --pad 67108864 &
+job2=$!
+on_exit "kill -9 $job2"
+wait_for 10 reached "$log2" 3
+check "a checkpoint of a job with a 64 MiB image" gca-ctl checkpoint big-job
+jobdir=$state/images/big-job
+kept=$(ls "$jobdir")
+gca-ctl checkpoint big-job >/dev/null 2>&1 &
+ctl=$!
+orphan=
+for _ in $(seq 3000); do
+	orphan=$(ls "$jobdir" 2>/dev/null | grep -vxF "$kept" | head -1)
+	[ -n "$orphan" ] && break
+	sleep 0.005
+done
+kill -9 "$(cts_pid)"
+wait $ctl 2>/dev/null
+if [ -n "$orphan" ]; then
+	# the copy child of the killed CTS finishes on its own
+	wait_for 30 sh -c "! pgrep -f -- '$site/cts-app.conf' >/dev/null"
+	if [ -d "$jobdir/$orphan" ] && [ ! -e "$state/outbox/$orphan" ]; then
+		pass "killed while copying: image $orphan is on disk without an outbox entry ($(ls "$jobdir/$orphan" | tr '\n' ' '))"
+		check "gca-site up restarts the CTS" gca-site up "$site"
+		check "the restarted CTS removes the unrecorded image folder" wait_for 20 test ! -e "$jobdir/$orphan"
+		grep -q "checkpoint $orphan of big-job: its image folder has no record" "$site/log/cts-app.log" && pass "and says so in its log" || fail "and says so in its log"
+		for k in $kept; do [ -d "$jobdir/$k" ] || fail "the recorded image $k is kept"; done
+		[ -n "$kept" ] && pass "the recorded images are kept ($(echo $kept | wc -w))"
+		n=$(gca-ctl checkpoints big-job 2>/dev/null | grep -c "$orphan")
+		expect_eq "no record names it" "$n" 0
+	else
+		pass "killed while copying: the image $orphan did not outlive the CTS, or was recorded (nothing to check)"
+		check "gca-site up restarts the CTS" gca-site up "$site"
+	fi
+else
+	fail "a new image folder appears while the checkpoint runs" "$(ls -la "$jobdir")"
+	gca-site up "$site" >/dev/null
+fi
+kill -9 $job2; wait $job2 2>/dev/null
 
 done_testing
