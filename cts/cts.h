@@ -24,6 +24,7 @@ struct cts;
 struct cts_job;
 struct cts_ckpt;
 struct cts_orphans;
+struct retention_removal;
 
 /* ---- a core service: one file each in cts/core/ ---- */
 struct core_service {
@@ -170,6 +171,7 @@ struct cts {
 	bool			 retaining;	/* its child runs */
 	uint64_t		 retain_last_ms;	/* when the last one started (time_mono_ms) */
 	struct event		*retain_timer;	/* the next one, when it must wait */
+	struct retention_removal *removals;	/* retention_remove: children under way */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
 	struct cts_orphans	*orphans;	/* orphans.c: folders to check against records */
@@ -262,6 +264,12 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
  * a child removes those it no longer needs (one child at a time for every job that asks), and
  * each removal goes to the GCS (replica_removed). */
 void retention_want(struct cts *c, const char *gid);
+/* Every other removal from the state folder (a restore copy, the image of a refused record) the
+ * same way: in a child, off the loop (a multi-GB folder takes a while); one under way for the
+ * same path is not started again. */
+void retention_remove(struct cts *c, const char *path);
+/* The bound of gid's job (retention.c): folders from this id on may still be written. */
+void retention_bound(struct cts *c, const char *gid, char before[ID_LEN + 1]);
 void retention_free(struct cts *c);
 
 /* orphans.c: image folders of the previous run with neither an outbox entry nor a record (the

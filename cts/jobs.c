@@ -247,7 +247,7 @@ jobs_free_one(struct cts_job *j)
 	jobs_unwatch(j);
 	jobs_set_channel(j, NULL);
 	if (j->restore_dir != NULL)
-		file_remove_tree(j->restore_dir);
+		retention_remove(j->cts, j->restore_dir);	/* in a child */
 	free(j->restore_dir);
 	free(j->gid);
 	free(j);

@@ -399,7 +399,7 @@ outbox_refused(struct cts *c, struct outbox_item *it, struct cts_ckpt *ck, const
 	    it->rec.gid, msg);
 	outbox_drop(c, it);
 	if (cts_image_dir(c, it->rec.gid, it->rec.checkpoint_id, dir, sizeof dir) == 0)
-		file_remove_tree(dir);
+		retention_remove(c, dir);	/* in a child */
 	if (j != NULL && !j->ended)
 		jobs_moved(j, msg);
 	if (ck != NULL) {
