@@ -179,10 +179,12 @@ orphans_on_removed(bool ok, const char *out, void *arg)
 {
 	struct cts *c = arg;
 
-	if (c->orphans != NULL)
-		c->orphans->removing = false;
 	if (!ok)
 		log_warn("images: removing unrecorded folders: %s", out);
+	if (c->orphans != NULL) {
+		c->orphans->removing = false;
+		orphans_check(c);	/* the next job's, without waiting for a tick */
+	}
 }
 
 /*
@@ -296,6 +298,7 @@ orphans_on_page(const char *code, const char *msg, const void *body, void *arg)
 	}
 	orphans_settle(c, gid);
 	free(gid);
+	orphans_check(c);	/* the next job's, without waiting for a tick */
 }
 
 /* One page of o->gid's records (the first one when there is no cursor). */
