@@ -556,6 +556,16 @@ ckpt_result_read(struct cts_ckpt *ck, const char *out)
 	return 0;
 }
 
+void
+ckpt_dump_failed(struct cts_ckpt *ck, const char *code, const char *error)
+{
+	if (ck->timeout != NULL) {
+		event_free(ck->timeout);
+		ck->timeout = NULL;
+	}
+	ckpt_fail(ck, code, error);
+}
+
 /* The core service is done: the image is sealed (ck->result), or it failed. */
 void
 ckpt_dumped(struct cts_ckpt *ck, const char *error)
@@ -616,13 +626,34 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	it = outbox_add(c, &rec, ck);	/* sent once it is durable (outbox_commit) */
 	proto_strlist_free(&rec.properties);
 	if (it == NULL)
-		ckpt_outbox_failed(ck);
+		ckpt_outbox_failed(ck, 0);
+}
+
+/*
+ * A write that failed (a full or read-only state disk) is the site's to fix, not a bug: the asker
+ * gets the cause and `unavailable` (it may pass: retry once there is room). Only a record that
+ * could not even be encoded is `internal`.
+ */
+const char *
+ckpt_outbox_why(int error, char *out, size_t len)
+{
+	if (error == 0) {
+		snprintf(out, len, "cannot encode the record for the outbox");
+		return PROTO_E_INTERNAL;
+	}
+	snprintf(out, len, "%s writing the outbox (the CTS's state folder)%s", strerror(error),
+	    error == ENOSPC || error == EDQUOT ? ": the image is not kept; retry once there is room"
+	    : "");
+	return PROTO_E_UNAVAILABLE;
 }
 
 void
-ckpt_outbox_failed(struct cts_ckpt *ck)
+ckpt_outbox_failed(struct cts_ckpt *ck, int error)
 {
-	ckpt_fail(ck, PROTO_E_INTERNAL, "cannot write the record to the outbox");
+	char why[400];
+	const char *code = ckpt_outbox_why(error, why, sizeof why);
+
+	ckpt_fail(ck, code, why);
 }
 
 void

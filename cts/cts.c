@@ -9,6 +9,7 @@
  * handshake_timeout, max_peer_connections, max_handshakes. Times in seconds unless they carry a
  * unit (500ms, 2m).
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ cts_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	gcslink_tick(arg);
 	restore_sweep(arg);
+	orphans_check(arg);
 }
 
 static void
@@ -112,17 +114,17 @@ cts_state_open(struct cts *c)
 	mode_t modes[] = { 0700, 0700, 0711, 0700 };
 
 	if (file_mkdirs(c->state, 0711) != 0 || chmod(c->state, 0711) != 0)
-		log_fatal("state folder %s: cannot create it", c->state);
+		log_fatal("state folder %s: cannot create it: %s", c->state, strerror(errno));
 	for (size_t i = 0; i < GCA_NITEMS(sub); i++) {
 		snprintf(p, sizeof p, "%s/%s", c->state, sub[i]);
 		if (file_mkdirs(p, modes[i]) != 0)
-			log_fatal("state folder %s: cannot create it", p);
+			log_fatal("state folder %s: cannot create it: %s", p, strerror(errno));
 	}
 	/* Staging folders of a previous run belong to checkpoints that never finished. */
 	snprintf(p, sizeof p, "%s/staging", c->state);
 	file_remove_tree(p);
 	if (file_mkdirs(p, 0711) != 0 || chmod(p, 0711) != 0)
-		log_fatal("state folder %s: cannot create it", p);
+		log_fatal("state folder %s: cannot create it: %s", p, strerror(errno));
 }
 
 static void
@@ -202,7 +204,7 @@ cts_free(struct cts *c)
 }
 
 static void
-cts_listen(struct cts *c, const struct config *cf, const char *port_file)
+cts_listen(struct cts *c, const struct config *cf)
 {
 	/* GCSes (their pooled connection) and other CTSes (replica pushes) are never cut for
 	 * being quiet; their clients close first. The cap counts per certificate CN. */
@@ -220,12 +222,21 @@ cts_listen(struct cts *c, const struct config *cf, const char *port_file)
 	snprintf(ep, sizeof ep, "%.*s:%d", (int)(colon - c->listen), c->listen,
 	    proto_server_port(c->server));
 	c->endpoint = strdup(config_get(cf, "endpoint") ? config_get(cf, "endpoint") : ep);
-	if (port_file != NULL) {
-		char port[16];
-		int len = snprintf(port, sizeof port, "%d\n", proto_server_port(c->server));
-		if (file_write_whole(port_file, port, (size_t)len, 0644) != 0)
-			log_fatal("cannot write %s", port_file);
-	}
+}
+
+/*
+ * --port-file: written last, once the state is loaded and everything else is set up, so that
+ * whoever waits for it (gca-site) knows the CTS started, not only that it listens: a CTS that
+ * dies on its state folder (a full disk) never writes it.
+ */
+static void
+cts_port_file(struct cts *c, const char *port_file)
+{
+	char port[16];
+	int len = snprintf(port, sizeof port, "%d\n", proto_server_port(c->server));
+
+	if (port_file != NULL && file_write_whole(port_file, port, (size_t)len, 0644) != 0)
+		log_fatal("cannot write %s: %s", port_file, strerror(errno));
 }
 
 int
@@ -278,14 +289,16 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	c.base = event_base_new();
+	c.started_ms = time_mono_ms();
 	/* the socket first: a second gca-cts started on a running one's socket (the same cts.conf)
 	 * stops here, before it touches that one's state folder */
 	if (local_open(&c, config_get(&cf, "socket_group"), err, sizeof err) != 0)
 		log_fatal("%s", err);
 	cts_state_open(&c);
-	cts_listen(&c, &cf, port_file);
+	cts_listen(&c, &cf);
 	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	orphans_scan(&c);	/* before any checkpoint of this run */
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
@@ -300,6 +313,7 @@ main(int argc, char **argv)
 	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
 	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,
 	    c.gcs_endpoint);
+	cts_port_file(&c, port_file);
 	beat = (struct timeval){ c.heartbeat_ms / 1000, (c.heartbeat_ms % 1000) * 1000 };
 	c.tick = event_new(c.base, -1, EV_PERSIST, cts_on_tick, &c);
 	event_add(c.tick, &beat);
@@ -315,6 +329,7 @@ main(int argc, char **argv)
 	event_free(c.tick);
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
+	orphans_free(&c);
 	replica_free(&c);
 	proto_server_free(c.local);
 	proto_server_free(c.server);

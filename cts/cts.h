@@ -23,6 +23,8 @@ struct event;
 struct cts;
 struct cts_job;
 struct cts_ckpt;
+struct cts_orphans;
+struct retention_removal;
 
 /* ---- a core service: one file each in cts/core/ ---- */
 struct core_service {
@@ -60,6 +62,8 @@ struct cts_job {
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
 	bool		 moved;		/* the GID is bound to another CTS now: not unbound from here */
 	bool		 unbinding;
+	/* read back from the job table at start: its library has not re-attached since (app) */
+	bool		 reloaded;
 	char		*restore_dir;	/* a copy of an image handed to a recovering job */
 	/* criu_incremental, app_incremental: the job's last image (criu: its memory tracked
 	 * since), and how many incremental ones followed the last full one */
@@ -106,6 +110,7 @@ struct outbox_file {
 	uint8_t		*frame;			/* to write at the next commit, then NULL */
 	size_t		 len;
 	bool		 durable;		/* its data and its folder entry are on disk */
+	int		 error;			/* errno of a write that failed, else 0 */
 };
 
 /* ---- a record waiting for the GCS's acknowledgement (outbox.c) ---- */
@@ -160,6 +165,7 @@ struct cts {
 	struct proto_client	*gcs;
 	bool			 registered, registering;
 	uint64_t		 refused_until_ms;	/* a GCS refused us (retired): ask again then */
+	uint64_t		 started_ms;		/* time_mono_ms at start */
 	struct event		*tick;
 	struct cts_job		*jobs;
 	struct outbox_item	*outbox;
@@ -169,8 +175,10 @@ struct cts {
 	bool			 retaining;	/* its child runs */
 	uint64_t		 retain_last_ms;	/* when the last one started (time_mono_ms) */
 	struct event		*retain_timer;	/* the next one, when it must wait */
+	struct retention_removal *removals;	/* retention_remove: children under way */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
+	struct cts_orphans	*orphans;	/* orphans.c: folders to check against records */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
 	struct proto_client	**replica_conn;	/* one client each */
 };
@@ -230,6 +238,8 @@ void local_on_close(struct proto_conn *conn, void *ctx);
 /* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
 void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);
 void ckpt_dumped(struct cts_ckpt *ck, const char *error);
+/* The same for a dump that cannot start, with the code its asker gets (ckpt_dumped: refused). */
+void ckpt_dump_failed(struct cts_ckpt *ck, const char *code, const char *error);
 /* A child that stored an image answers one line, "size sha256 nfiles signed": written by the first,
  * read into ck->result by the second (-1 if out is not such a line). */
 void ckpt_result_line(const struct image_result *r, char *out, size_t len);
@@ -237,8 +247,11 @@ int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* Sets m's sign so that the child sealing an image writes manifest.sig with the manifest, in one
  * folder fsync; an image sealed without it is signed on the loop, after the child. */
 void ckpt_signer(struct cts *c, struct image_meta *m);
-/* ck's record could not be written to the outbox: ck fails and its image goes. */
-void ckpt_outbox_failed(struct cts_ckpt *ck);
+/* ck's record could not be written to the outbox (errno error; 0: not even encoded): ck fails,
+ * its asker told why, and its image goes. */
+void ckpt_outbox_failed(struct cts_ckpt *ck, int error);
+/* "No space left on device writing the outbox (...)" for error, and the code it gets. */
+const char *ckpt_outbox_why(int error, char *out, size_t len);
 /* The GCS acknowledged ck's record (seq) or not (code, why). */
 void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
 /* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */
@@ -255,7 +268,21 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
  * a child removes those it no longer needs (one child at a time for every job that asks), and
  * each removal goes to the GCS (replica_removed). */
 void retention_want(struct cts *c, const char *gid);
+/* Every other removal from the state folder (a restore copy, the image of a refused record) the
+ * same way: in a child, off the loop (a multi-GB folder takes a while); one under way for the
+ * same path is not started again. */
+void retention_remove(struct cts *c, const char *path);
+/* The bound of gid's job (retention.c): folders from this id on may still be written. */
+void retention_bound(struct cts *c, const char *gid, char before[ID_LEN + 1]);
 void retention_free(struct cts *c);
+
+/* orphans.c: image folders of the previous run with neither an outbox entry nor a record (the
+ * CTS stopped between an image and its record) are removed. orphans_scan lists the candidates at
+ * start, before the loop; orphans_check (every tick, once registered) asks the GCS for their
+ * records and removes, in a child, those no record names. */
+void orphans_scan(struct cts *c);
+void orphans_check(struct cts *c);
+void orphans_free(struct cts *c);
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);

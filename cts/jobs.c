@@ -142,7 +142,7 @@ jobs_save(struct cts *c)
 		    (unsigned long long)j->every_ms, j->ended, j->gid);
 	snprintf(path, sizeof path, "%s/jobs", c->state);
 	if ((rc = file_write_whole(path, buf, used, 0600)) != 0)
-		log_error("cannot write the job table %s", path);
+		log_error("cannot write the job table %s: %s", path, strerror(errno)); /* keeps errno */
 	free(buf);
 	return rc;
 }
@@ -253,7 +253,7 @@ jobs_free_one(struct cts_job *j)
 	jobs_unwatch(j);
 	jobs_set_channel(j, NULL);
 	if (j->restore_dir != NULL)
-		file_remove_tree(j->restore_dir);
+		retention_remove(j->cts, j->restore_dir);	/* in a child */
 	free(j->restore_dir);
 	free(j->gid);
 	free(j);
@@ -386,7 +386,7 @@ jobs_load(struct cts *c, char *err, size_t errlen)
 	if (file_read_all(path, &buf, &len, 64 << 20) != 0) {
 		if (errno == ENOENT)
 			return 0;
-		snprintf(err, errlen, "job table %s: cannot read it", path);
+		snprintf(err, errlen, "job table %s: cannot read it: %s", path, strerror(errno));
 		return -1;
 	}
 	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
@@ -408,9 +408,16 @@ jobs_load(struct cts *c, char *err, size_t errlen)
 		else
 			log_info("job %s (pid %d) still runs: watching it again", j->gid, pid);
 		j->ended = j->ended || ended;
+		j->reloaded = true;
 	}
 	free(buf);
-	return jobs_save(c);
+	/* rewritten at once (the jobs found gone are marked ended): a state disk that cannot take
+	 * it (full, read-only) stops the start here, saying so, rather than at the first bind */
+	if (jobs_save(c) != 0) {
+		snprintf(err, errlen, "job table %s: cannot write it: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 void

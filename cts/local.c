@@ -128,6 +128,7 @@ local_bind(struct proto_req *r, void *ctx)
 			/* The job's library came back after a CTS restart: same process, new socket. */
 			if (c->core->keeps_channel)
 				jobs_set_channel(j, r->conn);
+			j->reloaded = false;
 			log_info("GID %s: pid %d re-attached", b->gid, (int)j->pid);
 			local_bind_reply(c, r, false);
 			return;

@@ -63,12 +63,15 @@ outbox_file_write(struct cts *c, struct outbox_file *f)
 {
 	char path[PATH_MAX];
 
+	f->error = 0;
 	if (outbox_file_path(c, f, path, sizeof path) != 0)
 		errno = ENAMETOOLONG;
 	else if (file_write_whole_batch(path, f->frame, f->len, 0600) == 0)
 		f->durable = true;
-	if (!f->durable)
+	if (!f->durable) {
+		f->error = errno;
 		log_error("outbox: cannot write %s/outbox/%s: %s", c->state, f->name, strerror(errno));
+	}
 }
 
 /* Its second half, once outbox/ is fsynced (synced) or not: durable, or its file removed. */
@@ -299,7 +302,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 
 	snprintf(dir, sizeof dir, "%s/outbox", c->state);
 	if ((dp = opendir(dir)) == NULL) {
-		snprintf(err, errlen, "outbox %s: cannot open it", dir);
+		snprintf(err, errlen, "outbox %s: cannot open it: %s", dir, strerror(errno));
 		return -1;
 	}
 	while ((d = readdir(dp)) != NULL) {
@@ -396,7 +399,7 @@ outbox_refused(struct cts *c, struct outbox_item *it, struct cts_ckpt *ck, const
 	    it->rec.gid, msg);
 	outbox_drop(c, it);
 	if (cts_image_dir(c, it->rec.gid, it->rec.checkpoint_id, dir, sizeof dir) == 0)
-		file_remove_tree(dir);
+		retention_remove(c, dir);	/* in a child */
 	if (j != NULL && !j->ended)
 		jobs_moved(j, msg);
 	if (ck != NULL) {
@@ -505,6 +508,7 @@ outbox_commit(struct cts *c, bool stopping)
 	struct outbox_item **its = NULL;
 	struct outbox_gone **gs = NULL;
 	size_t ni = 0, ng = 0;
+	char why[400];
 	bool synced;
 
 	snprintf(dir, sizeof dir, "%s/outbox", c->state);
@@ -525,9 +529,14 @@ outbox_commit(struct cts *c, bool stopping)
 	if (ni + ng == 0)
 		return;
 	log_debug("outbox: %zu record(s) and %zu removal(s) written, one fsync of %s", ni, ng, dir);
-	if (!(synced = file_fsync_dir(dir) == 0))
+	if (!(synced = file_fsync_dir(dir) == 0)) {
+		int e = errno;
+
 		log_error("outbox: fsync of %s: %s: its %zu new entries are not kept", dir,
-		    strerror(errno), ni + ng);
+		    strerror(e), ni + ng);
+		for (size_t i = 0; i < ni; i++)
+			its[i]->file.error = its[i]->file.error ? its[i]->file.error : e;
+	}
 	for (size_t i = 0; i < ni; i++)
 		if (!outbox_file_settle(c, &its[i]->file, synced))
 			outbox_unlink(c, its[i]);
@@ -544,8 +553,8 @@ outbox_commit(struct cts *c, bool stopping)
 		}
 		/* at a stop its checkpoint is answered and freed already (ckpt_job_free) */
 		if (!stopping && it->ck != NULL)
-			ckpt_outbox_failed(it->ck);
-		ckpt_acked(it, 0, PROTO_E_INTERNAL, "cannot write its record to the outbox");
+			ckpt_outbox_failed(it->ck, it->file.error);
+		ckpt_acked(it, 0, ckpt_outbox_why(it->file.error, why, sizeof why), why);
 		outbox_item_free(it);
 	}
 	for (size_t i = 0; i < ng; i++) {

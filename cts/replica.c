@@ -185,20 +185,6 @@ replica_removed(struct cts *c, const char *gid, const char *id, bool expired)
 		    "outbox: the directory may still list it", id, gid);
 }
 
-struct replica_retain {
-	struct cts	*cts;
-	const char	*gid;
-};
-
-static void
-replica_on_removed(const char *id, void *arg)
-{
-	struct replica_retain *rr = arg;
-
-	log_info("retention: removed the copy of %s of %s", id, rr->gid);
-	replica_removed(rr->cts, rr->gid, id, false);
-}
-
 /* ---- the replica ---- */
 
 static void
@@ -213,12 +199,11 @@ replica_on_fetched(bool ok, const char *out, void *arg)
 		return;
 	}
 	struct msg_image_location q = { op->id, op->gid, op->cts->name, false, false };
-	struct replica_retain rr = { op->cts, op->gid };
-	char jd[PATH_MAX];
 
-	/* A replica keeps as many copies per job as its own retention says. */
-	if (cts_job_dir(op->cts, op->gid, jd, sizeof jd) == 0)
-		image_retain(jd, op->cts->retention, replica_on_removed, &rr);
+	/* A replica keeps as many copies per job as its own retention says: removed by retention
+	 * (retention.c: in a child, never a folder still being written); the GCS expires only the
+	 * taker's records, so a copy's removal leaves the record as it is. */
+	retention_want(op->cts, op->gid);
 	gcslink_request(op->cts, "image_location", &q, replica_on_located, op);
 }
 
@@ -322,6 +307,19 @@ replica_gc_one(const char *id, void *arg)
 		replica_removed(g->cts, g->gid, id, true);	/* the GCS expires only its taker's */
 }
 
+/* Retention of one job folder now, or its plan (dry). Like retention.c's, it never looks at the
+ * folders from the job's bound on (a checkpoint of it being written). */
+static int
+replica_gc_job(struct replica_gc *g, const char *jd)
+{
+	char before[ID_LEN + 1];
+
+	if (g->dry)
+		return image_retain_plan(jd, g->cts->retention, replica_gc_one, g);
+	retention_bound(g->cts, g->gid, before);
+	return image_retain_before(jd, g->cts->retention, before, UINT_MAX, replica_gc_one, g);
+}
+
 /* The GID of a job folder: from the manifest of any checkpoint in it. */
 static int
 replica_folder_gid(const char *job_dir, char *gid, size_t len)
@@ -364,8 +362,7 @@ replica_gc(struct proto_req *r, void *ctx)
 			return;
 		}
 		g.gid = b->gid;
-		if ((b->dry_run ? image_retain_plan : image_retain)(jd, c->retention,
-		    replica_gc_one, &g) < 0 && access(jd, F_OK) == 0) {
+		if (replica_gc_job(&g, jd) < 0 && access(jd, F_OK) == 0) {
 			snprintf(line, sizeof line, "%s %s: retention stopped (see its log)", c->name,
 			    b->gid);
 			proto_strlist_add(&ok.errors, line);
@@ -379,8 +376,7 @@ replica_gc(struct proto_req *r, void *ctx)
 			    replica_folder_gid(one, gid, sizeof gid) != 0)
 				continue;
 			g.gid = gid;
-			if ((b->dry_run ? image_retain_plan : image_retain)(one, c->retention,
-			    replica_gc_one, &g) < 0) {
+			if (replica_gc_job(&g, one) < 0) {
 				snprintf(line, sizeof line, "%s %s: retention stopped (see its log)",
 				    c->name, gid);
 				proto_strlist_add(&ok.errors, line);

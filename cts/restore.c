@@ -333,7 +333,8 @@ restore_on_verified(bool ok, const char *out, void *arg)
 	if (!ok) {
 		static struct log_limit refused;	/* any local user may ask again and again */
 
-		file_remove_tree(op->copy);	/* if it was made */
+		if (access(op->copy, F_OK) == 0)
+			retention_remove(op->cts, op->copy);	/* in a child */
 		log_limited(&refused, LOG_WARN, "restore of %s refused: %s", op->id, out);
 		restore_fail(op, PROTO_E_REFUSED, "%s%s", out, "");
 		return;
@@ -561,7 +562,7 @@ restore_sweep(struct cts *c)
 		if (claimed)
 			continue;
 		log_info("removing %s: its caller, pid %d, is gone and bound no job to it", path, pid);
-		file_remove_tree(path);
+		retention_remove(c, path);	/* in a child; asked once while under way */
 	}
 	closedir(d);
 }

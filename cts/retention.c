@@ -76,7 +76,7 @@ retention_now(char out[ID_LEN + 1])
 }
 
 /* The bound of gid's job: before its first checkpoint not recorded yet, or now. */
-static void
+void
 retention_bound(struct cts *c, const char *gid, char before[ID_LEN + 1])
 {
 	struct cts_job *j = jobs_find(c, gid);
@@ -238,6 +238,70 @@ retention_want(struct cts *c, const char *gid)
 	retention_start(c);
 }
 
+/* ---- other removals: restore copies, the image of a refused record ---- */
+
+struct retention_removal {
+	struct cts			*cts;
+	char				*path;
+	struct retention_removal	*next;
+};
+
+static int
+retention_remove_run(void *arg, char *out, size_t len)
+{
+	struct retention_removal *rm = arg;
+
+	if (file_remove_tree(rm->path) != 0) {
+		snprintf(out, len, "removing %s: %s", rm->path, strerror(errno));
+		return -1;
+	}
+	snprintf(out, len, "ok");
+	return 0;
+}
+
+static void
+retention_removal_free(struct retention_removal *rm)
+{
+	free(rm->path);
+	free(rm);
+}
+
+static void
+retention_on_removed(bool ok, const char *out, void *arg)
+{
+	struct retention_removal *rm = arg;
+
+	if (!ok)
+		log_warn("%s", out);
+	for (struct retention_removal **p = &rm->cts->removals; *p != NULL; p = &(*p)->next) {
+		if (*p == rm) {
+			*p = rm->next;
+			break;
+		}
+	}
+	retention_removal_free(rm);
+}
+
+void
+retention_remove(struct cts *c, const char *path)
+{
+	struct retention_removal *rm;
+	char out[CHILD_OUT];
+
+	for (rm = c->removals; rm != NULL; rm = rm->next)
+		if (strcmp(rm->path, path) == 0)
+			return;		/* under way */
+	if ((rm = calloc(1, sizeof *rm)) == NULL || (rm->path = strdup(path)) == NULL)
+		abort();
+	rm->cts = c;
+	rm->next = c->removals;
+	c->removals = rm;
+	if (child_run(c, retention_remove_run, rm, retention_on_removed, rm) != 0) {
+		log_warn("cannot start a process to remove %s: doing it here", path);
+		retention_on_removed(retention_remove_run(rm, out, sizeof out) == 0, out, rm);
+	}
+}
+
 void
 retention_free(struct cts *c)
 {
@@ -245,4 +309,10 @@ retention_free(struct cts *c)
 		event_free(c->retain_timer);
 	c->retain_timer = NULL;
 	proto_strlist_free(&c->retain_wanted);
+	/* removals still under way: their children finish on their own copy of the list */
+	while (c->removals != NULL) {
+		struct retention_removal *rm = c->removals;
+		c->removals = rm->next;
+		retention_removal_free(rm);
+	}
 }

@@ -399,17 +399,36 @@ transfer_files(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 	return rc;
 }
 
-/* holder is "name@host:port". */
-static struct proto_sync *
-transfer_connect(const struct transfer_fetch *f, const char *holder, char *err, size_t errlen)
+/*
+ * holder is "name@host:port". Whoever answers at host:port must be that CTS (its certificate's CN),
+ * not only some CTS of the site: the image is asked from the holder the grant's list names, never
+ * from another that took over the address (every test endpoint is 127.0.0.1: an address proves
+ * nothing). 0 with *out, -4 no connection (try again later), -1 another CTS answered (refused).
+ */
+static int
+transfer_connect(const struct transfer_fetch *f, const char *holder, struct proto_sync **out,
+	char *err, size_t errlen)
 {
 	const char *at = strrchr(holder, '@');
+	struct proto_peer peer = { 0 };
+	struct proto_sync *s;
 
-	if (at == NULL) {
+	*out = NULL;
+	if (at == NULL || at == holder) {
 		snprintf(err, errlen, "holder \"%s\" is not name@host:port", holder);
-		return NULL;
+		return -1;
 	}
-	return proto_sync_connect(at + 1, &f->tls, "cts", 15000, err, errlen);
+	if ((s = proto_sync_connect(at + 1, &f->tls, "cts", 15000, err, errlen)) == NULL)
+		return -4;
+	if (proto_sync_peer(s, &peer) != 0 || strlen(peer.name) != (size_t)(at - holder) ||
+	    memcmp(peer.name, holder, (size_t)(at - holder)) != 0) {
+		snprintf(err, errlen, "%s answers as CTS %s, not as the holder %.*s", at + 1,
+		    peer.name, (int)(at - holder), holder);
+		proto_sync_close(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
 }
 
 /* The fetch's folder, made (or found) 0700 and owned by this CTS (DESIGN.md, "Image store
@@ -484,8 +503,8 @@ transfer_from(struct transfer_conn *tc, const struct transfer_fetch *f, const ch
 	int rc;
 
 	/* connected first: an unreachable holder leaves the bytes of the one before to resume */
-	if ((tc->s = transfer_connect(f, holder, err, errlen)) == NULL)
-		return -4;
+	if ((rc = transfer_connect(f, holder, &tc->s, err, errlen)) != 0)
+		return rc;
 	if (transfer_start_with(dir, holder, err, errlen) != 0) {
 		proto_sync_close(tc->s);
 		tc->s = NULL;

@@ -41,6 +41,7 @@ struct dir {
 	uint64_t	   last_failure_ms;
 	char		   down_reason[200];
 	atomic_bool	   connected;
+	bool		   resending;	/* dir_run_one: the operation is sent again */
 };
 
 static const char *dir_status_names[] = {
@@ -359,6 +360,58 @@ dir_do_replace(struct dir *d, const struct dir_entry *e, struct dir_result *r)
  * old == NULL means the attribute must have no value: adding to a single-valued attribute that
  * has one fails.
  */
+static bool
+dir_attr_has(const struct dir_attr *a, const char *v)
+{
+	for (size_t i = 0; a != NULL && i < a->nvals; i++)
+		if (strcmp(a->vals[i], v) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A compare-and-swap sent again after its connection dropped lost (its old value is not there):
+ * if the first sending committed before the drop, the entry is exactly as the swap makes it: new
+ * there (and old gone, unless the swap only asserts it: old == new), every attribute of also as it
+ * sets it. Then the swap is done, not lost to someone else. Read back here, on the new connection.
+ */
+static bool
+dir_cas_in_place(struct dir *d, const char *dn, const char *attr, const char *old,
+    const char *new_, const struct dir_entry *also)
+{
+	struct dir_result got = { 0 };
+	const struct dir_entry *e;
+	bool same = false;
+
+	if (new_ == NULL && old == NULL)
+		return false;
+	if (dir_do_search(d, dn, LDAP_SCOPE_BASE, "(objectClass=*)", 1, &got) != DIR_OK ||
+	    got.nentries != 1)
+		goto out;
+	e = &got.entries[0];
+	if (new_ != NULL && !dir_attr_has(dir_entry_attr(e, attr), new_))
+		goto out;
+	if (old != NULL && (new_ == NULL || strcmp(old, new_) != 0) &&
+	    dir_attr_has(dir_entry_attr(e, attr), old))
+		goto out;
+	if (old != NULL && new_ != NULL && strcmp(old, new_) == 0)
+		goto out;	/* a bare assertion that failed: nothing of ours to find */
+	for (size_t i = 0; also != NULL && i < also->nattrs; i++) {
+		const struct dir_attr *want = &also->attrs[i], *a = dir_entry_attr(e, want->name);
+		if ((a ? a->nvals : 0) != want->nvals)
+			goto out;
+		for (size_t j = 0; j < want->nvals; j++)
+			if (!dir_attr_has(a, want->vals[j]))
+				goto out;
+	}
+	same = true;
+out:
+	for (size_t i = 0; i < got.nentries; i++)
+		dir_entry_clear(&got.entries[i]);
+	free(got.entries);
+	return same;
+}
+
 enum dir_status
 dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
     const struct dir_entry *also, void *txn, struct dir_result *r)
@@ -388,7 +441,25 @@ dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, con
 	rc = ldap_modify_ext_s(d->ld, dn, mods, ctrls, NULL);
 	mods[also ? also->nattrs : 0] = NULL;	/* del/add live on this stack */
 	dir_mods_free(mods);
-	return dir_outcome(d, rc, "compare-and-swap", r);
+	if (dir_outcome(d, rc, "compare-and-swap", r) == DIR_CAS_LOST && d->resending &&
+	    txn == NULL && dir_cas_in_place(d, dn, attr, old, new_, also)) {
+		log_info("directory: compare-and-swap of %s on %s, sent again after the connection "
+		    "dropped, was already made: done", attr, dn);
+		dir_result_set(r, DIR_OK, "%s", "");
+	}
+	return r->status;
+}
+
+enum dir_status
+dir_do_cas_resent(struct dir *d, const char *dn, const char *attr, const char *old,
+    const char *new_, const struct dir_entry *also, struct dir_result *r)
+{
+	bool was = d->resending;
+
+	d->resending = true;
+	dir_do_cas(d, dn, attr, old, new_, also, NULL, r);
+	d->resending = was;
+	return r->status;
 }
 
 /*
@@ -555,7 +626,8 @@ dir_on_answers(evutil_socket_t fd, short what, void *arg)
 /*
  * A connection made before a slapd restart only fails when it is next used. So an operation that
  * failed with DIR_DOWN on such an old connection is run once more on a new one; an operation that
- * failed on a fresh connection has its answer.
+ * failed on a fresh connection has its answer. A write may have committed before the connection
+ * dropped: sent again, a compare-and-swap reads back whether it is already made (dir_cas_in_place).
  */
 static void
 dir_run_one(struct dir *d, struct dir_op *op)
@@ -569,7 +641,11 @@ dir_run_one(struct dir *d, struct dir_op *op)
 		dir_entry_clear(&op->res.entries[i]);
 	free(op->res.entries);
 	memset(&op->res, 0, sizeof op->res);
+	/* the first sending may have committed before the drop: a compare-and-swap that then finds
+	 * its own change reads it back as done (dir_do_cas), not as lost to someone else */
+	d->resending = true;
 	op->fn(d, op);
+	d->resending = false;
 }
 
 static void

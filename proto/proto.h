@@ -326,6 +326,8 @@ struct proto_sync;
 /* endpoint "host:port" (TLS, cert/key may be NULL to send none) or "unix:/path". */
 struct proto_sync *proto_sync_connect(const char *endpoint, const struct proto_tls_files *tls,
 	const char *expect_role, int timeout_ms, char *err, size_t errlen);
+/* Who answered a TLS connection (its certificate's OU and CN); -1 on a unix socket. */
+int  proto_sync_peer(const struct proto_sync *s, struct proto_peer *peer);
 /* One request, waiting for its reply. Returns 0 with *reply (a body of pt->reply, caller frees
  * with proto_body_free) or -1 with code/msg filled (code "io" for a broken connection). */
 int  proto_sync_call(struct proto_sync *s, const char *type, const struct proto_type *pt,

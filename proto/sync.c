@@ -136,6 +136,12 @@ fail:
 	return NULL;
 }
 
+int
+proto_sync_peer(const struct proto_sync *s, struct proto_peer *peer)
+{
+	return s->ssl != NULL ? tls_peer_identity(s->ssl, peer) : -1;
+}
+
 struct proto_sync *
 proto_sync_from_fd(int fd)
 {

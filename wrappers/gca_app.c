@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -169,6 +170,25 @@ gca_app_incremental(gca_app_save_incr_fn save_incr)
 	app.save_incr = save_incr;
 }
 
+/*
+ * Why save_fn failed, for the CTS: its errno, or when it left none (a write() cut short by a full
+ * disk returns a count, not -1), the state of image_dir's filesystem if that explains it.
+ */
+static char *
+app_save_why(const char *image_dir, int err, char *why, size_t len)
+{
+	struct statvfs st;
+
+	if (err != 0)
+		snprintf(why, len, "save function failed: %s", strerror(err));
+	else if (statvfs(image_dir, &st) == 0 && (st.f_bavail == 0 || st.f_favail == 0))
+		snprintf(why, len, "save function failed: %s (its folder's filesystem is full)",
+		    strerror(ENOSPC));
+	else
+		snprintf(why, len, "save function failed");
+	return why;
+}
+
 /* The CTS asks for the job's state: call save_fn, answer app_saved (its reply is read later). */
 static void
 app_serve_save(const struct msg_app_save *req)
@@ -190,13 +210,8 @@ app_serve_save(const struct msg_app_save *req)
 	} else if (app.save(req->image_dir, app.arg) != 0) {
 		res.ok = false;
 	}
-	if (!res.ok && res.error == NULL) {
-		if (errno != 0)
-			snprintf(why, sizeof why, "save function failed: %s", strerror(errno));
-		else
-			snprintf(why, sizeof why, "save function failed");
-		res.error = why;
-	}
+	if (!res.ok && res.error == NULL)
+		res.error = app_save_why(req->image_dir, errno, why, sizeof why);
 	if (!res.ok)
 		app_say("checkpoint %s: %s", req->checkpoint_id, res.error);
 	if (app_send("app_saved", id, proto_type_find("app_saved"), &res) != 0) {

@@ -8,12 +8,14 @@
  * With app_incremental, app_save also offers the job's previous image (parent_id, and a copy of its
  * chain in parent_dir); a job that wrote only what changed answers with that parent.
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cts/cts.h"
@@ -134,14 +136,43 @@ app_offer_parent(struct cts_ckpt *ck)
 	return true;
 }
 
+/*
+ * A job read back from the job table after a CTS restart has no channel until its library
+ * re-attaches (gca_app_poll does, at most once a second): for APP_REATTACH_MS after the start that
+ * is a retryable "not yet", not the job's fault; after that, the job does not poll or closed
+ * GCA_APP_FD, and the checkpoint is refused saying so.
+ */
+#define APP_REATTACH_MS 30000
+static void
+app_no_channel(struct cts_ckpt *ck)
+{
+	struct cts_job *j = ck->job;
+	uint64_t since = time_mono_ms() - ck->cts->started_ms;
+	char why[400];
+
+	if (j->reloaded && since < APP_REATTACH_MS) {
+		snprintf(why, sizeof why, "the CTS restarted %llu s ago and the job has not "
+		    "re-attached yet (its library does so from gca_app_poll within a second); retry "
+		    "in a few seconds", (unsigned long long)(since / 1000));
+		ckpt_dump_failed(ck, PROTO_E_UNAVAILABLE, why);
+	} else if (j->reloaded) {
+		snprintf(why, sizeof why, "the job has not re-attached since the CTS restarted %llu s "
+		    "ago (it does not call gca_app_poll, or it closed GCA_APP_FD)",
+		    (unsigned long long)(since / 1000));
+		ckpt_dumped(ck, why);
+	} else {
+		ckpt_dumped(ck, "the job has no open channel to the CTS (started without gca-exec, "
+		    "or it closed GCA_APP_FD)");
+	}
+}
+
 static void
 app_dump(struct cts_ckpt *ck)
 {
 	struct cts_job *j = ck->job;
 
 	if (j->channel == NULL || !proto_conn_open(j->channel)) {
-		ckpt_dumped(ck, "the job has no open channel to the CTS (started without gca-exec, or "
-		    "it closed GCA_APP_FD)");
+		app_no_channel(ck);
 		return;
 	}
 	snprintf(ck->staging, sizeof ck->staging, "%s/staging/%s", ck->cts->state, ck->id);
@@ -213,15 +244,31 @@ app_on_stored(bool ok, const char *out, void *arg)
 	ckpt_dumped(ck, ok ? "the image store gave no result" : out);
 }
 
+/* The filesystem of ck's staging folder (the CTS's state disk) has no room left. */
+static bool
+app_staging_full(const struct cts_ckpt *ck)
+{
+	struct statvfs st;
+
+	return statvfs(ck->staging, &st) == 0 && (st.f_bavail == 0 || st.f_favail == 0);
+}
+
 static void
 app_saved(struct cts_ckpt *ck, bool ok, const char *error)
 {
 	char why[1200];
 
 	if (!ok) {
-		snprintf(why, sizeof why, "the job could not save its state: %s",
-		    error ? error : "no reason given");
-		ckpt_dumped(ck, why);
+		bool full = app_staging_full(ck);
+
+		snprintf(why, sizeof why, "the job could not save its state: %s%s",
+		    error ? error : "no reason given", full ? " (the CTS's staging folder, on its "
+		    "state disk, has no space left)" : "");
+		/* a full disk is the site's to fix, and passes: not the job's refusal */
+		if (full || (error != NULL && strstr(error, strerror(ENOSPC)) != NULL))
+			ckpt_dump_failed(ck, PROTO_E_UNAVAILABLE, why);
+		else
+			ckpt_dumped(ck, why);
 		return;
 	}
 	if (child_run(ck->cts, app_store, ck, app_on_stored, ck) != 0)

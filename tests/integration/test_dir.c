@@ -1,18 +1,26 @@
 /*
  * The directory library against a real slapd (scripts/gca-site in a temp folder): every object
  * class written and read back, escaping, refusals, a stopped and a frozen slapd, 10,000 records,
- * records in transactions with slapd surviving or killed midway, and racing writers.
+ * records in transactions with slapd surviving or killed midway, racing writers, and a
+ * compare-and-swap whose answer was lost with its connection (a relay swallows it).
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "ldap/gca_ldap.h"
@@ -830,6 +838,199 @@ test_racing_writers_never_share_a_number(void **state)
 	dir_close(d2);
 }
 
+/*
+ * A compare-and-swap whose first sending committed but whose answer was lost with the connection
+ * is sent again by the directory thread (dir_run_one): it must come back done, not lost to someone
+ * else (a move told to its CTS as failed). Run on the directory thread, as dir_run_one runs it: the
+ * same swap sent twice, the second as a resend. A resend that finds another value, or the swapped
+ * attribute but not what it set with it, is still lost; a plain second sending is lost too.
+ */
+static enum dir_status resend_seen[5];
+static char resend_dn[512];
+
+static void
+resend_run(struct dir *d, struct dir_op *op)
+{
+	struct dir_result r[5] = { 0 };
+	struct dir_entry also = { 0 }, other = { 0 };
+
+	dir_entry_add(&also, "gcaJobState", "running");
+	dir_entry_add(&other, "gcaJobState", "finished");
+	resend_seen[0] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, NULL, &r[0]);
+	resend_seen[1] = dir_do_cas_resent(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, &r[1]);
+	resend_seen[2] = dir_do_cas_resent(d, resend_dn, "gcaCTSName", "cts-1", "cts-3", &also, &r[2]);
+	resend_seen[3] = dir_do_cas_resent(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &other, &r[3]);
+	resend_seen[4] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, NULL, &r[4]);
+	dir_entry_clear(&also);
+	dir_entry_clear(&other);
+	op->res.status = DIR_OK;
+}
+
+/*
+ * A TCP relay between the directory library and slapd that, when asked, swallows slapd's next
+ * answer and closes both sides: the operation committed, its answer lost with the connection.
+ */
+struct relay {
+	int		 lfd, port, slapd_port;
+	atomic_int	 drop_next, dropped;
+	atomic_bool	 stop;
+	pthread_t	 thread;
+};
+
+static int
+relay_dial(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Bytes both ways until either side closes, or slapd's answer is to be dropped. */
+static void
+relay_pair(struct relay *rl, int cfd, int sfd)
+{
+	char buf[65536];
+
+	while (!atomic_load(&rl->stop)) {
+		struct pollfd p[2] = { { cfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+		ssize_t n;
+
+		if (poll(p, 2, 100) <= 0)
+			continue;
+		if (p[0].revents) {
+			if ((n = read(cfd, buf, sizeof buf)) <= 0 || write(sfd, buf, (size_t)n) != n)
+				return;
+		}
+		if (p[1].revents) {
+			if ((n = read(sfd, buf, sizeof buf)) <= 0)
+				return;
+			if (atomic_exchange(&rl->drop_next, 0)) {
+				atomic_fetch_add(&rl->dropped, 1);
+				return;
+			}
+			if (write(cfd, buf, (size_t)n) != n)
+				return;
+		}
+	}
+}
+
+static void *
+relay_run(void *arg)
+{
+	struct relay *rl = arg;
+
+	while (!atomic_load(&rl->stop)) {
+		struct pollfd p = { rl->lfd, POLLIN, 0 };
+		int cfd, sfd;
+
+		if (poll(&p, 1, 100) <= 0 || (cfd = accept4(rl->lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+			continue;
+		if ((sfd = relay_dial(rl->slapd_port)) >= 0) {
+			relay_pair(rl, cfd, sfd);
+			close(sfd);
+		}
+		close(cfd);
+	}
+	return NULL;
+}
+
+static void
+relay_start(struct relay *rl)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	const char *colon = strrchr(site.ldap_uri, ':');
+
+	assert_non_null(colon);
+	rl->slapd_port = atoi(colon + 1);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rl->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(rl->lfd >= 0);
+	assert_int_equal(bind(rl->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(rl->lfd, 4), 0);
+	assert_int_equal(getsockname(rl->lfd, (struct sockaddr *)&sa, &len), 0);
+	rl->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&rl->thread, NULL, relay_run, rl), 0);
+}
+
+static void
+relay_stop(struct relay *rl)
+{
+	atomic_store(&rl->stop, true);
+	pthread_join(rl->thread, NULL);
+	close(rl->lfd);
+}
+
+/* A move (the job_bind compare-and-swap) commits, its answer is lost with the connection: the
+ * library sends it again on a new connection, and it must come back done, not "conflict". */
+static void
+test_a_move_whose_answer_was_lost_is_done(void **state)
+{
+	struct relay rl = { 0 };
+	struct dir_config c;
+	struct answer a = { 0 };
+	char err[256], uri[64];
+	struct dir *d;
+
+	(void)state;
+	relay_start(&rl);
+	assert_int_equal(dir_config_load(&c, site.gcs_conf, err, sizeof err), 0);
+	free(c.uri);
+	snprintf(uri, sizeof uri, "ldap://127.0.0.1:%d", rl.port);
+	c.uri = strdup(uri);
+	c.op_timeout_ms = 20000;
+	d = dir_open(base, &c, err, sizeof err);
+	dir_config_free(&c);
+	assert_non_null(d);
+	bind_job(d, "lost-answer", "cts-1");	/* the connection is made: a drop is retried */
+	atomic_store(&rl.drop_next, 1);
+	dir_job_bind(d, "lost-answer", "cts-2", "alice", "77", "cts-1", on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(atomic_load(&rl.dropped), 1);	/* the answer was lost */
+	if (a.status != DIR_OK)
+		fail_msg("the move came back %s: %s", dir_status_name(a.status), a.msg);
+	answer_reset(&a);
+	dir_job_get(d, "lost-answer", on_answer, &a);
+	wait_answer(&a);
+	assert_string_equal(dir_entry_get(&a.first, "gcaCTSName"), "cts-2");
+	assert_string_equal(dir_entry_get(&a.first, "gcaLocalId"), "77");
+	answer_reset(&a);
+	dir_close(d);
+	relay_stop(&rl);
+}
+
+static void
+test_a_resent_swap_already_made_is_done(void **state)
+{
+	struct dir *d = open_gcs(20000);
+	struct answer a = { 0 };
+	struct dir_op *op;
+
+	(void)state;
+	bind_job(d, "resent", "cts-1");
+	assert_int_equal(dir_dn_job(d, "resent", resend_dn, sizeof resend_dn), 0);
+	op = dir_op_new(resend_run, on_answer, &a);
+	dir_op_submit(d, op);
+	wait_answer(&a);
+	answer_reset(&a);
+	assert_int_equal(resend_seen[0], DIR_OK);	/* the first sending */
+	assert_int_equal(resend_seen[1], DIR_OK);	/* sent again: already made, done */
+	assert_int_equal(resend_seen[2], DIR_CAS_LOST);	/* another value: lost */
+	assert_int_equal(resend_seen[3], DIR_CAS_LOST);	/* not what it set with it: lost */
+	assert_int_equal(resend_seen[4], DIR_CAS_LOST);	/* a plain second swap: lost */
+	dir_job_get(d, "resent", on_answer, &a);
+	wait_answer(&a);
+	assert_string_equal(dir_entry_get(&a.first, "gcaCTSName"), "cts-2");
+	answer_reset(&a);
+	dir_close(d);
+}
+
 struct feed_seen {
 	int	present, refreshed, added, modified, deleted, lost;
 	char	last_gid[64], last_state[32];
@@ -916,6 +1117,8 @@ main(void)
 		cmocka_unit_test(test_records_in_transactions_land),
 		cmocka_unit_test(test_slapd_killed_mid_transaction_loses_nothing_acknowledged),
 		cmocka_unit_test(test_racing_writers_never_share_a_number),
+		cmocka_unit_test(test_a_resent_swap_already_made_is_done),
+		cmocka_unit_test(test_a_move_whose_answer_was_lost_is_done),
 		cmocka_unit_test(test_change_feed_follows_the_directory),
 	};
 	log_init("test_dir");

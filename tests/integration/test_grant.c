@@ -8,7 +8,8 @@
  * test speaks as cts-a and cts-b): image_fetch without a grant, with one for another checkpoint or
  * another target is forbidden; image_grant for another CTS by one that holds nothing, and for an
  * expired record, is refused; a replica checks a copy against the record (the grant), not against
- * what the sender says; a fetcher that asks far ahead and reads slowly does not make the holder
+ * what the sender says, and asks the image of the holder a list names, not of another CTS that
+ * answers at its address; a fetcher that asks far ahead and reads slowly does not make the holder
  * buffer the image; a CTS the GID moved away from cannot record its checkpoints.
  */
 #include <stdarg.h>
@@ -567,6 +568,46 @@ test_replica_checks_the_record(void **state)
 	free(tok);
 }
 
+/* A holder list names cts-b at the address where cts-a answers: the replica asks the image of the
+ * CTS the list names, not of whoever answers there, so the copy is refused, naming both. */
+static void
+test_fetch_checks_the_holder_name(void **state)
+{
+	struct image im;
+	struct proto_strlist holders = { 0 };
+	char code[32], msg[1024], path[700], h[600], *tok;
+	struct proto_sync *r;
+
+	(void)state;
+	id_new(im.id);
+	image_write(&im, 3000, 5);
+	assert_true(record("cts-a", job, im.id, im.sha256, code, msg) > 0);
+	tok = grant("cts-cts-a", im.id, "cts-r", NULL, code, msg);
+	assert_non_null(tok);
+	snprintf(h, sizeof h, "cts-b@%s", ep_a);
+	proto_strlist_add(&holders, h);
+	r = test_connect(&site, ep_r, "cts-cts-a", "cts");
+	assert_non_null(r);
+	struct msg_image_replicate q = { im.id, (char *)job, im.sha256, tok, holders };
+	assert_int_equal(test_call(r, "image_replicate", &q, NULL, code, msg), -1);
+	if (strstr(msg, "answers as CTS cts-a, not as the holder cts-b") == NULL)
+		fail_msg("%s: %s", code, msg);
+	assert_false(located(im.id, "cts-r"));
+	snprintf(path, sizeof path, "%s/state-cts-r/images/%s/%s", site.dir, job, im.id);
+	assert_int_equal(access(path, F_OK), -1);
+	/* the same list with the name that answers there: copied */
+	proto_strlist_free(&holders);
+	snprintf(h, sizeof h, "cts-a@%s", ep_a);
+	proto_strlist_add(&holders, h);
+	q.holders = holders;
+	if (test_call(r, "image_replicate", &q, NULL, code, msg) != 0)
+		fail_msg("%s: %s", code, msg);
+	assert_true(located(im.id, "cts-r"));
+	proto_sync_close(r);
+	proto_strlist_free(&holders);
+	free(tok);
+}
+
 static long
 vm_kb(int pid, const char *what)
 {
@@ -692,6 +733,7 @@ main(void)
 		cmocka_unit_test(test_fetch_needs_its_grant),
 		cmocka_unit_test(test_grant_refusals),
 		cmocka_unit_test(test_replica_checks_the_record),
+		cmocka_unit_test(test_fetch_checks_the_holder_name),
 		cmocka_unit_test(test_fetch_flow_control),
 		cmocka_unit_test(test_records_only_from_the_bound_cts),
 	};
