@@ -493,6 +493,7 @@ dir_op_free(struct dir_op *op)
 	for (size_t i = 0; i < GCA_NITEMS(op->s); i++)
 		free(op->s[i]);
 	dir_entry_free(op->entry);
+	dir_entry_free(op->view);
 	for (size_t i = 0; i < op->res.nentries; i++)
 		dir_entry_clear(&op->res.entries[i]);
 	free(op->res.entries);
@@ -563,13 +564,15 @@ dir_run_one(struct dir *d, struct dir_op *op)
 	bool fresh = d->ld == NULL;
 
 	op->fn(d, op);
-	if (op->res.status != DIR_DOWN || fresh || !dir_connect(d))
-		return;
-	for (size_t i = 0; i < op->res.nentries; i++)
-		dir_entry_clear(&op->res.entries[i]);
-	free(op->res.entries);
-	memset(&op->res, 0, sizeof op->res);
-	op->fn(d, op);
+	if (op->res.status == DIR_DOWN && !fresh && dir_connect(d)) {
+		for (size_t i = 0; i < op->res.nentries; i++)
+			dir_entry_clear(&op->res.entries[i]);
+		free(op->res.entries);
+		memset(&op->res, 0, sizeof op->res);
+		op->fn(d, op);
+	}
+	if (op->view != NULL && op->res.status == DIR_OK)
+		dir_view_run(d, op);
 }
 
 static void
