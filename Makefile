@@ -153,7 +153,7 @@ bench: all
 	GCA_BUILD=$(B) bench/run
 
 # Debian 12 packages for the build, the tests, the demo and the VM suites. Does nothing when present.
-DEB_PKGS := build-essential pkg-config clang libldap-dev slapd ldap-utils libevent-dev libssl-dev openssl \
+DEB_PKGS := build-essential pkg-config clang libldap-dev slapd ldap-utils glue-schema libevent-dev libssl-dev openssl \
 	libmsgpack-dev libcmocka-dev uuid-dev uthash-dev criu qemu-system-x86 busybox-static \
 	iproute2 procps psmisc kmod cpio xz-utils zstd python3 man-db libclang-rt-14-dev
 deps:
