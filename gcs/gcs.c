@@ -4,11 +4,14 @@
  * usage: gca-gcs [-f gcs.conf] [--name N] [--listen HOST:PORT] [--endpoint HOST:PORT]
  *                [--ca F] [--cert F] [--key F] [--directory F] [--port-file F]
  *                [--cts-timeout S] [--request-timeout S] [--directory-timeout S]
- *                [--subscriber-backlog BYTES] [--directory-transactions yes|no] [-d]
+ *                [--subscriber-backlog BYTES] [--directory-transactions yes|no]
+ *                [--glue-base DN] [--glue-domain NAME] [--glue-validity S] [-d]
  *
  * Flags win over the config file ("key value" lines with the same names, '-' written '_': name,
  * listen, endpoint, ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout,
- * subscriber_backlog, directory_transactions; times in seconds, the backlog in bytes).
+ * subscriber_backlog, directory_transactions, glue_base, glue_domain, glue_validity; times in
+ * seconds, the backlog in bytes). glue_base (e.g. GLUE2GroupID=resource,o=glue) turns on the GLUE
+ * 2.0 view (glue.c).
  * --directory names the GCS's directory identity file (uri, binddn, password, base), as
  * scripts/gca-site writes it.
  */
@@ -45,7 +48,8 @@ static const char gcs_usage[] =
     "usage: gca-gcs [-f gcs.conf] [--name N] [--listen HOST:PORT] [--endpoint HOST:PORT]\n"
     "               [--ca F] [--cert F] [--key F] [--directory F] [--port-file F]\n"
     "               [--cts-timeout S] [--request-timeout S] [--directory-timeout S]\n"
-    "               [--subscriber-backlog BYTES] [--directory-transactions yes|no] [-d]\n";
+    "               [--subscriber-backlog BYTES] [--directory-transactions yes|no]\n"
+    "               [--glue-base DN] [--glue-domain NAME] [--glue-validity S] [-d]\n";
 
 const char *
 gcs_dir_code(enum dir_status s)
@@ -69,6 +73,7 @@ gcs_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	registry_tick(arg);
 	relay_tick(arg);
+	glue_tick(arg);
 }
 
 static void
@@ -78,6 +83,7 @@ gcs_on_stopped(const struct dir_result *r, void *arg)
 
 	if (r->status != DIR_OK)
 		log_warn("cannot mark %s stopped in ou=services: %s", g->name, r->msg);
+	glue_written(g, r);
 	event_base_loopexit(g->base, NULL);
 }
 
@@ -101,7 +107,8 @@ gcs_on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_del(g->publish);
 	log_info("signal %d: stopping", (int)sig);
 	event_base_loopexit(g->base, &grace);
-	dir_service_publish(g->dir, g->name, g->endpoint, "stopped", gcs_on_stopped, g);
+	dir_service_publish_view(g->dir, g->name, g->endpoint, "stopped", glue_gcs_view(g, "stopped"),
+	    gcs_on_stopped, g);
 }
 
 static void
@@ -114,6 +121,7 @@ gcs_on_conn_close(struct proto_conn *c, void *ctx)
 static const char *const gcs_keys[] = {
 	"name", "listen", "endpoint", "ca", "cert", "key", "directory", "cts_timeout",
 	"request_timeout", "directory_timeout", "subscriber_backlog", "directory_transactions",
+	"glue_base", "glue_domain", "glue_validity",
 };
 
 struct gcs_opts {
@@ -261,6 +269,10 @@ main(int argc, char **argv)
 	g.request_timeout_ms = (int)gcs_number(&o.flags, &cf, "request_timeout", 1, 3600, 30, 1000);
 	g.subscriber_backlog = (size_t)gcs_number(&o.flags, &cf, "subscriber_backlog", 4096,
 	    1L << 30, 1024 * 1024, 1);
+	/* The GLUE 2.0 view (docs/GLUE.md): off unless glue_base names where it goes. */
+	g.glue_base = gcs_setting(&o.flags, &cf, "glue_base", NULL);
+	g.glue_domain = gcs_setting(&o.flags, &cf, "glue_domain", NULL);
+	g.glue_validity_s = (int)gcs_number(&o.flags, &cf, "glue_validity", 4, 86400, 600, 1);
 	if (g.tls.ca == NULL || g.tls.cert == NULL || g.tls.key == NULL || dirfile == NULL) {
 		fprintf(stderr, "gca-gcs: ca, cert, key and directory must be given\n%s", gcs_usage);
 		return 2;
@@ -285,6 +297,8 @@ main(int argc, char **argv)
 		log_fatal("directory feed: %s", err);
 	if (registry_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
+	if (glue_open(&g, err, sizeof err) != 0)
+		log_fatal("%s", err);
 	scfg = (struct proto_server_config){ .handlers = gcs_handlers, .nhandlers = gcs_nhandlers,
 		.ctx = &g, .on_close = gcs_on_conn_close };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
@@ -325,6 +339,7 @@ main(int argc, char **argv)
 	cache_close(&g);
 	dir_close(g.dir);
 	dir_config_free(&g.dircfg);
+	glue_close(&g);
 	event_base_free(g.base);
 	config_free(&cf);
 	config_free(&o.flags);

@@ -126,7 +126,7 @@ dir_view_run(struct dir *d, struct dir_op *op)
 	}
 	op->res.view_status = r.status;
 	if (r.status != DIR_OK)
-		snprintf(op->res.view_msg, sizeof op->res.view_msg, "%s: %s", v->dn, r.msg);
+		snprintf(op->res.view_msg, sizeof op->res.view_msg, "%.100s: %.140s", v->dn, r.msg);
 	for (size_t i = 0; i < r.nentries; i++)
 		dir_entry_clear(&r.entries[i]);
 	free(r.entries);

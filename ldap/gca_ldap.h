@@ -75,7 +75,7 @@ struct dir_result {
 	/* The view written after the operation (the *_view functions): DIR_OK when there was none
 	 * or it was written; else why not (the operation's own status stays). */
 	enum dir_status	  view_status;
-	char		  view_msg[128];
+	char		  view_msg[256];
 };
 typedef void (*dir_cb)(const struct dir_result *r, void *arg);
 
@@ -109,6 +109,7 @@ void dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg);
 void dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
 	dir_cb cb, void *arg);
 
+struct dir_cts;
 /*
  * A view that follows a write (gcs/glue.c: the GLUE 2.0 entry of a GCS or a CTS). It lives in
  * another suffix (another slapd database), and one LDAP modify changes one entry, so it cannot be
