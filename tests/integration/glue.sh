@@ -197,4 +197,56 @@ check "its entry is fresh again" wait_for 5 fresh gcs-1
 kill -TERM "$(cat "$site/gcs.pid")"
 check "a GCS stopped cleanly: ServingState closed" wait_for 5 sh -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b o=glue '(&$(ep gcs-1)(GLUE2EndpointServingState=closed)(GLUE2EndpointHealthStateInfo=stopped))' dn | grep -q ^dn"
 check "the replica's o=glue equals the provider's at the end" wait_for 15 same_glue
+
+# -- a slapd configured with cn=config (Debian's own): the same suffix from schema/ (docs/GLUE.md) --
+cfg=$TEST_TMP/cnconfig
+mkdir -p "$cfg/slapd.d" "$cfg/glue"
+chmod 0700 "$cfg/glue"
+operator="gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth"
+cat > "$cfg/boot.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+pidfile $cfg/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+database config
+access to * by dn.exact="$operator" manage by * none
+CONF
+check "a slapd with cn=config and no GLUE (slaptest -F)" slaptest -f "$cfg/boot.conf" -F "$cfg/slapd.d"
+cfg_uri="ldapi://$(echo "$cfg/ldapi" | sed 's|/|%2F|g')"
+slapd -F "$cfg/slapd.d" -h "$cfg_uri" -d 0 >"$cfg/slapd.log" 2>&1 &
+cfg_pid=$!
+on_exit "kill $cfg_pid"
+check "it starts" wait_for 10 ldapsearch -Q -Y EXTERNAL -H "$cfg_uri" -b cn=config -s base dn
+check "GLUE20.schema loads into cn=config (schema/schema2ldif | ldapadd)" \
+	sh -c "'$GCA_TOP/schema/schema2ldif' /etc/ldap/schema/GLUE20.schema | ldapadd -Q -Y EXTERNAL -H '$cfg_uri'"
+check "schema/glue-database.ldif adds the o=glue database" \
+	sh -c "sed -e 's|@DIRECTORY@|$cfg/glue|' -e 's|@GCS_DN@|cn=gcs-directory,o=gca|' -e 's|@REPL_DN@|cn=replicator,o=gca|' -e 's|@OPERATOR_DN@|$operator|' '$GCA_TOP/schema/glue-database.ldif' | ldapadd -Q -Y EXTERNAL -H '$cfg_uri'"
+db=$(ldapsearch -Q -LLL -Y EXTERNAL -H "$cfg_uri" -b cn=config '(olcSuffix=o=glue)' dn | sed -n 's/^dn: //p')
+check "with syncprov, for replicas" sh -c "ldapadd -Q -Y EXTERNAL -H '$cfg_uri' <<LDIF
+dn: olcOverlay=syncprov,$db
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: syncprov
+olcSpCheckpoint: 100 10
+olcSpSessionLog: 10000
+LDIF"
+check "the operator seeds GLUE2GroupID=resource,o=glue" sh -c "ldapadd -Q -Y EXTERNAL -H '$cfg_uri' <<LDIF
+dn: o=glue
+objectClass: organization
+o: glue
+
+dn: GLUE2GroupID=resource,o=glue
+objectClass: GLUE2Group
+GLUE2GroupID: resource
+LDIF"
+check "anyone reads it" sh -c "ldapsearch -x -LLL -H '$cfg_uri' -b GLUE2GroupID=resource,o=glue -s base GLUE2GroupID | grep -q '^GLUE2GroupID: resource'"
+out=$(ldapadd -x -H "$cfg_uri" 2>&1 <<LDIF
+dn: GLUE2GroupID=evil,o=glue
+objectClass: GLUE2Group
+GLUE2GroupID: evil
+LDIF
+); rc=$?
+[ $rc -ne 0 ] && pass "nobody else writes it (rc $rc)" || fail "nobody else writes it"
 done_testing
