@@ -59,32 +59,6 @@ glue_cert_name(const char *path, bool issuer, char *err, size_t errlen)
 	return out;
 }
 
-int
-glue_open(struct gcs *g, char *err, size_t errlen)
-{
-	if (g->glue_base == NULL)
-		return 0;
-	if (g->glue_domain == NULL && (g->glue_domain = strdup(g->name)) == NULL)
-		abort();
-	if ((g->glue_issuer = glue_cert_name(g->tls.cert, true, err, errlen)) == NULL ||
-	    (g->glue_trusted = glue_cert_name(g->tls.ca, false, err, errlen)) == NULL)
-		return -1;
-	g->glue_next_ms = 0;	/* the first tick writes the service and this GCS's endpoint */
-	log_info("GLUE 2.0: publishing under %s (domain %s, validity %d s)", g->glue_base,
-	    g->glue_domain, g->glue_validity_s);
-	return 0;
-}
-
-void
-glue_close(struct gcs *g)
-{
-	free(g->glue_base);
-	free(g->glue_domain);
-	free(g->glue_issuer);
-	free(g->glue_trusted);
-	g->glue_base = g->glue_domain = g->glue_issuer = g->glue_trusted = NULL;
-}
-
 static void
 glue_id(const struct gcs *g, const char *kind, const char *name, char *out, size_t outlen)
 {
@@ -299,4 +273,33 @@ glue_tick(struct gcs *g)
 		if (c->up && c->status != NULL && !c->retired)
 			glue_put(g, glue_cts_view(g, c, c->status));
 	}
+}
+
+int
+glue_open(struct gcs *g, char *err, size_t errlen)
+{
+	if (g->glue_base == NULL)
+		return 0;
+	if (g->glue_domain == NULL && (g->glue_domain = strdup(g->name)) == NULL)
+		abort();
+	if ((g->glue_issuer = glue_cert_name(g->tls.cert, true, err, errlen)) == NULL ||
+	    (g->glue_trusted = glue_cert_name(g->tls.ca, false, err, errlen)) == NULL)
+		return -1;
+	/* The service now, before the first CTS registers under it; this GCS's own endpoint at the
+	 * first tick, once it knows its endpoint. */
+	glue_put(g, glue_service_entry(g));
+	g->glue_next_ms = 0;
+	log_info("GLUE 2.0: publishing under %s (domain %s, validity %d s)", g->glue_base,
+	    g->glue_domain, g->glue_validity_s);
+	return 0;
+}
+
+void
+glue_close(struct gcs *g)
+{
+	free(g->glue_base);
+	free(g->glue_domain);
+	free(g->glue_issuer);
+	free(g->glue_trusted);
+	g->glue_base = g->glue_domain = g->glue_issuer = g->glue_trusted = NULL;
 }
