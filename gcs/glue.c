@@ -18,8 +18,9 @@
  * within its validity is stale for a reader (a GCS that died). So this GCS rewrites its own entry,
  * the service and the entries of the CTSes that are up here every validity/2 (default 600 s: one
  * write per entry every 5 minutes); heartbeats themselves stay in memory, never a directory
- * write (docs/ARCHITECTURE.md, "CTS status"). A view that could not be written (the directory was down between the two
- * writes, or a site made before the GLUE suffix) is written again at the next tick.
+ * write (docs/ARCHITECTURE.md, "CTS status"). A view that could not be written (the directory
+ * was down between the two writes, or a site made before the GLUE suffix) is written again at the
+ * next tick.
  */
 #include <openssl/pem.h>
 #include <openssl/x509.h>
