@@ -190,7 +190,8 @@ glue_gcs_view(struct gcs *g, const char *status)
 	return e;
 }
 
-/* A CTS's view for the gcaStatus being written; retired: its endpoint is deleted (no attributes). */
+/* A CTS's view for the gcaStatus being written; retired: its endpoint is deleted (no
+ * attributes). */
 struct dir_entry *
 glue_cts_view(struct gcs *g, const struct gcs_cts *c, const char *status)
 {
