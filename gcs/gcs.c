@@ -6,12 +6,15 @@
  *                [--cts-timeout S] [--request-timeout S] [--directory-timeout S]
  *                [--subscriber-backlog BYTES] [--directory-transactions yes|no]
  *                [--idle-timeout S] [--handshake-timeout S] [--max-peer-connections N]
- *                [--max-handshakes N] [-d]
+ *                [--max-handshakes N] [--glue-base DN] [--glue-domain NAME]
+ *                [--glue-validity S] [-d]
  *
  * Flags win over the config file ("key value" lines with the same names, '-' written '_': name,
  * listen, endpoint, ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout,
  * subscriber_backlog, directory_transactions, idle_timeout, handshake_timeout,
- * max_peer_connections, max_handshakes; times in seconds, the backlog in bytes).
+ * max_peer_connections, max_handshakes, glue_base, glue_domain, glue_validity; times in seconds,
+ * the backlog in bytes). glue_base (e.g. GLUE2GroupID=resource,o=glue) turns on the GLUE 2.0 view
+ * (glue.c).
  * --directory names the GCS's directory identity file (uri, binddn, password, base), as
  * scripts/gca-site writes it.
  */
@@ -50,7 +53,8 @@ static const char gcs_usage[] =
     "               [--cts-timeout S] [--request-timeout S] [--directory-timeout S]\n"
     "               [--subscriber-backlog BYTES] [--directory-transactions yes|no]\n"
     "               [--idle-timeout S] [--handshake-timeout S] [--max-peer-connections N]\n"
-    "               [--max-handshakes N] [-d]\n";
+    "               [--max-handshakes N] [--glue-base DN] [--glue-domain NAME]\n"
+    "               [--glue-validity S] [-d]\n";
 
 const char *
 gcs_dir_code(enum dir_status s)
@@ -74,6 +78,7 @@ gcs_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	registry_tick(arg);
 	relay_tick(arg);
+	glue_tick(arg);
 }
 
 static void
@@ -83,6 +88,7 @@ gcs_on_stopped(const struct dir_result *r, void *arg)
 
 	if (r->status != DIR_OK)
 		log_warn("cannot mark %s stopped in ou=services: %s", g->name, r->msg);
+	glue_written(g, r);
 	event_base_loopexit(g->base, NULL);
 }
 
@@ -106,7 +112,8 @@ gcs_on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_del(g->publish);
 	log_info("signal %d: stopping", (int)sig);
 	event_base_loopexit(g->base, &grace);
-	dir_service_publish(g->dir, g->name, g->endpoint, "stopped", gcs_on_stopped, g);
+	dir_service_publish_view(g->dir, g->name, g->endpoint, "stopped", glue_gcs_view(g, "stopped"),
+	    gcs_on_stopped, g);
 }
 
 static void
@@ -120,6 +127,7 @@ static const char *const gcs_keys[] = {
 	"name", "listen", "endpoint", "ca", "cert", "key", "directory", "cts_timeout",
 	"request_timeout", "directory_timeout", "subscriber_backlog", "directory_transactions",
 	"idle_timeout", "handshake_timeout", "max_peer_connections", "max_handshakes",
+	"glue_base", "glue_domain", "glue_validity",
 };
 
 struct gcs_opts {
@@ -273,6 +281,10 @@ main(int argc, char **argv)
 	limits.max_per_peer = (int)gcs_number(&o.flags, &cf, "max_peer_connections", 0, 1000000, 64,
 	    1);
 	limits.max_handshakes = (int)gcs_number(&o.flags, &cf, "max_handshakes", 1, 1000000, 256, 1);
+	/* The GLUE 2.0 view (docs/GLUE.md): off unless glue_base names where it goes. */
+	g.glue_base = gcs_setting(&o.flags, &cf, "glue_base", NULL);
+	g.glue_domain = gcs_setting(&o.flags, &cf, "glue_domain", NULL);
+	g.glue_validity_s = (int)gcs_number(&o.flags, &cf, "glue_validity", 4, 86400, 600, 1);
 	if (g.tls.ca == NULL || g.tls.cert == NULL || g.tls.key == NULL || dirfile == NULL) {
 		fprintf(stderr, "gca-gcs: ca, cert, key and directory must be given\n%s", gcs_usage);
 		return 2;
@@ -297,6 +309,8 @@ main(int argc, char **argv)
 		log_fatal("directory feed: %s", err);
 	if (registry_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
+	if (glue_open(&g, err, sizeof err) != 0)
+		log_fatal("%s", err);
 	/*
 	 * Limits a peer cannot break (docs/ARCHITECTURE.md, "Limits"). A CTS's link is never cut
 	 * for being quiet (its heartbeat may be set longer than the idle timeout); subscriptions are
@@ -345,6 +359,7 @@ main(int argc, char **argv)
 	cache_close(&g);
 	dir_close(g.dir);
 	dir_config_free(&g.dircfg);
+	glue_close(&g);
 	event_base_free(g.base);
 	config_free(&cf);
 	config_free(&o.flags);

@@ -30,6 +30,9 @@ struct gcs_cts {
 	bool			 stale;		/* left up by this GCS's previous run, not heard yet */
 	bool			 dirty;		/* a status write failed: the tick tries again */
 	unsigned		 conn_ups;	/* connections made to it (router.c) */
+	char			*core_service;	/* as registered (or read back): its GLUE view */
+	char			**classes;
+	size_t			 nclasses;
 	struct proto_client	*client;		/* to its endpoint, made when first needed */
 	struct gcs_cts		*next;
 };
@@ -65,6 +68,11 @@ struct gcs {
 	struct dir_feed		*relay_feed;	/* relay.c: records made through other GCSes */
 	struct relay_key	*relay;		/* changes made here, whose echo is not news */
 	struct relay_held	*held;		/* bindings made here lately */
+	/* glue.c: the GLUE 2.0 view (glue_base NULL: none) */
+	char			*glue_base, *glue_domain, *glue_issuer, *glue_trusted;
+	int			 glue_validity_s;
+	uint64_t		 glue_next_ms;	/* the next refresh (monotonic) */
+	bool			 glue_dirty, glue_failing;
 };
 
 extern const struct proto_handler gcs_handlers[];
@@ -85,6 +93,14 @@ void registry_cts_register(struct proto_req *r, void *ctx);
 void registry_cts_heartbeat(struct proto_req *r, void *ctx);
 void registry_cts_remove(struct proto_req *r, void *ctx);
 void registry_class_register(struct proto_req *r, void *ctx);
+
+/* glue.c: the GLUE 2.0 view (docs/GLUE.md); the views are NULL when it is off */
+int  glue_open(struct gcs *g, char *err, size_t errlen);
+void glue_close(struct gcs *g);
+void glue_tick(struct gcs *g);
+struct dir_entry *glue_gcs_view(struct gcs *g, const char *status);
+struct dir_entry *glue_cts_view(struct gcs *g, const struct gcs_cts *c, const char *status);
+void glue_written(struct gcs *g, const struct dir_result *r);
 
 /* router.c */
 void router_job_bind(struct proto_req *r, void *ctx);

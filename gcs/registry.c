@@ -10,6 +10,9 @@
  * are refused, at every GCS (each follows ou=cts on the change feed), until an admin deletes its
  * entry; a CTS entry that names this GCS (gcaProperty gcs=<name>) and is still up when this GCS
  * starts is marked down if the CTS does not come back within cts_timeout.
+ *
+ * Each of these writes carries the CTS's GLUE 2.0 view (glue.c), written right after it on the
+ * directory thread: its GLUE2EndpointHealthState changes with its gcaStatus, in the same step.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +78,27 @@ registry_touch(struct gcs *g, const char *name, const char *endpoint)
 	return c;
 }
 
+/* What its GLUE view says of it: core service and classes, as registered or read back. */
+static void
+registry_set_kind(struct gcs_cts *c, const char *core, const char *const *classes, size_t n)
+{
+	registry_set_str(&c->core_service, core);
+	for (size_t i = 0; i < c->nclasses; i++)
+		free(c->classes[i]);
+	free(c->classes);
+	c->classes = NULL;
+	c->nclasses = 0;
+	if (n == 0)
+		return;
+	if ((c->classes = calloc(n, sizeof *c->classes)) == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		if ((c->classes[i] = strdup(classes[i])) == NULL)
+			abort();
+	}
+	c->nclasses = n;
+}
+
 static void
 registry_cts_free(struct gcs_cts *c)
 {
@@ -86,6 +110,7 @@ registry_cts_free(struct gcs_cts *c)
 	free(c->endpoint);
 	free(c->status);
 	free(c->written);
+	registry_set_kind(c, NULL, NULL, 0);
 	free(c);
 }
 
@@ -204,6 +229,7 @@ registry_on_written(const struct dir_result *res, void *arg)
 	struct registry_write *w = arg;
 	struct gcs_cts *c = registry_find(w->g, w->name);
 
+	glue_written(w->g, res);
 	if (c == NULL) {
 		registry_write_free(w);
 	} else if (res->status == DIR_CAS_LOST) {
@@ -263,7 +289,8 @@ registry_write(struct gcs *g, struct gcs_cts *c)
 	}
 	old = c->written;
 	c->written = strdup(want);
-	dir_cts_status_if(g->dir, c->name, want, old, NULL, registry_on_written, w);
+	dir_cts_status_if_view(g->dir, c->name, want, old, NULL, glue_cts_view(g, c, want),
+	    registry_on_written, w);
 	free(old);
 }
 
@@ -295,8 +322,9 @@ registry_tick(struct gcs *g)
 			registry_write(g, c);
 		if (c->stale && now - c->last_beat_ms > (uint64_t)g->cts_timeout_ms) {
 			c->stale = false;
-			dir_cts_status_if(g->dir, c->name, "down", c->written, g->name,
-			    registry_on_written, registry_write_new(g, c->name, true));
+			dir_cts_status_if_view(g->dir, c->name, "down", c->written, g->name,
+			    glue_cts_view(g, c, "down"), registry_on_written,
+			    registry_write_new(g, c->name, true));
 			registry_set_str(&c->written, "down");
 		}
 	}
@@ -339,7 +367,11 @@ registry_on_change(enum dir_change what, const struct dir_entry *e, void *arg)
 	snprintf(mark, sizeof mark, "gcs=%s", g->name);
 	for (size_t i = 0; i < props->nvals; i++) {
 		if (strcmp(props->vals[i], mark) == 0) {
+			const struct dir_attr *cl = dir_entry_attr(e, "gcaClass");
+
 			c = registry_touch(g, name, dir_entry_get(e, "gcaEndpoint"));
+			registry_set_kind(c, dir_entry_get(e, "gcaCoreService"),
+			    cl ? (const char *const *)cl->vals : NULL, cl ? cl->nvals : 0);
 			c->stale = true;
 			registry_set_str(&c->written, status);
 			g->stale_cts++;
@@ -371,12 +403,14 @@ registry_on_published(const struct dir_result *res, void *arg)
 	struct registry_op *op = arg;
 	struct msg_cts_register *b = op->reg;
 
+	glue_written(op->g, res);
 	if (res->status != DIR_OK) {
 		proto_reply_err(op->r, gcs_dir_code(res->status), "cannot publish CTS %s: %s", b->name,
 		    res->msg);
 	} else {
 		struct gcs_cts *c = registry_touch(op->g, b->name, b->endpoint);
 
+		registry_set_kind(c, b->core_service, (const char *const *)b->classes.v, b->classes.n);
 		registry_set_str(&c->status, b->status ? b->status : "ok");
 		registry_set_str(&c->written, c->status);
 		c->stale = false;
@@ -440,7 +474,12 @@ registry_check_next_class(struct registry_op *op)
 			.recovery_params = b->recovery_params, .wrapper_params = b->wrapper_params,
 			.status = b->status ? b->status : "ok", .gcs = op->g->name,
 		};
-		dir_cts_publish(op->g->dir, &c, registry_on_published, op);
+		struct gcs_cts view = {
+			.name = b->name, .endpoint = b->endpoint, .core_service = b->core_service,
+			.classes = b->classes.v, .nclasses = b->classes.n,
+		};
+		dir_cts_publish_view(op->g->dir, &c, glue_cts_view(op->g, &view, c.status),
+		    registry_on_published, op);
 	}
 }
 
@@ -554,6 +593,7 @@ registry_on_removed(const struct dir_result *res, void *arg)
 	struct msg_name *b = rm->r->body;
 	struct gcs_cts *c;
 
+	glue_written(rm->g, res);
 	if (res->status == DIR_OK) {
 		c = registry_touch(rm->g, b->name, NULL);
 		registry_retire(rm->g, c, true);
@@ -572,6 +612,7 @@ registry_cts_remove(struct proto_req *r, void *ctx)
 {
 	struct msg_name *b = r->body;
 	struct registry_remove *rm;
+	struct gcs_cts view = { .name = b->name };
 
 	if (!name_valid(b->name)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid CTS name: %s (%s)", name_why(b->name),
@@ -582,7 +623,9 @@ registry_cts_remove(struct proto_req *r, void *ctx)
 		abort();
 	rm->g = ctx;
 	rm->r = r;
-	dir_cts_status(rm->g->dir, b->name, "retired", registry_on_removed, rm);
+	/* Its GLUE endpoint goes: a broker reading GLUE finds only what it may use. */
+	dir_cts_status_view(rm->g->dir, b->name, "retired", glue_cts_view(rm->g, &view, "retired"),
+	    registry_on_removed, rm);
 }
 
 struct registry_class {

@@ -564,6 +564,7 @@ dir_op_free(struct dir_op *op)
 	for (size_t i = 0; i < GCA_NITEMS(op->s); i++)
 		free(op->s[i]);
 	dir_entry_free(op->entry);
+	dir_entry_free(op->view);
 	for (size_t i = 0; i < op->res.nentries; i++)
 		dir_entry_clear(&op->res.entries[i]);
 	free(op->res.entries);
@@ -635,17 +636,19 @@ dir_run_one(struct dir *d, struct dir_op *op)
 	bool fresh = d->ld == NULL;
 
 	op->fn(d, op);
-	if (op->res.status != DIR_DOWN || fresh || !dir_connect(d))
-		return;
-	for (size_t i = 0; i < op->res.nentries; i++)
-		dir_entry_clear(&op->res.entries[i]);
-	free(op->res.entries);
-	memset(&op->res, 0, sizeof op->res);
-	/* the first sending may have committed before the drop: a compare-and-swap that then finds
-	 * its own change reads it back as done (dir_do_cas), not as lost to someone else */
-	d->resending = true;
-	op->fn(d, op);
-	d->resending = false;
+	if (op->res.status == DIR_DOWN && !fresh && dir_connect(d)) {
+		for (size_t i = 0; i < op->res.nentries; i++)
+			dir_entry_clear(&op->res.entries[i]);
+		free(op->res.entries);
+		memset(&op->res, 0, sizeof op->res);
+		/* the first sending may have committed before the drop: a compare-and-swap that then
+		 * finds its own change reads it back as done (dir_do_cas), not as lost to someone else */
+		d->resending = true;
+		op->fn(d, op);
+		d->resending = false;
+	}
+	if (op->view != NULL && op->res.status == DIR_OK)
+		dir_view_run(d, op);
 }
 
 static void

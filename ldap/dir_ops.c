@@ -85,13 +85,51 @@ dir_ops_upsert(struct dir *d, struct dir_op *op)
 	dir_do_replace(d, &repl, &op->res);
 }
 
-void
-dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg)
+static void
+dir_ops_upsert_view(struct dir *d, struct dir_entry *e, struct dir_entry *view, dir_cb cb,
+    void *arg)
 {
 	struct dir_op *op = dir_op_new(dir_ops_upsert, cb, arg);
 
 	op->entry = e;
+	op->view = view;
 	dir_op_submit(d, op);
+}
+
+void
+dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg)
+{
+	dir_ops_upsert_view(d, e, NULL, cb, arg);
+}
+
+/* op->view after op succeeded: upserted, or deleted when it has no attributes. Its outcome goes
+ * to res.view_status; the operation's own result stays as it was. */
+void
+dir_view_run(struct dir *d, struct dir_op *op)
+{
+	struct dir_entry *v = op->view, repl = { 0 };
+	struct dir_result r = { 0 };
+
+	if (v->nattrs == 0) {
+		if (dir_do_delete(d, v->dn, &r) == DIR_NOT_FOUND)
+			r.status = DIR_OK;
+	} else if (dir_do_add(d, v, NULL, &r) == DIR_EXISTS) {
+		repl.dn = v->dn;
+		repl.attrs = v->attrs;
+		repl.nattrs = v->nattrs;
+		if (repl.nattrs > 0 && strcasecmp(repl.attrs[0].name, "objectClass") == 0) {
+			repl.attrs++;
+			repl.nattrs--;
+		}
+		memset(&r, 0, sizeof r);
+		dir_do_replace(d, &repl, &r);
+	}
+	op->res.view_status = r.status;
+	if (r.status != DIR_OK)
+		snprintf(op->res.view_msg, sizeof op->res.view_msg, "%.100s: %.140s", v->dn, r.msg);
+	for (size_t i = 0; i < r.nentries; i++)
+		dir_entry_clear(&r.entries[i]);
+	free(r.entries);
 }
 
 static void
@@ -154,11 +192,20 @@ void
 dir_service_publish(struct dir *d, const char *name, const char *endpoint, const char *status,
     dir_cb cb, void *arg)
 {
+	dir_service_publish_view(d, name, endpoint, status, NULL, cb, arg);
+}
+
+void
+dir_service_publish_view(struct dir *d, const char *name, const char *endpoint,
+    const char *status, struct dir_entry *view, dir_cb cb, void *arg)
+{
 	char dn[DN_MAX], when[32];
 	struct dir_entry *e;
 
-	if (dir_dn_service(d, name, dn, sizeof dn) != 0)
+	if (dir_dn_service(d, name, dn, sizeof dn) != 0) {
+		dir_entry_free(view);
 		return dir_ops_reject(d, "not a valid service name", name, cb, arg);
+	}
 	time_generalized(time_now_ms(), when);
 	e = dir_entry_new(dn);
 	dir_entry_add(e, "objectClass", "gcaService");
@@ -166,7 +213,7 @@ dir_service_publish(struct dir *d, const char *name, const char *endpoint, const
 	dir_entry_add(e, "gcaEndpoint", endpoint);
 	dir_entry_add(e, "gcaHeartbeat", when);
 	dir_entry_add(e, "gcaStatus", status);
-	dir_upsert(d, e, cb, arg);
+	dir_ops_upsert_view(d, e, view, cb, arg);
 }
 
 void
@@ -207,11 +254,20 @@ static const char *const dir_ops_cts_owned[] = {
 void
 dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg)
 {
+	dir_cts_publish_view(d, c, NULL, cb, arg);
+}
+
+void
+dir_cts_publish_view(struct dir *d, const struct dir_cts *c, struct dir_entry *view, dir_cb cb,
+    void *arg)
+{
 	char dn[DN_MAX], when[32];
 	struct dir_entry *e;
 
-	if (dir_dn_cts(d, c->name, dn, sizeof dn) != 0)
+	if (dir_dn_cts(d, c->name, dn, sizeof dn) != 0) {
+		dir_entry_free(view);
 		return dir_ops_reject(d, "not a valid CTS name", c->name, cb, arg);
+	}
 	time_generalized(time_now_ms(), when);
 	e = dir_entry_new(dn);
 	dir_entry_add(e, "objectClass", "gcaTranslationService");
@@ -240,7 +296,7 @@ dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg)
 	dir_entry_add(e, "gcaWrapperParams", c->wrapper_params);
 	dir_entry_add(e, "gcaStatus", c->status ? c->status : "ok");
 	dir_entry_add(e, "gcaHeartbeat", when);
-	dir_upsert(d, e, cb, arg);
+	dir_ops_upsert_view(d, e, view, cb, arg);
 }
 
 static void
@@ -259,13 +315,23 @@ dir_ops_job_state_if(struct dir *d, struct dir_op *op)
 void
 dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, void *arg)
 {
+	dir_cts_status_view(d, name, status, NULL, cb, arg);
+}
+
+void
+dir_cts_status_view(struct dir *d, const char *name, const char *status, struct dir_entry *view,
+    dir_cb cb, void *arg)
+{
 	char dn[DN_MAX], when[32];
 	struct dir_op *op;
 
-	if (dir_dn_cts(d, name, dn, sizeof dn) != 0)
+	if (dir_dn_cts(d, name, dn, sizeof dn) != 0) {
+		dir_entry_free(view);
 		return dir_ops_reject(d, "not a valid CTS name", name, cb, arg);
+	}
 	time_generalized(time_now_ms(), when);
 	op = dir_op_new(dir_ops_replace, cb, arg);
+	op->view = view;
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "gcaStatus", status);
 	dir_entry_add(op->entry, "gcaHeartbeat", when);
@@ -294,15 +360,25 @@ void
 dir_cts_status_if(struct dir *d, const char *name, const char *status, const char *old,
     const char *gcs, dir_cb cb, void *arg)
 {
+	dir_cts_status_if_view(d, name, status, old, gcs, NULL, cb, arg);
+}
+
+void
+dir_cts_status_if_view(struct dir *d, const char *name, const char *status, const char *old,
+    const char *gcs, struct dir_entry *view, dir_cb cb, void *arg)
+{
 	char dn[DN_MAX], when[32];
 	struct dir_op *op;
 
 	if (old == NULL)
-		return dir_cts_status(d, name, status, cb, arg);
-	if (dir_dn_cts(d, name, dn, sizeof dn) != 0)
+		return dir_cts_status_view(d, name, status, view, cb, arg);
+	if (dir_dn_cts(d, name, dn, sizeof dn) != 0) {
+		dir_entry_free(view);
 		return dir_ops_reject(d, "not a valid CTS name", name, cb, arg);
+	}
 	time_generalized(time_now_ms(), when);
 	op = dir_op_new(dir_ops_cts_status_if, cb, arg);
+	op->view = view;
 	op->s[0] = dir_ops_dup(old);
 	op->s[1] = dir_ops_dup(gcs);
 	op->entry = dir_entry_new(dn);

@@ -72,6 +72,10 @@ struct dir_result {
 	struct dir_entry *entries;
 	size_t		  nentries;
 	uint64_t	  seq;
+	/* The view written after the operation (the *_view functions): DIR_OK when there was none
+	 * or it was written; else why not (the operation's own status stays). */
+	enum dir_status	  view_status;
+	char		  view_msg[256];
 };
 typedef void (*dir_cb)(const struct dir_result *r, void *arg);
 
@@ -104,6 +108,24 @@ void dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg);
 /* Compare-and-swap of one single-valued attribute: old NULL means "has no value". */
 void dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
 	dir_cb cb, void *arg);
+
+struct dir_cts;
+/*
+ * A view that follows a write (gcs/glue.c: the GLUE 2.0 entry of a GCS or a CTS). It lives in
+ * another suffix (another slapd database), and one LDAP modify changes one entry, so it cannot be
+ * the same modify: it is written right after the operation succeeded, in the same directory-thread
+ * operation, so no other write of this GCS comes between them, and never when the operation
+ * failed (a lost compare-and-swap changes neither). A view with attributes is added or replaced
+ * (dir_upsert); one with none is deleted (gone already is fine). The *_view functions take it.
+ */
+void dir_service_publish_view(struct dir *d, const char *name, const char *endpoint,
+	const char *status, struct dir_entry *view, dir_cb cb, void *arg);
+void dir_cts_publish_view(struct dir *d, const struct dir_cts *c, struct dir_entry *view,
+	dir_cb cb, void *arg);
+void dir_cts_status_view(struct dir *d, const char *name, const char *status,
+	struct dir_entry *view, dir_cb cb, void *arg);
+void dir_cts_status_if_view(struct dir *d, const char *name, const char *status, const char *old,
+	const char *gcs, struct dir_entry *view, dir_cb cb, void *arg);
 
 /* The paper's records (dir_ops.c). */
 struct dir_cts {
@@ -194,6 +216,7 @@ struct dir_op {
 	dir_cb		  cb;
 	void		 *arg;
 	struct dir_entry *entry;	/* what to add / replace, or the record */
+	struct dir_entry *view;		/* written after a success (dir_view_run), or NULL */
 	char		 *s[6];		/* string arguments, owned */
 	int		  n[3];		/* number arguments */
 	uint64_t	  queued_ms;
@@ -224,6 +247,8 @@ enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *
 bool            dir_transactions(struct dir *d);	/* dir_config's transactions */
 void           *dir_txn_begin(struct dir *d, struct dir_result *r);
 enum dir_status dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
+/* dir_ops.c: op->view, after op succeeded (dir.c calls it on the directory thread). */
+void           dir_view_run(struct dir *d, struct dir_op *op);
 /* dir_ops.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
 void dir_records_run(struct dir *d, struct dir_op **ops, size_t n);
 

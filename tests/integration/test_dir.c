@@ -35,6 +35,8 @@ struct answer {
 	enum dir_status	 status;
 	char		 msg[256];
 	uint64_t	 seq;
+	enum dir_status	 view_status;
+	char		 view_msg[256];
 	size_t		 nentries;
 	struct dir_entry first;
 	char		 seqs[64][24];	/* gcaSequenceNumber of the first entries, in order */
@@ -49,6 +51,8 @@ on_answer(const struct dir_result *r, void *arg)
 	a->status = r->status;
 	snprintf(a->msg, sizeof a->msg, "%s", r->msg);
 	a->seq = r->seq;
+	a->view_status = r->view_status;
+	snprintf(a->view_msg, sizeof a->view_msg, "%s", r->view_msg);
 	a->nentries = r->nentries;
 	if (r->nentries > 0) {
 		const struct dir_entry *e = &r->entries[0];
@@ -339,6 +343,100 @@ test_publishing_again_replaces_the_whole_set(void **state)
 	dir_search(d, "ou=cts,o=gca", 1, "(cn=cts-again)", 0, on_answer, &a);
 	wait_answer(&a);
 	assert_string_equal(dir_entry_get(&a.first, "gcaStatus"), "retired");
+	answer_reset(&a);
+	dir_close(d);
+}
+
+/* A view (the GCS's GLUE 2.0 entry, in the o=glue suffix gca-site makes) follows a registry write
+ * on the directory thread: written only when the write succeeded, deleted when it has no
+ * attributes, and a view that cannot be written leaves the write's own result as it was. */
+static struct dir_entry *
+view_entry(const char *dn, const char *what)
+{
+	struct dir_entry *v = dir_entry_new(dn);
+
+	if (what != NULL) {
+		dir_entry_add(v, "objectClass", "organizationalUnit");
+		dir_entry_add(v, "ou", "view-test");
+		dir_entry_add(v, "description", what);
+	}
+	return v;
+}
+
+static const char *
+view_says(struct dir *d, struct answer *a)
+{
+	static char out[64];
+
+	answer_reset(a);
+	dir_search(d, "ou=view-test,o=glue", 0, NULL, 1, on_answer, a);
+	wait_answer(a);
+	snprintf(out, sizeof out, "%s", a->nentries ? dir_entry_get(&a->first, "description") : "(none)");
+	return out;
+}
+
+static void
+test_a_view_follows_only_a_successful_write(void **state)
+{
+	struct dir *d = open_gcs(5000);
+	struct answer a = { 0 };
+	const char *classes[] = { "basic" };
+	struct dir_cts cts = {
+		.name = "cts-view", .endpoint = "127.0.0.1:7003", .core_service = "app",
+		.classes = classes, .nclasses = 1, .exec_wrapper = "gca-exec",
+		.recovery_wrapper = "gca-recover", .status = "ok", .gcs = "gcs-a",
+	};
+
+	(void)state;
+	if (access("/etc/ldap/schema/GLUE20.schema", R_OK) != 0) {
+		/* gca-site made no o=glue: nothing to write the view to */
+		printf("test_dir: not run: the view test needs /etc/ldap/schema/GLUE20.schema "
+		    "(make deps: glue-schema)\n");
+		dir_close(d);
+		return;
+	}
+	dir_cts_publish_view(d, &cts, view_entry("ou=view-test,o=glue", "ok"), on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_equal(a.view_status, DIR_OK);
+	assert_string_equal(view_says(d, &a), "ok");
+
+	/* a lost compare-and-swap writes neither */
+	answer_reset(&a);
+	dir_cts_status_if_view(d, "cts-view", "down", "unavailable", NULL,
+	    view_entry("ou=view-test,o=glue", "down"), on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_CAS_LOST);
+	assert_string_equal(view_says(d, &a), "ok");
+
+	/* a won one writes both, the view replaced in place */
+	answer_reset(&a);
+	dir_cts_status_if_view(d, "cts-view", "down", "ok", NULL,
+	    view_entry("ou=view-test,o=glue", "down"), on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_equal(a.view_status, DIR_OK);
+	assert_string_equal(view_says(d, &a), "down");
+
+	/* a view that cannot be written: the write stands, the answer says why the view did not */
+	answer_reset(&a);
+	dir_cts_status_if_view(d, "cts-view", "ok", "down", NULL,
+	    view_entry("ou=view-test,ou=nowhere,o=glue", "ok"), on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_not_equal(a.view_status, DIR_OK);
+	assert_non_null(strstr(a.view_msg, "ou=nowhere"));
+
+	/* a view with no attributes is deleted; deleting it again is fine */
+	for (int i = 0; i < 2; i++) {
+		answer_reset(&a);
+		dir_cts_status_view(d, "cts-view", "retired", view_entry("ou=view-test,o=glue", NULL),
+		    on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_OK);
+		assert_int_equal(a.view_status, DIR_OK);
+		assert_string_equal(view_says(d, &a), "(none)");
+	}
 	answer_reset(&a);
 	dir_close(d);
 }
@@ -1109,6 +1207,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_each_object_class_round_trips),
 		cmocka_unit_test(test_publishing_again_replaces_the_whole_set),
+		cmocka_unit_test(test_a_view_follows_only_a_successful_write),
 		cmocka_unit_test(test_hostile_gids_match_nothing_extra),
 		cmocka_unit_test(test_anonymous_write_is_refused),
 		cmocka_unit_test(test_stopped_directory_then_reconnect),
