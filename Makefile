@@ -195,7 +195,7 @@ install: all
 	install -m 0755 $(INSTALL_SBIN:%=$(B)/%) $(DESTDIR)$(SBINDIR)/; \
 	install -m 0644 $(B)/libgca_app.a $(DESTDIR)$(LIBDIR)/; \
 	install -m 0644 wrappers/gca_app.h $(DESTDIR)$(INCDIR)/; \
-	install -m 0644 schema/gca.schema schema/gca.ldif $(DESTDIR)$(DATADIR)/schema/; \
+	install -m 0644 schema/gca.schema schema/gca.ldif schema/glue-database.ldif $(DESTDIR)$(DATADIR)/schema/; \
 	for sec in 1 3 5 8; do \
 		install -d $(DESTDIR)$(MANDIR)/man$$sec; \
 		install -m 0644 docs/man/*.$$sec $(DESTDIR)$(MANDIR)/man$$sec/; \
