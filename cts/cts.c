@@ -6,7 +6,7 @@
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
  * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental, idle_timeout,
- * handshake_timeout, max_peer_connections, max_handshakes. Times in seconds unless they carry a
+ * handshake_timeout, max_peer_connections, max_handshakes, metrics_listen. Times in seconds unless they carry a
  * unit (500ms, 2m).
  */
 #include <event2/event.h>
@@ -284,6 +284,8 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	cts_state_open(&c);
 	cts_listen(&c, &cf, port_file);
+	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)
+		log_fatal("%s: %s", conf, err);
 	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	if (gcslink_open(&c, err, sizeof err) != 0)
@@ -315,6 +317,7 @@ main(int argc, char **argv)
 	event_free(c.tick);
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
+	cts_metrics_close(&c);
 	replica_free(&c);
 	proto_server_free(c.local);
 	proto_server_free(c.server);
