@@ -1,10 +1,16 @@
 /*
  * GET /metrics over HTTP with evhttp, behind limits of our own (proto/metrics.h).
  *
- * evhttp (libevent 2.1) has no connection cap. It makes each connection's bufferevent through the
- * callback evhttp_set_bevcb gives it: ours is a pass-through filter over a socket bufferevent,
- * whose free callback says when the connection is gone. So the listener stops accepting at the cap
- * and starts again when one closes; and, made by us, it gets the same EMFILE pause as proto/server.c.
+ * evhttp (libevent 2.1) has no connection cap and tells nobody when it frees a connection that
+ * never sent a request. What it does tell: each new connection (the bufferevent callback of
+ * evhttp_set_bevcb) and, once a request came, the connection's close (evhttp_connection_set_closecb).
+ * A connection without a request lives at most METRICS_HTTP_TIMEOUT_S (evhttp's timeout closes
+ * it). So each connection takes a slot until it closes, or, if it never sent a request, until
+ * that timeout has surely passed; with every slot taken the listener stops accepting, and a
+ * second's timer or a close starts it again. The listener is ours, with proto/server.c's EMFILE
+ * pause. (A connection is accepted only while a slot is free; connections already in one
+ * accept() burst when the last slot went still go through: at most the backlog's, and each is
+ * bounded by the timeout as well.)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,62 +31,122 @@
 #include "proto/metrics.h"
 
 #define METRICS_HTTP_PAUSE_MS	250	/* accepting stops this long at EMFILE */
+#define METRICS_HTTP_BACKLOG	16
+
+struct metrics_http_slot {
+	const struct bufferevent	*bev;		/* NULL: free (compared, never used) */
+	struct evhttp_connection	*evcon;		/* once it sent a request */
+	uint64_t			 since_ms;
+};
 
 struct metrics_http {
 	struct event_base	*base;
 	struct evhttp		*http;
 	struct evconnlistener	*listener;
-	struct event		*resume;
+	struct event		*resume, *recheck;
 	char			 host[256];
 	int			 port;
-	int			 open;		/* connections evhttp holds */
 	bool			 paused;	/* EMFILE: until resume */
-	bool			 closing;	/* freed once the last connection's bufferevent is */
+	struct metrics_http_slot slot[METRICS_HTTP_CONNECTIONS];
 	struct log_limit	 log_accept, log_cap;
 };
+
+/* Slots of connections without a request whose timeout has passed: evhttp closed them. */
+static int
+metrics_http_free_slots(struct metrics_http *m)
+{
+	uint64_t now = time_mono_ms();
+	int n = 0;
+
+	for (size_t i = 0; i < GCA_NITEMS(m->slot); i++) {
+		struct metrics_http_slot *s = &m->slot[i];
+
+		if (s->bev != NULL && s->evcon == NULL &&
+		    now - s->since_ms > (METRICS_HTTP_TIMEOUT_S + 1) * 1000ULL)
+			s->bev = NULL;
+		n += s->bev == NULL;
+	}
+	return n;
+}
 
 static void
 metrics_http_enable(struct metrics_http *m)
 {
-	if (m->open < METRICS_HTTP_CONNECTIONS && !m->paused && !m->closing)
+	struct timeval second = { 1, 0 };
+
+	if (m->paused)
+		return;
+	if (metrics_http_free_slots(m) > 0) {
 		evconnlistener_enable(m->listener);
-}
-
-/* A connection's bufferevent is freed: evhttp is done with it. */
-static void
-metrics_http_on_conn_free(void *arg)
-{
-	struct metrics_http *m = arg;
-
-	m->open--;
-	if (m->closing) {
-		if (m->open == 0)
-			free(m);
 		return;
 	}
-	metrics_http_enable(m);
+	evconnlistener_disable(m->listener);
+	if (!evtimer_pending(m->recheck, NULL))
+		evtimer_add(m->recheck, &second);
 }
 
+static void
+metrics_http_on_recheck(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	metrics_http_enable(arg);
+}
+
+/* A new connection: a slot for it (or none, in an accept burst past the cap; see above). */
 static struct bufferevent *
 metrics_http_bev(struct event_base *base, void *arg)
 {
 	struct metrics_http *m = arg;
-	struct bufferevent *sock, *bev;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
-	if ((sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	if (bev == NULL)
 		return NULL;
-	bev = bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE,
-	    metrics_http_on_conn_free, m);
-	if (bev == NULL) {
-		bufferevent_free(sock);
-		return NULL;	/* evhttp makes one itself: uncounted, but that is out of memory */
+	metrics_http_free_slots(m);
+	for (size_t i = 0; i < GCA_NITEMS(m->slot); i++) {
+		if (m->slot[i].bev == NULL) {
+			m->slot[i] = (struct metrics_http_slot){ bev, NULL, time_mono_ms() };
+			break;
+		}
 	}
-	if (++m->open >= METRICS_HTTP_CONNECTIONS) {
+	if (metrics_http_free_slots(m) == 0) {
 		log_limited(&m->log_cap, LOG_WARN, "metrics: %d HTTP connections open: not accepting "
-		    "more until one closes", m->open);
-		evconnlistener_disable(m->listener);
+		    "more until one closes", METRICS_HTTP_CONNECTIONS);
+		metrics_http_enable(m);		/* disables, and checks again in a second */
 	}
 	return bev;
+}
+
+/* A connection that sent a request closes: its slot is free. */
+static void
+metrics_http_on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct metrics_http *m = arg;
+
+	for (size_t i = 0; i < GCA_NITEMS(m->slot); i++)
+		if (m->slot[i].evcon == evcon)
+			m->slot[i] = (struct metrics_http_slot){ 0 };
+	metrics_http_enable(m);
+}
+
+/* The connection sent a request: its slot is freed by its close from now on. */
+static void
+metrics_http_track(struct metrics_http *m, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	if (bev == NULL)
+		return;
+	for (size_t i = 0; i < GCA_NITEMS(m->slot); i++) {
+		if (m->slot[i].evcon == evcon)
+			return;			/* a second request on it */
+		if (m->slot[i].bev == bev && m->slot[i].evcon == NULL) {
+			m->slot[i].evcon = evcon;
+			evhttp_connection_set_closecb(evcon, metrics_http_on_close, m);
+			return;
+		}
+	}
 }
 
 static void
@@ -121,7 +187,7 @@ metrics_http_on_request(struct evhttp_request *req, void *arg)
 	char *text;
 	size_t len;
 
-	(void)arg;
+	metrics_http_track(arg, req);
 	if (path == NULL || strcmp(path, "/metrics") != 0) {
 		evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics is served here");
 		return;
@@ -138,7 +204,10 @@ metrics_http_on_request(struct evhttp_request *req, void *arg)
 	evhttp_add_header(out, "Content-Type", om ?
 	    "application/openmetrics-text; version=1.0.0; charset=utf-8" :
 	    "text/plain; version=0.0.4; charset=utf-8");
-	if ((body = evbuffer_new()) == NULL || evbuffer_add(body, text, len) != 0) {
+	if (cmd == EVHTTP_REQ_HEAD) {
+		body = NULL;	/* evhttp would send one on an HTTP/1.0 HEAD */
+		evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+	} else if ((body = evbuffer_new()) == NULL || evbuffer_add(body, text, len) != 0) {
 		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
 	} else {
 		evhttp_send_reply(req, HTTP_OK, "OK", body);
@@ -193,7 +262,7 @@ metrics_http_new(struct event_base *base, const char *listen, char *err, size_t 
 	if (metrics_http_parse(m, listen, &ss, &sslen, err, errlen) != 0)
 		goto fail;
 	m->listener = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
-	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, 16,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, METRICS_HTTP_BACKLOG,
 	    (struct sockaddr *)&ss, sslen);
 	if (m->listener == NULL) {
 		snprintf(err, errlen, "metrics_listen: cannot listen on %s: %s", listen,
@@ -204,7 +273,8 @@ metrics_http_new(struct event_base *base, const char *listen, char *err, size_t 
 	m->port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port :
 	    ((struct sockaddr_in *)&got)->sin_port);
 	if ((m->http = evhttp_new(base)) == NULL || (m->resume = evtimer_new(base,
-	    metrics_http_on_resume, m)) == NULL) {
+	    metrics_http_on_resume, m)) == NULL || (m->recheck = evtimer_new(base,
+	    metrics_http_on_recheck, m)) == NULL) {
 		snprintf(err, errlen, "metrics: out of memory");
 		goto fail;
 	}
@@ -231,6 +301,8 @@ fail:
 		evconnlistener_free(m->listener);
 	if (m->resume != NULL)
 		event_free(m->resume);
+	if (m->recheck != NULL)
+		event_free(m->recheck);
 	free(m);
 	return NULL;
 }
@@ -255,11 +327,10 @@ metrics_http_free(struct metrics_http *m)
 {
 	if (m == NULL)
 		return;
-	m->closing = true;
-	evhttp_free(m->http);	/* its listener and connections; their bufferevents go later */
+	evhttp_free(m->http);	/* its listener and connections (their close callbacks run now) */
 	event_free(m->resume);
-	if (m->open == 0)
-		free(m);
+	event_free(m->recheck);
+	free(m);
 }
 
 /* ---- TLS handshakes refused, counted by the TLS servers ---- */
