@@ -156,6 +156,8 @@ bench: all
 DEB_PKGS := build-essential pkg-config clang libldap-dev slapd ldap-utils libevent-dev libssl-dev openssl \
 	libmsgpack-dev libcmocka-dev uuid-dev uthash-dev criu qemu-system-x86 busybox-static \
 	iproute2 procps psmisc kmod cpio xz-utils zstd python3 man-db libclang-rt-14-dev
+# promtool: tests/integration/test_metrics checks the metrics text with it
+DEB_PKGS += prometheus
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
