@@ -274,6 +274,8 @@ test_checkpoint_moves_counters(void **state)
 	double bytes = metric(cts_port, "gca_cts_image_bytes_total{core_service=\"app\"}");
 
 	(void)state;
+	/* registered first: a bind before that is answered busy */
+	assert_int_equal(wait_metric(cts_port, "gca_cts_gcs_link_up", 1, 10000), 1);
 	bind_gid(job, "g-m1");
 	assert_int_equal(wait_metric(cts_port, "gca_cts_jobs", 1, 2000), 1);
 	assert_int_equal(job_checkpoint_reply(job_checkpoint(job, "g-m1"), 20000), 0);
@@ -414,6 +416,48 @@ test_promtool_accepts(void **state)
 	}
 }
 
+/* A connection to 127.0.0.1:port that sent an HTTP/1.1 scrape (kept alive) and read its answer's
+ * first bytes; -1 if none came within ms. */
+static int
+kept_scrape(int port, int ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[64];
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1) || poll(&p, 1, ms) != 1 ||
+	    read(fd, buf, sizeof buf) <= 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 16 connections at once (proto/metrics.h): the 17th waits until one closes. */
+static void
+test_connection_cap(void **state)
+{
+	int fds[16], extra;
+
+	(void)state;
+	for (size_t i = 0; i < GCA_NITEMS(fds); i++)
+		assert_true((fds[i] = kept_scrape(cts_port, 5000)) >= 0);
+	extra = kept_scrape(cts_port, 1000);
+	if (extra >= 0)
+		close(extra);
+	assert_int_equal(extra, -1);
+	close(fds[0]);
+	assert_true((fds[0] = kept_scrape(cts_port, 5000)) >= 0);
+	for (size_t i = 0; i < GCA_NITEMS(fds); i++)
+		close(fds[i]);
+	assert_int_equal(http(cts_port, "GET", "/metrics", page, sizeof page), 200);
+}
+
 /* A metrics address that cannot be bound stops the daemon at start, saying which and why. */
 static void
 test_bad_address_stops_start(void **state)
@@ -460,6 +504,7 @@ main(void)
 		cmocka_unit_test(test_refused_handshakes),
 		cmocka_unit_test(test_cts_up_and_down),
 		cmocka_unit_test(test_directory_state),
+		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_bad_address_stops_start),
 	};
 
