@@ -1,12 +1,14 @@
 /*
  * GET /metrics of the real gca-gcs and gca-cts (docs/METRICS.md): each metric made to move by what
  * a user does. A checkpoint moves the CTS's checkpoint counter, its phase histogram and image bytes
- * and the GCS's record counter; with the GCS stopped (SIGSTOP) a job's checkpoint stays in the
+ * and the GCS's record counter; restores count by outcome; with the GCS stopped (SIGSTOP) a job's checkpoint stays in the
  * outbox (depth 1, an age) and drains once the GCS runs again; a client without a certificate and
  * one with a certificate of another CA move the refused handshakes; a CTS that stops takes the
  * GCS's count of CTSes up down, and up again when it is back; the directory's state follows slapd.
- * Bad input: an unknown path gets 404, POST gets 405, a metrics address that cannot be bound stops
- * either daemon at start with a clear message. promtool (Debian's prometheus) checks the text.
+ * Bad input: an unknown path gets 404, POST gets 405, a 17th connection waits for one of 16 to
+ * close, a metrics address that cannot be bound stops either daemon at start with a clear message.
+ * promtool (Debian's prometheus) checks the text. Not here: gca_cts_image_fetches_total (a fetch
+ * needs a second resource: tests/integration/transfer.sh's scenario).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,6 +105,8 @@ teardown(void **state)
 	return 0;
 }
 
+static const char *http_accept = "*/*";	/* the Accept header of http() */
+
 /* One HTTP/1.0 request to 127.0.0.1:port; its status, the whole answer in out. -1: no answer. */
 static int
 http(int port, const char *method, const char *path, char *out, size_t len)
@@ -120,7 +124,8 @@ http(int port, const char *method, const char *path, char *out, size_t len)
 			close(fd);
 		return -1;
 	}
-	n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
+	n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: %s\r\n\r\n",
+	    method, path, http_accept);
 	if (write(fd, req, (size_t)n) != n) {
 		close(fd);
 		return -1;
@@ -255,6 +260,13 @@ test_http_answers(void **state)
 	assert_int_equal(http(cts_port, "POST", "/metrics", page, sizeof page), 405);
 	assert_int_equal(http(cts_port, "HEAD", "/metrics", page, sizeof page), 200);
 	assert_null(strstr(page, "# EOF"));	/* HEAD: no body */
+	/* OpenMetrics when asked: a counter's family without _total, its sample with it */
+	http_accept = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
+	assert_int_equal(http(cts_port, "GET", "/metrics", page, sizeof page), 200);
+	http_accept = "*/*";
+	assert_non_null(strstr(page, "Content-Type: application/openmetrics-text; version=1.0.0"));
+	assert_non_null(strstr(page, "# TYPE gca_cts_checkpoints counter\n"));
+	assert_int_equal(strcmp(page + strlen(page) - 6, "# EOF\n"), 0);
 	assert_true(metric(gcs_port, "gca_process_resident_memory_bytes") > 1e6);
 	assert_true(metric(cts_port, "gca_process_open_fds") >= 3);
 }
@@ -289,6 +301,39 @@ test_checkpoint_moves_counters(void **state)
 	    bytes + 10);
 	assert_int_equal(metric(gcs_port, rec), rbefore + 1);
 	proto_sync_close(job);
+}
+
+/* restore_prepare as gca-recover asks it: 0 ok, -1 an error (code). */
+static int
+restore(const char *gid, char *code)
+{
+	struct proto_sync *s = local_connect();
+	struct msg_restore_prepare b = { (char *)gid, "latest", NULL };
+	void *reply = NULL;
+	char msg[512];
+	int rc = proto_sync_call(s, "restore_prepare", proto_type_find("restore_prepare"), &b, &reply,
+	    code, 64, msg, sizeof msg);
+
+	proto_body_free(proto_type_find("restore_prepare")->reply, reply);
+	proto_sync_close(s);
+	return rc;
+}
+
+/* After test_checkpoint_moves_counters: g-m1 has an image here. */
+static void
+test_restores(void **state)
+{
+	const char *ok = "gca_cts_restores_total{outcome=\"ok\"}";
+	const char *nf = "gca_cts_restores_total{outcome=\"not_found\"}";
+	double ok0 = metric(cts_port, ok), nf0 = metric(cts_port, nf);
+	char code[64];
+
+	(void)state;
+	assert_int_equal(restore("g-m1", code), 0);
+	assert_int_equal(metric(cts_port, ok), ok0 + 1);
+	assert_int_equal(restore("g-nobody", code), -1);
+	assert_string_equal(code, "not_found");
+	assert_int_equal(metric(cts_port, nf), nf0 + 1);
 }
 
 static void
@@ -499,6 +544,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_answers),
 		cmocka_unit_test(test_checkpoint_moves_counters),
+		cmocka_unit_test(test_restores),
 		cmocka_unit_test(test_promtool_accepts),	/* with a histogram's series */
 		cmocka_unit_test(test_outbox_grows_with_the_gcs_stopped),
 		cmocka_unit_test(test_refused_handshakes),
