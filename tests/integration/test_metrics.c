@@ -7,8 +7,8 @@
  * GCS's count of CTSes up down, and up again when it is back; the directory's state follows slapd.
  * Bad input: an unknown path gets 404, POST gets 405, a 17th connection waits for one of 16 to
  * close, a metrics address that cannot be bound stops either daemon at start with a clear message.
- * promtool (Debian's prometheus) checks the text. Not here: gca_cts_image_fetches_total (a fetch
- * needs a second resource: tests/integration/transfer.sh's scenario).
+ * promtool (Debian's prometheus) checks the text. gca_cts_image_fetches_total needs a second
+ * resource: tests/integration/transfer.sh checks it after its fetch.
  */
 #include <stdarg.h>
 #include <stddef.h>
