@@ -47,6 +47,7 @@ struct metrics_http {
 	char			 host[256];
 	int			 port;
 	bool			 paused;	/* EMFILE: until resume */
+	bool			 stopping;	/* evhttp_free: its listener is gone first */
 	struct metrics_http_slot slot[METRICS_HTTP_CONNECTIONS];
 	struct log_limit	 log_accept, log_cap;
 };
@@ -123,6 +124,8 @@ metrics_http_on_close(struct evhttp_connection *evcon, void *arg)
 {
 	struct metrics_http *m = arg;
 
+	if (m->stopping)
+		return;
 	for (size_t i = 0; i < GCA_NITEMS(m->slot); i++)
 		if (m->slot[i].evcon == evcon)
 			m->slot[i] = (struct metrics_http_slot){ 0 };
@@ -327,7 +330,8 @@ metrics_http_free(struct metrics_http *m)
 {
 	if (m == NULL)
 		return;
-	evhttp_free(m->http);	/* its listener and connections (their close callbacks run now) */
+	m->stopping = true;
+	evhttp_free(m->http);	/* its listener, then its connections (their close callbacks) */
 	event_free(m->resume);
 	event_free(m->recheck);
 	free(m);

@@ -34,6 +34,7 @@ static struct test_site site;
 static char gcs_ep[64], cts_sock[400], cts_log[400];
 static int gcs_port, cts_port;		/* their metrics ports */
 static pid_t gcs_pid, cts_pid;
+static int kept_gcs = -1, kept_cts = -1;	/* open while the daemons stop */
 
 /* A loopback port free now (the test picks it; the daemon binds it a moment later). */
 static int
@@ -99,6 +100,10 @@ teardown(void **state)
 		cts = test_gcs_stop(cts_pid);
 	if (gcs_pid > 0)
 		gcs = test_gcs_stop(gcs_pid);
+	if (kept_gcs >= 0)
+		close(kept_gcs);
+	if (kept_cts >= 0)
+		close(kept_cts);
 	test_site_down(&site);
 	assert_int_equal(cts, 0);	/* a clean stop: no crash, no leak under SAN=1 */
 	assert_int_equal(gcs, 0);
@@ -501,6 +506,9 @@ test_connection_cap(void **state)
 	for (size_t i = 0; i < GCA_NITEMS(fds); i++)
 		close(fds[i]);
 	assert_int_equal(http(cts_port, "GET", "/metrics", page, sizeof page), 200);
+	/* a scraper's kept connection at each daemon while they stop (teardown: a clean exit) */
+	assert_true((kept_gcs = kept_scrape(gcs_port, 5000)) >= 0);
+	assert_true((kept_cts = kept_scrape(cts_port, 5000)) >= 0);
 }
 
 /* A metrics address that cannot be bound stops the daemon at start, saying which and why. */
