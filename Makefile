@@ -163,10 +163,11 @@ bench: all
 # Packages for the build, the tests and the demo, one list per release where names differ
 # (docs/PLATFORMS.md). Debian 12 also gets what its qemu suites need (tests/vm: criu on Debian 12's
 # kernel in a guest); Debian 13 what the native criu suite needs (crit is in python3-pycriu there).
+# promtool (package prometheus) checks the metrics text in test_metrics.
 # Does nothing when all are present; a package the release's apt sources lack names itself.
 DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils glue-schema libevent-dev libssl-dev \
 	openssl libcmocka-dev uuid-dev uthash-dev criu iproute2 procps psmisc kmod cpio xz-utils zstd \
-	python3 man-db rsync
+	python3 man-db rsync prometheus
 DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 busybox-static \
 	debootstrap
 DEB_PKGS_debian13 := $(DEB_PKGS_COMMON) libmsgpack-c-dev libclang-rt-dev python3-pycriu

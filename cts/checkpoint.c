@@ -202,6 +202,7 @@ ckpt_fail(struct cts_ckpt *ck, const char *code, const char *why)
 	if (ck->image_dir[0] != '\0')
 		ckpt_keep_log(ck, why, kept, sizeof kept);	/* before the reply naming it */
 	log_warn("checkpoint %s of %s (%s) failed: %s", ck->id, ck->job->gid, ck->kind, kept);
+	cts_metrics_checkpoint(ck, code);
 	snprintf(msg, sizeof msg, "checkpoint of %s failed: %s", ck->job->gid, kept);
 	ckpt_tell(ck, code, msg);
 	ckpt_cleanup(ck);
@@ -270,6 +271,7 @@ ckpt_start(struct cts_ckpt *ck)
 	 * unreadable key is the signature's to report */
 	(void)proto_sig_prepare(&ck->cts->tls);
 	ck->time_ms = time_now_ms();
+	ck->start_mono_ms = time_mono_ms();
 	ck->dump_timer = evtimer_new(ck->cts->base, ckpt_on_dump_timeout, ck);
 	evtimer_add(ck->dump_timer, &tv);
 	log_debug("checkpoint %s of %s (%s) starts", ck->id, j->gid, ck->kind);
@@ -537,19 +539,22 @@ ckpt_on_encrypted(bool ok, const char *out, void *arg)
 void
 ckpt_result_line(const struct image_result *r, char *out, size_t len)
 {
-	snprintf(out, len, "%llu %s %u %d", (unsigned long long)r->size, r->sha256, r->nfiles,
-	    r->with_sig ? 1 : 0);
+	snprintf(out, len, "%llu %s %u %d %llu", (unsigned long long)r->size, r->sha256, r->nfiles,
+	    r->with_sig ? 1 : 0, (unsigned long long)r->seal_ms);
 }
 
 int
 ckpt_result_read(struct cts_ckpt *ck, const char *out)
 {
-	unsigned long long size;
+	unsigned long long size, seal_ms = 0;
 	unsigned n;
 	int with_sig;
 
-	if (sscanf(out, "%llu %64s %u %d", &size, ck->result.sha256, &n, &with_sig) != 4)
+	/* the seal's time (5th) is for the metrics only: a line without it still reads */
+	if (sscanf(out, "%llu %64s %u %d %llu", &size, ck->result.sha256, &n, &with_sig,
+	    &seal_ms) < 4)
 		return -1;
+	ck->result.seal_ms = seal_ms;
 	ck->result.size = size;
 	ck->result.nfiles = n;
 	ck->result.with_sig = with_sig == 1;
@@ -623,6 +628,7 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		snprintf(idem, sizeof idem, "image_key=%s", c->image_key_id);
 		proto_strlist_add(&rec.properties, idem);	/* the key id on the record */
 	}
+	ck->dumped_mono_ms = time_mono_ms();
 	it = outbox_add(c, &rec, ck);	/* sent once it is durable (outbox_commit) */
 	proto_strlist_free(&rec.properties);
 	if (it == NULL)
@@ -669,6 +675,7 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 	}
 	log_info("checkpoint %s of %s (%s): seq %llu, %llu bytes", ck->id, ck->job->gid, ck->kind,
 	    (unsigned long long)seq, (unsigned long long)ck->result.size);
+	cts_metrics_checkpoint(ck, NULL);
 	if (ck->req != NULL || ck->nagain > 0) {
 		char image_name[PATH_MAX];
 		snprintf(image_name, sizeof image_name, "%s:%s", c->name,

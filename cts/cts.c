@@ -6,7 +6,7 @@
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
  * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental, idle_timeout,
- * handshake_timeout, max_peer_connections, max_handshakes. Times in seconds unless they carry a
+ * handshake_timeout, max_peer_connections, max_handshakes, metrics_listen. Times in seconds unless they carry a
  * unit (500ms, 2m).
  */
 #include <errno.h>
@@ -296,6 +296,8 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	cts_state_open(&c);
 	cts_listen(&c, &cf);
+	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)
+		log_fatal("%s: %s", conf, err);
 	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	orphans_scan(&c);	/* before any checkpoint of this run */
@@ -330,6 +332,7 @@ main(int argc, char **argv)
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
 	orphans_free(&c);
+	cts_metrics_close(&c);
 	replica_free(&c);
 	proto_server_free(c.local);
 	proto_server_free(c.server);

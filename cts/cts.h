@@ -25,6 +25,7 @@ struct cts_job;
 struct cts_ckpt;
 struct cts_orphans;
 struct retention_removal;
+struct metrics_http;
 
 /* ---- a core service: one file each in cts/core/ ---- */
 struct core_service {
@@ -92,6 +93,7 @@ struct cts_ckpt {
 	int			 nagain;
 	char			 image_dir[PATH_MAX], staging[PATH_MAX];
 	uint64_t		 time_ms;
+	uint64_t		 start_mono_ms, dumped_mono_ms;	/* metrics: its phases */
 	struct image_result	 result;	/* of the sealed image */
 	struct event		*timeout;	/* app: waiting for the job's answer */
 	struct event		*dump_timer;	/* dump_timeout: the core service's work, at most */
@@ -181,6 +183,7 @@ struct cts {
 	struct cts_orphans	*orphans;	/* orphans.c: folders to check against records */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
 	struct proto_client	**replica_conn;	/* one client each */
+	struct metrics_http	*metrics;	/* metrics.c: GET /metrics, or NULL */
 };
 
 /* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
@@ -335,6 +338,13 @@ int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, c
 /* Kills (SIGKILL, with what they started) the children whose done callback gets arg; they end
  * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
 int  child_kill(const void *arg);
+
+/* metrics.c (docs/METRICS.md): the set defined, served on listen (NULL: not served). */
+int  cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen);
+void cts_metrics_close(struct cts *c);
+void cts_metrics_checkpoint(const struct cts_ckpt *ck, const char *error_code);	/* NULL: ok */
+void cts_metrics_restore(const char *outcome);
+void cts_metrics_fetch(const char *outcome);
 
 /* Paths in the state folder. */
 int  cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len);

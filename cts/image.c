@@ -577,7 +577,10 @@ image_store_copy_with(const char *src, const char *dst, const struct image_meta 
 	if (dstfd < 0 || fchmod(dstfd, 0700) != 0) {
 		rc = image_fail(err, errlen, "image folder %s: %s", dst, strerror(errno));
 	} else {
+		uint64_t t0 = time_mono_ms();
+
 		rc = image_store(src, dstfd, dst, m, key, r, err, errlen);
+		r->seal_ms = time_mono_ms() - t0;
 	}
 	if (dstfd >= 0)
 		close(dstfd);
@@ -609,7 +612,11 @@ image_store_seal(const char *dir, const struct image_meta *m, struct image_resul
 {
 	if (image_meta_check(m, err, errlen) != 0)
 		return -1;
-	return image_store(dir, -1, dir, m, NULL, r, err, errlen);
+	uint64_t t0 = time_mono_ms();
+	int rc = image_store(dir, -1, dir, m, NULL, r, err, errlen);
+
+	r->seal_ms = time_mono_ms() - t0;
+	return rc;
 }
 
 /* ---- reading a manifest ---- */

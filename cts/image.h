@@ -54,6 +54,7 @@ struct image_result {
 	char		sha256[65];		/* hex sha256 of the manifest's bytes: gcaSHA256 */
 	unsigned	nfiles;
 	bool		with_sig;		/* manifest.sig was sealed with it (image_meta's sign) */
+	uint64_t	seal_ms;		/* hashing and writing the manifest took (metrics) */
 };
 
 /*

@@ -53,6 +53,7 @@ static void
 restore_fail(struct restore_op *op, const char *code, const char *fmt, const char *a,
 	const char *b)
 {
+	cts_metrics_restore(code);
 	proto_reply_err(op->r, code, fmt, a, b);
 	free(op->fetch.grant);
 	free(op);
@@ -341,6 +342,7 @@ restore_on_verified(bool ok, const char *out, void *arg)
 	}
 	log_info("checkpoint %s (seq %llu) verified for recovery by pid %d", op->id,
 	    (unsigned long long)op->seq, (int)op->r->peer.pid);
+	cts_metrics_restore("ok");
 	proto_reply_ok(op->r, op->r->pt->reply, &reply);
 	free(op->fetch.grant);
 	free(op);
@@ -362,6 +364,7 @@ restore_on_fetched(bool ok, const char *out, void *arg)
 {
 	struct restore_op *op = arg;
 
+	cts_metrics_fetch(ok ? "ok" : "failed");
 	if (!ok) {
 		log_warn("restore of %s: %s", op->id, out);
 		restore_fail(op, PROTO_E_UNAVAILABLE, "%s%s", out, "");

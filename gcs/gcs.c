@@ -7,14 +7,14 @@
  *                [--subscriber-backlog BYTES] [--directory-transactions yes|no]
  *                [--idle-timeout S] [--handshake-timeout S] [--max-peer-connections N]
  *                [--max-handshakes N] [--glue-base DN] [--glue-domain NAME]
- *                [--glue-validity S] [-d]
+ *                [--glue-validity S] [--metrics-listen HOST:PORT] [-d]
  *
  * Flags win over the config file ("key value" lines with the same names, '-' written '_': name,
  * listen, endpoint, ca, cert, key, directory, cts_timeout, request_timeout, directory_timeout,
  * subscriber_backlog, directory_transactions, idle_timeout, handshake_timeout,
- * max_peer_connections, max_handshakes, glue_base, glue_domain, glue_validity; times in seconds,
- * the backlog in bytes). glue_base (e.g. GLUE2GroupID=resource,o=glue) turns on the GLUE 2.0 view
- * (glue.c).
+ * max_peer_connections, max_handshakes, glue_base, glue_domain, glue_validity, metrics_listen;
+ * times in seconds, the backlog in bytes). glue_base (e.g. GLUE2GroupID=resource,o=glue) turns on
+ * the GLUE 2.0 view (glue.c).
  * --directory names the GCS's directory identity file (uri, binddn, password, base), as
  * scripts/gca-site writes it.
  */
@@ -54,7 +54,7 @@ static const char gcs_usage[] =
     "               [--subscriber-backlog BYTES] [--directory-transactions yes|no]\n"
     "               [--idle-timeout S] [--handshake-timeout S] [--max-peer-connections N]\n"
     "               [--max-handshakes N] [--glue-base DN] [--glue-domain NAME]\n"
-    "               [--glue-validity S] [-d]\n";
+    "               [--glue-validity S] [--metrics-listen HOST:PORT] [-d]\n";
 
 const char *
 gcs_dir_code(enum dir_status s)
@@ -127,7 +127,7 @@ static const char *const gcs_keys[] = {
 	"name", "listen", "endpoint", "ca", "cert", "key", "directory", "cts_timeout",
 	"request_timeout", "directory_timeout", "subscriber_backlog", "directory_transactions",
 	"idle_timeout", "handshake_timeout", "max_peer_connections", "max_handshakes",
-	"glue_base", "glue_domain", "glue_validity",
+	"glue_base", "glue_domain", "glue_validity", "metrics_listen",
 };
 
 struct gcs_opts {
@@ -255,7 +255,7 @@ main(int argc, char **argv)
 	struct proto_server_config scfg = { 0 }, limits = { 0 };
 	struct event *sigint, *sigterm;
 	struct timeval second = { 1, 0 };
-	char err[512], *dirfile;
+	char err[512], *dirfile, *metrics_listen;
 
 	log_init(argv[0]);
 	if (gcs_parse_args(argc, argv, &o) != 0)
@@ -270,6 +270,7 @@ main(int argc, char **argv)
 	g.tls.cert = gcs_setting(&o.flags, &cf, "cert", NULL);
 	g.tls.key = gcs_setting(&o.flags, &cf, "key", NULL);
 	dirfile = gcs_setting(&o.flags, &cf, "directory", NULL);
+	metrics_listen = gcs_setting(&o.flags, &cf, "metrics_listen", NULL);	/* unset: off */
 	g.cts_timeout_ms = (int)gcs_number(&o.flags, &cf, "cts_timeout", 1, 3600, 15, 1000);
 	/* Clearly shorter than gca-ctl's 60 s: the broker hears the GCS's own `timeout`. */
 	g.request_timeout_ms = (int)gcs_number(&o.flags, &cf, "request_timeout", 1, 3600, 30, 1000);
@@ -330,6 +331,9 @@ main(int argc, char **argv)
 		    proto_server_port(g.server));
 		g.endpoint = strdup(ep);
 	}
+	/* after the TLS port, before the directory is waited for: a bad address stops it here */
+	if (gcs_metrics_open(&g, metrics_listen, err, sizeof err) != 0)
+		log_fatal("%s", err);
 	if (o.port_file != NULL) {
 		char port[16];
 		int len = snprintf(port, sizeof port, "%d\n", proto_server_port(g.server));
@@ -353,6 +357,7 @@ main(int argc, char **argv)
 	event_free(sigterm);
 	event_free(g.tick);
 	event_free(g.publish);
+	gcs_metrics_close(&g);
 	proto_server_free(g.server);
 	registry_free(&g);
 	relay_close(&g);
@@ -370,5 +375,6 @@ main(int argc, char **argv)
 	free((char *)g.tls.cert);
 	free((char *)g.tls.key);
 	free(dirfile);
+	free(metrics_listen);
 	return 0;
 }

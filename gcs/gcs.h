@@ -16,6 +16,7 @@ struct event;
 struct cache_job;
 struct relay_key;
 struct relay_held;
+struct metrics_http;
 
 /* A CTS this GCS has heard from (registry.c). */
 struct gcs_cts {
@@ -73,6 +74,7 @@ struct gcs {
 	int			 glue_validity_s;
 	uint64_t		 glue_next_ms;	/* the next refresh (monotonic) */
 	bool			 glue_dirty, glue_failing;
+	struct metrics_http	*metrics;	/* metrics.c: GET /metrics, or NULL */
 };
 
 extern const struct proto_handler gcs_handlers[];
@@ -138,6 +140,11 @@ void relay_job(struct gcs *g, const char *gid, const char *cts, const char *from
 	bool known, const char *prev_cts, bool prev_finished, bool news);
 void relay_tick(struct gcs *g);
 void relay_close(struct gcs *g);
+
+/* metrics.c (docs/METRICS.md) */
+int  gcs_metrics_open(struct gcs *g, const char *listen, char *err, size_t errlen);
+void gcs_metrics_close(struct gcs *g);
+void gcs_metrics_record(const char *core_service, const char *outcome);
 
 /* The proto error code for a directory status. */
 const char *gcs_dir_code(enum dir_status s);

@@ -31,10 +31,13 @@ record_on_stored(const struct dir_result *res, void *arg)
 		    (unsigned long long)res->seq, res->msg[0] ? " (already recorded)" : "");
 		if (res->msg[0] == '\0')
 			notify_event(op->g, "checkpoint", b->gid, b->cts, b->checkpoint_id, res->seq);
+		gcs_metrics_record(b->core_service, res->msg[0] ? "duplicate" : "ok");
 		proto_reply_ok(op->r, op->r->pt->reply, &ok);
 	} else if (res->status == DIR_NOT_FOUND) {
+		gcs_metrics_record(b->core_service, PROTO_E_NOT_FOUND);
 		proto_reply_err(op->r, PROTO_E_NOT_FOUND, "unknown GID %s: bind it first", b->gid);
 	} else {
+		gcs_metrics_record(b->core_service, gcs_dir_code(res->status));
 		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
 	}
 	free(op);

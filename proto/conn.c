@@ -23,6 +23,7 @@
 
 #include "common/common.h"
 #include "proto/proto.h"
+#include "proto/metrics.h"
 
 struct proto_conn {
 	struct event_base	*base;
@@ -403,6 +404,8 @@ proto_conn_became_up(struct proto_conn *c)
 		struct proto_peer p;
 
 		if (tls_peer_identity(ssl, &p) != 0) {
+			if (c->ops.accepted)
+				metrics_tls_refused("no_role");
 			proto_conn_shut(c, "the peer's certificate names no known role");
 			return;
 		}
@@ -449,7 +452,7 @@ proto_conn_on_event(struct bufferevent *bev, short what, void *arg)
 	else if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof why, "idle for %d ms", c->ops.idle_timeout_ms);
 	else if (what & BEV_EVENT_ERROR) {
-		unsigned long e;
+		unsigned long e = 0;
 		int sockerr = EVUTIL_SOCKET_ERROR();
 
 		SSL *ssl = c->ops.tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
@@ -463,6 +466,10 @@ proto_conn_on_event(struct bufferevent *bev, short what, void *arg)
 			snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(sockerr));
 		else
 			snprintf(why, sizeof why, "connection error");
+		if (c->ops.accepted && c->ops.tls && !c->up)
+			metrics_tls_refused(v != X509_V_OK ? "certificate" : e != 0 &&
+			    ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ?
+			    "no_certificate" : "tls_error");
 	}
 	proto_conn_shut(c, why);
 }
@@ -474,8 +481,11 @@ proto_conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!c->up)
+	if (!c->up) {
+		if (c->ops.accepted)
+			metrics_tls_refused("handshake_timeout");
 		proto_conn_shut(c, "no TLS handshake in time");
+	}
 }
 
 /* Closes now (why != NULL: tell the owner) and drops the transport's reference. */

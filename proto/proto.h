@@ -374,6 +374,7 @@ struct proto_conn_ops {
 	void	*arg;
 	bool	 tls;
 	const char *expect_role, *expect_name;	/* clients: who the server must be */
+	bool	 accepted;	/* a server's: its refused handshakes are counted (proto/metrics.h) */
 };
 void proto_conn_kill(struct proto_conn *c);
 bool proto_conn_kept(struct proto_conn *c);

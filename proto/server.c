@@ -28,6 +28,7 @@
 
 #include "common/common.h"
 #include "proto/proto.h"
+#include "proto/metrics.h"
 
 #define PROTO_SERVER_PAUSE_MS		250	/* accepting stops this long at EMFILE */
 #define PROTO_SERVER_HANDSHAKES		256	/* max_handshakes by default */
@@ -116,6 +117,8 @@ proto_server_check_cap(struct proto_server *s, struct proto_conn *c)
 		snprintf(why, sizeof why, "too many connections from %s %s: %d open (the server's "
 		    "max_peer_connections); close some and try again", p->role, p->name, n);
 	log_limited(&s->log_cap, LOG_WARN, "refusing a connection: %s", why);
+	if (!p->local)
+		metrics_tls_refused("over_cap");
 	proto_conn_refuse(c, why);
 }
 
@@ -144,7 +147,7 @@ proto_server_adopt(struct proto_server *s, struct bufferevent *bev, const struct
 		.handshake_timeout_ms = s->cfg.handshake_timeout_ms,
 		.idle_timeout_ms = s->cfg.idle_timeout_ms,
 		.on_close = proto_server_on_close, .on_up = proto_server_on_up, .arg = s,
-		.tls = s->ctx != NULL,
+		.tls = s->ctx != NULL, .accepted = true,
 	};
 	struct proto_server_conn *sc = calloc(1, sizeof *sc);
 
@@ -230,6 +233,7 @@ proto_server_on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct 
 	if (s->handshaking >= s->cfg.max_handshakes) {
 		log_limited(&s->log_budget, LOG_WARN, "%d TLS connections are in their handshake "
 		    "(max_handshakes): closing new ones at once", s->handshaking);
+		metrics_tls_refused("handshake_budget");
 		close(fd);
 		return;
 	}

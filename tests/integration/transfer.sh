@@ -98,6 +98,7 @@ key $site/pki/cts-cts-$x.key
 state $T/cts-$x
 heartbeat 1
 retention 10
+metrics_listen ${ctsip[$x]}:9464
 $extra
 CONF
 	rm -f "$T/cts-$x.port"
@@ -154,6 +155,9 @@ on_exit "kill -TERM $rec"	# passed on to its job: -9 would orphan it
 check "gca-recover on B --checkpoint latest: the counter resumes there" wait_for 20 reached "$log2" $((saved[3] + 3))
 echo "# recovery on B (fetch of $(du -sk "$(imgdir a "${ids[3]}")" | cut -f1) KiB, verify, restore): $(( ($(date +%s%N) - t0) / 1000000 )) ms until the counter ran on"
 expect_eq "B restored the state of checkpoint 4" "$(awk '$1=="restored"{print $2}' "$log2")" "${saved[3]}"
+# (bash's /dev/tcp, not curl: make deps installs no curl)
+m=$( (on b bash -c "exec 3<>/dev/tcp/${ctsip[b]}/9464 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3") | grep '^gca_cts_image_fetches_total{outcome="ok"} ')
+[ "${m##* }" -ge 1 ] 2>/dev/null && pass "B's metrics count the fetch: $m" || fail "B's gca_cts_image_fetches_total" "$m"
 grep -q "resumes at byte" "$T/cts-b.log" && pass "the broken fetch resumed at an offset: $(grep -o 'pad resumes at byte [0-9]* of [0-9]*' "$T/cts-b.log" | head -1)" || fail "the fetch resumed" "$(grep -i fetch "$T/cts-b.log" | tail -5)"
 sha=$(sha256sum "$(imgdir b "${ids[3]}")/manifest" 2>/dev/null | cut -d' ' -f1)
 out=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=${ids[3]}))" gcaImageSha256)
