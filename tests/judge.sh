@@ -23,9 +23,10 @@
 judge_pass=0 judge_fail=0 judge_skip=0
 
 # judge_cmocka_count LOG WORD: the N of cmocka's last "[  WORD  ] N test(s)" line, 0 if none.
+# cmocka 1.1.7 (Debian 13) names the group there: "[  SKIPPED ] tests: N test(s), listed below:".
 judge_cmocka_count() {
 	local n
-	n=$(grep -oE "^\[ *$2 *\] [0-9]+ test" "$1" | grep -oE '[0-9]+' | tail -1)
+	n=$(grep -oE "^\[ *$2 *\] ([^ ]+: )?[0-9]+ test" "$1" | grep -oE '[0-9]+ test' | grep -oE '[0-9]+' | tail -1)
 	echo "${n:-0}"
 }
 
@@ -46,7 +47,7 @@ judge_log() {
 	[ -n "$notrun" ] && nlines=$(printf '%s\n' "$notrun" | wc -l)
 	if [ "$skipped" -gt 0 ]; then
 		# cmocka lists each skipped test as "[  SKIPPED ] name", during the run and again at the end
-		names=$(grep -E '^\[  SKIPPED \] ' "$log" | grep -vE '^\[  SKIPPED \] [0-9]+ test' |
+		names=$(grep -E '^\[  SKIPPED \] ' "$log" | grep -vE '^\[  SKIPPED \] ([^ ]+: )?[0-9]+ test' |
 		    sed 's/^\[  SKIPPED \] //' | awk '!seen[$0]++' | paste -sd, - | sed 's/,/, /g')
 		notrun=$(printf '%s%s%s: not run: %d cmocka test(s) skipped: %s' "$notrun" \
 		    "${notrun:+$'\n'}" "$name" "$skipped" "${names:-?}")

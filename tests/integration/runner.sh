@@ -63,6 +63,17 @@ expect_eq "  that timed out: a failure" "$(judged integration/x sh "$TEST_TMP/tw
 check "  saying so" said "integration/x: timed out after 30s"
 expect_eq "  that exited 1: a failure" "$(judged integration/x sh "$TEST_TMP/two.log" 1)" "2 1 0"
 
+# cmocka 1.1.7 (Debian 13) names the group in its summary lines; 1.1.5 (Debian 12) does not
+printf '%s\n' '[  PASSED  ] 1 test(s).' '[  FAILED  ] tests: 2 test(s), listed below:' \
+    '[  FAILED  ] a' '[  FAILED  ] b' > "$TEST_TMP/c117-failed.log"
+expect_eq "cmocka 1.1.7's 'tests: 2 test(s)' failed: 2 failed" \
+    "$(judged unit/x c "$TEST_TMP/c117-failed.log" 1)" "1 2 0"
+printf '%s\n' '[  SKIPPED ] s' '[  PASSED  ] 1 test(s).' '[  SKIPPED ] tests: 1 test(s), listed below:' \
+    '[  SKIPPED ] s' > "$TEST_TMP/c117-skipped.log"
+expect_eq "  and its 'tests: 1 test(s)' skipped: 1 not run" \
+    "$(judged unit/x c "$TEST_TMP/c117-skipped.log" 0)" "1 0 1"
+check "  named once" said "unit/x: not run: 1 cmocka test(s) skipped: s"
+
 # the runner itself, on programs in a build folder of its own
 run() { GCA_BUILD=$TEST_TMP/build GCA_LEFTOVER_GRACE=1 "$GCA_TOP/tests/run" "$@" 2>&1; }
 out=$(run --only unit/test_oneskip); rc=$?
