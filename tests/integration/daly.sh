@@ -2,7 +2,8 @@
 # saves get slower (examples/counter --slow-saves: save k sleeps k * 300 ms) under gca-exec with a
 # 10 s MTBF (cts.conf mtbf); the interval published on its job entry (gca-ctl jobs) follows its
 # measured checkpoint cost upward, each value Daly's for the delta and M it names, and every record
-# carries its cost. Bad mtbf values are refused at class add and at CTS start.
+# carries its cost. Recovered under a CTS without mtbf, M is observed from the GID's restarts and
+# delta goes on from the record. Bad mtbf values are refused at class add and at CTS start.
 # timeout: 90
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
@@ -88,4 +89,28 @@ c = [int(x) for x in sys.argv[1:]]
 assert len(c) >= 4 and all(b > a for a, b in zip(c, c[1:])) and c[0] >= 300, c' $costs &&
     pass "the records carry cost_ms, growing with the saves" || fail "records carry a growing cost_ms" "$costs"
 kill -TERM $job; wait $job 2>/dev/null
+
+# -- no mtbf in cts.conf: M is observed, the time since the GID first started over its recoveries --
+kill "$(cat "$site/cts-app.pid")"
+check "cts-app stopped" wait_for 10 sh -c "! kill -0 $(cat "$site/cts-app.pid") 2>/dev/null"
+check "cts-app started again without mtbf" env GCA_SITE_CTS_EXTRA=$'auto_min 1s' gca-site up "$site"
+first=$(sed -n 's/^gcaProperty: since=//p' < <(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" \
+    -b "$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=daly-1))" gcaProperty) | sort -u)
+expect_eq "every record of the first run names one start time" "$(wc -w <<<"$first")" 1
+gca-recover --gid daly-1 --checkpoint latest --checkpoint-every auto -- "$counter" --log "$log" --tick 20 &
+rec=$!
+on_exit "kill -TERM $rec"
+got_restarts() { interval_now | grep -q "mtbf_from=restarts"; }
+check "after the recovery's first checkpoint the interval's M comes from restarts" wait_for 20 got_restarts
+v=$(interval_now); now=$(date +%s%3N)
+echo "#   $v"
+python3 - "$v" "$first" "$now" <<'PY' && pass "M is the time since the first start over 1 recovery; delta goes on from the record" || fail "M from restarts, delta seeded" "$v"
+import re, sys
+m = re.fullmatch(r"auto:(\d+)ms delta=(\d+)ms mtbf=(\d+)ms mtbf_from=restarts", sys.argv[1])
+assert m, sys.argv[1]
+first, now, mt, d = int(sys.argv[2]), int(sys.argv[3]), int(m[3]), int(m[2])
+assert now - first - 5000 <= mt <= now - first, (mt, now - first)
+assert d >= 300, d  # the seeded delta (about 950 ms) halved at most once
+PY
+kill -TERM $rec; wait $rec 2>/dev/null
 done_testing
