@@ -34,6 +34,16 @@ out=$(timeout 10 gca-cts -f "$TEST_TMP/bad.conf" 2>&1); rc=$?
 case "$rc $out" in 1\ *"auto_min is more than auto_max"*) pass "gca-cts with auto_min > auto_max: refuses to start" ;;
 	*) fail "gca-cts with auto_min > auto_max refuses to start" "$rc $out" ;; esac
 
+{ cat "$site/cts-app.ldif"; echo "gcaProperty: mtbf=never"; } > "$TEST_TMP/bad.ldif"
+sed -i -e 's/^auto_min .*/auto_min 1s/' -e "s|^descriptor .*|descriptor $TEST_TMP/bad.ldif|" "$TEST_TMP/bad.conf"
+out=$(timeout 10 gca-cts -f "$TEST_TMP/bad.conf" 2>&1); rc=$?
+case "$rc $out" in 1\ *"gcaProperty mtbf=never: not a positive duration"*) pass "gca-cts with a descriptor's mtbf=never: refuses to start" ;;
+	*) fail "gca-cts with a descriptor's mtbf=never refuses to start" "$rc $out" ;; esac
+bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
+pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
+out=$(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "cn=cts-app,ou=cts,$GCA_BASE_DN" gcaProperty)
+grep -qx "gcaProperty: mtbf=10000ms" <<<"$out" && pass "the CTS entry publishes its mtbf" || fail "the CTS entry publishes its mtbf" "$out"
+
 # -- the job: saves get slower, the interval follows --
 log=$TEST_TMP/counter.log
 gca-exec --gid daly-1 --checkpoint-every auto -- "$counter" --log "$log" --tick 20 --slow-saves 300 &
@@ -73,8 +83,6 @@ PY
 out=$(gca-ctl jobs 2>&1)
 grep -q "^daly-1 .*auto:[0-9]*ms delta=" <<<"$out" && grep -q "INTERVAL" <<<"$out" && pass "gca-ctl jobs shows the interval in its INTERVAL column" || fail "gca-ctl jobs shows the interval" "$out"
 # the records carry each checkpoint's measured cost, growing with the saves' sleep
-bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
-pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
 costs=$(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" \
     "(&(objectClass=gcaCheckpoint)(gcaGID=daly-1))" gcaSequenceNumber gcaProperty | python3 -c '
 import sys
