@@ -39,7 +39,7 @@ endif
 GCA_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -g $(OPT) $(SANFLAGS) -I. \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 GCA_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
-GCA_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+GCA_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 # libgca.a: what every program shares.

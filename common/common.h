@@ -90,4 +90,10 @@ uint64_t time_mono_ms(void);                   /* CLOCK_MONOTONIC */
 void     time_generalized(uint64_t ms, char out[32]);  /* LDAP GeneralizedTime, UTC, ms: 20261125101500.123Z */
 int      duration_parse(const char *s, uint64_t *ms);  /* "500ms", "30s", "5m", "2h", bare = seconds */
 
+/* daly.c: the checkpoint interval for a cost delta and a mean time between failures (Daly's
+ * formula), bounded by [min, max]; an mtbf= value: a positive duration (0, or -1 if it is not). */
+#define DALY_MTBF_DEFAULT_MS	(24ull * 3600 * 1000)
+uint64_t daly_interval_ms(uint64_t delta_ms, uint64_t mtbf_ms, uint64_t min_ms, uint64_t max_ms);
+int      daly_mtbf_parse(const char *s, uint64_t *ms);
+
 #endif

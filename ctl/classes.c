@@ -86,7 +86,8 @@ const struct ctl_cmd ctl_cmd_class_add = {
 	    "case (MPI for mpi) is refused (exists). A name has no control character and no space at\n"
 	    "either end or two in a row.\n"
 	    "  --description TEXT  what the class is for\n"
-	    "  key=value           a property (as many as needed)\n"
+	    "  key=value           a property (as many as needed); mtbf= must be a positive duration\n"
+	    "                      (12h, 90m): the jobs' mean time between failures\n"
 	    "example:\n"
 	    "  . DIR/admin.env; gca-ctl class add mpi --description \"MPI jobs\" ranks=many network=yes\n",
 	.run = class_add_run,

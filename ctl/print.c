@@ -25,18 +25,24 @@ ctl_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* The cell of a column: every value of the attribute, joined with commas. */
+/* The cell of a column: every value of the attribute, joined with commas. A column
+ * "attr:prefix" has the values of attr that start with prefix, without it (gcaProperty:interval=). */
 static void
-print_cell(const struct proto_entry *e, const char *attr, char *out, size_t len)
+print_cell(const struct proto_entry *e, const char *col, char *out, size_t len)
 {
-	size_t o = 0;
+	const char *colon = strchr(col, ':'), *prefix = colon ? colon + 1 : "";
+	size_t o = 0, al = colon ? (size_t)(colon - col) : strlen(col), pl = strlen(prefix);
 
 	out[0] = '\0';
 	for (size_t i = 0; i < e->n; i++) {
-		if (strcasecmp(e->attrs[i].name, attr) != 0)
+		if (strlen(e->attrs[i].name) != al || strncasecmp(e->attrs[i].name, col, al) != 0)
 			continue;
-		for (size_t v = 0; v < e->attrs[i].vals.n && o < len; v++)
-			o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "", e->attrs[i].vals.v[v]);
+		for (size_t v = 0; v < e->attrs[i].vals.n && o < len; v++) {
+			if (strncmp(e->attrs[i].vals.v[v], prefix, pl) != 0)
+				continue;
+			o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "",
+			    e->attrs[i].vals.v[v] + pl);
+		}
 	}
 	if (out[0] == '\0')
 		snprintf(out, len, "-");

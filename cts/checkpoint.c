@@ -618,6 +618,7 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		.time_ms = ck->time_ms, .size = ck->result.size,
 		.parent = ck->parent[0] != '\0' ? ck->parent : NULL };
 	c->core->properties(c, &rec.properties);
+	interval_measured(ck, &rec.properties);	/* its cost; an auto job's next interval */
 	for (size_t i = 0; i < ck->properties.n; i++)
 		proto_strlist_add(&rec.properties, ck->properties.v[i]);
 	if (ck->idem_key != NULL) {

@@ -127,6 +127,32 @@ cts_state_open(struct cts *c)
 		log_fatal("state folder %s: cannot create it: %s", p, strerror(errno));
 }
 
+/* A duration setting of --checkpoint-every auto's, positive, or def. */
+static uint64_t
+cts_auto_duration(const struct config *cf, const char *key, uint64_t def)
+{
+	const char *v = config_get(cf, key);
+	uint64_t ms;
+
+	if (v == NULL)
+		return def;
+	if (daly_mtbf_parse(v, &ms) != 0)
+		log_fatal("%s: %s: \"%s\" is not a positive duration (e.g. 30s, 90m, 12h)", cf->path,
+		    key, v);
+	return ms;
+}
+
+/* mtbf, auto_min, auto_max: --checkpoint-every auto (interval.c) */
+static void
+cts_configure_auto(struct cts *c, const struct config *cf)
+{
+	c->mtbf_ms = cts_auto_duration(cf, "mtbf", 0);
+	c->auto_min_ms = cts_auto_duration(cf, "auto_min", 30 * 1000);
+	c->auto_max_ms = cts_auto_duration(cf, "auto_max", 24 * 3600 * 1000);
+	if (c->auto_min_ms > c->auto_max_ms)
+		log_fatal("%s: auto_min is more than auto_max", cf->path);
+}
+
 static void
 cts_configure(struct cts *c, const struct config *cf)
 {
@@ -179,6 +205,7 @@ cts_configure(struct cts *c, const struct config *cf)
 	if (config_get_int(cf, "max_handshakes", 1, 1000000, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->max_handshakes = config_get(cf, "max_handshakes") ? (int)n : 256;
+	cts_configure_auto(c, cf);
 }
 
 static void

@@ -59,7 +59,12 @@ struct cts_job {
 	uid_t		 uid;
 	gid_t		 gidn;
 	char		 owner[64];	/* the user name the directory records */
-	uint64_t	 every_ms;	/* periodic checkpoints, 0 none */
+	uint64_t	 every_ms;	/* periodic checkpoints, 0 none, CTS_EVERY_AUTO */
+	/* interval.c: the cost of its checkpoints (a running mean, 0 none yet), the interval they
+	 * are taken at, and what the mean time between failures is observed from: the GID's
+	 * recoveries so far and when it first started */
+	uint64_t	 delta_ms, interval_ms, since_ms;
+	unsigned	 restarts;
 	bool		 ended;		/* the process is gone; job_unbind not yet acknowledged */
 	bool		 moved;		/* the GID is bound to another CTS now: not unbound from here */
 	bool		 unbinding;
@@ -163,6 +168,8 @@ struct cts {
 	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
 	bool			 criu_predump;		/* cts.conf: criu pre-dump before each dump */
 	unsigned		 app_incremental;	/* cts.conf: the same for app saves */
+	/* cts.conf mtbf (0: not set), auto_min, auto_max: --checkpoint-every auto (interval.c) */
+	uint64_t		 mtbf_ms, auto_min_ms, auto_max_ms;
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;
 	bool			 registered, registering;
@@ -233,6 +240,18 @@ void jobs_free(struct cts *c);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
 int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);
+
+/* interval.c: --checkpoint-every auto, Daly's interval (docs/ARCHITECTURE.md, "Adaptive
+ * checkpoint intervals"). j->every_ms is CTS_EVERY_AUTO for such a job. */
+#define CTS_EVERY_AUTO	UINT64_MAX
+/* j was just bound (recovery: from the record restore_prepare found for its GID, if any). */
+void interval_bind(struct cts_job *j, bool recovery);
+/* The record a recovery restores: its cost and restarts seed the job bound next for its GID. */
+void interval_seed(struct cts *c, const char *gid, const struct proto_entry *rec);
+uint64_t interval_ms(struct cts_job *j);	/* its periodic timer's interval now */
+/* ck is dumped and sealed: its cost updates the job's, its periodic timer is set again, and
+ * the record gets cost_ms=, delta_ms=, restarts=, since= and, for an auto job, interval=. */
+void interval_measured(struct cts_ckpt *ck, struct proto_strlist *props);
 
 /* local.c: the unix socket for wrappers and jobs (role local). */
 int  local_open(struct cts *c, const char *group, char *err, size_t errlen);

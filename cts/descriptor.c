@@ -222,6 +222,41 @@ descriptor_read(struct cts *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * The mean time between failures of this CTS's jobs (--checkpoint-every auto, interval.c): a
+ * gcaProperty mtbf= of the descriptor must be a positive duration and is used when cts.conf sets
+ * none; cts.conf's wins. The one in use is published as the CTS's property mtbf=<ms>ms.
+ */
+static int
+descriptor_mtbf(struct cts *c, const char *path, char *err, size_t errlen)
+{
+	struct proto_strlist *props = &c->reg.properties, kept = { 0 };
+	char buf[64];
+	uint64_t ms;
+
+	for (size_t i = 0; i < props->n; i++) {
+		if (strncmp(props->v[i], "mtbf=", 5) != 0) {
+			proto_strlist_add(&kept, props->v[i]);
+			continue;
+		}
+		if (daly_mtbf_parse(props->v[i] + 5, &ms) != 0) {
+			snprintf(err, errlen, "%s: gcaProperty %s: not a positive duration (e.g. mtbf=12h)",
+			    path, props->v[i]);
+			proto_strlist_free(&kept);
+			return -1;
+		}
+		if (c->mtbf_ms == 0)
+			c->mtbf_ms = ms;
+	}
+	if (c->mtbf_ms != 0) {
+		snprintf(buf, sizeof buf, "mtbf=%llums", (unsigned long long)c->mtbf_ms);
+		proto_strlist_add(&kept, buf);
+	}
+	proto_strlist_free(props);
+	*props = kept;
+	return 0;
+}
+
 int
 descriptor_load(struct cts *c, const char *path, char *err, size_t errlen)
 {
@@ -252,6 +287,8 @@ descriptor_load(struct cts *c, const char *path, char *err, size_t errlen)
 	reg->exec_params = descriptor_join(&c->exec_params);
 	reg->recovery_params = descriptor_join(&c->recovery_params);
 	reg->core_service = strdup(c->core->name);
+	if (descriptor_mtbf(c, path, err, errlen) != 0)
+		return -1;
 	c->core->properties(c, &reg->properties);
 	return 0;
 }

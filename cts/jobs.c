@@ -186,7 +186,8 @@ jobs_watch(struct cts_job *j)
 	j->exit_ev = event_new(j->cts->base, j->pidfd, EV_READ, jobs_on_exit, j);
 	event_add(j->exit_ev, NULL);
 	if (j->every_ms > 0) {
-		struct timeval tv = { (time_t)(j->every_ms / 1000), (suseconds_t)(j->every_ms % 1000) * 1000 };
+		uint64_t ms = interval_ms(j);	/* auto: Daly's (interval.c) */
+		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 		j->timer = event_new(j->cts->base, -1, EV_PERSIST, jobs_on_timer, j);
 		event_add(j->timer, &tv);
 	}

@@ -44,7 +44,8 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 		return;
 	}
 	/* An ended entry of this GID stays until its unbind is acknowledged; the new one goes first. */
-	j = jobs_add(c, b->gid, op->pid, op->start, op->uid, op->gidn, b->checkpoint_every_ms);
+	j = jobs_add(c, b->gid, op->pid, op->start, op->uid, op->gidn,
+	    b->checkpoint_auto ? CTS_EVERY_AUTO : b->checkpoint_every_ms);
 	if (j->ended) {
 		proto_reply_err(op->r, PROTO_E_NOT_FOUND, "process %d ended while GID %s was bound",
 		    (int)op->pid, b->gid);
@@ -52,6 +53,7 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 		free(op);
 		return;
 	}
+	interval_bind(j, b->recovery);
 	if (c->core->keeps_channel)
 		jobs_set_channel(j, op->r->conn);
 	if (b->recovery && b->checkpoint_id != NULL && id_valid(b->checkpoint_id)) {

@@ -436,6 +436,7 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 	}
 	holder = restore_attr(found, "gcaCTSName");
 	if (op->link[0] == '\0') {
+		interval_seed(op->cts, b->gid, found);	/* the recovered job goes on from its costs */
 		snprintf(op->id, sizeof op->id, "%s", restore_attr(found, "gcaCheckpointId"));
 		seq = restore_attr(found, "gcaSequenceNumber");
 		op->seq = seq ? strtoull(seq, NULL, 10) : 0;

@@ -2,7 +2,7 @@
  * counter: the smallest self-checkpointing job, to copy.
  *
  *   counter [--log FILE] [--tick MS] [--stop-at N] [--checkpoint-every-ticks K] [--pad BYTES]
- *           [--incremental]
+ *           [--incremental] [--slow-saves MS]
  *
  * Counts from 0 (or from the value restored from <image_dir>/counter), one tick every MS
  * milliseconds (100), appending "counter <n>" to FILE (or stdout). Its state is one number: save
@@ -13,6 +13,8 @@
  * --pad adds a file of BYTES pseudo-random bytes to each image (to test large images).
  * --incremental: when the CTS offers the previous image (app_incremental), only the counter is
  * written (the pad, which never changes what the counter means, stays in the parent).
+ * --slow-saves MS: save number k sleeps k * MS milliseconds first, a job whose checkpoints get
+ * slower (to watch --checkpoint-every auto follow it).
  * Exits 0 after "counter N" with --stop-at N, or on SIGTERM after "stopped at <n>".
  */
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wrappers/gca_app.h"
@@ -30,6 +33,7 @@
 static int log_fd = STDOUT_FILENO;
 static volatile sig_atomic_t stop;
 static long pad_bytes;
+static long slow_ms, nsaves;
 
 /* <image_dir>/pad: pad_bytes of xorshift output, different for each count. */
 static int
@@ -91,6 +95,12 @@ save(const char *image_dir, void *arg)
 	char path[4096], text[32];
 	int fd, len = snprintf(text, sizeof text, "%llu\n", n);
 
+	if (slow_ms > 0) {
+		long ms = ++nsaves * slow_ms;
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 	if (pad_bytes > 0 && save_pad(image_dir, n) != 0)
 		return -1;
 	snprintf(path, sizeof path, "%s/counter", image_dir);
@@ -183,11 +193,13 @@ main(int argc, char **argv)
 			every = number(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--pad") == 0)
 			pad_bytes = number(argv[i], argv[i + 1]), i++;
+		else if (strcmp(argv[i], "--slow-saves") == 0)
+			slow_ms = number(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--incremental") == 0)
 			gca_app_incremental(save_incr);
 		else {
 			fprintf(stderr, "usage: counter [--log FILE] [--tick MS] [--stop-at N] "
-			    "[--checkpoint-every-ticks K] [--pad BYTES] [--incremental]\n");
+			    "[--checkpoint-every-ticks K] [--pad BYTES] [--incremental] [--slow-saves MS]\n");
 			return 2;
 		}
 	}

@@ -18,6 +18,28 @@ struct record_op {
 };
 
 static void
+record_on_interval(const struct dir_result *res, void *arg)
+{
+	(void)arg;
+	if (res->status != DIR_OK)
+		log_warn("cannot write a job's checkpoint interval on its entry: %s", res->msg);
+}
+
+/* An auto interval (--checkpoint-every auto) the record carries goes on the job entry too: that is
+ * where gca-ctl jobs and a broker read it (docs/ARCHITECTURE.md, "Adaptive checkpoint intervals"). */
+static void
+record_interval(struct gcs *g, const struct msg_checkpoint_log *b)
+{
+	for (size_t i = 0; i < b->properties.n; i++) {
+		if (strncmp(b->properties.v[i], "interval=", 9) == 0) {
+			dir_job_interval(g->dir, b->gid, b->cts, b->properties.v[i], record_on_interval,
+			    NULL);
+			return;
+		}
+	}
+}
+
+static void
 record_on_stored(const struct dir_result *res, void *arg)
 {
 	struct record_op *op = arg;
@@ -29,8 +51,10 @@ record_on_stored(const struct dir_result *res, void *arg)
 	if (res->status == DIR_OK) {
 		log_debug("record %s of %s: seq %llu%s", b->checkpoint_id, b->gid,
 		    (unsigned long long)res->seq, res->msg[0] ? " (already recorded)" : "");
-		if (res->msg[0] == '\0')
+		if (res->msg[0] == '\0') {
 			notify_event(op->g, "checkpoint", b->gid, b->cts, b->checkpoint_id, res->seq);
+			record_interval(op->g, b);
+		}
 		gcs_metrics_record(b->core_service, res->msg[0] ? "duplicate" : "ok");
 		proto_reply_ok(op->r, op->r->pt->reply, &ok);
 	} else if (res->status == DIR_NOT_FOUND) {

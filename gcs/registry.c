@@ -686,6 +686,17 @@ registry_class_register(struct proto_req *r, void *ctx)
 		    name_why(b->name), NAME_RULE);
 		return;
 	}
+	/* mtbf= sets --checkpoint-every auto's intervals (docs/ARCHITECTURE.md): a positive duration */
+	for (size_t i = 0; i < b->properties.n; i++) {
+		const char *p = b->properties.v[i];
+		uint64_t ms;
+
+		if (strncmp(p, "mtbf=", 5) == 0 && daly_mtbf_parse(p + 5, &ms) != 0) {
+			proto_reply_err(r, PROTO_E_BAD_FIELD, "class %s: mtbf=%s is not a positive "
+			    "duration (e.g. mtbf=12h, mtbf=90m, mtbf=3600)", b->name, p + 5);
+			return;
+		}
+	}
 	if ((rc = calloc(1, sizeof *rc)) == NULL)
 		abort();
 	rc->g = ctx;

@@ -466,6 +466,67 @@ dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg)
 	dir_search(d, dn, 0, "(objectClass=gcaJob)", 1, cb, arg);
 }
 
+static void dir_ops_result_clear(struct dir_result *q);
+
+static bool
+dir_ops_has(const struct dir_attr *a, const char *value)
+{
+	for (size_t i = 0; i < a->nvals; i++)
+		if (strcmp(a->vals[i], value) == 0)
+			return true;
+	return false;
+}
+
+/* Reads the job's interval= values, then one modify: they go, value comes, and gcaCTSName is
+ * deleted and added back (a job bound elsewhere meanwhile is not written: DIR_CAS_LOST). */
+static void
+dir_ops_job_interval(struct dir *d, struct dir_op *op)
+{
+	struct dir_result q = { 0 };
+	struct dir_entry del = { 0 }, add = { 0 };
+	const struct dir_attr *a;
+
+	if (dir_do_search(d, op->s[0], 0, "(objectClass=gcaJob)", 1, &q) != DIR_OK ||
+	    q.nentries != 1) {
+		if (q.status == DIR_OK)
+			dir_result_set(&op->res, DIR_NOT_FOUND, "no job entry %s", op->s[0]);
+		else
+			op->res = q, q.entries = NULL, q.nentries = 0;
+		dir_ops_result_clear(&q);
+		return;
+	}
+	if ((a = dir_entry_attr(&q.entries[0], "gcaProperty")) != NULL) {
+		for (size_t i = 0; i < a->nvals; i++) {
+			if (strncmp(a->vals[i], "interval=", 9) == 0 && strcmp(a->vals[i], op->s[2]) != 0)
+				dir_entry_add(&del, "gcaProperty", a->vals[i]);
+		}
+	}
+	dir_entry_add(&del, "gcaCTSName", op->s[1]);
+	dir_entry_add(&add, "gcaCTSName", op->s[1]);
+	if (a == NULL || !dir_ops_has(a, op->s[2]))
+		dir_entry_add(&add, "gcaProperty", op->s[2]);
+	dir_do_modify(d, op->s[0], &del, &add, NULL, &op->res);
+	dir_entry_clear(&del);
+	dir_entry_clear(&add);
+	dir_ops_result_clear(&q);
+}
+
+void
+dir_job_interval(struct dir *d, const char *gid, const char *cts, const char *value, dir_cb cb,
+    void *arg)
+{
+	char dn[DN_MAX];
+	struct dir_op *op;
+
+	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
+	op = dir_op_new(dir_ops_job_interval, cb, arg);
+	op->s[0] = dir_ops_dup(dn);
+	op->s[1] = dir_ops_dup(cts);
+	op->s[2] = dir_ops_dup(value);
+	dir_op_submit(d, op);
+}
+
 /* ---- checkpoint records ---- */
 
 void

@@ -108,6 +108,7 @@ struct msg_subscribe { char *gid; };
 struct msg_notify { char *event, *gid, *cts, *checkpoint_id; uint64_t seq, time_ms; };
 struct msg_local_bind {
 	char *gid, *checkpoint_id; uint64_t pid, checkpoint_every_ms; bool recovery;
+	bool checkpoint_auto;	/* --checkpoint-every auto: the CTS sets the interval (Daly) */
 };
 struct msg_local_bind_ok { char *cts, *core_service; struct proto_strlist params; };
 struct msg_local_checkpoint { char *gid; };

@@ -269,6 +269,7 @@ static const struct proto_field m_local_bind_fields[] = {
 	{ "pid", PK_U64, offsetof(struct msg_local_bind, pid), true, 0 },
 	{ "checkpoint_every_ms", PK_U64, offsetof(struct msg_local_bind, checkpoint_every_ms), false, 0 },
 	{ "recovery", PK_BOOL, offsetof(struct msg_local_bind, recovery), false, 0 },
+	{ "checkpoint_auto", PK_BOOL, offsetof(struct msg_local_bind, checkpoint_auto), false, 0 },
 };
 static const struct proto_type proto_t_m_local_bind = { "local_bind", m_local_bind_fields, sizeof m_local_bind_fields / sizeof m_local_bind_fields[0], sizeof(struct msg_local_bind), &proto_t_local_bind_ok };
 

@@ -30,12 +30,13 @@
 #include "wrappers/wrapper.h"
 
 static const char exec_usage_text[] =
-    "usage: gca-exec --gid GID [--cts SOCKET] [--checkpoint-every DURATION] -- JOB [ARGS...]\n";
+    "usage: gca-exec --gid GID [--cts SOCKET] [--checkpoint-every DURATION|auto] -- JOB [ARGS...]\n";
 
 static const char exec_help_text[] =
     "  --gid GID                  the job's grid identifier\n"
     "  --cts SOCKET               the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
-    "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h)\n"
+    "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h); auto:\n"
+    "                             the CTS sets the interval from their cost and the MTBF\n"
     "See gca-exec(1).\n";
 
 static int
@@ -93,8 +94,9 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .pid = (uint64_t)getpid(), .checkpoint_every_ms = every_ms,
-		.recovery = false,
+		.gid = (char *)gid, .pid = (uint64_t)getpid(),
+		.checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
 	};
 	struct msg_local_bind_ok *ok = NULL;
 	char code[64], msg[512];
@@ -163,11 +165,8 @@ main(int argc, char **argv)
 			cts_flag = optarg;
 			break;
 		case 'e':
-			if (duration_parse(optarg, &every_ms) != 0 || every_ms == 0) {
-				fprintf(stderr, "gca-exec: bad --checkpoint-every \"%s\" (say 30s, 5m, "
-				    "2h)\n", optarg);
+			if (wrapper_every_parse("gca-exec", optarg, &every_ms) != 0)
 				return exec_usage();
-			}
 			break;
 		case 'h':
 			fputs(exec_usage_text, stdout);

@@ -35,13 +35,14 @@
 
 static const char recover_usage_text[] =
     "usage: gca-recover --gid GID --checkpoint ID|latest [--cts SOCKET] [--checkpoint-every "
-    "DURATION] -- JOB [ARGS...]\n";
+    "DURATION|auto] -- JOB [ARGS...]\n";
 
 static const char recover_help_text[] =
     "  --gid GID              the job's grid identifier\n"
     "  --checkpoint ID|latest the checkpoint to restart from (latest: highest sequence number)\n"
     "  --cts SOCKET           the CTS's unix socket (default: $GCA_CTS_SOCKET)\n"
-    "  --checkpoint-every DURATION  periodic checkpoints of the recovered job (30s, 5m, 2h)\n"
+    "  --checkpoint-every DURATION  periodic checkpoints of the recovered job (30s, 5m, 2h, or\n"
+    "                         auto: the CTS sets the interval from their cost and the MTBF)\n"
     "See gca-recover(1).\n";
 
 #define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
@@ -69,7 +70,8 @@ recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
 	char code[64], msg[512];
 	struct msg_local_bind bind = {
 		.gid = (char *)rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
-		.checkpoint_every_ms = rc->every_ms, .recovery = true,
+		.checkpoint_every_ms = WRAPPER_EVERY_MS(rc->every_ms),
+		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(rc->every_ms), .recovery = true,
 	};
 
 	if (wrapper_bind("gca-recover", rc->s, &bind, (void **)ok, code, sizeof code, msg,
@@ -484,11 +486,8 @@ main(int argc, char **argv)
 			cts_flag = optarg;
 			break;
 		case 'e':
-			if (duration_parse(optarg, &every_ms) != 0 || every_ms == 0) {
-				fprintf(stderr, "gca-recover: bad --checkpoint-every \"%s\" (say 30s, 5m, "
-				    "2h)\n", optarg);
+			if (wrapper_every_parse("gca-recover", optarg, &every_ms) != 0)
 				return recover_usage();
-			}
 			break;
 		case 'h':
 			fputs(recover_usage_text, stdout);

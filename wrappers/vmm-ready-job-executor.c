@@ -30,7 +30,7 @@
 static const char vexec_usage_text[] =
     "usage: vmm-ready-job-executor --gid GID [--cts SOCKET] [--kernel FILE] [--initrd FILE]\n"
     "         [--memory MIB] [--qemu PROGRAM] [--accel kvm|tcg] [--gate-timeout SECONDS]\n"
-    "         [--checkpoint-every DURATION] -- JOB [ARGS...]\n";
+    "         [--checkpoint-every DURATION|auto] -- JOB [ARGS...]\n";
 
 static const char vexec_help_text[] =
     "  --gid GID                  the job's grid identifier\n"
@@ -42,7 +42,7 @@ static const char vexec_help_text[] =
     "  --qemu PROGRAM             default: $GCA_VMM_QEMU, else qemu-system-x86_64\n"
     "  --accel kvm|tcg            default: kvm when /dev/kvm can be opened, else tcg\n"
     "  --gate-timeout SECONDS     how long the guest may take to answer (default 60)\n"
-    "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h)\n"
+    "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h, auto)\n"
     "See vmm-ready-job-executor(1).\n";
 
 #define VEXEC_ARGS	48
@@ -154,7 +154,8 @@ vexec_bind(const struct vexec *x, pid_t qemu)
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
 	struct msg_local_bind bind = { .gid = (char *)x->gid, .pid = (uint64_t)qemu,
-		.checkpoint_every_ms = x->every_ms };
+		.checkpoint_every_ms = WRAPPER_EVERY_MS(x->every_ms),
+		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(x->every_ms) };
 	struct msg_local_bind_ok *ok = NULL;
 	char code[64], msg[512];
 	struct proto_sync *s;
@@ -276,11 +277,8 @@ main(int argc, char **argv)
 				return vexec_usage();
 			break;
 		case 'e':
-			if (duration_parse(optarg, &x.every_ms) != 0 || x.every_ms == 0) {
-				fprintf(stderr, "vmm-ready-job-executor: bad --checkpoint-every \"%s\"\n",
-				    optarg);
+			if (wrapper_every_parse("vmm-ready-job-executor", optarg, &x.every_ms) != 0)
 				return vexec_usage();
-			}
 			break;
 		case 'h':
 			fputs(vexec_usage_text, stdout);

@@ -220,3 +220,18 @@ wrapper_bind(const char *prog, struct proto_sync *s, void *bind, void **ok, char
 		usleep(200 * 1000);
 	}
 }
+
+int
+wrapper_every_parse(const char *prog, const char *s, uint64_t *ms)
+{
+	if (strcmp(s, "auto") == 0) {
+		*ms = WRAPPER_EVERY_AUTO;
+		return 0;
+	}
+	if (duration_parse(s, ms) != 0 || *ms == 0 || *ms == WRAPPER_EVERY_AUTO) {
+		fprintf(stderr, "%s: bad --checkpoint-every \"%s\" (say 30s, 5m, 2h or auto)\n", prog,
+		    s);
+		return -1;
+	}
+	return 0;
+}

@@ -8,6 +8,7 @@
 #define GCA_WRAPPER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct proto_sync;
@@ -48,6 +49,18 @@ int wrapper_setenv(const char *assignment);
  */
 int wrapper_bind(const char *prog, struct proto_sync *s, void *bind, void **ok, char *code,
 	size_t codelen, char *msg, size_t msglen);
+
+/*
+ * --checkpoint-every: a positive duration ("30s", "5m", "2h"), or "auto": the CTS sets the
+ * interval from the cost of the job's checkpoints and the mean time between failures
+ * (docs/ARCHITECTURE.md, "Adaptive checkpoint intervals"), *ms then WRAPPER_EVERY_AUTO. On a
+ * bad value it says so as prog and returns -1. WRAPPER_EVERY_MS and WRAPPER_EVERY_IS_AUTO give
+ * local_bind's checkpoint_every_ms and checkpoint_auto.
+ */
+#define WRAPPER_EVERY_AUTO		UINT64_MAX
+#define WRAPPER_EVERY_MS(e)		((e) == WRAPPER_EVERY_AUTO ? 0 : (e))
+#define WRAPPER_EVERY_IS_AUTO(e)	((e) == WRAPPER_EVERY_AUTO)
+int wrapper_every_parse(const char *prog, const char *s, uint64_t *ms);
 
 /* Lets fd survive exec (the app core service's job owns the conversation with the CTS). */
 int wrapper_keep_fd(int fd);

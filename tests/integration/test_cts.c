@@ -66,7 +66,7 @@ broker(void)
 static int
 bind_gid(struct proto_sync *s, const char *gid, pid_t pid, char *code, char *msg)
 {
-	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)pid, 0, false };
+	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)pid, 0, false, false };
 	void *reply = NULL;
 	int rc;
 

@@ -357,7 +357,7 @@ test_cap_per_cn(void **state)
 static void
 bind_job(void)
 {
-	struct msg_local_bind b = { "limits-job", NULL, 0, 0, false };
+	struct msg_local_bind b = { "limits-job", NULL, 0, 0, false, false };
 	char code[64] = "", msg[512] = "";
 	void *reply = NULL;
 	int rc = -1;

@@ -63,6 +63,12 @@ expect_fail "gca-exec with a bad --checkpoint-every" 2 "gca-exec: bad --checkpoi
     gca-exec --gid job-1 --checkpoint-every soon -- touch "$ran"
 expect_fail "gca-recover with a bad --checkpoint-every" 2 "gca-recover: bad --checkpoint-every*" \
     gca-recover --gid job-1 --checkpoint latest --checkpoint-every 0 -- touch "$ran"
+expect_fail "gca-exec --checkpoint-every auto is taken (then: no CTS)" 1 "*CTS at /nonexistent*" \
+    gca-exec --gid job-1 --checkpoint-every auto --cts /nonexistent -- touch "$ran"
+expect_fail "gca-recover --checkpoint-every auto is taken (then: no CTS)" 1 "*CTS at /nonexistent*" \
+    gca-recover --gid job-1 --checkpoint latest --checkpoint-every auto --cts /nonexistent -- touch "$ran"
+expect_fail "gca-exec --checkpoint-every automatic is refused" 2 "*bad --checkpoint-every \"automatic\" (say 30s, 5m, 2h or auto)*" \
+    gca-exec --gid job-1 --checkpoint-every automatic -- touch "$ran"
 expect_fail "gca-recover without --checkpoint" 2 "usage: gca-recover *" \
     gca-recover --gid job-1 -- touch "$ran"
 expect_fail "gca-recover with a checkpoint that is not an id" 2 "gca-recover: bad checkpoint*" \
