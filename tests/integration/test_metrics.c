@@ -192,7 +192,7 @@ local_connect(void)
 static void
 bind_gid(struct proto_sync *s, const char *gid)
 {
-	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)getpid(), 0, false };
+	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)getpid(), 0, false, false };
 	void *reply = NULL;
 	char code[64], msg[512];
 
@@ -423,7 +423,7 @@ test_directory_state(void **state)
 	assert_int_equal(test_site_slapd_signal(&site, SIGSTOP), 0);
 	{
 		struct proto_sync *job = local_connect();
-		struct msg_local_bind b = { "g-m3", NULL, (uint64_t)getpid(), 0, false };
+		struct msg_local_bind b = { "g-m3", NULL, (uint64_t)getpid(), 0, false, false };
 
 		/* the CTS asks the GCS to bind: the GCS queues a directory write */
 		assert_int_equal(proto_sync_send(job, "local_bind", 1, proto_type_find("local_bind"),
