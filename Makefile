@@ -169,7 +169,7 @@ bench: all
 # kernel in a guest); Debian 13 what the native criu suite needs (crit is in python3-pycriu there).
 # Does nothing when all are present; a package the release's apt sources lack names itself.
 DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils libevent-dev libssl-dev \
-	openssl libcmocka-dev uuid-dev uthash-dev criu iproute2 procps psmisc kmod cpio xz-utils zstd \
+	openssl libcmocka-dev uuid-dev uthash-dev criu libcap2-bin iproute2 procps psmisc kmod cpio xz-utils zstd \
 	python3 man-db rsync
 DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 busybox-static \
 	debootstrap
