@@ -296,7 +296,7 @@ restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out
 {
 	const struct proto_peer *p = &op->r->peer;
 	struct cts *c = op->cts;
-	int pre;
+	int pre = 0;
 
 	if (m->parent[0] != '\0' ||
 	    (pre = image_lists_folder(op->image_dir, CRIU_PREDUMP_DIR, out, len)) != 0) {
