@@ -505,7 +505,7 @@ criu_exec(const char **argv, struct criu_stats *st, int dirfd)
 			_exit(127);
 		if (dirfd >= 0) {
 			/* gca-criu-helper: the image folder as its fd 3 */
-			if (dup2(dirfd, 3) != 3)
+			if (dirfd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(dirfd, 3) != 3)
 				_exit(127);
 			execv(argv[0], (char **)argv);
 			_exit(127);
