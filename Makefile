@@ -58,15 +58,18 @@ GCS_SRCS := $(wildcard gcs/*.c)
 CTS_SRCS := $(if $(wildcard cts/cts.c),$(wildcard cts/*.c cts/core/*.c))
 CTL_SRCS := $(wildcard ctl/*.c)
 VMM_WRAP := $(wildcard wrappers/vmm-ready-job-executor.c wrappers/vmm-ready-job-resumer.c wrappers/vmm_wrap.c)
-WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca_app.c $(VMM_WRAP),$(wildcard wrappers/*.c))
+WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca-criu-helper.c wrappers/gca_app.c $(VMM_WRAP),$(wildcard wrappers/*.c))
 EXEC_SRCS := $(strip $(wildcard wrappers/gca-exec.c) $(if $(wildcard wrappers/gca-exec.c),$(WRAP_SHARED)))
 RECOVER_SRCS := $(strip $(wildcard wrappers/gca-recover.c) $(if $(wildcard wrappers/gca-recover.c),$(WRAP_SHARED)))
 # The VMM wrappers (issue 9): each its main, vmm_wrap.c and what every wrapper shares.
 VEXEC_SRCS := $(if $(wildcard wrappers/vmm-ready-job-executor.c),wrappers/vmm-ready-job-executor.c wrappers/vmm_wrap.c $(WRAP_SHARED))
+# The criu helper of ordinary users' jobs (docs/ARCHITECTURE.md, "The privilege line"): alone.
+HELPER_SRCS := $(wildcard wrappers/gca-criu-helper.c)
 VRES_SRCS := $(if $(wildcard wrappers/vmm-ready-job-resumer.c),wrappers/vmm-ready-job-resumer.c wrappers/vmm_wrap.c $(WRAP_SHARED))
 
 PROGS := $(if $(GCS_SRCS),$(B)/gca-gcs) $(if $(CTS_SRCS),$(B)/gca-cts) $(if $(CTL_SRCS),$(B)/gca-ctl) \
 	$(if $(EXEC_SRCS),$(B)/gca-exec) $(if $(RECOVER_SRCS),$(B)/gca-recover) \
+	$(if $(HELPER_SRCS),$(B)/gca-criu-helper) \
 	$(if $(VEXEC_SRCS),$(B)/vmm-ready-job-executor) $(if $(VRES_SRCS),$(B)/vmm-ready-job-resumer)
 
 EXAMPLE_SRCS := $(wildcard examples/*.c)
@@ -109,6 +112,7 @@ $(eval $(call program,gca-cts,$(CTS_SRCS)))
 $(eval $(call program,gca-ctl,$(CTL_SRCS)))
 $(eval $(call program,gca-exec,$(EXEC_SRCS)))
 $(eval $(call program,gca-recover,$(RECOVER_SRCS)))
+$(eval $(call program,gca-criu-helper,$(HELPER_SRCS)))
 $(eval $(call program,vmm-ready-job-executor,$(VEXEC_SRCS)))
 $(eval $(call program,vmm-ready-job-resumer,$(VRES_SRCS)))
 
@@ -166,7 +170,7 @@ bench: all
 # promtool (package prometheus) checks the metrics text in test_metrics.
 # Does nothing when all are present; a package the release's apt sources lack names itself.
 DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils glue-schema libevent-dev libssl-dev \
-	openssl libcmocka-dev uuid-dev uthash-dev criu iproute2 procps psmisc kmod cpio xz-utils zstd \
+	openssl libcmocka-dev uuid-dev uthash-dev criu libcap2-bin iproute2 procps psmisc kmod cpio xz-utils zstd \
 	python3 man-db rsync prometheus
 DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 busybox-static \
 	debootstrap
@@ -187,7 +191,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
 
 # What make install puts where; a program missing from the build fails it (nothing is skipped).
-INSTALL_BIN := gca-ctl gca-exec gca-recover vmm-ready-job-executor vmm-ready-job-resumer
+INSTALL_BIN := gca-ctl gca-exec gca-recover gca-criu-helper vmm-ready-job-executor vmm-ready-job-resumer
 INSTALL_SBIN := gca-gcs gca-cts
 install: all
 	set -e; \

@@ -44,6 +44,9 @@ struct core_service {
 	bool		 keeps_channel;
 	/* vmm: restores run as the job's user, from a verified copy restore_prepare makes */
 	bool		 user_restore;
+	/* criu: can a job of uid (not root) be checkpointed here? 0, or -1 with why not; NULL:
+	 * every user's can */
+	int		(*user_job)(struct cts *c, uid_t uid, char *why, size_t len);
 };
 extern const struct core_service core_app, core_criu, core_vmm;
 /* criu_predump: the folder, inside a checkpoint's image folder, that holds its pre-dump; the dump

@@ -125,6 +125,15 @@ local_bind(struct proto_req *r, void *ctx)
 		    (unsigned)uid);
 		return;
 	}
+	if (uid != 0 && c->core->user_job != NULL) {
+		char why[400];
+
+		if (c->core->user_job(c, uid, why, sizeof why) != 0) {
+			proto_reply_err(r, PROTO_E_FORBIDDEN, "uid %u is not root: %s", (unsigned)uid,
+			    why);
+			return;
+		}
+	}
 	if ((j = jobs_find(c, b->gid)) != NULL && !j->ended) {
 		if (j->pid == (pid_t)b->pid && j->start == start && !b->recovery) {
 			/* The job's library came back after a CTS restart: same process, new socket. */

@@ -4,7 +4,8 @@
  * the caller owns the GID, finds the image in its store, checks its manifest against the record
  * (gcaImageSha256, and manifest.sig by the record's gcaCTSName) and every file against the
  * manifest. For the app core service the verified files are copied into a folder the caller's
- * user owns, since the job reads them itself; criu restores run as root and read the store.
+ * user owns, since the job reads them itself; root's criu restores read the store, an ordinary
+ * user's read a verified copy of root's that the user may read but not change (restore_lend).
  * An image this CTS does not hold is fetched first (transfer.c) from a CTS that does, with a grant
  * from the GCS (image_grant), unless this CTS's descriptor says gcaMigration FALSE.
  */
@@ -255,6 +256,75 @@ restore_check_record(struct restore_op *op, const struct image_meta *top, char *
 	return 0;
 }
 
+static int
+restore_lend_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag == FTW_SL || lchown(path, 0, restore_chown_gid) != 0)
+		return -1;
+	return chmod(path, S_ISDIR(st->st_mode) ? 0750 : 0640);
+}
+
+/*
+ * An ordinary user's criu restore (docs/ARCHITECTURE.md, "The privilege line"): criu runs as that
+ * user (gca-criu-helper), so it reads a copy verified here: owned by root, readable by the user's
+ * group (0750, files 0640), writable by nobody else, so the owner can change nothing a restore
+ * trusts between this check and criu's read. The root-owned marker gca-restore-for says for whom
+ * (the helper restores a copy made for its caller's uid only); the top folder is readable last.
+ */
+static int
+restore_lend(const char *copy, uid_t uid, gid_t gid, char *out, size_t len)
+{
+	char marker[PATH_MAX + 32], text[32];
+
+	snprintf(marker, sizeof marker, "%s/gca-restore-for", copy);
+	snprintf(text, sizeof text, "uid %u\n", (unsigned)uid);
+	restore_chown_gid = gid;
+	if (file_write_whole(marker, text, strlen(text), 0640) != 0 ||
+	    nftw(copy, restore_lend_one, 16, FTW_PHYS | FTW_DEPTH) != 0) {
+		snprintf(out, len, "%s: cannot lend it to uid %u: %s", copy, (unsigned)uid,
+		    strerror(errno));
+		file_remove_tree(copy);
+		return -1;
+	}
+	return 0;
+}
+
+/* In the child, an ordinary user's criu checkpoint: full images only (the user's own criu could
+ * not read an earlier one), verified and copied for the CTS, decrypted, then lent (restore_lend). */
+static int
+restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out, size_t len)
+{
+	const struct proto_peer *p = &op->r->peer;
+	struct cts *c = op->cts;
+	int pre = 0;
+
+	if (m->parent[0] != '\0' ||
+	    (pre = image_lists_folder(op->image_dir, CRIU_PREDUMP_DIR, out, len)) != 0) {
+		if (m->parent[0] != '\0' || pre > 0)
+			snprintf(out, len, "checkpoint %s is incremental: an ordinary user's restore "
+			    "takes full images only", op->id);
+		return -1;
+	}
+	if (m->key_id[0] != '\0' && strcmp(m->key_id, c->image_key_id) != 0) {
+		snprintf(out, len, "the image of checkpoint %s is encrypted with site key %s; this CTS "
+		    "has %s%s (image_key in cts.conf)", op->id, m->key_id,
+		    c->image_key_id[0] ? "key " : "no key", c->image_key_id);
+		return -1;
+	}
+	if (image_verify(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0)
+		return -1;
+	if (m->key_id[0] != '\0' && image_decrypt(op->image_dir, op->copy, c->image_key, (uid_t)-1,
+	    (gid_t)-1, out, len) != 0) {
+		file_remove_tree(op->copy);
+		return -1;
+	}
+	if (restore_lend(op->copy, p->uid, p->gid, out, len) != 0)
+		return -1;
+	snprintf(out, len, "ok lent");
+	return 0;
+}
+
 /* In the child: every file against the manifest, and the copy for the job's user. */
 /* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
  * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
@@ -269,6 +339,8 @@ restore_verify(void *arg, char *out, size_t len)
 	if (image_manifest_read(op->image_dir, &m, out, len) != 0 ||
 	    restore_check_record(op, &m, out, len) != 0)
 		return -1;
+	if (!restore_gives_copy(c) && p->uid != 0)
+		return restore_verify_user(op, &m, out, len);
 	if (m.key_id[0] == '\0') {
 		bool app = restore_gives_copy(c);
 		if (app && m.parent[0] != '\0') {
@@ -318,7 +390,8 @@ static void
 restore_on_verified(bool ok, const char *out, void *arg)
 {
 	struct restore_op *op = arg;
-	bool copied = restore_gives_copy(op->cts) || strcmp(out, "ok decrypted") == 0;
+	bool copied = restore_gives_copy(op->cts) || strcmp(out, "ok decrypted") == 0 ||
+	    strcmp(out, "ok lent") == 0;
 	struct msg_restore_ok reply = { op->id, copied ? op->copy : op->image_dir,
 		(char *)op->cts->core->name, op->seq };
 
@@ -525,9 +598,18 @@ restore_prepare(struct proto_req *r, void *ctx)
 		return;
 	}
 	if (!c->core->keeps_channel && !c->core->user_restore && r->peer.uid != 0) {
-		proto_reply_err(r, PROTO_E_FORBIDDEN, "a %s restore runs as root: run gca-recover as "
-		    "root", c->core->name);
-		return;
+		char why[400];
+
+		if (c->core->user_job == NULL) {
+			proto_reply_err(r, PROTO_E_FORBIDDEN, "a %s restore runs as root: run "
+			    "gca-recover as root", c->core->name);
+			return;
+		}
+		if (c->core->user_job(c, r->peer.uid, why, sizeof why) != 0) {
+			proto_reply_err(r, PROTO_E_FORBIDDEN, "uid %u is not root: %s",
+			    (unsigned)r->peer.uid, why);
+			return;
+		}
 	}
 	if ((op = calloc(1, sizeof *op)) == NULL)
 		abort();

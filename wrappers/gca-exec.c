@@ -14,10 +14,18 @@
  * the init's tree (cts/core/criu.c finds it as our child). A SIGKILL cannot be passed on: kill
  * the init (our child) to kill the job.
  *
+ * An ordinary user's criu job has no PID namespace (making one takes root, and criu cannot dump a
+ * user's job inside one: docs/ARCHITECTURE.md, "The privilege line"). We ask the CTS what it runs
+ * (local_info) before binding; for criu the job is our child from the start, waiting on a pipe:
+ * the GID is bound to it (the tree the CTS dumps, as its user, through gca-criu-helper), it gets
+ * the CTS's parameters over the pipe, leads a session of its own and execs. We stay resident and
+ * pass signals on as for root's jobs; a SIGKILL to the job itself ends it.
+ *
  * Exit status: the job's (app: it replaces us; criu: 128+N when signal N ended it); 1 the job
  * was not started (no CTS, refused, no PID namespace); 2 usage; 127 the job cannot be run.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,13 +54,14 @@ exec_usage(void)
 	return 2;
 }
 
-/* Sets every parameter the CTS gave; on error says which and returns -1. */
+/* Sets every parameter the CTS gave; on error says which and returns -1. With wfd >= 0 they are
+ * written there as "NAME=value\0" records instead (for the job, our child, whose pid is job). */
 static int
-exec_params(const struct msg_local_bind_ok *ok, const char *gid)
+exec_params(const struct msg_local_bind_ok *ok, const char *gid, pid_t job, int wfd)
 {
 	char pid[24], err[512], *kv;
 
-	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	snprintf(pid, sizeof pid, "%ld", (long)job);
 	const struct wrapper_var vars[] = {
 		{ "gid", gid }, { "cts", ok->cts }, { "pid", pid },
 		{ "core_service", ok->core_service },
@@ -63,7 +72,15 @@ exec_params(const struct msg_local_bind_ok *ok, const char *gid)
 			fprintf(stderr, "gca-exec: CTS %s: %s; the job is not started\n", ok->cts, err);
 			return -1;
 		}
-		if (wrapper_setenv(kv) != 0) {
+		if (wfd >= 0) {
+			size_t n = strlen(kv) + 1;
+			if (write(wfd, kv, n) != (ssize_t)n) {
+				fprintf(stderr, "gca-exec: cannot pass %s to the job: %s; the job is not "
+				    "started\n", kv, strerror(errno));
+				free(kv);
+				return -1;
+			}
+		} else if (wrapper_setenv(kv) != 0) {
 			fprintf(stderr, "gca-exec: cannot set %s: %s; the job is not started\n", kv,
 			    strerror(errno));
 			free(kv);
@@ -87,6 +104,98 @@ exec_criu(char **job)
 	return forward_wait("gca-exec", init);
 }
 
+/* The user's criu job, our child: its environment from the pipe ("NAME=value\0" records, then
+ * an empty one), a session of its own, then the job. EOF before the end: the bind failed. */
+static void GCA_NORETURN
+exec_user_child(int rfd, char **job)
+{
+	static char buf[256 * 1024];
+	size_t used = 0;
+	ssize_t n;
+	char *p;
+
+	while (used < sizeof buf - 1 && (n = read(rfd, buf + used, sizeof buf - 1 - used)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			_exit(127);
+		used += (size_t)n;
+		if (used > 0 && buf[used - 1] == '\0' && (used == 1 || buf[used - 2] == '\0'))
+			break;		/* the end marker */
+	}
+	if (used == 0 || buf[used - 1] != '\0' || (used > 1 && buf[used - 2] != '\0'))
+		_exit(127);	/* the bind failed: the job must not run */
+	close(rfd);
+	for (p = buf; *p != '\0'; p += strlen(p) + 1)
+		if (wrapper_setenv(p) != 0)
+			_exit(127);
+	if (setsid() < 0)
+		_exit(127);
+	forward_reset();
+	wrapper_sigpipe_restore();
+	execvp(job[0], job);
+	fprintf(stderr, "gca-exec: cannot run %s: %s\n", job[0], strerror(errno));
+	_exit(127);
+}
+
+/* What the CTS runs (local_info), into core (size len); -1 after saying why. */
+static int
+exec_core(struct proto_sync *s, char *core, size_t len)
+{
+	const struct proto_type *pt = proto_type_find("local_info");
+	struct msg_empty req = { 0 };
+	struct msg_local_info_ok *ok = NULL;
+	char code[64], msg[512];
+
+	if (proto_sync_call(s, "local_info", pt, &req, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		fprintf(stderr, "gca-exec: the CTS does not say what it runs: %s (%s)\n", msg, code);
+		return -1;
+	}
+	snprintf(core, len, "%s", ok->core_service);
+	proto_body_free(pt->reply, ok);
+	return 0;
+}
+
+/* An ordinary user's criu job: bound as our child, no PID namespace; returns its exit status. */
+static int
+exec_criu_user(struct proto_sync *s, const char *gid, uint64_t every_ms, char **job)
+{
+	struct msg_local_bind bind = { .gid = (char *)gid, .checkpoint_every_ms = every_ms };
+	struct msg_local_bind_ok *ok = NULL;
+	char code[64], msg[512];
+	int p[2], rc = 1;
+	pid_t child;
+
+	forward_setup();
+	if (pipe2(p, O_CLOEXEC) != 0 || (child = fork()) < 0) {
+		fprintf(stderr, "gca-exec: cannot start the job: %s\n", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		close(p[1]);
+		exec_user_child(p[0], job);
+	}
+	close(p[0]);
+	bind.pid = (uint64_t)child;
+	if (wrapper_bind("gca-exec", s, &bind, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
+		goto fail;
+	}
+	if (exec_params(ok, gid, child, p[1]) != 0 || write(p[1], "", 1) != 1)
+		goto fail;
+	close(p[1]);
+	proto_body_free(proto_type_find("local_bind")->reply, ok);
+	forward_start(child);
+	return forward_wait("gca-exec", child);
+fail:
+	close(p[1]);
+	proto_body_free(proto_type_find("local_bind")->reply, ok);
+	forward_kill(child);
+	return rc;
+}
+
 /* Binds and execs the job; returns only on failure (or for criu, when the job ended), with the
  * exit status. */
 static int
@@ -106,13 +215,23 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 	wrapper_sigpipe_ignore();
 	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
 		return 1;
+	if (getuid() != 0) {
+		char core[64];
+
+		if (exec_core(s, core, sizeof core) != 0)
+			goto out;
+		if (strcmp(core, "criu") == 0) {
+			rc = exec_criu_user(s, gid, every_ms, job);
+			goto out;
+		}
+	}
 	if (wrapper_bind("gca-exec", s, &bind, (void **)&ok, code, sizeof code, msg,
 	    sizeof msg) != 0) {
 		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
 		goto out;
 	}
 	/* From here the CTS holds the binding; if we exit instead of exec, it sees us go and unbinds. */
-	if (exec_params(ok, gid) != 0)
+	if (exec_params(ok, gid, getpid(), -1) != 0)
 		goto out;
 	if (strcmp(ok->core_service, "app") == 0) {
 		/* The job keeps the conversation: s stays open (proto_sync_close would close the

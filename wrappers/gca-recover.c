@@ -3,7 +3,9 @@
  *
  * restore_prepare asks the CTS to find and verify the image; then the job is brought back as our
  * child (app: a fork that execs the job with GCA_RESTORE_DIR; criu: `criu restore -d`, whose
- * restored tree is reparented to us because we are a child subreaper) and bound to the GID with
+ * restored tree is reparented to us because we are a child subreaper; for a user who is not root,
+ * through gca-criu-helper, which runs that criu as the user with the two capabilities it needs,
+ * from the copy the CTS verified and lent to the user) and bound to the GID with
  * local_bind {recovery: true, pid: the job's}. We stay resident: signals are forwarded to the job
  * and we exit with its status, so whoever started gca-recover sees the job as if it were it.
  *
@@ -319,19 +321,28 @@ recover_criu_run(struct recover *rc, const char *tmp)
 
 	snprintf(pidfile, sizeof pidfile, "%s/restore.pid", tmp);
 	snprintf(log, sizeof log, "%s/restore.log", tmp);
-	argv[argc++] = "criu";
-	argv[argc++] = "restore";
-	argv[argc++] = "-D";
-	argv[argc++] = rc->r->image_dir;
-	argv[argc++] = "-W";		/* criu's own files (stats) go there, not into the store */
-	argv[argc++] = tmp;
-	argv[argc++] = "-d";
-	argv[argc++] = "--pidfile";
-	argv[argc++] = pidfile;
-	argv[argc++] = "-o";
-	argv[argc++] = log;
-	argv[argc++] = "-v4";
-	argv[argc++] = "--cpu-cap=fpu";	/* the CPU check against the dump's cpuinfo.img */
+	if (getuid() != 0) {
+		/* an ordinary user's job: criu as us, with the two capabilities the helper carries,
+		 * from the copy the CTS verified and lent us (docs/ARCHITECTURE.md) */
+		argv[argc++] = "gca-criu-helper";
+		argv[argc++] = "restore";
+		argv[argc++] = rc->r->image_dir;
+		argv[argc++] = tmp;
+	} else {
+		argv[argc++] = "criu";
+		argv[argc++] = "restore";
+		argv[argc++] = "-D";
+		argv[argc++] = rc->r->image_dir;
+		argv[argc++] = "-W";	/* criu's own files (stats) go there, not into the store */
+		argv[argc++] = tmp;
+		argv[argc++] = "-d";
+		argv[argc++] = "--pidfile";
+		argv[argc++] = pidfile;
+		argv[argc++] = "-o";
+		argv[argc++] = log;
+		argv[argc++] = "-v4";
+		argv[argc++] = "--cpu-cap=fpu";	/* the CPU check against the dump's cpuinfo.img */
+	}
 	if (isatty(STDIN_FILENO))
 		argv[argc++] = "--shell-job";
 	argc += recover_criu_inherit(rc->r->image_dir, inherit, argv + argc);
@@ -343,8 +354,8 @@ recover_criu_run(struct recover *rc, const char *tmp)
 	}
 	if (criu == 0) {
 		forward_reset();
-		execvp("criu", (char **)argv);
-		fprintf(stderr, "gca-recover: cannot run criu: %s\n", strerror(errno));
+		execvp(argv[0], (char **)argv);
+		fprintf(stderr, "gca-recover: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	/* Only criu itself: the restored tree becomes our child when criu exits. */
@@ -357,6 +368,8 @@ recover_criu_run(struct recover *rc, const char *tmp)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
 			return -1;	/* the child said it could not run criu */
+		if (getuid() != 0 && access(log, F_OK) != 0)
+			return -1;	/* gca-criu-helper refused before criu ran, and said why */
 		fprintf(stderr, "gca-recover: criu restore of %s failed (%s %d)\n",
 		    rc->r->image_dir, WIFEXITED(status) ? "exit" : "signal",
 		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));

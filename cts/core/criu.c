@@ -1,12 +1,15 @@
 /*
  * The criu core service: system-level checkpoints of a job's whole process tree with CRIU. The CTS
- * dumps (`criu dump --leave-running`, root); restores run inside gca-recover's process tree, never
- * here (DESIGN.md, "The CRIU privilege line"). criu's log stays with the image, and its last error
+ * dumps (`criu dump --leave-running`): root's jobs as root, an ordinary user's job through
+ * gca-criu-helper, which runs criu as the job's user with CAP_CHECKPOINT_RESTORE only
+ * (--unprivileged); restores run inside gca-recover's process tree, never here
+ * (docs/ARCHITECTURE.md, "The privilege line"). criu's log stays with the image, and its last error
  * lines go into the error reply. The probe is `criu check`: on a kernel criu does not support, the
  * CTS is published unavailable with criu's own reason.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,9 @@
 
 static char criu_version[64], criu_kernel[128];
 static char criu_xfeatures[32], criu_xsave[48], criu_fpu_flags[512];
+/* ordinary users' jobs: "" when they can be dumped here, else why not (criu_user_job) */
+static char criu_user_why[300];
+static char criu_helper[PATH_MAX];	/* gca-criu-helper, next to gca-cts or on PATH */
 
 static int criu_run(const char *cmd, const char *want, char *line, size_t len);
 
@@ -216,6 +222,54 @@ criu_run(const char *cmd, const char *want, char *line, size_t len)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/*
+ * Can ordinary users' jobs be dumped here? criu needs --unprivileged (CRIU 3.17 has none: it
+ * came later; Debian 13's 4.1 has it) and the CTS its helper, found next to gca-cts first.
+ */
+static void
+criu_user_probe(void)
+{
+	char exe[PATH_MAX], line[512], *slash;
+	ssize_t n;
+
+	criu_helper[0] = '\0';
+	if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			*slash = '\0';
+			if (snprintf(criu_helper, sizeof criu_helper, "%.*s/gca-criu-helper",
+			    (int)(sizeof criu_helper - 32), exe) >= (int)sizeof criu_helper ||
+			    access(criu_helper, X_OK) != 0)
+				criu_helper[0] = '\0';
+		}
+	}
+	if (criu_helper[0] == '\0' && criu_run("command -v gca-criu-helper 2>/dev/null", NULL,
+	    line, sizeof line) == 0 && line[0] == '/')
+		snprintf(criu_helper, sizeof criu_helper, "%s", line);
+	if (criu_run("criu --help 2>&1", "--unprivileged", line, sizeof line) != 0 ||
+	    strstr(line, "--unprivileged") == NULL)
+		snprintf(criu_user_why, sizeof criu_user_why, "criu %s has no --unprivileged mode, "
+		    "so only root's jobs can be checkpointed here (ordinary users' jobs need a newer "
+		    "criu, e.g. Debian 13's 4.1)", criu_version);
+	else if (criu_helper[0] == '\0')
+		snprintf(criu_user_why, sizeof criu_user_why, "gca-criu-helper is neither next to "
+		    "gca-cts nor on its PATH, so only root's jobs can be checkpointed here");
+	else
+		criu_user_why[0] = '\0';
+}
+
+/* local_bind of an ordinary user's job: 0, or -1 with why it cannot be checkpointed here. */
+static int
+criu_user_job(struct cts *c, uid_t uid, char *why, size_t len)
+{
+	(void)c;
+	(void)uid;
+	if (criu_user_why[0] == '\0')
+		return 0;
+	snprintf(why, len, "%s", criu_user_why);
+	return -1;
+}
+
 static int
 criu_probe(struct cts *c, char *why, size_t len)
 {
@@ -238,6 +292,7 @@ criu_probe(struct cts *c, char *why, size_t len)
 		return -1;
 	}
 	criu_cpu_probe();	/* criu's figures need a criu that works here */
+	criu_user_probe();
 	/* Incremental dumps and pre-dumps need the kernel to track written pages (soft-dirty bits,
 	 * CONFIG_MEM_SOFT_DIRTY); without it every such dump would fail ("Tracking memory is not
 	 * available"), so the settings are refused here and the CTS is published with the reason. */
@@ -434,7 +489,7 @@ struct criu_stats {
  * only output there) is read into st. Returns criu's exit status, -1 if it did not run.
  */
 static int
-criu_exec(const char **argv, struct criu_stats *st)
+criu_exec(const char **argv, struct criu_stats *st, int dirfd)
 {
 	char line[256];
 	int p[2], status;
@@ -448,6 +503,13 @@ criu_exec(const char **argv, struct criu_stats *st)
 		if (p[1] == STDOUT_FILENO ? fcntl(p[1], F_SETFD, 0) != 0 :
 		    dup2(p[1], STDOUT_FILENO) < 0)
 			_exit(127);
+		if (dirfd >= 0) {
+			/* gca-criu-helper: the image folder as its fd 3 */
+			if (dirfd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(dirfd, 3) != 3)
+				_exit(127);
+			execv(argv[0], (char **)argv);
+			_exit(127);
+		}
 		execvp("criu", (char **)argv);
 		_exit(127);
 	}
@@ -536,7 +598,7 @@ criu_predump(struct cts_ckpt *ck, pid_t root, const char *pid, struct criu_stats
 	}
 	n = criu_job_args(ck, root, argv, n);
 	argv[n] = NULL;
-	if (criu_exec(argv, st) != 0)
+	if (criu_exec(argv, st, -1) != 0)
 		return criu_failed("pre-dump", dir, "pre-dump.log", out, len);
 	return 0;
 }
@@ -576,6 +638,57 @@ criu_log_stats(const struct cts_ckpt *ck, const struct criu_stats *dump,
 	    dump->written, dump->in_parent, more);
 }
 
+static int
+criu_chown_root(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return lchown(path, 0, 0);
+}
+
+/*
+ * An ordinary user's job: gca-criu-helper dumps it as its user (criu --unprivileged) into the
+ * image folder, lent to that user for the dump only and reached through the fd it gets (every
+ * folder above it is the CTS's, 0700: no other process of the user can reach it); then the folder
+ * and everything criu wrote are the CTS's again before a byte of it is hashed. Full dumps only:
+ * the user's criu cannot read an earlier image of the store (criu_choose_parent).
+ */
+static int
+criu_dump_user(struct cts_ckpt *ck, pid_t root, const char *pid, struct criu_stats *st,
+	char *out, size_t len)
+{
+	const char *argv[8];
+	int n = 0, dirfd, rc;
+
+	if (criu_user_why[0] != '\0') {
+		snprintf(out, len, "%s", criu_user_why);
+		return -1;
+	}
+	if (chown(ck->image_dir, ck->job->uid, ck->job->gidn) != 0 ||
+	    (dirfd = open(ck->image_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		snprintf(out, len, "cannot lend %s to uid %u: %s", ck->image_dir,
+		    (unsigned)ck->job->uid, strerror(errno));
+		return -1;
+	}
+	argv[n++] = criu_helper;
+	argv[n++] = "dump";
+	argv[n++] = pid;
+	n = criu_job_args(ck, root, argv, n);
+	argv[n] = NULL;
+	rc = criu_exec(argv, st, dirfd);
+	close(dirfd);
+	if (nftw(ck->image_dir, criu_chown_root, 16, FTW_PHYS) != 0) {
+		snprintf(out, len, "cannot take %s back from uid %u: %s", ck->image_dir,
+		    (unsigned)ck->job->uid, strerror(errno));
+		return -1;
+	}
+	if (rc != 0)
+		return criu_failed("dump (as the job's user, gca-criu-helper)", ck->image_dir,
+		    "dump.log", out, len);
+	return 0;
+}
+
 /* In the child: criu dump into the image folder (after a pre-dump, with criu_predump), then the
  * manifest. */
 static int
@@ -600,6 +713,11 @@ criu_dump_child(void *arg, char *out, size_t len)
 	if (criu_inherit_note(root, ck->image_dir, out, len) != 0)
 		return -1;
 	t0 = time_mono_ms();
+	if (ck->job->uid != 0) {
+		if (criu_dump_user(ck, root, pid, &dump, out, len) != 0)
+			return -1;
+		goto dumped;
+	}
 	if (ck->cts->criu_predump && criu_predump(ck, root, pid, &pre, out, len) != 0)
 		return -1;
 	argv[n++] = "criu";
@@ -629,8 +747,9 @@ criu_dump_child(void *arg, char *out, size_t len)
 	}
 	n = criu_job_args(ck, root, argv, n);
 	argv[n] = NULL;
-	if (criu_exec(argv, &dump) != 0)
+	if (criu_exec(argv, &dump, -1) != 0)
 		return criu_failed("dump", ck->image_dir, "dump.log", out, len);
+dumped:
 	criu_log_stats(ck, &dump, &pre);
 	if (criu_unlink_parents(ck, out, len) != 0)
 		return -1;
@@ -681,7 +800,7 @@ criu_choose_parent(struct cts_ckpt *ck)
 	struct stat st;
 
 	ck->parent[0] = '\0';
-	if (ck->cts->criu_incremental == 0 || j->incr_last[0] == '\0' ||
+	if (ck->cts->criu_incremental == 0 || j->uid != 0 || j->incr_last[0] == '\0' ||
 	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0')
 		return;
 	if (cts_image_dir(ck->cts, j->gid, j->incr_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
@@ -714,4 +833,5 @@ const struct core_service core_criu = {
 	.dump = criu_dump,
 	.saved = criu_saved,
 	.keeps_channel = false,
+	.user_job = criu_user_job,
 };

@@ -8,7 +8,7 @@
 # checkpoint 1 is restored by criu while its job still runs (two copies, each with pids 1 and 2);
 # the job is killed and brought back with gca-recover from the latest checkpoint and from the
 # first, signals reaching it and its exit status coming back; the pipe job's output goes to
-# gca-recover's own pipe; a user who is not root is refused by gca-exec and gca-recover.
+# gca-recover's own pipe. Ordinary users' jobs: tests/native/criu_user.sh.
 # Then memory tracking: where the kernel has no soft-dirty bits (`criu check --feature
 # mem_dirty_track` fails), a CTS configured with criu_incremental or criu_predump refuses them at
 # start with that reason and is published unavailable with it; where it has them, it is ok.
@@ -234,22 +234,7 @@ else
 fi
 expect_eq "SIGTERM to the pipe job's gca-recover came back as its status 3" "$(cat "$T/recover3.rc" 2>/dev/null)" 3
 
-# ---- 8. a user (uid 1000, no capabilities) gets a clear no on both sides of the privilege line ----
-# (the wrappers copied where the user can run them: the build folder may be under /root)
-mkdir -p "$T/user" "$T/bin" && chown 1000:1000 "$T/user"
-cp "$GCA_BUILD/gca-exec" "$GCA_BUILD/gca-recover" "$T/bin/" && chmod 0755 "$T/bin"
-asuser() { setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps=-all env PATH="$T/bin:$PATH" GCA_CTS_SOCKET="$GCA_CTS_SOCKET" "$@"; }
-asuser gca-exec --gid user-job -- touch "$T/user/ran" </dev/null >"$T/user.out" 2>&1; urc=$?
-[ -e "$T/user/ran" ] && echo ran >> "$T/user.out"
-expect_eq "gca-exec as a user, for a criu CTS: exit 1" "$urc" 1
-check "  it says the job's PID namespace takes root, and the job did not run" \
-	grep -q "^gca-exec: cannot make a PID namespace for the job: Operation not permitted (.*run gca-exec as root for this CTS); the job is not started$" "$T/user.out"
-check "  (nothing else on its stderr)" test "$(wc -l < "$T/user.out")" -eq 1
-asuser gca-recover --gid nat-job --checkpoint latest -- touch "$T/user/ran" </dev/null >"$T/user-recover.out" 2>&1; urc=$?
-[ -e "$T/user/ran" ] && echo ran >> "$T/user-recover.out"
-expect_eq "gca-recover as a user, of a criu checkpoint: exit 1" "$urc" 1
-check "  it says a criu restore runs as root, and nothing ran" \
-	grep -qx "gca-recover: cannot prepare checkpoint latest of nat-job: a criu restore runs as root: run gca-recover as root (forbidden)" "$T/user-recover.out"
+# (ordinary users' jobs: tests/native/criu_user.sh)
 
 # ---- 9. memory tracking: criu_incremental and criu_predump where the kernel can (not) track ----
 # cts_track NAME SETTING: a criu CTS of the site with that one line more; its log and its entry

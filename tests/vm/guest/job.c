@@ -2,7 +2,7 @@
  * job: the VM suites' test job for the criu core service (built by tests/vm/criu.sh, run in the
  * guest under gca-exec and brought back by gca-recover).
  *
- *   job --log FILE [--tick MS] [--mib N] [--stdout 1]
+ *   job --log FILE [--tick MS] [--mib N] [--stdout 1] [--creds 1]
  *
  * Fills N MiB (4) of heap with a pattern and touches every page (so it is resident), writes
  * "ready mib=N pid=P" to FILE, then every tick (100 ms) adds one to its counter, keeps the counter
@@ -12,6 +12,10 @@
  * suite sees where it resumed. On SIGTERM it writes "stopped at N" and exits 3; on SIGUSR1 it exits
  * 4 at once: the suite checks these come back through gca-recover. With --stdout 1 each counter
  * line also goes to stdout (a pipe, in the suite: a write to a pipe nobody reads kills the job).
+ * With --creds 1, SIGHUP makes it append its credentials as it sees them, "cred NAME: VALUE" lines
+ * from /proc/self/status (Uid, Gid, Groups, CapEff, CapPrm, CapBnd, CapAmb, NoNewPrivs) and
+ * /proc/self/limits (open files, processes), then "cred end": tests/native/criu_user.sh compares
+ * them before a dump and after a restore.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -29,6 +33,36 @@ on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static volatile sig_atomic_t creds;
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	creds = 1;
+}
+
+/* The credentials lines of one /proc file whose names start with one of keys. */
+static void
+say_creds(int fd, const char *path, const char *const *keys)
+{
+	char line[512], out[600];
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof line, f) != NULL) {
+		for (int k = 0; keys[k] != NULL; k++) {
+			if (strncmp(line, keys[k], strlen(keys[k])) != 0)
+				continue;
+			snprintf(out, sizeof out, "cred %s", line);
+			if (write(fd, out, strlen(out)) < 0)
+				_exit(2);
+		}
+	}
+	fclose(f);
 }
 
 static void
@@ -55,7 +89,7 @@ int
 main(int argc, char **argv)
 {
 	const char *log = NULL;
-	long tick = 100, mib = 4, out = 0;
+	long tick = 100, mib = 4, out = 0, want_creds = 0;
 	uint64_t *heap, counter = 0;
 	size_t words, i;
 	char line[128];
@@ -70,6 +104,8 @@ main(int argc, char **argv)
 			mib = atol(argv[a + 1]);
 		else if (strcmp(argv[a], "--stdout") == 0)
 			out = atol(argv[a + 1]);
+		else if (strcmp(argv[a], "--creds") == 0)
+			want_creds = atol(argv[a + 1]);
 	}
 	if (log == NULL || tick <= 0 || mib <= 0) {
 		fprintf(stderr, "usage: job --log FILE [--tick MS] [--mib N] [--stdout 1]\n");
@@ -86,6 +122,8 @@ main(int argc, char **argv)
 		heap[i] = pattern(i);
 	signal(SIGTERM, on_term);
 	signal(SIGUSR1, on_usr1);
+	if (want_creds)
+		signal(SIGHUP, on_hup);
 	snprintf(line, sizeof line, "ready mib=%ld pid=%d\n", mib, (int)getpid());
 	say(fd, line);
 	while (!stop) {
@@ -102,6 +140,17 @@ main(int argc, char **argv)
 		say(fd, line);
 		if (out)
 			say(STDOUT_FILENO, line);
+		if (creds) {
+			static const char *const status[] = { "Uid:", "Gid:", "Groups:", "CapEff:",
+				"CapPrm:", "CapBnd:", "CapAmb:", "NoNewPrivs:", NULL };
+			static const char *const limits[] = { "Max open files", "Max processes",
+				NULL };
+
+			creds = 0;
+			say_creds(fd, "/proc/self/status", status);
+			say_creds(fd, "/proc/self/limits", limits);
+			say(fd, "cred end\n");
+		}
 	}
 	snprintf(line, sizeof line, "stopped at %llu\n", (unsigned long long)counter);
 	say(fd, line);
