@@ -9,8 +9,8 @@ static int
 jobs_run(struct ctl *c, int argc, char **argv)
 {
 	static const char *const cols[] = { "gcaGID", "gcaCTSName", "gcaJobState", "gcaOwner",
-		"gcaLastSequence", NULL };
-	static const char *const heads[] = { "GID", "CTS", "STATE", "OWNER", "CHECKPOINTS" };
+		"gcaLastSequence", "gcaExitStatus", NULL };
+	static const char *const heads[] = { "GID", "CTS", "STATE", "OWNER", "CHECKPOINTS", "EXIT" };
 	struct msg_query q = { .what = "jobs" };
 
 	for (int i = 0; i < argc; i++) {
@@ -30,7 +30,8 @@ const struct ctl_cmd ctl_cmd_jobs = {
 	.help = "list the jobs and the CTS holding each",
 	.more =
 	    "One line per job entry in ou=jobs: its GID, the CTS it is bound to, its state (running,\n"
-	    "finished), the user who owns it and the sequence number of its last checkpoint.\n"
+	    "finished), the user who owns it, the sequence number of its last checkpoint and, once it\n"
+	    "ended under gca-exec or gca-recover, its exit status (128+N: signal N ended it).\n"
 	    "  --cts NAME   only the jobs bound to that CTS\n"
 	    "  --limit N    at most N (default 500); a list cut there says so on stderr (\"more: ...\")\n"
 	    "example:\n"

@@ -155,7 +155,7 @@ jobs_on_exit(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_info("job %s (pid %d) ended", j->gid, (int)j->pid);
-	jobs_ended(j);
+	ending_on_exit(j);	/* unbinds, once its wrapper said how it ended */
 }
 
 static void
@@ -238,6 +238,7 @@ jobs_unwatch(struct cts_job *j)
 		close(j->pidfd);
 	j->exit_ev = j->timer = NULL;
 	j->pidfd = -1;
+	ending_unwatch(j);
 }
 
 static void
@@ -294,7 +295,8 @@ jobs_unbind(struct cts_job *j)
 {
 	char local_id[64];
 	/* local_id: a late unbind must not end a binding made since by another process */
-	struct msg_job_unbind b = { j->gid, j->cts->name, "finished", -1, local_id };
+	struct msg_job_unbind b = { j->gid, j->cts->name, "finished",
+		j->exit_known ? j->exit_status : -1, local_id };
 
 	if (j->unbinding)
 		return;

@@ -54,6 +54,7 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 	}
 	if (c->core->keeps_channel)
 		jobs_set_channel(j, op->r->conn);
+	ending_set_wrapper(j, op->r->peer.pid);	/* a resident wrapper binding its child */
 	if (b->recovery && b->checkpoint_id != NULL && id_valid(b->checkpoint_id)) {
 		/* the copy restore_prepare made for this caller goes when the job ends */
 		char copy[PATH_MAX];
@@ -209,6 +210,7 @@ static const struct proto_handler local_handlers[] = {
 	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
 	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
 	{ "local_info", PROTO_ROLE_LOCAL, local_info },
+	{ "local_exit", PROTO_ROLE_LOCAL, ending_local_exit },
 	{ "app_saved", PROTO_ROLE_LOCAL, local_app_saved },
 	{ "restore_prepare", PROTO_ROLE_LOCAL, restore_prepare },
 };

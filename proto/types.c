@@ -277,6 +277,13 @@ static const struct proto_field m_local_checkpoint_fields[] = {
 };
 static const struct proto_type proto_t_m_local_checkpoint = { "local_checkpoint", m_local_checkpoint_fields, sizeof m_local_checkpoint_fields / sizeof m_local_checkpoint_fields[0], sizeof(struct msg_local_checkpoint), &proto_t_checkpoint_ok };
 
+static const struct proto_field m_local_exit_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_local_exit, gid), true, 255 },
+	{ "pid", PK_U64, offsetof(struct msg_local_exit, pid), true, 0 },
+	{ "exit_status", PK_I64, offsetof(struct msg_local_exit, exit_status), true, 0 },
+};
+static const struct proto_type proto_t_m_local_exit = { "local_exit", m_local_exit_fields, sizeof m_local_exit_fields / sizeof m_local_exit_fields[0], sizeof(struct msg_local_exit), &proto_t_ok_empty };
+
 static const struct proto_field local_info_ok_fields[] = {
 	{ "cts", PK_STR, offsetof(struct msg_local_info_ok, cts), true, 256 },
 	{ "core_service", PK_STR, offsetof(struct msg_local_info_ok, core_service), true, 128 },
@@ -328,6 +335,7 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_notify,
 	&proto_t_m_local_bind,
 	&proto_t_m_local_checkpoint,
+	&proto_t_m_local_exit,
 	&proto_t_m_local_info,
 	&proto_t_m_app_save,
 	&proto_t_m_app_saved,
