@@ -160,9 +160,13 @@ struct cts {
 	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
 	bool			 criu_predump;		/* cts.conf: criu pre-dump before each dump */
 	unsigned		 app_incremental;	/* cts.conf: the same for app saves */
+	bool			 fence_none;		/* cts.conf fence none: a moved job is left */
+	int			 fence_grace_ms;	/* cts.conf fence_grace: SIGTERM, then SIGKILL */
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;
 	bool			 registered, registering;
+	uint64_t		 beat_ok_ms;	/* the last heartbeat the GCS took (time_mono_ms) */
+	bool			 beat_lost;	/* one failed since: ask about our jobs (fence.c) */
 	uint64_t		 refused_until_ms;	/* a GCS refused us (retired): ask again then */
 	struct event		*tick;
 	struct cts_job		*jobs;
@@ -233,6 +237,15 @@ void ending_set_wrapper(struct cts_job *j, pid_t pid);
 void ending_on_exit(struct cts_job *j);
 void ending_unwatch(struct cts_job *j);
 void ending_local_exit(struct proto_req *r, void *ctx);
+
+/* fence.c: one live copy per job (DESIGN.md, "One live copy"). fence_stop: j's GID is bound to
+ * another process now (why): its copy here is stopped (cts.conf fence kill, the default), logged
+ * and reported to the GCS (job_unbind, state fenced), or left (fence none). fence_check: after
+ * (re)registering, asks the GCS about each job held here and fences those bound elsewhere
+ * meanwhile (a move made while this CTS was away). fence_free: at exit. */
+void fence_stop(struct cts_job *j, const char *why);
+void fence_check(struct cts *c);
+void fence_free(void);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
 int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);

@@ -315,13 +315,16 @@ jobs_ended(struct cts_job *j)
 	jobs_unbind(j);
 }
 
-/* j's GID is bound to another CTS now (recovered elsewhere, its old process still alive here:
- * the GCS said so with job_moved, or refused a record of it): the job is no longer watched or
- * checkpointed here, and not unbound either (the binding is not this CTS's). */
+/* j's GID is bound to another process now (recovered elsewhere or here, its old process still
+ * alive: the GCS said so with job_moved, refused a record of it, or its entry said so after a
+ * registration): the old process is stopped (fence.c, unless fence none), no longer watched or
+ * checkpointed here, and not unbound either (the binding is not this process's). */
 void
 jobs_moved(struct cts_job *j, const char *why)
 {
 	log_warn("job %s (pid %d) is no longer watched here: %s", j->gid, (int)j->pid, why);
+	if (!j->ended)
+		fence_stop(j, why);	/* one live copy: before the pidfd is let go */
 	jobs_unwatch(j);
 	ckpt_job_gone(j);	/* before ended: a checkpoint it ends must not remove j under us */
 	j->ended = j->moved = true;

@@ -20,6 +20,8 @@ struct local_bind_op {
 	gid_t			 gidn;
 };
 
+static void local_fence_older(struct cts_job *newer);
+
 static void
 local_bind_reply(struct cts *c, struct proto_req *r, bool recovery)
 {
@@ -66,8 +68,26 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 	jobs_save(c);
 	log_info("GID %s bound to pid %d (user %s)%s", b->gid, (int)op->pid, j->owner,
 	    b->recovery ? ", recovered" : "");
+	local_fence_older(j);
 	local_bind_reply(c, op->r, b->recovery);
 	free(op);
+}
+
+/* A recovery on this CTS while an older copy of the GID runs here: the binding is the new
+ * one's now, so the old copy goes as if it had moved away (fence.c). */
+static void
+local_fence_older(struct cts_job *newer)
+{
+	char why[300];
+
+	for (struct cts_job *o = newer->next; o != NULL; o = o->next) {
+		if (strcmp(o->gid, newer->gid) != 0 || o->ended || o->moved)
+			continue;
+		snprintf(why, sizeof why, "GID %s was recovered on this CTS as pid %d", o->gid,
+		    (int)newer->pid);
+		jobs_moved(o, why);
+		return;
+	}
 }
 
 /* The process to bind: the caller itself or its child, running as the caller's user. */
@@ -133,7 +153,8 @@ local_bind(struct proto_req *r, void *ctx)
 			local_bind_reply(c, r, false);
 			return;
 		}
-		if (jobs_alive(j)) {
+		/* A recovery here while the old copy runs: it is fenced once the new one is bound. */
+		if (jobs_alive(j) && !b->recovery) {
 			proto_reply_err(r, PROTO_E_CONFLICT, "GID %s already runs here as pid %d", b->gid,
 			    (int)j->pid);
 			return;
