@@ -139,6 +139,7 @@ start a fa "$T/a1.log" && pass "(a) a job runs on A, checkpointed" || fail "(a) 
 local_a=$(lds "(&(objectClass=gcaJob)(gcaGID=fa))" gcaLocalId | awk '$1=="gcaLocalId:"{print $2}')
 recover b fa "$T/b1.log" && pass "(a) gca-recover on B: the job runs there" || fail "(a) recovery on B" "$(tail -3 "$T/cts-b.log")"
 check "(a) A's copy is stopped (its wrapper exits)" wait_for 10 gone $wrapper
+gone $wrapper || kill -9 $wrapper	# not stopped: bounded all the same
 wait $wrapper 2>/dev/null; rc=$?
 expect_eq "(a) A's wrapper exits with its job's status on SIGTERM (the counter exits 0)" "$rc" 0
 gone "$job" && pass "(a) A's job process is gone" || fail "(a) A's job process is gone" "$(ps -o pid,stat,comm -p "$job")"
