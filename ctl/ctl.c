@@ -245,7 +245,7 @@ ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const cha
 	ctl_print_entries(c, &ok->entries, cols, heads);
 	if (ok->cursor != NULL)		/* on stderr: the table (or JSON) on stdout stays whole */
 		fprintf(stderr, "more: run it again with --cursor %s\n", ok->cursor);
-	else if (ok->more)	/* a list without a cursor (jobs, cts): say it was cut, and how to see it all */
+	else if (ok->more)	/* a list without a cursor (services, classes): say it was cut */
 		fprintf(stderr, "more: the GCS sent the first %zu %s; narrow the list (gca-ctl help %s) "
 		    "or read it all with ldapsearch -E pr=500/noprompt\n", ok->entries.n, q->what, q->what);
 	proto_body_free(proto_type_find("query")->reply, ok);

@@ -1,5 +1,6 @@
 /* gca-ctl cts, gca-ctl cts remove: the Checkpoint Translation Services (paper 3.3). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl/ctl.h"
@@ -22,6 +23,10 @@ cts_run(struct ctl *c, int argc, char **argv)
 			q.property = argv[++i];
 		else if (i + 1 < argc && strcmp(argv[i], "--status") == 0)
 			q.status = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--limit") == 0 && atoi(argv[i + 1]) > 0)
+			q.limit = (uint64_t)atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--cursor") == 0)
+			q.cursor = argv[++i];
 		else
 			return ctl_bad_arg(&ctl_cmd_cts, argc, argv, i);
 	}
@@ -30,7 +35,8 @@ cts_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_cts = {
 	.name = "cts",
-	.usage = "[--class C] [--core-service S] [--property k=v] [--status S]",
+	.usage = "[--class C] [--core-service S] [--property k=v] [--status S] [--limit N] "
+	    "[--cursor C]",
 	.help = "list the CTSes, or those matching",
 	.more =
 	    "Each CTS (paper 3.3) drives one core service on one resource; what it publishes is its\n"
@@ -39,6 +45,9 @@ const struct ctl_cmd ctl_cmd_cts = {
 	    "  --core-service S   app, criu or vmm\n"
 	    "  --property k=v     it publishes the property k=v\n"
 	    "  --status S         ok, down, retired, or a core service's \"unavailable: ...\"\n"
+	    "  --limit N          at most N (default 500), in the order of their names; when more\n"
+	    "                     follow, a line on stderr gives the cursor\n"
+	    "  --cursor C         the next page, from that line\n"
 	    "example:\n"
 	    "  gca-ctl cts --class basic --status ok\n"
 	    "  gca-ctl --json cts --core-service criu\n",

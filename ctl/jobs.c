@@ -9,8 +9,8 @@ static int
 jobs_run(struct ctl *c, int argc, char **argv)
 {
 	static const char *const cols[] = { "gcaGID", "gcaCTSName", "gcaJobState", "gcaOwner",
-		"gcaLastSequence", "gcaProperty:interval=", NULL };
-	static const char *const heads[] = { "GID", "CTS", "STATE", "OWNER", "CHECKPOINTS",
+		"gcaLastSequence", "gcaExitStatus", "gcaProperty:interval=", NULL };
+	static const char *const heads[] = { "GID", "CTS", "STATE", "OWNER", "CHECKPOINTS", "EXIT",
 		"INTERVAL" };
 	struct msg_query q = { .what = "jobs" };
 
@@ -19,6 +19,8 @@ jobs_run(struct ctl *c, int argc, char **argv)
 			q.cts = argv[++i];
 		else if (i + 1 < argc && strcmp(argv[i], "--limit") == 0 && atoi(argv[i + 1]) > 0)
 			q.limit = (uint64_t)atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--cursor") == 0)
+			q.cursor = argv[++i];
 		else
 			return ctl_bad_arg(&ctl_cmd_jobs, argc, argv, i);
 	}
@@ -27,15 +29,18 @@ jobs_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_jobs = {
 	.name = "jobs",
-	.usage = "[--cts NAME] [--limit N]",
-	.help = "list the jobs and the CTS holding each",
+	.usage = "[--cts NAME] [--limit N] [--cursor C]",
+	.help = "list the jobs and the CTS holding each, a page of N at a time",
 	.more =
 	    "One line per job entry in ou=jobs: its GID, the CTS it is bound to, its state (running,\n"
-	    "finished), the user who owns it, the sequence number of its last checkpoint and, for a\n"
+	    "finished), the user who owns it, the sequence number of its last checkpoint, once it\n"
+	    "ended under gca-exec or gca-recover its exit status (128+N: signal N ended it) and, for a\n"
 	    "job under --checkpoint-every auto, its interval and what it was computed from (\"auto:\n"
 	    "<T>ms delta=<checkpoint cost>ms mtbf=<M>ms mtbf_from=cts|restarts|default\").\n"
 	    "  --cts NAME   only the jobs bound to that CTS\n"
-	    "  --limit N    at most N (default 500); a list cut there says so on stderr (\"more: ...\")\n"
+	    "  --limit N    at most N (default 500), in the order of their GIDs; when more follow, a\n"
+	    "               line on stderr gives the cursor (\"more: run it again with --cursor ...\")\n"
+	    "  --cursor C   the next page, from that line\n"
 	    "example:\n"
 	    "  gca-ctl jobs --cts cts-app\n"
 	    "  gca-ctl --json jobs\n",

@@ -109,7 +109,7 @@ const struct ctl_cmd ctl_cmd_subscribe = {
 	.more =
 	    "Streams the GCS's events, of every job or of GID alone, until Ctrl-C (or SIGTERM): one\n"
 	    "line each (time, event, GID, CTS, checkpoint id and seq), or with --json one JSON object\n"
-	    "per line. Events: checkpoint, bound, moved, unbound, bind_lost, cts_up, cts_down.\n"
+	    "per line. Events: checkpoint, bound, moved, unbound, bind_lost, fenced, cts_up, cts_down.\n"
 	    "example:\n"
 	    "  gca-ctl subscribe job-7\n"
 	    "  gca-ctl --json subscribe | while read -r ev; do ...; done\n",

@@ -185,6 +185,11 @@ cts_configure(struct cts *c, const struct config *cf)
 		log_fatal("%s", err);
 	c->app_incremental = config_get(cf, "app_incremental") ? (unsigned)n : 0;
 	c->app_timeout_ms = cts_duration(cf, "app_timeout", 10000);
+	if (config_get(cf, "fence") != NULL && strcmp(config_get(cf, "fence"), "kill") != 0 &&
+	    strcmp(config_get(cf, "fence"), "none") != 0)
+		log_fatal("%s: fence: \"%s\" is neither kill nor none", cf->path, config_get(cf, "fence"));
+	c->fence_none = config_get(cf, "fence") != NULL && strcmp(config_get(cf, "fence"), "none") == 0;
+	c->fence_grace_ms = cts_duration(cf, "fence_grace", 5000);
 	c->heartbeat_ms = cts_duration(cf, "heartbeat", 5000);
 	/* dump_timeout: a core service's work on one checkpoint, at most (checkpoint.c) */
 	c->dump_timeout_ms = cts_duration(cf, "dump_timeout", 600000);
@@ -364,6 +369,7 @@ main(int argc, char **argv)
 	proto_server_free(c.local);
 	proto_server_free(c.server);
 	jobs_free(&c);
+	fence_free();
 	outbox_free(&c);
 	retention_free(&c);
 	event_base_free(c.base);

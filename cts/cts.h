@@ -81,6 +81,14 @@ struct cts_job {
 	int		 pidfd;
 	struct event	*exit_ev, *timer;
 	struct proto_conn *channel;	/* app: the job's socket */
+	/* how it ended (ending.c): the resident wrapper that bound it as its child, which says the
+	 * job's exit status with local_exit; the unbind waits a little for that word */
+	pid_t		 wrapper;
+	uint64_t	 wrapper_start;
+	int		 wrapper_pidfd;		/* only while wrapper > 0 */
+	bool		 exit_known;
+	int64_t		 exit_status;
+	struct event	*exit_wait_ev, *exit_wait_timer;
 	struct cts_ckpt	*running, *queue;
 	unsigned	 nqueued;
 	struct cts	*cts;
@@ -173,9 +181,13 @@ struct cts {
 	unsigned		 app_incremental;	/* cts.conf: the same for app saves */
 	/* cts.conf mtbf (0: not set), auto_min, auto_max: --checkpoint-every auto (interval.c) */
 	uint64_t		 mtbf_ms, auto_min_ms, auto_max_ms;
+	bool			 fence_none;		/* cts.conf fence none: a moved job is left */
+	int			 fence_grace_ms;	/* cts.conf fence_grace: SIGTERM, then SIGKILL */
 	struct proto_server	*server, *local;
 	struct proto_client	*gcs;
 	bool			 registered, registering;
+	uint64_t		 beat_ok_ms;	/* the last heartbeat the GCS took (time_mono_ms) */
+	bool			 beat_lost;	/* one failed since: ask about our jobs (fence.c) */
 	uint64_t		 refused_until_ms;	/* a GCS refused us (retired): ask again then */
 	uint64_t		 started_ms;		/* time_mono_ms at start */
 	struct event		*tick;
@@ -240,6 +252,25 @@ void jobs_moved(struct cts_job *j, const char *why);	/* bound elsewhere now: for
 void jobs_on_moved(struct proto_req *r, void *ctx);	/* job_moved from the GCS */
 void jobs_retry_unbind(struct cts *c);
 void jobs_free(struct cts *c);
+
+/* ending.c: how a job ended. ending_set_wrapper: the bind came from pid, the job's parent, which
+ * stays resident and reports the job's status (local_exit). ending_on_exit: the job's process is
+ * gone: unbind now if its status is known or nobody will say it, else wait for the wrapper's word
+ * (at most ENDING_WAIT_MS, or until the wrapper is gone too). ending_unwatch frees what waits. */
+#define ENDING_WAIT_MS	5000
+void ending_set_wrapper(struct cts_job *j, pid_t pid);
+void ending_on_exit(struct cts_job *j);
+void ending_unwatch(struct cts_job *j);
+void ending_local_exit(struct proto_req *r, void *ctx);
+
+/* fence.c: one live copy per job (DESIGN.md, "One live copy"). fence_stop: j's GID is bound to
+ * another process now (why): its copy here is stopped (cts.conf fence kill, the default), logged
+ * and reported to the GCS (job_unbind, state fenced), or left (fence none). fence_check: after
+ * (re)registering, asks the GCS about each job held here and fences those bound elsewhere
+ * meanwhile (a move made while this CTS was away). fence_free: at exit. */
+void fence_stop(struct cts_job *j, const char *why);
+void fence_check(struct cts *c);
+void fence_free(void);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
 int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);

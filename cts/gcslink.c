@@ -72,6 +72,9 @@ gcslink_on_registered(const char *code, const char *msg, const void *body, void 
 	c->registered = true;
 	outbox_flush(c);
 	jobs_retry_unbind(c);
+	c->beat_lost = false;
+	c->beat_ok_ms = time_mono_ms();
+	fence_check(c);		/* what moved while we could not be told */
 }
 
 static void
@@ -101,8 +104,20 @@ gcslink_on_beat(const char *code, const char *msg, const void *body, void *arg)
 	struct cts *c = arg;
 
 	(void)body;
-	if (code == NULL)
+	if (code == NULL) {
+		/* A beat lost, or none for a while (the link cut, this CTS stopped): a move made
+		 * meanwhile could not be told here. */
+		if (c->beat_lost || (c->beat_ok_ms != 0 &&
+		    time_mono_ms() - c->beat_ok_ms > 2 * (uint64_t)c->heartbeat_ms + 1000)) {
+			log_info("the GCS %s answers again: asking it about this CTS's jobs",
+			    gcslink_current());
+			fence_check(c);
+		}
+		c->beat_lost = false;
+		c->beat_ok_ms = time_mono_ms();
 		return;
+	}
+	c->beat_lost = true;
 	if (strcmp(code, PROTO_E_FORBIDDEN) == 0) {
 		/* retired while it ran: registering again is refused too (gcslink_on_registered) */
 		c->registered = false;

@@ -155,7 +155,7 @@ jobs_on_exit(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_info("job %s (pid %d) ended", j->gid, (int)j->pid);
-	jobs_ended(j);
+	ending_on_exit(j);	/* unbinds, once its wrapper said how it ended */
 }
 
 static void
@@ -245,6 +245,7 @@ jobs_unwatch(struct cts_job *j)
 		close(j->pidfd);
 	j->exit_ev = j->timer = NULL;
 	j->pidfd = -1;
+	ending_unwatch(j);
 }
 
 static void
@@ -301,7 +302,8 @@ jobs_unbind(struct cts_job *j)
 {
 	char local_id[64];
 	/* local_id: a late unbind must not end a binding made since by another process */
-	struct msg_job_unbind b = { j->gid, j->cts->name, "finished", -1, local_id };
+	struct msg_job_unbind b = { j->gid, j->cts->name, "finished",
+		j->exit_known ? j->exit_status : -1, local_id };
 
 	if (j->unbinding)
 		return;
@@ -320,13 +322,16 @@ jobs_ended(struct cts_job *j)
 	jobs_unbind(j);
 }
 
-/* j's GID is bound to another CTS now (recovered elsewhere, its old process still alive here:
- * the GCS said so with job_moved, or refused a record of it): the job is no longer watched or
- * checkpointed here, and not unbound either (the binding is not this CTS's). */
+/* j's GID is bound to another process now (recovered elsewhere or here, its old process still
+ * alive: the GCS said so with job_moved, refused a record of it, or its entry said so after a
+ * registration): the old process is stopped (fence.c, unless fence none), no longer watched or
+ * checkpointed here, and not unbound either (the binding is not this process's). */
 void
 jobs_moved(struct cts_job *j, const char *why)
 {
 	log_warn("job %s (pid %d) is no longer watched here: %s", j->gid, (int)j->pid, why);
+	if (!j->ended)
+		fence_stop(j, why);	/* one live copy: before the pidfd is let go */
 	jobs_unwatch(j);
 	ckpt_job_gone(j);	/* before ended: a checkpoint it ends must not remove j under us */
 	j->ended = j->moved = true;

@@ -20,6 +20,8 @@ struct local_bind_op {
 	gid_t			 gidn;
 };
 
+static void local_fence_older(struct cts_job *newer);
+
 static void
 local_bind_reply(struct cts *c, struct proto_req *r, bool recovery)
 {
@@ -56,6 +58,7 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 	interval_bind(j, b->recovery);
 	if (c->core->keeps_channel)
 		jobs_set_channel(j, op->r->conn);
+	ending_set_wrapper(j, op->r->peer.pid);	/* a resident wrapper binding its child */
 	if (b->recovery && b->checkpoint_id != NULL && id_valid(b->checkpoint_id)) {
 		/* the copy restore_prepare made for this caller goes when the job ends */
 		char copy[PATH_MAX];
@@ -67,8 +70,26 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 	jobs_save(c);
 	log_info("GID %s bound to pid %d (user %s)%s", b->gid, (int)op->pid, j->owner,
 	    b->recovery ? ", recovered" : "");
+	local_fence_older(j);
 	local_bind_reply(c, op->r, b->recovery);
 	free(op);
+}
+
+/* A recovery on this CTS while an older copy of the GID runs here: the binding is the new
+ * one's now, so the old copy goes as if it had moved away (fence.c). */
+static void
+local_fence_older(struct cts_job *newer)
+{
+	char why[300];
+
+	for (struct cts_job *o = newer->next; o != NULL; o = o->next) {
+		if (strcmp(o->gid, newer->gid) != 0 || o->ended || o->moved)
+			continue;
+		snprintf(why, sizeof why, "GID %s was recovered on this CTS as pid %d", o->gid,
+		    (int)newer->pid);
+		jobs_moved(o, why);
+		return;
+	}
 }
 
 /* The process to bind: the caller itself or its child, running as the caller's user. */
@@ -144,7 +165,8 @@ local_bind(struct proto_req *r, void *ctx)
 			local_bind_reply(c, r, false);
 			return;
 		}
-		if (jobs_alive(j)) {
+		/* A recovery here while the old copy runs: it is fenced once the new one is bound. */
+		if (jobs_alive(j) && !b->recovery) {
 			proto_reply_err(r, PROTO_E_CONFLICT, "GID %s already runs here as pid %d", b->gid,
 			    (int)j->pid);
 			return;
@@ -221,6 +243,7 @@ static const struct proto_handler local_handlers[] = {
 	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
 	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
 	{ "local_info", PROTO_ROLE_LOCAL, local_info },
+	{ "local_exit", PROTO_ROLE_LOCAL, ending_local_exit },
 	{ "app_saved", PROTO_ROLE_LOCAL, local_app_saved },
 	{ "restore_prepare", PROTO_ROLE_LOCAL, restore_prepare },
 };

@@ -3,6 +3,7 @@
  * property or status, jobs, a job's checkpoints newest first). The same data is in the directory
  * for ldapsearch; this is for clients that speak only the wire.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,128 @@ query_cursor(const char *cursor, uint64_t *before)
 	return 0;
 }
 
+/*
+ * jobs and cts, paged by key (gcaGID, cn). Neither attribute has an ordering rule in the schema, so
+ * the directory cannot give "the entries after X" (a filter (gcaGID>=X) is undefined), and the
+ * paged results control (RFC 2696) keeps its cookie on one LDAP connection, which the GCS shares
+ * among all its clients and loses on a reconnect. So the GCS reads the matching entries whole (its
+ * directory identity has no size limit: gca-site) and pages them in its own order, the bytes of
+ * the key: the cursor "after=K" (K percent-encoded, so that any GID is one shell word) asks for
+ * the entries whose key sorts after K. A page costs a read of the whole list: fine for the jobs
+ * and CTSes of a site; checkpoints, which may be millions, page in the directory (before=N).
+ */
+#define QUERY_KEY_MAX 256
+
+struct query_keyed {
+	const char		*key;
+	const struct dir_entry	*e;
+};
+
+static int
+query_keyed_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct query_keyed *)a)->key, ((const struct query_keyed *)b)->key);
+}
+
+static void
+query_key_encode(const char *key, char *out, size_t len)
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	    "-_.:";
+	size_t o = snprintf(out, len, "after=");
+
+	for (const unsigned char *p = (const unsigned char *)key; *p != '\0' && o + 4 < len; p++) {
+		if (strchr(safe, *p) != NULL)
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, len - o, "%%%02X", *p);
+	}
+	out[o] = '\0';
+}
+
+/* "after=K" into key; NULL cursor: "" (from the start). -1 for anything else. */
+static int
+query_key_cursor(const char *cursor, char *key, size_t len)
+{
+	size_t o = 0;
+	const char *p;
+	unsigned v;
+
+	key[0] = '\0';
+	if (cursor == NULL)
+		return 0;
+	if (strncmp(cursor, "after=", 6) != 0 || cursor[6] == '\0')
+		return -1;
+	for (p = cursor + 6; *p != '\0'; p++) {
+		if (o + 1 >= len)
+			return -1;
+		if (*p != '%') {
+			if ((unsigned char)*p < 0x21 || *p == 0x7f)
+				return -1;
+			key[o++] = *p;
+			continue;
+		}
+		if (sscanf(p + 1, "%2x", &v) != 1 || !isxdigit((unsigned char)p[1]) ||
+		    !isxdigit((unsigned char)p[2]) || v == 0)
+			return -1;
+		key[o++] = (char)v;
+		p += 2;
+	}
+	key[o] = '\0';
+	return 0;
+}
+
+struct query_page {
+	struct proto_req	*r;
+	const char		*attr;		/* the key */
+	char			 after[QUERY_KEY_MAX + 1];
+};
+
+static void
+query_on_keyed(const struct dir_result *res, void *arg)
+{
+	struct query_page *qp = arg;
+	struct proto_req *r = qp->r;
+	size_t limit = query_limit(r->body), n = 0;
+	struct msg_query_ok ok = { 0 };
+	struct dir_result page = { 0 };
+	struct query_keyed *k;
+	char cursor[3 * QUERY_KEY_MAX + 8];
+
+	if (res->status != DIR_OK) {
+		query_on_result(res, r);
+		free(qp);
+		return;
+	}
+	if ((k = calloc(res->nentries ? res->nentries : 1, sizeof *k)) == NULL)
+		abort();
+	for (size_t i = 0; i < res->nentries; i++) {
+		const char *key = dir_entry_get(&res->entries[i], qp->attr);
+
+		if (key == NULL)
+			key = "";
+		if (qp->after[0] == '\0' || strcmp(key, qp->after) > 0)
+			k[n++] = (struct query_keyed){ key, &res->entries[i] };
+	}
+	qsort(k, n, sizeof *k, query_keyed_cmp);
+	page.nentries = n > limit ? limit : n;
+	if ((page.entries = calloc(page.nentries ? page.nentries : 1, sizeof *page.entries)) == NULL)
+		abort();
+	for (size_t i = 0; i < page.nentries; i++)
+		page.entries[i] = *k[i].e;	/* shallow: read only, by query_entries */
+	if (n > limit) {
+		query_key_encode(k[limit - 1].key, cursor, sizeof cursor);
+		ok.cursor = cursor;
+		ok.more = true;
+	}
+	query_entries(&page, &ok.entries);
+	proto_reply_ok(r, r->pt->reply, &ok);
+	proto_entries_free(&ok.entries);
+	free(page.entries);
+	free(k);
+	free(qp);
+}
+
 void
 query_handle(struct proto_req *r, void *ctx)
 {
@@ -191,5 +314,22 @@ query_handle(struct proto_req *r, void *ctx)
 		return;
 	}
 	strcat(filter, ")");
+	if (strcmp(ou, "jobs") == 0 || strcmp(ou, "cts") == 0) {
+		struct query_page *qp = calloc(1, sizeof *qp);
+
+		if (qp == NULL)
+			abort();
+		qp->r = r;
+		qp->attr = strcmp(ou, "jobs") == 0 ? "gcaGID" : "cn";
+		if (query_key_cursor(q->cursor, qp->after, sizeof qp->after) != 0) {
+			proto_reply_err(r, PROTO_E_BAD_FIELD, "cursor \"%s\" is not one this GCS gives "
+			    "(after=K, K the last %s given, percent-encoded)", q->cursor,
+			    strcmp(ou, "jobs") == 0 ? "GID" : "CTS name");
+			free(qp);
+			return;
+		}
+		dir_search(g->dir, base, 1, filter, 0, query_on_keyed, qp);
+		return;
+	}
 	dir_search(g->dir, base, 1, filter, limit + 1, query_on_result, r);
 }

@@ -312,6 +312,44 @@ router_on_unbound(const struct dir_result *res, void *arg)
 	free(op);
 }
 
+/* ---- job_unbind {state: fenced}: a CTS stopped the old copy of a GID bound elsewhere ---- */
+
+static void
+router_on_fenced(const struct dir_result *res, void *arg)
+{
+	struct router_op *op = arg;
+	struct msg_job_unbind *b = op->r->body;
+
+	/* CAS_LOST: the note is there already (a report sent again) */
+	if (res->status == DIR_OK || res->status == DIR_CAS_LOST) {
+		if (res->status == DIR_OK) {
+			log_info("GID %s: CTS %s stopped its old copy (%s)", b->gid, b->cts,
+			    b->local_id);
+			notify_event(op->g, "fenced", b->gid, b->cts, NULL, 0);
+		}
+		proto_reply_ok(op->r, op->r->pt->reply, NULL);
+	} else {
+		proto_reply_err(op->r, gcs_dir_code(res->status), "%s", res->msg);
+	}
+	free(op);
+}
+
+/* Only a copy the binding no longer names may be reported fenced: never the bound process. */
+static void
+router_fenced(struct router_op *op, const char *holder, const char *local)
+{
+	struct msg_job_unbind *b = op->r->body;
+
+	if (holder != NULL && local != NULL && strcmp(holder, b->cts) == 0 &&
+	    strcmp(local, b->local_id) == 0) {
+		proto_reply_err(op->r, PROTO_E_CONFLICT, "GID %s is bound to %s's process %s: that "
+		    "copy is the live one, not a fenced one", b->gid, b->cts, b->local_id);
+		free(op);
+		return;
+	}
+	dir_job_fenced(op->g->dir, b->gid, b->cts, b->local_id, router_on_fenced, op);
+}
+
 static void
 router_on_unbind_holder(const struct dir_result *res, void *arg)
 {
@@ -323,6 +361,10 @@ router_on_unbind_holder(const struct dir_result *res, void *arg)
 		proto_reply_err(op->r, res->status == DIR_OK ? PROTO_E_NOT_FOUND :
 		    gcs_dir_code(res->status), "unknown GID %s", b->gid);
 		free(op);
+		return;
+	}
+	if (b->state != NULL && strcmp(b->state, "fenced") == 0) {
+		router_fenced(op, holder, dir_entry_get(&res->entries[0], "gcaLocalId"));
 		return;
 	}
 	if (holder == NULL || strcmp(holder, b->cts) != 0) {
@@ -343,6 +385,16 @@ router_job_unbind(struct proto_req *r, void *ctx)
 
 	if (strcmp(r->peer.name, b->cts) != 0) {
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "CTS %s may not unbind for %s", r->peer.name, b->cts);
+		return;
+	}
+	if (b->state != NULL && strcmp(b->state, "finished") != 0 && strcmp(b->state, "fenced") != 0) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "state must be finished or fenced, not \"%s\"",
+		    b->state);
+		return;
+	}
+	if (b->state != NULL && strcmp(b->state, "fenced") == 0 &&
+	    (b->local_id == NULL || *b->local_id == '\0')) {
+		proto_reply_err(r, PROTO_E_MISSING_FIELD, "which copy was fenced? (local_id)");
 		return;
 	}
 	dir_job_get(((struct gcs *)ctx)->dir, b->gid, router_on_unbind_holder, router_op_new(ctx, r));

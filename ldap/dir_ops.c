@@ -456,6 +456,29 @@ dir_job_state(struct dir *d, const char *gid, const char *local_id, const char *
 	dir_op_submit(d, op);
 }
 
+static void
+dir_ops_job_fenced(struct dir *d, struct dir_op *op)
+{
+	dir_do_cas(d, op->s[0], "gcaProperty", NULL, op->s[1], NULL, NULL, &op->res);
+}
+
+void
+dir_job_fenced(struct dir *d, const char *gid, const char *cts, const char *local_id,
+    dir_cb cb, void *arg)
+{
+	char dn[DN_MAX], *value;
+	struct dir_op *op;
+
+	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
+		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
+	if (asprintf(&value, "fenced=%s/%s", cts, local_id) < 0)
+		abort();
+	op = dir_op_new(dir_ops_job_fenced, cb, arg);
+	op->s[0] = dir_ops_dup(dn);
+	op->s[1] = value;
+	dir_op_submit(d, op);
+}
+
 void
 dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg)
 {

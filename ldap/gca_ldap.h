@@ -169,6 +169,10 @@ void dir_job_get(struct dir *d, const char *gid, dir_cb cb, void *arg);
  * the job is bound to cts (asserted in the same modify). */
 void dir_job_interval(struct dir *d, const char *gid, const char *cts, const char *value,
 	dir_cb cb, void *arg);
+/* Notes on the job entry that cts stopped its old copy local_id (one live copy): the value
+ * gcaProperty fenced=<cts>/<local_id> added; DIR_CAS_LOST when it is there already. */
+void dir_job_fenced(struct dir *d, const char *gid, const char *cts, const char *local_id,
+	dir_cb cb, void *arg);
 /* Assigns the job's next sequence number in the directory and adds the record; idempotent by id
  * (a resent record answers DIR_OK with the number it already has). r->seq holds the number. */
 void dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, void *arg);

@@ -112,6 +112,8 @@ struct msg_local_bind {
 };
 struct msg_local_bind_ok { char *cts, *core_service; struct proto_strlist params; };
 struct msg_local_checkpoint { char *gid; };
+/* local_exit: a resident wrapper tells how the job it bound (pid) ended, before it exits */
+struct msg_local_exit { char *gid; uint64_t pid; int64_t exit_status; };
 /* local_info: what the CTS publishes, for a wrapper before it starts a job (a VM's guest) */
 struct msg_local_info_ok { char *cts, *core_service; struct proto_strlist properties; };
 /* parent_id, parent_dir: only when the CTS offers an incremental save (app_incremental);

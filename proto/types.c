@@ -66,7 +66,7 @@ static const struct proto_type proto_t_image_fetch_ok = { "image_fetch_ok", imag
 
 static const struct proto_field query_ok_fields[] = {
 	{ "entries", PK_ENTRIES, offsetof(struct msg_query_ok, entries), false, 0 },
-	{ "cursor", PK_STR, offsetof(struct msg_query_ok, cursor), false, 256 },
+	{ "cursor", PK_STR, offsetof(struct msg_query_ok, cursor), false, 1024 },
 	{ "more", PK_BOOL, offsetof(struct msg_query_ok, more), false, 0 },
 };
 static const struct proto_type proto_t_query_ok = { "query_ok", query_ok_fields, sizeof query_ok_fields / sizeof query_ok_fields[0], sizeof(struct msg_query_ok), NULL };
@@ -243,7 +243,7 @@ static const struct proto_field m_query_fields[] = {
 	{ "core_service", PK_STR, offsetof(struct msg_query, core_service), false, 128 },
 	{ "property", PK_STR, offsetof(struct msg_query, property), false, 1024 },
 	{ "status", PK_STR, offsetof(struct msg_query, status), false, 1024 },
-	{ "cursor", PK_STR, offsetof(struct msg_query, cursor), false, 256 },
+	{ "cursor", PK_STR, offsetof(struct msg_query, cursor), false, 1024 },
 	{ "limit", PK_U64, offsetof(struct msg_query, limit), false, 0 },
 };
 static const struct proto_type proto_t_m_query = { "query", m_query_fields, sizeof m_query_fields / sizeof m_query_fields[0], sizeof(struct msg_query), &proto_t_query_ok };
@@ -277,6 +277,13 @@ static const struct proto_field m_local_checkpoint_fields[] = {
 	{ "gid", PK_STR, offsetof(struct msg_local_checkpoint, gid), true, 255 },
 };
 static const struct proto_type proto_t_m_local_checkpoint = { "local_checkpoint", m_local_checkpoint_fields, sizeof m_local_checkpoint_fields / sizeof m_local_checkpoint_fields[0], sizeof(struct msg_local_checkpoint), &proto_t_checkpoint_ok };
+
+static const struct proto_field m_local_exit_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_local_exit, gid), true, 255 },
+	{ "pid", PK_U64, offsetof(struct msg_local_exit, pid), true, 0 },
+	{ "exit_status", PK_I64, offsetof(struct msg_local_exit, exit_status), true, 0 },
+};
+static const struct proto_type proto_t_m_local_exit = { "local_exit", m_local_exit_fields, sizeof m_local_exit_fields / sizeof m_local_exit_fields[0], sizeof(struct msg_local_exit), &proto_t_ok_empty };
 
 static const struct proto_field local_info_ok_fields[] = {
 	{ "cts", PK_STR, offsetof(struct msg_local_info_ok, cts), true, 256 },
@@ -329,6 +336,7 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_notify,
 	&proto_t_m_local_bind,
 	&proto_t_m_local_checkpoint,
+	&proto_t_m_local_exit,
 	&proto_t_m_local_info,
 	&proto_t_m_app_save,
 	&proto_t_m_app_saved,

@@ -1,28 +1,32 @@
 /*
  * gca-exec: starts a job under a CTS (paper 5.1, flow "A job starts").
  *
- * It binds the job's GID to the CTS on the CTS's unix socket (local_bind with its own pid) and
- * sets the environment the CTS's parameter patterns ask for. For the app core service it then
- * execs the job in its own place, so the pid the CTS watches is the job's, and the socket stays
- * open across exec (GCA_APP_FD): the job's gca_app library answers app_save on it.
+ * It binds the job's GID to the CTS on the CTS's unix socket (local_bind) and sets the
+ * environment the CTS's parameter patterns ask for. It stays resident for every core service,
+ * the job's parent and the process whoever started us waits for: signals we get go to the job,
+ * we exit with the job's status, and before that we tell the CTS how the job ended (local_exit:
+ * the job entry's gcaExitStatus). A SIGKILL cannot be passed on; the job dies with us then
+ * (PR_SET_PDEATHSIG).
+ *
+ * For the app core service (and any but criu) the job is forked first and held on a pipe
+ * (wrapper_hold), the CTS binds its pid, and then it runs with the socket kept across exec
+ * (GCA_APP_FD): the job's gca_app library answers app_save on it.
  *
  * For criu the socket is closed (criu refuses to dump a process holding a unix socket to an
  * outside peer) and the job runs in a PID namespace of its own under a small init (pidns.c), so
  * that a restore, which gives the job its old pids, never collides with a copy still running.
- * We stay resident, the process the CTS watches and whoever started us waits for: signals we get
- * go to the init, which passes them to the job, and we exit with the job's status. The CTS dumps
- * the init's tree (cts/core/criu.c finds it as our child). A SIGKILL cannot be passed on: kill
- * the init (our child) to kill the job.
+ * The CTS binds us and dumps the init's tree (cts/core/criu.c finds it as our child); kill the
+ * init (our child) to kill the job.
  *
  * An ordinary user's criu job has no PID namespace (making one takes root, and criu cannot dump a
- * user's job inside one: docs/ARCHITECTURE.md, "The privilege line"). We ask the CTS what it runs
- * (local_info) before binding; for criu the job is our child from the start, waiting on a pipe:
- * the GID is bound to it (the tree the CTS dumps, as its user, through gca-criu-helper), it gets
- * the CTS's parameters over the pipe, leads a session of its own and execs. We stay resident and
- * pass signals on as for root's jobs; a SIGKILL to the job itself ends it.
+ * user's job inside one: docs/ARCHITECTURE.md, "The privilege line"). For criu the job is then our
+ * child from the start, waiting on a pipe: the GID is bound to it (the tree the CTS dumps, as its
+ * user, through gca-criu-helper), it gets the CTS's parameters over the pipe, leads a session of
+ * its own and execs, without the socket. We stay resident and pass signals on as for root's jobs;
+ * a SIGKILL to the job itself ends it.
  *
- * Exit status: the job's (app: it replaces us; criu: 128+N when signal N ended it); 1 the job
- * was not started (no CTS, refused, no PID namespace); 2 usage; 127 the job cannot be run.
+ * Exit status: the job's, 128+N when signal N ended it; 1 the job was not started (no CTS,
+ * refused, no PID namespace); 2 usage; 127 the job cannot be run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,12 +58,14 @@ exec_usage(void)
 	return 2;
 }
 
-/* Sets every parameter the CTS gave; on error says which and returns -1. With wfd >= 0 they are
- * written there as "NAME=value\0" records instead (for the job, our child, whose pid is job). */
+/* Expands every parameter the CTS gave ({pid}: the job's) and hands it to the job (wfd, see
+ * wrapper_hold), or sets it here (wfd -1: the criu job inherits our environment); on error
+ * says which and returns -1. */
 static int
 exec_params(const struct msg_local_bind_ok *ok, const char *gid, pid_t job, int wfd)
 {
 	char pid[24], err[512], *kv;
+	int rc;
 
 	snprintf(pid, sizeof pid, "%ld", (long)job);
 	const struct wrapper_var vars[] = {
@@ -72,15 +78,8 @@ exec_params(const struct msg_local_bind_ok *ok, const char *gid, pid_t job, int 
 			fprintf(stderr, "gca-exec: CTS %s: %s; the job is not started\n", ok->cts, err);
 			return -1;
 		}
-		if (wfd >= 0) {
-			size_t n = strlen(kv) + 1;
-			if (write(wfd, kv, n) != (ssize_t)n) {
-				fprintf(stderr, "gca-exec: cannot pass %s to the job: %s; the job is not "
-				    "started\n", kv, strerror(errno));
-				free(kv);
-				return -1;
-			}
-		} else if (wrapper_setenv(kv) != 0) {
+		rc = wfd >= 0 ? wrapper_hold_put(wfd, kv, NULL) : wrapper_setenv(kv);
+		if (rc != 0) {
 			fprintf(stderr, "gca-exec: cannot set %s: %s; the job is not started\n", kv,
 			    strerror(errno));
 			free(kv);
@@ -91,17 +90,27 @@ exec_params(const struct msg_local_bind_ok *ok, const char *gid, pid_t job, int 
 	return 0;
 }
 
-/* The criu job: in its own PID namespace, with us resident; returns its exit status. */
+/* The job runs, bound as pid job: signals go to it; its status is ours and the CTS is told it. */
 static int
-exec_criu(char **job)
+exec_watch(const char *gid, const char *socket, pid_t job, pid_t bound)
+{
+	int status;
+
+	forward_start(job);
+	status = forward_wait("gca-exec", job);
+	wrapper_report_exit("gca-exec", socket, gid, bound, status);
+	return status;
+}
+
+/* The criu job: bound as us (the CTS dumps our child's tree), in its own PID namespace. */
+static int
+exec_criu(const char *gid, const char *socket, char **job)
 {
 	pid_t init;
 
-	forward_setup();
 	if ((init = pidns_start("gca-exec", job)) < 0)
 		return 1;
-	forward_start(init);
-	return forward_wait("gca-exec", init);
+	return exec_watch(gid, socket, init, getpid());
 }
 
 /* The user's criu job, our child: its environment from the pipe ("NAME=value\0" records, then
@@ -138,36 +147,20 @@ exec_user_child(int rfd, char **job)
 	_exit(127);
 }
 
-/* What the CTS runs (local_info), into core (size len); -1 after saying why. */
-static int
-exec_core(struct proto_sync *s, char *core, size_t len)
-{
-	const struct proto_type *pt = proto_type_find("local_info");
-	struct msg_empty req = { 0 };
-	struct msg_local_info_ok *ok = NULL;
-	char code[64], msg[512];
-
-	if (proto_sync_call(s, "local_info", pt, &req, (void **)&ok, code, sizeof code, msg,
-	    sizeof msg) != 0) {
-		fprintf(stderr, "gca-exec: the CTS does not say what it runs: %s (%s)\n", msg, code);
-		return -1;
-	}
-	snprintf(core, len, "%s", ok->core_service);
-	proto_body_free(pt->reply, ok);
-	return 0;
-}
-
 /* An ordinary user's criu job: bound as our child, no PID namespace; returns its exit status. */
 static int
-exec_criu_user(struct proto_sync *s, const char *gid, uint64_t every_ms, char **job)
+exec_criu_user(struct proto_sync *s, const char *gid, const char *socket, uint64_t every_ms,
+    char **job)
 {
-	struct msg_local_bind bind = { .gid = (char *)gid, .checkpoint_every_ms = every_ms };
+	struct msg_local_bind bind = {
+		.gid = (char *)gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms),
+	};
 	struct msg_local_bind_ok *ok = NULL;
 	char code[64], msg[512];
 	int p[2], rc = 1;
 	pid_t child;
 
-	forward_setup();
 	if (pipe2(p, O_CLOEXEC) != 0 || (child = fork()) < 0) {
 		fprintf(stderr, "gca-exec: cannot start the job: %s\n", strerror(errno));
 		return 1;
@@ -187,8 +180,7 @@ exec_criu_user(struct proto_sync *s, const char *gid, uint64_t every_ms, char **
 		goto fail;
 	close(p[1]);
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
-	forward_start(child);
-	return forward_wait("gca-exec", child);
+	return exec_watch(gid, socket, child, child);
 fail:
 	close(p[1]);
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
@@ -196,8 +188,53 @@ fail:
 	return rc;
 }
 
-/* Binds and execs the job; returns only on failure (or for criu, when the job ended), with the
- * exit status. */
+/* Any other core service: the job is our child, held until the CTS bound its pid; it keeps
+ * the conversation with the CTS (GCA_APP_FD, the app core service's channel). */
+static int
+exec_child(const char *gid, const char *socket, struct proto_sync **s, char **job,
+    uint64_t every_ms)
+{
+	const struct proto_type *pt = proto_type_find("local_bind");
+	struct msg_local_bind bind = {
+		.gid = (char *)gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
+	};
+	struct msg_local_bind_ok *ok = NULL;
+	char code[64], msg[512], fd[16];
+	bool bound;
+	int wfd;
+	pid_t child;
+
+	if ((child = wrapper_hold("gca-exec", job, proto_sync_fd(*s), &wfd)) < 0)
+		return 1;
+	bind.pid = (uint64_t)child;
+	snprintf(fd, sizeof fd, "%d", proto_sync_fd(*s));	/* the same number in the child */
+	bound = wrapper_bind("gca-exec", *s, &bind, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) == 0;
+	if (!bound)
+		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
+	/* From here the CTS holds the binding; if the child goes unrun, it sees it go and unbinds. */
+	bound = bound && exec_params(ok, gid, child, wfd) == 0 &&
+	    wrapper_hold_put(wfd, "GCA_APP_FD", fd) == 0 &&
+	    wrapper_hold_put(wfd, "GCA_GID", gid) == 0 &&
+	    wrapper_hold_put(wfd, "GCA_CTS_SOCKET", socket) == 0;
+	if (wrapper_hold_release(wfd, bound) != 0) {
+		if (ok != NULL && bound)
+			fprintf(stderr, "gca-exec: cannot pass the environment to the job: %s; the "
+			    "job is not started\n", strerror(errno));
+		bound = false;
+	}
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(*s);	/* our copy only: the child has its own */
+	*s = NULL;
+	if (!bound) {
+		forward_kill(child);
+		return 1;
+	}
+	return exec_watch(gid, socket, child, child);
+}
+
+/* Binds and runs the job; returns its exit status (or ours if it did not start). */
 static int
 exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 {
@@ -208,52 +245,43 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
 	};
 	struct msg_local_bind_ok *ok = NULL;
-	char code[64], msg[512];
+	char code[64], msg[512], info_code[64];
+	struct msg_local_info_ok *info = NULL;
 	struct proto_sync *s;
 	int rc = 1;
 
+	forward_setup();
 	wrapper_sigpipe_ignore();
 	if ((s = wrapper_connect("gca-exec", socket)) == NULL)
 		return 1;
-	if (getuid() != 0) {
-		char core[64];
-
-		if (exec_core(s, core, sizeof core) != 0)
-			goto out;
-		if (strcmp(core, "criu") == 0) {
-			rc = exec_criu_user(s, gid, every_ms, job);
-			goto out;
-		}
+	/* Which core service: criu binds us (the namespace's parent), the others our child. */
+	if (proto_sync_call(s, "local_info", proto_type_find("local_info"), NULL, (void **)&info,
+	    info_code, sizeof info_code, msg, sizeof msg) != 0) {
+		fprintf(stderr, "gca-exec: the CTS at %s did not say its core service: %s (%s)\n",
+		    socket, msg, info_code);
+		goto out;
+	}
+	if (strcmp(info->core_service, "criu") != 0) {
+		rc = exec_child(gid, socket, &s, job, every_ms);
+		goto out;
+	}
+	if (getuid() != 0) {	/* a user's criu job: no PID namespace */
+		rc = exec_criu_user(s, gid, socket, every_ms, job);
+		goto out;
 	}
 	if (wrapper_bind("gca-exec", s, &bind, (void **)&ok, code, sizeof code, msg,
 	    sizeof msg) != 0) {
 		fprintf(stderr, "gca-exec: GID %s refused: %s (%s)\n", gid, msg, code);
 		goto out;
 	}
-	/* From here the CTS holds the binding; if we exit instead of exec, it sees us go and unbinds. */
-	if (exec_params(ok, gid, getpid(), -1) != 0)
-		goto out;
-	if (strcmp(ok->core_service, "app") == 0) {
-		/* The job keeps the conversation: s stays open (proto_sync_close would close the
-		 * descriptor) and is only freed if exec fails. */
-		if (wrapper_app_env(proto_sync_fd(s), gid, socket) != 0) {
-			fprintf(stderr, "gca-exec: cannot pass the CTS socket to the job: %s; the job "
-			    "is not started\n", strerror(errno));
-			goto out;
-		}
-	} else {
-		proto_sync_close(s);
-		s = NULL;
-		if (strcmp(ok->core_service, "criu") == 0) {
-			rc = exec_criu(job);
-			goto out;
-		}
-	}
-	wrapper_sigpipe_restore();
-	execvp(job[0], job);
-	fprintf(stderr, "gca-exec: cannot run %s: %s\n", job[0], strerror(errno));
-	rc = 127;
+	/* The socket is closed before the job starts: criu refuses to dump a process holding a
+	 * unix socket to an outside peer. If we exit now, the CTS sees us go and unbinds. */
+	proto_sync_close(s);
+	s = NULL;
+	if (exec_params(ok, gid, getpid(), -1) == 0)
+		rc = exec_criu(gid, socket, job);
 out:
+	proto_body_free(proto_type_find("local_info")->reply, info);
 	proto_body_free(pt->reply, ok);
 	proto_sync_close(s);
 	return rc;

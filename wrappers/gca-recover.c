@@ -47,7 +47,6 @@ static const char recover_help_text[] =
     "                         auto: the CTS sets the interval from their cost and the MTBF)\n"
     "See gca-recover(1).\n";
 
-#define RECOVER_ENV_MAX	(1024 * 1024)	/* bytes of environment records the child accepts */
 #define RECOVER_LOG_TAIL 5		/* lines of criu's log shown when it fails */
 
 /* What the job's environment and the placeholders are made of. */
@@ -84,79 +83,19 @@ recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
 	return 0;
 }
 
-/* ---- the app core service ---- */
-
-/* Reads the whole pipe: the records, then EOF. */
-static char *
-recover_child_read(int fd, size_t *len)
-{
-	char *buf = malloc(RECOVER_ENV_MAX);
-	size_t n = 0;
-	ssize_t got;
-
-	if (buf == NULL)
-		return NULL;
-	while (n < RECOVER_ENV_MAX) {
-		got = read(fd, buf + n, RECOVER_ENV_MAX - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			free(buf);
-			return NULL;
-		}
-		if (got == 0)
-			break;
-		n += got;
-	}
-	*len = n;
-	return buf;
-}
-
-/* The forked job: waits for its environment, then becomes the job. Never returns. */
-static void GCA_NORETURN
-recover_child(struct recover *rc, int rfd)
-{
-	size_t len, n;
-	char *buf, *p, *end;
-	bool ended = false;
-
-	if ((buf = recover_child_read(rfd, &len)) == NULL)
-		_exit(127);
-	close(rfd);
-	for (p = buf, end = buf + len; p < end; p += n + 1) {
-		n = strnlen(p, end - p);
-		if (p + n == end)		/* a record cut short: the parent died mid-way */
-			break;
-		if (n == 0) {
-			ended = true;
-			break;
-		}
-		if (wrapper_setenv(p) != 0)
-			_exit(127);
-	}
-	if (!ended)
-		_exit(127);		/* the bind failed: the job must not run */
-	free(buf);
-	forward_reset();
-	execvp(rc->job[0], rc->job);
-	fprintf(stderr, "gca-recover: cannot run %s: %s\n", rc->job[0], strerror(errno));
-	_exit(127);
-}
-
+/* The job runs, bound: signals go to it; its status is ours and the CTS is told it. */
 static int
-recover_write(int fd, const char *p, size_t n)
+recover_watch(struct recover *rc, pid_t job)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= w;
-	}
-	return 0;
+	int status;
+
+	forward_start(job);
+	status = forward_wait("gca-recover", job);
+	wrapper_report_exit("gca-recover", rc->socket, rc->gid, job, status);
+	return status;
 }
+
+/* ---- the app core service ---- */
 
 /* Expands the CTS's parameters and sends them, then the fixed variables, then the end marker. */
 static int
@@ -182,21 +121,15 @@ recover_send_env(struct recover *rc, const struct msg_local_bind_ok *ok, pid_t j
 			    err);
 			return -1;
 		}
-		rv = recover_write(wfd, kv, strlen(kv) + 1);
+		rv = wrapper_hold_put(wfd, kv, NULL);
 		free(kv);
 	}
 	const char *fixed[][2] = {
 		{ "GCA_RESTORE_DIR", r->image_dir }, { "GCA_APP_FD", fd }, { "GCA_GID", rc->gid },
 		{ "GCA_CTS_SOCKET", rc->socket }, { "GCA_CHECKPOINT_ID", r->checkpoint_id },
 	};
-	for (size_t i = 0; i < GCA_NITEMS(fixed) && rv == 0; i++) {
-		if (asprintf(&kv, "%s=%s", fixed[i][0], fixed[i][1]) < 0)
-			return -1;
-		rv = recover_write(wfd, kv, strlen(kv) + 1);
-		free(kv);
-	}
-	if (rv == 0)
-		rv = recover_write(wfd, "", 1);		/* the end marker: an empty record */
+	for (size_t i = 0; i < GCA_NITEMS(fixed) && rv == 0; i++)
+		rv = wrapper_hold_put(wfd, fixed[i][0], fixed[i][1]);
 	if (rv != 0)
 		fprintf(stderr, "gca-recover: cannot pass the environment to the job: %s\n",
 		    strerror(errno));
@@ -208,27 +141,14 @@ recover_app(struct recover *rc)
 {
 	struct msg_local_bind_ok *ok = NULL;
 	bool bound;
-	int p[2];
+	int wfd;
 	pid_t job;
 
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		fprintf(stderr, "gca-recover: pipe: %s\n", strerror(errno));
+	if ((job = wrapper_hold("gca-recover", rc->job, proto_sync_fd(rc->s), &wfd)) < 0)
 		return 1;
-	}
-	if ((job = fork()) < 0) {
-		fprintf(stderr, "gca-recover: fork: %s\n", strerror(errno));
-		return 1;
-	}
-	if (job == 0) {
-		close(p[1]);
-		/* The job owns the conversation with the CTS from now on. */
-		if (wrapper_keep_fd(proto_sync_fd(rc->s)) != 0)
-			_exit(127);
-		recover_child(rc, p[0]);
-	}
-	close(p[0]);
-	bound = recover_bind(rc, job, &ok) == 0 && recover_send_env(rc, ok, job, p[1]) == 0;
-	close(p[1]);
+	bound = recover_bind(rc, job, &ok) == 0 && recover_send_env(rc, ok, job, wfd) == 0;
+	if (wrapper_hold_release(wfd, bound) != 0)
+		bound = false;
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	if (!bound) {
 		forward_kill(job);
@@ -236,8 +156,7 @@ recover_app(struct recover *rc)
 	}
 	proto_sync_close(rc->s);	/* our copy only: the child has its own */
 	rc->s = NULL;
-	forward_start(job);
-	return forward_wait("gca-recover", job);
+	return recover_watch(rc, job);
 }
 
 /* ---- the criu core service ---- */
@@ -425,8 +344,7 @@ recover_criu(struct recover *rc)
 	proto_body_free(proto_type_find("local_bind")->reply, ok);
 	proto_sync_close(rc->s);	/* nothing of ours must look like part of the job to criu */
 	rc->s = NULL;
-	forward_start(job);
-	return forward_wait("gca-recover", job);
+	return recover_watch(rc, job);
 }
 
 /* ---- main ---- */

@@ -235,3 +235,28 @@ wrapper_every_parse(const char *prog, const char *s, uint64_t *ms)
 	}
 	return 0;
 }
+
+/* ---- how the job ended ---- */
+
+void
+wrapper_report_exit(const char *prog, const char *socket, const char *gid, pid_t job, int status)
+{
+	const struct proto_type *pt = proto_type_find("local_exit");
+	struct msg_local_exit m = { (char *)gid, (uint64_t)job, status };
+	char endpoint[4200], err[512], code[64], msg[512];
+	struct proto_sync *s;
+	void *ok = NULL;
+
+	snprintf(endpoint, sizeof endpoint, "unix:%s", socket);
+	if ((s = proto_sync_connect(endpoint, NULL, NULL, 5000, err, sizeof err)) == NULL) {
+		fprintf(stderr, "%s: cannot tell the CTS at %s that GID %s ended with status %d: %s\n",
+		    prog, socket, gid, status, err);
+		return;
+	}
+	if (proto_sync_call(s, "local_exit", pt, &m, &ok, code, sizeof code, msg, sizeof msg) != 0 &&
+	    strcmp(code, PROTO_E_NOT_FOUND) != 0)	/* not found: it was unbound already */
+		fprintf(stderr, "%s: the CTS did not take GID %s's exit status %d: %s (%s)\n", prog,
+		    gid, status, msg, code);
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+}

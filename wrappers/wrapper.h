@@ -7,6 +7,7 @@
 #ifndef GCA_WRAPPER_H
 #define GCA_WRAPPER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,6 +68,28 @@ int wrapper_keep_fd(int fd);
 
 /* Exports GCA_APP_FD=fd (kept across exec), GCA_GID and GCA_CTS_SOCKET for an app job. */
 int wrapper_app_env(int fd, const char *gid, const char *socket);
+
+/*
+ * A job forked before it is bound, so that the CTS binds its pid (the wrapper stays its parent):
+ * wrapper_hold forks it (keep_fd, if >= 0, stays open across exec: GCA_APP_FD), and the child
+ * waits for "NAME=VALUE" records on *wfd (at most WRAPPER_ENV_MAX bytes): wrapper_hold_put sends
+ * one (value NULL: name is already NAME=VALUE), wrapper_hold_release(wfd, true) sends the end
+ * marker (an empty record) and closes wfd (0 if it went), and the child sets them and execs job with the default signal
+ * handlers. Releasing with go false (the bind failed) makes the child exit 127 unrun. The
+ * child dies with SIGKILL when the wrapper dies (PR_SET_PDEATHSIG). -1 after saying why.
+ */
+#define WRAPPER_ENV_MAX	(1024 * 1024)
+pid_t wrapper_hold(const char *prog, char **job, int keep_fd, int *wfd);
+int wrapper_hold_put(int wfd, const char *name, const char *value);
+int wrapper_hold_release(int wfd, bool go);
+
+/*
+ * Tells the CTS at socket how the job it bound as pid job ended (local_exit; status as
+ * forward_wait gives it): the job entry's gcaExitStatus. A failure is said on stderr, as prog,
+ * and changes nothing else: the wrapper still exits with the job's status.
+ */
+void wrapper_report_exit(const char *prog, const char *socket, const char *gid, pid_t job,
+	int status);
 
 /*
  * A CTS that goes away mid-write must give an error, not kill the wrapper: SIGPIPE is ignored

@@ -238,7 +238,51 @@ expect_eq "one record for the key, not two" "$got" "3 $ck3 2 $ck2 1 $ck1 "
 check "jobs shows job-7 at cts-a" sh -c "gca-ctl jobs | grep -q '^job-7 *cts-a *running *alice'"
 got=$(gca-ctl jobs --limit 1 2>"$TEST_TMP/more" | awk 'NR>1' | wc -l)
 expect_eq "jobs --limit 1: one job (two are bound)" "$got" 1
-check "and stderr says the list was cut" grep -q '^more: the GCS sent the first 1 jobs' "$TEST_TMP/more"
+cursor=$(sed -n 's/^more: run it again with --cursor //p' "$TEST_TMP/more")
+[ -n "$cursor" ] && pass "and stderr gives a cursor: $cursor" || fail "jobs --limit 1 gives a cursor" "$(cat "$TEST_TMP/more")"
+got2=$(gca-ctl jobs --limit 1 --cursor "$cursor" 2>"$TEST_TMP/more" | awk 'NR>1{print $1}')
+got1=$(gca-ctl jobs --limit 1 2>/dev/null | awk 'NR>1{print $1}')
+[ -n "$got2" ] && [ "$got2" != "$got1" ] && pass "the cursor gives the next job ($got1, then $got2)" || fail "the next page of jobs" "$got1 / $got2"
+out=$(gca-ctl jobs --cursor before=3 2>&1); expect_eq "jobs with a cursor of checkpoints: exit 1" "$?" 1
+case "$out" in *"is not one this GCS gives (after=K"*) pass "and says what a cursor of jobs is" ;; *) fail "a bad jobs cursor says why" "$out" ;; esac
+
+# -- more jobs than the directory's size limit (500 for a broker's ldapsearch, gca-site), paged --
+n_before=$(gca-ctl --json jobs --limit 99999 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+for i in $(seq -w 1 1100); do
+	printf 'dn: gcaGID=bulk %s,ou=jobs,o=gca\nobjectClass: gcaJob\ngcaGID: bulk %s\ngcaCTSName: cts-bulk\ngcaJobState: finished\n\n' "$i" "$i"
+done | ldapadd -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
+ldapsearch -x -LLL -H "$GCA_LDAP_URI" -b "ou=jobs,$GCA_BASE_DN" "(objectClass=gcaJob)" gcaGID >/dev/null 2>&1
+expect_eq "a broker's plain ldapsearch of ou=jobs hits the size limit (4)" "$?" 4
+: > "$TEST_TMP/all"; cursor=; pages=0
+while [ $pages -lt 10 ]; do
+	pages=$((pages + 1))
+	gca-ctl --json jobs ${cursor:+--cursor "$cursor"} 2>"$TEST_TMP/more" |
+		python3 -c 'import json,sys; [print(e["gcaGID"][0]) for e in json.load(sys.stdin)]' >> "$TEST_TMP/all"
+	cursor=$(sed -n 's/^more: run it again with --cursor //p' "$TEST_TMP/more")
+	[ -n "$cursor" ] || break
+done
+expect_eq "gca-ctl jobs pages through all $((n_before + 1100)) jobs in 500s: 3 pages" "$pages $(wc -l < "$TEST_TMP/all")" "3 $((n_before + 1100))"
+expect_eq "each job once" "$(sort -u "$TEST_TMP/all" | wc -l)" "$((n_before + 1100))"
+sort -c "$TEST_TMP/all" 2>/dev/null && pass "in the order of their GIDs" || fail "jobs in GID order" "$(head -3 "$TEST_TMP/all")"
+grep -qx "bulk 0001" "$TEST_TMP/all" && grep -qx "bulk 1100" "$TEST_TMP/all" && pass "a GID with a space goes through the cursor (percent-encoded)" || fail "bulk GIDs with a space" "$(grep -c bulk "$TEST_TMP/all")"
+got=$(gca-ctl jobs --cts cts-bulk --limit 1000 2>"$TEST_TMP/more" | awk 'NR>1' | wc -l)
+cursor=$(sed -n 's/^more: run it again with --cursor //p' "$TEST_TMP/more")
+expect_eq "a filtered list pages too: 1000, then the cursor" "$got $cursor" "1000 after=bulk%201000"
+got=$(gca-ctl jobs --cts cts-bulk --limit 1000 --cursor "$cursor" 2>/dev/null | awk 'NR>1{print $1, $2}' | tr '\n' ' ')
+case "$got" in "bulk 1001 "*"bulk 1100 ") pass "and the next page holds the last 100" ;; *) fail "the last page of cts-bulk" "$got" ;; esac
+seq -w 1 1100 | sed 's/^/gcaGID=bulk /; s/$/,ou=jobs,o=gca/' | ldapdelete -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
+
+# -- cts pages the same way --
+gca-ctl cts 2>/dev/null | awk 'NR>1{print $1}' | sort > "$TEST_TMP/cts.all"
+: > "$TEST_TMP/cts.paged"; cursor=; pages=0
+while [ $pages -lt 20 ]; do
+	pages=$((pages + 1))
+	gca-ctl cts --limit 1 ${cursor:+--cursor "$cursor"} 2>"$TEST_TMP/more" | awk 'NR>1{print $1}' >> "$TEST_TMP/cts.paged"
+	cursor=$(sed -n 's/^more: run it again with --cursor //p' "$TEST_TMP/more")
+	[ -n "$cursor" ] || break
+done
+expect_eq "gca-ctl cts --limit 1 pages through every CTS, one a page" "$(cat "$TEST_TMP/cts.paged" | tr '\n' ' ')" "$(tr '\n' ' ' < "$TEST_TMP/cts.all")"
+[ "$(wc -l < "$TEST_TMP/cts.all")" -ge 2 ] && pass "($(wc -l < "$TEST_TMP/cts.all") CTSes, $pages pages)" || fail "at least two CTSes to page" "$(cat "$TEST_TMP/cts.all")"
 gca-ctl jobs 2>"$TEST_TMP/more" >/dev/null
 expect_eq "a whole list says nothing more" "$(cat "$TEST_TMP/more")" ""
 got=$(gca-ctl --json checkpoints job-7 --limit 1 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d), d[0]["gcaSequenceNumber"][0])')

@@ -46,7 +46,7 @@ on_exit "kill -9 $job1"
 check "the counter runs under gca-exec" wait_for 10 reached "$log1" 5
 out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState gcaOwner gcaLocalId)
 has "$out" "gcaCTSName: cts-app" "gcaJobState: running" && pass "the job entry names cts-app, running" || fail "the job entry names cts-app, running" "$out"
-has "$out" "gcaOwner: $(id -un)" && grep -q "^gcaLocalId: $job1:" <<<"$out" && pass "owner and local id (the wrapper's pid: execvp kept it)" || fail "owner and local id" "$out"
+has "$out" "gcaOwner: $(id -un)" && grep -q "^gcaLocalId: $(pgrep -P $job1):" <<<"$out" && pass "owner and local id (the job's pid: gca-exec's child)" || fail "owner and local id" "$out"
 
 # -- 5.2: a broker checkpoints it three times through the GCS --
 ids=()

@@ -258,6 +258,64 @@ nobody_child(void)
 	return p;
 }
 
+/* local_exit {gid, pid, status}: 0 or -1 with code. */
+static int
+exit_gid(const char *gid, pid_t pid, int64_t status, char *code)
+{
+	struct proto_sync *s = local_connect(app_sock);
+	struct msg_local_exit m = { (char *)gid, (uint64_t)pid, status };
+	void *reply = NULL;
+	char msg[512];
+	int rc;
+
+	code[0] = '\0';
+	rc = proto_sync_call(s, "local_exit", proto_type_find("local_exit"), &m, &reply, code, 64,
+	    msg, sizeof msg);
+	proto_body_free(proto_type_find("local_exit")->reply, reply);
+	proto_sync_close(s);
+	return rc;
+}
+
+/* How a job ended is said by the wrapper that bound it (its parent) or by the job itself, never
+ * by another process; the status lands on the job entry (docs/ARCHITECTURE.md, "Exit statuses"). */
+static void
+test_local_exit_rules(void **state)
+{
+	struct proto_sync *s = local_connect(app_sock);
+	char code[64], msg[512], v[64];
+	pid_t child, other;
+	int status;
+
+	(void)state;
+	if ((child = fork()) == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(bind_gid(s, "exit-1", child, code, msg), 0);
+	/* a sibling (not the job, not its wrapper) may not say it */
+	if ((other = fork()) == 0) {
+		char c[64];
+		_exit(exit_gid("exit-1", child, 7, c) == -1 && strcmp(c, PROTO_E_FORBIDDEN) == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(other, &status, 0), other);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(exit_gid("exit-1", child, 300, code), -1);
+	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	assert_int_equal(exit_gid("exit-1", getpid(), 7, code), -1);	/* not the bound pid */
+	assert_string_equal(code, PROTO_E_NOT_FOUND);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	/* the job went first: the CTS waits for its wrapper's word (us) */
+	assert_int_equal(exit_gid("exit-1", child, 7, code), 0);
+	wait_finished("exit-1", v, sizeof v);
+	assert_string_equal(v, "finished");
+	for (int i = 0; i < 50 && (ldap_value("jobs", "(gcaGID=exit-1)", "gcaExitStatus", v, sizeof v),
+	    strcmp(v, "7") != 0); i++)
+		usleep(100 * 1000);
+	assert_string_equal(v, "7");
+	proto_sync_close(s);
+}
+
 static void
 test_bind_rules(void **state)
 {
@@ -1352,6 +1410,7 @@ main(void)
 		cmocka_unit_test(test_criu_is_published_with_its_reason),
 		cmocka_unit_test(test_local_info),
 		cmocka_unit_test(test_bind_rules),
+		cmocka_unit_test(test_local_exit_rules),
 		cmocka_unit_test(test_app_conversation),
 		cmocka_unit_test(test_retention_keeps_the_newest),
 		cmocka_unit_test(test_retention_coalesced),

@@ -641,6 +641,24 @@ test_queries(void **state)
 	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
 	assert_int_equal(ok->entries.n, 1);
 	assert_true(ok->more);
+	assert_non_null(ok->cursor);		/* jobs page by GID: after=K */
+	assert_memory_equal(ok->cursor, "after=", 6);
+	proto_body_free(proto_type_find("query")->reply, ok);
+	/* a jobs or cts cursor is "after=K", K percent-encoded: anything else is refused */
+	static const char *const bad_after[] = { "before=3", "after=", "after=a b", "after=%2", "after=%zz",
+		"after=%00", "after" };
+	for (size_t i = 0; i < sizeof bad_after / sizeof bad_after[0]; i++) {
+		q = (struct msg_query){ .what = i % 2 ? "cts" : "jobs", .cursor = (char *)bad_after[i] };
+		if (call(b, "query", &q, (void **)&ok, code, NULL) == 0) {
+			proto_body_free(proto_type_find("query")->reply, ok);
+			fail_msg("cursor %s was taken", bad_after[i]);
+		}
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+	}
+	q = (struct msg_query){ .what = "jobs", .cursor = "after=%7E" };	/* after every GID */
+	assert_int_equal(call(b, "query", &q, (void **)&ok, code, NULL), 0);
+	assert_int_equal(ok->entries.n, 0);
+	assert_false(ok->more);
 	proto_body_free(proto_type_find("query")->reply, ok);
 	q = (struct msg_query){ .what = "everything" };
 	assert_int_equal(call(b, "query", &q, NULL, code, NULL), -1);
@@ -1129,6 +1147,42 @@ test_unbind_by_another_cts_is_refused(void **state)
 	proto_sync_close(c2);
 }
 
+/* job_unbind {state: fenced}: a CTS stopped its old copy of a GID bound elsewhere. The GCS notes
+ * it on the job entry and tells subscribers; never for the process the binding names. */
+static void
+test_fenced_is_noted(void **state)
+{
+	struct proto_sync *c2 = as("cts-cts-2"), *c1 = as("cts-cts-1"), *sub = as("broker-b1");
+	struct msg_job_unbind u = { .gid = "job-f", .cts = "cts-2", .state = "fenced",
+		.exit_status = -1, .local_id = "77:123" };
+	struct msg_subscribe all = { NULL };
+	char code[32];
+
+	(void)state;
+	assert_int_equal(call(sub, "subscribe", &all, NULL, NULL, NULL), 0);
+	bind_job("cts-cts-1", "job-f", "alice", false, "");
+	assert_int_equal(call(c2, "job_unbind", &u, NULL, code, NULL), 0);
+	assert_true(heard(sub, "fenced", "job-f", "cts-2", 5000));
+	assert_int_equal(ldap_count("ou=jobs,o=gca",
+	    "(&(gcaGID=job-f)(gcaCTSName=cts-1)(gcaJobState=running)(gcaProperty=fenced=cts-2/77:123))"), 1);
+	assert_int_equal(call(c2, "job_unbind", &u, NULL, code, NULL), 0);	/* sent again: fine */
+	u.cts = "cts-1";
+	u.local_id = "4242";		/* the bound process itself */
+	assert_int_equal(call(c1, "job_unbind", &u, NULL, code, NULL), -1);
+	assert_string_equal(code, PROTO_E_CONFLICT);
+	u.local_id = NULL;
+	assert_int_equal(call(c1, "job_unbind", &u, NULL, code, NULL), -1);
+	assert_string_equal(code, PROTO_E_MISSING_FIELD);
+	u.state = "gone";
+	assert_int_equal(call(c1, "job_unbind", &u, NULL, code, NULL), -1);
+	assert_string_equal(code, PROTO_E_BAD_FIELD);
+	assert_int_equal(ldap_count("ou=jobs,o=gca",
+	    "(&(gcaGID=job-f)(gcaCTSName=cts-1)(gcaJobState=running))"), 1);
+	proto_sync_close(c1);
+	proto_sync_close(c2);
+	proto_sync_close(sub);
+}
+
 /* A retired CTS (a real gca-cts, beating every 300 ms to gcs-t) stays retired: the admin retires
  * it through another GCS (gcs-late), gcs-t hears of it on the directory's change feed and refuses
  * its heartbeats and registrations, subscribers hear cts_down, its GIDs get cts_down. */
@@ -1423,6 +1477,7 @@ main(void)
 		cmocka_unit_test(test_heartbeat_status_is_published),
 		cmocka_unit_test(test_events_and_a_down_cts),
 		cmocka_unit_test(test_unbind_by_another_cts_is_refused),
+		cmocka_unit_test(test_fenced_is_noted),
 		cmocka_unit_test(test_a_retired_cts_stays_retired),
 		cmocka_unit_test(test_roles_are_enforced),
 		cmocka_unit_test(test_every_setting_has_a_flag),

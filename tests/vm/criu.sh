@@ -7,8 +7,10 @@
 # (every wait bounded): the guest starts the job under gca-exec, in a PID namespace of its own,
 # and a second one whose stdout is a pipe; the host (the broker) checkpoints the first twice and
 # the second once with gca-ctl, checks what the records say a restore must match, and lets the
-# guest restore checkpoint 1 while its job still runs (two copies, each with pids 1 and 2); the
-# guest kills the job and brings it back with gca-recover, from the latest checkpoint and then from
+# guest restore checkpoint 1 with plain criu while its job still runs (two copies, each with pids 1
+# and 2: no binding moved, so nothing is fenced); then checkpoint 1 is recovered through the CTS
+# (gca-recover) while the job runs, and the CTS stops the original (one live copy); the guest
+# brings the job back with gca-recover, from the latest checkpoint and then from
 # the first, and the pipe job with its output on gca-recover's own pipe (--inherit-fd); a user
 # who is not root is refused by gca-exec and gca-recover, saying why; then the figures of
 # bench/criu-vm.json (plain criu dump vs gca-ctl checkpoint at 16 and 256 MiB).
@@ -83,8 +85,24 @@ put $S/ns.copy "${copy:-0} $(nsline ${copy:-0}) / $(child ${copy:-0}) $(nsline $
 tail -3 /tmp/copy/restore.log > $S/copy.log
 [ -n "$copy" ] && kill -9 $copy
 echo "mark copy end" >> $S/job.log
-# 3. the job dies: SIGKILL to its init ends the namespace; gca-exec says 128+9
-kill -9 $init; wait $jobpid; echo $? > $S/exec.rc
+# 3. one live copy: checkpoint 1 recovered through the CTS (gca-recover) while the job runs; the
+# CTS fences the original: SIGTERM to its namespace's init, passed to the job, which says
+# "stopped at N" and exits 3, and gca-exec returns that. Then the recovered copy is killed:
+# SIGKILL to its init ends the namespace, and gca-recover says 128+9.
+echo "mark fence" >> $S/job.log
+gca-recover --gid vm-job --checkpoint "$(cat $S/ckpt1.id)" -- job --log $S/job.log </dev/null >>$S/fence.out 2>&1 &
+fpid=$!
+i=0; while kill -0 $jobpid 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
+kill -0 $jobpid 2>/dev/null && { echo "not fenced after 30 s" >> $S/fence.out; kill -9 $init; }
+wait $jobpid; echo $? > $S/exec.rc
+finit=$(child $fpid)
+i=0; while [ -z "$finit" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; finit=$(child $fpid); done
+sleep 1
+grep -a "vm-job" $S/cts-vm.log 2>/dev/null | grep -a -e "stopping its copy" -e "is stopped" > $S/fence.log
+alive=no; kill -0 ${finit:-0} 2>/dev/null && alive=yes
+echo "$alive" > $S/fence.alive
+[ -n "$finit" ] && kill -9 $finit
+wait $fpid; echo $? > $S/fence.rc
 echo "mark killed" >> $S/job.log
 # 4. back from the latest checkpoint; a SIGTERM to gca-recover reaches it, its status comes back
 t=$(up)
@@ -241,7 +259,13 @@ if in_range "$c_first" "$lo1" "$hi1" && [ "$o_n" -gt 0 ]; then
 else
 	fail "both copies counted side by side" "copy's first counter $c_first ($c_n lines, dump window $lo1..$hi1), original's lines past $before: $o_n"
 fi
-expect_eq "SIGKILL to the job's init ended it; gca-exec's status says so (128+9)" "$(cat "$share/exec.rc" 2>/dev/null)" 137
+expect_eq "checkpoint 1 recovered through the CTS while the job ran: the CTS fenced the original (SIGTERM to its init, the job's exit 3 is gca-exec's status)" "$(cat "$share/exec.rc" 2>/dev/null)" 3
+if grep -q "stopping its copy here: SIGTERM to process group" "$share/fence.log" 2>/dev/null && grep -q "is stopped" "$share/fence.log"; then
+	pass "the guest's CTS logged the fence: $(head -1 "$share/fence.log" | cut -c1-160)"
+else
+	fail "the guest's CTS logged the fence" "$(cat "$share/fence.log" "$share/fence.out" 2>/dev/null | tail -5)"
+fi
+expect_eq "the recovered copy ran on after the fence; SIGKILL to its init ended it (gca-recover: 128+9)" "$(cat "$share/fence.alive" 2>/dev/null) $(cat "$share/fence.rc" 2>/dev/null)" "yes 137"
 # the original's last counter: the highest before the mark (the copy's lines are lower)
 killed=$(awk '/^mark killed/ { print n; exit } $1 == "counter" && $2 + 0 > n { n = $2 + 0 }' "$log")
 r1=$(awk 'f && $1 == "counter" { print $2; exit } /^mark killed/ { f = 1 }' "$log")
