@@ -254,7 +254,8 @@ gcaRecoveryParams: JOB_CKPT={checkpoint_id}@{seq}
 LDIF
 sed -e "s|^name .*|name cts-params|" -e "s|^socket .*|socket $pc/sock|" -e "s|^state .*|state $pc/state|" \
 	-e "s|^descriptor .*|descriptor $pc/cts.ldif|" -e "s|cts-cts-app\.|cts-cts-params.|g" \
-	-e "s|^listen .*|listen 127.0.0.1:0|" -e '/^endpoint /d' "$site/cts-app.conf" > "$pc/cts.conf"
+	-e "s|^listen .*|listen 127.0.0.1:0|" -e '/^endpoint /d' -e '/^metrics_listen /d' \
+	"$site/cts-app.conf" > "$pc/cts.conf"
 gca-cts -f "$pc/cts.conf" >"$pc/log" 2>&1 &
 pc_pid=$!
 on_exit "kill $pc_pid"
@@ -289,7 +290,7 @@ mkdir -p "$lone"
 dead=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -e "s|^socket .*|socket $lone/sock|" -e "s|^state .*|state $lone/state|" \
 	-e "s|^gcs .*|gcs 127.0.0.1:$dead|" -e "s|^listen .*|listen 127.0.0.1:0|" \
-	-e '/^endpoint /d' "$site/cts-app.conf" > "$lone/cts.conf"
+	-e '/^endpoint /d' -e '/^metrics_listen /d' "$site/cts-app.conf" > "$lone/cts.conf"
 gca-cts -f "$lone/cts.conf" >"$lone/log" 2>&1 &
 lone_pid=$!
 on_exit "kill $lone_pid"

@@ -24,7 +24,7 @@ out=$(. "$site/admin.env"; gca-ctl class add slowjobs mtbf=0 2>&1); rc=$?
 case "$rc $out" in "1 "*"mtbf=0 is not a positive duration"*) pass "class add mtbf=0 is refused" ;; *) fail "class add mtbf=0 is refused" "$rc $out" ;; esac
 out=$(. "$site/admin.env"; gca-ctl class add slowjobs mtbf=12h 2>&1); rc=$?
 expect_eq "class add mtbf=12h is taken" "$rc" 0
-sed -e 's/^mtbf .*/mtbf -1h/' -e "s|^state .*|state $TEST_TMP/badstate|" -e "s|^socket .*|socket $TEST_TMP/bad.sock|" \
+sed -e 's/^mtbf .*/mtbf -1h/' -e '/^metrics_listen /d' -e "s|^state .*|state $TEST_TMP/badstate|" -e "s|^socket .*|socket $TEST_TMP/bad.sock|" \
     "$site/cts-app.conf" > "$TEST_TMP/bad.conf"
 out=$(timeout 10 gca-cts -f "$TEST_TMP/bad.conf" 2>&1); rc=$?
 case "$rc $out" in 1\ *"mtbf: \"-1h\" is not a positive duration"*) pass "gca-cts with mtbf -1h: refuses to start, says why" ;;

@@ -242,7 +242,9 @@ cts_track() {
 	local name=$1 setting=$2
 	gca-pki issue "$site/pki" cts "$name" >/dev/null || return 1
 	sed "s/cts-criu/$name/g" "$site/cts-criu.ldif" > "$T/$name.ldif"
-	sed -e "s/cts-criu/$name/g" -e "s|^descriptor .*|descriptor $T/$name.ldif|" "$site/cts-criu.conf" > "$T/$name.conf"
+	# its own metrics port, if any: the site's CTS holds the one in cts-criu.conf
+	sed -e "s/cts-criu/$name/g" -e "s|^descriptor .*|descriptor $T/$name.ldif|" -e '/^metrics_listen /d' \
+	    "$site/cts-criu.conf" > "$T/$name.conf"
 	echo "$setting" >> "$T/$name.conf"
 	gca-cts -f "$T/$name.conf" --port-file "$T/$name.port" >>"$T/$name.log" 2>&1 &
 	echo $! > "$T/$name.pid"
