@@ -113,7 +113,7 @@ check "gca-site up NEW --server-id 1 --peer URI" gca-site up "$p" --only-directo
 ppw=$(awk '$1=="password"{print $2}' "$p/replicator.conf" 2>/dev/null)
 check "its slapd.conf pulls from the peer with replicator.conf's password" grep -q "credentials=$ppw\$" "$p/ldap/slapd.conf"
 puri=ldap://127.0.0.1:$(awk '$1=="ldap_port"{print $2}' "$p/site.conf")
-check "and the replicator binds with it" ldapwhoami -x -ZZ -H "$puri" -D "cn=replicator,o=gca" -w "$ppw"
+check "and the replicator binds with it (over StartTLS)" env LDAPTLS_CACERT="$p/pki/ca.crt" ldapwhoami -x -ZZ -H "$puri" -D "cn=replicator,o=gca" -w "$ppw"
 check "it stops" gca-site down "$p"
 
 # A second `up` with a newer schema keeps the data and loads the schema.
