@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <ldap.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -94,6 +95,10 @@ dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen
 	}
 	if (config_get_bool(&cf, "starttls", false, &c->starttls, err, errlen) != 0)
 		goto fail;
+	if ((c->cert == NULL) != (c->key == NULL)) {
+		snprintf(err, errlen, "%s: \"cert\" and \"key\" go together", path);
+		goto fail;
+	}
 	if (c->uri == NULL)
 		missing = "uri";
 	else if (c->bind_dn == NULL)
@@ -104,10 +109,6 @@ dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen
 		missing = "password";	/* a certificate bind needs none */
 	if (missing != NULL) {
 		snprintf(err, errlen, "%s: no \"%s\" line", path, missing);
-		goto fail;
-	}
-	if ((c->cert == NULL) != (c->key == NULL)) {
-		snprintf(err, errlen, "%s: \"cert\" and \"key\" go together", path);
 		goto fail;
 	}
 	/* A client certificate or a password sent in the clear is refused: say so at start. */
@@ -181,6 +182,20 @@ dir_link_tls(LDAP *ld, const struct dir_config *c, char *why, size_t whylen)
 		return -1;
 	}
 	return 0;
+}
+
+void
+dir_link_thread_init(void)
+{
+	sigset_t pipe;
+
+	/* Over TLS, libldap writes with send() without MSG_NOSIGNAL: a write to a slapd that went
+	 * away would kill the whole program with SIGPIPE unless the program ignores it. Blocked in
+	 * the threads that talk to the directory, it fails that write with EPIPE instead (the
+	 * connection is then made again). */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 }
 
 int
@@ -820,6 +835,7 @@ dir_thread(void *arg)
 {
 	struct dir *d = arg;
 
+	dir_link_thread_init();
 	for (;;) {
 		struct dir_op *list;
 

@@ -135,6 +135,7 @@ dir_feed_thread(void *arg)
 	int backoff_ms = 100, start_failures = 0;
 	bool was_up = false;
 
+	dir_link_thread_init();
 	while (!atomic_load(&f->stop)) {
 		ldap_sync_t ls;
 		LDAP *ld;

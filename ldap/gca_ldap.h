@@ -199,6 +199,7 @@ struct dir_op;
 /* One connected, bound libldap handle as c says (TLS, then a simple or SASL EXTERNAL bind), for
  * the directory thread and the feeds' threads: blocking. why says what failed. */
 struct ldap;
+void dir_link_thread_init(void);	/* first thing in such a thread: SIGPIPE blocked */
 int dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out, char *why,
 	size_t whylen);
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
