@@ -9,11 +9,13 @@
 #include <event2/event.h>
 #include <ldap.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@ struct dir {
 	struct event	  *ev;
 	int		   efd;
 	char		  *uri, *bind_dn, *password, *suffix;
+	struct dir_config  link;	/* how to connect and bind (a copy) */
 	int		   op_timeout_ms, batch_max;
 	bool		   transactions;
 
@@ -78,23 +81,72 @@ int
 dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen)
 {
 	struct config cf;
-	const char *keys[] = { "uri", "binddn", "password", "base" };
-	char **dst[] = { &c->uri, &c->bind_dn, &c->password, &c->base };
+	const char *keys[] = { "uri", "binddn", "password", "base", "ca", "cert", "key" };
+	char **dst[] = { &c->uri, &c->bind_dn, &c->password, &c->base, &c->ca, &c->cert, &c->key };
+	const char *missing = NULL;
 
 	memset(c, 0, sizeof *c);
 	if (config_load(&cf, path, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < GCA_NITEMS(keys); i++) {
 		const char *v = config_get(&cf, keys[i]);
-		if (v == NULL) {
-			snprintf(err, errlen, "%s: no \"%s\" line", path, keys[i]);
-			config_free(&cf);
-			dir_config_free(c);
-			return -1;
-		}
-		*dst[i] = strdup(v);
+		if (v != NULL && (*dst[i] = strdup(v)) == NULL)
+			abort();
+	}
+	if (config_get_bool(&cf, "starttls", false, &c->starttls, err, errlen) != 0)
+		goto fail;
+	if ((c->cert == NULL) != (c->key == NULL)) {
+		snprintf(err, errlen, "%s: \"cert\" and \"key\" go together", path);
+		goto fail;
+	}
+	if (c->uri == NULL)
+		missing = "uri";
+	else if (c->bind_dn == NULL)
+		missing = "binddn";
+	else if (c->base == NULL)
+		missing = "base";
+	else if (c->password == NULL && (c->cert == NULL || c->key == NULL))
+		missing = "password";	/* a certificate bind needs none */
+	if (missing != NULL) {
+		snprintf(err, errlen, "%s: no \"%s\" line", path, missing);
+		goto fail;
+	}
+	/* A client certificate or a password sent in the clear is refused: say so at start. */
+	if ((c->cert != NULL || c->starttls) && c->ca == NULL) {
+		snprintf(err, errlen, "%s: TLS to the directory needs a \"ca\" line", path);
+		goto fail;
 	}
 	config_free(&cf);
+	return 0;
+fail:
+	config_free(&cf);
+	dir_config_free(c);
+	return -1;
+}
+
+static char *
+dir_strdup_or_null(const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		abort();
+	return d;
+}
+
+int
+dir_config_copy(struct dir_config *dst, const struct dir_config *src)
+{
+	*dst = *src;
+	dst->uri = dir_strdup_or_null(src->uri);
+	dst->bind_dn = dir_strdup_or_null(src->bind_dn);
+	dst->password = dir_strdup_or_null(src->password);
+	dst->base = dir_strdup_or_null(src->base);
+	dst->ca = dir_strdup_or_null(src->ca);
+	dst->cert = dir_strdup_or_null(src->cert);
+	dst->key = dir_strdup_or_null(src->key);
 	return 0;
 }
 
@@ -105,7 +157,103 @@ dir_config_free(struct dir_config *c)
 	free(c->bind_dn);
 	free(c->password);
 	free(c->base);
+	free(c->ca);
+	free(c->cert);
+	free(c->key);
 	memset(c, 0, sizeof *c);
+}
+
+/* TLS options on one handle, then a context of its own (LDAP_OPT_X_TLS_NEWCTX): libldap's global
+ * context is shared by the process, and the feeds and the directory thread each set theirs. */
+static int
+dir_link_tls(LDAP *ld, const struct dir_config *c, char *why, size_t whylen)
+{
+	int demand = LDAP_OPT_X_TLS_DEMAND, server = 0, rc;
+
+	if ((rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, c->ca)) != LDAP_OPT_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)) != LDAP_OPT_SUCCESS ||
+	    (c->cert != NULL &&
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE, c->cert)) != LDAP_OPT_SUCCESS) ||
+	    (c->key != NULL &&
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE, c->key)) != LDAP_OPT_SUCCESS) ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &server)) != LDAP_OPT_SUCCESS) {
+		snprintf(why, whylen, "TLS settings (ca %s, cert %s): %s", c->ca,
+		    c->cert ? c->cert : "none", ldap_err2string(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void
+dir_link_thread_init(void)
+{
+	sigset_t pipe;
+
+	/* Over TLS, libldap writes with send() without MSG_NOSIGNAL: a write to a slapd that went
+	 * away would kill the whole program with SIGPIPE unless the program ignores it. Blocked in
+	 * the threads that talk to the directory, it fails that write with EPIPE instead (the
+	 * connection is then made again). */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+}
+
+int
+dir_link_open(const struct dir_config *c, int timeout_ms, LDAP **out, char *why, size_t whylen)
+{
+	struct timeval net = { 2, 0 }, op = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	struct berval cred;
+	int version = LDAP_VERSION3, rc;
+	bool ldaps = strncasecmp(c->uri, "ldaps://", 8) == 0;
+	const char *who = c->bind_dn ? c->bind_dn : "anonymous";
+	LDAP *ld = NULL;
+
+	*out = NULL;
+	if ((rc = ldap_initialize(&ld, c->uri)) != LDAP_SUCCESS) {
+		snprintf(why, whylen, "bad uri: %s", ldap_err2string(rc));
+		return rc;
+	}
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &op);
+	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	if ((c->ca != NULL || ldaps) && dir_link_tls(ld, c, why, whylen) != 0) {
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return LDAP_LOCAL_ERROR;
+	}
+	if (c->starttls && !ldaps && (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
+		char *diag = NULL;
+		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+		snprintf(why, whylen, "StartTLS: %s%s%s", ldap_err2string(rc), diag ? ": " : "",
+		    diag ? diag : "");
+		ldap_memfree(diag);
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return rc;
+	}
+	if (c->cert != NULL) {
+		/* slapd maps the certificate's subject to binddn (authz-regexp). An empty initial
+		 * response, not none: without one, slapd's SASL asks for a second step. */
+		cred.bv_val = "";
+		cred.bv_len = 0;
+		rc = ldap_sasl_bind_s(ld, NULL, "EXTERNAL", &cred, NULL, NULL, NULL);
+		who = c->cert;
+	} else {
+		cred.bv_val = c->password ? c->password : "";
+		cred.bv_len = strlen(cred.bv_val);
+		rc = ldap_sasl_bind_s(ld, c->bind_dn ? c->bind_dn : "", LDAP_SASL_SIMPLE, &cred,
+		    NULL, NULL, NULL);
+	}
+	if (rc != LDAP_SUCCESS) {
+		char *diag = NULL;
+		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+		snprintf(why, whylen, "bind as %s: %s%s%s", who, ldap_err2string(rc),
+		    diag && *diag ? ": " : "", diag && *diag ? diag : "");
+		ldap_memfree(diag);
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return rc;
+	}
+	*out = ld;
+	return LDAP_SUCCESS;
 }
 
 /* ---- the connection (directory thread) ---- */
@@ -185,10 +333,8 @@ dir_outcome(struct dir *d, int rc, const char *what, struct dir_result *r)
 static bool
 dir_connect(struct dir *d)
 {
-	struct timeval net = { 2, 0 }, op;
-	struct berval cred;
-	int version = LDAP_VERSION3, rc;
 	uint64_t now = time_mono_ms();
+	char why[200];
 
 	if (d->ld != NULL)
 		return true;
@@ -197,33 +343,15 @@ dir_connect(struct dir *d)
 	if (d->last_failure_ms != 0 && now - d->last_failure_ms < 500)
 		return false;
 	d->last_failure_ms = now;
-	op.tv_sec = d->op_timeout_ms / 1000;
-	op.tv_usec = (d->op_timeout_ms % 1000) * 1000;
-	if ((rc = ldap_initialize(&d->ld, d->uri)) != LDAP_SUCCESS) {
-		snprintf(d->down_reason, sizeof d->down_reason, "bad uri: %s", ldap_err2string(rc));
-		d->ld = NULL;
-		return false;
-	}
-	ldap_set_option(d->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-	ldap_set_option(d->ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
-	ldap_set_option(d->ld, LDAP_OPT_TIMEOUT, &op);
-	ldap_set_option(d->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-	cred.bv_val = d->password ? d->password : "";
-	cred.bv_len = strlen(cred.bv_val);
-	rc = ldap_sasl_bind_s(d->ld, d->bind_dn ? d->bind_dn : "", LDAP_SASL_SIMPLE, &cred, NULL,
-	    NULL, NULL);
-	if (rc != LDAP_SUCCESS) {
-		char why[160];
-		snprintf(why, sizeof why, "bind as %s: %s", d->bind_dn ? d->bind_dn : "anonymous",
-		    ldap_err2string(rc));
-		ldap_unbind_ext_s(d->ld, NULL, NULL);
+	if (dir_link_open(&d->link, d->op_timeout_ms, &d->ld, why, sizeof why) != LDAP_SUCCESS) {
 		d->ld = NULL;
 		snprintf(d->down_reason, sizeof d->down_reason, "%s", why);
 		return false;
 	}
 	d->last_failure_ms = 0;
 	if (!atomic_load(&d->connected))
-		log_info("directory %s: connected as %s", d->uri, d->bind_dn ? d->bind_dn : "anonymous");
+		log_info("directory %s: connected as %s%s", d->uri, d->bind_dn ? d->bind_dn : "anonymous",
+		    d->link.cert ? " (TLS certificate)" : d->link.ca ? " (TLS)" : "");
 	atomic_store(&d->connected, true);
 	return true;
 }
@@ -710,6 +838,7 @@ dir_thread(void *arg)
 {
 	struct dir *d = arg;
 
+	dir_link_thread_init();
 	for (;;) {
 		struct dir_op *list;
 
@@ -744,6 +873,7 @@ dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t 
 	d->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
 	d->password = c->password ? strdup(c->password) : NULL;
 	d->suffix = strdup(c->base ? c->base : "o=gca");
+	dir_config_copy(&d->link, c);
 	d->op_timeout_ms = c->op_timeout_ms > 0 ? c->op_timeout_ms : 10000;
 	d->batch_max = c->batch_max > 0 ? c->batch_max : 256;
 	d->transactions = c->transactions;
@@ -775,6 +905,7 @@ fail:
 	free(d->bind_dn);
 	free(d->password);
 	free(d->suffix);
+	dir_config_free(&d->link);
 	free(d);
 	return NULL;
 }
@@ -807,6 +938,7 @@ dir_close(struct dir *d)
 	free(d->bind_dn);
 	free(d->password);
 	free(d->suffix);
+	dir_config_free(&d->link);
 	free(d);
 }
 

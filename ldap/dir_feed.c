@@ -28,6 +28,8 @@ struct dir_feed {
 	struct event		*ev;
 	int			 efd;
 	char			*uri, *bind_dn, *password, *search_base, *filter;
+	struct dir_config	 link;		/* how to connect and bind (a copy) */
+	uint64_t		 last_said_ms;	/* feed thread: last connect failure logged */
 	dir_feed_cb		 cb;
 	void			*arg;
 	pthread_t		 thread;
@@ -109,23 +111,20 @@ dir_feed_on_result(ldap_sync_t *ls, LDAPMessage *msg, int refresh_deletes)
 static LDAP *
 dir_feed_connect(struct dir_feed *f)
 {
-	struct timeval net = { 2, 0 };
-	struct berval cred;
-	int version = LDAP_VERSION3;
-	LDAP *ld = NULL;
+	char why[200];
+	LDAP *ld;
 
-	if (ldap_initialize(&ld, f->uri) != LDAP_SUCCESS)
-		return NULL;
-	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
-	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &net);
-	cred.bv_val = f->password ? f->password : "";
-	cred.bv_len = strlen(cred.bv_val);
-	if (ldap_sasl_bind_s(ld, f->bind_dn ? f->bind_dn : "", LDAP_SASL_SIMPLE, &cred, NULL, NULL,
-	    NULL) != LDAP_SUCCESS) {
-		ldap_unbind_ext_s(ld, NULL, NULL);
+	if (dir_link_open(&f->link, 2000, &ld, why, sizeof why) != LDAP_SUCCESS) {
+		/* A bad certificate or a refused bind is worth saying; said once a minute at most
+		 * (the thread retries every 2 s). */
+		uint64_t now = time_mono_ms();
+		if (f->last_said_ms == 0 || now - f->last_said_ms >= 60000) {
+			log_warn("directory feed %s: %s; retrying", f->uri, why);
+			f->last_said_ms = now;
+		}
 		return NULL;
 	}
+	f->last_said_ms = 0;
 	return ld;
 }
 
@@ -136,6 +135,7 @@ dir_feed_thread(void *arg)
 	int backoff_ms = 100, start_failures = 0;
 	bool was_up = false;
 
+	dir_link_thread_init();
 	while (!atomic_load(&f->stop)) {
 		ldap_sync_t ls;
 		LDAP *ld;
@@ -241,6 +241,7 @@ dir_feed_free(struct dir_feed *f)
 	free(f->password);
 	free(f->search_base);
 	free(f->filter);
+	dir_config_free(&f->link);
 	free(f);
 }
 
@@ -260,6 +261,7 @@ dir_feed_open(struct event_base *base, const struct dir_config *c, const char *s
 	f->uri = strdup(c->uri);
 	f->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
 	f->password = c->password ? strdup(c->password) : NULL;
+	dir_config_copy(&f->link, c);
 	f->search_base = strdup(search_base);
 	f->filter = strdup(filter ? filter : "(objectClass=*)");
 	f->tail = &f->events;

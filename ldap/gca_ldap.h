@@ -84,12 +84,20 @@ struct dir_config {
 	char	*bind_dn;
 	char	*password;
 	char	*base;
+	/* TLS to the directory (docs/DEPLOYMENT.md, "TLS to the directory"): ca checks the
+	 * server's certificate; starttls upgrades an ldap:// uri (ldaps:// is TLS from the start);
+	 * cert and key, when given, are the client certificate and the bind is SASL EXTERNAL
+	 * (slapd maps the certificate to binddn), else a simple bind with password. */
+	char	*ca, *cert, *key;
+	bool	 starttls;
 	int	 op_timeout_ms;		/* an operation older than this fails with DIR_DOWN (10 s) */
 	int	 batch_max;		/* records per batch (256) */
 	bool	 transactions;		/* a batch's adds in one RFC 5805 transaction (off) */
 };
-/* The file gca-site writes for the GCS: "uri", "binddn", "password", "base" lines. */
+/* The file gca-site writes for the GCS: "uri", "binddn", "password", "base" lines, and the
+ * optional "ca", "cert", "key", "starttls yes|no" (password may go when cert and key are given). */
 int  dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen);
+int  dir_config_copy(struct dir_config *dst, const struct dir_config *src);
 void dir_config_free(struct dir_config *c);
 
 /* Starts the directory thread; connecting happens there (a down directory is not an error here). */
@@ -218,6 +226,12 @@ void dir_feed_close(struct dir_feed *f);
  * dir_ops.c builds the paper's operations from them.
  */
 struct dir_op;
+/* One connected, bound libldap handle as c says (TLS, then a simple or SASL EXTERNAL bind), for
+ * the directory thread and the feeds' threads: blocking. why says what failed. */
+struct ldap;
+void dir_link_thread_init(void);	/* first thing in such a thread: SIGPIPE blocked */
+int dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out, char *why,
+	size_t whylen);
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
 struct dir_op {
 	dir_op_fn	  fn;		/* NULL for a checkpoint record: batched into transactions */

@@ -12,13 +12,15 @@ export GCA_SITE_HEARTBEAT=1
 on_exit "gca-site down $site"
 check "gca-site up (slapd, gca-gcs, two gca-cts)" gca-site up "$site"
 . "$site/site.env"
+# a simple bind needs TLS (StartTLS, -ZZ) with the site CA checked
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 counter=$GCA_BUILD/examples/counter
 [ -x "$counter" ] || { fail "examples/counter is built"; exit 1; }
 
 # ldapsearch as the GCS's directory identity; prints "attr: value" lines.
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
 gid='sim run=1,(a)*'		# LDAP special characters on purpose
 gidf='sim run=1,\28a\29\2a'	# the same, escaped for a filter
 # the last "counter N" of a log
@@ -32,7 +34,7 @@ out=$(lds "(&(objectClass=gcaTranslationService)(cn=cts-app))" gcaStatus gcaCore
 has "$out" "gcaStatus: ok" "gcaCoreService: app" "gcaClass: basic" && pass "cts-app is published, status ok" || fail "cts-app is published, status ok" "$out"
 why=$(criu check 2>&1 </dev/null | grep Error | grep -v 'exited, status=' | head -1 | sed 's/^Error ([^)]*): //')
 if criu check >/dev/null 2>&1; then
-	check "cts-criu is published ok where criu check passes" sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-criu,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: ok'"
+	check "cts-criu is published ok where criu check passes" sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-criu,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: ok'"
 else
 	out=$(lds "(cn=cts-criu)" gcaStatus | grep gcaStatus)
 	expect_eq "cts-criu is published unavailable with criu check's reason" "$out" "gcaStatus: unavailable: criu check: $why"
@@ -79,7 +81,7 @@ expect_eq "and got seq 4 and 5" "$s" "4 5 "
 
 # -- the job dies: SIGKILL; the CTS sees it and the job entry says finished --
 kill -9 $job1; wait $job1 2>/dev/null
-check "the job entry says finished after SIGKILL" wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
+check "the job entry says finished after SIGKILL" wait_for 10 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
 out=$(gca-ctl checkpoint "$gid" 2>&1); rc=$?
 case "$rc $out" in "1 "*finished*) pass "a checkpoint of the finished job is refused: it has finished" ;; *) fail "checkpoint of a finished job" "$rc $out" ;; esac
 
@@ -128,7 +130,7 @@ log5=$TEST_TMP/counter5.log
 gca-recover --gid "$gid" --checkpoint latest --checkpoint-every 1s -- "$counter" --log "$log5" --tick 20 &
 rec=$!
 on_exit "kill -TERM $rec"
-check "gca-recover --checkpoint-every 1s: the recovered job gets a periodic checkpoint" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gidf)(gcaCheckpointKind=periodic))' dn | grep -q '^dn:'"
+check "gca-recover --checkpoint-every 1s: the recovered job gets a periodic checkpoint" wait_for 15 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gidf)(gcaCheckpointKind=periodic))' dn | grep -q '^dn:'"
 kill -TERM $rec; wait $rec 2>/dev/null
 
 # -- the outbox: a record pending when the CTS dies is sent after the restart, stored once --
@@ -137,7 +139,7 @@ gid2=periodic-job
 gca-exec --gid $gid2 --checkpoint-every 1s -- "$counter" --log "$log4" --tick 20 &
 job2=$!
 on_exit "kill -9 $job2"
-check "a job with periodic checkpoints gets some" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gid2))' gcaCheckpointKind | grep -q periodic"
+check "a job with periodic checkpoints gets some" wait_for 15 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=$gid2))' gcaCheckpointKind | grep -q periodic"
 gcs_pid=$(cat "$site/gcs.pid")
 kill -STOP "$gcs_pid"
 on_exit "kill -CONT $gcs_pid"
@@ -171,7 +173,7 @@ for k in 1 2 3 4 5 6; do
 done
 on_exit "kill -9 ${bursts[*]}"
 burst_ids() { lds "(&(objectClass=gcaCheckpoint)(gcaGID=burst-*))" gcaCheckpointId | awk '$1=="gcaCheckpointId:"{print $2}' | sort; }
-check "six jobs get periodic checkpoints" wait_for 20 sh -c "[ \$(ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=burst-*))' dn | grep -c '^dn:') -ge 30 ]"
+check "six jobs get periodic checkpoints" wait_for 20 sh -c "[ \$(ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(&(objectClass=gcaCheckpoint)(gcaGID=burst-*))' dn | grep -c '^dn:') -ge 30 ]"
 idre='[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}'
 cts_pid=$(cat "$site/cts-app.pid")
 # the kill comes right after a record was seen in the outbox (kept for the next check)
@@ -273,7 +275,7 @@ if wait_for 10 test -S "$pc/sock"; then
 	pid7=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
 	case "$out" in *"seq 1 at cts-params"*) pass "a checkpoint at cts-params" ;; *) fail "a checkpoint at cts-params" "$out" ;; esac
 	kill -9 $job7; wait $job7 2>/dev/null
-	wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=params-job)' gcaJobState | grep -q 'gcaJobState: finished'"
+	wait_for 10 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=params-job)' gcaJobState | grep -q 'gcaJobState: finished'"
 	out2=$TEST_TMP/params2.out
 	gca-recover --cts "$pc/sock" --gid params-job --checkpoint latest -- sh -c 'printf "%s|%s|%s|%s\n" "$JOB_IMAGE" "$GCA_RESTORE_DIR" "$JOB_CKPT" "$(cat "$JOB_IMAGE/counter")" > "$0"' "$out2"
 	IFS='|' read -r jimage jrestore jckpt jcount < "$out2"

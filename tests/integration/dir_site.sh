@@ -7,6 +7,8 @@ on_exit "gca-site down $site"
 
 check "gca-site up starts a directory" gca-site up "$site" --only-directory
 . "$site/site.env"
+# a simple bind needs TLS (StartTLS, -ZZ) with the site CA checked
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 check "site.env names the directory" test -n "$GCA_LDAP_URI"
 check "the basic class is there" sh -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b ou=classes,o=gca '(cn=basic)' | grep -q 'gcaProperty: processes=1'"
 for ou in services classes cts jobs; do
@@ -18,7 +20,7 @@ if grep -q gcs-directory "$site/site.env"; then fail "site.env does not point to
 
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-gcs_add() { ldapadd -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null; }
+gcs_add() { ldapadd -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null; }
 
 gcs_add <<LDIF
 dn: cn=cts-a,ou=cts,o=gca
@@ -54,7 +56,7 @@ LDIF
 then fail "an anonymous write is refused"; else pass "an anonymous write is refused"; fi
 n=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -b o=gca userPassword | grep -c '^userPassword' || true)
 expect_eq "nobody reads a password anonymously" "$n" 0
-if ldapadd -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null 2>&1 <<LDIF
+if ldapadd -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null 2>&1 <<LDIF
 dn: cn=bad,ou=cts,o=gca
 objectClass: gcaTranslationService
 cn: bad
@@ -67,12 +69,12 @@ then fail "the schema refuses a bad flag"; else pass "the schema refuses a bad f
 	for i in $(seq 1 600); do
 		printf 'dn: gcaGID=many-%d,ou=jobs,o=gca\nobjectClass: gcaJob\ngcaGID: many-%d\ngcaCTSName: cts-a\n\n' "$i" "$i"
 	done
-} | ldapadd -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
+} | ldapadd -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
 n=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -b ou=jobs,o=gca '(gcaGID=many-*)' dn 2>/dev/null | grep -c '^dn:' || true)
 expect_eq "a listing without paging stops at the size limit" "$n" 500
 n=$(ldapsearch -x -LLL -E pr=200/noprompt -H "$GCA_LDAP_URI" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "a paged listing gets all 600" "$n" 600
-n=$(ldapsearch -x -LLL -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
+n=$(ldapsearch -x -ZZ -LLL -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "the GCS's identity (its job cache's sync search) has no size limit: all 600" "$n" 600
 
 # A replica of it: the replicator (which further replicas bind as) and the GCS's identity read past
@@ -84,9 +86,10 @@ ruri=ldap://127.0.0.1:$(awk '$1=="ldap_port"{print $2}' "$r/site.conf")
 rbind=$(awk '$1=="binddn"{print $2}' "$site/replicator.conf")
 rpw=$(awk '$1=="password"{print $2}' "$site/replicator.conf")
 check "the 600 jobs reach the replica" wait_for 30 sh -c "test \$(ldapsearch -x -LLL -E pr=200/noprompt -H '$ruri' -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:') = 600"
-n=$(ldapsearch -x -LLL -H "$ruri" -D "$rbind" -w "$rpw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
+rca=$(. "$r/site.env"; echo "$GCA_LDAP_CA_FILE")
+n=$(LDAPTLS_CACERT=$rca ldapsearch -x -ZZ -LLL -H "$ruri" -D "$rbind" -w "$rpw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "on the replica, the replicator has no size limit: all 600" "$n" 600
-n=$(ldapsearch -x -LLL -H "$ruri" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
+n=$(LDAPTLS_CACERT=$rca ldapsearch -x -ZZ -LLL -H "$ruri" -D "$bind" -w "$pw" -b ou=jobs,o=gca '(gcaGID=many-*)' dn | grep -c '^dn:')
 expect_eq "nor the GCS's identity: all 600" "$n" 600
 
 # docs/DEPLOYMENT.md shows the generated slapd.conf of a provider and of a replica: the same lines
@@ -110,7 +113,7 @@ check "gca-site up NEW --server-id 1 --peer URI" gca-site up "$p" --only-directo
 ppw=$(awk '$1=="password"{print $2}' "$p/replicator.conf" 2>/dev/null)
 check "its slapd.conf pulls from the peer with replicator.conf's password" grep -q "credentials=$ppw\$" "$p/ldap/slapd.conf"
 puri=ldap://127.0.0.1:$(awk '$1=="ldap_port"{print $2}' "$p/site.conf")
-check "and the replicator binds with it" ldapwhoami -x -H "$puri" -D "cn=replicator,o=gca" -w "$ppw"
+check "and the replicator binds with it (over StartTLS)" env LDAPTLS_CACERT="$p/pki/ca.crt" ldapwhoami -x -ZZ -H "$puri" -D "cn=replicator,o=gca" -w "$ppw"
 check "it stops" gca-site down "$p"
 
 # A second `up` with a newer schema keeps the data and loads the schema.

@@ -12,6 +12,8 @@ counter=$GCA_BUILD/examples/counter
 
 check "gca-site up --gcs 2" gca-site up "$site" --gcs 2
 . "$site/site.env"
+# a simple bind needs TLS (StartTLS, -ZZ) with the site CA checked
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 IFS=, read -r ep1 ep2 <<<"$GCA_GCS_ENDPOINT"
 check "site.env lists both GCS endpoints" test -n "$ep1" -a -n "$ep2" -a "$ep1" != "$ep2"
 out=$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=services,$GCA_BASE_DN" '(objectClass=gcaService)' cn gcaEndpoint)
@@ -68,7 +70,7 @@ expect_eq "five checkpoints through the list with gcs-1 dead" "${#ok_ids[@]}" 5
 check "the subscriber of gcs-2 heard them" wait_for 10 grep -q "\"checkpoint\": \"${ok_ids[4]}\"" "$TEST_TMP/sub2"
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-seqs=$(ldapsearch -LLL -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid))" gcaSequenceNumber | awk '/^gcaSequenceNumber/{print $2}' | sort -n | tr '\n' ' ')
+seqs=$(ldapsearch -LLL -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "ou=jobs,$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=$gid))" gcaSequenceNumber | awk '/^gcaSequenceNumber/{print $2}' | sort -n | tr '\n' ' ')
 expect_eq "the directory holds seq 1..7, each once" "$seqs" "1 2 3 4 5 6 7 "
 missing=0
 for id in "${ok_ids[@]}"; do

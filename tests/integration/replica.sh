@@ -15,6 +15,8 @@ counter=$GCA_BUILD/examples/counter
 check "gca-site up (the provider)" gca-site up "$site"
 check "the provider made a replication identity, 0600" test "$(stat -c %a "$site/replicator.conf")" = 600
 . "$site/site.env"
+# a simple bind needs TLS (StartTLS, -ZZ) with the site CA checked
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 provider=$GCA_LDAP_URI
 check "gca-site up --replica-of" gca-site up "$replica" --replica-of "$provider" --replicator "$site/replicator.conf"
 replica_uri=$(. "$replica/site.env"; echo "$GCA_LDAP_URI")
@@ -55,7 +57,7 @@ expect_eq "nobody reads a password on the replica" "$n" 0
 # -- read-only: a write is referred to the provider, even with the GCS's own identity --
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-out=$(ldapadd -x -H "$replica_uri" -D "$bind" -w "$pw" 2>&1 <<LDIF
+out=$(LDAPTLS_CACERT=$(. "$replica/site.env"; echo "$GCA_LDAP_CA_FILE") ldapadd -x -ZZ -H "$replica_uri" -D "$bind" -w "$pw" 2>&1 <<LDIF
 dn: cn=evil,ou=classes,$GCA_BASE_DN
 objectClass: gcaCheckpointerClass
 cn: evil

@@ -82,7 +82,7 @@ bind_gid(struct proto_sync *s, const char *gid, pid_t pid, char *code, char *msg
 static int
 ldap_value(const char *ou, const char *filter, const char *attr, char *out, size_t len)
 {
-	return test_sh(out, len, "ldapsearch -LLL -o ldif-wrap=no -x -H '%s' -D \"$(awk '$1==\"binddn\""
+	return test_sh(out, len, "ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H '%s' -D \"$(awk '$1==\"binddn\""
 	    "{print $2}' %s)\" -w \"$(awk '$1==\"password\"{print $2}' %s)\" -b 'ou=%s,o=gca' '%s' %s "
 	    "| sed -n 's/^%s: //p' | head -1 | tr -d '\\n'", site.ldap_uri, site.gcs_conf, site.gcs_conf,
 	    ou, filter, attr, attr);
@@ -751,7 +751,7 @@ test_keyed_retry_after_a_lost_gcs(void **state)
 	assert_int_equal(outbox_count("q-1"), 0);
 	snprintf(filter, sizeof filter, "(&(objectClass=gcaCheckpoint)(gcaGID=g-q1)"
 	    "(gcaProperty=idem=key-lost))");
-	test_sh(v, sizeof v, "ldapsearch -LLL -x -H '%s' -D \"$(awk '$1==\"binddn\"{print $2}' %s)\" "
+	test_sh(v, sizeof v, "ldapsearch -LLL -x -ZZ -H '%s' -D \"$(awk '$1==\"binddn\"{print $2}' %s)\" "
 	    "-w \"$(awk '$1==\"password\"{print $2}' %s)\" -b 'ou=jobs,o=gca' '%s' dn | grep -c '^dn:'",
 	    site.ldap_uri, site.gcs_conf, site.gcs_conf, filter);
 	assert_int_equal(atoi(v), 1);
@@ -1197,7 +1197,7 @@ test_restart_keeps_the_job_table(void **state)
 static int
 ldap_modify(const char *ldif)
 {
-	return test_sh(NULL, 0, "printf '%%s\\n' '%s' | ldapmodify -x -H '%s' -D \"$(awk '$1==\"binddn\""
+	return test_sh(NULL, 0, "printf '%%s\\n' '%s' | ldapmodify -x -ZZ -H '%s' -D \"$(awk '$1==\"binddn\""
 	    "{print $2}' %s)\" -w \"$(awk '$1==\"password\"{print $2}' %s)\" >/dev/null", ldif,
 	    site.ldap_uri, site.gcs_conf, site.gcs_conf);
 }

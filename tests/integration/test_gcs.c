@@ -478,7 +478,7 @@ move_elsewhere(const char *gid, const char *to, const char *from)
 		snprintf(extra, sizeof extra, "-\\nreplace: gcaProperty\\ngcaProperty: from=%s\\n", from);
 	assert_int_equal(test_sh(out, sizeof out, "pw=$(awk '$1==\"password\"{print $2}' %s); "
 	    "printf 'dn: gcaGID=%s,ou=jobs,o=gca\\nchangetype: modify\\nreplace: gcaCTSName\\n"
-	    "gcaCTSName: %s\\n%s' | ldapmodify -x -H '%s' -D cn=gcs-directory,o=gca -w \"$pw\" 2>&1",
+	    "gcaCTSName: %s\\n%s' | ldapmodify -x -ZZ -H '%s' -D cn=gcs-directory,o=gca -w \"$pw\" 2>&1",
 	    site.gcs_conf, gid, to, extra, site.ldap_uri), 0);
 }
 

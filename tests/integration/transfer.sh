@@ -19,6 +19,8 @@ export GCA_SITE_HEARTBEAT=1
 on_exit "gca-site down $site"
 check "gca-site up (slapd, PKI)" gca-site up "$site"
 . "$site/site.env"
+# a simple bind needs TLS (StartTLS, -ZZ) with the site CA checked
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 site_gcs=$GCA_GCS_ENDPOINT	# the site's own GCS, on 127.0.0.1
 counter=$GCA_BUILD/examples/counter
 T=$TEST_TMP
@@ -65,7 +67,7 @@ export GCA_GCS_ENDPOINT=${net}1:$(cat "$T/gcs2.port")
 
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
 has() { local out=$1 l; shift; for l in "$@"; do grep -qxF -- "$l" <<<"$out" || return 1; done; }
 
 # ---- the CTSes: cts-X in namespace X ----
@@ -107,7 +109,7 @@ CONF
 	ctspid[$x]=$!
 	on_exit "kill ${ctspid[$x]}"
 	wait_for 10 test -s "$T/cts-$x.port" &&
-	wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
+	wait_for 15 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
 }
 # on X CMD...: execs CMD in namespace X with that resource's CTS socket (use it with & or in $(...))
 on() { local x=$1; shift; exec ip netns exec gca$n$x env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$@"; }
@@ -141,7 +143,7 @@ for k in 1 2 3 4; do
 	ids+=("$id"); saved+=("$(cat "$(imgdir a "$id")/counter" 2>/dev/null)")
 done
 kill -9 $job1; wait $job1 2>/dev/null
-check "the job entry says finished after the job died on A" wait_for 10 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
+check "the job entry says finished after the job died on A" wait_for 10 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaGID=$gidf)' gcaJobState | grep -q 'gcaJobState: finished'"
 
 # ---- recovery on B from the latest: fetched from A, the connection broken once, resumed ----
 # (a folder left in B's incoming/ by someone else, open to all and holding junk, is not used)
@@ -231,7 +233,7 @@ for k in 1 2; do
 	rids+=("$id")
 	rsaved+=("$(cat "$T/cts-a/images/$gid2/$id/counter" 2>/dev/null)")
 	locs() { lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$1))" gcaLocation | awk '/^gcaLocation/{print $2}' | sort | tr '\n' ' '; }
-	check "checkpoint $k of $gid2: the record lists cts-a and cts-r" wait_for 15 sh -c "[ \"\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=$id)' gcaLocation | awk '/^gcaLocation/{print \$2}' | sort | tr '\n' ' ')\" = 'cts-a cts-r ' ]"
+	check "checkpoint $k of $gid2: the record lists cts-a and cts-r" wait_for 15 sh -c "[ \"\$(ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=$id)' gcaLocation | awk '/^gcaLocation/{print \$2}' | sort | tr '\n' ' ')\" = 'cts-a cts-r ' ]"
 	cmp -s "$T/cts-a/images/$gid2/$id/pad" "$T/cts-r/images/$gid2/$id/pad" && pass "R's copy has A's bytes" || fail "R's copy" "$(ls -la "$T/cts-r/images/$gid2" 2>&1)"
 done
 kill -9 $job2; wait $job2 2>/dev/null
@@ -244,7 +246,7 @@ on_exit "kill -TERM $rec"
 check "gca-recover on B --checkpoint latest with A stopped: it resumes" wait_for 20 reached "$log5" $((rsaved[1] + 2))
 expect_eq "from the state of the latest checkpoint" "$(awk '$1=="restored"{print $2}' "$log5")" "${rsaved[1]}"
 grep -q "fetched checkpoint ${rids[1]} from cts-r" "$T/cts-b.log" && pass "B fetched it from the replica cts-r" || fail "B fetched from cts-r" "$(grep -i fetch "$T/cts-b.log" | tail -3)"
-check "the record now lists cts-a, cts-b and cts-r" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${rids[1]})' gcaLocation | grep -c '^gcaLocation' | grep -qx 3"
+check "the record now lists cts-a, cts-b and cts-r" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${rids[1]})' gcaLocation | grep -c '^gcaLocation' | grep -qx 3"
 kill -TERM $rec; wait $rec 2>/dev/null
 log6=$T/c6.log
 on b gca-recover --gid $gid2 --checkpoint "${rids[0]}" -- "$counter" --log "$log6" --tick 20 &
@@ -342,9 +344,9 @@ for k in 1 2 3; do
 	kids+=("$(echo "$out" | awk '$1=="checkpoint"{print $2}')")
 done
 expect_eq "three checkpoints taken" "${#kids[@]}" 3
-check "the first one's record is marked expired" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaStatus | grep -qx 'gcaStatus: expired'"
+check "the first one's record is marked expired" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaStatus | grep -qx 'gcaStatus: expired'"
 [ ! -e "$T/cts-a/images/$gid3/${kids[0]}" ] && [ -e "$T/cts-a/images/$gid3/${kids[2]}" ] && pass "A removed its image and kept the newest two" || fail "A's retention" "$(ls "$T/cts-a/images/$gid3")"
-check "the expired record no longer lists cts-a (cts-r keeps its copy)" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaLocation | awk '/^gcaLocation/{print \$2}' | tr '\n' ' ' | grep -qx 'cts-r '"
+check "the expired record no longer lists cts-a (cts-r keeps its copy)" wait_for 10 sh -c "ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[0]})' gcaLocation | awk '/^gcaLocation/{print \$2}' | tr '\n' ' ' | grep -qx 'cts-r '"
 out=$(lds "(gcaCheckpointId=${kids[1]})" gcaStatus)
 grep -q "gcaStatus" <<<"$out" && fail "the second one is not expired" "$out" || pass "the second one is not expired"
 # a manifest signature that is not the manifest's: B refuses A's copy and takes the replica's
@@ -398,7 +400,7 @@ kill -TERM $rec; wait $rec 2>/dev/null
 kill ${ctspid[r]}; wait ${ctspid[r]} 2>/dev/null
 cts_start r TRUE "retention 1" && pass "cts-r restarts with retention 1" || fail "cts-r restarts" "$(tail -3 "$T/cts-r.log")"
 kill ${ctspid[c]}; wait ${ctspid[c]} 2>/dev/null
-check "cts-c, stopped, is marked down" wait_for 20 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-c,ou=cts,$GCA_BASE_DN' gcaStatus | grep -qx 'gcaStatus: down'"
+check "cts-c, stopped, is marked down" wait_for 20 sh -c "ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-c,ou=cts,$GCA_BASE_DN' gcaStatus | grep -qx 'gcaStatus: down'"
 . "$site/admin.env"
 out=$(gca-ctl --admin gc $gid3 --dry-run 2>&1); rc=$?
 want="would remove cts-r ${kids[0]} $gid3
@@ -409,7 +411,7 @@ grep -q "^skipped cts-c: down" <<<"$out" && pass "and names cts-c, which it coul
 out=$(gca-ctl --admin gc $gid3 2>&1); rc=$?
 expect_eq "gca-ctl gc removes them" "$rc $(grep -c '^removed cts-r' <<<"$out")" "0 2"
 [ ! -e "$T/cts-r/images/$gid3/${kids[1]}" ] && [ -d "$T/cts-r/images/$gid3/${kids[2]}" ] && pass "R keeps only the newest" || fail "R keeps only the newest" "$(ls "$T/cts-r/images/$gid3")"
-check "the record of the second no longer lists cts-r, and is not expired (A took it)" wait_for 10 sh -c "out=\$(ldapsearch -LLL -o ldif-wrap=no -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[1]})' gcaLocation gcaStatus); ! echo \"\$out\" | grep -q 'cts-r\|gcaStatus'"
+check "the record of the second no longer lists cts-r, and is not expired (A took it)" wait_for 10 sh -c "out=\$(ldapsearch -LLL -o ldif-wrap=no -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${kids[1]})' gcaLocation gcaStatus); ! echo \"\$out\" | grep -q 'cts-r\|gcaStatus'"
 out=$(gca-ctl --broker gc 2>&1); rc=$?	# admin.env is sourced above: without --broker, the admin
 case "$rc $out" in "1 "*forbidden*) pass "gca-ctl gc without --admin is forbidden" ;; *) fail "gc needs admin" "$rc $out" ;; esac
 

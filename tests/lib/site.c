@@ -65,6 +65,11 @@ test_site_read(struct test_site *s)
 		*nl = '\0';
 	s->slapd_pid = atoi(out);
 	snprintf(s->gcs_conf, sizeof s->gcs_conf, "%s/gcs-directory.conf", s->dir);
+	/* A simple bind needs TLS (ldapsearch -ZZ): the tools the tests run check slapd with the
+	 * site CA. */
+	char ca[sizeof s->dir + 16];
+	snprintf(ca, sizeof ca, "%s/pki/ca.crt", s->dir);
+	setenv("LDAPTLS_CACERT", ca, 1);
 	return 0;
 }
 
