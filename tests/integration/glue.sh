@@ -82,7 +82,9 @@ sorted() { ldapsearch -x -LLL -o ldif-wrap=no -H "$1" -b o=glue '(objectClass=*)
 same_glue() { [ -n "$(sorted "$replica_uri")" ] && [ "$(sorted "$GCA_LDAP_URI")" = "$(sorted "$replica_uri")" ]; }
 check "the replica's o=glue equals the provider's" wait_for 15 same_glue
 gdn=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf"); gpw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-out=$(ldapmodify -x -H "$replica_uri" -D "$gdn" -w "$gpw" 2>&1 <<LDIF
+# a simple bind needs TLS (StartTLS, -ZZ) with the CA checked: docs/DEPLOYMENT.md, "TLS to the directory"
+out=$(LDAPTLS_CACERT=$(. "$replica/site.env"; echo "$GCA_LDAP_CA_FILE") \
+    ldapmodify -x -ZZ -H "$replica_uri" -D "$gdn" -w "$gpw" 2>&1 <<LDIF
 dn: GLUE2GroupID=resource,o=glue
 changetype: modify
 replace: GLUE2EntityName
@@ -102,7 +104,7 @@ LDIF
 ); rc=$?
 [ $rc -ne 0 ] && pass "an anonymous write to o=glue is refused (rc $rc)" || fail "an anonymous write to o=glue is refused"
 rdn=$(awk '$1=="binddn"{print $2}' "$site/replicator.conf"); rpw=$(awk '$1=="password"{print $2}' "$site/replicator.conf")
-out=$(ldapmodify -x -H "$GCA_LDAP_URI" -D "$rdn" -w "$rpw" 2>&1 <<LDIF
+out=$(LDAPTLS_CACERT=$GCA_LDAP_CA_FILE ldapmodify -x -ZZ -H "$GCA_LDAP_URI" -D "$rdn" -w "$rpw" 2>&1 <<LDIF
 dn: $(glue "$(ep cts-app)" dn | sed -n 's/^dn: //p')
 changetype: modify
 replace: GLUE2EndpointHealthState
