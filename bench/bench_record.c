@@ -534,18 +534,15 @@ raw_read_last(struct raw *r)
 static int
 raw_open(struct raw *r, const struct dir_config *c, int nconn)
 {
-	struct berval cred = { c->password ? strlen(c->password) : 0, c->password };
-	int v3 = LDAP_VERSION3;
+	char why[512];
 
 	memset(r->ld, 0, sizeof r->ld);
 	r->base = c->base;
 	for (r->nconn = 0; r->nconn < nconn; r->nconn++) {
 		LDAP **ld = &r->ld[r->nconn];
-		if (ldap_initialize(ld, c->uri) != LDAP_SUCCESS ||
-		    ldap_set_option(*ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
-		    ldap_sasl_bind_s(*ld, c->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL) !=
-		    LDAP_SUCCESS) {
-			fprintf(stderr, "bench: cannot bind to %s as %s\n", c->uri, c->bind_dn);
+		/* the GCS's own way in (StartTLS, its certificate or password): the same link cost */
+		if (dir_link_open(c, 30000, ld, why, sizeof why) != LDAP_SUCCESS) {
+			fprintf(stderr, "bench: cannot bind to %s: %s\n", c->uri, why);
 			r->nconn++;	/* closed with the others */
 			raw_close(r);
 			return -1;

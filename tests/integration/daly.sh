@@ -13,6 +13,8 @@ export GCA_SITE_CTS_EXTRA=$'mtbf 10s\nauto_min 1s\nauto_max 1h'
 on_exit "gca-site down $site"
 check "gca-site up with mtbf 10s, auto_min 1s in cts.conf" gca-site up "$site"
 . "$site/site.env"
+# a simple bind needs TLS: ldaps:// with the site CA (docs/DEPLOYMENT.md, "TLS to the directory")
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 counter=$GCA_BUILD/examples/counter
 [ -x "$counter" ] || { fail "examples/counter is built"; exit 1; }
 
@@ -41,7 +43,7 @@ case "$rc $out" in 1\ *"gcaProperty mtbf=never: not a positive duration"*) pass 
 	*) fail "gca-cts with a descriptor's mtbf=never refuses to start" "$rc $out" ;; esac
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-out=$(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "cn=cts-app,ou=cts,$GCA_BASE_DN" gcaProperty)
+out=$(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" -b "cn=cts-app,ou=cts,$GCA_BASE_DN" gcaProperty)
 grep -qx "gcaProperty: mtbf=10000ms" <<<"$out" && pass "the CTS entry publishes its mtbf" || fail "the CTS entry publishes its mtbf" "$out"
 
 # -- the job: saves get slower, the interval follows --
@@ -83,7 +85,7 @@ PY
 out=$(gca-ctl jobs 2>&1)
 grep -q "^daly-1 .*auto:[0-9]*ms delta=" <<<"$out" && grep -q "INTERVAL" <<<"$out" && pass "gca-ctl jobs shows the interval in its INTERVAL column" || fail "gca-ctl jobs shows the interval" "$out"
 # the records carry each checkpoint's measured cost, growing with the saves' sleep
-costs=$(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" \
+costs=$(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" \
     "(&(objectClass=gcaCheckpoint)(gcaGID=daly-1))" gcaSequenceNumber gcaProperty | python3 -c '
 import sys
 recs = [dict(l.split(": ", 1) for l in e.splitlines() if ": " in l and not l.startswith(("dn:", "gcaProperty: ")))
@@ -102,7 +104,7 @@ kill -TERM $job; wait $job 2>/dev/null
 kill "$(cat "$site/cts-app.pid")"
 check "cts-app stopped" wait_for 10 sh -c "! kill -0 $(cat "$site/cts-app.pid") 2>/dev/null"
 check "cts-app started again without mtbf" env GCA_SITE_CTS_EXTRA=$'auto_min 1s' gca-site up "$site"
-first=$(sed -n 's/^gcaProperty: since=//p' < <(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" \
+first=$(sed -n 's/^gcaProperty: since=//p' < <(ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" \
     -b "$GCA_BASE_DN" "(&(objectClass=gcaCheckpoint)(gcaGID=daly-1))" gcaProperty) | sort -u)
 expect_eq "every record of the first run names one start time" "$(wc -w <<<"$first")" 1
 gca-recover --gid daly-1 --checkpoint latest --checkpoint-every auto -- "$counter" --log "$log" --tick 20 &

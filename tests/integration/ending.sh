@@ -9,10 +9,12 @@ export GCA_SITE_HEARTBEAT=1
 on_exit "gca-site down $site"
 check "gca-site up" gca-site up "$site"
 . "$site/site.env"
+# a simple bind needs TLS: ldaps:// with the site CA (docs/DEPLOYMENT.md, "TLS to the directory")
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 counter=$GCA_BUILD/examples/counter
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
 # entry GID: the job entry's state and exit status, "finished 3"
 entry() { lds "(&(objectClass=gcaJob)(gcaGID=$1))" gcaJobState gcaExitStatus |
 	awk '$1=="gcaJobState:"{s=$2} $1=="gcaExitStatus:"{e=$2} END{print s, e}'; }

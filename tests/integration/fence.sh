@@ -17,6 +17,8 @@ export GCA_SITE_HEARTBEAT=1
 on_exit "gca-site down $site"
 check "gca-site up (slapd, PKI)" gca-site up "$site"
 . "$site/site.env"
+# a simple bind needs TLS: ldaps:// with the site CA (docs/DEPLOYMENT.md, "TLS to the directory")
+export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 counter=$GCA_BUILD/examples/counter
 T=$TEST_TMP
 mkdir -p "$T/run" && chmod 0755 "$T/run"
@@ -60,7 +62,7 @@ export GCA_GCS_ENDPOINT=${net}1:$(cat "$T/gcsf.port")
 
 bind=$(awk '$1=="binddn"{print $2}' "$site/gcs-directory.conf")
 pw=$(awk '$1=="password"{print $2}' "$site/gcs-directory.conf")
-lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
+lds() { ldapsearch -LLL -o ldif-wrap=no -x -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" -b "$GCA_BASE_DN" "$@"; }
 
 declare -A ctspid ctsip=([a]=${net}2 [b]=${net}3 [c]=${net}4)
 # cts_start LETTER [extra cts.conf lines]
@@ -97,7 +99,7 @@ CONF
 	ctspid[$x]=$!
 	on_exit "kill -CONT ${ctspid[$x]}; kill ${ctspid[$x]}"
 	wait_for 10 test -s "$T/cts-$x.port" &&
-	wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
+	wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAPS_URI' -D '$bind' -w '$pw' -b 'cn=cts-$x,ou=cts,$GCA_BASE_DN' gcaStatus gcaEndpoint | grep -q '^gcaEndpoint: ${ctsip[$x]}:$(cat "$T/cts-$x.port")'"
 }
 on() { local x=$1; shift; exec ip netns exec gcaf$n$x env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$@"; }
 
@@ -170,7 +172,7 @@ start a fl "$T/a2.log" && pass "(c) a job runs on A" || fail "(c) job on A"
 awrapper=$wrapper ajob=$job
 check "(c) its checkpoint is replicated on B" wait_for 15 replicated fl
 ip -n gcaf${n}a link set fp${n}a down
-check "(c) the GCS marks cts-a down (link cut)" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-a,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: down'"
+check "(c) the GCS marks cts-a down (link cut)" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAPS_URI' -D '$bind' -w '$pw' -b 'cn=cts-a,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: down'"
 recover b fl "$T/b3.log" && pass "(c) recovered on B while A is cut off" || fail "(c) recovery on B" "$(tail -3 "$T/cts-b.log")"
 sleep 2
 kill -0 $ajob 2>/dev/null && pass "(c) A's copy still runs while A cannot be told" || fail "(c) A's copy runs while cut off"
@@ -186,7 +188,7 @@ start a fs "$T/a3.log" && pass "(c') a job runs on A" || fail "(c') job on A"
 awrapper=$wrapper ajob=$job
 check "(c') its checkpoint is replicated on B" wait_for 15 replicated fs
 kill -STOP ${ctspid[a]}
-check "(c') the GCS marks the stopped cts-a down" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'cn=cts-a,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: down'"
+check "(c') the GCS marks the stopped cts-a down" wait_for 15 sh -c "ldapsearch -LLL -x -H '$GCA_LDAPS_URI' -D '$bind' -w '$pw' -b 'cn=cts-a,ou=cts,$GCA_BASE_DN' gcaStatus | grep -q 'gcaStatus: down'"
 recover b fs "$T/b4.log" && pass "(c') recovered on B while A's CTS is stopped" || fail "(c') recovery on B"
 kill -0 $ajob 2>/dev/null && pass "(c') A's copy runs while its CTS is stopped" || fail "(c') A's copy runs"
 kill -CONT ${ctspid[a]}
