@@ -118,7 +118,7 @@ out=$(as_admin gca-ctl class add bad notkeyvalue 2>&1); rc=$?
 case "$rc $out" in *'"notkeyvalue" is not key=value'*) expect_eq "class add with a bad property: exit 2" "$rc" 2 ;; *) fail "class add with a bad property" "$rc $out" ;; esac
 
 # -- cts: fake CTSes in the directory (as a registration would leave them) --
-ldapadd -x -ZZ -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" >/dev/null <<LDIF
+ldapadd -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null <<LDIF
 dn: cn=cts-a,ou=cts,o=gca
 objectClass: gcaTranslationService
 cn: cts-a
@@ -196,7 +196,7 @@ PY
 # the fake CTSes above never answer: as the GCS would after cts_timeout, they are down now
 for f in cts-a cts-b cts-c; do
 	printf 'dn: cn=%s,ou=cts,o=gca\nchangetype: modify\nreplace: gcaStatus\ngcaStatus: down\n\n' $f
-done | ldapmodify -x -ZZ -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" >/dev/null
+done | ldapmodify -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
 check "gc --dry-run (admin): nothing to remove under retention 10, the CTSes that are down named" bash -c ". '$site/admin.env'; out=\$(gca-ctl gc '$gid' --dry-run) && grep -qx 'nothing to remove at the CTSes asked' <<<\"\$out\" && grep -q '^skipped cts-a[: ]' <<<\"\$out\""
 check "gc --json" json_ok 'd["dry_run"] is True and d["removed"] == [] and d["errors"] == [] and sorted(s.split(":")[0] for s in d["skipped"]) == ["cts-a", "cts-b", "cts-c"]' as_admin gca-ctl --json gc "$gid" --dry-run
 kill -INT $sub; wait $sub; rc=$?
@@ -236,7 +236,7 @@ expect_eq "one record for the key, not two" "$got" "3 $ck3 2 $ck2 1 $ck1 "
 	for s in 1 2 3; do
 		printf 'dn: gcaCheckpointId=0190a1b2-0000-7000-8000-00000000000%d,gcaGID=job-7,ou=jobs,o=gca\nobjectClass: gcaCheckpoint\ngcaCheckpointId: 0190a1b2-0000-7000-8000-00000000000%d\ngcaGID: job-7\ngcaSequenceNumber: %d\ngcaCTSName: cts-a\ngcaCheckpointKind: external\ngcaCheckpointTime: 2026112510000%d.000Z\n\n' $s $s $s $s
 	done
-} | ldapadd -x -ZZ -H "$GCA_LDAPS_URI" -D "$bind" -w "$pw" >/dev/null
+} | ldapadd -x -ZZ -H "$GCA_LDAP_URI" -D "$bind" -w "$pw" >/dev/null
 check "jobs shows job-7 at cts-a" sh -c "gca-ctl jobs | grep -q '^job-7 *cts-a *running *alice'"
 got=$(gca-ctl jobs --limit 1 2>"$TEST_TMP/more" | awk 'NR>1' | wc -l)
 expect_eq "jobs --limit 1: one job (two are bound)" "$got" 1
