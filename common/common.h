@@ -15,6 +15,15 @@
 #define GCA_NORETURN __attribute__((noreturn))
 #define GCA_NITEMS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* xmalloc.c: allocations that stop the program with one clear line when memory runs out, instead
+ * of a NULL test and abort() at every call (tmux's xmalloc.c). Size a peer chose is checked first. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xreallocarray(void *ptr, size_t nmemb, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+int   xasprintf(char **ret, const char *fmt, ...) GCA_PRINTF(2, 3);
+
 /* log.c: levels, to stderr; "<N>" syslog prefixes when stderr is the journal (JOURNAL_STREAM). */
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_init(const char *progname);          /* level from GCA_LOG_LEVEL (error|warn|info|debug) */
