@@ -125,7 +125,7 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
 # Unit tests of CTS parts link the part's object (before libgca.a, which it uses).
-$(B)/tests/unit/test_image: $(B)/obj/tests/unit/test_image.o $(B)/obj/cts/image.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+$(B)/tests/unit/test_image: $(B)/obj/tests/unit/test_image.o $(B)/obj/cts/image.o $(B)/obj/cts/manifest.o $(B)/obj/cts/verify.o $(B)/obj/cts/retain.o $(B)/obj/cts/crypt.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
@@ -133,7 +133,7 @@ $(B)/tests/unit/test_qmp: $(B)/obj/tests/unit/test_qmp.o $(B)/obj/cts/core/qmp.o
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 
-$(B)/tests/unit/test_vmm: $(B)/obj/tests/unit/test_vmm.o $(B)/obj/cts/core/vmm.o $(B)/obj/cts/core/qmp.o $(B)/obj/cts/child.o $(B)/obj/cts/image.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+$(B)/tests/unit/test_vmm: $(B)/obj/tests/unit/test_vmm.o $(B)/obj/cts/core/vmm.o $(B)/obj/cts/core/qmp.o $(B)/obj/cts/child.o $(B)/obj/cts/image.o $(B)/obj/cts/manifest.o $(B)/obj/cts/crypt.o $(B)/obj/cts/verify.o $(B)/obj/cts/retain.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 

@@ -1,6 +1,6 @@
 /*
  * Retention of the jobs' own images (cts.conf retention N): once a checkpoint is recorded, a job
- * that holds more than N images has those it no longer needs removed (image_retain_before keeps
+ * that holds more than N images has those it no longer needs removed (retain_prune_before keeps
  * the newest N and every parent they need), and each removal is told to the GCS through the outbox
  * (replica_removed: the record is expired, even if the GCS is away right then).
  *
@@ -132,7 +132,7 @@ retention_child(void *arg, char *out, size_t len)
 			continue;
 		ro.job = i;
 		ro.removed = 0;
-		if (image_retain_before(jd, run->cts->retention, run->jobs[i].before, max,
+		if (retain_prune_before(jd, run->cts->retention, run->jobs[i].before, max,
 		    retention_out_add, &ro) >= 0 && ro.removed == max)
 			ro.used += (size_t)snprintf(out + ro.used, len - ro.used, "%s%zu/+",
 			    ro.used ? " " : "", i);	/* perhaps more: the next run sees */
