@@ -111,6 +111,8 @@ manifest_write(const char *dir, const struct image_meta *m, struct image_list *l
 	return rc;
 }
 
+/* ---- reading ---- */
+
 static bool
 manifest_path_ok(const char *p)
 {

@@ -16,7 +16,8 @@
 #include "common/common.h"
 #include "cts/image.h"
 
-
+/* One checkpoint folder of the job: kept (the newest n, or a kept one's parent), and whether its
+ * manifest was read for its parent yet. */
 struct retain_ckpt {
 	char	id[ID_LEN + 1];
 	bool	keep, expanded;

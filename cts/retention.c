@@ -1,8 +1,9 @@
 /*
  * Retention of the jobs' own images (cts.conf retention N): once a checkpoint is recorded, a job
- * that holds more than N images has those it no longer needs removed (retain_prune_before keeps
- * the newest N and every parent they need), and each removal is told to the GCS through the outbox
- * (replica_removed: the record is expired, even if the GCS is away right then).
+ * that holds more than N images has those it no longer needs removed (cts/retain.c's
+ * retain_prune_before keeps the newest N and every parent they need), and each removal is told to
+ * the GCS through the outbox (replica_removed: the record is expired, even if the GCS is away right
+ * then). This file decides when to ask and where it runs; retain.c decides what goes.
  *
  * Removing a multi-GB image takes a while, so it happens in a child, but not one per checkpoint
  * (a fork of the CTS costs its loop more than anything else a checkpoint does there): the loop

@@ -16,7 +16,6 @@
 #include "common/common.h"
 #include "cts/image.h"
 
-
 /* Creates the folders of path (relative) below cfd, 0700, chowned. */
 static int
 verify_mkdirs(int cfd, const char *path, uid_t uid, gid_t gid)
