@@ -8,7 +8,8 @@
 #   make install    honours PREFIX and DESTDIR
 #
 # Sources are found by folder (see DESIGN.md, "Where the code lives"), so adding a file needs no edit
-# here: common/ proto/ ldap/ form libgca.a; gcs/ cts/ ctl/ wrappers/ are the programs.
+# here: common/ proto/ ldap/ form libgca.a; gcs/ cts/ ctl/ wrappers/ are the programs; cts/ less its
+# main is also libgca_cts.a, which the tests link.
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -54,8 +55,13 @@ LIBAPP := $(if $(APP_SRCS),$(B)/libgca_app.a)
 
 # Programs: name -> sources. A program whose folder is still empty is not built.
 GCS_SRCS := $(wildcard gcs/*.c)
-# gca-cts is built once cts/cts.c (its main) exists; until then cts/ files are linked by their tests.
-CTS_SRCS := $(if $(wildcard cts/cts.c),$(wildcard cts/*.c cts/core/*.c))
+# gca-cts is built once cts/cts.c (its main) exists.
+CTS_MAIN := cts/cts.c
+CTS_SRCS := $(if $(wildcard $(CTS_MAIN)),$(wildcard cts/*.c cts/core/*.c))
+# libgca_cts.a: cts/ less its main, so that a test of a CTS part (test_image, test_vmm, ...) links
+# the parts it calls without naming their objects. gca-cts itself links its objects directly.
+CTS_LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(CTS_MAIN),$(CTS_SRCS)))
+LIBCTS := $(if $(CTS_LIB_OBJS),$(B)/libgca_cts.a)
 CTL_SRCS := $(wildcard ctl/*.c)
 VMM_WRAP := $(wildcard wrappers/vmm-ready-job-executor.c wrappers/vmm-ready-job-resumer.c wrappers/vmm_wrap.c)
 WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca-criu-helper.c wrappers/gca_app.c $(VMM_WRAP),$(wildcard wrappers/*.c))
@@ -90,7 +96,7 @@ HEADERS := $(wildcard */*.h cts/core/*.h tests/lib/*.h bench/lib/*.h)
 
 .SECONDARY:
 .PHONY: all test test-criu test-vmm test-debian13 bench fuzz deps install demo demo-stop clean check-syntax
-all: $(LIBGCA) $(LIBAPP) $(PROGS) $(EXAMPLES) $(TESTS) $(BENCHES)
+all: $(LIBGCA) $(LIBAPP) $(LIBCTS) $(PROGS) $(EXAMPLES) $(TESTS) $(BENCHES)
 
 $(B)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -101,6 +107,9 @@ $(LIBGCA): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libgca_app.a: $(APP_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libgca_cts.a: $(CTS_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 define program
@@ -120,20 +129,8 @@ $(B)/examples/%: $(B)/obj/examples/%.o $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS)
 
-$(B)/tests/%: $(B)/obj/tests/%.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
-	@mkdir -p $(dir $@)
-	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
-
-# Unit tests of CTS parts link the part's object (before libgca.a, which it uses).
-$(B)/tests/unit/test_image: $(B)/obj/tests/unit/test_image.o $(B)/obj/cts/image.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
-	@mkdir -p $(dir $@)
-	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
-
-$(B)/tests/unit/test_qmp: $(B)/obj/tests/unit/test_qmp.o $(B)/obj/cts/core/qmp.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
-	@mkdir -p $(dir $@)
-	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
-
-$(B)/tests/unit/test_vmm: $(B)/obj/tests/unit/test_vmm.o $(B)/obj/cts/core/vmm.o $(B)/obj/cts/core/qmp.o $(B)/obj/cts/child.o $(B)/obj/cts/image.o $(TEST_HELPER_OBJS) $(LIBAPP) $(LIBGCA)
+# A test links libgca_cts.a (before libgca.a, which it uses): only the CTS parts it calls.
+$(B)/tests/%: $(B)/obj/tests/%.o $(TEST_HELPER_OBJS) $(LIBCTS) $(LIBAPP) $(LIBGCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(GCA_LDFLAGS) -o $@ $^ $(GCA_LIBS) $(CMOCKA_LIBS)
 

@@ -513,8 +513,8 @@ ckpt_encrypt(void *arg, char *out, size_t len)
 	struct image_meta m;
 	struct image_result r;
 
-	if (image_manifest_read(ck->image_dir, &m, out, len) != 0 ||
-	    image_encrypt(ck->image_dir, ck->cts->image_key, out, len) != 0)
+	if (manifest_read(ck->image_dir, &m, out, len) != 0 ||
+	    crypt_encrypt_dir(ck->image_dir, ck->cts->image_key, out, len) != 0)
 		return -1;
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
 	ckpt_signer(ck->cts, &m);

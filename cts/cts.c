@@ -337,7 +337,7 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
-	if (config_get(&cf, "image_key") != NULL && image_key_load(config_get(&cf, "image_key"),
+	if (config_get(&cf, "image_key") != NULL && crypt_key_load(config_get(&cf, "image_key"),
 	    c.image_key, c.image_key_id, err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
 	/* an encrypted image is restored from a decrypted copy of its folder, without criu's links */

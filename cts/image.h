@@ -1,11 +1,21 @@
 /*
- * cts/image.c: the CTS's image store. A checkpoint image is one folder,
- * STATE/images/<gid as path>/<checkpoint id>/, mode 0700, owned by the CTS, holding the image
- * files and a text manifest that lists each of them with its size and sha256. The sha256 of the
- * manifest's bytes is the record's gcaSHA256, so one hash in the directory covers every file.
+ * cts/image.h: the CTS's image store, one header for its five files:
+ *   image.c     copying a job's files into the store, or sealing what criu or QEMU wrote there
+ *   manifest.c  the manifest: written by the seal, parsed by everything that reads an image
+ *   verify.c    checking an image against its manifest before it is used (and copying it out)
+ *   retain.c    which of a job's images to keep (cts/retention.c decides when to ask)
+ *   crypt.c     encryption at rest: the AES-256-GCM stream of each file and the site key
+ * Two words keep one meaning each: to seal an image is to hash its files into the manifest and
+ * write it (signed when the caller signs) with one fsync of the folder; to encrypt is the
+ * AES-GCM stream of crypt.c, which comes before the seal.
+ *
+ * A checkpoint image is one folder, STATE/images/<gid as path>/<checkpoint id>/, mode 0700,
+ * owned by the CTS, holding the image files and a text manifest that lists each of them with
+ * its size and sha256. The sha256 of the manifest's bytes is the record's gcaSHA256, so one hash
+ * in the directory covers every file.
  *
  * Manifest (mode 0600, written whole: temp file, fsync, rename, fsync of the folder; its signature,
- * when the caller signs, the same way in the same folder fsync):
+ * when the caller signs, the same way in the same folder fsync: the seal):
  *
  *   gca-manifest 1
  *   checkpoint <id>
@@ -13,7 +23,7 @@
  *   core_service <name>
  *   parent <id or ->
  *   time_ms <n>
- *   key <key id>                       only when the files are encrypted (image_encrypt)
+ *   key <key id>                       only when the files are encrypted (crypt.c)
  *   file <sha256 hex> <size> <path>    one per file, sorted by path (strcmp), path relative
  *
  * The manifest does not list itself; top-level files named "manifest" and "manifest.sig" (the
@@ -30,6 +40,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/types.h>
+
+#include "common/common.h"
+
 #define IMAGE_MAX_FILES 100000
 #define IMAGE_MAX_DEPTH 8		/* folders below the image's top folder */
 
@@ -43,7 +57,7 @@ struct image_meta {
 	char		key_id[33];		/* "" = plain files, else the site key's id */
 	/* When set, the manifest's signature (manifest.sig, see docs/PROTOCOL.md) is made from its
 	 * bytes and sealed with it, in the same folder fsync: sign returns 0 and a malloc'd text in
-	 * *sig, or -1 with err. image_manifest_read leaves these NULL. */
+	 * *sig, or -1 with err. manifest_read leaves these NULL. */
 	int		(*sign)(void *arg, const char *text, size_t len, char **sig, char *err,
 			    size_t errlen);
 	void		*sign_arg;
@@ -56,6 +70,8 @@ struct image_result {
 	bool		with_sig;		/* manifest.sig was sealed with it (image_meta's sign) */
 	uint64_t	seal_ms;		/* hashing and writing the manifest took (metrics) */
 };
+
+/* ---- image.c ---- */
 
 /*
  * Copies every regular file under src (a folder a job wrote, so not trusted) into dst.
@@ -86,6 +102,8 @@ int image_store_copy_encrypted(const char *src, const char *dst, const struct im
 int image_store_seal(const char *dir, const struct image_meta *m, struct image_result *r,
 	char *err, size_t errlen);
 
+/* ---- verify.c ---- */
+
 /*
  * Reads dir/manifest into m (NULL allowed) and checks every file it lists: present, a regular
  * file, the same size, the same sha256. Files the manifest does not list are ignored. err names
@@ -95,16 +113,20 @@ int image_store_seal(const char *dir, const struct image_meta *m, struct image_r
  * created 0700, subfolders 0700, files 0600, all chowned to uid:gid when uid != (uid_t)-1 (the
  * top folder last, so the user sees it only when complete). On failure copy_to is removed.
  */
-int image_verify(const char *dir, struct image_meta *m, const char *copy_to, uid_t uid, gid_t gid,
+int verify_image(const char *dir, struct image_meta *m, const char *copy_to, uid_t uid, gid_t gid,
 	char *err, size_t errlen);
+
+/* ---- manifest.c ---- */
 
 /*
  * Reads and checks dir/manifest only (lines, ids, paths without ".." or a leading '/', sorted
  * and unique). m may be NULL. For callers that need the parent or the times without hashing.
  */
-int image_manifest_read(const char *dir, struct image_meta *m, char *err, size_t errlen);
+int manifest_read(const char *dir, struct image_meta *m, char *err, size_t errlen);
 /* 1 if dir/manifest lists a file below folder/ (a criu image's pre-dump), 0 if not, -1 (err). */
-int image_lists_folder(const char *dir, const char *folder, char *err, size_t errlen);
+int manifest_lists_folder(const char *dir, const char *folder, char *err, size_t errlen);
+
+/* ---- retain.c ---- */
 
 /*
  * Retention in one job's folder (STATE/images/<gid>/): keeps the newest `keep` checkpoint
@@ -115,40 +137,89 @@ int image_lists_folder(const char *dir, const char *folder, char *err, size_t er
  * any older folder, so then nothing is removed and -1 is returned (logged). A missing job_dir
  * removes nothing. Returns the number removed, or -1 (also when a removal failed).
  */
-int image_retain(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
+int retain_prune(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
 	void *arg);
 /*
  * The same among the folders whose ids sort before `before` only (checkpoints being written have
  * newer ids: they are neither counted nor read nor removed), removing at most max of them (the
  * caller asks again for the rest).
  */
-int image_retain_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
+int retain_prune_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
 	void (*removed)(const char *id, void *arg), void *arg);
-/* The same without removing anything: removed(id) for each image image_retain would remove. */
-int image_retain_plan(const char *job_dir, unsigned keep,
+/* The same without removing anything: removed(id) for each image retain_prune would remove. */
+int retain_plan(const char *job_dir, unsigned keep,
 	void (*removed)(const char *id, void *arg), void *arg);
+
+/* ---- crypt.c ---- */
 
 /*
  * Encryption at rest (AES-256-GCM through EVP): a key per site, 32 bytes in a file owned by the
- * CTS's user and readable by no one else (64 hex digits or 32 raw bytes; image_key_load refuses
+ * CTS's user and readable by no one else (64 hex digits or 32 raw bytes; crypt_key_load refuses
  * anything else), its id the first 16 hex digits of its sha256. An encrypted file is "GCAE2\n", a
  * 16-byte random salt, then segments of 1 MiB of plaintext, each its ciphertext and a 16-byte tag.
  * Each file has its own key, HKDF-SHA256(site key, salt); segment i of n has nonce i and
  * additional data "gca-image 2\n<checkpoint id>\n<path>\n", i and n, so a flipped byte,
  * swapped, dropped or cut segments, and a file moved to another path or image do not decrypt.
  * The manifest lists the encrypted files (sizes and sha256 of what is stored and sent) and says
- * "key <id>"; image_verify checks those, image_decrypt gives back the plain files.
+ * "key <id>"; verify_image checks those, crypt_decrypt_dir gives back the plain files.
  */
-int image_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], char *err,
+int crypt_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], char *err,
 	size_t errlen);
 /* Encrypts, in place, every file the manifest in dir lists; the caller then reseals dir
  * (image_store_seal with m->key_id set) so the manifest describes the encrypted files. */
-int image_encrypt(const char *dir, const unsigned char key[IMAGE_KEY_LEN], char *err,
+int crypt_encrypt_dir(const char *dir, const unsigned char key[IMAGE_KEY_LEN], char *err,
 	size_t errlen);
-/* Decrypts in place, below files_dir (a copy image_verify made for uid -1, so owned by the CTS),
+/* Decrypts in place, below files_dir (a copy verify_image made for uid -1, so owned by the CTS),
  * every file listed in manifest_dir/manifest; then, when uid != -1, chowns the files, their
  * folders and files_dir itself (last) to uid:gid, so the user gets the folder only when plain. */
-int image_decrypt(const char *manifest_dir, const char *files_dir,
+int crypt_decrypt_dir(const char *manifest_dir, const char *files_dir,
 	const unsigned char key[IMAGE_KEY_LEN], uid_t uid, gid_t gid, char *err, size_t errlen);
+
+/*
+ * ---- shared by the store's files only (image.c, manifest.c, verify.c, crypt.c) ----
+ */
+
+#define IMAGE_BUF (1024 * 1024)		/* one read or write of a file's bytes */
+
+struct image_file {
+	char		*path;		/* relative to the image's top folder */
+	uint64_t	 size;
+	char		 sha256[65];
+};
+
+/* The files of an image, as a walk found them or a manifest lists them. */
+struct image_list {
+	struct image_file	*v;
+	size_t			 n, cap;
+};
+
+/* image.c */
+int image_fail(char *err, size_t errlen, const char *fmt, ...) GCA_PRINTF(3, 4);
+void image_list_free(struct image_list *l);
+int image_list_add(struct image_list *l, const char *path, uint64_t size, const char *sha256);
+/* Opens rel below base; fails with ELOOP on any symlink and EXDEV on any way out of base. */
+int image_open_beneath(int base, const char *rel, int flags);
+const char *image_open_error(int e);
+int image_write_all(int fd, const unsigned char *p, size_t len);
+void image_hex(const unsigned char *md, char out[65]);
+/* Reads in to its end, hashing, and writes every byte to out when out >= 0 (buf: IMAGE_BUF).
+ * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept). */
+int image_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65]);
+
+/* manifest.c */
+/* The fields a manifest can hold, checked before a store writes anything. */
+int manifest_meta_check(const struct image_meta *m, char *err, size_t errlen);
+/* Sorts l, writes dir/manifest whole (and its signature, when m says how), fsyncs dir, fills r. */
+int manifest_write(const char *dir, const struct image_meta *m, struct image_list *l,
+	struct image_result *r, char *err, size_t errlen);
+/* Reads dir/manifest into *m (NULL allowed) and its files into l (freed on failure). */
+int manifest_parse(const char *dir, struct image_meta *m, struct image_list *l, char *err,
+	size_t errlen);
+
+/* crypt.c */
+/* Encrypts what in holds now into out, hashing the stored bytes into hash when not NULL. 0, -1
+ * the cipher failed, -2 I/O (errno), -3 the file shrank while it was read. */
+int crypt_encrypt_stream(int in, int out, const unsigned char *site_key, const char *id,
+	const char *path, EVP_MD_CTX *hash, uint64_t *size);
 
 #endif

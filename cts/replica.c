@@ -315,9 +315,9 @@ replica_gc_job(struct replica_gc *g, const char *jd)
 	char before[ID_LEN + 1];
 
 	if (g->dry)
-		return image_retain_plan(jd, g->cts->retention, replica_gc_one, g);
+		return retain_plan(jd, g->cts->retention, replica_gc_one, g);
 	retention_bound(g->cts, g->gid, before);
-	return image_retain_before(jd, g->cts->retention, before, UINT_MAX, replica_gc_one, g);
+	return retain_prune_before(jd, g->cts->retention, before, UINT_MAX, replica_gc_one, g);
 }
 
 /* The GID of a job folder: from the manifest of any checkpoint in it. */
@@ -336,7 +336,7 @@ replica_folder_gid(const char *job_dir, char *gid, size_t len)
 		if (!id_valid(de->d_name) ||
 		    snprintf(p, sizeof p, "%s/%s", job_dir, de->d_name) >= (int)sizeof p)
 			continue;
-		if (image_manifest_read(p, &m, err, sizeof err) == 0) {
+		if (manifest_read(p, &m, err, sizeof err) == 0) {
 			snprintf(gid, len, "%s", m.gid);
 			rc = 0;
 		}

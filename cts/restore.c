@@ -93,7 +93,7 @@ restore_criu_links(const char *dir, const char *parent, char *out, size_t len)
 	char target[ID_LEN + 16];
 	int pre;
 
-	if ((pre = image_lists_folder(dir, CRIU_PREDUMP_DIR, out, len)) < 0)
+	if ((pre = manifest_lists_folder(dir, CRIU_PREDUMP_DIR, out, len)) < 0)
 		return -1;
 	if (pre && restore_symlink(dir, "parent", CRIU_PREDUMP_DIR, out, len) != 0)
 		return -1;
@@ -135,7 +135,7 @@ restore_chain(struct restore_op *op, const struct image_meta *top, char *out, si
 			return -1;
 		}
 		struct image_meta child = m;
-		if (image_verify(pdir, &m, NULL, (uid_t)-1, (gid_t)-1, out, len) != 0)
+		if (verify_image(pdir, &m, NULL, (uid_t)-1, (gid_t)-1, out, len) != 0)
 			return -1;
 		if (strcmp(m.checkpoint_id, child.parent) != 0 || strcmp(m.gid, child.gid) != 0) {
 			snprintf(out, len, "checkpoint %s: the folder of parent %s holds checkpoint %s of "
@@ -183,7 +183,7 @@ restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t uid, 
 		snprintf(want, sizeof want, "%s", n > 0 ? m.parent : "");
 		snprintf(gid_want, sizeof gid_want, "%s", n > 0 ? m.gid : "");
 		/* copied as the CTS: the user gets the tree only when it is whole */
-		if (image_verify(src, &m, dst, (uid_t)-1, (gid_t)-1, out, len) != 0)
+		if (verify_image(src, &m, dst, (uid_t)-1, (gid_t)-1, out, len) != 0)
 			goto fail;
 		if (n > 0 && (strcmp(m.checkpoint_id, want) != 0 || strcmp(m.gid, gid_want) != 0)) {
 			snprintf(out, len, "the folder of parent %s holds checkpoint %s of %s", want,
@@ -250,7 +250,7 @@ restore_check_record(struct restore_op *op, const struct image_meta *top, char *
 		if (cts_image_dir(op->cts, m.gid, id, dir, sizeof dir) != 0 || access(dir, F_OK) != 0)
 			return 0;
 		if (transfer_manifest_check(dir, op->cts->tls.ca, id, NULL, op->taker, out, len) != 0 ||
-		    image_manifest_read(dir, &m, out, len) != 0)
+		    manifest_read(dir, &m, out, len) != 0)
 			return -1;
 	}
 	return 0;
@@ -300,7 +300,7 @@ restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out
 	int pre = 0;
 
 	if (m->parent[0] != '\0' ||
-	    (pre = image_lists_folder(op->image_dir, CRIU_PREDUMP_DIR, out, len)) != 0) {
+	    (pre = manifest_lists_folder(op->image_dir, CRIU_PREDUMP_DIR, out, len)) != 0) {
 		if (m->parent[0] != '\0' || pre > 0)
 			snprintf(out, len, "checkpoint %s is incremental: an ordinary user's restore "
 			    "takes full images only", op->id);
@@ -312,10 +312,10 @@ restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out
 		    c->image_key_id[0] ? "key " : "no key", c->image_key_id);
 		return -1;
 	}
-	if (image_verify(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0)
+	if (verify_image(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0)
 		return -1;
-	if (m->key_id[0] != '\0' && image_decrypt(op->image_dir, op->copy, c->image_key, (uid_t)-1,
-	    (gid_t)-1, out, len) != 0) {
+	if (m->key_id[0] != '\0' && crypt_decrypt_dir(op->image_dir, op->copy, c->image_key,
+	    (uid_t)-1, (gid_t)-1, out, len) != 0) {
 		file_remove_tree(op->copy);
 		return -1;
 	}
@@ -336,7 +336,7 @@ restore_verify(void *arg, char *out, size_t len)
 	struct image_meta m;
 	struct cts *c = op->cts;
 
-	if (image_manifest_read(op->image_dir, &m, out, len) != 0 ||
+	if (manifest_read(op->image_dir, &m, out, len) != 0 ||
 	    restore_check_record(op, &m, out, len) != 0)
 		return -1;
 	if (!restore_gives_copy(c) && p->uid != 0)
@@ -349,7 +349,7 @@ restore_verify(void *arg, char *out, size_t len)
 			snprintf(out, len, "ok plain");
 			return 0;
 		}
-		if (image_verify(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
+		if (verify_image(op->image_dir, NULL, app ? op->copy : NULL, app ? p->uid : (uid_t)-1,
 		    app ? p->gid : (gid_t)-1, out, len) != 0)
 			return -1;
 		if (!app && restore_chain(op, &m, out, len) != 0)
@@ -362,7 +362,7 @@ restore_verify(void *arg, char *out, size_t len)
 		return -1;
 	}
 	/* the decrypted copy would lack criu's link to the pre-dump (cts.conf refuses both) */
-	int pre = restore_gives_copy(c) ? 0 : image_lists_folder(op->image_dir, CRIU_PREDUMP_DIR,
+	int pre = restore_gives_copy(c) ? 0 : manifest_lists_folder(op->image_dir, CRIU_PREDUMP_DIR,
 	    out, len);
 	if (pre != 0) {
 		if (pre > 0)
@@ -376,8 +376,8 @@ restore_verify(void *arg, char *out, size_t len)
 		    c->image_key_id[0] ? "key " : "no key", c->image_key_id);
 		return -1;
 	}
-	if (image_verify(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0 ||
-	    image_decrypt(op->image_dir, op->copy, c->image_key, restore_gives_copy(c) ? p->uid :
+	if (verify_image(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0 ||
+	    crypt_decrypt_dir(op->image_dir, op->copy, c->image_key, restore_gives_copy(c) ? p->uid :
 	    (uid_t)-1, restore_gives_copy(c) ? p->gid : (gid_t)-1, out, len) != 0) {
 		file_remove_tree(op->copy);
 		return -1;

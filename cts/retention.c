@@ -1,8 +1,9 @@
 /*
  * Retention of the jobs' own images (cts.conf retention N): once a checkpoint is recorded, a job
- * that holds more than N images has those it no longer needs removed (image_retain_before keeps
- * the newest N and every parent they need), and each removal is told to the GCS through the outbox
- * (replica_removed: the record is expired, even if the GCS is away right then).
+ * that holds more than N images has those it no longer needs removed (cts/retain.c's
+ * retain_prune_before keeps the newest N and every parent they need), and each removal is told to
+ * the GCS through the outbox (replica_removed: the record is expired, even if the GCS is away right
+ * then). This file decides when to ask and where it runs; retain.c decides what goes.
  *
  * Removing a multi-GB image takes a while, so it happens in a child, but not one per checkpoint
  * (a fork of the CTS costs its loop more than anything else a checkpoint does there): the loop
@@ -132,7 +133,7 @@ retention_child(void *arg, char *out, size_t len)
 			continue;
 		ro.job = i;
 		ro.removed = 0;
-		if (image_retain_before(jd, run->cts->retention, run->jobs[i].before, max,
+		if (retain_prune_before(jd, run->cts->retention, run->jobs[i].before, max,
 		    retention_out_add, &ro) >= 0 && ro.removed == max)
 			ro.used += (size_t)snprintf(out + ro.used, len - ro.used, "%s%zu/+",
 			    ro.used ? " " : "", i);	/* perhaps more: the next run sees */
@@ -203,9 +204,8 @@ retention_start(struct cts *c)
 		return;
 	}
 	c->retain_last_ms = now;
-	if ((run = calloc(1, sizeof *run)) == NULL ||
-	    (run->jobs = calloc(c->retain_wanted.n, sizeof *run->jobs)) == NULL)
-		abort();
+	run = xcalloc(1, sizeof *run);
+	run->jobs = xcalloc(c->retain_wanted.n, sizeof *run->jobs);
 	run->cts = c;
 	run->n = c->retain_wanted.n;
 	for (size_t i = 0; i < run->n; i++) {
@@ -291,8 +291,8 @@ retention_remove(struct cts *c, const char *path)
 	for (rm = c->removals; rm != NULL; rm = rm->next)
 		if (strcmp(rm->path, path) == 0)
 			return;		/* under way */
-	if ((rm = calloc(1, sizeof *rm)) == NULL || (rm->path = strdup(path)) == NULL)
-		abort();
+	rm = xcalloc(1, sizeof *rm);
+	rm->path = xstrdup(path);
 	rm->cts = c;
 	rm->next = c->removals;
 	c->removals = rm;

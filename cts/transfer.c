@@ -14,7 +14,7 @@
  * signature the record's taker's, so one hash in the directory covers every file. Then each file
  * it lists, TRANSFER_WINDOW chunks asked ahead; a broken connection resumes from the bytes already
  * on disk, with the same holder only (another starts from nothing, so no file mixes two holders'
- * bytes). Then every file's size and sha256 against the manifest (image_verify): a holder whose
+ * bytes). Then every file's size and sha256 against the manifest (verify_image): a holder whose
  * copy fails any check is not asked again and the next holder is tried from scratch. Only then one
  * rename into images/, so a partial or altered image is never used.
  */
@@ -518,7 +518,7 @@ transfer_from(struct transfer_conn *tc, const struct transfer_fetch *f, const ch
 	if (rc != 0)
 		return rc;
 	err[0] = '\0';
-	if (image_verify(dir, &m, NULL, (uid_t)-1, (gid_t)-1, err, errlen) != 0 ||
+	if (verify_image(dir, &m, NULL, (uid_t)-1, (gid_t)-1, err, errlen) != 0 ||
 	    strcmp(m.checkpoint_id, f->id) != 0 || strcmp(m.gid, f->gid) != 0) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "its manifest names another job");

@@ -1,4 +1,5 @@
-/* cts/image.c: copy, seal, manifest, verify, retention, in a mkdtemp folder under /tmp. */
+/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c): copy, seal, manifest,
+ * verify, retention, encryption, in a mkdtemp folder under /tmp. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -155,7 +156,7 @@ test_copy_manifest_modes_verify(void **state)
 
 	/* Verify reads the manifest back. */
 	memset(&back, 0, sizeof back);
-	assert_int_equal(image_verify(dst, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	assert_string_equal(back.checkpoint_id, m.checkpoint_id);
 	assert_string_equal(back.gid, "grid job 7");
 	assert_string_equal(back.core_service, "app");
@@ -257,7 +258,7 @@ test_copy_refuses_deep_nesting(void **state)
 	put(src, "d/d/d/d/d/d/d/d/f", "deep");		/* 8 levels: fine */
 	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), 0);
 	assert_int_equal(r.nfiles, 1);
-	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	assert_int_equal(mkdir(path, 0700), 0);		/* 9 levels: refused */
 	snprintf(dst, sizeof dst, "%s/images/j3/ck2", top);
 	assert_int_equal(image_store_copy(src, dst, &m, &r, err, sizeof err), -1);
@@ -282,7 +283,7 @@ test_verify_finds_changed_and_missing_files(void **state)
 
 	/* copy_to: the same files, 0700/0600, no manifest; an existing folder is refused. */
 	snprintf(copy, sizeof copy, "%s/restore", top);
-	assert_int_equal(image_verify(dst, NULL, copy, getuid(), getgid(), err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, copy, getuid(), getgid(), err, sizeof err), 0);
 	snprintf(path, sizeof path, "%s/sub/big.bin", copy);
 	a = slurp(path);
 	snprintf(path, sizeof path, "%s/sub/big.bin", src);
@@ -300,7 +301,7 @@ test_verify_finds_changed_and_missing_files(void **state)
 	assert_int_equal(mode_of(path), 0700);
 	snprintf(path, sizeof path, "%s/manifest", copy);
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "already exists"));
 
 	/* As root (the CTS), the copy is handed to the job's user, the top folder included. */
@@ -308,7 +309,7 @@ test_verify_finds_changed_and_missing_files(void **state)
 		struct stat st;
 
 		snprintf(copy, sizeof copy, "%s/restore-nobody", top);
-		assert_int_equal(image_verify(dst, NULL, copy, 65534, 65534, err, sizeof err), 0);
+		assert_int_equal(verify_image(dst, NULL, copy, 65534, 65534, err, sizeof err), 0);
 		assert_int_equal(lstat(copy, &st), 0);
 		assert_int_equal(st.st_uid, 65534);
 		assert_int_equal(st.st_gid, 65534);
@@ -324,7 +325,7 @@ test_verify_finds_changed_and_missing_files(void **state)
 
 	/* An unlisted file is ignored. */
 	put(dst, "unlisted", "x");
-	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 
 	/* One flipped byte. */
 	snprintf(path, sizeof path, "%s/sub/big.bin", dst);
@@ -332,7 +333,7 @@ test_verify_finds_changed_and_missing_files(void **state)
 	assert_int_equal(pwrite(fd, "Z", 1, 1000), 1);
 	close(fd);
 	snprintf(copy, sizeof copy, "%s/restore2", top);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "image file sub/big.bin of checkpoint "));
 	assert_non_null(strstr(err, m.checkpoint_id));
 	assert_non_null(strstr(err, "sha256 mismatch"));
@@ -341,13 +342,13 @@ test_verify_finds_changed_and_missing_files(void **state)
 	/* A removed file. */
 	snprintf(path, sizeof path, "%s/abc", dst);
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "image file abc of checkpoint"));
 	assert_non_null(strstr(err, "missing"));
 
 	/* A file that grew. */
 	put(dst, "abc", "abcd");
-	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "image file abc"));
 	assert_non_null(strstr(err, "size mismatch"));
 }
@@ -373,7 +374,7 @@ test_seal_in_place(void **state)
 	assert_int_equal(image_store_seal(dir, &m, &r2, err, sizeof err), 0);
 	assert_int_equal(r2.nfiles, 2);
 	assert_string_equal(r.sha256, r2.sha256);
-	assert_int_equal(image_verify(dir, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dir, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	assert_string_equal(back.parent, "0190a1b2-0000-7000-8000-000000000000");
 	assert_string_equal(back.core_service, "criu");
 }
@@ -398,10 +399,10 @@ test_lists_predump_folder(void **state)
 	snprintf(m.core_service, sizeof m.core_service, "criu");
 	assert_int_equal(image_store_seal(dir, &m, &r, err, sizeof err), 0);
 	assert_int_equal(r.nfiles, 3);
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
-	assert_int_equal(image_lists_folder(dir, "predump", err, sizeof err), 1);
-	assert_int_equal(image_lists_folder(dir, "predum", err, sizeof err), 0);
-	assert_int_equal(image_lists_folder(dir, "pages-1.img", err, sizeof err), 0);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(manifest_lists_folder(dir, "predump", err, sizeof err), 1);
+	assert_int_equal(manifest_lists_folder(dir, "predum", err, sizeof err), 0);
+	assert_int_equal(manifest_lists_folder(dir, "pages-1.img", err, sizeof err), 0);
 	/* a folder the manifest does not list is not part of the image */
 	snprintf(dir, sizeof dir, "%s/images/j6/without", top);
 	snprintf(sub, sizeof sub, "%s/predump", dir);
@@ -410,9 +411,9 @@ test_lists_predump_folder(void **state)
 	assert_int_equal(image_store_seal(dir, &m, &r, err, sizeof err), 0);
 	assert_int_equal(mkdir(sub, 0700), 0);
 	put(sub, "pages-1.img", "abc");
-	assert_int_equal(image_lists_folder(dir, "predump", err, sizeof err), 0);
+	assert_int_equal(manifest_lists_folder(dir, "predump", err, sizeof err), 0);
 	snprintf(dir, sizeof dir, "%s/images/j6/none", top);
-	assert_int_equal(image_lists_folder(dir, "predump", err, sizeof err), -1);
+	assert_int_equal(manifest_lists_folder(dir, "predump", err, sizeof err), -1);
 	assert_non_null(strstr(err, "missing"));
 }
 
@@ -432,7 +433,7 @@ bad_manifest(const char *dir, const char *files, const char *want)
 	char err[512];
 
 	write_manifest(dir, files);
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "manifest of "));
 	if (strstr(err, want) == NULL)
 		fail_msg("for %s: got \"%s\", want \"%s\"", files, err, want);
@@ -450,10 +451,10 @@ test_manifest_rejects_bad_lines(void **state)
 	assert_int_equal(file_mkdirs(dir, 0700), 0);
 	put(dir, "abc", "abc");
 	write_manifest(dir, "");		/* fine: no files */
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	snprintf(line, sizeof line, "%sabc\n", sha);
 	write_manifest(dir, line);
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 
 #define BAD(path, want) do { snprintf(line, sizeof line, "%s%s\n", sha, path); \
 	bad_manifest(dir, line, want); } while (0)
@@ -475,17 +476,17 @@ test_manifest_rejects_bad_lines(void **state)
 	snprintf(line, sizeof line, "%s/etc", dir);
 	assert_int_equal(symlink("/etc", line), 0);
 	write_manifest(dir, "file " SHA_ABC " 3 etc/hostname\n");
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "image file etc/hostname of checkpoint"));
 	assert_non_null(strstr(err, "symbolic link"));
 	put(dir, "manifest", "gca-manifest 2\n");
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "line 1: unknown manifest version"));
 	put(dir, "manifest", "gca-manifest 1\ncheckpoint ../../x\n");
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "line 2: bad checkpoint id"));
 	put(dir, "manifest", "gca-manifest 1\n");
-	assert_int_equal(image_verify(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "ends after 1 lines"));
 }
 
@@ -539,8 +540,8 @@ test_retain_keeps_newest_and_parents(void **state)
 	snprintf(path, sizeof path, "%s/not-an-id", job);
 	assert_int_equal(mkdir(path, 0700), 0);
 	nremoved = 0;
-	assert_int_equal(image_retain(job, 0, on_removed, &nremoved), 0);	/* keep all */
-	assert_int_equal(image_retain(job, 2, on_removed, &nremoved), 3);
+	assert_int_equal(retain_prune(job, 0, on_removed, &nremoved), 0);	/* keep all */
+	assert_int_equal(retain_prune(job, 2, on_removed, &nremoved), 3);
 	assert_int_equal(nremoved, 3);
 	for (int i = 0; i < 5; i++) {
 		snprintf(path, sizeof path, "%s/%s", job, id[i]);
@@ -554,7 +555,7 @@ test_retain_keeps_newest_and_parents(void **state)
 	make_ckpt(job, id[5], id[4]);
 	make_ckpt(job, id[6], id[5]);
 	nremoved = 0;
-	assert_int_equal(image_retain(job, 1, on_removed, &nremoved), 1);
+	assert_int_equal(retain_prune(job, 1, on_removed, &nremoved), 1);
 	assert_true(was_removed(id[3]));
 	for (int i = 4; i < 7; i++) {
 		snprintf(path, sizeof path, "%s/%s", job, id[i]);
@@ -570,15 +571,15 @@ test_retain_keeps_newest_and_parents(void **state)
 		snprintf(path, sizeof path, "%s/%s", job, fresh);
 		assert_int_equal(mkdir(path, 0700), 0);
 		nremoved = 0;
-		assert_int_equal(image_retain(job, 1, on_removed, &nremoved), -1);
+		assert_int_equal(retain_prune(job, 1, on_removed, &nremoved), -1);
 		assert_int_equal(nremoved, 0);
 	}
 	snprintf(path, sizeof path, "%s/none", top);
-	assert_int_equal(image_retain(path, 1, NULL, NULL), 0);
+	assert_int_equal(retain_prune(path, 1, NULL, NULL), 0);
 }
 
 /*
- * image_retain_before (cts/retention.c's child): a folder being written (no manifest yet, the
+ * retain_prune_before (cts/retention.c's child): a folder being written (no manifest yet, the
  * newest id) is left alone instead of stopping retention, and at most max go per call.
  */
 static void
@@ -595,15 +596,15 @@ test_retain_before_and_at_most(void **state)
 	snprintf(path, sizeof path, "%s/%s", job, fresh);
 	assert_int_equal(mkdir(path, 0700), 0);
 	nremoved = 0;
-	assert_int_equal(image_retain(job, 2, on_removed, &nremoved), -1);	/* it stops */
+	assert_int_equal(retain_prune(job, 2, on_removed, &nremoved), -1);	/* it stops */
 	assert_int_equal(nremoved, 0);
 	/* before the fresh one: keeps id[4] and id[3], removes two of the others, then the last */
-	assert_int_equal(image_retain_before(job, 2, fresh, 2, on_removed, &nremoved), 2);
+	assert_int_equal(retain_prune_before(job, 2, fresh, 2, on_removed, &nremoved), 2);
 	assert_int_equal(nremoved, 2);
 	assert_true(was_removed(id[2]) && was_removed(id[1]));
-	assert_int_equal(image_retain_before(job, 2, fresh, 2, on_removed, &nremoved), 1);
+	assert_int_equal(retain_prune_before(job, 2, fresh, 2, on_removed, &nremoved), 1);
 	assert_true(was_removed(id[0]));
-	assert_int_equal(image_retain_before(job, 2, fresh, 2, on_removed, &nremoved), 0);
+	assert_int_equal(retain_prune_before(job, 2, fresh, 2, on_removed, &nremoved), 0);
 	for (int i = 0; i < 5; i++) {
 		snprintf(path, sizeof path, "%s/%s", job, id[i]);
 		assert_int_equal(access(path, F_OK) == 0, i >= 3);
@@ -611,7 +612,7 @@ test_retain_before_and_at_most(void **state)
 	snprintf(path, sizeof path, "%s/%s", job, fresh);
 	assert_int_equal(access(path, F_OK), 0);
 	/* a bound before every folder: nothing counted, nothing removed */
-	assert_int_equal(image_retain_before(job, 1, id[3], 10, on_removed, &nremoved), 0);
+	assert_int_equal(retain_prune_before(job, 1, id[3], 10, on_removed, &nremoved), 0);
 	assert_int_equal(access(path, F_OK), 0);
 }
 
@@ -657,7 +658,7 @@ test_manifest_signed_with_it(void **state)
 	/* sealing again signs again, and the signature is not listed */
 	assert_int_equal(image_store_seal(dst, &m, &r, err, sizeof err), 0);
 	assert_true(r.with_sig);
-	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	/* without a signer: none written */
 	m.sign = NULL;
 	snprintf(dst, sizeof dst, "%s/images/j9/plain", top);
@@ -724,9 +725,9 @@ static int
 decrypt_copy(const char *dst, const char *copy, const unsigned char *key, char *err, size_t len)
 {
 	file_remove_tree(copy);
-	if (image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, len) != 0)
+	if (verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, len) != 0)
 		fail_msg("verify %s: %s", dst, err);
-	return image_decrypt(dst, copy, key, (uid_t)-1, (gid_t)-1, err, len);
+	return crypt_decrypt_dir(dst, copy, key, (uid_t)-1, (gid_t)-1, err, len);
 }
 
 static void
@@ -767,7 +768,7 @@ test_encrypted_round_trip(void **state)
 	assert_memory_equal(man, "GCAE2\n", 6);
 	free(man);
 	/* the manifest lists the stored bytes */
-	assert_int_equal(image_verify(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 
 	snprintf(copy, sizeof copy, "%s/enc-copy", top);
 	assert_int_equal(decrypt_copy(dst, copy, key1, err, sizeof err), 0);
@@ -784,7 +785,7 @@ test_encrypted_round_trip(void **state)
 	put(sealed, "core.img", "core");
 	meta_new(&m, NULL);
 	assert_int_equal(image_store_seal(sealed, &m, &r, err, sizeof err), 0);
-	assert_int_equal(image_encrypt(sealed, key1, err, sizeof err), 0);
+	assert_int_equal(crypt_encrypt_dir(sealed, key1, err, sizeof err), 0);
 	snprintf(m.key_id, sizeof m.key_id, "0011223344556677");
 	assert_int_equal(image_store_seal(sealed, &m, &r, err, sizeof err), 0);
 	snprintf(path, sizeof path, "%s/pages.img", sealed);
@@ -833,7 +834,7 @@ copy_file(const char *from, const char *to)
 static void
 refused(const char *dst, const char *copy, const char *file, char *err, size_t len)
 {
-	assert_int_equal(image_decrypt(dst, copy, key1, (uid_t)-1, (gid_t)-1, err, len), -1);
+	assert_int_equal(crypt_decrypt_dir(dst, copy, key1, (uid_t)-1, (gid_t)-1, err, len), -1);
 	assert_non_null(strstr(err, file));
 	assert_non_null(strstr(err, "does not decrypt"));
 }
@@ -863,7 +864,7 @@ test_encrypted_tampering_refused(void **state)
 	/* one flipped ciphertext byte, in the second segment */
 	assert_int_equal(decrypt_copy(dst, copy, key1, err, sizeof err), 0);
 	file_remove_tree(copy);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	{
 		char *buf;
 		size_t len;
@@ -877,7 +878,7 @@ test_encrypted_tampering_refused(void **state)
 	/* the first two segments swapped (each with its tag) */
 	assert_int_equal(decrypt_copy(dst, copy, key1, err, sizeof err), 0);
 	file_remove_tree(copy);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	{
 		char *buf, *tmp = malloc(full);
 		size_t len;
@@ -896,7 +897,7 @@ test_encrypted_tampering_refused(void **state)
 	for (int k = 0; k < 3; k++) {
 		struct stat st;
 		file_remove_tree(copy);
-		assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err),
+		assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err),
 		    0);
 		assert_int_equal(stat(path, &st), 0);
 		if (k == 0)
@@ -911,22 +912,22 @@ test_encrypted_tampering_refused(void **state)
 
 	/* a file moved to another path of the image: aligned.img's bytes as pages.img */
 	file_remove_tree(copy);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	snprintf(from, sizeof from, "%s/aligned.img", dst);
 	assert_int_equal(copy_file(from, path), 0);
 	refused(dst, copy, "pages.img", err, sizeof err);
 
 	/* the same path of another checkpoint, encrypted with the same key */
 	file_remove_tree(copy);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
 	snprintf(from, sizeof from, "%s/pages.img", dst2);
 	assert_int_equal(copy_file(from, path), 0);
 	refused(dst, copy, "pages.img", err, sizeof err);
 
 	/* another site key */
 	file_remove_tree(copy);
-	assert_int_equal(image_verify(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
-	assert_int_equal(image_decrypt(dst, copy, key2, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(crypt_decrypt_dir(dst, copy, key2, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
 	assert_non_null(strstr(err, "does not decrypt"));
 	file_remove_tree(copy);
 }
@@ -942,7 +943,7 @@ test_key_file_rules(void **state)
 	(void)state;
 	snprintf(path, sizeof path, "%s/site.key", top);
 	assert_int_equal(file_write_whole(path, hex, strlen(hex), 0600), 0);
-	assert_int_equal(image_key_load(path, key, id, err, sizeof err), 0);
+	assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), 0);
 	assert_int_equal(key[31], 0x1f);
 	for (int i = 0; i < IMAGE_KEY_LEN; i++)
 		raw[i] = (unsigned char)i;
@@ -953,26 +954,26 @@ test_key_file_rules(void **state)
 	assert_string_equal(id, want);
 
 	assert_int_equal(chmod(path, 0644), 0);
-	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), -1);
 	assert_non_null(strstr(err, "readable by others"));
 	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), -1);
 	assert_non_null(strstr(err, "readable by others"));
 	assert_int_equal(chmod(path, 0600), 0);
 	if (geteuid() == 0) {
 		assert_int_equal(chown(path, 65534, 65534), 0);
-		assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+		assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), -1);
 		assert_non_null(strstr(err, "owned by uid 65534"));
 		assert_int_equal(chown(path, 0, 0), 0);
 	} else {
 		test_not_run("unit/test_image", "a key file owned by another user (needs root to chown it)");
 	}
-	assert_int_equal(image_key_load(path, key, id, err, sizeof err), 0);
+	assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), 0);
 	assert_int_equal(file_write_whole(path, "short\n", 6, 0600), 0);
-	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), -1);
 	assert_non_null(strstr(err, "not 32 bytes"));
 	snprintf(path, sizeof path, "%s/no-such.key", top);
-	assert_int_equal(image_key_load(path, key, id, err, sizeof err), -1);
+	assert_int_equal(crypt_key_load(path, key, id, err, sizeof err), -1);
 }
 
 int
