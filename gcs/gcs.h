@@ -108,7 +108,6 @@ void glue_written(struct gcs *g, const struct dir_result *r);
 void router_job_bind(struct proto_req *r, void *ctx);
 void router_job_unbind(struct proto_req *r, void *ctx);
 void router_do_checkpoint(struct proto_req *r, void *ctx);
-void router_ping(struct proto_req *r, void *ctx);
 int  router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen);
 void router_tell_moved(struct gcs *g, const char *holder, const char *gid, const char *cts,
     const char *local_id);

@@ -31,15 +31,6 @@ router_op_new(struct gcs *g, struct proto_req *r)
 	return op;
 }
 
-void
-router_ping(struct proto_req *r, void *ctx)
-{
-	struct msg_ping_ok ok = { time_now_ms() };
-
-	(void)ctx;
-	proto_reply_ok(r, r->pt->reply, &ok);
-}
-
 /* ---- job_bind ---- */
 
 /* A bind that did not happen: its names in relay.c will see no echo. */
