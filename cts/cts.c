@@ -22,19 +22,10 @@
 
 static const char cts_usage[] = "usage: gca-cts -f cts.conf [--port-file F] [-d]\n";
 
-static void
-cts_ping(struct proto_req *r, void *ctx)
-{
-	struct msg_ping_ok ok = { time_now_ms() };
-
-	(void)ctx;
-	proto_reply_ok(r, r->pt->reply, &ok);
-}
-
 /* The TLS endpoint: the GCS asks for checkpoints and says when a GID moved away, other CTSes
  * fetch images with a grant. */
 static const struct proto_handler cts_handlers[] = {
-	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, cts_ping },
+	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, proto_server_ping },
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
 	{ "job_moved", PROTO_ROLE_GCS, jobs_on_moved },
 	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
@@ -245,15 +236,12 @@ cts_listen(struct cts *c, const struct config *cf)
 		.idle_timeout_ms = c->idle_timeout_ms, .handshake_timeout_ms = c->handshake_timeout_ms,
 		.idle_exempt_roles = PROTO_ROLE_GCS | PROTO_ROLE_CTS,
 		.max_per_peer = c->max_peer_connections, .max_handshakes = c->max_handshakes };
-	char err[512], ep[300];
-	const char *colon;
+	char err[512];
 
 	if ((c->server = proto_server_tls(c->base, c->listen, &c->tls, &scfg, err, sizeof err)) == NULL)
 		log_fatal("%s", err);
-	colon = strrchr(c->listen, ':');
-	snprintf(ep, sizeof ep, "%.*s:%d", (int)(colon - c->listen), c->listen,
-	    proto_server_port(c->server));
-	c->endpoint = strdup(config_get(cf, "endpoint") ? config_get(cf, "endpoint") : ep);
+	c->endpoint = config_get(cf, "endpoint") ? xstrdup(config_get(cf, "endpoint")) :
+	    proto_server_endpoint(c->server, c->listen);
 }
 
 /*

@@ -229,17 +229,8 @@ local_info(struct proto_req *r, void *ctx)
 	proto_reply_ok(r, r->pt->reply, &ok);
 }
 
-static void
-local_ping(struct proto_req *r, void *ctx)
-{
-	struct msg_ping_ok ok = { time_now_ms() };
-
-	(void)ctx;
-	proto_reply_ok(r, r->pt->reply, &ok);
-}
-
 static const struct proto_handler local_handlers[] = {
-	{ "ping", PROTO_ROLE_LOCAL, local_ping },
+	{ "ping", PROTO_ROLE_LOCAL, proto_server_ping },
 	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
 	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
 	{ "local_info", PROTO_ROLE_LOCAL, local_info },

@@ -30,13 +30,13 @@
 #include "gcs/gcs.h"
 
 const struct proto_handler gcs_handlers[] = {
-	{ "ping", PROTO_ROLE_ANY & ~PROTO_ROLE_LOCAL, router_ping },
+	{ "ping", PROTO_ROLE_ANY & ~PROTO_ROLE_LOCAL, proto_server_ping },
 	{ "cts_register", PROTO_ROLE_CTS, registry_cts_register },
 	{ "cts_heartbeat", PROTO_ROLE_CTS, registry_cts_heartbeat },
 	{ "cts_remove", PROTO_ROLE_ADMIN, registry_cts_remove },
 	{ "class_register", PROTO_ROLE_ADMIN, registry_class_register },
-	{ "job_bind", PROTO_ROLE_CTS, router_job_bind },
-	{ "job_unbind", PROTO_ROLE_CTS, router_job_unbind },
+	{ "job_bind", PROTO_ROLE_CTS, bind_job_bind },
+	{ "job_unbind", PROTO_ROLE_CTS, bind_job_unbind },
 	{ "do_checkpoint", PROTO_ROLE_BROKER | PROTO_ROLE_ADMIN, router_do_checkpoint },
 	{ "checkpoint_log", PROTO_ROLE_CTS, record_checkpoint_log },
 	{ "query", PROTO_ROLE_BROKER | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, query_handle },
@@ -56,19 +56,12 @@ static const char gcs_usage[] =
     "               [--max-handshakes N] [--glue-base DN] [--glue-domain NAME]\n"
     "               [--glue-validity S] [--metrics-listen HOST:PORT] [-d]\n";
 
-const char *
-gcs_dir_code(enum dir_status s)
+/* relay.c saw a binding made here lose to one made at once elsewhere: the losing CTS is told, so
+ * it stops its copy (one live copy). Registered here, so relay.c calls no file above it. */
+static void
+gcs_on_bind_lost(const char *gid, const char *lost_cts, const char *cts, void *arg)
 {
-	switch (s) {
-	case DIR_NOT_FOUND: return PROTO_E_NOT_FOUND;
-	case DIR_EXISTS: return PROTO_E_EXISTS;
-	case DIR_DOWN: return PROTO_E_DIRECTORY_DOWN;
-	case DIR_CAS_LOST: return PROTO_E_CONFLICT;
-	case DIR_DENIED: return PROTO_E_FORBIDDEN;
-	case DIR_MOVED: return PROTO_E_MOVED;
-	case DIR_SCHEMA: return PROTO_E_BAD_FIELD;
-	default: return PROTO_E_INTERNAL;
-	}
+	moved_tell(arg, lost_cts, gid, cts, NULL);
 }
 
 static void
@@ -139,21 +132,19 @@ struct gcs_opts {
 static void
 gcs_flag_add(struct config *c, const char *key, const char *value)
 {
-	struct config_entry *e = realloc(c->entries, (c->n + 1) * sizeof *e);
+	struct config_entry *e;
 
-	if (e == NULL)
-		abort();
-	c->entries = e;
+	c->entries = xreallocarray(c->entries, c->n + 1, sizeof *e);
 	e = &c->entries[c->n++];
-	e->key = strdup(key);
-	e->value = strdup(value);
+	e->key = xstrdup(key);
+	e->value = xstrdup(value);
 	e->line = 0;
 }
 
 static int
 gcs_parse_args(int argc, char **argv, struct gcs_opts *o)
 {
-	o->flags.path = strdup("the command line");
+	o->flags.path = xstrdup("the command line");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *key = NULL;
 		char name[64];
@@ -198,7 +189,7 @@ gcs_setting(const struct config *flags, const struct config *c, const char *key,
 
 	v = v ? v : config_get(c, key);
 	v = v ? v : def;
-	return v ? strdup(v) : NULL;
+	return v ? xstrdup(v) : NULL;
 }
 
 /* A number setting (flag, file, default) times scale; exits with a clear message if bad. */
@@ -306,7 +297,7 @@ main(int argc, char **argv)
 		log_fatal("directory: %s", err);
 	if (cache_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
-	if (relay_open(&g, err, sizeof err) != 0)
+	if (relay_open(&g, gcs_on_bind_lost, &g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
 	if (registry_open(&g, err, sizeof err) != 0)
 		log_fatal("directory feed: %s", err);
@@ -324,13 +315,8 @@ main(int argc, char **argv)
 		.max_per_peer = limits.max_per_peer, .max_handshakes = limits.max_handshakes };
 	if ((g.server = proto_server_tls(g.base, g.listen, &g.tls, &scfg, err, sizeof err)) == NULL)
 		log_fatal("%s", err);
-	if ((g.endpoint = gcs_setting(&o.flags, &cf, "endpoint", NULL)) == NULL) {
-		char ep[300];
-		const char *colon = strrchr(g.listen, ':');
-		snprintf(ep, sizeof ep, "%.*s:%d", (int)(colon - g.listen), g.listen,
-		    proto_server_port(g.server));
-		g.endpoint = strdup(ep);
-	}
+	if ((g.endpoint = gcs_setting(&o.flags, &cf, "endpoint", NULL)) == NULL)
+		g.endpoint = proto_server_endpoint(g.server, g.listen);
 	/* after the TLS port, before the directory is waited for: a bad address stops it here */
 	if (gcs_metrics_open(&g, metrics_listen, err, sizeof err) != 0)
 		log_fatal("%s", err);

@@ -18,6 +18,9 @@ struct relay_key;
 struct relay_held;
 struct metrics_http;
 
+/* relay.c's callback for a binding made here that lost to a concurrent one (see relay_open) */
+typedef void (*relay_lost_cb)(const char *gid, const char *lost_cts, const char *cts, void *arg);
+
 /* A CTS this GCS has heard from (registry.c). */
 struct gcs_cts {
 	char			*name;
@@ -30,7 +33,7 @@ struct gcs_cts {
 	bool			 retired, told_retired;	/* by an admin: refused from then on */
 	bool			 stale;		/* left up by this GCS's previous run, not heard yet */
 	bool			 dirty;		/* a status write failed: the tick tries again */
-	unsigned		 conn_ups;	/* connections made to it (router.c) */
+	unsigned		 conn_ups;	/* connections made to it (pool.c) */
 	char			*core_service;	/* as registered (or read back): its GLUE view */
 	char			**classes;
 	size_t			 nclasses;
@@ -69,6 +72,8 @@ struct gcs {
 	struct dir_feed		*relay_feed;	/* relay.c: records made through other GCSes */
 	struct relay_key	*relay;		/* changes made here, whose echo is not news */
 	struct relay_held	*held;		/* bindings made here lately */
+	relay_lost_cb		 relay_lost;	/* relay.c: told of a binding lost here */
+	void			*relay_lost_arg;
 	/* glue.c: the GLUE 2.0 view (glue_base NULL: none) */
 	char			*glue_base, *glue_domain, *glue_issuer, *glue_trusted;
 	int			 glue_validity_s;
@@ -104,14 +109,19 @@ struct dir_entry *glue_gcs_view(struct gcs *g, const char *status);
 struct dir_entry *glue_cts_view(struct gcs *g, const struct gcs_cts *c, const char *status);
 void glue_written(struct gcs *g, const struct dir_result *r);
 
-/* router.c */
-void router_job_bind(struct proto_req *r, void *ctx);
-void router_job_unbind(struct proto_req *r, void *ctx);
-void router_do_checkpoint(struct proto_req *r, void *ctx);
-void router_ping(struct proto_req *r, void *ctx);
-int  router_cts_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen);
-void router_tell_moved(struct gcs *g, const char *holder, const char *gid, const char *cts,
+/* pool.c: the pooled connection to a CTS */
+int  pool_client(struct gcs *g, struct gcs_cts *c, char *err, size_t errlen);
+
+/* bind.c: job_bind, job_unbind */
+void bind_job_bind(struct proto_req *r, void *ctx);
+void bind_job_unbind(struct proto_req *r, void *ctx);
+
+/* moved.c: job_moved to the CTS that held gid (local_id: its process, or NULL) */
+void moved_tell(struct gcs *g, const char *holder, const char *gid, const char *cts,
     const char *local_id);
+
+/* router.c: do_checkpoint */
+void router_do_checkpoint(struct proto_req *r, void *ctx);
 
 /* record.c */
 void record_checkpoint_log(struct proto_req *r, void *ctx);
@@ -131,8 +141,10 @@ void notify_event(struct gcs *g, const char *event, const char *gid, const char 
 	const char *checkpoint_id, uint64_t seq);
 void notify_drop(struct gcs *g, struct proto_conn *c);
 
-/* relay.c: events of changes made through another GCS, from the directory's change feed */
-int  relay_open(struct gcs *g, char *err, size_t errlen);
+/* relay.c: events of changes made through another GCS, from the directory's change feed. A
+ * binding made here that lost to a concurrent one elsewhere is handed to on_lost (lost_cts: the CTS
+ * it was bound to here), which the caller of relay_open registers with its argument. */
+int  relay_open(struct gcs *g, relay_lost_cb on_lost, void *arg, char *err, size_t errlen);
 void relay_expect(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_forget(struct gcs *g, const char *kind, const char *a, const char *b);
 void relay_hold(struct gcs *g, const char *gid, const char *cts);
@@ -146,7 +158,21 @@ int  gcs_metrics_open(struct gcs *g, const char *listen, char *err, size_t errle
 void gcs_metrics_close(struct gcs *g);
 void gcs_metrics_record(const char *core_service, const char *outcome);
 
-/* The proto error code for a directory status. */
-const char *gcs_dir_code(enum dir_status s);
+/* The proto error code for a directory status. Here, not in gcs.c, because every handler uses it
+ * and gcs.c (the daemon's main and dispatch table) sits above them all. */
+static inline const char *
+gcs_dir_code(enum dir_status s)
+{
+	switch (s) {
+	case DIR_NOT_FOUND: return PROTO_E_NOT_FOUND;
+	case DIR_EXISTS: return PROTO_E_EXISTS;
+	case DIR_DOWN: return PROTO_E_DIRECTORY_DOWN;
+	case DIR_CAS_LOST: return PROTO_E_CONFLICT;
+	case DIR_DENIED: return PROTO_E_FORBIDDEN;
+	case DIR_MOVED: return PROTO_E_MOVED;
+	case DIR_SCHEMA: return PROTO_E_BAD_FIELD;
+	default: return PROTO_E_INTERNAL;
+	}
+}
 
 #endif

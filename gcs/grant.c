@@ -391,7 +391,7 @@ grant_gc_ask(struct grant_gc *gc, const char *name, const char *endpoint)
 
 	if (c == NULL)	/* known from the directory only: not marked up, no heartbeat expected */
 		c = registry_touch(g, name, endpoint);
-	if (router_cts_client(g, c, err, sizeof err) != 0) {
+	if (pool_client(g, c, err, sizeof err) != 0) {
 		proto_strlist_add(&gc->ok.errors, err);
 		return;
 	}

@@ -7,7 +7,7 @@
  * another site hears of changes once they are replicated to its own provider (DESIGN.md,
  * "Liveness is not a directory write": cross-GCS notifications follow the change feed).
  *
- * A change this GCS made itself is notified by its own handler at once (record.c, router.c) and
+ * A change this GCS made itself is notified by its own handler at once (record.c, bind.c) and
  * must not be notified again when the feed echoes it: the handler names it here first
  * (relay_expect), and the feed's echo consumes the name instead of notifying. A name the echo never
  * consumes (the write failed, the feed was away) is forgotten after a minute.
@@ -17,8 +17,10 @@
  * a refresh), and that change did not move it from our binding (a move names the binding it
  * replaced: gcaProperty from=<cts>, written in the same compare-and-swap), two providers took the
  * same GID at once and replication kept the other (the later write wins); the loser is told: a
- * "bind_lost" event naming the losing CTS, and a warning in the log. A move from our binding (a
- * recovery or migration through another GCS) saw it, so it is an ordinary "moved".
+ * "bind_lost" event naming the losing CTS, a warning in the log, and the callback registered with
+ * relay_open (gcs.c registers moved.c's job_moved, so the losing CTS stops its copy; relay.c calls
+ * no file above it). A move from our binding (a recovery or migration through another GCS) saw it,
+ * so it is an ordinary "moved".
  *
  * Checkpoint records come from a feed of their own that starts a minute before the GCS's start (a
  * filter on entryCSN), so a directory of millions of records is not read at start; the job feed is the
@@ -66,8 +68,8 @@ relay_expect(struct gcs *g, const char *kind, const char *a, const char *b)
 	relay_key_make(key, sizeof key, kind, a, b);
 	HASH_FIND_STR(g->relay, key, k);
 	if (k == NULL) {
-		if ((k = calloc(1, sizeof *k)) == NULL || (k->key = strdup(key)) == NULL)
-			abort();
+		k = xcalloc(1, sizeof *k);
+		k->key = xstrdup(key);
 		HASH_ADD_KEYPTR(hh, g->relay, k->key, strlen(k->key), k);
 	}
 	k->count++;
@@ -113,7 +115,7 @@ relay_held_free(struct gcs *g, struct relay_held *h)
 	free(h);
 }
 
-/* gid is being bound to cts here (router.c, before the write); NULL cts: the bind failed. */
+/* gid is being bound to cts here (bind.c, before the write); NULL cts: the bind failed. */
 void
 relay_hold(struct gcs *g, const char *gid, const char *cts)
 {
@@ -124,9 +126,9 @@ relay_hold(struct gcs *g, const char *gid, const char *cts)
 		relay_held_free(g, h);
 	if (cts == NULL)
 		return;
-	if ((h = calloc(1, sizeof *h)) == NULL || (h->gid = strdup(gid)) == NULL ||
-	    (h->cts = strdup(cts)) == NULL)
-		abort();
+	h = xcalloc(1, sizeof *h);
+	h->gid = xstrdup(gid);
+	h->cts = xstrdup(cts);
 	h->at_ms = time_mono_ms();
 	HASH_ADD_KEYPTR(hh, g->held, h->gid, strlen(h->gid), h);
 }
@@ -150,7 +152,7 @@ relay_job(struct gcs *g, const char *gid, const char *cts, const char *from, boo
 	if (h != NULL && !finished && strcmp(h->cts, cts) != 0 &&
 	    (!news || (known && prev_cts != NULL && strcmp(prev_cts, h->cts) == 0))) {
 		if (relay_take(g, "bind", gid, cts)) {
-			relay_held_free(g, h);	/* our own move away, notified by router.c */
+			relay_held_free(g, h);	/* our own move away, notified by bind.c */
 			return;
 		}
 		if (from != NULL && strcmp(from, h->cts) == 0) {
@@ -162,7 +164,8 @@ relay_job(struct gcs *g, const char *gid, const char *cts, const char *from, boo
 			    "elsewhere; replication kept that one)", gid, h->cts, cts);
 			notify_event(g, "bind_lost", gid, h->cts, NULL, 0);
 			notify_event(g, "moved", gid, cts, NULL, 0);
-			router_tell_moved(g, h->cts, gid, cts, NULL);
+			if (g->relay_lost != NULL)
+				g->relay_lost(gid, h->cts, cts, g->relay_lost_arg);
 			relay_held_free(g, h);
 			return;
 		}
@@ -201,7 +204,7 @@ relay_on_record(enum dir_change what, const struct dir_entry *e, void *arg)
 }
 
 int
-relay_open(struct gcs *g, char *err, size_t errlen)
+relay_open(struct gcs *g, relay_lost_cb on_lost, void *arg, char *err, size_t errlen)
 {
 	char base[512], filter[256], when[32];
 	/* A minute back: the directory's clock (which stamps entryCSN) may be behind this host's; the
@@ -210,6 +213,8 @@ relay_open(struct gcs *g, char *err, size_t errlen)
 	struct tm tm;
 
 	/* entryCSN of changes from now on: YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod, ordered as text */
+	g->relay_lost = on_lost;
+	g->relay_lost_arg = arg;
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof when, "%Y%m%d%H%M%S", &tm);
 	snprintf(filter, sizeof filter,

@@ -255,6 +255,10 @@ struct proto_server *proto_server_tls(struct event_base *base, const char *liste
 struct proto_server *proto_server_unix(struct event_base *base, const char *path, mode_t mode,
 	const struct proto_server_config *cfg, char *err, size_t errlen);
 int  proto_server_port(struct proto_server *s);
+/* host:port from listen's host and the port the server got (allocated; free it). */
+char *proto_server_endpoint(struct proto_server *s, const char *listen);
+/* The "ping" handler every server shares: replies ping_ok with the server's clock. */
+void proto_server_ping(struct proto_req *r, void *ctx);
 void proto_server_free(struct proto_server *s);		/* closes every connection */
 
 /* Frames the server sends unasked (notify, app_save) to a connection it holds. */

@@ -422,6 +422,30 @@ proto_server_port(struct proto_server *s)
 	return s->port;
 }
 
+/* The address peers reach a server at: its listen address's host with the port it got (a listen
+ * port of 0 picks one), as the daemon publishes it when no endpoint is configured. */
+char *
+proto_server_endpoint(struct proto_server *s, const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	int hostlen = colon != NULL ? (int)(colon - listen) : (int)strlen(listen);
+	char *ep;
+
+	xasprintf(&ep, "%.*s:%d", hostlen, listen, s->port);
+	return ep;
+}
+
+/* "ping", the same on every server (GCS, CTS, the CTS's socket): the server's clock, so a caller
+ * sees the daemon's event loop answer. */
+void
+proto_server_ping(struct proto_req *r, void *ctx)
+{
+	struct msg_ping_ok ok = { time_now_ms() };
+
+	(void)ctx;
+	proto_reply_ok(r, r->pt->reply, &ok);
+}
+
 void
 proto_server_free(struct proto_server *s)
 {
