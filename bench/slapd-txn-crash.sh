@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # bench/slapd-txn-crash.sh [CLIENTS] [ROUNDS] [--psearch | --psearch-each] [--seconds S]
+#                          [--one-connection]
 #
 # Does this machine's slapd survive concurrent RFC 5805 transactions? No gca code on the write
 # path: a private slapd from `gca-site up --only-directory`, CLIENTS parallel writers, each a loop
@@ -8,7 +9,10 @@
 # the answer to the one before (not pipelined). --psearch opens one sync persistent search (as a
 # GCS's job feed is); --psearch-each one per writer, each on its own connection (as each GCS has
 # its own: two GCS writing at once). --seconds S stops every writer after S seconds (default 600),
-# so a slow machine ends the run with fewer rounds, said in the result.
+# so a slow machine ends the run with fewer rounds, said in the result. --one-connection makes each
+# writer build/bench/txn_writer (bench/txn_writer.c; $TXN_WRITER names another build of it): one
+# connection kept open for all its transactions, as the GCS's directory thread keeps its own, with
+# the same one-at-a-time transactions and adds.
 #
 # Prints the writers' rounds done, the seconds, "slapd survived" or "slapd died" with the kernel's
 # or slapd's last word, and checks that every committed record is in the directory and that the
@@ -21,17 +25,24 @@
 # search: see that page.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-CLIENTS=4 ROUNDS=100 PSEARCH= SECONDS_MAX=600
+CLIENTS=4 ROUNDS=100 PSEARCH= SECONDS_MAX=600 ONECONN=
 n=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--psearch|--psearch-each) PSEARCH=$1 ;;
 	--seconds) SECONDS_MAX=${2:?--seconds needs a number}; shift ;;
+	--one-connection) ONECONN=1 ;;
 	[0-9]*) n=$((n + 1)); [ $n = 1 ] && CLIENTS=$1 || ROUNDS=$1 ;;
-	*) echo "usage: $0 [CLIENTS] [ROUNDS] [--psearch | --psearch-each] [--seconds S]" >&2; exit 1 ;;
+	*) echo "usage: $0 [CLIENTS] [ROUNDS] [--psearch | --psearch-each] [--seconds S] [--one-connection]" >&2
+		exit 1 ;;
 	esac
 	shift
 done
+TXN_WRITER=${TXN_WRITER:-${GCA_BUILD:-build}/bench/txn_writer}
+if [ -n "$ONECONN" ] && [ ! -x "$TXN_WRITER" ]; then
+	echo "no $TXN_WRITER: make it first (make, or cc bench/txn_writer.c -lldap -llber -luuid)"
+	exit 1
+fi
 D=$(mktemp -d "${TMPDIR:-/tmp}/gca-bench-txn.XXXXXX")
 PS_PIDS=()
 cleanup() {
@@ -59,8 +70,16 @@ done
 seen=$(dmesg 2>/dev/null | grep -c 'slapd\[')
 t0=$(date +%s.%N)
 end=$(( $(date +%s) + SECONDS_MAX ))
+# one connection for every transaction (the GCS's way): txn_writer prints the rounds it committed
+client_one_connection() {
+	local c=$1
+	TXN_PW=$PW "$TXN_WRITER" "$U" cn=gcs-directory,o=gca o=gca "$c" "$ROUNDS" \
+		$((end - $(date +%s))) >"$D/client$c.done" 2>"$D/client$c.err"
+	[ -s "$D/client$c.err" ] && echo "client $c: $(tail -1 "$D/client$c.err")"
+}
 client() {
 	local c=$1 r k id f="$D/client$1.ldif"
+	[ -z "$ONECONN" ] || { client_one_connection "$c"; return; }
 	for ((r = 1; r <= ROUNDS; r++)); do
 		[ "$(date +%s)" -lt "$end" ] || break
 		: >"$f"
@@ -96,6 +115,7 @@ case $PSEARCH in
 --psearch) what=", one sync persistent search open" ;;
 --psearch-each) what=", one sync persistent search per writer ($CLIENTS)" ;;
 esac
+[ -z "$ONECONN" ] || what="$what, each writer on one connection (txn_writer)"
 echo "slapd $("${SLAPD:-$(command -v slapd || echo /usr/sbin/slapd)}" -VV 2>&1 | sed -n 's/.*slapd \([^ ]*\).*/\1/p' | head -1):" \
 	"$CLIENTS writers x $ROUNDS transactions of 3 adds$what, at most $SECONDS_MAX s"
 echo "rounds done per writer: ${done_[*]} ($total transactions) in $secs s;" \
