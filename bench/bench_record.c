@@ -1064,29 +1064,27 @@ ctl_run(char **envp, const char *cmd, const char *gid)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* n runs of gca-ctl CMD [GID], each timed from fork to exit; a row named key. */
-static void
-bench_ctl_cmd(char **envp, const char *key, const char *what, const char *cmd, const char *gid, int n,
-    double max_s)
+/* One gca-ctl CMD [GID] timed from fork to exit into l; 0 if it succeeded. */
+static int
+ctl_timed(char **envp, const char *cmd, const char *gid, struct lat *l)
 {
-	uint64_t end = deadline_end(max_s);
-	struct timespec t0;
-	struct lat l;
-	int bad = 0;
+	struct timespec a;
 
-	lat_init(&l, (size_t)n);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 0; i < n && time_mono_ms() < end && !deadline_passed(); i++) {
-		struct timespec a;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (ctl_run(envp, cmd, gid) != 0)
+		return -1;
+	lat_add(l, lat_since(&a));
+	return 0;
+}
 
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		if (ctl_run(envp, cmd, gid) != 0)
-			bad++;
-		else
-			lat_add(&l, lat_since(&a));
-	}
-	figures_rate(key, what, (int)l.n, 1, lat_since(&t0) / 1000, &l, bad);
-	lat_free(&l);
+static double
+ctl_sum_s(const struct lat *l)
+{
+	double ms = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		ms += l->ms[i];
+	return ms / 1000;
 }
 
 /*
@@ -1094,38 +1092,46 @@ bench_ctl_cmd(char **envp, const char *key, const char *what, const char *cmd, c
  * first job, nothing else running), each a fresh gca-ctl, against their baseline: a broker's
  * TLS connection to gca-gcs (loading its certificate files, TCP connect, the mutual TLS 1.3
  * handshake: what every gca-ctl pays before its first frame) and one directory add (the raw add
- * at 1 in flight, measured in bench_directory). ratios() divides them.
+ * at 1 in flight, measured in bench_directory). The three are taken in turn, n times, so a change
+ * of the machine's load weighs on each alike. ratios() divides them.
  */
 static void
 bench_ctl(int n)
 {
 	char **envp = ctl_envp_new();
-	struct timespec t0;
-	struct lat l;
+	uint64_t end = deadline_end(quick ? 5 : 20);
+	struct lat tls, status, ckpt;
+	int bad[2] = { 0 };
 
 	if (envp == NULL) {
 		figures_skipped("gca-ctl status and checkpoint (site.env)");
 		return;
 	}
-	lat_init(&l, (size_t)n);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 0; i < n && !deadline_passed(); i++) {
+	lat_init(&tls, (size_t)n);
+	lat_init(&status, (size_t)n);
+	lat_init(&ckpt, (size_t)n);
+	for (int i = 0; i < n && time_mono_ms() < end && !deadline_passed(); i++) {
 		struct timespec a;
 		struct proto_sync *s;
 
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		if ((s = connect_as(A.dir, "broker-broker", A.gcs_ep)) == NULL)
 			break;
-		lat_add(&l, lat_since(&a));
+		lat_add(&tls, lat_since(&a));
 		proto_sync_close(s);
+		bad[0] += ctl_timed(envp, "status", NULL, &status) != 0;
+		bad[1] += ctl_timed(envp, "checkpoint", A.gid[0], &ckpt) != 0;
 	}
+	/* each row's seconds: the sum of its own runs (they were taken in turn with the others) */
 	figures_rate("tls_connect", "TLS connect to gca-gcs (certificate files, TCP, mTLS 1.3 handshake)",
-	    (int)l.n, 1, lat_since(&t0) / 1000, &l, 0);
-	lat_free(&l);
-	bench_ctl_cmd(envp, "ctl_status", "gca-ctl status (a new process each time)", "status", NULL, n,
-	    quick ? 2 : 10);
-	bench_ctl_cmd(envp, "ctl_checkpoint", "gca-ctl checkpoint of an idle app job (a new process each time)",
-	    "checkpoint", A.gid[0], n, quick ? 2 : 10);
+	    (int)tls.n, 1, ctl_sum_s(&tls), &tls, 0);
+	figures_rate("ctl_status", "gca-ctl status (a new process each time)", (int)status.n, 1,
+	    ctl_sum_s(&status), &status, bad[0]);
+	figures_rate("ctl_checkpoint", "gca-ctl checkpoint of an idle app job (a new process each time)",
+	    (int)ckpt.n, 1, ctl_sum_s(&ckpt), &ckpt, bad[1]);
+	lat_free(&tls);
+	lat_free(&status);
+	lat_free(&ckpt);
 	ctl_envp_free(envp);
 }
 
