@@ -1092,16 +1092,17 @@ ctl_sum_s(const struct lat *l)
  * first job, nothing else running), each a fresh gca-ctl, against their baseline: a broker's
  * TLS connection to gca-gcs (loading its certificate files, TCP connect, the mutual TLS 1.3
  * handshake: what every gca-ctl pays before its first frame) and one directory add (the raw add
- * at 1 in flight, measured in bench_directory). The three are taken in turn, n times, so a change
- * of the machine's load weighs on each alike. ratios() divides them.
+ * at 1 in flight, measured in bench_directory); and `gca-ctl --help`, the process alone (where the
+ * time goes). The four are taken in turn, n times, so a change of the machine's load weighs on
+ * each alike. ratios() divides them.
  */
 static void
 bench_ctl(int n)
 {
 	char **envp = ctl_envp_new();
 	uint64_t end = deadline_end(quick ? 5 : 20);
-	struct lat tls, status, ckpt;
-	int bad[2] = { 0 };
+	struct lat tls, status, ckpt, help;
+	int bad[3] = { 0 };
 
 	if (envp == NULL) {
 		figures_skipped("gca-ctl status and checkpoint (site.env)");
@@ -1110,6 +1111,7 @@ bench_ctl(int n)
 	lat_init(&tls, (size_t)n);
 	lat_init(&status, (size_t)n);
 	lat_init(&ckpt, (size_t)n);
+	lat_init(&help, (size_t)n);
 	for (int i = 0; i < n && time_mono_ms() < end && !deadline_passed(); i++) {
 		struct timespec a;
 		struct proto_sync *s;
@@ -1121,6 +1123,7 @@ bench_ctl(int n)
 		proto_sync_close(s);
 		bad[0] += ctl_timed(envp, "status", NULL, &status) != 0;
 		bad[1] += ctl_timed(envp, "checkpoint", A.gid[0], &ckpt) != 0;
+		bad[2] += ctl_timed(envp, "--help", NULL, &help) != 0;
 	}
 	/* each row's seconds: the sum of its own runs (they were taken in turn with the others) */
 	figures_rate("tls_connect", "TLS connect to gca-gcs (certificate files, TCP, mTLS 1.3 handshake)",
@@ -1129,9 +1132,12 @@ bench_ctl(int n)
 	    ctl_sum_s(&status), &status, bad[0]);
 	figures_rate("ctl_checkpoint", "gca-ctl checkpoint of an idle app job (a new process each time)",
 	    (int)ckpt.n, 1, ctl_sum_s(&ckpt), &ckpt, bad[1]);
+	figures_rate("ctl_help", "gca-ctl --help (the process alone: exec, libraries, exit)", (int)help.n, 1,
+	    ctl_sum_s(&help), &help, bad[2]);
 	lat_free(&tls);
 	lat_free(&status);
 	lat_free(&ckpt);
+	lat_free(&help);
 	ctl_envp_free(envp);
 }
 
