@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/slapd-txn-crash.sh [CLIENTS] [ROUNDS] [--psearch | --psearch-each] [--seconds S]
-#                          [--one-connection]
+#                          [--one-connection] [--ldapi]
 #
 # Does this machine's slapd survive concurrent RFC 5805 transactions? No gca code on the write
 # path: a private slapd from `gca-site up --only-directory`, CLIENTS parallel writers, each a loop
@@ -17,23 +17,26 @@
 # Prints the writers' rounds done, the seconds, "slapd survived" or "slapd died" with the kernel's
 # or slapd's last word, and checks that every committed record is in the directory and that the
 # persistent searches are still open. Exit 0 survived, 2 died, 1 could not run or lost records.
-# Binds go to ldaps:// with the site CA (slapd refuses simple binds without TLS).
+# Binds go to ldaps:// with the site CA (slapd refuses simple binds without TLS); --ldapi sends
+# everything over the site's ldapi:// socket instead (no TLS; slapd counts it as confidential).
 #
-# Seen here (docs/BENCHMARKS.md, "slapd and transactions"): 4 writers x 60 killed Debian 12's
-# slapd 2.5.13 in 5 of 5 tries without the persistent search, 1 of 4 with it, and Debian 13's
-# 2.6.10 at round 9; 1 writer survived 200-300 rounds; 2 writers each with its own persistent
-# search: see that page.
+# Seen here (docs/BENCHMARKS.md, "Grouping records: no pattern of transactions survives"): over
+# plain ldap://, 4 writers x 60 killed Debian 12's slapd 2.5.13 in 5 of 5 tries and Debian 13's
+# 2.6.10 at round 9. On 2026-12-07, over ldaps:// and ldapi://, both died in every run of 2 writers
+# x 600 with a persistent search each (ldapmodify or --one-connection), and even one writer on one
+# connection with no persistent search died within 1-309 transactions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-CLIENTS=4 ROUNDS=100 PSEARCH= SECONDS_MAX=600 ONECONN=
+CLIENTS=4 ROUNDS=100 PSEARCH= SECONDS_MAX=600 ONECONN= LDAPI=
 n=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--psearch|--psearch-each) PSEARCH=$1 ;;
 	--seconds) SECONDS_MAX=${2:?--seconds needs a number}; shift ;;
 	--one-connection) ONECONN=1 ;;
+	--ldapi) LDAPI=1 ;;
 	[0-9]*) n=$((n + 1)); [ $n = 1 ] && CLIENTS=$1 || ROUNDS=$1 ;;
-	*) echo "usage: $0 [CLIENTS] [ROUNDS] [--psearch | --psearch-each] [--seconds S] [--one-connection]" >&2
+	*) echo "usage: $0 [CLIENTS] [ROUNDS] [--psearch | --psearch-each] [--seconds S] [--one-connection] [--ldapi]" >&2
 		exit 1 ;;
 	esac
 	shift
@@ -53,6 +56,8 @@ cleanup() {
 trap cleanup EXIT
 scripts/gca-site up "$D" --only-directory >/dev/null || { echo "gca-site up $D failed"; exit 1; }
 U=$(. "$D/site.env" && echo "$GCA_LDAPS_URI")
+# the socket gca-site made (ldapi://, the path URL-encoded)
+[ -z "$LDAPI" ] || U="ldapi://$(sed 's|/|%2F|g' <<<"$D/ldap/ldapi")"
 export LDAPTLS_CACERT=$(. "$D/site.env" && echo "$GCA_LDAP_CA_FILE")
 PW=$(awk '/^password/ { print $2 }' "$D/gcs-directory.conf")
 AS=(-x -H "$U" -D cn=gcs-directory,o=gca -w "$PW")
@@ -116,6 +121,7 @@ case $PSEARCH in
 --psearch-each) what=", one sync persistent search per writer ($CLIENTS)" ;;
 esac
 [ -z "$ONECONN" ] || what="$what, each writer on one connection (txn_writer)"
+what="$what, over ${U%%:*}://"
 echo "slapd $("${SLAPD:-$(command -v slapd || echo /usr/sbin/slapd)}" -VV 2>&1 | sed -n 's/.*slapd \([^ ]*\).*/\1/p' | head -1):" \
 	"$CLIENTS writers x $ROUNDS transactions of 3 adds$what, at most $SECONDS_MAX s"
 echo "rounds done per writer: ${done_[*]} ($total transactions) in $secs s;" \
