@@ -16,16 +16,20 @@
  *                    service) and its jobs (examples/bench_job under gca-exec), record stored,
  *                    1, 16 and 256 in flight over many GIDs
  *   (5) memory       VmHWM of gca-gcs and gca-cts during (2)
+ *   (7) gca-ctl      `gca-ctl status` and `gca-ctl checkpoint` of an idle app job, a new process
+ *                    each time, against a fresh TLS connection and one directory add (issue 22)
  * Site B, a directory filled offline with slapadd (jobs and their records):
  *   (4) reads        a job's checkpoints by GID through libldap and through the GCS's query
  *   (5) memory       VmHWM of a gca-gcs whose job cache followed the directory's change feed
- * BENCH_ONLY=a or BENCH_ONLY=b runs one site (to look at one part); GCA_KEEP=1 keeps the folders.
+ * BENCH_ONLY=a or BENCH_ONLY=b runs one site (to look at one part), BENCH_ONLY=ctl only (7) and its
+ * baseline (site A's startup, one raw add at a time, ping); GCA_KEEP=1 keeps the folders.
  *
  * Every phase is bounded by a count, its own time and the program's deadline (bench/lib); on
  * SIGTERM or at the deadline the phases stop, the sites are stopped and the rows gathered so far
  * are written to build/bench/results.json (bench/table prints them).
  */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <ldap.h>
 #include <poll.h>
@@ -34,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,6 +56,7 @@
 static bool quick;
 static struct event_base *base;
 static char build[512];		/* absolute $GCA_BUILD */
+static bool ctl_only;		/* BENCH_ONLY=ctl: site A's gca-ctl figures and their baseline only */
 static uint32_t next_req;	/* request ids, unique across phases (late replies never count) */
 
 /* ---- processes ---- */
@@ -174,6 +180,8 @@ site_up(struct site *s)
 	snprintf(s->dir, sizeof s->dir, "%s/gca-bench.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(s->dir) == NULL)
 		return -1;
+	/* run as root, gca-site starts gca-gcs as an unprivileged user, who must reach its files */
+	chmod(s->dir, 0755);
 	if (test_sh(log, sizeof log, "%s/scripts/gca-site up %s 2>&1", test_top(), s->dir) != 0) {
 		fprintf(stderr, "bench: gca-site up %s failed:\n%s\n", s->dir, log);
 		return -1;
@@ -214,23 +222,52 @@ job_spawn(struct site *s, int i)
 	return pid;
 }
 
-/* gca-exec replaces itself with the job only after the CTS bound the GID: the job runs = bound. */
+/* Is pid bench_job itself? */
+static bool
+job_is_bench_job(int pid)
+{
+	char path[64], exe[600];
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/exe", pid);
+	if ((n = readlink(path, exe, sizeof exe - 1)) <= 0)
+		return false;
+	exe[n] = '\0';
+	return strstr(exe, "bench_job") != NULL;
+}
+
+/* Is gca-exec pid running the job: become it, or its parent now (it stays to report the job's
+ * exit status)? Its children are in /proc/PID/task/PID/children. */
+static bool
+job_running(int pid)
+{
+	char path[80], kids[256];
+	FILE *f;
+	bool found = false;
+
+	if (job_is_bench_job(pid))
+		return true;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	if (fgets(kids, sizeof kids, f) != NULL)
+		for (char *t = strtok(kids, " \n"); t != NULL && !found; t = strtok(NULL, " \n"))
+			found = job_is_bench_job(atoi(t));
+	fclose(f);
+	return found;
+}
+
+/* gca-exec starts the job only after the CTS bound the GID: the job runs = bound. */
 static int
 job_wait_bound(struct site *s, int i, int timeout_ms)
 {
 	uint64_t end = time_mono_ms() + (uint64_t)timeout_ms;
-	char path[64], exe[600];
 
-	snprintf(path, sizeof path, "/proc/%d/exe", s->job_pid[i]);
 	while (time_mono_ms() < end && !deadline_passed()) {
-		ssize_t n = readlink(path, exe, sizeof exe - 1);
 		int status;
 
-		if (n > 0) {
-			exe[n] = '\0';
-			if (strstr(exe, "bench_job") != NULL)
-				return 0;
-		}
+		if (job_running(s->job_pid[i]))
+			return 0;
 		if (waitpid(s->job_pid[i], &status, WNOHANG) == s->job_pid[i]) {
 			fprintf(stderr, "bench: gca-exec for %s ended (status %d): see %s/log/jobs.log\n",
 			    s->gid[i], status, s->dir);
@@ -856,6 +893,10 @@ bench_directory(void)
 		figures_skipped("directory ceiling and library (jobs not bound)");
 		goto out;
 	}
+	if (ctl_only) {		/* the baseline of the gca-ctl figures: one raw add at a time */
+		PHASE("directory ceiling (adds)", bench_raw(&c, n_raw / 3, 1, 1, false, s_raw));
+		goto out;
+	}
 	/* the ceiling: the records' compare-and-swap and add, then the adds alone */
 	for (int cas = 1; cas >= 0; cas--)
 		for (size_t i = 0; i < sizeof raw_levels / sizeof raw_levels[0]; i++)
@@ -953,6 +994,151 @@ out:
 	lat_free(&l);
 	free(t);
 	proto_sync_close(s);
+}
+
+/* ---- (7) gca-ctl as a user runs it: a new process, connection and TLS handshake each time ---- */
+
+/* What `. site.env` gives gca-ctl (the broker's certificate), read once from site A's site.env. */
+static const char *const ctl_vars[] = { "GCA_GCS_ENDPOINT", "GCA_CA_FILE", "GCA_CERT_FILE", "GCA_KEY_FILE" };
+
+/* The bench's environment without those (nor GCA_ADMIN_CERT_FILE), then those from site.env; made
+ * before forking (the bench has had threads: the child only execs). NULL if site.env lacks one. */
+static char **
+ctl_envp_new(void)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	char **envp, v[400];
+
+	while (environ[n] != NULL)
+		n++;
+	envp = xcalloc(n + GCA_NITEMS(ctl_vars) + 1, sizeof *envp);
+	for (size_t i = 0; i < n; i++) {
+		bool ours = strncmp(environ[i], "GCA_ADMIN_CERT_FILE=", 20) == 0;
+		for (size_t j = 0; j < GCA_NITEMS(ctl_vars) && !ours; j++)
+			ours = strncmp(environ[i], ctl_vars[j], strlen(ctl_vars[j])) == 0 &&
+			    environ[i][strlen(ctl_vars[j])] == '=';
+		if (!ours)
+			envp[k++] = xstrdup(environ[i]);
+	}
+	for (size_t j = 0; j < GCA_NITEMS(ctl_vars); j++) {
+		if (site_env(&A, ctl_vars[j], v, sizeof v) != 0) {
+			fprintf(stderr, "bench: %s/site.env lacks %s\n", A.dir, ctl_vars[j]);
+			for (size_t i = 0; i < k; i++)
+				free(envp[i]);
+			free(envp);
+			return NULL;
+		}
+		xasprintf(&envp[k++], "%s=%s", ctl_vars[j], v);
+	}
+	return envp;
+}
+
+static void
+ctl_envp_free(char **envp)
+{
+	for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+		free(envp[i]);
+	free(envp);
+}
+
+/* build/gca-ctl CMD [GID], its output to /dev/null (errors to the bench's log); 0 if it exited 0. */
+static int
+ctl_run(char **envp, const char *cmd, const char *gid)
+{
+	char ctl[600];
+	char *argv[] = { "gca-ctl", (char *)cmd, (char *)gid, NULL };
+	int pid, status, null;
+
+	snprintf(ctl, sizeof ctl, "%s/gca-ctl", build);
+	if ((null = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		dup2(null, 1);
+		execve(ctl, argv, envp);
+		_exit(127);
+	}
+	close(null);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* One gca-ctl CMD [GID] timed from fork to exit into l; 0 if it succeeded. */
+static int
+ctl_timed(char **envp, const char *cmd, const char *gid, struct lat *l)
+{
+	struct timespec a;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (ctl_run(envp, cmd, gid) != 0)
+		return -1;
+	lat_add(l, lat_since(&a));
+	return 0;
+}
+
+static double
+ctl_sum_s(const struct lat *l)
+{
+	double ms = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		ms += l->ms[i];
+	return ms / 1000;
+}
+
+/*
+ * Issue 22, target 1: `gca-ctl status` and `gca-ctl checkpoint` of an idle app job (site A's
+ * first job, nothing else running), each a fresh gca-ctl, against their baseline: a broker's
+ * TLS connection to gca-gcs (loading its certificate files, TCP connect, the mutual TLS 1.3
+ * handshake: what every gca-ctl pays before its first frame) and one directory add (the raw add
+ * at 1 in flight, measured in bench_directory); and `gca-ctl --help`, the process alone (where the
+ * time goes). The four are taken in turn, n times, so a change of the machine's load weighs on
+ * each alike. ratios() divides them.
+ */
+static void
+bench_ctl(int n)
+{
+	char **envp = ctl_envp_new();
+	uint64_t end = deadline_end(quick ? 5 : 20);
+	struct lat tls, status, ckpt, help;
+	int bad[3] = { 0 };
+
+	if (envp == NULL) {
+		figures_skipped("gca-ctl status and checkpoint (site.env)");
+		return;
+	}
+	lat_init(&tls, (size_t)n);
+	lat_init(&status, (size_t)n);
+	lat_init(&ckpt, (size_t)n);
+	lat_init(&help, (size_t)n);
+	for (int i = 0; i < n && time_mono_ms() < end && !deadline_passed(); i++) {
+		struct timespec a;
+		struct proto_sync *s;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if ((s = connect_as(A.dir, "broker-broker", A.gcs_ep)) == NULL)
+			break;
+		lat_add(&tls, lat_since(&a));
+		proto_sync_close(s);
+		bad[0] += ctl_timed(envp, "status", NULL, &status) != 0;
+		bad[1] += ctl_timed(envp, "checkpoint", A.gid[0], &ckpt) != 0;
+		bad[2] += ctl_timed(envp, "--help", NULL, &help) != 0;
+	}
+	/* each row's seconds: the sum of its own runs (they were taken in turn with the others) */
+	figures_rate("tls_connect", "TLS connect to gca-gcs (certificate files, TCP, mTLS 1.3 handshake)",
+	    (int)tls.n, 1, ctl_sum_s(&tls), &tls, 0);
+	figures_rate("ctl_status", "gca-ctl status (a new process each time)", (int)status.n, 1,
+	    ctl_sum_s(&status), &status, bad[0]);
+	figures_rate("ctl_checkpoint", "gca-ctl checkpoint of an idle app job (a new process each time)",
+	    (int)ckpt.n, 1, ctl_sum_s(&ckpt), &ckpt, bad[1]);
+	figures_rate("ctl_help", "gca-ctl --help (the process alone: exec, libraries, exit)", (int)help.n, 1,
+	    ctl_sum_s(&help), &help, bad[2]);
+	lat_free(&tls);
+	lat_free(&status);
+	lat_free(&ckpt);
+	lat_free(&help);
+	ctl_envp_free(envp);
 }
 
 /* ---- records through gca-gcs alone (a CTS's checkpoint_log, no CTS work) ---- */
@@ -1206,6 +1392,9 @@ bench_site_a(void)
 	/* The directory and the transport first, while only one job runs. */
 	bench_directory();	/* each of its measurements a phase */
 	PHASE("ping", bench_ping(quick ? 500 : 5000));
+	PHASE("gca-ctl", bench_ctl(quick ? 10 : 50));
+	if (ctl_only)
+		return 0;
 	PHASE("records 1", bench_gcs_records(quick ? 50 : 500, 1, quick ? 1 : 5));
 	PHASE("records 256", bench_gcs_records(quick ? 500 : 5000, 256, quick ? 1 : 8));
 
@@ -1557,6 +1746,23 @@ val(const char *key, char what)
 	}
 }
 
+/* Issue 22, target 1: each gca-ctl's p50 / 2 x (TLS connect p50 + one raw add p50); <= 1 meets it. */
+static void
+ctl_ratios(double add)
+{
+	double base = 2 * (val("tls_connect", '5') + add);
+
+	if (val("tls_connect", '5') <= 0 || add <= 0)
+		return;
+	if (val("ctl_status", '5') > 0)
+		figures_ratio("ctl_status_to_target", "gca-ctl status p50 / 2 x (TLS connect p50 + 1 raw add p50)",
+		    val("ctl_status", '5') / base);
+	if (val("ctl_checkpoint", '5') > 0)
+		figures_ratio("ctl_checkpoint_to_target",
+		    "gca-ctl checkpoint p50 / 2 x (TLS connect p50 + 1 raw add p50)",
+		    val("ctl_checkpoint", '5') / base);
+}
+
 static void
 ratios(void)
 {
@@ -1605,6 +1811,7 @@ ratios(void)
 	if (val("e2e_1", '5') > 0 && rec > 0)
 		figures_ratio("e2e_1_to_record", "e2e p50 (1) / one raw record (CAS + add) p50",
 		    val("e2e_1", '5') / rec);
+	ctl_ratios(add);
 	if (val("rss_gcs_cache", 'm') > 0)
 		figures_ratio("rss_gcs_cache_to_64mib", "gca-gcs peak RSS, jobs cached (site B) / 64 MiB",
 		    val("rss_gcs_cache", 'm') / 64);
@@ -1646,6 +1853,8 @@ main(void)
 	A.gid = calloc((size_t)A.njobs, sizeof *A.gid);
 
 	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
+	if ((ctl_only = strcmp(only, "ctl") == 0))
+		only = "a";
 	if (strchr(only, 'b') == NULL) {
 		/* kept from site A: its own stop (jobs, daemons, images: 4-10 s) and site B's share */
 		deadline_reserve((quick ? 5 : 10) + (strchr(only, 'a') != NULL ? 0 : quick ? 10 : 60));

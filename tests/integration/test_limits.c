@@ -294,15 +294,31 @@ test_cts_unix_flood(void **state)
 	proto_sync_close(e);
 }
 
-/* A request on a fresh connection is answered at once: without TCP_NODELAY it waits about 40 ms
- * for a delayed ACK (the client's handshake Finished is still unacknowledged). */
+/*
+ * A request on a fresh connection is answered at once: without TCP_NODELAY it waits about 40 ms
+ * for a delayed ACK (the server's session tickets, written after the handshake, are still
+ * unacknowledged when it writes the answer). The regression guard of issue 22: the first ping on
+ * each of 10 fresh connections (after the mutual TLS 1.3 handshake), median under 30 ms: a wide
+ * margin over the ~1 ms it takes here, and still under the 40 ms stall. Checked by hand
+ * (docs/BENCHMARKS.md, "gca-ctl and a fresh connection"): without proto_tcp_nodelay it fails.
+ */
+#define FRESH_N		10
+
+static int
+fresh_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static void
 test_fresh_connection_is_fast(void **state)
 {
-	uint64_t took[5];
+	uint64_t took[FRESH_N];
 
 	(void)state;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < FRESH_N; i++) {
 		struct proto_sync *s = tls_as("admin-a", gcs_ep);
 		uint64_t t0 = time_mono_ms();
 
@@ -310,18 +326,11 @@ test_fresh_connection_is_fast(void **state)
 		took[i] = time_mono_ms() - t0;
 		proto_sync_close(s);
 	}
-	for (int i = 0; i < 5; i++) {		/* sorted, for the median */
-		for (int j = i + 1; j < 5; j++) {
-			if (took[j] < took[i]) {
-				uint64_t t = took[i];
-				took[i] = took[j];
-				took[j] = t;
-			}
-		}
-	}
-	print_message("first ping on a fresh TLS connection: %llu ms (median of 5; max %llu)\n",
-	    (unsigned long long)took[2], (unsigned long long)took[4]);
-	assert_true(took[2] < 30);
+	qsort(took, FRESH_N, sizeof took[0], fresh_cmp);
+	print_message("first ping on a fresh TLS connection: %llu ms (median of %d; min %llu, "
+	    "max %llu)\n", (unsigned long long)took[FRESH_N / 2], FRESH_N, (unsigned long long)took[0],
+	    (unsigned long long)took[FRESH_N - 1]);
+	assert_true(took[FRESH_N / 2] < 30);
 }
 
 static void
