@@ -330,7 +330,7 @@ main(int argc, char **argv)
 	cts_listen(&c, &cf);
 	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
-	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
+	if (outbox_load(&c, ckpt_recorded, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	orphans_scan(&c);	/* before any checkpoint of this run */
 	if (gcslink_open(&c, err, sizeof err) != 0)
