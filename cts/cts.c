@@ -335,6 +335,10 @@ main(int argc, char **argv)
 	orphans_scan(&c);	/* before any checkpoint of this run */
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	/* what the GCS link's events do above it (gcslink.c calls none of them by name) */
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BEAT, outbox_flush);
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BEAT, jobs_retry_unbind);
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BACK, fence_check);
 	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
 	if (config_get(&cf, "image_key") != NULL && image_key_load(config_get(&cf, "image_key"),

@@ -234,6 +234,12 @@ void gcslink_tick(struct cts *c);
 void gcslink_close(struct cts *c);
 void gcslink_request(struct cts *c, const char *type, const void *body, proto_reply_cb cb,
 	void *arg);
+/* What the layers above do on the link's events, registered once at start (cts.c) in the order
+ * they run; gcslink.c calls none of them by name. */
+#define GCSLINK_REGISTERED	0x1	/* registered (again) at a GCS */
+#define GCSLINK_BEAT		0x2	/* a heartbeat was just sent (every heartbeat_ms) */
+#define GCSLINK_BACK		0x4	/* the GCS answers a heartbeat again after a silence */
+void gcslink_on(int events, void (*fn)(struct cts *c));
 
 /* outbox.c: a durable queue of records for the GCS, STATE/outbox/<id>, one fsynced file per record
  * until the GCS acknowledges it. It knows nothing of checkpoints: whoever adds a record hands it a
