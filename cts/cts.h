@@ -262,7 +262,18 @@ struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char 
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
-/* jobs.c */
+/* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that
+ * jobs.c calls none of the files above it (checkpoint.c, ending.c, fence.c) by name. */
+enum jobs_event {
+	JOBS_DUE,		/* its periodic checkpoint is due (none running or waiting) */
+	JOBS_EXITED,		/* its process is gone (the pidfd fired) */
+	JOBS_MOVED,		/* its GID is bound to another process (why); its own still runs */
+	JOBS_GONE,		/* ended or moved: what waits for it fails */
+	JOBS_UNWATCHED,		/* no longer watched (its pidfd closed) */
+	JOBS_FREED,		/* about to be freed: the CTS stops, or it was unbound */
+};
+typedef void (*jobs_cb)(struct cts_job *j, enum jobs_event ev, const char *why);
+void jobs_set_cb(jobs_cb cb);
 int  jobs_load(struct cts *c, char *err, size_t errlen);
 int  jobs_save(struct cts *c);
 struct cts_job *jobs_find(struct cts *c, const char *gid);
@@ -423,7 +434,7 @@ void cts_metrics_checkpoint(const struct cts_ckpt *ck, const char *error_code);	
 void cts_metrics_restore(const char *outcome);
 void cts_metrics_fetch(const char *outcome);
 
-/* Paths in the state folder. */
+/* state.c: paths in the state folder. */
 int  cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len);
 int  cts_job_dir(struct cts *c, const char *gid, char *out, size_t len);
 
