@@ -120,9 +120,8 @@ ckpt_failed_prune(const char *dir)
 		return;
 	while ((d = readdir(dp)) != NULL && n < GCA_NITEMS(names)) {
 		size_t l = strlen(d->d_name);
-		if (l == ID_LEN + 4 && strcmp(d->d_name + ID_LEN, ".log") == 0 &&
-		    (names[n] = strdup(d->d_name)) != NULL)
-			n++;
+		if (l == ID_LEN + 4 && strcmp(d->d_name + ID_LEN, ".log") == 0)
+			names[n++] = xstrdup(d->d_name);
 	}
 	closedir(dp);
 	qsort(names, n, sizeof names[0], ckpt_name_cmp);
@@ -493,13 +492,12 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 			    j->nqueued, j->gid);
 		return;
 	}
-	if ((ck = calloc(1, sizeof *ck)) == NULL)
-		abort();
+	ck = xcalloc(1, sizeof *ck);
 	ck->cts = c;
 	ck->job = j;
 	ck->kind = kind;
 	ck->req = req;
-	ck->idem_key = idem_key ? strdup(idem_key) : NULL;
+	ck->idem_key = idem_key ? xstrdup(idem_key) : NULL;
 	id_new(ck->id);
 	for (p = &j->queue; *p != NULL; p = &(*p)->next)
 		;
