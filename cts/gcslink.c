@@ -117,10 +117,10 @@ gcslink_register(struct cts *c)
 	free(c->reg.endpoint);
 	free(c->reg.exec_manager);
 	free(c->reg.status);
-	c->reg.name = xstrdup(c->name);
-	c->reg.endpoint = xstrdup(c->endpoint);
-	c->reg.exec_manager = xstrdup(c->exec_manager);
-	c->reg.status = xstrdup(status);
+	c->reg.name = strdup(c->name);
+	c->reg.endpoint = strdup(c->endpoint);
+	c->reg.exec_manager = strdup(c->exec_manager);
+	c->reg.status = strdup(status);
 	c->registering = true;
 	gcslink_request(c, "cts_register", &c->reg, gcslink_on_registered, c);
 }
