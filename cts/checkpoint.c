@@ -16,6 +16,7 @@
 #include "cts/cts.h"
 
 static void ckpt_next(struct cts_job *j);
+static void ckpt_outbox_failed(struct cts_ckpt *ck, int error);
 
 static void
 ckpt_free(struct cts_ckpt *ck)
@@ -119,9 +120,8 @@ ckpt_failed_prune(const char *dir)
 		return;
 	while ((d = readdir(dp)) != NULL && n < GCA_NITEMS(names)) {
 		size_t l = strlen(d->d_name);
-		if (l == ID_LEN + 4 && strcmp(d->d_name + ID_LEN, ".log") == 0 &&
-		    (names[n] = strdup(d->d_name)) != NULL)
-			n++;
+		if (l == ID_LEN + 4 && strcmp(d->d_name + ID_LEN, ".log") == 0)
+			names[n++] = xstrdup(d->d_name);
 	}
 	closedir(dp);
 	qsort(names, n, sizeof names[0], ckpt_name_cmp);
@@ -336,14 +336,12 @@ ckpt_acked_remember(const struct msg_checkpoint_log *rec, const char *idem_key, 
 	free(a->idem_key);
 	free(a->image_name);
 	free(a->cts);
-	a->gid = strdup(rec->gid);
-	a->idem_key = strdup(idem_key);
-	a->image_name = strdup(rec->image_name ? rec->image_name : "");
-	a->cts = strdup(rec->cts ? rec->cts : "");
+	a->gid = xstrdup(rec->gid);
+	a->idem_key = xstrdup(idem_key);
+	a->image_name = xstrdup(rec->image_name ? rec->image_name : "");
+	a->cts = xstrdup(rec->cts ? rec->cts : "");
 	snprintf(a->id, sizeof a->id, "%s", rec->checkpoint_id);
 	a->seq = seq;
-	if (a->gid == NULL || a->idem_key == NULL || a->image_name == NULL || a->cts == NULL)
-		abort();
 }
 
 static const struct ckpt_acked_rec *
@@ -357,22 +355,69 @@ ckpt_acked_find(const char *gid, const char *idem_key)
 	return NULL;
 }
 
-void
-ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why)
+/*
+ * A do_checkpoint asked again after its checkpoint failed only for want of an acknowledgement:
+ * it waits for the record in the outbox, answered with that record's next outcome (ckpt_acked).
+ * Kept here, by checkpoint id, since the outbox knows nothing of who asks.
+ */
+struct ckpt_retries {
+	char			 id[ID_LEN + 1];
+	struct proto_req	*req[4];
+	int			 n;
+	struct ckpt_retries	*next;
+};
+static struct ckpt_retries *ckpt_retries;
+
+static struct ckpt_retries *
+ckpt_retries_find(const char *id, bool add)
 {
-	const char *key = ckpt_rec_idem(&it->rec);
-	struct msg_checkpoint_ok ok = { it->rec.checkpoint_id, it->rec.image_name, it->rec.cts, seq };
+	struct ckpt_retries *w;
+
+	for (w = ckpt_retries; w != NULL; w = w->next)
+		if (strcmp(w->id, id) == 0)
+			return w;
+	if (!add)
+		return NULL;
+	w = xcalloc(1, sizeof *w);
+	snprintf(w->id, sizeof w->id, "%s", id);
+	w->next = ckpt_retries;
+	ckpt_retries = w;
+	return w;
+}
+
+static void
+ckpt_retries_free(struct ckpt_retries *w)
+{
+	for (struct ckpt_retries **p = &ckpt_retries; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	free(w);
+}
+
+/* The outbox's record rec (of a checkpoint or not) was stored (seq) or not (code, why): its
+ * retries are answered, a keyed one remembered. */
+static void
+ckpt_acked(const struct msg_checkpoint_log *rec, uint64_t seq, const char *code, const char *why)
+{
+	const char *key = ckpt_rec_idem(rec);
+	struct msg_checkpoint_ok ok = { rec->checkpoint_id, rec->image_name, rec->cts, seq };
+	struct ckpt_retries *w = ckpt_retries_find(rec->checkpoint_id, false);
 
 	if (code == NULL && key != NULL)
-		ckpt_acked_remember(&it->rec, key, seq);
-	for (int i = 0; i < it->nretries; i++) {
+		ckpt_acked_remember(rec, key, seq);
+	if (w == NULL)
+		return;
+	for (int i = 0; i < w->n; i++) {
 		if (code == NULL)
-			proto_reply_ok(it->retries[i], it->retries[i]->pt->reply, &ok);
+			proto_reply_ok(w->req[i], w->req[i]->pt->reply, &ok);
 		else
-			proto_reply_err(it->retries[i], code, "checkpoint %s of %s: %s",
-			    it->rec.checkpoint_id, it->rec.gid, why);
+			proto_reply_err(w->req[i], code, "checkpoint %s of %s: %s",
+			    rec->checkpoint_id, rec->gid, why);
 	}
-	it->nretries = 0;
+	ckpt_retries_free(w);
 }
 
 /*
@@ -388,6 +433,7 @@ ckpt_retry(struct cts_job *j, const char *idem_key, struct proto_req *req)
 	struct cts *c = j->cts;
 	struct cts_ckpt *ck;
 	struct outbox_item *it;
+	struct ckpt_retries *w;
 	const struct ckpt_acked_rec *a;
 
 	if ((ck = ckpt_find_idem(j, idem_key)) != NULL) {
@@ -402,16 +448,17 @@ ckpt_retry(struct cts_job *j, const char *idem_key, struct proto_req *req)
 		return true;
 	}
 	if ((it = outbox_find_idem(c, j->gid, idem_key)) != NULL) {
-		if (it->nretries == (int)GCA_NITEMS(it->retries)) {
+		w = ckpt_retries_find(it->rec.checkpoint_id, true);
+		if (w->n == (int)GCA_NITEMS(w->req)) {
 			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
-			    it->rec.checkpoint_id, j->gid, it->nretries + 1);
+			    it->rec.checkpoint_id, j->gid, w->n + 1);
 			return true;
 		}
 		log_info("checkpoint %s of %s: asked again with its key; its record waits in the "
 		    "outbox: answered when the GCS stored it", it->rec.checkpoint_id, j->gid);
-		it->retries[it->nretries++] = req;
-		if (!it->sending && c->registered)
-			outbox_send(c, it);
+		w->req[w->n++] = req;
+		if (c->registered)
+			outbox_send(c, it);	/* unless in flight */
 		return true;
 	}
 	if ((a = ckpt_acked_find(j->gid, idem_key)) != NULL) {
@@ -445,13 +492,12 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 			    j->nqueued, j->gid);
 		return;
 	}
-	if ((ck = calloc(1, sizeof *ck)) == NULL)
-		abort();
+	ck = xcalloc(1, sizeof *ck);
 	ck->cts = c;
 	ck->job = j;
 	ck->kind = kind;
 	ck->req = req;
-	ck->idem_key = idem_key ? strdup(idem_key) : NULL;
+	ck->idem_key = idem_key ? xstrdup(idem_key) : NULL;
 	id_new(ck->id);
 	for (p = &j->queue; *p != NULL; p = &(*p)->next)
 		;
@@ -630,7 +676,8 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		proto_strlist_add(&rec.properties, idem);	/* the key id on the record */
 	}
 	ck->dumped_mono_ms = time_mono_ms();
-	it = outbox_add(c, &rec, ck);	/* sent once it is durable (outbox_commit) */
+	/* sent once it is durable (outbox_commit); ckpt_recorded hears how it ended */
+	it = outbox_add(c, &rec, ckpt_recorded, ck);
 	proto_strlist_free(&rec.properties);
 	if (it == NULL)
 		ckpt_outbox_failed(ck, 0);
@@ -641,7 +688,7 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
  * gets the cause and `unavailable` (it may pass: retry once there is room). Only a record that
  * could not even be encoded is `internal`.
  */
-const char *
+static const char *
 ckpt_outbox_why(int error, char *out, size_t len)
 {
 	if (error == 0) {
@@ -654,7 +701,9 @@ ckpt_outbox_why(int error, char *out, size_t len)
 	return PROTO_E_UNAVAILABLE;
 }
 
-void
+/* ck's record could not be written to the outbox (errno error; 0: not even encoded): ck fails,
+ * its asker told why, and its image goes. */
+static void
 ckpt_outbox_failed(struct cts_ckpt *ck, int error)
 {
 	char why[400];
@@ -663,7 +712,8 @@ ckpt_outbox_failed(struct cts_ckpt *ck, int error)
 	ckpt_fail(ck, code, why);
 }
 
-void
+/* The GCS acknowledged ck's record (seq) or not (code, why). */
+static void
 ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why)
 {
 	struct cts *c = ck->cts;
@@ -691,6 +741,66 @@ ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why
 	ckpt_forget_asked(ck);
 	ck->recorded = true;
 	ckpt_cleanup(ck);	/* and retention, if the job has too many images */
+}
+
+/*
+ * The GCS refused the record for good (moved): the GID is bound to another CTS now (a recovery
+ * elsewhere while this CTS was away), so this checkpoint will never be one. The outbox dropped
+ * the record; its image (an orphan) leaves the store, and the job is no longer watched here.
+ */
+static void
+ckpt_refused(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckpt *ck,
+	const char *code, const char *msg)
+{
+	struct cts_job *j = jobs_find(c, rec->gid);
+	char dir[PATH_MAX], why[600];
+
+	log_warn("record %s of %s refused by the GCS: %s: dropped, with its image",
+	    rec->checkpoint_id, rec->gid, msg);
+	if (cts_image_dir(c, rec->gid, rec->checkpoint_id, dir, sizeof dir) == 0)
+		retention_remove(c, dir);	/* in a child */
+	if (j != NULL && !j->ended)
+		jobs_moved(j, msg);
+	snprintf(why, sizeof why, "the GCS refused its record: %s", msg);
+	if (ck != NULL)
+		ckpt_logged(ck, 0, code, why);
+	ckpt_acked(rec, 0, code, why);	/* its retries: the same answer */
+}
+
+void
+ckpt_recorded(struct cts *c, const struct msg_checkpoint_log *rec, const struct outbox_result *r,
+	void *arg)
+{
+	struct cts_ckpt *ck = arg;
+	const char *code;
+	char why[600];
+
+	switch (r->outcome) {
+	case OUTBOX_STORED:
+		if (ck != NULL)
+			ckpt_logged(ck, r->seq, NULL, NULL);
+		ckpt_acked(rec, r->seq, NULL, NULL);
+		break;
+	case OUTBOX_NOT_STORED:
+		snprintf(why, sizeof why, "the image is kept, but the GCS has not stored its record "
+		    "yet (%s: %s); the CTS sends it again", r->code, r->msg);
+		if (ck != NULL)
+			ckpt_logged(ck, 0, r->code, why);
+		ckpt_acked(rec, 0, r->code, why);
+		break;
+	case OUTBOX_REFUSED:
+		ckpt_refused(c, rec, ck, r->code, r->msg);
+		break;
+	case OUTBOX_NOT_KEPT:
+		if (ck != NULL)
+			ckpt_outbox_failed(ck, r->error);
+		code = ckpt_outbox_why(r->error, why, sizeof why);
+		ckpt_acked(rec, 0, code, why);
+		break;
+	case OUTBOX_STOPPING:
+		ckpt_acked(rec, 0, r->code, r->msg);
+		break;
+	}
 }
 
 /* app: the job's answer to app_save. */

@@ -33,26 +33,6 @@ static const struct proto_handler cts_handlers[] = {
 	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },
 };
 
-int
-cts_job_dir(struct cts *c, const char *gid, char *out, size_t len)
-{
-	char p[3 * NAME_MAX_LEN + 1];
-
-	if (name_to_path(gid, p, sizeof p) != 0)
-		return -1;
-	return snprintf(out, len, "%s/images/%s", c->state, p) >= (int)len ? -1 : 0;
-}
-
-int
-cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len)
-{
-	char jd[PATH_MAX];
-
-	if (cts_job_dir(c, gid, jd, sizeof jd) != 0 || !id_valid(id))
-		return -1;
-	return snprintf(out, len, "%s/%s", jd, id) >= (int)len ? -1 : 0;
-}
-
 static void
 cts_on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -61,6 +41,34 @@ cts_on_tick(evutil_socket_t fd, short what, void *arg)
 	gcslink_tick(arg);
 	restore_sweep(arg);
 	orphans_check(arg);
+}
+
+/* What a job's events mean to the files above the job table (jobs.c calls none by name). */
+static void
+cts_job_event(struct cts_job *j, enum jobs_event ev, const char *why)
+{
+	switch (ev) {
+	case JOBS_DUE:
+		ckpt_request(j, "periodic", NULL, NULL);
+		break;
+	case JOBS_EXITED:
+		ending_on_exit(j);
+		break;
+	case JOBS_MOVED:
+		fence_stop(j, why);
+		break;
+	case JOBS_GONE:
+		ckpt_job_gone(j);
+		break;
+	case JOBS_UNWATCHED:
+		ending_unwatch(j);
+		break;
+	case JOBS_FREED:
+		ckpt_job_free(j);
+		if (j->restore_dir != NULL)
+			retention_remove(j->cts, j->restore_dir);	/* in a child */
+		break;
+	}
 }
 
 static void
@@ -318,11 +326,16 @@ main(int argc, char **argv)
 	cts_listen(&c, &cf);
 	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
-	if (outbox_load(&c, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
+	jobs_set_cb(cts_job_event);
+	if (outbox_load(&c, ckpt_recorded, err, sizeof err) != 0 || jobs_load(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	orphans_scan(&c);	/* before any checkpoint of this run */
 	if (gcslink_open(&c, err, sizeof err) != 0)
 		log_fatal("%s", err);
+	/* what the GCS link's events do above it (gcslink.c calls none of them by name) */
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BEAT, outbox_flush);
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BEAT, jobs_retry_unbind);
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BACK, fence_check);
 	if (replica_configure(&c, config_get(&cf, "replicas"), err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
 	if (config_get(&cf, "image_key") != NULL && crypt_key_load(config_get(&cf, "image_key"),

@@ -132,14 +132,30 @@ struct outbox_file {
 };
 
 /* ---- a record waiting for the GCS's acknowledgement (outbox.c) ---- */
+/* How an outbox record ended, for its completion callback (outbox_cb). */
+enum outbox_outcome {
+	OUTBOX_STORED,		/* the GCS stored it (seq): dropped from the outbox */
+	OUTBOX_NOT_STORED,	/* not acknowledged (code, msg): kept, sent again later */
+	OUTBOX_REFUSED,		/* refused for good (code moved, msg): dropped */
+	OUTBOX_NOT_KEPT,	/* its file could not be written (error, an errno): dropped */
+	OUTBOX_STOPPING,	/* the CTS stops: kept on disk, sent after the restart */
+};
+struct outbox_result {
+	enum outbox_outcome	 outcome;
+	uint64_t		 seq;		/* OUTBOX_STORED */
+	const char		*code, *msg;	/* OUTBOX_NOT_STORED, OUTBOX_REFUSED, OUTBOX_STOPPING */
+	int			 error;		/* OUTBOX_NOT_KEPT */
+};
+/* A record's completion callback: rec (the outbox's copy, valid during the call) of c's outbox
+ * ended as r says. arg is the one given to outbox_add for the record's first outcome, NULL for
+ * every later one (outbox_load). */
+typedef void (*outbox_cb)(struct cts *c, const struct msg_checkpoint_log *rec,
+	const struct outbox_result *r, void *arg);
 struct outbox_item {
 	struct msg_checkpoint_log	 rec;
 	bool				 sending;
-	struct cts_ckpt			*ck;		/* who waits for it, or NULL */
-	/* its do_checkpoint asked again (idempotency key) after the checkpoint itself failed for
-	 * want of an acknowledgement: answered with this record's result (ckpt_acked) */
-	struct proto_req		*retries[4];
-	int				 nretries;
+	outbox_cb			 cb;		/* who hears its next outcome */
+	void				*arg;
 	struct cts			*cts;
 	struct outbox_file		 file;
 	struct outbox_item		*next;
@@ -195,6 +211,7 @@ struct cts {
 	struct outbox_item	*outbox;
 	struct outbox_gone	*outbox_gone;
 	struct event		*outbox_commit;	/* outbox.c: the next group commit */
+	outbox_cb		 outbox_done;	/* outbox.c: outcomes with no caller (outbox_load) */
 	struct proto_strlist	 retain_wanted;	/* retention.c: jobs for its next run */
 	bool			 retaining;	/* its child runs */
 	uint64_t		 retain_last_ms;	/* when the last one started (time_mono_ms) */
@@ -217,15 +234,26 @@ void gcslink_tick(struct cts *c);
 void gcslink_close(struct cts *c);
 void gcslink_request(struct cts *c, const char *type, const void *body, proto_reply_cb cb,
 	void *arg);
+/* What the layers above do on the link's events, registered once at start (cts.c) in the order
+ * they run; gcslink.c calls none of them by name. */
+#define GCSLINK_REGISTERED	0x1	/* registered (again) at a GCS */
+#define GCSLINK_BEAT		0x2	/* a heartbeat was just sent (every heartbeat_ms) */
+#define GCSLINK_BACK		0x4	/* the GCS answers a heartbeat again after a silence */
+void gcslink_on(int events, void (*fn)(struct cts *c));
 
-/* outbox.c: STATE/outbox/<id>, one fsynced file per record until the GCS acknowledges it. */
-int  outbox_load(struct cts *c, char *err, size_t errlen);
-/* rec (of ck) into the outbox: written with the others of this loop turn on the next one (one
- * fsync of outbox/ for all), then sent; if it cannot be written, ckpt_outbox_failed(ck). NULL if
- * it cannot even be encoded. */
-struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec,
-	struct cts_ckpt *ck);
-void outbox_send(struct cts *c, struct outbox_item *it);	/* nothing until it is durable */
+/* outbox.c: a durable queue of records for the GCS, STATE/outbox/<id>, one fsynced file per record
+ * until the GCS acknowledges it. It knows nothing of checkpoints: whoever adds a record hands it a
+ * completion callback and its argument. outbox_load reads the records left from before a restart
+ * and sets done, the queue's own callback: they, and every record after its first outcome, report
+ * there with arg NULL (their callers are gone, or were told already). */
+int  outbox_load(struct cts *c, outbox_cb done, char *err, size_t errlen);
+/* rec into the outbox: written with the others of this loop turn on the next one (one fsync of
+ * outbox/ for all), then sent; cb(arg) hears its first outcome, OUTBOX_NOT_KEPT included. NULL if
+ * it cannot even be encoded (no callback then). */
+struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, outbox_cb cb,
+	void *arg);
+/* Sends it now: nothing until it is durable, nor while it is in flight. */
+void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
 /* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
 struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
@@ -234,7 +262,18 @@ struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char 
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
-/* jobs.c */
+/* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that
+ * jobs.c calls none of the files above it (checkpoint.c, ending.c, fence.c) by name. */
+enum jobs_event {
+	JOBS_DUE,		/* its periodic checkpoint is due (none running or waiting) */
+	JOBS_EXITED,		/* its process is gone (the pidfd fired) */
+	JOBS_MOVED,		/* its GID is bound to another process (why); its own still runs */
+	JOBS_GONE,		/* ended or moved: what waits for it fails */
+	JOBS_UNWATCHED,		/* no longer watched (its pidfd closed) */
+	JOBS_FREED,		/* about to be freed: the CTS stops, or it was unbound */
+};
+typedef void (*jobs_cb)(struct cts_job *j, enum jobs_event ev, const char *why);
+void jobs_set_cb(jobs_cb cb);
 int  jobs_load(struct cts *c, char *err, size_t errlen);
 int  jobs_save(struct cts *c);
 struct cts_job *jobs_find(struct cts *c, const char *gid);
@@ -303,15 +342,11 @@ int  ckpt_result_read(struct cts_ckpt *ck, const char *out);
 /* Sets m's sign so that the child sealing an image writes manifest.sig with the manifest, in one
  * folder fsync; an image sealed without it is signed on the loop, after the child. */
 void ckpt_signer(struct cts *c, struct image_meta *m);
-/* ck's record could not be written to the outbox (errno error; 0: not even encoded): ck fails,
- * its asker told why, and its image goes. */
-void ckpt_outbox_failed(struct cts_ckpt *ck, int error);
-/* "No space left on device writing the outbox (...)" for error, and the code it gets. */
-const char *ckpt_outbox_why(int error, char *out, size_t len);
-/* The GCS acknowledged ck's record (seq) or not (code, why). */
-void ckpt_logged(struct cts_ckpt *ck, uint64_t seq, const char *code, const char *why);
-/* The same for an outbox record (of ck or not): its retries answered, a keyed one remembered. */
-void ckpt_acked(struct outbox_item *it, uint64_t seq, const char *code, const char *why);
+/* The outbox's completion callback for records (outbox_cb): arg is the checkpoint that waits for
+ * the record's first outcome, or NULL (a record from before a restart, or one whose checkpoint
+ * heard already); the same do_checkpoint asked again (its idempotency key) is answered here. */
+void ckpt_recorded(struct cts *c, const struct msg_checkpoint_log *rec,
+	const struct outbox_result *r, void *arg);
 void ckpt_saved(struct cts_job *j, const struct msg_app_saved *b);
 void ckpt_job_gone(struct cts_job *j);		/* fails what waits for a job that ended */
 void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answered, freed */
@@ -399,7 +434,7 @@ void cts_metrics_checkpoint(const struct cts_ckpt *ck, const char *error_code);	
 void cts_metrics_restore(const char *outcome);
 void cts_metrics_fetch(const char *outcome);
 
-/* Paths in the state folder. */
+/* state.c: paths in the state folder. */
 int  cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len);
 int  cts_job_dir(struct cts *c, const char *gid, char *out, size_t len);
 

@@ -7,6 +7,10 @@
  * time and moves to the next when it loses it (or cannot reach it); it registers again there and
  * resends its outbox, and since checkpoint_log is idempotent by checkpoint id no record is lost or
  * doubled. It stays with the GCS it reached until that one fails.
+ *
+ * The lowest layer of the CTS's own files: what the link's events mean above it (the outbox
+ * resent, unbinds retried, fencing checked) is registered once at start (cts.c, gcslink_on), so
+ * this file calls none of them by name and none of them calls back into a file that calls it.
  */
 #include <event2/event.h>
 #include <event2/util.h>
@@ -22,6 +26,13 @@
 static void gcslink_register(struct cts *c);
 static int  gcslink_connect(struct cts *c, char *err, size_t errlen);
 
+/* What the layers above do on the link's events (gcslink_on), in the order registered. */
+static struct {
+	int	  events;
+	void	(*fn)(struct cts *c);
+} gcslink_hooks[8];
+static size_t gcslink_nhooks;
+
 /* The GCS endpoints from the "gcs" setting; one CTS per process, so one list. */
 static struct {
 	char	**v;
@@ -34,6 +45,23 @@ static const char *
 gcslink_current(void)
 {
 	return gcslink_eps.n ? gcslink_eps.v[gcslink_eps.at] : "";
+}
+
+void
+gcslink_on(int events, void (*fn)(struct cts *c))
+{
+	if (gcslink_nhooks == GCA_NITEMS(gcslink_hooks))
+		log_fatal("gcslink: more than %zu hooks", GCA_NITEMS(gcslink_hooks));
+	gcslink_hooks[gcslink_nhooks].events = events;
+	gcslink_hooks[gcslink_nhooks++].fn = fn;
+}
+
+static void
+gcslink_event(struct cts *c, int event)
+{
+	for (size_t i = 0; i < gcslink_nhooks; i++)
+		if (gcslink_hooks[i].events & event)
+			gcslink_hooks[i].fn(c);
 }
 
 void
@@ -70,11 +98,10 @@ gcslink_on_registered(const char *code, const char *msg, const void *body, void 
 	log_info("registered at the GCS %s as %s (%s%s%s)", gcslink_current(), c->name, c->core->name,
 	    c->unavailable[0] ? ", unavailable: " : "", c->unavailable);
 	c->registered = true;
-	outbox_flush(c);
-	jobs_retry_unbind(c);
 	c->beat_lost = false;
 	c->beat_ok_ms = time_mono_ms();
-	fence_check(c);		/* what moved while we could not be told */
+	/* the outbox resent, unbinds retried, then what moved while we could not be told */
+	gcslink_event(c, GCSLINK_REGISTERED);
 }
 
 static void
@@ -111,7 +138,7 @@ gcslink_on_beat(const char *code, const char *msg, const void *body, void *arg)
 		    time_mono_ms() - c->beat_ok_ms > 2 * (uint64_t)c->heartbeat_ms + 1000)) {
 			log_info("the GCS %s answers again: asking it about this CTS's jobs",
 			    gcslink_current());
-			fence_check(c);
+			gcslink_event(c, GCSLINK_BACK);
 		}
 		c->beat_lost = false;
 		c->beat_ok_ms = time_mono_ms();
@@ -142,8 +169,7 @@ gcslink_tick(struct cts *c)
 	}
 	struct msg_cts_heartbeat b = { c->name, c->reg.status };
 	gcslink_request(c, "cts_heartbeat", &b, gcslink_on_beat, c);
-	outbox_flush(c);
-	jobs_retry_unbind(c);
+	gcslink_event(c, GCSLINK_BEAT);
 }
 
 /* Off the client's own callback (it cannot be freed inside it): on to the next GCS of the list. */
@@ -208,8 +234,7 @@ gcslink_open(struct cts *c, char *err, size_t errlen)
 {
 	char *list, *tok, *save = NULL;
 
-	if ((list = strdup(c->gcs_endpoint)) == NULL)
-		abort();
+	list = xstrdup(c->gcs_endpoint);
 	for (tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
 		struct sockaddr_storage ss;
 		int sslen = sizeof ss;
@@ -220,9 +245,8 @@ gcslink_open(struct cts *c, char *err, size_t errlen)
 			free(list);
 			return -1;
 		}
-		v = realloc(gcslink_eps.v, (gcslink_eps.n + 1) * sizeof *v);
-		if (v == NULL || (v[gcslink_eps.n] = strdup(tok)) == NULL)
-			abort();
+		v = xreallocarray(gcslink_eps.v, gcslink_eps.n + 1, sizeof *v);
+		v[gcslink_eps.n] = xstrdup(tok);
 		gcslink_eps.v = v;
 		gcslink_eps.n++;
 	}
@@ -245,4 +269,5 @@ gcslink_close(struct cts *c)
 	free(gcslink_eps.v);
 	gcslink_eps.v = NULL;
 	gcslink_eps.n = 0;
+	gcslink_nhooks = 0;
 }

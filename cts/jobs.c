@@ -3,6 +3,10 @@
  * A job is known by its PID and the start time /proc gives, so a reused PID is never taken for the
  * job; a pidfd tells the loop when it ends. The table is rewritten whole on every change
  * (STATE/jobs) and read back at start, dropping jobs whose process is gone (and unbinding them).
+ *
+ * Below the files that act on a job (checkpoint.c, ending.c, fence.c): what a job's events mean
+ * to them (a periodic checkpoint due, the process gone, the GID moved, the job freed) goes to one
+ * callback that cts.c sets at start (jobs_set_cb), so this file calls none of them by name.
  */
 #include <event2/event.h>
 #include <errno.h>
@@ -15,6 +19,21 @@
 #include <unistd.h>
 
 #include "cts/cts.h"
+
+static jobs_cb jobs_event_cb;
+
+void
+jobs_set_cb(jobs_cb cb)
+{
+	jobs_event_cb = cb;
+}
+
+static void
+jobs_event(struct cts_job *j, enum jobs_event ev, const char *why)
+{
+	if (jobs_event_cb != NULL)
+		jobs_event_cb(j, ev, why);
+}
 
 int
 proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start)
@@ -133,8 +152,7 @@ jobs_save(struct cts *c)
 
 	for (struct cts_job *j = c->jobs; j != NULL; j = j->next)
 		len += strlen(j->gid) + 128;
-	if ((buf = malloc(len)) == NULL)
-		abort();
+	buf = xmalloc(len);
 	used = (size_t)snprintf(buf, len, "gca-jobs 1\n");
 	for (struct cts_job *j = c->jobs; j != NULL; j = j->next)
 		used += (size_t)snprintf(buf + used, len - used, "job %d %llu %u %u %llu %d %s\n",
@@ -155,7 +173,7 @@ jobs_on_exit(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_info("job %s (pid %d) ended", j->gid, (int)j->pid);
-	ending_on_exit(j);	/* unbinds, once its wrapper said how it ended */
+	jobs_event(j, JOBS_EXITED, NULL);	/* unbinds, once its wrapper said how it ended */
 }
 
 static void
@@ -167,7 +185,7 @@ jobs_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Periodic checkpoints do not pile up behind a slow one. */
 	if (j->running == NULL && j->queue == NULL && !j->ended)
-		ckpt_request(j, "periodic", NULL, NULL);
+		jobs_event(j, JOBS_DUE, NULL);
 }
 
 /* Watches the process through a pidfd, checked against the start time after it was opened. */
@@ -198,11 +216,9 @@ struct cts_job *
 jobs_add(struct cts *c, const char *gid, pid_t pid, uint64_t start, uid_t uid, gid_t gidn,
 	uint64_t every_ms)
 {
-	struct cts_job *j = calloc(1, sizeof *j);
+	struct cts_job *j = xcalloc(1, sizeof *j);
 
-	if (j == NULL)
-		abort();
-	j->gid = strdup(gid);
+	j->gid = xstrdup(gid);
 	j->pid = pid;
 	j->start = start;
 	j->uid = uid;
@@ -245,17 +261,15 @@ jobs_unwatch(struct cts_job *j)
 		close(j->pidfd);
 	j->exit_ev = j->timer = NULL;
 	j->pidfd = -1;
-	ending_unwatch(j);
+	jobs_event(j, JOBS_UNWATCHED, NULL);
 }
 
 static void
 jobs_free_one(struct cts_job *j)
 {
-	ckpt_job_free(j);
+	jobs_event(j, JOBS_FREED, NULL);	/* its checkpoints answered, its restore copy removed */
 	jobs_unwatch(j);
 	jobs_set_channel(j, NULL);
-	if (j->restore_dir != NULL)
-		retention_remove(j->cts, j->restore_dir);	/* in a child */
 	free(j->restore_dir);
 	free(j->gid);
 	free(j);
@@ -317,7 +331,7 @@ jobs_ended(struct cts_job *j)
 {
 	j->ended = true;
 	jobs_unwatch(j);
-	ckpt_job_gone(j);
+	jobs_event(j, JOBS_GONE, NULL);
 	jobs_save(j->cts);
 	jobs_unbind(j);
 }
@@ -331,9 +345,9 @@ jobs_moved(struct cts_job *j, const char *why)
 {
 	log_warn("job %s (pid %d) is no longer watched here: %s", j->gid, (int)j->pid, why);
 	if (!j->ended)
-		fence_stop(j, why);	/* one live copy: before the pidfd is let go */
+		jobs_event(j, JOBS_MOVED, why);	/* one live copy: before the pidfd is let go */
 	jobs_unwatch(j);
-	ckpt_job_gone(j);	/* before ended: a checkpoint it ends must not remove j under us */
+	jobs_event(j, JOBS_GONE, NULL);	/* before ended: a checkpoint it ends must not remove j under us */
 	j->ended = j->moved = true;
 	if (j->running == NULL)
 		jobs_remove(j->cts, j);

@@ -15,6 +15,16 @@
  * fsync, rename) and then one fsync of outbox/ for all of them; only then is any of them sent.
  * A record is durable once its data and its folder entry are on disk, so none is sent before
  * both are. Removing an acknowledged one needs no fsync of its own (see outbox_drop).
+ *
+ * A queue that knows nothing of its callers: a record comes with a completion callback and its
+ * argument (outbox_add), as a libevent event does, and the outbox calls it with the record's
+ * outcome (stored, not stored, refused, not kept, stopping). Only the caller knows what a record
+ * means to it (checkpoint.c: a checkpoint's answer, its image, its job). After a restart the
+ * records read back from disk have no caller and no argument: they report to the queue's own
+ * callback, the one outbox_load was given (checkpoint.c's ckpt_recorded, set by cts.c once at
+ * start), with arg NULL. A record's argument serves its first outcome only: a record that stays
+ * (not stored) reports every later outcome there too, as its caller was told already (and may
+ * be freed). At a stop everything reports there as well: the callers are freed first.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -131,8 +141,7 @@ outbox_item_from_frame(const uint8_t *frame, size_t len, char *err, size_t errle
 
 	if ((body = outbox_decode(frame, len, "checkpoint_log", err, errlen)) == NULL)
 		return NULL;
-	if ((it = calloc(1, sizeof *it)) == NULL)
-		abort();
+	it = xcalloc(1, sizeof *it);
 	memcpy(&it->rec, body, sizeof it->rec);	/* takes the fields */
 	free(body);
 	return it;
@@ -197,8 +206,7 @@ outbox_gone_from_frame(struct cts *c, const uint8_t *frame, size_t len, char *er
 
 	if ((body = outbox_decode(frame, len, "image_location", err, errlen)) == NULL)
 		return NULL;
-	if ((g = calloc(1, sizeof *g)) == NULL)
-		abort();
+	g = xcalloc(1, sizeof *g);
 	memcpy(&g->loc, body, sizeof g->loc);	/* takes the fields */
 	free(body);
 	g->cts = c;
@@ -293,13 +301,14 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 }
 
 int
-outbox_load(struct cts *c, char *err, size_t errlen)
+outbox_load(struct cts *c, outbox_cb done, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 300];
 	struct dirent *d;
 	DIR *dp;
 	unsigned n = 0;
 
+	c->outbox_done = done;
 	snprintf(dir, sizeof dir, "%s/outbox", c->state);
 	if ((dp = opendir(dir)) == NULL) {
 		snprintf(err, errlen, "outbox %s: cannot open it: %s", dir, strerror(errno));
@@ -332,6 +341,8 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 			continue;
 		}
 		outbox_file_loaded(&it->file, d->d_name);
+		it->cb = c->outbox_done;	/* no caller after a restart */
+		it->cts = c;
 		outbox_link(c, it);
 		n++;
 	}
@@ -342,7 +353,7 @@ outbox_load(struct cts *c, char *err, size_t errlen)
 }
 
 struct outbox_item *
-outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckpt *ck)
+outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, outbox_cb cb, void *arg)
 {
 	struct outbox_item *it;
 	char why[256];
@@ -359,7 +370,8 @@ outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckpt 
 		return NULL;
 	}
 	snprintf(it->file.name, sizeof it->file.name, "%s", rec->checkpoint_id);
-	it->ck = ck;
+	it->cb = cb;
+	it->arg = arg;
 	it->cts = c;
 	outbox_link(c, it);
 	outbox_file_pending(c, &it->file, frame, len);
@@ -383,30 +395,19 @@ outbox_drop(struct cts *c, struct outbox_item *it)
 }
 
 /*
- * The GCS refused the record for good (moved): the GID is bound to another CTS now (a recovery
- * elsewhere while this CTS was away), so this checkpoint will never be one. The record leaves the
- * outbox, its image (an orphan) the store, and the job is no longer watched here. Only that code:
- * a "forbidden" (a directory that refuses the GCS's identity, say) keeps the record and its image.
+ * Tells its caller (or the queue's callback, see the top) how it ended. Its argument serves one
+ * outcome: a record that stays reports the next ones to the queue's callback.
  */
 static void
-outbox_refused(struct cts *c, struct outbox_item *it, struct cts_ckpt *ck, const char *code,
-	const char *msg)
+outbox_report(struct cts *c, struct outbox_item *it, const struct outbox_result *r)
 {
-	struct cts_job *j = jobs_find(c, it->rec.gid);
-	char dir[PATH_MAX], why[600];
+	outbox_cb cb = it->cb;
+	void *arg = it->arg;
 
-	log_warn("record %s of %s refused by the GCS: %s: dropped, with its image", it->rec.checkpoint_id,
-	    it->rec.gid, msg);
-	outbox_drop(c, it);
-	if (cts_image_dir(c, it->rec.gid, it->rec.checkpoint_id, dir, sizeof dir) == 0)
-		retention_remove(c, dir);	/* in a child */
-	if (j != NULL && !j->ended)
-		jobs_moved(j, msg);
-	if (ck != NULL) {
-		snprintf(why, sizeof why, "the GCS refused its record: %s", msg);
-		ckpt_logged(ck, 0, code, why);
-	}
-	outbox_item_free(it);
+	it->cb = c->outbox_done;
+	it->arg = NULL;
+	if (cb != NULL)
+		cb(c, &it->rec, r, arg);
 }
 
 static void
@@ -414,40 +415,39 @@ outbox_on_ack(const char *code, const char *msg, const void *body, void *arg)
 {
 	struct outbox_item *it = arg;
 	struct cts *c = it->cts;
-	struct cts_ckpt *ck = it->ck;
-	uint64_t seq = body ? ((const struct msg_seq_ok *)body)->seq : 0;
-	char why[600];
+	struct outbox_result r = { OUTBOX_STORED, 0, code, msg, 0 };
 
 	it->sending = false;
-	it->ck = NULL;
 	if (code != NULL && strcmp(code, PROTO_E_MOVED) == 0) {
-		outbox_refused(c, it, ck, code, msg);
+		/* refused for good: the GID is bound to another CTS now (a recovery elsewhere while
+		 * this CTS was away). Only that code: a "forbidden" (a directory that refuses the
+		 * GCS's identity, say) keeps the record. */
+		r.outcome = OUTBOX_REFUSED;
+		outbox_drop(c, it);
+		outbox_report(c, it, &r);
+		outbox_item_free(it);
 		return;
 	}
 	if (code != NULL) {
 		log_warn("record %s of %s not acknowledged: %s: %s (kept in the outbox)",
 		    it->rec.checkpoint_id, it->rec.gid, code, msg);
-		snprintf(why, sizeof why, "the image is kept, but the GCS has not stored its record "
-		    "yet (%s: %s); the CTS sends it again", code, msg);
-		if (ck != NULL)
-			ckpt_logged(ck, 0, code, why);
-		ckpt_acked(it, 0, code, why);
+		r.outcome = OUTBOX_NOT_STORED;
+		outbox_report(c, it, &r);
 		return;
 	}
+	r.seq = body ? ((const struct msg_seq_ok *)body)->seq : 0;
 	log_info("record %s of %s stored: seq %llu", it->rec.checkpoint_id, it->rec.gid,
-	    (unsigned long long)seq);
+	    (unsigned long long)r.seq);
 	outbox_drop(c, it);
-	if (ck != NULL)
-		ckpt_logged(ck, seq, NULL, NULL);
-	ckpt_acked(it, seq, NULL, NULL);
+	outbox_report(c, it, &r);
 	outbox_item_free(it);
 }
 
 void
 outbox_send(struct cts *c, struct outbox_item *it)
 {
-	if (!it->file.durable)
-		return;		/* outbox_commit sends it */
+	if (!it->file.durable || it->sending)
+		return;		/* outbox_commit sends it; or its answer is awaited */
 	it->sending = true;
 	it->cts = c;
 	gcslink_request(c, "checkpoint_log", &it->rec, outbox_on_ack, it);
@@ -491,8 +491,7 @@ outbox_grow(void *pv, size_t n, size_t size)
 {
 	void **p = pv;
 
-	if ((*p = reallocarray(*p, n + 1, size)) == NULL)
-		abort();
+	*p = xreallocarray(*p, n + 1, size);
 }
 
 /*
@@ -508,7 +507,6 @@ outbox_commit(struct cts *c, bool stopping)
 	struct outbox_item **its = NULL;
 	struct outbox_gone **gs = NULL;
 	size_t ni = 0, ng = 0;
-	char why[400];
 	bool synced;
 
 	snprintf(dir, sizeof dir, "%s/outbox", c->state);
@@ -551,10 +549,13 @@ outbox_commit(struct cts *c, bool stopping)
 				outbox_send(c, it);
 			continue;
 		}
-		/* at a stop its checkpoint is answered and freed already (ckpt_job_free) */
-		if (!stopping && it->ck != NULL)
-			ckpt_outbox_failed(it->ck, it->file.error);
-		ckpt_acked(it, 0, ckpt_outbox_why(it->file.error, why, sizeof why), why);
+		/* at a stop its caller is answered and freed already: the queue's callback hears it */
+		if (stopping) {
+			it->cb = c->outbox_done;
+			it->arg = NULL;
+		}
+		outbox_report(c, it, &(struct outbox_result){ .outcome = OUTBOX_NOT_KEPT,
+		    .error = it->file.error });
 		outbox_item_free(it);
 	}
 	for (size_t i = 0; i < ng; i++) {
@@ -593,7 +594,7 @@ outbox_schedule(struct cts *c)
 
 	if (c->outbox_commit == NULL &&
 	    (c->outbox_commit = evtimer_new(c->base, outbox_on_commit, c)) == NULL)
-		abort();
+		log_fatal("outbox: cannot make the commit's timer");
 	if (!evtimer_pending(c->outbox_commit, NULL))
 		evtimer_add(c->outbox_commit, &now);
 }
@@ -601,8 +602,8 @@ outbox_schedule(struct cts *c)
 void
 outbox_free(struct cts *c)
 {
-	/* what this turn added is written, to be sent after the restart (its checkpoints were
-	 * answered "the CTS is stopping" already: ckpt_job_free) */
+	/* what this turn added is written, to be sent after the restart (its callers were
+	 * answered "the CTS is stopping" already) */
 	outbox_commit(c, true);
 	if (c->outbox_commit != NULL)
 		event_free(c->outbox_commit);
@@ -610,8 +611,11 @@ outbox_free(struct cts *c)
 	while (c->outbox != NULL) {
 		struct outbox_item *it = c->outbox;
 		c->outbox = it->next;
-		ckpt_acked(it, 0, PROTO_E_UNAVAILABLE, "the CTS is stopping; its record stays in the "
-		    "outbox and is sent after the restart");
+		it->cb = c->outbox_done;	/* its caller is freed already */
+		it->arg = NULL;
+		outbox_report(c, it, &(struct outbox_result){ .outcome = OUTBOX_STOPPING,
+		    .code = PROTO_E_UNAVAILABLE, .msg = "the CTS is stopping; its record stays in the "
+		    "outbox and is sent after the restart" });
 		outbox_item_free(it);
 	}
 	while (c->outbox_gone != NULL) {
