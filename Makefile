@@ -7,7 +7,7 @@
 #   make test-debian13  from a Debian 12 machine: make deps && make test inside a Debian 13 root
 #   make install    honours PREFIX and DESTDIR
 #
-# Sources are found by folder (see DESIGN.md, "Where the code lives"), so adding a file needs no edit
+# Sources are found by folder (see docs/DESIGN.md, "Where the code lives"), so adding a file needs no edit
 # here: common/ proto/ ldap/ form libgca.a; gcs/ cts/ ctl/ wrappers/ are the programs.
 
 .DEFAULT_GOAL := all

@@ -1,7 +1,7 @@
 /*
  * cts/: gca-cts, the Checkpoint Translation Service (paper 3.3, 3.4, 5.1-5.3, 5.5). It runs jobs'
  * checkpoints through one core service (cts/core/), keeps their images, and sends every record to
- * the GCS, which writes it to the directory (DESIGN.md, "One record path").
+ * the GCS, which writes it to the directory (docs/DESIGN.md, "One record path").
  *
  * One event loop. Slow work (copying and hashing images, running criu) happens in forked children
  * watched from the loop (child.c), so the loop always answers.
@@ -263,7 +263,7 @@ void ending_on_exit(struct cts_job *j);
 void ending_unwatch(struct cts_job *j);
 void ending_local_exit(struct proto_req *r, void *ctx);
 
-/* fence.c: one live copy per job (DESIGN.md, "One live copy"). fence_stop: j's GID is bound to
+/* fence.c: one live copy per job (docs/DESIGN.md, "One live copy"). fence_stop: j's GID is bound to
  * another process now (why): its copy here is stopped (cts.conf fence kill, the default), logged
  * and reported to the GCS (job_unbind, state fenced), or left (fence none). fence_check: after
  * (re)registering, asks the GCS about each job held here and fences those bound elsewhere

@@ -1,5 +1,5 @@
 /*
- * One live copy per job (DESIGN.md, "One live copy"; docs/ARCHITECTURE.md, "Fencing").
+ * One live copy per job (docs/DESIGN.md, "One live copy"; docs/ARCHITECTURE.md, "Fencing").
  *
  * When a GID's binding moves away from a process here (recovered on another resource or on this
  * one, or a simultaneous bind lost), that process is stopped, unless cts.conf says `fence none`.

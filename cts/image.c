@@ -1156,7 +1156,7 @@ image_retain_run(const char *job_dir, unsigned keep, const char *before, unsigne
 /*
  * ---- encryption at rest ----
  *
- * A file is sealed in segments of IMAGE_SEG plaintext bytes (DESIGN.md, "Image store safety":
+ * A file is sealed in segments of IMAGE_SEG plaintext bytes (docs/DESIGN.md, "Image store safety":
  * the chunk index and count are associated data), so no GCM message grows past what one nonce
  * may cover and a reader checks each segment before it writes its bytes:
  *

@@ -1,6 +1,6 @@
 /*
  * The unix socket of wrappers and jobs (role local; who calls is SO_PEERCRED's uid and pid).
- * DESIGN.md, "Who may bind a GID": a wrapper binds a GID only to its own process or a child of it,
+ * docs/DESIGN.md, "Who may bind a GID": a wrapper binds a GID only to its own process or a child of it,
  * only as the user that runs that process; the GCS then checks that this user owns the GID.
  */
 #include <grp.h>

@@ -1,5 +1,5 @@
 /*
- * The outbox (DESIGN.md, "One record path"): a record is written to STATE/outbox/<checkpoint id>
+ * The outbox (docs/DESIGN.md, "One record path"): a record is written to STATE/outbox/<checkpoint id>
  * (whole-file, fsynced) before it is sent, and removed only when the GCS acknowledged that the
  * directory stored it. After a crash or a lost GCS, what is left is sent again; the GCS is
  * idempotent by checkpoint id, so the directory holds each record once.

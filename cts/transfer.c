@@ -431,7 +431,7 @@ transfer_connect(const struct transfer_fetch *f, const char *holder, struct prot
 	return 0;
 }
 
-/* The fetch's folder, made (or found) 0700 and owned by this CTS (DESIGN.md, "Image store
+/* The fetch's folder, made (or found) 0700 and owned by this CTS (docs/DESIGN.md, "Image store
  * safety"): one left by someone else is not written into. */
 static int
 transfer_own_dir(const char *dir, char *err, size_t errlen)

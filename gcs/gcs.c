@@ -95,7 +95,8 @@ gcs_on_stopped(const struct dir_result *r, void *arg)
 /*
  * A clean stop says so in ou=services (brokers then know this GCS is gone, not silent), giving
  * the directory two seconds; a second signal stops at once. A crash leaves "ok": the entry's
- * status is a state change written by the GCS itself, never a timed heartbeat (DESIGN.md).
+ * status is a state change written by the GCS itself, never a timed heartbeat (docs/DESIGN.md,
+ * "Liveness is not a directory write").
  */
 static void
 gcs_on_signal(evutil_socket_t sig, short what, void *arg)

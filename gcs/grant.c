@@ -1,5 +1,5 @@
 /*
- * image_grant (DESIGN.md, "Who may bind a GID"; docs/PROTOCOL.md): a CTS asks to fetch one
+ * image_grant (docs/DESIGN.md, "Who may bind a GID"; docs/PROTOCOL.md): a CTS asks to fetch one
  * checkpoint's image, for itself (a recovery there) or, when it holds the image, for a replica.
  * The GCS reads the record and the CTS entries: the record must exist and not be expired, the
  * target must run the same core service and, unless it took the checkpoint, say gcaMigration TRUE.

@@ -2,7 +2,7 @@
  * The registry of CTSes and checkpointer classes (paper 3.3, 5.4, 5.5). Registrations go to the
  * directory; heartbeats stay in memory, and the directory is written only when a CTS's state
  * changes: it goes down, comes back, or says in a heartbeat that its core service became
- * unavailable (or available again) (DESIGN.md, "Liveness is not a directory write").
+ * unavailable (or available again) (docs/DESIGN.md, "Liveness is not a directory write").
  *
  * Every status write asserts the status this GCS last knew (dir_cts_status_if), so a change made
  * meanwhile through another GCS (an admin retiring the CTS) is never written over: a lost

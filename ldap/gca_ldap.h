@@ -1,5 +1,5 @@
 /*
- * ldap/: the Information Service as the GCS sees it (DESIGN.md, "The directory in the event loop").
+ * ldap/: the Information Service as the GCS sees it (docs/DESIGN.md, "The directory in the event loop").
  *
  * libldap blocks (connects, binds, reconnects, and its socket after connecting), so every directory
  * operation runs on ONE directory thread fed by a queue; results come back to the libevent loop

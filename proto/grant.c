@@ -1,5 +1,5 @@
 /*
- * Image grants (DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's image
+ * Image grants (docs/DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's image
  * for a short time. A grant is a token the GCS signs with its certificate's key and that carries
  * that certificate, so the CTS holding the image checks it alone, with the site CA, without asking
  * any GCS back (any GCS of the site may issue it):

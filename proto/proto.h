@@ -1,5 +1,5 @@
 /*
- * proto/: the wire (DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack map
+ * proto/: the wire (docs/DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack map
  * {v:1, t:"type", id:<u32>, b:{...}}; replies are t:"ok" (b: the reply's fields) or t:"err"
  * {code, msg} with the request's id. Every message is a C struct described by a field table, and
  * one generic encoder/decoder walks the tables (msg.c): adding a message is adding a struct, its
@@ -379,14 +379,14 @@ struct proto_conn_ops {
 	const char *expect_role, *expect_name;	/* clients: who the server must be */
 	bool	 accepted;	/* a server's: its refused handshakes are counted (proto/metrics.h) */
 };
-void proto_conn_kill(struct proto_conn *c);
+void proto_conn_kill(struct proto_conn *c);	/* close now, without on_close */
 bool proto_conn_kept(struct proto_conn *c);
 bool proto_conn_up(struct proto_conn *c);		/* handshake done, peer known */
 bool proto_conn_refused(struct proto_conn *c);
 void proto_conn_idle_exempt(struct proto_conn *c);
 void proto_conn_refuse(struct proto_conn *c, const char *why);
 void proto_tcp_nodelay(int fd);
-void proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len);	/* takes frame */	/* close now, without on_close */
+void proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len);	/* takes frame */
 struct proto_conn *proto_conn_new(struct event_base *base, struct bufferevent *bev,
 	const struct proto_conn_ops *ops, const struct proto_peer *peer);
 

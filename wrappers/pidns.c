@@ -1,5 +1,5 @@
 /*
- * The PID namespace of a criu job (DESIGN.md, "The CRIU privilege line"). criu restores a process
+ * The PID namespace of a criu job (docs/DESIGN.md, "The CRIU privilege line"). criu restores a process
  * tree with the pids it had, so two copies of one job (a restore while the dumped one still runs,
  * or two restores of one checkpoint) can only live side by side when each has pids of its own: a
  * job that gca-exec starts for the criu core service runs in a new PID namespace, and criu

@@ -679,7 +679,7 @@ test_fetch_flow_control(void **state)
 	free(tok);
 }
 
-/* DESIGN.md, "Who may bind a GID": after a recovery elsewhere the old CTS's records are refused,
+/* docs/DESIGN.md, "Who may bind a GID": after a recovery elsewhere the old CTS's records are refused,
  * naming the holder; a resend of a record stored before still answers ok with its number. */
 static void
 test_records_only_from_the_bound_cts(void **state)
