@@ -36,7 +36,7 @@ SANFLAGS :=
 OPT := -O2
 endif
 
-GCA_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -g $(OPT) $(SANFLAGS) -I. \
+GCA_CFLAGS := -std=c11 -Wall -Wextra -Wshadow -Wcast-qual -Werror -D_GNU_SOURCE -g $(OPT) $(SANFLAGS) -I. \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 GCA_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 GCA_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

@@ -282,7 +282,7 @@ static int
 do_checkpoint_once(struct proto_sync *b, const char *gid, char *why, size_t len)
 {
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
-	struct msg_do_checkpoint req = { .gid = (char *)gid };
+	struct msg_do_checkpoint req = { .gid = gid };
 	char code[64];
 	void *reply = NULL;
 

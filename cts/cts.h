@@ -158,6 +158,7 @@ struct cts {
 	struct event_base	*base;
 	char			*name, *listen, *endpoint, *socket, *state, *exec_manager;
 	char			*gcs_endpoint;
+	char			*ca_file, *cert_file, *key_file;	/* tls borrows them */
 	struct proto_tls_files	 tls;
 	const struct core_service *core;
 	char			 unavailable[512];	/* "" when the core service works */

@@ -25,7 +25,7 @@ static void local_fence_older(struct cts_job *newer);
 static void
 local_bind_reply(struct cts *c, struct proto_req *r, bool recovery)
 {
-	struct msg_local_bind_ok ok = { c->name, (char *)c->core->name,
+	struct msg_local_bind_ok ok = { c->name, c->core->name,
 		recovery ? c->recovery_params : c->exec_params };
 
 	proto_reply_ok(r, r->pt->reply, &ok);
@@ -94,22 +94,22 @@ local_fence_older(struct cts_job *newer)
 
 /* The process to bind: the caller itself or its child, running as the caller's user. */
 static int
-local_check_process(const struct proto_req *r, pid_t pid, uint64_t *start, uid_t *uid,
+local_check_process(struct proto_req *r, pid_t pid, uint64_t *start, uid_t *uid,
 	gid_t *gidn)
 {
 	pid_t ppid;
 
 	if (proc_stat(pid, &ppid, uid, gidn, start) != 0) {
-		proto_reply_err((struct proto_req *)r, PROTO_E_NOT_FOUND, "no process %d", (int)pid);
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "no process %d", (int)pid);
 		return -1;
 	}
 	if (pid != r->peer.pid && ppid != r->peer.pid) {
-		proto_reply_err((struct proto_req *)r, PROTO_E_FORBIDDEN, "process %d is neither the "
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "process %d is neither the "
 		    "caller (pid %d) nor its child", (int)pid, (int)r->peer.pid);
 		return -1;
 	}
 	if (*uid != r->peer.uid) {
-		proto_reply_err((struct proto_req *)r, PROTO_E_FORBIDDEN, "process %d runs as uid %u, "
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "process %d runs as uid %u, "
 		    "not as the caller (uid %u)", (int)pid, (unsigned)*uid, (unsigned)r->peer.uid);
 		return -1;
 	}
@@ -224,7 +224,7 @@ static void
 local_info(struct proto_req *r, void *ctx)
 {
 	struct cts *c = ctx;
-	struct msg_local_info_ok ok = { c->name, (char *)c->core->name, c->reg.properties };
+	struct msg_local_info_ok ok = { c->name, c->core->name, c->reg.properties };
 
 	proto_reply_ok(r, r->pt->reply, &ok);
 }

@@ -267,13 +267,13 @@ outbox_gone_send(struct cts *c, struct outbox_gone *g)
 int
 outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 {
-	struct msg_image_location q = { (char *)id, (char *)gid, c->name, true, expired };
+	struct msg_image_location q = { id, gid, c->name, true, expired };
 	char why[256];
 	struct outbox_gone *g;
 	uint8_t *frame;
 	size_t len;
 
-	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
+	for (g = c->outbox_gone; g != NULL; g = g->next) {
 		if (strcmp(g->loc.checkpoint_id, id) == 0) {
 			/* one removal of this copy is enough (retention removes a copy once; a
 			 * second only after a fetch made it again, and then the flags agree) */

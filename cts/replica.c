@@ -171,7 +171,7 @@ replica_located(struct cts *c, const char *gid, const char *id)
 		abort();
 	op->cts = c;
 	snprintf(op->id, sizeof op->id, "%s", id);
-	struct msg_image_location q = { op->id, (char *)gid, c->name, false, false };
+	struct msg_image_location q = { op->id, gid, c->name, false, false };
 	gcslink_request(c, "image_location", &q, replica_on_located, op);
 }
 

@@ -393,7 +393,7 @@ restore_on_verified(bool ok, const char *out, void *arg)
 	bool copied = restore_gives_copy(op->cts) || strcmp(out, "ok decrypted") == 0 ||
 	    strcmp(out, "ok lent") == 0;
 	struct msg_restore_ok reply = { op->id, copied ? op->copy : op->image_dir,
-		(char *)op->cts->core->name, op->seq };
+		op->cts->core->name, op->seq };
 
 	if (!ok && strncmp(out, "missing ", 8) == 0 && op->nfetched < RESTORE_CHAIN_MAX) {
 		/* a link of an incremental chain is not here: its record, a grant, a fetch */

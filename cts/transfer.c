@@ -189,7 +189,7 @@ transfer_range(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 
 	while (!eof && (to == 0 || got < to)) {
 		while (inflight < TRANSFER_WINDOW && (to == 0 ? inflight == 0 : asked < to)) {
-			struct msg_image_fetch q = { (char *)f->id, f->grant, (char *)name, asked,
+			struct msg_image_fetch q = { f->id, f->grant, name, asked,
 				TRANSFER_CHUNK };
 			uint32_t id = ++tc->next_id;
 			if (proto_sync_send(tc->s, "image_fetch", id, proto_type_find("image_fetch"),

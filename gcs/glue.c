@@ -195,6 +195,18 @@ glue_gcs_view(struct gcs *g, const char *status)
 struct dir_entry *
 glue_cts_view(struct gcs *g, const struct gcs_cts *c, const char *status)
 {
+	struct glue_cts v = {
+		.name = c->name, .endpoint = c->endpoint, .core_service = c->core_service,
+		.classes = (const char *const *)c->classes, .nclasses = c->nclasses,
+	};
+
+	return glue_cts_entry(g, &v, status);
+}
+
+/* The same from what a CTS sent (a registration, a removal), before it is in the registry. */
+struct dir_entry *
+glue_cts_entry(struct gcs *g, const struct glue_cts *c, const char *status)
+{
 	char dn[GLUE_DN_MAX];
 	struct dir_entry *e;
 

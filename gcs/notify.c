@@ -79,7 +79,7 @@ void
 notify_event(struct gcs *g, const char *event, const char *gid, const char *cts,
     const char *checkpoint_id, uint64_t seq)
 {
-	struct msg_notify n = { (char *)event, (char *)gid, (char *)cts, (char *)checkpoint_id, seq,
+	struct msg_notify n = { event, gid, cts, checkpoint_id, seq,
 		time_now_ms() };
 	static uint32_t next_id;
 

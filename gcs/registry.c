@@ -467,18 +467,18 @@ registry_check_next_class(struct registry_op *op)
 			.name = b->name, .endpoint = b->endpoint, .exec_manager = b->exec_manager,
 			.core_service = b->core_service, .external = b->external,
 			.self_checkpoint = b->self_checkpoint, .migrate = b->migrate,
-			.any_image = b->any_image, .classes = (const char **)b->classes.v,
-			.nclasses = b->classes.n, .properties = (const char **)b->properties.v,
+			.any_image = b->any_image, .classes = (const char *const *)b->classes.v,
+			.nclasses = b->classes.n, .properties = (const char *const *)b->properties.v,
 			.nproperties = b->properties.n, .exec_wrapper = b->exec_wrapper,
 			.recovery_wrapper = b->recovery_wrapper, .exec_params = b->exec_params,
 			.recovery_params = b->recovery_params, .wrapper_params = b->wrapper_params,
 			.status = b->status ? b->status : "ok", .gcs = op->g->name,
 		};
-		struct gcs_cts view = {
+		struct glue_cts view = {
 			.name = b->name, .endpoint = b->endpoint, .core_service = b->core_service,
-			.classes = b->classes.v, .nclasses = b->classes.n,
+			.classes = c.classes, .nclasses = c.nclasses,
 		};
-		dir_cts_publish_view(op->g->dir, &c, glue_cts_view(op->g, &view, c.status),
+		dir_cts_publish_view(op->g->dir, &c, glue_cts_entry(op->g, &view, c.status),
 		    registry_on_published, op);
 	}
 }
@@ -612,7 +612,7 @@ registry_cts_remove(struct proto_req *r, void *ctx)
 {
 	struct msg_name *b = r->body;
 	struct registry_remove *rm;
-	struct gcs_cts view = { .name = b->name };
+	struct glue_cts view = { .name = b->name };
 
 	if (!name_valid(b->name)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid CTS name: %s (%s)", name_why(b->name),
@@ -624,7 +624,7 @@ registry_cts_remove(struct proto_req *r, void *ctx)
 	rm->g = ctx;
 	rm->r = r;
 	/* Its GLUE endpoint goes: a broker reading GLUE finds only what it may use. */
-	dir_cts_status_view(rm->g->dir, b->name, "retired", glue_cts_view(rm->g, &view, "retired"),
+	dir_cts_status_view(rm->g->dir, b->name, "retired", glue_cts_entry(rm->g, &view, "retired"),
 	    registry_on_removed, rm);
 }
 
@@ -670,7 +670,7 @@ registry_on_class_found(const struct dir_result *res, void *arg)
 		return;
 	}
 	rc->replaced = have != NULL;
-	dir_class_publish(rc->g->dir, b->name, b->description, (const char **)b->properties.v,
+	dir_class_publish(rc->g->dir, b->name, b->description, (const char *const *)b->properties.v,
 	    b->properties.n, registry_on_class_stored, rc);
 }
 

@@ -153,7 +153,7 @@ exec_criu_user(struct proto_sync *s, const char *gid, const char *socket, uint64
     char **job)
 {
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.gid = gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms),
 	};
 	struct msg_local_bind_ok *ok = NULL;
@@ -196,7 +196,7 @@ exec_child(const char *gid, const char *socket, struct proto_sync **s, char **jo
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.gid = gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
 	};
 	struct msg_local_bind_ok *ok = NULL;
@@ -240,7 +240,7 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .pid = (uint64_t)getpid(),
+		.gid = gid, .pid = (uint64_t)getpid(),
 		.checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
 	};

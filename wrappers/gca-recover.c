@@ -70,7 +70,7 @@ recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
 {
 	char code[64], msg[512];
 	struct msg_local_bind bind = {
-		.gid = (char *)rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
+		.gid = rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
 		.checkpoint_every_ms = WRAPPER_EVERY_MS(rc->every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(rc->every_ms), .recovery = true,
 	};
@@ -231,7 +231,7 @@ recover_criu_inherit(const char *image_dir, char spec[3][64], const char **argv)
 static pid_t
 recover_criu_run(struct recover *rc, const char *tmp)
 {
-	char pidfile[4200], log[4200], inherit[3][64], *buf = NULL;
+	char pidfile[4200], log[4200], inherit[3][64], *buf = NULL, **av;
 	const char *argv[24];
 	int argc = 0, status;
 	size_t len;
@@ -267,16 +267,19 @@ recover_criu_run(struct recover *rc, const char *tmp)
 	argc += recover_criu_inherit(rc->r->image_dir, inherit, argv + argc);
 	argv[argc] = NULL;
 
+	av = xstrvdup(argv);	/* copied before fork: the child only execs */
 	if ((criu = fork()) < 0) {
 		fprintf(stderr, "gca-recover: fork: %s\n", strerror(errno));
+		xstrv_free(av);
 		return -1;
 	}
 	if (criu == 0) {
 		forward_reset();
-		execvp(argv[0], (char **)argv);
-		fprintf(stderr, "gca-recover: cannot run %s: %s\n", argv[0], strerror(errno));
+		execvp(av[0], av);
+		fprintf(stderr, "gca-recover: cannot run %s: %s\n", av[0], strerror(errno));
 		_exit(127);
 	}
+	xstrv_free(av);
 	/* Only criu itself: the restored tree becomes our child when criu exits. */
 	while (waitpid(criu, &status, 0) < 0) {
 		if (errno != EINTR) {
@@ -354,7 +357,7 @@ static int
 recover_run(struct recover *rc)
 {
 	struct msg_restore_prepare prep = {
-		.gid = (char *)rc->gid, .checkpoint = (char *)rc->checkpoint,
+		.gid = rc->gid, .checkpoint = rc->checkpoint,
 	};
 	char code[64], msg[512];
 

@@ -242,7 +242,7 @@ void
 wrapper_report_exit(const char *prog, const char *socket, const char *gid, pid_t job, int status)
 {
 	const struct proto_type *pt = proto_type_find("local_exit");
-	struct msg_local_exit m = { (char *)gid, (uint64_t)job, status };
+	struct msg_local_exit m = { gid, (uint64_t)job, status };
 	char endpoint[4200], err[512], code[64], msg[512];
 	struct proto_sync *s;
 	void *ok = NULL;

@@ -489,9 +489,9 @@ struct criu_stats {
  * only output there) is read into st. Returns criu's exit status, -1 if it did not run.
  */
 static int
-criu_exec(const char **argv, struct criu_stats *st, int dirfd)
+criu_exec(const char *const *argv, struct criu_stats *st, int dirfd)
 {
-	char line[256];
+	char line[256], **av;
 	int p[2], status;
 	pid_t pid;
 	FILE *f;
@@ -499,6 +499,7 @@ criu_exec(const char **argv, struct criu_stats *st, int dirfd)
 	memset(st, 0, sizeof *st);
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return -1;
+	av = xstrvdup(argv);	/* copied before fork: the child only execs */
 	if ((pid = fork()) == 0) {
 		if (p[1] == STDOUT_FILENO ? fcntl(p[1], F_SETFD, 0) != 0 :
 		    dup2(p[1], STDOUT_FILENO) < 0)
@@ -507,12 +508,13 @@ criu_exec(const char **argv, struct criu_stats *st, int dirfd)
 			/* gca-criu-helper: the image folder as its fd 3 */
 			if (dirfd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(dirfd, 3) != 3)
 				_exit(127);
-			execv(argv[0], (char **)argv);
+			execv(av[0], av);
 			_exit(127);
 		}
-		execvp("criu", (char **)argv);
+		execvp("criu", av);
 		_exit(127);
 	}
+	xstrv_free(av);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
