@@ -699,8 +699,7 @@ bench_raw(const struct dir_config *c, int n, int inflight, int nconn, bool cas, 
 		return;
 	lat_init(&r.l, (size_t)n);
 	r.nops = inflight;
-	if ((r.ops = calloc((size_t)inflight, sizeof *r.ops)) == NULL)
-		abort();
+	r.ops = xcalloc((size_t)inflight, sizeof *r.ops);
 	for (int i = 0; i < inflight; i++)
 		r.ops[i].job = -1;
 	run_start();
@@ -795,7 +794,7 @@ bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *
 			struct dir_checkpoint r = { .id = id, .gid = gid, .cts = "cts-b",
 				.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
 				.sha256 = TEST_IMAGE_SHA256 };
-			struct dir_pending *p = calloc(1, sizeof *p);
+			struct dir_pending *p = xcalloc(1, sizeof *p);
 			id_new(id);
 			snprintf(gid, sizeof gid, "dirjob-%d", sent % DIR_JOBS);
 			p->l = &l;
@@ -892,7 +891,7 @@ bench_ping(int n)
 {
 	struct proto_sync *s = connect_as(A.dir, "broker-broker", A.gcs_ep);
 	const struct proto_type *pt = proto_type_find("ping");
-	struct timespec t0, *t = calloc((size_t)n + 1, sizeof *t);
+	struct timespec t0, *t = xcalloc((size_t)n + 1, sizeof *t);
 	char err[256], code[32], msg[256];
 	uint32_t first;
 	struct lat l;
@@ -1016,7 +1015,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 		for (int j = 0; j < DIR_JOBS; j++) {
 			char gid[32];
 			struct msg_job_bind b = { .gid = gid, .cts = "bench-cts", .owner = "bench", .local_id = "1" };
-			struct pending *p = calloc(1, sizeof *p);
+			struct pending *p = xcalloc(1, sizeof *p);
 			snprintf(gid, sizeof gid, "gcsjob-%d", j);
 			p->done = bound;
 			proto_client_request(c, "job_bind", proto_type_find("job_bind"), &b, on_logged, p);
@@ -1031,7 +1030,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 	while (done[0] < sent || (sent < n && time_mono_ms() < end)) {
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
 			char gid[32];
-			struct pending *p = calloc(1, sizeof *p);
+			struct pending *p = xcalloc(1, sizeof *p);
 			struct msg_checkpoint_log r = { .checkpoint_id = p->id, .gid = gid, .cts = "bench-cts",
 				.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
 				.sha256 = TEST_IMAGE_SHA256 };
@@ -1068,9 +1067,9 @@ bench_e2e(int n, int inflight, double max_s)
 {
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
 	struct proto_sync *b = connect_as(A.dir, "broker-broker", A.gcs_ep);
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
-	int *job_of = calloc((size_t)n + 1, sizeof *job_of), sent = 0, got = 0, ok = 0, shown = 0;
-	bool *busy = calloc((size_t)A.njobs, sizeof *busy), died = false;
+	struct timespec *t = xcalloc((size_t)n + 1, sizeof *t), t0;
+	int *job_of = xcalloc((size_t)n + 1, sizeof *job_of), sent = 0, got = 0, ok = 0, shown = 0;
+	bool *busy = xcalloc((size_t)A.njobs, sizeof *busy), died = false;
 	uint64_t end = deadline_end(max_s);
 	uint32_t first = next_req;
 	char err[256], key[32];
@@ -1314,8 +1313,8 @@ rnd(unsigned *state)
 static void
 bench_ldap_reads(int jobs, int per_job, int n, int inflight, double max_s)
 {
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0 = { 0 };
-	int *msgid = calloc((size_t)n + 1, sizeof *msgid);
+	struct timespec *t = xcalloc((size_t)n + 1, sizeof *t), t0 = { 0 };
+	int *msgid = xcalloc((size_t)n + 1, sizeof *msgid);
 	int v3 = LDAP_VERSION3, sent = 0, got = 0, ok = 0;
 	uint64_t end = deadline_end(max_s), quiet_until = time_mono_ms() + QUIET_MS;
 	unsigned seed = 42;
@@ -1388,7 +1387,7 @@ bench_query_reads(const char *ep, int jobs, int per_job, int n, int inflight, do
 {
 	struct proto_sync *s = connect_as(B.dir, "broker-r", ep);
 	const struct proto_type *pt = proto_type_find("query");
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
+	struct timespec *t = xcalloc((size_t)n + 1, sizeof *t), t0;
 	int sent = 0, got = 0, ok = 0, shown = 0;
 	uint64_t end = deadline_end(max_s);
 	uint32_t first = next_req;
@@ -1642,8 +1641,8 @@ main(void)
 	deadline_tick(base);
 	next_req = 1u << 20;	/* clear of proto_sync_call's own ids */
 	A.njobs = quick ? 32 : 256;	/* end to end at 1, 16 and one checkpoint per job in flight */
-	A.job_pid = calloc((size_t)A.njobs, sizeof *A.job_pid);
-	A.gid = calloc((size_t)A.njobs, sizeof *A.gid);
+	A.job_pid = xcalloc((size_t)A.njobs, sizeof *A.job_pid);
+	A.gid = xcalloc((size_t)A.njobs, sizeof *A.gid);
 
 	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
 	if (strchr(only, 'b') == NULL) {

@@ -100,8 +100,7 @@ descriptor_join(const struct proto_strlist *l)
 		return NULL;
 	for (size_t i = 0; i < l->n; i++)
 		len += strlen(l->v[i]) + 2;
-	if ((s = calloc(1, len)) == NULL)
-		abort();
+	s = xcalloc(1, len);
 	for (size_t i = 0; i < l->n; i++) {
 		if (i > 0)
 			strcat(s, "; ");

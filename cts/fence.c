@@ -239,10 +239,9 @@ fence_stop(struct cts_job *j, const char *why)
 	}
 	if (!jobs_alive(j))
 		return;
-	if ((f = calloc(1, sizeof *f)) == NULL)
-		abort();
+	f = xcalloc(1, sizeof *f);
 	f->cts = c;
-	f->gid = strdup(j->gid);
+	f->gid = xstrdup(j->gid);
 	jobs_local_id(j->pid, j->start, f->local_id, sizeof f->local_id);
 	root = fence_root(j->pid);
 	if ((f->pidfd = fence_pidfd(j, root, &f->start)) < 0 && root != j->pid) {
@@ -331,10 +330,9 @@ fence_check(struct cts *c)
 
 		if (j->ended || j->moved)
 			continue;
-		if ((a = calloc(1, sizeof *a)) == NULL)
-			abort();
+		a = xcalloc(1, sizeof *a);
 		a->cts = c;
-		a->gid = strdup(j->gid);
+		a->gid = xstrdup(j->gid);
 		jobs_local_id(j->pid, j->start, a->local_id, sizeof a->local_id);
 		gcslink_request(c, "query", &q, fence_on_entry, a);
 	}

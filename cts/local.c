@@ -65,7 +65,7 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 		snprintf(copy, sizeof copy, "%s/staging/restore-%d-%s", c->state, (int)op->r->peer.pid,
 		    b->checkpoint_id);
 		if (access(copy, F_OK) == 0)
-			j->restore_dir = strdup(copy);
+			j->restore_dir = xstrdup(copy);
 	}
 	jobs_save(c);
 	log_info("GID %s bound to pid %d (user %s)%s", b->gid, (int)op->pid, j->owner,
@@ -180,8 +180,7 @@ local_bind(struct proto_req *r, void *ctx)
 	}
 	user_name(uid, owner, sizeof owner);
 	jobs_local_id((pid_t)b->pid, start, local_id, sizeof local_id);
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	*op = (struct local_bind_op){ c, r, (pid_t)b->pid, start, uid, gidn };
 	struct msg_job_bind jb = { b->gid, c->name, local_id, owner, b->checkpoint_id, b->recovery };
 	gcslink_request(c, "job_bind", &jb, local_on_bound, op);

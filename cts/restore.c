@@ -471,7 +471,7 @@ restore_on_grant(const char *code, const char *msg, const void *body, void *arg)
 		    "%s%s", f->id, "");
 		return;
 	}
-	f->grant = strdup(g->grant);
+	f->grant = xstrdup(g->grant);
 	snprintf(f->state, sizeof f->state, "%s", op->cts->state);
 	f->tls = op->cts->tls;
 	log_info("fetching checkpoint %s from %s", f->id, f->holders[0]);
@@ -611,8 +611,7 @@ restore_prepare(struct proto_req *r, void *ctx)
 			return;
 		}
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->cts = c;
 	op->r = r;
 	struct msg_query jq = { .what = "jobs", .gid = b->gid, .limit = 1 };

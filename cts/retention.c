@@ -197,15 +197,14 @@ retention_start(struct cts *c)
 
 		if (c->retain_timer == NULL &&
 		    (c->retain_timer = evtimer_new(c->base, retention_on_timer, c)) == NULL)
-			abort();
+			log_fatal("retention: no memory for a timer");
 		if (!evtimer_pending(c->retain_timer, NULL))
 			evtimer_add(c->retain_timer, &tv);
 		return;
 	}
 	c->retain_last_ms = now;
-	if ((run = calloc(1, sizeof *run)) == NULL ||
-	    (run->jobs = calloc(c->retain_wanted.n, sizeof *run->jobs)) == NULL)
-		abort();
+	run = xcalloc(1, sizeof *run);
+	run->jobs = xcalloc(c->retain_wanted.n, sizeof *run->jobs);
 	run->cts = c;
 	run->n = c->retain_wanted.n;
 	for (size_t i = 0; i < run->n; i++) {
@@ -291,8 +290,8 @@ retention_remove(struct cts *c, const char *path)
 	for (rm = c->removals; rm != NULL; rm = rm->next)
 		if (strcmp(rm->path, path) == 0)
 			return;		/* under way */
-	if ((rm = calloc(1, sizeof *rm)) == NULL || (rm->path = strdup(path)) == NULL)
-		abort();
+	rm = xcalloc(1, sizeof *rm);
+	rm->path = xstrdup(path);
 	rm->cts = c;
 	rm->next = c->removals;
 	c->removals = rm;

@@ -75,7 +75,7 @@ transfer_grant_check(struct cts *c, const char *token, struct proto_grant *g, ch
 	if (proto_grant_verify(c->tls.ca, token, time_now_ms(), g, err, errlen) != 0)
 		return -1;
 	free(transfer_grant_ok);
-	transfer_grant_ok = strdup(token);
+	transfer_grant_ok = xstrdup(token);
 	transfer_grant_last = *g;
 	return 0;
 }
@@ -136,8 +136,7 @@ transfer_serve(struct proto_req *r, void *ctx)
 		want = TRANSFER_CHUNK;
 	if (b->max > 0 && want > b->max)
 		want = b->max;
-	if ((ok.data.p = malloc(want ? want : 1)) == NULL)
-		abort();
+	ok.data.p = xmalloc(want ? want : 1);
 	n = want ? pread(fd, ok.data.p, want, (off_t)b->offset) : 0;
 	close(fd);
 	if (n < 0) {

@@ -294,8 +294,8 @@ glue_open(struct gcs *g, char *err, size_t errlen)
 {
 	if (g->glue_base == NULL)
 		return 0;
-	if (g->glue_domain == NULL && (g->glue_domain = strdup(g->name)) == NULL)
-		abort();
+	if (g->glue_domain == NULL)
+		g->glue_domain = xstrdup(g->name);
 	if ((g->glue_issuer = glue_cert_name(g->tls.cert, true, err, errlen)) == NULL ||
 	    (g->glue_trusted = glue_cert_name(g->tls.ca, false, err, errlen)) == NULL)
 		return -1;

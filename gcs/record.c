@@ -95,8 +95,7 @@ record_checkpoint_log(struct proto_req *r, void *ctx)
 		    "64 lower-case hex digits");
 		return;
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->g = ctx;
 	op->r = r;
 	c = (struct dir_checkpoint){

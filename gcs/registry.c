@@ -52,7 +52,7 @@ static void
 registry_set_str(char **dst, const char *v)
 {
 	free(*dst);
-	*dst = v ? strdup(v) : NULL;
+	*dst = v ? xstrdup(v) : NULL;
 }
 
 struct gcs_cts *
@@ -61,9 +61,8 @@ registry_touch(struct gcs *g, const char *name, const char *endpoint)
 	struct gcs_cts *c = registry_find(g, name);
 
 	if (c == NULL) {
-		if ((c = calloc(1, sizeof *c)) == NULL)
-			abort();
-		c->name = strdup(name);
+		c = xcalloc(1, sizeof *c);
+		c->name = xstrdup(name);
 		c->next = g->cts;
 		g->cts = c;
 	}
@@ -90,11 +89,9 @@ registry_set_kind(struct gcs_cts *c, const char *core, const char *const *classe
 	c->nclasses = 0;
 	if (n == 0)
 		return;
-	if ((c->classes = calloc(n, sizeof *c->classes)) == NULL)
-		abort();
+	c->classes = xcalloc(n, sizeof *c->classes);
 	for (size_t i = 0; i < n; i++) {
-		if ((c->classes[i] = strdup(classes[i])) == NULL)
-			abort();
+		c->classes[i] = xstrdup(classes[i]);
 	}
 	c->nclasses = n;
 }
@@ -257,10 +254,9 @@ registry_on_written(const struct dir_result *res, void *arg)
 static struct registry_write *
 registry_write_new(struct gcs *g, const char *name, bool stale)
 {
-	struct registry_write *w = calloc(1, sizeof *w);
+	struct registry_write *w = xcalloc(1, sizeof *w);
 
-	if (w == NULL || (w->name = strdup(name)) == NULL)
-		abort();
+	w->name = xstrdup(name);
 	w->g = g;
 	w->stale = stale;
 	return w;
@@ -288,7 +284,7 @@ registry_write(struct gcs *g, struct gcs_cts *c)
 		return;
 	}
 	old = c->written;
-	c->written = strdup(want);
+	c->written = xstrdup(want);
 	dir_cts_status_if_view(g->dir, c->name, want, old, NULL, glue_cts_view(g, c, want),
 	    registry_on_written, w);
 	free(old);
@@ -533,8 +529,7 @@ registry_cts_register(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_FORBIDDEN, registry_retired_msg, b->name);
 		return;
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->g = g;
 	op->r = r;
 	op->reg = b;
@@ -619,8 +614,7 @@ registry_cts_remove(struct proto_req *r, void *ctx)
 		    NAME_RULE);
 		return;
 	}
-	if ((rm = calloc(1, sizeof *rm)) == NULL)
-		abort();
+	rm = xcalloc(1, sizeof *rm);
 	rm->g = ctx;
 	rm->r = r;
 	/* Its GLUE endpoint goes: a broker reading GLUE finds only what it may use. */
@@ -697,8 +691,7 @@ registry_class_register(struct proto_req *r, void *ctx)
 			return;
 		}
 	}
-	if ((rc = calloc(1, sizeof *rc)) == NULL)
-		abort();
+	rc = xcalloc(1, sizeof *rc);
 	rc->g = ctx;
 	rc->r = r;
 	if (dir_dn_class(rc->g->dir, b->name, dn, sizeof dn) != 0) {

@@ -606,11 +606,8 @@ proto_msg_free(struct proto_msg *m)
 void
 proto_strlist_add(struct proto_strlist *l, const char *s)
 {
-	char **v = realloc(l->v, (l->n + 1) * sizeof *v);
-
-	if (v == NULL || (v[l->n] = strdup(s)) == NULL)
-		abort();
-	l->v = v;
+	l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
+	l->v[l->n] = xstrdup(s);
 	l->n++;
 }
 

@@ -314,8 +314,7 @@ helper_pstree(int dirfd, long *pids, int *npids)
 			if (cap >= 16 * 1024 * 1024)
 				break;
 			cap = cap ? cap * 2 : 65536;
-			if ((buf = realloc(buf, cap)) == NULL)
-				abort();
+			buf = xreallocarray(buf, cap, 1);
 		}
 		if ((got = read(fd, buf + len, cap - len)) <= 0)
 			break;
@@ -440,7 +439,7 @@ helper_check_copy(const char *dir, int *dirfd)
 		close(mfd);
 		if (got > 0) {
 			text[got] = '\0';
-			marker = strdup(text);
+			marker = xstrdup(text);
 		}
 	}
 	snprintf(want, sizeof want, "uid %u\n", (unsigned)getuid());

@@ -26,7 +26,7 @@ wrapper_socket(const char *prog, const char *flag)
 		return NULL;
 	}
 	if (path[0] == '/')
-		return strdup(path);
+		return xstrdup(path);
 	/* Relative to where we were started, not to where the job may chdir. */
 	if (getcwd(cwd, sizeof cwd) == NULL) {
 		fprintf(stderr, "%s: cannot make the CTS socket %s absolute: %s\n", prog, path,
