@@ -275,6 +275,9 @@ void fence_free(void);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
 int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);
+/* proc.c: the root of the tree of the job bound as pid bound (a criu job's: its namespace's
+ * init). */
+pid_t proc_job_root(pid_t bound);
 
 /* interval.c: --checkpoint-every auto, Daly's interval (docs/ARCHITECTURE.md, "Adaptive
  * checkpoint intervals"). j->every_ms is CTS_EVERY_AUTO for such a job. */

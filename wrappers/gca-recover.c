@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -394,63 +393,27 @@ recover_run(struct recover *rc)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "gid", required_argument, NULL, 'g' },
-		{ "checkpoint", required_argument, NULL, 'k' },
-		{ "cts", required_argument, NULL, 'c' },
-		{ "checkpoint-every", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *gid = NULL, *checkpoint = NULL, *cts_flag = NULL;
+	static const char *const help[2] = { recover_usage_text, recover_help_text };
+	struct wrapper_args a;
 	struct recover rc = { 0 };
-	uint64_t every_ms = 0;
 	char *socket;
-	int c, status;
+	int status;
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'g':
-			gid = optarg;
-			break;
-		case 'k':
-			checkpoint = optarg;
-			break;
-		case 'c':
-			cts_flag = optarg;
-			break;
-		case 'e':
-			if (wrapper_every_parse("gca-recover", optarg, &every_ms) != 0)
-				return recover_usage();
-			break;
-		case 'h':
-			fputs(recover_usage_text, stdout);
-			fputs(recover_help_text, stdout);
-			return 0;
-		default:
-			return recover_usage();
-		}
-	}
-	if (gid == NULL || checkpoint == NULL || optind >= argc)
-		return recover_usage();
-	if (!name_valid(gid)) {
-		fprintf(stderr, "gca-recover: bad GID \"%s\": %s (%s)\n", gid, name_why(gid),
-		    NAME_RULE);
-		return recover_usage();
-	}
-	if (strcmp(checkpoint, "latest") != 0 && !id_valid(checkpoint)) {
+	if ((status = wrapper_args_parse("gca-recover", argc, argv, true, help, &a)) != 0)
+		return status > 0 ? 0 : recover_usage();
+	if (strcmp(a.checkpoint, "latest") != 0 && !id_valid(a.checkpoint)) {
 		fprintf(stderr, "gca-recover: bad checkpoint \"%s\" (a checkpoint id or latest)\n",
-		    checkpoint);
+		    a.checkpoint);
 		return recover_usage();
 	}
 
-	if ((socket = wrapper_socket("gca-recover", cts_flag)) == NULL)
+	if ((socket = wrapper_socket("gca-recover", a.cts)) == NULL)
 		return 1;
-	rc.gid = gid;
-	rc.checkpoint = checkpoint;
+	rc.gid = a.gid;
+	rc.checkpoint = a.checkpoint;
 	rc.socket = socket;
-	rc.every_ms = every_ms;
-	rc.job = argv + optind;
+	rc.every_ms = a.every_ms;
+	rc.job = a.job;
 	status = recover_run(&rc);
 	proto_body_free(proto_type_find("restore_prepare")->reply, rc.r);
 	proto_sync_close(rc.s);
