@@ -54,8 +54,12 @@ glue_cert_name(const char *path, bool issuer, char *err, size_t errlen)
 	}
 	s = X509_NAME_oneline(issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), NULL, 0);
 	X509_free(x);
-	if (s == NULL || (out = strdup(s)) == NULL)
-		abort();
+	if (s == NULL) {
+		snprintf(err, errlen, "glue: cannot name %s's %s", path,
+		    issuer ? "issuer" : "subject");
+		return NULL;
+	}
+	out = xstrdup(s);
 	OPENSSL_free(s);
 	return out;
 }

@@ -333,7 +333,8 @@ proto_client_new(struct event_base *base, const struct proto_tls_files *tls,
 		c->cfg.timeout_ms = 30000;
 	c->endpoint = xstrdup(cfg->endpoint);
 	colon = strrchr(cfg->endpoint, ':');
-	c->host = xstrndup(cfg->endpoint, colon ? (size_t)(colon - cfg->endpoint) : strlen(cfg->endpoint));
+	c->host = xstrndup(cfg->endpoint,
+	    colon ? (size_t)(colon - cfg->endpoint) : strlen(cfg->endpoint));
 	if (c->host[0] == '[') {
 		memmove(c->host, c->host + 1, strlen(c->host));
 		c->host[strcspn(c->host, "]")] = '\0';

@@ -1,8 +1,8 @@
 /*
- * Image grants (docs/DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's image
- * for a short time. A grant is a token the GCS signs with its certificate's key and that carries
- * that certificate, so the CTS holding the image checks it alone, with the site CA, without asking
- * any GCS back (any GCS of the site may issue it):
+ * Image grants (docs/DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's
+ * image for a short time. A grant is a token the GCS signs with its certificate's key and that
+ * carries that certificate, so the CTS holding the image checks it alone, with the site CA, without
+ * asking any GCS back (any GCS of the site may issue it):
  *
  *   G1.<base64 payload>.<base64 signature>.<base64 DER certificate>
  *   payload: "gca-grant 2\n<checkpoint id>\n<target cts>\n<expires ms>\n<gcs name>\n

@@ -1,6 +1,6 @@
 /*
- * proto/: the wire (docs/DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack map
- * {v:1, t:"type", id:<u32>, b:{...}}; replies are t:"ok" (b: the reply's fields) or t:"err"
+ * proto/: the wire (docs/DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack
+ * map {v:1, t:"type", id:<u32>, b:{...}}; replies are t:"ok" (b: the reply's fields) or t:"err"
  * {code, msg} with the request's id. Every message is a C struct described by a field table, and
  * one generic encoder/decoder walks the tables (msg.c): adding a message is adding a struct, its
  * table and one line in proto_types (types.c).
@@ -71,8 +71,8 @@ struct msg_cts_register {
 	const char *name, *endpoint, *exec_manager, *core_service;
 	bool external, self_checkpoint, migrate, any_image;
 	struct proto_strlist classes, properties;
-	const char *exec_wrapper, *recovery_wrapper, *exec_params, *recovery_params, *wrapper_params,
-	    *status;
+	const char *exec_wrapper, *recovery_wrapper, *exec_params, *recovery_params,
+	    *wrapper_params, *status;
 };
 struct msg_cts_heartbeat { const char *name, *status; };
 struct msg_name { const char *name; };				/* cts_remove */
@@ -85,8 +85,8 @@ struct msg_job_moved { const char *gid, *cts, *local_id; };
 struct msg_do_checkpoint { const char *gid, *idem_key; uint64_t timeout_ms; };
 struct msg_checkpoint_ok { const char *checkpoint_id, *image_name, *cts; uint64_t seq; };
 struct msg_checkpoint_log {
-	const char *checkpoint_id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent, *sha256,
-	     *kind;
+	const char *checkpoint_id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent,
+	    *sha256, *kind;
 	uint64_t time_ms, size;
 	struct proto_strlist properties;
 };
@@ -108,7 +108,8 @@ struct msg_query {
 	const char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
 };
-struct msg_query_ok { struct proto_entries entries; const char *cursor; bool more; };	/* more: cut at limit */
+/* more: cut at limit */
+struct msg_query_ok { struct proto_entries entries; const char *cursor; bool more; };
 struct msg_subscribe { const char *gid; };
 struct msg_notify { const char *event, *gid, *cts, *checkpoint_id; uint64_t seq, time_ms; };
 struct msg_local_bind {

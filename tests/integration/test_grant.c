@@ -679,8 +679,9 @@ test_fetch_flow_control(void **state)
 	free(tok);
 }
 
-/* docs/DESIGN.md, "Who may bind a GID": after a recovery elsewhere the old CTS's records are refused,
- * naming the holder; a resend of a record stored before still answers ok with its number. */
+/* docs/DESIGN.md, "Who may bind a GID": after a recovery elsewhere the old CTS's records are
+ * refused, naming the holder; a resend of a record stored before still answers ok with its
+ * number. */
 static void
 test_records_only_from_the_bound_cts(void **state)
 {
