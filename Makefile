@@ -7,9 +7,9 @@
 #   make test-debian13  from a Debian 12 machine: make deps && make test inside a Debian 13 root
 #   make install    honours PREFIX and DESTDIR
 #
-# Sources are found by folder (see DESIGN.md, "Where the code lives"), so adding a file needs no edit
-# here: common/ proto/ ldap/ form libgca.a; gcs/ cts/ ctl/ wrappers/ are the programs; cts/ less its
-# main is also libgca_cts.a, which the tests link.
+# Sources are found by folder (see docs/DESIGN.md, "Where the code lives"), so adding a file needs
+# no edit here: common/ proto/ ldap/ form libgca.a; gcs/ cts/ ctl/ wrappers/ are the programs; cts/
+# less its main is also libgca_cts.a, which the tests link.
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -37,7 +37,7 @@ SANFLAGS :=
 OPT := -O2
 endif
 
-GCA_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -g $(OPT) $(SANFLAGS) -I. \
+GCA_CFLAGS := -std=c11 -Wall -Wextra -Wshadow -Wcast-qual -Werror -D_GNU_SOURCE -g $(OPT) $(SANFLAGS) -I. \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 GCA_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 GCA_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

@@ -319,7 +319,7 @@ static int
 do_checkpoint_once(struct proto_sync *b, const char *gid, char *why, size_t len)
 {
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
-	struct msg_do_checkpoint req = { .gid = (char *)gid };
+	struct msg_do_checkpoint req = { .gid = gid };
 	char code[64];
 	void *reply = NULL;
 
@@ -736,8 +736,7 @@ bench_raw(const struct dir_config *c, int n, int inflight, int nconn, bool cas, 
 		return;
 	lat_init(&r.l, (size_t)n);
 	r.nops = inflight;
-	if ((r.ops = calloc((size_t)inflight, sizeof *r.ops)) == NULL)
-		abort();
+	r.ops = xcalloc((size_t)inflight, sizeof *r.ops);
 	for (int i = 0; i < inflight; i++)
 		r.ops[i].job = -1;
 	run_start();
@@ -832,7 +831,7 @@ bench_dir_records(struct dir *d, int n, int inflight, double max_s, const char *
 			struct dir_checkpoint r = { .id = id, .gid = gid, .cts = "cts-b",
 				.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
 				.sha256 = TEST_IMAGE_SHA256 };
-			struct dir_pending *p = calloc(1, sizeof *p);
+			struct dir_pending *p = xcalloc(1, sizeof *p);
 			id_new(id);
 			snprintf(gid, sizeof gid, "dirjob-%d", sent % DIR_JOBS);
 			p->l = &l;
@@ -933,7 +932,7 @@ bench_ping(int n)
 {
 	struct proto_sync *s = connect_as(A.dir, "broker-broker", A.gcs_ep);
 	const struct proto_type *pt = proto_type_find("ping");
-	struct timespec t0, *t = calloc((size_t)n + 1, sizeof *t);
+	struct timespec t0, *t = xcalloc((size_t)n + 1, sizeof *t);
 	char err[256], code[32], msg[256];
 	uint32_t first;
 	struct lat l;
@@ -1046,10 +1045,12 @@ ctl_envp_free(char **envp)
 static int
 ctl_run(char **envp, const char *cmd, const char *gid)
 {
-	char ctl[600];
-	char *argv[] = { "gca-ctl", (char *)cmd, (char *)gid, NULL };
+	char ctl[600], c[64], g[300];
+	char *argv[] = { "gca-ctl", c, gid ? g : NULL, NULL };
 	int pid, status, null;
 
+	snprintf(c, sizeof c, "%s", cmd);
+	snprintf(g, sizeof g, "%s", gid ? gid : "");
 	snprintf(ctl, sizeof ctl, "%s/gca-ctl", build);
 	if ((null = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
 		return -1;
@@ -1202,7 +1203,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 		for (int j = 0; j < DIR_JOBS; j++) {
 			char gid[32];
 			struct msg_job_bind b = { .gid = gid, .cts = "bench-cts", .owner = "bench", .local_id = "1" };
-			struct pending *p = calloc(1, sizeof *p);
+			struct pending *p = xcalloc(1, sizeof *p);
 			snprintf(gid, sizeof gid, "gcsjob-%d", j);
 			p->done = bound;
 			proto_client_request(c, "job_bind", proto_type_find("job_bind"), &b, on_logged, p);
@@ -1217,7 +1218,7 @@ bench_gcs_records(int n, int inflight, double max_s)
 	while (done[0] < sent || (sent < n && time_mono_ms() < end)) {
 		while (sent < n && sent - done[0] < inflight && time_mono_ms() < end) {
 			char gid[32];
-			struct pending *p = calloc(1, sizeof *p);
+			struct pending *p = xcalloc(1, sizeof *p);
 			struct msg_checkpoint_log r = { .checkpoint_id = p->id, .gid = gid, .cts = "bench-cts",
 				.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
 				.sha256 = TEST_IMAGE_SHA256 };
@@ -1254,9 +1255,9 @@ bench_e2e(int n, int inflight, double max_s)
 {
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
 	struct proto_sync *b = connect_as(A.dir, "broker-broker", A.gcs_ep);
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
-	int *job_of = calloc((size_t)n + 1, sizeof *job_of), sent = 0, got = 0, ok = 0, shown = 0;
-	bool *busy = calloc((size_t)A.njobs, sizeof *busy), died = false;
+	struct timespec *t = xcalloc((size_t)n + 1, sizeof *t), t0;
+	int *job_of = xcalloc((size_t)n + 1, sizeof *job_of), sent = 0, got = 0, ok = 0, shown = 0;
+	bool *busy = xcalloc((size_t)A.njobs, sizeof *busy), died = false;
 	uint64_t end = deadline_end(max_s);
 	uint32_t first = next_req;
 	char err[256], key[32];
@@ -1503,8 +1504,8 @@ rnd(unsigned *state)
 static void
 bench_ldap_reads(int jobs, int per_job, int n, int inflight, double max_s)
 {
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0 = { 0 };
-	int *msgid = calloc((size_t)n + 1, sizeof *msgid);
+	struct timespec *t = xcalloc((size_t)n + 1, sizeof *t), t0 = { 0 };
+	int *msgid = xcalloc((size_t)n + 1, sizeof *msgid);
 	int v3 = LDAP_VERSION3, sent = 0, got = 0, ok = 0;
 	uint64_t end = deadline_end(max_s), quiet_until = time_mono_ms() + QUIET_MS;
 	unsigned seed = 42;
@@ -1577,7 +1578,7 @@ bench_query_reads(const char *ep, int jobs, int per_job, int n, int inflight, do
 {
 	struct proto_sync *s = connect_as(B.dir, "broker-r", ep);
 	const struct proto_type *pt = proto_type_find("query");
-	struct timespec *t = calloc((size_t)n + 1, sizeof *t), t0;
+	struct timespec *t = xcalloc((size_t)n + 1, sizeof *t), t0;
 	int sent = 0, got = 0, ok = 0, shown = 0;
 	uint64_t end = deadline_end(max_s);
 	uint32_t first = next_req;
@@ -1750,17 +1751,17 @@ val(const char *key, char what)
 static void
 ctl_ratios(double add)
 {
-	double base = 2 * (val("tls_connect", '5') + add);
+	double floor_ms = 2 * (val("tls_connect", '5') + add);
 
 	if (val("tls_connect", '5') <= 0 || add <= 0)
 		return;
 	if (val("ctl_status", '5') > 0)
 		figures_ratio("ctl_status_to_target", "gca-ctl status p50 / 2 x (TLS connect p50 + 1 raw add p50)",
-		    val("ctl_status", '5') / base);
+		    val("ctl_status", '5') / floor_ms);
 	if (val("ctl_checkpoint", '5') > 0)
 		figures_ratio("ctl_checkpoint_to_target",
 		    "gca-ctl checkpoint p50 / 2 x (TLS connect p50 + 1 raw add p50)",
-		    val("ctl_checkpoint", '5') / base);
+		    val("ctl_checkpoint", '5') / floor_ms);
 }
 
 static void
@@ -1849,8 +1850,8 @@ main(void)
 	deadline_tick(base);
 	next_req = 1u << 20;	/* clear of proto_sync_call's own ids */
 	A.njobs = quick ? 32 : 256;	/* end to end at 1, 16 and one checkpoint per job in flight */
-	A.job_pid = calloc((size_t)A.njobs, sizeof *A.job_pid);
-	A.gid = calloc((size_t)A.njobs, sizeof *A.gid);
+	A.job_pid = xcalloc((size_t)A.njobs, sizeof *A.job_pid);
+	A.gid = xcalloc((size_t)A.njobs, sizeof *A.gid);
 
 	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
 	if ((ctl_only = strcmp(only, "ctl") == 0))

@@ -62,8 +62,7 @@ seen_get(const char *id)
 
 	HASH_FIND_STR(seen, id, s);
 	if (s == NULL) {
-		if ((s = calloc(1, sizeof *s)) == NULL)
-			abort();
+		s = xcalloc(1, sizeof *s);
 		snprintf(s->id, sizeof s->id, "%s", id);
 		HASH_ADD_STR(seen, id, s);
 	}
@@ -125,13 +124,11 @@ on_reply(const char *code, const char *msg, const void *body, void *arg)
 static void
 send_record(int k)
 {
-	char gid[32], *id = malloc(ID_LEN + 1);
+	char gid[32], *id = xmalloc(ID_LEN + 1);
 	struct msg_checkpoint_log r = { .checkpoint_id = id, .gid = gid, .cts = "cts-r",
 		.core_service = "app", .image_name = "img", .kind = "external", .size = 1,
 		.sha256 = TEST_IMAGE_SHA256 };
 
-	if (id == NULL)
-		abort();
 	id_new(id);
 	snprintf(gid, sizeof gid, "repjob-%d", k % JOBS);
 	proto_client_request(cts, "checkpoint_log", proto_type_find("checkpoint_log"), &r, on_reply, id);

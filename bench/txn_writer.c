@@ -79,7 +79,7 @@ txn_writer_round(LDAP *ld, const char *base, int writer, int round)
 int
 main(int argc, char **argv)
 {
-	const char *pw = getenv("TXN_PW");
+	char *pw = getenv("TXN_PW");
 	struct berval cred;
 	int version = LDAP_VERSION3, writer, rounds, done = 0, rc;
 	time_t end;
@@ -93,7 +93,7 @@ main(int argc, char **argv)
 	writer = atoi(argv[4]);
 	rounds = atoi(argv[5]);
 	end = time(NULL) + atoi(argv[6]);
-	cred.bv_val = (char *)pw;
+	cred.bv_val = pw;
 	cred.bv_len = strlen(pw);
 	if ((rc = ldap_initialize(&ld, argv[1])) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version)) != LDAP_SUCCESS ||

@@ -23,12 +23,13 @@ void *xreallocarray(void *ptr, size_t nmemb, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 int   xasprintf(char **ret, const char *fmt, ...) GCA_PRINTF(2, 3);
+char **xstrvdup(const char *const *v);	/* for exec*(): freed with xstrv_free */
+void  xstrv_free(char **v);
 
 /* log.c: levels, to stderr; "<N>" syslog prefixes when stderr is the journal (JOURNAL_STREAM). */
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_init(const char *progname);          /* level from GCA_LOG_LEVEL (error|warn|info|debug) */
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 int  log_parse_level(const char *name);        /* -1 if unknown */
 void log_error(const char *fmt, ...) GCA_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) GCA_PRINTF(1, 2);
@@ -73,7 +74,6 @@ int json_qom_children(const char *json, char *out, size_t len);
 #define ID_LEN 36
 void id_new(char out[ID_LEN + 1]);
 bool id_valid(const char *s);
-uint64_t id_time_ms(const char *id);          /* the millisecond time inside a UUIDv7 */
 
 /* name.c: names from outside (GIDs, CTS names). */
 #define NAME_MAX_LEN 255

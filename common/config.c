@@ -35,7 +35,7 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	c->path = strdup(path);
+	c->path = xstrdup(path);
 	for (line = buf; line != NULL && *line != '\0'; line = next) {
 		char *key, *value, *sp;
 		struct config_entry *grown;
@@ -62,8 +62,8 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 			return -1;
 		}
 		c->entries = grown;
-		c->entries[c->n].key = strdup(key);
-		c->entries[c->n].value = strdup(value);
+		c->entries[c->n].key = xstrdup(key);
+		c->entries[c->n].value = xstrdup(value);
 		c->entries[c->n].line = lineno;
 		c->n++;
 	}

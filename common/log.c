@@ -49,12 +49,6 @@ log_set_level(enum log_level level)
 	log_level = level;
 }
 
-enum log_level
-log_get_level(void)
-{
-	return log_level;
-}
-
 static void
 log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {

@@ -87,3 +87,31 @@ xasprintf(char **ret, const char *fmt, ...)
 		xmalloc_die("asprintf", 0);
 	return n;
 }
+
+/* A NULL-terminated copy of v (strings and array), for exec*() and posix_spawn(), which take
+ * char *const argv[] but never write the strings: copying costs less than a cast that drops a
+ * const. Freed with xstrv_free. */
+char **
+xstrvdup(const char *const *v)
+{
+	size_t n = 0;
+	char **d;
+
+	while (v[n] != NULL)
+		n++;
+	d = xreallocarray(NULL, n + 1, sizeof *d);
+	for (size_t i = 0; i < n; i++)
+		d[i] = xstrdup(v[i]);
+	d[n] = NULL;
+	return d;
+}
+
+void
+xstrv_free(char **v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}

@@ -11,7 +11,8 @@
 static void
 checkpoint_unknown(struct ctl *c, const struct msg_do_checkpoint *b)
 {
-	char *again[] = { "checkpoint", b->gid, "--idem-key", b->idem_key };
+	const char *again[] = { "checkpoint", b->gid, "--idem-key", b->idem_key, NULL };
+	char **av = xstrvdup(again);
 
 	fprintf(stderr, "gca-ctl: the checkpoint of %s may still be taken and recorded (idempotency "
 	    "key %s); to ask again safely (never a second checkpoint) or to learn its outcome, run:\n"
@@ -21,7 +22,8 @@ checkpoint_unknown(struct ctl *c, const struct msg_do_checkpoint *b)
 		ctl_print_command(stderr, c->gargc - 1, c->gargv + 1);
 	}
 	fputc(' ', stderr);
-	ctl_print_command(stderr, (int)GCA_NITEMS(again), again);
+	ctl_print_command(stderr, (int)GCA_NITEMS(again) - 1, av);
+	xstrv_free(av);
 	fputc('\n', stderr);
 	if (c->json) {
 		printf("{\"gid\": ");

@@ -8,7 +8,7 @@
  * Where to find the GCS and which certificate to use: flags first, then GCA_GCS_ENDPOINT,
  * GCA_CA_FILE, GCA_CERT_FILE, GCA_KEY_FILE, then ~/.config/gca/ctl.conf ("gcs", "ca", "cert",
  * "key", "admin_cert", "admin_key"). The identity is the admin's with --admin, or when the operator
- * sourced DIR/admin.env (GCA_ADMIN_CERT_FILE is set: DESIGN.md, "Secrets stay out of site.env"),
+ * sourced DIR/admin.env (GCA_ADMIN_CERT_FILE is set: docs/DESIGN.md, "Secrets stay out of site.env"),
  * then from GCA_ADMIN_CERT_FILE, GCA_ADMIN_KEY_FILE or ctl.conf's admin_cert, admin_key; --broker
  * keeps the broker's even then.
  * Several GCS (a comma-separated list, issue 11): the first that answers is used; when it is lost

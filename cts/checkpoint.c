@@ -462,7 +462,7 @@ ckpt_retry(struct cts_job *j, const char *idem_key, struct proto_req *req)
 		return true;
 	}
 	if ((a = ckpt_acked_find(j->gid, idem_key)) != NULL) {
-		struct msg_checkpoint_ok ok = { (char *)a->id, a->image_name, a->cts, a->seq };
+		struct msg_checkpoint_ok ok = { a->id, a->image_name, a->cts, a->seq };
 		log_info("checkpoint %s of %s: asked again with its key; stored already", a->id,
 		    j->gid);
 		proto_reply_ok(req, req->pt->reply, &ok);
@@ -659,8 +659,8 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	ck->dump_timer = NULL;
 	snprintf(image_name, sizeof image_name, "%s:%s", c->name, ck->image_dir + strlen(c->state) + 1);
 	rec = (struct msg_checkpoint_log){ .checkpoint_id = ck->id, .gid = ck->job->gid,
-		.cts = c->name, .core_service = (char *)c->core->name, .image_name = image_name,
-		.exec_manager = c->exec_manager, .sha256 = ck->result.sha256, .kind = (char *)ck->kind,
+		.cts = c->name, .core_service = c->core->name, .image_name = image_name,
+		.exec_manager = c->exec_manager, .sha256 = ck->result.sha256, .kind = ck->kind,
 		.time_ms = ck->time_ms, .size = ck->result.size,
 		.parent = ck->parent[0] != '\0' ? ck->parent : NULL };
 	c->core->properties(c, &rec.properties);

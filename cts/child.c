@@ -130,8 +130,7 @@ child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, const 
 
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return -1;
-	if ((ch = calloc(1, sizeof *ch)) == NULL)
-		abort();
+	ch = xcalloc(1, sizeof *ch);
 	if ((ch->pid = fork()) < 0) {
 		close(p[0]);
 		close(p[1]);

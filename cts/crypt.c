@@ -23,7 +23,7 @@
 /*
  * The stored form of a file.
  *
- * A file is encrypted in segments of CRYPT_SEG plaintext bytes (DESIGN.md, "Image store safety":
+ * A file is encrypted in segments of CRYPT_SEG plaintext bytes (docs/DESIGN.md, "Image store safety":
  * the chunk index and count are associated data), so no GCM message grows past what one nonce
  * may cover and a reader checks each segment before it writes its bytes:
  *

@@ -166,9 +166,9 @@ cts_configure(struct cts *c, const struct config *cf)
 	c->state = cts_setting(cf, "state", NULL);
 	c->gcs_endpoint = cts_setting(cf, "gcs", NULL);
 	c->exec_manager = cts_setting(cf, "exec_manager", "local");
-	c->tls.ca = cts_setting(cf, "ca", NULL);
-	c->tls.cert = cts_setting(cf, "cert", NULL);
-	c->tls.key = cts_setting(cf, "key", NULL);
+	c->tls.ca = c->ca_file = cts_setting(cf, "ca", NULL);
+	c->tls.cert = c->cert_file = cts_setting(cf, "cert", NULL);
+	c->tls.key = c->key_file = cts_setting(cf, "key", NULL);
 	if (config_get_int(cf, "retention", 0, 100000, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->retention = config_get(cf, "retention") ? (unsigned)n : 5;
@@ -226,9 +226,9 @@ cts_free(struct cts *c)
 	free(c->vmm_kernel);
 	free(c->vmm_initrd);
 	free(c->vmm_machine);
-	free((char *)c->tls.ca);
-	free((char *)c->tls.cert);
-	free((char *)c->tls.key);
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
 	proto_body_clear(proto_type_find("cts_register"), &c->reg);
 	proto_strlist_free(&c->exec_params);
 	proto_strlist_free(&c->recovery_params);

@@ -1,7 +1,7 @@
 /*
  * cts/: gca-cts, the Checkpoint Translation Service (paper 3.3, 3.4, 5.1-5.3, 5.5). It runs jobs'
  * checkpoints through one core service (cts/core/), keeps their images, and sends every record to
- * the GCS, which writes it to the directory (DESIGN.md, "One record path").
+ * the GCS, which writes it to the directory (docs/DESIGN.md, "One record path").
  *
  * One event loop. Slow work (copying and hashing images, running criu) happens in forked children
  * watched from the loop (child.c), so the loop always answers.
@@ -174,6 +174,7 @@ struct cts {
 	struct event_base	*base;
 	char			*name, *listen, *endpoint, *socket, *state, *exec_manager;
 	char			*gcs_endpoint;
+	char			*ca_file, *cert_file, *key_file;	/* tls borrows them */
 	struct proto_tls_files	 tls;
 	const struct core_service *core;
 	char			 unavailable[512];	/* "" when the core service works */
@@ -302,7 +303,7 @@ void ending_on_exit(struct cts_job *j);
 void ending_unwatch(struct cts_job *j);
 void ending_local_exit(struct proto_req *r, void *ctx);
 
-/* fence.c: one live copy per job (DESIGN.md, "One live copy"). fence_stop: j's GID is bound to
+/* fence.c: one live copy per job (docs/DESIGN.md, "One live copy"). fence_stop: j's GID is bound to
  * another process now (why): its copy here is stopped (cts.conf fence kill, the default), logged
  * and reported to the GCS (job_unbind, state fenced), or left (fence none). fence_check: after
  * (re)registering, asks the GCS about each job held here and fences those bound elsewhere
@@ -313,6 +314,9 @@ void fence_free(void);
 /* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
 int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);
+/* proc.c: the root of the tree of the job bound as pid bound (a criu job's: its namespace's
+ * init). */
+pid_t proc_job_root(pid_t bound);
 
 /* interval.c: --checkpoint-every auto, Daly's interval (docs/ARCHITECTURE.md, "Adaptive
  * checkpoint intervals"). j->every_ms is CTS_EVERY_AUTO for such a job. */

@@ -100,8 +100,7 @@ descriptor_join(const struct proto_strlist *l)
 		return NULL;
 	for (size_t i = 0; i < l->n; i++)
 		len += strlen(l->v[i]) + 2;
-	if ((s = calloc(1, len)) == NULL)
-		abort();
+	s = xcalloc(1, len);
 	for (size_t i = 0; i < l->n; i++) {
 		if (i > 0)
 			strcat(s, "; ");
@@ -151,14 +150,11 @@ descriptor_attr(struct cts *c, const char *path, unsigned long line, const char 
 	else if (strcasecmp(attr, "gcaProperty") == 0)
 		proto_strlist_add(&reg->properties, val);
 	else if (strcasecmp(attr, "gcaExecuteWrapper") == 0) {
-		free(reg->exec_wrapper);
-		reg->exec_wrapper = strdup(val);
+		proto_body_set_str(proto_type_find("cts_register"), reg, "exec_wrapper", val);
 	} else if (strcasecmp(attr, "gcaRecoveryWrapper") == 0) {
-		free(reg->recovery_wrapper);
-		reg->recovery_wrapper = strdup(val);
+		proto_body_set_str(proto_type_find("cts_register"), reg, "recovery_wrapper", val);
 	} else if (strcasecmp(attr, "gcaWrapperParams") == 0) {
-		free(reg->wrapper_params);
-		reg->wrapper_params = strdup(val);
+		proto_body_set_str(proto_type_find("cts_register"), reg, "wrapper_params", val);
 	} else if (strcasecmp(attr, "gcaExecuteParams") == 0 ||
 	    strcasecmp(attr, "gcaRecoveryParams") == 0) {
 		bool recovery = strcasecmp(attr, "gcaRecoveryParams") == 0;
@@ -281,12 +277,12 @@ descriptor_load(struct cts *c, const char *path, char *err, size_t errlen)
 	if (reg->classes.n == 0)
 		proto_strlist_add(&reg->classes, "basic");
 	if (reg->exec_wrapper == NULL)
-		reg->exec_wrapper = strdup("gca-exec");
+		reg->exec_wrapper = xstrdup("gca-exec");
 	if (reg->recovery_wrapper == NULL)
-		reg->recovery_wrapper = strdup("gca-recover");
+		reg->recovery_wrapper = xstrdup("gca-recover");
 	reg->exec_params = descriptor_join(&c->exec_params);
 	reg->recovery_params = descriptor_join(&c->recovery_params);
-	reg->core_service = strdup(c->core->name);
+	reg->core_service = xstrdup(c->core->name);
 	if (descriptor_mtbf(c, path, err, errlen) != 0)
 		return -1;
 	c->core->properties(c, &reg->properties);

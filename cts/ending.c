@@ -1,5 +1,5 @@
 /*
- * How a job ended (DESIGN.md, "One live copy"; docs/ARCHITECTURE.md, "Jobs end").
+ * How a job ended (docs/DESIGN.md, "One live copy"; docs/ARCHITECTURE.md, "Jobs end").
  *
  * The CTS watches the bound process through a pidfd, but it is not that process's parent, so it
  * cannot read its exit status. The resident wrappers (gca-exec, gca-recover) are: they reap the

@@ -1,5 +1,5 @@
 /*
- * One live copy per job (DESIGN.md, "One live copy"; docs/ARCHITECTURE.md, "Fencing").
+ * One live copy per job (docs/DESIGN.md, "One live copy"; docs/ARCHITECTURE.md, "Fencing").
  *
  * When a GID's binding moves away from a process here (recovered on another resource or on this
  * one, or a simultaneous bind lost), that process is stopped, unless cts.conf says `fence none`.
@@ -46,54 +46,6 @@ struct fence {
 
 /* The fences of this process (one CTS per process): freed once stopped and reported. */
 static struct fence *fence_list;
-
-/* "NSpid:" of pid: how many levels below the outermost and its pid in the innermost. */
-static int
-fence_nspid(pid_t pid, int *levels, long *inner)
-{
-	char path[64], *buf = NULL, *l, *p, *end;
-	size_t len;
-	long v;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if (file_read_all(path, &buf, &len, 65536) != 0)
-		return -1;
-	*levels = 0;
-	if ((l = strstr(buf, "\nNSpid:")) != NULL) {
-		for (p = l + 7; (v = strtol(p, &end, 10)) > 0 && end != p && *p != '\n'; p = end) {
-			(*levels)++;
-			*inner = v;
-		}
-	}
-	free(buf);
-	return *levels > 0 ? 0 : -1;
-}
-
-/* The root of the job: the bound process's child that is PID 1 of a namespace one level down
- * (gca-exec of a criu job), or the bound process itself. */
-static pid_t
-fence_root(pid_t bound)
-{
-	char path[80], *buf = NULL, *p, *end;
-	int lv, clv;
-	long in, cin, child;
-	size_t len;
-	pid_t root = bound;
-
-	if (fence_nspid(bound, &lv, &in) != 0 || (lv > 1 && in == 1))
-		return bound;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)bound, (int)bound);
-	if (file_read_all(path, &buf, &len, 65536) != 0)
-		return bound;
-	for (p = buf; (child = strtol(p, &end, 10)) > 0 && end != p; p = end) {
-		if (fence_nspid((pid_t)child, &clv, &cin) == 0 && clv == lv + 1 && cin == 1) {
-			root = (pid_t)child;
-			break;
-		}
-	}
-	free(buf);
-	return root;
-}
 
 /* f's process is still the one it was: its pidfd answers and its start time is the same. */
 static bool
@@ -239,12 +191,11 @@ fence_stop(struct cts_job *j, const char *why)
 	}
 	if (!jobs_alive(j))
 		return;
-	if ((f = calloc(1, sizeof *f)) == NULL)
-		abort();
+	f = xcalloc(1, sizeof *f);
 	f->cts = c;
-	f->gid = strdup(j->gid);
+	f->gid = xstrdup(j->gid);
 	jobs_local_id(j->pid, j->start, f->local_id, sizeof f->local_id);
-	root = fence_root(j->pid);
+	root = proc_job_root(j->pid);
 	if ((f->pidfd = fence_pidfd(j, root, &f->start)) < 0 && root != j->pid) {
 		root = j->pid;		/* the init went meanwhile: the bound process itself */
 		f->pidfd = fence_pidfd(j, root, &f->start);
@@ -331,10 +282,9 @@ fence_check(struct cts *c)
 
 		if (j->ended || j->moved)
 			continue;
-		if ((a = calloc(1, sizeof *a)) == NULL)
-			abort();
+		a = xcalloc(1, sizeof *a);
 		a->cts = c;
-		a->gid = strdup(j->gid);
+		a->gid = xstrdup(j->gid);
 		jobs_local_id(j->pid, j->start, a->local_id, sizeof a->local_id);
 		gcslink_request(c, "query", &q, fence_on_entry, a);
 	}

@@ -113,14 +113,12 @@ gcslink_register(struct cts *c)
 		return;
 	snprintf(status, sizeof status, "%s%s", c->unavailable[0] ? "unavailable: " : "ok",
 	    c->unavailable);
-	free(c->reg.name);
-	free(c->reg.endpoint);
-	free(c->reg.exec_manager);
-	free(c->reg.status);
-	c->reg.name = strdup(c->name);
-	c->reg.endpoint = strdup(c->endpoint);
-	c->reg.exec_manager = strdup(c->exec_manager);
-	c->reg.status = strdup(status);
+	const struct proto_type *pt = proto_type_find("cts_register");
+
+	proto_body_set_str(pt, &c->reg, "name", c->name);
+	proto_body_set_str(pt, &c->reg, "endpoint", c->endpoint);
+	proto_body_set_str(pt, &c->reg, "exec_manager", c->exec_manager);
+	proto_body_set_str(pt, &c->reg, "status", status);
 	c->registering = true;
 	gcslink_request(c, "cts_register", &c->reg, gcslink_on_registered, c);
 }

@@ -1,5 +1,5 @@
 /*
- * The job table: which GIDs run here, as which process and user (DESIGN.md, "Who may bind a GID").
+ * The job table: which GIDs run here, as which process and user (docs/DESIGN.md, "Who may bind a GID").
  * A job is known by its PID and the start time /proc gives, so a reused PID is never taken for the
  * job; a pidfd tells the loop when it ends. The table is rewritten whole on every change
  * (STATE/jobs) and read back at start, dropping jobs whose process is gone (and unbinding them).

@@ -1,6 +1,6 @@
 /*
  * The unix socket of wrappers and jobs (role local; who calls is SO_PEERCRED's uid and pid).
- * DESIGN.md, "Who may bind a GID": a wrapper binds a GID only to its own process or a child of it,
+ * docs/DESIGN.md, "Who may bind a GID": a wrapper binds a GID only to its own process or a child of it,
  * only as the user that runs that process; the GCS then checks that this user owns the GID.
  */
 #include <grp.h>
@@ -25,7 +25,7 @@ static void local_fence_older(struct cts_job *newer);
 static void
 local_bind_reply(struct cts *c, struct proto_req *r, bool recovery)
 {
-	struct msg_local_bind_ok ok = { c->name, (char *)c->core->name,
+	struct msg_local_bind_ok ok = { c->name, c->core->name,
 		recovery ? c->recovery_params : c->exec_params };
 
 	proto_reply_ok(r, r->pt->reply, &ok);
@@ -65,7 +65,7 @@ local_on_bound(const char *code, const char *msg, const void *body, void *arg)
 		snprintf(copy, sizeof copy, "%s/staging/restore-%d-%s", c->state, (int)op->r->peer.pid,
 		    b->checkpoint_id);
 		if (access(copy, F_OK) == 0)
-			j->restore_dir = strdup(copy);
+			j->restore_dir = xstrdup(copy);
 	}
 	jobs_save(c);
 	log_info("GID %s bound to pid %d (user %s)%s", b->gid, (int)op->pid, j->owner,
@@ -94,22 +94,22 @@ local_fence_older(struct cts_job *newer)
 
 /* The process to bind: the caller itself or its child, running as the caller's user. */
 static int
-local_check_process(const struct proto_req *r, pid_t pid, uint64_t *start, uid_t *uid,
+local_check_process(struct proto_req *r, pid_t pid, uint64_t *start, uid_t *uid,
 	gid_t *gidn)
 {
 	pid_t ppid;
 
 	if (proc_stat(pid, &ppid, uid, gidn, start) != 0) {
-		proto_reply_err((struct proto_req *)r, PROTO_E_NOT_FOUND, "no process %d", (int)pid);
+		proto_reply_err(r, PROTO_E_NOT_FOUND, "no process %d", (int)pid);
 		return -1;
 	}
 	if (pid != r->peer.pid && ppid != r->peer.pid) {
-		proto_reply_err((struct proto_req *)r, PROTO_E_FORBIDDEN, "process %d is neither the "
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "process %d is neither the "
 		    "caller (pid %d) nor its child", (int)pid, (int)r->peer.pid);
 		return -1;
 	}
 	if (*uid != r->peer.uid) {
-		proto_reply_err((struct proto_req *)r, PROTO_E_FORBIDDEN, "process %d runs as uid %u, "
+		proto_reply_err(r, PROTO_E_FORBIDDEN, "process %d runs as uid %u, "
 		    "not as the caller (uid %u)", (int)pid, (unsigned)*uid, (unsigned)r->peer.uid);
 		return -1;
 	}
@@ -180,8 +180,7 @@ local_bind(struct proto_req *r, void *ctx)
 	}
 	user_name(uid, owner, sizeof owner);
 	jobs_local_id((pid_t)b->pid, start, local_id, sizeof local_id);
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	*op = (struct local_bind_op){ c, r, (pid_t)b->pid, start, uid, gidn };
 	struct msg_job_bind jb = { b->gid, c->name, local_id, owner, b->checkpoint_id, b->recovery };
 	gcslink_request(c, "job_bind", &jb, local_on_bound, op);
@@ -224,7 +223,7 @@ static void
 local_info(struct proto_req *r, void *ctx)
 {
 	struct cts *c = ctx;
-	struct msg_local_info_ok ok = { c->name, (char *)c->core->name, c->reg.properties };
+	struct msg_local_info_ok ok = { c->name, c->core->name, c->reg.properties };
 
 	proto_reply_ok(r, r->pt->reply, &ok);
 }

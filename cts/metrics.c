@@ -79,8 +79,6 @@ cts_metrics_scrape(void *arg)
 int
 cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen)
 {
-	char url[300];
-
 	metrics_tls_define();
 	metrics_counter("gca_cts_checkpoints", "Checkpoints taken, by core service and outcome (ok: "
 	    "recorded by the GCS; else the error code the asker got).");
@@ -103,20 +101,11 @@ cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen)
 	metrics_gauge("gca_cts_jobs", "Jobs bound to this CTS.");
 	metrics_gauge("gca_cts_core_service_available", "1 when the core service works here, else "
 	    "0 (the reason is published on the CTS's entry).");
-	metrics_on_scrape(cts_metrics_scrape, c);
-	if (listen == NULL || listen[0] == '\0')
-		return 0;
-	if ((c->metrics = metrics_http_new(c->base, listen, err, errlen)) == NULL)
-		return -1;
-	metrics_http_url(c->metrics, url, sizeof url);
-	log_info("metrics at %s", url);
-	return 0;
+	return metrics_serve(c->base, listen, cts_metrics_scrape, c, &c->metrics, err, errlen);
 }
 
 void
 cts_metrics_close(struct cts *c)
 {
-	metrics_http_free(c->metrics);
-	c->metrics = NULL;
-	metrics_reset();
+	metrics_stop(&c->metrics);
 }

@@ -45,11 +45,9 @@ static char *
 orphans_gid(const char *name)
 {
 	size_t n = strlen(name), o = 0;
-	char *gid = malloc(n + 1);
+	char *gid = xmalloc(n + 1);
 	unsigned v;
 
-	if (gid == NULL)
-		abort();
 	for (size_t i = 0; i < n; i++) {
 		if (name[i] != '%')
 			gid[o++] = name[i];
@@ -72,10 +70,9 @@ orphans_gid(const char *name)
 static void
 orphans_add(struct cts_orphans *o, const char *gid, const char *id)
 {
-	struct orphan *op = calloc(1, sizeof *op);
+	struct orphan *op = xcalloc(1, sizeof *op);
 
-	if (op == NULL || (op->gid = strdup(gid)) == NULL)
-		abort();
+	op->gid = xstrdup(gid);
 	memcpy(op->id, id, ID_LEN);	/* id_valid: ID_LEN characters */
 	op->id[ID_LEN] = '\0';
 	op->next = o->list;
@@ -110,13 +107,11 @@ void
 orphans_scan(struct cts *c)
 {
 	char images[PATH_MAX], jobdir[PATH_MAX + 300];
-	struct cts_orphans *o = calloc(1, sizeof *o);
+	struct cts_orphans *o = xcalloc(1, sizeof *o);
 	struct dirent *de;
 	unsigned n = 0;
 	DIR *d;
 
-	if (o == NULL)
-		abort();
 	c->orphans = o;
 	snprintf(images, sizeof images, "%s/images", c->state);
 	if ((d = opendir(images)) == NULL)
@@ -216,8 +211,7 @@ orphans_settle(struct cts *c, const char *gid)
 				size_t l = strlen(dir);
 				if (used + l + 2 > cap) {
 					cap = (used + l + 2) * 2;
-					if ((paths = realloc(paths, cap)) == NULL)
-						abort();
+					paths = xreallocarray(paths, cap, 1);
 				}
 				memcpy(paths + used, dir, l);
 				used += l;
@@ -291,7 +285,7 @@ orphans_on_page(const char *code, const char *msg, const void *body, void *arg)
 	free(o->cursor);
 	o->cursor = NULL;
 	if (ok != NULL && ok->more && ok->cursor != NULL) {
-		o->cursor = strdup(ok->cursor);
+		o->cursor = xstrdup(ok->cursor);
 		o->gid = gid;
 		orphans_ask(c);
 		return;
@@ -324,8 +318,7 @@ orphans_check(struct cts *c)
 		return;
 	for (struct orphan *op = o->list; op != NULL; op = op->next) {
 		if (op->next_ms <= now) {
-			if ((o->gid = strdup(op->gid)) == NULL)
-				abort();
+			o->gid = xstrdup(op->gid);
 			orphans_ask(c);
 			return;
 		}

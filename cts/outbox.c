@@ -1,5 +1,5 @@
 /*
- * The outbox (DESIGN.md, "One record path"): a record is written to STATE/outbox/<checkpoint id>
+ * The outbox (docs/DESIGN.md, "One record path"): a record is written to STATE/outbox/<checkpoint id>
  * (whole-file, fsynced) before it is sent, and removed only when the GCS acknowledged that the
  * directory stored it. After a crash or a lost GCS, what is left is sent again; the GCS is
  * idempotent by checkpoint id, so the directory holds each record once.
@@ -275,13 +275,13 @@ outbox_gone_send(struct cts *c, struct outbox_gone *g)
 int
 outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 {
-	struct msg_image_location q = { (char *)id, (char *)gid, c->name, true, expired };
+	struct msg_image_location q = { id, gid, c->name, true, expired };
 	char why[256];
 	struct outbox_gone *g;
 	uint8_t *frame;
 	size_t len;
 
-	for (struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
+	for (g = c->outbox_gone; g != NULL; g = g->next) {
 		if (strcmp(g->loc.checkpoint_id, id) == 0) {
 			/* one removal of this copy is enough (retention removes a copy once; a
 			 * second only after a fetch made it again, and then the flags agree) */

@@ -50,7 +50,7 @@ replica_configure(struct cts *c, const char *list, char *err, size_t errlen)
 
 	if (list == NULL)
 		return 0;
-	copy = strdup(list);
+	copy = xstrdup(list);
 	for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
 		char *at = strchr(tok, '@'), name[256];
 		/* closed after 30 s without a push: the pooled side closes first */
@@ -68,9 +68,8 @@ replica_configure(struct cts *c, const char *list, char *err, size_t errlen)
 		cfg.endpoint = at + 1;
 		/* the client keeps this pointer: the list's copy lives as long as it */
 		cfg.expect_name = c->replicas.v[c->replicas.n - 1];
-		c->replica_conn = realloc(c->replica_conn, c->replicas.n * sizeof *c->replica_conn);
-		if (c->replica_conn == NULL)
-			abort();
+		c->replica_conn = xreallocarray(c->replica_conn, c->replicas.n,
+		    sizeof *c->replica_conn);
 		if ((c->replica_conn[c->replicas.n - 1] = proto_client_new(c->base, &c->tls, &cfg,
 		    err, errlen)) == NULL) {
 			c->replicas.n--;	/* replica_free frees only the clients made */
@@ -129,10 +128,8 @@ void
 replica_start(struct cts *c, const char *gid, const char *id, const char *sha256)
 {
 	for (size_t i = 0; i < c->replicas.n; i++) {
-		struct replica_op *op = calloc(1, sizeof *op);
+		struct replica_op *op = xcalloc(1, sizeof *op);
 
-		if (op == NULL)
-			abort();
 		op->cts = c;
 		op->i = i;
 		snprintf(op->id, sizeof op->id, "%s", id);
@@ -165,13 +162,11 @@ replica_on_located(const char *code, const char *msg, const void *body, void *ar
 void
 replica_located(struct cts *c, const char *gid, const char *id)
 {
-	struct replica_op *op = calloc(1, sizeof *op);
+	struct replica_op *op = xcalloc(1, sizeof *op);
 
-	if (op == NULL)
-		abort();
 	op->cts = c;
 	snprintf(op->id, sizeof op->id, "%s", id);
-	struct msg_image_location q = { op->id, (char *)gid, c->name, false, false };
+	struct msg_image_location q = { op->id, gid, c->name, false, false };
 	gcslink_request(c, "image_location", &q, replica_on_located, op);
 }
 
@@ -254,8 +249,7 @@ replica_receive(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_MISSING_FIELD, "a copy needs at least one holder");
 		return;
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->cts = c;
 	op->r = r;
 	snprintf(op->id, sizeof op->id, "%s", b->checkpoint_id);
@@ -275,7 +269,7 @@ replica_receive(struct proto_req *r, void *ctx)
 	snprintf(f->sha256, sizeof f->sha256, "%s", g.sha256);
 	snprintf(f->signer, sizeof f->signer, "%s", g.taker);
 	snprintf(f->state, sizeof f->state, "%s", c->state);
-	f->grant = strdup(b->grant);
+	f->grant = xstrdup(b->grant);
 	f->tls = c->tls;
 	for (size_t i = 0; i < b->holders.n && f->nholders < TRANSFER_HOLDERS; i++)
 		snprintf(f->holders[f->nholders++], sizeof f->holders[0], "%s", b->holders.v[i]);

@@ -393,7 +393,7 @@ restore_on_verified(bool ok, const char *out, void *arg)
 	bool copied = restore_gives_copy(op->cts) || strcmp(out, "ok decrypted") == 0 ||
 	    strcmp(out, "ok lent") == 0;
 	struct msg_restore_ok reply = { op->id, copied ? op->copy : op->image_dir,
-		(char *)op->cts->core->name, op->seq };
+		op->cts->core->name, op->seq };
 
 	if (!ok && strncmp(out, "missing ", 8) == 0 && op->nfetched < RESTORE_CHAIN_MAX) {
 		/* a link of an incremental chain is not here: its record, a grant, a fetch */
@@ -471,7 +471,7 @@ restore_on_grant(const char *code, const char *msg, const void *body, void *arg)
 		    "%s%s", f->id, "");
 		return;
 	}
-	f->grant = strdup(g->grant);
+	f->grant = xstrdup(g->grant);
 	snprintf(f->state, sizeof f->state, "%s", op->cts->state);
 	f->tls = op->cts->tls;
 	log_info("fetching checkpoint %s from %s", f->id, f->holders[0]);
@@ -611,8 +611,7 @@ restore_prepare(struct proto_req *r, void *ctx)
 			return;
 		}
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->cts = c;
 	op->r = r;
 	struct msg_query jq = { .what = "jobs", .gid = b->gid, .limit = 1 };

@@ -198,7 +198,7 @@ retention_start(struct cts *c)
 
 		if (c->retain_timer == NULL &&
 		    (c->retain_timer = evtimer_new(c->base, retention_on_timer, c)) == NULL)
-			abort();
+			log_fatal("retention: no memory for a timer");
 		if (!evtimer_pending(c->retain_timer, NULL))
 			evtimer_add(c->retain_timer, &tv);
 		return;

@@ -75,7 +75,7 @@ transfer_grant_check(struct cts *c, const char *token, struct proto_grant *g, ch
 	if (proto_grant_verify(c->tls.ca, token, time_now_ms(), g, err, errlen) != 0)
 		return -1;
 	free(transfer_grant_ok);
-	transfer_grant_ok = strdup(token);
+	transfer_grant_ok = xstrdup(token);
 	transfer_grant_last = *g;
 	return 0;
 }
@@ -136,8 +136,7 @@ transfer_serve(struct proto_req *r, void *ctx)
 		want = TRANSFER_CHUNK;
 	if (b->max > 0 && want > b->max)
 		want = b->max;
-	if ((ok.data.p = malloc(want ? want : 1)) == NULL)
-		abort();
+	ok.data.p = xmalloc(want ? want : 1);
 	n = want ? pread(fd, ok.data.p, want, (off_t)b->offset) : 0;
 	close(fd);
 	if (n < 0) {
@@ -189,7 +188,7 @@ transfer_range(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 
 	while (!eof && (to == 0 || got < to)) {
 		while (inflight < TRANSFER_WINDOW && (to == 0 ? inflight == 0 : asked < to)) {
-			struct msg_image_fetch q = { (char *)f->id, f->grant, (char *)name, asked,
+			struct msg_image_fetch q = { f->id, f->grant, name, asked,
 				TRANSFER_CHUNK };
 			uint32_t id = ++tc->next_id;
 			if (proto_sync_send(tc->s, "image_fetch", id, proto_type_find("image_fetch"),
@@ -431,7 +430,7 @@ transfer_connect(const struct transfer_fetch *f, const char *holder, struct prot
 	return 0;
 }
 
-/* The fetch's folder, made (or found) 0700 and owned by this CTS (DESIGN.md, "Image store
+/* The fetch's folder, made (or found) 0700 and owned by this CTS (docs/DESIGN.md, "Image store
  * safety"): one left by someone else is not written into. */
 static int
 transfer_own_dir(const char *dir, char *err, size_t errlen)

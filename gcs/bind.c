@@ -117,7 +117,7 @@ bind_on_bound(const struct dir_result *res, void *arg)
 		return;
 	}
 	/* The GID exists: its owner may bind it again (recovery, migration), or an admin may
-	 * recover it: root on a CTS's socket is that resource's administrator (DESIGN.md, "Who may
+	 * recover it: root on a CTS's socket is that resource's administrator (docs/DESIGN.md, "Who may
 	 * bind a GID"). A move keeps the job's owner (dir_ops.c), so it stays its user's. */
 	holder = dir_entry_get(&res->entries[0], "gcaCTSName");
 	owner = dir_entry_get(&res->entries[0], "gcaOwner");

@@ -58,11 +58,11 @@ cache_put(struct gcs *g, const struct dir_entry *e)
 	prev_finished = j != NULL && j->finished;
 	prev_cts = j != NULL ? j->cts : NULL;
 	if (j == NULL) {
-		if ((j = calloc(1, sizeof *j)) == NULL || (j->gid = strdup(gid)) == NULL)
-			abort();
+		j = xcalloc(1, sizeof *j);
+		j->gid = xstrdup(gid);
 		HASH_ADD_KEYPTR(hh, g->cache, j->gid, strlen(j->gid), j);
 	}
-	j->cts = cts ? strdup(cts) : NULL;
+	j->cts = cts ? xstrdup(cts) : NULL;
 	j->finished = state != NULL && strcmp(state, "finished") == 0;
 	/* After the refresh, a change is news for subscribers unless this GCS made it; a binding made
 	 * here and replaced is told even when it shows up in a refresh (relay.c). */

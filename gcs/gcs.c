@@ -88,7 +88,8 @@ gcs_on_stopped(const struct dir_result *r, void *arg)
 /*
  * A clean stop says so in ou=services (brokers then know this GCS is gone, not silent), giving
  * the directory two seconds; a second signal stops at once. A crash leaves "ok": the entry's
- * status is a state change written by the GCS itself, never a timed heartbeat (DESIGN.md).
+ * status is a state change written by the GCS itself, never a timed heartbeat (docs/DESIGN.md,
+ * "Liveness is not a directory write").
  */
 static void
 gcs_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -246,7 +247,7 @@ main(int argc, char **argv)
 	struct proto_server_config scfg = { 0 }, limits = { 0 };
 	struct event *sigint, *sigterm;
 	struct timeval second = { 1, 0 };
-	char err[512], *dirfile, *metrics_listen;
+	char err[512], *dirfile, *metrics_listen, *tls_ca, *tls_cert, *tls_key;
 
 	log_init(argv[0]);
 	if (gcs_parse_args(argc, argv, &o) != 0)
@@ -257,9 +258,9 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	g.name = gcs_setting(&o.flags, &cf, "name", "gcs");
 	g.listen = gcs_setting(&o.flags, &cf, "listen", "127.0.0.1:7390");
-	g.tls.ca = gcs_setting(&o.flags, &cf, "ca", NULL);
-	g.tls.cert = gcs_setting(&o.flags, &cf, "cert", NULL);
-	g.tls.key = gcs_setting(&o.flags, &cf, "key", NULL);
+	g.tls.ca = tls_ca = gcs_setting(&o.flags, &cf, "ca", NULL);
+	g.tls.cert = tls_cert = gcs_setting(&o.flags, &cf, "cert", NULL);
+	g.tls.key = tls_key = gcs_setting(&o.flags, &cf, "key", NULL);
 	dirfile = gcs_setting(&o.flags, &cf, "directory", NULL);
 	metrics_listen = gcs_setting(&o.flags, &cf, "metrics_listen", NULL);	/* unset: off */
 	g.cts_timeout_ms = (int)gcs_number(&o.flags, &cf, "cts_timeout", 1, 3600, 15, 1000);
@@ -357,9 +358,9 @@ main(int argc, char **argv)
 	free(g.name);
 	free(g.listen);
 	free(g.endpoint);
-	free((char *)g.tls.ca);
-	free((char *)g.tls.cert);
-	free((char *)g.tls.key);
+	free(tls_ca);
+	free(tls_cert);
+	free(tls_key);
 	free(dirfile);
 	free(metrics_listen);
 	return 0;

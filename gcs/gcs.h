@@ -107,6 +107,13 @@ void glue_close(struct gcs *g);
 void glue_tick(struct gcs *g);
 struct dir_entry *glue_gcs_view(struct gcs *g, const char *status);
 struct dir_entry *glue_cts_view(struct gcs *g, const struct gcs_cts *c, const char *status);
+/* What GLUE shows of a CTS, borrowed from a registration or a removal not in the registry yet. */
+struct glue_cts {
+	const char		*name, *endpoint, *core_service;
+	const char *const	*classes;
+	size_t			 nclasses;
+};
+struct dir_entry *glue_cts_entry(struct gcs *g, const struct glue_cts *c, const char *status);
 void glue_written(struct gcs *g, const struct dir_result *r);
 
 /* pool.c: the pooled connection to a CTS */

@@ -54,8 +54,12 @@ glue_cert_name(const char *path, bool issuer, char *err, size_t errlen)
 	}
 	s = X509_NAME_oneline(issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), NULL, 0);
 	X509_free(x);
-	if (s == NULL || (out = strdup(s)) == NULL)
-		abort();
+	if (s == NULL) {
+		snprintf(err, errlen, "glue: cannot name %s's %s", path,
+		    issuer ? "issuer" : "subject");
+		return NULL;
+	}
+	out = xstrdup(s);
 	OPENSSL_free(s);
 	return out;
 }
@@ -195,6 +199,18 @@ glue_gcs_view(struct gcs *g, const char *status)
 struct dir_entry *
 glue_cts_view(struct gcs *g, const struct gcs_cts *c, const char *status)
 {
+	struct glue_cts v = {
+		.name = c->name, .endpoint = c->endpoint, .core_service = c->core_service,
+		.classes = (const char *const *)c->classes, .nclasses = c->nclasses,
+	};
+
+	return glue_cts_entry(g, &v, status);
+}
+
+/* The same from what a CTS sent (a registration, a removal), before it is in the registry. */
+struct dir_entry *
+glue_cts_entry(struct gcs *g, const struct glue_cts *c, const char *status)
+{
 	char dn[GLUE_DN_MAX];
 	struct dir_entry *e;
 
@@ -282,8 +298,8 @@ glue_open(struct gcs *g, char *err, size_t errlen)
 {
 	if (g->glue_base == NULL)
 		return 0;
-	if (g->glue_domain == NULL && (g->glue_domain = strdup(g->name)) == NULL)
-		abort();
+	if (g->glue_domain == NULL)
+		g->glue_domain = xstrdup(g->name);
 	if ((g->glue_issuer = glue_cert_name(g->tls.cert, true, err, errlen)) == NULL ||
 	    (g->glue_trusted = glue_cert_name(g->tls.ca, false, err, errlen)) == NULL)
 		return -1;

@@ -1,5 +1,5 @@
 /*
- * image_grant (DESIGN.md, "Who may bind a GID"; docs/PROTOCOL.md): a CTS asks to fetch one
+ * image_grant (docs/DESIGN.md, "Who may bind a GID"; docs/PROTOCOL.md): a CTS asks to fetch one
  * checkpoint's image, for itself (a recovery there) or, when it holds the image, for a replica.
  * The GCS reads the record and the CTS entries: the record must exist and not be expired, the
  * target must run the same core service and, unless it took the checkpoint, say gcaMigration TRUE.
@@ -48,7 +48,7 @@ grant_add_holder(struct grant_op *op, const char *name)
 			return;
 	}
 	if (op->nholders < GRANT_HOLDERS)
-		op->holders[op->nholders++] = strdup(name);
+		op->holders[op->nholders++] = xstrdup(name);
 }
 
 static const struct dir_entry *
@@ -228,8 +228,7 @@ grant_image(struct proto_req *r, void *ctx)
 		    "target_cts a CTS name");
 		return;
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->g = ctx;
 	op->r = r;
 	/* An id is a lower-case UUID: nothing to escape. */
@@ -310,8 +309,7 @@ grant_location(struct proto_req *r, void *ctx)
 		    grant_on_location, r);
 		return;
 	}
-	if ((gl = calloc(1, sizeof *gl)) == NULL)
-		abort();
+	gl = xcalloc(1, sizeof *gl);
 	gl->g = g;
 	gl->r = r;
 	dir_checkpoint_get(g->dir, b->gid, b->checkpoint_id, grant_on_taker, gl);
@@ -395,8 +393,7 @@ grant_gc_ask(struct grant_gc *gc, const char *name, const char *endpoint)
 		proto_strlist_add(&gc->ok.errors, err);
 		return;
 	}
-	if ((one = calloc(1, sizeof *one)) == NULL)
-		abort();
+	one = xcalloc(1, sizeof *one);
 	one->gc = gc;
 	snprintf(one->cts, sizeof one->cts, "%s", name);
 	gc->waiting++;
@@ -450,11 +447,9 @@ void
 grant_gc(struct proto_req *r, void *ctx)
 {
 	struct gcs *g = ctx;
-	struct grant_gc *gc = calloc(1, sizeof *gc);
+	struct grant_gc *gc = xcalloc(1, sizeof *gc);
 	char base[512];
 
-	if (gc == NULL)
-		abort();
 	gc->g = g;
 	gc->r = r;
 	gc->waiting = 1;	/* the directory search's, dropped when it has asked every CTS */

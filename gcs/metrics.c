@@ -54,8 +54,6 @@ gcs_metrics_scrape(void *arg)
 int
 gcs_metrics_open(struct gcs *g, const char *listen, char *err, size_t errlen)
 {
-	char url[300];
-
 	metrics_tls_define();
 	metrics_counter("gca_gcs_checkpoint_records", "Checkpoint records CTSes sent, by core "
 	    "service and outcome (ok, duplicate: a resent record already stored, or the error code).");
@@ -67,20 +65,11 @@ gcs_metrics_open(struct gcs *g, const char *listen, char *err, size_t errlen)
 	    "directory thread or in progress.");
 	metrics_gauge("gca_gcs_directory_up", "1 when the directory thread holds a connection to "
 	    "the directory, else 0.");
-	metrics_on_scrape(gcs_metrics_scrape, g);
-	if (listen == NULL || listen[0] == '\0')
-		return 0;
-	if ((g->metrics = metrics_http_new(g->base, listen, err, errlen)) == NULL)
-		return -1;
-	metrics_http_url(g->metrics, url, sizeof url);
-	log_info("metrics at %s", url);
-	return 0;
+	return metrics_serve(g->base, listen, gcs_metrics_scrape, g, &g->metrics, err, errlen);
 }
 
 void
 gcs_metrics_close(struct gcs *g)
 {
-	metrics_http_free(g->metrics);
-	g->metrics = NULL;
-	metrics_reset();
+	metrics_stop(&g->metrics);
 }

@@ -19,10 +19,8 @@ notify_subscribe(struct proto_req *r, void *ctx)
 {
 	struct msg_subscribe *b = r->body;
 	struct gcs *g = ctx;
-	struct gcs_sub *s = calloc(1, sizeof *s);
+	struct gcs_sub *s = xcalloc(1, sizeof *s);
 
-	if (s == NULL)
-		abort();
 	if (b->gid != NULL && !name_valid(b->gid)) {	/* it would never match: say so */
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid GID: %s (%s)", name_why(b->gid),
 		    NAME_RULE);
@@ -40,7 +38,7 @@ notify_subscribe(struct proto_req *r, void *ctx)
 		if (fd >= 0)
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 	}
-	s->gid = b->gid ? strdup(b->gid) : NULL;
+	s->gid = b->gid ? xstrdup(b->gid) : NULL;
 	s->next = g->subs;
 	g->subs = s;
 	{
@@ -79,7 +77,7 @@ void
 notify_event(struct gcs *g, const char *event, const char *gid, const char *cts,
     const char *checkpoint_id, uint64_t seq)
 {
-	struct msg_notify n = { (char *)event, (char *)gid, (char *)cts, (char *)checkpoint_id, seq,
+	struct msg_notify n = { event, gid, cts, checkpoint_id, seq,
 		time_now_ms() };
 	static uint32_t next_id;
 

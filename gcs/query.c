@@ -18,19 +18,15 @@ void
 query_entries(const struct dir_result *res, struct proto_entries *out)
 {
 	out->n = 0;
-	out->v = calloc(res->nentries ? res->nentries : 1, sizeof *out->v);
-	if (out->v == NULL)
-		abort();
+	out->v = xcalloc(res->nentries ? res->nentries : 1, sizeof *out->v);
 	for (size_t i = 0; i < res->nentries; i++) {
 		const struct dir_entry *e = &res->entries[i];
 		struct proto_entry *pe = &out->v[out->n++];
 
-		pe->attrs = calloc(e->nattrs ? e->nattrs : 1, sizeof *pe->attrs);
-		if (pe->attrs == NULL)
-			abort();
+		pe->attrs = xcalloc(e->nattrs ? e->nattrs : 1, sizeof *pe->attrs);
 		for (size_t a = 0; a < e->nattrs; a++) {
 			struct proto_attr *pa = &pe->attrs[pe->n++];
-			pa->name = strdup(e->attrs[a].name);
+			pa->name = xstrdup(e->attrs[a].name);
 			for (size_t v = 0; v < e->attrs[a].nvals; v++)
 				proto_strlist_add(&pa->vals, e->attrs[a].vals[v]);
 		}
@@ -226,8 +222,7 @@ query_on_keyed(const struct dir_result *res, void *arg)
 		free(qp);
 		return;
 	}
-	if ((k = calloc(res->nentries ? res->nentries : 1, sizeof *k)) == NULL)
-		abort();
+	k = xcalloc(res->nentries ? res->nentries : 1, sizeof *k);
 	for (size_t i = 0; i < res->nentries; i++) {
 		const char *key = dir_entry_get(&res->entries[i], qp->attr);
 
@@ -238,8 +233,7 @@ query_on_keyed(const struct dir_result *res, void *arg)
 	}
 	qsort(k, n, sizeof *k, query_keyed_cmp);
 	page.nentries = n > limit ? limit : n;
-	if ((page.entries = calloc(page.nentries ? page.nentries : 1, sizeof *page.entries)) == NULL)
-		abort();
+	page.entries = xcalloc(page.nentries ? page.nentries : 1, sizeof *page.entries);
 	for (size_t i = 0; i < page.nentries; i++)
 		page.entries[i] = *k[i].e;	/* shallow: read only, by query_entries */
 	if (n > limit) {
@@ -315,10 +309,8 @@ query_handle(struct proto_req *r, void *ctx)
 	}
 	strcat(filter, ")");
 	if (strcmp(ou, "jobs") == 0 || strcmp(ou, "cts") == 0) {
-		struct query_page *qp = calloc(1, sizeof *qp);
+		struct query_page *qp = xcalloc(1, sizeof *qp);
 
-		if (qp == NULL)
-			abort();
 		qp->r = r;
 		qp->attr = strcmp(ou, "jobs") == 0 ? "gcaGID" : "cn";
 		if (query_key_cursor(q->cursor, qp->after, sizeof qp->after) != 0) {

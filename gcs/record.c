@@ -95,15 +95,14 @@ record_checkpoint_log(struct proto_req *r, void *ctx)
 		    "64 lower-case hex digits");
 		return;
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->g = ctx;
 	op->r = r;
 	c = (struct dir_checkpoint){
 		.id = b->checkpoint_id, .gid = b->gid, .cts = b->cts, .core_service = b->core_service,
 		.image_name = b->image_name, .exec_manager = b->exec_manager, .parent = b->parent,
 		.sha256 = b->sha256, .kind = b->kind, .time_ms = b->time_ms, .size = b->size,
-		.properties = (const char **)b->properties.v, .nproperties = b->properties.n,
+		.properties = (const char *const *)b->properties.v, .nproperties = b->properties.n,
 	};
 	relay_expect(op->g, "checkpoint", b->checkpoint_id, NULL);
 	dir_checkpoint_log(op->g->dir, &c, record_on_stored, op);

@@ -2,7 +2,7 @@
  * The registry of CTSes and checkpointer classes (paper 3.3, 5.4, 5.5). Registrations go to the
  * directory; heartbeats stay in memory, and the directory is written only when a CTS's state
  * changes: it goes down, comes back, or says in a heartbeat that its core service became
- * unavailable (or available again) (DESIGN.md, "Liveness is not a directory write").
+ * unavailable (or available again) (docs/DESIGN.md, "Liveness is not a directory write").
  *
  * Every status write asserts the status this GCS last knew (dir_cts_status_if), so a change made
  * meanwhile through another GCS (an admin retiring the CTS) is never written over: a lost
@@ -52,7 +52,7 @@ static void
 registry_set_str(char **dst, const char *v)
 {
 	free(*dst);
-	*dst = v ? strdup(v) : NULL;
+	*dst = v ? xstrdup(v) : NULL;
 }
 
 struct gcs_cts *
@@ -61,9 +61,8 @@ registry_touch(struct gcs *g, const char *name, const char *endpoint)
 	struct gcs_cts *c = registry_find(g, name);
 
 	if (c == NULL) {
-		if ((c = calloc(1, sizeof *c)) == NULL)
-			abort();
-		c->name = strdup(name);
+		c = xcalloc(1, sizeof *c);
+		c->name = xstrdup(name);
 		c->next = g->cts;
 		g->cts = c;
 	}
@@ -90,11 +89,9 @@ registry_set_kind(struct gcs_cts *c, const char *core, const char *const *classe
 	c->nclasses = 0;
 	if (n == 0)
 		return;
-	if ((c->classes = calloc(n, sizeof *c->classes)) == NULL)
-		abort();
+	c->classes = xcalloc(n, sizeof *c->classes);
 	for (size_t i = 0; i < n; i++) {
-		if ((c->classes[i] = strdup(classes[i])) == NULL)
-			abort();
+		c->classes[i] = xstrdup(classes[i]);
 	}
 	c->nclasses = n;
 }
@@ -257,10 +254,9 @@ registry_on_written(const struct dir_result *res, void *arg)
 static struct registry_write *
 registry_write_new(struct gcs *g, const char *name, bool stale)
 {
-	struct registry_write *w = calloc(1, sizeof *w);
+	struct registry_write *w = xcalloc(1, sizeof *w);
 
-	if (w == NULL || (w->name = strdup(name)) == NULL)
-		abort();
+	w->name = xstrdup(name);
 	w->g = g;
 	w->stale = stale;
 	return w;
@@ -288,7 +284,7 @@ registry_write(struct gcs *g, struct gcs_cts *c)
 		return;
 	}
 	old = c->written;
-	c->written = strdup(want);
+	c->written = xstrdup(want);
 	dir_cts_status_if_view(g->dir, c->name, want, old, NULL, glue_cts_view(g, c, want),
 	    registry_on_written, w);
 	free(old);
@@ -467,18 +463,19 @@ registry_check_next_class(struct registry_op *op)
 			.name = b->name, .endpoint = b->endpoint, .exec_manager = b->exec_manager,
 			.core_service = b->core_service, .external = b->external,
 			.self_checkpoint = b->self_checkpoint, .migrate = b->migrate,
-			.any_image = b->any_image, .classes = (const char **)b->classes.v,
-			.nclasses = b->classes.n, .properties = (const char **)b->properties.v,
+			.any_image = b->any_image,
+			.classes = (const char *const *)b->classes.v, .nclasses = b->classes.n,
+			.properties = (const char *const *)b->properties.v,
 			.nproperties = b->properties.n, .exec_wrapper = b->exec_wrapper,
 			.recovery_wrapper = b->recovery_wrapper, .exec_params = b->exec_params,
 			.recovery_params = b->recovery_params, .wrapper_params = b->wrapper_params,
 			.status = b->status ? b->status : "ok", .gcs = op->g->name,
 		};
-		struct gcs_cts view = {
+		struct glue_cts view = {
 			.name = b->name, .endpoint = b->endpoint, .core_service = b->core_service,
-			.classes = b->classes.v, .nclasses = b->classes.n,
+			.classes = c.classes, .nclasses = c.nclasses,
 		};
-		dir_cts_publish_view(op->g->dir, &c, glue_cts_view(op->g, &view, c.status),
+		dir_cts_publish_view(op->g->dir, &c, glue_cts_entry(op->g, &view, c.status),
 		    registry_on_published, op);
 	}
 }
@@ -533,8 +530,7 @@ registry_cts_register(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_FORBIDDEN, registry_retired_msg, b->name);
 		return;
 	}
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->g = g;
 	op->r = r;
 	op->reg = b;
@@ -612,19 +608,18 @@ registry_cts_remove(struct proto_req *r, void *ctx)
 {
 	struct msg_name *b = r->body;
 	struct registry_remove *rm;
-	struct gcs_cts view = { .name = b->name };
+	struct glue_cts view = { .name = b->name };
 
 	if (!name_valid(b->name)) {
 		proto_reply_err(r, PROTO_E_BAD_FIELD, "not a valid CTS name: %s (%s)", name_why(b->name),
 		    NAME_RULE);
 		return;
 	}
-	if ((rm = calloc(1, sizeof *rm)) == NULL)
-		abort();
+	rm = xcalloc(1, sizeof *rm);
 	rm->g = ctx;
 	rm->r = r;
 	/* Its GLUE endpoint goes: a broker reading GLUE finds only what it may use. */
-	dir_cts_status_view(rm->g->dir, b->name, "retired", glue_cts_view(rm->g, &view, "retired"),
+	dir_cts_status_view(rm->g->dir, b->name, "retired", glue_cts_entry(rm->g, &view, "retired"),
 	    registry_on_removed, rm);
 }
 
@@ -670,7 +665,7 @@ registry_on_class_found(const struct dir_result *res, void *arg)
 		return;
 	}
 	rc->replaced = have != NULL;
-	dir_class_publish(rc->g->dir, b->name, b->description, (const char **)b->properties.v,
+	dir_class_publish(rc->g->dir, b->name, b->description, (const char *const *)b->properties.v,
 	    b->properties.n, registry_on_class_stored, rc);
 }
 
@@ -697,8 +692,7 @@ registry_class_register(struct proto_req *r, void *ctx)
 			return;
 		}
 	}
-	if ((rc = calloc(1, sizeof *rc)) == NULL)
-		abort();
+	rc = xcalloc(1, sizeof *rc);
 	rc->g = ctx;
 	rc->r = r;
 	if (dir_dn_class(rc->g->dir, b->name, dn, sizeof dn) != 0) {

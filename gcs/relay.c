@@ -4,7 +4,7 @@
  * and binding, whichever GCS took it. The events come from the directory's change feed (syncrepl
  * from syncprov), not from GCS-to-GCS messages: the directory already orders and replicates every
  * change, a GCS needs to know no other GCS (none to discover, none to fail over to), and a GCS at
- * another site hears of changes once they are replicated to its own provider (DESIGN.md,
+ * another site hears of changes once they are replicated to its own provider (docs/DESIGN.md,
  * "Liveness is not a directory write": cross-GCS notifications follow the change feed).
  *
  * A change this GCS made itself is notified by its own handler at once (record.c, bind.c) and

@@ -144,9 +144,9 @@ router_on_record(const struct dir_result *res, void *arg)
 		const struct dir_entry *e = &res->entries[0];
 		const char *seq = dir_entry_get(e, "gcaSequenceNumber");
 		struct msg_checkpoint_ok ok = {
-			.checkpoint_id = (char *)dir_entry_get(e, "gcaCheckpointId"),
-			.image_name = (char *)dir_entry_get(e, "gcaImageName"),
-			.cts = (char *)dir_entry_get(e, "gcaCTSName"),
+			.checkpoint_id = dir_entry_get(e, "gcaCheckpointId"),
+			.image_name = dir_entry_get(e, "gcaImageName"),
+			.cts = dir_entry_get(e, "gcaCTSName"),
 			.seq = seq ? strtoull(seq, NULL, 10) : 0,
 		};
 		if (rt->code[0] != '\0')

@@ -38,14 +38,33 @@ dir_entry_new(const char *dn)
 	return e;
 }
 
+/* The index of attr in e, or e->nattrs: one search for the reading and the writing lookup. */
+static size_t
+dir_entry_index(const struct dir_entry *e, const char *attr)
+{
+	size_t i;
+
+	for (i = 0; i < e->nattrs; i++) {
+		if (strcasecmp(e->attrs[i].name, attr) == 0)
+			break;
+	}
+	return i;
+}
+
 const struct dir_attr *
 dir_entry_attr(const struct dir_entry *e, const char *attr)
 {
-	for (size_t i = 0; i < e->nattrs; i++) {
-		if (strcasecmp(e->attrs[i].name, attr) == 0)
-			return &e->attrs[i];
-	}
-	return NULL;
+	size_t i = dir_entry_index(e, attr);
+
+	return i < e->nattrs ? &e->attrs[i] : NULL;
+}
+
+struct dir_attr *
+dir_entry_attr_rw(struct dir_entry *e, const char *attr)
+{
+	size_t i = dir_entry_index(e, attr);
+
+	return i < e->nattrs ? &e->attrs[i] : NULL;
 }
 
 const char *
@@ -59,7 +78,7 @@ dir_entry_get(const struct dir_entry *e, const char *attr)
 void
 dir_entry_add(struct dir_entry *e, const char *attr, const char *value)
 {
-	struct dir_attr *a = (struct dir_attr *)dir_entry_attr(e, attr);
+	struct dir_attr *a = dir_entry_attr_rw(e, attr);
 
 	if (value == NULL)
 		return;

@@ -218,7 +218,7 @@ dir_service_publish_view(struct dir *d, const char *name, const char *endpoint,
 
 void
 dir_class_publish(struct dir *d, const char *name, const char *description,
-    const char **properties, size_t nproperties, dir_cb cb, void *arg)
+    const char *const *properties, size_t nproperties, dir_cb cb, void *arg)
 {
 	char dn[DN_MAX];
 	struct dir_entry *e;
@@ -403,7 +403,7 @@ dir_ops_job_bind(struct dir *d, struct dir_op *op)
 		return;
 	}
 	/* Move: compare-and-swap of the holder; the local id and state go in the same modify. */
-	also.dn = (char *)dn;
+	also.dn = op->entry->dn;	/* borrowed: cleared before dir_entry_clear */
 	dir_entry_add(&also, "gcaJobState", "running");
 	/* The binding this move replaced, so whoever follows the change feed can tell a move (made
 	 * by someone who saw that binding) from a binding lost to a concurrent one (gcs/relay.c). */
@@ -734,7 +734,7 @@ dir_ops_reserve(struct dir *d, const char *jobdn, uint64_t k, const struct dir_e
 static void
 dir_ops_set_seq(struct dir_entry *e, uint64_t seq)
 {
-	struct dir_attr *a = (struct dir_attr *)dir_entry_attr(e, "gcaSequenceNumber");
+	struct dir_attr *a = dir_entry_attr_rw(e, "gcaSequenceNumber");
 	char buf[24];
 
 	snprintf(buf, sizeof buf, "%" PRIu64, seq);

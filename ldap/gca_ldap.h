@@ -1,5 +1,5 @@
 /*
- * ldap/: the Information Service as the GCS sees it (DESIGN.md, "The directory in the event loop").
+ * ldap/: the Information Service as the GCS sees it (docs/DESIGN.md, "The directory in the event loop").
  *
  * libldap blocks (connects, binds, reconnects, and its socket after connecting), so every directory
  * operation runs on ONE directory thread fed by a queue; results come back to the libevent loop
@@ -50,6 +50,7 @@ void        dir_entry_addf(struct dir_entry *e, const char *attr, const char *fm
  * it out). A builder owns an attribute by naming it, present or not (dir_upsert). */
 void        dir_entry_own(struct dir_entry *e, const char *attr);
 const struct dir_attr *dir_entry_attr(const struct dir_entry *e, const char *attr);
+struct dir_attr *dir_entry_attr_rw(struct dir_entry *e, const char *attr);
 const char *dir_entry_get(const struct dir_entry *e, const char *attr);	/* first value or NULL */
 void        dir_entry_clear(struct dir_entry *e);		/* frees what it holds */
 void        dir_entry_free(struct dir_entry *e);
@@ -139,8 +140,8 @@ void dir_cts_status_if_view(struct dir *d, const char *name, const char *status,
 struct dir_cts {
 	const char  *name, *endpoint, *exec_manager, *core_service;
 	bool	     external, self_checkpoint, migrate, any_image;
-	const char **classes;	size_t nclasses;
-	const char **properties; size_t nproperties;	/* "key=value" */
+	const char *const *classes;	size_t nclasses;
+	const char *const *properties; size_t nproperties;	/* "key=value" */
 	const char  *exec_wrapper, *recovery_wrapper;
 	const char  *exec_params, *recovery_params, *wrapper_params;
 	const char  *status;
@@ -150,13 +151,13 @@ struct dir_checkpoint {
 	const char  *id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent, *sha256,
 		    *kind;
 	uint64_t     time_ms, size;
-	const char **properties; size_t nproperties;
+	const char *const *properties; size_t nproperties;
 };
 /* A GCS in ou=services: its endpoint and status ("ok" at start, "stopped" at a clean stop). */
 void dir_service_publish(struct dir *d, const char *name, const char *endpoint, const char *status,
     dir_cb cb, void *arg);
 void dir_class_publish(struct dir *d, const char *name, const char *description,
-	const char **properties, size_t nproperties, dir_cb cb, void *arg);
+	const char *const *properties, size_t nproperties, dir_cb cb, void *arg);
 void dir_cts_publish(struct dir *d, const struct dir_cts *c, dir_cb cb, void *arg);
 void dir_cts_status(struct dir *d, const char *name, const char *status, dir_cb cb, void *arg);
 /* The same, only while the entry's status is old (NULL: any) and, with gcs, while it names that

@@ -177,11 +177,9 @@ proto_client_resend(struct proto_client *c)
 	if (c->pending == NULL || proto_client_connect(c, err, sizeof err) != 0)
 		return -1;
 	for (struct proto_pending *p = c->pending; p != NULL; p = p->next) {
-		uint8_t *copy = malloc(p->len);
+		uint8_t *copy = xmalloc(p->len);
 
 		p->resent = true;
-		if (copy == NULL)
-			abort();
 		memcpy(copy, p->frame, p->len);
 		proto_conn_send_raw(c->conn, copy, p->len);
 	}
@@ -279,12 +277,10 @@ void
 proto_client_request(struct proto_client *c, const char *type, const struct proto_type *pt,
     const void *body, proto_reply_cb cb, void *arg)
 {
-	struct proto_pending *p = calloc(1, sizeof *p);
+	struct proto_pending *p = xcalloc(1, sizeof *p);
 	struct timeval tv = { c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000 };
 	char err[256];
 
-	if (p == NULL)
-		abort();
 	p->id = ++c->next_id ? c->next_id : ++c->next_id;
 	p->reply_pt = pt ? pt->reply : NULL;
 	p->cb = cb;
@@ -307,9 +303,7 @@ proto_client_request(struct proto_client *c, const char *type, const struct prot
 	 * for proto_client_resend while the handshake is not done. */
 	c->last_ms = time_mono_ms();
 	if (!c->up) {
-		uint8_t *copy = malloc(p->len);
-		if (copy == NULL)
-			abort();
+		uint8_t *copy = xmalloc(p->len);
 		memcpy(copy, p->frame, p->len);
 		proto_conn_send_raw(c->conn, copy, p->len);
 		return;
@@ -337,9 +331,10 @@ proto_client_new(struct event_base *base, const struct proto_tls_files *tls,
 	c->cfg = *cfg;
 	if (c->cfg.timeout_ms <= 0)
 		c->cfg.timeout_ms = 30000;
-	c->endpoint = strdup(cfg->endpoint);
+	c->endpoint = xstrdup(cfg->endpoint);
 	colon = strrchr(cfg->endpoint, ':');
-	c->host = strndup(cfg->endpoint, colon ? (size_t)(colon - cfg->endpoint) : strlen(cfg->endpoint));
+	c->host = xstrndup(cfg->endpoint,
+	    colon ? (size_t)(colon - cfg->endpoint) : strlen(cfg->endpoint));
 	if (c->host[0] == '[') {
 		memmove(c->host, c->host + 1, strlen(c->host));
 		c->host[strcspn(c->host, "]")] = '\0';

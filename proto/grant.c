@@ -1,8 +1,8 @@
 /*
- * Image grants (DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's image
- * for a short time. A grant is a token the GCS signs with its certificate's key and that carries
- * that certificate, so the CTS holding the image checks it alone, with the site CA, without asking
- * any GCS back (any GCS of the site may issue it):
+ * Image grants (docs/DESIGN.md, "Who may bind a GID"): the GCS lets one CTS fetch one checkpoint's
+ * image for a short time. A grant is a token the GCS signs with its certificate's key and that
+ * carries that certificate, so the CTS holding the image checks it alone, with the site CA, without
+ * asking any GCS back (any GCS of the site may issue it):
  *
  *   G1.<base64 payload>.<base64 signature>.<base64 DER certificate>
  *   payload: "gca-grant 2\n<checkpoint id>\n<target cts>\n<expires ms>\n<gcs name>\n
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/common.h"
 #include "proto/proto.h"
 
 #define GRANT_MAGIC "gca-grant 2"
@@ -36,10 +37,8 @@
 static char *
 grant_b64(const unsigned char *p, size_t n)
 {
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
 
-	if (out == NULL)
-		abort();
 	EVP_EncodeBlock((unsigned char *)out, p, (int)n);
 	return out;
 }
@@ -53,8 +52,7 @@ grant_unb64(const char *s, size_t len, size_t *n)
 
 	if (len == 0 || len % 4 != 0 || len > 16384)
 		return NULL;
-	if ((out = malloc(len / 4 * 3 + 1)) == NULL)
-		abort();
+	out = xmalloc(len / 4 * 3 + 1);
 	if ((r = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len)) < 0) {
 		free(out);
 		return NULL;
@@ -193,8 +191,7 @@ proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g,
 	a = grant_b64((unsigned char *)payload, (size_t)plen);
 	b = grant_b64(sig, siglen);
 	c = grant_b64(der, (size_t)derlen);
-	if (asprintf(token, "G1.%s.%s.%s", a, b, c) < 0)
-		abort();
+	xasprintf(token, "G1.%s.%s.%s", a, b, c);
 	rc = 0;
 out:
 	free(a);
@@ -380,8 +377,7 @@ proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, 
 	}
 	a = grant_b64(sig, siglen);
 	b = grant_b64(der, (size_t)derlen);
-	if (asprintf(token, "S1.%s.%s\n", a, b) < 0)
-		abort();
+	xasprintf(token, "S1.%s.%s\n", a, b);
 	rc = 0;
 out:
 	free(a);

@@ -337,6 +337,31 @@ metrics_http_free(struct metrics_http *m)
 	free(m);
 }
 
+int
+metrics_serve(struct event_base *base, const char *listen, void (*on_scrape)(void *arg),
+    void *arg, struct metrics_http **out, char *err, size_t errlen)
+{
+	char url[300];
+
+	*out = NULL;
+	metrics_on_scrape(on_scrape, arg);
+	if (listen == NULL || listen[0] == '\0')
+		return 0;
+	if ((*out = metrics_http_new(base, listen, err, errlen)) == NULL)
+		return -1;
+	metrics_http_url(*out, url, sizeof url);
+	log_info("metrics at %s", url);
+	return 0;
+}
+
+void
+metrics_stop(struct metrics_http **m)
+{
+	metrics_http_free(*m);
+	*m = NULL;
+	metrics_reset();
+}
+
 /* ---- TLS handshakes refused, counted by the TLS servers ---- */
 
 void

@@ -27,6 +27,13 @@ int  metrics_http_port(const struct metrics_http *m);
 void metrics_http_url(const struct metrics_http *m, char *out, size_t len);
 void metrics_http_free(struct metrics_http *m);
 
+/* A daemon's metrics, once it defined its families: on_scrape(arg) before each scrape, served on
+ * listen (NULL or "": not served, *out NULL) and its URL logged. 0, or -1 with err. */
+int  metrics_serve(struct event_base *base, const char *listen, void (*on_scrape)(void *arg),
+	void *arg, struct metrics_http **out, char *err, size_t errlen);
+/* Stops serving *m (NULL: none) and forgets every family, so the daemon can define them again. */
+void metrics_stop(struct metrics_http **m);
+
 /* The handshake refusals the TLS servers count (conn.c, server.c), by reason. */
 void metrics_tls_define(void);
 void metrics_tls_refused(const char *reason);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "common/common.h"
 
 #define PROTO_STR_MAX		4096
 #define PROTO_LIST_MAX		4096
@@ -150,7 +151,7 @@ proto_encode(const char *type, uint32_t id, const struct proto_type *pt, const v
 int
 proto_encode_err(uint32_t id, const char *code, const char *msg, uint8_t **out, size_t *outlen)
 {
-	struct msg_err e = { (char *)code, (char *)msg };
+	struct msg_err e = { code, msg };
 
 	return proto_encode("err", id, &proto_t_err, &e, out, outlen);
 }
@@ -570,6 +571,22 @@ proto_body_clear(const struct proto_type *pt, void *body)
 		proto_field_free(&pt->fields[f], body);
 }
 
+/* The string field named field of an owned body (one the caller fills to send again and again,
+ * as the CTS's registration) replaced by a copy of value (NULL: none). Through the table, as
+ * proto_body_clear frees it, since the struct's field is a borrowing const char *. */
+void
+proto_body_set_str(const struct proto_type *pt, void *body, const char *field, const char *value)
+{
+	for (size_t f = 0; f < pt->nfields; f++) {
+		if (pt->fields[f].kind != PK_STR || strcmp(pt->fields[f].name, field) != 0)
+			continue;
+		proto_field_free(&pt->fields[f], body);
+		*(char **)((char *)body + pt->fields[f].offset) = value ? xstrdup(value) : NULL;
+		return;
+	}
+	log_fatal("proto_body_set_str: %s has no string field %s", pt->name, field);
+}
+
 void
 proto_body_free(const struct proto_type *pt, void *body)
 {
@@ -589,11 +606,8 @@ proto_msg_free(struct proto_msg *m)
 void
 proto_strlist_add(struct proto_strlist *l, const char *s)
 {
-	char **v = realloc(l->v, (l->n + 1) * sizeof *v);
-
-	if (v == NULL || (v[l->n] = strdup(s)) == NULL)
-		abort();
-	l->v = v;
+	l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
+	l->v[l->n] = xstrdup(s);
 	l->n++;
 }
 

@@ -1,6 +1,6 @@
 /*
- * proto/: the wire (DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack map
- * {v:1, t:"type", id:<u32>, b:{...}}; replies are t:"ok" (b: the reply's fields) or t:"err"
+ * proto/: the wire (docs/DESIGN.md, "Wire"). A frame is a 4-byte big-endian length and one msgpack
+ * map {v:1, t:"type", id:<u32>, b:{...}}; replies are t:"ok" (b: the reply's fields) or t:"err"
  * {code, msg} with the request's id. Every message is a C struct described by a field table, and
  * one generic encoder/decoder walks the tables (msg.c): adding a message is adding a struct, its
  * table and one line in proto_types (types.c).
@@ -55,71 +55,77 @@ struct proto_type {
 	size_t				 size;	/* sizeof the body struct */
 	const struct proto_type		*reply;	/* the body of its "ok" reply */
 };
-#define PROTO_F(st, fld, kind, req, max) { #fld, kind, offsetof(st, fld), req, max }
 
 /* ---- the messages (docs/PROTOCOL.md says who sends each) ---- */
 
+/* A body's strings are const: a body built to be encoded borrows them (from literals, config,
+ * another message), and a decoded body owns them, which only proto_body_free/proto_body_clear
+ * free (through the field tables, msg.c). Take a decoded string past the body with xstrdup.
+ * The lists (proto_strlist, proto_entries, proto_bin) are always the body's own. */
+
 struct msg_empty { char unused; };
-struct msg_err { char *code, *msg; };
-struct msg_hello { char *name, *role; uint64_t version; };
+struct msg_err { const char *code, *msg; };
+struct msg_hello { const char *name, *role; uint64_t version; };
 struct msg_ping_ok { uint64_t time_ms; };
 struct msg_cts_register {
-	char *name, *endpoint, *exec_manager, *core_service;
+	const char *name, *endpoint, *exec_manager, *core_service;
 	bool external, self_checkpoint, migrate, any_image;
 	struct proto_strlist classes, properties;
-	char *exec_wrapper, *recovery_wrapper, *exec_params, *recovery_params, *wrapper_params, *status;
+	const char *exec_wrapper, *recovery_wrapper, *exec_params, *recovery_params,
+	    *wrapper_params, *status;
 };
-struct msg_cts_heartbeat { char *name, *status; };
-struct msg_name { char *name; };				/* cts_remove */
-struct msg_class_register { char *name, *description; struct proto_strlist properties; };
+struct msg_cts_heartbeat { const char *name, *status; };
+struct msg_name { const char *name; };				/* cts_remove */
+struct msg_class_register { const char *name, *description; struct proto_strlist properties; };
 struct msg_class_register_ok { bool replaced; };		/* false: added */
-struct msg_job_bind { char *gid, *cts, *local_id, *owner, *checkpoint_id; bool recovery; };
-struct msg_job_bind_ok { char *state; };
-struct msg_job_unbind { char *gid, *cts, *state; int64_t exit_status; char *local_id; };
-struct msg_job_moved { char *gid, *cts, *local_id; };
-struct msg_do_checkpoint { char *gid, *idem_key; uint64_t timeout_ms; };
-struct msg_checkpoint_ok { char *checkpoint_id, *image_name, *cts; uint64_t seq; };
+struct msg_job_bind { const char *gid, *cts, *local_id, *owner, *checkpoint_id; bool recovery; };
+struct msg_job_bind_ok { const char *state; };
+struct msg_job_unbind { const char *gid, *cts, *state; int64_t exit_status; const char *local_id; };
+struct msg_job_moved { const char *gid, *cts, *local_id; };
+struct msg_do_checkpoint { const char *gid, *idem_key; uint64_t timeout_ms; };
+struct msg_checkpoint_ok { const char *checkpoint_id, *image_name, *cts; uint64_t seq; };
 struct msg_checkpoint_log {
-	char *checkpoint_id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent, *sha256,
-	     *kind;
+	const char *checkpoint_id, *gid, *cts, *core_service, *image_name, *exec_manager, *parent,
+	    *sha256, *kind;
 	uint64_t time_ms, size;
 	struct proto_strlist properties;
 };
 struct msg_seq_ok { uint64_t seq; };
-struct msg_restore_prepare { char *gid, *checkpoint, *target_cts; };
-struct msg_restore_ok { char *checkpoint_id, *image_dir, *core_service; uint64_t seq; };
-struct msg_image_grant { char *checkpoint_id, *target_cts; };
-struct msg_image_grant_ok { char *grant; struct proto_strlist holders; uint64_t expires_ms; };
-struct msg_image_fetch { char *checkpoint_id, *grant, *file; uint64_t offset, max; };
-struct msg_image_fetch_ok { struct proto_bin data; bool eof; uint64_t size; char *sha256; };
+struct msg_restore_prepare { const char *gid, *checkpoint, *target_cts; };
+struct msg_restore_ok { const char *checkpoint_id, *image_dir, *core_service; uint64_t seq; };
+struct msg_image_grant { const char *checkpoint_id, *target_cts; };
+struct msg_image_grant_ok { const char *grant; struct proto_strlist holders; uint64_t expires_ms; };
+struct msg_image_fetch { const char *checkpoint_id, *grant, *file; uint64_t offset, max; };
+struct msg_image_fetch_ok { struct proto_bin data; bool eof; uint64_t size; const char *sha256; };
 struct msg_image_replicate {
-	char *checkpoint_id, *gid, *sha256, *grant; struct proto_strlist holders;
+	const char *checkpoint_id, *gid, *sha256, *grant; struct proto_strlist holders;
 };
-struct msg_image_location { char *checkpoint_id, *gid, *cts; bool removed, expired; };
-struct msg_image_gc { char *gid; bool dry_run; };
+struct msg_image_location { const char *checkpoint_id, *gid, *cts; bool removed, expired; };
+struct msg_image_gc { const char *gid; bool dry_run; };
 /* removed: "cts id gid" lines; skipped: "cts: why" for CTSes not asked (down) */
 struct msg_image_gc_ok { struct proto_strlist removed, errors, skipped; };
 struct msg_query {
-	char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
+	const char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
 };
-struct msg_query_ok { struct proto_entries entries; char *cursor; bool more; };	/* more: cut at limit */
-struct msg_subscribe { char *gid; };
-struct msg_notify { char *event, *gid, *cts, *checkpoint_id; uint64_t seq, time_ms; };
+/* more: cut at limit */
+struct msg_query_ok { struct proto_entries entries; const char *cursor; bool more; };
+struct msg_subscribe { const char *gid; };
+struct msg_notify { const char *event, *gid, *cts, *checkpoint_id; uint64_t seq, time_ms; };
 struct msg_local_bind {
-	char *gid, *checkpoint_id; uint64_t pid, checkpoint_every_ms; bool recovery;
+	const char *gid, *checkpoint_id; uint64_t pid, checkpoint_every_ms; bool recovery;
 	bool checkpoint_auto;	/* --checkpoint-every auto: the CTS sets the interval (Daly) */
 };
-struct msg_local_bind_ok { char *cts, *core_service; struct proto_strlist params; };
-struct msg_local_checkpoint { char *gid; };
+struct msg_local_bind_ok { const char *cts, *core_service; struct proto_strlist params; };
+struct msg_local_checkpoint { const char *gid; };
 /* local_exit: a resident wrapper tells how the job it bound (pid) ended, before it exits */
-struct msg_local_exit { char *gid; uint64_t pid; int64_t exit_status; };
+struct msg_local_exit { const char *gid; uint64_t pid; int64_t exit_status; };
 /* local_info: what the CTS publishes, for a wrapper before it starts a job (a VM's guest) */
-struct msg_local_info_ok { char *cts, *core_service; struct proto_strlist properties; };
+struct msg_local_info_ok { const char *cts, *core_service; struct proto_strlist properties; };
 /* parent_id, parent_dir: only when the CTS offers an incremental save (app_incremental);
  * app_saved's parent: the job wrote only what changed since that parent (else a full image) */
-struct msg_app_save { char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };
-struct msg_app_saved { char *checkpoint_id, *error; bool ok; char *parent; };
+struct msg_app_save { const char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };
+struct msg_app_saved { const char *checkpoint_id, *error; bool ok; const char *parent; };
 
 /* proto_type for each name; NULL if unknown (types.c). */
 const struct proto_type *proto_type_find(const char *name);
@@ -176,6 +182,8 @@ int  proto_decode(const uint8_t *payload, size_t len, const struct proto_type *r
 void proto_msg_free(struct proto_msg *m);
 void proto_body_free(const struct proto_type *pt, void *body);
 void proto_body_clear(const struct proto_type *pt, void *body);	/* the fields, not the struct */
+void proto_body_set_str(const struct proto_type *pt, void *body, const char *field,
+	const char *value);
 void proto_strlist_add(struct proto_strlist *l, const char *s);
 void proto_strlist_free(struct proto_strlist *l);
 void proto_entries_free(struct proto_entries *es);
@@ -349,7 +357,10 @@ void proto_sync_set_timeout(struct proto_sync *s, int timeout_ms);	/* of later c
 /* The server refused this connection itself (over a limit: an err with id 0, code busy); asking
  * again on it is pointless. */
 bool proto_sync_refused(struct proto_sync *s);
-int  proto_sync_write_raw(struct proto_sync *s, const void *buf, size_t len);	/* tests */
+/* Bytes as they are, no frame made: only tests call it, and it stays for them: hostile input
+ * (garbage, unknown types, oversized lengths) over a real TLS connection, which no encoder here
+ * produces and the tests could not send without a TLS client of their own. */
+int  proto_sync_write_raw(struct proto_sync *s, const void *buf, size_t len);
 void proto_sync_close(struct proto_sync *s);
 /* A unix-socket client keeps its descriptor for exec (gca-exec, GCA_APP_FD). */
 struct proto_sync *proto_sync_from_fd(int fd);
@@ -383,14 +394,14 @@ struct proto_conn_ops {
 	const char *expect_role, *expect_name;	/* clients: who the server must be */
 	bool	 accepted;	/* a server's: its refused handshakes are counted (proto/metrics.h) */
 };
-void proto_conn_kill(struct proto_conn *c);
+void proto_conn_kill(struct proto_conn *c);	/* close now, without on_close */
 bool proto_conn_kept(struct proto_conn *c);
 bool proto_conn_up(struct proto_conn *c);		/* handshake done, peer known */
 bool proto_conn_refused(struct proto_conn *c);
 void proto_conn_idle_exempt(struct proto_conn *c);
 void proto_conn_refuse(struct proto_conn *c, const char *why);
 void proto_tcp_nodelay(int fd);
-void proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len);	/* takes frame */	/* close now, without on_close */
+void proto_conn_send_raw(struct proto_conn *c, uint8_t *frame, size_t len);	/* takes frame */
 struct proto_conn *proto_conn_new(struct event_base *base, struct bufferevent *bev,
 	const struct proto_conn_ops *ops, const struct proto_peer *peer);
 

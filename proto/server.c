@@ -401,7 +401,7 @@ proto_server_unix(struct event_base *base, const char *path, mode_t mode,
 		return NULL;
 	s->base = base;
 	s->cfg = *cfg;
-	s->path = strdup(path);
+	s->path = xstrdup(path);
 	s->listener = evconnlistener_new_bind(base, proto_server_on_accept_unix, s,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, (struct sockaddr *)&sun, sizeof sun);
 	if (s->listener == NULL || chmod(path, mode) != 0) {

@@ -193,7 +193,7 @@ static int
 helper_dump(int argc, char **argv)
 {
 	struct helper_creds cr;
-	const char *args[24];
+	char *args[24];
 	struct stat st;
 	char *end;
 	long pid;
@@ -262,8 +262,8 @@ helper_dump(int argc, char **argv)
 	}
 	args[n] = NULL;
 	char *env[] = { HELPER_PATH, NULL };
-	execve("/usr/sbin/criu", (char **)args, env);
-	execvpe("criu", (char **)args, env);
+	execve("/usr/sbin/criu", args, env);
+	execvpe("criu", args, env);
 	return helper_refuse("cannot run criu: %s", strerror(errno));
 }
 
@@ -314,8 +314,7 @@ helper_pstree(int dirfd, long *pids, int *npids)
 			if (cap >= 16 * 1024 * 1024)
 				break;
 			cap = cap ? cap * 2 : 65536;
-			if ((buf = realloc(buf, cap)) == NULL)
-				abort();
+			buf = xreallocarray(buf, cap, 1);
 		}
 		if ((got = read(fd, buf + len, cap - len)) <= 0)
 			break;
@@ -440,7 +439,7 @@ helper_check_copy(const char *dir, int *dirfd)
 		close(mfd);
 		if (got > 0) {
 			text[got] = '\0';
-			marker = strdup(text);
+			marker = xstrdup(text);
 		}
 	}
 	snprintf(want, sizeof want, "uid %u\n", (unsigned)getuid());
@@ -470,7 +469,7 @@ static int
 helper_restore(int argc, char **argv)
 {
 	char dfd[64], pidfile[PATH_MAX], log[PATH_MAX];
-	const char *args[32];
+	char *args[32];
 	int n = 0, dirfd = -1;
 
 	if (argc < 2 || argv[1][0] != '/')
@@ -519,8 +518,8 @@ helper_restore(int argc, char **argv)
 	if (helper_ambient(1ull << CAP_CHECKPOINT_RESTORE | 1ull << CAP_SETPCAP) != 0)
 		return 1;
 	char *env[] = { HELPER_PATH, NULL };
-	execve("/usr/sbin/criu", (char **)args, env);
-	execvpe("criu", (char **)args, env);
+	execve("/usr/sbin/criu", args, env);
+	execvpe("criu", args, env);
 	return helper_refuse("cannot run criu: %s", strerror(errno));
 }
 

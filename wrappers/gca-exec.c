@@ -30,7 +30,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +152,7 @@ exec_criu_user(struct proto_sync *s, const char *gid, const char *socket, uint64
     char **job)
 {
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.gid = gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms),
 	};
 	struct msg_local_bind_ok *ok = NULL;
@@ -196,7 +195,7 @@ exec_child(const char *gid, const char *socket, struct proto_sync **s, char **jo
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
+		.gid = gid, .checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
 	};
 	struct msg_local_bind_ok *ok = NULL;
@@ -240,7 +239,7 @@ exec_start(const char *gid, const char *socket, uint64_t every_ms, char **job)
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
 	struct msg_local_bind bind = {
-		.gid = (char *)gid, .pid = (uint64_t)getpid(),
+		.gid = gid, .pid = (uint64_t)getpid(),
 		.checkpoint_every_ms = WRAPPER_EVERY_MS(every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(every_ms), .recovery = false,
 	};
@@ -290,49 +289,16 @@ out:
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "gid", required_argument, NULL, 'g' },
-		{ "cts", required_argument, NULL, 'c' },
-		{ "checkpoint-every", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *gid = NULL, *cts_flag = NULL;
-	uint64_t every_ms = 0;
+	static const char *const help[2] = { exec_usage_text, exec_help_text };
+	struct wrapper_args a;
 	char *socket;
-	int c, rc;
+	int rc;
 
-	/* '+': the first non-option is the job; its own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'g':
-			gid = optarg;
-			break;
-		case 'c':
-			cts_flag = optarg;
-			break;
-		case 'e':
-			if (wrapper_every_parse("gca-exec", optarg, &every_ms) != 0)
-				return exec_usage();
-			break;
-		case 'h':
-			fputs(exec_usage_text, stdout);
-			fputs(exec_help_text, stdout);
-			return 0;
-		default:
-			return exec_usage();
-		}
-	}
-	if (gid == NULL || optind >= argc)
-		return exec_usage();
-	if (!name_valid(gid)) {
-		fprintf(stderr, "gca-exec: bad GID \"%s\": %s (%s)\n", gid, name_why(gid), NAME_RULE);
-		return exec_usage();
-	}
-
-	if ((socket = wrapper_socket("gca-exec", cts_flag)) == NULL)
+	if ((rc = wrapper_args_parse("gca-exec", argc, argv, false, help, &a)) != 0)
+		return rc > 0 ? 0 : exec_usage();
+	if ((socket = wrapper_socket("gca-exec", a.cts)) == NULL)
 		return 1;
-	rc = exec_start(gid, socket, every_ms, argv + optind);
+	rc = exec_start(a.gid, socket, a.every_ms, a.job);
 	free(socket);
 	return rc;
 }

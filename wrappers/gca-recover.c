@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -70,7 +69,7 @@ recover_bind(struct recover *rc, pid_t job, struct msg_local_bind_ok **ok)
 {
 	char code[64], msg[512];
 	struct msg_local_bind bind = {
-		.gid = (char *)rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
+		.gid = rc->gid, .checkpoint_id = rc->r->checkpoint_id, .pid = (uint64_t)job,
 		.checkpoint_every_ms = WRAPPER_EVERY_MS(rc->every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(rc->every_ms), .recovery = true,
 	};
@@ -231,7 +230,7 @@ recover_criu_inherit(const char *image_dir, char spec[3][64], const char **argv)
 static pid_t
 recover_criu_run(struct recover *rc, const char *tmp)
 {
-	char pidfile[4200], log[4200], inherit[3][64], *buf = NULL;
+	char pidfile[4200], log[4200], inherit[3][64], *buf = NULL, **av;
 	const char *argv[24];
 	int argc = 0, status;
 	size_t len;
@@ -267,16 +266,19 @@ recover_criu_run(struct recover *rc, const char *tmp)
 	argc += recover_criu_inherit(rc->r->image_dir, inherit, argv + argc);
 	argv[argc] = NULL;
 
+	av = xstrvdup(argv);	/* copied before fork: the child only execs */
 	if ((criu = fork()) < 0) {
 		fprintf(stderr, "gca-recover: fork: %s\n", strerror(errno));
+		xstrv_free(av);
 		return -1;
 	}
 	if (criu == 0) {
 		forward_reset();
-		execvp(argv[0], (char **)argv);
-		fprintf(stderr, "gca-recover: cannot run %s: %s\n", argv[0], strerror(errno));
+		execvp(av[0], av);
+		fprintf(stderr, "gca-recover: cannot run %s: %s\n", av[0], strerror(errno));
 		_exit(127);
 	}
+	xstrv_free(av);
 	/* Only criu itself: the restored tree becomes our child when criu exits. */
 	while (waitpid(criu, &status, 0) < 0) {
 		if (errno != EINTR) {
@@ -354,7 +356,7 @@ static int
 recover_run(struct recover *rc)
 {
 	struct msg_restore_prepare prep = {
-		.gid = (char *)rc->gid, .checkpoint = (char *)rc->checkpoint,
+		.gid = rc->gid, .checkpoint = rc->checkpoint,
 	};
 	char code[64], msg[512];
 
@@ -391,63 +393,27 @@ recover_run(struct recover *rc)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "gid", required_argument, NULL, 'g' },
-		{ "checkpoint", required_argument, NULL, 'k' },
-		{ "cts", required_argument, NULL, 'c' },
-		{ "checkpoint-every", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *gid = NULL, *checkpoint = NULL, *cts_flag = NULL;
+	static const char *const help[2] = { recover_usage_text, recover_help_text };
+	struct wrapper_args a;
 	struct recover rc = { 0 };
-	uint64_t every_ms = 0;
 	char *socket;
-	int c, status;
+	int status;
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'g':
-			gid = optarg;
-			break;
-		case 'k':
-			checkpoint = optarg;
-			break;
-		case 'c':
-			cts_flag = optarg;
-			break;
-		case 'e':
-			if (wrapper_every_parse("gca-recover", optarg, &every_ms) != 0)
-				return recover_usage();
-			break;
-		case 'h':
-			fputs(recover_usage_text, stdout);
-			fputs(recover_help_text, stdout);
-			return 0;
-		default:
-			return recover_usage();
-		}
-	}
-	if (gid == NULL || checkpoint == NULL || optind >= argc)
-		return recover_usage();
-	if (!name_valid(gid)) {
-		fprintf(stderr, "gca-recover: bad GID \"%s\": %s (%s)\n", gid, name_why(gid),
-		    NAME_RULE);
-		return recover_usage();
-	}
-	if (strcmp(checkpoint, "latest") != 0 && !id_valid(checkpoint)) {
+	if ((status = wrapper_args_parse("gca-recover", argc, argv, true, help, &a)) != 0)
+		return status > 0 ? 0 : recover_usage();
+	if (strcmp(a.checkpoint, "latest") != 0 && !id_valid(a.checkpoint)) {
 		fprintf(stderr, "gca-recover: bad checkpoint \"%s\" (a checkpoint id or latest)\n",
-		    checkpoint);
+		    a.checkpoint);
 		return recover_usage();
 	}
 
-	if ((socket = wrapper_socket("gca-recover", cts_flag)) == NULL)
+	if ((socket = wrapper_socket("gca-recover", a.cts)) == NULL)
 		return 1;
-	rc.gid = gid;
-	rc.checkpoint = checkpoint;
+	rc.gid = a.gid;
+	rc.checkpoint = a.checkpoint;
 	rc.socket = socket;
-	rc.every_ms = every_ms;
-	rc.job = argv + optind;
+	rc.every_ms = a.every_ms;
+	rc.job = a.job;
 	status = recover_run(&rc);
 	proto_body_free(proto_type_find("restore_prepare")->reply, rc.r);
 	proto_sync_close(rc.s);

@@ -1,8 +1,8 @@
 /*
- * The PID namespace of a criu job (DESIGN.md, "The CRIU privilege line"). criu restores a process
- * tree with the pids it had, so two copies of one job (a restore while the dumped one still runs,
- * or two restores of one checkpoint) can only live side by side when each has pids of its own: a
- * job that gca-exec starts for the criu core service runs in a new PID namespace, and criu
+ * The PID namespace of a criu job (docs/DESIGN.md, "The CRIU privilege line"). criu restores a
+ * process tree with the pids it had, so two copies of one job (a restore while the dumped one still
+ * runs, or two restores of one checkpoint) can only live side by side when each has pids of its
+ * own: a job that gca-exec starts for the criu core service runs in a new PID namespace, and criu
  * restores the tree it dumped into a new one again.
  *
  * The job is not the namespace's PID 1: the kernel drops every signal that a PID 1 has no handler

@@ -153,7 +153,7 @@ static int
 vexec_bind(const struct vexec *x, pid_t qemu)
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
-	struct msg_local_bind bind = { .gid = (char *)x->gid, .pid = (uint64_t)qemu,
+	struct msg_local_bind bind = { .gid = x->gid, .pid = (uint64_t)qemu,
 		.checkpoint_every_ms = WRAPPER_EVERY_MS(x->every_ms),
 		.checkpoint_auto = WRAPPER_EVERY_IS_AUTO(x->every_ms) };
 	struct msg_local_bind_ok *ok = NULL;

@@ -356,7 +356,7 @@ static int
 vres_bind(struct proto_sync *s, const char *gid, const char *ckpt, pid_t qemu)
 {
 	const struct proto_type *pt = proto_type_find("local_bind");
-	struct msg_local_bind bind = { .gid = (char *)gid, .checkpoint_id = (char *)ckpt,
+	struct msg_local_bind bind = { .gid = gid, .checkpoint_id = ckpt,
 		.pid = (uint64_t)qemu, .recovery = true };
 	struct msg_local_bind_ok *ok = NULL;
 	char code[64], msg[512];
@@ -375,7 +375,7 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 	long gate_timeout)
 {
 	const struct proto_type *pt = proto_type_find("restore_prepare");
-	struct msg_restore_prepare prep = { .gid = (char *)gid, .checkpoint = (char *)ckpt };
+	struct msg_restore_prepare prep = { .gid = gid, .checkpoint = ckpt };
 	struct msg_restore_ok *r = NULL;
 	struct vres_conf vc = { 0 };
 	struct vmm_vm vm = { 0 };
@@ -451,7 +451,8 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		goto out;
 	}
 	/* a job that asked for this very checkpoint learns it was resumed from it */
-	char *ck[] = { r->checkpoint_id, NULL };
+	char ck_id[65], *ck[] = { ck_id, NULL };	/* an id is 64 bytes at most (proto/types.c) */
+	snprintf(ck_id, sizeof ck_id, "%s", r->checkpoint_id);
 	if (vmm_gate_send(&vm, "resumed", ck, rid, sizeof rid) != 0 ||
 	    vmm_gate_wait(&vm, rid, 10000, line, sizeof line) != 0)
 		fprintf(stderr, P ": the gate did not take \"resumed\": %s\n", line);

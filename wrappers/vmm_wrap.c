@@ -317,7 +317,7 @@ static void
 vmm_gate_ckpt(struct vmm_vm *vm, const char *grid)
 {
 	const struct proto_type *pt = proto_type_find("local_checkpoint");
-	struct msg_local_checkpoint req = { (char *)vm->gid };
+	struct msg_local_checkpoint req = { vm->gid };
 	struct msg_checkpoint_ok *ok = NULL;
 	char code[64], msg[512];
 	struct proto_sync *s;
@@ -332,7 +332,8 @@ vmm_gate_ckpt(struct vmm_vm *vm, const char *grid)
 		char *why[] = { msg, NULL };
 		vmm_gate_send_id(vm, "ckpt-err", grid, why);
 	} else {
-		char *id[] = { ok->checkpoint_id, NULL };
+		char ck_id[65], *id[] = { ck_id, NULL };	/* 64 bytes at most (proto/types.c) */
+		snprintf(ck_id, sizeof ck_id, "%s", ok->checkpoint_id);
 		vmm_gate_send_id(vm, "ckpt-ok", grid, id);
 	}
 	proto_body_free(pt->reply, ok);

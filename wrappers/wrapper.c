@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ wrapper_socket(const char *prog, const char *flag)
 		return NULL;
 	}
 	if (path[0] == '/')
-		return strdup(path);
+		return xstrdup(path);
 	/* Relative to where we were started, not to where the job may chdir. */
 	if (getcwd(cwd, sizeof cwd) == NULL) {
 		fprintf(stderr, "%s: cannot make the CTS socket %s absolute: %s\n", prog, path,
@@ -242,7 +243,7 @@ void
 wrapper_report_exit(const char *prog, const char *socket, const char *gid, pid_t job, int status)
 {
 	const struct proto_type *pt = proto_type_find("local_exit");
-	struct msg_local_exit m = { (char *)gid, (uint64_t)job, status };
+	struct msg_local_exit m = { gid, (uint64_t)job, status };
 	char endpoint[4200], err[512], code[64], msg[512];
 	struct proto_sync *s;
 	void *ok = NULL;
@@ -259,4 +260,64 @@ wrapper_report_exit(const char *prog, const char *socket, const char *gid, pid_t
 		    gid, status, msg, code);
 	proto_body_free(pt->reply, ok);
 	proto_sync_close(s);
+}
+
+int
+wrapper_args_parse(const char *prog, int argc, char **argv, bool recovery,
+    const char *const help[2], struct wrapper_args *a)
+{
+	/* two tables, not one with --checkpoint refused: getopt_long takes a prefix, and
+	 * gca-exec's --checkpoint has always been --checkpoint-every's */
+	static const struct option exec_opts[] = {
+		{ "gid", required_argument, NULL, 'g' },
+		{ "cts", required_argument, NULL, 'c' },
+		{ "checkpoint-every", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option recover_opts[] = {
+		{ "gid", required_argument, NULL, 'g' },
+		{ "checkpoint", required_argument, NULL, 'k' },
+		{ "cts", required_argument, NULL, 'c' },
+		{ "checkpoint-every", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(a, 0, sizeof *a);
+	/* '+': the first non-option is the job; its own options are not ours. */
+	while ((c = getopt_long(argc, argv, "+h", recovery ? recover_opts : exec_opts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			a->gid = optarg;
+			break;
+		case 'k':
+			a->checkpoint = optarg;
+			break;
+		case 'c':
+			a->cts = optarg;
+			break;
+		case 'e':
+			if (wrapper_every_parse(prog, optarg, &a->every_ms) != 0)
+				return -1;
+			break;
+		case 'h':
+			fputs(help[0], stdout);
+			fputs(help[1], stdout);
+			return 1;
+		default:
+			return -1;
+		}
+	}
+	if (a->gid == NULL || (recovery && a->checkpoint == NULL) || optind >= argc)
+		return -1;
+	if (!name_valid(a->gid)) {
+		fprintf(stderr, "%s: bad GID \"%s\": %s (%s)\n", prog, a->gid, name_why(a->gid),
+		    NAME_RULE);
+		return -1;
+	}
+	a->job = argv + optind;
+	return 0;
 }

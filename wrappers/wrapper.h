@@ -63,6 +63,18 @@ int wrapper_bind(const char *prog, struct proto_sync *s, void *bind, void **ok, 
 #define WRAPPER_EVERY_IS_AUTO(e)	((e) == WRAPPER_EVERY_AUTO)
 int wrapper_every_parse(const char *prog, const char *s, uint64_t *ms);
 
+/* The options of the resident wrappers, gca-exec and gca-recover (recovery: --checkpoint too),
+ * parsed up to the job's own argv (the first non-option), the GID checked. Returns 0, 1 after
+ * printing help (--help: its two texts), or -1 for a usage error (said as prog when it is more
+ * than a missing option). */
+struct wrapper_args {
+	const char	 *gid, *checkpoint, *cts;
+	uint64_t	  every_ms;
+	char		**job;
+};
+int wrapper_args_parse(const char *prog, int argc, char **argv, bool recovery,
+	const char *const help[2], struct wrapper_args *a);
+
 /* Lets fd survive exec (the app core service's job owns the conversation with the CTS). */
 int wrapper_keep_fd(int fd);
 

@@ -2,14 +2,14 @@
 #include <stdlib.h>
 
 #include "bench/lib/bench.h"
+#include "common/common.h"
 
 void
 lat_init(struct lat *l, size_t cap)
 {
 	l->n = 0;
 	l->cap = cap;
-	if ((l->ms = calloc(cap ? cap : 1, sizeof *l->ms)) == NULL)
-		abort();
+	l->ms = xcalloc(cap ? cap : 1, sizeof *l->ms);
 }
 
 void

@@ -4,7 +4,7 @@
  * gca-exec (after SIGUSR2, to a job that catches it), naming a staging folder the job's user owns;
  * the job writes its files there and answers `app_saved`. The CTS then copies the files into its
  * own store, opened beneath the staging folder without following links, and hashes them while
- * copying (DESIGN.md, "Image store safety").
+ * copying (docs/DESIGN.md, "Image store safety").
  * With app_incremental, app_save also offers the job's previous image (parent_id, and a copy of its
  * chain in parent_dir); a job that wrote only what changed answers with that parent.
  */

@@ -368,63 +368,6 @@ criu_wants(struct cts *c, const char *property)
 	return false;
 }
 
-/* How deep pid is nested (the fields of NSpid: one per PID namespace, outermost first) and its pid
- * in the innermost; -1 if /proc does not say. */
-static int
-criu_nspid(pid_t pid, int *levels, long *inner)
-{
-	char path[64], *buf = NULL, *p, *end;
-	size_t len;
-	int rc = -1;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if (file_read_all(path, &buf, &len, 65536) != 0)
-		return -1;
-	if ((p = strstr(buf, "\nNSpid:")) != NULL) {
-		*levels = 0;
-		for (p += 7;; p = end) {
-			long v = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			*inner = v;
-			(*levels)++;
-		}
-		rc = *levels > 0 ? 0 : -1;
-	}
-	free(buf);
-	return rc;
-}
-
-/*
- * The root of the tree to dump. gca-exec runs a criu job in a PID namespace of its own under a
- * small init and stays resident (wrappers/pidns.c): it is the bound process, and the tree is its
- * child that is PID 1 of a namespace one below its own. A restored job is bound as that init
- * itself (gca-recover binds the root criu restored). Anything else is dumped as it is.
- */
-static pid_t
-criu_dump_root(pid_t bound)
-{
-	char path[80], *buf = NULL, *p, *end;
-	int lv, clv;
-	long in, cin, child;
-	size_t len;
-	pid_t root = bound;
-
-	if (criu_nspid(bound, &lv, &in) != 0 || (lv > 1 && in == 1))
-		return bound;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)bound, (int)bound);
-	if (file_read_all(path, &buf, &len, 65536) != 0)
-		return bound;
-	for (p = buf; (child = strtol(p, &end, 10)) > 0 && end != p; p = end) {
-		if (criu_nspid((pid_t)child, &clv, &cin) == 0 && clv == lv + 1 && cin == 1) {
-			root = (pid_t)child;
-			break;
-		}
-	}
-	free(buf);
-	return root;
-}
-
 #define CRIU_INHERIT_FILE "gca-inherit-fd"
 
 /*
@@ -489,9 +432,9 @@ struct criu_stats {
  * only output there) is read into st. Returns criu's exit status, -1 if it did not run.
  */
 static int
-criu_exec(const char **argv, struct criu_stats *st, int dirfd)
+criu_exec(const char *const *argv, struct criu_stats *st, int dirfd)
 {
-	char line[256];
+	char line[256], **av;
 	int p[2], status;
 	pid_t pid;
 	FILE *f;
@@ -499,6 +442,7 @@ criu_exec(const char **argv, struct criu_stats *st, int dirfd)
 	memset(st, 0, sizeof *st);
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return -1;
+	av = xstrvdup(argv);	/* copied before fork: the child only execs */
 	if ((pid = fork()) == 0) {
 		if (p[1] == STDOUT_FILENO ? fcntl(p[1], F_SETFD, 0) != 0 :
 		    dup2(p[1], STDOUT_FILENO) < 0)
@@ -507,12 +451,13 @@ criu_exec(const char **argv, struct criu_stats *st, int dirfd)
 			/* gca-criu-helper: the image folder as its fd 3 */
 			if (dirfd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(dirfd, 3) != 3)
 				_exit(127);
-			execv(argv[0], (char **)argv);
+			execv(av[0], av);
 			_exit(127);
 		}
-		execvp("criu", (char **)argv);
+		execvp("criu", av);
 		_exit(127);
 	}
+	xstrv_free(av);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
@@ -708,7 +653,7 @@ criu_dump_child(void *arg, char *out, size_t len)
 		snprintf(out, len, "cannot make %s", ck->image_dir);
 		return -1;
 	}
-	root = criu_dump_root(ck->job->pid);
+	root = proc_job_root(ck->job->pid);	/* the tree to dump */
 	snprintf(pid, sizeof pid, "%d", (int)root);
 	if (criu_inherit_note(root, ck->image_dir, out, len) != 0)
 		return -1;

@@ -88,7 +88,8 @@ static void vmm_on_answer(struct qmp *q, const char *error, const char *reply, v
 static int
 vmm_qemu_says(const char *qemu, const char *arg1, const char *arg2, char *out, size_t len)
 {
-	char *argv[] = { (char *)qemu, (char *)arg1, (char *)arg2, NULL };
+	const char *args[] = { qemu, arg1, arg2, NULL };
+	char **argv;
 	posix_spawn_file_actions_t fa;
 	extern char **environ;
 	size_t n = 0;
@@ -99,12 +100,14 @@ vmm_qemu_says(const char *qemu, const char *arg1, const char *arg2, char *out, s
 	out[0] = '\0';
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return -1;
+	argv = xstrvdup(args);	/* posix_spawnp's argv is not const */
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	rc = posix_spawnp(&pid, qemu, &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	xstrv_free(argv);
 	close(p[1]);
 	if (rc != 0) {
 		snprintf(out, len, "%s", strerror(rc));

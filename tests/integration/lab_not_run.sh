@@ -1,6 +1,6 @@
 # The criu VM suite where qemu cannot be had: tests/vm/criu.sh must say "criu-vm: not run: <reason>"
 # (and stop before it builds or boots anything), and under CI=true tests/run must count that as
-# a failure, never as a pass (DESIGN.md, "Parts that cannot run").
+# a failure, never as a pass (docs/DESIGN.md, "Parts that cannot run").
 # timeout: 60
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir

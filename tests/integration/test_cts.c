@@ -66,7 +66,7 @@ broker(void)
 static int
 bind_gid(struct proto_sync *s, const char *gid, pid_t pid, char *code, char *msg)
 {
-	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)pid, 0, false, false };
+	struct msg_local_bind b = { gid, NULL, (uint64_t)pid, 0, false, false };
 	void *reply = NULL;
 	int rc;
 
@@ -263,7 +263,7 @@ static int
 exit_gid(const char *gid, pid_t pid, int64_t status, char *code)
 {
 	struct proto_sync *s = local_connect(app_sock);
-	struct msg_local_exit m = { (char *)gid, (uint64_t)pid, status };
+	struct msg_local_exit m = { gid, (uint64_t)pid, status };
 	void *reply = NULL;
 	char msg[512];
 	int rc;
@@ -386,7 +386,7 @@ static struct proto_sync *
 broker_ask(const char *gid, const char *idem)
 {
 	struct proto_sync *b = broker();
-	struct msg_do_checkpoint dc = { (char *)gid, (char *)idem, 0 };
+	struct msg_do_checkpoint dc = { gid, idem, 0 };
 
 	assert_int_equal(proto_sync_send(b, "do_checkpoint", 1, proto_type_find("do_checkpoint"),
 	    &dc), 0);
@@ -456,7 +456,7 @@ checkpoint_as_job(struct proto_sync *job, const char *gid, const char *idem,
 static int
 saved(struct proto_sync *job, const char *id, bool ok, const char *error)
 {
-	struct msg_app_saved a = { .checkpoint_id = (char *)id, .error = (char *)error, .ok = ok };
+	struct msg_app_saved a = { .checkpoint_id = id, .error = error, .ok = ok };
 	char code[64], msg[512];
 	void *reply = NULL;
 	int rc = proto_sync_call(job, "app_saved", proto_type_find("app_saved"), &a, &reply, code,
@@ -975,7 +975,7 @@ inc_absent(const char *dir, const char *name)
 static int
 saved_on(struct proto_sync *job, const char *id, const char *parent)
 {
-	struct msg_app_saved a = { .checkpoint_id = (char *)id, .ok = true, .parent = (char *)parent };
+	struct msg_app_saved a = { .checkpoint_id = id, .ok = true, .parent = parent };
 	char code[64], msg[512];
 	void *reply = NULL;
 	int rc = proto_sync_call(job, "app_saved", proto_type_find("app_saved"), &a, &reply, code,

@@ -135,10 +135,10 @@ static void
 cts_register(void)
 {
 	char ep[64];
-	const char *classes[] = { "basic" }, *props[] = { "arch=x86_64", "os=linux" };
+	char *classes[] = { "basic" }, *props[] = { "arch=x86_64", "os=linux" };
 	struct msg_cts_register reg = { .name = "cts-1", .endpoint = ep, .exec_manager = "em://t",
 		.core_service = "app", .external = true, .self_checkpoint = true, .migrate = true,
-		.any_image = true, .classes = { (char **)classes, 1 }, .properties = { (char **)props, 2 },
+		.any_image = true, .classes = { classes, 1 }, .properties = { props, 2 },
 		.exec_wrapper = "gca-exec", .recovery_wrapper = "gca-recover",
 		.exec_params = "--gid {gid}", .status = "ok" };
 
@@ -319,8 +319,8 @@ static void
 bind_job(const char *as_cts, const char *gid, const char *owner, bool recovery, const char *want)
 {
 	struct proto_sync *s = as(as_cts);
-	struct msg_job_bind b = { .gid = (char *)gid, .cts = (char *)as_cts + 4, .local_id = "4242",
-		.owner = (char *)owner, .recovery = recovery };
+	struct msg_job_bind b = { .gid = gid, .cts = as_cts + 4, .local_id = "4242",
+		.owner = owner, .recovery = recovery };
 	char code[32], msg[512];
 
 	call(s, "job_bind", &b, NULL, code, msg);
@@ -353,9 +353,9 @@ test_registration_rules(void **state)
 {
 	struct proto_sync *c2 = as("cts-cts-2"), *b = as("broker-b1"), *a = as("admin-a1");
 	struct msg_cts_register reg = { .name = "cts-1", .endpoint = "127.0.0.1:1", .core_service = "app" };
-	const char *cls[] = { "no-such-class" }, *props[] = { "mpi=yes" };
+	char *cls[] = { "no-such-class" }, *props[] = { "mpi=yes" };
 	struct msg_class_register cr = { .name = "mpi", .description = "MPI jobs",
-		.properties = { (char **)props, 1 } };
+		.properties = { props, 1 } };
 	char code[32], msg[512];
 
 	(void)state;
@@ -364,7 +364,7 @@ test_registration_rules(void **state)
 	assert_string_equal(code, PROTO_E_FORBIDDEN);
 	/* a class that does not exist */
 	reg.name = "cts-2";
-	reg.classes.v = (char **)cls;
+	reg.classes.v = cls;
 	reg.classes.n = 1;
 	assert_int_equal(call(c2, "cts_register", &reg, NULL, code, msg), -1);
 	assert_string_equal(code, PROTO_E_NOT_FOUND);
@@ -375,7 +375,7 @@ test_registration_rules(void **state)
 	assert_int_equal(call(a, "class_register", &cr, NULL, code, msg), 0);
 	assert_int_equal(ldap_count("ou=classes,o=gca", "(&(cn=mpi)(gcaProperty=mpi=yes))"), 1);
 	/* now cts-2 may name it; its endpoint is dead (127.0.0.1:1) */
-	reg.classes.v = (char **)(const char *[]){ "mpi" };
+	reg.classes.v = (char *[]){ "mpi" };
 	assert_int_equal(call(c2, "cts_register", &reg, NULL, code, msg), 0);
 	/* a broker may not log records */
 	{
@@ -423,7 +423,7 @@ test_binding_rules(void **state)
 static uint64_t
 checkpoint(struct proto_sync *b, const char *gid, const char *key, char *id, const char *want)
 {
-	struct msg_do_checkpoint req = { .gid = (char *)gid, .idem_key = (char *)key };
+	struct msg_do_checkpoint req = { .gid = gid, .idem_key = key };
 	struct msg_checkpoint_ok *ok;
 	char code[32], msg[512];
 	uint64_t seq = 0;
@@ -542,7 +542,7 @@ test_checkpoint_log_is_idempotent(void **state)
 
 		for (size_t i = 0; i < GCA_NITEMS(bad); i++) {
 			id_new(id);
-			log.sha256 = (char *)bad[i];
+			log.sha256 = bad[i];
 			assert_int_equal(call(c, "checkpoint_log", &log, NULL, code, msg), -1);
 			assert_string_equal(code, PROTO_E_BAD_FIELD);
 			assert_non_null(strstr(msg, "sha256"));
@@ -562,8 +562,8 @@ test_names_follow_one_rule(void **state)
 {
 	struct proto_sync *b = as("broker-b1"), *a = as("admin-a1");
 	static const char *const bad[] = { " job-b", "job-b ", "job  b", "job\nb", "job\tb" };
-	const char *p1[] = { "ranks=many" }, *p2[] = { "ranks=few" };
-	struct msg_class_register cr = { .name = "names-1", .properties = { (char **)p1, 1 } };
+	char *p1[] = { "ranks=many" }, *p2[] = { "ranks=few" };
+	struct msg_class_register cr = { .name = "names-1", .properties = { p1, 1 } };
 	struct msg_class_register_ok *ok;
 	struct msg_query_ok *qok;
 	char code[32], msg[512];
@@ -572,23 +572,23 @@ test_names_follow_one_rule(void **state)
 	assert_int_equal(call(a, "class_register", &cr, (void **)&ok, code, msg), 0);
 	assert_false(ok->replaced);
 	proto_body_free(proto_type_find("class_register")->reply, ok);
-	cr.properties.v = (char **)p2;
+	cr.properties.v = p2;
 	assert_int_equal(call(a, "class_register", &cr, (void **)&ok, code, msg), 0);
 	assert_true(ok->replaced);
 	proto_body_free(proto_type_find("class_register")->reply, ok);
 	cr.name = "NAMES-1";
-	cr.properties.v = (char **)p1;
+	cr.properties.v = p1;
 	assert_int_equal(call(a, "class_register", &cr, NULL, code, msg), -1);
 	assert_string_equal(code, PROTO_E_EXISTS);
 	assert_non_null(strstr(msg, "class \"names-1\" exists"));
 	assert_int_equal(ldap_count("ou=classes,o=gca", "(&(cn=names-1)(gcaProperty=ranks=few))"), 1);
 	assert_int_equal(ldap_count("ou=classes,o=gca", "(gcaProperty=ranks=many)"), 0);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		struct msg_do_checkpoint dc = { .gid = (char *)bad[i] };
-		struct msg_subscribe sb = { .gid = (char *)bad[i] };
-		struct msg_query q = { .what = "jobs", .gid = (char *)bad[i] };
+		struct msg_do_checkpoint dc = { .gid = bad[i] };
+		struct msg_subscribe sb = { .gid = bad[i] };
+		struct msg_query q = { .what = "jobs", .gid = bad[i] };
 
-		cr.name = (char *)bad[i];
+		cr.name = bad[i];
 		assert_int_equal(call(a, "class_register", &cr, NULL, code, msg), -1);
 		assert_string_equal(code, PROTO_E_BAD_FIELD);
 		assert_int_equal(call(b, "do_checkpoint", &dc, NULL, code, msg), -1);
@@ -648,7 +648,7 @@ test_queries(void **state)
 	static const char *const bad_after[] = { "before=3", "after=", "after=a b", "after=%2", "after=%zz",
 		"after=%00", "after" };
 	for (size_t i = 0; i < sizeof bad_after / sizeof bad_after[0]; i++) {
-		q = (struct msg_query){ .what = i % 2 ? "cts" : "jobs", .cursor = (char *)bad_after[i] };
+		q = (struct msg_query){ .what = i % 2 ? "cts" : "jobs", .cursor = bad_after[i] };
 		if (call(b, "query", &q, (void **)&ok, code, NULL) == 0) {
 			proto_body_free(proto_type_find("query")->reply, ok);
 			fail_msg("cursor %s was taken", bad_after[i]);
@@ -667,7 +667,7 @@ test_queries(void **state)
 	static const char *const bad[] = { "before=-1", "before=18446744073709551616", "before=+3",
 		"before= 3", "before=3x", "before=", "after=3", "before=99999999999999999999999" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		q = (struct msg_query){ .what = "checkpoints", .gid = "job-b", .cursor = (char *)bad[i] };
+		q = (struct msg_query){ .what = "checkpoints", .gid = "job-b", .cursor = bad[i] };
 		if (call(b, "query", &q, (void **)&ok, code, NULL) == 0) {
 			proto_body_free(proto_type_find("query")->reply, ok);
 			fail_msg("cursor %s was taken", bad[i]);
@@ -875,7 +875,7 @@ wait_status(const char *cts_name, const char *want, struct proto_sync *beat, con
 	snprintf(filter, sizeof filter, "(cn=%s)", cts_name);
 	for (int i = 0; i < 100; i++) {
 		if (beat != NULL) {
-			struct msg_cts_heartbeat hb = { (char *)cts_name, (char *)status };
+			struct msg_cts_heartbeat hb = { cts_name, status };
 			call(beat, "cts_heartbeat", &hb, NULL, NULL, NULL);
 		}
 		ldap_value("ou=cts,o=gca", filter, "gcaStatus", got, sizeof got);
@@ -941,7 +941,7 @@ static int
 checkpoint_timed(struct proto_sync *b, const char *gid, const char *key, uint64_t timeout_ms,
     char *code, char *msg, uint64_t *elapsed)
 {
-	struct msg_do_checkpoint req = { .gid = (char *)gid, .idem_key = (char *)key,
+	struct msg_do_checkpoint req = { .gid = gid, .idem_key = key,
 		.timeout_ms = timeout_ms };
 	uint64_t t0 = time_mono_ms();
 	int rc = call(b, "do_checkpoint", &req, NULL, code, msg);
@@ -1005,11 +1005,11 @@ static void
 test_registration_reads_back_whole(void **state)
 {
 	struct proto_sync *c2 = as("cts-cts-2");
-	const char *cls[] = { "basic", "mpi" }, *props[] = { "arch=x86_64", "gpu=yes" };
+	char *cls[] = { "basic", "mpi" }, *props[] = { "arch=x86_64", "gpu=yes" };
 	struct msg_cts_register reg = { .name = "cts-2", .endpoint = "127.0.0.1:1",
 		.exec_manager = "em://cts-2", .core_service = "app", .external = true,
 		.self_checkpoint = false, .migrate = true, .any_image = false,
-		.classes = { (char **)cls, 2 }, .properties = { (char **)props, 2 },
+		.classes = { cls, 2 }, .properties = { props, 2 },
 		.exec_wrapper = "gca-exec", .recovery_wrapper = "gca-recover",
 		.exec_params = "--gid {gid}", .recovery_params = "--checkpoint {checkpoint}",
 		.wrapper_params = "-v", .status = "ok" };

@@ -272,8 +272,8 @@ static uint64_t
 record(const char *cts, const char *gid, const char *id, const char *sha256, char *code, char *msg)
 {
 	char who[64];
-	struct msg_checkpoint_log l = { .checkpoint_id = (char *)id, .gid = (char *)gid,
-		.cts = (char *)cts, .core_service = "app", .sha256 = (char *)sha256, .kind = "external" };
+	struct msg_checkpoint_log l = { .checkpoint_id = id, .gid = gid,
+		.cts = cts, .core_service = "app", .sha256 = sha256, .kind = "external" };
 	struct msg_seq_ok *ok = NULL;
 	struct proto_sync *s;
 	uint64_t seq = 0;
@@ -293,7 +293,7 @@ grant(const char *who, const char *id, const char *target, struct proto_strlist 
 	char *code, char *msg)
 {
 	struct proto_sync *s = to_gcs(who);
-	struct msg_image_grant q = { (char *)id, (char *)target };
+	struct msg_image_grant q = { id, target };
 	struct msg_image_grant_ok *ok = NULL;
 	char *tok = NULL;
 
@@ -313,7 +313,7 @@ static int
 fetch(struct proto_sync *h, const char *id, const char *tok, const char *file, char *code,
 	char *msg, struct msg_image_fetch_ok **ok)
 {
-	struct msg_image_fetch q = { (char *)id, (char *)tok, (char *)file, 0, 0 };
+	struct msg_image_fetch q = { id, tok, file, 0, 0 };
 
 	return test_call(h, "image_fetch", &q, (void **)ok, code, msg);
 }
@@ -345,7 +345,7 @@ setup_daemons(void **state)
 {
 	struct msg_cts_register reg = { .name = "cts-b", .endpoint = "127.0.0.1:1",
 		.core_service = "app", .migrate = true };
-	struct msg_job_bind jb = { (char *)job, "cts-a", "1:1", "root", NULL, false };
+	struct msg_job_bind jb = { job, "cts-a", "1:1", "root", NULL, false };
 	char code[32], msg[512], sock[400];
 	struct proto_sync *s;
 	int up = 0;
@@ -480,7 +480,7 @@ static void
 test_grant_refusals(void **state)
 {
 	char code[32], msg[512], none[ID_LEN + 1];
-	struct msg_image_location gone = { i2.id, (char *)job, "cts-a", true, true };
+	struct msg_image_location gone = { i2.id, job, "cts-a", true, true };
 	struct proto_sync *a = to_gcs("cts-cts-a");
 
 	(void)state;
@@ -506,7 +506,7 @@ static bool
 located(const char *id, const char *cts)
 {
 	struct proto_sync *s = to_gcs("cts-cts-b");
-	struct msg_query q = { .what = "checkpoints", .gid = (char *)job, .limit = 100 };
+	struct msg_query q = { .what = "checkpoints", .gid = job, .limit = 100 };
 	struct msg_query_ok *ok = NULL;
 	bool here = false, it;
 
@@ -548,7 +548,7 @@ test_replica_checks_the_record(void **state)
 	assert_true(holders.n >= 1);
 	r = test_connect(&site, ep_r, "cts-cts-a", "cts");
 	assert_non_null(r);
-	struct msg_image_replicate q = { good.id, (char *)job, bad.sha256, tok, holders };
+	struct msg_image_replicate q = { good.id, job, bad.sha256, tok, holders };
 	assert_int_equal(test_call(r, "image_replicate", &q, NULL, code, msg), -1);
 	assert_string_equal(code, PROTO_E_REFUSED);
 	assert_non_null(strstr(msg, "the record says"));
@@ -588,7 +588,7 @@ test_fetch_checks_the_holder_name(void **state)
 	proto_strlist_add(&holders, h);
 	r = test_connect(&site, ep_r, "cts-cts-a", "cts");
 	assert_non_null(r);
-	struct msg_image_replicate q = { im.id, (char *)job, im.sha256, tok, holders };
+	struct msg_image_replicate q = { im.id, job, im.sha256, tok, holders };
 	assert_int_equal(test_call(r, "image_replicate", &q, NULL, code, msg), -1);
 	if (strstr(msg, "answers as CTS cts-a, not as the holder cts-b") == NULL)
 		fail_msg("%s: %s", code, msg);
@@ -679,14 +679,15 @@ test_fetch_flow_control(void **state)
 	free(tok);
 }
 
-/* DESIGN.md, "Who may bind a GID": after a recovery elsewhere the old CTS's records are refused,
- * naming the holder; a resend of a record stored before still answers ok with its number. */
+/* docs/DESIGN.md, "Who may bind a GID": after a recovery elsewhere the old CTS's records are
+ * refused, naming the holder; a resend of a record stored before still answers ok with its
+ * number. */
 static void
 test_records_only_from_the_bound_cts(void **state)
 {
 	const char *gid = "moving-job";
-	struct msg_job_bind ja = { (char *)gid, "cts-a", "3:3", "root", NULL, false };
-	struct msg_job_bind jb = { (char *)gid, "cts-b", "4:4", "root", NULL, true };
+	struct msg_job_bind ja = { gid, "cts-a", "3:3", "root", NULL, false };
+	struct msg_job_bind jb = { gid, "cts-b", "4:4", "root", NULL, true };
 	char code[32], msg[512], id5[ID_LEN + 1], id6[ID_LEN + 1], id7[ID_LEN + 1];
 	struct proto_sync *s;
 	uint64_t s5;

@@ -192,7 +192,7 @@ local_connect(void)
 static void
 bind_gid(struct proto_sync *s, const char *gid)
 {
-	struct msg_local_bind b = { (char *)gid, NULL, (uint64_t)getpid(), 0, false, false };
+	struct msg_local_bind b = { gid, NULL, (uint64_t)getpid(), 0, false, false };
 	void *reply = NULL;
 	char code[64], msg[512];
 
@@ -208,7 +208,7 @@ static struct proto_sync *
 job_checkpoint(struct proto_sync *job, const char *gid)
 {
 	struct proto_sync *ask = local_connect();
-	struct msg_local_checkpoint lc = { (char *)gid };
+	struct msg_local_checkpoint lc = { gid };
 	struct proto_msg m = { 0 };
 	struct msg_app_saved a = { 0 };
 	char err[256], p[4200], code[64], msg[512];
@@ -313,7 +313,7 @@ static int
 restore(const char *gid, char *code)
 {
 	struct proto_sync *s = local_connect();
-	struct msg_restore_prepare b = { (char *)gid, "latest", NULL };
+	struct msg_restore_prepare b = { gid, "latest", NULL };
 	void *reply = NULL;
 	char msg[512];
 	int rc = proto_sync_call(s, "restore_prepare", proto_type_find("restore_prepare"), &b, &reply,

@@ -156,7 +156,7 @@ connect_as(const char *who)
 static int
 call_checkpoint(struct proto_sync *s, const char *gid, char *code, char *out, size_t outlen)
 {
-	struct msg_do_checkpoint req = { .gid = (char *)gid };
+	struct msg_do_checkpoint req = { .gid = gid };
 	const struct proto_type *pt = proto_type_find("do_checkpoint");
 	void *reply;
 	char msg[512];

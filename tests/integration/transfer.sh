@@ -167,7 +167,7 @@ has "$out" "gcaImageSha256: $sha" && pass "B's copy has the record's manifest sh
 cmp -s "$(imgdir a "${ids[3]}")/pad" "$(imgdir b "${ids[3]}")/pad" && pass "and the same bytes as A's" || fail "same bytes"
 [ -z "$(ls -A "$T/cts-b/incoming" 2>/dev/null)" ] && pass "nothing left in B's incoming folder" || fail "incoming empty" "$(ls -la "$T/cts-b/incoming")"
 d=$(imgdir b "${ids[3]}")
-expect_eq "B's fetched image folder is 0700 and the CTS's (DESIGN: image store safety)" "$(stat -c '%a %u' "$d")" "700 $(id -u)"
+expect_eq "B's fetched image folder is 0700 and the CTS's (docs/DESIGN.md, Image store safety)" "$(stat -c '%a %u' "$d")" "700 $(id -u)"
 expect_eq "and every file in it 0600, every folder 0700, all the CTS's" "$(find "$d" \( -type f ! -perm 600 \) -o \( -type d ! -perm 700 \) -o ! -user "$(id -u)" | wc -l)" 0
 out=$(lds "(&(objectClass=gcaJob)(gcaGID=$gidf))" gcaCTSName gcaJobState)
 has "$out" "gcaCTSName: cts-b" "gcaJobState: running" && pass "the job entry names cts-b, running" || fail "the job entry names cts-b" "$out"

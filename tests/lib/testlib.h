@@ -28,6 +28,8 @@ int  test_pki(struct test_site *s, const char *identities);
  * config lines; listen is "127.0.0.1:0" or a fixed address. Fills endpoint; returns its pid. */
 int  test_gcs_start(struct test_site *s, const char *name, const char *listen, const char *more,
 	char *endpoint, size_t len);
+/* SIGTERM to a daemon test_gcs_start or test_cts_start started; returns its exit status
+ * (0 = clean). */
 int  test_gcs_stop(int pid);
 /* The daemons started next (test_gcs_start, test_cts_start) get RLIMIT_NOFILE nofile (soft and
  * hard, set before exec; 0: inherited) and their stderr appended to log (NULL: inherited). */
@@ -36,7 +38,7 @@ void test_daemon_limits(long nofile, const char *log);
  * (app|criu), talking to the GCS at gcs, with more config lines; fills its socket path; -1 if it
  * did not start. Stop it with test_gcs_stop. */
 int  test_cts_start(struct test_site *s, const char *name, const char *core, const char *gcs,
-	const char *more, char *socket, size_t len);		/* SIGTERM; returns its exit status (0 = clean) */
+	const char *more, char *socket, size_t len);
 /* The site PKI's files of identity who ("cts-cts-1", "broker-b"); static, valid until the next call. */
 struct proto_tls_files;
 struct proto_tls_files test_identity(const struct test_site *s, const char *who);

@@ -73,8 +73,8 @@ static void
 cts_save_on(struct cts *c, const char *checkpoint_id, const char *dir, const char *parent_id,
 	const char *parent_dir)
 {
-	struct msg_app_save req = { .checkpoint_id = (char *)checkpoint_id, .image_dir = (char *)dir,
-		.parent_id = (char *)parent_id, .parent_dir = (char *)parent_dir };
+	struct msg_app_save req = { .checkpoint_id = checkpoint_id, .image_dir = dir,
+		.parent_id = parent_id, .parent_dir = parent_dir };
 	struct proto_msg m;
 	char err[256];
 
