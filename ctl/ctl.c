@@ -32,11 +32,12 @@ ctl_split_endpoints(struct ctl *c)
 {
 	char *list, *tok, *save = NULL;
 
-	if (c->neps > 0 || c->endpoints == NULL || (list = strdup(c->endpoints)) == NULL)
+	if (c->neps > 0 || c->endpoints == NULL)
 		return c->neps;
+	list = xstrdup(c->endpoints);
 	for (tok = strtok_r(list, ", ", &save); tok != NULL && c->neps < CTL_MAX_GCS;
 	    tok = strtok_r(NULL, ", ", &save))
-		c->eps[c->neps++] = strdup(tok);
+		c->eps[c->neps++] = xstrdup(tok);
 	free(list);
 	return c->neps;
 }
