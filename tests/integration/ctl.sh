@@ -62,7 +62,7 @@ usage_err "cts --class" "--class needs a value"
 usage_err "checkpoints g --limit 0" '--limit: bad value "0"'
 usage_err "status extra" 'unexpected argument "extra"'
 usage_err "jobs --gcs 127.0.0.1:1" "--gcs is a global option: put it before the command"
-usage_err "--timeout x status" 'not "x"'
+usage_err "--timeout x status" 'bad value "x"'
 usage_err "--admin --broker status" "not both"
 
 # -- status, services, classes --
