@@ -363,7 +363,6 @@ main(int argc, char **argv)
 	}
 	if (ctl_conf_load(&cf) != 0)
 		return CTL_USAGE;
-	c.cmd = cmd;
 	c.json = ctl_args_has(&g, "--json");
 	c.admin = ctl_args_has(&g, "--admin");
 	if (ctl_args_has(&g, "--timeout"))

@@ -1,6 +1,7 @@
 /*
  * ctl/: gca-ctl, the broker's and operator's client of gca-gcs. Each command is one
- * `const struct ctl_cmd` beside its code (as tmux's cmd_entry); ctl.c finds and runs it.
+ * `const struct ctl_cmd` beside its code (as tmux's cmd_entry): what it takes, which args.c
+ * parses and help.c prints, and how it runs, which ctl.c calls.
  */
 #ifndef GCA_CTL_H
 #define GCA_CTL_H
@@ -20,7 +21,6 @@ struct ctl;
 struct ctl_args;
 
 struct ctl {
-	const struct ctl_cmd	*cmd;			/* the command being run */
 	const char		*endpoint;		/* the GCS in use (one of endpoints) */
 	const char		*endpoints;		/* as given: "host:port[,host:port]..." */
 	const char		*endpoints_from;	/* where they came from: "--gcs", ... */
@@ -98,9 +98,10 @@ struct ctl_list {
 };
 
 /* args.c: the global options and the one parser. ctl_args_globals takes the options before the
- * command and returns the index of the command (or -1: exit with *rc); ctl_args_command takes a
- * command's arguments (global flags may follow the command: --json, --admin, --broker; --help).
- * Both print what is wrong and set *rc to CTL_USAGE. */
+ * command and returns the index of the command, or -1 (exit with *rc: CTL_OK after --help);
+ * ctl_args_command takes a command's arguments, and the global flags that may follow the command
+ * (--json, --admin, --broker, into G) and --help; it returns 0 or CTL_USAGE. Both print what is
+ * wrong with the line, and the usage. */
 extern const struct ctl_opt ctl_globals[];
 int  ctl_args_globals(struct ctl_args *a, int argc, char **argv, int *rc);
 int  ctl_args_command(struct ctl_args *a, const struct ctl_cmd *cmd, struct ctl_args *g,
@@ -125,9 +126,6 @@ int  ctl_list_run(struct ctl *c, const struct ctl_args *a);
 /* After a failed ctl_call: may the request still have taken effect (sent, and no answer that
  * says it was not taken: io, timeout, directory_down, cts_down, ...)? */
 bool ctl_outcome_unknown(const struct ctl *c);
-/* A GID, CTS or class name as every daemon and wrapper takes it (name_valid), or a usage error
- * (CTL_USAGE) saying what is wrong with it; 0 if valid or NULL. */
-int  ctl_check_name(const struct ctl_cmd *cmd, const char *what, const char *name);
 /* argv[0..argc) as a shell would need it typed, each word quoted only if it must be. */
 void ctl_print_command(FILE *f, int argc, char *const *argv);
 
@@ -138,7 +136,6 @@ extern const struct ctl_cmd *const ctl_cmds[];
 extern const size_t ctl_ncmds;
 void ctl_usage_globals(FILE *f);
 void ctl_usage_line(FILE *f, const struct ctl_cmd *cmd);
-int  ctl_usage(const struct ctl_cmd *cmd);
 int  ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void ctl_list_commands(FILE *f, bool full);

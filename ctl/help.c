@@ -118,8 +118,8 @@ help_opts(FILE *f, const struct ctl_opt *opts)
 	}
 }
 
-int
-ctl_usage(const struct ctl_cmd *cmd)
+static int
+help_usage(const struct ctl_cmd *cmd)
 {
 	if (cmd == NULL)
 		ctl_usage_globals(stderr);
@@ -138,7 +138,7 @@ ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	return ctl_usage(cmd);
+	return help_usage(cmd);
 }
 
 /* The commands, a usage line and a line of help each; FULL (asked for help): the global options. */
