@@ -26,39 +26,24 @@ checkpoint_unknown(struct ctl *c, const struct msg_do_checkpoint *b)
 	xstrv_free(av);
 	fputc('\n', stderr);
 	if (c->json) {
-		printf("{\"gid\": ");
-		ctl_json_string(stdout, b->gid);
-		printf(", \"idem_key\": ");
-		ctl_json_string(stdout, b->idem_key);
-		printf(", \"outcome\": \"unknown\", \"code\": ");
-		ctl_json_string(stdout, c->code);
-		printf("}\n");
+		struct ctl_json j;
+
+		ctl_json_begin(&j, stdout);
+		ctl_json_str(&j, "gid", b->gid);
+		ctl_json_str(&j, "idem_key", b->idem_key);
+		ctl_json_str(&j, "outcome", "unknown");
+		ctl_json_str(&j, "code", c->code);
+		ctl_json_end(&j);
 	}
 }
 
 static int
-checkpoint_run(struct ctl *c, int argc, char **argv)
+checkpoint_run(struct ctl *c, const struct ctl_args *a)
 {
 	static char key[ID_LEN + 8] = "ctl-";
-	struct msg_do_checkpoint b = { 0 };
+	struct msg_do_checkpoint b = { .gid = a->words[0], .idem_key = ctl_args_get(a, "--idem-key") };
 	struct msg_checkpoint_ok *ok;
 
-	for (int i = 0; i < argc; i++) {
-		/* --wait: the reply always comes after the record is stored; kept for scripts. */
-		if (strcmp(argv[i], "--wait") == 0)
-			continue;
-		/* --key is the older spelling, easily taken for the global --key (a TLS key) */
-		if (i + 1 < argc && (strcmp(argv[i], "--idem-key") == 0 || strcmp(argv[i], "--key") == 0))
-			b.idem_key = argv[++i];
-		else if (argv[i][0] != '-' && b.gid == NULL)
-			b.gid = argv[i];
-		else
-			return ctl_bad_arg(&ctl_cmd_checkpoint, argc, argv, i);
-	}
-	if (b.gid == NULL)
-		return ctl_usage_error(&ctl_cmd_checkpoint, "which job? give its GID");
-	if (ctl_check_name(&ctl_cmd_checkpoint, "GID", b.gid) != 0)
-		return CTL_USAGE;
 	/* Always a key: a request sent again (through another GCS, or by the user after an unknown
 	 * outcome) is then never taken twice. */
 	if (b.idem_key == NULL) {
@@ -71,17 +56,16 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 		return CTL_FAILED;
 	}
 	if (c->json) {
-		printf("{\"gid\": ");
-		ctl_json_string(stdout, b.gid);
-		printf(", \"idem_key\": ");
-		ctl_json_string(stdout, b.idem_key);
-		printf(", \"checkpoint\": ");
-		ctl_json_string(stdout, ok->checkpoint_id);
-		printf(", \"seq\": %llu, \"image\": ", (unsigned long long)ok->seq);
-		ctl_json_string(stdout, ok->image_name ? ok->image_name : "");
-		printf(", \"cts\": ");
-		ctl_json_string(stdout, ok->cts ? ok->cts : "");
-		printf("}\n");
+		struct ctl_json j;
+
+		ctl_json_begin(&j, stdout);
+		ctl_json_str(&j, "gid", b.gid);
+		ctl_json_str(&j, "idem_key", b.idem_key);
+		ctl_json_str(&j, "checkpoint", ok->checkpoint_id);
+		ctl_json_num(&j, "seq", ok->seq);
+		ctl_json_str(&j, "image", ok->image_name);
+		ctl_json_str(&j, "cts", ok->cts);
+		ctl_json_end(&j);
 	} else {
 		printf("checkpoint %s of %s: seq %llu at %s\n", ok->checkpoint_id, b.gid,
 		    (unsigned long long)ok->seq, ok->cts ? ok->cts : "?");
@@ -92,15 +76,24 @@ checkpoint_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_checkpoint = {
 	.name = "checkpoint",
-	.usage = "GID [--wait] [--idem-key KEY]",
+	.words = "GID", .min = 1, .max = 1,
+	.missing = "which job? give its GID",
+	.name_check = "GID",
+	.opts = {
+		/* the reply always comes after the record is stored; kept for scripts */
+		{ "--wait", NULL, NULL, CTL_FLAG, false,
+		  "wait for the record (what it always does; for scripts that say so)" },
+		/* --key is the older spelling, easily taken for the global --key (a TLS key) */
+		{ "--idem-key", "--key", "KEY", CTL_STRING, false,
+		  "an idempotency key (--key is the older spelling): a retry with the\n"
+		  "same key returns the first result and takes no second checkpoint;\n"
+		  "without it gca-ctl makes one (ctl-UUID)" },
+	},
 	.help = "checkpoint a job now; prints the checkpoint id once it is recorded",
 	.more =
 	    "The GCS sends the request to the CTS that runs GID; the answer comes once the record is\n"
-	    "in the directory, so the checkpoint id printed can be recovered from at once.\n"
-	    "  --wait             wait for the record (what it always does; for scripts that say so)\n"
-	    "  --idem-key KEY     an idempotency key (--key is the older spelling): a retry with the\n"
-	    "                     same key returns the first result and takes no second checkpoint;\n"
-	    "                     without it gca-ctl makes one (ctl-UUID)\n"
+	    "in the directory, so the checkpoint id printed can be recovered from at once.\n",
+	.after =
 	    "prints: checkpoint ID of GID: seq N at CTS\n"
 	    "   or, with --json: {\"gid\": ..., \"idem_key\": ..., \"checkpoint\": ..., \"seq\": N,\n"
 	    "   \"image\": ..., \"cts\": ...}\n"

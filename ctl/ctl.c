@@ -32,11 +32,12 @@ ctl_split_endpoints(struct ctl *c)
 {
 	char *list, *tok, *save = NULL;
 
-	if (c->neps > 0 || c->endpoints == NULL || (list = strdup(c->endpoints)) == NULL)
+	if (c->neps > 0 || c->endpoints == NULL)
 		return c->neps;
+	list = xstrdup(c->endpoints);
 	for (tok = strtok_r(list, ", ", &save); tok != NULL && c->neps < CTL_MAX_GCS;
 	    tok = strtok_r(NULL, ", ", &save))
-		c->eps[c->neps++] = strdup(tok);
+		c->eps[c->neps++] = xstrdup(tok);
 	free(list);
 	return c->neps;
 }
@@ -199,15 +200,6 @@ ctl_outcome_unknown(const struct ctl *c)
 	return true;
 }
 
-int
-ctl_check_name(const struct ctl_cmd *cmd, const char *what, const char *name)
-{
-	if (name == NULL || name_valid(name))
-		return 0;
-	return ctl_usage_error(cmd, "\"%s\" is not a valid %s: it has %s (%s)", name, what,
-	    name_why(name), NAME_RULE);
-}
-
 void
 ctl_print_command(FILE *f, int argc, char *const *argv)
 {
@@ -250,6 +242,25 @@ ctl_query(struct ctl *c, struct msg_query *q, const char *const *cols, const cha
 		    "or read it all with ldapsearch -E pr=500/noprompt\n", ok->entries.n, q->what, q->what);
 	proto_body_free(proto_type_find("query")->reply, ok);
 	return CTL_OK;
+}
+
+int
+ctl_list_run(struct ctl *c, const struct ctl_args *a)
+{
+	const struct ctl_list *l = a->cmd->list;
+	struct msg_query q = {
+		.what = l->what,
+		.gid = a->nwords > 0 ? a->words[0] : NULL,
+		.cts = ctl_args_get(a, "--cts"),
+		.class_ = ctl_args_get(a, "--class"),
+		.core_service = ctl_args_get(a, "--core-service"),
+		.property = ctl_args_get(a, "--property"),
+		.status = ctl_args_get(a, "--status"),
+		.limit = ctl_args_num(a, "--limit"),
+		.cursor = ctl_args_get(a, "--cursor"),
+	};
+
+	return ctl_query(c, &q, l->cols, l->heads);
 }
 
 /* ---- settings ---- */
@@ -311,109 +322,25 @@ ctl_pick(const char *flag, const char *flagname, const char *env, const struct c
 	return cf->n ? config_get(cf, key) : NULL;
 }
 
-/* --timeout SECONDS: a whole number of seconds, 1 to a day. */
-static int
-ctl_seconds(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 86400)
-		return -1;
-	return (int)v;
-}
-
-/* Global options before the command; returns the index of the command, or -1 (exit with *rc). */
-static int
-ctl_options(struct ctl *c, int argc, char **argv, const char **flags, bool *broker, int *rc)
-{
-	static const char *const names[] = { "--gcs", "--ca", "--cert", "--key" };
-	int i, t;
-
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		size_t k;
-
-		if (strcmp(argv[i], "--json") == 0) { c->json = true; continue; }
-		if (strcmp(argv[i], "--admin") == 0) { c->admin = true; continue; }
-		if (strcmp(argv[i], "--broker") == 0) { *broker = true; continue; }
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			ctl_list_commands(stdout);
-			*rc = CTL_OK;
-			return -1;
-		}
-		if (strcmp(argv[i], "--timeout") == 0) {
-			if (i + 1 >= argc || (t = ctl_seconds(argv[i + 1])) < 0) {
-				fprintf(stderr, "gca-ctl: --timeout needs a number of seconds (1-86400)%s%s%s\n%s",
-				    i + 1 < argc ? ", not \"" : "", i + 1 < argc ? argv[i + 1] : "",
-				    i + 1 < argc ? "\"" : "", ctl_usage_text);
-				*rc = CTL_USAGE;
-				return -1;
-			}
-			c->timeout_ms = t * 1000;
-			i++;
-			continue;
-		}
-		for (k = 0; k < GCA_NITEMS(names) && strcmp(argv[i], names[k]) != 0; k++)
-			;
-		if (k == GCA_NITEMS(names) || i + 1 >= argc) {
-			fprintf(stderr, "gca-ctl: %s: %s\n%s", argv[i], k < GCA_NITEMS(names) ?
-			    "needs a value" : "unknown option", ctl_usage_text);
-			*rc = CTL_USAGE;
-			return -1;
-		}
-		flags[k] = argv[++i];
-	}
-	if (c->admin && *broker) {
-		fprintf(stderr, "gca-ctl: --admin or --broker, not both\n%s", ctl_usage_text);
-		*rc = CTL_USAGE;
-		return -1;
-	}
-	return i;
-}
-
-/* The command's arguments: --help shows its help; --json, --admin and --broker (global options
- * without a value) may follow the command too, and are taken out here. Returns the count left. */
-static int
-ctl_command_args(struct ctl *c, int argc, char **argv, bool *broker, bool *help)
-{
-	int n = 0;
-
-	for (int k = 0; k < argc; k++) {
-		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
-			*help = true;
-		else if (strcmp(argv[k], "--json") == 0)
-			c->json = true;
-		else if (strcmp(argv[k], "--admin") == 0)
-			c->admin = true;
-		else if (strcmp(argv[k], "--broker") == 0)
-			*broker = true;
-		else
-			argv[n++] = argv[k];
-	}
-	return n;
-}
-
 int
 main(int argc, char **argv)
 {
 	struct ctl c = { .timeout_ms = 60000 };
-	const char *flags[4] = { NULL };	/* --gcs, --ca, --cert, --key */
+	struct ctl_args g, a;
 	const struct ctl_cmd *cmd;
 	struct config cf;
-	bool broker = false, help = false;
-	int i, n, used = 0, rc = CTL_USAGE;
+	bool help = false;
+	int i, used = 0, rc;
 
 	log_init(argv[0]);
 	log_set_level(LOG_WARN);
 	/* A GCS that dies under a request would otherwise kill gca-ctl, silently, at its next write:
 	 * ignored, it is an io error, and the request goes to the next GCS of the list. */
 	signal(SIGPIPE, SIG_IGN);
-	if ((i = ctl_options(&c, argc, argv, flags, &broker, &rc)) < 0)
+	if ((i = ctl_args_globals(&g, argc, argv, &rc)) < 0)
 		return rc;
 	if (i >= argc) {
-		ctl_list_commands(stderr);
+		ctl_list_commands(stderr, false);
 		return CTL_USAGE;
 	}
 	if (strcmp(argv[i], "help") == 0)
@@ -424,33 +351,38 @@ main(int argc, char **argv)
 			ctl_family(stderr, argv[i], false);
 		} else {
 			fprintf(stderr, "gca-ctl: no command \"%s\"\n", argv[i]);
-			ctl_list_commands(stderr);
+			ctl_list_commands(stderr, false);
 		}
 		return CTL_USAGE;
 	}
-	n = ctl_command_args(&c, argc - i - used, argv + i + used, &broker, &help);
+	if (ctl_args_command(&a, cmd, &g, argc - i - used, argv + i + used, &help) != 0)
+		return CTL_USAGE;
 	if (help) {
 		ctl_help_cmd(stdout, cmd);
 		return CTL_OK;
 	}
-	if (c.admin && broker) {
-		fprintf(stderr, "gca-ctl: --admin or --broker, not both\n");
-		return ctl_usage(cmd);
-	}
 	if (ctl_conf_load(&cf) != 0)
 		return CTL_USAGE;
+	c.json = ctl_args_has(&g, "--json");
+	c.admin = ctl_args_has(&g, "--admin");
+	if (ctl_args_has(&g, "--timeout"))
+		c.timeout_ms = (int)ctl_args_num(&g, "--timeout") * 1000;
 	/* The admin identity when asked: --admin, or admin.env sourced on purpose. */
-	if (!broker && getenv("GCA_ADMIN_CERT_FILE") != NULL && *getenv("GCA_ADMIN_CERT_FILE") != '\0')
+	if (!ctl_args_has(&g, "--broker") && getenv("GCA_ADMIN_CERT_FILE") != NULL &&
+	    *getenv("GCA_ADMIN_CERT_FILE") != '\0')
 		c.admin = true;
-	c.endpoints = ctl_pick(flags[0], "--gcs", "GCA_GCS_ENDPOINT", &cf, "gcs", &c.endpoints_from);
-	c.tls.ca = ctl_pick(flags[1], "--ca", "GCA_CA_FILE", &cf, "ca", &c.tls_from[0]);
-	c.tls.cert = ctl_pick(flags[2], "--cert", c.admin ? "GCA_ADMIN_CERT_FILE" : "GCA_CERT_FILE", &cf,
-	    c.admin ? "admin_cert" : "cert", &c.tls_from[1]);
-	c.tls.key = ctl_pick(flags[3], "--key", c.admin ? "GCA_ADMIN_KEY_FILE" : "GCA_KEY_FILE", &cf,
-	    c.admin ? "admin_key" : "key", &c.tls_from[2]);
+	c.endpoints = ctl_pick(ctl_args_get(&g, "--gcs"), "--gcs", "GCA_GCS_ENDPOINT", &cf, "gcs",
+	    &c.endpoints_from);
+	c.tls.ca = ctl_pick(ctl_args_get(&g, "--ca"), "--ca", "GCA_CA_FILE", &cf, "ca", &c.tls_from[0]);
+	c.tls.cert = ctl_pick(ctl_args_get(&g, "--cert"), "--cert",
+	    c.admin ? "GCA_ADMIN_CERT_FILE" : "GCA_CERT_FILE", &cf, c.admin ? "admin_cert" : "cert",
+	    &c.tls_from[1]);
+	c.tls.key = ctl_pick(ctl_args_get(&g, "--key"), "--key",
+	    c.admin ? "GCA_ADMIN_KEY_FILE" : "GCA_KEY_FILE", &cf, c.admin ? "admin_key" : "key",
+	    &c.tls_from[2]);
 	c.gargc = i;
 	c.gargv = argv;
-	rc = cmd->run(&c, n, argv + i + used);
+	rc = cmd->run != NULL ? cmd->run(&c, &a) : ctl_list_run(&c, &a);
 	ctl_free(&c);
 	config_free(&cf);
 	return rc;

@@ -5,74 +5,50 @@
 
 #include "ctl/ctl.h"
 
-static int
-cts_run(struct ctl *c, int argc, char **argv)
-{
-	static const char *const cols[] = { "cn", "gcaCoreService", "gcaStatus", "gcaEndpoint",
-		"gcaClass", "gcaProperty", NULL };
-	static const char *const heads[] = { "CTS", "CORE SERVICE", "STATUS", "ENDPOINT", "CLASSES",
-		"PROPERTIES" };
-	struct msg_query q = { .what = "cts" };
-
-	for (int i = 0; i < argc; i++) {
-		if (i + 1 < argc && strcmp(argv[i], "--class") == 0)
-			q.class_ = argv[++i];
-		else if (i + 1 < argc && strcmp(argv[i], "--core-service") == 0)
-			q.core_service = argv[++i];
-		else if (i + 1 < argc && strcmp(argv[i], "--property") == 0)
-			q.property = argv[++i];
-		else if (i + 1 < argc && strcmp(argv[i], "--status") == 0)
-			q.status = argv[++i];
-		else if (i + 1 < argc && strcmp(argv[i], "--limit") == 0 && atoi(argv[i + 1]) > 0)
-			q.limit = (uint64_t)atoi(argv[++i]);
-		else if (i + 1 < argc && strcmp(argv[i], "--cursor") == 0)
-			q.cursor = argv[++i];
-		else
-			return ctl_bad_arg(&ctl_cmd_cts, argc, argv, i);
-	}
-	return ctl_query(c, &q, cols, heads);
-}
+static const struct ctl_list cts_list = {
+	.what = "cts",
+	.cols = { "cn", "gcaCoreService", "gcaStatus", "gcaEndpoint", "gcaClass", "gcaProperty", NULL },
+	.heads = { "CTS", "CORE SERVICE", "STATUS", "ENDPOINT", "CLASSES", "PROPERTIES" },
+};
 
 const struct ctl_cmd ctl_cmd_cts = {
 	.name = "cts",
-	.usage = "[--class C] [--core-service S] [--property k=v] [--status S] [--limit N] "
-	    "[--cursor C]",
+	.opts = {
+		{ "--class", NULL, "C", CTL_STRING, false, "it serves checkpointer class C" },
+		{ "--core-service", NULL, "S", CTL_STRING, false, "app, criu or vmm" },
+		{ "--property", NULL, "k=v", CTL_STRING, false, "it publishes the property k=v" },
+		{ "--status", NULL, "S", CTL_STRING, false,
+		  "ok, down, retired, or a core service's \"unavailable: ...\"" },
+		{ "--limit", NULL, "N", CTL_COUNT, false,
+		  "at most N (default 500), in the order of their names; when more\n"
+		  "follow, a line on stderr gives the cursor" },
+		{ "--cursor", NULL, "C", CTL_STRING, false, "the next page, from that line" },
+	},
 	.help = "list the CTSes, or those matching",
 	.more =
 	    "Each CTS (paper 3.3) drives one core service on one resource; what it publishes is its\n"
-	    "entry in ou=cts. The options narrow the list (all of them must match):\n"
-	    "  --class C          it serves checkpointer class C\n"
-	    "  --core-service S   app, criu or vmm\n"
-	    "  --property k=v     it publishes the property k=v\n"
-	    "  --status S         ok, down, retired, or a core service's \"unavailable: ...\"\n"
-	    "  --limit N          at most N (default 500), in the order of their names; when more\n"
-	    "                     follow, a line on stderr gives the cursor\n"
-	    "  --cursor C         the next page, from that line\n"
+	    "entry in ou=cts. The options narrow the list (all of them must match):\n",
+	.after =
 	    "example:\n"
 	    "  gca-ctl cts --class basic --status ok\n"
 	    "  gca-ctl --json cts --core-service criu\n",
-	.run = cts_run,
+	.list = &cts_list,
 };
 
 static int
-cts_remove_run(struct ctl *c, int argc, char **argv)
+cts_remove_run(struct ctl *c, const struct ctl_args *a)
 {
-	struct msg_name b = { 0 };
+	struct msg_name b = { .name = a->words[0] };
 
-	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] != '-' && b.name == NULL)
-			b.name = argv[i];
-		else
-			return ctl_bad_arg(&ctl_cmd_cts_remove, argc, argv, i);
-	}
-	if (b.name == NULL)
-		return ctl_usage_error(&ctl_cmd_cts_remove, "which CTS? give its NAME");
 	if (ctl_call(c, "cts remove", "cts_remove", &b, NULL) != 0)
 		return CTL_FAILED;
 	if (c->json) {
-		printf("{\"cts\": ");
-		ctl_json_string(stdout, b.name);
-		printf(", \"status\": \"retired\"}\n");
+		struct ctl_json j;
+
+		ctl_json_begin(&j, stdout);
+		ctl_json_str(&j, "cts", b.name);
+		ctl_json_str(&j, "status", "retired");
+		ctl_json_end(&j);
 	} else {
 		printf("CTS %s retired (its entry and records stay)\n", b.name);
 	}
@@ -81,11 +57,13 @@ cts_remove_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_cts_remove = {
 	.name = "cts remove",
-	.usage = "NAME",
+	.words = "NAME", .min = 1, .max = 1,
+	.missing = "which CTS? give its NAME",
 	.help = "retire a CTS (admin)",
 	.more =
 	    "Its entry stays, with gcaStatus: retired, and so do the records of its checkpoints; the\n"
-	    "GCS sends it no more work. Only the admin may: source DIR/admin.env (or give --admin).\n"
+	    "GCS sends it no more work. Only the admin may: source DIR/admin.env (or give --admin).\n",
+	.after =
 	    "example:\n"
 	    "  gca-ctl cts remove cts-app-old\n",
 	.run = cts_remove_run,

@@ -10,40 +10,24 @@
 #include "ctl/ctl.h"
 
 static int
-gc_run(struct ctl *c, int argc, char **argv)
+gc_run(struct ctl *c, const struct ctl_args *a)
 {
-	struct msg_image_gc b = { 0 };
+	struct msg_image_gc b = { .gid = a->nwords > 0 ? a->words[0] : NULL,
+		.dry_run = ctl_args_has(a, "--dry-run") };
 	struct msg_image_gc_ok *ok;
+	int rc;
 
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--dry-run") == 0)
-			b.dry_run = true;
-		else if (argv[i][0] != '-' && b.gid == NULL)
-			b.gid = argv[i];
-		else
-			return ctl_bad_arg(&ctl_cmd_gc, argc, argv, i);
-	}
-	if (ctl_check_name(&ctl_cmd_gc, "GID", b.gid) != 0)
-		return CTL_USAGE;
 	if (ctl_call(c, "gc", "image_gc", &b, (void **)&ok) != 0)
 		return CTL_FAILED;
 	if (c->json) {
-		printf("{\"dry_run\": %s, \"removed\": [", b.dry_run ? "true" : "false");
-		for (size_t i = 0; i < ok->removed.n; i++) {
-			printf("%s", i ? ", " : "");
-			ctl_json_string(stdout, ok->removed.v[i]);
-		}
-		printf("], \"errors\": [");
-		for (size_t i = 0; i < ok->errors.n; i++) {
-			printf("%s", i ? ", " : "");
-			ctl_json_string(stdout, ok->errors.v[i]);
-		}
-		printf("], \"skipped\": [");
-		for (size_t i = 0; i < ok->skipped.n; i++) {
-			printf("%s", i ? ", " : "");
-			ctl_json_string(stdout, ok->skipped.v[i]);
-		}
-		printf("]}\n");
+		struct ctl_json j;
+
+		ctl_json_begin(&j, stdout);
+		ctl_json_bool(&j, "dry_run", b.dry_run);
+		ctl_json_list(&j, "removed", &ok->removed);
+		ctl_json_list(&j, "errors", &ok->errors);
+		ctl_json_list(&j, "skipped", &ok->skipped);
+		ctl_json_end(&j);
 	} else {
 		/* each line: CTS checkpoint-id GID */
 		for (size_t i = 0; i < ok->removed.n; i++)
@@ -57,20 +41,24 @@ gc_run(struct ctl *c, int argc, char **argv)
 		if (ok->removed.n == 0)
 			printf("nothing to remove%s\n", ok->skipped.n ? " at the CTSes asked" : "");
 	}
-	int rc = ok->errors.n ? CTL_FAILED : CTL_OK;
+	rc = ok->errors.n ? CTL_FAILED : CTL_OK;
 	proto_body_free(proto_type_find("image_gc")->reply, ok);
 	return rc;
 }
 
 const struct ctl_cmd ctl_cmd_gc = {
 	.name = "gc",
-	.usage = "[GID] [--dry-run]",
+	.words = "[GID]", .min = 0, .max = 1,
+	.name_check = "GID",
+	.opts = {
+		{ "GID", NULL, NULL, CTL_WORDS, false, "only this job's images" },
+		{ "--dry-run", NULL, NULL, CTL_FLAG, false, "say what would be removed, remove nothing" },
+	},
 	.help = "run image retention at every live CTS now (admin); --dry-run shows what it would remove",
 	.more =
 	    "Each CTS keeps its newest `retention` checkpoints per job (cts.conf(5)) and every image\n"
-	    "they build on, and removes the others; the records of images it took are marked expired.\n"
-	    "  GID         only this job's images\n"
-	    "  --dry-run   say what would be removed, remove nothing\n"
+	    "they build on, and removes the others; the records of images it took are marked expired.\n",
+	.after =
 	    "prints one line per image: removed (or would remove) CTS CHECKPOINT-ID GID\n"
 	    "example:\n"
 	    "  . DIR/admin.env; gca-ctl gc job-7 --dry-run\n",

@@ -13,42 +13,118 @@ const struct ctl_cmd *const ctl_cmds[] = {
 };
 const size_t ctl_ncmds = GCA_NITEMS(ctl_cmds);
 
-const char ctl_usage_text[] =
-    "usage: gca-ctl [--gcs HOST:PORT[,HOST:PORT...]] [--ca F] [--cert F] [--key F]\n"
-    "               [--admin | --broker] [--json] [--timeout SECONDS] COMMAND [ARGS]\n";
-
-/* The options before the command; those without a value may also follow it. */
-static const struct {
-	const char	*name;
-	bool		 value;
-} help_globals[] = {
-	{ "--gcs", true }, { "--ca", true }, { "--cert", true }, { "--key", true },
-	{ "--timeout", true }, { "--admin", false }, { "--broker", false }, { "--json", false },
+/* Words on a usage line; the global one wrapped at 80 columns under its first option. */
+struct help_line {
+	FILE	*f;
+	size_t	 col, indent, width;	/* width 0: one line, however long */
 };
 
-bool
-ctl_global_option(const char *arg, bool *takes_value)
+static void
+help_word(struct help_line *l, const char *w)
 {
-	for (size_t i = 0; i < GCA_NITEMS(help_globals); i++) {
-		if (strcmp(arg, help_globals[i].name) == 0) {
-			if (takes_value != NULL)
-				*takes_value = help_globals[i].value;
-			return true;
-		}
+	if (l->width > 0 && l->col > l->indent && l->col + 1 + strlen(w) > l->width) {
+		fprintf(l->f, "\n%*s", (int)l->indent, "");
+		l->col = l->indent;
+	} else if (l->col > l->indent) {
+		fputc(' ', l->f);
+		l->col++;
 	}
-	return false;
+	fputs(w, l->f);
+	l->col += strlen(w);
+}
+
+/* "[--limit N]" each, "[--admin | --broker]" for two of which one may be given. */
+static void
+help_opt_words(struct help_line *l, const struct ctl_opt *opts)
+{
+	char label[128], word[512];
+
+	for (size_t k = 0; k < CTL_MAX_OPTS && opts[k].name != NULL; k++) {
+		if (opts[k].value == CTL_WORDS)
+			continue;
+		ctl_opt_label(&opts[k], label, sizeof label);
+		if (opts[k].either && k + 1 < CTL_MAX_OPTS && opts[k + 1].name != NULL) {
+			snprintf(word, sizeof word, "[%s | %s]", label, opts[k + 1].name);
+			k++;
+		} else {
+			snprintf(word, sizeof word, "[%s]", label);
+		}
+		help_word(l, word);
+	}
+}
+
+void
+ctl_usage_globals(FILE *f)
+{
+	struct help_line l = { f, 15, 15, 80 };
+
+	fputs("usage: gca-ctl ", f);
+	help_opt_words(&l, ctl_globals);
+	help_word(&l, "COMMAND [ARGS]");
+	fputc('\n', f);
+}
+
+/* "checkpoint GID [--wait] [--idem-key KEY]": the command's name, words and options. */
+static void
+help_cmd_words(FILE *f, const struct ctl_cmd *cmd)
+{
+	struct help_line l = { f, 0, 0, 0 };
+
+	help_word(&l, cmd->name);
+	if (cmd->words != NULL)
+		help_word(&l, cmd->words);
+	help_opt_words(&l, cmd->opts);
+	if (cmd->rest != NULL)
+		help_word(&l, cmd->rest);
+	fputc('\n', f);
 }
 
 void
 ctl_usage_line(FILE *f, const struct ctl_cmd *cmd)
 {
-	fprintf(f, "usage: gca-ctl %s%s%s\n", cmd->name, cmd->usage[0] ? " " : "", cmd->usage);
+	fputs("usage: gca-ctl ", f);
+	help_cmd_words(f, cmd);
 }
 
-int
-ctl_usage(const struct ctl_cmd *cmd)
+/* A label longer than this has its help on the next line ("--gcs HOST:PORT[,HOST:PORT...]"). */
+#define HELP_LABEL_MAX	20
+
+/* The options' help, a line each ("  --limit N    at most N"), in one column; a help of several
+ * lines goes on under it. */
+static void
+help_opts(FILE *f, const struct ctl_opt *opts)
 {
-	ctl_usage_line(stderr, cmd);
+	char label[128];
+	int width = 0;
+
+	for (size_t k = 0; k < CTL_MAX_OPTS && opts[k].name != NULL; k++) {
+		ctl_opt_label(&opts[k], label, sizeof label);
+		if ((int)strlen(label) > width && strlen(label) <= HELP_LABEL_MAX)
+			width = (int)strlen(label);
+	}
+	for (size_t k = 0; k < CTL_MAX_OPTS && opts[k].name != NULL; k++) {
+		const char *h = opts[k].help, *nl;
+
+		ctl_opt_label(&opts[k], label, sizeof label);
+		if (strlen(label) > HELP_LABEL_MAX)
+			fprintf(f, "  %s\n%*s", label, width + 5, "");
+		else
+			fprintf(f, "  %-*s", width + 3, label);
+		while ((nl = strchr(h, '\n')) != NULL) {
+			fprintf(f, "%.*s\n%*s", (int)(nl - h), h, width + 5, "");
+			h = nl + 1;
+		}
+		fprintf(f, "%s\n", h);
+	}
+}
+
+static int
+help_usage(const struct ctl_cmd *cmd)
+{
+	if (cmd == NULL)
+		ctl_usage_globals(stderr);
+	else
+		ctl_usage_line(stderr, cmd);
 	return CTL_USAGE;
 }
 
@@ -57,52 +133,29 @@ ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "gca-ctl: %s: ", cmd->name);
+	fprintf(stderr, "gca-ctl: %s%s", cmd != NULL ? cmd->name : "", cmd != NULL ? ": " : "");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	return ctl_usage(cmd);
+	return help_usage(cmd);
 }
 
-/* Does the command's usage line name OPT as an option that takes a value ("[--limit N]")? */
-static bool
-help_takes_value(const struct ctl_cmd *cmd, const char *opt)
-{
-	size_t n = strlen(opt);
-
-	for (const char *p = strstr(cmd->usage, opt); p != NULL; p = strstr(p + 1, opt)) {
-		if ((p == cmd->usage || p[-1] == '[' || p[-1] == ' ') && p[n] == ' ')
-			return true;
-	}
-	return false;
-}
-
-int
-ctl_bad_arg(const struct ctl_cmd *cmd, int argc, char **argv, int i)
-{
-	const char *a = argv[i];
-	bool value;
-
-	if (a[0] != '-')
-		return ctl_usage_error(cmd, "unexpected argument \"%s\"", a);
-	if (help_takes_value(cmd, a))
-		return i + 1 < argc ? ctl_usage_error(cmd, "%s: bad value \"%s\"", a, argv[i + 1]) :
-		    ctl_usage_error(cmd, "%s needs a value", a);
-	if (ctl_global_option(a, &value) && value)
-		return ctl_usage_error(cmd, "%s is a global option: put it before the command "
-		    "(gca-ctl %s VALUE %s ...)", a, a, cmd->name);
-	return ctl_usage_error(cmd, "unknown option %s", a);
-}
-
+/* The commands, a usage line and a line of help each; FULL (asked for help): the global options. */
 void
-ctl_list_commands(FILE *f)
+ctl_list_commands(FILE *f, bool full)
 {
-	fputs(ctl_usage_text, f);
+	ctl_usage_globals(f);
 	fputs("commands:\n", f);
-	for (size_t i = 0; i < ctl_ncmds; i++)
-		fprintf(f, "  %s%s%s\n      %s\n", ctl_cmds[i]->name, ctl_cmds[i]->usage[0] ? " " : "",
-		    ctl_cmds[i]->usage, ctl_cmds[i]->help);
+	for (size_t i = 0; i < ctl_ncmds; i++) {
+		fputs("  ", f);
+		help_cmd_words(f, ctl_cmds[i]);
+		fprintf(f, "      %s\n", ctl_cmds[i]->help);
+	}
+	if (full) {
+		fputs("global options (--admin, --broker and --json may also follow the command):\n", f);
+		help_opts(f, ctl_globals);
+	}
 	fputs("gca-ctl help COMMAND (or COMMAND --help) says more: its options and an example;\n"
 	    "see gca-ctl(1).\n", f);
 }
@@ -112,8 +165,13 @@ ctl_help_cmd(FILE *f, const struct ctl_cmd *cmd)
 {
 	ctl_usage_line(f, cmd);
 	fprintf(f, "%s.\n", cmd->help);
-	if (cmd->more != NULL && cmd->more[0] != '\0')
-		fprintf(f, "\n%s", cmd->more);
+	if (cmd->more != NULL || cmd->opts[0].name != NULL || cmd->after != NULL)
+		fputc('\n', f);
+	if (cmd->more != NULL)
+		fputs(cmd->more, f);
+	help_opts(f, cmd->opts);
+	if (cmd->after != NULL)
+		fputs(cmd->after, f);
 }
 
 /* The command named by the first words of argv: two-word commands first ("class add"). */
@@ -167,7 +225,7 @@ ctl_help(int argc, char **argv)
 	int used;
 
 	if (argc == 0) {
-		ctl_list_commands(stdout);
+		ctl_list_commands(stdout, true);
 		return CTL_OK;
 	}
 	if ((cmd = ctl_find(argc, argv, &used)) != NULL) {

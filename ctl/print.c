@@ -25,6 +25,60 @@ ctl_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+static void
+print_json_key(struct ctl_json *j, const char *key)
+{
+	fputs(j->n++ ? ", " : "{", j->f);
+	ctl_json_string(j->f, key);
+	fputs(": ", j->f);
+}
+
+void
+ctl_json_begin(struct ctl_json *j, FILE *f)
+{
+	j->f = f;
+	j->n = 0;
+}
+
+void
+ctl_json_str(struct ctl_json *j, const char *key, const char *value)
+{
+	print_json_key(j, key);
+	ctl_json_string(j->f, value != NULL ? value : "");
+}
+
+void
+ctl_json_num(struct ctl_json *j, const char *key, unsigned long long value)
+{
+	print_json_key(j, key);
+	fprintf(j->f, "%llu", value);
+}
+
+void
+ctl_json_bool(struct ctl_json *j, const char *key, bool value)
+{
+	print_json_key(j, key);
+	fputs(value ? "true" : "false", j->f);
+}
+
+void
+ctl_json_list(struct ctl_json *j, const char *key, const struct proto_strlist *l)
+{
+	print_json_key(j, key);
+	fputc('[', j->f);
+	for (size_t i = 0; i < l->n; i++) {
+		fputs(i ? ", " : "", j->f);
+		ctl_json_string(j->f, l->v[i]);
+	}
+	fputc(']', j->f);
+}
+
+void
+ctl_json_end(struct ctl_json *j)
+{
+	fputs(j->n ? "}\n" : "{}\n", j->f);
+}
+
 /* The cell of a column: every value of the attribute, joined with commas. A column
  * "attr:prefix" has the values of attr that start with prefix, without it (gcaProperty:interval=). */
 static void

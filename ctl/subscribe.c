@@ -37,19 +37,29 @@ subscribe_print(const struct msg_notify *n)
 	printf("%s\n", line);
 }
 
-static int
-subscribe_run(struct ctl *c, int argc, char **argv)
+/* One event for scripts: a JSON object on a line. */
+static void
+subscribe_print_json(const struct msg_notify *n)
 {
-	struct msg_subscribe b = { .gid = argc == 1 ? argv[0] : NULL };
+	struct ctl_json j;
+
+	ctl_json_begin(&j, stdout);
+	ctl_json_str(&j, "event", n->event);
+	ctl_json_str(&j, "gid", n->gid);
+	ctl_json_str(&j, "cts", n->cts);
+	ctl_json_str(&j, "checkpoint", n->checkpoint_id);
+	ctl_json_num(&j, "seq", n->seq);
+	ctl_json_num(&j, "time_ms", n->time_ms);
+	ctl_json_end(&j);
+}
+
+static int
+subscribe_run(struct ctl *c, const struct ctl_args *a)
+{
+	struct msg_subscribe b = { .gid = a->nwords > 0 ? a->words[0] : NULL };
 	struct sigaction sa = { .sa_handler = subscribe_on_signal };
 	char err[256];
 
-	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] == '-' || i > 0)
-			return ctl_bad_arg(&ctl_cmd_subscribe, argc, argv, i);
-	}
-	if (ctl_check_name(&ctl_cmd_subscribe, "GID", b.gid) != 0)
-		return CTL_USAGE;
 	if (ctl_call(c, "subscribe", "subscribe", &b, NULL) != 0)
 		return CTL_FAILED;
 	sigaction(SIGINT, &sa, NULL);
@@ -78,21 +88,10 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 			return CTL_FAILED;
 		}
 		if (strcmp(m.type, "notify") == 0) {
-			const struct msg_notify *n = m.body;
-			if (c->json) {
-				printf("{\"event\": ");
-				ctl_json_string(stdout, n->event);
-				printf(", \"gid\": ");
-				ctl_json_string(stdout, n->gid ? n->gid : "");
-				printf(", \"cts\": ");
-				ctl_json_string(stdout, n->cts ? n->cts : "");
-				printf(", \"checkpoint\": ");
-				ctl_json_string(stdout, n->checkpoint_id ? n->checkpoint_id : "");
-				printf(", \"seq\": %llu, \"time_ms\": %llu}\n", (unsigned long long)n->seq,
-				    (unsigned long long)n->time_ms);
-			} else {
-				subscribe_print(n);
-			}
+			if (c->json)
+				subscribe_print_json(m.body);
+			else
+				subscribe_print(m.body);
 			fflush(stdout);
 		}
 		proto_msg_free(&m);
@@ -104,12 +103,14 @@ subscribe_run(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_cmd_subscribe = {
 	.name = "subscribe",
-	.usage = "[GID]",
+	.words = "[GID]", .min = 0, .max = 1,
+	.name_check = "GID",
 	.help = "print events (checkpoints, bindings, CTS up/down) until interrupted",
 	.more =
 	    "Streams the GCS's events, of every job or of GID alone, until Ctrl-C (or SIGTERM): one\n"
 	    "line each (time, event, GID, CTS, checkpoint id and seq), or with --json one JSON object\n"
-	    "per line. Events: checkpoint, bound, moved, unbound, bind_lost, fenced, cts_up, cts_down.\n"
+	    "per line. Events: checkpoint, bound, moved, unbound, bind_lost, fenced, cts_up, cts_down.\n",
+	.after =
 	    "example:\n"
 	    "  gca-ctl subscribe job-7\n"
 	    "  gca-ctl --json subscribe | while read -r ev; do ...; done\n",

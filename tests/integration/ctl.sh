@@ -36,6 +36,11 @@ while read -r name; do
 	if grep -q ' $' <<<"$out"; then fail "gca-ctl help $name: no trailing space" "$(grep -n ' $' <<<"$out" | cat -A | head -2)"
 	else pass "gca-ctl help $name: no trailing space"; fi
 done <<<"$names"
+out=$(gca-ctl --help)
+for opt in --gcs --ca --cert --key --admin --broker --json --timeout; do
+	grep -q -- "^  $opt\b" <<<"$out" || { fail "gca-ctl --help explains the global option $opt" "$out"; continue; }
+	pass "gca-ctl --help explains the global option $opt"
+done
 out=$(gca-ctl help class); rc=$?
 case "$rc $out" in "0 usage: gca-ctl class add"*) pass "help class: the family's commands" ;; *) fail "help class: the family's commands" "$rc $out" ;; esac
 out=$(gca-ctl help nosuch 2>&1); expect_eq "help of an unknown command: exit 2" "$?" 2
@@ -62,8 +67,11 @@ usage_err "cts --class" "--class needs a value"
 usage_err "checkpoints g --limit 0" '--limit: bad value "0"'
 usage_err "status extra" 'unexpected argument "extra"'
 usage_err "jobs --gcs 127.0.0.1:1" "--gcs is a global option: put it before the command"
-usage_err "--timeout x status" 'not "x"'
+usage_err "--timeout x status" 'bad value "x"'
 usage_err "--admin --broker status" "not both"
+usage_err "status --admin --broker" "not both"
+usage_err "checkpoints g --limit x" 'bad value "x"'
+usage_err "gc job-7 extra" 'unexpected argument "extra"'
 
 # -- status, services, classes --
 check "status" sh -c "gca-ctl status | grep -q 'is up'"
