@@ -26,7 +26,7 @@ struct dir {
 	struct event_base *base;
 	struct event	  *ev;
 	int		   efd;
-	char		  *uri, *bind_dn, *password, *suffix;
+	char		  *suffix;
 	struct dir_config  link;	/* how to connect and bind (a copy) */
 	int		   op_timeout_ms, batch_max;
 	bool		   transactions;
@@ -90,8 +90,8 @@ dir_config_load(struct dir_config *c, const char *path, char *err, size_t errlen
 		return -1;
 	for (size_t i = 0; i < GCA_NITEMS(keys); i++) {
 		const char *v = config_get(&cf, keys[i]);
-		if (v != NULL && (*dst[i] = strdup(v)) == NULL)
-			abort();
+		if (v != NULL)
+			*dst[i] = xstrdup(v);
 	}
 	if (config_get_bool(&cf, "starttls", false, &c->starttls, err, errlen) != 0)
 		goto fail;
@@ -127,13 +127,7 @@ fail:
 static char *
 dir_strdup_or_null(const char *s)
 {
-	char *d;
-
-	if (s == NULL)
-		return NULL;
-	if ((d = strdup(s)) == NULL)
-		abort();
-	return d;
+	return s != NULL ? xstrdup(s) : NULL;
 }
 
 int
@@ -304,7 +298,7 @@ dir_disconnect(struct dir *d, const char *why)
 	if (d->ld != NULL) {
 		ldap_unbind_ext_s(d->ld, NULL, NULL);
 		d->ld = NULL;
-		log_warn("directory %s: %s; will reconnect", d->uri, why);
+		log_warn("directory %s: %s; will reconnect", d->link.uri, why);
 	}
 	snprintf(d->down_reason, sizeof d->down_reason, "%s", why);
 	atomic_store(&d->connected, false);
@@ -325,7 +319,7 @@ dir_outcome(struct dir *d, int rc, const char *what, struct dir_result *r)
 		char why[160];
 		snprintf(why, sizeof why, "%s: %s", what, ldap_err2string(rc));
 		dir_disconnect(d, why);
-		dir_result_set(r, s, "directory unavailable: %s: %s", d->uri, why);
+		dir_result_set(r, s, "directory unavailable: %s: %s", d->link.uri, why);
 	}
 	return s;
 }
@@ -350,7 +344,8 @@ dir_connect(struct dir *d)
 	}
 	d->last_failure_ms = 0;
 	if (!atomic_load(&d->connected))
-		log_info("directory %s: connected as %s%s", d->uri, d->bind_dn ? d->bind_dn : "anonymous",
+		log_info("directory %s: connected as %s%s", d->link.uri,
+		    d->link.bind_dn ? d->link.bind_dn : "anonymous",
 		    d->link.cert ? " (TLS certificate)" : d->link.ca ? " (TLS)" : "");
 	atomic_store(&d->connected, true);
 	return true;
@@ -363,7 +358,7 @@ dir_ready(struct dir *d, struct dir_result *r)
 {
 	if (dir_connect(d))
 		return true;
-	dir_result_set(r, DIR_DOWN, "directory unavailable: %s: %s", d->uri, d->down_reason);
+	dir_result_set(r, DIR_DOWN, "directory unavailable: %s: %s", d->link.uri, d->down_reason);
 	return false;
 }
 
@@ -385,9 +380,7 @@ dir_result_add_entry(struct dir *d, LDAPMessage *m, struct dir_result *r)
 {
 	struct dir_entry *e = dir_entry_from_ldap(d->ld, m);
 
-	r->entries = realloc(r->entries, (r->nentries + 1) * sizeof *r->entries);
-	if (r->entries == NULL)
-		abort();
+	r->entries = xreallocarray(r->entries, r->nentries + 1, sizeof *r->entries);
 	r->entries[r->nentries++] = *e;
 	free(e);
 }
@@ -418,23 +411,17 @@ dir_do_search(struct dir *d, const char *base, int scope, const char *filter, in
 static LDAPMod **
 dir_mods(const struct dir_entry *e, int op, size_t extra)
 {
-	LDAPMod **mods = calloc(e->nattrs + extra + 1, sizeof *mods);
+	LDAPMod **mods = xcalloc(e->nattrs + extra + 1, sizeof *mods);
 	size_t n = 0;
 
-	if (mods == NULL)
-		abort();
 	for (size_t i = 0; i < e->nattrs; i++) {
 		/* An attribute with no value: replacing deletes it; an add has nothing to add. */
 		if (e->attrs[i].nvals == 0 && op == LDAP_MOD_ADD)
 			continue;
-		mods[n] = calloc(1, sizeof **mods);
-		if (mods[n] == NULL)
-			abort();
+		mods[n] = xcalloc(1, sizeof **mods);
 		mods[n]->mod_op = op;
 		mods[n]->mod_type = e->attrs[i].name;
-		mods[n]->mod_values = calloc(e->attrs[i].nvals + 1, sizeof(char *));
-		if (mods[n]->mod_values == NULL)
-			abort();
+		mods[n]->mod_values = xcalloc(e->attrs[i].nvals + 1, sizeof(char *));
 		for (size_t j = 0; j < e->attrs[i].nvals; j++)
 			mods[n]->mod_values[j] = e->attrs[i].vals[j];
 		n++;
@@ -609,8 +596,7 @@ dir_do_modify(struct dir *d, const char *dn, const struct dir_entry *del,
 		return r->status;
 	for (int i = 0; i < 3; i++)
 		cap += parts[i] ? parts[i]->nattrs : 0;
-	if ((all = calloc(cap, sizeof *all)) == NULL)
-		abort();
+	all = xcalloc(cap, sizeof *all);
 	for (int i = 0; i < 3; i++) {
 		if (parts[i] == NULL)
 			continue;
@@ -663,7 +649,7 @@ dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r)
 
 	if (d->ld == NULL) {
 		ber_bvfree(txn);
-		dir_result_set(r, DIR_DOWN, "directory unavailable: %s: %s", d->uri, d->down_reason);
+		dir_result_set(r, DIR_DOWN, "directory unavailable: %s: %s", d->link.uri, d->down_reason);
 		return DIR_DOWN;
 	}
 	rc = ldap_txn_end_s(d->ld, commit, txn, NULL, NULL, &failed);
@@ -676,10 +662,8 @@ dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r)
 struct dir_op *
 dir_op_new(dir_op_fn fn, dir_cb cb, void *arg)
 {
-	struct dir_op *op = calloc(1, sizeof *op);
+	struct dir_op *op = xcalloc(1, sizeof *op);
 
-	if (op == NULL)
-		abort();
 	op->fn = fn;
 	op->cb = cb;
 	op->arg = arg;
@@ -797,12 +781,10 @@ dir_run_records(struct dir *d, struct dir_op **batch, size_t n)
 static void
 dir_run(struct dir *d, struct dir_op *list)
 {
-	struct dir_op **batch = calloc((size_t)d->batch_max, sizeof *batch);
+	struct dir_op **batch = xcalloc((size_t)d->batch_max, sizeof *batch);
 	size_t nbatch = 0;
 	uint64_t now = time_mono_ms();
 
-	if (batch == NULL)
-		abort();
 	while (list != NULL) {
 		struct dir_op *op = list;
 
@@ -810,7 +792,7 @@ dir_run(struct dir *d, struct dir_op *list)
 		/* An operation that waited too long fails now: its caller must not hang. */
 		if (now - op->queued_ms > (uint64_t)d->op_timeout_ms) {
 			dir_result_set(&op->res, DIR_DOWN,
-			    "directory unavailable: no answer from %s within %d ms%s%s", d->uri,
+			    "directory unavailable: no answer from %s within %d ms%s%s", d->link.uri,
 			    d->op_timeout_ms, d->down_reason[0] ? ": " : "", d->down_reason);
 			dir_answer(d, op);
 			continue;
@@ -862,17 +844,10 @@ dir_thread(void *arg)
 struct dir *
 dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t errlen)
 {
-	struct dir *d = calloc(1, sizeof *d);
+	struct dir *d = xcalloc(1, sizeof *d);
 
-	if (d == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	d->base = base;
-	d->uri = strdup(c->uri);
-	d->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
-	d->password = c->password ? strdup(c->password) : NULL;
-	d->suffix = strdup(c->base ? c->base : "o=gca");
+	d->suffix = xstrdup(c->base ? c->base : "o=gca");
 	dir_config_copy(&d->link, c);
 	d->op_timeout_ms = c->op_timeout_ms > 0 ? c->op_timeout_ms : 10000;
 	d->batch_max = c->batch_max > 0 ? c->batch_max : 256;
@@ -901,9 +876,6 @@ fail:
 		event_free(d->ev);
 	if (d->efd >= 0)
 		close(d->efd);
-	free(d->uri);
-	free(d->bind_dn);
-	free(d->password);
 	free(d->suffix);
 	dir_config_free(&d->link);
 	free(d);
@@ -934,9 +906,6 @@ dir_close(struct dir *d)
 	close(d->efd);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
-	free(d->uri);
-	free(d->bind_dn);
-	free(d->password);
 	free(d->suffix);
 	dir_config_free(&d->link);
 	free(d);

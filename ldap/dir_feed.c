@@ -27,7 +27,7 @@ struct dir_feed {
 	struct event_base	*base;
 	struct event		*ev;
 	int			 efd;
-	char			*uri, *bind_dn, *password, *search_base, *filter;
+	char			*search_base, *filter;
 	struct dir_config	 link;		/* how to connect and bind (a copy) */
 	uint64_t		 last_said_ms;	/* feed thread: last connect failure logged */
 	dir_feed_cb		 cb;
@@ -42,11 +42,9 @@ struct dir_feed {
 static void
 dir_feed_push(struct dir_feed *f, enum dir_change what, struct dir_entry *e)
 {
-	struct dir_feed_event *ev = calloc(1, sizeof *ev);
+	struct dir_feed_event *ev = xcalloc(1, sizeof *ev);
 	uint64_t one = 1;
 
-	if (ev == NULL)
-		abort();
 	ev->what = what;
 	ev->entry = e;
 	pthread_mutex_lock(&f->lock);
@@ -119,7 +117,7 @@ dir_feed_connect(struct dir_feed *f)
 		 * (the thread retries every 2 s). */
 		uint64_t now = time_mono_ms();
 		if (f->last_said_ms == 0 || now - f->last_said_ms >= 60000) {
-			log_warn("directory feed %s: %s; retrying", f->uri, why);
+			log_warn("directory feed %s: %s; retrying", f->link.uri, why);
 			f->last_said_ms = now;
 		}
 		return NULL;
@@ -176,7 +174,7 @@ dir_feed_thread(void *arg)
 		ls.ls_filter = NULL;
 		ldap_sync_destroy(&ls, 0);	/* also unbinds ls_ld */
 		if (!atomic_load(&f->stop) && was_up) {
-			log_warn("directory feed %s: lost (%d %s / %d %s); reconnecting", f->uri, rc,
+			log_warn("directory feed %s: lost (%d %s / %d %s); reconnecting", f->link.uri, rc,
 			    ldap_err2string(rc), err, ldap_err2string(err));
 			dir_feed_push(f, DIR_CHANGE_LOST, NULL);
 			was_up = false;
@@ -184,7 +182,7 @@ dir_feed_thread(void *arg)
 			/* The sync search itself was refused (a size limit, an ACL): say so, the
 			 * first time and then every 30th. */
 			log_warn("directory feed %s: the sync search of %s fails (%d %s / %d %s); "
-			    "retrying", f->uri, f->search_base, rc, ldap_err2string(rc), err,
+			    "retrying", f->link.uri, f->search_base, rc, ldap_err2string(rc), err,
 			    ldap_err2string(err));
 		}
 		/* Refused at once (a provider busy with its own refresh answers so, or a limit):
@@ -236,9 +234,6 @@ dir_feed_free(struct dir_feed *f)
 	if (f->efd >= 0)
 		close(f->efd);
 	pthread_mutex_destroy(&f->lock);
-	free(f->uri);
-	free(f->bind_dn);
-	free(f->password);
 	free(f->search_base);
 	free(f->filter);
 	dir_config_free(&f->link);
@@ -249,21 +244,14 @@ struct dir_feed *
 dir_feed_open(struct event_base *base, const struct dir_config *c, const char *search_base,
     const char *filter, dir_feed_cb cb, void *arg, char *err, size_t errlen)
 {
-	struct dir_feed *f = calloc(1, sizeof *f);
+	struct dir_feed *f = xcalloc(1, sizeof *f);
 
-	if (f == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	f->base = base;
 	f->cb = cb;
 	f->arg = arg;
-	f->uri = strdup(c->uri);
-	f->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
-	f->password = c->password ? strdup(c->password) : NULL;
 	dir_config_copy(&f->link, c);
-	f->search_base = strdup(search_base);
-	f->filter = strdup(filter ? filter : "(objectClass=*)");
+	f->search_base = xstrdup(search_base);
+	f->filter = xstrdup(filter ? filter : "(objectClass=*)");
 	f->tail = &f->events;
 	pthread_mutex_init(&f->lock, NULL);
 	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

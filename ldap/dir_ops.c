@@ -20,13 +20,7 @@
 static char *
 dir_ops_dup(const char *s)
 {
-	char *p;
-
-	if (s == NULL)
-		return NULL;
-	if ((p = strdup(s)) == NULL)
-		abort();
-	return p;
+	return s != NULL ? xstrdup(s) : NULL;
 }
 
 /* ---- generic ---- */
@@ -471,8 +465,7 @@ dir_job_fenced(struct dir *d, const char *gid, const char *cts, const char *loca
 
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
-	if (asprintf(&value, "fenced=%s/%s", cts, local_id) < 0)
-		abort();
+	xasprintf(&value, "fenced=%s/%s", cts, local_id);
 	op = dir_op_new(dir_ops_job_fenced, cb, arg);
 	op->s[0] = dir_ops_dup(dn);
 	op->s[1] = value;
@@ -742,7 +735,7 @@ dir_ops_set_seq(struct dir_entry *e, uint64_t seq)
 		dir_entry_add(e, "gcaSequenceNumber", buf);
 	} else {
 		free(a->vals[0]);
-		a->vals[0] = strdup(buf);
+		a->vals[0] = xstrdup(buf);
 	}
 }
 
@@ -761,12 +754,10 @@ dir_ops_result_clear(struct dir_result *q)
 static size_t
 dir_ops_answer_resent(struct dir *d, struct dir_op **ops, size_t n, bool *todo)
 {
-	char *filter = malloc(64 + n * (ID_LEN + 20));
+	char *filter = xmalloc(64 + n * (ID_LEN + 20));
 	struct dir_result q = { 0 };
 	size_t left = n;
 
-	if (filter == NULL)
-		abort();
 	strcpy(filter, "(&(objectClass=gcaCheckpoint)(|");
 	for (size_t i = 0; i < n; i++) {
 		todo[i] = true;
@@ -881,14 +872,12 @@ dir_ops_number_job(struct dir *d, struct dir_op **ops, size_t n, bool *todo, siz
 void
 dir_records_run(struct dir *d, struct dir_op **ops, size_t n)
 {
-	bool *todo = calloc(n, sizeof *todo);
+	bool *todo = xcalloc(n, sizeof *todo);
 	struct dir_result r = { 0 };
 	size_t left;
 	void *txn = NULL;
 	bool ok = true;
 
-	if (todo == NULL)
-		abort();
 	left = dir_ops_answer_resent(d, ops, n, todo);
 	for (size_t i = 0; i < n; i++) {
 		if (todo[i] && ops[i]->res.seq == 0)

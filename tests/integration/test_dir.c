@@ -56,7 +56,7 @@ on_answer(const struct dir_result *r, void *arg)
 	a->nentries = r->nentries;
 	if (r->nentries > 0) {
 		const struct dir_entry *e = &r->entries[0];
-		a->first.dn = strdup(e->dn);
+		a->first.dn = xstrdup(e->dn);
 		for (size_t i = 0; i < e->nattrs; i++)
 			for (size_t j = 0; j < e->attrs[i].nvals; j++)
 				dir_entry_add(&a->first, e->attrs[i].name, e->attrs[i].vals[j]);
@@ -1124,7 +1124,7 @@ test_a_move_whose_answer_was_lost_is_done(void **state)
 	assert_int_equal(dir_config_load(&c, site.gcs_conf, err, sizeof err), 0);
 	free(c.uri);
 	snprintf(uri, sizeof uri, "ldap://127.0.0.1:%d", rl.port);
-	c.uri = strdup(uri);
+	c.uri = xstrdup(uri);
 	c.op_timeout_ms = 20000;
 	d = dir_open(base, &c, err, sizeof err);
 	dir_config_free(&c);
