@@ -126,40 +126,6 @@ dir_view_run(struct dir *d, struct dir_op *op)
 	free(r.entries);
 }
 
-static void
-dir_ops_delete(struct dir *d, struct dir_op *op)
-{
-	dir_do_delete(d, op->s[0], &op->res);
-}
-
-void
-dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg)
-{
-	struct dir_op *op = dir_op_new(dir_ops_delete, cb, arg);
-
-	op->s[0] = dir_ops_dup(dn);
-	dir_op_submit(d, op);
-}
-
-static void
-dir_ops_cas(struct dir *d, struct dir_op *op)
-{
-	dir_do_cas(d, op->s[0], op->s[1], op->s[2], op->s[3], NULL, NULL, &op->res);
-}
-
-void
-dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
-    dir_cb cb, void *arg)
-{
-	struct dir_op *op = dir_op_new(dir_ops_cas, cb, arg);
-
-	op->s[0] = dir_ops_dup(dn);
-	op->s[1] = dir_ops_dup(attr);
-	op->s[2] = dir_ops_dup(old);
-	op->s[3] = dir_ops_dup(new_);
-	dir_op_submit(d, op);
-}
-
 /* An operation that could not even be built (a name that makes no DN) fails on the thread too,
  * so the callback always comes from the loop, never from inside the caller. */
 static void

@@ -103,8 +103,10 @@ void dir_config_free(struct dir_config *c);
 /* Starts the directory thread; connecting happens there (a down directory is not an error here). */
 struct dir *dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t errlen);
 void        dir_close(struct dir *d);		/* pending callbacks are dropped */
+/* For gcs/metrics.c (gca_gcs_directory_queue_depth, gca_gcs_directory_up): read from the loop
+ * without a round trip through the directory thread. */
 size_t      dir_queued(struct dir *d);		/* operations not yet answered */
-bool        dir_connected(struct dir *d);
+bool        dir_connected(struct dir *d);	/* the directory thread's link is up */
 
 /* Generic operations. dir_add takes the entry. scope: 0 base, 1 one level, 2 subtree. */
 void dir_search(struct dir *d, const char *base, int scope, const char *filter, int limit,
@@ -112,10 +114,6 @@ void dir_search(struct dir *d, const char *base, int scope, const char *filter, 
 void dir_add(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
 /* Add, or replace every attribute of e (those with no value are deleted) but objectClass. */
 void dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
-void dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg);
-/* Compare-and-swap of one single-valued attribute: old NULL means "has no value". */
-void dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
-	dir_cb cb, void *arg);
 
 struct dir_cts;
 /*
