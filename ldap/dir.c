@@ -670,11 +670,29 @@ dir_op_new(dir_op_fn fn, dir_cb cb, void *arg)
 	return op;
 }
 
+const char *
+dir_op_keep(struct dir_op *op, char *s)
+{
+	if (s == NULL)
+		return NULL;
+	if (op->ncopies == GCA_NITEMS(op->copies))
+		log_fatal("directory: an operation carries more than %zu strings",
+		    GCA_NITEMS(op->copies));
+	op->copies[op->ncopies++] = s;
+	return s;
+}
+
+const char *
+dir_op_strdup(struct dir_op *op, const char *s)
+{
+	return dir_op_keep(op, s != NULL ? xstrdup(s) : NULL);
+}
+
 static void
 dir_op_free(struct dir_op *op)
 {
-	for (size_t i = 0; i < GCA_NITEMS(op->s); i++)
-		free(op->s[i]);
+	for (size_t i = 0; i < op->ncopies; i++)
+		free(op->copies[i]);
 	dir_entry_free(op->entry);
 	dir_entry_free(op->view);
 	for (size_t i = 0; i < op->res.nentries; i++)

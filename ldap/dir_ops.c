@@ -17,18 +17,13 @@
 #define DN_MAX 4096
 #define DIR_GID_RULE "not a valid GID (printable; at most 220 bytes, and fewer with LDAP special characters)"
 
-static char *
-dir_ops_dup(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
 /* ---- generic ---- */
 
 static void
 dir_ops_search(struct dir *d, struct dir_op *op)
 {
-	dir_do_search(d, op->s[0], op->n[0], op->s[1], op->n[1], &op->res);
+	dir_do_search(d, op->u.search.base, op->u.search.scope, op->u.search.filter,
+	    op->u.search.limit, &op->res);
 }
 
 void
@@ -37,10 +32,10 @@ dir_search(struct dir *d, const char *base, int scope, const char *filter, int l
 {
 	struct dir_op *op = dir_op_new(dir_ops_search, cb, arg);
 
-	op->s[0] = dir_ops_dup(base);
-	op->s[1] = dir_ops_dup(filter ? filter : "(objectClass=*)");
-	op->n[0] = scope;
-	op->n[1] = limit;
+	op->u.search.base = dir_op_strdup(op, base);
+	op->u.search.filter = dir_op_strdup(op, filter ? filter : "(objectClass=*)");
+	op->u.search.scope = scope;
+	op->u.search.limit = limit;
 	dir_op_submit(d, op);
 }
 
@@ -132,7 +127,7 @@ static void
 dir_ops_fail(struct dir *d, struct dir_op *op)
 {
 	(void)d;
-	dir_result_set(&op->res, DIR_SCHEMA, "%s", op->s[0]);	/* the caller's value is bad */
+	dir_result_set(&op->res, DIR_SCHEMA, "%s", op->u.fail.why);	/* the caller's value is bad */
 }
 
 static void
@@ -142,7 +137,7 @@ dir_ops_reject(struct dir *d, const char *why, const char *name, dir_cb cb, void
 	char msg[512];
 
 	snprintf(msg, sizeof msg, "%s: \"%.300s\"", why, name ? name : "(none)");
-	op->s[0] = dir_ops_dup(msg);
+	op->u.fail.why = dir_op_strdup(op, msg);
 	dir_op_submit(d, op);
 }
 
@@ -269,7 +264,8 @@ dir_ops_replace(struct dir *d, struct dir_op *op)
 static void
 dir_ops_job_state_if(struct dir *d, struct dir_op *op)
 {
-	dir_do_cas(d, op->entry->dn, "gcaLocalId", op->s[0], op->s[0], op->entry, NULL, &op->res);
+	dir_do_cas(d, op->entry->dn, "gcaLocalId", op->u.job_state.local_id,
+	    op->u.job_state.local_id, op->entry, NULL, &op->res);
 }
 
 void
@@ -306,10 +302,10 @@ dir_ops_cts_status_if(struct dir *d, struct dir_op *op)
 {
 	struct dir_entry del = { 0 }, add = { 0 };
 
-	dir_entry_add(&del, "gcaStatus", op->s[0]);
-	if (op->s[1] != NULL) {
-		dir_entry_addf(&del, "gcaProperty", "gcs=%s", op->s[1]);
-		dir_entry_addf(&add, "gcaProperty", "gcs=%s", op->s[1]);
+	dir_entry_add(&del, "gcaStatus", op->u.cts_status.old_status);
+	if (op->u.cts_status.gcs != NULL) {
+		dir_entry_addf(&del, "gcaProperty", "gcs=%s", op->u.cts_status.gcs);
+		dir_entry_addf(&add, "gcaProperty", "gcs=%s", op->u.cts_status.gcs);
 	}
 	dir_do_modify(d, op->entry->dn, &del, &add, op->entry, &op->res);
 	dir_entry_clear(&del);
@@ -339,8 +335,8 @@ dir_cts_status_if_view(struct dir *d, const char *name, const char *status, cons
 	time_generalized(time_now_ms(), when);
 	op = dir_op_new(dir_ops_cts_status_if, cb, arg);
 	op->view = view;
-	op->s[0] = dir_ops_dup(old);
-	op->s[1] = dir_ops_dup(gcs);
+	op->u.cts_status.old_status = dir_op_strdup(op, old);
+	op->u.cts_status.gcs = dir_op_strdup(op, gcs);
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "gcaStatus", status);
 	dir_entry_add(op->entry, "gcaHeartbeat", when);
@@ -352,7 +348,7 @@ dir_cts_status_if_view(struct dir *d, const char *name, const char *status, cons
 static void
 dir_ops_job_bind(struct dir *d, struct dir_op *op)
 {
-	const char *dn = op->entry->dn, *expect = op->s[0];
+	const char *dn = op->entry->dn, *expect = op->u.bind.expected_cts;
 	struct dir_entry also = { 0 };
 
 	if (expect == NULL) {
@@ -394,7 +390,7 @@ dir_job_bind(struct dir *d, const char *gid, const char *cts, const char *owner,
 	dir_entry_add(op->entry, "gcaLocalId", local_id);
 	dir_entry_add(op->entry, "gcaJobState", "running");
 	dir_entry_add(op->entry, "gcaLastSequence", "0");
-	op->s[0] = dir_ops_dup(expect_cts);
+	op->u.bind.expected_cts = dir_op_strdup(op, expect_cts);
 	dir_op_submit(d, op);
 }
 
@@ -408,7 +404,7 @@ dir_job_state(struct dir *d, const char *gid, const char *local_id, const char *
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
 	op = dir_op_new(local_id ? dir_ops_job_state_if : dir_ops_replace, cb, arg);
-	op->s[0] = local_id ? dir_ops_dup(local_id) : NULL;
+	op->u.job_state.local_id = dir_op_strdup(op, local_id);
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "gcaJobState", state);
 	if (exit_status >= 0)
@@ -419,7 +415,8 @@ dir_job_state(struct dir *d, const char *gid, const char *local_id, const char *
 static void
 dir_ops_job_fenced(struct dir *d, struct dir_op *op)
 {
-	dir_do_cas(d, op->s[0], "gcaProperty", NULL, op->s[1], NULL, NULL, &op->res);
+	dir_do_cas(d, op->u.fenced.dn, "gcaProperty", NULL, op->u.fenced.value, NULL, NULL,
+	    &op->res);
 }
 
 void
@@ -433,8 +430,8 @@ dir_job_fenced(struct dir *d, const char *gid, const char *cts, const char *loca
 		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
 	xasprintf(&value, "fenced=%s/%s", cts, local_id);
 	op = dir_op_new(dir_ops_job_fenced, cb, arg);
-	op->s[0] = dir_ops_dup(dn);
-	op->s[1] = value;
+	op->u.fenced.dn = dir_op_strdup(op, dn);
+	op->u.fenced.value = dir_op_keep(op, value);
 	dir_op_submit(d, op);
 }
 
@@ -468,10 +465,10 @@ dir_ops_job_interval(struct dir *d, struct dir_op *op)
 	struct dir_entry del = { 0 }, add = { 0 };
 	const struct dir_attr *a;
 
-	if (dir_do_search(d, op->s[0], 0, "(objectClass=gcaJob)", 1, &q) != DIR_OK ||
+	if (dir_do_search(d, op->u.interval.dn, 0, "(objectClass=gcaJob)", 1, &q) != DIR_OK ||
 	    q.nentries != 1) {
 		if (q.status == DIR_OK)
-			dir_result_set(&op->res, DIR_NOT_FOUND, "no job entry %s", op->s[0]);
+			dir_result_set(&op->res, DIR_NOT_FOUND, "no job entry %s", op->u.interval.dn);
 		else
 			op->res = q, q.entries = NULL, q.nentries = 0;
 		dir_ops_result_clear(&q);
@@ -479,15 +476,15 @@ dir_ops_job_interval(struct dir *d, struct dir_op *op)
 	}
 	if ((a = dir_entry_attr(&q.entries[0], "gcaProperty")) != NULL) {
 		for (size_t i = 0; i < a->nvals; i++) {
-			if (strncmp(a->vals[i], "interval=", 9) == 0 && strcmp(a->vals[i], op->s[2]) != 0)
+			if (strncmp(a->vals[i], "interval=", 9) == 0 && strcmp(a->vals[i], op->u.interval.value) != 0)
 				dir_entry_add(&del, "gcaProperty", a->vals[i]);
 		}
 	}
-	dir_entry_add(&del, "gcaCTSName", op->s[1]);
-	dir_entry_add(&add, "gcaCTSName", op->s[1]);
-	if (a == NULL || !dir_ops_has(a, op->s[2]))
-		dir_entry_add(&add, "gcaProperty", op->s[2]);
-	dir_do_modify(d, op->s[0], &del, &add, NULL, &op->res);
+	dir_entry_add(&del, "gcaCTSName", op->u.interval.cts);
+	dir_entry_add(&add, "gcaCTSName", op->u.interval.cts);
+	if (a == NULL || !dir_ops_has(a, op->u.interval.value))
+		dir_entry_add(&add, "gcaProperty", op->u.interval.value);
+	dir_do_modify(d, op->u.interval.dn, &del, &add, NULL, &op->res);
 	dir_entry_clear(&del);
 	dir_entry_clear(&add);
 	dir_ops_result_clear(&q);
@@ -503,9 +500,9 @@ dir_job_interval(struct dir *d, const char *gid, const char *cts, const char *va
 	if (!name_valid(gid) || dir_dn_job(d, gid, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, DIR_GID_RULE, gid, cb, arg);
 	op = dir_op_new(dir_ops_job_interval, cb, arg);
-	op->s[0] = dir_ops_dup(dn);
-	op->s[1] = dir_ops_dup(cts);
-	op->s[2] = dir_ops_dup(value);
+	op->u.interval.dn = dir_op_strdup(op, dn);
+	op->u.interval.cts = dir_op_strdup(op, cts);
+	op->u.interval.value = dir_op_strdup(op, value);
 	dir_op_submit(d, op);
 }
 
@@ -547,9 +544,10 @@ dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, voi
 static void
 dir_ops_location(struct dir *d, struct dir_op *op)
 {
-	bool removed = op->n[0] != 0;
+	const char *cts = op->u.location.cts;
+	bool removed = op->u.location.removed;
 
-	dir_do_cas(d, op->s[0], "gcaLocation", removed ? op->s[1] : NULL, removed ? NULL : op->s[1],
+	dir_do_cas(d, op->u.location.dn, "gcaLocation", removed ? cts : NULL, removed ? NULL : cts,
 	    op->entry, NULL, &op->res);
 }
 
@@ -563,9 +561,9 @@ dir_checkpoint_location(struct dir *d, const char *gid, const char *id, const ch
 	if (!name_valid(gid) || !id_valid(id) || dir_dn_checkpoint(d, gid, id, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, "not a valid GID and checkpoint id", id, cb, arg);
 	op = dir_op_new(dir_ops_location, cb, arg);
-	op->s[0] = dir_ops_dup(dn);
-	op->s[1] = dir_ops_dup(cts);
-	op->n[0] = removed;
+	op->u.location.dn = dir_op_strdup(op, dn);
+	op->u.location.cts = dir_op_strdup(op, cts);
+	op->u.location.removed = removed;
 	if (expired) {
 		op->entry = dir_entry_new(dn);
 		dir_entry_add(op->entry, "gcaStatus", "expired");
@@ -884,9 +882,9 @@ dir_ops_by_seq_desc(const void *a, const void *b)
 static void
 dir_ops_checkpoints(struct dir *d, struct dir_op *op)
 {
-	int limit = op->n[0];
+	int limit = op->u.checkpoints.limit;
 
-	if (dir_do_search(d, op->s[0], 0, "(objectClass=gcaJob)", 1, &op->res) != DIR_OK)
+	if (dir_do_search(d, op->u.checkpoints.dn, 0, "(objectClass=gcaJob)", 1, &op->res) != DIR_OK)
 		return;
 	if (op->res.nentries == 0) {
 		dir_result_set(&op->res, DIR_NOT_FOUND, "unknown GID");
@@ -894,7 +892,8 @@ dir_ops_checkpoints(struct dir *d, struct dir_op *op)
 	}
 	dir_entry_clear(&op->res.entries[0]);
 	op->res.nentries = 0;
-	if (dir_do_search(d, op->s[0], 1, op->s[1], 0, &op->res) != DIR_OK)
+	if (dir_do_search(d, op->u.checkpoints.dn, 1, op->u.checkpoints.filter, 0, &op->res) !=
+	    DIR_OK)
 		return;
 	qsort(op->res.entries, op->res.nentries, sizeof *op->res.entries, dir_ops_by_seq_desc);
 	while (limit > 0 && op->res.nentries > (size_t)limit)
@@ -915,9 +914,9 @@ dir_checkpoints(struct dir *d, const char *gid, uint64_t before, int limit, dir_
 	else
 		snprintf(filter, sizeof filter, "(objectClass=gcaCheckpoint)");
 	op = dir_op_new(dir_ops_checkpoints, cb, arg);
-	op->s[0] = dir_ops_dup(dn);
-	op->s[1] = dir_ops_dup(filter);
-	op->n[0] = limit;
+	op->u.checkpoints.dn = dir_op_strdup(op, dn);
+	op->u.checkpoints.filter = dir_op_strdup(op, filter);
+	op->u.checkpoints.limit = limit;
 	dir_op_submit(d, op);
 }
 

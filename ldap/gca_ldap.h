@@ -232,19 +232,35 @@ int dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out,
 	size_t whylen);
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
 struct dir_op {
-	dir_op_fn	  fn;		/* NULL for a checkpoint record: batched into transactions */
+	dir_op_fn	  fn;		/* NULL for a checkpoint record: written in batches */
 	dir_cb		  cb;
 	void		 *arg;
-	struct dir_entry *entry;	/* what to add / replace, or the record */
+	struct dir_entry *entry;	/* what to add / replace / write with, or the record */
 	struct dir_entry *view;		/* written after a success (dir_view_run), or NULL */
-	char		 *s[6];		/* string arguments, owned */
-	int		  n[3];		/* number arguments */
+	/* What each kind of operation carries besides entry; its fn reads its own member. The
+	 * strings are the operation's copies (dir_op_strdup), freed with it. */
+	union {
+		struct { const char *base, *filter; int scope, limit; } search;
+		struct { const char *why; } fail;		/* refused before it was sent */
+		struct { const char *old_status, *gcs; } cts_status;	/* gcs NULL: any GCS */
+		struct { const char *expected_cts; } bind;	/* NULL: a new job */
+		struct { const char *local_id; } job_state;	/* NULL: whatever process */
+		struct { const char *dn, *value; } fenced;
+		struct { const char *dn, *cts, *value; } interval;
+		struct { const char *dn, *cts; bool removed; } location;
+		struct { const char *dn, *filter; int limit; } checkpoints;
+	} u;
+	char		 *copies[3];	/* what u's strings point at */
+	size_t		  ncopies;
 	uint64_t	  queued_ms;
 	struct dir_result res;
 	struct dir_op	 *next;
 };
 struct dir_entry *dir_entry_from_ldap(void *ld, void *msg);	/* LDAP *, LDAPMessage * */
 struct dir_op *dir_op_new(dir_op_fn fn, dir_cb cb, void *arg);
+/* s (NULL: none) kept by op and freed with it; a copy of s. Both return what op now holds. */
+const char    *dir_op_keep(struct dir_op *op, char *s);
+const char    *dir_op_strdup(struct dir_op *op, const char *s);
 void           dir_op_submit(struct dir *d, struct dir_op *op);
 void           dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
 			__attribute__((format(printf, 3, 4)));
