@@ -11,6 +11,8 @@
 #ifndef GCA_LDAP_H
 #define GCA_LDAP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -219,24 +221,68 @@ struct dir_feed *dir_feed_open(struct event_base *base, const struct dir_config 
 void dir_feed_close(struct dir_feed *f);
 
 /*
- * Inside ldap/ only: an operation is a function run on the directory thread. dir.c owns the
- * thread, the connection and the blocking helpers below (called on that thread only);
- * dir_ops.c builds the paper's operations from them.
+ * Inside ldap/ only. An operation is a function run on the directory thread: dir.c owns the
+ * handle, its queue and its thread; dir_link.c the connection; dir_do.c the blocking calls
+ * (directory thread only) that dir_ops.c, dir_cts.c, dir_job.c, dir_checkpoint.c and
+ * dir_record.c build the paper's operations from.
  */
-struct dir_op;
-/* One connected, bound libldap handle as c says (TLS, then a simple or SASL EXTERNAL bind), for
- * the directory thread and the feeds' threads: blocking. why says what failed. */
 struct ldap;
+struct dir_op;
+struct dir {
+	struct event_base *base;
+	struct event	  *ev;
+	int		   efd;
+	char		  *suffix;
+	struct dir_config  link;	/* how to connect and bind (a copy) */
+	int		   op_timeout_ms, batch_max;
+	bool		   transactions;
+
+	pthread_t	   thread;
+	pthread_mutex_t	   lock;
+	pthread_cond_t	   cond;
+	struct dir_op	  *todo, **todo_tail;	/* loop -> thread */
+	struct dir_op	  *done, **done_tail;	/* thread -> loop */
+	atomic_size_t	   queued;
+	bool		   stop;
+
+	/* Directory thread only. */
+	struct ldap	  *ld;
+	uint64_t	   last_failure_ms;
+	char		   down_reason[200];
+	atomic_bool	   connected;
+	bool		   resending;	/* dir_run_one: the operation is sent again */
+};
+
+#define DN_MAX 4096
+#define DIR_GID_RULE "not a valid GID (printable; at most 220 bytes, and fewer with LDAP " \
+	"special characters)"
+
+/* dir_link.c. One connected, bound libldap handle as c says (TLS, then a simple or SASL EXTERNAL
+ * bind), for the directory thread and the feeds' threads: blocking. why says what failed. */
 void dir_link_thread_init(void);	/* first thing in such a thread: SIGPIPE blocked */
-int dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out, char *why,
+int  dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out, char *why,
 	size_t whylen);
+/* The directory thread's connection: made if need be (false: down, and not tried again within
+ * 500 ms); ready also sets r to DIR_DOWN when it is not. */
+bool dir_link_connect(struct dir *d);
+bool dir_link_ready(struct dir *d, struct dir_result *r);
+void dir_link_drop(struct dir *d, const char *why);
+/* The outcome of one libldap call: sets r, and drops the connection when the server is gone. */
+enum dir_status dir_link_outcome(struct dir *d, int rc, const char *what, struct dir_result *r);
+
+/* dir_result.c */
+enum dir_status dir_result_status(int rc);		/* of a libldap result code */
+void            dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
+			__attribute__((format(printf, 3, 4)));
+void            dir_result_clear(struct dir_result *r);	/* frees the entries; all zero */
+
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
 struct dir_op {
 	dir_op_fn	  fn;		/* NULL for a checkpoint record: written in batches */
 	dir_cb		  cb;
 	void		 *arg;
 	struct dir_entry *entry;	/* what to add / replace / write with, or the record */
-	struct dir_entry *view;		/* written after a success (dir_view_run), or NULL */
+	struct dir_entry *view;		/* written after a success (dir_ops_view), or NULL */
 	/* What each kind of operation carries besides entry; its fn reads its own member. The
 	 * strings are the operation's copies (dir_op_strdup), freed with it. */
 	union {
@@ -257,14 +303,13 @@ struct dir_op {
 	struct dir_op	 *next;
 };
 struct dir_entry *dir_entry_from_ldap(void *ld, void *msg);	/* LDAP *, LDAPMessage * */
+/* dir.c: the queue. */
 struct dir_op *dir_op_new(dir_op_fn fn, dir_cb cb, void *arg);
 /* s (NULL: none) kept by op and freed with it; a copy of s. Both return what op now holds. */
 const char    *dir_op_keep(struct dir_op *op, char *s);
 const char    *dir_op_strdup(struct dir_op *op, const char *s);
 void           dir_op_submit(struct dir *d, struct dir_op *op);
-void           dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
-			__attribute__((format(printf, 3, 4)));
-/* Blocking, on the directory thread. txn is NULL or the transaction from dir_txn_begin. */
+/* dir_do.c: blocking, on the directory thread. txn is NULL or one from dir_do_txn_begin. */
 enum dir_status dir_do_search(struct dir *d, const char *base, int scope, const char *filter,
 	int limit, struct dir_result *r);
 enum dir_status dir_do_add(struct dir *d, const struct dir_entry *e, void *txn, struct dir_result *r);
@@ -280,12 +325,18 @@ enum dir_status dir_do_cas_resent(struct dir *d, const char *dn, const char *att
 enum dir_status dir_do_modify(struct dir *d, const char *dn, const struct dir_entry *del,
 	const struct dir_entry *add, const struct dir_entry *repl, struct dir_result *r);
 enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *r);
-bool            dir_transactions(struct dir *d);	/* dir_config's transactions */
-void           *dir_txn_begin(struct dir *d, struct dir_result *r);
-enum dir_status dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
+void           *dir_do_txn_begin(struct dir *d, struct dir_result *r);
+enum dir_status dir_do_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
 /* dir_ops.c: op->view, after op succeeded (dir.c calls it on the directory thread). */
-void           dir_view_run(struct dir *d, struct dir_op *op);
-/* dir_ops.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
-void dir_records_run(struct dir *d, struct dir_op **ops, size_t n);
+void dir_ops_view(struct dir *d, struct dir_op *op);
+/* An operation refused before it is sent (name makes no DN): answered DIR_SCHEMA from the
+ * thread like any other, never from inside the caller. */
+void dir_ops_reject(struct dir *d, const char *why, const char *name, dir_cb cb, void *arg);
+void dir_ops_replace(struct dir *d, struct dir_op *op);		/* op->entry's attributes */
+/* Add e, or replace its attributes but objectClass when it exists; then view (may be NULL). */
+void dir_ops_upsert_view(struct dir *d, struct dir_entry *e, struct dir_entry *view, dir_cb cb,
+	void *arg);
+/* dir_record.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
+void dir_record_batch(struct dir *d, struct dir_op **ops, size_t n);
 
 #endif
