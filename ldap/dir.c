@@ -5,15 +5,12 @@
  * DIR_DOWN, so a frozen or stopped slapd never hangs a caller; one that failed on an old
  * connection runs once more on a new one (dir_link.c makes it).
  */
-#include <errno.h>
-#include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -80,44 +77,25 @@ dir_op_submit(struct dir *d, struct dir_op *op)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Directory thread: hand an answered operation back to the loop. */
+/* Loop thread: an operation answered; its callback, then it is gone. */
 static void
-dir_answer(struct dir *d, struct dir_op *op)
-{
-	uint64_t one = 1;
-
-	op->next = NULL;
-	pthread_mutex_lock(&d->lock);
-	*d->done_tail = op;
-	d->done_tail = &op->next;
-	pthread_mutex_unlock(&d->lock);
-	if (write(d->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-		log_error("directory: eventfd write: %s", strerror(errno));
-}
-
-/* Loop thread: run the callbacks of answered operations. */
-static void
-dir_on_answers(evutil_socket_t fd, short what, void *arg)
+dir_on_answer(struct dir_handoff_item *it, void *arg)
 {
 	struct dir *d = arg;
-	struct dir_op *op, *next;
-	uint64_t n;
+	struct dir_op *op = (struct dir_op *)it;
 
-	(void)what;
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		log_error("directory: eventfd read: %s", strerror(errno));
-	pthread_mutex_lock(&d->lock);
-	op = d->done;
-	d->done = NULL;
-	d->done_tail = &d->done;
-	pthread_mutex_unlock(&d->lock);
-	for (; op != NULL; op = next) {
-		next = op->next;
-		atomic_fetch_sub(&d->queued, 1);
-		if (op->cb != NULL)
-			op->cb(&op->res, op->arg);
-		dir_op_free(op);
-	}
+	atomic_fetch_sub(&d->queued, 1);
+	if (op->cb != NULL)
+		op->cb(&op->res, op->arg);
+	dir_op_free(op);
+}
+
+/* dir_close: an answer the loop never took. */
+static void
+dir_drop_answer(struct dir_handoff_item *it, void *arg)
+{
+	(void)arg;
+	dir_op_free((struct dir_op *)it);
 }
 
 /*
@@ -176,7 +154,7 @@ dir_run(struct dir *d, struct dir_op *list)
 			dir_result_set(&op->res, DIR_DOWN,
 			    "directory unavailable: no answer from %s within %d ms%s%s", d->link.uri,
 			    d->op_timeout_ms, d->down_reason[0] ? ": " : "", d->down_reason);
-			dir_answer(d, op);
+			dir_handoff_push(d->answers, &op->answered);
 			continue;
 		}
 		if (op->fn == NULL) {
@@ -184,14 +162,14 @@ dir_run(struct dir *d, struct dir_op *list)
 			if (nbatch == (size_t)d->batch_max || list == NULL || list->fn != NULL) {
 				dir_run_records(d, batch, nbatch);
 				for (size_t i = 0; i < nbatch; i++)
-					dir_answer(d, batch[i]);
+					dir_handoff_push(d->answers, &batch[i]->answered);
 				nbatch = 0;
 				now = time_mono_ms();
 			}
 			continue;
 		}
 		dir_run_one(d, op);
-		dir_answer(d, op);
+		dir_handoff_push(d->answers, &op->answered);
 		now = time_mono_ms();
 	}
 	free(batch);
@@ -223,6 +201,18 @@ dir_thread(void *arg)
 	return NULL;
 }
 
+/* The thread is gone (or was never started): what is left, answers never delivered too. */
+static void
+dir_free(struct dir *d)
+{
+	dir_handoff_free(d->answers, dir_drop_answer);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d->suffix);
+	dir_config_free(&d->link);
+	free(d);
+}
+
 struct dir *
 dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t errlen)
 {
@@ -235,32 +225,17 @@ dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t 
 	d->batch_max = c->batch_max > 0 ? c->batch_max : 256;
 	d->transactions = c->transactions;
 	d->todo_tail = &d->todo;
-	d->done_tail = &d->done;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
-	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (d->efd < 0) {
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+	if ((d->answers = dir_handoff_new(base, "directory", dir_on_answer, d, err, errlen)) == NULL)
 		goto fail;
-	}
-	d->ev = event_new(base, d->efd, EV_READ | EV_PERSIST, dir_on_answers, d);
-	if (d->ev == NULL || event_add(d->ev, NULL) != 0) {
-		snprintf(err, errlen, "cannot watch the directory's eventfd");
-		goto fail;
-	}
 	if (pthread_create(&d->thread, NULL, dir_thread, d) != 0) {
 		snprintf(err, errlen, "cannot start the directory thread");
 		goto fail;
 	}
 	return d;
 fail:
-	if (d->ev != NULL)
-		event_free(d->ev);
-	if (d->efd >= 0)
-		close(d->efd);
-	free(d->suffix);
-	dir_config_free(&d->link);
-	free(d);
+	dir_free(d);
 	return NULL;
 }
 
@@ -280,17 +255,7 @@ dir_close(struct dir *d)
 		next = op->next;
 		dir_op_free(op);
 	}
-	for (op = d->done; op != NULL; op = next) {
-		next = op->next;
-		dir_op_free(op);
-	}
-	event_free(d->ev);
-	close(d->efd);
-	pthread_mutex_destroy(&d->lock);
-	pthread_cond_destroy(&d->cond);
-	free(d->suffix);
-	dir_config_free(&d->link);
-	free(d);
+	dir_free(d);
 }
 
 size_t

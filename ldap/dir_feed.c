@@ -1,9 +1,8 @@
 /*
  * The change feed: syncrepl refreshAndPersist on its own thread and connection. ldap_sync_poll
  * blocks, so like everything else of libldap it stays off the loop: changes are queued and handed
- * to the loop through an eventfd. The poll wakes every second to notice dir_feed_close.
+ * to the loop (dir_handoff.c). The poll wakes every second to notice dir_feed_close.
  */
-#include <errno.h>
 #include <event2/event.h>
 #include <ldap.h>
 #include <pthread.h>
@@ -11,48 +10,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "ldap/gca_ldap.h"
 
 struct dir_feed_event {
+	struct dir_handoff_item	 item;		/* first: handed to the loop through it */
 	enum dir_change		 what;
 	struct dir_entry	*entry;
-	struct dir_feed_event	*next;
 };
 
 struct dir_feed {
 	struct event_base	*base;
-	struct event		*ev;
-	int			 efd;
+	struct dir_handoff	*changes;	/* feed thread -> loop */
 	char			*search_base, *filter;
 	struct dir_config	 link;		/* how to connect and bind (a copy) */
 	uint64_t		 last_said_ms;	/* feed thread: last connect failure logged */
 	dir_feed_cb		 cb;
 	void			*arg;
 	pthread_t		 thread;
-	pthread_mutex_t		 lock;
-	struct dir_feed_event	*events, **tail;
 	atomic_bool		 stop;
 	bool			 refreshing;	/* feed thread: before refreshDone */
 };
+
+/* A change delivered, or never delivered (the feed closed first). */
+static void
+dir_feed_drop(struct dir_handoff_item *it, void *arg)
+{
+	struct dir_feed_event *ev = (struct dir_feed_event *)it;
+
+	(void)arg;
+	dir_entry_free(ev->entry);
+	free(ev);
+}
 
 static void
 dir_feed_push(struct dir_feed *f, enum dir_change what, struct dir_entry *e)
 {
 	struct dir_feed_event *ev = xcalloc(1, sizeof *ev);
-	uint64_t one = 1;
 
 	ev->what = what;
 	ev->entry = e;
-	pthread_mutex_lock(&f->lock);
-	*f->tail = ev;
-	f->tail = &ev->next;
-	pthread_mutex_unlock(&f->lock);
-	if (write(f->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-		log_error("directory feed: eventfd write: %s", strerror(errno));
+	dir_handoff_push(f->changes, &ev->item);
 }
 
 static int
@@ -196,44 +196,21 @@ dir_feed_thread(void *arg)
 	return NULL;
 }
 
+/* Loop thread: one change, to the feed's callback. */
 static void
-dir_feed_on_events(evutil_socket_t fd, short what, void *arg)
+dir_feed_on_change(struct dir_handoff_item *it, void *arg)
 {
 	struct dir_feed *f = arg;
-	struct dir_feed_event *ev, *next;
-	uint64_t n;
+	struct dir_feed_event *ev = (struct dir_feed_event *)it;
 
-	(void)what;
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		log_error("directory feed: eventfd read: %s", strerror(errno));
-	pthread_mutex_lock(&f->lock);
-	ev = f->events;
-	f->events = NULL;
-	f->tail = &f->events;
-	pthread_mutex_unlock(&f->lock);
-	for (; ev != NULL; ev = next) {
-		next = ev->next;
-		f->cb(ev->what, ev->entry, f->arg);
-		dir_entry_free(ev->entry);
-		free(ev);
-	}
+	f->cb(ev->what, ev->entry, f->arg);
+	dir_feed_drop(it, f);
 }
 
 static void
 dir_feed_free(struct dir_feed *f)
 {
-	struct dir_feed_event *ev, *next;
-
-	for (ev = f->events; ev != NULL; ev = next) {
-		next = ev->next;
-		dir_entry_free(ev->entry);
-		free(ev);
-	}
-	if (f->ev != NULL)
-		event_free(f->ev);
-	if (f->efd >= 0)
-		close(f->efd);
-	pthread_mutex_destroy(&f->lock);
+	dir_handoff_free(f->changes, dir_feed_drop);
 	free(f->search_base);
 	free(f->filter);
 	dir_config_free(&f->link);
@@ -252,12 +229,8 @@ dir_feed_open(struct event_base *base, const struct dir_config *c, const char *s
 	dir_config_copy(&f->link, c);
 	f->search_base = xstrdup(search_base);
 	f->filter = xstrdup(filter ? filter : "(objectClass=*)");
-	f->tail = &f->events;
-	pthread_mutex_init(&f->lock, NULL);
-	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (f->efd < 0 || (f->ev = event_new(base, f->efd, EV_READ | EV_PERSIST, dir_feed_on_events,
-	    f)) == NULL || event_add(f->ev, NULL) != 0) {
-		snprintf(err, errlen, "cannot set up the feed's eventfd");
+	if ((f->changes = dir_handoff_new(base, "directory feed", dir_feed_on_change, f, err,
+	    errlen)) == NULL) {
 		dir_feed_free(f);
 		return NULL;
 	}

@@ -230,8 +230,7 @@ struct ldap;
 struct dir_op;
 struct dir {
 	struct event_base *base;
-	struct event	  *ev;
-	int		   efd;
+	struct dir_handoff *answers;	/* thread -> loop */
 	char		  *suffix;
 	struct dir_config  link;	/* how to connect and bind (a copy) */
 	int		   op_timeout_ms, batch_max;
@@ -241,7 +240,6 @@ struct dir {
 	pthread_mutex_t	   lock;
 	pthread_cond_t	   cond;
 	struct dir_op	  *todo, **todo_tail;	/* loop -> thread */
-	struct dir_op	  *done, **done_tail;	/* thread -> loop */
 	atomic_size_t	   queued;
 	bool		   stop;
 
@@ -270,6 +268,18 @@ void dir_link_drop(struct dir *d, const char *why);
 /* The outcome of one libldap call: sets r, and drops the connection when the server is gone. */
 enum dir_status dir_link_outcome(struct dir *d, int rc, const char *what, struct dir_result *r);
 
+/* dir_handoff.c: items handed from a directory thread to the loop (eventfd), given to fn there in
+ * order. An item starts with struct dir_handoff_item. free gives items never delivered to drop. */
+struct dir_handoff_item {
+	struct dir_handoff_item	*next;
+};
+typedef void (*dir_handoff_fn)(struct dir_handoff_item *it, void *arg);
+struct dir_handoff;
+struct dir_handoff *dir_handoff_new(struct event_base *base, const char *what, dir_handoff_fn fn,
+	void *arg, char *err, size_t errlen);
+void dir_handoff_push(struct dir_handoff *h, struct dir_handoff_item *it);	/* any thread */
+void dir_handoff_free(struct dir_handoff *h, dir_handoff_fn drop);
+
 /* dir_result.c */
 enum dir_status dir_result_status(int rc);		/* of a libldap result code */
 void            dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
@@ -278,6 +288,7 @@ void            dir_result_clear(struct dir_result *r);	/* frees the entries; al
 
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
 struct dir_op {
+	struct dir_handoff_item answered;	/* first: dir.c hands an answer back through it */
 	dir_op_fn	  fn;		/* NULL for a checkpoint record: written in batches */
 	dir_cb		  cb;
 	void		 *arg;
