@@ -1,12 +1,15 @@
 /*
- * ldap/: the Information Service as the GCS sees it (DESIGN.md, "The directory in the event loop").
+ * ldap/: the Information Service as the GCS sees it (docs/ARCHITECTURE.md, "The directory").
  *
  * libldap blocks (connects, binds, reconnects, and its socket after connecting), so every directory
  * operation runs on ONE directory thread fed by a queue; results come back to the libevent loop
  * through an eventfd, and callbacks always run on the loop thread. The loop never blocks on the
  * directory: with slapd stopped, operations fail with DIR_DOWN after the operation timeout.
- * Checkpoint records are grouped into RFC 5805 transactions (one mdb commit for many records);
- * an aborted transaction falls back to one transaction per record.
+ * Checkpoint records queued one after another are written as a batch (at most batch_max): one
+ * search answers those already recorded, one compare-and-swap per job reserves their sequence
+ * numbers, then each record is its own add (its own mdb commit). RFC 5805 transactions are off by
+ * default (slapd 2.5.13 crashes under them); with dir_config's transactions on, a batch's adds go
+ * in one transaction, and if it aborts each record is added alone with the number it reserved.
  */
 #ifndef GCA_LDAP_H
 #define GCA_LDAP_H
