@@ -267,12 +267,6 @@ dir_do_delete(struct dir *d, const char *dn, struct dir_result *r)
 	return dir_link_outcome(d, ldap_delete_ext_s(d->ld, dn, NULL, NULL), "delete", r);
 }
 
-bool
-dir_transactions(struct dir *d)
-{
-	return d->transactions;
-}
-
 void *
 dir_do_txn_begin(struct dir *d, struct dir_result *r)
 {
