@@ -212,18 +212,6 @@ dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, con
 	return r->status;
 }
 
-enum dir_status
-dir_do_cas_resent(struct dir *d, const char *dn, const char *attr, const char *old,
-    const char *new_, const struct dir_entry *also, struct dir_result *r)
-{
-	bool was = d->resending;
-
-	d->resending = true;
-	dir_do_cas(d, dn, attr, old, new_, also, NULL, r);
-	d->resending = was;
-	return r->status;
-}
-
 /*
  * One atomic modify: the values in del deleted (noSuchAttribute, DIR_CAS_LOST, if one is not
  * there: the assertions of a compare-and-swap), those in add added, those in repl replaced.

@@ -328,12 +328,10 @@ enum dir_status dir_do_search(struct dir *d, const char *base, int scope, const 
 	int limit, struct dir_result *r);
 enum dir_status dir_do_add(struct dir *d, const struct dir_entry *e, void *txn, struct dir_result *r);
 enum dir_status dir_do_replace(struct dir *d, const struct dir_entry *e, struct dir_result *r);
+/* Sent again after the connection dropped (d->resending, set by dir_run_one), a swap that finds
+ * its old value gone but the entry exactly as it makes it (the first sending committed) is DIR_OK. */
 enum dir_status dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old,
 	const char *new_, const struct dir_entry *also, void *txn, struct dir_result *r);
-/* The same, sent again after the connection dropped (what dir_run_one does): one that finds its
- * old value gone but the entry exactly as it makes it (the first sending committed) is DIR_OK. */
-enum dir_status dir_do_cas_resent(struct dir *d, const char *dn, const char *attr, const char *old,
-	const char *new_, const struct dir_entry *also, struct dir_result *r);
 /* One atomic modify: del's values deleted (each must be there, else DIR_CAS_LOST), add's added,
  * repl's replaced; any may be NULL. */
 enum dir_status dir_do_modify(struct dir *d, const char *dn, const struct dir_entry *del,

@@ -965,9 +965,11 @@ resend_run(struct dir *d, struct dir_op *op)
 	dir_entry_add(&also, "gcaJobState", "running");
 	dir_entry_add(&other, "gcaJobState", "finished");
 	resend_seen[0] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, NULL, &r[0]);
-	resend_seen[1] = dir_do_cas_resent(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, &r[1]);
-	resend_seen[2] = dir_do_cas_resent(d, resend_dn, "gcaCTSName", "cts-1", "cts-3", &also, &r[2]);
-	resend_seen[3] = dir_do_cas_resent(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &other, &r[3]);
+	d->resending = true;		/* what dir_run_one sets for the second sending */
+	resend_seen[1] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, NULL, &r[1]);
+	resend_seen[2] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-3", &also, NULL, &r[2]);
+	resend_seen[3] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &other, NULL, &r[3]);
+	d->resending = false;
 	resend_seen[4] = dir_do_cas(d, resend_dn, "gcaCTSName", "cts-1", "cts-2", &also, NULL, &r[4]);
 	dir_entry_clear(&also);
 	dir_entry_clear(&other);
