@@ -181,19 +181,23 @@ dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, con
 	struct dir_entry none = { 0 };
 	LDAPControl c, *ctrls[2];
 	LDAPMod **mods, del, add;
-	char *delv[2] = { (char *)old, NULL }, *addv[2] = { (char *)new_, NULL };
+	char *delv[2] = { NULL, NULL }, *addv[2] = { NULL, NULL }, *type;
 	size_t n;
 	int rc;
 
 	if (!dir_link_ready(d, r))
 		return r->status;
+	/* libldap's LDAPMod takes char *: copies, not casts of the caller's const strings */
+	type = xstrdup(attr);
+	delv[0] = old != NULL ? xstrdup(old) : NULL;
+	addv[0] = new_ != NULL ? xstrdup(new_) : NULL;
 	mods = dir_do_mods(also ? also : &none, LDAP_MOD_REPLACE, 2);
 	n = also ? also->nattrs : 0;
 	del.mod_op = LDAP_MOD_DELETE;
-	del.mod_type = (char *)attr;
+	del.mod_type = type;
 	del.mod_values = delv;
 	add.mod_op = LDAP_MOD_ADD;
-	add.mod_type = (char *)attr;
+	add.mod_type = type;
 	add.mod_values = addv;
 	if (old != NULL)
 		mods[n++] = &del;
@@ -203,6 +207,9 @@ dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old, con
 	rc = ldap_modify_ext_s(d->ld, dn, mods, ctrls, NULL);
 	mods[also ? also->nattrs : 0] = NULL;	/* del/add live on this stack */
 	dir_do_mods_free(mods);
+	free(type);
+	free(delv[0]);
+	free(addv[0]);
 	if (dir_link_outcome(d, rc, "compare-and-swap", r) == DIR_CAS_LOST && d->resending &&
 	    txn == NULL && dir_do_cas_in_place(d, dn, attr, old, new_, also)) {
 		log_info("directory: compare-and-swap of %s on %s, sent again after the connection "

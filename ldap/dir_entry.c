@@ -18,14 +18,21 @@ dir_entry_new(const char *dn)
 	return e;
 }
 
-const struct dir_attr *
-dir_entry_attr(const struct dir_entry *e, const char *attr)
+/* The attribute to change in place (the entry's attrs array is ours, const entry or not). */
+static struct dir_attr *
+dir_entry_find(const struct dir_entry *e, const char *attr)
 {
 	for (size_t i = 0; i < e->nattrs; i++) {
 		if (strcasecmp(e->attrs[i].name, attr) == 0)
 			return &e->attrs[i];
 	}
 	return NULL;
+}
+
+const struct dir_attr *
+dir_entry_attr(const struct dir_entry *e, const char *attr)
+{
+	return dir_entry_find(e, attr);
 }
 
 const char *
@@ -39,7 +46,7 @@ dir_entry_get(const struct dir_entry *e, const char *attr)
 void
 dir_entry_add(struct dir_entry *e, const char *attr, const char *value)
 {
-	struct dir_attr *a = (struct dir_attr *)dir_entry_attr(e, attr);
+	struct dir_attr *a = dir_entry_find(e, attr);
 
 	if (value == NULL)
 		return;
@@ -51,6 +58,19 @@ dir_entry_add(struct dir_entry *e, const char *attr, const char *value)
 	}
 	a->vals = xreallocarray(a->vals, a->nvals + 1, sizeof *a->vals);
 	a->vals[a->nvals++] = xstrdup(value);
+}
+
+void
+dir_entry_set(struct dir_entry *e, const char *attr, const char *value)
+{
+	struct dir_attr *a = dir_entry_find(e, attr);
+
+	if (a != NULL) {
+		for (size_t i = 0; i < a->nvals; i++)
+			free(a->vals[i]);
+		a->nvals = 0;
+	}
+	dir_entry_add(e, attr, value);
 }
 
 /* attr is in e with no value (yet): a replace of e then removes whatever values the entry had. */

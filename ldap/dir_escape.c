@@ -15,8 +15,7 @@ dir_filter_escape(const char *value, char *out, size_t outlen)
 	struct berval in, esc = { 0, NULL };
 	int rc = -1;
 
-	in.bv_val = (char *)value;
-	in.bv_len = strlen(value);
+	ber_str2bv(value, 0, 0, &in);	/* borrowed, not copied */
 	if (ldap_bv2escaped_filter_value(&in, &esc) != 0)
 		return -1;
 	if (esc.bv_len < outlen) {

@@ -32,7 +32,6 @@ dir_job_bind_run(struct dir *d, struct dir_op *op)
 		return;
 	}
 	/* Move: compare-and-swap of the holder; the local id and state go in the same modify. */
-	also.dn = (char *)dn;
 	dir_entry_add(&also, "gcaJobState", "running");
 	/* The binding this move replaced, so whoever follows the change feed can tell a move (made
 	 * by someone who saw that binding) from a binding lost to a concurrent one (gcs/relay.c). */
@@ -41,7 +40,6 @@ dir_job_bind_run(struct dir *d, struct dir_op *op)
 		dir_entry_add(&also, "gcaLocalId", dir_entry_get(op->entry, "gcaLocalId"));
 	dir_do_cas(d, dn, "gcaCTSName", expect, dir_entry_get(op->entry, "gcaCTSName"), &also, NULL,
 	    &op->res);
-	also.dn = NULL;
 	dir_entry_clear(&also);
 }
 

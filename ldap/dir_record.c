@@ -132,16 +132,10 @@ dir_record_reserve(struct dir *d, const char *jobdn, uint64_t k, const struct di
 static void
 dir_record_set_seq(struct dir_entry *e, uint64_t seq)
 {
-	struct dir_attr *a = (struct dir_attr *)dir_entry_attr(e, "gcaSequenceNumber");
 	char buf[24];
 
 	snprintf(buf, sizeof buf, "%" PRIu64, seq);
-	if (a == NULL) {
-		dir_entry_add(e, "gcaSequenceNumber", buf);
-	} else {
-		free(a->vals[0]);
-		a->vals[0] = xstrdup(buf);
-	}
+	dir_entry_set(e, "gcaSequenceNumber", buf);
 }
 
 /* Records of this batch already in the directory (resent from a CTS's outbox) are answered with

@@ -49,6 +49,7 @@ struct dir_entry {
 };
 struct dir_entry *dir_entry_new(const char *dn);
 void        dir_entry_add(struct dir_entry *e, const char *attr, const char *value);
+void        dir_entry_set(struct dir_entry *e, const char *attr, const char *value);	/* the one */
 void        dir_entry_addf(struct dir_entry *e, const char *attr, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 /* attr with no value yet: replacing with e deletes every value the attribute had (an add leaves
