@@ -139,7 +139,7 @@ void dir_cts_status_view(struct dir *d, const char *name, const char *status,
 void dir_cts_status_if_view(struct dir *d, const char *name, const char *status, const char *old,
 	const char *gcs, struct dir_entry *view, dir_cb cb, void *arg);
 
-/* The paper's records (dir_ops.c). */
+/* The paper's records (dir_cts.c, dir_job.c, dir_checkpoint.c; records written by dir_record.c). */
 struct dir_cts {
 	const char  *name, *endpoint, *exec_manager, *core_service;
 	bool	     external, self_checkpoint, migrate, any_image;
