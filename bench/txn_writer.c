@@ -1,6 +1,6 @@
 /*
  * txn_writer: one writer of bench/slapd-txn-crash.sh --one-connection, written as the GCS writes
- * its records with directory_transactions on (ldap/dir_ops.c): one connection kept open, one
+ * its records with directory_transactions on (ldap/dir_record.c): one connection kept open, one
  * RFC 5805 transaction at a time, its three adds each sent after the answer to the one before
  * (ldap_add_ext_s), then the commit. ldapmodify -E txn=commit (the script's default writer) opens
  * a connection per transaction instead.

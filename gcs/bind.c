@@ -1,6 +1,6 @@
 /*
  * Bindings (paper 5.1 step 4, 5.2): which CTS holds a GID is in the directory, moved by
- * compare-and-swap (dir_ops.c). job_bind applies the rules of who may bind a GID: a CTS binds only
+ * compare-and-swap (ldap/dir_job.c). job_bind applies the rules of who may bind a GID: a CTS binds only
  * for itself; a GID already bound needs the same owner, or root's recovery; a GID held by a CTS
  * that is up moves only by a recovery. job_unbind records that a job ended, or that a CTS stopped
  * the old copy of a GID bound elsewhere (fenced). The CTS that held a moved GID is told (moved.c).
@@ -118,7 +118,7 @@ bind_on_bound(const struct dir_result *res, void *arg)
 	}
 	/* The GID exists: its owner may bind it again (recovery, migration), or an admin may
 	 * recover it: root on a CTS's socket is that resource's administrator (docs/DESIGN.md, "Who may
-	 * bind a GID"). A move keeps the job's owner (dir_ops.c), so it stays its user's. */
+	 * bind a GID"). A move keeps the job's owner (ldap/dir_job.c), so it stays its user's. */
 	holder = dir_entry_get(&res->entries[0], "gcaCTSName");
 	owner = dir_entry_get(&res->entries[0], "gcaOwner");
 	state = dir_entry_get(&res->entries[0], "gcaJobState");

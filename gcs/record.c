@@ -2,7 +2,7 @@
  * checkpoint_log: a CTS's record of a checkpoint (paper 5.1 step 8, 5.2 step 8). Acknowledged only
  * after the directory stored it; idempotent by checkpoint id, so a CTS resending from its outbox
  * after a failure makes no second record. Only the CTS the job entry names may record: the
- * directory thread checks it with the number's reservation (ldap/dir_ops.c), and a record from a
+ * directory thread checks it with the number's reservation (ldap/dir_record.c), and a record from a
  * CTS that lost the GID (recovered elsewhere meanwhile) is answered `moved`, naming the holder.
  * A record must carry its image's sha256: without it no fetch elsewhere could be granted.
  */

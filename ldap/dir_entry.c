@@ -6,65 +6,33 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/common.h"
 #include "ldap/gca_ldap.h"
-
-static void *
-dir_entry_xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-
-	if (q == NULL)
-		abort();	/* out of memory: nothing sensible to do in a daemon */
-	return q;
-}
-
-static char *
-dir_entry_xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
 
 struct dir_entry *
 dir_entry_new(const char *dn)
 {
-	struct dir_entry *e = dir_entry_xrealloc(NULL, sizeof *e);
+	struct dir_entry *e = xcalloc(1, sizeof *e);
 
-	memset(e, 0, sizeof *e);
-	e->dn = dir_entry_xstrdup(dn ? dn : "");
+	e->dn = xstrdup(dn ? dn : "");
 	return e;
 }
 
-/* The index of attr in e, or e->nattrs: one search for the reading and the writing lookup. */
-static size_t
-dir_entry_index(const struct dir_entry *e, const char *attr)
+/* The attribute to change in place (the entry's attrs array is ours, const entry or not). */
+static struct dir_attr *
+dir_entry_find(const struct dir_entry *e, const char *attr)
 {
-	size_t i;
-
-	for (i = 0; i < e->nattrs; i++) {
+	for (size_t i = 0; i < e->nattrs; i++) {
 		if (strcasecmp(e->attrs[i].name, attr) == 0)
-			break;
+			return &e->attrs[i];
 	}
-	return i;
+	return NULL;
 }
 
 const struct dir_attr *
 dir_entry_attr(const struct dir_entry *e, const char *attr)
 {
-	size_t i = dir_entry_index(e, attr);
-
-	return i < e->nattrs ? &e->attrs[i] : NULL;
-}
-
-struct dir_attr *
-dir_entry_attr_rw(struct dir_entry *e, const char *attr)
-{
-	size_t i = dir_entry_index(e, attr);
-
-	return i < e->nattrs ? &e->attrs[i] : NULL;
+	return dir_entry_find(e, attr);
 }
 
 const char *
@@ -78,18 +46,31 @@ dir_entry_get(const struct dir_entry *e, const char *attr)
 void
 dir_entry_add(struct dir_entry *e, const char *attr, const char *value)
 {
-	struct dir_attr *a = dir_entry_attr_rw(e, attr);
+	struct dir_attr *a = dir_entry_find(e, attr);
 
 	if (value == NULL)
 		return;
 	if (a == NULL) {
-		e->attrs = dir_entry_xrealloc(e->attrs, (e->nattrs + 1) * sizeof *e->attrs);
+		e->attrs = xreallocarray(e->attrs, e->nattrs + 1, sizeof *e->attrs);
 		a = &e->attrs[e->nattrs++];
 		memset(a, 0, sizeof *a);
-		a->name = dir_entry_xstrdup(attr);
+		a->name = xstrdup(attr);
 	}
-	a->vals = dir_entry_xrealloc(a->vals, (a->nvals + 1) * sizeof *a->vals);
-	a->vals[a->nvals++] = dir_entry_xstrdup(value);
+	a->vals = xreallocarray(a->vals, a->nvals + 1, sizeof *a->vals);
+	a->vals[a->nvals++] = xstrdup(value);
+}
+
+void
+dir_entry_set(struct dir_entry *e, const char *attr, const char *value)
+{
+	struct dir_attr *a = dir_entry_find(e, attr);
+
+	if (a != NULL) {
+		for (size_t i = 0; i < a->nvals; i++)
+			free(a->vals[i]);
+		a->nvals = 0;
+	}
+	dir_entry_add(e, attr, value);
 }
 
 /* attr is in e with no value (yet): a replace of e then removes whatever values the entry had. */
@@ -98,9 +79,9 @@ dir_entry_own(struct dir_entry *e, const char *attr)
 {
 	if (dir_entry_attr(e, attr) != NULL)
 		return;
-	e->attrs = dir_entry_xrealloc(e->attrs, (e->nattrs + 1) * sizeof *e->attrs);
+	e->attrs = xreallocarray(e->attrs, e->nattrs + 1, sizeof *e->attrs);
 	memset(&e->attrs[e->nattrs], 0, sizeof *e->attrs);
-	e->attrs[e->nattrs++].name = dir_entry_xstrdup(attr);
+	e->attrs[e->nattrs++].name = xstrdup(attr);
 }
 
 void
@@ -153,7 +134,7 @@ dir_entry_from_ldap(void *ldp, void *msgp)
 	    attr = ldap_next_attribute(ld, m, ber)) {
 		struct berval **vals = ldap_get_values_len(ld, m, attr);
 		for (int i = 0; vals != NULL && vals[i] != NULL; i++) {
-			char *v = strndup(vals[i]->bv_val, vals[i]->bv_len);
+			char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
 			dir_entry_add(e, attr, v);
 			free(v);
 		}

@@ -15,7 +15,7 @@ dir_filter_escape(const char *value, char *out, size_t outlen)
 	struct berval in, esc = { 0, NULL };
 	int rc = -1;
 
-	ber_str2bv(value, 0, 0, &in);	/* not copied: libldap only reads it */
+	ber_str2bv(value, 0, 0, &in);	/* borrowed, not copied */
 	if (ldap_bv2escaped_filter_value(&in, &esc) != 0)
 		return -1;
 	if (esc.bv_len < outlen) {

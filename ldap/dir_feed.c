@@ -1,9 +1,8 @@
 /*
  * The change feed: syncrepl refreshAndPersist on its own thread and connection. ldap_sync_poll
  * blocks, so like everything else of libldap it stays off the loop: changes are queued and handed
- * to the loop through an eventfd. The poll wakes every second to notice dir_feed_close.
+ * to the loop (dir_handoff.c). The poll wakes every second to notice dir_feed_close.
  */
-#include <errno.h>
 #include <event2/event.h>
 #include <ldap.h>
 #include <pthread.h>
@@ -11,50 +10,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "ldap/gca_ldap.h"
 
 struct dir_feed_event {
+	struct dir_handoff_item	 item;		/* first: handed to the loop through it */
 	enum dir_change		 what;
 	struct dir_entry	*entry;
-	struct dir_feed_event	*next;
 };
 
 struct dir_feed {
 	struct event_base	*base;
-	struct event		*ev;
-	int			 efd;
-	char			*uri, *bind_dn, *password, *search_base, *filter;
+	struct dir_handoff	*changes;	/* feed thread -> loop */
+	char			*search_base, *filter;
 	struct dir_config	 link;		/* how to connect and bind (a copy) */
 	uint64_t		 last_said_ms;	/* feed thread: last connect failure logged */
 	dir_feed_cb		 cb;
 	void			*arg;
 	pthread_t		 thread;
-	pthread_mutex_t		 lock;
-	struct dir_feed_event	*events, **tail;
 	atomic_bool		 stop;
 	bool			 refreshing;	/* feed thread: before refreshDone */
 };
 
+/* A change delivered, or never delivered (the feed closed first). */
+static void
+dir_feed_drop(struct dir_handoff_item *it, void *arg)
+{
+	struct dir_feed_event *ev = (struct dir_feed_event *)it;
+
+	(void)arg;
+	dir_entry_free(ev->entry);
+	free(ev);
+}
+
 static void
 dir_feed_push(struct dir_feed *f, enum dir_change what, struct dir_entry *e)
 {
-	struct dir_feed_event *ev = calloc(1, sizeof *ev);
-	uint64_t one = 1;
+	struct dir_feed_event *ev = xcalloc(1, sizeof *ev);
 
-	if (ev == NULL)
-		abort();
 	ev->what = what;
 	ev->entry = e;
-	pthread_mutex_lock(&f->lock);
-	*f->tail = ev;
-	f->tail = &ev->next;
-	pthread_mutex_unlock(&f->lock);
-	if (write(f->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-		log_error("directory feed: eventfd write: %s", strerror(errno));
+	dir_handoff_push(f->changes, &ev->item);
 }
 
 static int
@@ -119,7 +117,7 @@ dir_feed_connect(struct dir_feed *f)
 		 * (the thread retries every 2 s). */
 		uint64_t now = time_mono_ms();
 		if (f->last_said_ms == 0 || now - f->last_said_ms >= 60000) {
-			log_warn("directory feed %s: %s; retrying", f->uri, why);
+			log_warn("directory feed %s: %s; retrying", f->link.uri, why);
 			f->last_said_ms = now;
 		}
 		return NULL;
@@ -176,7 +174,7 @@ dir_feed_thread(void *arg)
 		ls.ls_filter = NULL;
 		ldap_sync_destroy(&ls, 0);	/* also unbinds ls_ld */
 		if (!atomic_load(&f->stop) && was_up) {
-			log_warn("directory feed %s: lost (%d %s / %d %s); reconnecting", f->uri, rc,
+			log_warn("directory feed %s: lost (%d %s / %d %s); reconnecting", f->link.uri, rc,
 			    ldap_err2string(rc), err, ldap_err2string(err));
 			dir_feed_push(f, DIR_CHANGE_LOST, NULL);
 			was_up = false;
@@ -184,7 +182,7 @@ dir_feed_thread(void *arg)
 			/* The sync search itself was refused (a size limit, an ACL): say so, the
 			 * first time and then every 30th. */
 			log_warn("directory feed %s: the sync search of %s fails (%d %s / %d %s); "
-			    "retrying", f->uri, f->search_base, rc, ldap_err2string(rc), err,
+			    "retrying", f->link.uri, f->search_base, rc, ldap_err2string(rc), err,
 			    ldap_err2string(err));
 		}
 		/* Refused at once (a provider busy with its own refresh answers so, or a limit):
@@ -198,47 +196,21 @@ dir_feed_thread(void *arg)
 	return NULL;
 }
 
+/* Loop thread: one change, to the feed's callback. */
 static void
-dir_feed_on_events(evutil_socket_t fd, short what, void *arg)
+dir_feed_on_change(struct dir_handoff_item *it, void *arg)
 {
 	struct dir_feed *f = arg;
-	struct dir_feed_event *ev, *next;
-	uint64_t n;
+	struct dir_feed_event *ev = (struct dir_feed_event *)it;
 
-	(void)what;
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		log_error("directory feed: eventfd read: %s", strerror(errno));
-	pthread_mutex_lock(&f->lock);
-	ev = f->events;
-	f->events = NULL;
-	f->tail = &f->events;
-	pthread_mutex_unlock(&f->lock);
-	for (; ev != NULL; ev = next) {
-		next = ev->next;
-		f->cb(ev->what, ev->entry, f->arg);
-		dir_entry_free(ev->entry);
-		free(ev);
-	}
+	f->cb(ev->what, ev->entry, f->arg);
+	dir_feed_drop(it, f);
 }
 
 static void
 dir_feed_free(struct dir_feed *f)
 {
-	struct dir_feed_event *ev, *next;
-
-	for (ev = f->events; ev != NULL; ev = next) {
-		next = ev->next;
-		dir_entry_free(ev->entry);
-		free(ev);
-	}
-	if (f->ev != NULL)
-		event_free(f->ev);
-	if (f->efd >= 0)
-		close(f->efd);
-	pthread_mutex_destroy(&f->lock);
-	free(f->uri);
-	free(f->bind_dn);
-	free(f->password);
+	dir_handoff_free(f->changes, dir_feed_drop);
 	free(f->search_base);
 	free(f->filter);
 	dir_config_free(&f->link);
@@ -249,27 +221,16 @@ struct dir_feed *
 dir_feed_open(struct event_base *base, const struct dir_config *c, const char *search_base,
     const char *filter, dir_feed_cb cb, void *arg, char *err, size_t errlen)
 {
-	struct dir_feed *f = calloc(1, sizeof *f);
+	struct dir_feed *f = xcalloc(1, sizeof *f);
 
-	if (f == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	f->base = base;
 	f->cb = cb;
 	f->arg = arg;
-	f->uri = strdup(c->uri);
-	f->bind_dn = c->bind_dn ? strdup(c->bind_dn) : NULL;
-	f->password = c->password ? strdup(c->password) : NULL;
 	dir_config_copy(&f->link, c);
-	f->search_base = strdup(search_base);
-	f->filter = strdup(filter ? filter : "(objectClass=*)");
-	f->tail = &f->events;
-	pthread_mutex_init(&f->lock, NULL);
-	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (f->efd < 0 || (f->ev = event_new(base, f->efd, EV_READ | EV_PERSIST, dir_feed_on_events,
-	    f)) == NULL || event_add(f->ev, NULL) != 0) {
-		snprintf(err, errlen, "cannot set up the feed's eventfd");
+	f->search_base = xstrdup(search_base);
+	f->filter = xstrdup(filter ? filter : "(objectClass=*)");
+	if ((f->changes = dir_handoff_new(base, "directory feed", dir_feed_on_change, f, err,
+	    errlen)) == NULL) {
 		dir_feed_free(f);
 		return NULL;
 	}

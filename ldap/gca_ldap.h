@@ -1,16 +1,21 @@
 /*
- * ldap/: the Information Service as the GCS sees it (docs/DESIGN.md, "The directory in the event loop").
+ * ldap/: the Information Service as the GCS sees it (docs/ARCHITECTURE.md, "The directory").
  *
  * libldap blocks (connects, binds, reconnects, and its socket after connecting), so every directory
  * operation runs on ONE directory thread fed by a queue; results come back to the libevent loop
  * through an eventfd, and callbacks always run on the loop thread. The loop never blocks on the
  * directory: with slapd stopped, operations fail with DIR_DOWN after the operation timeout.
- * Checkpoint records are grouped into RFC 5805 transactions (one mdb commit for many records);
- * an aborted transaction falls back to one transaction per record.
+ * Checkpoint records queued one after another are written as a batch (at most batch_max): one
+ * search answers those already recorded, one compare-and-swap per job reserves their sequence
+ * numbers, then each record is its own add (its own mdb commit). RFC 5805 transactions are off by
+ * default (slapd 2.5.13 crashes under them); with dir_config's transactions on, a batch's adds go
+ * in one transaction, and if it aborts each record is added alone with the number it reserved.
  */
 #ifndef GCA_LDAP_H
 #define GCA_LDAP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,13 +49,13 @@ struct dir_entry {
 };
 struct dir_entry *dir_entry_new(const char *dn);
 void        dir_entry_add(struct dir_entry *e, const char *attr, const char *value);
+void        dir_entry_set(struct dir_entry *e, const char *attr, const char *value);	/* the one */
 void        dir_entry_addf(struct dir_entry *e, const char *attr, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 /* attr with no value yet: replacing with e deletes every value the attribute had (an add leaves
  * it out). A builder owns an attribute by naming it, present or not (dir_upsert). */
 void        dir_entry_own(struct dir_entry *e, const char *attr);
 const struct dir_attr *dir_entry_attr(const struct dir_entry *e, const char *attr);
-struct dir_attr *dir_entry_attr_rw(struct dir_entry *e, const char *attr);
 const char *dir_entry_get(const struct dir_entry *e, const char *attr);	/* first value or NULL */
 void        dir_entry_clear(struct dir_entry *e);		/* frees what it holds */
 void        dir_entry_free(struct dir_entry *e);
@@ -104,8 +109,10 @@ void dir_config_free(struct dir_config *c);
 /* Starts the directory thread; connecting happens there (a down directory is not an error here). */
 struct dir *dir_open(struct event_base *base, const struct dir_config *c, char *err, size_t errlen);
 void        dir_close(struct dir *d);		/* pending callbacks are dropped */
+/* For gcs/metrics.c (gca_gcs_directory_queue_depth, gca_gcs_directory_up): read from the loop
+ * without a round trip through the directory thread. */
 size_t      dir_queued(struct dir *d);		/* operations not yet answered */
-bool        dir_connected(struct dir *d);
+bool        dir_connected(struct dir *d);	/* the directory thread's link is up */
 
 /* Generic operations. dir_add takes the entry. scope: 0 base, 1 one level, 2 subtree. */
 void dir_search(struct dir *d, const char *base, int scope, const char *filter, int limit,
@@ -113,10 +120,6 @@ void dir_search(struct dir *d, const char *base, int scope, const char *filter, 
 void dir_add(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
 /* Add, or replace every attribute of e (those with no value are deleted) but objectClass. */
 void dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg);
-void dir_delete(struct dir *d, const char *dn, dir_cb cb, void *arg);
-/* Compare-and-swap of one single-valued attribute: old NULL means "has no value". */
-void dir_cas(struct dir *d, const char *dn, const char *attr, const char *old, const char *new_,
-	dir_cb cb, void *arg);
 
 struct dir_cts;
 /*
@@ -136,7 +139,7 @@ void dir_cts_status_view(struct dir *d, const char *name, const char *status,
 void dir_cts_status_if_view(struct dir *d, const char *name, const char *status, const char *old,
 	const char *gcs, struct dir_entry *view, dir_cb cb, void *arg);
 
-/* The paper's records (dir_ops.c). */
+/* The paper's records (dir_cts.c, dir_job.c, dir_checkpoint.c; records written by dir_record.c). */
 struct dir_cts {
 	const char  *name, *endpoint, *exec_manager, *core_service;
 	bool	     external, self_checkpoint, migrate, any_image;
@@ -222,57 +225,131 @@ struct dir_feed *dir_feed_open(struct event_base *base, const struct dir_config 
 void dir_feed_close(struct dir_feed *f);
 
 /*
- * Inside ldap/ only: an operation is a function run on the directory thread. dir.c owns the
- * thread, the connection and the blocking helpers below (called on that thread only);
- * dir_ops.c builds the paper's operations from them.
+ * Inside ldap/ only. An operation is a function run on the directory thread: dir.c owns the
+ * handle, its queue and its thread; dir_link.c the connection; dir_do.c the blocking calls
+ * (directory thread only) that dir_ops.c, dir_cts.c, dir_job.c, dir_checkpoint.c and
+ * dir_record.c build the paper's operations from.
  */
-struct dir_op;
-/* One connected, bound libldap handle as c says (TLS, then a simple or SASL EXTERNAL bind), for
- * the directory thread and the feeds' threads: blocking. why says what failed. */
 struct ldap;
+struct dir_op;
+struct dir {
+	struct event_base *base;
+	struct dir_handoff *answers;	/* thread -> loop */
+	char		  *suffix;
+	struct dir_config  link;	/* how to connect and bind (a copy) */
+	int		   op_timeout_ms, batch_max;
+	bool		   transactions;
+
+	pthread_t	   thread;
+	pthread_mutex_t	   lock;
+	pthread_cond_t	   cond;
+	struct dir_op	  *todo, **todo_tail;	/* loop -> thread */
+	atomic_size_t	   queued;
+	bool		   stop;
+
+	/* Directory thread only. */
+	struct ldap	  *ld;
+	uint64_t	   last_failure_ms;
+	char		   down_reason[200];
+	atomic_bool	   connected;
+	bool		   resending;	/* dir_run_one: the operation is sent again */
+};
+
+#define DN_MAX 4096
+#define DIR_GID_RULE "not a valid GID (printable; at most 220 bytes, and fewer with LDAP " \
+	"special characters)"
+
+/* dir_link.c. One connected, bound libldap handle as c says (TLS, then a simple or SASL EXTERNAL
+ * bind), for the directory thread and the feeds' threads: blocking. why says what failed. */
 void dir_link_thread_init(void);	/* first thing in such a thread: SIGPIPE blocked */
-int dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out, char *why,
+int  dir_link_open(const struct dir_config *c, int timeout_ms, struct ldap **out, char *why,
 	size_t whylen);
+/* The directory thread's connection: made if need be (false: down, and not tried again within
+ * 500 ms); ready also sets r to DIR_DOWN when it is not. */
+bool dir_link_connect(struct dir *d);
+bool dir_link_ready(struct dir *d, struct dir_result *r);
+void dir_link_drop(struct dir *d, const char *why);
+/* The outcome of one libldap call: sets r, and drops the connection when the server is gone. */
+enum dir_status dir_link_outcome(struct dir *d, int rc, const char *what, struct dir_result *r);
+
+/* dir_handoff.c: items handed from a directory thread to the loop (eventfd), given to fn there in
+ * order. An item starts with struct dir_handoff_item. free gives items never delivered to drop. */
+struct dir_handoff_item {
+	struct dir_handoff_item	*next;
+};
+typedef void (*dir_handoff_fn)(struct dir_handoff_item *it, void *arg);
+struct dir_handoff;
+struct dir_handoff *dir_handoff_new(struct event_base *base, const char *what, dir_handoff_fn fn,
+	void *arg, char *err, size_t errlen);
+void dir_handoff_push(struct dir_handoff *h, struct dir_handoff_item *it);	/* any thread */
+void dir_handoff_free(struct dir_handoff *h, dir_handoff_fn drop);
+
+/* dir_result.c */
+enum dir_status dir_result_status(int rc);		/* of a libldap result code */
+void            dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
+			__attribute__((format(printf, 3, 4)));
+void            dir_result_clear(struct dir_result *r);	/* frees the entries; all zero */
+
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
 struct dir_op {
-	dir_op_fn	  fn;		/* NULL for a checkpoint record: batched into transactions */
+	struct dir_handoff_item answered;	/* first: dir.c hands an answer back through it */
+	dir_op_fn	  fn;		/* NULL for a checkpoint record: written in batches */
 	dir_cb		  cb;
 	void		 *arg;
-	struct dir_entry *entry;	/* what to add / replace, or the record */
-	struct dir_entry *view;		/* written after a success (dir_view_run), or NULL */
-	char		 *s[6];		/* string arguments, owned */
-	int		  n[3];		/* number arguments */
+	struct dir_entry *entry;	/* what to add / replace / write with, or the record */
+	struct dir_entry *view;		/* written after a success (dir_ops_view), or NULL */
+	/* What each kind of operation carries besides entry; its fn reads its own member. The
+	 * strings are the operation's copies (dir_op_strdup), freed with it. */
+	union {
+		struct { const char *base, *filter; int scope, limit; } search;
+		struct { const char *why; } fail;		/* refused before it was sent */
+		struct { const char *old_status, *gcs; } cts_status;	/* gcs NULL: any GCS */
+		struct { const char *expected_cts; } bind;	/* NULL: a new job */
+		struct { const char *local_id; } job_state;	/* NULL: whatever process */
+		struct { const char *dn, *value; } fenced;
+		struct { const char *dn, *cts, *value; } interval;
+		struct { const char *dn, *cts; bool removed; } location;
+		struct { const char *dn, *filter; int limit; } checkpoints;
+	} u;
+	char		 *copies[3];	/* what u's strings point at */
+	size_t		  ncopies;
 	uint64_t	  queued_ms;
 	struct dir_result res;
 	struct dir_op	 *next;
 };
 struct dir_entry *dir_entry_from_ldap(void *ld, void *msg);	/* LDAP *, LDAPMessage * */
+/* dir.c: the queue. */
 struct dir_op *dir_op_new(dir_op_fn fn, dir_cb cb, void *arg);
+/* s (NULL: none) kept by op and freed with it; a copy of s. Both return what op now holds. */
+const char    *dir_op_keep(struct dir_op *op, char *s);
+const char    *dir_op_strdup(struct dir_op *op, const char *s);
 void           dir_op_submit(struct dir *d, struct dir_op *op);
-void           dir_result_set(struct dir_result *r, enum dir_status s, const char *fmt, ...)
-			__attribute__((format(printf, 3, 4)));
-/* Blocking, on the directory thread. txn is NULL or the transaction from dir_txn_begin. */
+/* dir_do.c: blocking, on the directory thread. txn is NULL or one from dir_do_txn_begin. */
 enum dir_status dir_do_search(struct dir *d, const char *base, int scope, const char *filter,
 	int limit, struct dir_result *r);
 enum dir_status dir_do_add(struct dir *d, const struct dir_entry *e, void *txn, struct dir_result *r);
 enum dir_status dir_do_replace(struct dir *d, const struct dir_entry *e, struct dir_result *r);
+/* Sent again after the connection dropped (d->resending, set by dir_run_one), a swap that finds
+ * its old value gone but the entry exactly as it makes it (the first sending committed) is DIR_OK. */
 enum dir_status dir_do_cas(struct dir *d, const char *dn, const char *attr, const char *old,
 	const char *new_, const struct dir_entry *also, void *txn, struct dir_result *r);
-/* The same, sent again after the connection dropped (what dir_run_one does): one that finds its
- * old value gone but the entry exactly as it makes it (the first sending committed) is DIR_OK. */
-enum dir_status dir_do_cas_resent(struct dir *d, const char *dn, const char *attr, const char *old,
-	const char *new_, const struct dir_entry *also, struct dir_result *r);
 /* One atomic modify: del's values deleted (each must be there, else DIR_CAS_LOST), add's added,
  * repl's replaced; any may be NULL. */
 enum dir_status dir_do_modify(struct dir *d, const char *dn, const struct dir_entry *del,
 	const struct dir_entry *add, const struct dir_entry *repl, struct dir_result *r);
 enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *r);
-bool            dir_transactions(struct dir *d);	/* dir_config's transactions */
-void           *dir_txn_begin(struct dir *d, struct dir_result *r);
-enum dir_status dir_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
+void           *dir_do_txn_begin(struct dir *d, struct dir_result *r);
+enum dir_status dir_do_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
 /* dir_ops.c: op->view, after op succeeded (dir.c calls it on the directory thread). */
-void           dir_view_run(struct dir *d, struct dir_op *op);
-/* dir_ops.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
-void dir_records_run(struct dir *d, struct dir_op **ops, size_t n);
+void dir_ops_view(struct dir *d, struct dir_op *op);
+/* An operation refused before it is sent (name makes no DN): answered DIR_SCHEMA from the
+ * thread like any other, never from inside the caller. */
+void dir_ops_reject(struct dir *d, const char *why, const char *name, dir_cb cb, void *arg);
+void dir_ops_replace(struct dir *d, struct dir_op *op);		/* op->entry's attributes */
+/* Add e, or replace its attributes but objectClass when it exists; then view (may be NULL). */
+void dir_ops_upsert_view(struct dir *d, struct dir_entry *e, struct dir_entry *view, dir_cb cb,
+	void *arg);
+/* dir_record.c: write a batch of checkpoint records (fn == NULL ops), answering each. */
+void dir_record_batch(struct dir *d, struct dir_op **ops, size_t n);
 
 #endif
