@@ -361,8 +361,11 @@ void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
 /* retention.c: gid's job has a checkpoint recorded: if it holds more images than retention keeps,
  * a child removes those it no longer needs (one child at a time for every job that asks), and
- * each removal goes to the GCS (replica_removed). */
+ * each removal goes to the GCS (retention_removed). */
 void retention_want(struct cts *c, const char *gid);
+/* A copy here was removed (by retention or image_gc): gcaLocation -= this CTS, the record expired
+ * when expired (this CTS took it), through the outbox so that it outlasts a GCS away right now. */
+void retention_removed(struct cts *c, const char *gid, const char *id, bool expired);
 /* Every other removal from the state folder (a restore copy, the image of a refused record) the
  * same way: in a child, off the loop (a multi-GB folder takes a while); one under way for the
  * same path is not started again. */
@@ -417,7 +420,6 @@ int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen
 void replica_free(struct cts *c);
 void replica_start(struct cts *c, const char *gid, const char *id, const char *sha256);
 void replica_located(struct cts *c, const char *gid, const char *id);	/* a verified copy here */
-void replica_removed(struct cts *c, const char *gid, const char *id, bool expired);
 void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
 void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 
