@@ -311,11 +311,11 @@ void ending_local_exit(struct proto_req *r, void *ctx);
 void fence_stop(struct cts_job *j, const char *why);
 void fence_check(struct cts *c);
 void fence_free(void);
-/* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
-int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);
-/* proc.c: the root of the tree of the job bound as pid bound (a criu job's: its namespace's
- * init). */
+/* proc.c: /proc facts about a process: its parent, real uid and start time; -1 if it does not
+ * exist. */
+int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
+/* The root of the tree of the job bound as pid bound (a criu job's: its namespace's init). */
 pid_t proc_job_root(pid_t bound);
 
 /* interval.c: --checkpoint-every auto, Daly's interval (docs/ARCHITECTURE.md, "Adaptive
