@@ -359,6 +359,15 @@ void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answer
 #define CKPT_FAILED_LOGS 10
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
+/* idem.c: a do_checkpoint asked again with the key of a checkpoint already taken or under way
+ * gets that checkpoint's result: true when req was taken (answered now or when the checkpoint or
+ * its record is done), false when no checkpoint of j has that key. idem_acked: the outbox's
+ * record rec was stored (seq) or not (code, why): its waiting retries are answered, a keyed
+ * one remembered for a moment. */
+bool idem_retry(struct cts_job *j, const char *idem_key, struct proto_req *req);
+void idem_acked(const struct msg_checkpoint_log *rec, uint64_t seq, const char *code,
+	const char *why);
+
 /* retention.c: gid's job has a checkpoint recorded: if it holds more images than retention keeps,
  * a child removes those it no longer needs (one child at a time for every job that asks), and
  * each removal goes to the GCS (retention_removed). */
