@@ -171,7 +171,7 @@ ckpt_keep_log(struct cts_ckpt *ck, const char *why, char *out, size_t len)
 
 /*
  * ck is answered; while it cleans up it is still the job's running checkpoint, but a retry of its
- * key must not wait on it: it finds the outbox record or the acknowledged one (ckpt_retry).
+ * key must not wait on it: it finds the outbox record or the acknowledged one (idem_retry).
  */
 static void
 ckpt_forget_asked(struct cts_ckpt *ck)
@@ -292,185 +292,6 @@ ckpt_next(struct cts_job *j)
 	ckpt_start(ck);
 }
 
-/* The running or waiting checkpoint of j asked with this idempotency key, if any. */
-static struct cts_ckpt *
-ckpt_find_idem(struct cts_job *j, const char *idem_key)
-{
-	if (j->running != NULL && j->running->idem_key != NULL &&
-	    strcmp(j->running->idem_key, idem_key) == 0)
-		return j->running;
-	for (struct cts_ckpt *ck = j->queue; ck != NULL; ck = ck->next)
-		if (ck->idem_key != NULL && strcmp(ck->idem_key, idem_key) == 0)
-			return ck;
-	return NULL;
-}
-
-/*
- * Keyed records the GCS acknowledged lately. A retry the GCS forwarded because its directory
- * lookup missed the record by a moment (the record was being stored) still gets the first result.
- */
-#define CKPT_ACKED_KEPT 32
-struct ckpt_acked_rec {
-	char		*gid, *idem_key, *image_name, *cts;
-	char		 id[ID_LEN + 1];
-	uint64_t	 seq;
-};
-static struct ckpt_acked_rec ckpt_acked_recs[CKPT_ACKED_KEPT];
-static unsigned ckpt_acked_next;
-
-static const char *
-ckpt_rec_idem(const struct msg_checkpoint_log *rec)
-{
-	for (size_t i = 0; i < rec->properties.n; i++)
-		if (strncmp(rec->properties.v[i], "idem=", 5) == 0)
-			return rec->properties.v[i] + 5;
-	return NULL;
-}
-
-static void
-ckpt_acked_remember(const struct msg_checkpoint_log *rec, const char *idem_key, uint64_t seq)
-{
-	struct ckpt_acked_rec *a = &ckpt_acked_recs[ckpt_acked_next++ % CKPT_ACKED_KEPT];
-
-	free(a->gid);
-	free(a->idem_key);
-	free(a->image_name);
-	free(a->cts);
-	a->gid = xstrdup(rec->gid);
-	a->idem_key = xstrdup(idem_key);
-	a->image_name = xstrdup(rec->image_name ? rec->image_name : "");
-	a->cts = xstrdup(rec->cts ? rec->cts : "");
-	snprintf(a->id, sizeof a->id, "%s", rec->checkpoint_id);
-	a->seq = seq;
-}
-
-static const struct ckpt_acked_rec *
-ckpt_acked_find(const char *gid, const char *idem_key)
-{
-	for (size_t i = 0; i < CKPT_ACKED_KEPT; i++) {
-		const struct ckpt_acked_rec *a = &ckpt_acked_recs[i];
-		if (a->gid != NULL && strcmp(a->gid, gid) == 0 && strcmp(a->idem_key, idem_key) == 0)
-			return a;
-	}
-	return NULL;
-}
-
-/*
- * A do_checkpoint asked again after its checkpoint failed only for want of an acknowledgement:
- * it waits for the record in the outbox, answered with that record's next outcome (ckpt_acked).
- * Kept here, by checkpoint id, since the outbox knows nothing of who asks.
- */
-struct ckpt_retries {
-	char			 id[ID_LEN + 1];
-	struct proto_req	*req[4];
-	int			 n;
-	struct ckpt_retries	*next;
-};
-static struct ckpt_retries *ckpt_retries;
-
-static struct ckpt_retries *
-ckpt_retries_find(const char *id, bool add)
-{
-	struct ckpt_retries *w;
-
-	for (w = ckpt_retries; w != NULL; w = w->next)
-		if (strcmp(w->id, id) == 0)
-			return w;
-	if (!add)
-		return NULL;
-	w = xcalloc(1, sizeof *w);
-	snprintf(w->id, sizeof w->id, "%s", id);
-	w->next = ckpt_retries;
-	ckpt_retries = w;
-	return w;
-}
-
-static void
-ckpt_retries_free(struct ckpt_retries *w)
-{
-	for (struct ckpt_retries **p = &ckpt_retries; *p != NULL; p = &(*p)->next) {
-		if (*p == w) {
-			*p = w->next;
-			break;
-		}
-	}
-	free(w);
-}
-
-/* The outbox's record rec (of a checkpoint or not) was stored (seq) or not (code, why): its
- * retries are answered, a keyed one remembered. */
-static void
-ckpt_acked(const struct msg_checkpoint_log *rec, uint64_t seq, const char *code, const char *why)
-{
-	const char *key = ckpt_rec_idem(rec);
-	struct msg_checkpoint_ok ok = { rec->checkpoint_id, rec->image_name, rec->cts, seq };
-	struct ckpt_retries *w = ckpt_retries_find(rec->checkpoint_id, false);
-
-	if (code == NULL && key != NULL)
-		ckpt_acked_remember(rec, key, seq);
-	if (w == NULL)
-		return;
-	for (int i = 0; i < w->n; i++) {
-		if (code == NULL)
-			proto_reply_ok(w->req[i], w->req[i]->pt->reply, &ok);
-		else
-			proto_reply_err(w->req[i], code, "checkpoint %s of %s: %s",
-			    rec->checkpoint_id, rec->gid, why);
-	}
-	ckpt_retries_free(w);
-}
-
-/*
- * A do_checkpoint asked again with the key of a checkpoint already taken or under way (a broker
- * retrying, perhaps through another GCS): it gets that checkpoint's result, never a second dump.
- * Running or waiting: answered with it. Failed only because its record is not acknowledged yet
- * (the GCS link was lost; the record waits in the outbox): answered once the GCS stored it.
- * Acknowledged a moment ago: answered at once. false: no such checkpoint.
- */
-static bool
-ckpt_retry(struct cts_job *j, const char *idem_key, struct proto_req *req)
-{
-	struct cts *c = j->cts;
-	struct cts_ckpt *ck;
-	struct outbox_item *it;
-	struct ckpt_retries *w;
-	const struct ckpt_acked_rec *a;
-
-	if ((ck = ckpt_find_idem(j, idem_key)) != NULL) {
-		if (ck->nagain == (int)GCA_NITEMS(ck->again)) {
-			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
-			    ck->id, j->gid, ck->nagain + 1);
-			return true;
-		}
-		log_info("checkpoint %s of %s: asked again with its key; answered when it is done",
-		    ck->id, j->gid);
-		ck->again[ck->nagain++] = req;
-		return true;
-	}
-	if ((it = outbox_find_idem(c, j->gid, idem_key)) != NULL) {
-		w = ckpt_retries_find(it->rec.checkpoint_id, true);
-		if (w->n == (int)GCA_NITEMS(w->req)) {
-			proto_reply_err(req, PROTO_E_BUSY, "checkpoint %s of %s is already asked %d times",
-			    it->rec.checkpoint_id, j->gid, w->n + 1);
-			return true;
-		}
-		log_info("checkpoint %s of %s: asked again with its key; its record waits in the "
-		    "outbox: answered when the GCS stored it", it->rec.checkpoint_id, j->gid);
-		w->req[w->n++] = req;
-		if (c->registered)
-			outbox_send(c, it);	/* unless in flight */
-		return true;
-	}
-	if ((a = ckpt_acked_find(j->gid, idem_key)) != NULL) {
-		struct msg_checkpoint_ok ok = { a->id, a->image_name, a->cts, a->seq };
-		log_info("checkpoint %s of %s: asked again with its key; stored already", a->id,
-		    j->gid);
-		proto_reply_ok(req, req->pt->reply, &ok);
-		return true;
-	}
-	return false;
-}
-
 void
 ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key)
 {
@@ -484,7 +305,7 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 		return;
 	}
 	/* before the queue's bound: a retry takes no place in the queue */
-	if (idem_key != NULL && req != NULL && ckpt_retry(j, idem_key, req))
+	if (idem_key != NULL && req != NULL && idem_retry(j, idem_key, req))
 		return;
 	if (j->nqueued >= c->max_queue) {
 		if (req != NULL)
@@ -764,7 +585,7 @@ ckpt_refused(struct cts *c, const struct msg_checkpoint_log *rec, struct cts_ckp
 	snprintf(why, sizeof why, "the GCS refused its record: %s", msg);
 	if (ck != NULL)
 		ckpt_logged(ck, 0, code, why);
-	ckpt_acked(rec, 0, code, why);	/* its retries: the same answer */
+	idem_acked(rec, 0, code, why);	/* its retries: the same answer */
 }
 
 void
@@ -779,14 +600,14 @@ ckpt_recorded(struct cts *c, const struct msg_checkpoint_log *rec, const struct 
 	case OUTBOX_STORED:
 		if (ck != NULL)
 			ckpt_logged(ck, r->seq, NULL, NULL);
-		ckpt_acked(rec, r->seq, NULL, NULL);
+		idem_acked(rec, r->seq, NULL, NULL);
 		break;
 	case OUTBOX_NOT_STORED:
 		snprintf(why, sizeof why, "the image is kept, but the GCS has not stored its record "
 		    "yet (%s: %s); the CTS sends it again", r->code, r->msg);
 		if (ck != NULL)
 			ckpt_logged(ck, 0, r->code, why);
-		ckpt_acked(rec, 0, r->code, why);
+		idem_acked(rec, 0, r->code, why);
 		break;
 	case OUTBOX_REFUSED:
 		ckpt_refused(c, rec, ck, r->code, r->msg);
@@ -795,10 +616,10 @@ ckpt_recorded(struct cts *c, const struct msg_checkpoint_log *rec, const struct 
 		if (ck != NULL)
 			ckpt_outbox_failed(ck, r->error);
 		code = ckpt_outbox_why(r->error, why, sizeof why);
-		ckpt_acked(rec, 0, code, why);
+		idem_acked(rec, 0, code, why);
 		break;
 	case OUTBOX_STOPPING:
-		ckpt_acked(rec, 0, r->code, r->msg);
+		idem_acked(rec, 0, r->code, r->msg);
 		break;
 	}
 }

@@ -68,7 +68,7 @@ crypt_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], 
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
-		image_fail(err, errlen, "image key %s: %s", path, strerror(errno));
+		store_fail(err, errlen, "image key %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -77,17 +77,17 @@ crypt_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], 
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
 		close(fd);
 		if (!S_ISREG(st.st_mode))
-			return image_fail(err, errlen, "image key %s: not a regular file", path);
+			return store_fail(err, errlen, "image key %s: not a regular file", path);
 		if (st.st_uid != geteuid())
-			return image_fail(err, errlen, "image key %s: owned by uid %u, not by this CTS's "
+			return store_fail(err, errlen, "image key %s: owned by uid %u, not by this CTS's "
 			    "user (uid %u)", path, (unsigned)st.st_uid, (unsigned)geteuid());
-		return image_fail(err, errlen, "image key %s: readable by others (mode %o): make it "
+		return store_fail(err, errlen, "image key %s: readable by others (mode %o): make it "
 		    "0600", path, (unsigned)(st.st_mode & 0777));
 	}
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n < 0)
-		return image_fail(err, errlen, "image key %s: %s", path, strerror(errno));
+		return store_fail(err, errlen, "image key %s: %s", path, strerror(errno));
 	len = (size_t)n;
 	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
@@ -102,7 +102,7 @@ crypt_key_load(const char *path, unsigned char key[IMAGE_KEY_LEN], char id[33], 
 		memcpy(key, buf, IMAGE_KEY_LEN);
 	} else {
 		OPENSSL_cleanse(buf, sizeof buf);
-		return image_fail(err, errlen, "image key %s: not 32 bytes or 64 hex digits", path);
+		return store_fail(err, errlen, "image key %s: not 32 bytes or 64 hex digits", path);
 	}
 	OPENSSL_cleanse(buf, sizeof buf);
 	EVP_Digest(key, IMAGE_KEY_LEN, md, &mdlen, EVP_sha256(), NULL);
@@ -196,7 +196,7 @@ crypt_emit(int out, EVP_MD_CTX *hash, const unsigned char *p, size_t len, uint64
 	if (hash != NULL && EVP_DigestUpdate(hash, p, len) != 1)
 		return -1;
 	*size += len;
-	return image_write_all(out, p, len);
+	return store_write_all(out, p, len);
 }
 
 /*
@@ -311,11 +311,11 @@ crypt_rewrite_file(int dirfd, const char *id, const char *path, const unsigned c
 	uint64_t size;
 
 	if (snprintf(tmp, sizeof tmp, "%s.crypt.tmp", path) >= (int)sizeof tmp)
-		return image_fail(err, errlen, "image file %s: path too long", path);
+		return store_fail(err, errlen, "image file %s: path too long", path);
 	if ((in = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(in, &st) != 0 ||
 	    (o = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
 	    fchown(o, st.st_uid, st.st_gid) != 0) {
-		image_fail(err, errlen, "image file %s: %s", path, strerror(errno));
+		store_fail(err, errlen, "image file %s: %s", path, strerror(errno));
 		goto out;
 	}
 	rc = enc ? crypt_encrypt_stream(in, o, key, id, path, NULL, &size) :
@@ -323,13 +323,13 @@ crypt_rewrite_file(int dirfd, const char *id, const char *path, const unsigned c
 	if (rc == -3)
 		rc = -2, errno = EIO;	/* the store's own file: nothing writes to it now */
 	if (rc == -1)
-		image_fail(err, errlen, "image file %s of checkpoint %s: %s", path, id, enc ?
+		store_fail(err, errlen, "image file %s of checkpoint %s: %s", path, id, enc ?
 		    "cannot encrypt" : "does not decrypt with this site key (altered, moved, cut, or "
 		    "another key)");
 	else if (rc == 0 && (fsync(o) != 0 || renameat(dirfd, tmp, dirfd, path) != 0))
 		rc = -2;
 	if (rc == -2)
-		image_fail(err, errlen, "image file %s: %s", path, strerror(errno));
+		store_fail(err, errlen, "image file %s: %s", path, strerror(errno));
 out:
 	if (rc != 0 && o >= 0)
 		unlinkat(dirfd, tmp, 0);
@@ -351,8 +351,8 @@ crypt_dir(const char *manifest_dir, const char *files_dir, const unsigned char *
 	if (manifest_parse(manifest_dir, &m, &l, err, errlen) != 0)
 		return -1;
 	if ((dirfd = open(files_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		image_list_free(&l);
-		return image_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
+		store_list_free(&l);
+		return store_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
 	}
 	for (size_t i = 0; i < l.n && rc == 0; i++)
 		rc = crypt_rewrite_file(dirfd, m.checkpoint_id, l.v[i].path, key, enc, err, errlen);
@@ -361,20 +361,20 @@ crypt_dir(const char *manifest_dir, const char *files_dir, const unsigned char *
 		char p[PATH_MAX], *slash;
 		snprintf(p, sizeof p, "%s", l.v[i].path);
 		if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-			rc = image_fail(err, errlen, "image file %s: chown: %s", p, strerror(errno));
+			rc = store_fail(err, errlen, "image file %s: chown: %s", p, strerror(errno));
 		while (rc == 0 && (slash = strrchr(p, '/')) != NULL) {
 			*slash = '\0';
 			if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-				rc = image_fail(err, errlen, "image folder %s: chown: %s", p,
+				rc = store_fail(err, errlen, "image folder %s: chown: %s", p,
 				    strerror(errno));
 		}
 	}
 	if (rc == 0 && uid != (uid_t)-1 && fchown(dirfd, uid, gid) != 0)
-		rc = image_fail(err, errlen, "image folder %s: chown: %s", files_dir, strerror(errno));
+		rc = store_fail(err, errlen, "image folder %s: chown: %s", files_dir, strerror(errno));
 	if (rc == 0 && fsync(dirfd) != 0)
-		rc = image_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
+		rc = store_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
 	close(dirfd);
-	image_list_free(&l);
+	store_list_free(&l);
 	return rc;
 }
 

@@ -311,11 +311,11 @@ void ending_local_exit(struct proto_req *r, void *ctx);
 void fence_stop(struct cts_job *j, const char *why);
 void fence_check(struct cts *c);
 void fence_free(void);
-/* /proc facts about a process: its parent, real uid and start time; -1 if it does not exist. */
-int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
 int  user_name(uid_t uid, char *out, size_t len);
-/* proc.c: the root of the tree of the job bound as pid bound (a criu job's: its namespace's
- * init). */
+/* proc.c: /proc facts about a process: its parent, real uid and start time; -1 if it does not
+ * exist. */
+int  proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start);
+/* The root of the tree of the job bound as pid bound (a criu job's: its namespace's init). */
 pid_t proc_job_root(pid_t bound);
 
 /* interval.c: --checkpoint-every auto, Daly's interval (docs/ARCHITECTURE.md, "Adaptive
@@ -359,10 +359,22 @@ void ckpt_job_free(struct cts_job *j);		/* the CTS stops: its checkpoints answer
 #define CKPT_FAILED_LOGS 10
 void ckpt_do_checkpoint(struct proto_req *r, void *ctx);	/* from the GCS */
 
+/* idem.c: a do_checkpoint asked again with the key of a checkpoint already taken or under way
+ * gets that checkpoint's result: true when req was taken (answered now or when the checkpoint or
+ * its record is done), false when no checkpoint of j has that key. idem_acked: the outbox's
+ * record rec was stored (seq) or not (code, why): its waiting retries are answered, a keyed
+ * one remembered for a moment. */
+bool idem_retry(struct cts_job *j, const char *idem_key, struct proto_req *req);
+void idem_acked(const struct msg_checkpoint_log *rec, uint64_t seq, const char *code,
+	const char *why);
+
 /* retention.c: gid's job has a checkpoint recorded: if it holds more images than retention keeps,
  * a child removes those it no longer needs (one child at a time for every job that asks), and
- * each removal goes to the GCS (replica_removed). */
+ * each removal goes to the GCS (retention_removed). */
 void retention_want(struct cts *c, const char *gid);
+/* A copy here was removed (by retention or image_gc): gcaLocation -= this CTS, the record expired
+ * when expired (this CTS took it), through the outbox so that it outlasts a GCS away right now. */
+void retention_removed(struct cts *c, const char *gid, const char *id, bool expired);
 /* Every other removal from the state folder (a restore copy, the image of a refused record) the
  * same way: in a child, off the loop (a multi-GB folder takes a while); one under way for the
  * same path is not started again. */
@@ -417,7 +429,6 @@ int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen
 void replica_free(struct cts *c);
 void replica_start(struct cts *c, const char *gid, const char *id, const char *sha256);
 void replica_located(struct cts *c, const char *gid, const char *id);	/* a verified copy here */
-void replica_removed(struct cts *c, const char *gid, const char *id, bool expired);
 void replica_receive(struct proto_req *r, void *ctx);			/* image_replicate */
 void replica_gc(struct proto_req *r, void *ctx);			/* image_gc */
 

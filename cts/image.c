@@ -2,9 +2,9 @@
  * cts/image.c: the image store's copy and seal. Copies a job's image files into a folder the CTS
  * owns (app images, encrypted as they are copied when the site has a key), or seals what criu or
  * QEMU wrote there: one walk hashes every file (manifest.c then writes the manifest) and fsyncs
- * every file and folder. It also holds the few helpers the store's other files share (the file
- * list, opening beneath a folder, hashing a stream). See cts/image.h for the folder layout, the
- * manifest format and why the store is five files.
+ * every file and folder. The helpers it shares with the store's other files (the file list,
+ * opening beneath a folder, hashing a stream) are in cts/store.c. See cts/image.h for the folder
+ * layout, the manifest format and why the store is six files.
  *
  * A job's staging folder is hostile ground: the job can swap a file for a symlink, a fifo or a
  * hard link to someone else's file at any moment. So every open below it goes through openat2
@@ -15,14 +15,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -40,153 +37,6 @@ struct image_walk {
 	char			*err;
 	size_t			 errlen;
 };
-
-int
-image_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-void
-image_list_free(struct image_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].path);
-	free(l->v);
-	memset(l, 0, sizeof *l);
-}
-
-int
-image_list_add(struct image_list *l, const char *path, uint64_t size, const char *sha256)
-{
-	struct image_file *f;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct image_file *v = realloc(l->v, cap * sizeof *v);
-
-		if (v == NULL)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
-	f = &l->v[l->n];
-	if ((f->path = strdup(path)) == NULL)
-		return -1;
-	f->size = size;
-	memcpy(f->sha256, sha256, 65);
-	l->n++;
-	return 0;
-}
-
-/* Opens rel below base; fails with ELOOP on any symlink and EXDEV on any way out of base. */
-int
-image_open_beneath(int base, const char *rel, int flags)
-{
-	struct open_how how;
-
-	memset(&how, 0, sizeof how);
-	how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW);
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-	return (int)syscall(SYS_openat2, base, rel, &how, sizeof how);
-}
-
-const char *
-image_open_error(int e)
-{
-	switch (e) {
-	case ELOOP:
-		return "a symbolic link, refused";
-	case EXDEV:
-		return "leads outside the image folder, refused";
-	case ENOENT:
-		return "missing";
-	default:
-		return strerror(e);
-	}
-}
-
-int
-image_write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-void
-image_hex(const unsigned char *md, char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = digits[md[i] >> 4];
-		out[2 * i + 1] = digits[md[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-/*
- * Reads in to its end, hashing, and writes every byte to out when out >= 0.
- * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept).
- */
-int
-image_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	int rc = 0;
-
-	*size = 0;
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return -3;
-	}
-	for (;;) {
-		ssize_t n = read(in, buf, IMAGE_BUF);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -1;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
-			rc = -3;
-			break;
-		}
-		if (out >= 0 && image_write_all(out, buf, (size_t)n) != 0) {
-			rc = -2;
-			break;
-		}
-		*size += (uint64_t)n;
-	}
-	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
-		rc = -3;
-	if (rc == 0)
-		image_hex(md, sha256);
-	EVP_MD_CTX_free(ctx);
-	return rc;
-}
 
 static const char *
 image_type_name(mode_t mode)
@@ -224,15 +74,15 @@ image_walk_encrypt(struct image_walk *w, int in, int out, const char *rel, uint6
 		rc = -1;
 	EVP_MD_CTX_free(ctx);
 	if (rc == -2)
-		return image_fail(w->err, w->errlen, "%s/%s: encrypting the copy: %s", w->src, rel,
+		return store_fail(w->err, w->errlen, "%s/%s: encrypting the copy: %s", w->src, rel,
 		    strerror(errno));
 	if (rc == -3)
-		return image_fail(w->err, w->errlen, "%s/%s: shrank while it was copied, refused",
+		return store_fail(w->err, w->errlen, "%s/%s: shrank while it was copied, refused",
 		    w->src, rel);
 	if (rc != 0)
-		return image_fail(w->err, w->errlen, "%s/%s: the cipher or the hash failed", w->src,
+		return store_fail(w->err, w->errlen, "%s/%s: the cipher or the hash failed", w->src,
 		    rel);
-	image_hex(md, sha256);
+	store_hex(md, sha256);
 	return 0;
 }
 
@@ -246,30 +96,30 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 	int in, out = -1, rc;
 
 	if (w->files->n >= IMAGE_MAX_FILES)
-		return image_fail(w->err, w->errlen, "%s/%s: more than %d files in the image, refused",
+		return store_fail(w->err, w->errlen, "%s/%s: more than %d files in the image, refused",
 		    w->src, rel, IMAGE_MAX_FILES);
 	/* O_NONBLOCK: a file swapped for a fifo after the readdir must not hang the open. */
-	if ((in = image_open_beneath(w->srcfd, rel, O_RDONLY | O_NONBLOCK)) < 0)
-		return image_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, image_open_error(errno));
+	if ((in = store_open_beneath(w->srcfd, rel, O_RDONLY | O_NONBLOCK)) < 0)
+		return store_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, store_open_error(errno));
 	if (fstat(in, &st) != 0) {
-		rc = image_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, strerror(errno));
+		rc = store_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, strerror(errno));
 		goto done;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = image_fail(w->err, w->errlen, "%s/%s: %s, refused", w->src, rel,
+		rc = store_fail(w->err, w->errlen, "%s/%s: %s, refused", w->src, rel,
 		    image_type_name(st.st_mode));
 		goto done;
 	}
 	/* A hard link could make a file the job cannot read part of its image, readable later. */
 	if (w->copy && st.st_nlink != 1) {
-		rc = image_fail(w->err, w->errlen, "%s/%s: has %lu hard links, refused", w->src, rel,
+		rc = store_fail(w->err, w->errlen, "%s/%s: has %lu hard links, refused", w->src, rel,
 		    (unsigned long)st.st_nlink);
 		goto done;
 	}
 	if (w->copy) {
 		out = openat(dstfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (out < 0 || fchmod(out, 0600) != 0) {
-			rc = image_fail(w->err, w->errlen, "image copy of %s/%s: %s", w->src, rel,
+			rc = store_fail(w->err, w->errlen, "image copy of %s/%s: %s", w->src, rel,
 			    strerror(errno));
 			goto done;
 		}
@@ -277,22 +127,22 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 	if (w->key != NULL) {
 		if ((rc = image_walk_encrypt(w, in, out, rel, &size, sha256)) != 0)
 			goto done;
-	} else if ((rc = image_pump(in, out, w->buf, &size, sha256)) != 0) {
-		rc = image_fail(w->err, w->errlen, "%s/%s: %s: %s", w->src, rel,
+	} else if ((rc = store_pump(in, out, w->buf, &size, sha256)) != 0) {
+		rc = store_fail(w->err, w->errlen, "%s/%s: %s: %s", w->src, rel,
 		    rc == -1 ? "reading" : rc == -2 ? "writing the copy" : "hashing",
 		    strerror(errno));
 		goto done;
 	}
 	/* Sealing: criu wrote the file but need not have flushed it. */
 	if (fsync(out >= 0 ? out : in) != 0) {
-		rc = image_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
+		rc = store_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
 		goto done;
 	}
-	if (image_list_add(w->files, rel, size, sha256) != 0)
-		rc = image_fail(w->err, w->errlen, "%s/%s: out of memory", w->src, rel);
+	if (store_list_add(w->files, rel, size, sha256) != 0)
+		rc = store_fail(w->err, w->errlen, "%s/%s: out of memory", w->src, rel);
 done:
 	if (out >= 0 && close(out) != 0 && rc == 0)
-		rc = image_fail(w->err, w->errlen, "image copy of %s/%s: %s", w->src, rel,
+		rc = store_fail(w->err, w->errlen, "image copy of %s/%s: %s", w->src, rel,
 		    strerror(errno));
 	close(in);
 	return rc;
@@ -307,13 +157,13 @@ image_walk_subdir(struct image_walk *w, const char *rel, int depth, int dstfd, c
 	int sub = -1, rc;
 
 	if (depth > IMAGE_MAX_DEPTH)
-		return image_fail(w->err, w->errlen, "%s/%s: folders nested deeper than %d, refused",
+		return store_fail(w->err, w->errlen, "%s/%s: folders nested deeper than %d, refused",
 		    w->src, rel, IMAGE_MAX_DEPTH);
 	if (w->copy) {
 		if (mkdirat(dstfd, name, 0700) != 0 ||
 		    (sub = openat(dstfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 		    fchmod(sub, 0700) != 0) {
-			rc = image_fail(w->err, w->errlen, "image copy of %s/%s: %s", w->src, rel,
+			rc = store_fail(w->err, w->errlen, "image copy of %s/%s: %s", w->src, rel,
 			    strerror(errno));
 			if (sub >= 0)
 				close(sub);
@@ -343,12 +193,12 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 	DIR *d;
 	int fd, rc = 0;
 
-	fd = image_open_beneath(w->srcfd, rel[0] != '\0' ? rel : ".", O_RDONLY | O_DIRECTORY);
+	fd = store_open_beneath(w->srcfd, rel[0] != '\0' ? rel : ".", O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
-		return image_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, image_open_error(errno));
+		return store_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, store_open_error(errno));
 	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
-		return image_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, strerror(errno));
+		return store_fail(w->err, w->errlen, "%s/%s: %s", w->src, rel, strerror(errno));
 	}
 	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
 		const char *name = de->d_name;
@@ -362,32 +212,32 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 			continue;
 		if (snprintf(child, sizeof child, "%s%s%s", rel, rel[0] != '\0' ? "/" : "", name) >=
 		    (int)sizeof child) {
-			rc = image_fail(w->err, w->errlen, "%s/%s/%s: path too long, refused", w->src,
+			rc = store_fail(w->err, w->errlen, "%s/%s/%s: path too long, refused", w->src,
 			    rel, name);
 		} else if (strchr(name, '\n') != NULL || strlen(name) > NAME_MAX) {
-			rc = image_fail(w->err, w->errlen, "%s/%s: a name with a newline or over %d "
+			rc = store_fail(w->err, w->errlen, "%s/%s: a name with a newline or over %d "
 			    "bytes, refused", w->src, child, NAME_MAX);
 		} else if (image_reserved(depth, name)) {
-			rc = image_fail(w->err, w->errlen, "%s/%s: the name is reserved for the image "
+			rc = store_fail(w->err, w->errlen, "%s/%s: the name is reserved for the image "
 			    "store's manifest, refused", w->src, name);
 		} else if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			rc = image_fail(w->err, w->errlen, "%s/%s: %s", w->src, child, strerror(errno));
+			rc = store_fail(w->err, w->errlen, "%s/%s: %s", w->src, child, strerror(errno));
 		} else if (S_ISDIR(st.st_mode)) {
 			rc = image_walk_subdir(w, child, depth + 1, dstfd, name);
 		} else if (S_ISREG(st.st_mode)) {
 			rc = image_walk_file(w, child, dstfd, name);
 		} else {
-			rc = image_fail(w->err, w->errlen, "%s/%s: %s, refused", w->src, child,
+			rc = store_fail(w->err, w->errlen, "%s/%s: %s, refused", w->src, child,
 			    image_type_name(st.st_mode));
 		}
 	}
 	if (rc == 0 && errno != 0)
-		rc = image_fail(w->err, w->errlen, "%s/%s: reading the folder: %s", w->src, rel,
+		rc = store_fail(w->err, w->errlen, "%s/%s: reading the folder: %s", w->src, rel,
 		    strerror(errno));
 	/* The folder that now holds the files: the copy's when copying, the source's when sealing.
 	 * The top one is fsynced once its manifest is in it too (manifest_write). */
 	if (rc == 0 && depth > 0 && fsync(dstfd >= 0 ? dstfd : dirfd(d)) != 0)
-		rc = image_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
+		rc = store_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
 	closedir(d);
 	return rc;
 }
@@ -427,19 +277,19 @@ image_store(const char *src, int dstfd, const char *top, const struct image_meta
 	int rc;
 
 	if ((w.srcfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return image_fail(err, errlen, "image folder %s: %s", src, strerror(errno));
+		return store_fail(err, errlen, "image folder %s: %s", src, strerror(errno));
 	if ((w.buf = malloc(IMAGE_BUF)) == NULL) {
 		close(w.srcfd);
-		return image_fail(err, errlen, "image folder %s: out of memory", src);
+		return store_fail(err, errlen, "image folder %s: out of memory", src);
 	}
 	rc = image_walk_dir(&w, "", 0, dstfd);
 	if (rc == 0)
 		rc = manifest_write(top, m, &files, r, err, errlen);
 	if (rc == 0 && (image_parent(top, parent, sizeof parent) != 0 ||
 	    file_fsync_dir(parent) != 0))
-		rc = image_fail(err, errlen, "fsync of the folder holding %s: %s", top,
+		rc = store_fail(err, errlen, "fsync of the folder holding %s: %s", top,
 		    strerror(errno));
-	image_list_free(&files);
+	store_list_free(&files);
 	free(w.buf);
 	close(w.srcfd);
 	return rc;
@@ -455,17 +305,17 @@ image_store_copy_with(const char *src, const char *dst, const struct image_meta 
 	if (manifest_meta_check(m, err, errlen) != 0)
 		return -1;
 	if ((key != NULL) != (m->key_id[0] != '\0'))
-		return image_fail(err, errlen, "image of checkpoint %s: a key id without a key, or a "
+		return store_fail(err, errlen, "image of checkpoint %s: a key id without a key, or a "
 		    "key without its id", m->checkpoint_id);
 	if (image_parent(dst, parent, sizeof parent) != 0 || file_mkdirs(parent, 0700) != 0)
-		return image_fail(err, errlen, "image folder %s: creating its parent: %s", dst,
+		return store_fail(err, errlen, "image folder %s: creating its parent: %s", dst,
 		    strerror(errno));
 	if (mkdir(dst, 0700) != 0)
-		return image_fail(err, errlen, "image folder %s: %s", dst,
+		return store_fail(err, errlen, "image folder %s: %s", dst,
 		    errno == EEXIST ? "already exists" : strerror(errno));
 	dstfd = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dstfd < 0 || fchmod(dstfd, 0700) != 0) {
-		rc = image_fail(err, errlen, "image folder %s: %s", dst, strerror(errno));
+		rc = store_fail(err, errlen, "image folder %s: %s", dst, strerror(errno));
 	} else {
 		uint64_t t0 = time_mono_ms();
 
@@ -484,7 +334,7 @@ image_store_copy(const char *src, const char *dst, const struct image_meta *m,
     struct image_result *r, char *err, size_t errlen)
 {
 	if (m->key_id[0] != '\0')
-		return image_fail(err, errlen, "image of checkpoint %s: an encrypted copy needs its "
+		return store_fail(err, errlen, "image of checkpoint %s: an encrypted copy needs its "
 		    "key (image_store_copy_encrypted)", m->checkpoint_id);
 	return image_store_copy_with(src, dst, m, NULL, r, err, errlen);
 }

@@ -1,10 +1,13 @@
 /*
- * cts/image.h: the CTS's image store, one header for its five files:
+ * cts/image.h: the CTS's image store, one header for its six files:
  *   image.c     copying a job's files into the store, or sealing what criu or QEMU wrote there
  *   manifest.c  the manifest: written by the seal, parsed by everything that reads an image
  *   verify.c    checking an image against its manifest before it is used (and copying it out)
  *   retain.c    which of a job's images to keep (cts/retention.c decides when to ask)
  *   crypt.c     encryption at rest: the AES-256-GCM stream of each file and the site key
+ *   store.c     the helpers the others share (messages, the file list, opening beneath a folder)
+ * They use one another one way: image.c -> crypt.c -> manifest.c -> store.c (verify.c and
+ * retain.c use manifest.c and store.c).
  * Two words keep one meaning each: to seal an image is to hash its files into the manifest and
  * write it (signed when the caller signs) with one fsync of the folder; to encrypt is the
  * AES-GCM stream of crypt.c, which comes before the seal.
@@ -193,18 +196,18 @@ struct image_list {
 	size_t			 n, cap;
 };
 
-/* image.c */
-int image_fail(char *err, size_t errlen, const char *fmt, ...) GCA_PRINTF(3, 4);
-void image_list_free(struct image_list *l);
-int image_list_add(struct image_list *l, const char *path, uint64_t size, const char *sha256);
+/* store.c: the bottom of the store, calling none of the others */
+int store_fail(char *err, size_t errlen, const char *fmt, ...) GCA_PRINTF(3, 4);
+void store_list_free(struct image_list *l);
+int store_list_add(struct image_list *l, const char *path, uint64_t size, const char *sha256);
 /* Opens rel below base; fails with ELOOP on any symlink and EXDEV on any way out of base. */
-int image_open_beneath(int base, const char *rel, int flags);
-const char *image_open_error(int e);
-int image_write_all(int fd, const unsigned char *p, size_t len);
-void image_hex(const unsigned char *md, char out[65]);
+int store_open_beneath(int base, const char *rel, int flags);
+const char *store_open_error(int e);
+int store_write_all(int fd, const unsigned char *p, size_t len);
+void store_hex(const unsigned char *md, char out[65]);
 /* Reads in to its end, hashing, and writes every byte to out when out >= 0 (buf: IMAGE_BUF).
  * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept). */
-int image_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65]);
+int store_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65]);
 
 /* manifest.c */
 /* The fields a manifest can hold, checked before a store writes anything. */

@@ -36,44 +36,6 @@ jobs_event(struct cts_job *j, enum jobs_event ev, const char *why)
 }
 
 int
-proc_stat(pid_t pid, pid_t *ppid, uid_t *uid, gid_t *gidn, uint64_t *start)
-{
-	char path[64], *buf = NULL, *p;
-	size_t len;
-	unsigned long long st = 0;
-	int pp = 0, rc = -1;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if (pid <= 0 || file_read_all(path, &buf, &len, 4096) != 0)
-		return -1;
-	/* "pid (comm) state ppid ..." where comm may hold anything: fields start after the last ')' */
-	if ((p = strrchr(buf, ')')) != NULL &&
-	    sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-	    &pp, &st) == 2)
-		rc = 0;
-	free(buf);
-	if (rc != 0)
-		return -1;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if (file_read_all(path, &buf, &len, 65536) != 0)
-		return -1;
-	rc = -1;
-	{
-		unsigned u, g;
-		char *ul = strstr(buf, "\nUid:"), *gl = strstr(buf, "\nGid:");
-		if (ul && gl && sscanf(ul, "\nUid: %u", &u) == 1 && sscanf(gl, "\nGid: %u", &g) == 1) {
-			if (uid) *uid = u;
-			if (gidn) *gidn = g;
-			rc = 0;
-		}
-	}
-	free(buf);
-	if (ppid) *ppid = pp;
-	if (start) *start = st;
-	return rc;
-}
-
-int
 user_name(uid_t uid, char *out, size_t len)
 {
 	struct passwd pw, *res = NULL;

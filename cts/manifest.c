@@ -30,7 +30,7 @@ manifest_sha256(const void *buf, size_t len, char out[65])
 
 	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		return -1;
-	image_hex(md, out);
+	store_hex(md, out);
 	return 0;
 }
 
@@ -41,20 +41,20 @@ manifest_meta_check(const struct image_meta *m, char *err, size_t errlen)
 	size_t svclen = strnlen(m->core_service, sizeof m->core_service);
 
 	if (!id_valid(m->checkpoint_id))
-		return image_fail(err, errlen, "image: checkpoint id \"%.64s\" is not an id",
+		return store_fail(err, errlen, "image: checkpoint id \"%.64s\" is not an id",
 		    m->checkpoint_id);
 	if (gidlen == 0 || gidlen >= sizeof m->gid || memchr(m->gid, '\n', gidlen) != NULL)
-		return image_fail(err, errlen, "image of checkpoint %s: the GID is empty, too long "
+		return store_fail(err, errlen, "image of checkpoint %s: the GID is empty, too long "
 		    "or has a newline", m->checkpoint_id);
 	if (svclen == 0 || svclen >= sizeof m->core_service)
-		return image_fail(err, errlen, "image of checkpoint %s: bad core service name",
+		return store_fail(err, errlen, "image of checkpoint %s: bad core service name",
 		    m->checkpoint_id);
 	for (size_t i = 0; i < svclen; i++)
 		if ((unsigned char)m->core_service[i] <= ' ' || m->core_service[i] == 0x7f)
-			return image_fail(err, errlen, "image of checkpoint %s: bad core service "
+			return store_fail(err, errlen, "image of checkpoint %s: bad core service "
 			    "name", m->checkpoint_id);
 	if (m->parent[0] != '\0' && !id_valid(m->parent))
-		return image_fail(err, errlen, "image of checkpoint %s: parent \"%.64s\" is not an id",
+		return store_fail(err, errlen, "image of checkpoint %s: parent \"%.64s\" is not an id",
 		    m->checkpoint_id, m->parent);
 	return 0;
 }
@@ -72,10 +72,10 @@ manifest_write(const char *dir, const struct image_meta *m, struct image_list *l
 	int rc = 0;
 
 	if (snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path)
-		return image_fail(err, errlen, "%s/manifest: path too long", dir);
+		return store_fail(err, errlen, "%s/manifest: path too long", dir);
 	qsort(l->v, l->n, sizeof *l->v, manifest_file_cmp);
 	if ((f = open_memstream(&text, &len)) == NULL)
-		return image_fail(err, errlen, "%s: out of memory", path);
+		return store_fail(err, errlen, "%s: out of memory", path);
 	fprintf(f, "gca-manifest 1\ncheckpoint %s\ngid %s\ncore_service %s\nparent %s\n"
 	    "time_ms %llu\n", m->checkpoint_id, m->gid, m->core_service,
 	    m->parent[0] != '\0' ? m->parent : "-", (unsigned long long)m->time_ms);
@@ -88,21 +88,21 @@ manifest_write(const char *dir, const struct image_meta *m, struct image_list *l
 	}
 	if (fclose(f) != 0 || text == NULL) {
 		free(text);
-		return image_fail(err, errlen, "%s: out of memory", path);
+		return store_fail(err, errlen, "%s: out of memory", path);
 	}
 	r->with_sig = false;
 	if (m->sign != NULL && m->sign(m->sign_arg, text, len, &sig, err, errlen) != 0)
 		rc = -1;
 	else if (file_write_whole_batch(path, text, len, 0600) != 0)
-		rc = image_fail(err, errlen, "%s: %s", path, strerror(errno));
+		rc = store_fail(err, errlen, "%s: %s", path, strerror(errno));
 	else if (sig != NULL && (snprintf(path, sizeof path, "%s/manifest.sig", dir) >=
 	    (int)sizeof path || file_write_whole_batch(path, sig, strlen(sig), 0600) != 0))
-		rc = image_fail(err, errlen, "%s: %s", path, strerror(errno));
+		rc = store_fail(err, errlen, "%s: %s", path, strerror(errno));
 	/* one folder fsync seals the files copied in, the manifest and its signature */
 	else if (file_fsync_dir(dir) != 0)
-		rc = image_fail(err, errlen, "%s: fsync: %s", dir, strerror(errno));
+		rc = store_fail(err, errlen, "%s: fsync: %s", dir, strerror(errno));
 	else if (manifest_sha256(text, len, r->sha256) != 0)
-		rc = image_fail(err, errlen, "%s: sha256 failed", path);
+		rc = store_fail(err, errlen, "%s: sha256 failed", path);
 	r->with_sig = rc == 0 && sig != NULL;
 	r->size = total;
 	r->nfiles = (unsigned)l->n;
@@ -184,7 +184,7 @@ manifest_parse_file(char *s, struct image_list *l)
 		return "files not sorted by path, or listed twice";
 	if (l->n >= IMAGE_MAX_FILES)
 		return "too many files";
-	if (image_list_add(l, s, size, sha256) != 0)
+	if (store_list_add(l, s, size, sha256) != 0)
 		return "out of memory";
 	return NULL;
 }
@@ -245,20 +245,20 @@ manifest_parse(const char *dir, struct image_meta *mp, struct image_list *l, cha
 	memset(&m, 0, sizeof m);
 	memset(l, 0, sizeof *l);
 	if (snprintf(path, sizeof path, "%s/manifest", dir) >= (int)sizeof path)
-		return image_fail(err, errlen, "manifest of %s: path too long", dir);
+		return store_fail(err, errlen, "manifest of %s: path too long", dir);
 	if (file_read_all(path, &buf, &len, MANIFEST_MAX) != 0)
-		return image_fail(err, errlen, "manifest of %s: %s", dir,
+		return store_fail(err, errlen, "manifest of %s: %s", dir,
 		    errno == ENOENT ? "missing" : strerror(errno));
 	if (memchr(buf, '\0', len) != NULL) {
 		free(buf);
-		return image_fail(err, errlen, "manifest of %s: holds a NUL byte", dir);
+		return store_fail(err, errlen, "manifest of %s: holds a NUL byte", dir);
 	}
 	for (line = buf; rc == 0 && *line != '\0'; n++) {
 		char *nl = strchr(line, '\n');
 		const char *bad;
 
 		if (nl == NULL) {
-			rc = image_fail(err, errlen, "manifest of %s, line %d: no end of line", dir,
+			rc = store_fail(err, errlen, "manifest of %s, line %d: no end of line", dir,
 			    n + 1);
 			break;
 		}
@@ -273,15 +273,15 @@ manifest_parse(const char *dir, struct image_meta *mp, struct image_list *l, cha
 		else
 			bad = "expected a \"file\" line";
 		if (bad != NULL)
-			rc = image_fail(err, errlen, "manifest of %s, line %d: %s", dir, n + 1, bad);
+			rc = store_fail(err, errlen, "manifest of %s, line %d: %s", dir, n + 1, bad);
 		line = nl + 1;
 	}
 	if (rc == 0 && n < 6)
-		rc = image_fail(err, errlen, "manifest of %s: ends after %d lines, before its header "
+		rc = store_fail(err, errlen, "manifest of %s: ends after %d lines, before its header "
 		    "does", dir, n);
 	free(buf);
 	if (rc != 0)
-		image_list_free(l);
+		store_list_free(l);
 	else if (mp != NULL)
 		*mp = m;
 	return rc;
@@ -294,7 +294,7 @@ manifest_read(const char *dir, struct image_meta *m, char *err, size_t errlen)
 
 	if (manifest_parse(dir, m, &l, err, errlen) != 0)
 		return -1;
-	image_list_free(&l);
+	store_list_free(&l);
 	return 0;
 }
 
@@ -309,7 +309,7 @@ manifest_lists_folder(const char *dir, const char *folder, char *err, size_t err
 		return -1;
 	for (size_t i = 0; i < l.n && !found; i++)
 		found = strncmp(l.v[i].path, folder, len) == 0 && l.v[i].path[len] == '/';
-	image_list_free(&l);
+	store_list_free(&l);
 	return found;
 }
 

@@ -13,7 +13,7 @@
  * so the record lists a location only once a verified copy is there: verified against the record's
  * sha256 and taker, which the GCS put in the grant, never against what the sender says. A failed
  * copy is logged and not retried (the next checkpoint is copied again); the image stays on this
- * CTS. A copy removed by retention is told to the GCS through the outbox (outbox_gone).
+ * CTS. A copy removed by retention is told to the GCS through the outbox (retention_removed).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -170,16 +170,6 @@ replica_located(struct cts *c, const char *gid, const char *id)
 	gcslink_request(c, "image_location", &q, replica_on_located, op);
 }
 
-/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. The
- * image is gone already, so this goes through the outbox: resent until the GCS stored it. */
-void
-replica_removed(struct cts *c, const char *gid, const char *id, bool expired)
-{
-	if (outbox_gone(c, gid, id, expired) != 0)
-		log_error("checkpoint %s of %s: cannot keep the removal of the copy here in the "
-		    "outbox: the directory may still list it", id, gid);
-}
-
 /* ---- the replica ---- */
 
 static void
@@ -298,7 +288,7 @@ replica_gc_one(const char *id, void *arg)
 	snprintf(line, sizeof line, "%s %s %s", g->cts->name, id, g->gid);
 	proto_strlist_add(&g->ok->removed, line);
 	if (!g->dry)
-		replica_removed(g->cts, g->gid, id, true);	/* the GCS expires only its taker's */
+		retention_removed(g->cts, g->gid, id, true);	/* the GCS expires only its taker's */
 }
 
 /* Retention of one job folder now, or its plan (dry). Like retention.c's, it never looks at the

@@ -2,8 +2,8 @@
  * Retention of the jobs' own images (cts.conf retention N): once a checkpoint is recorded, a job
  * that holds more than N images has those it no longer needs removed (cts/retain.c's
  * retain_prune_before keeps the newest N and every parent they need), and each removal is told to
- * the GCS through the outbox (replica_removed: the record is expired, even if the GCS is away right
- * then). This file decides when to ask and where it runs; retain.c decides what goes.
+ * the GCS through the outbox (retention_removed: the record is expired, even if the GCS is away
+ * right then). This file decides when to ask and where it runs; retain.c decides what goes.
  *
  * Removing a multi-GB image takes a while, so it happens in a child, but not one per checkpoint
  * (a fork of the CTS costs its loop more than anything else a checkpoint does there): the loop
@@ -141,6 +141,16 @@ retention_child(void *arg, char *out, size_t len)
 	return 0;
 }
 
+/* Retention removed this CTS's copy: gcaLocation -= it; expired when it took the checkpoint. The
+ * image is gone already, so this goes through the outbox: resent until the GCS stored it. */
+void
+retention_removed(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	if (outbox_gone(c, gid, id, expired) != 0)
+		log_error("checkpoint %s of %s: cannot keep the removal of the copy here in the "
+		    "outbox: the directory may still list it", id, gid);
+}
+
 static void retention_start(struct cts *c);
 
 static void
@@ -166,7 +176,7 @@ retention_done(bool ok, const char *out, void *arg)
 			break;
 		} else if (id_valid(id)) {
 			log_info("retention: removed image %s of %s", id, run->jobs[job].gid);
-			replica_removed(c, run->jobs[job].gid, id, true);
+			retention_removed(c, run->jobs[job].gid, id, true);
 		}
 	}
 	retention_run_free(run);

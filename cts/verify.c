@@ -68,40 +68,40 @@ verify_file(int imgfd, const struct image_meta *m, const struct image_file *f, i
 	struct stat st;
 	int in, out = -1, rc;
 
-	if ((in = image_open_beneath(imgfd, f->path, O_RDONLY | O_NONBLOCK)) < 0)
-		return image_fail(err, errlen, "image file %s of checkpoint %s: %s", f->path,
-		    m->checkpoint_id, image_open_error(errno));
+	if ((in = store_open_beneath(imgfd, f->path, O_RDONLY | O_NONBLOCK)) < 0)
+		return store_fail(err, errlen, "image file %s of checkpoint %s: %s", f->path,
+		    m->checkpoint_id, store_open_error(errno));
 	if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: not a regular file",
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: not a regular file",
 		    f->path, m->checkpoint_id);
 		goto done;
 	}
 	if ((uint64_t)st.st_size != f->size) {
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: size mismatch "
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: size mismatch "
 		    "(manifest says %llu, file has %llu)", f->path, m->checkpoint_id,
 		    (unsigned long long)f->size, (unsigned long long)st.st_size);
 		goto done;
 	}
 	if (cfd >= 0 && (out = verify_create(cfd, f, uid, gid)) < 0) {
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: copying: %s", f->path,
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: copying: %s", f->path,
 		    m->checkpoint_id, strerror(errno));
 		goto done;
 	}
-	if ((rc = image_pump(in, out, buf, &size, sha256)) != 0) {
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: %s: %s", f->path,
+	if ((rc = store_pump(in, out, buf, &size, sha256)) != 0) {
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: %s: %s", f->path,
 		    m->checkpoint_id, rc == -1 ? "reading" : rc == -2 ? "copying" : "hashing",
 		    strerror(errno));
 	} else if (size != f->size || strcmp(sha256, f->sha256) != 0) {
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: sha256 mismatch "
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: sha256 mismatch "
 		    "(manifest says %.16s..., file has %.16s...)", f->path, m->checkpoint_id,
 		    f->sha256, sha256);
 	} else if (out >= 0 && fsync(out) != 0) {
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: copying: %s", f->path,
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: copying: %s", f->path,
 		    m->checkpoint_id, strerror(errno));
 	}
 done:
 	if (out >= 0 && close(out) != 0 && rc == 0)
-		rc = image_fail(err, errlen, "image file %s of checkpoint %s: copying: %s", f->path,
+		rc = store_fail(err, errlen, "image file %s of checkpoint %s: copying: %s", f->path,
 		    m->checkpoint_id, strerror(errno));
 	close(in);
 	return rc;
@@ -147,16 +147,16 @@ verify_image(const char *dir, struct image_meta *mp, const char *copy_to, uid_t 
 	if (manifest_parse(dir, &m, &l, err, errlen) != 0)
 		return -1;
 	if ((imgfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		rc = image_fail(err, errlen, "image folder %s: %s", dir, strerror(errno));
+		rc = store_fail(err, errlen, "image folder %s: %s", dir, strerror(errno));
 		goto done;
 	}
 	if ((buf = malloc(IMAGE_BUF)) == NULL) {
-		rc = image_fail(err, errlen, "image folder %s: out of memory", dir);
+		rc = store_fail(err, errlen, "image folder %s: out of memory", dir);
 		goto done;
 	}
 	if (copy_to != NULL) {
 		if (mkdir(copy_to, 0700) != 0) {
-			rc = image_fail(err, errlen, "copy of checkpoint %s into %s: %s",
+			rc = store_fail(err, errlen, "copy of checkpoint %s into %s: %s",
 			    m.checkpoint_id, copy_to, errno == EEXIST ? "already exists" :
 			    strerror(errno));
 			goto done;
@@ -164,7 +164,7 @@ verify_image(const char *dir, struct image_meta *mp, const char *copy_to, uid_t 
 		made = 1;
 		cfd = open(copy_to, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (cfd < 0 || fchmod(cfd, 0700) != 0) {
-			rc = image_fail(err, errlen, "copy of checkpoint %s into %s: %s",
+			rc = store_fail(err, errlen, "copy of checkpoint %s into %s: %s",
 			    m.checkpoint_id, copy_to, strerror(errno));
 			goto done;
 		}
@@ -174,7 +174,7 @@ verify_image(const char *dir, struct image_meta *mp, const char *copy_to, uid_t 
 	/* The top folder is handed over last: until then the user cannot look inside. */
 	if (rc == 0 && cfd >= 0 && (verify_sync_dirs(cfd, &l) != 0 ||
 	    (uid != (uid_t)-1 && fchown(cfd, uid, gid) != 0)))
-		rc = image_fail(err, errlen, "copy of checkpoint %s into %s: %s", m.checkpoint_id,
+		rc = store_fail(err, errlen, "copy of checkpoint %s into %s: %s", m.checkpoint_id,
 		    copy_to, strerror(errno));
 done:
 	if (cfd >= 0)
@@ -184,7 +184,7 @@ done:
 	if (imgfd >= 0)
 		close(imgfd);
 	free(buf);
-	image_list_free(&l);
+	store_list_free(&l);
 	if (rc == 0 && mp != NULL)
 		*mp = m;
 	return rc;
