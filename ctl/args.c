@@ -225,9 +225,3 @@ ctl_args_num(const struct ctl_args *a, const char *name)
 
 	return v != NULL ? (uint64_t)atoi(v) : 0;
 }
-
-void
-ctl_opt_label(const struct ctl_opt *o, char *out, size_t len)
-{
-	snprintf(out, len, "%s%s%s", o->name, o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "");
-}

@@ -109,8 +109,6 @@ int  ctl_args_command(struct ctl_args *a, const struct ctl_cmd *cmd, struct ctl_
 char *ctl_args_get(const struct ctl_args *a, const char *name);
 bool ctl_args_has(const struct ctl_args *a, const char *name);
 uint64_t ctl_args_num(const struct ctl_args *a, const char *name);
-/* "--limit N" or "--json", as the usage and help show an option. */
-void ctl_opt_label(const struct ctl_opt *o, char *out, size_t len);
 
 /* ctl.c */
 int  ctl_connect(struct ctl *c);
@@ -136,6 +134,8 @@ extern const struct ctl_cmd *const ctl_cmds[];
 extern const size_t ctl_ncmds;
 void ctl_usage_globals(FILE *f);
 void ctl_usage_line(FILE *f, const struct ctl_cmd *cmd);
+/* "--limit N" or "--json", as the usage and help show an option. */
+void ctl_opt_label(const struct ctl_opt *o, char *out, size_t len);
 int  ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void ctl_list_commands(FILE *f, bool full);

@@ -128,6 +128,13 @@ help_usage(const struct ctl_cmd *cmd)
 	return CTL_USAGE;
 }
 
+/* "--limit N" or "--json", as the usage and help show an option (args.c reports with it too). */
+void
+ctl_opt_label(const struct ctl_opt *o, char *out, size_t len)
+{
+	snprintf(out, len, "%s%s%s", o->name, o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "");
+}
+
 int
 ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 {

@@ -119,23 +119,23 @@ dir_run_one(struct dir *d, struct dir_op *op)
 		op->fn(d, op);
 		d->resending = false;
 	}
-	if (op->view != NULL && op->res.status == DIR_OK)
-		dir_ops_view(d, op);
+	if (op->after != NULL && op->res.status == DIR_OK)
+		op->after(d, op);
 }
 
 static void
-dir_run_records(struct dir *d, struct dir_op **batch, size_t n)
+dir_run_batch(struct dir *d, dir_batch_fn fn, struct dir_op **batch, size_t n)
 {
 	bool fresh = d->ld == NULL, again = false;
 
-	dir_record_batch(d, batch, n);
+	fn(d, batch, n);
 	for (size_t i = 0; i < n; i++)
 		again |= batch[i]->res.status == DIR_DOWN;
 	if (!again || fresh || !dir_link_connect(d))
 		return;
 	for (size_t i = 0; i < n; i++)
 		memset(&batch[i]->res, 0, sizeof batch[i]->res);
-	dir_record_batch(d, batch, n);
+	fn(d, batch, n);
 }
 
 static void
@@ -157,10 +157,10 @@ dir_run(struct dir *d, struct dir_op *list)
 			dir_handoff_push(d->answers, &op->answered);
 			continue;
 		}
-		if (op->fn == NULL) {
+		if (op->batch != NULL) {
 			batch[nbatch++] = op;
-			if (nbatch == (size_t)d->batch_max || list == NULL || list->fn != NULL) {
-				dir_run_records(d, batch, nbatch);
+			if (nbatch == (size_t)d->batch_max || list == NULL || list->batch != op->batch) {
+				dir_run_batch(d, op->batch, batch, nbatch);
 				for (size_t i = 0; i < nbatch; i++)
 					dir_handoff_push(d->answers, &batch[i]->answered);
 				nbatch = 0;

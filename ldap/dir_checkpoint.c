@@ -19,7 +19,8 @@ dir_checkpoint_log(struct dir *d, const struct dir_checkpoint *c, dir_cb cb, voi
 	    dir_dn_checkpoint(d, c->gid, c->id, dn, sizeof dn) != 0)
 		return dir_ops_reject(d, "not a valid GID and checkpoint id", c->id, cb, arg);
 	time_generalized(c->time_ms ? c->time_ms : time_now_ms(), when);
-	op = dir_op_new(NULL, cb, arg);		/* fn NULL: batched by dir.c */
+	op = dir_op_new(NULL, cb, arg);
+	op->batch = dir_record_batch;		/* written in batches by dir.c */
 	e = op->entry = dir_entry_new(dn);
 	dir_entry_add(e, "objectClass", "gcaCheckpoint");
 	dir_entry_add(e, "gcaCheckpointId", c->id);

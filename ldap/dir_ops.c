@@ -81,6 +81,7 @@ dir_ops_upsert_view(struct dir *d, struct dir_entry *e, struct dir_entry *view, 
 
 	op->entry = e;
 	op->view = view;
+	op->after = view != NULL ? dir_ops_view : NULL;
 	dir_op_submit(d, op);
 }
 

@@ -290,10 +290,17 @@ void            dir_result_set(struct dir_result *r, enum dir_status s, const ch
 			__attribute__((format(printf, 3, 4)));
 void            dir_result_clear(struct dir_result *r);	/* frees the entries; all zero */
 
+/* What the queue (dir.c) runs: it knows no kind of operation, only these callbacks, so that the
+ * files of operations call the queue and never the other way. */
 typedef void (*dir_op_fn)(struct dir *d, struct dir_op *op);
+typedef void (*dir_batch_fn)(struct dir *d, struct dir_op **ops, size_t n);
 struct dir_op {
 	struct dir_handoff_item answered;	/* first: dir.c hands an answer back through it */
-	dir_op_fn	  fn;		/* NULL for a checkpoint record: written in batches */
+	dir_op_fn	  fn;		/* runs the operation; NULL when batch is set */
+	/* Instead of fn: written together with the queued operations next to it that have the
+	 * same batch, up to batch_max at once (checkpoint records: dir_record_batch). */
+	dir_batch_fn	  batch;
+	dir_op_fn	  after;	/* run after fn succeeded (dir_ops_view for view), or NULL */
 	dir_cb		  cb;
 	void		 *arg;
 	struct dir_entry *entry;	/* what to add / replace / write with, or the record */
@@ -340,7 +347,7 @@ enum dir_status dir_do_modify(struct dir *d, const char *dn, const struct dir_en
 enum dir_status dir_do_delete(struct dir *d, const char *dn, struct dir_result *r);
 void           *dir_do_txn_begin(struct dir *d, struct dir_result *r);
 enum dir_status dir_do_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
-/* dir_ops.c: op->view, after op succeeded (dir.c calls it on the directory thread). */
+/* dir_ops.c: op->view, after op succeeded (op->after, run by dir.c on the directory thread). */
 void dir_ops_view(struct dir *d, struct dir_op *op);
 /* An operation refused before it is sent (name makes no DN): answered DIR_SCHEMA from the
  * thread like any other, never from inside the caller. */
