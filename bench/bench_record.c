@@ -1,6 +1,8 @@
 /*
  * The record path's cost, measured in one run on this machine: figures and ratios, never a
  * pass/fail (issue 8, docs/BENCHMARKS.md). BENCH_QUICK=1 runs a short version.
+ * Longer than 800 lines on purpose: every figure and its baseline come from one process and one
+ * pair of sites, so that the ratios compare runs under the same load (docs/BENCHMARKS.md).
  *
  * Site A, a whole `gca-site up` (slapd, gca-gcs, gca-cts app and criu) in a temp folder:
  *   (6) startup      gca-site up, one job under gca-exec, until its first routed checkpoint

@@ -4,6 +4,7 @@
  * job (this test plays the job on the socket), the image store's refusal of links, and the criu
  * core service published unavailable with criu's own reason where `criu check` fails.
  * The whole scenario with gca-exec, gca-recover and examples/counter is cts_scenario.sh.
+ * Longer than 800 lines on purpose: its cases share one started site (set up once).
  */
 #include <stdarg.h>
 #include <stddef.h>

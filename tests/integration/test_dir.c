@@ -3,6 +3,7 @@
  * class written and read back, escaping, refusals, a stopped and a frozen slapd, 10,000 records,
  * records in transactions with slapd surviving or killed midway, racing writers, and a
  * compare-and-swap whose answer was lost with its connection (a relay swallows it).
+ * Longer than 800 lines on purpose: its cases share one started slapd (set up once).
  */
 #include <stdarg.h>
 #include <stddef.h>

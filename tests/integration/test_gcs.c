@@ -3,6 +3,8 @@
  * scripted CTS: a thread of this test serving do_checkpoint the way a CTS does (it logs the record
  * with checkpoint_log first, then answers), registering and beating its heart.
  * The real gca-cts replaces the script in the CTS suites.
+ * Longer than 800 lines on purpose: its cases share one started site and scripted CTS (set up
+ * once); a case that needs a site of its own goes in a suite of its own.
  */
 #include <stdarg.h>
 #include <stddef.h>

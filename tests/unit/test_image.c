@@ -1,5 +1,6 @@
-/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c): copy, seal, manifest,
- * verify, retention, encryption, in a mkdtemp folder under /tmp. */
+/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c, store.c): copy, seal,
+ * manifest, verify, retention, encryption, in a mkdtemp folder under /tmp. Longer than 800 lines:
+ * one case per rule of the store, each small; they share the helpers at the top. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
