@@ -70,8 +70,7 @@ vmm_have(const char *prog)
 
 	if (strchr(prog, '/') != NULL)
 		return access(prog, X_OK) == 0;
-	if ((path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin")) == NULL)
-		return false;
+	path = xstrdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
 	for (char *d = strtok_r(path, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
 		snprintf(buf, sizeof buf, "%s/%s", *d ? d : ".", prog);
 		found = access(buf, X_OK) == 0;

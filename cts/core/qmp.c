@@ -254,8 +254,7 @@ qmp_open(struct event_base *base, const char *path, pid_t pid, uid_t uid, int ti
 		return NULL;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((q = calloc(1, sizeof *q)) == NULL)
-		abort();
+	q = xcalloc(1, sizeof *q);
 	q->timeout_ms = timeout_ms;
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* a unix connect does not wait for the peer's accept: it succeeds or fails at once */

@@ -135,11 +135,9 @@ vmm_qemu_says(const char *qemu, const char *arg1, const char *arg2, char *out, s
 static int
 vmm_probe_machines(struct cts *c, char *why, size_t len)
 {
-	char *out = malloc(65536), *save = NULL, name[96], *alias;
+	char *out = xmalloc(65536), *save = NULL, name[96], *alias;
 	bool found = false;
 
-	if (out == NULL)
-		abort();
 	if (vmm_qemu_says(c->vmm_qemu, "-machine", "help", out, 65536) != 0) {
 		snprintf(why, len, "%s -machine help failed: %.200s", c->vmm_qemu, out);
 		free(out);
@@ -153,13 +151,13 @@ vmm_probe_machines(struct cts *c, char *why, size_t len)
 				char target[96];
 				if (sscanf(alias, "(alias of %95[^)])", target) == 1) {
 					free(c->vmm_machine);
-					c->vmm_machine = strdup(target);
+					c->vmm_machine = xstrdup(target);
 				}
 			}
 			continue;
 		}
 		if (vmm_nmachines < VMM_MACHINES_MAX)
-			vmm_machines[vmm_nmachines++] = strdup(name);
+			vmm_machines[vmm_nmachines++] = xstrdup(name);
 	}
 	free(out);
 	for (size_t i = 0; i < vmm_nmachines; i++)
@@ -620,8 +618,7 @@ vmm_dump(struct cts_ckpt *ck)
 	struct vmm_op *op;
 	char path[PATH_MAX], img[PATH_MAX + 16];
 
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->ck = ck;
 	op->fd = -1;
 	op->t0 = time_now_ms();
