@@ -47,6 +47,10 @@ struct core_service {
 	/* criu: can a job of uid (not root) be checkpointed here? 0, or -1 with why not; NULL:
 	 * every user's can */
 	int		(*user_job)(struct cts *c, uid_t uid, char *why, size_t len);
+	/* vmm: can this resource resume an image whose record says props (gcaProperty)? 0, or -1
+	 * with why not, before anything is fetched or copied; NULL: any */
+	int		(*restore_check)(struct cts *c, const struct proto_strlist *props, char *why,
+			    size_t len);
 };
 extern const struct core_service core_app, core_criu, core_vmm;
 /* criu_predump: the folder, inside a checkpoint's image folder, that holds its pre-dump; the dump
