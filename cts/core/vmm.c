@@ -97,6 +97,8 @@ struct vmm_op {
 	struct vmm_disk	 disks[VMM_DISKS_MAX];
 	int		 ndisks;
 	bool		 snapped;	/* the disks' layers were switched: the store must take them */
+	bool		 cont_again;	/* the timer sends cont again instead of query-migrate */
+	int		 cont_tries;
 	struct event	*timer;
 	char		 error[700];
 };
@@ -803,6 +805,11 @@ vmm_on_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (op->cont_again) {
+		op->cont_again = false;
+		vmm_send(op, op->step, "{\"execute\": \"cont\"}", -1);
+		return;
+	}
 	/*
 	 * A stopped VM's stream holds each page at most once (4 KiB + 8 bytes) plus device state:
 	 * more than that is not a QEMU saving this VM, and the store's disk is not for filling.
@@ -855,6 +862,17 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 	uint64_t a = 0, b = 0, c = 0;
 
 	(void)q;
+	/*
+	 * query-migrate says "completed" before the migration thread has finished its cleanup; a
+	 * cont in between is refused ("Migration is not finalized yet", seen under load): it is
+	 * sent again, every 20 ms for up to 5 s, so the VM is not left stopped.
+	 */
+	if (error != NULL && (op->step == VMM_CONT || op->step == VMM_CONT_AFTER_ERROR) &&
+	    strstr(error, "not finalized") != NULL && op->cont_tries++ < 250) {
+		op->cont_again = true;
+		vmm_poll_later(op);
+		return;
+	}
 	if (error != NULL && op->step != VMM_CONT_AFTER_ERROR && op->step != VMM_CANCEL) {
 		vmm_error(op, vmm_step_names[op->step], error);
 		return;
