@@ -229,8 +229,10 @@ vexec_run(struct vexec *x)
 		return 1;
 	vm.gid = x->gid;
 	vm.cts = x->cts;
-	if (vexec_disks(x, &vm) != 0)
-		goto out;
+	if (vexec_disks(x, &vm) != 0) {
+		vmm_cleanup(&vm, false);	/* no VM ran: nothing in the run folder to look at */
+		return 1;
+	}
 	if (vexec_argv(x, &vm, argv, store, sizeof store) != 0) {
 		fprintf(stderr, "vmm-ready-job-executor: QEMU's command line would be longer than %zu "
 		    "bytes (a long TMPDIR %s, kernel or initramfs path?)\n", sizeof store, vm.dir);
