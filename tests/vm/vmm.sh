@@ -605,8 +605,9 @@ bench_vm() {	# MIB: start a VM job, wait until it counts; sets bpid, bqemu
 	wait_for 90 grep -q '^counter 2' "$T/bench-$1.out" || return 1
 	bqemu=$(pgrep -P "$bpid" | head -1)
 }
-raw_qmp() {	# QEMU-PID IMAGE: stop, getfd, migrate fd:, poll, cont over its QMP socket; prints seconds
-	python3 - "$1" "$2" <<'PY'
+raw_qmp() {	# QEMU-PID IMAGE [LAYER]: stop, [snapshot gca-disk0,] getfd, migrate fd:, poll, cont
+	# over its QMP socket [, then the frozen layer copied to LAYER]; prints seconds
+	python3 - "$1" "$2" "${3:-}" <<'PY'
 import json, os, socket, sys, time
 args = open("/proc/%s/cmdline" % sys.argv[1], "rb").read().split(b"\0")
 path = args[args.index(b"-qmp") + 1].decode()[5:].split(",")[0]
@@ -622,9 +623,23 @@ f.readline(); call("qmp_capabilities")
 call("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
 fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 t = time.time()
-call("stop"); call("getfd", [fd], fdname="raw"); call("migrate", uri="fd:raw")
+layer = sys.argv[3]
+if layer:
+    import shutil, uuid
+    blk = [b for b in call("query-block") if b["device"] == "gca-disk0"][0]
+    active = blk["inserted"]["file"]
+    # a name the CTS reads as "stands on a checkpoint not in the store": its next checkpoint
+    # takes this frozen layer too, as after a failed checkpoint
+    new = "%s/gca-disk0.after-%s.qcow2" % (os.path.dirname(active), uuid.uuid4())
+call("stop")
+if layer:
+    call("transaction", actions=[{"type": "blockdev-snapshot-sync", "data": {"device": "gca-disk0",
+        "snapshot-file": new, "format": "qcow2"}}])
+call("getfd", [fd], fdname="raw"); call("migrate", uri="fd:raw")
 while call("query-migrate").get("status") != "completed": time.sleep(0.02)
 call("cont")
+if layer:
+    shutil.copyfile(active, layer); os.fsync(os.open(layer, os.O_RDONLY))
 print("%.3f" % (time.time() - t))
 PY
 }
@@ -640,6 +655,13 @@ for i in range(1, len(args)):
     if args[i - 1] == "-chardev": args[i] = "socket,id=gate,path=%s/gate,server=on,wait=off" % d
     if args[i - 1] == "-serial": args[i] = "file:%s/console" % d
 t = time.time()
+for i in range(1, len(args)):
+    if args[i - 1] == "-drive" and "id=gca-disk" in args[i]:
+        n = args[i].split("id=gca-disk")[1].split(",")[0]
+        ov = "%s/gca-disk%s.qcow2" % (d, n)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+            "%s/gca-disk%s.qcow2" % (img, n), ov], check=True)
+        args[i] = "file=%s,%s" % (ov, args[i].split(",", 1)[1])
 p = subprocess.Popen(args + ["-S", "-incoming", "defer"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 s = socket.socket(socket.AF_UNIX)
 while True:
@@ -689,12 +711,50 @@ for mib in 256 1024; do
 	table+=("$(printf '# | %4d MiB | %5s / %5s s (%sx) | %4d MiB (raw %d MiB) | %5s / %5s s (%sx) |' "$mib" "$raw" "$gsecs" "$ratio" $((gsize >> 20)) $((rawsize >> 20)) "$rawres" "${rsecs:-?}" "$rratio")")
 	rows+=("{\"mib\": $mib, \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
 done
+# A VM with a disk: 1 GiB qcow2 of which the job wrote 100 MiB (zeros, O_DIRECT; QEMU stores them:
+# detect-zeroes is off) before it counts. Raw: the same QMP steps plus the snapshot transaction and
+# the copy of the frozen layer; restore raw: QEMU with an overlay (qemu-img) on the image's layer.
+if command -v qemu-img >/dev/null && [ ${#rows[@]} -eq 2 ]; then
+	qemu-img create -q -f qcow2 "$T/base1g.qcow2" 1G
+	vmm-ready-job-executor --gid bench-disk --accel "$VMM_ACCEL" --memory 1024 --disk "$T/base1g.qcow2" -- sh -c \
+		"dd if=/dev/zero of=/dev/vda bs=1M count=100 oflag=direct 2>/dev/null; $JOB" >"$T/bench-disk.out" 2>"$T/bench-disk.err" &
+	bpid=$!
+	on_exit "kill $bpid"
+	if wait_for 180 grep -q '^counter 2' "$T/bench-disk.out"; then
+		bqemu=$(pgrep -P "$bpid" | head -1)
+		raw=$(raw_qmp "$bqemu" "$T/raw-disk.img" "$T/raw-disk.layer" 2>"$T/raw.err") || raw=null
+		rawsize=$(( $(stat -c %s "$T/raw-disk.img") + $(stat -c %s "$T/raw-disk.layer") )); rm -f "$T/raw-disk.img" "$T/raw-disk.layer"
+		t=$(date +%s.%N)
+		id=$(gca-ctl checkpoint bench-disk 2>"$T/bench-disk.ckerr" | awk '$1 == "checkpoint" { print $2; exit }')
+		gsecs=$(since "$t")
+	fi
+	if [ -n "${id:-}" ] && [ "$raw" != null ]; then
+		gdir=$(find "$T/cts-vmm/images/bench-disk" -mindepth 1 -maxdepth 1 -type d -name "$id")
+		gsize=$(du -cb "$gdir"/vm.state "$gdir"/gca-disk0*.qcow2 | awk 'END { print $1 }')
+		kill -9 "$bqemu"; wait "$bpid" 2>/dev/null
+		vmm-ready-job-resumer --gid bench-disk --checkpoint latest >>"$T/bench-disk.out" 2>"$T/bench-disk.res" &
+		rpid=$!
+		on_exit "kill $rpid"
+		wait_for 60 grep -q 'resumed from' "$T/bench-disk.res"
+		rsecs=$(grep -o 'in [0-9.]* s' "$T/bench-disk.res" | head -1 | awk '{ print $2 }')
+		kill -TERM "$rpid"; wait "$rpid" 2>/dev/null
+		rawres=$(raw_restore "$gdir" 2>"$T/rawres.err") || { fail "bench disk: raw restore" "$(cat "$T/rawres.err")"; rawres=null; }
+		ratio=$(awk -v g="$gsecs" -v r="$raw" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+		rratio=$(awk -v g="${rsecs:-0}" -v r="$rawres" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+		pass "bench 1024 MiB + 1 GiB disk (100 MiB written): checkpoint raw QMP $raw s, gca-ctl $gsecs s (ratio $ratio); image $((gsize >> 20)) MiB with the layer (raw $((rawsize >> 20)) MiB); restore raw $rawres s, resumer ${rsecs:-?} s (ratio $rratio)"
+		table+=("$(printf '# | %4d MiB + disk | %5s / %5s s (%sx) | %4d MiB (raw %d MiB) | %5s / %5s s (%sx) |' 1024 "$raw" "$gsecs" "$ratio" $((gsize >> 20)) $((rawsize >> 20)) "$rawres" "${rsecs:-?}" "$rratio")")
+		rows+=("{\"mib\": 1024, \"disk\": \"1 GiB qcow2, 100 MiB written\", \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
+	else
+		fail "bench with a disk: both checkpoints" "raw ${raw:-?} ($(cat "$T/raw.err" 2>/dev/null)); $(cat "$T/bench-disk.ckerr" "$T/bench-disk.err" 2>/dev/null | tail -3)"
+	fi
+	kill "$bpid" 2>/dev/null
+fi
 if [ ${#rows[@]} -gt 0 ]; then
 	# figures go to the build folder; make test-vmm (GCA_FIGURES_DIR=bench) records them in bench/
 	bench_json=${GCA_FIGURES_DIR:-$GCA_BUILD/bench}/vmm-vm.json; mkdir -p "${bench_json%/*}"
 	{
 		echo "{"
-		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports\","
+		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports; the row with a disk adds, raw, the snapshot transaction in the same stop and the copy of the frozen layer after cont (gca: the same, in the seal), and qemu-img's overlay on the image's layer before QEMU starts (both)\","
 		echo "  \"guest\": \"qemu $qv $VMM_ACCEL, Debian 12 kernel $LAB_KREL, busybox initramfs, a shell job counting\","
 		echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
 		echo "  \"load_average\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
