@@ -1015,6 +1015,14 @@ vmm_dump(struct cts_ckpt *ck)
 		vmm_fail(op);
 		return;
 	}
+	if (op->ndisks > 0 && ck->cts->image_key_id[0] != '\0') {
+		/* its layers chain as incremental images, which an encrypted store cannot restore */
+		snprintf(op->error, sizeof op->error, "this CTS encrypts its images (cts.conf image_key) "
+		    "and a VM's disk layers are incremental images, which an encrypted store does not "
+		    "restore: a VM with disks (%s) is not checkpointed here", op->disks[0].id);
+		vmm_fail(op);
+		return;
+	}
 	snprintf(img, sizeof img, "%s/vm.state", ck->image_dir);
 	if (mkdir(ck->image_dir, 0700) != 0 ||
 	    (op->fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {

@@ -186,7 +186,9 @@ run_checkpoint(struct run *r, const char *script)
 	self[n] = '\0';
 	if ((r->qemu = fork()) == 0) {
 		execl(self, "test_vmm", "--qemu", script, "-machine", "pc", "-qmp", qmparg,
-		    "-device", "virtio-serial", (char *)NULL);
+		    "-device", "virtio-serial", "-drive", strcmp(script, "disk-key") == 0 ?
+		    "file=/nonexistent/gca-disk0.qcow2,format=qcow2,if=virtio,id=gca-disk0" :
+		    "file=/nonexistent/other.qcow2,id=user-disk", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 500 && stat(r->qmp, &st) != 0; i++)
@@ -194,6 +196,8 @@ run_checkpoint(struct run *r, const char *script)
 	assert_int_equal(stat(r->qmp, &st), 0);
 	result.base = r->c.base = event_base_new();
 	r->c.vmm_timeout_ms = 10000;
+	if (strcmp(script, "disk-key") == 0)
+		snprintf(r->c.image_key_id, sizeof r->c.image_key_id, "0123456789abcdef");
 	r->j = (struct cts_job){ .gid = "vm-job", .pid = r->qemu, .uid = getuid(), .cts = &r->c };
 	r->ck = (struct cts_ckpt){ .cts = &r->c, .job = &r->j, .id = "01a00000-0000-7000-8000-000000000001",
 		.time_ms = 1 };
@@ -292,6 +296,21 @@ test_cont_until_finalized(void **state)
 	run_end(&r);
 }
 
+/* A VM with a disk under an encrypting CTS: refused before anything is sent, the VM untouched
+ * (its layers would be incremental images an encrypted store cannot restore). A -drive that is
+ * not the wrappers' (test_checkpoint_sequence) is not snapshotted: no query-block there. */
+static void
+test_disk_refused_when_encrypting(void **state)
+{
+	struct run r = { 0 };
+
+	(void)state;
+	run_checkpoint(&r, "disk-key");
+	assert_non_null(strstr(result.error, "a VM with disks (gca-disk0) is not checkpointed here"));
+	assert_null(strstr(r.commands, "stop\n"));
+	run_end(&r);
+}
+
 /* A paused VM is saved as it is: neither stopped nor continued. */
 static void
 test_paused_vm_stays_paused(void **state)
@@ -328,6 +347,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_migrate_error_conts),
 		cmocka_unit_test(test_paused_vm_stays_paused),
 		cmocka_unit_test(test_cont_until_finalized),
+		cmocka_unit_test(test_disk_refused_when_encrypting),
 		cmocka_unit_test(test_no_memory_size),
 	};
 
