@@ -482,6 +482,53 @@ out=$(vmm-ready-job-executor --gid vmm-nodisk --disk "$T/raw.img" -- true 2>&1);
 if [ $rc = 1 ] && echo "$out" | grep -q "is not a qcow2 image"; then pass "a base image that is not qcow2: $out"
 else fail "a base image that is not qcow2 is refused" "rc $rc: $out"; fi
 check "... and no VM was started for them (gca-ctl jobs)" bash -c "! gca-ctl jobs | grep -q vmm-nodisk"
+# Retention with disks: a CTS that keeps 1 image keeps every layer the kept one stands on. X1 <- X2
+# <- X3 all stay (X3 needs them); the VM resumed from X1 then takes X4 on X1: X2 and X3 go, X1
+# stays, and X4 still resumes with its disk.
+gca-pki issue "$site/pki" cts cts-vmm4 >/dev/null
+sed "s/cts-vmm/cts-vmm4/" "$T/cts-vmm.ldif" > "$T/cts-vmm4.ldif"
+cts_conf cts-vmm4 "vmm_kernel $LAB_VMLINUZ
+vmm_initrd $LAB_INITRD" | sed 's/^retention 10$/retention 1/' > "$T/cts-vmm4.conf"
+gca-cts -f "$T/cts-vmm4.conf" >>"$T/cts-vmm4.log" 2>&1 &
+on_exit "kill $!"
+wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-vmm4,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"
+rck() { gca-ctl checkpoint vmm-ret 2>>"$T/ret.err" | awk '$1 == "checkpoint" { print $2; exit }'; }
+rdir() { echo "$T/cts-vmm4/images/vmm-ret/$1"; }
+echo "mark start" > "$T/ret.out"
+vmm-ready-job-executor --cts "$T/cts-vmm4.sock" --gid vmm-ret --accel "$VMM_ACCEL" --disk "$T/base.qcow2" -- sh -c "$DJOB" >>"$T/ret.out" 2>>"$T/ret.err" &
+rexec=$!
+on_exit "kill $rexec"
+if wait_for 90 bash -c "[ \$(awk '\$1 == \"disk\"' '$T/ret.out' | wc -l) -ge 3 ]"; then
+	x1=$(rck); sleep 0.5; x2=$(rck); sleep 0.5; x3=$(rck)
+	sleep 1
+	check "retention 1: X1, X2 and X3 all stay while X3 stands on X2 and X1" \
+		bash -c "[ -n '$x3' ] && [ -d '$(rdir "$x1")' ] && [ -d '$(rdir "$x2")' ] && [ -d '$(rdir "$x3")' ]"
+	kill -9 "$(pgrep -P "$rexec" | head -1)"; wait "$rexec" 2>/dev/null
+	echo "mark x1" >> "$T/ret.out"
+	vmm-ready-job-resumer --cts "$T/cts-vmm4.sock" --gid vmm-ret --checkpoint "$x1" >>"$T/ret.out" 2>>"$T/ret.err" &
+	rres=$!
+	on_exit "kill $rres"
+	wait_for 60 bash -c "[ \$(awk -v m='mark x1' 'f && \$1 == \"disk\" { n++ } \$0 == m { f = 1 } END { print n + 0 }' '$T/ret.out') -ge 3 ]"
+	x4=$(rck)
+	if [ -n "$x4" ] && wait_for 10 bash -c "[ ! -d '$(rdir "$x2")' ] && [ ! -d '$(rdir "$x3")' ]" && [ -d "$(rdir "$x1")" ] && [ -d "$(rdir "$x4")" ]; then
+		pass "retention 1 after X4 (on X1): X2 and X3, which no kept image needs, removed; X1, which X4 needs, kept"
+	else
+		fail "retention keeps exactly the layers the kept image needs" "x4 '$x4'; $(ls "$T/cts-vmm4/images/vmm-ret" 2>&1 | tr '\n' ' '); $(tail -3 "$T/ret.err")"
+	fi
+	kill -9 "$(pgrep -P "$rres" | head -1)"; wait "$rres" 2>/dev/null
+	echo "mark x4" >> "$T/ret.out"
+	vmm-ready-job-resumer --cts "$T/cts-vmm4.sock" --gid vmm-ret --checkpoint "$x4" >>"$T/ret.out" 2>>"$T/ret.err" &
+	rres=$!
+	on_exit "kill $rres"
+	wait_for 60 bash -c "[ \$(awk -v m='mark x4' 'f && \$1 == \"disk\" { n++ } \$0 == m { f = 1 } END { print n + 0 }' '$T/ret.out') -ge 6 ]"
+	bad=$(dconsistent "$T/ret.out" "mark x4")
+	if [ -z "$bad" ]; then pass "X4 resumes after the retention with the disk of its instant"
+	else fail "X4 resumes after the retention" "$bad; $(tail -3 "$T/ret.err")"; fi
+	kill -9 "$(pgrep -P "$rres" | head -1)"; wait "$rres" 2>/dev/null
+else
+	fail "a VM job with a disk starts on cts-vmm4" "$(tail -3 "$T/ret.err")"
+fi
+kill "$rexec" 2>/dev/null
 else
 	echo "$S: not run: VM disks (qemu-img is not installed: make deps, qemu-utils)"
 fi
