@@ -177,6 +177,7 @@ struct cts {
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	char			*vmm_kernel, *vmm_initrd;	/* vmm: the operator's guest, or NULL */
+	char			*vmm_disk;	/* vmm: the base of a job's disk, or NULL */
 	char			*vmm_machine;		/* vmm: its machine type (an alias resolved) */
 	unsigned		 vmm_memory_mib;	/* vmm: its memory */
 	unsigned		 max_queue;

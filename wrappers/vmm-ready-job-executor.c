@@ -44,7 +44,7 @@ static const char vexec_help_text[] =
     "  --gate-timeout SECONDS     how long the guest may take to answer (default 60)\n"
     "  --disk BASE.qcow2          a writable disk on this base image (its own overlay; the base\n"
     "                             is never written); again for more disks (default:\n"
-    "                             $GCA_VMM_DISK)\n"
+    "                             $GCA_VMM_DISK, else the CTS's vmm_disk)\n"
     "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h, auto)\n"
     "See vmm-ready-job-executor(1).\n";
 
@@ -58,7 +58,7 @@ struct vexec {
 	const char	*disks[VMM_DISKS_MAX];	/* base images, as given */
 	int		 ndisks;
 	char		 layers[VMM_DISKS_MAX][PATH_MAX + 32];	/* their overlays in the run folder */
-	char		 guest[4][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine */
+	char		 guest[5][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine, disk */
 };
 
 static int
@@ -116,7 +116,7 @@ vexec_info(struct vexec *x)
 	struct msg_empty req = { 0 };
 	struct msg_local_info_ok *ok = NULL;
 	static const char *keys[] = { "vmm.guest.kernel=", "vmm.guest.initrd=",
-		"vmm.guest.memory=", "vmm.guest.machine=" };
+		"vmm.guest.memory=", "vmm.guest.machine=", "vmm.guest.disk=" };
 	char code[64], msg[512];
 	struct proto_sync *s;
 	int rc = 0;
@@ -150,6 +150,8 @@ vexec_info(struct vexec *x)
 	if (x->memory == 0)
 		x->memory = x->guest[2][0] ? strtol(x->guest[2], NULL, 10) : 256;
 	x->machine = x->guest[3][0] ? x->guest[3] : "pc";
+	if (x->ndisks == 0 && x->guest[4][0] != '\0')
+		x->disks[x->ndisks++] = x->guest[4];	/* cts.conf vmm_disk */
 	if (x->kernel == NULL || x->initrd == NULL) {
 		fprintf(stderr, "vmm-ready-job-executor: no guest image: give --kernel and --initrd, set "
 		    "GCA_VMM_KERNEL and GCA_VMM_INITRD, or have the CTS offer one (cts.conf "

@@ -195,6 +195,34 @@ vmm_probe_machines(struct cts *c, char *why, size_t len)
 	return 0;
 }
 
+/* cts.conf's vmm_disk: an absolute path to a readable qcow2 image (the executor puts each job's
+ * overlay on it; the CTS never opens it for writing). */
+static int
+vmm_base_check(const char *path, char *why, size_t len)
+{
+	char magic[4];
+	int fd;
+
+	if (path[0] != '/' || strpbrk(path, ",\"\\") != NULL) {
+		snprintf(why, len, "cts.conf's vmm_disk %.300s must be an absolute path without commas, "
+		    "quotes or backslashes", path);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(why, len, "cts.conf's vmm_disk %.300s cannot be read: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (read(fd, magic, sizeof magic) != (ssize_t)sizeof magic ||
+	    memcmp(magic, QCOW2_MAGIC, 4) != 0) {
+		snprintf(why, len, "cts.conf's vmm_disk %.300s is not a qcow2 image", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int
 vmm_probe(struct cts *c, char *why, size_t len)
 {
@@ -224,6 +252,8 @@ vmm_probe(struct cts *c, char *why, size_t len)
 			return -1;
 		}
 	}
+	if (c->vmm_disk != NULL && vmm_base_check(c->vmm_disk, why, len) != 0)
+		return -1;
 	if ((c->vmm_kernel == NULL) != (c->vmm_initrd == NULL)) {
 		snprintf(why, len, "cts.conf names a guest %s but no %s: give both", c->vmm_kernel ?
 		    "kernel" : "initramfs", c->vmm_kernel ? "vmm_initrd" : "vmm_kernel");
@@ -257,6 +287,10 @@ vmm_properties(struct cts *c, struct proto_strlist *out)
 		snprintf(p, sizeof p, "vmm.guest.kernel=%s", c->vmm_kernel);
 		proto_strlist_add(out, p);
 		snprintf(p, sizeof p, "vmm.guest.initrd=%s", c->vmm_initrd);
+		proto_strlist_add(out, p);
+	}
+	if (c->vmm_disk != NULL) {
+		snprintf(p, sizeof p, "vmm.guest.disk=%s", c->vmm_disk);
 		proto_strlist_add(out, p);
 	}
 	snprintf(p, sizeof p, "vmm.guest.memory=%u", c->vmm_memory_mib);

@@ -488,14 +488,17 @@ check "... and no VM was started for them (gca-ctl jobs)" bash -c "! gca-ctl job
 gca-pki issue "$site/pki" cts cts-vmm4 >/dev/null
 sed "s/cts-vmm/cts-vmm4/" "$T/cts-vmm.ldif" > "$T/cts-vmm4.ldif"
 cts_conf cts-vmm4 "vmm_kernel $LAB_VMLINUZ
-vmm_initrd $LAB_INITRD" | sed 's/^retention 10$/retention 1/' > "$T/cts-vmm4.conf"
+vmm_initrd $LAB_INITRD
+vmm_disk $T/base.qcow2" | sed 's/^retention 10$/retention 1/' > "$T/cts-vmm4.conf"
 gca-cts -f "$T/cts-vmm4.conf" >>"$T/cts-vmm4.log" 2>&1 &
 on_exit "kill $!"
 wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-vmm4,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"
+expect_eq "cts-vmm4 publishes its cts.conf vmm_disk (gcaProperty vmm.guest.disk)" \
+	"$(cts_entry cts-vmm4 gcaProperty | grep -c "^gcaProperty: vmm.guest.disk=$T/base.qcow2\$")" 1
 rck() { gca-ctl checkpoint vmm-ret 2>>"$T/ret.err" | awk '$1 == "checkpoint" { print $2; exit }'; }
 rdir() { echo "$T/cts-vmm4/images/vmm-ret/$1"; }
 echo "mark start" > "$T/ret.out"
-vmm-ready-job-executor --cts "$T/cts-vmm4.sock" --gid vmm-ret --accel "$VMM_ACCEL" --disk "$T/base.qcow2" -- sh -c "$DJOB" >>"$T/ret.out" 2>>"$T/ret.err" &
+vmm-ready-job-executor --cts "$T/cts-vmm4.sock" --gid vmm-ret --accel "$VMM_ACCEL" -- sh -c "$DJOB" >>"$T/ret.out" 2>>"$T/ret.err" &
 rexec=$!
 on_exit "kill $rexec"
 if wait_for 90 bash -c "[ \$(awk '\$1 == \"disk\"' '$T/ret.out' | wc -l) -ge 3 ]"; then
@@ -529,6 +532,19 @@ else
 	fail "a VM job with a disk starts on cts-vmm4" "$(tail -3 "$T/ret.err")"
 fi
 kill "$rexec" 2>/dev/null
+# a cts.conf vmm_disk that is not qcow2: the CTS is published unavailable, saying why
+gca-pki issue "$site/pki" cts cts-rawdisk >/dev/null
+sed "s/cts-vmm/cts-rawdisk/" "$T/cts-vmm.ldif" > "$T/cts-rawdisk.ldif"
+cts_conf cts-rawdisk "vmm_disk $T/raw.img" > "$T/cts-rawdisk.conf"
+gca-cts -f "$T/cts-rawdisk.conf" >>"$T/cts-rawdisk.log" 2>&1 &
+rd_pid=$!
+on_exit "kill $rd_pid"
+if wait_for 15 bash -c "ldapsearch -x -LLL -o ldif-wrap=no -H '$GCA_LDAP_URI' -b 'cn=cts-rawdisk,ou=cts,$GCA_BASE_DN' -s base gcaStatus description 2>/dev/null | grep -q 'vmm_disk .*raw.img is not a qcow2 image'"; then
+	pass "a CTS whose vmm_disk is not qcow2 is published unavailable with the reason (ldapsearch)"
+else
+	fail "a CTS whose vmm_disk is not qcow2 is unavailable" "$(cts_entry cts-rawdisk '*' | tail -4; tail -2 "$T/cts-rawdisk.log")"
+fi
+kill $rd_pid 2>/dev/null
 else
 	echo "$S: not run: VM disks (qemu-img is not installed: make deps, qemu-utils)"
 fi
