@@ -169,7 +169,7 @@ bench: all
 DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils glue-schema libevent-dev libssl-dev \
 	openssl libcmocka-dev uuid-dev uthash-dev criu libcap2-bin iproute2 procps psmisc kmod cpio xz-utils zstd \
 	python3 man-db rsync prometheus
-DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 busybox-static \
+DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 qemu-utils busybox-static \
 	debootstrap
 DEB_PKGS_debian13 := $(DEB_PKGS_COMMON) libmsgpack-c-dev libclang-rt-dev python3-pycriu
 OS_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo "$$ID$${VERSION_ID%%.*}")

@@ -197,6 +197,7 @@ cts_configure(struct cts *c, const struct config *cf)
 	/* the guest the operator offers (vmm-ready-job-executor takes it when no flag names one) */
 	c->vmm_kernel = config_get(cf, "vmm_kernel") ? strdup(config_get(cf, "vmm_kernel")) : NULL;
 	c->vmm_initrd = config_get(cf, "vmm_initrd") ? strdup(config_get(cf, "vmm_initrd")) : NULL;
+	c->vmm_disk = config_get(cf, "vmm_disk") ? xstrdup(config_get(cf, "vmm_disk")) : NULL;
 	c->vmm_machine = cts_setting(cf, "vmm_machine", "pc");
 	if (config_get_int(cf, "vmm_memory", 16, 1024 * 1024, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
@@ -225,6 +226,7 @@ cts_free(struct cts *c)
 	free(c->vmm_qemu);
 	free(c->vmm_kernel);
 	free(c->vmm_initrd);
+	free(c->vmm_disk);
 	free(c->vmm_machine);
 	free(c->ca_file);
 	free(c->cert_file);

@@ -47,6 +47,10 @@ struct core_service {
 	/* criu: can a job of uid (not root) be checkpointed here? 0, or -1 with why not; NULL:
 	 * every user's can */
 	int		(*user_job)(struct cts *c, uid_t uid, char *why, size_t len);
+	/* vmm: can this resource resume an image whose record says props (gcaProperty)? 0, or -1
+	 * with why not, before anything is fetched or copied; NULL: any */
+	int		(*restore_check)(struct cts *c, const struct proto_strlist *props, char *why,
+			    size_t len);
 };
 extern const struct core_service core_app, core_criu, core_vmm;
 /* criu_predump: the folder, inside a checkpoint's image folder, that holds its pre-dump; the dump
@@ -190,6 +194,7 @@ struct cts {
 	char			*vmm_qemu;		/* vmm: the QEMU the probe asks */
 	int			 vmm_timeout_ms;	/* vmm: a whole migration, at most */
 	char			*vmm_kernel, *vmm_initrd;	/* vmm: the operator's guest, or NULL */
+	char			*vmm_disk;	/* vmm: the base of a job's disk, or NULL */
 	char			*vmm_machine;		/* vmm: its machine type (an alias resolved) */
 	unsigned		 vmm_memory_mib;	/* vmm: its memory */
 	unsigned		 max_queue;

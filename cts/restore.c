@@ -508,6 +508,20 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 		return;
 	}
 	holder = restore_attr(found, "gcaCTSName");
+	if (op->link[0] == '\0' && op->cts->core->restore_check != NULL) {
+		/* an image this resource cannot run is refused before it is fetched (vmm: machine) */
+		static const struct proto_strlist none;
+		const struct proto_strlist *props = &none;
+		char why[600];
+		for (size_t i = 0; i < found->n; i++)
+			if (strcasecmp(found->attrs[i].name, "gcaProperty") == 0)
+				props = &found->attrs[i].vals;
+		if (op->cts->core->restore_check(op->cts, props, why, sizeof why) != 0) {
+			restore_fail(op, PROTO_E_REFUSED, "checkpoint %s cannot be resumed here: %s",
+			    restore_attr(found, "gcaCheckpointId"), why);
+			return;
+		}
+	}
 	if (op->link[0] == '\0') {
 		interval_seed(op->cts, b->gid, found);	/* the recovered job goes on from its costs */
 		snprintf(op->id, sizeof op->id, "%s", restore_attr(found, "gcaCheckpointId"));

@@ -30,7 +30,7 @@
 static const char vexec_usage_text[] =
     "usage: vmm-ready-job-executor --gid GID [--cts SOCKET] [--kernel FILE] [--initrd FILE]\n"
     "         [--memory MIB] [--qemu PROGRAM] [--accel kvm|tcg] [--gate-timeout SECONDS]\n"
-    "         [--checkpoint-every DURATION|auto] -- JOB [ARGS...]\n";
+    "         [--disk BASE.qcow2]... [--checkpoint-every DURATION|auto] -- JOB [ARGS...]\n";
 
 static const char vexec_help_text[] =
     "  --gid GID                  the job's grid identifier\n"
@@ -42,17 +42,23 @@ static const char vexec_help_text[] =
     "  --qemu PROGRAM             default: $GCA_VMM_QEMU, else qemu-system-x86_64\n"
     "  --accel kvm|tcg            default: kvm when /dev/kvm can be opened, else tcg\n"
     "  --gate-timeout SECONDS     how long the guest may take to answer (default 60)\n"
+    "  --disk BASE.qcow2          a writable disk on this base image (its own overlay; the base\n"
+    "                             is never written); again for more disks (default:\n"
+    "                             $GCA_VMM_DISK, else the CTS's vmm_disk)\n"
     "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h, auto)\n"
     "See vmm-ready-job-executor(1).\n";
 
-#define VEXEC_ARGS	48
+#define VEXEC_ARGS	(48 + 2 * VMM_DISKS_MAX)
 
 struct vexec {
 	const char	*gid, *cts, *kernel, *initrd, *qemu, *accel, *machine;
 	long		 memory, gate_timeout;	/* memory 0: the CTS's */
 	uint64_t	 every_ms;
 	char		**job;
-	char		 guest[4][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine */
+	const char	*disks[VMM_DISKS_MAX];	/* base images, as given */
+	int		 ndisks;
+	char		 layers[VMM_DISKS_MAX][PATH_MAX + 32];	/* their overlays in the run folder */
+	char		 guest[5][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine, disk */
 };
 
 static int
@@ -90,6 +96,10 @@ vexec_argv(const struct vexec *x, const struct vmm_vm *vm, char **argv, char *st
 	ARG("-device"); ARG("virtio-serial");
 	ARG("-chardev"); ARG("socket,id=gate,path=%s,server=on,wait=off", vm->gate);
 	ARG("-device"); ARG("virtserialport,chardev=gate,name=gca.gate");
+	for (int i = 0; i < x->ndisks; i++) {
+		ARG("-drive");
+		ARG("file=%s,format=qcow2,if=virtio,id=" VMM_DISK_PREFIX "%d", x->layers[i], i);
+	}
 	argv[n] = NULL;
 #undef ARG
 	return full ? -1 : 0;
@@ -106,7 +116,7 @@ vexec_info(struct vexec *x)
 	struct msg_empty req = { 0 };
 	struct msg_local_info_ok *ok = NULL;
 	static const char *keys[] = { "vmm.guest.kernel=", "vmm.guest.initrd=",
-		"vmm.guest.memory=", "vmm.guest.machine=" };
+		"vmm.guest.memory=", "vmm.guest.machine=", "vmm.guest.disk=" };
 	char code[64], msg[512];
 	struct proto_sync *s;
 	int rc = 0;
@@ -140,6 +150,8 @@ vexec_info(struct vexec *x)
 	if (x->memory == 0)
 		x->memory = x->guest[2][0] ? strtol(x->guest[2], NULL, 10) : 256;
 	x->machine = x->guest[3][0] ? x->guest[3] : "pc";
+	if (x->ndisks == 0 && x->guest[4][0] != '\0')
+		x->disks[x->ndisks++] = x->guest[4];	/* cts.conf vmm_disk */
 	if (x->kernel == NULL || x->initrd == NULL) {
 		fprintf(stderr, "vmm-ready-job-executor: no guest image: give --kernel and --initrd, set "
 		    "GCA_VMM_KERNEL and GCA_VMM_INITRD, or have the CTS offer one (cts.conf "
@@ -173,6 +185,29 @@ vexec_bind(const struct vexec *x, pid_t qemu)
 	return rc;
 }
 
+/* Each disk: its base checked, an overlay of the job's own made on it (before QEMU starts). */
+static int
+vexec_disks(struct vexec *x, const struct vmm_vm *vm)
+{
+	char base[PATH_MAX];
+
+	for (int i = 0; i < x->ndisks; i++) {
+		if (vmm_qcow2_check("vmm-ready-job-executor", "disk base image", x->disks[i]) != 0)
+			return -1;
+		/* absolute: the overlay names it, and QEMU opens it from anywhere */
+		if (realpath(x->disks[i], base) == NULL || strpbrk(base, ",\"\\") != NULL) {
+			fprintf(stderr, "vmm-ready-job-executor: disk base image %s: %s\n", x->disks[i],
+			    errno ? strerror(errno) : "its path has a comma, quote or backslash");
+			return -1;
+		}
+		snprintf(x->layers[i], sizeof x->layers[i], "%s/" VMM_DISK_PREFIX "%d.qcow2", vm->dir,
+		    i);
+		if (vmm_overlay("vmm-ready-job-executor", base, x->layers[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 vexec_run(struct vexec *x)
 {
@@ -196,6 +231,10 @@ vexec_run(struct vexec *x)
 		return 1;
 	vm.gid = x->gid;
 	vm.cts = x->cts;
+	if (vexec_disks(x, &vm) != 0) {
+		vmm_cleanup(&vm, false);	/* no VM ran: nothing in the run folder to look at */
+		return 1;
+	}
 	if (vexec_argv(x, &vm, argv, store, sizeof store) != 0) {
 		fprintf(stderr, "vmm-ready-job-executor: QEMU's command line would be longer than %zu "
 		    "bytes (a long TMPDIR %s, kernel or initramfs path?)\n", sizeof store, vm.dir);
@@ -244,6 +283,7 @@ main(int argc, char **argv)
 		{ "accel", required_argument, NULL, 'a' },
 		{ "gate-timeout", required_argument, NULL, 't' },
 		{ "checkpoint-every", required_argument, NULL, 'e' },
+		{ "disk", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -263,6 +303,14 @@ main(int argc, char **argv)
 		case 'i': x.initrd = optarg; break;
 		case 'q': x.qemu = optarg; break;
 		case 'a': x.accel = optarg; break;
+		case 'd':
+			if (x.ndisks == VMM_DISKS_MAX) {
+				fprintf(stderr, "vmm-ready-job-executor: at most %d disks\n",
+				    VMM_DISKS_MAX);
+				return vexec_usage();
+			}
+			x.disks[x.ndisks++] = optarg;
+			break;
 		case 'm':
 			x.memory = strtol(optarg, &end, 10);
 			if (*end != '\0' || x.memory < 16 || x.memory > 1024 * 1024) {
@@ -290,6 +338,8 @@ main(int argc, char **argv)
 	}
 	if (x.gid == NULL || optind >= argc)
 		return vexec_usage();
+	if (x.ndisks == 0 && getenv("GCA_VMM_DISK") != NULL && *getenv("GCA_VMM_DISK") != '\0')
+		x.disks[x.ndisks++] = getenv("GCA_VMM_DISK");
 	if (!name_valid(x.gid)) {
 		fprintf(stderr, "vmm-ready-job-executor: bad GID \"%s\": %s (%s)\n", x.gid,
 		    name_why(x.gid), NAME_RULE);

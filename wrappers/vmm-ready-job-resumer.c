@@ -55,6 +55,8 @@ struct vres_conf {
 	char	 qemu[64], machine[96], devices[1024];
 	uint64_t memory;
 	long	 uid;			/* the job's user, who ran this command line; -1 unknown */
+	char	*bases[VMM_DISKS_MAX];	/* "disk gca-diskN BASE": the base of disk N */
+	char	 layers[VMM_DISKS_MAX][PATH_MAX + 64];	/* our overlays on the image's layers */
 	char	*argv[VRES_MAX_ARGS + 8];
 	int	 argc;
 	char	*text;
@@ -104,7 +106,12 @@ vres_conf_read(const char *dir, struct vres_conf *vc)
 			vc->memory = mem;
 		else if (sscanf(l, "uid %llu", &mem) == 1)
 			vc->uid = (long)mem;
-		else if (strncmp(l, "devices ", 8) == 0)
+		else if (strncmp(l, "disk " VMM_DISK_PREFIX, 5 + strlen(VMM_DISK_PREFIX)) == 0) {
+			char *sp = strchr(l + 5, ' ');
+			long n = strtol(l + 5 + strlen(VMM_DISK_PREFIX), NULL, 10);
+			if (sp != NULL && n >= 0 && n < VMM_DISKS_MAX)
+				vc->bases[n] = sp + 1;
+		} else if (strncmp(l, "devices ", 8) == 0)
 			snprintf(vc->devices, sizeof vc->devices, "%s", l + 8);
 		else if (strncmp(l, "arg ", 4) == 0 && vc->argc < VRES_MAX_ARGS) {
 			vres_unescape(l + 4);
@@ -114,6 +121,52 @@ vres_conf_read(const char *dir, struct vres_conf *vc)
 	if (vc->argc == 0 || vc->memory == 0) {
 		fprintf(stderr, P ": %s names no QEMU command line or memory size\n", path);
 		return -1;
+	}
+	return 0;
+}
+
+/* N of a -drive argument with id=gca-diskN, or -1. */
+static int
+vres_disk_of(const char *a)
+{
+	const char *id = strstr(a, "id=" VMM_DISK_PREFIX);
+	long n;
+
+	if (id == NULL || (id != a && id[-1] != ','))
+		return -1;
+	n = strtol(id + 3 + strlen(VMM_DISK_PREFIX), NULL, 10);
+	return n >= 0 && n < VMM_DISKS_MAX ? (int)n : -1;
+}
+
+/*
+ * Each disk of the image: its base here, and an overlay of ours on the image's layer (in the
+ * verified copy; the layers below it in copy/parent/...), so that the VM writes only to its own
+ * file and no layer a checkpoint holds ever changes. Named gca-diskN.after-CKPT.qcow2: the CTS's
+ * next checkpoint of this VM learns from the name that its layers stand on CKPT's.
+ */
+static int
+vres_disks(struct vres_conf *vc, const struct vmm_vm *vm, const char *copy, const char *ckpt)
+{
+	char layer[PATH_MAX + 64], what[96];
+
+	for (int i = 0; i < vc->argc; i++) {
+		int n = i > 0 && strcmp(vc->argv[i - 1], "-drive") == 0 ? vres_disk_of(vc->argv[i]) : -1;
+		if (n < 0)
+			continue;
+		if (vc->bases[n] != NULL) {
+			snprintf(what, sizeof what, "checkpoint %s needs the disk base image", ckpt);
+			if (vmm_qcow2_check(P, what, vc->bases[n]) != 0)
+				return -1;
+		}
+		snprintf(layer, sizeof layer, "%s/" VMM_DISK_PREFIX "%d.qcow2", copy, n);
+		snprintf(what, sizeof what, "checkpoint %s: the layer of disk " VMM_DISK_PREFIX "%d",
+		    ckpt, n);
+		if (vmm_qcow2_check(P, what, layer) != 0)
+			return -1;
+		snprintf(vc->layers[n], sizeof vc->layers[n], "%s/" VMM_DISK_PREFIX "%d.after-%s.qcow2",
+		    vm->dir, n, ckpt);
+		if (vmm_overlay(P, layer, vc->layers[n]) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -141,6 +194,10 @@ vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, long 
 		else if (strcmp(prev, "-chardev") == 0 && strstr(a, "id=gate") != NULL)
 			used += (size_t)snprintf(s, len - used, "socket,id=gate,path=%s,server=on,"
 			    "wait=off", vm->gate);
+		else if (strcmp(prev, "-drive") == 0 && vres_disk_of(a) >= 0 &&
+		    strncmp(a, "file=", 5) == 0 && strchr(a, ',') != NULL)
+			used += (size_t)snprintf(s, len - used, "file=%s%s",
+			    vc->layers[vres_disk_of(a)], strchr(a, ','));
 		else
 			used += (size_t)snprintf(s, len - used, "%s", a);
 		if (++used >= len)
@@ -315,6 +372,18 @@ vres_drop_copy(const char *dir, bool all)
 		return;		/* not a copy: never touch a store */
 	snprintf(path, sizeof path, "%s/vm.state", dir);
 	unlink(path);
+	/* the parents' (an image with disks brings its parents' layers, and their streams) */
+	for (size_t n = strlen(dir); n + sizeof "/parent/vm.state" < sizeof path; ) {
+		memcpy(path + n, "/parent", sizeof "/parent");
+		n += sizeof "/parent" - 1;
+		snprintf(path + n, sizeof path - n, "/vm.state");
+		if (unlink(path) != 0 && errno == ENOENT && access(path, F_OK) != 0) {
+			path[n] = '\0';
+			if (access(path, F_OK) != 0)
+				break;
+		}
+		path[n] = '\0';
+	}
 	if (all) {
 		snprintf(path, sizeof path, "%s/vm.conf", dir);
 		unlink(path);
@@ -427,6 +496,8 @@ vres_run(const char *gid, const char *ckpt, const char *socket, long memory, con
 		goto out;
 	vm.gid = gid;
 	vm.cts = socket;
+	if (vres_disks(&vc, &vm, r->image_dir, r->checkpoint_id) != 0)
+		goto out;
 	if (vres_argv(&vc, &vm, qemu, memory, argv, store, sizeof store) != 0) {
 		fprintf(stderr, P ": the recorded command line is too long\n");
 		goto out;

@@ -70,14 +70,74 @@ vmm_have(const char *prog)
 
 	if (strchr(prog, '/') != NULL)
 		return access(prog, X_OK) == 0;
-	if ((path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin")) == NULL)
-		return false;
+	path = xstrdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
 	for (char *d = strtok_r(path, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
 		snprintf(buf, sizeof buf, "%s/%s", *d ? d : ".", prog);
 		found = access(buf, X_OK) == 0;
 	}
 	free(path);
 	return found;
+}
+
+int
+vmm_qcow2_check(const char *prog, const char *what, const char *path)
+{
+	unsigned char magic[4];
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "%s: %s %s: %s\n", prog, what, path, strerror(errno));
+		return -1;
+	}
+	if (read(fd, magic, sizeof magic) != (ssize_t)sizeof magic ||
+	    memcmp(magic, "QFI\xfb", 4) != 0) {
+		fprintf(stderr, "%s: %s %s is not a qcow2 image (qemu-img convert -O qcow2 makes "
+		    "one)\n", prog, what, path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+vmm_overlay(const char *prog, const char *backing, const char *path)
+{
+	const char *img = getenv("GCA_VMM_QEMU_IMG") ? getenv("GCA_VMM_QEMU_IMG") : "qemu-img";
+	char *argv[] = { (char *)img, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+		(char *)backing, (char *)path, NULL };
+	char out[1024];
+	size_t n = 0;
+	ssize_t r;
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+		fprintf(stderr, "%s: cannot run %s: %s\n", prog, img, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execvp(img, argv);
+		fprintf(stderr, "%s is not installed here (qemu-utils)", img);
+		_exit(127);
+	}
+	close(p[1]);
+	while (n + 1 < sizeof out && ((r = read(p[0], out + n, sizeof out - n - 1)) > 0 ||
+	    (r < 0 && errno == EINTR)))
+		n += r > 0 ? (size_t)r : 0;
+	out[n] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	while (n > 0 && out[n - 1] == '\n')
+		out[--n] = '\0';
+	fprintf(stderr, "%s: cannot make the disk layer %s on %s: %s\n", prog, path, backing,
+	    out[0] ? out : "qemu-img failed");
+	return -1;
 }
 
 int

@@ -39,6 +39,18 @@ int  vmm_rundir(struct vmm_vm *vm, const char *prog);
 /* The named program in PATH (or the path itself if it has a '/'); false if it cannot be run. */
 bool vmm_have(const char *prog);
 
+/*
+ * Disks (docs/VMM.md, "Disks"): the wrappers give QEMU a qcow2 overlay of their own in the run
+ * folder, id gca-diskN, on the base image (executor) or on a checkpoint's layer (resumer).
+ */
+#define VMM_DISKS_MAX	8
+#define VMM_DISK_PREFIX	"gca-disk"
+/* path is a readable qcow2 image; else says why on stderr (prog: ...) and returns -1. */
+int  vmm_qcow2_check(const char *prog, const char *what, const char *path);
+/* qemu-img create -f qcow2 -F qcow2 -b BACKING PATH ($GCA_VMM_QEMU_IMG, else qemu-img); -1 with
+ * qemu-img's own words on stderr. */
+int  vmm_overlay(const char *prog, const char *backing, const char *path);
+
 /* Starts argv (QEMU) as our child in its own process group, output to vm->log. */
 int  vmm_launch(struct vmm_vm *vm, char **argv);
 

@@ -45,6 +45,10 @@
 #define VMM_MAX_BANDWIDTH "1099511627776"	/* bytes/s: no throttle */
 
 #define VMM_MACHINES_MAX	128	/* machine types published; QEMU 7.2 has about 60 */
+#define VMM_DISKS_MAX		8	/* -drive ...,id=gca-diskN the wrappers made */
+#define VMM_LAYERS_MAX		16	/* frozen layers one image may take (failed checkpoints') */
+#define VMM_DISK_PREFIX		"gca-disk"
+#define QCOW2_MAGIC		"QFI\xfb"
 
 static char vmm_version[64];
 static bool vmm_kvm;
@@ -53,15 +57,31 @@ static size_t vmm_nmachines;
 
 enum vmm_step {
 	VMM_CAPS, VMM_VERSION, VMM_MACHINE, VMM_MEMORY, VMM_DEVICES, VMM_DEVICES_ID, VMM_STATUS,
-	VMM_BANDWIDTH, VMM_STOP, VMM_GETFD, VMM_MIGRATE, VMM_POLL, VMM_CANCEL, VMM_CONT,
-	VMM_CONT_AFTER_ERROR,
+	VMM_BLOCK, VMM_BANDWIDTH, VMM_STOP, VMM_GETFD, VMM_MIGRATE, VMM_POLL, VMM_CANCEL,
+	VMM_SNAPSHOT, VMM_CONT, VMM_CONT_AFTER_ERROR,
 };
 
 static const char *vmm_step_names[] = {
 	"qmp_capabilities", "query-version", "qom-get /machine type", "query-memory-size-summary",
 	"qom-list /machine/peripheral-anon", "qom-list /machine/peripheral", "query-status",
-	"migrate-set-parameters", "stop", "getfd", "migrate", "query-migrate", "migrate_cancel",
-	"cont", "cont",
+	"query-block", "migrate-set-parameters", "stop", "getfd", "migrate", "query-migrate",
+	"migrate_cancel", "transaction blockdev-snapshot-sync", "cont", "cont",
+};
+
+/*
+ * A writable disk of the VM: a qcow2 chain base <- layer <- ... <- active. The active layer is
+ * named by the wrapper that made it: gca-diskN.qcow2 (the executor's, on the base) or
+ * gca-diskN.after-ID.qcow2 (on checkpoint ID's layer: made by the checkpoint itself or by the
+ * resumer of ID). At a checkpoint, with the VM stopped, blockdev-snapshot-sync freezes the active
+ * layer and puts gca-diskN.after-CKPT.qcow2 on it; the frozen layers not yet in the store are
+ * copied into the image (their backing names made relative: parent/gca-diskN.qcow2).
+ */
+struct vmm_disk {
+	char	 id[32];			/* gca-diskN: QEMU's device id */
+	char	 file[PATH_MAX];		/* its active layer when the VM stopped */
+	char	 layers[VMM_LAYERS_MAX][PATH_MAX];	/* frozen, newest first */
+	int	 nlayers;
+	char	 base[PATH_MAX];		/* what the oldest layer stands on, if no parent */
 };
 
 struct vmm_op {
@@ -74,6 +94,11 @@ struct vmm_op {
 	uint64_t	 memory, t0, t_stop, t_done;
 	char		*cmdline;	/* QEMU's argv, NUL-separated */
 	size_t		 cmdlen;
+	struct vmm_disk	 disks[VMM_DISKS_MAX];
+	int		 ndisks;
+	bool		 snapped;	/* the disks' layers were switched: the store must take them */
+	bool		 cont_again;	/* the timer sends cont again instead of query-migrate */
+	int		 cont_tries;
 	struct event	*timer;
 	char		 error[700];
 };
@@ -138,11 +163,9 @@ vmm_qemu_says(const char *qemu, const char *arg1, const char *arg2, char *out, s
 static int
 vmm_probe_machines(struct cts *c, char *why, size_t len)
 {
-	char *out = malloc(65536), *save = NULL, name[96], *alias;
+	char *out = xmalloc(65536), *save = NULL, name[96], *alias;
 	bool found = false;
 
-	if (out == NULL)
-		abort();
 	if (vmm_qemu_says(c->vmm_qemu, "-machine", "help", out, 65536) != 0) {
 		snprintf(why, len, "%s -machine help failed: %.200s", c->vmm_qemu, out);
 		free(out);
@@ -156,13 +179,13 @@ vmm_probe_machines(struct cts *c, char *why, size_t len)
 				char target[96];
 				if (sscanf(alias, "(alias of %95[^)])", target) == 1) {
 					free(c->vmm_machine);
-					c->vmm_machine = strdup(target);
+					c->vmm_machine = xstrdup(target);
 				}
 			}
 			continue;
 		}
 		if (vmm_nmachines < VMM_MACHINES_MAX)
-			vmm_machines[vmm_nmachines++] = strdup(name);
+			vmm_machines[vmm_nmachines++] = xstrdup(name);
 	}
 	free(out);
 	for (size_t i = 0; i < vmm_nmachines; i++)
@@ -172,6 +195,34 @@ vmm_probe_machines(struct cts *c, char *why, size_t len)
 		    "-machine help)", c->vmm_machine, c->vmm_qemu, c->vmm_qemu);
 		return -1;
 	}
+	return 0;
+}
+
+/* cts.conf's vmm_disk: an absolute path to a readable qcow2 image (the executor puts each job's
+ * overlay on it; the CTS never opens it for writing). */
+static int
+vmm_base_check(const char *path, char *why, size_t len)
+{
+	char magic[4];
+	int fd;
+
+	if (path[0] != '/' || strpbrk(path, ",\"\\") != NULL) {
+		snprintf(why, len, "cts.conf's vmm_disk %.300s must be an absolute path without commas, "
+		    "quotes or backslashes", path);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(why, len, "cts.conf's vmm_disk %.300s cannot be read: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (read(fd, magic, sizeof magic) != (ssize_t)sizeof magic ||
+	    memcmp(magic, QCOW2_MAGIC, 4) != 0) {
+		snprintf(why, len, "cts.conf's vmm_disk %.300s is not a qcow2 image", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 
@@ -204,6 +255,8 @@ vmm_probe(struct cts *c, char *why, size_t len)
 			return -1;
 		}
 	}
+	if (c->vmm_disk != NULL && vmm_base_check(c->vmm_disk, why, len) != 0)
+		return -1;
 	if ((c->vmm_kernel == NULL) != (c->vmm_initrd == NULL)) {
 		snprintf(why, len, "cts.conf names a guest %s but no %s: give both", c->vmm_kernel ?
 		    "kernel" : "initramfs", c->vmm_kernel ? "vmm_initrd" : "vmm_kernel");
@@ -237,6 +290,10 @@ vmm_properties(struct cts *c, struct proto_strlist *out)
 		snprintf(p, sizeof p, "vmm.guest.kernel=%s", c->vmm_kernel);
 		proto_strlist_add(out, p);
 		snprintf(p, sizeof p, "vmm.guest.initrd=%s", c->vmm_initrd);
+		proto_strlist_add(out, p);
+	}
+	if (c->vmm_disk != NULL) {
+		snprintf(p, sizeof p, "vmm.guest.disk=%s", c->vmm_disk);
 		proto_strlist_add(out, p);
 	}
 	snprintf(p, sizeof p, "vmm.guest.memory=%u", c->vmm_memory_mib);
@@ -288,6 +345,322 @@ vmm_find_qmp(struct vmm_op *op, char *path, size_t plen)
 		return -1;
 	}
 	return 0;
+}
+
+/* The disks the wrappers made: -drive ...,id=gca-diskN (other drives are the user's own affair
+ * and are not snapshotted; docs/VMM.md). */
+static int
+vmm_find_disks(struct vmm_op *op)
+{
+	const char *prev = "";
+
+	for (const char *a = op->cmdline; a < op->cmdline + op->cmdlen; a += strlen(a) + 1) {
+		const char *id = strstr(a, "id=" VMM_DISK_PREFIX);
+		if (strcmp(prev, "-drive") == 0 && id != NULL && (id == a || id[-1] == ',')) {
+			struct vmm_disk *d;
+			if (op->ndisks == VMM_DISKS_MAX) {
+				snprintf(op->error, sizeof op->error, "the VM has more than %d disks",
+				    VMM_DISKS_MAX);
+				return -1;
+			}
+			d = &op->disks[op->ndisks++];
+			snprintf(d->id, sizeof d->id, "%.*s", (int)strcspn(id + 3, ","), id + 3);
+		}
+		prev = a;
+	}
+	return 0;
+}
+
+static uint64_t
+vmm_be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * The backing file name a qcow2 layer's header holds ("" if none), where it is (off) and the
+ * cluster size: QEMU writes the name into the first cluster, after the header's extensions, so a
+ * name may be rewritten in place up to that cluster's end (as qemu-img rebase -u does).
+ */
+static int
+vmm_qcow2_backing(int fd, char *name, size_t len, uint64_t *off, uint64_t *cluster)
+{
+	unsigned char h[104];
+	uint64_t size, version, bits;
+
+	if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h, QCOW2_MAGIC, 4) != 0)
+		return -1;
+	version = vmm_be(h + 4, 4);
+	bits = vmm_be(h + 20, 4);
+	*off = vmm_be(h + 8, 8);
+	size = vmm_be(h + 16, 4);
+	if ((version != 2 && version != 3) || bits < 9 || bits > 21)
+		return -1;
+	*cluster = 1ULL << bits;
+	if (*off == 0) {
+		name[0] = '\0';
+		return 0;
+	}
+	if (size >= len || *off < 72 || *off + size > *cluster ||
+	    pread(fd, name, size, (off_t)*off) != (ssize_t)size)
+		return -1;
+	name[size] = '\0';
+	return memchr(name, '\0', size) == NULL ? 0 : -1;
+}
+
+/* The layer's backing name replaced by name (in the same place, the rest of it zeroed). */
+static int
+vmm_qcow2_rebase(int fd, const char *name)
+{
+	char old[PATH_MAX];
+	unsigned char be[4];
+	uint64_t off, cluster;
+	size_t n = strlen(name), oldn;
+	char zero[PATH_MAX] = { 0 };
+
+	if (vmm_qcow2_backing(fd, old, sizeof old, &off, &cluster) != 0 || off == 0 ||
+	    off + n > cluster)
+		return -1;
+	oldn = strlen(old);
+	be[0] = (unsigned char)(n >> 24), be[1] = (unsigned char)(n >> 16);
+	be[2] = (unsigned char)(n >> 8), be[3] = (unsigned char)n;
+	if (pwrite(fd, name, n, (off_t)off) != (ssize_t)n ||
+	    (oldn > n && pwrite(fd, zero, oldn - n, (off_t)(off + n)) != (ssize_t)(oldn - n)) ||
+	    pwrite(fd, be, 4, 16) != 4)
+		return -1;
+	return 0;
+}
+
+/* A layer of the job's user, opened read-only without following a link at its end. */
+static int
+vmm_layer_open(const struct vmm_op *op, const char *path, char *why, size_t len)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		snprintf(why, len, "disk layer %.400s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != op->ck->job->uid) {
+		snprintf(why, len, "disk layer %.400s is not a file of the job's user (uid %u)", path,
+		    (unsigned)op->ck->job->uid);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * What a layer's file name says it stands on: 0 the base (gca-diskN.qcow2), 1 checkpoint id
+ * (gca-diskN.after-ID.qcow2), -1 a name no wrapper gives.
+ */
+static int
+vmm_layer_parent(const char *path, const char *disk, char *id, size_t len)
+{
+	const char *b = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t n = strlen(disk), blen = strlen(b);
+
+	if (strncmp(b, disk, n) != 0)
+		return -1;
+	if (strcmp(b + n, ".qcow2") == 0)
+		return 0;
+	if (strncmp(b + n, ".after-", 7) != 0 || blen < n + 7 + 6 ||
+	    strcmp(b + blen - 6, ".qcow2") != 0)
+		return -1;
+	snprintf(id, len, "%.*s", (int)(blen - n - 7 - 6), b + n + 7);
+	return id_valid(id) ? 1 : -1;
+}
+
+/*
+ * The layers of one disk this checkpoint must store: the active one (frozen at the checkpoint)
+ * and, behind it, any frozen by a checkpoint that failed after its snapshot, down to the layer of
+ * a checkpoint in the store (the image's parent) or to the base. parent gets that checkpoint.
+ */
+static int
+vmm_disk_chain(struct vmm_op *op, struct vmm_disk *d, char *parent, size_t plen)
+{
+	char cur[PATH_MAX], id[ID_LEN + 8], dir[PATH_MAX], back[PATH_MAX], joined[2 * PATH_MAX + 2];
+	uint64_t off, cluster;
+	struct stat st;
+	int kind, fd;
+
+	snprintf(cur, sizeof cur, "%s", d->file);
+	parent[0] = '\0';
+	for (d->nlayers = 0; d->nlayers < VMM_LAYERS_MAX; ) {
+		if ((kind = vmm_layer_parent(cur, d->id, id, sizeof id)) < 0) {
+			snprintf(op->error, sizeof op->error, "disk %s: layer %.400s was not made by "
+			    "gca's wrappers (gca-diskN.qcow2 or gca-diskN.after-ID.qcow2)", d->id, cur);
+			return -1;
+		}
+		snprintf(d->layers[d->nlayers++], sizeof d->layers[0], "%s", cur);
+		if (kind == 1 && cts_image_dir(op->ck->cts, op->ck->job->gid, id, dir,
+		    sizeof dir) == 0 && stat(dir, &st) == 0) {
+			snprintf(parent, plen, "%.*s", ID_LEN, id);
+			return 0;
+		}
+		/* the base, or a layer a failed checkpoint froze: its backing name says which */
+		if ((fd = vmm_layer_open(op, cur, op->error, sizeof op->error)) < 0)
+			return -1;
+		kind = kind == 0 ? 0 : 1;
+		if (vmm_qcow2_backing(fd, back, sizeof back, &off, &cluster) != 0 || back[0] == '\0') {
+			snprintf(op->error, sizeof op->error, "disk %s: layer %.400s is not a qcow2 "
+			    "overlay", d->id, cur);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		if (kind == 0) {
+			snprintf(d->base, sizeof d->base, "%s", back);
+			return 0;
+		}
+		if (back[0] != '/') {	/* relative to the layer's folder */
+			char *slash = strrchr(cur, '/');
+			snprintf(joined, sizeof joined, "%.*s/%s", slash ? (int)(slash - cur) : 1,
+			    slash ? cur : ".", back);
+			if (strlen(joined) >= sizeof back) {
+				snprintf(op->error, sizeof op->error, "disk %s: a layer's path is too "
+				    "long", d->id);
+				return -1;
+			}
+			memcpy(back, joined, strlen(joined) + 1);
+		}
+		snprintf(cur, sizeof cur, "%s", back);
+	}
+	snprintf(op->error, sizeof op->error, "disk %s: more than %d layers since the last checkpoint "
+	    "in the store", d->id, VMM_LAYERS_MAX);
+	return -1;
+}
+
+/* query-block's answer: each disk's active layer, and the checkpoint its chain stands on. */
+static int
+vmm_disks_found(struct vmm_op *op, const char *reply)
+{
+	char pat[64], parent[ID_LEN + 1];
+	const char *p;
+
+	for (int i = 0; i < op->ndisks; i++) {
+		struct vmm_disk *d = &op->disks[i];
+		snprintf(pat, sizeof pat, "\"device\": \"%s\"", d->id);
+		if ((p = strstr(reply, pat)) == NULL || json_str(p, "file", d->file,
+		    sizeof d->file) != 0 || d->file[0] != '/') {
+			snprintf(op->error, sizeof op->error, "QMP query-block: no file for disk %s",
+			    d->id);
+			return -1;
+		}
+		/* the path goes back into a JSON command (blockdev-snapshot-sync) */
+		if (strpbrk(d->file, "\"\\") != NULL || strlen(d->file) > PATH_MAX - 64) {
+			snprintf(op->error, sizeof op->error, "disk %s: its path %.300s cannot be "
+			    "snapshotted (quotes, backslashes, length)", d->id, d->file);
+			return -1;
+		}
+		if (vmm_disk_chain(op, d, parent, sizeof parent) != 0)
+			return -1;
+		if (i > 0 && strcmp(parent, op->ck->parent) != 0) {
+			snprintf(op->error, sizeof op->error, "disks %s and %s stand on different "
+			    "checkpoints (%s, %s)", op->disks[0].id, d->id, op->ck->parent[0] ?
+			    op->ck->parent : "none", parent[0] ? parent : "none");
+			return -1;
+		}
+		snprintf(op->ck->parent, sizeof op->ck->parent, "%s", parent);
+	}
+	return 0;
+}
+
+/* One transaction: every disk's active layer frozen at once, gca-diskN.after-CKPT on each. */
+static char *
+vmm_snapshot_json(const struct vmm_op *op)
+{
+	size_t cap = 256 + (size_t)op->ndisks * (PATH_MAX + 256), used;
+	char *j = xmalloc(cap);
+
+	used = (size_t)snprintf(j, cap, "{\"execute\": \"transaction\", \"arguments\": "
+	    "{\"actions\": [");
+	for (int i = 0; i < op->ndisks; i++) {
+		const struct vmm_disk *d = &op->disks[i];
+		const char *slash = strrchr(d->file, '/');
+		used += (size_t)snprintf(j + used, cap - used, "%s{\"type\": "
+		    "\"blockdev-snapshot-sync\", \"data\": {\"device\": \"%s\", \"snapshot-file\": "
+		    "\"%.*s/%s.after-%s.qcow2\", \"format\": \"qcow2\"}}", i ? ", " : "", d->id,
+		    (int)(slash - d->file), d->file, d->id, op->ck->id);
+	}
+	snprintf(j + used, cap - used, "]}}");
+	return j;
+}
+
+/* In the child: one frozen layer into the image, its backing name made relative. */
+static int
+vmm_store_layer(const struct vmm_op *op, const struct vmm_disk *d, int k, char *out, size_t len)
+{
+	char dst[PATH_MAX + 64], back[PATH_MAX + 64], buf[1 << 16];
+	int in, fd;
+	ssize_t r;
+
+	if (k == 0)
+		snprintf(dst, sizeof dst, "%s/%s.qcow2", op->ck->image_dir, d->id);
+	else
+		snprintf(dst, sizeof dst, "%s/%s.%d.qcow2", op->ck->image_dir, d->id, k);
+	if (k + 1 < d->nlayers)
+		snprintf(back, sizeof back, "%s.%d.qcow2", d->id, k + 1);
+	else if (op->ck->parent[0] != '\0')
+		snprintf(back, sizeof back, "parent/%s.qcow2", d->id);	/* restore_chain_copy */
+	else
+		back[0] = '\0';	/* the base, by the name the executor gave */
+	if ((in = vmm_layer_open(op, d->layers[k], out, len)) < 0)
+		return -1;
+	if ((fd = open(dst, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		snprintf(out, len, "cannot make %.400s: %s", dst, strerror(errno));
+		close(in);
+		return -1;
+	}
+	while ((r = read(in, buf, sizeof buf)) > 0)
+		if (write(fd, buf, (size_t)r) != r) {
+			r = -1;
+			break;
+		}
+	close(in);
+	if (r < 0) {
+		snprintf(out, len, "disk %s: copying layer %.300s into the image: %s", d->id,
+		    d->layers[k], strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (back[0] != '\0' && vmm_qcow2_rebase(fd, back) != 0) {
+		snprintf(out, len, "disk %s: layer %.300s: cannot name its backing file %s in its "
+		    "header", d->id, d->layers[k], back);
+		close(fd);
+		return -1;
+	}
+	if (close(fd) != 0) {
+		snprintf(out, len, "cannot write %.400s", dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* The base a disk stands on: the parent's vm.conf says it when the chain goes through it. */
+static void
+vmm_parent_base(const struct vmm_op *op, const struct vmm_disk *d, char *out, size_t len)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], *text = NULL, *save = NULL, pat[64];
+	size_t n;
+
+	snprintf(out, len, "%s", d->base);
+	if (op->ck->parent[0] == '\0' || cts_image_dir(op->ck->cts, op->ck->job->gid,
+	    op->ck->parent, dir, sizeof dir) != 0)
+		return;
+	snprintf(path, sizeof path, "%s/vm.conf", dir);
+	if (file_read_all(path, &text, &n, 1024 * 1024) != 0)
+		return;
+	snprintf(pat, sizeof pat, "disk %s ", d->id);
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (strncmp(l, pat, strlen(pat)) == 0)
+			snprintf(out, len, "%s", l + strlen(pat));
+	free(text);
 }
 
 static void
@@ -384,10 +757,22 @@ vmm_seal(void *arg, char *out, size_t len)
 	}
 	if (!typed && op->machine[0] != '\0')
 		fprintf(f, "arg -machine\narg %s\n", op->machine);	/* QEMU's default, by name */
+	for (int i = 0; i < op->ndisks; i++) {
+		char base[PATH_MAX];
+		vmm_parent_base(op, &op->disks[i], base, sizeof base);
+		fprintf(f, "disk %s %s\n", op->disks[i].id, base);
+	}
+	if (ck->parent[0] != '\0')
+		fprintf(f, "parent %s\n", ck->parent);
 	if (fclose(f) != 0) {
 		snprintf(out, len, "cannot write %s", path);
 		return -1;
 	}
+	for (int i = 0; i < op->ndisks; i++)
+		for (int k = 0; k < op->disks[i].nlayers; k++)
+			if (vmm_store_layer(op, &op->disks[i], k, out, len) != 0)
+				return -1;
+	snprintf(m.parent, sizeof m.parent, "%s", ck->parent);
 	snprintf(m.checkpoint_id, sizeof m.checkpoint_id, "%s", ck->id);
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
 	snprintf(m.core_service, sizeof m.core_service, "vmm");
@@ -457,6 +842,11 @@ vmm_on_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (op->cont_again) {
+		op->cont_again = false;
+		vmm_send(op, op->step, "{\"execute\": \"cont\"}", -1);
+		return;
+	}
 	/*
 	 * A stopped VM's stream holds each page at most once (4 KiB + 8 bytes) plus device state:
 	 * more than that is not a QEMU saving this VM, and the store's disk is not for filling.
@@ -509,6 +899,17 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 	uint64_t a = 0, b = 0, c = 0;
 
 	(void)q;
+	/*
+	 * query-migrate says "completed" before the migration thread has finished its cleanup; a
+	 * cont in between is refused ("Migration is not finalized yet", seen under load): it is
+	 * sent again, every 20 ms for up to 5 s, so the VM is not left stopped.
+	 */
+	if (error != NULL && (op->step == VMM_CONT || op->step == VMM_CONT_AFTER_ERROR) &&
+	    strstr(error, "not finalized") != NULL && op->cont_tries++ < 250) {
+		op->cont_again = true;
+		vmm_poll_later(op);
+		return;
+	}
 	if (error != NULL && op->step != VMM_CONT_AFTER_ERROR && op->step != VMM_CANCEL) {
 		vmm_error(op, vmm_step_names[op->step], error);
 		return;
@@ -563,6 +964,16 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 			return;
 		}
 		op->was_running = strstr(reply, "\"running\": true") != NULL;
+		if (op->ndisks > 0) {
+			vmm_send(op, VMM_BLOCK, "{\"execute\": \"query-block\"}", -1);
+			break;
+		}
+		__attribute__((fallthrough));
+	case VMM_BLOCK:
+		if (op->step == VMM_BLOCK && vmm_disks_found(op, reply) != 0) {
+			vmm_fail(op);
+			return;
+		}
 		vmm_send(op, VMM_BANDWIDTH, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
 		    "{\"max-bandwidth\": " VMM_MAX_BANDWIDTH "}}", -1);
 		break;
@@ -576,6 +987,16 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 		__attribute__((fallthrough));
 	case VMM_STOP:
 		op->stopped = true;
+		if (op->ndisks > 0) {
+			/* memory and every disk of the same instant: the VM stays stopped until cont */
+			char *json = vmm_snapshot_json(op);
+			vmm_send(op, VMM_SNAPSHOT, json, -1);
+			free(json);
+			break;
+		}
+		__attribute__((fallthrough));
+	case VMM_SNAPSHOT:
+		op->snapped = op->ndisks > 0;
 		vmm_send(op, VMM_GETFD, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": "
 		    "\"gca-image\"}}", op->fd);
 		break;
@@ -623,12 +1044,19 @@ vmm_dump(struct cts_ckpt *ck)
 	struct vmm_op *op;
 	char path[PATH_MAX], img[PATH_MAX + 16];
 
-	if ((op = calloc(1, sizeof *op)) == NULL)
-		abort();
+	op = xcalloc(1, sizeof *op);
 	op->ck = ck;
 	op->fd = -1;
 	op->t0 = time_now_ms();
-	if (vmm_find_qmp(op, path, sizeof path) != 0) {
+	if (vmm_find_qmp(op, path, sizeof path) != 0 || vmm_find_disks(op) != 0) {
+		vmm_fail(op);
+		return;
+	}
+	if (op->ndisks > 0 && ck->cts->image_key_id[0] != '\0') {
+		/* its layers chain as incremental images, which an encrypted store cannot restore */
+		snprintf(op->error, sizeof op->error, "this CTS encrypts its images (cts.conf image_key) "
+		    "and a VM's disk layers are incremental images, which an encrypted store does not "
+		    "restore: a VM with disks (%s) is not checkpointed here", op->disks[0].id);
 		vmm_fail(op);
 		return;
 	}
@@ -644,6 +1072,55 @@ vmm_dump(struct cts_ckpt *ck)
 	    vmm_on_answer, op, op->error, sizeof op->error);
 	if (op->q == NULL)
 		vmm_fail(op);
+}
+
+/* a.b.c against x.y.z, numerically: <0, 0, >0 */
+static int
+vmm_version_cmp(const char *a, const char *b)
+{
+	unsigned va[3] = { 0 }, vb[3] = { 0 };
+
+	sscanf(a, "%u.%u.%u", &va[0], &va[1], &va[2]);
+	sscanf(b, "%u.%u.%u", &vb[0], &vb[1], &vb[2]);
+	for (int i = 0; i < 3; i++)
+		if (va[i] != vb[i])
+			return va[i] < vb[i] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * An image moved to this resource (restore_prepare, before the fetch): its record's vmm.machine
+ * must be a machine type this QEMU offers, and this QEMU no older than vmm.qemu (an older one
+ * cannot read a newer stream). Memory and devices are the resumer's to compare, on the VM it
+ * starts (docs/VMM.md, "A resume").
+ */
+static int
+vmm_restore_check(struct cts *c, const struct proto_strlist *props, char *why, size_t len)
+{
+	const char *machine = NULL, *qemu = NULL;
+	bool offered = false;
+
+	for (size_t i = 0; i < props->n; i++) {
+		if (strncmp(props->v[i], "vmm.machine=", 12) == 0)
+			machine = props->v[i] + 12;
+		else if (strncmp(props->v[i], "vmm.qemu=", 9) == 0)
+			qemu = props->v[i] + 9;
+	}
+	if (machine == NULL)
+		return 0;	/* not a VM's image: the wrapper says so, with what made it */
+	for (size_t i = 0; i < vmm_nmachines; i++)
+		offered = offered || strcmp(vmm_machines[i], machine) == 0;
+	if (!offered) {
+		snprintf(why, len, "it needs machine type %.96s (vmm.machine), which %.200s here does "
+		    "not offer (QEMU %s)", machine, c->vmm_qemu, vmm_version);
+		return -1;
+	}
+	if (qemu != NULL && vmm_version_cmp(vmm_version, qemu) < 0) {
+		snprintf(why, len, "it was taken by QEMU %.32s and QEMU %s here is older (vmm.qemu)",
+		    qemu, vmm_version);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -664,4 +1141,5 @@ const struct core_service core_vmm = {
 	.saved = vmm_saved,
 	.keeps_channel = false,
 	.user_restore = true,
+	.restore_check = vmm_restore_check,
 };

@@ -79,7 +79,7 @@ qemu_main(const char *script, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char line[1024], cmd[64], logp[200], reply[1200];
-	int l, fd, image = -1;
+	int l, fd, image = -1, conts = 0;
 	FILE *log;
 
 	if (strlen(path) >= sizeof sa.sun_path)
@@ -103,7 +103,12 @@ qemu_main(const char *script, const char *path)
 			close(image);
 			image = -1;
 		}
-		snprintf(reply, sizeof reply, "{\"return\": %s}\n", qemu_answer(script, cmd, line));
+		if (strcmp(script, "cont-early") == 0 && strcmp(cmd, "cont") == 0 && conts++ < 2)
+			snprintf(reply, sizeof reply, "{\"error\": {\"class\": \"GenericError\", "
+			    "\"desc\": \"Migration is not finalized yet\"}}\n");
+		else
+			snprintf(reply, sizeof reply, "{\"return\": %s}\n", qemu_answer(script, cmd,
+			    line));
 		(void)!write(fd, reply, strlen(reply));
 	}
 	return 0;
@@ -144,6 +149,14 @@ ckpt_result_read(struct cts_ckpt *ck, const char *out)
 	return 0;
 }
 
+/* The store's layout (cts.c) is not under test: checkpoints of the scripted VM live in STATE. */
+int
+cts_image_dir(struct cts *c, const char *gid, const char *id, char *out, size_t len)
+{
+	(void)gid;
+	return snprintf(out, len, "%s/%s", c->state, id) >= (int)len ? -1 : 0;
+}
+
 struct run {
 	char	 dir[64], qmp[128], log[160];
 	pid_t	 qemu;
@@ -173,7 +186,9 @@ run_checkpoint(struct run *r, const char *script)
 	self[n] = '\0';
 	if ((r->qemu = fork()) == 0) {
 		execl(self, "test_vmm", "--qemu", script, "-machine", "pc", "-qmp", qmparg,
-		    "-device", "virtio-serial", (char *)NULL);
+		    "-device", "virtio-serial", "-drive", strcmp(script, "disk-key") == 0 ?
+		    "file=/nonexistent/gca-disk0.qcow2,format=qcow2,if=virtio,id=gca-disk0" :
+		    "file=/nonexistent/other.qcow2,id=user-disk", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 500 && stat(r->qmp, &st) != 0; i++)
@@ -181,6 +196,8 @@ run_checkpoint(struct run *r, const char *script)
 	assert_int_equal(stat(r->qmp, &st), 0);
 	result.base = r->c.base = event_base_new();
 	r->c.vmm_timeout_ms = 10000;
+	if (strcmp(script, "disk-key") == 0)
+		snprintf(r->c.image_key_id, sizeof r->c.image_key_id, "0123456789abcdef");
 	r->j = (struct cts_job){ .gid = "vm-job", .pid = r->qemu, .uid = getuid(), .cts = &r->c };
 	r->ck = (struct cts_ckpt){ .cts = &r->c, .job = &r->j, .id = "01a00000-0000-7000-8000-000000000001",
 		.time_ms = 1 };
@@ -263,6 +280,37 @@ test_migrate_error_conts(void **state)
 	run_end(&r);
 }
 
+/* QEMU refuses cont right after "completed" (its migration thread still finishing): cont is
+ * sent again until taken, and the checkpoint succeeds with the VM running. */
+static void
+test_cont_until_finalized(void **state)
+{
+	struct run r = { 0 };
+	size_t n;
+
+	(void)state;
+	run_checkpoint(&r, "cont-early");
+	assert_string_equal(result.error, "");
+	n = strlen(r.commands);
+	assert_true(n > 29 && strcmp(r.commands + n - 29, "query-migrate\ncont\ncont\ncont\n") == 0);
+	run_end(&r);
+}
+
+/* A VM with a disk under an encrypting CTS: refused before anything is sent, the VM untouched
+ * (its layers would be incremental images an encrypted store cannot restore). A -drive that is
+ * not the wrappers' (test_checkpoint_sequence) is not snapshotted: no query-block there. */
+static void
+test_disk_refused_when_encrypting(void **state)
+{
+	struct run r = { 0 };
+
+	(void)state;
+	run_checkpoint(&r, "disk-key");
+	assert_non_null(strstr(result.error, "a VM with disks (gca-disk0) is not checkpointed here"));
+	assert_null(strstr(r.commands, "stop\n"));
+	run_end(&r);
+}
+
 /* A paused VM is saved as it is: neither stopped nor continued. */
 static void
 test_paused_vm_stays_paused(void **state)
@@ -298,6 +346,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_checkpoint_sequence),
 		cmocka_unit_test(test_migrate_error_conts),
 		cmocka_unit_test(test_paused_vm_stays_paused),
+		cmocka_unit_test(test_cont_until_finalized),
+		cmocka_unit_test(test_disk_refused_when_encrypting),
 		cmocka_unit_test(test_no_memory_size),
 	};
 

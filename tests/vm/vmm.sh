@@ -2,7 +2,7 @@
 # checkpointed by a broker through the GCS, the VM killed, resumed from the latest and from the
 # first checkpoint; signals and exit status through the resumer; the errors a user can act on;
 # figures (build/bench/vmm-vm.json, bench/ from make test-vmm).
-# timeout: 420
+# timeout: 600
 #
 # The host runs the site (slapd, gca-gcs) and a CTS with core service vmm. The guest is Debian 12's
 # kernel with a busybox initramfs holding gca-gate (tests/vm/guest/gca-gate.c) as its only agent
@@ -38,7 +38,7 @@ if [ ! -x "$gate" ] || [ "$GCA_TOP/tests/vm/guest/gca-gate.c" -nt "$gate" ]; the
 fi
 lab_kernel 2>"$T/kernel.err" || not_run $S "no Debian 12 kernel: $(cat "$T/kernel.err")"
 LAB_INIT=$GCA_TOP/tests/vm/guest/vmm-init
-LAB_MODULES="drivers/virtio drivers/char/virtio_console.ko"
+LAB_MODULES="drivers/virtio drivers/char/virtio_console.ko drivers/block/virtio_blk.ko"
 t=$(date +%s.%N)
 lab_initramfs "$gate" || { fail "the initramfs builds"; exit 1; }
 pass "guest image: Debian 12 kernel $LAB_KREL, busybox initramfs with gca-gate ($(since "$t") s)"
@@ -78,6 +78,7 @@ state $T/$1
 heartbeat 2
 retention 10
 vmm_timeout 60
+listen 127.0.0.1:0
 $2
 CONF
 }
@@ -353,6 +354,201 @@ else
 	echo "$S: not run: root resuming a user's VM (needs root, setpriv and user nobody)"
 fi
 
+# ---- disks (issue 24): a writable qcow2 disk per job, its layers in every checkpoint ----
+# The job reads its disk (/dev/vda, O_DIRECT: not the guest's page cache) and then writes its
+# counter there, so every line says "disk N [cM]" with M = N-1 only if the disk a VM sees is the
+# one of its memory's instant. Checkpoints A and B of the VM, C of the VM resumed from A: each
+# resume (from B, from A, from C through the resumer's own layer) must go on consistently.
+if command -v qemu-img >/dev/null; then
+DJOB='i=0; while :; do d=$(dd if=/dev/vda bs=4096 count=1 iflag=direct 2>/dev/null | tr -d "\000"); echo "disk $i [$d]"; echo "c$i" | dd of=/dev/vda bs=4096 count=1 conv=sync,notrunc oflag=direct 2>/dev/null; i=$((i + 1)); sleep 0.2; done'
+qemu-img create -q -f qcow2 "$T/base.qcow2" 64M
+base_sum=$(sha256sum < "$T/base.qcow2")
+dlast() { awk '$1 == "disk" { n = $2 } END { print n + 0 }' "$1"; }
+# lines after MARK: the first N, and whether the first 6 all read what the line before wrote
+dfirst() { awk -v m="$2" 'f && $1 == "disk" { print $2; exit } $0 == m { f = 1 }' "$1"; }
+dconsistent() { awk -v m="$2" 'f && $1 == "disk" && k < 6 { k++; if ($3 != "[c" ($2 - 1) "]") bad = bad " " $0 } $0 == m { f = 1 } END { if (k < 6) print "only " k " lines"; else if (bad != "") print bad }' "$1"; }
+dckpt() {	# NAME: a checkpoint of vmm-disk, its counter window in $T/disk-NAME.range
+	local lo id t
+	lo=$(dlast "$T/disk.out"); t=$(date +%s.%N)
+	id=$(gca-ctl checkpoint vmm-disk 2>"$T/disk-$1.err" | awk '$1 == "checkpoint" { print $2; exit }')
+	local secs=$(since "$t")
+	sleep 0.3
+	echo "$lo $(dlast "$T/disk.out")" > "$T/disk-$1.range"
+	if [ -n "$id" ]; then
+		echo "$id" > "$T/disk-$1.id"
+		pass "checkpoint $1 of a VM with a disk: $id (counter $(cat "$T/disk-$1.range"), $secs s)"
+	else
+		fail "checkpoint $1 of a VM with a disk" "$(cat "$T/disk-$1.err"; tail -3 "$T/cts-vmm.log")"
+	fi
+}
+dresume() {	# NAME [CTS]: resumed from checkpoint NAME (at CTS cts-vmm or CTS), checked; QEMU's pid in dq
+	local mark="mark disk $1 ${2:-}" lo hi r bad
+	echo "$mark" >> "$T/disk.out"
+	vmm-ready-job-resumer --gid vmm-disk --checkpoint "$(cat "$T/disk-$1.id")" --cts "$T/${2:-cts-vmm}.sock" >>"$T/disk.out" 2>"$T/disk-res-$1.err" &
+	dres=$!
+	on_exit "kill $dres"
+	wait_for 60 bash -c "[ \$(awk -v m='$mark' 'f && \$1 == \"disk\" { n++ } \$0 == m { f = 1 } END { print n + 0 }' '$T/disk.out') -ge 6 ]"
+	read -r lo hi < "$T/disk-$1.range"
+	r=$(dfirst "$T/disk.out" "$mark"); bad=$(dconsistent "$T/disk.out" "$mark")
+	if in_range "$r" "$lo" "$hi" && [ -z "$bad" ]; then
+		pass "resumed from checkpoint $1${2:+ on $2}: the job goes on at $r (saved at $lo..$hi) and reads the disk of that instant"
+	else
+		fail "resumed from checkpoint $1 with its disk" "first $r, window $lo..$hi; $bad; $(tail -2 "$T/disk-res-$1.err")"
+	fi
+	dq=$(pgrep -P "$dres" | head -1)
+}
+t=$(date +%s.%N)
+vmm-ready-job-executor --gid vmm-disk --accel "$VMM_ACCEL" --disk "$T/base.qcow2" -- sh -c "$DJOB" >"$T/disk.out" 2>"$T/disk.err" &
+dexec=$!
+on_exit "kill $dexec"
+if wait_for 90 bash -c "[ \$(awk '\$1 == \"disk\"' '$T/disk.out' | wc -l) -ge 4 ]"; then
+	bad=$(awk '$1 == "disk" && $2 > 0 && $3 != "[c" ($2 - 1) "]"' "$T/disk.out" | head -2)
+	if [ -z "$bad" ]; then
+		pass "a VM job with --disk base.qcow2 writes and reads its disk ($(since "$t") s to 4 lines)"
+	else
+		fail "the job reads back what it wrote to its disk" "$bad"
+	fi
+	dckpt A
+	sleep 1
+	dckpt B
+	ida=$(cat "$T/disk-A.id" 2>/dev/null); idb=$(cat "$T/disk-B.id" 2>/dev/null)
+	da=$(find "$T/cts-vmm/images" -type d -name "$ida"); db=$(find "$T/cts-vmm/images" -type d -name "$idb")
+	expect_eq "checkpoint B's image names A as its parent (manifest), A none" \
+		"$(awk '$1 == "parent" { print $2 }' "$db/manifest") $(awk '$1 == "parent" { print $2 }' "$da/manifest")" "$ida -"
+	check "each image holds its own disk layer, sealed in its manifest (gca-disk0.qcow2)" \
+		bash -c "grep -q ' gca-disk0.qcow2\$' '$da/manifest' && grep -q ' gca-disk0.qcow2\$' '$db/manifest'"
+	expect_eq "B's layer names its backing file relatively (qemu-img info: parent/gca-disk0.qcow2)" \
+		"$(qemu-img info --output=json "$db/gca-disk0.qcow2" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("backing-filename"))')" "parent/gca-disk0.qcow2"
+	sums_before=$(sha256sum "$da/gca-disk0.qcow2" "$db/gca-disk0.qcow2")
+	kill -9 "$(pgrep -P "$dexec" | head -1)"; wait "$dexec" 2>/dev/null
+	dresume B; kill -9 "$dq"; wait "$dres" 2>/dev/null
+	dresume A
+	dckpt C
+	expect_eq "checkpoint C of the VM resumed from A stands on A (manifest parent)" \
+		"$(awk '$1 == "parent" { print $2 }' "$(find "$T/cts-vmm/images" -type d -name "$(cat "$T/disk-C.id")")/manifest")" "$ida"
+	kill -9 "$dq"; wait "$dres" 2>/dev/null
+	dresume C; kill -9 "$dq"; wait "$dres" 2>/dev/null
+	expect_eq "no restore changed a layer the checkpoints hold (sha256 of A's and B's)" \
+		"$(sha256sum "$da/gca-disk0.qcow2" "$db/gca-disk0.qcow2")" "$sums_before"
+	expect_eq "the base image is never written" "$(sha256sum < "$T/base.qcow2")" "$base_sum"
+	# ---- moved: another vmm CTS (gcaMigration TRUE) fetches B and its parent A, with a grant ----
+	vcts() {	# NAME CONF-LINES: a second vmm CTS that takes other resources' images
+		gca-pki issue "$site/pki" cts "$1" >/dev/null
+		sed "s/cts-vmm/$1/; s/gcaMigration: FALSE/gcaMigration: TRUE/" "$T/cts-vmm.ldif" > "$T/$1.ldif"
+		cts_conf "$1" "$2" > "$T/$1.conf"
+		gca-cts -f "$T/$1.conf" >>"$T/$1.log" 2>&1 &
+		on_exit "kill $!"
+		wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=$1,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"
+	}
+	vcts cts-vmm2 ""
+	dresume B cts-vmm2; kill -9 "$dq"; wait "$dres" 2>/dev/null
+	if grep -q "fetched and verified" "$T/cts-vmm2.log" && [ -f "$(find "$T/cts-vmm2/images" -type d -name "$ida")/gca-disk0.qcow2" ]; then
+		pass "cts-vmm2 fetched B and its parent A (image_fetch, grant, verified) before resuming: $(grep -c 'fetched and verified' "$T/cts-vmm2.log") images"
+	else
+		fail "cts-vmm2 fetched B's chain" "$(grep -i 'fetch\|refused' "$T/cts-vmm2.log" | tail -3)"
+	fi
+	# a resource whose QEMU lacks the image's machine type refuses it before fetching anything
+	cat > "$T/qemu-nopc" <<SH
+#!/bin/sh
+if [ "\$1 \$2" = "-machine help" ]; then qemu-system-x86_64 "\$@" | grep -v "^$pc \\|^pc "; exit 0; fi
+exec qemu-system-x86_64 "\$@"
+SH
+	chmod +x "$T/qemu-nopc"
+	vcts cts-vmm3 "vmm_qemu $T/qemu-nopc
+vmm_machine q35"
+	out=$(vmm-ready-job-resumer --gid vmm-disk --checkpoint "$idb" --cts "$T/cts-vmm3.sock" 2>&1); rc=$?
+	if [ $rc = 1 ] && echo "$out" | grep -q "needs machine type $pc (vmm.machine)" && [ ! -d "$T/cts-vmm3/images/vmm-disk" ]; then
+		pass "a resource whose QEMU has no $pc refuses the image, nothing fetched: $(echo "$out" | head -1)"
+	else
+		fail "a resource without the image's machine type refuses it" "rc $rc: $out; $(tail -2 "$T/cts-vmm3.log")"
+	fi
+	# a layer A holds, damaged: B (which needs it) is refused before QEMU starts
+	printf 'X' | dd of="$da/gca-disk0.qcow2" bs=1 seek=70000 conv=notrunc status=none
+	out=$(vmm-ready-job-resumer --gid vmm-disk --checkpoint "$idb" 2>&1); rc=$?
+	if [ $rc = 1 ] && echo "$out" | grep -q 'gca-disk0.qcow2' && ! echo "$out" | grep -q 'resumed from'; then
+		pass "a layer that fails its hash (in the parent) refuses the restore, no VM started: $(echo "$out" | head -1)"
+	else
+		fail "a damaged layer refuses the restore" "rc $rc: $out"
+	fi
+else
+	fail "a VM job with a disk starts" "$(tail -3 "$T/disk.err")"
+fi
+kill "$dexec" 2>/dev/null
+out=$(vmm-ready-job-executor --gid vmm-nodisk --disk "$T/no-such.qcow2" -- true 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q "no-such.qcow2: No such file"; then pass "a missing base image: $out"
+else fail "a missing base image is said" "rc $rc: $out"; fi
+head -c 1M /dev/zero > "$T/raw.img"
+out=$(vmm-ready-job-executor --gid vmm-nodisk --disk "$T/raw.img" -- true 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q "is not a qcow2 image"; then pass "a base image that is not qcow2: $out"
+else fail "a base image that is not qcow2 is refused" "rc $rc: $out"; fi
+check "... and no VM was started for them (gca-ctl jobs)" bash -c "! gca-ctl jobs | grep -q vmm-nodisk"
+# Retention with disks: a CTS that keeps 1 image keeps every layer the kept one stands on. X1 <- X2
+# <- X3 all stay (X3 needs them); the VM resumed from X1 then takes X4 on X1: X2 and X3 go, X1
+# stays, and X4 still resumes with its disk.
+gca-pki issue "$site/pki" cts cts-vmm4 >/dev/null
+sed "s/cts-vmm/cts-vmm4/" "$T/cts-vmm.ldif" > "$T/cts-vmm4.ldif"
+cts_conf cts-vmm4 "vmm_kernel $LAB_VMLINUZ
+vmm_initrd $LAB_INITRD
+vmm_disk $T/base.qcow2" | sed 's/^retention 10$/retention 1/' > "$T/cts-vmm4.conf"
+gca-cts -f "$T/cts-vmm4.conf" >>"$T/cts-vmm4.log" 2>&1 &
+on_exit "kill $!"
+wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-vmm4,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"
+expect_eq "cts-vmm4 publishes its cts.conf vmm_disk (gcaProperty vmm.guest.disk)" \
+	"$(cts_entry cts-vmm4 gcaProperty | grep -c "^gcaProperty: vmm.guest.disk=$T/base.qcow2\$")" 1
+rck() { gca-ctl checkpoint vmm-ret 2>>"$T/ret.err" | awk '$1 == "checkpoint" { print $2; exit }'; }
+rdir() { echo "$T/cts-vmm4/images/vmm-ret/$1"; }
+echo "mark start" > "$T/ret.out"
+vmm-ready-job-executor --cts "$T/cts-vmm4.sock" --gid vmm-ret --accel "$VMM_ACCEL" -- sh -c "$DJOB" >>"$T/ret.out" 2>>"$T/ret.err" &
+rexec=$!
+on_exit "kill $rexec"
+if wait_for 90 bash -c "[ \$(awk '\$1 == \"disk\"' '$T/ret.out' | wc -l) -ge 3 ]"; then
+	x1=$(rck); sleep 0.5; x2=$(rck); sleep 0.5; x3=$(rck)
+	sleep 1
+	check "retention 1: X1, X2 and X3 all stay while X3 stands on X2 and X1" \
+		bash -c "[ -n '$x3' ] && [ -d '$(rdir "$x1")' ] && [ -d '$(rdir "$x2")' ] && [ -d '$(rdir "$x3")' ]"
+	kill -9 "$(pgrep -P "$rexec" | head -1)"; wait "$rexec" 2>/dev/null
+	echo "mark x1" >> "$T/ret.out"
+	vmm-ready-job-resumer --cts "$T/cts-vmm4.sock" --gid vmm-ret --checkpoint "$x1" >>"$T/ret.out" 2>>"$T/ret.err" &
+	rres=$!
+	on_exit "kill $rres"
+	wait_for 60 bash -c "[ \$(awk -v m='mark x1' 'f && \$1 == \"disk\" { n++ } \$0 == m { f = 1 } END { print n + 0 }' '$T/ret.out') -ge 3 ]"
+	x4=$(rck)
+	if [ -n "$x4" ] && wait_for 10 bash -c "[ ! -d '$(rdir "$x2")' ] && [ ! -d '$(rdir "$x3")' ]" && [ -d "$(rdir "$x1")" ] && [ -d "$(rdir "$x4")" ]; then
+		pass "retention 1 after X4 (on X1): X2 and X3, which no kept image needs, removed; X1, which X4 needs, kept"
+	else
+		fail "retention keeps exactly the layers the kept image needs" "x4 '$x4'; $(ls "$T/cts-vmm4/images/vmm-ret" 2>&1 | tr '\n' ' '); $(tail -3 "$T/ret.err")"
+	fi
+	kill -9 "$(pgrep -P "$rres" | head -1)"; wait "$rres" 2>/dev/null
+	echo "mark x4" >> "$T/ret.out"
+	vmm-ready-job-resumer --cts "$T/cts-vmm4.sock" --gid vmm-ret --checkpoint "$x4" >>"$T/ret.out" 2>>"$T/ret.err" &
+	rres=$!
+	on_exit "kill $rres"
+	wait_for 60 bash -c "[ \$(awk -v m='mark x4' 'f && \$1 == \"disk\" { n++ } \$0 == m { f = 1 } END { print n + 0 }' '$T/ret.out') -ge 6 ]"
+	bad=$(dconsistent "$T/ret.out" "mark x4")
+	if [ -z "$bad" ]; then pass "X4 resumes after the retention with the disk of its instant"
+	else fail "X4 resumes after the retention" "$bad; $(tail -3 "$T/ret.err")"; fi
+	kill -9 "$(pgrep -P "$rres" | head -1)"; wait "$rres" 2>/dev/null
+else
+	fail "a VM job with a disk starts on cts-vmm4" "$(tail -3 "$T/ret.err")"
+fi
+kill "$rexec" 2>/dev/null
+# a cts.conf vmm_disk that is not qcow2: the CTS is published unavailable, saying why
+gca-pki issue "$site/pki" cts cts-rawdisk >/dev/null
+sed "s/cts-vmm/cts-rawdisk/" "$T/cts-vmm.ldif" > "$T/cts-rawdisk.ldif"
+cts_conf cts-rawdisk "vmm_disk $T/raw.img" > "$T/cts-rawdisk.conf"
+gca-cts -f "$T/cts-rawdisk.conf" >>"$T/cts-rawdisk.log" 2>&1 &
+rd_pid=$!
+on_exit "kill $rd_pid"
+if wait_for 15 bash -c "ldapsearch -x -LLL -o ldif-wrap=no -H '$GCA_LDAP_URI' -b 'cn=cts-rawdisk,ou=cts,$GCA_BASE_DN' -s base gcaStatus description 2>/dev/null | grep -q 'vmm_disk .*raw.img is not a qcow2 image'"; then
+	pass "a CTS whose vmm_disk is not qcow2 is published unavailable with the reason (ldapsearch)"
+else
+	fail "a CTS whose vmm_disk is not qcow2 is unavailable" "$(cts_entry cts-rawdisk '*' | tail -4; tail -2 "$T/cts-rawdisk.log")"
+fi
+kill $rd_pid 2>/dev/null
+else
+	echo "$S: not run: VM disks (qemu-img is not installed: make deps, qemu-utils)"
+fi
+
 # ---- errors a user can act on ----
 # The resumer asks the VM it started (paused, nothing loaded) what it is, and refuses to load an
 # image taken from another: each difference named. QEMU itself would say "Unknown savevm section".
@@ -424,7 +620,12 @@ silent_pid=$!
 on_exit "kill $silent_pid"
 # meanwhile its VM is checkpointed (the gate plays no part in that), for the resumer's turn
 wait_for 10 bash -c "gca-ctl jobs | grep -q vmm-silent"
-silent_id=$(gca-ctl checkpoint vmm-silent 2>"$T/silent.ck" | awk '$1 == "checkpoint" { print $2; exit }')
+# (bound as soon as QEMU was started: on a loaded machine it may not have made its QMP socket yet)
+for i in 1 2 3 4 5; do
+	silent_id=$(gca-ctl checkpoint vmm-silent 2>"$T/silent.ck" | awk '$1 == "checkpoint" { print $2; exit }')
+	[ -z "$silent_id" ] && grep -q 'is QEMU still starting' "$T/silent.ck" || break
+	sleep 1
+done
 wait "$silent_pid"; rc=$?
 if [ $rc = 1 ] && grep -q 'did not answer within 8 s' "$T/silent.err"; then pass "a silent gate is reported after --gate-timeout ($(since "$t") s): $(head -1 "$T/silent.err")"
 else fail "a silent gate is reported" "rc $rc: $(cat "$T/silent.err")"; fi
@@ -467,8 +668,9 @@ bench_vm() {	# MIB: start a VM job, wait until it counts; sets bpid, bqemu
 	wait_for 90 grep -q '^counter 2' "$T/bench-$1.out" || return 1
 	bqemu=$(pgrep -P "$bpid" | head -1)
 }
-raw_qmp() {	# QEMU-PID IMAGE: stop, getfd, migrate fd:, poll, cont over its QMP socket; prints seconds
-	python3 - "$1" "$2" <<'PY'
+raw_qmp() {	# QEMU-PID IMAGE [LAYER]: stop, [snapshot gca-disk0,] getfd, migrate fd:, poll, cont
+	# over its QMP socket [, then the frozen layer copied to LAYER]; prints seconds
+	python3 - "$1" "$2" "${3:-}" <<'PY'
 import json, os, socket, sys, time
 args = open("/proc/%s/cmdline" % sys.argv[1], "rb").read().split(b"\0")
 path = args[args.index(b"-qmp") + 1].decode()[5:].split(",")[0]
@@ -484,9 +686,23 @@ f.readline(); call("qmp_capabilities")
 call("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
 fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 t = time.time()
-call("stop"); call("getfd", [fd], fdname="raw"); call("migrate", uri="fd:raw")
+layer = sys.argv[3]
+if layer:
+    import shutil, uuid
+    blk = [b for b in call("query-block") if b["device"] == "gca-disk0"][0]
+    active = blk["inserted"]["file"]
+    # a name the CTS reads as "stands on a checkpoint not in the store": its next checkpoint
+    # takes this frozen layer too, as after a failed checkpoint
+    new = "%s/gca-disk0.after-%s.qcow2" % (os.path.dirname(active), uuid.uuid4())
+call("stop")
+if layer:
+    call("transaction", actions=[{"type": "blockdev-snapshot-sync", "data": {"device": "gca-disk0",
+        "snapshot-file": new, "format": "qcow2"}}])
+call("getfd", [fd], fdname="raw"); call("migrate", uri="fd:raw")
 while call("query-migrate").get("status") != "completed": time.sleep(0.02)
 call("cont")
+if layer:
+    shutil.copyfile(active, layer); os.fsync(os.open(layer, os.O_RDONLY))
 print("%.3f" % (time.time() - t))
 PY
 }
@@ -502,6 +718,13 @@ for i in range(1, len(args)):
     if args[i - 1] == "-chardev": args[i] = "socket,id=gate,path=%s/gate,server=on,wait=off" % d
     if args[i - 1] == "-serial": args[i] = "file:%s/console" % d
 t = time.time()
+for i in range(1, len(args)):
+    if args[i - 1] == "-drive" and "id=gca-disk" in args[i]:
+        n = args[i].split("id=gca-disk")[1].split(",")[0]
+        ov = "%s/gca-disk%s.qcow2" % (d, n)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+            "%s/gca-disk%s.qcow2" % (img, n), ov], check=True)
+        args[i] = "file=%s,%s" % (ov, args[i].split(",", 1)[1])
 p = subprocess.Popen(args + ["-S", "-incoming", "defer"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 s = socket.socket(socket.AF_UNIX)
 while True:
@@ -551,12 +774,50 @@ for mib in 256 1024; do
 	table+=("$(printf '# | %4d MiB | %5s / %5s s (%sx) | %4d MiB (raw %d MiB) | %5s / %5s s (%sx) |' "$mib" "$raw" "$gsecs" "$ratio" $((gsize >> 20)) $((rawsize >> 20)) "$rawres" "${rsecs:-?}" "$rratio")")
 	rows+=("{\"mib\": $mib, \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
 done
+# A VM with a disk: 1 GiB qcow2 of which the job wrote 100 MiB (zeros, O_DIRECT; QEMU stores them:
+# detect-zeroes is off) before it counts. Raw: the same QMP steps plus the snapshot transaction and
+# the copy of the frozen layer; restore raw: QEMU with an overlay (qemu-img) on the image's layer.
+if command -v qemu-img >/dev/null && [ ${#rows[@]} -eq 2 ]; then
+	qemu-img create -q -f qcow2 "$T/base1g.qcow2" 1G
+	vmm-ready-job-executor --gid bench-disk --accel "$VMM_ACCEL" --memory 1024 --disk "$T/base1g.qcow2" -- sh -c \
+		"dd if=/dev/zero of=/dev/vda bs=1M count=100 oflag=direct 2>/dev/null; $JOB" >"$T/bench-disk.out" 2>"$T/bench-disk.err" &
+	bpid=$!
+	on_exit "kill $bpid"
+	if wait_for 180 grep -q '^counter 2' "$T/bench-disk.out"; then
+		bqemu=$(pgrep -P "$bpid" | head -1)
+		raw=$(raw_qmp "$bqemu" "$T/raw-disk.img" "$T/raw-disk.layer" 2>"$T/raw.err") || raw=null
+		rawsize=$(( $(stat -c %s "$T/raw-disk.img") + $(stat -c %s "$T/raw-disk.layer") )); rm -f "$T/raw-disk.img" "$T/raw-disk.layer"
+		t=$(date +%s.%N)
+		id=$(gca-ctl checkpoint bench-disk 2>"$T/bench-disk.ckerr" | awk '$1 == "checkpoint" { print $2; exit }')
+		gsecs=$(since "$t")
+	fi
+	if [ -n "${id:-}" ] && [ "$raw" != null ]; then
+		gdir=$(find "$T/cts-vmm/images/bench-disk" -mindepth 1 -maxdepth 1 -type d -name "$id")
+		gsize=$(du -cb "$gdir"/vm.state "$gdir"/gca-disk0*.qcow2 | awk 'END { print $1 }')
+		kill -9 "$bqemu"; wait "$bpid" 2>/dev/null
+		vmm-ready-job-resumer --gid bench-disk --checkpoint latest >>"$T/bench-disk.out" 2>"$T/bench-disk.res" &
+		rpid=$!
+		on_exit "kill $rpid"
+		wait_for 60 grep -q 'resumed from' "$T/bench-disk.res"
+		rsecs=$(grep -o 'in [0-9.]* s' "$T/bench-disk.res" | head -1 | awk '{ print $2 }')
+		kill -TERM "$rpid"; wait "$rpid" 2>/dev/null
+		rawres=$(raw_restore "$gdir" 2>"$T/rawres.err") || { fail "bench disk: raw restore" "$(cat "$T/rawres.err")"; rawres=null; }
+		ratio=$(awk -v g="$gsecs" -v r="$raw" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+		rratio=$(awk -v g="${rsecs:-0}" -v r="$rawres" 'BEGIN { printf "%.1f", (r > 0) ? g / r : 0 }')
+		pass "bench 1024 MiB + 1 GiB disk (100 MiB written): checkpoint raw QMP $raw s, gca-ctl $gsecs s (ratio $ratio); image $((gsize >> 20)) MiB with the layer (raw $((rawsize >> 20)) MiB); restore raw $rawres s, resumer ${rsecs:-?} s (ratio $rratio)"
+		table+=("$(printf '# | %4d MiB + disk | %5s / %5s s (%sx) | %4d MiB (raw %d MiB) | %5s / %5s s (%sx) |' 1024 "$raw" "$gsecs" "$ratio" $((gsize >> 20)) $((rawsize >> 20)) "$rawres" "${rsecs:-?}" "$rratio")")
+		rows+=("{\"mib\": 1024, \"disk\": \"1 GiB qcow2, 100 MiB written\", \"raw_qmp_checkpoint_s\": $raw, \"gca_ctl_checkpoint_s\": $gsecs, \"checkpoint_ratio\": $ratio, \"image_bytes\": $gsize, \"raw_image_bytes\": $rawsize, \"raw_restore_s\": $rawres, \"resumer_restore_s\": ${rsecs:-null}, \"restore_ratio\": $rratio}")
+	else
+		fail "bench with a disk: both checkpoints" "raw ${raw:-?} ($(cat "$T/raw.err" 2>/dev/null)); $(cat "$T/bench-disk.ckerr" "$T/bench-disk.err" 2>/dev/null | tail -3)"
+	fi
+	kill "$bpid" 2>/dev/null
+fi
 if [ ${#rows[@]} -gt 0 ]; then
 	# figures go to the build folder; make test-vmm (GCA_FIGURES_DIR=bench) records them in bench/
 	bench_json=${GCA_FIGURES_DIR:-$GCA_BUILD/bench}/vmm-vm.json; mkdir -p "${bench_json%/*}"
 	{
 		echo "{"
-		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports\","
+		echo "  \"what\": \"whole-VM checkpoint: raw QMP (stop, getfd, migrate fd:, query-migrate, cont; python, timed around those) vs gca-ctl checkpoint through the GCS and a vmm CTS (seal and record included); restore: raw = QEMU with the recorded argv, -S -incoming defer, getfd + migrate-incoming fd:, cont (python, from launch to cont); resumer = vmm-ready-job-resumer from restore_prepare (sha256 check and copy of the image) to the guest's clock reset, as it reports; the row with a disk adds, raw, the snapshot transaction in the same stop and the copy of the frozen layer after cont (gca: the same, in the seal), and qemu-img's overlay on the image's layer before QEMU starts (both)\","
 		echo "  \"guest\": \"qemu $qv $VMM_ACCEL, Debian 12 kernel $LAB_KREL, busybox initramfs, a shell job counting\","
 		echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
 		echo "  \"load_average\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
