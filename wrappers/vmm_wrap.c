@@ -104,8 +104,8 @@ int
 vmm_overlay(const char *prog, const char *backing, const char *path)
 {
 	const char *img = getenv("GCA_VMM_QEMU_IMG") ? getenv("GCA_VMM_QEMU_IMG") : "qemu-img";
-	char *argv[] = { (char *)img, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-		(char *)backing, (char *)path, NULL };
+	const char *const args[] = { img, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+		backing, path, NULL };
 	char out[1024];
 	size_t n = 0;
 	ssize_t r;
@@ -119,7 +119,7 @@ vmm_overlay(const char *prog, const char *backing, const char *path)
 	if (pid == 0) {
 		dup2(p[1], 1);
 		dup2(p[1], 2);
-		execvp(img, argv);
+		execvp(img, xstrvdup(args));	/* the copy lives until exec, in the child only */
 		fprintf(stderr, "%s is not installed here (qemu-utils)", img);
 		_exit(127);
 	}
