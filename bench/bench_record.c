@@ -24,7 +24,9 @@
  *   (4) reads        a job's checkpoints by GID through libldap and through the GCS's query
  *   (5) memory       VmHWM of a gca-gcs whose job cache followed the directory's change feed
  * BENCH_ONLY=a or BENCH_ONLY=b runs one site (to look at one part), BENCH_ONLY=ctl only (7) and its
- * baseline (site A's startup, one raw add at a time, ping); GCA_KEEP=1 keeps the folders.
+ * baseline (site A's startup, one raw add at a time, ping), BENCH_ONLY=cpu only site A's end to
+ * end at 1 in flight (200 checkpoints over 4 jobs) and the CTS's CPU per checkpoint (issue 22,
+ * target 4); GCA_KEEP=1 keeps the folders.
  *
  * Every phase is bounded by a count, its own time and the program's deadline (bench/lib); on
  * SIGTERM or at the deadline the phases stop, the sites are stopped and the rows gathered so far
@@ -59,6 +61,7 @@ static bool quick;
 static struct event_base *base;
 static char build[512];		/* absolute $GCA_BUILD */
 static bool ctl_only;		/* BENCH_ONLY=ctl: site A's gca-ctl figures and their baseline only */
+static bool cpu_only;		/* BENCH_ONLY=cpu: site A's end to end at 1 in flight and the CTS's CPU */
 static uint32_t next_req;	/* request ids, unique across phases (late replies never count) */
 
 /* ---- processes ---- */
@@ -79,6 +82,31 @@ proc_hwm_mib(int pid)
 			break;
 	fclose(f);
 	return kb < 0 ? -1 : kb / 1024;
+}
+
+/*
+ * CPU time of pid and of its reaped children (utime + stime + cutime + cstime of /proc/PID/stat)
+ * in ms; -1 if unknown. The children count: a CTS that forks per checkpoint spends its CPU there.
+ */
+static double
+proc_cpu_ms(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v[4];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* after the command's ")": state is field 3, utime 14, stime 15, cutime 16, cstime 17 */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3]) != 4)
+		return -1;
+	return (double)(v[0] + v[1] + v[2] + v[3]) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Resets VmHWM to the current RSS (clear_refs 5), so the next reading is this phase's peak. */
@@ -1385,13 +1413,37 @@ profile_stop(int pid)
 	waitpid(pid, NULL, 0);
 }
 
+/*
+ * Issue 22, target 4: the CTS's CPU (its own and its reaped children's) over the end-to-end phase
+ * at 1 in flight that has just run (since cpu0), per checkpoint answered. Nothing else asks the
+ * CTS for work then, so its idle loop's share is in the figure, and small (heartbeats).
+ */
+static void
+bench_cts_cpu(double cpu0)
+{
+	struct row *e = figures_find("e2e_1"), *r;
+	double cpu1 = proc_cpu_ms(A.cts_pid);
+	int n;
+
+	if (e == NULL || cpu0 < 0 || cpu1 < 0 || (n = e->n + e->errors) <= 0)
+		return;
+	r = figures_secs("cts_cpu_e2e_1", "CPU of gca-cts (app) and its children during end to end (1)",
+	    (cpu1 - cpu0) / 1000);
+	figures_extra(r, "checkpoints", n);
+	figures_ratio("cts_cpu_per_ckpt_to_target", "CTS CPU per small checkpoint (ms) / 1 ms",
+	    (cpu1 - cpu0) / n / 1.0);
+}
+
 static int
 bench_site_a(void)
 {
 	int n_e2e = quick ? 150 : 3000, prof;
+	double cpu0;
 
 	if (bench_startup() != 0)
 		return -1;
+	if (cpu_only)
+		goto jobs;
 	/* The directory and the transport first, while only one job runs. */
 	bench_directory();	/* each of its measurements a phase */
 	PHASE("ping", bench_ping(quick ? 500 : 5000));
@@ -1402,6 +1454,7 @@ bench_site_a(void)
 	PHASE("records 256", bench_gcs_records(quick ? 500 : 5000, 256, quick ? 1 : 8));
 
 	/* Every other job, each bound before the next starts (as a site would see them arrive). */
+jobs:
 	phase_log("starting the other jobs");
 	for (int i = 1; i < A.njobs; i++) {
 		if (deadline_passed()) {
@@ -1414,8 +1467,12 @@ bench_site_a(void)
 	proc_hwm_reset(A.gcs_pid);
 	proc_hwm_reset(A.cts_pid);
 	prof = profile_start(1);
-	PHASE("end to end 1", bench_e2e(quick ? 50 : 500, 1, quick ? 2 : 8));
+	cpu0 = proc_cpu_ms(A.cts_pid);
+	PHASE("end to end 1", bench_e2e(quick ? 50 : cpu_only ? 200 : 500, 1, quick ? 2 : cpu_only ? 30 : 8));
+	bench_cts_cpu(cpu0);
 	profile_stop(prof);
+	if (cpu_only)
+		return 0;
 	prof = profile_start(16);
 	PHASE("end to end 16", bench_e2e(n_e2e, 16, quick ? 2 : 20));
 	profile_stop(prof);
@@ -1858,6 +1915,10 @@ main(void)
 	only = getenv("BENCH_ONLY") ? getenv("BENCH_ONLY") : "";
 	if ((ctl_only = strcmp(only, "ctl") == 0))
 		only = "a";
+	if ((cpu_only = strcmp(only, "cpu") == 0)) {
+		only = "a";
+		A.njobs = 4;	/* one checkpoint at a time: a few jobs are enough */
+	}
 	if (strchr(only, 'b') == NULL) {
 		/* kept from site A: its own stop (jobs, daemons, images: 4-10 s) and site B's share */
 		deadline_reserve((quick ? 5 : 10) + (strchr(only, 'a') != NULL ? 0 : quick ? 10 : 60));

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ struct image_walk {
 	const unsigned char	*key;		/* copying: encrypt with it (image_store_copy_encrypted) */
 	const char		*id;		/* the checkpoint's, for the encryption's AD */
 	struct image_list	*files;
+	uint64_t		 left;		/* bytes the walk may still read (image_store_copy_small) */
+	size_t			 left_entries;	/* files and folders it may still meet */
 	unsigned char		*buf;
 	char			*err;
 	size_t			 errlen;
@@ -127,12 +130,17 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 	if (w->key != NULL) {
 		if ((rc = image_walk_encrypt(w, in, out, rel, &size, sha256)) != 0)
 			goto done;
-	} else if ((rc = store_pump(in, out, w->buf, &size, sha256)) != 0) {
-		rc = store_fail(w->err, w->errlen, "%s/%s: %s: %s", w->src, rel,
-		    rc == -1 ? "reading" : rc == -2 ? "writing the copy" : "hashing",
-		    strerror(errno));
+	} else if ((rc = store_pump_max(in, out, w->buf, w->left, &size, sha256)) != 0) {
+		if (rc == -4)
+			rc = store_fail(w->err, w->errlen, "%s: over its bound", w->src);
+		else
+			rc = store_fail(w->err, w->errlen, "%s/%s: %s: %s", w->src, rel,
+			    rc == -1 ? "reading" : rc == -2 ? "writing the copy" : "hashing",
+			    strerror(errno));
 		goto done;
 	}
+	if (w->left != UINT64_MAX)
+		w->left -= size;
 	/* Sealing: criu wrote the file but need not have flushed it. */
 	if (fsync(out >= 0 ? out : in) != 0) {
 		rc = store_fail(w->err, w->errlen, "%s/%s: fsync: %s", w->src, rel, strerror(errno));
@@ -207,6 +215,11 @@ image_walk_dir(struct image_walk *w, const char *rel, int depth, int dstfd)
 
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
+		if (w->left_entries-- == 0) {
+			rc = store_fail(w->err, w->errlen, "%s: more files and folders than its bound",
+			    w->src);
+			break;
+		}
 		/* Sealing again replaces the manifest (or a temp file left by a crash). */
 		if (!w->copy && image_reserved(depth, name))
 			continue;
@@ -268,11 +281,13 @@ image_parent(const char *path, char *out, size_t outlen)
  * top/manifest; top is dst or src. */
 static int
 image_store(const char *src, int dstfd, const char *top, const struct image_meta *m,
-    const unsigned char *key, struct image_result *r, char *err, size_t errlen)
+    const unsigned char *key, uint64_t max_bytes, size_t max_entries, struct image_result *r,
+    char *err, size_t errlen)
 {
 	struct image_list files = { 0 };
 	struct image_walk w = { .src = src, .copy = dstfd >= 0, .key = key, .id = m->checkpoint_id,
-	    .files = &files, .err = err, .errlen = errlen };
+	    .files = &files, .left = max_bytes, .left_entries = max_entries, .err = err,
+	    .errlen = errlen };
 	char parent[PATH_MAX];
 	int rc;
 
@@ -297,7 +312,8 @@ image_store(const char *src, int dstfd, const char *top, const struct image_meta
 
 static int
 image_store_copy_with(const char *src, const char *dst, const struct image_meta *m,
-    const unsigned char *key, struct image_result *r, char *err, size_t errlen)
+    const unsigned char *key, uint64_t max_bytes, size_t max_entries, struct image_result *r,
+    char *err, size_t errlen)
 {
 	char parent[PATH_MAX];
 	int dstfd, rc;
@@ -319,7 +335,7 @@ image_store_copy_with(const char *src, const char *dst, const struct image_meta 
 	} else {
 		uint64_t t0 = time_mono_ms();
 
-		rc = image_store(src, dstfd, dst, m, key, r, err, errlen);
+		rc = image_store(src, dstfd, dst, m, key, max_bytes, max_entries, r, err, errlen);
 		r->seal_ms = time_mono_ms() - t0;
 	}
 	if (dstfd >= 0)
@@ -336,14 +352,24 @@ image_store_copy(const char *src, const char *dst, const struct image_meta *m,
 	if (m->key_id[0] != '\0')
 		return store_fail(err, errlen, "image of checkpoint %s: an encrypted copy needs its "
 		    "key (image_store_copy_encrypted)", m->checkpoint_id);
-	return image_store_copy_with(src, dst, m, NULL, r, err, errlen);
+	return image_store_copy_with(src, dst, m, NULL, UINT64_MAX, SIZE_MAX, r, err, errlen);
+}
+
+int
+image_store_copy_small(const char *src, const char *dst, const struct image_meta *m,
+    uint64_t max_bytes, size_t max_entries, struct image_result *r, char *err, size_t errlen)
+{
+	if (m->key_id[0] != '\0')
+		return store_fail(err, errlen, "image of checkpoint %s: an encrypted copy needs its "
+		    "key (image_store_copy_encrypted)", m->checkpoint_id);
+	return image_store_copy_with(src, dst, m, NULL, max_bytes, max_entries, r, err, errlen);
 }
 
 int
 image_store_copy_encrypted(const char *src, const char *dst, const struct image_meta *m,
     const unsigned char key[IMAGE_KEY_LEN], struct image_result *r, char *err, size_t errlen)
 {
-	return image_store_copy_with(src, dst, m, key, r, err, errlen);
+	return image_store_copy_with(src, dst, m, key, UINT64_MAX, SIZE_MAX, r, err, errlen);
 }
 
 int
@@ -353,7 +379,7 @@ image_store_seal(const char *dir, const struct image_meta *m, struct image_resul
 	if (manifest_meta_check(m, err, errlen) != 0)
 		return -1;
 	uint64_t t0 = time_mono_ms();
-	int rc = image_store(dir, -1, dir, m, NULL, r, err, errlen);
+	int rc = image_store(dir, -1, dir, m, NULL, UINT64_MAX, SIZE_MAX, r, err, errlen);
 
 	r->seal_ms = time_mono_ms() - t0;
 	return rc;

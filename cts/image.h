@@ -90,6 +90,14 @@ int image_store_copy(const char *src, const char *dst, const struct image_meta *
 	struct image_result *r, char *err, size_t errlen);
 
 /*
+ * The same, for a copy small enough to make on the CTS's loop (cts/core/app.c): at most
+ * max_bytes read in all and max_entries files and folders met, however the job's files grow
+ * meanwhile; beyond either it fails (dst removed), and the caller copies in a child instead.
+ */
+int image_store_copy_small(const char *src, const char *dst, const struct image_meta *m,
+	uint64_t max_bytes, size_t max_entries, struct image_result *r, char *err, size_t errlen);
+
+/*
  * The same, each file encrypted as it is copied (m->key_id names key; see "Encryption at rest"
  * below): no plain copy of a job's file is ever written into the store. The manifest lists the
  * stored (encrypted) bytes.
@@ -208,6 +216,9 @@ void store_hex(const unsigned char *md, char out[65]);
 /* Reads in to its end, hashing, and writes every byte to out when out >= 0 (buf: IMAGE_BUF).
  * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept). */
 int store_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65]);
+/* The same, stopping with -4 once more than max bytes were read. */
+int store_pump_max(int in, int out, unsigned char *buf, uint64_t max, uint64_t *size,
+	char sha256[65]);
 
 /* manifest.c */
 /* The fields a manifest can hold, checked before a store writes anything. */

@@ -120,12 +120,21 @@ store_hex(const unsigned char *md, char out[65])
 	out[64] = '\0';
 }
 
-/*
- * Reads in to its end, hashing, and writes every byte to out when out >= 0.
- * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept).
- */
 int
 store_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65])
+{
+	return store_pump_max(in, out, buf, UINT64_MAX, size, sha256);
+}
+
+/*
+ * Reads in to its end, hashing, and writes every byte to out when out >= 0; more than max bytes
+ * stop it (a file the job still writes cannot keep a bounded copy going).
+ * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept), -4 over
+ * max.
+ */
+int
+store_pump_max(int in, int out, unsigned char *buf, uint64_t max, uint64_t *size,
+    char sha256[65])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -148,6 +157,10 @@ store_pump(int in, int out, unsigned char *buf, uint64_t *size, char sha256[65])
 		}
 		if (n == 0)
 			break;
+		if ((uint64_t)n > max - *size) {
+			rc = -4;
+			break;
+		}
 		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
 			rc = -3;
 			break;

@@ -8,8 +8,10 @@
  * With app_incremental, app_save also offers the job's previous image (parent_id, and a copy of its
  * chain in parent_dir); a job that wrote only what changed answers with that parent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,11 +190,21 @@ app_dump(struct cts_ckpt *ck)
 	app_send_save(ck);
 }
 
-/* In the child: staging -> image folder, hashed, with its manifest. */
+/*
+ * A small image is copied on the loop, not in a child: a fork, the faults of its copy-on-write
+ * pages and its exit cost the CTS more CPU than copying a few KiB (docs/BENCHMARKS.md, "The
+ * CTS's CPU per checkpoint"). The child is not there for isolation (the copy opens beneath the
+ * staging folder with openat2 in either case) but to keep a long copy off the loop, so the copy
+ * on the loop is bounded, whatever the job does to its files meanwhile; one over the bound is
+ * dropped and made again in a child.
+ */
+#define APP_SMALL_BYTES		(1024 * 1024)
+#define APP_SMALL_ENTRIES	16	/* files and folders */
+
+/* staging -> image folder, hashed, with its manifest: in a child, or bounded on the loop. */
 static int
-app_store(void *arg, char *out, size_t len)
+app_store_with(struct cts_ckpt *ck, bool small, char *out, size_t len)
 {
-	struct cts_ckpt *ck = arg;
 	struct image_meta m = { 0 };
 	struct image_result r = { 0 };
 	char p[PATH_MAX + 8];
@@ -215,9 +227,16 @@ app_store(void *arg, char *out, size_t len)
 	/* with a site key the files are encrypted as they are copied: no plain copy in the store */
 	snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
 	ckpt_signer(ck->cts, &m);	/* manifest.sig sealed with the manifest, here */
-	if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir, &m,
-	    ck->cts->image_key, &r, out, len) : image_store_copy(ck->staging, ck->image_dir, &m, &r,
-	    out, len)) != 0)
+	if (small) {
+		if (image_store_copy_small(ck->staging, ck->image_dir, &m, APP_SMALL_BYTES,
+		    APP_SMALL_ENTRIES, &r, out, len) != 0)
+			return -1;
+		ckpt_result_line(&r, out, len);
+		return 0;	/* its staging folder: app_staging_remove_small */
+	}
+	if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir,
+	    &m, ck->cts->image_key, &r, out, len) : image_store_copy(ck->staging, ck->image_dir, &m,
+	    &r, out, len)) != 0)
 		return -1;
 	/* the store has its copy: the staging folders go now, in this child, so that the
 	 * recorded checkpoint leaves nothing to remove later (cts/checkpoint.c, ckpt_cleanup) */
@@ -228,13 +247,48 @@ app_store(void *arg, char *out, size_t len)
 	return 0;
 }
 
-static void
-app_on_stored(bool ok, const char *out, void *arg)
+/* In the child: any image. */
+static int
+app_store(void *arg, char *out, size_t len)
 {
-	struct cts_ckpt *ck = arg;
+	return app_store_with(arg, false, out, len);
+}
 
+/*
+ * After a copy on the loop: its staging folder goes here too, if it still holds no more than the
+ * copy did (the job may have written more into it since). Anything else (a folder, a file grown
+ * past the bound, more entries) is left to ckpt_cleanup's child. true: removed.
+ */
+static bool
+app_staging_remove_small(const char *staging)
+{
+	struct dirent *de;
+	struct stat st;
+	int n = 0;
+	bool ok = true;
+	DIR *d;
+
+	if ((d = opendir(staging)) == NULL)
+		return false;
+	while (ok && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		ok = ++n <= APP_SMALL_ENTRIES &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !S_ISDIR(st.st_mode) && st.st_size <= APP_SMALL_BYTES &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0;
+	}
+	closedir(d);
+	return ok && rmdir(staging) == 0;
+}
+
+/* The image is stored (ok) or not; staging_gone: its staging folder was removed with it. */
+static void
+app_stored(struct cts_ckpt *ck, bool ok, const char *out, bool staging_gone)
+{
 	if (ok && ckpt_result_read(ck, out) == 0) {
-		ck->staging[0] = '\0';	/* removed by app_store */
+		if (staging_gone)
+			ck->staging[0] = '\0';	/* else ckpt_cleanup removes it */
 		ck->encrypted = ck->cts->image_key_id[0] != '\0';	/* by app_store */
 		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
 		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
@@ -242,6 +296,12 @@ app_on_stored(bool ok, const char *out, void *arg)
 		return;
 	}
 	ckpt_dumped(ck, ok ? "the image store gave no result" : out);
+}
+
+static void
+app_on_stored(bool ok, const char *out, void *arg)
+{
+	app_stored(arg, ok, out, true);	/* removed by app_store, in the child */
 }
 
 /* The filesystem of ck's staging folder (the CTS's state disk) has no room left. */
@@ -270,6 +330,18 @@ app_saved(struct cts_ckpt *ck, bool ok, const char *error)
 		else
 			ckpt_dumped(ck, why);
 		return;
+	}
+	/* plain and full images only: an encrypted one, or one whose parent's copy must go with
+	 * its staging folder, is the child's */
+	if (ck->cts->image_key_id[0] == '\0' && ck->offered[0] == '\0') {
+		char out[CHILD_OUT];
+
+		if (app_store_with(ck, true, out, sizeof out) == 0) {
+			app_stored(ck, true, out, app_staging_remove_small(ck->staging));
+			return;
+		}
+		log_debug("checkpoint %s of %s: not copied on the loop (%s): in a child", ck->id,
+		    ck->job->gid, out);
 	}
 	if (child_run(ck->cts, app_store, ck, app_on_stored, ck) != 0)
 		ckpt_dumped(ck, "cannot start the image copy");

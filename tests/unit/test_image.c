@@ -169,6 +169,47 @@ test_copy_manifest_modes_verify(void **state)
 	assert_non_null(strstr(err, "already exists"));
 }
 
+/* A copy made on the CTS's loop (cts/core/app.c) stops at its bounds, whatever the files hold,
+ * and leaves no folder behind; within them it is the same copy. */
+static void
+test_copy_small_bounded(void **state)
+{
+	char src[256], dst[256], path[512], sha[65], err[512];
+	unsigned char *buf = malloc(IMAGE_BUF);
+	struct image_meta m, back;
+	struct image_result r;
+	uint64_t size;
+	int fd;
+
+	(void)state;
+	assert_non_null(buf);
+	snprintf(src, sizeof src, "%s/stage-small", top);
+	snprintf(dst, sizeof dst, "%s/images/small/ck", top);
+	make_src(src);	/* 3 files, 300 KiB + 3 bytes */
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_copy_small(src, dst, &m, 300 * 1024, 16, &r, err, sizeof err),
+	    -1);
+	assert_non_null(strstr(err, "over its bound"));
+	assert_int_equal(access(dst, F_OK), -1);
+	/* 3 files and 2 folders */
+	assert_int_equal(image_store_copy_small(src, dst, &m, 1 << 20, 4, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "more files and folders than its bound"));
+	assert_int_equal(access(dst, F_OK), -1);
+	assert_int_equal(image_store_copy_small(src, dst, &m, 300 * 1024 + 3, 5, &r, err, sizeof err),
+	    0);
+	assert_int_equal(r.nfiles, 3);
+	assert_int_equal(r.size, 3 + 300 * 1024);
+	assert_int_equal(verify_image(dst, &back, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+
+	/* the pump itself: a file longer than the bound is not read to its end */
+	snprintf(path, sizeof path, "%s/sub/big.bin", src);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	assert_int_equal(store_pump_max(fd, -1, buf, 1000, &size, sha), -4);
+	assert_true(size <= 1000);
+	close(fd);
+	free(buf);
+}
+
 static void
 test_copy_refuses_symlinks_and_fifos(void **state)
 {
@@ -982,6 +1023,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copy_manifest_modes_verify),
+		cmocka_unit_test(test_copy_small_bounded),
 		cmocka_unit_test(test_copy_refuses_symlinks_and_fifos),
 		cmocka_unit_test(test_copy_refuses_deep_nesting),
 		cmocka_unit_test(test_verify_finds_changed_and_missing_files),
