@@ -197,7 +197,6 @@ cts_configure(struct cts *c, const struct config *cf)
 	c->tls.ca = c->ca_file = cts_setting(cf, "ca", NULL);
 	c->tls.cert = c->cert_file = cts_setting(cf, "cert", NULL);
 	c->tls.key = c->key_file = cts_setting(cf, "key", NULL);
-	cts_configure_signer(c, cf);
 	if (config_get_int(cf, "retention", 0, 100000, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->retention = config_get(cf, "retention") ? (unsigned)n : 5;
@@ -353,6 +352,7 @@ main(int argc, char **argv)
 	 * stops here, before it touches that one's state folder */
 	if (local_open(&c, config_get(&cf, "socket_group"), err, sizeof err) != 0)
 		log_fatal("%s", err);
+	cts_configure_signer(&c, &cf);	/* before the state folder and any image */
 	cts_state_open(&c);
 	cts_listen(&c, &cf);
 	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)
