@@ -377,6 +377,8 @@ struct proto_sync *proto_sync_from_fd(int fd);
 struct ssl_st;
 struct ssl_ctx_st;
 struct bufferevent;
+/* The CRL beside a CA file (pki/ca.crt -> pki/ca.crl), malloc'd; NULL if out of memory. */
+char *tls_crl_path(const char *ca);
 struct ssl_ctx_st *tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
 	size_t errlen);
 /* Reads the CRL beside the CA again if it changed (at most a stat a second); before SSL_new. */

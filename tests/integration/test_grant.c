@@ -141,7 +141,7 @@ test_tampered_grants_are_refused(void **state)
 static void
 test_manifest_signatures(void **state)
 {
-	char cert[128], key[128], err[256], *sig = NULL;
+	char cert[128], key[128], err[256], out[512], *sig = NULL;
 	struct proto_signer f = { cert, key };
 	const char man[] = "gca-manifest 1\ncheckpoint x\n", other[] = "gca-manifest 1\ncheckpoint y\n";
 
@@ -174,6 +174,13 @@ test_manifest_signatures(void **state)
 	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", "c2", err,
 	    sizeof err), -1);
 	assert_non_null(strstr(err, "not signed by c2 (signed by c1)"));
+	/* a revoked signing certificate signs nothing any more */
+	assert_int_equal(test_sh(out, sizeof out, "cd %s && %s/scripts/gca-pki revoke . sign c1",
+	    dir, test_top()), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", "c1", err,
+	    sizeof err), -1);
+	if (strstr(err, "revoked") == NULL)
+		fail_msg("%s", err);
 	free(sig);
 	/* a GCS's certificate signs nothing a CTS takes */
 	snprintf(cert, sizeof cert, "%s/gcs-gcs-t.crt", dir);
