@@ -506,8 +506,8 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 	ckpt_next(j);
 }
 
-/* image_meta's sign: the manifest's signature with this CTS's signing key (never its TLS key), which another
- * resource checks before it uses a copy (transfer.c). Runs in the child that seals the image: the
+/* image_meta's sign: the manifest's signature with this CTS's signing key (never its TLS key),
+ * which another resource checks before it uses a copy (transfer.c). Runs in the child that seals the image: the
  * signing identity it inherited is the parent's cached one (proto/grant.c). */
 static int
 ckpt_sign_text(void *arg, const char *text, size_t len, char **sig, char *err, size_t errlen)
