@@ -269,7 +269,7 @@ ckpt_start(struct cts_ckpt *ck)
 	/* the child that seals the image signs its manifest with the identity cached here (read
 	 * again only after a renewal), not by decoding the PEM key itself (2.6 ms each time); an
 	 * unreadable key is the signature's to report */
-	(void)proto_sig_prepare(&ck->cts->tls);
+	(void)proto_sig_prepare(&ck->cts->sign);
 	ck->time_ms = time_now_ms();
 	ck->start_mono_ms = time_mono_ms();
 	ck->dump_timer = evtimer_new(ck->cts->base, ckpt_on_dump_timeout, ck);
@@ -327,15 +327,15 @@ ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const c
 	ckpt_next(j);
 }
 
-/* image_meta's sign: the manifest's signature with this CTS's certificate key, which another
- * resource checks before it uses a copy (transfer.c). Runs in the child that seals the image: the
+/* image_meta's sign: the manifest's signature with this CTS's signing key (never its TLS key),
+ * which another resource checks before it uses a copy (transfer.c). Runs in the child that seals the image: the
  * signing identity it inherited is the parent's cached one (proto/grant.c). */
 static int
 ckpt_sign_text(void *arg, const char *text, size_t len, char **sig, char *err, size_t errlen)
 {
 	struct cts *c = arg;
 
-	return proto_sig_make(&c->tls, text, len, sig, err, errlen);
+	return proto_sig_make(&c->sign, text, len, sig, err, errlen);
 }
 
 void
@@ -359,7 +359,7 @@ ckpt_sign(struct cts_ckpt *ck)
 		log_error("checkpoint %s: cannot read %s to sign it", ck->id, path);
 		return -1;
 	}
-	if (proto_sig_make(&ck->cts->tls, buf, len, &sig, err, sizeof err) != 0) {
+	if (proto_sig_make(&ck->cts->sign, buf, len, &sig, err, sizeof err) != 0) {
 		log_error("checkpoint %s: %s", ck->id, err);
 	} else {
 		snprintf(path, sizeof path, "%s/manifest.sig", ck->image_dir);

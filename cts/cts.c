@@ -152,6 +152,34 @@ cts_configure_auto(struct cts *c, const struct config *cf)
 		log_fatal("%s: auto_min is more than auto_max", cf->path);
 }
 
+/*
+ * The signing identity of the manifests: a key and an OU=sign certificate named after this CTS,
+ * never the TLS key (which the network side holds). Without one the CTS does not start: falling
+ * back to the TLS key would sign images that a compromised network process could forge.
+ */
+static void
+cts_configure_signer(struct cts *c, const struct config *cf)
+{
+	const char *cert = config_get(cf, "sign_cert"), *key = config_get(cf, "sign_key");
+	char err[512], *sig = NULL;
+	static const char probe[] = "gca-cts signing key probe";
+
+	if (cert == NULL || key == NULL)
+		log_fatal("%s: no signing key (sign_cert and sign_key must be set): make one with "
+		    "`gca-pki issue PKI_DIR sign %s` and point sign_cert and sign_key at "
+		    "PKI_DIR/sign-%s.crt and .key (`gca-site up` does it for a site's CTSes; see "
+		    "cts.conf(5))", cf->path, c->name, c->name);
+	c->sign.cert = c->sign_cert_file = xstrdup(cert);
+	c->sign.key = c->sign_key_file = xstrdup(key);
+	if (proto_sig_make(&c->sign, probe, sizeof probe - 1, &sig, err, sizeof err) != 0)
+		log_fatal("%s: the signing key: %s", cf->path, err);
+	if (proto_sig_check(c->ca_file, sig, probe, sizeof probe - 1, "sign", c->name, err,
+	    sizeof err) != 0)
+		log_fatal("%s: the signing key %s and certificate %s: %s (make them with `gca-pki "
+		    "issue PKI_DIR sign %s`)", cf->path, key, cert, err, c->name);
+	free(sig);
+}
+
 static void
 cts_configure(struct cts *c, const struct config *cf)
 {
@@ -231,6 +259,8 @@ cts_free(struct cts *c)
 	free(c->ca_file);
 	free(c->cert_file);
 	free(c->key_file);
+	free(c->sign_cert_file);
+	free(c->sign_key_file);
 	proto_body_clear(proto_type_find("cts_register"), &c->reg);
 	proto_strlist_free(&c->exec_params);
 	proto_strlist_free(&c->recovery_params);
@@ -324,6 +354,7 @@ main(int argc, char **argv)
 	 * stops here, before it touches that one's state folder */
 	if (local_open(&c, config_get(&cf, "socket_group"), err, sizeof err) != 0)
 		log_fatal("%s", err);
+	cts_configure_signer(&c, &cf);	/* before the state folder and any image */
 	cts_state_open(&c);
 	cts_listen(&c, &cf);
 	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)

@@ -180,6 +180,10 @@ struct cts {
 	char			*gcs_endpoint;
 	char			*ca_file, *cert_file, *key_file;	/* tls borrows them */
 	struct proto_tls_files	 tls;
+	/* The manifests' signing key, never the TLS one (docs/DESIGN.md, "Keys"): apart so that
+	 * the privileged part alone can keep it once the network part is split off. */
+	char			*sign_cert_file, *sign_key_file;	/* sign borrows them */
+	struct proto_signer	 sign;
 	const struct core_service *core;
 	char			 unavailable[512];	/* "" when the core service works */
 	struct msg_cts_register	 reg;			/* what is published (descriptor + probe) */

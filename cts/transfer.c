@@ -307,7 +307,9 @@ transfer_manifest_check(const char *dir, const char *ca, const char *id, const c
 		    "(manifest.sig) is missing", id);
 		goto out;
 	}
-	if (proto_sig_check(ca, sig, man, mlen, "cts", signer, why, sizeof why) != 0) {
+	/* the holder's signing certificate; or, for an image made before CTSes had signing keys,
+	 * its TLS certificate (docs/DESIGN.md, "Keys"); never another CTS's or another role's */
+	if (proto_sig_check(ca, sig, man, mlen, "sign|cts", signer, why, sizeof why) != 0) {
 		snprintf(err, errlen, "the manifest of checkpoint %s is refused: its signature: %s",
 		    id, why);
 		goto out;

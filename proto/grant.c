@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "proto/proto.h"
@@ -81,8 +82,9 @@ grant_payload(const struct proto_grant *g, char *out, size_t len)
 }
 
 /*
- * This daemon's key and certificate (its TLS identity), read from their files once and again only
- * when one of them changes (a renewed certificate): reading and decoding the PEM files took 2.6 ms
+ * This daemon's signing key and certificate (a CTS's sign identity, a GCS's TLS one for grants),
+ * read from their files once and again only when one of them (or the paths) changes (a renewed
+ * certificate): reading and decoding the PEM files took 2.6 ms
  * against 0.14 ms for the signature itself, most of the CPU a CTS spent on a checkpoint
  * (docs/BENCHMARKS.md). The caller gets references of its own (freed as before); NULL if not.
  */
@@ -102,22 +104,22 @@ grant_same_file(const struct stat *a, const struct stat *b)
 }
 
 static void
-grant_read_identity(const struct proto_tls_files *tls, EVP_PKEY **key, X509 **cert)
+grant_read_identity(const char *keyp, const char *certp, EVP_PKEY **key, X509 **cert)
 {
 	FILE *f;
 
-	if ((f = fopen(tls->key, "r")) != NULL) {
+	if ((f = fopen(keyp, "r")) != NULL) {
 		*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 		fclose(f);
 	}
-	if ((f = fopen(tls->cert, "r")) != NULL) {
+	if ((f = fopen(certp, "r")) != NULL) {
 		*cert = PEM_read_X509(f, NULL, NULL, NULL);
 		fclose(f);
 	}
 }
 
 static void
-grant_load_identity(const struct proto_tls_files *tls, EVP_PKEY **key, X509 **cert)
+grant_load_identity(const char *keyp, const char *certp, EVP_PKEY **key, X509 **cert)
 {
 	struct stat ks, cs;
 	EVP_PKEY *k = NULL;
@@ -125,21 +127,21 @@ grant_load_identity(const struct proto_tls_files *tls, EVP_PKEY **key, X509 **ce
 
 	*key = NULL;
 	*cert = NULL;
-	if (stat(tls->key, &ks) != 0 || stat(tls->cert, &cs) != 0)
+	if (stat(keyp, &ks) != 0 || stat(certp, &cs) != 0)
 		return;
 	pthread_mutex_lock(&grant_identity.lock);
-	if (grant_identity.key == NULL || strcmp(grant_identity.key_path, tls->key) != 0 ||
-	    strcmp(grant_identity.cert_path, tls->cert) != 0 ||
+	if (grant_identity.key == NULL || strcmp(grant_identity.key_path, keyp) != 0 ||
+	    strcmp(grant_identity.cert_path, certp) != 0 ||
 	    !grant_same_file(&grant_identity.key_st, &ks) ||
 	    !grant_same_file(&grant_identity.cert_st, &cs)) {
-		grant_read_identity(tls, &k, &c);
-		if (k != NULL && c != NULL && strlen(tls->key) < PATH_MAX && strlen(tls->cert) < PATH_MAX) {
+		grant_read_identity(keyp, certp, &k, &c);
+		if (k != NULL && c != NULL && strlen(keyp) < PATH_MAX && strlen(certp) < PATH_MAX) {
 			EVP_PKEY_free(grant_identity.key);
 			X509_free(grant_identity.cert);
 			grant_identity.key = k;
 			grant_identity.cert = c;
-			snprintf(grant_identity.key_path, PATH_MAX, "%s", tls->key);
-			snprintf(grant_identity.cert_path, PATH_MAX, "%s", tls->cert);
+			snprintf(grant_identity.key_path, PATH_MAX, "%s", keyp);
+			snprintf(grant_identity.cert_path, PATH_MAX, "%s", certp);
 			grant_identity.key_st = ks;
 			grant_identity.cert_st = cs;
 		} else {
@@ -175,7 +177,7 @@ proto_grant_sign(const struct proto_tls_files *tls, const struct proto_grant *g,
 		snprintf(err, errlen, "grant fields too long");
 		return -1;
 	}
-	grant_load_identity(tls, &key, &cert);
+	grant_load_identity(tls->key, tls->cert, &key, &cert);
 	if (key == NULL || cert == NULL) {
 		snprintf(err, errlen, "cannot read the key %s or the certificate %s to sign a grant",
 		    tls->key, tls->cert);
@@ -260,35 +262,73 @@ grant_subject_is(X509 *cert, int nid, const char *want)
 	    memcmp(ASN1_STRING_get0_data(d), want, strlen(want)) == 0;
 }
 
-/* The certificate chains to the CA in ca_file, has OU role and, if name != NULL, CN name. */
+/* Whether cert's OU is one of roles ("sign|cts": either). */
+static bool
+grant_role_in(X509 *cert, const char *roles)
+{
+	char one[32];
+	size_t n;
+
+	for (const char *p = roles; *p != '\0'; p += n + (p[n] == '|')) {
+		n = strcspn(p, "|");
+		if (n < sizeof one) {
+			memcpy(one, p, n);
+			one[n] = '\0';
+			if (grant_subject_is(cert, NID_organizationalUnitName, one))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The certificate chains to the CA in ca_file, has OU role (or one of "a|b") and, if name != NULL,
+ * CN name. */
 static int
 grant_check_cert(const char *ca_file, X509 *cert, const char *role, const char *name, char *err,
 	size_t errlen)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	char *crl = NULL;
 	int rc = -1;
 
 	if (store == NULL || ctx == NULL || X509_STORE_load_file(store, ca_file) != 1) {
 		snprintf(err, errlen, "cannot load the CA %s to check a signature", ca_file);
 		goto out;
 	}
+	/* a revoked signer signs nothing (the CRL the TLS endpoints read, when there is one) */
+	if ((crl = tls_crl_path(ca_file)) != NULL && access(crl, F_OK) == 0) {
+		if (X509_STORE_load_file(store, crl) != 1) {
+			snprintf(err, errlen, "cannot load the CRL %s to check a signature", crl);
+			goto out;
+		}
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	}
 	if (X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 || X509_verify_cert(ctx) != 1) {
 		snprintf(err, errlen, "the signer's certificate is not one of the site CA's (%s)",
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
-	if (!grant_subject_is(cert, NID_organizationalUnitName, role)) {
-		snprintf(err, errlen, "not signed by a %s certificate",
-		    strcmp(role, "gcs") == 0 ? "GCS" : role);
+	if (!grant_role_in(cert, role)) {
+		char ou[64] = "", cn[128] = "";
+
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_organizationalUnitName, ou,
+		    sizeof ou);
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+		snprintf(err, errlen, "not signed by a %s certificate (signed by %s %s)",
+		    strcmp(role, "gcs") == 0 ? "GCS" : role, ou[0] ? ou : "no role", cn);
 		goto out;
 	}
 	if (name != NULL && !grant_subject_is(cert, NID_commonName, name)) {
-		snprintf(err, errlen, "not signed by %s", name);
+		char cn[128] = "";
+
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+		snprintf(err, errlen, "not signed by %s (signed by %s)", name, cn);
 		goto out;
 	}
 	rc = 0;
 out:
+	free(crl);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	return rc;
@@ -356,7 +396,7 @@ out:
 /* ---- detached signatures of other bytes (an image's manifest): S1.<b64 sig>.<b64 DER cert> ---- */
 
 int
-proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
+proto_sig_make(const struct proto_signer *s, const void *data, size_t len, char **token,
 	char *err, size_t errlen)
 {
 	unsigned char sig[1024], *der = NULL;
@@ -368,11 +408,11 @@ proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, 
 	char *a = NULL, *b = NULL;
 
 	*token = NULL;
-	grant_load_identity(tls, &key, &cert);
+	grant_load_identity(s->key, s->cert, &key, &cert);
 	if (key == NULL || cert == NULL || (md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
 	    EVP_DigestSign(md, sig, &siglen, data, len) != 1 || (derlen = i2d_X509(cert, &der)) <= 0) {
-		snprintf(err, errlen, "cannot sign with %s and %s", tls->key, tls->cert);
+		snprintf(err, errlen, "cannot sign with %s and %s", s->key, s->cert);
 		goto out;
 	}
 	a = grant_b64(sig, siglen);
@@ -391,13 +431,13 @@ out:
 }
 
 int
-proto_sig_prepare(const struct proto_tls_files *tls)
+proto_sig_prepare(const struct proto_signer *s)
 {
 	EVP_PKEY *key;
 	X509 *cert;
 	int rc;
 
-	grant_load_identity(tls, &key, &cert);
+	grant_load_identity(s->key, s->cert, &key, &cert);
 	rc = key != NULL && cert != NULL ? 0 : -1;
 	EVP_PKEY_free(key);
 	X509_free(cert);

@@ -325,14 +325,20 @@ int  proto_grant_sign(const struct proto_tls_files *tls, const struct proto_gran
 /* Checks the token (the CA, OU=gcs, the signature, not expired) and fills g. */
 int  proto_grant_verify(const char *ca_file, const char *token, uint64_t now_ms,
 	struct proto_grant *g, char *err, size_t errlen);
-/* A detached signature of data ("S1.<b64 sig>.<b64 DER cert>\n") with tls->key, carrying tls->cert;
- * checked against the CA, the certificate's OU (role) and CN (name, NULL: any). */
-int  proto_sig_make(const struct proto_tls_files *tls, const void *data, size_t len, char **token,
+/* A signing identity of its own, never the TLS one: a CTS's manifest key and its OU=sign
+ * certificate (docs/DESIGN.md, "Keys"), which no TLS endpoint accepts as a peer. */
+struct proto_signer {
+	const char *cert, *key;
+};
+/* A detached signature of data ("S1.<b64 sig>.<b64 DER cert>\n") with s->key, carrying s->cert;
+ * checked against the CA, the certificate's OU (role, or roles "a|b": either) and CN (name, NULL:
+ * any). */
+int  proto_sig_make(const struct proto_signer *s, const void *data, size_t len, char **token,
 	char *err, size_t errlen);
 /* Reads the signing identity into the cache proto_sig_make uses (again only when its files
  * changed: two stat calls otherwise), so that a child forked after it signs without decoding
  * the PEM files itself. 0, or -1 if they cannot be read. */
-int  proto_sig_prepare(const struct proto_tls_files *tls);
+int  proto_sig_prepare(const struct proto_signer *s);
 int  proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
 	const char *role, const char *name, char *err, size_t errlen);
 
@@ -371,6 +377,8 @@ struct proto_sync *proto_sync_from_fd(int fd);
 struct ssl_st;
 struct ssl_ctx_st;
 struct bufferevent;
+/* The CRL beside a CA file (pki/ca.crt -> pki/ca.crl), malloc'd; NULL if out of memory. */
+char *tls_crl_path(const char *ca);
 struct ssl_ctx_st *tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
 	size_t errlen);
 /* Reads the CRL beside the CA again if it changed (at most a stat a second); before SSL_new. */

@@ -57,7 +57,7 @@ tls_crl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, vo
 }
 
 /* pki/ca.crt -> pki/ca.crl; a name without an extension gets .crl appended. */
-static char *
+char *
 tls_crl_path(const char *ca)
 {
 	const char *slash = strrchr(ca, '/'), *dot = strrchr(ca, '.');

@@ -246,6 +246,7 @@ pc=$TEST_TMP/cts-params
 mkdir -p "$pc"
 scripts_pki=$GCA_TOP/scripts/gca-pki
 "$scripts_pki" issue "$site/pki" cts cts-params >/dev/null
+"$scripts_pki" issue "$site/pki" sign cts-params >/dev/null
 cat > "$pc/cts.ldif" <<LDIF
 dn: cn=cts-params,ou=cts,$GCA_BASE_DN
 gcaCoreService: app
@@ -255,7 +256,7 @@ gcaRecoveryParams: JOB_IMAGE={image_dir}
 gcaRecoveryParams: JOB_CKPT={checkpoint_id}@{seq}
 LDIF
 sed -e "s|^name .*|name cts-params|" -e "s|^socket .*|socket $pc/sock|" -e "s|^state .*|state $pc/state|" \
-	-e "s|^descriptor .*|descriptor $pc/cts.ldif|" -e "s|cts-cts-app\.|cts-cts-params.|g" \
+	-e "s|^descriptor .*|descriptor $pc/cts.ldif|" -e "s|cts-cts-app\.|cts-cts-params.|g" -e "s|sign-cts-app\.|sign-cts-params.|g" \
 	-e "s|^listen .*|listen 127.0.0.1:0|" -e '/^endpoint /d' -e '/^metrics_listen /d' \
 	"$site/cts-app.conf" > "$pc/cts.conf"
 gca-cts -f "$pc/cts.conf" >"$pc/log" 2>&1 &

@@ -40,7 +40,8 @@ setup(void **state)
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	if (test_sh(out, sizeof out, "cd %s && P=%s/scripts/gca-pki && $P init . && "
-	    "$P issue . gcs gcs-t && $P issue . gcs gcs-u && $P issue . cts c1 && $P init other && "
+	    "$P issue . gcs gcs-t && $P issue . gcs gcs-u && $P issue . cts c1 && $P issue . sign c1 && "
+	    "$P init other && "
 	    "$P issue other gcs gcs-x >/dev/null", dir, test_top()) != 0) {
 		fprintf(stderr, "gca-pki failed: %s\n", out);
 		return -1;
@@ -140,8 +141,8 @@ test_tampered_grants_are_refused(void **state)
 static void
 test_manifest_signatures(void **state)
 {
-	char cert[128], key[128], err[256], *sig = NULL;
-	struct proto_tls_files f = { ca, cert, key };
+	char cert[128], key[128], err[256], out[512], *sig = NULL;
+	struct proto_signer f = { cert, key };
 	const char man[] = "gca-manifest 1\ncheckpoint x\n", other[] = "gca-manifest 1\ncheckpoint y\n";
 
 	(void)state;
@@ -158,6 +159,36 @@ test_manifest_signatures(void **state)
 	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "gcs", NULL, err, sizeof err), -1);
 	assert_int_equal(proto_sig_check(ca, "S1.xx", man, strlen(man), "cts", NULL, err, sizeof err),
 	    -1);
+	/* what a CTS accepts of a holder c1: its sign certificate, or its TLS one (older images) */
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", "c1", err,
+	    sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign", "c1", err, sizeof err),
+	    -1);
+	assert_non_null(strstr(err, "not signed by a sign certificate (signed by cts c1)"));
+	free(sig);
+	snprintf(cert, sizeof cert, "%s/sign-c1.crt", dir);
+	snprintf(key, sizeof key, "%s/sign-c1.key", dir);
+	assert_int_equal(proto_sig_make(&f, man, strlen(man), &sig, err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", "c1", err,
+	    sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", "c2", err,
+	    sizeof err), -1);
+	assert_non_null(strstr(err, "not signed by c2 (signed by c1)"));
+	/* a revoked signing certificate signs nothing any more */
+	assert_int_equal(test_sh(out, sizeof out, "cd %s && %s/scripts/gca-pki revoke . sign c1",
+	    dir, test_top()), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", "c1", err,
+	    sizeof err), -1);
+	if (strstr(err, "revoked") == NULL)
+		fail_msg("%s", err);
+	free(sig);
+	/* a GCS's certificate signs nothing a CTS takes */
+	snprintf(cert, sizeof cert, "%s/gcs-gcs-t.crt", dir);
+	snprintf(key, sizeof key, "%s/gcs-gcs-t.key", dir);
+	assert_int_equal(proto_sig_make(&f, man, strlen(man), &sig, err, sizeof err), 0);
+	assert_int_equal(proto_sig_check(ca, sig, man, strlen(man), "sign|cts", NULL, err,
+	    sizeof err), -1);
+	assert_non_null(strstr(err, "not signed by a sign|cts certificate (signed by gcs gcs-t)"));
 	free(sig);
 }
 
@@ -167,7 +198,7 @@ static void
 test_signing_identity_follows_its_files(void **state)
 {
 	char cert[128], key[128], err[256], out[512], *sig = NULL;
-	struct proto_tls_files f = { ca, cert, key };
+	struct proto_signer f = { cert, key };
 	const char man[] = "gca-manifest 1\ncheckpoint z\n";
 
 	(void)state;
@@ -219,8 +250,10 @@ hex(const unsigned char *md, char out[65])
 }
 
 /* An image of checkpoint im->id in cts-a's store, one file "data" of len bytes (byte o is
- * pattern(o)), its manifest signed with cts-a's key (as the CTS does); im->sha256 is the
- * manifest's. */
+ * pattern(o)), its manifest signed with cts-a's signing key (as the CTS does; image_signer names
+ * another identity); im->sha256 is the manifest's. */
+static const char *image_signer = "sign-cts-a";
+
 static unsigned char
 pattern(uint64_t o, unsigned salt)
 {
@@ -230,7 +263,8 @@ pattern(uint64_t o, unsigned salt)
 static void
 image_write(struct image *im, size_t len, unsigned salt)
 {
-	struct proto_tls_files a = test_identity(&site, "cts-cts-a");
+	struct proto_tls_files t = test_identity(&site, image_signer);
+	struct proto_signer a = { t.cert, t.key };
 	unsigned char md[32], *buf = malloc(len ? len : 1);
 	unsigned mdlen = 0;
 	char path[700], dsha[65], man[1024], err[256], *sig = NULL;
@@ -568,6 +602,83 @@ test_replica_checks_the_record(void **state)
 	free(tok);
 }
 
+/* The holder's manifest signature: its sign certificate (the CTS today), its TLS certificate (an
+ * image made before CTSes had signing keys), never another role's or another CTS's. */
+static const struct {
+	const char *signer, *refusal;	/* refusal NULL: copied */
+} signers[] = {
+	{ "sign-cts-a", NULL },
+	{ "cts-cts-a", NULL },
+	{ "gcs-gcs-t", "not signed by a sign|cts certificate (signed by gcs gcs-t)" },
+	{ "sign-cts-r", "not signed by cts-a (signed by cts-r)" },
+	{ "cts-cts-b", "not signed by cts-a (signed by cts-b)" },
+};
+
+static void
+test_replica_checks_the_signer(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof signers / sizeof signers[0]; i++) {
+		struct image im;
+		struct proto_strlist holders = { 0 };
+		char code[32], msg[512], *tok;
+		struct proto_sync *r;
+
+		id_new(im.id);
+		image_signer = signers[i].signer;
+		image_write(&im, 4000, 6);
+		image_signer = "sign-cts-a";
+		assert_true(record("cts-a", job, im.id, im.sha256, code, msg) > 0);
+		tok = grant("cts-cts-a", im.id, "cts-r", &holders, code, msg);
+		assert_non_null(tok);
+		r = test_connect(&site, ep_r, "cts-cts-a", "cts");
+		assert_non_null(r);
+		struct msg_image_replicate q = { im.id, job, im.sha256, tok, holders };
+		if (signers[i].refusal == NULL) {
+			if (test_call(r, "image_replicate", &q, NULL, code, msg) != 0)
+				fail_msg("signed by %s: %s %s", signers[i].signer, code, msg);
+			assert_true(located(im.id, "cts-r"));
+		} else {
+			assert_int_equal(test_call(r, "image_replicate", &q, NULL, code, msg), -1);
+			if (strstr(msg, signers[i].refusal) == NULL)
+				fail_msg("signed by %s: %s %s", signers[i].signer, code, msg);
+			assert_false(located(im.id, "cts-r"));
+		}
+		proto_sync_close(r);
+		proto_strlist_free(&holders);
+		free(tok);
+	}
+}
+
+/* A signing certificate is no TLS identity: no CTS or GCS takes it at a handshake (with TLS 1.3
+ * the client learns it at its first request, which gets no answer). */
+static void
+ping_as(const char *endpoint, const char *who, const char *role, int want)
+{
+	struct proto_sync *s = test_connect(&site, endpoint, who, role);
+	char code[32], msg[512];
+	void *ok = NULL;
+
+	if (s == NULL) {
+		assert_int_equal(want, -1);
+		return;
+	}
+	assert_int_equal(test_call(s, "ping", &(struct msg_empty){ 0 }, &ok, code, msg), want);
+	proto_body_free(proto_type_find("ping")->reply, ok);
+	proto_sync_close(s);
+}
+
+static void
+test_sign_certificate_is_no_peer(void **state)
+{
+	(void)state;
+	ping_as(ep_a, "sign-cts-r", "cts", -1);
+	ping_as(gcs_ep, "sign-cts-r", "gcs", -1);
+	/* the same CTS's TLS identity is taken: the refusal is the certificate's */
+	ping_as(ep_a, "cts-cts-r", "cts", 0);
+	ping_as(gcs_ep, "cts-cts-r", "gcs", 0);
+}
+
 /* A holder list names cts-b at the address where cts-a answers: the replica asks the image of the
  * CTS the list names, not of whoever answers there, so the copy is refused, naming both. */
 static void
@@ -735,6 +846,8 @@ main(void)
 		cmocka_unit_test(test_grant_refusals),
 		cmocka_unit_test(test_replica_checks_the_record),
 		cmocka_unit_test(test_fetch_checks_the_holder_name),
+		cmocka_unit_test(test_replica_checks_the_signer),
+		cmocka_unit_test(test_sign_certificate_is_no_peer),
 		cmocka_unit_test(test_fetch_flow_control),
 		cmocka_unit_test(test_records_only_from_the_bound_cts),
 	};

@@ -76,6 +76,7 @@ declare -A ctspid ctsip=([a]=${net}2 [b]=${net}3 [r]=${net}4 [c]=${net}5)
 cts_start() {
 	local x=$1 mig=$2 extra=${3:-}
 	[ -f "$site/pki/cts-cts-$x.crt" ] || gca-pki issue "$site/pki" cts cts-$x --host ${ctsip[$x]} >/dev/null
+	[ -f "$site/pki/sign-cts-$x.crt" ] || gca-pki issue "$site/pki" sign cts-$x >/dev/null
 	cat > "$T/cts-$x.ldif" <<LDIF
 dn: cn=cts-$x,ou=cts,$GCA_BASE_DN
 gcaCoreService: app
@@ -97,6 +98,8 @@ gcs $GCA_GCS_ENDPOINT
 ca $site/pki/ca.crt
 cert $site/pki/cts-cts-$x.crt
 key $site/pki/cts-cts-$x.key
+sign_cert $site/pki/sign-cts-$x.crt
+sign_key $site/pki/sign-cts-$x.key
 state $T/cts-$x
 heartbeat 1
 retention 10

@@ -158,7 +158,8 @@ test_pki(struct test_site *s, const char *identities)
 	int n;
 
 	n = snprintf(cmd, sizeof cmd, "P=%s/scripts/gca-pki; D=%s/pki; $P init $D >/dev/null && "
-	    "set -- %s; while [ $# -gt 1 ]; do $P issue $D $1 $2 >/dev/null || exit 1; shift 2; done",
+	    "set -- %s; while [ $# -gt 1 ]; do $P issue $D $1 $2 >/dev/null || exit 1; "
+	    "if [ $1 = cts ]; then $P issue $D sign $2 >/dev/null || exit 1; fi; shift 2; done",
 	    test_top(), s->dir, identities);
 	if (n >= (int)sizeof cmd || test_sh(out, sizeof out, "%s", cmd) != 0) {
 		fprintf(stderr, "gca-pki failed: %s\n", out);
@@ -264,8 +265,9 @@ test_cts_start(struct test_site *s, const char *name, const char *core, const ch
 	snprintf(socket, len, "%s/%s.sock", s->dir, name);
 	n = snprintf(body, sizeof body, "name %s\ncore_service %s\nlisten 127.0.0.1:0\nsocket %s\n"
 	    "gcs %s\nca %s/pki/ca.crt\ncert %s/pki/cts-%s.crt\nkey %s/pki/cts-%s.key\n"
+	    "sign_cert %s/pki/sign-%s.crt\nsign_key %s/pki/sign-%s.key\n"
 	    "state %s/state-%s\nheartbeat 1\n%s", name, core, socket, gcs, s->dir, s->dir, name, s->dir,
-	    name, s->dir, name, more ? more : "");
+	    name, s->dir, name, s->dir, name, s->dir, name, more ? more : "");
 	if (file_write_whole(conf, body, (size_t)n, 0600) != 0)
 		return -1;
 	return test_daemon_start("gca-cts", conf, portfile, &port);

@@ -241,6 +241,7 @@ expect_eq "SIGTERM to the pipe job's gca-recover came back as its status 3" "$(c
 cts_track() {
 	local name=$1 setting=$2
 	gca-pki issue "$site/pki" cts "$name" >/dev/null || return 1
+	gca-pki issue "$site/pki" sign "$name" >/dev/null || return 1
 	sed "s/cts-criu/$name/g" "$site/cts-criu.ldif" > "$T/$name.ldif"
 	# its own metrics port, if any: the site's CTS holds the one in cts-criu.conf
 	sed -e "s/cts-criu/$name/g" -e "s|^descriptor .*|descriptor $T/$name.ldif|" -e '/^metrics_listen /d' \

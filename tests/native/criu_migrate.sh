@@ -70,6 +70,7 @@ export GCA_GCS_ENDPOINT=${net}1:$(cat "$T/gcs-br.port")
 mkdir -p "$T/run" && chmod 0755 "$T/run"
 for x in a b; do
 	gca-pki issue "$site/pki" cts cts-$x --host ${ip[$x]} >/dev/null
+	gca-pki issue "$site/pki" sign cts-$x >/dev/null
 	cat > "$T/cts-$x.ldif" <<LDIF
 dn: cn=cts-$x,ou=cts,$GCA_BASE_DN
 gcaCoreService: criu
@@ -91,6 +92,8 @@ gcs $GCA_GCS_ENDPOINT
 ca $site/pki/ca.crt
 cert $site/pki/cts-cts-$x.crt
 key $site/pki/cts-cts-$x.key
+sign_cert $site/pki/sign-cts-$x.crt
+sign_key $site/pki/sign-cts-$x.key
 state $T/cts-$x
 heartbeat 1
 retention 10

@@ -73,6 +73,7 @@ else fail "gca-gcs on the bridge" "$(tail -3 "$T/gcs-br.log")"; exit 1; fi
 export GCA_GCS_ENDPOINT=$host:$(cat "$T/gcs-br.port")
 
 gca-pki issue "$site/pki" cts cts-r --host $host >/dev/null
+gca-pki issue "$site/pki" sign cts-r >/dev/null
 cat > "$T/cts-r.ldif" <<LDIF
 dn: cn=cts-r,ou=cts,$GCA_BASE_DN
 gcaCoreService: criu
@@ -95,6 +96,8 @@ gcs $GCA_GCS_ENDPOINT
 ca $site/pki/ca.crt
 cert $site/pki/cts-cts-r.crt
 key $site/pki/cts-cts-r.key
+sign_cert $site/pki/sign-cts-r.crt
+sign_key $site/pki/sign-cts-r.key
 state $T/cts-r
 heartbeat 2
 CONF

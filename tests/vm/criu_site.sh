@@ -60,8 +60,10 @@ criu_site_cts() {
 	shift 6
 	for h in "$@"; do hosts+=(--host "$h"); done
 	gca-pki issue "$site/pki" cts "$name" "${hosts[@]}" >/dev/null || return 1
+	gca-pki issue "$site/pki" sign "$name" >/dev/null || return 1
 	mkdir -p "$dir/pki"
-	cp -p "$site/pki/ca.crt" "$site/pki/cts-$name.crt" "$site/pki/cts-$name.key" "$dir/pki/"
+	cp -p "$site/pki/ca.crt" "$site/pki/cts-$name.crt" "$site/pki/cts-$name.key" \
+	    "$site/pki/sign-$name.crt" "$site/pki/sign-$name.key" "$dir/pki/"
 	cat > "$dir/$name.ldif" <<LDIF
 dn: cn=$name,ou=cts,$GCA_BASE_DN
 gcaCoreService: criu
@@ -86,6 +88,8 @@ gcs $gcs
 ca /mnt/share/pki/ca.crt
 cert /mnt/share/pki/cts-$name.crt
 key /mnt/share/pki/cts-$name.key
+sign_cert /mnt/share/pki/sign-$name.crt
+sign_key /mnt/share/pki/sign-$name.key
 state /tmp/$name
 heartbeat 2
 $more

@@ -51,6 +51,7 @@ on_exit "gca-site down '$site'"
 GCA_SITE_HEARTBEAT=2 gca-site up "$site" >"$T/site.log" 2>&1 || { fail "gca-site up"; sed 's/^/#   /' "$T/site.log"; exit 1; }
 . "$site/site.env"
 gca-pki issue "$site/pki" cts cts-vmm >/dev/null
+gca-pki issue "$site/pki" sign cts-vmm >/dev/null
 cat > "$T/cts-vmm.ldif" <<LDIF
 dn: cn=cts-vmm,ou=cts,$GCA_BASE_DN
 gcaCoreService: vmm
@@ -74,6 +75,8 @@ gcs $GCA_GCS_ENDPOINT
 ca $site/pki/ca.crt
 cert $site/pki/cts-$1.crt
 key $site/pki/cts-$1.key
+sign_cert $site/pki/sign-$1.crt
+sign_key $site/pki/sign-$1.key
 state $T/$1
 heartbeat 2
 retention 10
@@ -599,6 +602,7 @@ else fail "QEMU missing is said" "rc $rc: $out"; fi
 cts_conf cts-noqemu "vmm_qemu /nonexistent/qemu" > "$T/cts-noqemu.conf"
 sed 's/cts-vmm/cts-noqemu/' "$T/cts-vmm.ldif" > "$T/cts-noqemu.ldif"
 gca-pki issue "$site/pki" cts cts-noqemu >/dev/null
+gca-pki issue "$site/pki" sign cts-noqemu >/dev/null
 gca-cts -f "$T/cts-noqemu.conf" >>"$T/cts-noqemu.log" 2>&1 &
 nq_pid=$!
 on_exit "kill $nq_pid"
