@@ -74,6 +74,7 @@ int json_qom_children(const char *json, char *out, size_t len);
 #define ID_LEN 36
 void id_new(char out[ID_LEN + 1]);
 bool id_valid(const char *s);
+uint64_t id_time_ms(const char *id);          /* the millisecond time inside a UUIDv7 */
 
 /* name.c: names from outside (GIDs, CTS names). */
 #define NAME_MAX_LEN 255

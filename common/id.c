@@ -47,3 +47,20 @@ id_valid(const char *s)
 	}
 	return true;
 }
+
+/* The UUIDv7's first 48 bits: when the checkpoint was taken (transfer.c's cutoff for images
+ * signed with a TLS key reads it). */
+uint64_t
+id_time_ms(const char *id)
+{
+	uint64_t ms = 0;
+	int digits = 0;
+
+	for (const char *p = id; *p != '\0' && digits < 12; p++) {
+		if (*p == '-')
+			continue;
+		ms = ms * 16 + (uint64_t)(isdigit((unsigned char)*p) ? *p - '0' : (*p | 0x20) - 'a' + 10);
+		digits++;
+	}
+	return ms;
+}

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cts/cts.h"
@@ -160,8 +161,10 @@ cts_configure_auto(struct cts *c, const struct config *cf)
 static void
 cts_configure_signer(struct cts *c, const struct config *cf)
 {
-	const char *cert = config_get(cf, "sign_cert"), *key = config_get(cf, "sign_key");
+	const char *cert = config_get(cf, "sign_cert"), *key = config_get(cf, "sign_key"), *before;
 	char err[512], *sig = NULL;
+	struct tm tm = { 0 };
+	time_t t = 0;
 	static const char probe[] = "gca-cts signing key probe";
 
 	if (cert == NULL || key == NULL)
@@ -169,6 +172,11 @@ cts_configure_signer(struct cts *c, const struct config *cf)
 		    "`gca-pki issue PKI_DIR sign %s` and point sign_cert and sign_key at "
 		    "PKI_DIR/sign-%s.crt and .key (`gca-site up` does it for a site's CTSes; see "
 		    "cts.conf(5))", cf->path, c->name, c->name);
+	if ((before = config_get(cf, "tls_signed_before")) != NULL &&
+	    (strptime(before, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL || (t = timegm(&tm)) <= 0))
+		log_fatal("%s: tls_signed_before %s: not a time like 2026-12-07T18:00:00Z", cf->path,
+		    before);
+	c->tls_signed_before_ms = before != NULL ? (uint64_t)t * 1000 : 0;
 	c->sign.cert = c->sign_cert_file = xstrdup(cert);
 	c->sign.key = c->sign_key_file = xstrdup(key);
 	if (proto_sig_make(&c->sign, probe, sizeof probe - 1, &sig, err, sizeof err) != 0)

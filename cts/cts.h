@@ -183,6 +183,9 @@ struct cts {
 	/* The manifests' signing key, never the TLS one (docs/DESIGN.md, "Keys"): apart so that
 	 * the privileged part alone can keep it once the network part is split off. */
 	char			*sign_cert_file, *sign_key_file;	/* sign borrows them */
+	/* cts.conf tls_signed_before: images signed with a CTS's TLS key (made before CTSes had
+	 * signing keys) verify only if taken before it; 0: never (docs/DESIGN.md, "Keys") */
+	uint64_t		 tls_signed_before_ms;
 	struct proto_signer	 sign;
 	const struct core_service *core;
 	char			 unavailable[512];	/* "" when the core service works */
@@ -419,6 +422,7 @@ int  restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t 
 struct transfer_fetch {
 	char			 id[ID_LEN + 1], gid[256], sha256[65];
 	char			 signer[256];	/* the CTS that took it ("": any CTS of the site) */
+	uint64_t		 tls_signed_before_ms;	/* struct cts's */
 	char			*grant;
 	char			 holders[TRANSFER_HOLDERS][600];	/* name@host:port */
 	size_t			 nholders;
@@ -431,7 +435,7 @@ int  transfer_fetch_run(void *arg, char *out, size_t outlen);
  * at hand) and dir/manifest.sig is its signature by the CTS signer (the record's taker), whether
  * the image was fetched or taken here. 0, or -1 with err. */
 int  transfer_manifest_check(const char *dir, const char *ca, const char *id, const char *sha256,
-	const char *signer, char *err, size_t errlen);
+	const char *signer, uint64_t tls_signed_before_ms, char *err, size_t errlen);
 
 /* replica.c: copies of each image on the replicas named in cts.conf, and gcaLocation. */
 int  replica_configure(struct cts *c, const char *list, char *err, size_t errlen);

@@ -258,6 +258,7 @@ replica_receive(struct proto_req *r, void *ctx)
 	snprintf(f->gid, sizeof f->gid, "%s", b->gid);
 	snprintf(f->sha256, sizeof f->sha256, "%s", g.sha256);
 	snprintf(f->signer, sizeof f->signer, "%s", g.taker);
+	f->tls_signed_before_ms = c->tls_signed_before_ms;
 	snprintf(f->state, sizeof f->state, "%s", c->state);
 	f->grant = xstrdup(b->grant);
 	f->tls = c->tls;

@@ -241,7 +241,7 @@ restore_check_record(struct restore_op *op, const struct image_meta *top, char *
 	int n = 0;
 
 	if (transfer_manifest_check(op->image_dir, op->cts->tls.ca, op->id, op->sha256, op->taker,
-	    out, len) != 0)
+	    op->cts->tls_signed_before_ms, out, len) != 0)
 		return -1;
 	while (m.parent[0] != '\0' && ++n <= RESTORE_CHAIN_MAX) {
 		char id[sizeof m.parent];
@@ -249,7 +249,8 @@ restore_check_record(struct restore_op *op, const struct image_meta *top, char *
 		snprintf(id, sizeof id, "%s", m.parent);
 		if (cts_image_dir(op->cts, m.gid, id, dir, sizeof dir) != 0 || access(dir, F_OK) != 0)
 			return 0;
-		if (transfer_manifest_check(dir, op->cts->tls.ca, id, NULL, op->taker, out, len) != 0 ||
+		if (transfer_manifest_check(dir, op->cts->tls.ca, id, NULL, op->taker,
+		    op->cts->tls_signed_before_ms, out, len) != 0 ||
 		    manifest_read(dir, &m, out, len) != 0)
 			return -1;
 	}
@@ -555,6 +556,7 @@ restore_on_checkpoints(const char *code, const char *msg, const void *body, void
 	}
 	snprintf(f->gid, sizeof f->gid, "%s", b->gid);
 	snprintf(f->signer, sizeof f->signer, "%s", holder ? holder : "");
+	f->tls_signed_before_ms = op->cts->tls_signed_before_ms;
 	const char *sha = restore_attr(found, "gcaImageSha256");
 	snprintf(f->sha256, sizeof f->sha256, "%s", sha ? sha : "");
 	struct msg_image_grant gq = { f->id, op->cts->name };

@@ -281,7 +281,7 @@ transfer_whole(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 
 int
 transfer_manifest_check(const char *dir, const char *ca, const char *id, const char *sha256,
-	const char *signer, char *err, size_t errlen)
+	const char *signer, uint64_t tls_signed_before_ms, char *err, size_t errlen)
 {
 	char path[PATH_MAX], *man = NULL, *sig = NULL, hex[65], why[512];
 	unsigned char md[32];
@@ -314,6 +314,16 @@ transfer_manifest_check(const char *dir, const char *ca, const char *id, const c
 		    id, why);
 		goto out;
 	}
+	/* Signed with a TLS key: only an image older than the site's move to signing keys, or
+	 * whoever holds a network side's key could sign images for ever. */
+	if (proto_sig_check(ca, sig, man, mlen, "sign", signer, why, sizeof why) != 0 &&
+	    id_time_ms(id) >= tls_signed_before_ms) {
+		snprintf(err, errlen, "the manifest of checkpoint %s is refused: it is signed with a "
+		    "CTS's TLS key, which is accepted only for checkpoints taken before "
+		    "tls_signed_before (cts.conf(5)%s)", id,
+		    tls_signed_before_ms == 0 ? ": not set here" : "");
+		goto out;
+	}
 	rc = 0;
 out:
 	free(man);
@@ -331,7 +341,8 @@ transfer_manifest(struct transfer_conn *tc, const struct transfer_fetch *f, cons
 	if ((rc = transfer_whole(tc, f, dir, "manifest", err, errlen)) != 0 ||
 	    (rc = transfer_whole(tc, f, dir, "manifest.sig", err, errlen)) != 0)
 		return rc;
-	return transfer_manifest_check(dir, f->tls.ca, f->id, f->sha256, f->signer, err, errlen);
+	return transfer_manifest_check(dir, f->tls.ca, f->id, f->sha256, f->signer,
+	    f->tls_signed_before_ms, err, errlen);
 }
 
 /* Every file the manifest lists, each from the bytes already there. */

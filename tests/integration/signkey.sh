@@ -76,6 +76,8 @@ esac
 check "gca-site up on the old folder" gca-site up "$site"
 check "it made the signing key (0600) and certificate" test -f "$pki/sign-cts-app.crt" -a "$(stat -c %a "$pki/sign-cts-app.key" 2>/dev/null)" = 600
 check "cts-app.conf names them" grep -qx "sign_cert $pki/sign-cts-app.crt" "$site/cts-app.conf"
+check "and the time of the move: TLS-signed images verify only if taken before it" \
+	grep -qx "tls_signed_before $(cat "$pki/tls-signed-before")" "$site/cts-app.conf"
 
 # -- the image signed with the TLS key still restores; a new one gets the signing key --
 want=$(cat "$(imgdir "${ids[0]}")/counter")
@@ -97,3 +99,13 @@ case "$rc $out" in
 *) fail "an image signed by the GCS's certificate is refused, naming the signer" "$rc $out" ;;
 esac
 check "and the job did not start" test ! -s "$TEST_TMP/counter3.log"
+
+# -- an image taken after the move but signed with the TLS key (a stolen network-side key): refused --
+resign "$(imgdir "$id3")" cts-cts-app
+out=$(timeout 30 gca-recover --gid "$gid" --checkpoint "$id3" -- "$counter" --log "$TEST_TMP/counter4.log" 2>&1); rc=$?
+case "$rc $out" in
+0\ *) fail "a new image signed with the TLS key is refused" "$out" ;;
+*"accepted only for checkpoints taken before tls_signed_before"*) pass "a new image signed with the TLS key is refused: only images older than the move may carry it" ;;
+*) fail "a new image signed with the TLS key is refused, saying why" "$rc $out" ;;
+esac
+check "and that job did not start either" test ! -s "$TEST_TMP/counter4.log"

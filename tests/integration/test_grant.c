@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -354,6 +355,19 @@ fetch(struct proto_sync *h, const char *id, const char *tok, const char *file, c
 
 /* cts-a, the holder. Under the sanitizers its freed memory is handed back at once (no ASan
  * quarantine), so its peak memory measures what it holds, as without them. */
+/* cts-r's cts.conf line: images signed with a TLS key verify if taken before an hour from now */
+static const char *
+cutoff_line(void)
+{
+	static char line[64];
+	time_t t = time(NULL) + 3600;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(line, sizeof line, "tls_signed_before %Y-%m-%dT%H:%M:%SZ\n", &tm);
+	return line;
+}
+
 static int
 holder_start(char *sock, size_t len)
 {
@@ -390,7 +404,8 @@ setup_daemons(void **state)
 	    (gcs_pid = test_gcs_start(&site, "gcs-t", "127.0.0.1:0", NULL, gcs_ep,
 	    sizeof gcs_ep)) < 0 ||
 	    (a_pid = holder_start(sock, sizeof sock)) < 0 ||
-	    (r_pid = test_cts_start(&site, "cts-r", "app", gcs_ep, NULL, sock, sizeof sock)) < 0 ||
+	    (r_pid = test_cts_start(&site, "cts-r", "app", gcs_ep, cutoff_line(), sock,
+	    sizeof sock)) < 0 ||
 	    test_daemon_endpoint(&site, "cts-a", ep_a, sizeof ep_a) != 0 ||
 	    test_daemon_endpoint(&site, "cts-r", ep_r, sizeof ep_r) != 0)
 		return -1;
@@ -602,17 +617,33 @@ test_replica_checks_the_record(void **state)
 	free(tok);
 }
 
-/* The holder's manifest signature: its sign certificate (the CTS today), its TLS certificate (an
- * image made before CTSes had signing keys), never another role's or another CTS's. */
+/* The holder's manifest signature: its sign certificate (the CTS today), its TLS certificate for
+ * an image taken before tls_signed_before (made before CTSes had signing keys; cts-r's cut-off is
+ * an hour from now), never another role's or another CTS's. */
 static const struct {
 	const char *signer, *refusal;	/* refusal NULL: copied */
+	uint64_t    later_ms;		/* the checkpoint id's time moved this far ahead */
 } signers[] = {
-	{ "sign-cts-a", NULL },
-	{ "cts-cts-a", NULL },
-	{ "gcs-gcs-t", "not signed by a sign|cts certificate (signed by gcs gcs-t)" },
-	{ "sign-cts-r", "not signed by cts-a (signed by cts-r)" },
-	{ "cts-cts-b", "not signed by cts-a (signed by cts-b)" },
+	{ "sign-cts-a", NULL, 0 },
+	{ "cts-cts-a", NULL, 0 },
+	{ "cts-cts-a", "accepted only for checkpoints taken before tls_signed_before", 7200000 },
+	{ "sign-cts-a", NULL, 7200000 },
+	{ "gcs-gcs-t", "not signed by a sign|cts certificate (signed by gcs gcs-t)", 0 },
+	{ "sign-cts-r", "not signed by cts-a (signed by cts-r)", 0 },
+	{ "cts-cts-b", "not signed by cts-a (signed by cts-b)", 0 },
 };
+
+/* id made later by ms: its UUIDv7 time, the first 48 bits, moved ahead */
+static void
+id_later(char id[ID_LEN + 1], uint64_t ms)
+{
+	char head[32];
+	uint64_t t = id_time_ms(id) + ms;
+
+	snprintf(head, sizeof head, "%08x-%04x", (unsigned)(t >> 16 & 0xffffffffu),
+	    (unsigned)(t & 0xffff));
+	memcpy(id, head, 13);
+}
 
 static void
 test_replica_checks_the_signer(void **state)
@@ -625,6 +656,7 @@ test_replica_checks_the_signer(void **state)
 		struct proto_sync *r;
 
 		id_new(im.id);
+		id_later(im.id, signers[i].later_ms);
 		image_signer = signers[i].signer;
 		image_write(&im, 4000, 6);
 		image_signer = "sign-cts-a";
