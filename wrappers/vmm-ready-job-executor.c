@@ -61,7 +61,8 @@ struct vexec {
 	const char	*disks[VMM_DISKS_MAX];	/* base images, as given */
 	int		 ndisks;
 	char		 layers[VMM_DISKS_MAX][PATH_MAX + 32];	/* their overlays in the run folder */
-	char		 guest[5][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine, disk */
+	/* the CTS's guest: kernel, initrd, memory, machine, disk; its pool's size (vmm.pool) */
+	char		 guest[6][PATH_MAX];
 };
 
 static int
@@ -119,7 +120,7 @@ vexec_info(struct vexec *x)
 	struct msg_empty req = { 0 };
 	struct msg_local_info_ok *ok = NULL;
 	static const char *keys[] = { "vmm.guest.kernel=", "vmm.guest.initrd=",
-		"vmm.guest.memory=", "vmm.guest.machine=", "vmm.guest.disk=" };
+		"vmm.guest.memory=", "vmm.guest.machine=", "vmm.guest.disk=", "vmm.pool=" };
 	char code[64], msg[512];
 	struct proto_sync *s;
 	int rc = 0;
@@ -204,8 +205,8 @@ vexec_take(const struct vexec *x, struct vmm_vm *vm)
 	struct proto_sync *s;
 	int rc = -1;
 
-	if (x->no_pool)
-		return -1;
+	if (x->no_pool || x->guest[5][0] == '\0')
+		return -1;	/* asked not to, or the CTS keeps no pool (no vmm.pool=N) */
 	if (x->ndisks > 0) {
 		fprintf(stderr, "vmm-ready-job-executor: no pooled VM (pooled VMs have no disk): "
 		    "starting one\n");

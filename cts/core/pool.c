@@ -436,7 +436,7 @@ pool_take(struct proto_req *r, void *ctx)
 		return;
 	}
 	if (pool_timer == NULL) {
-		proto_reply_err(r, PROTO_E_NOT_FOUND, "CTS %s keeps no pool of VMs (cts.conf "
+		proto_reply_err(r, PROTO_E_UNAVAILABLE, "CTS %s keeps no pool of VMs (cts.conf "
 		    "vmm_pool)%s", c->name, c->unavailable[0] ? ": its core service is unavailable" :
 		    "");
 		return;

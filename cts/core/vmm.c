@@ -296,6 +296,10 @@ vmm_properties(struct cts *c, struct proto_strlist *out)
 		snprintf(p, sizeof p, "vmm.guest.disk=%s", c->vmm_disk);
 		proto_strlist_add(out, p);
 	}
+	if (c->vmm_pool > 0) {	/* the executor asks for a pooled VM only here (core/pool.c) */
+		snprintf(p, sizeof p, "vmm.pool=%u", c->vmm_pool);
+		proto_strlist_add(out, p);
+	}
 	snprintf(p, sizeof p, "vmm.guest.memory=%u", c->vmm_memory_mib);
 	proto_strlist_add(out, p);
 	snprintf(p, sizeof p, "vmm.guest.machine=%s", c->vmm_machine);

@@ -727,6 +727,9 @@ if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-po
 	wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-pool,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"; then
 	q1=$(readyq)
 	pass "cts-pool boots its pooled VM (pid $q1): $(grep -o 'its gate answered after [0-9.]* s' "$T/cts-pool.log" | head -1)"
+	expect_eq "cts-pool publishes its pool (gcaProperty vmm.pool=1)" "$(cts_entry cts-pool gcaProperty | grep -c '^gcaProperty: vmm.pool=1$')" 1
+	check "an executor at a CTS without a pool does not ask it for one (exec.err says nothing of a pool)" \
+		bash -c "! grep -q 'pooled' '$T/exec.err'"
 	expect_eq "the pooled QEMU runs as vmm_pool_user daemon, not root" "$(ps -o user= -p "$q1" | xargs)" daemon
 	qdir=$(grep -o "pooled VM pid $q1 boots in [^ ]*" "$T/cts-pool.log" | awk '{ print $NF }')
 	expect_eq "its QMP socket is daemon's, mode 0700 (no job's user reaches QMP)" "$(stat -c '%U %a' "$qdir/qmp")" "daemon 700"
