@@ -2,6 +2,9 @@
  * vmm-ready-job-executor: starts a job in a virtual machine of its own under a vmm CTS (paper
  * section 4, the execute wrapper for VMs).
  *
+ * When the CTS keeps a pool of booted VMs (vmm.pool=N, docs/VMM.md "A pool of booted VMs") and
+ * one of them is exactly the VM we would start, it takes that one instead (local_vm_take): not
+ * our child, the CTS's to kill once we have exited. Otherwise:
  * It starts QEMU as its child (the guest image: a kernel and an initramfs holding the gate agent,
  * gca-gate, named by flags, the environment or else the CTS's cts.conf, which the CTS publishes
  * as vmm.guest.* and tells us with local_info), binds the GID to QEMU's pid, so a checkpoint of the GID is a checkpoint of the whole
