@@ -799,6 +799,15 @@ if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-po
 	grep -q '^running' "$T/pool-d.out" || fail "--no-pool: the job runs" "$(tail -3 "$T/pool-d.err")"
 	check "submit to running: pool $pool_secs s < own VM $nopool_secs s (--no-pool)" \
 		awk -v a="${pool_secs:-999}" -v b="$nopool_secs" 'BEGIN { exit !(a < b) }'
+	# a user's job on a pooled VM: the gate is handed to that uid, QMP stays daemon's
+	mkdir -p "$T/nobody" && chown nobody "$T/nobody"
+	setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups env TMPDIR="$T/nobody" \
+		vmm-ready-job-executor --cts "$PS" --gid pool-n --accel "$VMM_ACCEL" -- sh -c 'echo running as job of nobody' >"$T/pool-n.out" 2>"$T/pool-n.err"; rc=$?
+	if [ $rc = 0 ] && grep -q '^running as job of nobody' "$T/pool-n.out" && grep -q 'handed to pid [0-9]* (uid 65534) for GID pool-n' "$T/cts-pool.log"; then
+		pass "user nobody's job runs on a pooled VM handed to uid 65534 (rc 0)"
+	else
+		fail "user nobody's job on a pooled VM" "rc $rc; $(tail -3 "$T/pool-n.err"; grep pool-n "$T/cts-pool.log" | tail -2)"
+	fi
 	pool_row="\"submit_to_running\": {\"pool_s\": ${pool_secs:-null}, \"own_vm_s\": $nopool_secs, \"what\": \"vmm-ready-job-executor started until the job's first line, 256 MiB guest, $VMM_ACCEL: a VM from the CTS's pool (vmm_pool 1) vs --no-pool (boots its own; the pool's VM idle meanwhile)\"},"
 	kill "$pool_cts"; wait "$pool_cts" 2>/dev/null
 	check "cts-pool stopped: no pooled QEMU left" bash -c "! pgrep -u daemon -f 'cts-pool/pool/vm-' >/dev/null"
