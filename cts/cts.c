@@ -238,6 +238,17 @@ cts_configure(struct cts *c, const struct config *cf)
 	if (config_get_int(cf, "vmm_memory", 16, 1024 * 1024, &n, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	c->vmm_memory_mib = config_get(cf, "vmm_memory") ? (unsigned)n : 256;
+	if (config_get_int(cf, "vmm_pool", 0, 8, &n, err, sizeof err) != 0)
+		log_fatal("%s", err);
+	c->vmm_pool = config_get(cf, "vmm_pool") ? (unsigned)n : 0;
+	c->vmm_pool_user = config_get(cf, "vmm_pool_user") ? xstrdup(config_get(cf,
+	    "vmm_pool_user")) : NULL;
+	if (config_get(cf, "vmm_pool_accel") != NULL && strcmp(config_get(cf, "vmm_pool_accel"),
+	    "kvm") != 0 && strcmp(config_get(cf, "vmm_pool_accel"), "tcg") != 0)
+		log_fatal("%s: vmm_pool_accel: \"%s\" is neither kvm nor tcg", cf->path,
+		    config_get(cf, "vmm_pool_accel"));
+	c->vmm_pool_accel = config_get(cf, "vmm_pool_accel") ? xstrdup(config_get(cf,
+	    "vmm_pool_accel")) : NULL;
 	c->idle_timeout_ms = cts_duration(cf, "idle_timeout", 300000);
 	c->handshake_timeout_ms = cts_duration(cf, "handshake_timeout", 10000);
 	if (config_get_int(cf, "max_peer_connections", 0, 1000000, &n, err, sizeof err) != 0)
@@ -263,6 +274,8 @@ cts_free(struct cts *c)
 	free(c->vmm_kernel);
 	free(c->vmm_initrd);
 	free(c->vmm_disk);
+	free(c->vmm_pool_user);
+	free(c->vmm_pool_accel);
 	free(c->vmm_machine);
 	free(c->ca_file);
 	free(c->cert_file);
@@ -364,6 +377,7 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	cts_configure_signer(&c, &cf);	/* before the state folder and any image */
 	cts_state_open(&c);
+	pool_start(&c);	/* vmm_pool: off unless cts.conf sets it */
 	cts_listen(&c, &cf);
 	if (cts_metrics_open(&c, config_get(&cf, "metrics_listen"), err, sizeof err) != 0)
 		log_fatal("%s: %s", conf, err);
@@ -405,6 +419,7 @@ main(int argc, char **argv)
 	event_free(c.tick);
 	/* the GCS link first: its pending callbacks still find the jobs and the outbox */
 	gcslink_close(&c);
+	pool_stop(&c);
 	orphans_free(&c);
 	cts_metrics_close(&c);
 	replica_free(&c);

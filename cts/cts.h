@@ -57,6 +57,14 @@ extern const struct core_service core_app, core_criu, core_vmm;
  * proper is incremental on it (criu's "parent" link in the image folder points there). */
 #define CRIU_PREDUMP_DIR "predump"
 const struct core_service *core_find(const char *name);
+/* core/pool.c: the vmm pool of booted VMs (docs/VMM.md, "A pool of booted VMs"). pool_handed:
+ * the CTS handed QEMU pid (start time start) to process caller of uid, which still runs;
+ * pool_qemu_uid: the uid a bound QEMU runs as (the pool's for a pooled VM, else the job's). */
+void  pool_start(struct cts *c);
+void  pool_stop(struct cts *c);
+void  pool_take(struct proto_req *r, void *ctx);
+bool  pool_handed(pid_t pid, uint64_t start, pid_t caller, uid_t uid);
+uid_t pool_qemu_uid(pid_t pid, uint64_t start, uid_t job_uid);
 
 /* ---- a bound job (jobs.c) ---- */
 struct cts_job {
@@ -204,6 +212,9 @@ struct cts {
 	char			*vmm_disk;	/* vmm: the base of a job's disk, or NULL */
 	char			*vmm_machine;		/* vmm: its machine type (an alias resolved) */
 	unsigned		 vmm_memory_mib;	/* vmm: its memory */
+	unsigned		 vmm_pool;	/* vmm: booted VMs kept for executors (core/pool.c) */
+	char			*vmm_pool_user;	/* vmm: who they run as, or NULL */
+	char			*vmm_pool_accel;	/* vmm: kvm, tcg, or NULL: kvm if /dev/kvm opens */
 	unsigned		 max_queue;
 	unsigned		 criu_incremental;	/* cts.conf: full criu dump every N, 0 = always */
 	bool			 criu_predump;		/* cts.conf: criu pre-dump before each dump */

@@ -103,6 +103,14 @@ local_check_process(struct proto_req *r, pid_t pid, uint64_t *start, uid_t *uid,
 		proto_reply_err(r, PROTO_E_NOT_FOUND, "no process %d", (int)pid);
 		return -1;
 	}
+	/* a VM of the pool: its QEMU runs as the pool's user, and this CTS handed it to this very
+	 * caller (pid, start time, uid: recorded by local_vm_take, docs/VMM.md "A pool") */
+	if (pid != r->peer.pid && ppid != r->peer.pid &&
+	    pool_handed(pid, *start, r->peer.pid, r->peer.uid)) {
+		*uid = r->peer.uid;
+		*gidn = r->peer.gid;
+		return 0;
+	}
 	if (pid != r->peer.pid && ppid != r->peer.pid) {
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "process %d is neither the "
 		    "caller (pid %d) nor its child", (int)pid, (int)r->peer.pid);
@@ -233,6 +241,7 @@ static const struct proto_handler local_handlers[] = {
 	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
 	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
 	{ "local_info", PROTO_ROLE_LOCAL, local_info },
+	{ "local_vm_take", PROTO_ROLE_LOCAL, pool_take },
 	{ "local_exit", PROTO_ROLE_LOCAL, ending_local_exit },
 	{ "app_saved", PROTO_ROLE_LOCAL, local_app_saved },
 	{ "restore_prepare", PROTO_ROLE_LOCAL, restore_prepare },

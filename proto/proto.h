@@ -122,6 +122,11 @@ struct msg_local_checkpoint { const char *gid; };
 struct msg_local_exit { const char *gid; uint64_t pid; int64_t exit_status; };
 /* local_info: what the CTS publishes, for a wrapper before it starts a job (a VM's guest) */
 struct msg_local_info_ok { const char *cts, *core_service; struct proto_strlist properties; };
+/* local_vm_take: a VM from the vmm CTS's pool (docs/VMM.md, "A pool"): the VM the executor would
+ * start itself; the answer names the pooled QEMU's pid and its folder's sockets */
+struct msg_local_vm_take { const char *gid, *qemu, *machine, *accel, *kernel, *initrd;
+	uint64_t memory_mib; };
+struct msg_local_vm_take_ok { uint64_t pid; const char *dir, *gate, *console; };
 /* parent_id, parent_dir: only when the CTS offers an incremental save (app_incremental);
  * app_saved's parent: the job wrote only what changed since that parent (else a full image) */
 struct msg_app_save { const char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };

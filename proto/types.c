@@ -297,6 +297,25 @@ static const struct proto_field m_local_info_fields[] = {
 };
 static const struct proto_type proto_t_m_local_info = { "local_info", m_local_info_fields, 0, sizeof(struct msg_empty), &proto_t_local_info_ok };
 
+static const struct proto_field local_vm_take_ok_fields[] = {
+	{ "pid", PK_U64, offsetof(struct msg_local_vm_take_ok, pid), true, 0 },
+	{ "dir", PK_STR, offsetof(struct msg_local_vm_take_ok, dir), true, 4096 },
+	{ "gate", PK_STR, offsetof(struct msg_local_vm_take_ok, gate), true, 4096 },
+	{ "console", PK_STR, offsetof(struct msg_local_vm_take_ok, console), true, 4096 },
+};
+static const struct proto_type proto_t_local_vm_take_ok = { "local_vm_take_ok", local_vm_take_ok_fields, sizeof local_vm_take_ok_fields / sizeof local_vm_take_ok_fields[0], sizeof(struct msg_local_vm_take_ok), NULL };
+
+static const struct proto_field m_local_vm_take_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_local_vm_take, gid), true, 255 },
+	{ "qemu", PK_STR, offsetof(struct msg_local_vm_take, qemu), true, 4096 },
+	{ "machine", PK_STR, offsetof(struct msg_local_vm_take, machine), true, 256 },
+	{ "accel", PK_STR, offsetof(struct msg_local_vm_take, accel), true, 16 },
+	{ "kernel", PK_STR, offsetof(struct msg_local_vm_take, kernel), true, 4096 },
+	{ "initrd", PK_STR, offsetof(struct msg_local_vm_take, initrd), true, 4096 },
+	{ "memory_mib", PK_U64, offsetof(struct msg_local_vm_take, memory_mib), true, 0 },
+};
+static const struct proto_type proto_t_m_local_vm_take = { "local_vm_take", m_local_vm_take_fields, sizeof m_local_vm_take_fields / sizeof m_local_vm_take_fields[0], sizeof(struct msg_local_vm_take), &proto_t_local_vm_take_ok };
+
 static const struct proto_field m_app_save_fields[] = {
 	{ "checkpoint_id", PK_STR, offsetof(struct msg_app_save, checkpoint_id), true, 64 },
 	{ "image_dir", PK_STR, offsetof(struct msg_app_save, image_dir), true, 4096 },
@@ -338,6 +357,7 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_local_checkpoint,
 	&proto_t_m_local_exit,
 	&proto_t_m_local_info,
+	&proto_t_m_local_vm_take,
 	&proto_t_m_app_save,
 	&proto_t_m_app_saved,
 };

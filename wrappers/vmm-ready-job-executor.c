@@ -2,6 +2,9 @@
  * vmm-ready-job-executor: starts a job in a virtual machine of its own under a vmm CTS (paper
  * section 4, the execute wrapper for VMs).
  *
+ * When the CTS keeps a pool of booted VMs (vmm.pool=N, docs/VMM.md "A pool of booted VMs") and
+ * one of them is exactly the VM we would start, it takes that one instead (local_vm_take): not
+ * our child, the CTS's to kill once we have exited. Otherwise:
  * It starts QEMU as its child (the guest image: a kernel and an initramfs holding the gate agent,
  * gca-gate, named by flags, the environment or else the CTS's cts.conf, which the CTS publishes
  * as vmm.guest.* and tells us with local_info), binds the GID to QEMU's pid, so a checkpoint of the GID is a checkpoint of the whole
@@ -30,7 +33,8 @@
 static const char vexec_usage_text[] =
     "usage: vmm-ready-job-executor --gid GID [--cts SOCKET] [--kernel FILE] [--initrd FILE]\n"
     "         [--memory MIB] [--qemu PROGRAM] [--accel kvm|tcg] [--gate-timeout SECONDS]\n"
-    "         [--disk BASE.qcow2]... [--checkpoint-every DURATION|auto] -- JOB [ARGS...]\n";
+    "         [--disk BASE.qcow2]... [--checkpoint-every DURATION|auto] [--no-pool]\n"
+    "         -- JOB [ARGS...]\n";
 
 static const char vexec_help_text[] =
     "  --gid GID                  the job's grid identifier\n"
@@ -46,6 +50,7 @@ static const char vexec_help_text[] =
     "                             is never written); again for more disks (default:\n"
     "                             $GCA_VMM_DISK, else the CTS's vmm_disk)\n"
     "  --checkpoint-every DURATION  ask the CTS for periodic checkpoints (30s, 5m, 2h, auto)\n"
+    "  --no-pool                  start a VM of our own even if the CTS keeps a pool (vmm_pool)\n"
     "See vmm-ready-job-executor(1).\n";
 
 #define VEXEC_ARGS	(48 + 2 * VMM_DISKS_MAX)
@@ -53,12 +58,14 @@ static const char vexec_help_text[] =
 struct vexec {
 	const char	*gid, *cts, *kernel, *initrd, *qemu, *accel, *machine;
 	long		 memory, gate_timeout;	/* memory 0: the CTS's */
+	bool		 no_pool;
 	uint64_t	 every_ms;
 	char		**job;
 	const char	*disks[VMM_DISKS_MAX];	/* base images, as given */
 	int		 ndisks;
 	char		 layers[VMM_DISKS_MAX][PATH_MAX + 32];	/* their overlays in the run folder */
-	char		 guest[5][PATH_MAX];	/* the CTS's guest: kernel, initrd, memory, machine, disk */
+	/* the CTS's guest: kernel, initrd, memory, machine, disk; its pool's size (vmm.pool) */
+	char		 guest[6][PATH_MAX];
 };
 
 static int
@@ -116,7 +123,7 @@ vexec_info(struct vexec *x)
 	struct msg_empty req = { 0 };
 	struct msg_local_info_ok *ok = NULL;
 	static const char *keys[] = { "vmm.guest.kernel=", "vmm.guest.initrd=",
-		"vmm.guest.memory=", "vmm.guest.machine=", "vmm.guest.disk=" };
+		"vmm.guest.memory=", "vmm.guest.machine=", "vmm.guest.disk=", "vmm.pool=" };
 	char code[64], msg[512];
 	struct proto_sync *s;
 	int rc = 0;
@@ -185,6 +192,50 @@ vexec_bind(const struct vexec *x, pid_t qemu)
 	return rc;
 }
 
+/*
+ * A booted VM from the CTS's pool (docs/VMM.md, "A pool of booted VMs"), if it keeps one of
+ * exactly the VM we would start: the CTS says whether. 0 with vm adopted, else -1 (a CTS
+ * without a pool says so quietly; otherwise why not, on stderr).
+ */
+static int
+vexec_take(const struct vexec *x, struct vmm_vm *vm)
+{
+	const struct proto_type *pt = proto_type_find("local_vm_take");
+	struct msg_local_vm_take req = { x->gid, x->qemu, x->machine, x->accel, x->kernel,
+		x->initrd, (uint64_t)x->memory };
+	struct msg_local_vm_take_ok *ok = NULL;
+	char code[64], msg[512];
+	struct proto_sync *s;
+	int rc = -1;
+
+	if (x->no_pool || x->guest[5][0] == '\0')
+		return -1;	/* asked not to, or the CTS keeps no pool (no vmm.pool=N) */
+	if (x->ndisks > 0) {
+		fprintf(stderr, "vmm-ready-job-executor: no pooled VM (pooled VMs have no disk): "
+		    "starting one\n");
+		return -1;
+	}
+	if ((s = wrapper_connect("vmm-ready-job-executor", x->cts)) == NULL)
+		return -1;
+	if (proto_sync_call(s, "local_vm_take", pt, &req, (void **)&ok, code, sizeof code, msg,
+	    sizeof msg) != 0) {
+		if (strcmp(code, PROTO_E_UNAVAILABLE) != 0 && strcmp(code, PROTO_E_UNKNOWN_TYPE) != 0)
+			fprintf(stderr, "vmm-ready-job-executor: no pooled VM (%s): starting one\n",
+			    msg);
+	} else if (ok->pid == 0 || ok->pid > INT32_MAX) {
+		fprintf(stderr, "vmm-ready-job-executor: the CTS named pooled VM pid %llu\n",
+		    (unsigned long long)ok->pid);
+	} else if (vmm_adopt(vm, "vmm-ready-job-executor", (pid_t)ok->pid, ok->dir, ok->gate,
+	    ok->console) == 0) {
+		vm->gid = x->gid;
+		vm->cts = x->cts;
+		rc = 0;
+	}
+	proto_body_free(pt->reply, ok);
+	proto_sync_close(s);
+	return rc;
+}
+
 /* Each disk: its base checked, an overlay of the job's own made on it (before QEMU starts). */
 static int
 vexec_disks(struct vexec *x, const struct vmm_vm *vm)
@@ -227,6 +278,13 @@ vexec_run(struct vexec *x)
 		    access(x->kernel, R_OK) != 0 ? x->kernel : x->initrd, strerror(errno));
 		return 1;
 	}
+	vmm_signals_setup();
+	wrapper_sigpipe_ignore();
+	if (vexec_take(x, &vm) == 0) {
+		if (vexec_bind(x, vm.pid) != 0)
+			goto out;
+		goto ready;
+	}
 	if (vmm_rundir(&vm, "vmm-ready-job-executor") != 0)
 		return 1;
 	vm.gid = x->gid;
@@ -240,10 +298,9 @@ vexec_run(struct vexec *x)
 		    "bytes (a long TMPDIR %s, kernel or initramfs path?)\n", sizeof store, vm.dir);
 		goto out;
 	}
-	vmm_signals_setup();
-	wrapper_sigpipe_ignore();
 	if (vmm_launch(&vm, argv) != 0 || vexec_bind(x, vm.pid) != 0)
 		goto out;
+ready:
 	if (vmm_gate_open(&vm, (int)x->gate_timeout * 1000, line, sizeof line, err, sizeof err) != 0) {
 		fprintf(stderr, "vmm-ready-job-executor: %s\n", err);
 		goto out;
@@ -284,6 +341,7 @@ main(int argc, char **argv)
 		{ "gate-timeout", required_argument, NULL, 't' },
 		{ "checkpoint-every", required_argument, NULL, 'e' },
 		{ "disk", required_argument, NULL, 'd' },
+		{ "no-pool", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -328,6 +386,7 @@ main(int argc, char **argv)
 			if (wrapper_every_parse("vmm-ready-job-executor", optarg, &x.every_ms) != 0)
 				return vexec_usage();
 			break;
+		case 'P': x.no_pool = true; break;
 		case 'h':
 			fputs(vexec_usage_text, stdout);
 			fputs(vexec_help_text, stdout);

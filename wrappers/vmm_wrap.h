@@ -31,6 +31,8 @@ struct vmm_vm {
 	const char	*gid, *cts;		/* for a job's own checkpoint requests (ckpt) */
 	bool		 job_exited;		/* the gate said "exit JOBID CODE" */
 	int		 job_code;
+	bool		 pooled;		/* the CTS's (its pool): not our child, not ours to kill */
+	int		 pidfd;			/* pooled: how we see it end */
 };
 
 /* The run folder ($TMPDIR or /tmp, gca-vmm-XXXXXX) and the paths in it. */
@@ -50,6 +52,11 @@ int  vmm_qcow2_check(const char *prog, const char *what, const char *path);
 /* qemu-img create -f qcow2 -F qcow2 -b BACKING PATH ($GCA_VMM_QEMU_IMG, else qemu-img); -1 with
  * qemu-img's own words on stderr. */
 int  vmm_overlay(const char *prog, const char *backing, const char *path);
+
+/* A VM of the CTS's pool (local_vm_take's answer) instead of a run folder and a launch: the CTS
+ * kills it and removes its folder once we have exited (docs/VMM.md, "A pool"). */
+int  vmm_adopt(struct vmm_vm *vm, const char *prog, pid_t pid, const char *dir, const char *gate,
+	const char *console);
 
 /* Starts argv (QEMU) as our child in its own process group, output to vm->log. */
 int  vmm_launch(struct vmm_vm *vm, char **argv);

@@ -296,6 +296,10 @@ vmm_properties(struct cts *c, struct proto_strlist *out)
 		snprintf(p, sizeof p, "vmm.guest.disk=%s", c->vmm_disk);
 		proto_strlist_add(out, p);
 	}
+	if (c->vmm_pool > 0) {	/* the executor asks for a pooled VM only here (core/pool.c) */
+		snprintf(p, sizeof p, "vmm.pool=%u", c->vmm_pool);
+		proto_strlist_add(out, p);
+	}
 	snprintf(p, sizeof p, "vmm.guest.memory=%u", c->vmm_memory_mib);
 	proto_strlist_add(out, p);
 	snprintf(p, sizeof p, "vmm.guest.machine=%s", c->vmm_machine);
@@ -339,9 +343,11 @@ vmm_find_qmp(struct vmm_op *op, char *path, size_t plen)
 		    "still starting?)", path, (int)j->pid, strerror(errno));
 		return -1;
 	}
-	if (!S_ISSOCK(st.st_mode) || st.st_uid != j->uid) {
+	/* a pooled VM's QEMU runs as the pool's user (core/pool.c), any other as the job's */
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != pool_qemu_uid(j->pid, j->start, j->uid)) {
 		snprintf(op->error, sizeof op->error, "QMP socket %.400s of process %d is not a socket "
-		    "owned by the job's user (uid %u)", path, (int)j->pid, (unsigned)j->uid);
+		    "owned by the job's QEMU's user (uid %u)", path, (int)j->pid,
+		    (unsigned)pool_qemu_uid(j->pid, j->start, j->uid));
 		return -1;
 	}
 	return 0;
@@ -1068,7 +1074,8 @@ vmm_dump(struct cts_ckpt *ck)
 		return;
 	}
 	op->step = VMM_CAPS;
-	op->q = qmp_open(ck->cts->base, path, ck->job->pid, ck->job->uid, VMM_CALL_MS,
+	op->q = qmp_open(ck->cts->base, path, ck->job->pid,
+	    pool_qemu_uid(ck->job->pid, ck->job->start, ck->job->uid), VMM_CALL_MS,
 	    vmm_on_answer, op, op->error, sizeof op->error);
 	if (op->q == NULL)
 		vmm_fail(op);

@@ -664,6 +664,164 @@ else
 	fail "the copies of failed resumes are removed" "$(ls "$T/cts-vmm/staging")"
 fi
 
+# ---- a pool of booted VMs (issue 24): cts.conf vmm_pool; a pooled VM serves one job and goes ----
+# local REQ JSON [SOCKET]: one frame on a CTS's unix socket (msgpack by hand: python3 has no msgpack
+# here); prints "ok {body}" or "err code msg" as JSON; the caller's pid is this python's
+cat > "$T/local.py" <<'PY'
+import json, socket, struct, sys, time
+def pk(o):
+    if isinstance(o, bool): return b"\xc3" if o else b"\xc2"
+    if isinstance(o, int): return bytes([o]) if o < 128 else b"\xcf" + o.to_bytes(8, "big")
+    if isinstance(o, str):
+        b = o.encode()
+        return (b"\xd9" + bytes([len(b)]) if len(b) < 256 else b"\xda" + len(b).to_bytes(2, "big")) + b
+    if isinstance(o, dict): return bytes([0x80 | len(o)]) + b"".join(pk(k) + pk(v) for k, v in o.items())
+    raise TypeError(o)
+def up(b, i):
+    t = b[i]
+    if t < 0x80: return t, i + 1
+    if 0x80 <= t <= 0x8f or t in (0xde, 0xdf):
+        n, i = (t & 15, i + 1) if t <= 0x8f else (int.from_bytes(b[i+1:i+3], "big"), i + 3) if t == 0xde else (int.from_bytes(b[i+1:i+5], "big"), i + 5)
+        d = {}
+        for _ in range(n):
+            k, i = up(b, i); v, i = up(b, i); d[k] = v
+        return d, i
+    if 0x90 <= t <= 0x9f or t == 0xdc:
+        n, i = (t & 15, i + 1) if t <= 0x9f else (int.from_bytes(b[i+1:i+3], "big"), i + 3)
+        l = []
+        for _ in range(n):
+            v, i = up(b, i); l.append(v)
+        return l, i
+    if 0xa0 <= t <= 0xbf or t in (0xd9, 0xda, 0xdb):
+        w = {0xd9: 1, 0xda: 2, 0xdb: 4}.get(t, 0)
+        n = t & 31 if not w else int.from_bytes(b[i+1:i+1+w], "big")
+        i += 1 + w
+        return b[i:i+n].decode(), i + n
+    if t in (0xcc, 0xcd, 0xce, 0xcf):
+        w = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}[t]
+        return int.from_bytes(b[i+1:i+1+w], "big"), i + 1 + w
+    if t in (0xc0, 0xc2, 0xc3): return {0xc0: None, 0xc2: False, 0xc3: True}[t], i + 1
+    raise ValueError("msgpack type %#x" % t)
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[3] if len(sys.argv) > 3 else __import__("os").environ["GCA_CTS_SOCKET"])
+p = pk({"v": 1, "t": sys.argv[1], "id": 1, "b": json.loads(sys.argv[2])})
+s.sendall(struct.pack(">I", len(p)) + p)
+f = s.makefile("rb")
+n = struct.unpack(">I", f.read(4))[0]
+r, _ = up(f.read(n), 0)
+print(json.dumps([r["t"], r.get("b")]), flush=True)
+if len(sys.argv) > 4: time.sleep(float(sys.argv[4]))	# holds what it took that long
+PY
+upy=/usr/bin/python3	# nobody cannot run a python3 found in root's own folders
+if [ "$(id -u)" = 0 ] && [ -x "$upy" ] && id daemon >/dev/null 2>&1 && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+gca-pki issue "$site/pki" cts cts-pool >/dev/null
+sed "s/cts-vmm/cts-pool/" "$T/cts-vmm.ldif" > "$T/cts-pool.ldif"
+cts_conf cts-pool "vmm_kernel $LAB_VMLINUZ
+vmm_initrd $LAB_INITRD
+vmm_pool 1
+vmm_pool_user daemon
+vmm_pool_accel $VMM_ACCEL" > "$T/cts-pool.conf"
+gca-cts -f "$T/cts-pool.conf" >>"$T/cts-pool.log" 2>&1 &
+pool_cts=$!
+on_exit "kill $pool_cts"
+PS=$T/cts-pool.sock
+pooled() { grep -c 'pooled VM pid [0-9]* is ready' "$T/cts-pool.log"; }
+readyq() { grep -o 'pooled VM pid [0-9]* is ready' "$T/cts-pool.log" | tail -1 | awk '{ print $4 }'; }
+if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 1 ]" &&
+	wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-pool,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'"; then
+	q1=$(readyq)
+	pass "cts-pool boots its pooled VM (pid $q1): $(grep -o 'its gate answered after [0-9.]* s' "$T/cts-pool.log" | head -1)"
+	expect_eq "cts-pool publishes its pool (gcaProperty vmm.pool=1)" "$(cts_entry cts-pool gcaProperty | grep -c '^gcaProperty: vmm.pool=1$')" 1
+	check "an executor at a CTS without a pool does not ask it for one (exec.err says nothing of a pool)" \
+		bash -c "! grep -q 'pooled' '$T/exec.err'"
+	expect_eq "the pooled QEMU runs as vmm_pool_user daemon, not root" "$(ps -o user= -p "$q1" | xargs)" daemon
+	qdir=$(grep -o "pooled VM pid $q1 boots in [^ ]*" "$T/cts-pool.log" | awk '{ print $NF }')
+	expect_eq "its QMP socket is daemon's, mode 0700 (no job's user reaches QMP)" "$(stat -c '%U %a' "$qdir/qmp")" "daemon 700"
+	# refusals of local_vm_take: the VM asked for is not the pool's; a CTS without a pool
+	guest='"gid":"pool-x","qemu":"qemu-system-x86_64","machine":"'"$pc"'","accel":"'"$VMM_ACCEL"'","kernel":"'"$LAB_VMLINUZ"'","initrd":"'"$LAB_INITRD"'"'
+	out=$(python3 "$T/local.py" local_vm_take "{$guest,\"memory_mib\":512}" "$PS" 2>&1)
+	check "local_vm_take of another VM than the pool's is refused, saying which (512 MiB asked)" \
+		bash -c "echo '$out' | grep -q 'pooled VMs have 256 MiB, not 512'"
+	out=$(python3 "$T/local.py" local_vm_take "{$guest,\"memory_mib\":256}" "$T/cts-vmm.sock" 2>&1)
+	check "local_vm_take at a CTS without a pool is refused (unavailable: keeps no pool)" \
+		bash -c "echo '$out' | grep -q 'keeps no pool of VMs'"
+	# with the pool: submit to running
+	t=$(date +%s.%N)
+	vmm-ready-job-executor --cts "$PS" --gid pool-a --accel "$VMM_ACCEL" -- sh -c 'echo secret > /tmp/leak; echo running; while :; do sleep 1; done' >"$T/pool-a.out" 2>"$T/pool-a.err" &
+	pa=$!
+	on_exit "kill $pa"
+	if wait_for 90 grep -q '^running' "$T/pool-a.out"; then
+		pool_secs=$(since "$t")
+		pass "a job on a pooled VM runs $pool_secs s after it was submitted"
+	else
+		fail "a job on a pooled VM runs" "$(tail -3 "$T/pool-a.err"; tail -3 "$T/cts-pool.log")"
+	fi
+	check "... on the pooled QEMU pid $q1, handed to the executor (cts log), no VM of its own" \
+		bash -c "grep -q 'pooled VM pid $q1 handed to pid $pa (uid 0) for GID pool-a' '$T/cts-pool.log' && ! pgrep -P $pa >/dev/null && ! grep -q 'no pooled VM' '$T/pool-a.err'"
+	check "gca-ctl jobs shows pool-a on cts-pool" bash -c "gca-ctl jobs | grep pool-a | grep -q cts-pool"
+	# the binding: nobody else may bind the handed QEMU, neither another uid nor another process
+	out=$(setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups "$upy" "$T/local.py" local_bind "{\"gid\":\"pool-steal\",\"pid\":$q1}" "$PS" 2>&1)
+	check "uid nobody cannot bind pool-a's pooled QEMU (local_bind refused: neither the caller nor its child)" \
+		bash -c "echo '$out' | grep -q 'forbidden' && echo '$out' | grep -q 'neither the caller'"
+	out=$(python3 "$T/local.py" local_bind "{\"gid\":\"pool-steal\",\"pid\":$q1}" "$PS" 2>&1)
+	check "nor another process of the same uid (root) that was not handed it" \
+		bash -c "echo '$out' | grep -q 'forbidden' && echo '$out' | grep -q 'neither the caller'"
+	id=$(gca-ctl checkpoint pool-a 2>"$T/pool-a.ck" | awk '$1 == "checkpoint" { print $2; exit }')
+	check "gca-ctl checkpoint pool-a checkpoints the pooled VM (QMP of daemon's QEMU, by the CTS)" \
+		bash -c "[ -n '$id' ] && [ -f '$(find "$T/cts-pool/images" -path "*$id/vm.conf" 2>/dev/null | head -1)' ] && grep -qx 'uid 0' '$(find "$T/cts-pool/images" -path "*$id/vm.conf" 2>/dev/null | head -1)'"
+	[ -n "$id" ] || echo "# $(cat "$T/pool-a.ck"; tail -3 "$T/cts-pool.log")"
+	# the pool is refilled meanwhile; another uid's take gets that other VM, never pool-a's
+	wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 2 ]"
+	q2=$(readyq)
+	out=$(setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups "$upy" "$T/local.py" local_vm_take "{$guest,\"memory_mib\":256}" "$PS" 2>&1)
+	check "uid nobody's local_vm_take gets the refilled VM $q2, never pool-a's $q1" \
+		bash -c "echo '$out' | grep -q '\"pid\": $q2' && [ '$q2' != '$q1' ]"
+	check "... and it goes once the process that took it has exited (never bound)" \
+		bash -c "for i in \$(seq 20); do kill -0 $q2 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
+	# pool-a ends: its VM goes, folder and all
+	kill -TERM "$pa"; wait "$pa" 2>/dev/null
+	check "pool-a's pooled QEMU $q1 is gone after its job, its folder removed" \
+		bash -c "for i in \$(seq 20); do kill -0 $q1 2>/dev/null || break; sleep 0.25; done; ! kill -0 $q1 2>/dev/null && [ ! -e '$qdir' ]"
+	# the next job gets a fresh VM: nothing of pool-a's
+	wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 3 ]"
+	q3=$(readyq)
+	vmm-ready-job-executor --cts "$PS" --gid pool-b --accel "$VMM_ACCEL" -- sh -c 'if [ -e /tmp/leak ]; then echo leaked; else echo clean; fi' >"$T/pool-b.out" 2>"$T/pool-b.err"
+	check "the next job (pool-b) runs on another pooled VM ($q3) and does not see pool-a's file" \
+		bash -c "grep -qx clean '$T/pool-b.out' && grep -q 'pooled VM pid $q3 handed to pid [0-9]* (uid 0) for GID pool-b' '$T/cts-pool.log' && [ '$q3' != '$q1' ]"
+	# empty pool (refilling): the executor boots its own and says so
+	vmm-ready-job-executor --cts "$PS" --gid pool-c --accel "$VMM_ACCEL" -- true >"$T/pool-c.out" 2>"$T/pool-c.err"; rc=$?
+	if [ $rc = 0 ] && grep -q 'no pooled VM (no pooled VM is ready ([01] booting)): starting one' "$T/pool-c.err"; then
+		pass "with the pool empty the executor boots its own VM and says so (rc 0): $(head -1 "$T/pool-c.err")"
+	else
+		fail "with the pool empty the executor boots its own VM and says so" "rc $rc; $(tail -3 "$T/pool-c.err")"
+	fi
+	# without the pool, the same CTS (its pool ready and idle): submit to running
+	wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 4 ]"
+	t=$(date +%s.%N)
+	vmm-ready-job-executor --cts "$PS" --no-pool --gid pool-d --accel "$VMM_ACCEL" -- sh -c 'echo running' >"$T/pool-d.out" 2>"$T/pool-d.err"
+	nopool_secs=$(since "$t")
+	grep -q '^running' "$T/pool-d.out" || fail "--no-pool: the job runs" "$(tail -3 "$T/pool-d.err")"
+	check "submit to running: pool $pool_secs s < own VM $nopool_secs s (--no-pool)" \
+		awk -v a="${pool_secs:-999}" -v b="$nopool_secs" 'BEGIN { exit !(a < b) }'
+	# a user's job on a pooled VM: the gate is handed to that uid, QMP stays daemon's
+	mkdir -p "$T/nobody" && chown nobody "$T/nobody"
+	setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups env TMPDIR="$T/nobody" \
+		vmm-ready-job-executor --cts "$PS" --gid pool-n --accel "$VMM_ACCEL" -- sh -c 'echo running as job of nobody' >"$T/pool-n.out" 2>"$T/pool-n.err"; rc=$?
+	if [ $rc = 0 ] && grep -q '^running as job of nobody' "$T/pool-n.out" && grep -q 'handed to pid [0-9]* (uid 65534) for GID pool-n' "$T/cts-pool.log"; then
+		pass "user nobody's job runs on a pooled VM handed to uid 65534 (rc 0)"
+	else
+		fail "user nobody's job on a pooled VM" "rc $rc; $(tail -3 "$T/pool-n.err"; grep pool-n "$T/cts-pool.log" | tail -2)"
+	fi
+	pool_row="\"submit_to_running\": {\"pool_s\": ${pool_secs:-null}, \"own_vm_s\": $nopool_secs, \"what\": \"vmm-ready-job-executor started until the job's first line, 256 MiB guest, $VMM_ACCEL: a VM from the CTS's pool (vmm_pool 1) vs --no-pool (boots its own; the pool's VM idle meanwhile)\"},"
+	kill "$pool_cts"; wait "$pool_cts" 2>/dev/null
+	check "cts-pool stopped: no pooled QEMU left" bash -c "! pgrep -u daemon -f 'cts-pool/pool/vm-' >/dev/null"
+else
+	fail "cts-pool boots its pooled VM" "$(tail -5 "$T/cts-pool.log")"
+fi
+else
+	echo "$S: not run: the pool of VMs (needs root, setpriv, /usr/bin/python3 and users daemon and nobody)"
+fi
+
 # ---- figures: raw QMP (python, same steps) vs gca-ctl checkpoint; resume times ----
 bench_vm() {	# MIB: start a VM job, wait until it counts; sets bpid, bqemu
 	vmm-ready-job-executor --gid "bench-$1" --accel "$VMM_ACCEL" --memory "$1" -- sh -c "$JOB" >"$T/bench-$1.out" 2>"$T/bench-$1.err" &
@@ -825,6 +983,7 @@ if [ ${#rows[@]} -gt 0 ]; then
 		echo "  \"guest\": \"qemu $qv $VMM_ACCEL, Debian 12 kernel $LAB_KREL, busybox initramfs, a shell job counting\","
 		echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
 		echo "  \"load_average\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
+		[ -z "$pool_row" ] || echo "  $pool_row"
 		echo "  \"runs\": [$(IFS=,; echo "${rows[*]}" | sed 's/},{/}, {/g')]"
 		echo "}"
 	} > "$bench_json"
