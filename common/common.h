@@ -63,6 +63,9 @@ int         config_get_bool(const struct config *c, const char *key, bool dflt, 
 		char *err, size_t errlen);   /* yes|no|true|false|on|off|1|0; absent: dflt */
 void        config_free(struct config *c);
 
+/* version.c: "7.2.22" against "7.2", numerically: <0, 0, >0. */
+int version_cmp(const char *a, const char *b);
+
 /* json.c: a string or a number by its key in one flat JSON line (QMP, the gate); -1 if absent. */
 int json_str(const char *json, const char *key, char *out, size_t len);
 int json_u64(const char *json, const char *key, uint64_t *out);

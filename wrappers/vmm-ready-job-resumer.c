@@ -211,20 +211,6 @@ vres_argv(struct vres_conf *vc, const struct vmm_vm *vm, const char *qemu, long 
 	return 0;
 }
 
-/* a.b.c against x.y.z, numerically: <0, 0, >0. */
-static int
-vres_version_cmp(const char *a, const char *b)
-{
-	unsigned va[3] = { 0 }, vb[3] = { 0 };
-
-	sscanf(a, "%u.%u.%u", &va[0], &va[1], &va[2]);
-	sscanf(b, "%u.%u.%u", &vb[0], &vb[1], &vb[2]);
-	for (int i = 0; i < 3; i++)
-		if (va[i] != vb[i])
-			return va[i] < vb[i] ? -1 : 1;
-	return 0;
-}
-
 /* The words of list a (comma-separated) that list b lacks, comma-separated into out. */
 static void
 vres_missing(const char *a, const char *b, char *out, size_t len)
@@ -280,7 +266,7 @@ vres_check(int q, const struct vres_conf *vc, const char *ckpt)
 		if (i >= 3 && json_qom_children(reply, devices, sizeof devices) != 0)
 			snprintf(devices, sizeof devices, "(too many)");
 	}
-	if (vres_version_cmp(version, vc->qemu) < 0)
+	if (version_cmp(version, vc->qemu) < 0)
 		used += (size_t)snprintf(diff + used, sizeof diff - used, "; QEMU %s here is older than "
 		    "%s, which took it, and cannot read a newer QEMU's image", version, vc->qemu);
 	if (strcmp(machine, vc->machine) != 0 && used < sizeof diff)

@@ -259,8 +259,9 @@ qmp_open(struct event_base *base, const char *path, pid_t pid, uid_t uid, int ti
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* a unix connect does not wait for the peer's accept: it succeeds or fails at once */
 	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		snprintf(err, errlen, "cannot connect to QEMU's QMP socket %s: %s", path,
-		    strerror(errno));
+		/* refused: QEMU has bound its socket but listens only a moment later */
+		snprintf(err, errlen, "cannot connect to QEMU's QMP socket %s: %s%s", path,
+		    strerror(errno), errno == ECONNREFUSED ? " (is QEMU still starting?)" : "");
 		qmp_free(q);
 		return NULL;
 	}

@@ -1081,20 +1081,6 @@ vmm_dump(struct cts_ckpt *ck)
 		vmm_fail(op);
 }
 
-/* a.b.c against x.y.z, numerically: <0, 0, >0 */
-static int
-vmm_version_cmp(const char *a, const char *b)
-{
-	unsigned va[3] = { 0 }, vb[3] = { 0 };
-
-	sscanf(a, "%u.%u.%u", &va[0], &va[1], &va[2]);
-	sscanf(b, "%u.%u.%u", &vb[0], &vb[1], &vb[2]);
-	for (int i = 0; i < 3; i++)
-		if (va[i] != vb[i])
-			return va[i] < vb[i] ? -1 : 1;
-	return 0;
-}
-
 /*
  * An image moved to this resource (restore_prepare, before the fetch): its record's vmm.machine
  * must be a machine type this QEMU offers, and this QEMU no older than vmm.qemu (an older one
@@ -1122,7 +1108,7 @@ vmm_restore_check(struct cts *c, const struct proto_strlist *props, char *why, s
 		    "not offer (QEMU %s)", machine, c->vmm_qemu, vmm_version);
 		return -1;
 	}
-	if (qemu != NULL && vmm_version_cmp(vmm_version, qemu) < 0) {
+	if (qemu != NULL && version_cmp(vmm_version, qemu) < 0) {
 		snprintf(why, len, "it was taken by QEMU %.32s and QEMU %s here is older (vmm.qemu)",
 		    qemu, vmm_version);
 		return -1;

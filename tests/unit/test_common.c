@@ -31,6 +31,17 @@ test_id_is_uuidv7_and_sorts_by_time(void **state)
 	ms = strtoull(hex, NULL, 16);
 	assert_true(ms <= time_now_ms());
 	assert_true(time_now_ms() - ms < 60000);
+	assert_true(id_time_ms(a) == ms);	/* what the cut-off of TLS-signed images reads */
+}
+
+static void
+test_version_cmp_numbers(void **state)
+{
+	(void)state;
+	assert_true(version_cmp("7.2.22", "7.2") > 0);
+	assert_true(version_cmp("7.2", "7.2.0") == 0);
+	assert_true(version_cmp("7.10", "7.9.9") > 0);	/* numbers, not strings */
+	assert_true(version_cmp("6.2.0", "7.2") < 0);
 }
 
 static void
@@ -208,6 +219,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_is_uuidv7_and_sorts_by_time),
 		cmocka_unit_test(test_id_rejects_non_canonical),
+		cmocka_unit_test(test_version_cmp_numbers),
 		cmocka_unit_test(test_name_to_path_is_one_safe_component),
 		cmocka_unit_test(test_names_follow_one_rule),
 		cmocka_unit_test(test_config_keys_values_comments),
