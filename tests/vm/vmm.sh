@@ -437,6 +437,7 @@ if wait_for 90 bash -c "[ \$(awk '\$1 == \"disk\"' '$T/disk.out' | wc -l) -ge 4 
 	# ---- moved: another vmm CTS (gcaMigration TRUE) fetches B and its parent A, with a grant ----
 	vcts() {	# NAME CONF-LINES: a second vmm CTS that takes other resources' images
 		gca-pki issue "$site/pki" cts "$1" >/dev/null
+		gca-pki issue "$site/pki" sign "$1" >/dev/null
 		sed "s/cts-vmm/$1/; s/gcaMigration: FALSE/gcaMigration: TRUE/" "$T/cts-vmm.ldif" > "$T/$1.ldif"
 		cts_conf "$1" "$2" > "$T/$1.conf"
 		gca-cts -f "$T/$1.conf" >>"$T/$1.log" 2>&1 &
@@ -489,6 +490,7 @@ check "... and no VM was started for them (gca-ctl jobs)" bash -c "! gca-ctl job
 # <- X3 all stay (X3 needs them); the VM resumed from X1 then takes X4 on X1: X2 and X3 go, X1
 # stays, and X4 still resumes with its disk.
 gca-pki issue "$site/pki" cts cts-vmm4 >/dev/null
+gca-pki issue "$site/pki" sign cts-vmm4 >/dev/null
 sed "s/cts-vmm/cts-vmm4/" "$T/cts-vmm.ldif" > "$T/cts-vmm4.ldif"
 cts_conf cts-vmm4 "vmm_kernel $LAB_VMLINUZ
 vmm_initrd $LAB_INITRD
@@ -537,6 +539,7 @@ fi
 kill "$rexec" 2>/dev/null
 # a cts.conf vmm_disk that is not qcow2: the CTS is published unavailable, saying why
 gca-pki issue "$site/pki" cts cts-rawdisk >/dev/null
+gca-pki issue "$site/pki" sign cts-rawdisk >/dev/null
 sed "s/cts-vmm/cts-rawdisk/" "$T/cts-vmm.ldif" > "$T/cts-rawdisk.ldif"
 cts_conf cts-rawdisk "vmm_disk $T/raw.img" > "$T/cts-rawdisk.conf"
 gca-cts -f "$T/cts-rawdisk.conf" >>"$T/cts-rawdisk.log" 2>&1 &
@@ -715,6 +718,7 @@ PY
 upy=/usr/bin/python3	# nobody cannot run a python3 found in root's own folders
 if [ "$(id -u)" = 0 ] && [ -x "$upy" ] && id daemon >/dev/null 2>&1 && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
 gca-pki issue "$site/pki" cts cts-pool >/dev/null
+gca-pki issue "$site/pki" sign cts-pool >/dev/null
 sed "s/cts-vmm/cts-pool/" "$T/cts-vmm.ldif" > "$T/cts-pool.ldif"
 cts_conf cts-pool "vmm_kernel $LAB_VMLINUZ
 vmm_initrd $LAB_INITRD
