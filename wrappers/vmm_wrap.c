@@ -113,8 +113,14 @@ vmm_overlay(const char *prog, const char *backing, const char *path)
 	int p[2], status;
 	pid_t pid;
 
-	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+	if (pipe2(p, O_CLOEXEC) != 0) {
 		fprintf(stderr, "%s: cannot run %s: %s\n", prog, img, strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		fprintf(stderr, "%s: cannot run %s: %s\n", prog, img, strerror(errno));
+		close(p[0]);
+		close(p[1]);
 		return -1;
 	}
 	if (pid == 0) {

@@ -247,7 +247,7 @@ static void
 pool_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct cts *c = arg;
-	unsigned kept = 0;
+	unsigned kept = 0, handed = 0;
 	int status;
 
 	(void)fd;
@@ -281,8 +281,12 @@ pool_on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 		if (vm->state == POOL_BOOTING || vm->state == POOL_READY)
 			kept++;
+		handed += vm->state == POOL_HANDED;
 	}
-	if (kept >= c->vmm_pool || time_mono_ms() < pool_retry_ms)
+	/* handed VMs count too: takers that hold VMs and never exit cannot make the CTS boot
+	 * VM after VM (the executor boots its own when the pool is empty) */
+	if (kept >= c->vmm_pool || kept + handed >= 2 * c->vmm_pool ||
+	    time_mono_ms() < pool_retry_ms)
 		return;
 	for (struct pool_vm *vm = pool_vms; vm < pool_vms + POOL_SLOTS; vm++)
 		if (vm->state == POOL_FREE) {
@@ -426,7 +430,7 @@ pool_take(struct proto_req *r, void *ctx)
 	struct msg_local_vm_take_ok ok;
 	struct pool_vm *ready = NULL;
 	char why[600], gate[PATH_MAX + 8], console[PATH_MAX + 16];
-	unsigned booting = 0;
+	unsigned booting = 0, held = 0;
 	pid_t ppid;
 	uid_t u;
 	gid_t g;
@@ -455,6 +459,12 @@ pool_take(struct proto_req *r, void *ctx)
 		if (vm->state == POOL_READY && ready == NULL)
 			ready = vm;
 		booting += vm->state == POOL_BOOTING;
+		held += vm->state == POOL_HANDED && vm->holder_uid == r->peer.uid;
+	}
+	if (held >= c->vmm_pool) {
+		proto_reply_err(r, PROTO_E_CONFLICT, "uid %u already holds %u pooled VM(s), the pool's "
+		    "size: it boots its own", (unsigned)r->peer.uid, held);
+		return;
 	}
 	if (pool_differs(c, b, why, sizeof why) != NULL) {
 		proto_reply_err(r, PROTO_E_NOT_FOUND, "%s", why);
@@ -464,7 +474,8 @@ pool_take(struct proto_req *r, void *ctx)
 		proto_reply_err(r, PROTO_E_NOT_FOUND, "no pooled VM is ready (%u booting)", booting);
 		return;
 	}
-	if (proc_stat(r->peer.pid, &ppid, &u, &g, &ready->holder_start) != 0) {
+	/* the uid too: a pid reused since the connect is another process */
+	if (proc_stat(r->peer.pid, &ppid, &u, &g, &ready->holder_start) != 0 || u != r->peer.uid) {
 		proto_reply_err(r, PROTO_E_NOT_FOUND, "process %d has gone", (int)r->peer.pid);
 		return;
 	}
@@ -477,6 +488,10 @@ pool_take(struct proto_req *r, void *ctx)
 		pool_kill(ready, "its gate could not be handed");
 		return;
 	}
+	/* the console too, so that the executor's "guest console: PATH" hint can be read */
+	if (lchown(console, r->peer.uid, r->peer.gid) != 0)
+		log_warn("pooled VM pid %d: cannot give %s to uid %u: %s", (int)ready->pid, console,
+		    (unsigned)r->peer.uid, strerror(errno));
 	ready->state = POOL_HANDED;
 	ready->holder = r->peer.pid;
 	ready->holder_uid = r->peer.uid;

@@ -96,7 +96,6 @@ struct vmm_op {
 	size_t		 cmdlen;
 	struct vmm_disk	 disks[VMM_DISKS_MAX];
 	int		 ndisks;
-	bool		 snapped;	/* the disks' layers were switched: the store must take them */
 	bool		 cont_again;	/* the timer sends cont again instead of query-migrate */
 	int		 cont_tries;
 	struct event	*timer;
@@ -369,8 +368,17 @@ vmm_find_disks(struct vmm_op *op)
 				    VMM_DISKS_MAX);
 				return -1;
 			}
+			size_t n = strcspn(id + 3, ","), k = strlen(VMM_DISK_PREFIX);
+
+			/* the id comes from the job's command line and goes into QMP, vm.conf and
+			 * file names: gca-disk<digits> only */
+			if (n <= k || n > 16 || strspn(id + 3 + k, "0123456789") != n - k) {
+				snprintf(op->error, sizeof op->error, "the VM's drive id %.*s is not "
+				    VMM_DISK_PREFIX "<number>", (int)(n > 64 ? 64 : n), id + 3);
+				return -1;
+			}
 			d = &op->disks[op->ndisks++];
-			snprintf(d->id, sizeof d->id, "%.*s", (int)strcspn(id + 3, ","), id + 3);
+			snprintf(d->id, sizeof d->id, "%.*s", (int)n, id + 3);
 		}
 		prev = a;
 	}
@@ -448,7 +456,8 @@ vmm_layer_open(const struct vmm_op *op, const char *path, char *why, size_t len)
 	struct stat st;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+	/* O_NONBLOCK: a FIFO the job's user put there must not stop the loop (fstat refuses it) */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		snprintf(why, len, "disk layer %.400s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -1002,7 +1011,6 @@ vmm_on_answer(struct qmp *q, const char *error, const char *reply, void *arg)
 		}
 		__attribute__((fallthrough));
 	case VMM_SNAPSHOT:
-		op->snapped = op->ndisks > 0;
 		vmm_send(op, VMM_GETFD, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": "
 		    "\"gca-image\"}}", op->fd);
 		break;
