@@ -134,7 +134,7 @@ dir_run_batch(struct dir *d, dir_batch_fn fn, struct dir_op **batch, size_t n)
 	if (!again || fresh || !dir_link_connect(d))
 		return;
 	for (size_t i = 0; i < n; i++)
-		memset(&batch[i]->res, 0, sizeof batch[i]->res);
+		dir_result_clear(&batch[i]->res);
 	fn(d, batch, n);
 }
 

@@ -139,8 +139,7 @@ dir_cts_status_view(struct dir *d, const char *name, const char *status, struct 
 	}
 	time_generalized(time_now_ms(), when);
 	op = dir_op_new(dir_ops_replace, cb, arg);
-	op->view = view;
-	op->after = view != NULL ? dir_ops_view : NULL;
+	dir_ops_set_view(op, view);
 	op->entry = dir_entry_new(dn);
 	dir_entry_add(op->entry, "gcaStatus", status);
 	dir_entry_add(op->entry, "gcaHeartbeat", when);
@@ -187,8 +186,7 @@ dir_cts_status_if_view(struct dir *d, const char *name, const char *status, cons
 	}
 	time_generalized(time_now_ms(), when);
 	op = dir_op_new(dir_cts_status_if_run, cb, arg);
-	op->view = view;
-	op->after = view != NULL ? dir_ops_view : NULL;
+	dir_ops_set_view(op, view);
 	op->u.cts_status.old_status = dir_op_strdup(op, old);
 	op->u.cts_status.gcs = dir_op_strdup(op, gcs);
 	op->entry = dir_entry_new(dn);

@@ -80,8 +80,7 @@ dir_ops_upsert_view(struct dir *d, struct dir_entry *e, struct dir_entry *view, 
 	struct dir_op *op = dir_op_new(dir_ops_upsert, cb, arg);
 
 	op->entry = e;
-	op->view = view;
-	op->after = view != NULL ? dir_ops_view : NULL;
+	dir_ops_set_view(op, view);
 	dir_op_submit(d, op);
 }
 
@@ -93,6 +92,13 @@ dir_upsert(struct dir *d, struct dir_entry *e, dir_cb cb, void *arg)
 
 /* op->view after op succeeded: upserted, or deleted when it has no attributes. Its outcome goes
  * to res.view_status; the operation's own result stays as it was. */
+void
+dir_ops_set_view(struct dir_op *op, struct dir_entry *view)
+{
+	op->view = view;
+	op->after = view != NULL ? dir_ops_view : NULL;
+}
+
 void
 dir_ops_view(struct dir *d, struct dir_op *op)
 {

@@ -349,6 +349,8 @@ void           *dir_do_txn_begin(struct dir *d, struct dir_result *r);
 enum dir_status dir_do_txn_end(struct dir *d, void *txn, bool commit, struct dir_result *r);
 /* dir_ops.c: op->view, after op succeeded (op->after, run by dir.c on the directory thread). */
 void dir_ops_view(struct dir *d, struct dir_op *op);
+/* op->view = view (NULL: none), and dir_ops_view as its after: the one way an op gets a view. */
+void dir_ops_set_view(struct dir_op *op, struct dir_entry *view);
 /* An operation refused before it is sent (name makes no DN): answered DIR_SCHEMA from the
  * thread like any other, never from inside the caller. */
 void dir_ops_reject(struct dir *d, const char *why, const char *name, dir_cb cb, void *arg);
