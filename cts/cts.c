@@ -165,6 +165,7 @@ cts_configure_signer(struct cts *c, const struct config *cf)
 	char err[512], *sig = NULL;
 	struct tm tm = { 0 };
 	time_t t = 0;
+	const char *end;
 	static const char probe[] = "gca-cts signing key probe";
 
 	if (cert == NULL || key == NULL)
@@ -173,7 +174,8 @@ cts_configure_signer(struct cts *c, const struct config *cf)
 		    "PKI_DIR/sign-%s.crt and .key (`gca-site up` does it for a site's CTSes; see "
 		    "cts.conf(5))", cf->path, c->name, c->name);
 	if ((before = config_get(cf, "tls_signed_before")) != NULL &&
-	    (strptime(before, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL || (t = timegm(&tm)) <= 0))
+	    ((end = strptime(before, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0' ||
+	    (t = timegm(&tm)) <= 0))
 		log_fatal("%s: tls_signed_before %s: not a time like 2026-12-07T18:00:00Z", cf->path,
 		    before);
 	c->tls_signed_before_ms = before != NULL ? (uint64_t)t * 1000 : 0;

@@ -307,8 +307,13 @@ transfer_manifest_check(const char *dir, const char *ca, const char *id, const c
 		    "(manifest.sig) is missing", id);
 		goto out;
 	}
-	/* the holder's signing certificate; or, for an image made before CTSes had signing keys,
-	 * its TLS certificate (docs/DESIGN.md, "Keys"); never another CTS's or another role's */
+	/* the holder's signing certificate (one check for every new image); or, for an image
+	 * made before CTSes had signing keys, its TLS certificate (docs/DESIGN.md, "Keys"); never
+	 * another CTS's or another role's */
+	if (proto_sig_check(ca, sig, man, mlen, "sign", signer, why, sizeof why) == 0) {
+		rc = 0;
+		goto out;
+	}
 	if (proto_sig_check(ca, sig, man, mlen, "sign|cts", signer, why, sizeof why) != 0) {
 		snprintf(err, errlen, "the manifest of checkpoint %s is refused: its signature: %s",
 		    id, why);
@@ -316,8 +321,7 @@ transfer_manifest_check(const char *dir, const char *ca, const char *id, const c
 	}
 	/* Signed with a TLS key: only an image older than the site's move to signing keys, or
 	 * whoever holds a network side's key could sign images for ever. */
-	if (proto_sig_check(ca, sig, man, mlen, "sign", signer, why, sizeof why) != 0 &&
-	    id_time_ms(id) >= tls_signed_before_ms) {
+	if (id_time_ms(id) >= tls_signed_before_ms) {
 		snprintf(err, errlen, "the manifest of checkpoint %s is refused: it is signed with a "
 		    "CTS's TLS key, which is accepted only for checkpoints taken before "
 		    "tls_signed_before (cts.conf(5)%s)", id,
