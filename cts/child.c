@@ -175,3 +175,9 @@ child_kill(const void *arg)
 	}
 	return n;
 }
+
+bool
+child_any(void)
+{
+	return child_list != NULL;
+}

@@ -465,6 +465,7 @@ int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, c
 /* Kills (SIGKILL, with what they started) the children whose done callback gets arg; they end
  * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
 int  child_kill(const void *arg);
+bool child_any(void);		/* a child is running (copying, dumping, removing) */
 
 /* metrics.c (docs/METRICS.md): the set defined, served on listen (NULL: not served). */
 int  cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen);
