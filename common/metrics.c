@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/common.h"
 #include "common/metrics.h"
 
 #define METRICS_LABELS	256	/* a series' rendered labels, at most */
@@ -64,10 +65,11 @@ metrics_define(const char *name, enum metrics_type type, const char *help, const
 	struct metrics_family *f;
 
 	pthread_mutex_lock(&metrics_lock);
-	if (metrics_find(name) != NULL || (f = calloc(1, sizeof *f)) == NULL)
+	if (metrics_find(name) != NULL)
 		goto out;
-	f->name = strdup(name);
-	f->help = strdup(help);
+	f = xcalloc(1, sizeof *f);
+	f->name = xstrdup(name);
+	f->help = xstrdup(help);
 	f->type = type;
 	f->tail = &f->series;
 	if (n > 0 && (f->bounds = malloc(n * sizeof *bounds)) != NULL) {
