@@ -459,7 +459,8 @@ pool_take(struct proto_req *r, void *ctx)
 		if (vm->state == POOL_READY && ready == NULL)
 			ready = vm;
 		booting += vm->state == POOL_BOOTING;
-		held += vm->state == POOL_HANDED && vm->holder_uid == r->peer.uid;
+		held += vm->state == POOL_HANDED && vm->holder_uid == r->peer.uid &&
+		    pool_holder_alive(vm);	/* a holder gone is reaped at the next tick */
 	}
 	if (held >= c->vmm_pool) {
 		proto_reply_err(r, PROTO_E_CONFLICT, "uid %u already holds %u pooled VM(s), the pool's "
