@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: bytes through the real connection layer into the servers' dispatch tables.
  *
- * Input: byte 0 picks the table (fuzz_tables), byte 1 the caller's role (fuzz_roles), byte 2 how
+ * Input: byte 0 picks the table or client scenario (fuzz_tables), byte 1 the caller's role (fuzz_roles), byte 2 how
  * the directory answers (fake_dir.c: from its tree, or down, or a lost compare-and-swap, ...); the
  * rest is what the peer writes, as it is, on a socketpair whose other end is a real proto_conn
  * (proto/conn.c: its reader, frame checks, role checks and dispatch) serving that table with the
@@ -9,8 +9,18 @@
  * What the server writes back is read and decoded (a reply that does not decode is a bug too).
  *
  * Faked, here only: the directory (fake_dir.c), and a CTS's surroundings (no GCS link, no jobs
- * running, a state folder under /tmp, no site CA: grants never verify). A GCS has no TLS files,
- * so it can never connect out to an endpoint a hostile cts_register names.
+ * running, a state folder in $TMPDIR; grants are checked against a CA whose key no input has).
+ * Nothing ever connects out (fuzz_connect).
+ *
+ * The other way (fuzz_client: this file built with FUZZ_CLIENT), hostile replies into the client
+ * side (proto/client.c): every connection a daemon
+ * makes goes to a socketpair (bufferevent_socket_connect is interposed below; nothing else is ever
+ * dialled) whose other end is a hostile peer with a real certificate of the expected role and name
+ * from this run's own site, over real TLS, that writes the input's bytes as its answers. Scenario
+ * "gcs>cts": a CTS registers and binds a job, a broker asks a checkpoint, and the hostile CTS
+ * answers the GCS's do_checkpoint. Scenario "cts>gcs": a CTS registers and beats, its jobs'
+ * bindings going out too, and the hostile GCS answers. (A hostile holder answering an image fetch
+ * is not reached: a fetch needs a grant signed by the GCS, which no input can forge.)
  *
  * Adding a table (the CTS's privileged side, say) is one entry in fuzz_tables: its handlers, and
  * how to make and free the context they take.
@@ -18,7 +28,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +44,12 @@
 #include "gcs/gcs.h"
 #include "tests/fuzz/fuzz.h"
 
+#ifdef FUZZ_CLIENT
+#define FUZZ_NAME "fuzz_client"
+#else
+#define FUZZ_NAME "fuzz_server"
+#endif
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,12 +57,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fuzz_table {
 	const char			*name;
+	/* a client scenario: what the daemon is made to send first (the input's bytes are then
+	 * the hostile peer's answers), and the certificate that peer shows; NULL for a server's */
+	void	(*prelude)(void *ctx);
+	const char			*hostile_cert;
 	const struct proto_handler	*handlers;
 	const size_t			*nhandlers;
 	void	*(*open)(struct event_base *base);
 	void	 (*on_close)(struct proto_conn *c, void *ctx);	/* the server's, or NULL */
 	void	 (*close)(void *ctx);
 };
+
+static char fuzz_state[4096];	/* the site's files and the CTS's state, made once in $TMPDIR */
 
 static void *
 fuzz_gcs_open(struct event_base *base)
@@ -56,6 +80,11 @@ fuzz_gcs_open(struct event_base *base)
 	g->name = xstrdup("fuzz-gcs");
 	g->listen = xstrdup("127.0.0.1:0");
 	g->endpoint = xstrdup("127.0.0.1:7390");
+	/* its certificate, to sign grants with, and the CA: its clients dial only the hostile
+	 * peers of fuzz_connect, never an endpoint an input names */
+	xasprintf((char **)&g->tls.ca, "%s/ca.crt", fuzz_state);
+	xasprintf((char **)&g->tls.cert, "%s/gcs-fuzz-gcs.crt", fuzz_state);
+	xasprintf((char **)&g->tls.key, "%s/gcs-fuzz-gcs.key", fuzz_state);
 	g->dircfg.uri = xstrdup("ldap://fake");
 	g->dircfg.base = xstrdup("o=gca");
 	g->cts_timeout_ms = 15000;
@@ -86,10 +115,12 @@ fuzz_gcs_close(void *ctx)
 	free(g->name);
 	free(g->listen);
 	free(g->endpoint);
+	free((char *)g->tls.ca);
+	free((char *)g->tls.cert);
+	free((char *)g->tls.key);
 	free(g);
 }
 
-static char fuzz_state[4096];	/* the CTS's state folder, made once in $TMPDIR */
 
 static void *
 fuzz_cts_open(struct event_base *base)
@@ -103,15 +134,21 @@ fuzz_cts_open(struct event_base *base)
 	c->state = xstrdup(fuzz_state);
 	xasprintf(&c->ca_file, "%s/ca.crt", fuzz_state);
 	c->tls.ca = c->ca_file;
-	/* its GCS link: a real client, to a loopback port where nothing listens */
+	/* its GCS link: a real client, whose connection fuzz_connect takes */
 	c->gcs_endpoint = xstrdup("127.0.0.1:1");
 	c->core = core_find("app");
 	c->retention = 3;
 	c->app_timeout_ms = 1000;
 	c->heartbeat_ms = 1000;
 	c->max_queue = 4;
+	/* a job bound here is this very process (a local peer binds itself): never signalled */
+	c->fence_none = true;
 	if (gcslink_open(c, err, sizeof err) != 0)
 		log_fatal("fuzz: the CTS's GCS link: %s", err);
+	/* what gca-cts's main hangs on the link's events */
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BEAT, outbox_flush);
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BEAT, jobs_retry_unbind);
+	gcslink_on(GCSLINK_REGISTERED | GCSLINK_BACK, fence_check);
 	return c;
 }
 
@@ -121,6 +158,7 @@ fuzz_cts_close(void *ctx)
 	struct cts *c = ctx;
 
 	gcslink_close(c);
+	proto_body_clear(proto_type_find("cts_register"), &c->reg);	/* as gca-cts's cts_free */
 	jobs_free(c);
 	outbox_free(c);
 	retention_free(c);
@@ -132,11 +170,24 @@ fuzz_cts_close(void *ctx)
 	free(c);
 }
 
+static void fuzz_gcs_to_cts(void *ctx) __attribute__((unused));
+static void fuzz_cts_to_gcs(void *ctx) __attribute__((unused));
+
+/* fuzz_server: the servers' tables; fuzz_client (this file built with FUZZ_CLIENT): the client
+ * scenarios, apart because each input costs TLS handshakes (a few hundred times slower). */
 static const struct fuzz_table fuzz_tables[] = {
-	{ "gcs", gcs_handlers, &gcs_nhandlers, fuzz_gcs_open, fuzz_gcs_on_close, fuzz_gcs_close },
-	{ "cts", cts_handlers, &cts_nhandlers, fuzz_cts_open, NULL, fuzz_cts_close },
-	{ "cts-local", local_handlers, &local_nhandlers, fuzz_cts_open, local_on_close,
-	    fuzz_cts_close },
+#ifndef FUZZ_CLIENT
+	{ "gcs", NULL, NULL, gcs_handlers, &gcs_nhandlers, fuzz_gcs_open, fuzz_gcs_on_close,
+	    fuzz_gcs_close },
+	{ "cts", NULL, NULL, cts_handlers, &cts_nhandlers, fuzz_cts_open, NULL, fuzz_cts_close },
+	{ "cts-local", NULL, NULL, local_handlers, &local_nhandlers, fuzz_cts_open,
+	    local_on_close, fuzz_cts_close },
+#else
+	{ "gcs>cts", fuzz_gcs_to_cts, "cts-fuzz-cts", gcs_handlers, &gcs_nhandlers, fuzz_gcs_open,
+	    fuzz_gcs_on_close, fuzz_gcs_close },
+	{ "cts>gcs", fuzz_cts_to_gcs, "gcs-fuzz-gcs", local_handlers, &local_nhandlers,
+	    fuzz_cts_open, local_on_close, fuzz_cts_close },
+#endif
 };
 #define FUZZ_NTABLES GCA_NITEMS(fuzz_tables)
 
@@ -156,11 +207,17 @@ static const char *const fuzz_err_names[] = { PROTO_E_BAD_FRAME, PROTO_E_UNKNOWN
 	PROTO_E_FORBIDDEN, PROTO_E_BAD_FIELD, PROTO_E_MISSING_FIELD, PROTO_E_TOO_LARGE, "other",
 	"ok" };
 static unsigned long fuzz_execs;
+/* client scenarios: connections made to hostile peers, frames the daemon sent them */
+static unsigned long fuzz_connects[FUZZ_NTABLES], fuzz_asked[FUZZ_NTABLES];
+static SSL_CTX *fuzz_ssl[2];	/* the hostile peers': as cts fuzz-cts, as gcs fuzz-gcs */
+static SSL_CTX *fuzz_ssl_ctx(const char *who);
 
 /* The one running input: the trampoline below finds its table and role here. */
 static struct {
 	size_t				 table, role;
 	void				*ctx;
+	struct event_base		*base;
+	struct dir			*dir;		/* a GCS's, to wait for its answers */
 	struct proto_conn		*conn;		/* NULL once closed */
 	struct proto_handler		 wrapped[FUZZ_MAX_HANDLERS];
 } fuzz_now;
@@ -186,11 +243,16 @@ fuzz_trampoline(struct proto_req *r, void *ctx)
 static void
 fuzz_print(void)
 {
-	fprintf(stderr, "\nfuzz_server: %lu executions\n", fuzz_execs);
+	fprintf(stderr, "\n%s: %lu executions\n", FUZZ_NAME, fuzz_execs);
 	for (size_t t = 0; t < FUZZ_NTABLES; t++) {
 		fprintf(stderr, "table %-10s inputs by role:", fuzz_tables[t].name);
 		for (size_t r = 0; r < FUZZ_NROLES; r++)
 			fprintf(stderr, " %s %lu", fuzz_roles[r], fuzz_runs[t][r]);
+		if (fuzz_tables[t].prelude != NULL) {
+			fprintf(stderr, "\n  hostile %s peers: %lu connections, %lu frames the daemon "
+			    "sent them\n", fuzz_tables[t].hostile_cert, fuzz_connects[t], fuzz_asked[t]);
+			continue;
+		}
 		fprintf(stderr, "\n  replies:");
 		for (size_t e = 0; e < GCA_NITEMS(fuzz_err_names); e++)
 			fprintf(stderr, " %s %lu", fuzz_err_names[e], fuzz_errs[t][e]);
@@ -226,21 +288,24 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	log_init("fuzz_server");
+	log_init(FUZZ_NAME);
 	log_set_level(getenv("FUZZ_DEBUG") ? LOG_DEBUG : LOG_ERROR);
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(fuzz_state, sizeof fuzz_state, "%s/gca-fuzz-state.XXXXXX",
 	    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(fuzz_state) == NULL)
 		log_fatal("mkdtemp: %s", strerror(errno));
-	/* a CA of its own, that nothing here signs with: the CTS's clients need one to exist, and
-	 * no grant the fuzzer writes verifies against it */
-	xasprintf(&cmd, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-	    "-subj /CN=fuzz-ca -days 2 -keyout %s/ca.key -out %s/ca.crt 2>/dev/null", fuzz_state,
-	    fuzz_state);
+	/* A site of its own (scripts/gca-pki): the GCS signs grants with its certificate, the
+	 * CTS's clients trust the CA; no input can sign a grant with it. */
+	xasprintf(&cmd, "%s/scripts/gca-pki init %s >/dev/null && "
+	    "%s/scripts/gca-pki issue %s gcs fuzz-gcs >/dev/null && "
+	    "%s/scripts/gca-pki issue %s cts fuzz-cts >/dev/null", GCA_TOP_DIR, fuzz_state,
+	    GCA_TOP_DIR, fuzz_state, GCA_TOP_DIR, fuzz_state);
 	if (system(cmd) != 0)
-		log_fatal("fuzz: cannot make a CA with openssl");
+		log_fatal("fuzz: scripts/gca-pki cannot make a site in %s", fuzz_state);
 	free(cmd);
+	fuzz_ssl[0] = fuzz_ssl_ctx("cts-fuzz-cts");
+	fuzz_ssl[1] = fuzz_ssl_ctx("gcs-fuzz-gcs");
 	for (size_t t = 0; t < FUZZ_NTABLES; t++)
 		if (*fuzz_tables[t].nhandlers > FUZZ_MAX_HANDLERS)
 			log_fatal("fuzz: table %s has over %d handlers", fuzz_tables[t].name,
@@ -248,6 +313,190 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(fuzz_cleanup);
 	atexit(fuzz_print);
 	return 0;
+}
+
+/* ---- hostile peers: every connection a daemon makes ---- */
+
+#define FUZZ_MAX_PEERS 8
+static struct {
+	const uint8_t		*bytes;		/* what each hostile peer writes */
+	size_t			 len;
+	struct bufferevent	*peers[FUZZ_MAX_PEERS];
+	size_t			 npeers;
+	struct evbuffer		*asked;		/* what the daemon sent them, decrypted */
+} fuzz_hostile;
+static SSL_CTX *
+fuzz_ssl_ctx(const char *who)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char *crt, *key;
+
+	xasprintf(&crt, "%s/%s.crt", fuzz_state, who);
+	xasprintf(&key, "%s/%s.key", fuzz_state, who);
+	if (ctx == NULL || SSL_CTX_use_certificate_chain_file(ctx, crt) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		log_fatal("fuzz: cannot load %s", crt);
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+	/* no session cache: it would grow with every input (and be scanned for leaks each time) */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	free(crt);
+	free(key);
+	return ctx;
+}
+
+static void
+fuzz_hostile_on_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	evbuffer_add_buffer(fuzz_hostile.asked, bufferevent_get_input(bev));
+}
+
+static void
+fuzz_hostile_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	(void)arg;
+}
+
+/*
+ * Interposed (the executable's definition wins over libevent's): the one way any daemon code
+ * connects. Outside a client scenario it refuses; in one, the connection is a socketpair whose
+ * other end is a hostile peer over real TLS, showing the scenario's certificate.
+ */
+int bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa, int socklen);
+int
+bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa, int socklen)
+{
+	const struct fuzz_table *t = &fuzz_tables[fuzz_now.table];
+	struct bufferevent *peer;
+	SSL *ssl;
+	int sv[2];
+
+	(void)sa;
+	(void)socklen;
+	if (t->prelude == NULL || fuzz_hostile.npeers == FUZZ_MAX_PEERS)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+		return -1;
+	fuzz_connects[fuzz_now.table]++;
+	bufferevent_setfd(bev, sv[0]);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	ssl = SSL_new(fuzz_ssl[strcmp(t->hostile_cert, "cts-fuzz-cts") == 0 ? 0 : 1]);
+	peer = bufferevent_openssl_socket_new(bufferevent_get_base(bev), sv[1], ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(peer, fuzz_hostile_on_read, NULL, fuzz_hostile_on_event, NULL);
+	bufferevent_enable(peer, EV_READ | EV_WRITE);
+	bufferevent_write(peer, fuzz_hostile.bytes, fuzz_hostile.len);
+	fuzz_hostile.peers[fuzz_hostile.npeers++] = peer;
+	return 0;
+}
+
+static void
+fuzz_hostile_free(void)
+{
+	for (size_t i = 0; i < fuzz_hostile.npeers; i++)
+		bufferevent_free(fuzz_hostile.peers[i]);
+	fuzz_hostile.npeers = 0;
+	if (fuzz_hostile.asked != NULL) {
+		uint8_t hdr[PROTO_HEADER];
+		/* the frames the daemon sent its hostile peers */
+		while (evbuffer_copyout(fuzz_hostile.asked, hdr, sizeof hdr) == sizeof hdr) {
+			long n = proto_frame_length(hdr, PROTO_MAX_FRAME);
+			if (n < 0 || evbuffer_get_length(fuzz_hostile.asked) < PROTO_HEADER + (size_t)n)
+				break;
+			evbuffer_drain(fuzz_hostile.asked, PROTO_HEADER + (size_t)n);
+			fuzz_asked[fuzz_now.table]++;
+		}
+		evbuffer_free(fuzz_hostile.asked);
+		fuzz_hostile.asked = NULL;
+	}
+}
+
+/* ---- the client scenarios' preludes: real frames from their real callers ---- */
+
+/* A peer of the scenario's server as role, sending one frame; its fd is left to fuzz_peer_free. */
+static int fuzz_side_fds[4];
+static size_t fuzz_nside;
+
+static void
+fuzz_side_send(const char *role, const char *type, const void *body)
+{
+	const struct fuzz_table *t = &fuzz_tables[fuzz_now.table];
+	struct proto_conn_ops ops = { 0 };
+	struct proto_peer peer = { 0 };
+	struct event_base *base = t->open == fuzz_gcs_open ?
+	    ((struct gcs *)fuzz_now.ctx)->base : ((struct cts *)fuzz_now.ctx)->base;
+	uint8_t *frame;
+	size_t len;
+	int sv[2];
+
+	if (fuzz_nside == GCA_NITEMS(fuzz_side_fds) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+		return;
+	snprintf(peer.role, sizeof peer.role, "%s", role);
+	snprintf(peer.name, sizeof peer.name, "fuzz-%s", role);
+	peer.uid = getuid();
+	peer.gid = getgid();
+	peer.pid = getpid();
+	peer.local = strcmp(role, "local") == 0;
+	ops.handlers = t->handlers;
+	ops.nhandlers = *t->nhandlers;
+	ops.ctx = fuzz_now.ctx;
+	ops.idle_timeout_ms = 60000;
+	proto_conn_new(base, bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &ops, &peer);
+	fuzz_side_fds[fuzz_nside++] = sv[1];
+	if (proto_encode(type, 1, proto_type_find(type), body, &frame, &len) == 0) {
+		if (write(sv[1], frame, len) != (ssize_t)len)
+			log_warn("fuzz: a short write");
+		free(frame);
+	}
+}
+
+static void fuzz_settle(struct event_base *base, struct dir *d, int fd, struct evbuffer *got);
+
+/* Everything the prelude started answered, the side peers' replies read and dropped. */
+static void
+fuzz_settle_sides(void)
+{
+	for (size_t i = 0; i < fuzz_nside; i++) {
+		struct evbuffer *got = evbuffer_new();	/* each its own stream of frames */
+		fuzz_settle(fuzz_now.base, fuzz_now.dir, fuzz_side_fds[i], got);
+		evbuffer_free(got);
+	}
+	fuzz_settle(fuzz_now.base, fuzz_now.dir, -1, NULL);
+}
+
+static void
+fuzz_gcs_to_cts(void *ctx)
+{
+	struct msg_cts_register reg = { .name = "fuzz-cts", .endpoint = "127.0.0.1:7391",
+		.exec_manager = "fork", .core_service = "app", .external = true, .status = "ok" };
+	struct msg_job_bind bind = { .gid = "job1", .cts = "fuzz-cts", .local_id = "1:2",
+		.owner = "1000" };
+	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 2000 };
+
+	(void)ctx;
+	fuzz_side_send("cts", "cts_register", &reg);
+	fuzz_settle_sides();
+	fuzz_side_send("cts", "job_bind", &bind);
+	fuzz_settle_sides();
+	fuzz_side_send("broker", "do_checkpoint", &ck);
+	fuzz_settle_sides();
+}
+
+static void
+fuzz_cts_to_gcs(void *ctx)
+{
+	struct msg_local_bind bind = { .gid = "job1", .pid = (uint64_t)getpid() };
+
+	gcslink_tick(ctx);	/* cts_register */
+	fuzz_settle_sides();
+	fuzz_side_send("local", "local_bind", &bind);	/* job_bind */
+	fuzz_settle_sides();
+	gcslink_tick(ctx);	/* cts_heartbeat, or cts_register again */
+	fuzz_settle_sides();
 }
 
 /* ---- one input ---- */
@@ -311,9 +560,10 @@ fuzz_read_replies(int fd, struct evbuffer *got)
 static void
 fuzz_settle(struct event_base *base, struct dir *d, int fd, struct evbuffer *got)
 {
-	int quiet = 0;
+	/* a TLS handshake with a hostile peer takes turns that read nothing here */
+	int quiet = 0, enough = fuzz_hostile.npeers > 0 ? 8 : 3;
 
-	for (int i = 0; i < 200 && quiet < 3; i++) {
+	for (int i = 0; i < 200 && quiet < enough; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		if ((fd >= 0 && fuzz_read_replies(fd, got) > 0) || (d != NULL && dir_queued(d) > 0))
 			quiet = 0;
@@ -346,9 +596,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fake_dir_fail(fuzz_dir_modes[data[2] % GCA_NITEMS(fuzz_dir_modes)]);
 
 	base = event_base_new();
+	fuzz_now.base = base;
 	fuzz_now.ctx = t->open(base);
 	/* the GCS's directory, to know when its answers are all in */
-	d = t->open == fuzz_gcs_open ? ((struct gcs *)fuzz_now.ctx)->dir : NULL;
+	d = fuzz_now.dir = t->open == fuzz_gcs_open ? ((struct gcs *)fuzz_now.ctx)->dir : NULL;
+	got = evbuffer_new();
+	sv[1] = -1;
+	if (t->prelude != NULL) {
+		/* a client scenario: the input is what its hostile peers answer */
+		fuzz_hostile.bytes = data + 3;
+		fuzz_hostile.len = size - 3;
+		fuzz_hostile.asked = evbuffer_new();
+		t->prelude(fuzz_now.ctx);
+		for (size_t i = 0; i < fuzz_nside; i++)
+			shutdown(fuzz_side_fds[i], SHUT_WR);
+		fuzz_settle_sides();
+		fuzz_hostile_free();	/* the peers hang up: what was pending fails */
+		fuzz_settle_sides();
+		for (size_t i = 0; i < fuzz_nside; i++)
+			close(fuzz_side_fds[i]);
+		fuzz_nside = 0;
+		fuzz_settle(base, d, -1, got);
+		goto close;
+	}
 	for (size_t i = 0; i < *t->nhandlers; i++) {
 		fuzz_now.wrapped[i] = t->handlers[i];
 		fuzz_now.wrapped[i].handle = fuzz_trampoline;
@@ -375,7 +645,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ops.idle_timeout_ms = 60000;
 	fuzz_now.conn = proto_conn_new(base, bev, &ops, &peer);
 
-	got = evbuffer_new();
 	if (write(sv[1], data + 3, size - 3) != (ssize_t)(size - 3))
 		log_fatal("fuzz: a short write to the socketpair");
 	fuzz_settle(base, d, sv[1], got);
@@ -388,8 +657,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_settle(base, d, -1, got);
 	close(sv[1]);
+close:
 	evbuffer_free(got);
 	t->close(fuzz_now.ctx);
+	fuzz_settle(base, NULL, -1, NULL);	/* what the close let go of */
 	event_base_free(base);
 	fake_dir_reset();
 	return 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes corpus/fuzz_server/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
+"""Writes corpus/fuzz_server/ and corpus/fuzz_client/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
 directory mode; then frames as a peer sends them). Run again after a message changes; libFuzzer
 grows the rest from these. Frames are msgpack maps {v, t, id, b}, encoded here by hand so that no
 Python package is needed."""
@@ -46,10 +46,12 @@ def enc(o):
     return pack(o)
 
 def frame(t, i, b=None):
+    if isinstance(t, tuple):        # (type, id): a reply, with the id of what it answers
+        t, i = t
     payload = enc({"v": 1, "t": t, "id": i, "b": b or {}})
     return struct.pack(">I", len(payload)) + payload
 
-TABLES = {"gcs": 0, "cts": 1, "cts-local": 2}
+TABLES = {"gcs": 0, "cts": 1, "cts-local": 2, "gcs>cts": 0, "cts>gcs": 1}  # fuzz_client: 0, 1
 ROLES = {"none": 0, "broker": 1, "admin": 2, "cts": 3, "gcs": 4, "local": 5}
 CK = "0123abcd-0000-4000-8000-00000000000a"
 CK2 = "0123abcd-0000-4000-8000-00000000000b"
@@ -102,14 +104,26 @@ SEEDS = {
         ("app_saved", {"checkpoint_id": CK, "ok": True}),
         ("restore_prepare", {"gid": "job1", "checkpoint": "latest", "target_cts": "fuzz-cts"}),
         ("local_vm_take", {"gid": "job1", "memory_mib": 64})]),
+    # client scenarios: the frames are what the hostile peer answers
+    "hostile-cts-ok": ("gcs>cts", "none", 0, [
+        (("ok", 1), {"checkpoint_id": CK, "image_name": "img", "cts": "fuzz-cts", "seq": 1})]),
+    "hostile-cts-err": ("gcs>cts", "none", 0, [
+        (("err", 1), {"code": "busy", "msg": "no"}),
+        ("notify", {"event": "checkpoint", "gid": "job1"})]),
+    "hostile-gcs-ok": ("cts>gcs", "none", 0, [
+        (("ok", 1), {}), (("ok", 2), {"state": "bound"}), (("ok", 3), {})]),
+    "hostile-gcs-moved": ("cts>gcs", "none", 0, [
+        (("ok", 1), {}), (("err", 2), {"code": "moved", "msg": "elsewhere"}),
+        ("job_moved", {"gid": "job1", "cts": "other"})]),
     "local-bind": ("cts-local", "local", 0, [
         ("local_bind", {"gid": "job1", "pid": 1, "checkpoint_every_ms": 0})]),
 }
 
 def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "fuzz_server")
-    os.makedirs(out, exist_ok=True)
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     for name, (table, role, mode, frames) in SEEDS.items():
+        out = os.path.join(top, "fuzz_client" if ">" in table else "fuzz_server")
+        os.makedirs(out, exist_ok=True)
         data = bytes([TABLES[table], ROLES[role], mode])
         data += b"".join(frame(t, i + 1, b) for i, (t, b) in enumerate(frames))
         with open(os.path.join(out, name), "wb") as f:
