@@ -207,6 +207,7 @@ static const char *const fuzz_err_names[] = { PROTO_E_BAD_FRAME, PROTO_E_UNKNOWN
 	PROTO_E_FORBIDDEN, PROTO_E_BAD_FIELD, PROTO_E_MISSING_FIELD, PROTO_E_TOO_LARGE, "other",
 	"ok" };
 static unsigned long fuzz_execs;
+static unsigned long fuzz_frames_in;	/* frames the server wrote back, this input */
 /* client scenarios: connections made to hostile peers, frames the daemon sent them */
 static unsigned long fuzz_connects[FUZZ_NTABLES], fuzz_asked[FUZZ_NTABLES];
 static SSL_CTX *fuzz_ssl[2];	/* the hostile peers': as cts fuzz-cts, as gcs fuzz-gcs */
@@ -475,7 +476,8 @@ fuzz_gcs_to_cts(void *ctx)
 		.exec_manager = "fork", .core_service = "app", .external = true, .status = "ok" };
 	struct msg_job_bind bind = { .gid = "job1", .cts = "fuzz-cts", .local_id = "1:2",
 		.owner = "1000" };
-	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 2000 };
+	/* a short deadline: a route the hostile CTS leaves hanging is answered soon (timeout) */
+	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 100 };
 
 	(void)ctx;
 	fuzz_side_send("cts", "cts_register", &reg);
@@ -551,6 +553,7 @@ fuzz_read_replies(int fd, struct evbuffer *got)
 					break;
 		}
 		fuzz_errs[fuzz_now.table][e]++;
+		fuzz_frames_in++;
 		proto_msg_free(&m);
 	}
 	return total;
@@ -587,6 +590,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3)
 		return 0;
 	fuzz_execs++;
+	fuzz_frames_in = 0;
 	memset(&fuzz_now, 0, sizeof fuzz_now);
 	fuzz_now.table = data[0] % FUZZ_NTABLES;
 	fuzz_now.role = data[1] % FUZZ_NROLES;
@@ -607,12 +611,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_hostile.bytes = data + 3;
 		fuzz_hostile.len = size - 3;
 		fuzz_hostile.asked = evbuffer_new();
-		t->prelude(fuzz_now.ctx);
-		for (size_t i = 0; i < fuzz_nside; i++)
-			shutdown(fuzz_side_fds[i], SHUT_WR);
+		t->prelude(fuzz_now.ctx);	/* its callers stay connected for their answers */
 		fuzz_settle_sides();
 		fuzz_hostile_free();	/* the peers hang up: what was pending fails */
 		fuzz_settle_sides();
+		/* Every request of the prelude is answered, if only by its deadline (a daemon never
+		 * leaves a caller hanging): waited for, within 1 s, which is a hang. */
+		for (uint64_t until = time_mono_ms() + 1000; fuzz_frames_in < fuzz_nside;) {
+			struct timeval tick = { 0, 10000 };
+			if (time_mono_ms() > until)
+				log_fatal("fuzz: %s: a caller of the prelude got no answer within 1 s",
+				    t->name);
+			event_base_loopexit(base, &tick);
+			event_base_loop(base, EVLOOP_ONCE);
+			fuzz_settle_sides();
+		}
 		for (size_t i = 0; i < fuzz_nside; i++)
 			close(fuzz_side_fds[i]);
 		fuzz_nside = 0;
