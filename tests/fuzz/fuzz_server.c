@@ -1,26 +1,27 @@
 /*
  * libFuzzer target: bytes through the real connection layer into the servers' dispatch tables.
  *
- * Input: byte 0 picks the table or client scenario (fuzz_tables), byte 1 the caller's role (fuzz_roles), byte 2 how
- * the directory answers (fake_dir.c: from its tree, or down, or a lost compare-and-swap, ...); the
- * rest is what the peer writes, as it is, on a socketpair whose other end is a real proto_conn
- * (proto/conn.c: its reader, frame checks, role checks and dispatch) serving that table with the
- * daemon's real handlers. No TLS: the peer's identity is set as TLS or SO_PEERCRED would set it.
- * What the server writes back is read and decoded (a reply that does not decode is a bug too).
+ * Input: byte 0 picks the table or client scenario (fuzz_tables), byte 1 the caller's role
+ * (fuzz_roles), byte 2 how the directory answers (fake_dir.c: from its tree, or down, or a lost
+ * compare-and-swap, ...); the rest is what the peer writes, as it is, on a socketpair whose other
+ * end is a real proto_conn (proto/conn.c: its reader, frame checks, role checks and dispatch)
+ * serving that table with the daemon's real handlers. No TLS: the peer's identity is set as TLS
+ * or SO_PEERCRED would set it. What the server writes back is read and decoded (a reply that does
+ * not decode is a bug too).
  *
- * Faked, here only: the directory (fake_dir.c), and a CTS's surroundings (no GCS link, no jobs
- * running, a state folder in $TMPDIR; grants are checked against a CA whose key no input has).
- * Nothing ever connects out (fuzz_connect).
+ * Faked, here only: the directory (fake_dir.c), and a CTS's surroundings (no jobs running but this
+ * process, bound by a local caller and never signalled; a state folder in $TMPDIR; grants are
+ * checked against a CA whose key no input has). Nothing ever connects out (see below).
  *
  * The other way (fuzz_client: this file built with FUZZ_CLIENT), hostile replies into the client
- * side (proto/client.c): every connection a daemon
- * makes goes to a socketpair (bufferevent_socket_connect is interposed below; nothing else is ever
- * dialled) whose other end is a hostile peer with a real certificate of the expected role and name
- * from this run's own site, over real TLS, that writes the input's bytes as its answers. Scenario
- * "gcs>cts": a CTS registers and binds a job, a broker asks a checkpoint, and the hostile CTS
- * answers the GCS's do_checkpoint. Scenario "cts>gcs": a CTS registers and beats, its jobs'
- * bindings going out too, and the hostile GCS answers. (A hostile holder answering an image fetch
- * is not reached: a fetch needs a grant signed by the GCS, which no input can forge.)
+ * side (proto/client.c): every connection a daemon makes goes to a socketpair
+ * (bufferevent_socket_connect is interposed below; nothing else is ever dialled) whose other end
+ * is a hostile peer with a real certificate of the expected role and name from this run's own
+ * site, over real TLS, that writes the input's bytes as its answers. Scenario "gcs>cts": a CTS
+ * registers and binds a job, a broker asks a checkpoint, and the hostile CTS answers the GCS's
+ * do_checkpoint. Scenario "cts>gcs": a CTS registers and beats, a local caller's binding going out
+ * too, and the hostile GCS answers. (A hostile holder answering an image fetch is not reached: a
+ * fetch needs a grant signed by the GCS, which no input can forge.)
  *
  * Adding a table (the CTS's privileged side, say) is one entry in fuzz_tables: its handlers, and
  * how to make and free the context they take.
@@ -30,8 +31,8 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/ssl.h>
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
