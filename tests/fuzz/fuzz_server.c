@@ -477,8 +477,9 @@ fuzz_gcs_to_cts(void *ctx)
 		.exec_manager = "fork", .core_service = "app", .external = true, .status = "ok" };
 	struct msg_job_bind bind = { .gid = "job1", .cts = "fuzz-cts", .local_id = "1:2",
 		.owner = "1000" };
-	/* a short deadline: a route the hostile CTS leaves hanging is answered soon (timeout) */
-	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 100 };
+	/* a short deadline: a route the hostile CTS leaves hanging is answered soon (timeout);
+	 * the hostile answer, over a socketpair in this process, comes well before it */
+	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 25 };
 
 	(void)ctx;
 	fuzz_side_send("cts", "cts_register", &reg);
