@@ -247,14 +247,18 @@ fuzz_print(void)
 {
 	fprintf(stderr, "\n%s: %lu executions\n", FUZZ_NAME, fuzz_execs);
 	for (size_t t = 0; t < FUZZ_NTABLES; t++) {
+		if (fuzz_tables[t].prelude != NULL) {
+			unsigned long n = 0;
+			for (size_t r = 0; r < FUZZ_NROLES; r++)
+				n += fuzz_runs[t][r];
+			fprintf(stderr, "table %-10s inputs %lu\n  hostile %s peers: %lu connections, "
+			    "%lu frames the daemon sent them\n", fuzz_tables[t].name, n,
+			    fuzz_tables[t].hostile_cert, fuzz_connects[t], fuzz_asked[t]);
+			continue;
+		}
 		fprintf(stderr, "table %-10s inputs by role:", fuzz_tables[t].name);
 		for (size_t r = 0; r < FUZZ_NROLES; r++)
 			fprintf(stderr, " %s %lu", fuzz_roles[r], fuzz_runs[t][r]);
-		if (fuzz_tables[t].prelude != NULL) {
-			fprintf(stderr, "\n  hostile %s peers: %lu connections, %lu frames the daemon "
-			    "sent them\n", fuzz_tables[t].hostile_cert, fuzz_connects[t], fuzz_asked[t]);
-			continue;
-		}
 		fprintf(stderr, "\n  replies:");
 		for (size_t e = 0; e < GCA_NITEMS(fuzz_err_names); e++)
 			fprintf(stderr, " %s %lu", fuzz_err_names[e], fuzz_errs[t][e]);
