@@ -622,11 +622,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_hostile_free();	/* the peers hang up: what was pending fails */
 		fuzz_settle_sides();
 		/* Every request of the prelude is answered, if only by its deadline (a daemon never
-		 * leaves a caller hanging): waited for, within 1 s, which is a hang. */
-		for (uint64_t until = time_mono_ms() + 1000; fuzz_frames_in < fuzz_nside;) {
+		 * leaves a caller hanging): waited for, within 5 s (a loaded machine's margin over
+		 * the 25 ms deadline), else a hang. */
+		for (uint64_t until = time_mono_ms() + 5000; fuzz_frames_in < fuzz_nside;) {
 			struct timeval tick = { 0, 10000 };
 			if (time_mono_ms() > until)
-				log_fatal("fuzz: %s: a caller of the prelude got no answer within 1 s",
+				log_fatal("fuzz: %s: a caller of the prelude got no answer within 5 s",
 				    t->name);
 			event_base_loopexit(base, &tick);
 			event_base_loop(base, EVLOOP_ONCE);
