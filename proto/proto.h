@@ -388,6 +388,7 @@ struct ssl_ctx_st *tls_ctx_new(bool server, const struct proto_tls_files *files,
 	size_t errlen);
 /* Reads the CRL beside the CA again if it changed (at most a stat a second); before SSL_new. */
 void tls_ctx_refresh(struct ssl_ctx_st *ctx);
+struct x509_store_st *tls_check_store(const char *ca, char *err, size_t errlen);
 int  tls_expect_host(struct ssl_st *ssl, const char *host);
 int  tls_peer_identity(struct ssl_st *ssl, struct proto_peer *peer);
 
