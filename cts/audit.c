@@ -93,8 +93,11 @@ audit_listed(const struct audit_op *op, const char *id)
 	struct audit_rec key = { .id = (char *)(uintptr_t)id };
 	const char *k = id;
 
-	return bsearch(&key, op->recs, op->nrecs, sizeof *op->recs, audit_rec_cmp) != NULL ||
-	    bsearch(&k, op->busy, op->nbusy, sizeof *op->busy, audit_str_cmp) != NULL;
+	/* (never bsearch or qsort a NULL array, even of 0 items: UBSan stops the CTS) */
+	return (op->nrecs > 0 &&
+	    bsearch(&key, op->recs, op->nrecs, sizeof *op->recs, audit_rec_cmp) != NULL) ||
+	    (op->nbusy > 0 &&
+	    bsearch(&k, op->busy, op->nbusy, sizeof *op->busy, audit_str_cmp) != NULL);
 }
 
 /* In the child: one listed record's copy here, checked as a restore checks it. */
@@ -287,7 +290,8 @@ audit_image(struct proto_req *r, void *ctx)
 		if (it->rec.checkpoint_id != NULL)
 			audit_busy(op, it->rec.checkpoint_id);
 	}
-	qsort(op->busy, op->nbusy, sizeof *op->busy, audit_str_cmp);
+	if (op->nbusy > 0)
+		qsort(op->busy, op->nbusy, sizeof *op->busy, audit_str_cmp);
 	if ((op->fd = memfd_create("gca-audit", MFD_CLOEXEC)) < 0 ||
 	    child_run(c, audit_run, op, audit_done, op) != 0) {
 		proto_reply_err(r, PROTO_E_INTERNAL, "cannot start the audit's worker: %s",
