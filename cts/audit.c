@@ -4,7 +4,8 @@
  * as a restore would (the manifest has the record's sha256 and the taker's signature, every file
  * matches the manifest: transfer_manifest_check and verify_image) and lists the image folders that
  * no listed record names. A checkpoint being written, or whose record is still in the outbox, is
- * not listed: its record is on its way. The loop adds the GIDs of the job table and answers.
+ * not listed: its record is on its way; nor is a copy retention removed while the GCS has not heard
+ * it yet (an outbox .gone entry). The loop adds the GIDs of the job table and answers.
  * The GCS joins the answers of every CTS with the directory (gcs/audit.c).
  */
 #include <errno.h>
@@ -195,6 +196,22 @@ audit_add(struct proto_strlist *l, const char *s, size_t *bytes, bool *cut)
 	proto_strlist_add(l, s);
 }
 
+/* Retention removed id here and the GCS has not heard it yet (STATE/outbox/<id>.gone): its record
+ * still names this CTS, but its copy is gone on purpose. */
+static bool
+audit_removing(const struct cts *c, const char *line)
+{
+	const char *tab = strchr(line, '\t');
+	size_t n = tab != NULL ? (size_t)(tab - line) : strlen(line);
+
+	for (const struct outbox_gone *g = c->outbox_gone; g != NULL; g = g->next) {
+		if (g->loc.checkpoint_id != NULL && strlen(g->loc.checkpoint_id) == n &&
+		    strncmp(g->loc.checkpoint_id, line, n) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 audit_done(bool ok, const char *out, void *arg)
 {
@@ -219,8 +236,10 @@ audit_done(bool ok, const char *out, void *arg)
 	}
 	text[st.st_size] = '\0';
 	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		if (line[0] == 'B' && line[1] == '\t')
-			audit_add(&reply.bad, line + 2, &bytes, &reply.cut);
+		if (line[0] == 'B' && line[1] == '\t') {
+			if (!audit_removing(op->cts, line + 2))
+				audit_add(&reply.bad, line + 2, &bytes, &reply.cut);
+		}
 		else if (line[0] == 'I' && line[1] == '\t')
 			audit_add(&reply.images, line + 2, &bytes, &reply.cut);
 		else if (line[0] == 'H' && line[1] == '\t')

@@ -183,6 +183,11 @@ setlast 6
 setseq "${ids[audit-2.3]}" 3
 audit_is 0 ""
 
+# -- retention at work (gca-site keeps 10 per job): the oldest copy removed, its record expired --
+for k in $(seq 4 12); do gca-ctl checkpoint audit-1 >/dev/null 2>&1 || fail "checkpoint $k of audit-1"; done
+check "retention removed audit-1's first image and expired its record" wait_for 15 sh -c "[ ! -e '$store/audit-1/${ids[audit-1.1]}' ] && ldapsearch -LLL -x -ZZ -H '$GCA_LDAP_URI' -D '$bind' -w '$pw' -b 'ou=jobs,$GCA_BASE_DN' '(gcaCheckpointId=${ids[audit-1.1]})' gcaStatus | grep -q expired"
+audit_is 0 ""
+
 # -- a bound job lost from its CTS's state: the CTS killed, the job gone, its line removed --
 start_job audit-3 "$TEST_TMP/audit-3.log" || fail "audit-3 runs"
 job3=$!
