@@ -3,13 +3,15 @@
 # time, each reported (exit 1, its kind and only it) and mended: an image folder deleted, an image
 # file corrupted, a record added with ldapadd and no image, an image with no record, a bound job
 # lost from its CTS's state, a sequence gap and a repeat made with ldapmodify. A broker's
-# certificate is refused, an unreachable GCS and a CTS killed are named (exit 2).
+# certificate is refused, an unreachable GCS, a CTS stopped (SIGSTOP: bounded by the GCS's
+# request_timeout) and a CTS killed are named (exit 2).
 # timeout: 120
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
 export HOME=$TEST_TMP/nohome
 site=$TEST_TMP/site
 export GCA_SITE_HEARTBEAT=1
+export GCA_SITE_REQUEST_TIMEOUT=3	# how long the GCS waits for a CTS (a stopped one, below)
 on_exit "gca-site down $site"
 check "gca-site up" gca-site up "$site"
 . "$site/site.env"
@@ -79,6 +81,18 @@ out=$(gca-ctl audit 2>&1); rc=$?
 case "$rc $out" in "2 "*forbidden*) pass "a broker's certificate is refused (exit 2, forbidden)" ;; *) fail "a broker's certificate is refused" "$rc $out" ;; esac
 out=$(as_admin gca-ctl --gcs 127.0.0.1:1 --timeout 5 audit 2>&1); rc=$?
 case "$rc $out" in "2 "*"cannot reach the GCS"*) pass "an unreachable GCS: exit 2, named" ;; *) fail "an unreachable GCS: exit 2, named" "$rc $out" ;; esac
+
+# -- a CTS that does not answer (SIGSTOP): named after the GCS's request_timeout, never a hang --
+criu_pid=$(cat "$site/cts-criu.pid")
+kill -STOP "$criu_pid"
+on_exit "kill -CONT $criu_pid"
+t0=$(date +%s)
+out=$(as_admin gca-ctl audit 2>&1); rc=$?
+took=$(( $(date +%s) - t0 ))
+kill -CONT "$criu_pid"
+case "$rc $out" in "2 "*"not checked: cts-criu: "*) pass "a stopped CTS: exit 2, named under not checked" ;; *) fail "a stopped CTS: exit 2, named" "$rc $out" ;; esac
+[ "$took" -le 8 ] && pass "a stopped CTS: answered in ${took}s (request_timeout 3 s)" || fail "a stopped CTS: answered within 8 s" "${took}s"
+wait_for 10 sh -c ". '$site/admin.env'; gca-ctl audit" || fail "cts-criu answers again" "$(as_admin gca-ctl audit 2>&1)"
 
 # -- an image folder deleted: its record has no copy --
 id=${ids[audit-1.1]}
