@@ -1,7 +1,8 @@
 # gca-ctl audit against a real site (gca-site: slapd, PKI, gca-gcs, two gca-cts) and real jobs: a
 # clean site is clean (exit 0, every count 0); then the site is broken for real, one kind at a
 # time, each reported (exit 1, its kind and only it) and mended: an image folder deleted, an image
-# file corrupted, a record added with ldapadd and no image, an image with no record, a bound job
+# file corrupted, a record added with ldapadd and no image, an image with no record, a record
+# naming a CTS without a copy (and not the one with it), a bound job
 # lost from its CTS's state, a sequence gap and a repeat made with ldapmodify. A broker's
 # certificate is refused, an unreachable GCS, a CTS stopped (SIGSTOP: bounded by the GCS's
 # request_timeout) and a CTS killed are named (exit 2).
@@ -164,6 +165,35 @@ uid=01900000-0000-7000-8000-000000000002
 cp -a "$store/audit-2/${ids[audit-2.1]}" "$store/audit-2/$uid"
 audit_is 1 image_unrecorded "audit-2 +$uid +cts-app +an image with no record"
 rm -rf "${store:?}/audit-2/$uid"
+audit_is 0 ""
+
+# -- a location with no copy (ldapmodify adds cts-criu to a record's gcaLocation): cts-app's copy
+# is good, so nothing is lost, but the record names a CTS that does not hold it --
+rdn2=$(lds "(gcaCheckpointId=${ids[audit-2.1]})" dn | sed -n 's/^dn: //p')
+ldm <<EOF
+dn: $rdn2
+changetype: modify
+add: gcaLocation
+gcaLocation: cts-criu
+EOF
+audit_is 1 copy_bad "audit-2 +${ids[audit-2.1]} +cts-criu +missing: no image folder .*another holder's copy is good"
+ldm <<EOF
+dn: $rdn2
+changetype: modify
+delete: gcaLocation
+gcaLocation: cts-app
+EOF
+check "the only holder named has no copy, the copy held is not named: image_missing and image_unrecorded" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1]); c = d["counts"]
+assert c["image_missing"] == 1 and c["image_unrecorded"] == 1 and sum(c.values()) == 2, d
+assert any("does not name this CTS" in f["detail"] for f in d["findings"]), d' "$(as_admin gca-ctl --json audit)"
+ldm <<EOF
+dn: $rdn2
+changetype: modify
+replace: gcaLocation
+gcaLocation: cts-app
+EOF
 audit_is 0 ""
 
 # -- a sequence gap and a repeat (ldapmodify) --
