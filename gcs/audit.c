@@ -162,14 +162,17 @@ audit_cts_find(struct audit_op *op, const char *name)
 	return NULL;
 }
 
+static int
+audit_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* s is in l, which audit_on_reply sorted. */
 static bool
 audit_has(const struct proto_strlist *l, const char *s)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		if (strcmp(l->v[i], s) == 0)
-			return true;
-	}
-	return false;
+	return l->n > 0 && bsearch(&s, l->v, l->n, sizeof *l->v, audit_str_cmp) != NULL;
 }
 
 /* The why a CTS gave for its copy of id ("id\twhy" in its answer), or NULL: the copy is good. */
@@ -489,6 +492,8 @@ audit_on_reply(const char *code, const char *msg, const void *body, void *arg)
 			proto_strlist_add(&c->images, ok->images.v[i]);
 		for (size_t i = 0; i < ok->jobs.n; i++)
 			proto_strlist_add(&c->jobs, ok->jobs.v[i]);
+		if (c->jobs.n > 0)
+			qsort(c->jobs.v, c->jobs.n, sizeof *c->jobs.v, audit_str_cmp);
 		op->ok.images += ok->held;
 		if (ok->cut)
 			audit_unchecked(op, c->name, "it holds more images than one answer lists: "
