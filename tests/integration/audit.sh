@@ -1,11 +1,11 @@
-# gca-ctl audit against a real site (gca-site: slapd, PKI, gca-gcs, two gca-cts) and real jobs: a
-# clean site is clean (exit 0, every count 0); then the site is broken for real, one kind at a
-# time, each reported (exit 1, its kind and only it) and mended: an image folder deleted, an image
-# file corrupted, a record added with ldapadd and no image, an image with no record, a record
-# naming a CTS without a copy (and not the one with it), a bound job
-# lost from its CTS's state, a sequence gap and a repeat made with ldapmodify. A broker's
-# certificate is refused, an unreachable GCS, a CTS stopped (SIGSTOP: bounded by the GCS's
-# request_timeout) and a CTS killed are named (exit 2).
+# gca-ctl audit against a real site (gca-site: slapd, PKI, two gca-gcs, two gca-cts) and real
+# jobs: a clean site is clean through either GCS (exit 0, every count 0); then the site is broken
+# for real, one kind at a time, each reported (exit 1, its kind and only it) and mended: an image
+# folder deleted, an image file corrupted, a record added with ldapadd and no image, an image with
+# no record, a record naming a CTS without a copy (and not the one with it), a bound job lost from
+# its CTS's state, a sequence gap and a repeat made with ldapmodify; retention at work stays clean.
+# A broker's certificate is refused, an unreachable GCS, a CTS stopped (SIGSTOP: bounded by the
+# GCS's request_timeout) and a CTS killed are named (exit 2).
 # timeout: 120
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
@@ -14,7 +14,7 @@ site=$TEST_TMP/site
 export GCA_SITE_HEARTBEAT=1
 export GCA_SITE_REQUEST_TIMEOUT=3	# how long the GCS waits for a CTS (a stopped one, below)
 on_exit "gca-site down $site"
-check "gca-site up" gca-site up "$site"
+check "gca-site up --gcs 2" gca-site up "$site" --gcs 2
 . "$site/site.env"
 export LDAPTLS_CACERT="$GCA_LDAP_CA_FILE"
 counter=$GCA_BUILD/examples/counter
@@ -76,6 +76,13 @@ assert d["records"] == 6 and d["jobs"] == 2 and d["images"] == 6 and d["cts"] ==
 check "audit GID: only that job's" python3 -c '
 import json, sys
 d = json.loads(sys.argv[1]); assert d["clean"] and d["records"] == 3 and d["jobs"] == 1, d' "$(as_admin gca-ctl --json audit audit-2)"
+
+# through either GCS (the CTSes beat to the first: the second asks them at their endpoints)
+for ep in ${GCA_GCS_ENDPOINT//,/ }; do
+	out=$(as_admin gca-ctl --gcs "$ep" audit 2>&1); rc=$?
+	case "$rc $out" in "0 "*"checked: 6 records, 2 jobs, 6 images at 2 CTSes"*"clean: nothing wrong"*) pass "audit through the GCS at $ep: clean" ;;
+	*) fail "audit through the GCS at $ep: clean" "$rc $out" ;; esac
+done
 
 # -- refused and unreachable --
 out=$(gca-ctl audit 2>&1); rc=$?
