@@ -110,7 +110,7 @@ audit_check(struct audit_op *op, const struct audit_rec *rec)
 	struct stat st;
 
 	if (cts_image_dir(c, rec->gid, rec->id, dir, sizeof dir) != 0)
-		snprintf(err, sizeof err, "missing: GID %s has no image folder name here", rec->gid);
+		snprintf(err, sizeof err, "missing: GID %s cannot name an image folder here", rec->gid);
 	else if (lstat(dir, &st) != 0 && errno == ENOENT)
 		snprintf(err, sizeof err, "missing: no image folder %s", dir);
 	else if (transfer_manifest_check(dir, c->tls.ca, rec->id, rec->sha256, rec->taker,
