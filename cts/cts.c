@@ -32,6 +32,7 @@ static const struct proto_handler cts_handlers[] = {
 	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
 	{ "image_replicate", PROTO_ROLE_CTS, replica_receive },
 	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },
+	{ "image_audit", PROTO_ROLE_GCS, audit_image },
 };
 
 static void

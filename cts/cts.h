@@ -413,6 +413,12 @@ void retention_free(struct cts *c);
 void orphans_scan(struct cts *c);
 void orphans_check(struct cts *c);
 void orphans_free(struct cts *c);
+/* The GID whose image folder (STATE/images/<name>) is name, malloc'd, or NULL (not one). */
+char *orphans_gid(const char *name);
+
+/* audit.c: image_audit from the GCS (gca-ctl audit): the copies the directory places here
+ * checked, the images no record names, the jobs held. */
+void audit_image(struct proto_req *r, void *ctx);
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);

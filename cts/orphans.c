@@ -41,7 +41,7 @@ struct cts_orphans {
 };
 
 /* The gid whose folder is name (name_to_path undone), or NULL. */
-static char *
+char *
 orphans_gid(const char *name)
 {
 	size_t n = strlen(name), o = 0;

@@ -104,6 +104,20 @@ struct msg_image_location { const char *checkpoint_id, *gid, *cts; bool removed,
 struct msg_image_gc { const char *gid; bool dry_run; };
 /* removed: "cts id gid" lines; skipped: "cts: why" for CTSes not asked (down) */
 struct msg_image_gc_ok { struct proto_strlist removed, errors, skipped; };
+/* audit (gca-ctl audit): findings "kind\tgid\tcheckpoint\tcts\tdetail" ("-" for none), counts
+ * "kind N" for every kind, unchecked "cts: why" (a CTS not asked, not answering, or whose
+ * answer was cut); cut: more findings than listed */
+struct msg_audit { const char *gid; };
+struct msg_audit_ok {
+	struct proto_strlist findings, counts, unchecked;
+	uint64_t records, images, jobs, cts;
+	bool cut;
+};
+/* image_audit (GCS -> CTS): records "id\tsha256\ttaker\tgid" the directory places at the CTS;
+ * bad "id\twhy" (why "missing: ..." when there is no copy), images "gid\tid" held and not listed
+ * (their record not on its way), jobs the GIDs it holds; cut: more images than listed */
+struct msg_image_audit { const char *gid; struct proto_strlist records; };
+struct msg_image_audit_ok { struct proto_strlist bad, images, jobs; uint64_t held; bool cut; };
 struct msg_query {
 	const char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;

@@ -235,6 +235,38 @@ static const struct proto_field m_image_gc_fields[] = {
 };
 static const struct proto_type proto_t_m_image_gc = { "image_gc", m_image_gc_fields, sizeof m_image_gc_fields / sizeof m_image_gc_fields[0], sizeof(struct msg_image_gc), &proto_t_image_gc_ok };
 
+static const struct proto_field audit_ok_fields[] = {
+	{ "findings", PK_STRLIST, offsetof(struct msg_audit_ok, findings), false, 5000 },
+	{ "counts", PK_STRLIST, offsetof(struct msg_audit_ok, counts), false, 64 },
+	{ "unchecked", PK_STRLIST, offsetof(struct msg_audit_ok, unchecked), false, 1000 },
+	{ "records", PK_U64, offsetof(struct msg_audit_ok, records), false, 0 },
+	{ "images", PK_U64, offsetof(struct msg_audit_ok, images), false, 0 },
+	{ "jobs", PK_U64, offsetof(struct msg_audit_ok, jobs), false, 0 },
+	{ "cts", PK_U64, offsetof(struct msg_audit_ok, cts), false, 0 },
+	{ "cut", PK_BOOL, offsetof(struct msg_audit_ok, cut), false, 0 },
+};
+static const struct proto_type proto_t_audit_ok = { "audit_ok", audit_ok_fields, sizeof audit_ok_fields / sizeof audit_ok_fields[0], sizeof(struct msg_audit_ok), NULL };
+
+static const struct proto_field m_audit_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_audit, gid), false, 255 },
+};
+static const struct proto_type proto_t_m_audit = { "audit", m_audit_fields, sizeof m_audit_fields / sizeof m_audit_fields[0], sizeof(struct msg_audit), &proto_t_audit_ok };
+
+static const struct proto_field image_audit_ok_fields[] = {
+	{ "bad", PK_STRLIST, offsetof(struct msg_image_audit_ok, bad), false, 5000 },
+	{ "images", PK_STRLIST, offsetof(struct msg_image_audit_ok, images), false, 5000 },
+	{ "jobs", PK_STRLIST, offsetof(struct msg_image_audit_ok, jobs), false, 100000 },
+	{ "held", PK_U64, offsetof(struct msg_image_audit_ok, held), false, 0 },
+	{ "cut", PK_BOOL, offsetof(struct msg_image_audit_ok, cut), false, 0 },
+};
+static const struct proto_type proto_t_image_audit_ok = { "image_audit_ok", image_audit_ok_fields, sizeof image_audit_ok_fields / sizeof image_audit_ok_fields[0], sizeof(struct msg_image_audit_ok), NULL };
+
+static const struct proto_field m_image_audit_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_image_audit, gid), false, 255 },
+	{ "records", PK_STRLIST, offsetof(struct msg_image_audit, records), false, 5000 },
+};
+static const struct proto_type proto_t_m_image_audit = { "image_audit", m_image_audit_fields, sizeof m_image_audit_fields / sizeof m_image_audit_fields[0], sizeof(struct msg_image_audit), &proto_t_image_audit_ok };
+
 static const struct proto_field m_query_fields[] = {
 	{ "what", PK_STR, offsetof(struct msg_query, what), true, 32 },
 	{ "gid", PK_STR, offsetof(struct msg_query, gid), false, 255 },
@@ -350,6 +382,8 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_image_replicate,
 	&proto_t_m_image_location,
 	&proto_t_m_image_gc,
+	&proto_t_m_audit,
+	&proto_t_m_image_audit,
 	&proto_t_m_query,
 	&proto_t_m_subscribe,
 	&proto_t_m_notify,
