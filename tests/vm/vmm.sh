@@ -559,10 +559,13 @@ fi
 # cts-full's image store is a 256 MiB tmpfs in a mount namespace of its own (gone with the CTS).
 # The job writes block i of its disk with "c<i>" each turn and first reads blocks 0..i-1 back
 # ("fill I ok" only if each holds what the job, in its memory, knows it wrote there). A block is
-# 64 KiB, qcow2's cluster: a later write never copies an older block up into a newer layer. A checkpoint
-# with the store full fails after its snapshot froze the disk's layer: the broker hears why, the
-# VM runs on, the checkpoint before is untouched. Once space is freed, the next checkpoint takes
-# the layer the failed one froze (the blocks written between the two), and its resume sees them.
+# 64 KiB, qcow2's cluster: a later write never copies an older block up into a newer layer. At
+# turn 10 it also writes 48 MiB beyond those blocks, so that the next layer is larger than 24 MiB.
+# The store filled twice: with room for the memory but not the layer (it fails in the seal's
+# copy, after cont), then with 8 MiB left (it fails in the migration, the VM stopped). Each fails
+# after its snapshot froze the disk's layer: the broker hears why, the VM runs on, checkpoint A is
+# untouched. Once space is freed, the next checkpoint takes the layers the failed ones froze (the
+# blocks written since A), and its resume reads them back.
 if command -v qemu-img >/dev/null && command -v unshare >/dev/null && command -v nsenter >/dev/null &&
 	[ "$(id -u)" = 0 ]; then
 gca-pki issue "$site/pki" cts cts-full >/dev/null
@@ -578,7 +581,7 @@ full_cts=$!
 on_exit "kill $full_cts"
 infull() { nsenter -t "$full_cts" -m -- "$@"; }
 FS=$T/cts-full.sock
-FJOB='i=0; w=; while :; do g=$(dd if=/dev/vda bs=65536 count=$i iflag=direct 2>/dev/null | tr -d "\000" | tr "\n" " "); if [ "$g" = "$w" ]; then r=ok; else r=bad; fi; echo "fill $i $r"; echo "c$i" | dd of=/dev/vda bs=65536 seek=$i count=1 conv=sync,notrunc oflag=direct 2>/dev/null; w="${w}c$i "; i=$((i + 1)); sleep 0.2; done'
+FJOB='i=0; w=; while :; do g=$(dd if=/dev/vda bs=65536 count=$i iflag=direct 2>/dev/null | tr -d "\000" | tr "\n" " "); if [ "$g" = "$w" ]; then r=ok; else r=bad; fi; echo "fill $i $r"; echo "c$i" | dd of=/dev/vda bs=65536 seek=$i count=1 conv=sync,notrunc oflag=direct 2>/dev/null; [ $i != 10 ] || dd if=/dev/zero of=/dev/vda bs=1M seek=16 count=48 oflag=direct 2>/dev/null; w="${w}c$i "; i=$((i + 1)); sleep 0.2; done'
 flast() { awk '$1 == "fill" { n = $2 } END { print n + 0 }' "$T/fill.out"; }
 fck() {	# NAME: gca-ctl checkpoint fill-job; its id in $T/fill-NAME.id, its window in .range
 	local lo=$(flast) id rc
@@ -590,6 +593,24 @@ fck() {	# NAME: gca-ctl checkpoint fill-job; its id in $T/fill-NAME.id, its wind
 	return $rc
 }
 fsums() { infull sh -c 'cd "$1" && sha256sum * | sort' sh "$T/cts-full/images/fill-job/$1"; }
+ffull() {	# NAME FREE-BYTES WHERE: the store filled to FREE bytes, checkpoint NAME fails in WHERE
+	local avail rc n
+	avail=$(infull df -B1 --output=avail "$T/cts-full/images" | tail -1)
+	# a dot file: the CTS's scans of its store skip it
+	infull fallocate -l $((avail - $2)) "$T/cts-full/images/.filler-$1"
+	fck "$1"; rc=$?
+	if [ $rc != 0 ] && grep -qi "$3.*no space left on device" "$T/fill-$1.ck"; then
+		pass "checkpoint $1, the store full ($(($2 >> 20)) MiB left), fails in $3, the broker told why (rc $rc): $(grep -i 'no space' "$T/fill-$1.ck" | head -1)"
+	else
+		fail "checkpoint $1, the store full, fails in $3 with a clear error" "rc $rc: $(cat "$T/fill-$1.ck"; tail -3 "$T/cts-full.log")"
+	fi
+	n=$(flast)
+	check "... the VM runs on after it (the job goes on past $n, its disk reads back right)" \
+		bash -c "for i in \$(seq 40); do [ \$(awk '\$1 == \"fill\" { n = \$2 } END { print n + 0 }' '$T/fill.out') -gt $((n + 3)) ] && break; sleep 0.25; done; [ \$(awk '\$1 == \"fill\" { n = \$2 } END { print n + 0 }' '$T/fill.out') -gt $((n + 3)) ] && ! grep -q ' bad\$' '$T/fill.out'"
+	expect_eq "... checkpoint A is unchanged (sha256 of each of its files) and the failed one left no folder" \
+		"$(fsums "$fa"; infull ls "$T/cts-full/images/fill-job")" "$sums_a
+$fa"
+}
 qemu-img create -q -f qcow2 "$T/base-full.qcow2" 64M
 if wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-full,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'" &&
 	[ "$(infull stat -f -c %T "$T/cts-full/images")" = tmpfs ]; then
@@ -601,32 +622,21 @@ if wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-full,ou
 		else fail "checkpoint A of fill-job" "$(cat "$T/fill-A.ck")"; fi
 		fa=$(cat "$T/fill-A.id")
 		sums_a=$(fsums "$fa")
-		sleep 1	# blocks that only the layer the failing checkpoint freezes will hold
-		# the store full but for 8 MiB (a dot file: the CTS's scans skip it)
-		avail=$(infull df -B1 --output=avail "$T/cts-full/images" | tail -1)
-		infull fallocate -l $((avail - (8 << 20))) "$T/cts-full/images/.filler"
-		fck B; rc=$?
-		if [ $rc != 0 ] && grep -qi 'no space left on device' "$T/fill-B.ck"; then
-			pass "a checkpoint whose store fills fails, the broker told why (rc $rc): $(grep -i 'no space' "$T/fill-B.ck" | head -1)"
-		else
-			fail "a checkpoint whose store fills fails with a clear error" "rc $rc: $(cat "$T/fill-B.ck"; tail -3 "$T/cts-full.log")"
-		fi
-		n=$(flast)
-		check "the VM runs on after it (the job goes on past $n, its disk reads back right)" \
-			bash -c "for i in \$(seq 40); do [ \$(awk '\$1 == \"fill\" { n = \$2 } END { print n + 0 }' '$T/fill.out') -gt $((n + 3)) ] && break; sleep 0.25; done; [ \$(awk '\$1 == \"fill\" { n = \$2 } END { print n + 0 }' '$T/fill.out') -gt $((n + 3)) ] && ! grep -q ' bad\$' '$T/fill.out'"
-		expect_eq "checkpoint A is unchanged (sha256 of each of its files) and the failed one left no folder" \
-			"$(fsums "$fa"; infull ls "$T/cts-full/images/fill-job")" "$sums_a
-$fa"
-		infull rm -f "$T/cts-full/images/.filler"
+		# blocks that only the layers the failing checkpoints freeze will hold, and 48 MiB
+		wait_for 30 grep -q '^fill 12 ' "$T/fill.out"
+		ffull B1 $(( $(infull stat -c %s "$T/cts-full/images/fill-job/$fa/vm.state") + (24 << 20) )) 'copying layer'
+		sleep 1
+		ffull B2 $((8 << 20)) 'migration'
+		infull sh -c 'rm -f "$1"/.filler-*' sh "$T/cts-full/images"
 		sleep 1
 		fck C || fail "checkpoint C of fill-job, space freed" "$(cat "$T/fill-C.ck"; tail -3 "$T/cts-full.log")"
 		fc=$(cat "$T/fill-C.id")
 		fcm=$(infull cat "$T/cts-full/images/fill-job/$fc/manifest" 2>/dev/null)
 		if [ -n "$fc" ] && [ "$(echo "$fcm" | awk '$1 == "parent" { print $2 }')" = "$fa" ] &&
-			echo "$fcm" | grep -q ' gca-disk0.qcow2$' && echo "$fcm" | grep -q ' gca-disk0.1.qcow2$'; then
-			pass "space freed, checkpoint C ($fc) succeeds on A and holds the layer the failed one froze (gca-disk0.1.qcow2)"
+			[ "$(echo "$fcm" | grep -c ' gca-disk0\(\.[12]\)\?\.qcow2$')" = 3 ]; then
+			pass "space freed, checkpoint C ($fc) succeeds on A and holds the layers the failed ones froze (gca-disk0.1.qcow2, .2)"
 		else
-			fail "checkpoint C takes the layer the failed checkpoint froze" "id '$fc': $(echo "$fcm" | grep 'parent\|gca-disk')"
+			fail "checkpoint C takes the layers the failed checkpoints froze" "id '$fc': $(echo "$fcm" | grep 'parent\|gca-disk')"
 		fi
 		expect_eq "... and A is still unchanged" "$(fsums "$fa")" "$sums_a"
 		kill -9 "$(pgrep -P "$fexec" | head -1)"; wait "$fexec" 2>/dev/null
@@ -640,7 +650,7 @@ $fa"
 		bad=$(awk 'f && $1 == "fill" && $3 != "ok" { print } $0 == "mark killed" { f = 1 }' "$T/fill.out")
 		nres=$(awk 'f && $1 == "fill" { n++ } $0 == "mark killed" { f = 1 } END { print n + 0 }' "$T/fill.out")
 		if in_range "$r" "$lo" "$hi" && [ "$nres" -ge 4 ] && [ -z "$bad" ]; then
-			pass "resumed from C: the job goes on at $r (saved at $lo..$hi) and reads back every block, those written between A and the failed checkpoint too"
+			pass "resumed from C: the job goes on at $r (saved at $lo..$hi) and reads back every block, those written between A and the failed checkpoints too"
 		else
 			fail "resumed from C with every block it wrote" "first '$r', window $lo..$hi, $nres lines; $bad; $(tail -3 "$T/fill-res.err")"
 		fi
