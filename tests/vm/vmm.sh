@@ -654,7 +654,7 @@ if wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-full,ou
 		else
 			fail "resumed from C with every block it wrote" "first '$r', window $lo..$hi, $nres lines; $bad; $(tail -3 "$T/fill-res.err")"
 		fi
-		kill -TERM "$fres"; wait "$fres" 2>/dev/null
+		kill -TERM "$fres" 2>/dev/null; wait "$fres" 2>/dev/null
 	else
 		fail "fill-job starts on cts-full and reads back its disk" "$(tail -3 "$T/fill.err"; grep ' bad$' "$T/fill.out" | head -2)"
 	fi
@@ -974,10 +974,10 @@ if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-po
 		fi
 		rq=$(pgrep -P "$rr" | head -1)
 		expect_eq "the resumed VM is no pooled one: QEMU is the resumer's child and runs as nobody, as the resumer" \
-			"$(ps -o user= -p "${rq:-0}" | xargs) $(ps -o user= -p "$rr" | xargs) $(ps -o comm= -p "${rq:-0}")" "nobody nobody qemu-system-x86"
+			"$([ -z "$rq" ] || echo "$(ps -o user= -p "$rq" | xargs) $(ps -o user= -p "$rr" | xargs) $(ps -o comm= -p "$rq")")" "nobody nobody qemu-system-x86"
 		check "pool-r is bound again to that QEMU (pid $rq, the caller's child of the same uid; cts log)" \
 			grep -q "GID pool-r bound to pid $rq " "$T/cts-pool.log"
-		kill -TERM "$rr"; wait "$rr" 2>/dev/null
+		kill -TERM "$rr" 2>/dev/null; wait "$rr" 2>/dev/null
 	else
 		fail "nobody's job runs on a pooled VM" "$(tail -3 "$T/pool-r.err"; grep pool-r "$T/cts-pool.log" | tail -2)"
 	fi
