@@ -893,11 +893,11 @@ if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-po
 	check "uid nobody's local_vm_take gets the refilled VM $q2, never pool-a's $q1" \
 		bash -c "echo '$out' | grep -q '\"pid\": $q2' && [ '$q2' != '$q1' ]"
 	check "... and it goes once the process that took it has exited (never bound)" \
-		bash -c "for i in \$(seq 20); do kill -0 $q2 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
+		bash -c "for i in \$(seq 80); do kill -0 $q2 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
 	# pool-a ends: its VM goes, folder and all
 	kill -TERM "$pa"; wait "$pa" 2>/dev/null
 	check "pool-a's pooled QEMU $q1 is gone after its job, its folder removed" \
-		bash -c "for i in \$(seq 20); do kill -0 $q1 2>/dev/null || break; sleep 0.25; done; ! kill -0 $q1 2>/dev/null && [ ! -e '$qdir' ]"
+		bash -c "for i in \$(seq 80); do kill -0 $q1 2>/dev/null || break; sleep 0.25; done; ! kill -0 $q1 2>/dev/null && [ ! -e '$qdir' ]"
 	# the next job gets a fresh VM: nothing of pool-a's
 	wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 3 ]"
 	q3=$(readyq)
