@@ -48,7 +48,7 @@ GCA_SITE_HEARTBEAT=2 gca-site up "$site" >"$T/site.log" 2>&1 || { cat "$T/site.l
 export GCA_CTS_SOCKET=$GCA_CTS_SOCKET_CRIU
 ctslog=$site/log/cts-criu.log
 json_rows=()
-printf '%s\n' "# criu-native: $(criu --version | head -1), kernel $(uname -r), commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?), load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds, medians"
+printf '%s\n' "# criu-native: $(criu --version | head -1), kernel $(uname -r), commit ${GCA_COMMIT:-$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)}, load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds, medians"
 printf '%-6s %-9s %-9s %-9s %-9s %-9s %-9s %-9s %-9s %-7s\n' MiB raw_dump fsync raw+fs gca_ctl cts_dump cts_seal frz_raw frz_gca ratio
 for mib in "${sizes[@]}"; do
 	gid=bench-$mib-$$
@@ -88,7 +88,7 @@ for mib in "${sizes[@]}"; do
 	rd=$(median <"$T/raw.d"); rf=$(median <"$T/raw.f"); g=$(median <"$T/gca")
 	cd_=$(median <"$T/cdump"); cs=$(median <"$T/cseal"); fr=$(median <"$T/fraw"); fg=$(median <"$T/fgca")
 	rfs=$(paste "$T/raw.d" "$T/raw.f" | awk '{ printf "%.3f\n", $1 + $2 }' | median)
-	ratio=$(awk -v g="$g" -v b="$rfs" 'BEGIN { printf "%.2f", b > 0 ? g / b : 0 }')
+	ratio=$(awk -v g="$g" -v b="$rfs" 'BEGIN { printf "%.2f", (b > 0) ? g / b : 0 }')
 	printf '%-6s %-9s %-9s %-9s %-9s %-9s %-9s %-9s %-9s %-7s\n' "$mib" "$rd" "$rf" "$rfs" "$g" "$cd_" "$cs" "$fr" "$fg" "$ratio"
 	echo "#   gca_ctl rounds: $(tr '\n' ' ' <"$T/gca")| raw+fsync rounds: $(paste "$T/raw.d" "$T/raw.f" | awk '{ printf "%.3f\n", $1 + $2 }' | tr '\n' ' ')"
 	json_rows+=("{\"mib\": $mib, \"raw_dump_s\": $rd, \"raw_fsync_s\": $rf, \"raw_dump_fsync_s\": $rfs, \"gca_ctl_checkpoint_s\": $g, \"cts_dump_s\": $cd_, \"cts_hash_seal_s\": $cs, \"frozen_raw_s\": $fr, \"frozen_gca_s\": $fg, \"ratio\": $ratio}")
