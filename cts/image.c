@@ -3,8 +3,9 @@
  * owns (app images, encrypted as they are copied when the site has a key), or seals what criu or
  * QEMU wrote there: one walk hashes every file (manifest.c then writes the manifest) and fsyncs
  * every file and folder. The helpers it shares with the store's other files (the file list,
- * opening beneath a folder, hashing a stream) are in cts/store.c. See cts/image.h for the folder
- * layout, the manifest format and why the store is six files.
+ * opening beneath a folder, hashing a stream) are in cts/store.c; a seal of root's criu dump
+ * takes what cts/tail.c hashed while criu wrote it and reads each file on from there. See
+ * cts/image.h for the folder layout, the manifest format and why the store is seven files.
  *
  * A job's staging folder is hostile ground: the job can swap a file for a symlink, a fifo or a
  * hard link to someone else's file at any moment. So every open below it goes through openat2
@@ -128,6 +129,10 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 			goto done;
 		}
 	}
+	/* Sealing: the file's writeback starts now and runs while it is hashed, so the fsync below
+	 * waits for less (criu and QEMU leave their files to the page cache). */
+	if (!w->copy)
+		(void)sync_file_range(in, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (w->key != NULL) {
 		if ((rc = image_walk_encrypt(w, in, out, rel, &size, sha256)) != 0)
 			goto done;

@@ -3,10 +3,13 @@
  * seal after the dump has only each file's last bytes left to hash (docs/BENCHMARKS.md, "criu
  * natively": hashing a 256 MiB dump after it took longer than the dump itself).
  *
- * A thread, in the CTS's child that runs the dump, lists the top of the image folder every few
- * milliseconds, opens each regular file it has not seen, and hashes what the file holds so far,
- * reading on from where it stopped; it also starts the kernel's writeback of what it has read, so
- * the seal's fsync finds little left to write. This relies on the writer writing every file from
+ * A thread, in the CTS's child that runs the dump, learns the files criu creates at the top of
+ * the image folder from inotify, opens each, and every few milliseconds hashes what each file
+ * holds so far, reading on from where it stopped. It runs at nice 19 and takes no lock criu
+ * waits for: no readdir (the folder's lock, which criu's creates need) and no writeback (ext4's
+ * block allocation locks the inode criu appends to); a thread at nice 19 preempted while holding
+ * such a lock would stretch the job's freeze. The seal starts each file's writeback itself
+ * (image.c). This relies on the writer writing every file from
  * front to back and never going back into one (criu's images and its pages files, QEMU's
  * migration stream are written so): bytes it has read are taken as final. The seal checks the
  * rest: a file it meets is taken from here only if it is the very file (device and inode) the
@@ -16,7 +19,6 @@
  * cannot be restored, never a wrong restore. Only folders whose writer is root's criu or the
  * CTS's QEMU are tailed (never a folder a job's user can write to).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -38,7 +41,6 @@
 
 #define TAIL_MAX_FILES	256			/* more are left to the seal */
 #define TAIL_NAP_NS	(2 * 1000 * 1000)	/* between two passes that found nothing new */
-#define TAIL_WRITEBACK	(8u << 20)		/* start writeback every 8 MiB read */
 #define TAIL_NICE	19			/* only the time criu leaves */
 
 struct tail_file {
@@ -48,7 +50,6 @@ struct tail_file {
 	ino_t		 ino;
 	EVP_MD_CTX	*ctx;
 	uint64_t	 size;		/* bytes hashed so far */
-	uint64_t	 flushed;	/* bytes whose writeback was started */
 	bool		 failed;	/* the seal hashes this one whole */
 };
 
@@ -56,6 +57,7 @@ struct image_tail {
 	pthread_t		 thread;
 	atomic_bool		 stop;
 	int			 dirfd;
+	int			 inotify;	/* IN_CREATE and IN_MOVED_TO of dirfd */
 	unsigned char		*buf;
 	struct tail_file	 files[TAIL_MAX_FILES];
 	size_t			 n;
@@ -82,12 +84,6 @@ tail_read(struct image_tail *t, struct tail_file *f, bool to_end)
 		}
 		f->size += (uint64_t)n;
 		any = true;
-		if (f->size - f->flushed >= TAIL_WRITEBACK) {
-			/* asynchronous: the seal's fsync then waits for less */
-			(void)sync_file_range(f->fd, (off_t)f->flushed, (off_t)(f->size - f->flushed),
-			    SYNC_FILE_RANGE_WRITE);
-			f->flushed = f->size;
-		}
 		/* a pass serves every file in turn (criu may be writing another one), and a stop is
 		 * seen within one buffer: the seal waits for this thread, and reads on itself */
 		if (!to_end && ((uint64_t)n < IMAGE_BUF || atomic_load(&t->stop)))
@@ -124,7 +120,7 @@ tail_open(struct image_tail *t, const char *name)
 	f->fd = fd;
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
-	f->size = f->flushed = 0;
+	f->size = 0;
 	f->failed = false;
 	t->n++;
 	return true;
@@ -141,29 +137,26 @@ tail_find(struct image_tail *t, const char *name)
 	return NULL;
 }
 
-/* One look at the folder: new files opened, every file read on. True if anything was read. */
+/* The names criu created since the last pass opened, every file read on. True if anything was
+ * read. */
 static bool
 tail_pass(struct image_tail *t)
 {
-	struct dirent *de;
+	char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool any = false;
+	ssize_t n;
 	size_t i;
-	DIR *d;
-	int fd;
 
-	if ((fd = dup(t->dirfd)) >= 0 && (d = fdopendir(fd)) != NULL) {
-		rewinddir(d);
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_type != DT_REG || tail_find(t, de->d_name) != NULL)
-				continue;
+	while ((n = read(t->inotify, ev, sizeof ev)) > 0) {
+		for (char *p = ev; p < ev + n; ) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+
 			/* the manifest's own names are the seal's, never tailed */
-			if (strncmp(de->d_name, "manifest", 8) == 0)
-				continue;
-			tail_open(t, de->d_name);
+			if (e->len > 0 && !(e->mask & IN_ISDIR) && tail_find(t, e->name) == NULL &&
+			    strncmp(e->name, "manifest", 8) != 0)
+				tail_open(t, e->name);
+			p += sizeof *e + e->len;
 		}
-		closedir(d);
-	} else if (fd >= 0) {
-		close(fd);
 	}
 	for (i = 0; i < t->n; i++)
 		any |= tail_read(t, &t->files[i], false);
@@ -200,10 +193,16 @@ image_tail_start(const char *dir)
 	}
 	atomic_init(&t->stop, false);
 	t->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	t->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	t->buf = malloc(IMAGE_BUF);
-	if (t->dirfd < 0 || t->buf == NULL || pthread_create(&t->thread, NULL, tail_main, t) != 0) {
+	/* watched before criu starts: no file it creates is missed (the folder is new and empty) */
+	if (t->dirfd < 0 || t->inotify < 0 || t->buf == NULL ||
+	    inotify_add_watch(t->inotify, dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0 ||
+	    pthread_create(&t->thread, NULL, tail_main, t) != 0) {
 		if (t->dirfd >= 0)
 			close(t->dirfd);
+		if (t->inotify >= 0)
+			close(t->inotify);
 		free(t->buf);
 		free(t);
 		return NULL;
@@ -232,6 +231,7 @@ image_tail_free(struct image_tail *t)
 		close(t->files[i].fd);
 	}
 	close(t->dirfd);
+	close(t->inotify);
 	free(t->buf);
 	free(t);
 }
