@@ -40,7 +40,7 @@
 #include "cts/core/qmp.h"
 #include "cts/cts.h"
 
-#define VMM_POLL_MS	20		/* between query-migrate */
+#define VMM_POLL_MS	5		/* between query-migrate: the VM stays stopped until one says completed */
 #define VMM_CALL_MS	15000		/* an answer to one command; the migration has vmm_timeout */
 #define VMM_MAX_BANDWIDTH "1099511627776"	/* bytes/s: no throttle */
 
