@@ -466,6 +466,10 @@ int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, c
  * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
 int  child_kill(const void *arg);
 bool child_any(void);		/* a child is running (copying, dumping, removing) */
+/* The children whose done callback gets arg only remove files (retention): they write no image
+ * whose flush a copy on the loop would wait for (child_any_writing leaves them out). */
+void child_mark_remover(const void *arg);
+bool child_any_writing(void);	/* a child is running that may write an image */
 
 /* metrics.c (docs/METRICS.md): the set defined, served on listen (NULL: not served). */
 int  cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen);

@@ -332,9 +332,11 @@ app_saved(struct cts_ckpt *ck, bool ok, const char *error)
 		return;
 	}
 	/* plain and full images only: an encrypted one, or one whose parent's copy must go with
-	 * its staging folder, is the child's; and only while no child runs: one may be writing a
-	 * large image to the same disk, and the copy's fsyncs on the loop would wait for it */
-	if (ck->cts->image_key_id[0] == '\0' && ck->offered[0] == '\0' && !child_any()) {
+	 * its staging folder, is the child's; and only while no child that writes runs: one may be
+	 * writing a large image to the same disk, and the copy's fsyncs on the loop would wait for
+	 * it (retention's child only removes files; at a steady checkpoint rate one runs during
+	 * many checkpoints, and would send each of their small copies to a fork of its own) */
+	if (ck->cts->image_key_id[0] == '\0' && ck->offered[0] == '\0' && !child_any_writing()) {
 		char out[CHILD_OUT];
 
 		if (app_store_with(ck, true, out, sizeof out) == 0) {

@@ -1131,7 +1131,7 @@ record_status(const char *id, const char *want, char *v, size_t len)
 
 /*
  * Retention under a burst (cts/retention.c): two jobs checkpointed back to back ask for retention
- * after each record, served by runs one at a time for both (a run at most every 100 ms, so most
+ * after each record, served by runs one at a time for both (a run at most every second, so most
  * requests wait and are coalesced): each job ends with its newest two images (retention 2), and
  * every image removed has its record expired in the directory (its removal went through the
  * outbox), the two kept not.
