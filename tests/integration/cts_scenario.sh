@@ -212,6 +212,14 @@ if [ -n "$again" ] && [ -s "$TEST_TMP/again.rec" ]; then
 	check "the record brought back is sent again and leaves the outbox" wait_for 30 bash -c "! outbox_ids | grep -qx '$again'"
 	expect_eq "the directory still holds it once" "$(lds "(gcaCheckpointId=$again)" dn | grep -c '^dn:')" 1
 	expect_eq "with the sequence number it had" "$(seq_of "$again")" "$seq_before"
+	# the older layout, a file per entry (STATE/outbox/<id>, the frame itself): read into the
+	# log at start, then removed, and sent like any other
+	kill -9 "$(cat "$site/cts-app.pid")"
+	sent=$(grep -c "record $again of .* stored" "$site/log/cts-app.log")
+	awk '{print $5}' "$TEST_TMP/again.rec" | base64 -d > "$outbox/$again"
+	check "gca-site up restarts the CTS with a record in a file of its own (the older outbox)" gca-site up "$site"
+	check "that record is taken into the log, sent, and its file removed" wait_for 30 bash -c "[ ! -e '$outbox/$again' ] && ! outbox_ids | grep -qx '$again' && [ \$(grep -c 'record $again of .* stored' '$site/log/cts-app.log') -gt $sent ]"
+	expect_eq "the directory still holds it once, with its number" "$(lds "(gcaCheckpointId=$again)" dn | grep -c '^dn:') $(seq_of "$again")" "1 $seq_before"
 else
 	fail "a record seen in the outbox, to bring back" "$(ls -la "$outbox"; cut -c1-80 "$outbox/log")"
 fi
