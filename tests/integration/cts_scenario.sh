@@ -144,8 +144,9 @@ gcs_pid=$(cat "$site/gcs.pid")
 kill -STOP "$gcs_pid"
 on_exit "kill -CONT $gcs_pid"
 outbox=$site/cts/cts-app/outbox
-# the entries in the outbox: its log's "+ name ..." lines without a later "- name" (cts/outbox.c)
-outbox_ids() { awk '$1=="+"{p[$2]=1} $1=="-"{delete p[$2]} END{for (k in p) print k}' "$outbox/log" 2>/dev/null; }
+# the entries in the outbox: its log's "+ name ..." lines without a later "- name" (cts/outbox.c);
+# a line a kill cut short (its frame shorter than its length says) was never synced nor sent
+outbox_ids() { awk '$1=="+" && length($5)==4*int(($3+2)/3){p[$2]=1} $1=="-"{delete p[$2]} END{for (k in p) print k}' "$outbox/log" 2>/dev/null; }
 export outbox; export -f outbox_ids
 if wait_for 10 bash -c "outbox_ids | grep -q ."; then
 	pending=$(outbox_ids | head -1)
