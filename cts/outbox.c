@@ -172,7 +172,7 @@ outbox_open(const char *path)
 	return 0;
 }
 
-/* f holds frame (taken) to be written as STATE/outbox/<f->name> by the next commit. */
+/* f holds frame (taken), to be appended to the log by the next commit. */
 static void
 outbox_file_pending(struct cts *c, struct outbox_file *f, uint8_t *frame, size_t len)
 {
@@ -182,8 +182,8 @@ outbox_file_pending(struct cts *c, struct outbox_file *f, uint8_t *frame, size_t
 	outbox_schedule(c);
 }
 
-/* f was read from STATE/outbox/<name>: on disk already. The caller checked name (an id, or an
- * id and ".gone"), so it fits. */
+/* f was read back (from the log, or a file of the older layout): on disk already. The caller
+ * checked name (an id, or an id and ".gone"), so it fits. */
 static void
 outbox_file_loaded(struct outbox_file *f, const char *name)
 {
