@@ -134,12 +134,12 @@ struct cts_ckpt {
 	struct cts_ckpt		*next;
 };
 
-/* ---- an outbox entry's file, STATE/outbox/<name> (outbox.c) ---- */
+/* ---- an outbox entry, a line of STATE/outbox/log (outbox.c) ---- */
 struct outbox_file {
 	char		 name[ID_LEN + 6];	/* "<checkpoint id>" or "<checkpoint id>.gone" */
 	uint8_t		*frame;			/* to write at the next commit, then NULL */
 	size_t		 len;
-	bool		 durable;		/* its data and its folder entry are on disk */
+	bool		 durable;		/* in the log, synced */
 	int		 error;			/* errno of a write that failed, else 0 */
 };
 
@@ -265,14 +265,14 @@ void gcslink_request(struct cts *c, const char *type, const void *body, proto_re
 #define GCSLINK_BACK		0x4	/* the GCS answers a heartbeat again after a silence */
 void gcslink_on(int events, void (*fn)(struct cts *c));
 
-/* outbox.c: a durable queue of records for the GCS, STATE/outbox/<id>, one fsynced file per record
- * until the GCS acknowledges it. It knows nothing of checkpoints: whoever adds a record hands it a
+/* outbox.c: a durable queue of records for the GCS, STATE/outbox/log, a line appended and synced per
+ * record and kept until the GCS acknowledges it. It knows nothing of checkpoints: whoever adds a record hands it a
  * completion callback and its argument. outbox_load reads the records left from before a restart
  * and sets done, the queue's own callback: they, and every record after its first outcome, report
  * there with arg NULL (their callers are gone, or were told already). */
 int  outbox_load(struct cts *c, outbox_cb done, char *err, size_t errlen);
-/* rec into the outbox: written with the others of this loop turn on the next one (one fsync of
- * outbox/ for all), then sent; cb(arg) hears its first outcome, OUTBOX_NOT_KEPT included. NULL if
+/* rec into the outbox: written with the others of this loop turn on the next one (one fdatasync
+ * of the log for all), then sent; cb(arg) hears its first outcome, OUTBOX_NOT_KEPT included. NULL if
  * it cannot even be encoded (no callback then). */
 struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, outbox_cb cb,
 	void *arg);
@@ -281,9 +281,10 @@ void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
 /* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
 struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
-/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); written
- * (group commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
+/* "<id>.gone": retention removed this CTS's copy of id (expired: it took it); written (group
+ * commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
+bool outbox_holds(struct cts *c, const char *id);	/* the record of checkpoint id is held */
 void outbox_free(struct cts *c);
 
 /* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that
@@ -472,6 +473,10 @@ int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, c
  * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
 int  child_kill(const void *arg);
 bool child_any(void);		/* a child is running (copying, dumping, removing) */
+/* The children whose done callback gets arg only remove files (retention): they write no image
+ * whose flush a copy on the loop would wait for (child_any_writing leaves them out). */
+void child_mark_remover(const void *arg);
+bool child_any_writing(void);	/* a child is running that may write an image */
 
 /* metrics.c (docs/METRICS.md): the set defined, served on listen (NULL: not served). */
 int  cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen);

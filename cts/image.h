@@ -18,8 +18,9 @@
  * its size and sha256. The sha256 of the manifest's bytes is the record's gcaSHA256, so one hash
  * in the directory covers every file.
  *
- * Manifest (mode 0600, written whole: temp file, fsync, rename, fsync of the folder; its signature,
- * when the caller signs, the same way in the same folder fsync: the seal):
+ * Manifest (mode 0600, written and fsynced, straight into its name in a folder that has none yet,
+ * else temp file and rename; then one fsync of the folder; its signature, when the caller signs,
+ * the same way in the same folder fsync: the seal):
  *
  *   gca-manifest 1
  *   checkpoint <id>

@@ -10,8 +10,11 @@
  * counts the job's images first (one readdir) and asks only when there are too many, and one
  * child at a time serves every job that asked; jobs that ask while it runs are served together by
  * one more run after it, started RETENTION_SPACING_MS at the soonest after the one before: a busy
- * CTS forks for retention ten times a second at most, whatever its checkpoint rate, and an image
- * outlives its retention by a fraction of a second more.
+ * CTS forks for retention once a second at most, whatever its checkpoint rate, and an image
+ * outlives its retention by a second more at most. (Ten times a second, as it was, meant a fork
+ * every few small checkpoints at a steady rate: docs/BENCHMARKS.md, "The CTS's CPU per
+ * checkpoint".) Its child only removes files (child_mark_remover), so a small app image is still
+ * copied on the loop while it runs.
  *
  * A job's next checkpoint may be written while the child runs: each job is given a bound, the
  * lowest id among its checkpoints not yet recorded and ids of "now", and the child looks only at
@@ -27,7 +30,7 @@
 
 #include "cts/cts.h"
 
-#define RETENTION_SPACING_MS 100
+#define RETENTION_SPACING_MS 1000
 
 /* One run: the jobs it serves, as they were when it was forked. */
 struct retention_run {
@@ -204,7 +207,7 @@ retention_start(struct cts *c)
 		return;
 	if (now < c->retain_last_ms + RETENTION_SPACING_MS) {
 		uint64_t wait = c->retain_last_ms + RETENTION_SPACING_MS - now;
-		struct timeval tv = { 0, (suseconds_t)wait * 1000 };
+		struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
 
 		if (c->retain_timer == NULL &&
 		    (c->retain_timer = evtimer_new(c->base, retention_on_timer, c)) == NULL)
@@ -230,7 +233,9 @@ retention_start(struct cts *c)
 		log_warn("retention: cannot start a process for it: doing it here");
 		retention_child(run, out, sizeof out);
 		retention_done(true, out, run);
+		return;
 	}
+	child_mark_remover(run);
 }
 
 void
