@@ -371,6 +371,8 @@ relay_on_read(struct bufferevent *bev, void *arg)
 	size_t max = from_net ? l->r->cfg.max_frame : RELAY_OWN_FRAME_MAX;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	if (!l->up)
+		return;		/* nothing is read before the peer is known */
 	while (!l->closing) {
 		uint8_t hdr[PROTO_HEADER], *frame;
 		long n;
@@ -456,7 +458,9 @@ relay_up(struct relay_link *l)
 	size_t len;
 	int sp[2];
 
-	if (tls_peer_identity(bufferevent_openssl_get_ssl(l->net), &p) != 0) {
+	/* "local" is the unix socket's role: no certificate speaks for a local user */
+	if (tls_peer_identity(bufferevent_openssl_get_ssl(l->net), &p) != 0 ||
+	    strcmp(p.role, "local") == 0) {
 		snprintf(why, sizeof why, "the peer's certificate names no known role");
 		goto refuse;
 	}
