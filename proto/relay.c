@@ -313,8 +313,15 @@ relay_from_net(struct relay_link *l, const uint8_t *payload, size_t n)
 	    strcmp(m.type, "ok") == 0) {
 		uint32_t id = m.id;
 		proto_msg_free(&m);
-		if ((rt = relay_take_asked(l, id)) == NULL)
-			return 0;	/* nothing asked, or timed out at the daemon: dropped */
+		if ((rt = relay_take_asked(l, id)) == NULL) {
+			/* To a server, which asked nothing: the daemon answers it as any stray reply
+			 * (its body is not read). To a client: late, dropped as the client would. */
+			if (l->accepted && proto_encode("ok", id, NULL, NULL, &frame, &len) == 0) {
+				relay_write(l, l->own, frame, len);
+				free(frame);
+			}
+			return 0;
+		}
 		proto_decode(payload, n, rt, &m, &code, err, sizeof err);
 	}
 	if (code != NULL) {

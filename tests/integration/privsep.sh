@@ -3,7 +3,8 @@
 # into STATE/net, read here from /proc. Its control socketpair takes net_accepted only: another
 # message, or bytes that are no frame, written on the network process's own descriptor (as a
 # compromised network process would), make the parent say why and start a new one; so does kill -9.
-# A checkpoint acknowledged before is still there, and the next one works.
+# A checkpoint acknowledged before is still there, and the next one works. A state folder made
+# before the split (no STATE/net) is taken over with its images, records and bindings.
 # timeout: 180
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
@@ -95,5 +96,25 @@ for _ in $(seq 20); do
 done
 [ $ok = 1 ] && pass "the next checkpoint works" || fail "the next checkpoint works" "$out"
 check "the CTS itself never restarted" test "$(cat "$site/cts-app.pid")" = "$cts" -a -d "/proc/$cts"
+
+# -- a state folder as the CTS left it before the split (no STATE/net): taken over, its images,
+# records and bindings kept --
+check "gca-site down" gca-site down "$site"
+rm -rf "$state/net"
+ls "$state/images/$gid" | sort > "$TEST_TMP/images.before"
+check "gca-site up on the old state folder" gca-site up "$site"
+cts=$(cat "$site/cts-app.pid")
+check "it made STATE/net again and a network process runs in it" \
+	sh -c "test \"\$(readlink /proc/\$(pgrep -P $cts -x gca-cts-net | head -1)/root)\" = '$state/net'"
+expect_eq "the image folders are all there" "$(ls "$state/images/$gid" | sort)" "$(cat "$TEST_TMP/images.before")"
+check "the binding is kept: the job re-attaches and checkpoints" wait_for 20 gca-ctl checkpoint "$gid"
 kill -9 $job; wait $job 2>/dev/null
+want=$(cat "$state/images/$gid/$id1/counter")
+clog2=$TEST_TMP/counter2.log
+gca-recover --gid "$gid" --checkpoint "$id1" -- "$counter" --log "$clog2" --tick 20 &
+rec=$!
+on_exit "kill -9 $rec"
+check "checkpoint 1 (taken before) restores: the counter resumes" wait_for 10 reached "$clog2" $((want + 2))
+expect_eq "from that image's state" "$(awk '$1=="restored"{print $2}' "$clog2")" "$want"
+kill -TERM $rec; wait $rec 2>/dev/null
 done_testing
