@@ -7,8 +7,8 @@
  * the signing key: a fresh exec carries none of the parent's memory.
  *
  * The root parent binds the TLS port (so a restarted network process keeps it) and talks to the
- * network process over a SOCK_SEQPACKET socketpair (proto/relay.c): net_accepted + a descriptor
- * is the only message it takes. Anything else, a malformed or oversized message, or more than
+ * network process over a SOCK_SEQPACKET socketpair (proto/relay.c): net_accepted + a descriptor,
+ * and net_refused naming one of the reasons the metrics count, are the only messages it takes. Anything else, a malformed or oversized message, or more than
  * one descriptor, and the parent says why, kills the network process and starts another (after
  * 250 ms, doubling to 30 s while it keeps failing). Nothing acknowledged is lost: records wait in
  * the outbox on disk and the GCS link connects again.
@@ -31,9 +31,14 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 
 #include "cts/cts.h"
+#include "proto/metrics.h"
 
 #define NET_BACKOFF_MIN_MS	250
 #define NET_BACKOFF_MAX_MS	30000
@@ -270,13 +275,33 @@ net_restart(const char *why)
 	    net.backoff_ms * 2;
 }
 
-/* net_accepted {role, name} + a descriptor: a TLS peer, served by the CTS's handlers. */
+/* The reasons a handshake is refused for (proto/metrics.h), the only names net_refused carries. */
+static bool
+net_refusal_known(const char *why)
+{
+	static const char *const known[] = { "no_role", "certificate", "no_certificate",
+		"tls_error", "handshake_timeout", "handshake_budget" };
+
+	for (size_t i = 0; i < GCA_NITEMS(known); i++) {
+		if (strcmp(why, known[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* net_accepted {role, name} + a descriptor: a TLS peer, served by the CTS's handlers;
+ * net_refused {name}: a handshake refused there, counted in the CTS's metrics. */
 static int
 net_accepted(const struct proto_msg *m, int fd, char *why, size_t len)
 {
 	const struct msg_net *b = m->body;
 	struct proto_peer peer = { 0 };
 
+	if (strcmp(m->type, "net_refused") == 0 && fd < 0 && b->name != NULL &&
+	    net_refusal_known(b->name)) {
+		metrics_tls_refused(b->name);
+		return 0;
+	}
 	if (strcmp(m->type, "net_accepted") != 0) {
 		snprintf(why, len, "it sent %s, which is not net_accepted", m->type);
 		return -1;
@@ -399,6 +424,75 @@ net_drop(const struct passwd *pw, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The system calls the network process makes once it serves (libevent's epoll loop, OpenSSL,
+ * sockets it is given or makes, the CRL it re-reads); any other fails with EPERM: no exec, no
+ * ptrace, no file written, no new privileges. A sanitizer build goes without it (its runtime
+ * makes calls of its own), and so does an architecture not listed.
+ */
+#if defined(__x86_64__)
+#define NET_AUDIT_ARCH	AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NET_AUDIT_ARCH	AUDIT_ARCH_AARCH64
+#endif
+#define NET_ALLOW(nr) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+
+static int
+net_seccomp(char *err, size_t errlen)
+{
+#if defined(NET_AUDIT_ARCH) && !defined(__SANITIZE_ADDRESS__)
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NET_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		NET_ALLOW(__NR_read), NET_ALLOW(__NR_write), NET_ALLOW(__NR_readv),
+		NET_ALLOW(__NR_writev), NET_ALLOW(__NR_close), NET_ALLOW(__NR_fstat),
+		NET_ALLOW(__NR_newfstatat), NET_ALLOW(__NR_statx), NET_ALLOW(__NR_openat),
+		NET_ALLOW(__NR_lseek), NET_ALLOW(__NR_pread64), NET_ALLOW(__NR_mmap),
+		NET_ALLOW(__NR_munmap), NET_ALLOW(__NR_mremap), NET_ALLOW(__NR_mprotect),
+		NET_ALLOW(__NR_brk), NET_ALLOW(__NR_madvise), NET_ALLOW(__NR_rt_sigaction),
+		NET_ALLOW(__NR_rt_sigprocmask), NET_ALLOW(__NR_rt_sigreturn), NET_ALLOW(__NR_ioctl),
+		NET_ALLOW(__NR_sendmsg), NET_ALLOW(__NR_recvmsg), NET_ALLOW(__NR_sendto),
+		NET_ALLOW(__NR_recvfrom), NET_ALLOW(__NR_socket), NET_ALLOW(__NR_connect),
+		NET_ALLOW(__NR_accept), NET_ALLOW(__NR_accept4), NET_ALLOW(__NR_shutdown),
+		NET_ALLOW(__NR_getsockname), NET_ALLOW(__NR_getpeername), NET_ALLOW(__NR_socketpair),
+		NET_ALLOW(__NR_setsockopt), NET_ALLOW(__NR_getsockopt), NET_ALLOW(__NR_fcntl),
+		NET_ALLOW(__NR_epoll_create1), NET_ALLOW(__NR_epoll_ctl), NET_ALLOW(__NR_epoll_pwait),
+		NET_ALLOW(__NR_ppoll), NET_ALLOW(__NR_pselect6), NET_ALLOW(__NR_eventfd2),
+		NET_ALLOW(__NR_pipe2), NET_ALLOW(__NR_clock_gettime), NET_ALLOW(__NR_clock_getres),
+		NET_ALLOW(__NR_gettimeofday), NET_ALLOW(__NR_nanosleep),
+		NET_ALLOW(__NR_clock_nanosleep), NET_ALLOW(__NR_getpid), NET_ALLOW(__NR_gettid),
+		NET_ALLOW(__NR_getppid), NET_ALLOW(__NR_futex), NET_ALLOW(__NR_getrandom),
+		NET_ALLOW(__NR_exit), NET_ALLOW(__NR_exit_group), NET_ALLOW(__NR_tgkill),
+		NET_ALLOW(__NR_sched_yield), NET_ALLOW(__NR_restart_syscall), NET_ALLOW(__NR_uname),
+		NET_ALLOW(__NR_sysinfo), NET_ALLOW(__NR_timerfd_create),
+		NET_ALLOW(__NR_timerfd_settime), NET_ALLOW(__NR_getuid), NET_ALLOW(__NR_geteuid),
+		NET_ALLOW(__NR_getgid), NET_ALLOW(__NR_getegid),
+#ifdef __NR_epoll_wait
+		NET_ALLOW(__NR_epoll_wait),
+#endif
+#ifdef __NR_poll
+		NET_ALLOW(__NR_poll), NET_ALLOW(__NR_select), NET_ALLOW(__NR_open),
+		NET_ALLOW(__NR_stat), NET_ALLOW(__NR_lstat), NET_ALLOW(__NR_pipe),
+		NET_ALLOW(__NR_epoll_create), NET_ALLOW(__NR_time),
+#endif
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
+		snprintf(err, errlen, "cannot install the seccomp filter: %s", strerror(errno));
+		return -1;
+	}
+#else
+	(void)err;
+	(void)errlen;
+#endif
+	return 0;
+}
+
 /* gca-cts-net ROOT CA CERT KEY USER MAX_FRAME HANDSHAKE_MS MAX_HANDSHAKES, fds 3 (control) and 4
  * (the TLS port): started by net_spawn only. */
 int
@@ -433,7 +527,7 @@ net_main(int argc, char **argv)
 	if (net_drop(pw, err, sizeof err) != 0)
 		log_fatal("%s", err);
 	proto_relay_chroot(r, argv[2]);
-	if (proto_relay_start(r, err, sizeof err) != 0)
+	if (proto_relay_start(r, err, sizeof err) != 0 || net_seccomp(err, sizeof err) != 0)
 		log_fatal("%s", err);
 	event_base_dispatch(base);
 	proto_relay_free(r);

@@ -131,7 +131,7 @@ struct msg_local_vm_take_ok { uint64_t pid; const char *dir, *gate, *console; };
  * app_saved's parent: the job wrote only what changed since that parent (else a full image) */
 struct msg_app_save { const char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };
 struct msg_app_saved { const char *checkpoint_id, *error; bool ok; const char *parent; };
-/* net_connect, net_accepted, net_up: the CTS's network process (proto/relay.c) */
+/* net_connect, net_accepted, net_refused, net_up: the CTS's network process (proto/relay.c) */
 struct msg_net { const char *endpoint, *role, *name; };
 
 /* proto_type for each name; NULL if unknown (types.c). */

@@ -7,7 +7,8 @@
  * the daemon never reads a byte a peer wrote; frames from the daemon go out as they are.
  *
  * Control messages: net_accepted {role, name} + fd (network -> daemon: a TLS peer, its checked
- * identity); net_connect {endpoint, role, name} + fd (daemon -> network: connect there, expect
+ * identity); net_refused {name: why} (network -> daemon: a handshake refused, for the daemon's
+ * metrics); net_connect {endpoint, role, name} + fd (daemon -> network: connect there, expect
  * that server). The first frame the network process writes on a connection it made is net_up
  * {role, name} (who answered) or an err saying why there is no connection.
  */
@@ -187,6 +188,15 @@ struct proto_relay {
 	struct log_limit		 log_accept;
 };
 
+/* A handshake refused here is counted by the daemon, which serves the metrics (net_refused). */
+static void
+relay_refused(struct proto_relay *r, const char *reason)
+{
+	struct msg_net b = { NULL, NULL, reason };
+
+	proto_relay_send(r->cfg.ctl, "net_refused", &b, -1);
+}
+
 static void
 relay_free(struct relay_link *l)
 {
@@ -229,8 +239,11 @@ relay_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!l->closing)
+	if (!l->closing) {
 		log_debug("%s: no TLS handshake in time", l->endpoint[0] ? l->endpoint : "a peer");
+		if (l->accepted)
+			relay_refused(l->r, "handshake_timeout");
+	}
 	relay_free(l);
 }
 
@@ -432,24 +445,30 @@ relay_on_write(struct bufferevent *bev, void *arg)
 }
 
 /* Why a TLS connection failed, as conn.c says it (the certificate refused, TLS, the socket). */
-static void
+static const char *
 relay_why(struct relay_link *l, short what, char *why, size_t len)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(l->net);
 	long v = ssl != NULL && !l->up ? SSL_get_verify_result(ssl) : X509_V_OK;
-	unsigned long e;
+	unsigned long e = 0;
 	int sockerr = EVUTIL_SOCKET_ERROR();
 
-	if (!(what & BEV_EVENT_ERROR))
+	if (!(what & BEV_EVENT_ERROR)) {
 		snprintf(why, len, "closed by the peer");
-	else if (v != X509_V_OK)
+		return NULL;
+	}
+	if (v != X509_V_OK)
 		snprintf(why, len, "certificate refused: %s", X509_verify_cert_error_string(v));
 	else if ((e = bufferevent_get_openssl_error(l->net)) != 0)
 		ERR_error_string_n(e, why, len);
 	else if (sockerr != 0)
 		snprintf(why, len, "%s", evutil_socket_error_to_string(sockerr));
 	else
-		snprintf(why, len, "closed by the peer");
+		snprintf(why, len, "connection error");
+	/* the reasons of proto/metrics.h's refused handshakes, as conn.c counts them */
+	return v != X509_V_OK ? "certificate" : e != 0 &&
+	    ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ? "no_certificate" :
+	    "tls_error";
 }
 
 static void relay_on_event(struct bufferevent *bev, short what, void *arg);
@@ -469,6 +488,8 @@ relay_up(struct relay_link *l)
 	if (tls_peer_identity(bufferevent_openssl_get_ssl(l->net), &p) != 0 ||
 	    strcmp(p.role, "local") == 0) {
 		snprintf(why, sizeof why, "the peer's certificate names no known role");
+		if (l->accepted)
+			relay_refused(l->r, "no_role");
 		goto refuse;
 	}
 	if (!l->accepted && strcmp(p.role, l->role) != 0) {
@@ -539,7 +560,10 @@ relay_on_event(struct bufferevent *bev, short what, void *arg)
 	char why[300];
 
 	if (bev == l->net) {
-		relay_why(l, what, why, sizeof why);
+		const char *reason = relay_why(l, what, why, sizeof why);
+
+		if (l->accepted && !l->up && reason != NULL)
+			relay_refused(l->r, reason);
 		if (!l->up && !l->accepted) {
 			char msg[700];
 			snprintf(msg, sizeof msg, "%s: %s", l->endpoint, why);
@@ -601,6 +625,7 @@ relay_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr 
 	if (r->handshaking >= r->cfg.max_handshakes) {
 		log_limited(&r->log_accept, LOG_WARN, "%d TLS connections are in their handshake "
 		    "(max_handshakes): closing new ones at once", r->handshaking);
+		relay_refused(r, "handshake_budget");
 		close(fd);
 		return;
 	}

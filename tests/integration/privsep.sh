@@ -55,6 +55,10 @@ for f in CapEff CapPrm CapInh CapAmb CapBnd; do
 	expect_eq "$f is 0" "$(awk -v f="$f:" '$1==f{print $2}' "/proc/$net/status")" "0000000000000000"
 done
 expect_eq "no_new_privs is set" "$(awk '$1=="NoNewPrivs:"{print $2}' "/proc/$net/status")" "1"
+case "$GCA_BUILD" in
+*/san) pass "a sanitizer build runs it without its seccomp filter (skipped)" ;;
+*) expect_eq "a seccomp filter holds it (Seccomp: 2)" "$(awk '$1=="Seccomp:"{print $2}' "/proc/$net/status")" "2" ;;
+esac
 expect_eq "its root directory is STATE/net" "$(readlink "/proc/$net/root")" "$state/net"
 expect_eq "STATE/net is root's and not writable by it" "$(stat -c '%U %a' "$state/net")" "root 755"
 check "the parent (root) holds no TLS socket of a peer: its TLS port is the network process's" \
