@@ -328,8 +328,15 @@ proto_conn_on_read(struct bufferevent *bev, void *arg)
 	struct proto_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	if (!c->up && c->ops.relayed && c->open)
-		proto_conn_relay_up(c, in);
+	if (!c->up && c->ops.relayed) {
+		/* held: a refusal frees the connection; once up, became_up reads the rest */
+		if (c->open) {
+			proto_conn_ref(c);
+			proto_conn_relay_up(c, in);
+			proto_conn_unref(c);
+		}
+		return;
+	}
 	if (!c->up)
 		return;		/* nothing is read before the peer is known */
 	proto_conn_ref(c);
