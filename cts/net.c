@@ -352,7 +352,12 @@ net_open(struct cts *c, const struct config *cf, char *err, size_t errlen)
 
 	net.cts = c;
 	net.backoff_ms = NET_BACKOFF_MIN_MS;
-	if (getpwnam(user) == NULL) {
+	if (geteuid() != 0) {
+		/* a CTS run by an ordinary user (a developer's site): no user to become, no chroot;
+		 * the network process is still apart, with no_new_privs and the seccomp filter */
+		log_warn("not root: the network process runs as this CTS's user, not chrooted");
+		user = "-";
+	} else if (getpwnam(user) == NULL) {
 		snprintf(err, errlen, "net_user %s: no such user (the CTS's network process runs as "
 		    "it; make it with useradd --system %s, or name another in cts.conf)", user, user);
 		return -1;
@@ -502,8 +507,9 @@ net_main(int argc, char **argv)
 	struct proto_relay_config cfg = { .ctl = 3, .listen_fd = 4 };
 	struct proto_relay *r;
 	struct event_base *base;
-	struct passwd *pw;
+	struct passwd *pw = NULL;
 	char err[512];
+	bool confined;
 
 	log_init("gca-cts-net");
 	prctl(PR_SET_NAME, "gca-cts-net", 0, 0, 0);
@@ -517,16 +523,20 @@ net_main(int argc, char **argv)
 	cfg.max_frame = strtoul(argv[7], NULL, 10);
 	cfg.handshake_timeout_ms = atoi(argv[8]);
 	cfg.max_handshakes = atoi(argv[9]);
-	if ((pw = getpwnam(argv[6])) == NULL)
+	confined = strcmp(argv[6], "-") != 0;	/* "-": the CTS is not root (net_open) */
+	if (confined && (pw = getpwnam(argv[6])) == NULL)
 		log_fatal("net_user %s: no such user", argv[6]);
 	base = event_base_new();
 	if ((r = proto_relay_new(base, &cfg, &tls, err, sizeof err)) == NULL)
 		log_fatal("%s", err);
-	if (chroot(argv[2]) != 0 || chdir("/") != 0)
+	if (confined && (chroot(argv[2]) != 0 || chdir("/") != 0))
 		log_fatal("cannot chroot into %s: %s", argv[2], strerror(errno));
-	if (net_drop(pw, err, sizeof err) != 0)
+	if (confined && net_drop(pw, err, sizeof err) != 0)
 		log_fatal("%s", err);
-	proto_relay_chroot(r, argv[2]);
+	if (!confined && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		log_fatal("cannot set no_new_privs: %s", strerror(errno));
+	if (confined)
+		proto_relay_chroot(r, argv[2]);
 	if (proto_relay_start(r, err, sizeof err) != 0 || net_seccomp(err, sizeof err) != 0)
 		log_fatal("%s", err);
 	event_base_dispatch(base);
