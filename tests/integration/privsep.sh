@@ -40,6 +40,8 @@ def s_(x):
 if sys.argv[2] == "ping":     # a frame of a type the control socket does not take
     body = b"\x84" + s_("v") + b"\x01" + s_("t") + s_("ping") + s_("id") + b"\x00" + s_("b") + b"\x80"
     s.send(struct.pack(">I", len(body)) + body)
+elif sys.argv[2] == "big":     # a message over the control socket's 4 KiB
+    s.send(struct.pack(">I", 8192) + b"\x00" * 8192)
 else:                          # bytes that are no frame
     s.send(b"\x00\x00\x10\x00garbage")
 PY
@@ -85,7 +87,12 @@ net=$(netpid)
 sleep 0.5
 send "$net" garbage
 check "bytes that are no frame: refused the same way" wait_for 10 new_net "$net"
-check "the log says why" grep -q "network process $net: it sent a message" "$log"
+check "the log says why" grep -q "network process $net: it sent a message whose length" "$log"
+net=$(netpid)
+sleep 0.5
+send "$net" big
+check "a message over the size limit: refused the same way" wait_for 10 new_net "$net"
+check "the log says why" grep -q "network process $net: it sent a message over 4096 bytes" "$log"
 
 # -- kill -9: restarted, nothing acknowledged lost, the next checkpoint works --
 net=$(netpid)
