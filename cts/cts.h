@@ -249,6 +249,14 @@ struct cts {
 	struct metrics_http	*metrics;	/* metrics.c: GET /metrics, or NULL */
 };
 
+/* net.c: the network process (docs/ARCHITECTURE.md, "The privilege line"). */
+struct config;
+int   net_open(struct cts *c, const struct config *cf, char *err, size_t errlen);
+void  net_close(struct cts *c);
+int   net_port(void);		/* the TLS port */
+pid_t net_pid(void);
+int   net_main(int argc, char **argv);	/* gca-cts --net: the network process */
+
 /* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
 int  descriptor_load(struct cts *c, const char *path, char *err, size_t errlen);
 

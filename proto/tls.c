@@ -191,6 +191,28 @@ out:
 }
 
 
+/* A network process chrooted into root: the CA and CRL it watches are root's copies (the daemon
+ * writes them there), named from inside. */
+void
+tls_ctx_chroot(SSL_CTX *ctx, const char *root)
+{
+	struct tls_crl *t = tls_crl_index < 0 ? NULL : SSL_CTX_get_ex_data(ctx, tls_crl_index);
+	size_t n = strlen(root);
+	char *ca, *crl;
+
+	if (t == NULL || strncmp(t->ca, root, n) != 0 || t->ca[n] != '/')
+		return;
+	ca = xstrdup(t->ca + n);
+	if ((crl = tls_crl_path(ca)) == NULL) {
+		free(ca);
+		return;
+	}
+	free(t->ca);
+	free(t->crl);
+	t->ca = ca;
+	t->crl = crl;
+}
+
 /* The site CA and its CRL, watched for changes by tls_ctx_refresh. */
 static int
 tls_ctx_trust(SSL_CTX *ctx, const char *ca, char *err, size_t errlen)

@@ -317,6 +317,19 @@ static const struct proto_field m_local_exit_fields[] = {
 };
 static const struct proto_type proto_t_m_local_exit = { "local_exit", m_local_exit_fields, sizeof m_local_exit_fields / sizeof m_local_exit_fields[0], sizeof(struct msg_local_exit), &proto_t_ok_empty };
 
+/* The CTS's own socketpair between its root parent and its network process (docs/ARCHITECTURE.md,
+ * "The privilege line"): net_connect (parent: dial endpoint, expect role and name), net_accepted
+ * (network: a TLS peer was accepted), net_refused (network: a handshake refused, why), net_up (network, first frame of a relayed connection). */
+static const struct proto_field m_net_fields[] = {
+	{ "endpoint", PK_STR, offsetof(struct msg_net, endpoint), false, 300 },
+	{ "role", PK_STR, offsetof(struct msg_net, role), false, 15 },
+	{ "name", PK_STR, offsetof(struct msg_net, name), false, 255 },
+};
+static const struct proto_type proto_t_m_net_connect = { "net_connect", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+static const struct proto_type proto_t_m_net_accepted = { "net_accepted", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+static const struct proto_type proto_t_m_net_refused = { "net_refused", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+static const struct proto_type proto_t_m_net_up = { "net_up", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+
 static const struct proto_field local_info_ok_fields[] = {
 	{ "cts", PK_STR, offsetof(struct msg_local_info_ok, cts), true, 256 },
 	{ "core_service", PK_STR, offsetof(struct msg_local_info_ok, core_service), true, 128 },
@@ -394,6 +407,10 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_local_vm_take,
 	&proto_t_m_app_save,
 	&proto_t_m_app_saved,
+	&proto_t_m_net_connect,
+	&proto_t_m_net_accepted,
+	&proto_t_m_net_refused,
+	&proto_t_m_net_up,
 };
 
 const struct proto_type *
