@@ -76,13 +76,20 @@ retention_now(char out[ID_LEN + 1])
 	    (unsigned long long)(ms >> 16) & 0xffffffffULL, (unsigned long long)ms & 0xffff);
 }
 
-/* The bound of gid's job: before its first checkpoint not recorded yet, or now. */
+/* The bound of gid's job: before its first checkpoint not recorded yet, or now. A checkpoint whose
+ * record waits in the outbox (the directory was away when it was taken) counts as not recorded:
+ * removed now, its record would be stored later naming an image that is gone, and never expired. */
 void
 retention_bound(struct cts *c, const char *gid, char before[ID_LEN + 1])
 {
 	struct cts_job *j = jobs_find(c, gid);
 
 	retention_now(before);
+	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next)
+		if (it->rec.gid != NULL && strcmp(it->rec.gid, gid) == 0 &&
+		    it->rec.checkpoint_id != NULL && id_valid(it->rec.checkpoint_id) &&
+		    strcmp(it->rec.checkpoint_id, before) < 0)
+			memcpy(before, it->rec.checkpoint_id, ID_LEN + 1);
 	if (j == NULL)
 		return;
 	if (j->running != NULL && !j->running->recorded && strcmp(j->running->id, before) < 0)
