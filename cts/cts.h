@@ -284,6 +284,9 @@ struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char 
 /* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); written
  * (group commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
+/* The same entry written at once, whole and fsynced, by a child about to remove the copy
+ * (retention.c): read back by outbox_load if this CTS dies before it heard the child. */
+int  outbox_gone_ahead(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
 /* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that

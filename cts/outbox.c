@@ -301,6 +301,29 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 }
 
 int
+outbox_gone_ahead(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	struct msg_image_location q = { id, gid, c->name, true, expired };
+	char path[PATH_MAX];
+	uint8_t *frame;
+	size_t len;
+	int rc;
+
+	if (snprintf(path, sizeof path, "%s/outbox/%s.gone", c->state, id) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (proto_encode("image_location", 0, proto_type_find("image_location"), &q, &frame,
+	    &len) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	rc = file_write_whole(path, frame, len, 0600);
+	free(frame);
+	return rc;
+}
+
+int
 outbox_load(struct cts *c, outbox_cb done, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 300];
