@@ -287,6 +287,8 @@ int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 /* The same entry written at once, whole and fsynced, by a child about to remove the copy
  * (retention.c): read back by outbox_load if this CTS dies before it heard the child. */
 int  outbox_gone_ahead(struct cts *c, const char *gid, const char *id, bool expired);
+/* The loop's side of it: the entry outbox_gone_ahead wrote, linked and sent (not written again). */
+int  outbox_gone_written(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
 /* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that

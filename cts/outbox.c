@@ -272,8 +272,11 @@ outbox_gone_send(struct cts *c, struct outbox_gone *g)
 	gcslink_request(c, "image_location", &g->loc, outbox_gone_on_ack, g);
 }
 
-int
-outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
+/* outbox_gone, or with on_disk its entry written already (outbox_gone_ahead): then it is only
+ * linked and sent, never written again, since a failed write (a full disk) would remove the file
+ * the child made durable and the removal would be lost. */
+static int
+outbox_gone_add(struct cts *c, const char *gid, const char *id, bool expired, bool on_disk)
 {
 	struct msg_image_location q = { id, gid, c->name, true, expired };
 	char why[256];
@@ -296,8 +299,26 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 		return -1;
 	}
 	snprintf(g->file.name, sizeof g->file.name, "%s.gone", id);
-	outbox_file_pending(c, &g->file, frame, len);
+	if (!on_disk) {
+		outbox_file_pending(c, &g->file, frame, len);
+		return 0;
+	}
+	free(frame);
+	g->file.durable = true;
+	outbox_gone_send(c, g);
 	return 0;
+}
+
+int
+outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	return outbox_gone_add(c, gid, id, expired, false);
+}
+
+int
+outbox_gone_written(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	return outbox_gone_add(c, gid, id, expired, true);
 }
 
 int

@@ -121,7 +121,7 @@ retention_out_add(const char *id, void *arg)
 
 /* In the child, before a removal: its outbox entry, durable, so that the directory hears of it
  * even if this CTS is killed before it read the child's answer (the image would be gone and its
- * record would still name this copy). The loop's retention_removed writes the same entry again. */
+ * record would still name this copy). The loop then only links and sends it (retention_done). */
 static int
 retention_announce(const char *id, void *arg)
 {
@@ -201,7 +201,9 @@ retention_done(bool ok, const char *out, void *arg)
 			break;
 		} else if (id_valid(id)) {
 			log_info("retention: removed image %s of %s", id, run->jobs[job].gid);
-			retention_removed(c, run->jobs[job].gid, id, true);
+			if (outbox_gone_written(c, run->jobs[job].gid, id, true) != 0)
+				log_error("checkpoint %s of %s: cannot send the removal of the copy "
+				    "here: it is sent after a restart", id, run->jobs[job].gid);
 		}
 	}
 	retention_run_free(run);

@@ -46,6 +46,6 @@ kill -9 $job
 gca-site down "$site" >/dev/null
 
 # ---- the short campaign: every kind of fault at least once, each count 0 ----
-bash "$GCA_TOP/tests/faults/campaign.sh" --seconds 30 --hold 2 --gap 1 --out "$TEST_TMP/campaign" ||
+bash "$GCA_TOP/tests/faults/campaign.sh" --seconds 20 --hold 2 --gap 1 --out "$TEST_TMP/campaign" ||
 	TEST_FAILS=$((TEST_FAILS + 1))
 done_testing
