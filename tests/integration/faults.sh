@@ -42,7 +42,7 @@ elif grep -q '^gcaStatus: expired' <<<"$rec"; then
 else
 	check "$x's record is not expired: its image is on disk" test -f "$site/cts/cts-app/images/keep-job/$x/manifest"
 fi
-kill -9 $job
+kill -9 $job; wait $job 2>/dev/null
 gca-site down "$site" >/dev/null
 
 # ---- the short campaign: every kind of fault at least once, each count 0 ----
