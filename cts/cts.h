@@ -177,6 +177,7 @@ struct outbox_item {
 struct outbox_gone {
 	struct msg_image_location	 loc;
 	bool				 sending;
+	bool				 ahead;	/* retention's child wrote STATE/outbox/<id>.gone */
 	struct outbox_file		 file;
 	struct cts			*cts;
 	struct outbox_gone		*next;
@@ -293,6 +294,11 @@ struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char 
  * commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
 bool outbox_holds(struct cts *c, const char *id);	/* the record of checkpoint id is held */
+/* The same entry written at once, whole and fsynced, by a child about to remove the copy
+ * (retention.c): read back by outbox_load if this CTS dies before it heard the child. */
+int  outbox_gone_ahead(struct cts *c, const char *gid, const char *id, bool expired);
+/* The loop's side of it: the entry outbox_gone_ahead wrote, linked and sent (not written again). */
+int  outbox_gone_written(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
 /* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that

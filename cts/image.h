@@ -182,6 +182,15 @@ int retain_prune(const char *job_dir, unsigned keep, void (*removed)(const char 
  */
 int retain_prune_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
 	void (*removed)(const char *id, void *arg), void *arg);
+/*
+ * retain_prune_before announcing each removal first: removing(id, arg) is called before the
+ * folder is removed, and a nonzero return keeps it (the result is then -1). cts/retention.c
+ * writes the removal's outbox entry there, so a CTS killed before it heard of the removal still
+ * tells the directory after its restart.
+ */
+int retain_prune_announced(const char *job_dir, unsigned keep, const char *before, unsigned max,
+	int (*removing)(const char *id, void *arg), void (*removed)(const char *id, void *arg),
+	void *arg);
 /* The same without removing anything: removed(id) for each image retain_prune would remove. */
 int retain_plan(const char *job_dir, unsigned keep,
 	void (*removed)(const char *id, void *arg), void *arg);

@@ -385,8 +385,12 @@ outbox_gone_send(struct cts *c, struct outbox_gone *g)
 	gcslink_request(c, "image_location", &g->loc, outbox_gone_on_ack, g);
 }
 
-int
-outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
+/* outbox_gone, or with on_disk its entry written already by retention's child (outbox_gone_ahead,
+ * a file of the older layout): it joins the log like any other, and the child's file is removed
+ * only once the log holds it. Should that commit fail (a full disk), the child's file still
+ * holds it: it is sent anyway, and read back at the next start (outbox_commit). */
+static int
+outbox_gone_add(struct cts *c, const char *gid, const char *id, bool expired, bool on_disk)
 {
 	struct msg_image_location q = { id, gid, c->name, true, expired };
 	char why[256];
@@ -409,6 +413,7 @@ outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
 		return -1;
 	}
 	snprintf(g->file.name, sizeof g->file.name, "%s.gone", id);
+	g->ahead = on_disk;
 	outbox_file_pending(c, &g->file, frame, len);
 	return 0;
 }
@@ -612,6 +617,41 @@ outbox_rewrite(struct cts *c)
 	if (rc == 0)
 		rc = outbox_open(path);
 	free(b.p);
+	return rc;
+}
+
+int
+outbox_gone(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	return outbox_gone_add(c, gid, id, expired, false);
+}
+
+int
+outbox_gone_written(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	return outbox_gone_add(c, gid, id, expired, true);
+}
+
+int
+outbox_gone_ahead(struct cts *c, const char *gid, const char *id, bool expired)
+{
+	struct msg_image_location q = { id, gid, c->name, true, expired };
+	char path[PATH_MAX];
+	uint8_t *frame;
+	size_t len;
+	int rc;
+
+	if (snprintf(path, sizeof path, "%s/outbox/%s.gone", c->state, id) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (proto_encode("image_location", 0, proto_type_find("image_location"), &q, &frame,
+	    &len) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	rc = file_write_whole(path, frame, len, 0600);
+	free(frame);
 	return rc;
 }
 
@@ -882,8 +922,23 @@ outbox_commit(struct cts *c, bool stopping)
 		if (!outbox_file_settle(&its[i]->file, synced, e))
 			outbox_unlink(c, its[i]);
 	for (size_t i = 0; i < ng; i++)
-		if (!outbox_file_settle(&gs[i]->file, synced, e))
-			outbox_gone_unlink(c, gs[i]);
+		(void)outbox_file_settle(&gs[i]->file, synced, e);
+	for (size_t i = 0; i < ng; i++) {
+		struct outbox_gone *g = gs[i];
+		char path[PATH_MAX];
+
+		if (g->ahead && outbox_path(c, g->file.name, path, sizeof path) == 0) {
+			if (synced)	/* the log holds it now: the child's file is not needed */
+				(void)unlink(path);
+			else {		/* the child's file keeps it durable (read at the next start) */
+				g->file.durable = true;
+				g->file.error = 0;
+			}
+		}
+		g->ahead = false;
+		if (!g->file.durable)
+			outbox_gone_unlink(c, g);
+	}
 	for (size_t i = 0; i < ni; i++) {
 		struct outbox_item *it = its[i];
 
