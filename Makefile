@@ -219,6 +219,15 @@ demo-stop:
 fuzz:
 	$(MAKE) -C tests/fuzz B=$(abspath build/fuzz)
 
+# make faults: the fault campaign (tests/faults/campaign.sh) for FAULTS_MINUTES, stops, cuts and full
+# disks of 20 s, 4 brokers, 8 jobs; logs and its table in $(B)/faults/ (docs/FAULTS.md). A short run
+# of it is a suite of make test (tests/integration/faults.sh).
+.PHONY: faults
+FAULTS_MINUTES ?= 15
+faults: all
+	GCA_BUILD=$(abspath $(B)) tests/faults/campaign.sh --seconds $$(( $(FAULTS_MINUTES) * 60 )) \
+		--hold 20 --gap 4 --brokers 4 --jobs 2 --ldap-mb 512 --out $(B)/faults
+
 # --one-file-system: nothing is mounted under build/debian13/root outside its own namespace, and
 # should something be, rm stays off it.
 clean:

@@ -159,9 +159,11 @@ void ctl_json_num(struct ctl_json *j, const char *key, unsigned long long value)
 void ctl_json_bool(struct ctl_json *j, const char *key, bool value);
 void ctl_json_list(struct ctl_json *j, const char *key, const struct proto_strlist *l);
 void ctl_json_end(struct ctl_json *j);
+/* The key of a value the caller writes itself (a nested object or list). */
+void ctl_json_key(struct ctl_json *j, const char *key);
 
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_services, ctl_cmd_classes, ctl_cmd_class_add,
 	ctl_cmd_cts, ctl_cmd_cts_remove, ctl_cmd_jobs, ctl_cmd_checkpoint, ctl_cmd_checkpoints,
-	ctl_cmd_subscribe, ctl_cmd_gc;
+	ctl_cmd_subscribe, ctl_cmd_gc, ctl_cmd_audit;
 
 #endif

@@ -9,7 +9,7 @@
 const struct ctl_cmd *const ctl_cmds[] = {
 	&ctl_cmd_status, &ctl_cmd_services, &ctl_cmd_classes, &ctl_cmd_class_add, &ctl_cmd_cts,
 	&ctl_cmd_cts_remove, &ctl_cmd_jobs, &ctl_cmd_checkpoint, &ctl_cmd_checkpoints,
-	&ctl_cmd_subscribe, &ctl_cmd_gc,
+	&ctl_cmd_subscribe, &ctl_cmd_gc, &ctl_cmd_audit,
 };
 const size_t ctl_ncmds = GCA_NITEMS(ctl_cmds);
 

@@ -34,6 +34,12 @@ print_json_key(struct ctl_json *j, const char *key)
 }
 
 void
+ctl_json_key(struct ctl_json *j, const char *key)
+{
+	print_json_key(j, key);
+}
+
+void
 ctl_json_begin(struct ctl_json *j, FILE *f)
 {
 	j->f = f;

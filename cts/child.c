@@ -27,6 +27,7 @@ struct child {
 	size_t		 used;
 	void		(*done)(bool ok, const char *out, void *arg);
 	void		*arg;
+	bool		 remover;	/* only removes files (child_mark_remover) */
 	struct child	*next;
 };
 
@@ -180,4 +181,21 @@ bool
 child_any(void)
 {
 	return child_list != NULL;
+}
+
+void
+child_mark_remover(const void *arg)
+{
+	for (struct child *ch = child_list; ch != NULL; ch = ch->next)
+		if (ch->arg == arg)
+			ch->remover = true;
+}
+
+bool
+child_any_writing(void)
+{
+	for (struct child *ch = child_list; ch != NULL; ch = ch->next)
+		if (!ch->remover)
+			return true;
+	return false;
 }

@@ -6,7 +6,7 @@
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
  * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental, idle_timeout,
- * handshake_timeout, max_peer_connections, max_handshakes, metrics_listen. Times in seconds unless they carry a
+ * handshake_timeout, max_peer_connections, max_handshakes, metrics_listen, net_user. Times in seconds unless they carry a
  * unit (500ms, 2m).
  */
 #include <errno.h>
@@ -32,6 +32,7 @@ const struct proto_handler cts_handlers[] = {
 	{ "image_fetch", PROTO_ROLE_CTS, transfer_serve },
 	{ "image_replicate", PROTO_ROLE_CTS, replica_receive },
 	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },
+	{ "image_audit", PROTO_ROLE_GCS, audit_image },
 };
 const size_t cts_nhandlers = GCA_NITEMS(cts_handlers);
 
@@ -290,6 +291,8 @@ cts_free(struct cts *c)
 	proto_strlist_free(&c->recovery_params);
 }
 
+/* The TLS endpoint is the network process's (net.c): the connections it accepted reach these
+ * handlers over unix sockets, with the identity it checked. */
 static void
 cts_listen(struct cts *c, const struct config *cf)
 {
@@ -301,11 +304,16 @@ cts_listen(struct cts *c, const struct config *cf)
 		.idle_exempt_roles = PROTO_ROLE_GCS | PROTO_ROLE_CTS,
 		.max_per_peer = c->max_peer_connections, .max_handshakes = c->max_handshakes };
 	char err[512];
+	const char *colon = strrchr(c->listen, ':');
 
-	if ((c->server = proto_server_tls(c->base, c->listen, &c->tls, &scfg, err, sizeof err)) == NULL)
+	c->server = proto_server_relayed(c->base, &scfg);
+	if (net_open(c, cf, err, sizeof err) != 0)
 		log_fatal("%s", err);
-	c->endpoint = config_get(cf, "endpoint") ? xstrdup(config_get(cf, "endpoint")) :
-	    proto_server_endpoint(c->server, c->listen);
+	if (config_get(cf, "endpoint") != NULL)
+		c->endpoint = xstrdup(config_get(cf, "endpoint"));
+	else
+		xasprintf(&c->endpoint, "%.*s:%d", colon ? (int)(colon - c->listen) :
+		    (int)strlen(c->listen), c->listen, net_port());
 }
 
 /*
@@ -314,10 +322,10 @@ cts_listen(struct cts *c, const struct config *cf)
  * dies on its state folder (a full disk) never writes it.
  */
 static void
-cts_port_file(struct cts *c, const char *port_file)
+cts_port_file(const char *port_file)
 {
 	char port[16];
-	int len = snprintf(port, sizeof port, "%d\n", proto_server_port(c->server));
+	int len = snprintf(port, sizeof port, "%d\n", net_port());
 
 	if (port_file != NULL && file_write_whole(port_file, port, (size_t)len, 0644) != 0)
 		log_fatal("cannot write %s: %s", port_file, strerror(errno));
@@ -333,6 +341,8 @@ main(int argc, char **argv)
 	struct timeval beat;
 	char err[512], why[512];
 
+	if (argc > 1 && strcmp(argv[1], "--net") == 0)
+		return net_main(argc, argv);
 	log_init(argv[0]);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-d") == 0)
@@ -406,7 +416,7 @@ main(int argc, char **argv)
 	log_info("%s (%s%s%s) at %s, socket %s, GCS %s", c.name, c.core->name,
 	    c.unavailable[0] ? ", unavailable: " : "", c.unavailable, c.endpoint, c.socket,
 	    c.gcs_endpoint);
-	cts_port_file(&c, port_file);
+	cts_port_file(port_file);
 	beat = (struct timeval){ c.heartbeat_ms / 1000, (c.heartbeat_ms % 1000) * 1000 };
 	c.tick = event_new(c.base, -1, EV_PERSIST, cts_on_tick, &c);
 	event_add(c.tick, &beat);
@@ -427,6 +437,7 @@ main(int argc, char **argv)
 	cts_metrics_close(&c);
 	replica_free(&c);
 	proto_server_free(c.local);
+	net_close(&c);
 	proto_server_free(c.server);
 	jobs_free(&c);
 	fence_free();

@@ -134,12 +134,12 @@ struct cts_ckpt {
 	struct cts_ckpt		*next;
 };
 
-/* ---- an outbox entry's file, STATE/outbox/<name> (outbox.c) ---- */
+/* ---- an outbox entry, a line of STATE/outbox/log (outbox.c) ---- */
 struct outbox_file {
 	char		 name[ID_LEN + 6];	/* "<checkpoint id>" or "<checkpoint id>.gone" */
 	uint8_t		*frame;			/* to write at the next commit, then NULL */
 	size_t		 len;
-	bool		 durable;		/* its data and its folder entry are on disk */
+	bool		 durable;		/* in the log, synced */
 	int		 error;			/* errno of a write that failed, else 0 */
 };
 
@@ -177,6 +177,7 @@ struct outbox_item {
 struct outbox_gone {
 	struct msg_image_location	 loc;
 	bool				 sending;
+	bool				 ahead;	/* retention's child wrote STATE/outbox/<id>.gone */
 	struct outbox_file		 file;
 	struct cts			*cts;
 	struct outbox_gone		*next;
@@ -249,6 +250,14 @@ struct cts {
 	struct metrics_http	*metrics;	/* metrics.c: GET /metrics, or NULL */
 };
 
+/* net.c: the network process (docs/ARCHITECTURE.md, "The privilege line"). */
+struct config;
+int   net_open(struct cts *c, const struct config *cf, char *err, size_t errlen);
+void  net_close(struct cts *c);
+int   net_port(void);		/* the TLS port */
+pid_t net_pid(void);
+int   net_main(int argc, char **argv);	/* gca-cts --net: the network process */
+
 /* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
 int  descriptor_load(struct cts *c, const char *path, char *err, size_t errlen);
 
@@ -265,14 +274,14 @@ void gcslink_request(struct cts *c, const char *type, const void *body, proto_re
 #define GCSLINK_BACK		0x4	/* the GCS answers a heartbeat again after a silence */
 void gcslink_on(int events, void (*fn)(struct cts *c));
 
-/* outbox.c: a durable queue of records for the GCS, STATE/outbox/<id>, one fsynced file per record
- * until the GCS acknowledges it. It knows nothing of checkpoints: whoever adds a record hands it a
+/* outbox.c: a durable queue of records for the GCS, STATE/outbox/log, a line appended and synced per
+ * record and kept until the GCS acknowledges it. It knows nothing of checkpoints: whoever adds a record hands it a
  * completion callback and its argument. outbox_load reads the records left from before a restart
  * and sets done, the queue's own callback: they, and every record after its first outcome, report
  * there with arg NULL (their callers are gone, or were told already). */
 int  outbox_load(struct cts *c, outbox_cb done, char *err, size_t errlen);
-/* rec into the outbox: written with the others of this loop turn on the next one (one fsync of
- * outbox/ for all), then sent; cb(arg) hears its first outcome, OUTBOX_NOT_KEPT included. NULL if
+/* rec into the outbox: written with the others of this loop turn on the next one (one fdatasync
+ * of the log for all), then sent; cb(arg) hears its first outcome, OUTBOX_NOT_KEPT included. NULL if
  * it cannot even be encoded (no callback then). */
 struct outbox_item *outbox_add(struct cts *c, const struct msg_checkpoint_log *rec, outbox_cb cb,
 	void *arg);
@@ -281,9 +290,15 @@ void outbox_send(struct cts *c, struct outbox_item *it);
 void outbox_flush(struct cts *c);		/* sends every item not in flight */
 /* The record of gid's checkpoint asked with this idempotency key ("idem=" property), if any. */
 struct outbox_item *outbox_find_idem(struct cts *c, const char *gid, const char *idem_key);
-/* STATE/outbox/<id>.gone: retention removed this CTS's copy of id (expired: it took it); written
- * (group commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
+/* "<id>.gone": retention removed this CTS's copy of id (expired: it took it); written (group
+ * commit, as outbox_add) and sent as image_location until the GCS acknowledges it. */
 int  outbox_gone(struct cts *c, const char *gid, const char *id, bool expired);
+bool outbox_holds(struct cts *c, const char *id);	/* the record of checkpoint id is held */
+/* The same entry written at once, whole and fsynced, by a child about to remove the copy
+ * (retention.c): read back by outbox_load if this CTS dies before it heard the child. */
+int  outbox_gone_ahead(struct cts *c, const char *gid, const char *id, bool expired);
+/* The loop's side of it: the entry outbox_gone_ahead wrote, linked and sent (not written again). */
+int  outbox_gone_written(struct cts *c, const char *gid, const char *id, bool expired);
 void outbox_free(struct cts *c);
 
 /* jobs.c: the job table. A job's events go to one callback, set once at start (cts.c), so that
@@ -417,6 +432,12 @@ void retention_free(struct cts *c);
 void orphans_scan(struct cts *c);
 void orphans_check(struct cts *c);
 void orphans_free(struct cts *c);
+/* The GID whose image folder (STATE/images/<name>) is name, malloc'd, or NULL (not one). */
+char *orphans_gid(const char *name);
+
+/* audit.c: image_audit from the GCS (gca-ctl audit): the copies the directory places here
+ * checked, the images no record names, the jobs held. */
+void audit_image(struct proto_req *r, void *ctx);
 
 /* restore.c: restore_prepare from gca-recover. */
 void restore_prepare(struct proto_req *r, void *ctx);
@@ -470,6 +491,10 @@ int  child_run(struct cts *c, child_fn fn, void *fn_arg, void (*done)(bool ok, c
  * as usual, done(false, "the worker process died (signal 9)"). Returns how many. */
 int  child_kill(const void *arg);
 bool child_any(void);		/* a child is running (copying, dumping, removing) */
+/* The children whose done callback gets arg only remove files (retention): they write no image
+ * whose flush a copy on the loop would wait for (child_any_writing leaves them out). */
+void child_mark_remover(const void *arg);
+bool child_any_writing(void);	/* a child is running that may write an image */
 
 /* metrics.c (docs/METRICS.md): the set defined, served on listen (NULL: not served). */
 int  cts_metrics_open(struct cts *c, const char *listen, char *err, size_t errlen);

@@ -3,8 +3,9 @@
  * owns (app images, encrypted as they are copied when the site has a key), or seals what criu or
  * QEMU wrote there: one walk hashes every file (manifest.c then writes the manifest) and fsyncs
  * every file and folder. The helpers it shares with the store's other files (the file list,
- * opening beneath a folder, hashing a stream) are in cts/store.c. See cts/image.h for the folder
- * layout, the manifest format and why the store is six files.
+ * opening beneath a folder, hashing a stream) are in cts/store.c; a seal of root's criu dump
+ * takes what cts/tail.c hashed while criu wrote it and reads each file on from there. See
+ * cts/image.h for the folder layout, the manifest format and why the store is seven files.
  *
  * A job's staging folder is hostile ground: the job can swap a file for a symlink, a fifo or a
  * hard link to someone else's file at any moment. So every open below it goes through openat2
@@ -36,6 +37,7 @@ struct image_walk {
 	struct image_list	*files;
 	uint64_t		 left;		/* bytes the walk may still read (image_store_copy_small) */
 	size_t			 left_entries;	/* files and folders it may still meet */
+	struct image_tail	*tail;		/* sealing: files hashed while written (tail.c) */
 	unsigned char		*buf;
 	char			*err;
 	size_t			 errlen;
@@ -127,9 +129,19 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 			goto done;
 		}
 	}
+	/* Sealing: the file's writeback starts now and runs while it is hashed, so the fsync below
+	 * waits for less (criu and QEMU leave their files to the page cache). */
+	if (!w->copy)
+		(void)sync_file_range(in, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (w->key != NULL) {
 		if ((rc = image_walk_encrypt(w, in, out, rel, &size, sha256)) != 0)
 			goto done;
+	} else if (!w->copy && (rc = image_tail_take(w->tail, rel, &st, &size, sha256)) != 1) {
+		if (rc != 0) {
+			rc = store_fail(w->err, w->errlen, "%s/%s: %s: %s", w->src, rel,
+			    rc == -1 ? "reading" : "hashing", strerror(errno));
+			goto done;
+		}
 	} else if ((rc = store_pump_max(in, out, w->buf, w->left, &size, sha256)) != 0) {
 		if (rc == -4)
 			rc = store_fail(w->err, w->errlen, "%s: over its bound", w->src);
@@ -281,12 +293,12 @@ image_parent(const char *path, char *out, size_t outlen)
  * top/manifest; top is dst or src. */
 static int
 image_store(const char *src, int dstfd, const char *top, const struct image_meta *m,
-    const unsigned char *key, uint64_t max_bytes, size_t max_entries, struct image_result *r,
-    char *err, size_t errlen)
+    const unsigned char *key, uint64_t max_bytes, size_t max_entries, struct image_tail *tail,
+    struct image_result *r, char *err, size_t errlen)
 {
 	struct image_list files = { 0 };
 	struct image_walk w = { .src = src, .copy = dstfd >= 0, .key = key, .id = m->checkpoint_id,
-	    .files = &files, .left = max_bytes, .left_entries = max_entries, .err = err,
+	    .files = &files, .left = max_bytes, .left_entries = max_entries, .tail = tail, .err = err,
 	    .errlen = errlen };
 	char parent[PATH_MAX];
 	int rc;
@@ -335,7 +347,8 @@ image_store_copy_with(const char *src, const char *dst, const struct image_meta 
 	} else {
 		uint64_t t0 = time_mono_ms();
 
-		rc = image_store(src, dstfd, dst, m, key, max_bytes, max_entries, r, err, errlen);
+		rc = image_store(src, dstfd, dst, m, key, max_bytes, max_entries, NULL, r, err,
+		    errlen);
 		r->seal_ms = time_mono_ms() - t0;
 	}
 	if (dstfd >= 0)
@@ -376,11 +389,20 @@ int
 image_store_seal(const char *dir, const struct image_meta *m, struct image_result *r,
     char *err, size_t errlen)
 {
+	return image_store_seal_tailed(dir, m, NULL, r, err, errlen);
+}
+
+int
+image_store_seal_tailed(const char *dir, const struct image_meta *m, struct image_tail *tail,
+    struct image_result *r, char *err, size_t errlen)
+{
 	if (manifest_meta_check(m, err, errlen) != 0)
 		return -1;
 	uint64_t t0 = time_mono_ms();
-	int rc = image_store(dir, -1, dir, m, NULL, UINT64_MAX, SIZE_MAX, r, err, errlen);
+	int rc;
 
+	image_tail_stop(tail);	/* the writer is done: what is left of each file is hashed here */
+	rc = image_store(dir, -1, dir, m, NULL, UINT64_MAX, SIZE_MAX, tail, r, err, errlen);
 	r->seal_ms = time_mono_ms() - t0;
 	return rc;
 }

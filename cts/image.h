@@ -1,13 +1,14 @@
 /*
- * cts/image.h: the CTS's image store, one header for its six files:
+ * cts/image.h: the CTS's image store, one header for its seven files:
  *   image.c     copying a job's files into the store, or sealing what criu or QEMU wrote there
  *   manifest.c  the manifest: written by the seal, parsed by everything that reads an image
  *   verify.c    checking an image against its manifest before it is used (and copying it out)
  *   retain.c    which of a job's images to keep (cts/retention.c decides when to ask)
  *   crypt.c     encryption at rest: the AES-256-GCM stream of each file and the site key
  *   store.c     the helpers the others share (messages, the file list, opening beneath a folder)
+ *   tail.c      hashing criu's or QEMU's files while they are written, for the seal
  * They use one another one way: image.c -> crypt.c -> manifest.c -> store.c (verify.c and
- * retain.c use manifest.c and store.c).
+ * retain.c use manifest.c and store.c; image.c uses tail.c, which uses store.c).
  * Two words keep one meaning each: to seal an image is to hash its files into the manifest and
  * write it (signed when the caller signs) with one fsync of the folder; to encrypt is the
  * AES-GCM stream of crypt.c, which comes before the seal.
@@ -17,8 +18,9 @@
  * its size and sha256. The sha256 of the manifest's bytes is the record's gcaSHA256, so one hash
  * in the directory covers every file.
  *
- * Manifest (mode 0600, written whole: temp file, fsync, rename, fsync of the folder; its signature,
- * when the caller signs, the same way in the same folder fsync: the seal):
+ * Manifest (mode 0600, written and fsynced, straight into its name in a folder that has none yet,
+ * else temp file and rename; then one fsync of the folder; its signature, when the caller signs,
+ * the same way in the same folder fsync: the seal):
  *
  *   gca-manifest 1
  *   checkpoint <id>
@@ -113,6 +115,29 @@ int image_store_copy_encrypted(const char *src, const char *dst, const struct im
 int image_store_seal(const char *dir, const struct image_meta *m, struct image_result *r,
 	char *err, size_t errlen);
 
+/* ---- tail.c ---- */
+
+/*
+ * Hashing the files at the top of dir while their writer (root's criu, the CTS's QEMU) still
+ * writes them, front to back, in a thread of the calling process; it also starts their writeback.
+ * NULL if the thread cannot start: the seal then hashes every file itself.
+ */
+struct image_tail;
+struct stat;
+struct image_tail *image_tail_start(const char *dir);
+/* Stops the thread (the writer has exited); image_tail_free stops it too and frees (NULL ok). */
+void image_tail_stop(struct image_tail *t);
+void image_tail_free(struct image_tail *t);
+/* For the seal, once stopped: 0 with the size and sha256 of rel (a top-level file, st its fstat)
+ * hashed on to its end; 1 when the tail has no use for it (hash it whole); -1 read error or the
+ * file shrank, -3 hashing failed (errno set). */
+int image_tail_take(struct image_tail *t, const char *rel, const struct stat *st, uint64_t *size,
+	char sha256[65]);
+
+/* image_store_seal, taking what tail (NULL allowed) hashed while dir was written; stops it. */
+int image_store_seal_tailed(const char *dir, const struct image_meta *m, struct image_tail *tail,
+	struct image_result *r, char *err, size_t errlen);
+
 /* ---- verify.c ---- */
 
 /*
@@ -157,6 +182,15 @@ int retain_prune(const char *job_dir, unsigned keep, void (*removed)(const char 
  */
 int retain_prune_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
 	void (*removed)(const char *id, void *arg), void *arg);
+/*
+ * retain_prune_before announcing each removal first: removing(id, arg) is called before the
+ * folder is removed, and a nonzero return keeps it (the result is then -1). cts/retention.c
+ * writes the removal's outbox entry there, so a CTS killed before it heard of the removal still
+ * tells the directory after its restart.
+ */
+int retain_prune_announced(const char *job_dir, unsigned keep, const char *before, unsigned max,
+	int (*removing)(const char *id, void *arg), void (*removed)(const char *id, void *arg),
+	void *arg);
 /* The same without removing anything: removed(id) for each image retain_prune would remove. */
 int retain_plan(const char *job_dir, unsigned keep,
 	void (*removed)(const char *id, void *arg), void *arg);

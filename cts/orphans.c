@@ -41,7 +41,7 @@ struct cts_orphans {
 };
 
 /* The gid whose folder is name (name_to_path undone), or NULL. */
-static char *
+char *
 orphans_gid(const char *name)
 {
 	size_t n = strlen(name), o = 0;
@@ -83,7 +83,6 @@ orphans_add(struct cts_orphans *o, const char *gid, const char *id)
 static unsigned
 orphans_scan_job(struct cts *c, struct cts_orphans *o, const char *jobdir, const char *gid)
 {
-	char path[PATH_MAX + 300];
 	struct dirent *de;
 	unsigned n = 0;
 	DIR *d;
@@ -93,8 +92,7 @@ orphans_scan_job(struct cts *c, struct cts_orphans *o, const char *jobdir, const
 	while ((de = readdir(d)) != NULL) {
 		if (!id_valid(de->d_name))
 			continue;
-		snprintf(path, sizeof path, "%s/outbox/%s", c->state, de->d_name);
-		if (access(path, F_OK) == 0)
+		if (outbox_holds(c, de->d_name))
 			continue;	/* its record is on its way */
 		orphans_add(o, gid, de->d_name);
 		n++;

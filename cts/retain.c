@@ -106,32 +106,42 @@ retain_keep_parents(const char *job_dir, struct retain_ckpt *v, size_t n)
 }
 
 static int retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max,
-    bool dry, void (*removed)(const char *id, void *arg), void *arg);
+    bool dry, int (*removing)(const char *id, void *arg), void (*removed)(const char *id, void *arg),
+    void *arg);
 
 int
 retain_prune(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
 {
-	return retain_run(job_dir, keep, NULL, UINT_MAX, false, removed, arg);
+	return retain_run(job_dir, keep, NULL, UINT_MAX, false, NULL, removed, arg);
 }
 
 int
 retain_prune_before(const char *job_dir, unsigned keep, const char *before, unsigned max,
     void (*removed)(const char *id, void *arg), void *arg)
 {
-	return retain_run(job_dir, keep, before, max, false, removed, arg);
+	return retain_run(job_dir, keep, before, max, false, NULL, removed, arg);
+}
+
+int
+retain_prune_announced(const char *job_dir, unsigned keep, const char *before, unsigned max,
+    int (*removing)(const char *id, void *arg), void (*removed)(const char *id, void *arg),
+    void *arg)
+{
+	return retain_run(job_dir, keep, before, max, false, removing, removed, arg);
 }
 
 int
 retain_plan(const char *job_dir, unsigned keep, void (*removed)(const char *id, void *arg),
     void *arg)
 {
-	return retain_run(job_dir, keep, NULL, UINT_MAX, true, removed, arg);
+	return retain_run(job_dir, keep, NULL, UINT_MAX, true, NULL, removed, arg);
 }
 
 static int
 retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max, bool dry,
-    void (*removed)(const char *id, void *arg), void *arg)
+    int (*removing)(const char *id, void *arg), void (*removed)(const char *id, void *arg),
+    void *arg)
 {
 	struct retain_ckpt *v;
 	size_t n;
@@ -157,6 +167,10 @@ retain_run(const char *job_dir, unsigned keep, const char *before, unsigned max,
 		if (v[i].keep)
 			continue;
 		snprintf(dir, sizeof dir, "%s/%s", job_dir, v[i].id);
+		if (!dry && removing != NULL && removing(v[i].id, arg) != 0) {
+			failed = 1;	/* not announced: kept, and asked again later */
+			continue;
+		}
 		if (!dry && file_remove_tree(dir) != 0) {
 			log_warn("image retention: removing %s: %s", dir, strerror(errno));
 			failed = 1;

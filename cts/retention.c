@@ -10,8 +10,11 @@
  * counts the job's images first (one readdir) and asks only when there are too many, and one
  * child at a time serves every job that asked; jobs that ask while it runs are served together by
  * one more run after it, started RETENTION_SPACING_MS at the soonest after the one before: a busy
- * CTS forks for retention ten times a second at most, whatever its checkpoint rate, and an image
- * outlives its retention by a fraction of a second more.
+ * CTS forks for retention once a second at most, whatever its checkpoint rate, and an image
+ * outlives its retention by a second more at most. (Ten times a second, as it was, meant a fork
+ * every few small checkpoints at a steady rate: docs/BENCHMARKS.md, "The CTS's CPU per
+ * checkpoint".) Its child only removes files (child_mark_remover), so a small app image is still
+ * copied on the loop while it runs.
  *
  * A job's next checkpoint may be written while the child runs: each job is given a bound, the
  * lowest id among its checkpoints not yet recorded and ids of "now", and the child looks only at
@@ -27,7 +30,7 @@
 
 #include "cts/cts.h"
 
-#define RETENTION_SPACING_MS 100
+#define RETENTION_SPACING_MS 1000
 
 /* One run: the jobs it serves, as they were when it was forked. */
 struct retention_run {
@@ -43,6 +46,7 @@ struct retention_run {
  * may have more to remove than the answer had room for, and "<job index>/=" when the answer is
  * full before that job: it and the jobs after it are served again by the next run. */
 struct retention_out {
+	struct retention_run	*run;
 	char		*out;
 	size_t		 len, used;
 	size_t		 job;
@@ -76,13 +80,20 @@ retention_now(char out[ID_LEN + 1])
 	    (unsigned long long)(ms >> 16) & 0xffffffffULL, (unsigned long long)ms & 0xffff);
 }
 
-/* The bound of gid's job: before its first checkpoint not recorded yet, or now. */
+/* The bound of gid's job: before its first checkpoint not recorded yet, or now. A checkpoint whose
+ * record waits in the outbox (the directory was away when it was taken) counts as not recorded:
+ * removed now, its record would be stored later naming an image that is gone, and never expired. */
 void
 retention_bound(struct cts *c, const char *gid, char before[ID_LEN + 1])
 {
 	struct cts_job *j = jobs_find(c, gid);
 
 	retention_now(before);
+	for (struct outbox_item *it = c->outbox; it != NULL; it = it->next)
+		if (it->rec.gid != NULL && strcmp(it->rec.gid, gid) == 0 &&
+		    it->rec.checkpoint_id != NULL && id_valid(it->rec.checkpoint_id) &&
+		    strcmp(it->rec.checkpoint_id, before) < 0)
+			memcpy(before, it->rec.checkpoint_id, ID_LEN + 1);
 	if (j == NULL)
 		return;
 	if (j->running != NULL && !j->running->recorded && strcmp(j->running->id, before) < 0)
@@ -111,12 +122,29 @@ retention_out_add(const char *id, void *arg)
 	ro->removed++;
 }
 
+/* In the child, before a removal: its outbox entry, durable, so that the directory hears of it
+ * even if this CTS is killed before it read the child's answer (the image would be gone and its
+ * record would still name this copy). The loop then only links and sends it (retention_done). */
+static int
+retention_announce(const char *id, void *arg)
+{
+	struct retention_out *ro = arg;
+	const char *gid = ro->run->jobs[ro->job].gid;
+
+	if (outbox_gone_ahead(ro->run->cts, gid, id, true) != 0) {
+		log_warn("retention: checkpoint %s of %s kept: cannot write its removal to the "
+		    "outbox: %s", id, gid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* In the child: each job's retention, as many removals as the answer can name. */
 static int
 retention_child(void *arg, char *out, size_t len)
 {
 	struct retention_run *run = arg;
-	struct retention_out ro = { out, len, 0, 0, 0 };
+	struct retention_out ro = { run, out, len, 0, 0, 0 };
 	/* one removal as said, " index/id"; room is kept for a "+" and an "=" after the last */
 	const size_t one = 1 + 20 + 1 + ID_LEN, room = len > 3 * one ? len - 2 * one : 0;
 	char jd[PATH_MAX];
@@ -133,8 +161,8 @@ retention_child(void *arg, char *out, size_t len)
 			continue;
 		ro.job = i;
 		ro.removed = 0;
-		if (retain_prune_before(jd, run->cts->retention, run->jobs[i].before, max,
-		    retention_out_add, &ro) >= 0 && ro.removed == max)
+		if (retain_prune_announced(jd, run->cts->retention, run->jobs[i].before, max,
+		    retention_announce, retention_out_add, &ro) >= 0 && ro.removed == max)
 			ro.used += (size_t)snprintf(out + ro.used, len - ro.used, "%s%zu/+",
 			    ro.used ? " " : "", i);	/* perhaps more: the next run sees */
 	}
@@ -176,7 +204,9 @@ retention_done(bool ok, const char *out, void *arg)
 			break;
 		} else if (id_valid(id)) {
 			log_info("retention: removed image %s of %s", id, run->jobs[job].gid);
-			retention_removed(c, run->jobs[job].gid, id, true);
+			if (outbox_gone_written(c, run->jobs[job].gid, id, true) != 0)
+				log_error("checkpoint %s of %s: cannot send the removal of the copy "
+				    "here: it is sent after a restart", id, run->jobs[job].gid);
 		}
 	}
 	retention_run_free(run);
@@ -204,7 +234,7 @@ retention_start(struct cts *c)
 		return;
 	if (now < c->retain_last_ms + RETENTION_SPACING_MS) {
 		uint64_t wait = c->retain_last_ms + RETENTION_SPACING_MS - now;
-		struct timeval tv = { 0, (suseconds_t)wait * 1000 };
+		struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
 
 		if (c->retain_timer == NULL &&
 		    (c->retain_timer = evtimer_new(c->base, retention_on_timer, c)) == NULL)
@@ -230,7 +260,9 @@ retention_start(struct cts *c)
 		log_warn("retention: cannot start a process for it: doing it here");
 		retention_child(run, out, sizeof out);
 		retention_done(true, out, run);
+		return;
 	}
+	child_mark_remover(run);
 }
 
 void

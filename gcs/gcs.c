@@ -44,6 +44,7 @@ const struct proto_handler gcs_handlers[] = {
 	{ "image_grant", PROTO_ROLE_CTS, grant_image },
 	{ "image_location", PROTO_ROLE_CTS, grant_location },
 	{ "image_gc", PROTO_ROLE_ADMIN, grant_gc },
+	{ "audit", PROTO_ROLE_ADMIN, audit_handle },
 };
 const size_t gcs_nhandlers = GCA_NITEMS(gcs_handlers);
 

@@ -138,6 +138,9 @@ void grant_image(struct proto_req *r, void *ctx);
 void grant_location(struct proto_req *r, void *ctx);
 void grant_gc(struct proto_req *r, void *ctx);
 
+/* audit.c: audit (gca-ctl audit), the directory against what each CTS holds */
+void audit_handle(struct proto_req *r, void *ctx);
+
 /* query.c */
 void query_handle(struct proto_req *r, void *ctx);
 void query_entries(const struct dir_result *res, struct proto_entries *out);	/* copies */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "proto/proto.h"
@@ -207,6 +208,36 @@ proto_client_on_close(struct proto_conn *conn, const char *why, void *arg)
 		c->cfg.on_state(false, msg, c->cfg.arg);
 }
 
+/* Through the network process (relay.c): it connects and checks the server; the connection is
+ * up at its net_up frame. */
+static int
+proto_client_connect_relayed(struct proto_client *c, struct proto_conn_ops *ops, char *err,
+    size_t errlen)
+{
+	struct bufferevent *bev;
+	int fd;
+
+	if ((fd = proto_relay_dial(c->endpoint, c->cfg.expect_role, c->cfg.expect_name, err,
+	    errlen)) < 0)
+		return -1;
+	evutil_make_socket_nonblocking(fd);
+	if ((bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		snprintf(err, errlen, "cannot make a connection");
+		return -1;
+	}
+	ops->tls = false;
+	ops->relayed = true;
+	if ((c->conn = proto_conn_new(c->base, bev, ops, NULL)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	proto_conn_ref(c->conn);	/* ours, dropped in on_close */
+	c->last_ms = time_mono_ms();
+	proto_client_idle_arm(c, c->cfg.idle_close_ms);
+	return 0;
+}
+
 static int
 proto_client_connect(struct proto_client *c, char *err, size_t errlen)
 {
@@ -222,6 +253,8 @@ proto_client_connect(struct proto_client *c, char *err, size_t errlen)
 		.expect_role = c->cfg.expect_role, .expect_name = c->cfg.expect_name,
 	};
 
+	if (proto_relay_on())
+		return proto_client_connect_relayed(c, &ops, err, errlen);
 	if (evutil_parse_sockaddr_port(c->endpoint, (struct sockaddr *)&ss, &sslen) != 0) {
 		snprintf(err, errlen, "\"%s\" is not address:port", c->endpoint);
 		return -1;

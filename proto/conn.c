@@ -268,12 +268,75 @@ proto_conn_dispatch(struct proto_conn *c, struct proto_msg *m)
 	h->handle(r, c->ops.ctx);
 }
 
+static void proto_conn_became_up(struct proto_conn *c);
+
+/*
+ * A connection the network process made for us (relay.c): its first frame says who answered
+ * (net_up) or why nobody did (err); only then is it up, as a TLS connection after its handshake.
+ */
+static void
+proto_conn_relay_up(struct proto_conn *c, struct evbuffer *in)
+{
+	uint8_t hdr[PROTO_HEADER], *payload;
+	struct proto_msg m;
+	const char *code = NULL;
+	char err[600];
+	long n;
+
+	if (evbuffer_copyout(in, hdr, PROTO_HEADER) < PROTO_HEADER)
+		return;
+	if ((n = proto_frame_length(hdr, 4096)) < 0) {
+		proto_conn_shut(c, "the network process sent a frame too large");
+		return;
+	}
+	if (evbuffer_get_length(in) < PROTO_HEADER + (size_t)n)
+		return;
+	payload = xmalloc((size_t)n + 1);
+	evbuffer_drain(in, PROTO_HEADER);
+	evbuffer_remove(in, payload, (size_t)n);
+	if (proto_decode(payload, (size_t)n, NULL, &m, &code, err, sizeof err) != 0) {
+		free(payload);
+		proto_conn_shut(c, err);
+		return;
+	}
+	free(payload);
+	if (strcmp(m.type, "err") == 0) {
+		const struct msg_err *e = m.body;
+		snprintf(err, sizeof err, "%s", e && e->msg ? e->msg : "no connection");
+		proto_msg_free(&m);
+		proto_conn_shut(c, err);
+		return;
+	}
+	if (strcmp(m.type, "net_up") == 0) {
+		const struct msg_net *b = m.body;
+		if (b->role != NULL && b->name != NULL) {
+			snprintf(c->peer.role, sizeof c->peer.role, "%s", b->role);
+			snprintf(c->peer.name, sizeof c->peer.name, "%s", b->name);
+			c->peer.local = false;
+			proto_msg_free(&m);
+			proto_conn_became_up(c);
+			return;
+		}
+	}
+	proto_msg_free(&m);
+	proto_conn_shut(c, "the network process answered with no net_up");
+}
+
 static void
 proto_conn_on_read(struct bufferevent *bev, void *arg)
 {
 	struct proto_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	if (!c->up && c->ops.relayed) {
+		/* held: a refusal frees the connection; once up, became_up reads the rest */
+		if (c->open) {
+			proto_conn_ref(c);
+			proto_conn_relay_up(c, in);
+			proto_conn_unref(c);
+		}
+		return;
+	}
 	if (!c->up)
 		return;		/* nothing is read before the peer is known */
 	proto_conn_ref(c);
@@ -423,6 +486,11 @@ proto_conn_became_up(struct proto_conn *c)
 			return;
 		}
 		c->peer = p;
+	} else if (c->ops.relayed && ((c->ops.expect_role != NULL &&
+	    strcmp(c->peer.role, c->ops.expect_role) != 0) || (c->ops.expect_name != NULL &&
+	    strcmp(c->peer.name, c->ops.expect_name) != 0))) {
+		proto_conn_shut(c, "the network process connected to another server than asked");
+		return;
 	}
 	c->up = true;
 	if (c->handshake_timer != NULL)
@@ -556,7 +624,7 @@ proto_conn_new(struct event_base *base, struct bufferevent *bev, const struct pr
 	bufferevent_setcb(bev, proto_conn_on_read, proto_conn_on_write, proto_conn_on_event, c);
 	bufferevent_setwatermark(bev, EV_WRITE, c->ops.max_output / 2, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	if (c->ops.tls) {
+	if (c->ops.tls || c->ops.relayed) {
 		struct timeval tv = { 10, 0 };
 		if (c->ops.handshake_timeout_ms > 0) {
 			tv.tv_sec = c->ops.handshake_timeout_ms / 1000;

@@ -287,22 +287,14 @@ static int
 grant_check_cert(const char *ca_file, X509 *cert, const char *role, const char *name, char *err,
 	size_t errlen)
 {
-	X509_STORE *store = X509_STORE_new();
+	X509_STORE *store = tls_check_store(ca_file, err, errlen);	/* a revoked signer signs nothing */
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	char *crl = NULL;
 	int rc = -1;
 
-	if (store == NULL || ctx == NULL || X509_STORE_load_file(store, ca_file) != 1) {
-		snprintf(err, errlen, "cannot load the CA %s to check a signature", ca_file);
+	if (store == NULL || ctx == NULL) {
+		if (store != NULL)
+			snprintf(err, errlen, "out of memory checking a signature");
 		goto out;
-	}
-	/* a revoked signer signs nothing (the CRL the TLS endpoints read, when there is one) */
-	if ((crl = tls_crl_path(ca_file)) != NULL && access(crl, F_OK) == 0) {
-		if (X509_STORE_load_file(store, crl) != 1) {
-			snprintf(err, errlen, "cannot load the CRL %s to check a signature", crl);
-			goto out;
-		}
-		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 	}
 	if (X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 || X509_verify_cert(ctx) != 1) {
 		snprintf(err, errlen, "the signer's certificate is not one of the site CA's (%s)",
@@ -328,7 +320,6 @@ grant_check_cert(const char *ca_file, X509 *cert, const char *role, const char *
 	}
 	rc = 0;
 out:
-	free(crl);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	return rc;

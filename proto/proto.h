@@ -104,6 +104,20 @@ struct msg_image_location { const char *checkpoint_id, *gid, *cts; bool removed,
 struct msg_image_gc { const char *gid; bool dry_run; };
 /* removed: "cts id gid" lines; skipped: "cts: why" for CTSes not asked (down) */
 struct msg_image_gc_ok { struct proto_strlist removed, errors, skipped; };
+/* audit (gca-ctl audit): findings "kind\tgid\tcheckpoint\tcts\tdetail" ("-" for none), counts
+ * "kind N" for every kind, unchecked "cts: why" (a CTS not asked, not answering, or whose
+ * answer was cut); cut: more findings than listed */
+struct msg_audit { const char *gid; };
+struct msg_audit_ok {
+	struct proto_strlist findings, counts, unchecked;
+	uint64_t records, images, jobs, cts;
+	bool cut;
+};
+/* image_audit (GCS -> CTS): records "id\tsha256\ttaker\tgid" the directory places at the CTS;
+ * bad "id\twhy" (why "missing: ..." when there is no copy), images "gid\tid" held and not listed
+ * (their record not on its way), jobs the GIDs it holds; cut: more images than listed */
+struct msg_image_audit { const char *gid; struct proto_strlist records; };
+struct msg_image_audit_ok { struct proto_strlist bad, images, jobs; uint64_t held; bool cut; };
 struct msg_query {
 	const char *what, *gid, *cts, *class_, *core_service, *property, *status, *cursor;
 	uint64_t limit;
@@ -131,6 +145,8 @@ struct msg_local_vm_take_ok { uint64_t pid; const char *dir, *gate, *console; };
  * app_saved's parent: the job wrote only what changed since that parent (else a full image) */
 struct msg_app_save { const char *checkpoint_id, *image_dir, *parent_id, *parent_dir; };
 struct msg_app_saved { const char *checkpoint_id, *error; bool ok; const char *parent; };
+/* net_connect, net_accepted, net_refused, net_up: the CTS's network process (proto/relay.c) */
+struct msg_net { const char *endpoint, *role, *name; };
 
 /* proto_type for each name; NULL if unknown (types.c). */
 const struct proto_type *proto_type_find(const char *name);
@@ -267,6 +283,11 @@ struct proto_server *proto_server_tls(struct event_base *base, const char *liste
 /* The same framing and dispatch on a unix socket (no TLS); peers are role "local". */
 struct proto_server *proto_server_unix(struct event_base *base, const char *path, mode_t mode,
 	const struct proto_server_config *cfg, char *err, size_t errlen);
+/* A server without a listener: its connections come from a network process (relay.c), each a
+ * unix socket and the peer's identity that process checked (role, name; not local). */
+struct proto_server *proto_server_relayed(struct event_base *base,
+	const struct proto_server_config *cfg);
+void proto_server_take(struct proto_server *s, int fd, const struct proto_peer *peer);
 int  proto_server_port(struct proto_server *s);
 /* host:port from listen's host and the port the server got (allocated; free it). */
 char *proto_server_endpoint(struct proto_server *s, const char *listen);
@@ -347,6 +368,35 @@ int  proto_sig_prepare(const struct proto_signer *s);
 int  proto_sig_check(const char *ca_file, const char *token, const void *data, size_t len,
 	const char *role, const char *name, char *err, size_t errlen);
 
+/* ---- a daemon's network process (relay.c, docs/ARCHITECTURE.md "The privilege line") ---- */
+/* From now on the TLS connections this process makes (proto_client, proto_sync) are made by the
+ * network process at the other end of ctl (SOCK_SEQPACKET; -1: this process connects itself). */
+void proto_relay_via(int ctl);
+bool proto_relay_on(void);
+/* Asks for a connection to endpoint whose server is role (and name, if given): the daemon's end
+ * of it, whose first frame is net_up {role, name} or an err; -1 with err. */
+int  proto_relay_dial(const char *endpoint, const char *role, const char *name, char *err,
+	size_t errlen);
+/* One control message: a frame and at most one descriptor (fd -1: none). */
+int  proto_relay_send(int ctl, const char *type, const struct msg_net *body, int fd);
+/* 0 with m (free it) and *fd (-1: none), 1 if nothing waits, -1 with err ("closed": the other
+ * side is gone; else a message over max, with more than one descriptor, or not a frame). */
+int  proto_relay_recv(int ctl, size_t max, struct proto_msg *m, int *fd, char *err,
+	size_t errlen);
+struct proto_relay_config {
+	int	ctl, listen_fd;
+	size_t	max_frame;
+	int	handshake_timeout_ms, max_handshakes;
+};
+struct proto_relay;
+/* The network process's relay: its TLS contexts are made here (before privileges go). */
+struct proto_relay *proto_relay_new(struct event_base *base, const struct proto_relay_config *cfg,
+	const struct proto_tls_files *tls, char *err, size_t errlen);
+/* After chroot(root): the CA and CRL paths seen from inside it. */
+void proto_relay_chroot(struct proto_relay *r, const char *root);
+int  proto_relay_start(struct proto_relay *r, char *err, size_t errlen);
+void proto_relay_free(struct proto_relay *r);
+
 /* ---- the blocking client for command-line tools and tests (sync.c) ---- */
 struct proto_sync;
 /* endpoint "host:port" (TLS, cert/key may be NULL to send none) or "unix:/path". */
@@ -386,8 +436,11 @@ struct bufferevent;
 char *tls_crl_path(const char *ca);
 struct ssl_ctx_st *tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
 	size_t errlen);
+/* The CA and CRL paths as seen after chroot(root) (a network process, relay.c). */
+void tls_ctx_chroot(struct ssl_ctx_st *ctx, const char *root);
 /* Reads the CRL beside the CA again if it changed (at most a stat a second); before SSL_new. */
 void tls_ctx_refresh(struct ssl_ctx_st *ctx);
+struct x509_store_st *tls_check_store(const char *ca, char *err, size_t errlen);
 int  tls_expect_host(struct ssl_st *ssl, const char *host);
 int  tls_peer_identity(struct ssl_st *ssl, struct proto_peer *peer);
 
@@ -406,6 +459,7 @@ struct proto_conn_ops {
 	bool	 tls;
 	const char *expect_role, *expect_name;	/* clients: who the server must be */
 	bool	 accepted;	/* a server's: its refused handshakes are counted (proto/metrics.h) */
+	bool	 relayed;	/* through a network process: up at its net_up frame (relay.c) */
 };
 void proto_conn_kill(struct proto_conn *c);	/* close now, without on_close */
 bool proto_conn_kept(struct proto_conn *c);

@@ -416,6 +416,33 @@ proto_server_unix(struct event_base *base, const char *path, mode_t mode,
 	return s;
 }
 
+/* Connections a network process accepted and checked (relay.c): plain unix sockets here, with
+ * the TLS peer's identity; the same limits and dispatch as a TLS listener's. */
+struct proto_server *
+proto_server_relayed(struct event_base *base, const struct proto_server_config *cfg)
+{
+	struct proto_server *s = xcalloc(1, sizeof *s);
+
+	s->base = base;
+	s->cfg = *cfg;
+	s->resume = evtimer_new(base, proto_server_on_resume, s);
+	s->trim = evtimer_new(base, proto_server_on_trim, s);
+	return s;
+}
+
+void
+proto_server_take(struct proto_server *s, int fd, const struct proto_peer *peer)
+{
+	struct bufferevent *bev;
+
+	evutil_make_socket_nonblocking(fd);
+	if ((bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		return;
+	}
+	proto_server_adopt(s, bev, peer);
+}
+
 int
 proto_server_port(struct proto_server *s)
 {
@@ -451,7 +478,8 @@ proto_server_free(struct proto_server *s)
 {
 	if (s == NULL)
 		return;
-	evconnlistener_free(s->listener);
+	if (s->listener != NULL)
+		evconnlistener_free(s->listener);
 	event_free(s->resume);
 	event_free(s->trim);
 	while (s->conns != NULL) {

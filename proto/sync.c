@@ -25,7 +25,50 @@ struct proto_sync {
 	uint32_t next_id;
 	int	 timeout_ms;
 	bool	 refused;	/* the server refused the connection itself (an err with id 0) */
+	bool	 relayed;	/* made by the network process (relay.c): its peer below */
+	struct proto_peer relay_peer;
 };
+
+static int proto_sync_read_all(struct proto_sync *s, void *buf, size_t len, uint64_t deadline);
+
+/* Through the network process (relay.c): its first frame names the server or says why none. */
+static int
+proto_sync_relayed(struct proto_sync *s, const char *endpoint, const char *expect_role,
+    char *err, size_t errlen)
+{
+	uint8_t hdr[PROTO_HEADER], payload[4096];
+	uint64_t deadline = time_mono_ms() + (uint64_t)s->timeout_ms;
+	struct proto_msg m;
+	const char *code = NULL;
+	long n;
+	int rc = -1;
+
+	if ((s->fd = proto_relay_dial(endpoint, expect_role ? expect_role : "cts", NULL, err,
+	    errlen)) < 0)
+		return -1;
+	if (proto_sync_read_all(s, hdr, PROTO_HEADER, deadline) != 0 ||
+	    (n = proto_frame_length(hdr, sizeof payload)) < 0 ||
+	    proto_sync_read_all(s, payload, (size_t)n, deadline) != 0) {
+		snprintf(err, errlen, "%s: no answer from the network process", endpoint);
+		return -1;
+	}
+	if (proto_decode(payload, (size_t)n, NULL, &m, &code, err, errlen) != 0)
+		return -1;
+	if (strcmp(m.type, "err") == 0) {
+		const struct msg_err *e = m.body;
+		snprintf(err, errlen, "%s", e && e->msg ? e->msg : "no connection");
+	} else if (strcmp(m.type, "net_up") == 0 && ((const struct msg_net *)m.body)->role != NULL &&
+	    ((const struct msg_net *)m.body)->name != NULL) {
+		const struct msg_net *b = m.body;
+		snprintf(s->relay_peer.role, sizeof s->relay_peer.role, "%s", b->role);
+		snprintf(s->relay_peer.name, sizeof s->relay_peer.name, "%s", b->name);
+		s->relayed = true;
+		rc = 0;
+	} else
+		snprintf(err, errlen, "%s: the network process answered with no net_up", endpoint);
+	proto_msg_free(&m);
+	return rc;
+}
 
 static int
 proto_sync_dial(const char *endpoint, int timeout_ms, char *err, size_t errlen)
@@ -100,6 +143,12 @@ proto_sync_connect(const char *endpoint, const struct proto_tls_files *tls, cons
 	if (s == NULL)
 		return NULL;
 	s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+	s->fd = -1;
+	if (strncmp(endpoint, "unix:", 5) != 0 && proto_relay_on()) {
+		if (proto_sync_relayed(s, endpoint, expect_role, err, errlen) != 0)
+			goto fail;
+		return s;
+	}
 	if ((s->fd = proto_sync_dial(endpoint, s->timeout_ms, err, errlen)) < 0)
 		goto fail;
 	if (strncmp(endpoint, "unix:", 5) == 0)
@@ -139,6 +188,10 @@ fail:
 int
 proto_sync_peer(const struct proto_sync *s, struct proto_peer *peer)
 {
+	if (s->relayed) {
+		*peer = s->relay_peer;
+		return 0;
+	}
 	return s->ssl != NULL ? tls_peer_identity(s->ssl, peer) : -1;
 }
 

@@ -139,6 +139,79 @@ tls_ctx_refresh(SSL_CTX *ctx)
 		log_info("%s %s", st.st_ino != 0 ? "revocations read from" : "no CRL any more at", t->crl);
 }
 
+/*
+ * The store that signatures and grants are checked against (proto/grant.c): the same CA and CRL
+ * as the TLS endpoints, read once and again only when a file changed (a stat of each per check,
+ * so a revocation counts at once), so a check costs no file reads. Like the endpoints, a CRL that cannot be read later
+ * keeps the last good store in force. One store is kept (a daemon has one CA); a caller frees its
+ * reference with X509_STORE_free.
+ */
+static struct {
+	struct tls_crl	 t;
+	struct stat	 ca_seen;
+	X509_STORE	*store;
+} tls_check;
+
+X509_STORE *
+tls_check_store(const char *ca, char *err, size_t errlen)
+{
+	struct tls_crl *t = &tls_check.t;
+	struct stat ca_st, crl_st;
+	X509_STORE *fresh;
+
+	if (t->ca == NULL || strcmp(t->ca, ca) != 0) {
+		X509_STORE_free(tls_check.store);
+		tls_check.store = NULL;
+		free(t->ca);
+		free(t->crl);
+		t->ca = xstrdup(ca);
+		if ((t->crl = tls_crl_path(ca)) == NULL)
+			abort();
+	}
+	if (stat(ca, &ca_st) != 0)
+		memset(&ca_st, 0, sizeof ca_st);
+	if (stat(t->crl, &crl_st) != 0)
+		memset(&crl_st, 0, sizeof crl_st);
+	if (tls_check.store != NULL && tls_same_file(&ca_st, &tls_check.ca_seen) &&
+	    tls_same_file(&crl_st, &t->seen))
+		goto out;
+	if ((fresh = tls_store_new(t, crl_st.st_ino != 0, err, errlen)) == NULL) {
+		if (tls_check.store == NULL)
+			return NULL;
+		log_error("%s; signatures are checked with the revocations known before", err);
+	} else {
+		X509_STORE_free(tls_check.store);
+		tls_check.store = fresh;
+	}
+	tls_check.ca_seen = ca_st;
+	t->seen = crl_st;
+out:
+	X509_STORE_up_ref(tls_check.store);
+	return tls_check.store;
+}
+
+
+/* A network process chrooted into root: the CA and CRL it watches are root's copies (the daemon
+ * writes them there), named from inside. */
+void
+tls_ctx_chroot(SSL_CTX *ctx, const char *root)
+{
+	struct tls_crl *t = tls_crl_index < 0 ? NULL : SSL_CTX_get_ex_data(ctx, tls_crl_index);
+	size_t n = strlen(root);
+	char *ca, *crl;
+
+	if (t == NULL || strncmp(t->ca, root, n) != 0 || t->ca[n] != '/')
+		return;
+	ca = xstrdup(t->ca + n);
+	if ((crl = tls_crl_path(ca)) == NULL) {
+		free(ca);
+		return;
+	}
+	free(t->ca);
+	free(t->crl);
+	t->ca = ca;
+	t->crl = crl;
+}
 
 /* The site CA and its CRL, watched for changes by tls_ctx_refresh. */
 static int

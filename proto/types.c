@@ -235,6 +235,38 @@ static const struct proto_field m_image_gc_fields[] = {
 };
 static const struct proto_type proto_t_m_image_gc = { "image_gc", m_image_gc_fields, sizeof m_image_gc_fields / sizeof m_image_gc_fields[0], sizeof(struct msg_image_gc), &proto_t_image_gc_ok };
 
+static const struct proto_field audit_ok_fields[] = {
+	{ "findings", PK_STRLIST, offsetof(struct msg_audit_ok, findings), false, 5000 },
+	{ "counts", PK_STRLIST, offsetof(struct msg_audit_ok, counts), false, 64 },
+	{ "unchecked", PK_STRLIST, offsetof(struct msg_audit_ok, unchecked), false, 1000 },
+	{ "records", PK_U64, offsetof(struct msg_audit_ok, records), false, 0 },
+	{ "images", PK_U64, offsetof(struct msg_audit_ok, images), false, 0 },
+	{ "jobs", PK_U64, offsetof(struct msg_audit_ok, jobs), false, 0 },
+	{ "cts", PK_U64, offsetof(struct msg_audit_ok, cts), false, 0 },
+	{ "cut", PK_BOOL, offsetof(struct msg_audit_ok, cut), false, 0 },
+};
+static const struct proto_type proto_t_audit_ok = { "audit_ok", audit_ok_fields, sizeof audit_ok_fields / sizeof audit_ok_fields[0], sizeof(struct msg_audit_ok), NULL };
+
+static const struct proto_field m_audit_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_audit, gid), false, 255 },
+};
+static const struct proto_type proto_t_m_audit = { "audit", m_audit_fields, sizeof m_audit_fields / sizeof m_audit_fields[0], sizeof(struct msg_audit), &proto_t_audit_ok };
+
+static const struct proto_field image_audit_ok_fields[] = {
+	{ "bad", PK_STRLIST, offsetof(struct msg_image_audit_ok, bad), false, 5000 },
+	{ "images", PK_STRLIST, offsetof(struct msg_image_audit_ok, images), false, 5000 },
+	{ "jobs", PK_STRLIST, offsetof(struct msg_image_audit_ok, jobs), false, 100000 },
+	{ "held", PK_U64, offsetof(struct msg_image_audit_ok, held), false, 0 },
+	{ "cut", PK_BOOL, offsetof(struct msg_image_audit_ok, cut), false, 0 },
+};
+static const struct proto_type proto_t_image_audit_ok = { "image_audit_ok", image_audit_ok_fields, sizeof image_audit_ok_fields / sizeof image_audit_ok_fields[0], sizeof(struct msg_image_audit_ok), NULL };
+
+static const struct proto_field m_image_audit_fields[] = {
+	{ "gid", PK_STR, offsetof(struct msg_image_audit, gid), false, 255 },
+	{ "records", PK_STRLIST, offsetof(struct msg_image_audit, records), false, 5000 },
+};
+static const struct proto_type proto_t_m_image_audit = { "image_audit", m_image_audit_fields, sizeof m_image_audit_fields / sizeof m_image_audit_fields[0], sizeof(struct msg_image_audit), &proto_t_image_audit_ok };
+
 static const struct proto_field m_query_fields[] = {
 	{ "what", PK_STR, offsetof(struct msg_query, what), true, 32 },
 	{ "gid", PK_STR, offsetof(struct msg_query, gid), false, 255 },
@@ -284,6 +316,19 @@ static const struct proto_field m_local_exit_fields[] = {
 	{ "exit_status", PK_I64, offsetof(struct msg_local_exit, exit_status), true, 0 },
 };
 static const struct proto_type proto_t_m_local_exit = { "local_exit", m_local_exit_fields, sizeof m_local_exit_fields / sizeof m_local_exit_fields[0], sizeof(struct msg_local_exit), &proto_t_ok_empty };
+
+/* The CTS's own socketpair between its root parent and its network process (docs/ARCHITECTURE.md,
+ * "The privilege line"): net_connect (parent: dial endpoint, expect role and name), net_accepted
+ * (network: a TLS peer was accepted), net_refused (network: a handshake refused, why), net_up (network, first frame of a relayed connection). */
+static const struct proto_field m_net_fields[] = {
+	{ "endpoint", PK_STR, offsetof(struct msg_net, endpoint), false, 300 },
+	{ "role", PK_STR, offsetof(struct msg_net, role), false, 15 },
+	{ "name", PK_STR, offsetof(struct msg_net, name), false, 255 },
+};
+static const struct proto_type proto_t_m_net_connect = { "net_connect", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+static const struct proto_type proto_t_m_net_accepted = { "net_accepted", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+static const struct proto_type proto_t_m_net_refused = { "net_refused", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
+static const struct proto_type proto_t_m_net_up = { "net_up", m_net_fields, sizeof m_net_fields / sizeof m_net_fields[0], sizeof(struct msg_net), NULL };
 
 static const struct proto_field local_info_ok_fields[] = {
 	{ "cts", PK_STR, offsetof(struct msg_local_info_ok, cts), true, 256 },
@@ -350,6 +395,8 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_image_replicate,
 	&proto_t_m_image_location,
 	&proto_t_m_image_gc,
+	&proto_t_m_audit,
+	&proto_t_m_image_audit,
 	&proto_t_m_query,
 	&proto_t_m_subscribe,
 	&proto_t_m_notify,
@@ -360,6 +407,10 @@ static const struct proto_type *const proto_types[] = {
 	&proto_t_m_local_vm_take,
 	&proto_t_m_app_save,
 	&proto_t_m_app_saved,
+	&proto_t_m_net_connect,
+	&proto_t_m_net_accepted,
+	&proto_t_m_net_refused,
+	&proto_t_m_net_up,
 };
 
 const struct proto_type *

@@ -53,3 +53,9 @@ wait_for() {
 # `gca-site status` says what it started, this also finds what it lost track of).
 site_procs() { pgrep -af -- "$1" || true; }
 done_testing() { [ "$TEST_FAILS" -eq 0 ]; }
+# The entries a CTS's outbox holds (cts/outbox.c): its log's "+ name ..." lines without a later
+# "- name", and files of the older layout (a name each) beside the log.
+outbox_held() {
+	{ awk '$1=="+"{p[$2]=1} $1=="-"{delete p[$2]} END{for (k in p) print k}' "$1/log" 2>/dev/null
+	  find "$1" -mindepth 1 -maxdepth 1 ! -name log -printf '%f\n' 2>/dev/null; } | sort -u
+}

@@ -309,14 +309,15 @@ vres_incoming(struct vmm_vm *vm, int fd, const struct vres_conf *vc, const char 
 	    vmm_qmp_call(q, "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": "
 	    "\"fd:gca-image\"}}", -1, reply, sizeof reply, err, sizeof err) != 0)
 		goto fail;
-	for (int i = 0; i < 6000; i++) {
+	/* at most 120 s; asked every 5 ms, since the restore waits on the first answer past it */
+	for (int i = 0; i < 24000; i++) {
 		if (vmm_qmp_call(q, "{\"execute\": \"query-status\"}", -1, reply, sizeof reply, err,
 		    sizeof err) != 0)
 			goto fail;
 		json_str(reply, "status", status, sizeof status);
 		if (strcmp(status, "inmigrate") != 0)
 			break;
-		usleep(20000);
+		usleep(5000);
 	}
 	if (strcmp(status, "paused") != 0 && strcmp(status, "running") != 0 &&
 	    strcmp(status, "prelaunch") != 0) {

@@ -201,6 +201,37 @@ app_dump(struct cts_ckpt *ck)
 #define APP_SMALL_BYTES		(1024 * 1024)
 #define APP_SMALL_ENTRIES	16	/* files and folders */
 
+/*
+ * Whether staging's top level looks small enough to copy on the loop (at most APP_SMALL_ENTRIES
+ * entries, its files APP_SMALL_BYTES together), before an image folder is made for it: a large
+ * image goes straight to the child, without a first megabyte copied and thrown away, and without
+ * a half-made folder that a CTS killed meanwhile would leave (removed only once quiet, by
+ * cts/orphans.c). Only a guess (subfolders are not looked into, files may grow): the copy keeps
+ * its own bound.
+ */
+static bool
+app_staging_small(const char *staging)
+{
+	struct dirent *de;
+	struct stat st;
+	uint64_t bytes = 0;
+	int n = 0;
+	bool ok = true;
+	DIR *d;
+
+	if ((d = opendir(staging)) == NULL)
+		return false;
+	while (ok && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		ok = ++n <= APP_SMALL_ENTRIES &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (bytes += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0) <= APP_SMALL_BYTES;
+	}
+	closedir(d);
+	return ok;
+}
+
 /* staging -> image folder, hashed, with its manifest: in a child, or bounded on the loop. */
 static int
 app_store_with(struct cts_ckpt *ck, bool small, char *out, size_t len)
@@ -332,9 +363,12 @@ app_saved(struct cts_ckpt *ck, bool ok, const char *error)
 		return;
 	}
 	/* plain and full images only: an encrypted one, or one whose parent's copy must go with
-	 * its staging folder, is the child's; and only while no child runs: one may be writing a
-	 * large image to the same disk, and the copy's fsyncs on the loop would wait for it */
-	if (ck->cts->image_key_id[0] == '\0' && ck->offered[0] == '\0' && !child_any()) {
+	 * its staging folder, is the child's; and only while no child that writes runs: one may be
+	 * writing a large image to the same disk, and the copy's fsyncs on the loop would wait for
+	 * it (retention's child only removes files; at a steady checkpoint rate one runs during
+	 * many checkpoints, and would send each of their small copies to a fork of its own) */
+	if (ck->cts->image_key_id[0] == '\0' && ck->offered[0] == '\0' && !child_any_writing() &&
+	    app_staging_small(ck->staging)) {
 		char out[CHILD_OUT];
 
 		if (app_store_with(ck, true, out, sizeof out) == 0) {

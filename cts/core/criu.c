@@ -645,7 +645,8 @@ criu_dump_child(void *arg, char *out, size_t len)
 	struct criu_stats pre = { 0 }, dump;
 	char pid[32], prev[ID_LEN + 8];
 	const char *argv[24];
-	int n = 0;
+	struct image_tail *tail = NULL;
+	int n = 0, rc;
 	uint64_t t0, t1;
 	pid_t root;
 
@@ -692,19 +693,27 @@ criu_dump_child(void *arg, char *out, size_t len)
 	}
 	n = criu_job_args(ck, root, argv, n);
 	argv[n] = NULL;
-	if (criu_exec(argv, &dump, -1) != 0)
+	/* root's criu writes each file front to back: hash them as they grow (cts/tail.c) */
+	tail = image_tail_start(ck->image_dir);
+	if (criu_exec(argv, &dump, -1) != 0) {
+		image_tail_free(tail);
 		return criu_failed("dump", ck->image_dir, "dump.log", out, len);
+	}
 dumped:
 	criu_log_stats(ck, &dump, &pre);
-	if (criu_unlink_parents(ck, out, len) != 0)
+	if (criu_unlink_parents(ck, out, len) != 0) {
+		image_tail_free(tail);
 		return -1;
+	}
 	snprintf(m.parent, sizeof m.parent, "%s", ck->parent);
 	snprintf(m.checkpoint_id, sizeof m.checkpoint_id, "%s", ck->id);
 	snprintf(m.gid, sizeof m.gid, "%s", ck->job->gid);
 	snprintf(m.core_service, sizeof m.core_service, "criu");
 	m.time_ms = ck->time_ms;
 	t1 = time_mono_ms();
-	if (image_store_seal(ck->image_dir, &m, &r, out, len) != 0)
+	rc = image_store_seal_tailed(ck->image_dir, &m, tail, &r, out, len);
+	image_tail_free(tail);
+	if (rc != 0)
 		return -1;
 	/* where a checkpoint's time goes, for whoever tunes it (docs/BENCHMARKS.md) */
 	log_info("checkpoint %s of %s: criu %s of pid %d %.2f s, %llu bytes hashed and sealed "

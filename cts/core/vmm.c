@@ -40,7 +40,7 @@
 #include "cts/core/qmp.h"
 #include "cts/cts.h"
 
-#define VMM_POLL_MS	20		/* between query-migrate */
+#define VMM_POLL_MS	5		/* between query-migrate: the VM stays stopped until one says completed */
 #define VMM_CALL_MS	15000		/* an answer to one command; the migration has vmm_timeout */
 #define VMM_MAX_BANDWIDTH "1099511627776"	/* bytes/s: no throttle */
 
@@ -607,6 +607,29 @@ vmm_snapshot_json(const struct vmm_op *op)
 	return j;
 }
 
+/*
+ * All of buf to fd. A disk that fills takes part of a write first and says ENOSPC only on the
+ * next one: a short write taken for the error would report whatever errno held before.
+ */
+static int
+vmm_write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		if ((w = write(fd, buf, len)) < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 /* In the child: one frozen layer into the image, its backing name made relative. */
 static int
 vmm_store_layer(const struct vmm_op *op, const struct vmm_disk *d, int k, char *out, size_t len)
@@ -633,7 +656,7 @@ vmm_store_layer(const struct vmm_op *op, const struct vmm_disk *d, int k, char *
 		return -1;
 	}
 	while ((r = read(in, buf, sizeof buf)) > 0)
-		if (write(fd, buf, (size_t)r) != r) {
+		if (vmm_write_all(fd, buf, (size_t)r) != 0) {
 			r = -1;
 			break;
 		}
@@ -651,7 +674,7 @@ vmm_store_layer(const struct vmm_op *op, const struct vmm_disk *d, int k, char *
 		return -1;
 	}
 	if (close(fd) != 0) {
-		snprintf(out, len, "cannot write %.400s", dst);
+		snprintf(out, len, "cannot write %.400s: %s", dst, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -780,7 +803,7 @@ vmm_seal(void *arg, char *out, size_t len)
 	if (ck->parent[0] != '\0')
 		fprintf(f, "parent %s\n", ck->parent);
 	if (fclose(f) != 0) {
-		snprintf(out, len, "cannot write %s", path);
+		snprintf(out, len, "cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
 	for (int i = 0; i < op->ndisks; i++)

@@ -21,7 +21,7 @@ json_ok() { local e=$1; shift; "$@" | python3 -c "import json,sys; d=json.load(s
 
 # -- help: every command the listing names --
 names=$(gca-ctl --help | awk '/^  [a-z]/ { n = ""; for (i = 1; i <= NF && $i ~ /^[a-z]+$/; i++) n = n (n ? " " : "") $i; print n }')
-expect_eq "gca-ctl --help lists the 11 commands" "$(wc -l <<<"$names")" 11
+expect_eq "gca-ctl --help lists the 12 commands" "$(wc -l <<<"$names")" 12
 while read -r name; do
 	# shellcheck disable=SC2086
 	for how in "help $name" "$name --help"; do

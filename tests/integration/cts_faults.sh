@@ -137,7 +137,7 @@ wait $ctl 2>/dev/null
 if [ -n "$orphan" ]; then
 	# the copy child of the killed CTS finishes on its own
 	wait_for 30 sh -c "! pgrep -f -- '$site/cts-app.conf' >/dev/null"
-	if [ -d "$jobdir/$orphan" ] && [ ! -e "$state/outbox/$orphan" ]; then
+	if [ -d "$jobdir/$orphan" ] && ! grep -q "^+ $orphan " "$state/outbox/log"; then
 		pass "killed while copying: image $orphan is on disk without an outbox entry ($(ls "$jobdir/$orphan" | tr '\n' ' '))"
 		check "gca-site up restarts the CTS" gca-site up "$site"
 		check "the restarted CTS removes the unrecorded image folder" wait_for 20 test ! -e "$jobdir/$orphan"

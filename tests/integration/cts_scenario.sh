@@ -144,28 +144,32 @@ gcs_pid=$(cat "$site/gcs.pid")
 kill -STOP "$gcs_pid"
 on_exit "kill -CONT $gcs_pid"
 outbox=$site/cts/cts-app/outbox
-if wait_for 10 sh -c "ls '$outbox' | grep -q ."; then
-	pending=$(ls "$outbox" | head -1)
+# the entries in the outbox: its log's "+ name ..." lines without a later "- name" (cts/outbox.c);
+# a line a kill cut short (its frame shorter than its length says) was never synced nor sent
+outbox_ids() { awk '$1=="+" && length($5)==4*int(($3+2)/3){p[$2]=1} $1=="-"{delete p[$2]} END{for (k in p) print k}' "$outbox/log" 2>/dev/null; }
+export outbox; export -f outbox_ids
+if wait_for 10 bash -c "outbox_ids | grep -q ."; then
+	pending=$(outbox_ids | head -1)
 	pass "with the GCS stopped, a record waits in the outbox ($pending)"
 	kill -9 "$(cat "$site/cts-app.pid")"
 	kill -CONT "$gcs_pid"
 	check "gca-site up restarts the CTS" gca-site up "$site"
-	check "after the restart the outbox empties" wait_for 20 sh -c "[ -z \"\$(ls '$outbox')\" ]"
+	check "after the restart the outbox empties" wait_for 20 bash -c '[ -z "$(outbox_ids)" ]'
 	n=$(lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$pending))" dn | grep -c '^dn:')
 	expect_eq "the directory holds that record once" "$n" 1
 	check "the job's library re-attached: a broker's checkpoint works again" wait_for 15 gca-ctl checkpoint $gid2
 else
 	kill -CONT "$gcs_pid"
-	fail "with the GCS stopped, a record waits in the outbox" "$(ls -la "$outbox")"
+	fail "with the GCS stopped, a record waits in the outbox" "$(ls -la "$outbox"; cut -c1-80 "$outbox/log")"
 fi
 grep -q "^counter" "$log4" && kill -0 $job2 && pass "the periodic job kept running through it all" || fail "the periodic job kept running"
 
 # -- the outbox's group commit across a CTS crash: six jobs checkpointed every 50 ms, the CTS killed
-# among them (records being written, fsynced together, sent, acknowledged, unlinked). The GCS may
+# among them (records being appended, synced together, sent, acknowledged, dropped). The GCS may
 # hold only records the CTS had written and not yet seen acknowledged (in the outbox when it died)
-# or had seen acknowledged (its log says "stored"): one it sent before writing it, or unlinked
+# or had seen acknowledged (its log says "stored"): one it sent before writing it, or dropped
 # before its acknowledgement, is a failure. After the restart every record that was in the outbox
-# is stored, once, and the outbox empties (temp files of an interrupted write too).
+# is stored, once, and the outbox empties.
 bursts=()
 for k in 1 2 3 4 5 6; do
 	gca-exec --gid burst-$k --checkpoint-every 50ms -- "$counter" --log "$TEST_TMP/burst$k.log" --tick 20 &
@@ -179,38 +183,46 @@ cts_pid=$(cat "$site/cts-app.pid")
 # the kill comes right after a record was seen in the outbox (kept for the next check)
 again=
 for i in $(seq 2000); do
-	again=$(ls "$outbox" | grep -xE "$idre" | head -1)
-	[ -n "$again" ] && cp "$outbox/$again" "$TEST_TMP/again.rec" 2>/dev/null && break
+	again=$(outbox_ids | grep -xE "$idre" | head -1)
+	[ -n "$again" ] && grep "^+ $again " "$outbox/log" > "$TEST_TMP/again.rec" 2>/dev/null && break
 	again=
 done
 kill -9 "$cts_pid"
 kill -9 "${bursts[@]}"; wait "${bursts[@]}" 2>/dev/null	# so that the outbox can empty
-in_outbox=$(ls "$outbox" | grep -xE "$idre" | sort)
+in_outbox=$(outbox_ids | grep -xE "$idre" | sort)
 stored_said=$(grep -o 'record [0-9a-f-]* of burst-[0-9]* stored' "$site/log/cts-app.log" | awk '{print $2}' | sort -u)
 sleep 1		# what the GCS had received is stored by now
 extra=$(comm -23 <(burst_ids) <(sort -u <(echo "$in_outbox") <(echo "$stored_said")))
 pass "killed with $(echo "$in_outbox" | grep -c .) record(s) in the outbox, $(echo "$stored_said" | grep -c .) acknowledged before"
 expect_eq "the directory holds no record the outbox had lost before its acknowledgement" "$extra" ""
 check "gca-site up restarts the CTS" gca-site up "$site"
-check "after the restart the outbox empties" wait_for 30 sh -c "[ -z \"\$(ls '$outbox')\" ]"
+check "after the restart the outbox empties" wait_for 30 bash -c '[ -z "$(outbox_ids)" ]'
 missing=$(comm -23 <(echo "$in_outbox" | grep .) <(burst_ids))
 expect_eq "every record that was in the outbox is stored" "$missing" ""
 dups=$(lds "(&(objectClass=gcaCheckpoint)(gcaGID=burst-*))" gcaCheckpointId | awk '$1=="gcaCheckpointId:"{print $2}' | sort | uniq -d)
 expect_eq "each once" "$dups" ""
 
-# -- an acknowledged record's removal is not fsynced: one a crash brought back (the copy kept
+# -- an acknowledged record's "- id" line is not synced: one a crash brought back (the copy kept
 # above, acknowledged since) is sent again after the next restart and stored once, its number kept --
 seq_of() { lds "(&(objectClass=gcaCheckpoint)(gcaCheckpointId=$1))" gcaSequenceNumber | awk '$1=="gcaSequenceNumber:"{print $2}'; }
 if [ -n "$again" ] && [ -s "$TEST_TMP/again.rec" ]; then
 	seq_before=$(seq_of "$again")
 	kill -9 "$(cat "$site/cts-app.pid")"
-	cp "$TEST_TMP/again.rec" "$outbox/$again"
+	cat "$TEST_TMP/again.rec" >> "$outbox/log"	# as a crash that lost its "- id" line would
 	check "gca-site up restarts the CTS with the record back in its outbox" gca-site up "$site"
-	check "the record brought back is sent again and leaves the outbox" wait_for 30 sh -c "[ ! -e '$outbox/$again' ]"
+	check "the record brought back is sent again and leaves the outbox" wait_for 30 bash -c "! outbox_ids | grep -qx '$again'"
 	expect_eq "the directory still holds it once" "$(lds "(gcaCheckpointId=$again)" dn | grep -c '^dn:')" 1
 	expect_eq "with the sequence number it had" "$(seq_of "$again")" "$seq_before"
+	# the older layout, a file per entry (STATE/outbox/<id>, the frame itself): read into the
+	# log at start, then removed, and sent like any other
+	kill -9 "$(cat "$site/cts-app.pid")"
+	sent=$(grep -c "record $again of .* stored" "$site/log/cts-app.log")
+	awk '{print $5}' "$TEST_TMP/again.rec" | base64 -d > "$outbox/$again"
+	check "gca-site up restarts the CTS with a record in a file of its own (the older outbox)" gca-site up "$site"
+	check "that record is taken into the log, sent, and its file removed" wait_for 30 bash -c "[ ! -e '$outbox/$again' ] && ! outbox_ids | grep -qx '$again' && [ \$(grep -c 'record $again of .* stored' '$site/log/cts-app.log') -gt $sent ]"
+	expect_eq "the directory still holds it once, with its number" "$(lds "(gcaCheckpointId=$again)" dn | grep -c '^dn:') $(seq_of "$again")" "1 $seq_before"
 else
-	fail "a record seen in the outbox, to bring back" "$(ls -la "$outbox")"
+	fail "a record seen in the outbox, to bring back" "$(ls -la "$outbox"; cut -c1-80 "$outbox/log")"
 fi
 
 # -- a job asks for its own checkpoint (5.1 step 8) through the real CTS --

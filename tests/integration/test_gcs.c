@@ -1276,11 +1276,13 @@ test_roles_are_enforced(void **state)
 		{ "cts_remove", A }, { "class_register", A }, { "job_bind", C }, { "job_unbind", C },
 		{ "do_checkpoint", B | A }, { "checkpoint_log", C }, { "query", B | A | C },
 		{ "subscribe", B | A }, { "image_grant", C }, { "image_location", C }, { "image_gc", A },
+		{ "audit", A },
 	};
 	static const char *const all[] = {
 		"hello", "ping", "cts_register", "cts_heartbeat", "cts_remove", "class_register",
 		"job_bind", "job_unbind", "do_checkpoint", "checkpoint_log", "restore_prepare",
 		"image_grant", "image_fetch", "image_replicate", "image_location", "image_gc", "query",
+		"audit", "image_audit",
 		"subscribe", "notify", "local_bind", "local_checkpoint", "app_save", "app_saved",
 	};
 	static const struct { const char *who; int role; } callers[] = {

@@ -39,6 +39,7 @@ static const char *const frame_types[] = {
 	"cts_remove", "class_register", "job_bind", "job_unbind", "job_moved", "do_checkpoint",
 	"checkpoint_log", "restore_prepare", "image_grant", "image_fetch", "image_replicate",
 	"image_location", "image_gc", "query", "subscribe", "notify", "local_bind",
+	"audit", "image_audit",
 	"local_checkpoint", "local_info", "local_exit", "local_vm_take", "app_save", "app_saved",
 };
 

@@ -1,4 +1,4 @@
-/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c, store.c): copy, seal,
+/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c, store.c, tail.c): copy, seal,
  * manifest, verify, retention, encryption, in a mkdtemp folder under /tmp. Longer than 800 lines:
  * one case per rule of the store, each small; they share the helpers at the top. */
 #include <stdarg.h>
@@ -457,6 +457,66 @@ test_lists_predump_folder(void **state)
 	snprintf(dir, sizeof dir, "%s/images/j6/none", top);
 	assert_int_equal(manifest_lists_folder(dir, "predump", err, sizeof err), -1);
 	assert_non_null(strstr(err, "missing"));
+}
+
+/* cts/tail.c: files hashed while they are written (front to back, in chunks, with pauses the
+ * tail's thread may use: it runs at nice 19, so on a busy machine it may hash nothing, and the
+ * seal all) give the very manifest a seal of the finished files gives; a file swapped for another
+ * of the same name is hashed whole; bytes added after the thread stopped are read on. */
+static void
+append_chunks(const char *path, int chunks, size_t len, char fill)
+{
+	char *buf = malloc(len);
+	int fd;
+
+	assert_non_null(buf);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0);
+	for (int i = 0; i < chunks; i++) {
+		memset(buf, fill + i, len);
+		assert_int_equal(write(fd, buf, len), (ssize_t)len);
+		usleep(20 * 1000);
+	}
+	close(fd);
+	free(buf);
+}
+
+static void
+test_seal_tailed(void **state)
+{
+	char dir[256], path[300], tmp[320], err[512];
+	struct image_meta m;
+	struct image_result r, r2;
+	struct image_tail *t;
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/images/j7/tailed", top);
+	assert_int_equal(file_mkdirs(dir, 0700), 0);
+	assert_non_null(t = image_tail_start(dir));
+	put(dir, "core-1.img", "core");
+	snprintf(path, sizeof path, "%s/pages-1.img", dir);
+	append_chunks(path, 5, 3 * 1024 * 1024 + 17, 'a');	/* not a multiple of its buffer */
+	snprintf(path, sizeof path, "%s/swapped.img", dir);
+	append_chunks(path, 2, 4096, 'x');
+	snprintf(tmp, sizeof tmp, "%s/swapped.tmp", dir);
+	append_chunks(tmp, 1, 5000, 'y');
+	assert_int_equal(rename(tmp, path), 0);			/* another inode, same name */
+	/* bytes written once the thread stopped: the seal reads on from where it was */
+	image_tail_stop(t);
+	snprintf(path, sizeof path, "%s/pages-1.img", dir);
+	append_chunks(path, 1, 1000, 'z');
+	meta_new(&m, NULL);
+	snprintf(m.core_service, sizeof m.core_service, "criu");
+	assert_int_equal(image_store_seal_tailed(dir, &m, t, &r, err, sizeof err), 0);
+	image_tail_free(t);
+	assert_int_equal(r.nfiles, 3);
+	assert_int_equal(r.size, 4 + 5 * (3 * 1024 * 1024 + 17) + 1000 + 5000);
+	assert_int_equal(verify_image(dir, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	/* sealed again without the tail: the same manifest */
+	assert_int_equal(image_store_seal(dir, &m, &r2, err, sizeof err), 0);
+	assert_string_equal(r.sha256, r2.sha256);
+	/* a tail that could not start (NULL) leaves the seal to hash everything */
+	assert_int_equal(image_store_seal_tailed(dir, &m, NULL, &r2, err, sizeof err), 0);
+	assert_string_equal(r.sha256, r2.sha256);
 }
 
 static void
@@ -1029,6 +1089,7 @@ main(void)
 		cmocka_unit_test(test_verify_finds_changed_and_missing_files),
 		cmocka_unit_test(test_seal_in_place),
 		cmocka_unit_test(test_lists_predump_folder),
+		cmocka_unit_test(test_seal_tailed),
 		cmocka_unit_test(test_manifest_rejects_bad_lines),
 		cmocka_unit_test(test_retain_keeps_newest_and_parents),
 		cmocka_unit_test(test_retain_before_and_at_most),

@@ -152,6 +152,9 @@ lab_initramfs() {
 	install -m 0755 "$LAB_INIT" "$root/init"
 	echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 	echo "root:x:0:" > "$root/etc/group"
+	# gca-cts's network process runs as gca (cts.conf net_user, docs/ARCHITECTURE.md)
+	echo "gca:x:999:999:gca:/nonexistent:/sbin/nologin" >> "$root/etc/passwd"
+	echo "gca:x:999:" >> "$root/etc/group"
 	echo "127.0.0.1 localhost" > "$root/etc/hosts"
 	mkdir -p "$root/lib/modules/$LAB_KREL/kernel"
 	for m in $LAB_MODULES; do

@@ -555,6 +555,118 @@ else
 	echo "$S: not run: VM disks (qemu-img is not installed: make deps, qemu-utils)"
 fi
 
+# ---- a disk that fills during a checkpoint (issue 24) ----
+# cts-full's image store is a 256 MiB tmpfs in a mount namespace of its own (gone with the CTS).
+# The job writes block i of its disk with "c<i>" each turn and first reads blocks 0..i-1 back
+# ("fill I ok" only if each holds what the job, in its memory, knows it wrote there). A block is
+# 64 KiB, qcow2's cluster: a later write never copies an older block up into a newer layer. At
+# turn 10 it also writes 48 MiB beyond those blocks, so that the next layer is larger than 24 MiB.
+# The store filled twice: with room for the memory but not the layer (it fails in the seal's
+# copy, after cont), then with 8 MiB left (it fails in the migration, the VM stopped). Each fails
+# after its snapshot froze the disk's layer: the broker hears why, the VM runs on, checkpoint A is
+# untouched. Once space is freed, the next checkpoint takes the layers the failed ones froze (the
+# blocks written since A), and its resume reads them back.
+if command -v qemu-img >/dev/null && command -v unshare >/dev/null && command -v nsenter >/dev/null &&
+	[ "$(id -u)" = 0 ]; then
+gca-pki issue "$site/pki" cts cts-full >/dev/null
+gca-pki issue "$site/pki" sign cts-full >/dev/null
+sed "s/cts-vmm/cts-full/" "$T/cts-vmm.ldif" > "$T/cts-full.ldif"
+cts_conf cts-full "vmm_kernel $LAB_VMLINUZ
+vmm_initrd $LAB_INITRD" > "$T/cts-full.conf"
+mkdir -p "$T/cts-full/images" && chmod 700 "$T/cts-full/images"
+# unshare without --fork execs: $! is the CTS itself, and its mount namespace dies with it
+unshare -m --propagation private sh -c 'mount -t tmpfs -o size=256m,mode=0700 gca-full "$1" && exec gca-cts -f "$2"' \
+	sh "$T/cts-full/images" "$T/cts-full.conf" >>"$T/cts-full.log" 2>&1 &
+full_cts=$!
+on_exit "kill $full_cts"
+infull() { nsenter -t "$full_cts" -m -- "$@"; }
+FS=$T/cts-full.sock
+FJOB='i=0; w=; while :; do g=$(dd if=/dev/vda bs=65536 count=$i iflag=direct 2>/dev/null | tr -d "\000" | tr "\n" " "); if [ "$g" = "$w" ]; then r=ok; else r=bad; fi; echo "fill $i $r"; echo "c$i" | dd of=/dev/vda bs=65536 seek=$i count=1 conv=sync,notrunc oflag=direct 2>/dev/null; [ $i != 10 ] || dd if=/dev/zero of=/dev/vda bs=1M seek=16 count=48 oflag=direct 2>/dev/null; w="${w}c$i "; i=$((i + 1)); sleep 0.2; done'
+flast() { awk '$1 == "fill" { n = $2 } END { print n + 0 }' "$T/fill.out"; }
+fck() {	# NAME: gca-ctl checkpoint fill-job; its id in $T/fill-NAME.id, its window in .range
+	local lo=$(flast) id rc
+	gca-ctl checkpoint fill-job >"$T/fill-$1.ck" 2>&1; rc=$?
+	id=$(awk '$1 == "checkpoint" { print $2; exit }' "$T/fill-$1.ck")
+	sleep 0.3
+	echo "$lo $(flast)" > "$T/fill-$1.range"
+	echo "$id" > "$T/fill-$1.id"
+	return $rc
+}
+fsums() { infull sh -c 'cd "$1" && sha256sum * | sort' sh "$T/cts-full/images/fill-job/$1"; }
+ffull() {	# NAME FREE-BYTES WHERE: the store filled to FREE bytes, checkpoint NAME fails in WHERE
+	local avail rc n
+	avail=$(infull df -B1 --output=avail "$T/cts-full/images" | tail -1)
+	# a dot file: the CTS's scans of its store skip it
+	infull fallocate -l $((avail - $2)) "$T/cts-full/images/.filler-$1"
+	fck "$1"; rc=$?
+	if [ $rc != 0 ] && grep -qi "$3.*no space left on device" "$T/fill-$1.ck"; then
+		pass "checkpoint $1, the store full ($(($2 >> 20)) MiB left), fails in $3, the broker told why (rc $rc): $(grep -i 'no space' "$T/fill-$1.ck" | head -1)"
+	else
+		fail "checkpoint $1, the store full, fails in $3 with a clear error" "rc $rc: $(cat "$T/fill-$1.ck"; tail -3 "$T/cts-full.log")"
+	fi
+	n=$(flast)
+	check "... the VM runs on after it (the job goes on past $n, its disk reads back right)" \
+		bash -c "for i in \$(seq 40); do [ \$(awk '\$1 == \"fill\" { n = \$2 } END { print n + 0 }' '$T/fill.out') -gt $((n + 3)) ] && break; sleep 0.25; done; [ \$(awk '\$1 == \"fill\" { n = \$2 } END { print n + 0 }' '$T/fill.out') -gt $((n + 3)) ] && ! grep -q ' bad\$' '$T/fill.out'"
+	expect_eq "... checkpoint A is unchanged (sha256 of each of its files) and the failed one left no folder" \
+		"$(fsums "$fa"; infull ls "$T/cts-full/images/fill-job")" "$sums_a
+$fa"
+}
+qemu-img create -q -f qcow2 "$T/base-full.qcow2" 64M
+if wait_for 15 bash -c "ldapsearch -x -LLL -H '$GCA_LDAP_URI' -b 'cn=cts-full,ou=cts,$GCA_BASE_DN' -s base gcaStatus 2>/dev/null | grep -q 'gcaStatus: ok'" &&
+	[ "$(infull stat -f -c %T "$T/cts-full/images")" = tmpfs ]; then
+	vmm-ready-job-executor --cts "$FS" --gid fill-job --accel "$VMM_ACCEL" --disk "$T/base-full.qcow2" -- sh -c "$FJOB" >"$T/fill.out" 2>"$T/fill.err" &
+	fexec=$!
+	on_exit "kill $fexec"
+	if wait_for 90 grep -q '^fill 4 ' "$T/fill.out" && ! grep -q ' bad$' "$T/fill.out"; then
+		if fck A; then pass "checkpoint A of fill-job on cts-full: $(cat "$T/fill-A.id")"
+		else fail "checkpoint A of fill-job" "$(cat "$T/fill-A.ck")"; fi
+		fa=$(cat "$T/fill-A.id")
+		sums_a=$(fsums "$fa")
+		# blocks that only the layers the failing checkpoints freeze will hold, and 48 MiB
+		wait_for 30 grep -q '^fill 12 ' "$T/fill.out"
+		ffull B1 $(( $(infull stat -c %s "$T/cts-full/images/fill-job/$fa/vm.state") + (24 << 20) )) 'copying layer'
+		sleep 1
+		ffull B2 $((8 << 20)) 'migration'
+		infull sh -c 'rm -f "$1"/.filler-*' sh "$T/cts-full/images"
+		sleep 1
+		fck C || fail "checkpoint C of fill-job, space freed" "$(cat "$T/fill-C.ck"; tail -3 "$T/cts-full.log")"
+		fc=$(cat "$T/fill-C.id")
+		fcm=$(infull cat "$T/cts-full/images/fill-job/$fc/manifest" 2>/dev/null)
+		if [ -n "$fc" ] && [ "$(echo "$fcm" | awk '$1 == "parent" { print $2 }')" = "$fa" ] &&
+			[ "$(echo "$fcm" | grep -c ' gca-disk0\(\.[12]\)\?\.qcow2$')" = 3 ]; then
+			pass "space freed, checkpoint C ($fc) succeeds on A and holds the layers the failed ones froze (gca-disk0.1.qcow2, .2)"
+		else
+			fail "checkpoint C takes the layers the failed checkpoints froze" "id '$fc': $(echo "$fcm" | grep 'parent\|gca-disk')"
+		fi
+		expect_eq "... and A is still unchanged" "$(fsums "$fa")" "$sums_a"
+		kill -9 "$(pgrep -P "$fexec" | head -1)"; wait "$fexec" 2>/dev/null
+		echo "mark killed" >> "$T/fill.out"
+		vmm-ready-job-resumer --cts "$FS" --gid fill-job --checkpoint "$fc" >>"$T/fill.out" 2>"$T/fill-res.err" &
+		fres=$!
+		on_exit "kill $fres"
+		wait_for 60 bash -c "[ \$(awk 'f && \$1 == \"fill\" { n++ } \$0 == \"mark killed\" { f = 1 } END { print n + 0 }' '$T/fill.out') -ge 4 ]"
+		read -r lo hi < "$T/fill-C.range"
+		r=$(awk 'f && $1 == "fill" { print $2; exit } $0 == "mark killed" { f = 1 }' "$T/fill.out")
+		bad=$(awk 'f && $1 == "fill" && $3 != "ok" { print } $0 == "mark killed" { f = 1 }' "$T/fill.out")
+		nres=$(awk 'f && $1 == "fill" { n++ } $0 == "mark killed" { f = 1 } END { print n + 0 }' "$T/fill.out")
+		if in_range "$r" "$lo" "$hi" && [ "$nres" -ge 4 ] && [ -z "$bad" ]; then
+			pass "resumed from C: the job goes on at $r (saved at $lo..$hi) and reads back every block, those written between A and the failed checkpoints too"
+		else
+			fail "resumed from C with every block it wrote" "first '$r', window $lo..$hi, $nres lines; $bad; $(tail -3 "$T/fill-res.err")"
+		fi
+		kill -TERM "$fres" 2>/dev/null; wait "$fres" 2>/dev/null
+	else
+		fail "fill-job starts on cts-full and reads back its disk" "$(tail -3 "$T/fill.err"; grep ' bad$' "$T/fill.out" | head -2)"
+	fi
+	kill "$fexec" 2>/dev/null; wait "$fexec" 2>/dev/null
+else
+	fail "cts-full starts with its store on a tmpfs" "$(tail -3 "$T/cts-full.log")"
+fi
+kill "$full_cts" 2>/dev/null; wait "$full_cts" 2>/dev/null
+else
+	echo "$S: not run: a disk that fills during a checkpoint (needs root, qemu-img, unshare and nsenter)"
+fi
+
 # ---- errors a user can act on ----
 # The resumer asks the VM it started (paused, nothing loaded) what it is, and refuses to load an
 # image taken from another: each difference named. QEMU itself would say "Unknown savevm section".
@@ -781,11 +893,11 @@ if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-po
 	check "uid nobody's local_vm_take gets the refilled VM $q2, never pool-a's $q1" \
 		bash -c "echo '$out' | grep -q '\"pid\": $q2' && [ '$q2' != '$q1' ]"
 	check "... and it goes once the process that took it has exited (never bound)" \
-		bash -c "for i in \$(seq 20); do kill -0 $q2 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
+		bash -c "for i in \$(seq 80); do kill -0 $q2 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
 	# pool-a ends: its VM goes, folder and all
 	kill -TERM "$pa"; wait "$pa" 2>/dev/null
 	check "pool-a's pooled QEMU $q1 is gone after its job, its folder removed" \
-		bash -c "for i in \$(seq 20); do kill -0 $q1 2>/dev/null || break; sleep 0.25; done; ! kill -0 $q1 2>/dev/null && [ ! -e '$qdir' ]"
+		bash -c "for i in \$(seq 80); do kill -0 $q1 2>/dev/null || break; sleep 0.25; done; ! kill -0 $q1 2>/dev/null && [ ! -e '$qdir' ]"
 	# the next job gets a fresh VM: nothing of pool-a's
 	wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 3 ]"
 	q3=$(readyq)
@@ -816,6 +928,60 @@ if wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-po
 	else
 		fail "user nobody's job on a pooled VM" "rc $rc; $(tail -3 "$T/pool-n.err"; grep pool-n "$T/cts-pool.log" | tail -2)"
 	fi
+	# the resume of a pooled job's checkpoint: nobody's job on a pooled VM (QEMU of daemon) writes a
+	# file in the guest and counts; checkpointed, its VM gone with its executor, it is resumed by
+	# nobody with the resumer, as any VM job: QEMU then is nobody's, bound as the resumer's child
+	tok=pooled-$RANDOM
+	wait_for 120 bash -c "[ \$(grep -c 'pooled VM pid [0-9]* is ready' '$T/cts-pool.log') -ge 5 ]"
+	setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups env TMPDIR="$T/nobody" \
+		vmm-ready-job-executor --cts "$PS" --gid pool-r --accel "$VMM_ACCEL" -- sh -c \
+		"echo $tok > /tmp/state; i=0; while :; do echo \"tick \$i \$(cat /tmp/state)\"; i=\$((i + 1)); sleep 0.2; done" \
+		>"$T/pool-r.out" 2>"$T/pool-r.err" &
+	pr=$!
+	on_exit "kill $pr"
+	tlast() { awk '$1 == "tick" { n = $2 } END { print n + 0 }' "$T/pool-r.out"; }
+	if wait_for 90 grep -q '^tick 3 ' "$T/pool-r.out" && grep -q "handed to pid $pr (uid 65534) for GID pool-r" "$T/cts-pool.log"; then
+		qr=$(grep -o "pooled VM pid [0-9]* handed to pid $pr " "$T/cts-pool.log" | awk '{ print $4 }')
+		lo=$(tlast)
+		id=$(gca-ctl checkpoint pool-r 2>"$T/pool-r.ck" | awk '$1 == "checkpoint" { print $2; exit }')
+		sleep 0.3; hi=$(tlast)
+		rconf=$(find "$T/cts-pool/images/pool-r" -path "*$id/vm.conf" 2>/dev/null | head -1)
+		check "nobody's pooled job (QEMU $qr of daemon) is checkpointed, recorded as uid 65534's (vm.conf)" \
+			bash -c "[ -n '$id' ] && [ -f '$rconf' ] && grep -qx 'uid 65534' '$rconf'"
+		[ -n "$id" ] || echo "# $(cat "$T/pool-r.ck"; tail -3 "$T/cts-pool.log")"
+		kill -9 "$pr"; wait "$pr" 2>/dev/null
+		check "its executor killed, the pooled QEMU $qr goes" \
+			bash -c "for i in \$(seq 20); do kill -0 $qr 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
+		echo "mark pooled" >> "$T/pool-r.out"
+		# the pool's user is not the job's: it may not resume it
+		out=$(setpriv --reuid daemon --regid "$(id -gn daemon)" --clear-groups env TMPDIR=/tmp \
+			vmm-ready-job-resumer --cts "$PS" --gid pool-r --checkpoint "$id" 2>&1); rc=$?
+		if [ $rc != 0 ] && ! echo "$out" | grep -q 'resumed from' && ! grep -q 'GID pool-r bound to pid [0-9]* (user daemon' "$T/cts-pool.log"; then
+			pass "vmm_pool_user daemon, which ran the VM, cannot resume nobody's job (rc $rc): $(echo "$out" | head -1)"
+		else
+			fail "vmm_pool_user daemon cannot resume nobody's job" "rc $rc: $out"
+		fi
+		setpriv --reuid nobody --regid "$(id -gn nobody)" --clear-groups env TMPDIR="$T/nobody" \
+			vmm-ready-job-resumer --cts "$PS" --gid pool-r --checkpoint "$id" >>"$T/pool-r.out" 2>"$T/pool-r.res" &
+		rr=$!
+		on_exit "kill $rr"
+		wait_for 60 bash -c "[ \$(awk 'f && \$1 == \"tick\" { n++ } \$0 == \"mark pooled\" { f = 1 } END { print n + 0 }' '$T/pool-r.out') -ge 3 ]"
+		r=$(awk 'f && $1 == "tick" { print $2 " " $3; exit } $0 == "mark pooled" { f = 1 }' "$T/pool-r.out")
+		if in_range "${r% *}" "$lo" "$hi" && [ "${r#* }" = "$tok" ]; then
+			pass "nobody resumed the pooled job's checkpoint: it goes on at tick ${r% *} (saved at $lo..$hi) and reads its file ($tok) from the guest's memory"
+		else
+			fail "the resume of a pooled job's checkpoint goes on where it was" "first '$r', window $lo..$hi, token $tok; $(tail -3 "$T/pool-r.res")"
+		fi
+		rq=$(pgrep -P "$rr" | head -1)
+		expect_eq "the resumed VM is no pooled one: QEMU is the resumer's child and runs as nobody, as the resumer" \
+			"$([ -z "$rq" ] || echo "$(ps -o user= -p "$rq" | xargs) $(ps -o user= -p "$rr" | xargs) $(ps -o comm= -p "$rq")")" "nobody nobody qemu-system-x86"
+		check "pool-r is bound again to that QEMU (pid $rq, the caller's child of the same uid; cts log)" \
+			grep -q "GID pool-r bound to pid $rq " "$T/cts-pool.log"
+		kill -TERM "$rr" 2>/dev/null; wait "$rr" 2>/dev/null
+	else
+		fail "nobody's job runs on a pooled VM" "$(tail -3 "$T/pool-r.err"; grep pool-r "$T/cts-pool.log" | tail -2)"
+	fi
+	kill "$pr" 2>/dev/null; wait "$pr" 2>/dev/null
 	pool_row="\"submit_to_running\": {\"pool_s\": ${pool_secs:-null}, \"own_vm_s\": $nopool_secs, \"what\": \"vmm-ready-job-executor started until the job's first line, 256 MiB guest, $VMM_ACCEL: a VM from the CTS's pool (vmm_pool 1) vs --no-pool (boots its own; the pool's VM idle meanwhile)\"},"
 	kill "$pool_cts"; wait "$pool_cts" 2>/dev/null
 	check "cts-pool stopped: no pooled QEMU left" bash -c "! pgrep -u daemon -f 'cts-pool/pool/vm-' >/dev/null"
