@@ -257,6 +257,9 @@ void  net_close(struct cts *c);
 int   net_port(void);		/* the TLS port */
 pid_t net_pid(void);
 int   net_main(int argc, char **argv);	/* gca-cts --net: the network process */
+#define NET_CTL_MAX	4096	/* a control message: a frame of two short strings */
+enum { NET_CTL_TAKE = 0, NET_CTL_REFUSED = 1 };
+int   net_ctl_check(const struct proto_msg *m, int fd, char *why, size_t len);
 
 /* descriptor.c: the LDIF descriptor (paper 5.5) into c->reg, checked against the core service. */
 int  descriptor_load(struct cts *c, const char *path, char *err, size_t errlen);

@@ -42,7 +42,6 @@
 
 #define NET_BACKOFF_MIN_MS	250
 #define NET_BACKOFF_MAX_MS	30000
-#define NET_CTL_MAX		4096	/* a control message: a frame of two short strings */
 
 /* One network process per CTS (one CTS per process). */
 static struct {
@@ -289,19 +288,18 @@ net_refusal_known(const char *why)
 	return false;
 }
 
-/* net_accepted {role, name} + a descriptor: a TLS peer, served by the CTS's handlers;
- * net_refused {name}: a handshake refused there, counted in the CTS's metrics. */
-static int
-net_accepted(const struct proto_msg *m, int fd, char *why, size_t len)
+/* The check net_on_ctl makes on each control message (tests/fuzz/fuzz_ctl.c runs it on any bytes):
+ * NET_CTL_TAKE for net_accepted {role, name} + a descriptor, a TLS peer for the CTS's handlers;
+ * NET_CTL_REFUSED for net_refused {name} without one, a handshake refused there (a known reason);
+ * -1 for anything else, with why. It only looks: the caller acts. */
+int
+net_ctl_check(const struct proto_msg *m, int fd, char *why, size_t len)
 {
 	const struct msg_net *b = m->body;
-	struct proto_peer peer = { 0 };
 
 	if (strcmp(m->type, "net_refused") == 0 && fd < 0 && b->name != NULL &&
-	    net_refusal_known(b->name)) {
-		metrics_tls_refused(b->name);
-		return 0;
-	}
+	    net_refusal_known(b->name))
+		return NET_CTL_REFUSED;
 	if (strcmp(m->type, "net_accepted") != 0) {
 		snprintf(why, len, "it sent %s, which is not net_accepted", m->type);
 		return -1;
@@ -311,6 +309,24 @@ net_accepted(const struct proto_msg *m, int fd, char *why, size_t len)
 		snprintf(why, len, "it sent net_accepted without a descriptor, a role or a name");
 		return -1;
 	}
+	return NET_CTL_TAKE;
+}
+
+/* A checked control message acted on: the peer served by the CTS's handlers, or the refusal
+ * counted in the CTS's metrics. */
+static int
+net_accepted(const struct proto_msg *m, int fd, char *why, size_t len)
+{
+	const struct msg_net *b = m->body;
+	struct proto_peer peer = { 0 };
+	int rc = net_ctl_check(m, fd, why, len);
+
+	if (rc == NET_CTL_REFUSED) {
+		metrics_tls_refused(b->name);
+		return 0;
+	}
+	if (rc != NET_CTL_TAKE)
+		return -1;
 	snprintf(peer.role, sizeof peer.role, "%s", b->role);
 	snprintf(peer.name, sizeof peer.name, "%s", b->name);
 	proto_server_take(net.cts->server, fd, &peer);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes corpus/fuzz_server/ and corpus/fuzz_client/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
+"""Writes corpus/fuzz_server/, corpus/fuzz_client/ and corpus/fuzz_ctl/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
 directory mode; then frames as a peer sends them). Run again after a message changes; libFuzzer
 grows the rest from these. Frames are msgpack maps {v, t, id, b}, encoded here by hand so that no
 Python package is needed."""
@@ -119,8 +119,28 @@ SEEDS = {
         ("local_bind", {"gid": "job1", "pid": 1, "checkpoint_every_ms": 0})]),
 }
 
+# fuzz_ctl: byte 0 the descriptors sent (0 none, 1 one, 2 two, 3 one with an empty message), then
+# one control message as the CTS's network process sends it (proto/relay.c).
+CTL_SEEDS = {
+    "accepted": (1, "net_accepted", {"role": "cts", "name": "fuzz-cts"}),
+    "accepted-broker": (1, "net_accepted", {"role": "broker", "name": "b1"}),
+    "accepted-local": (1, "net_accepted", {"role": "local", "name": "x"}),
+    "accepted-nofd": (0, "net_accepted", {"role": "cts", "name": "fuzz-cts"}),
+    "refused": (0, "net_refused", {"name": "certificate"}),
+    "refused-unknown": (0, "net_refused", {"name": "whatever"}),
+    "refused-fd": (1, "net_refused", {"name": "tls_error"}),
+    "two-fds": (2, "net_accepted", {"role": "admin", "name": "a"}),
+    "connect": (0, "net_connect", {"endpoint": "127.0.0.1:1", "role": "gcs", "name": "g"}),
+    "empty": (3, "net_accepted", {"role": "cts", "name": "c"}),
+    "too-long": (1, "net_accepted", {"role": "cts", "name": "n" * 4120}),
+}
+
 def main():
     top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    os.makedirs(os.path.join(top, "fuzz_ctl"), exist_ok=True)
+    for name, (fds, t, b) in CTL_SEEDS.items():
+        with open(os.path.join(top, "fuzz_ctl", name), "wb") as f:
+            f.write(bytes([fds]) + frame(t, 0, b))
     for name, (table, role, mode, frames) in SEEDS.items():
         out = os.path.join(top, "fuzz_client" if ">" in table else "fuzz_server")
         os.makedirs(out, exist_ok=True)

@@ -1,21 +1,22 @@
 # A short libFuzzer run of each harness (make fuzz runs them longer): the decoder, bytes through
 # the real proto_conn into the GCS's and the CTS's dispatch tables, and hostile peers answering
-# their clients (tests/fuzz).
+# their clients, and the CTS's control socketpair read by its root parent (tests/fuzz).
 # timeout: 180
 . "$GCA_TOP/tests/lib.sh"
 command -v clang >/dev/null || not_run fuzz "clang is not installed (make deps installs it)"
 command -v openssl >/dev/null || not_run fuzz "openssl is not installed (make deps installs it)"
 test_tmpdir
 check "the fuzz targets build" make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" \
-	"$GCA_BUILD/fuzz/fuzz_decode" "$GCA_BUILD/fuzz/fuzz_server" "$GCA_BUILD/fuzz/fuzz_client"
+	"$GCA_BUILD/fuzz/fuzz_decode" "$GCA_BUILD/fuzz/fuzz_server" "$GCA_BUILD/fuzz/fuzz_client" \
+	"$GCA_BUILD/fuzz/fuzz_ctl"
 check "the decoder runs 10 s without a crash" \
 	make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=10 run-fuzz_decode
 # The server harness's table of handlers reached: every table is reached, as each role.
-if TMPDIR=$TEST_TMP make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=25 run-fuzz_server \
+if TMPDIR=$TEST_TMP make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=20 run-fuzz_server \
     >"$TEST_TMP/server.log" 2>&1; then
-	pass "the servers' dispatch tables run 25 s without a crash, leak or hang"
+	pass "the servers' dispatch tables run 20 s without a crash, leak or hang"
 else
-	fail "the servers' dispatch tables run 25 s without a crash, leak or hang" \
+	fail "the servers' dispatch tables run 20 s without a crash, leak or hang" \
 	    "$(grep -m3 'ERROR\|runtime error\|fuzz:' "$TEST_TMP/server.log")"
 fi
 for h in "cts_register .* [1-9][0-9]* *0 *0$" "^  do_checkpoint  *0  *[1-9]" "local_info .* [1-9][0-9]*$"; do
@@ -41,5 +42,19 @@ for who in cts-fuzz-cts gcs-fuzz-gcs; do
 		    "$(grep hostile "$TEST_TMP/client.log")"
 	fi
 done
+# The root parent's side of the control socketpair: any message, with 0, 1 or 2 descriptors.
+if make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=5 run-fuzz_ctl \
+    >"$TEST_TMP/ctl.log" 2>&1; then
+	pass "control messages from the network process run 5 s without a crash, leak or hang"
+else
+	fail "control messages from the network process run 5 s without a crash, leak or hang" \
+	    "$(grep -m3 'ERROR\|runtime error\|fuzz_ctl:' "$TEST_TMP/ctl.log")"
+fi
+if grep -q "outcome:.* too_long [1-9].* two_fds [1-9].* net_refused_counted [1-9][0-9]* taken [1-9]" \
+    "$TEST_TMP/ctl.log"; then
+	pass "the parent both took and refused control messages"
+else
+	fail "the parent both took and refused control messages" "$(grep 'fuzz_ctl:' "$TEST_TMP/ctl.log")"
+fi
 ls -d "$TEST_TMP"/gca-fuzz-state.* >/dev/null 2>&1 && fail "the harness left its state folder behind"
 done_testing
