@@ -396,6 +396,13 @@ struct proto_relay *proto_relay_new(struct event_base *base, const struct proto_
 void proto_relay_chroot(struct proto_relay *r, const char *root);
 int  proto_relay_start(struct proto_relay *r, char *err, size_t errlen);
 void proto_relay_free(struct proto_relay *r);
+/* tests/fuzz/fuzz_relay.c: a relay without TLS, and a link up between net (the peer's side) and
+ * own (the daemon's), which the relay then owns. */
+struct bufferevent;
+struct proto_relay *proto_relay_test_new(struct event_base *base, size_t max_frame);
+void proto_relay_test_link(struct proto_relay *r, bool accepted, const char *role,
+	struct bufferevent *net, struct bufferevent *own);
+bool proto_relay_test_linked(const struct proto_relay *r);
 
 /* ---- the blocking client for command-line tools and tests (sync.c) ---- */
 struct proto_sync;

@@ -798,6 +798,46 @@ proto_relay_start(struct proto_relay *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* tests/fuzz/fuzz_relay.c: a relay with no TLS, listener or control socket, for links made up by
+ * proto_relay_test_link. */
+struct proto_relay *
+proto_relay_test_new(struct event_base *base, size_t max_frame)
+{
+	struct proto_relay *r = xcalloc(1, sizeof *r);
+
+	r->base = base;
+	r->cfg.ctl = -1;
+	r->cfg.max_frame = max_frame;
+	return r;
+}
+
+/* Whether a link is still there (a link the relay closed is freed once drained). */
+bool
+proto_relay_test_linked(const struct proto_relay *r)
+{
+	return r->links != NULL;
+}
+
+/* A link up between two bufferevents the caller made (net: the peer's side, own: the daemon's),
+ * as relay_up leaves one once the handshake is done: the same callbacks read both, so frames from
+ * the peer go through relay_from_net. The relay frees both with the link. */
+void
+proto_relay_test_link(struct proto_relay *r, bool accepted, const char *role,
+    struct bufferevent *net, struct bufferevent *own)
+{
+	struct relay_link *l = relay_link_new(r, accepted);
+
+	l->net = net;
+	l->own = own;
+	snprintf(l->role, sizeof l->role, "%s", role);
+	snprintf(l->name, sizeof l->name, "fuzz-peer");
+	l->up = true;
+	bufferevent_setcb(l->own, relay_on_read, relay_on_write, relay_on_event, l);
+	bufferevent_setcb(l->net, relay_on_read, relay_on_write, relay_on_event, l);
+	bufferevent_enable(l->own, EV_READ | EV_WRITE);
+	bufferevent_enable(l->net, EV_READ | EV_WRITE);
+}
+
 void
 proto_relay_free(struct proto_relay *r)
 {

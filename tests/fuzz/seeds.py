@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes corpus/fuzz_server/, corpus/fuzz_client/ and corpus/fuzz_ctl/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
+"""Writes corpus/fuzz_server/, corpus/fuzz_client/, corpus/fuzz_ctl/ and corpus/fuzz_relay/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
 directory mode; then frames as a peer sends them). Run again after a message changes; libFuzzer
 grows the rest from these. Frames are msgpack maps {v, t, id, b}, encoded here by hand so that no
 Python package is needed."""
@@ -135,8 +135,32 @@ CTL_SEEDS = {
     "too-long": (1, "net_accepted", {"role": "cts", "name": "n" * 4120}),
 }
 
+# fuzz_relay: byte 0 bit 0 a peer the relay accepted, byte 1 how many bytes the daemon writes first
+# (its requests), then what the peer sends.
+RELAY_SEEDS = {
+    "served": (1, [], [("ping", {}), ("do_checkpoint", {"gid": "job1", "timeout_ms": 1000}),
+                       ("query", {"what": "jobs"})]),
+    "served-stray-ok": (1, [], [(("ok", 7), {"x": 1})]),
+    "served-bad-body": (1, [], [("do_checkpoint", {"gid": 5})]),
+    "dialled-answers": (0, [("cts_register", REG), ("do_checkpoint", {"gid": "job1"})],
+                        [(("ok", 1), {}), (("err", 2), {"code": "busy", "msg": "no"}),
+                         ("notify", {"event": "checkpoint", "gid": "job1"})]),
+    "dialled-ok-checkpoint": (0, [("do_checkpoint", {"gid": "job1", "timeout_ms": 1000})],
+                              [(("ok", 1), {"checkpoint_id": CK, "image_name": "img",
+                                            "cts": "fuzz-cts", "seq": 1})]),
+    "dialled-bad-reply": (0, [("do_checkpoint", {"gid": "job1"})], [(("ok", 1), {"checkpoint_id": 5})]),
+    "dialled-bad-frame": (0, [], [("ping", {"x": [1, 2]}), ("no_such_type", {})]),
+}
+
 def main():
     top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    os.makedirs(os.path.join(top, "fuzz_relay"), exist_ok=True)
+    for name, (accepted, own, net) in RELAY_SEEDS.items():
+        first = b"".join(frame(t, i + 1, b) for i, (t, b) in enumerate(own))
+        assert len(first) < 256, name
+        with open(os.path.join(top, "fuzz_relay", name), "wb") as f:
+            f.write(bytes([accepted, len(first)]) + first +
+                    b"".join(frame(t, i + 1, b) for i, (t, b) in enumerate(net)))
     os.makedirs(os.path.join(top, "fuzz_ctl"), exist_ok=True)
     for name, (fds, t, b) in CTL_SEEDS.items():
         with open(os.path.join(top, "fuzz_ctl", name), "wb") as f:

@@ -1,6 +1,7 @@
 # A short libFuzzer run of each harness (make fuzz runs them longer): the decoder, bytes through
 # the real proto_conn into the GCS's and the CTS's dispatch tables, and hostile peers answering
-# their clients, and the CTS's control socketpair read by its root parent (tests/fuzz).
+# their clients, the CTS's control socketpair read by its root parent, and a peer's bytes through
+# its network process's relay (tests/fuzz).
 # timeout: 180
 . "$GCA_TOP/tests/lib.sh"
 command -v clang >/dev/null || not_run fuzz "clang is not installed (make deps installs it)"
@@ -8,15 +9,15 @@ command -v openssl >/dev/null || not_run fuzz "openssl is not installed (make de
 test_tmpdir
 check "the fuzz targets build" make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" \
 	"$GCA_BUILD/fuzz/fuzz_decode" "$GCA_BUILD/fuzz/fuzz_server" "$GCA_BUILD/fuzz/fuzz_client" \
-	"$GCA_BUILD/fuzz/fuzz_ctl"
+	"$GCA_BUILD/fuzz/fuzz_ctl" "$GCA_BUILD/fuzz/fuzz_relay"
 check "the decoder runs 10 s without a crash" \
 	make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=10 run-fuzz_decode
 # The server harness's table of handlers reached: every table is reached, as each role.
-if TMPDIR=$TEST_TMP make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=20 run-fuzz_server \
+if TMPDIR=$TEST_TMP make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=15 run-fuzz_server \
     >"$TEST_TMP/server.log" 2>&1; then
-	pass "the servers' dispatch tables run 20 s without a crash, leak or hang"
+	pass "the servers' dispatch tables run 15 s without a crash, leak or hang"
 else
-	fail "the servers' dispatch tables run 20 s without a crash, leak or hang" \
+	fail "the servers' dispatch tables run 15 s without a crash, leak or hang" \
 	    "$(grep -m3 'ERROR\|runtime error\|fuzz:' "$TEST_TMP/server.log")"
 fi
 for h in "cts_register .* [1-9][0-9]* *0 *0$" "^  do_checkpoint  *0  *[1-9]" "local_info .* [1-9][0-9]*$"; do
@@ -55,6 +56,16 @@ if grep -q "outcome:.* too_long [1-9].* two_fds [1-9].* net_refused_counted [1-9
 	pass "the parent both took and refused control messages"
 else
 	fail "the parent both took and refused control messages" "$(grep 'fuzz_ctl:' "$TEST_TMP/ctl.log")"
+fi
+# The network process's relay: what reaches the daemon from a peer decodes, whole.
+if make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=5 run-fuzz_relay \
+    >"$TEST_TMP/relay.log" 2>&1 &&
+    grep -q "to the daemon [1-9][0-9]*, errors to the peer [1-9][0-9]*, links closed [1-9]" \
+    "$TEST_TMP/relay.log"; then
+	pass "a peer's bytes through the relay 5 s: frames passed, answered err, links closed"
+else
+	fail "a peer's bytes through the relay 5 s: frames passed, answered err, links closed" \
+	    "$(grep -m3 'ERROR\|runtime error\|fuzz_relay:' "$TEST_TMP/relay.log")"
 fi
 ls -d "$TEST_TMP"/gca-fuzz-state.* >/dev/null 2>&1 && fail "the harness left its state folder behind"
 done_testing
