@@ -62,6 +62,8 @@ CTS_SRCS := $(if $(wildcard $(CTS_MAIN)),$(wildcard cts/*.c cts/core/*.c))
 # the parts it calls without naming their objects. gca-cts itself links its objects directly.
 CTS_LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(CTS_MAIN),$(CTS_SRCS)))
 LIBCTS := $(if $(CTS_LIB_OBJS),$(B)/libgca_cts.a)
+# libgca_gcs.a: gcs/ less its main, for the fuzz harnesses (tests/fuzz), as libgca_cts.a is for cts/.
+GCS_LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out gcs/gcs.c,$(GCS_SRCS)))
 CTL_SRCS := $(wildcard ctl/*.c)
 VMM_WRAP := $(wildcard wrappers/vmm-ready-job-executor.c wrappers/vmm-ready-job-resumer.c wrappers/vmm_wrap.c)
 WRAP_SHARED := $(filter-out wrappers/gca-exec.c wrappers/gca-recover.c wrappers/gca-criu-helper.c wrappers/gca_app.c $(VMM_WRAP),$(wildcard wrappers/*.c))
@@ -110,6 +112,9 @@ $(B)/libgca_app.a: $(APP_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libgca_cts.a: $(CTS_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libgca_gcs.a: $(GCS_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 define program
@@ -210,6 +215,7 @@ demo: all
 demo-stop:
 	scripts/gca-demo stop run
 
+# make fuzz [FUZZ_SECONDS=60]: each libFuzzer harness of tests/fuzz in turn (tests/fuzz/Makefile).
 fuzz:
 	$(MAKE) -C tests/fuzz B=$(abspath build/fuzz)
 

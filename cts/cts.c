@@ -25,7 +25,7 @@ static const char cts_usage[] = "usage: gca-cts -f cts.conf [--port-file F] [-d]
 
 /* The TLS endpoint: the GCS asks for checkpoints and says when a GID moved away, other CTSes
  * fetch images with a grant. */
-static const struct proto_handler cts_handlers[] = {
+const struct proto_handler cts_handlers[] = {
 	{ "ping", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN | PROTO_ROLE_CTS, proto_server_ping },
 	{ "do_checkpoint", PROTO_ROLE_GCS, ckpt_do_checkpoint },
 	{ "job_moved", PROTO_ROLE_GCS, jobs_on_moved },
@@ -34,6 +34,7 @@ static const struct proto_handler cts_handlers[] = {
 	{ "image_gc", PROTO_ROLE_GCS | PROTO_ROLE_ADMIN, replica_gc },
 	{ "image_audit", PROTO_ROLE_GCS, audit_image },
 };
+const size_t cts_nhandlers = GCA_NITEMS(cts_handlers);
 
 static void
 cts_on_tick(evutil_socket_t fd, short what, void *arg)
@@ -298,7 +299,7 @@ cts_listen(struct cts *c, const struct config *cf)
 	/* GCSes (their pooled connection) and other CTSes (replica pushes) are never cut for
 	 * being quiet; their clients close first. The cap counts per certificate CN. */
 	struct proto_server_config scfg = { .handlers = cts_handlers,
-		.nhandlers = GCA_NITEMS(cts_handlers), .ctx = c,
+		.nhandlers = cts_nhandlers, .ctx = c,
 		.idle_timeout_ms = c->idle_timeout_ms, .handshake_timeout_ms = c->handshake_timeout_ms,
 		.idle_exempt_roles = PROTO_ROLE_GCS | PROTO_ROLE_CTS,
 		.max_per_peer = c->max_peer_connections, .max_handshakes = c->max_handshakes };

@@ -371,6 +371,10 @@ void interval_measured(struct cts_ckpt *ck, struct proto_strlist *props);
 /* local.c: the unix socket for wrappers and jobs (role local). */
 int  local_open(struct cts *c, const char *group, char *err, size_t errlen);
 void local_on_close(struct proto_conn *conn, void *ctx);
+/* The dispatch tables: the unix socket's (local.c) and the TLS endpoint's (cts.c), named here so
+ * that the fuzz harnesses (tests/fuzz) drive the very tables the daemon serves. */
+extern const struct proto_handler local_handlers[], cts_handlers[];
+extern const size_t local_nhandlers, cts_nhandlers;
 
 /* checkpoint.c: one checkpoint at a time per job; the rest wait, bounded. */
 void ckpt_request(struct cts_job *j, const char *kind, struct proto_req *req, const char *idem_key);

@@ -236,7 +236,7 @@ local_info(struct proto_req *r, void *ctx)
 	proto_reply_ok(r, r->pt->reply, &ok);
 }
 
-static const struct proto_handler local_handlers[] = {
+const struct proto_handler local_handlers[] = {
 	{ "ping", PROTO_ROLE_LOCAL, proto_server_ping },
 	{ "local_bind", PROTO_ROLE_LOCAL, local_bind },
 	{ "local_checkpoint", PROTO_ROLE_LOCAL, local_checkpoint },
@@ -246,6 +246,7 @@ static const struct proto_handler local_handlers[] = {
 	{ "app_saved", PROTO_ROLE_LOCAL, local_app_saved },
 	{ "restore_prepare", PROTO_ROLE_LOCAL, restore_prepare },
 };
+const size_t local_nhandlers = GCA_NITEMS(local_handlers);
 
 void
 local_on_close(struct proto_conn *conn, void *ctx)
@@ -265,7 +266,7 @@ local_open(struct cts *c, const char *group, char *err, size_t errlen)
 {
 	/* the cap counts per uid, without the channels of bound jobs (jobs_set_channel keeps them) */
 	struct proto_server_config cfg = { .handlers = local_handlers,
-		.nhandlers = GCA_NITEMS(local_handlers), .ctx = c, .on_close = local_on_close,
+		.nhandlers = local_nhandlers, .ctx = c, .on_close = local_on_close,
 		.idle_timeout_ms = c->idle_timeout_ms, .max_per_peer = c->max_peer_connections };
 	mode_t mode = 0666;	/* every user binds their own jobs; SO_PEERCRED says who they are */
 	struct group *gr = NULL;
