@@ -97,7 +97,7 @@ BENCH_LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard bench/lib/*.c))
 HEADERS := $(wildcard */*.h cts/core/*.h tests/lib/*.h bench/lib/*.h)
 
 .SECONDARY:
-.PHONY: all test test-criu test-vmm test-debian13 bench fuzz deps install demo demo-stop clean check-syntax
+.PHONY: all test test-criu test-vmm test-debian13 bench fuzz deps deps-packages install demo demo-stop clean check-syntax
 all: $(LIBGCA) $(LIBAPP) $(LIBCTS) $(PROGS) $(EXAMPLES) $(TESTS) $(BENCHES)
 
 $(B)/obj/%.o: %.c $(HEADERS)
@@ -178,7 +178,13 @@ DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-s
 	debootstrap
 DEB_PKGS_debian13 := $(DEB_PKGS_COMMON) libmsgpack-c-dev libclang-rt-dev python3-pycriu
 OS_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo "$$ID$${VERSION_ID%%.*}")
-deps:
+# The system user gca-cts's network process runs as (cts.conf net_user, docs/DEPLOYMENT.md), made
+# whether or not a package was missing: a machine whose packages came another way still needs it.
+deps: deps-packages
+	@getent passwd gca >/dev/null || { echo "deps: making the system user gca (gca-cts's network process runs as it)"; \
+		useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gca; }
+
+deps-packages:
 	@pkgs='$(DEB_PKGS_$(OS_RELEASE))'; \
 	if [ -z "$$pkgs" ]; then \
 		echo "deps: no package list for '$(OS_RELEASE)' (/etc/os-release); make deps knows debian12 and debian13 (docs/PLATFORMS.md)" >&2; exit 1; \

@@ -154,7 +154,8 @@ export GCA_CA_FILE=$site/pki/ca.crt GCA_CERT_FILE=$site/pki/broker-broker.crt GC
 
 # ---- a CTS (app) in each namespace, its state folder a tmpfs ----
 mkdir -p "$T/run" && chmod 0755 "$T/run"
-cts_procs() { pgrep -f -- "gca-cts -f $T/cts-$1.conf" || true; }
+# the root parent and its unprivileged network process (gca-cts-net, docs/ARCHITECTURE.md)
+cts_procs() { pgrep -f -- "gca-cts -f $T/cts-$1.conf|gca-cts-net --net $T/cts-$1/net " || true; }
 no_cts() { [ -z "$(cts_procs "$1")" ]; }
 cts_start() {
 	local x=$1
