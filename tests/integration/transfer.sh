@@ -460,7 +460,7 @@ out=$(gca-ctl checkpoint $gid4 2>&1)
 eid=$(echo "$out" | awk '$1=="checkpoint"{print $2}')
 n1=$(last_count "$log9")
 case "$out" in *"seq 1 at cts-a"*) pass "an encrypted checkpoint on A" ;; *) fail "encrypted checkpoint" "$out" ;; esac
-head -c 6 "$T/cts-a/images/$gid4/$eid/counter" | grep -q GCAE2 && ! grep -qx "[0-9]*" "$T/cts-a/images/$gid4/$eid/counter" && pass "the stored file is ciphertext, not the count" || fail "stored encrypted" "$(head -c 40 "$T/cts-a/images/$gid4/$eid/counter" | od -c | head -2)"
+head -c 6 "$T/cts-a/images/$gid4/$eid/counter" | grep -q GCAE2 && ! grep -qxE "[0-9]+" "$T/cts-a/images/$gid4/$eid/counter" && pass "the stored file is ciphertext, not the count" || fail "stored encrypted" "$(head -c 40 "$T/cts-a/images/$gid4/$eid/counter" | od -c | head -2)"
 grep -qx "key $keyid" "$T/cts-a/images/$gid4/$eid/manifest" && pass "the manifest names the key id $keyid" || fail "manifest key line" "$(head -8 "$T/cts-a/images/$gid4/$eid/manifest")"
 out=$(lds "(gcaCheckpointId=$eid)" gcaProperty)
 grep -qx "gcaProperty: image_key=$keyid" <<<"$out" && pass "the record carries the key id" || fail "key id on the record" "$out"
