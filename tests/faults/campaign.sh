@@ -73,7 +73,11 @@ if [ -n "$out" ]; then mkdir -p "$out" && out=$(cd "$out" && pwd); else out=$T/o
 rm -f "$out"/*.log "$out"/*.acks "$out"/*.err "$out"/*.out "$out"/bad-* "$out"/acks "$out"/records \
 	"$out"/jobs.ldif "$out"/table
 site=$T/site
-counter=$GCA_BUILD/examples/counter
+# the jobs' programs where the users can run them (the build folder may be under /root, 0700, as
+# in the Debian 13 run)
+mkdir -p "$T/bin" && cp "$GCA_BUILD/gca-exec" "$GCA_BUILD/examples/counter" "$T/bin/" &&
+	chmod 0755 "$T/bin" "$T/bin/gca-exec" "$T/bin/counter"
+counter=$T/bin/counter
 users=(61001 61002)
 RANDOM=${FAULTS_SEED:-$$}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -211,7 +215,7 @@ for u in "${users[@]}"; do
 		for k in $(seq "$jobs"); do
 			gid=f-$x-$u-$k
 			ip netns exec ${ns[$x]} setpriv --reuid="$u" --regid="$u" --clear-groups \
-				env GCA_CTS_SOCKET="$T/run/cts-$x.sock" gca-exec --gid "$gid" -- \
+				env GCA_CTS_SOCKET="$T/run/cts-$x.sock" "$T/bin/gca-exec" --gid "$gid" -- \
 				"$counter" --log "$T/jobs/$u/$gid.log" --tick 50 >>"$out/job-$gid.out" 2>&1 &
 			jobpid[$gid]=$! jobres[$gid]=$x
 			disown $!
