@@ -4,9 +4,12 @@
  * changes: it goes down, comes back, or says in a heartbeat that its core service became
  * unavailable (or available again) (docs/DESIGN.md, "Liveness is not a directory write").
  *
- * Every status write asserts the status this GCS last knew (dir_cts_status_if), so a change made
- * meanwhile through another GCS (an admin retiring the CTS) is never written over: a lost
- * assertion reads the entry again. A retired CTS stays retired: its heartbeats and registrations
+ * Every status write asserts the status this GCS last knew and that the entry still names this GCS
+ * (dir_cts_status_if with gcs=<name>), so a change made meanwhile through another GCS (an admin
+ * retiring the CTS, the CTS registering at another GCS) is never written over: a lost assertion
+ * reads the entry again, and an entry that names another GCS is that GCS's to write. (Without
+ * the name, a GCS that timed out a CTS which had moved to another GCS wrote "down" over its new
+ * registration, and brokers asking this GCS were told cts_down while it ran.) A retired CTS stays retired: its heartbeats and registrations
  * are refused, at every GCS (each follows ou=cts on the change feed), until an admin deletes its
  * entry; a CTS entry that names this GCS (gcaProperty gcs=<name>) and is still up when this GCS
  * starts is marked down if the CTS does not come back within cts_timeout.
@@ -185,6 +188,21 @@ registry_write_free(struct registry_write *w)
 	free(w);
 }
 
+/* Whether a CTS entry names GCS gcs as the one it registered at (gcaProperty gcs=<name>). */
+static bool
+registry_names(const struct dir_entry *e, const char *gcs)
+{
+	const struct dir_attr *props = dir_entry_attr(e, "gcaProperty");
+	char mark[300];
+
+	snprintf(mark, sizeof mark, "gcs=%s", gcs);
+	for (size_t i = 0; props != NULL && i < props->nvals; i++) {
+		if (strcmp(props->vals[i], mark) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The entry as the directory has it now, after a lost assertion (or when it was not known). */
 static void
 registry_on_reread(const struct dir_result *res, void *arg)
@@ -199,6 +217,12 @@ registry_on_reread(const struct dir_result *res, void *arg)
 	}
 	if (res->status != DIR_OK || now == NULL) {
 		c->dirty = true;	/* the next tick tries again */
+	} else if (!registry_names(&res->entries[0], w->g->name)) {
+		/* it registered at another GCS meanwhile: its status is that GCS's to write */
+		log_info("CTS %s is registered at another GCS: its status there is left as it is",
+		    w->name);
+		registry_set_str(&c->written, now);
+		c->dirty = false;
 	} else if (strcmp(now, "retired") == 0) {
 		registry_retire(w->g, c, false);
 	} else {
@@ -285,7 +309,7 @@ registry_write(struct gcs *g, struct gcs_cts *c)
 	}
 	old = c->written;
 	c->written = xstrdup(want);
-	dir_cts_status_if_view(g->dir, c->name, want, old, NULL, glue_cts_view(g, c, want),
+	dir_cts_status_if_view(g->dir, c->name, want, old, g->name, glue_cts_view(g, c, want),
 	    registry_on_written, w);
 	free(old);
 }
@@ -332,10 +356,9 @@ static void
 registry_on_change(enum dir_change what, const struct dir_entry *e, void *arg)
 {
 	struct gcs *g = arg;
-	const struct dir_attr *props;
+	const struct dir_attr *cl;
 	const char *name, *status;
 	struct gcs_cts *c;
-	char mark[300];
 
 	if (what == DIR_CHANGE_REFRESHED) {
 		if (!g->cts_feed_ready)
@@ -358,22 +381,15 @@ registry_on_change(enum dir_change what, const struct dir_entry *e, void *arg)
 		return;
 	}
 	if (what != DIR_CHANGE_PRESENT || g->cts_feed_ready || c != NULL ||
-	    strcmp(status, "down") == 0 || (props = dir_entry_attr(e, "gcaProperty")) == NULL)
+	    strcmp(status, "down") == 0 || !registry_names(e, g->name))
 		return;
-	snprintf(mark, sizeof mark, "gcs=%s", g->name);
-	for (size_t i = 0; i < props->nvals; i++) {
-		if (strcmp(props->vals[i], mark) == 0) {
-			const struct dir_attr *cl = dir_entry_attr(e, "gcaClass");
-
-			c = registry_touch(g, name, dir_entry_get(e, "gcaEndpoint"));
-			registry_set_kind(c, dir_entry_get(e, "gcaCoreService"),
-			    cl ? (const char *const *)cl->vals : NULL, cl ? cl->nvals : 0);
-			c->stale = true;
-			registry_set_str(&c->written, status);
-			g->stale_cts++;
-			return;
-		}
-	}
+	cl = dir_entry_attr(e, "gcaClass");
+	c = registry_touch(g, name, dir_entry_get(e, "gcaEndpoint"));
+	registry_set_kind(c, dir_entry_get(e, "gcaCoreService"),
+	    cl ? (const char *const *)cl->vals : NULL, cl ? cl->nvals : 0);
+	c->stale = true;
+	registry_set_str(&c->written, status);
+	g->stale_cts++;
 }
 
 int

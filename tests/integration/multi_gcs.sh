@@ -145,6 +145,29 @@ out=$(gca-ctl --gcs "$ep2" checkpoint "$gid" 2>&1) || fail "a checkpoint through
 id=$(awk '$1=="checkpoint"{print $2}' <<<"$out")
 check "the restarted gcs-1 relays a checkpoint made through gcs-2" wait_for 10 grep -q "\"checkpoint\": \"$id\"" "$TEST_TMP/sub3"
 
+# -- the CTS moves while both GCS run (its network process killed): the GCS it left times it out
+#    and must not write "down" over its registration at the other, or brokers asking that GCS are
+#    told cts_down while it runs (found by the fault campaign) --
+netpid=$(pgrep -f -- "gca-cts-net --net $site/cts/cts-app/net" | head -1)
+if [ -z "$netpid" ]; then
+	fail "cts-app runs a network process (gca-cts-net)" "$(pgrep -af gca-cts)"
+else
+	n=$(grep -c "registered at the GCS" "$site/log/cts-app.log")
+	kill -9 "$netpid"
+	moved() { [ "$(grep -c "registered at the GCS" "$site/log/cts-app.log")" -gt "$n" ]; }
+	check "its network process killed, cts-app registers again" wait_for 20 moved
+	at=$(grep -o "registered at the GCS [^ ]*" "$site/log/cts-app.log" | tail -1 | awk '{print $NF}')
+	if [ "$at" = "$ep1" ]; then left=$ep2 llog=$site/log/gcs-2.log; else left=$ep1 llog=$site/log/gcs.log; fi
+	downs() { grep -c "CTS cts-app is down (no heartbeat)" "$llog"; }
+	d0=$(downs)
+	timed_out() { [ "$(downs)" -gt "$d0" ]; }
+	check "  the GCS it left ($left) times it out (cts_timeout)" wait_for 30 timed_out
+	sleep 1
+	st=$(ldapsearch -x -LLL -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=cts,$GCA_BASE_DN" '(cn=cts-app)' gcaStatus)
+	check "  the directory still says it is up (registered at $at)" grep -qx "gcaStatus: ok" <<<"$st"
+	check "  a checkpoint through the GCS it left ($left)" gca-ctl --gcs "$left" checkpoint "$gid"
+fi
+
 # -- the job ends: both GCS's subscribers hear "unbound", once --
 gca-ctl --gcs "$ep2" --json subscribe > "$TEST_TMP/sub4" 2>/dev/null &
 sub4=$!
