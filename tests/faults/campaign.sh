@@ -380,6 +380,13 @@ wait_for 60 drained
 sleep 2	# a restarted CTS sweeps image folders with no record at its start and ticks
 
 log "outboxes: $(outbox_left) entries left"
+if ! drained; then
+	# what is left and what each CTS last said, for whoever reads a failed run's output
+	for x in a b; do
+		outbox_held "$T/cts-$x/outbox" | head -5 | sed "s/^/# cts-$x outbox holds: /"
+		grep -v '^$' "$out/cts-$x.log" | tail -15 | sed "s/^/# cts-$x.log: /"
+	done
+fi
 
 # ---- the count ----
 cat "$out"/broker-*.acks "$out/probe.acks" 2>/dev/null | awk '$1=="ack"' > "$out/acks"
