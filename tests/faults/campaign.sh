@@ -70,7 +70,7 @@ test_tmpdir
 T=$TEST_TMP
 if [ -n "$out" ]; then mkdir -p "$out" && out=$(cd "$out" && pwd); else out=$T/out; mkdir -p "$out"; fi
 # what an earlier run left in DIR (some files are appended to)
-rm -f "$out"/*.log "$out"/*.acks "$out"/*.err "$out"/*.out "$out"/bad-* "$out"/acks "$out"/records \
+rm -f "$out"/*.log "$out"/*.acks "$out"/*.err "$out"/*.out "$out"/bad-* "$out"/acks "$out"/records "$out"/outbox-left \
 	"$out"/jobs.ldif "$out"/table
 site=$T/site
 # the jobs' programs where the users can run them (the build folder may be under /root, 0700, as
@@ -381,11 +381,11 @@ sleep 2	# a restarted CTS sweeps image folders with no record at its start and t
 
 log "outboxes: $(outbox_left) entries left"
 if ! drained; then
-	# what is left and what each CTS last said, for whoever reads a failed run's output
+	# what is left and what each CTS last warned of, printed last (a CI log shows the last lines)
 	for x in a b; do
-		outbox_held "$T/cts-$x/outbox" | head -5 | sed "s/^/# cts-$x outbox holds: /"
-		grep -v '^$' "$out/cts-$x.log" | tail -15 | sed "s/^/# cts-$x.log: /"
-	done
+		outbox_held "$T/cts-$x/outbox" | head -2 | sed "s/^/cts-$x outbox holds: /"
+		grep -E ' (warn|error):' "$out/cts-$x.log" | tail -4 | cut -c1-300 | sed "s/^/cts-$x.log: /"
+	done > "$out/outbox-left"
 fi
 
 # ---- the count ----
@@ -481,4 +481,5 @@ expect_eq "image with no record" "$noreco" 0
 expect_eq "process left over" "$left" 0
 expect_eq "fault not recovered from in 120 s" "$norecover" 0
 for f in "$out"/bad-*; do [ -s "$f" ] && { echo "# ${f##*/}:"; head -5 "$f" | sed 's/^/#   /'; }; done
+[ ! -s "$out/outbox-left" ] || sed 's/^/# /' "$out/outbox-left"
 done_testing
