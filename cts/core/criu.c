@@ -743,7 +743,8 @@ criu_on_dumped(bool ok, const char *out, void *arg)
 /*
  * criu_incremental N: every dump tracks memory, and is incremental on the job's previous dump
  * (the one whose tracking it continues) unless N incremental ones followed the last full one,
- * that image is gone, or images are encrypted (the restore would get a plain copy of one link only).
+ * that image is gone, or images are encrypted or compressed (the restore would get a plain copy of
+ * one link only).
  * With criu_predump it is the pre-dump that is incremental on that parent.
  */
 static void
@@ -755,7 +756,8 @@ criu_choose_parent(struct cts_ckpt *ck)
 
 	ck->parent[0] = '\0';
 	if (ck->cts->criu_incremental == 0 || j->uid != 0 || j->incr_last[0] == '\0' ||
-	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0')
+	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0' ||
+	    ck->cts->compress_level != 0)
 		return;
 	if (cts_image_dir(ck->cts, j->gid, j->incr_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
 		return;
