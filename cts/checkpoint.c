@@ -487,7 +487,8 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 		return;
 	}
 	if (c->compress_level != 0 && !ck->compressed) {
-		/* compressed, then encrypted when the site has a key, in one child */
+		/* app and criu compress in their own child (ck->compressed); any other core's
+		 * image is compressed here, then encrypted when the site has a key, in one child */
 		ck->compressed = true;
 		ck->encrypted = c->image_key_id[0] != '\0';
 		if (child_run(c, ckpt_pack, ck, ckpt_on_encrypted, ck) != 0)

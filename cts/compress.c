@@ -57,8 +57,8 @@ compress_emit(int out, EVP_MD_CTX *hash, const ZSTD_outBuffer *o, uint64_t *stor
 }
 
 int
-compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash, uint64_t *raw,
-    uint64_t *stored)
+compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash, EVP_MD_CTX *inhash,
+    uint64_t *raw, uint64_t *stored)
 {
 	ZSTD_CCtx *z = ZSTD_createCCtx();
 	unsigned char *ibuf = malloc(IMAGE_BUF), *obuf = malloc(IMAGE_BUF);
@@ -81,6 +81,8 @@ compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash, 
 			goto out;
 		}
 		*raw += (uint64_t)n;
+		if (inhash != NULL && n > 0 && EVP_DigestUpdate(inhash, ibuf, (size_t)n) != 1)
+			goto out;
 		if (pledged != UINT64_MAX && *raw > pledged) {
 			rc = -3;	/* grew while it was read */
 			goto out;

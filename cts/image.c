@@ -39,6 +39,7 @@ struct image_walk {
 	uint64_t		 left;		/* bytes the walk may still read (image_store_copy_small) */
 	size_t			 left_entries;	/* files and folders it may still meet */
 	struct image_tail	*tail;		/* sealing: files hashed while written (tail.c) */
+	bool			 list_only;	/* sealing: files listed with their sizes, not read */
 	unsigned char		*buf;
 	char			*err;
 	size_t			 errlen;
@@ -111,10 +112,10 @@ image_walk_compress(struct image_walk *w, int in, int out, int dstfd, const char
 	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
 		rc = -1;
 	else if (w->key == NULL)
-		rc = compress_stream(in, out, w->level, UINT64_MAX, ctx, raw, size);
+		rc = compress_stream(in, out, w->level, UINT64_MAX, ctx, NULL, raw, size);
 	else if ((tmp = openat(dstfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
 		rc = -2;
-	else if ((rc = compress_stream(in, tmp, w->level, UINT64_MAX, NULL, raw, &z)) == 0)
+	else if ((rc = compress_stream(in, tmp, w->level, UINT64_MAX, NULL, NULL, raw, &z)) == 0)
 		rc = lseek(tmp, 0, SEEK_SET) != 0 ? -2 :
 		    crypt_encrypt_stream(tmp, out, w->key, w->id, rel, ctx, size);
 	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
@@ -172,6 +173,11 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 			    strerror(errno));
 			goto done;
 		}
+	}
+	if (w->list_only) {	/* image_store_seal_packed reads it once, later */
+		rc = store_list_add(w->files, rel, (uint64_t)st.st_size, "") != 0 ?
+		    store_fail(w->err, w->errlen, "%s/%s: out of memory", w->src, rel) : 0;
+		goto done;
 	}
 	/* Sealing: the file's writeback starts now and runs while it is hashed, so the fsync below
 	 * waits for less (criu and QEMU leave their files to the page cache). */
@@ -471,20 +477,21 @@ image_store_seal_tailed(const char *dir, const struct image_meta *m, struct imag
 
 
 /*
- * One file of a sealed image packed in place (image_store_pack): compressed into name.pack.tmp
- * (hashed as it is written), or, with a key, into an unnamed file and then encrypted into
- * name.pack.tmp; renamed over the file once fsynced. A file zstd cannot make smaller stays as it
- * is (encrypted with a key). f is updated to what is stored.
+ * One file of an image packed in place (image_store_pack, image_store_seal_packed): compressed
+ * into name.pack.tmp (hashed as it is written), or, with a key, into an unnamed file and then
+ * encrypted into name.pack.tmp; renamed over the file once fsynced. A file zstd cannot make
+ * smaller stays as it is (encrypted with a key); with hash_in its sha256 comes from the same
+ * read, and it is fsynced (it was never sealed). f is updated to what is stored.
  */
 static int
 image_pack_file(int topfd, const struct image_meta *m, struct image_file *f, int level,
-    const unsigned char *key, char *err, size_t errlen)
+    const unsigned char *key, bool hash_in, char *err, size_t errlen)
 {
-	char folder[PATH_MAX], tmp[PATH_MAX], sha256[65];
+	char folder[PATH_MAX], tmp[PATH_MAX];
 	const char *slash = strrchr(f->path, '/'), *name = slash != NULL ? slash + 1 : f->path;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[EVP_MAX_MD_SIZE], imd[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, imdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new(), *ictx = hash_in ? EVP_MD_CTX_new() : NULL;
 	uint64_t raw = 0, zsize = 0, size = 0;
 	int pfd = -1, in = -1, z = -1, o = -1, rc = -1;
 	bool packed = false;
@@ -493,7 +500,8 @@ image_pack_file(int topfd, const struct image_meta *m, struct image_file *f, int
 	snprintf(folder, sizeof folder, "%.*s", slash != NULL ? (int)(slash - f->path) : 1,
 	    slash != NULL ? f->path : ".");
 	if (snprintf(tmp, sizeof tmp, "%s.pack.tmp", name) >= (int)sizeof tmp || ctx == NULL ||
-	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 || (hash_in && (ictx == NULL ||
+	    EVP_DigestInit_ex(ictx, EVP_sha256(), NULL) != 1))) {
 		store_fail(err, errlen, "image file %s: path too long or out of memory", f->path);
 		goto out;
 	}
@@ -505,37 +513,44 @@ image_pack_file(int topfd, const struct image_meta *m, struct image_file *f, int
 		store_fail(err, errlen, "image file %s: %s", f->path, strerror(errno));
 		goto out;
 	}
-	if ((uint64_t)st.st_size != f->size) {
-		store_fail(err, errlen, "image file %s: %llu bytes, its manifest says %llu", f->path,
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
+		store_fail(err, errlen, "image file %s: %llu bytes, its listing says %llu", f->path,
 		    (unsigned long long)st.st_size, (unsigned long long)f->size);
 		goto out;
 	}
+	(void)sync_file_range(in, 0, 0, SYNC_FILE_RANGE_WRITE);	/* kept ones: fsync waits less */
 	rc = compress_stream(in, key != NULL ? z : o, level, f->size, key != NULL ? NULL : ctx,
-	    &raw, &zsize);
+	    ictx, &raw, &zsize);
 	packed = rc == 0 && zsize < raw;
 	if (rc == 0 && key != NULL) {
 		int src = packed ? z : in;
 		rc = lseek(src, 0, SEEK_SET) != 0 ? -2 :
 		    crypt_encrypt_stream(src, o, key, m->checkpoint_id, f->path, ctx, &size);
 	} else if (rc == 0 && !packed) {
-		rc = 1;		/* kept as it is: its manifest line stays */
+		rc = 1;		/* kept as it is */
 	}
 	size = key != NULL ? size : zsize;
 	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
 		rc = -1;
-	if (rc == 0 && (fsync(o) != 0 || renameat(pfd, tmp, pfd, name) != 0 ||
-	    (slash != NULL && fsync(pfd) != 0)))
+	if (rc == 1 && hash_in && (EVP_DigestFinal_ex(ictx, imd, &imdlen) != 1 || imdlen != 32))
+		rc = -1;
+	if (rc == 1 && hash_in && fsync(in) != 0)
+		rc = -2;
+	if (rc == 0 && (fsync(o) != 0 || renameat(pfd, tmp, pfd, name) != 0))
+		rc = -2;
+	if (rc >= 0 && slash != NULL && fsync(pfd) != 0)
 		rc = -2;
 	if (rc < 0)
 		store_fail(err, errlen, "image file %s of checkpoint %s: %s", f->path,
 		    m->checkpoint_id, rc == -2 ? strerror(errno) : rc == -3 ?
 		    "changed while it was compressed" : "zstd, the cipher or the hash failed");
 	if (rc == 0) {
-		store_hex(md, sha256);
-		memcpy(f->sha256, sha256, 65);
+		store_hex(md, f->sha256);
 		f->size = size;
 		f->zstd = packed;
 		f->raw = packed ? raw : 0;
+	} else if (rc == 1 && hash_in) {
+		store_hex(imd, f->sha256);
 	}
 out:
 	if (rc != 0 && o >= 0)
@@ -549,6 +564,7 @@ out:
 	if (pfd >= 0)
 		close(pfd);
 	EVP_MD_CTX_free(ctx);
+	EVP_MD_CTX_free(ictx);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -580,11 +596,47 @@ image_store_pack(const char *dir, const struct image_meta *m, int level, const u
 	}
 	for (size_t i = 0; i < l.n && rc == 0; i++)
 		rc = l.v[i].zstd ? store_fail(err, errlen, "image file %s: compressed already",
-		    l.v[i].path) : image_pack_file(topfd, m, &l.v[i], level, key, err, errlen);
+		    l.v[i].path) : image_pack_file(topfd, m, &l.v[i], level, key, false, err,
+		    errlen);
 	close(topfd);
 	if (rc == 0)
 		rc = manifest_write(dir, m, &l, r, err, errlen);
 	r->seal_ms = time_mono_ms() - t0;
 	store_list_free(&l);
+	return rc;
+}
+
+int
+image_store_seal_packed(const char *dir, const struct image_meta *m, int level,
+    const unsigned char *key, struct image_result *r, char *err, size_t errlen)
+{
+	struct image_list files = { 0 };
+	struct image_walk w = { .src = dir, .copy = 0, .id = m->checkpoint_id, .files = &files,
+	    .left = UINT64_MAX, .left_entries = SIZE_MAX, .list_only = true, .err = err,
+	    .errlen = errlen };
+	char parent[PATH_MAX];
+	uint64_t t0 = time_mono_ms();
+	int rc;
+
+	if (manifest_meta_check(m, err, errlen) != 0)
+		return -1;
+	if ((key != NULL) != (m->key_id[0] != '\0') || level < 1 || level > 19)
+		return store_fail(err, errlen, "image of checkpoint %s: a key id without a key (or a "
+		    "key without its id), or zstd level %d not 1..19", m->checkpoint_id, level);
+	if ((w.srcfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return store_fail(err, errlen, "image folder %s: %s", dir, strerror(errno));
+	/* the same walk and refusals as a seal, listing only: each file is read once, below */
+	rc = image_walk_dir(&w, "", 0, -1);
+	for (size_t i = 0; rc == 0 && i < files.n; i++)
+		rc = image_pack_file(w.srcfd, m, &files.v[i], level, key, true, err, errlen);
+	close(w.srcfd);
+	if (rc == 0)
+		rc = manifest_write(dir, m, &files, r, err, errlen);
+	if (rc == 0 && (image_parent(dir, parent, sizeof parent) != 0 ||
+	    file_fsync_dir(parent) != 0))
+		rc = store_fail(err, errlen, "fsync of the folder holding %s: %s", dir,
+		    strerror(errno));
+	r->seal_ms = time_mono_ms() - t0;
+	store_list_free(&files);
 	return rc;
 }

@@ -130,6 +130,13 @@ int image_store_copy_packed(const char *src, const char *dst, const struct image
  */
 int image_store_pack(const char *dir, const struct image_meta *m, int level,
 	const unsigned char *key, struct image_result *r, char *err, size_t errlen);
+/*
+ * The same in one pass for files just written into dir (criu's dump) and never sealed: the folder
+ * is walked as by image_store_seal (the same refusals), then each file is packed as above, a file
+ * kept as it is hashed from the same read; then dir is sealed with m.
+ */
+int image_store_seal_packed(const char *dir, const struct image_meta *m, int level,
+	const unsigned char *key, struct image_result *r, char *err, size_t errlen);
 
 /*
  * The same for files already in dir (written there by criu as root): hashes them in place,
@@ -315,9 +322,9 @@ int crypt_encrypt_stream(int in, int out, const unsigned char *site_key, const c
 
 /* compress.c */
 /* Compresses in (to its end; pledged bytes exactly unless UINT64_MAX) into out as one zstd frame,
- * hashing the stored bytes into hash when not NULL. 0, -1 zstd failed, -2 I/O (errno), -3 the
- * file's size changed while it was read. */
-int compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash, uint64_t *raw,
-	uint64_t *stored);
+ * hashing the stored bytes into hash and the bytes read into inhash when not NULL. 0, -1 zstd or
+ * a hash failed, -2 I/O (errno), -3 the file's size changed while it was read. */
+int compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash,
+	EVP_MD_CTX *inhash, uint64_t *raw, uint64_t *stored);
 
 #endif

@@ -1147,6 +1147,33 @@ test_compressed_round_trip(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 2 * SEG + 5);
 
+	/* criu's folder never sealed, packed and sealed in one pass: the same, and a kept file's
+	 * sha256 from that one read */
+	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck5", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	put_big(sealed, "pages-1.img", 2 * SEG + 5);
+	snprintf(path, sizeof path, "%s/random.img", sealed);
+	assert_int_equal(copy_file(other, path), 0);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_seal_packed(sealed, &m, 1, NULL, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 2);
+	manifest_line(sealed, "pages-1.img", line, sizeof line);
+	assert_memory_equal(line, "zstd ", 5);
+	manifest_line(sealed, "random.img", line, sizeof line);
+	assert_memory_equal(line, "file ", 5);
+	assert_int_equal(verify_image(sealed, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(unpack_copy(sealed, copy, NULL, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/random.img", copy);
+	same_file(path, other);
+	/* a symbolic link in it is refused, as by a seal */
+	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck6", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	snprintf(path, sizeof path, "%s/core.img", sealed);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_seal_packed(sealed, &m, 1, NULL, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "core.img"));
+
 	/* the same with a key: both files encrypted, the compressible one compressed first */
 	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck4", top);
 	assert_int_equal(file_mkdirs(sealed, 0700), 0);
