@@ -175,7 +175,9 @@ image_walk_file(struct image_walk *w, const char *rel, int dstfd, const char *na
 		}
 	}
 	if (w->list_only) {	/* image_store_seal_packed reads it once, later */
-		rc = store_list_add(w->files, rel, (uint64_t)st.st_size, "") != 0 ?
+		static const char none[65];	/* its sha256 comes with that read */
+
+		rc = store_list_add(w->files, rel, (uint64_t)st.st_size, none) != 0 ?
 		    store_fail(w->err, w->errlen, "%s/%s: out of memory", w->src, rel) : 0;
 		goto done;
 	}
