@@ -25,7 +25,7 @@ DATADIR ?= $(PREFIX)/share/gca
 CC ?= cc
 # msgpack-c 6 (Debian 13, Ubuntu 24.04) ships msgpack-c.pc; msgpack-c 4 (Debian 12) msgpack.pc.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
-PKGS := ldap lber libevent libevent_openssl libevent_pthreads openssl $(MSGPACK_PC) uuid
+PKGS := ldap lber libevent libevent_openssl libevent_pthreads openssl $(MSGPACK_PC) uuid libzstd
 
 ifeq ($(SAN),1)
 B := build/san
@@ -172,7 +172,7 @@ bench: all
 # promtool (package prometheus) checks the metrics text in test_metrics.
 # Does nothing when all are present; a package the release's apt sources lack names itself.
 DEB_PKGS_COMMON := build-essential pkg-config clang libldap-dev slapd ldap-utils glue-schema libevent-dev libssl-dev \
-	openssl libcmocka-dev uuid-dev uthash-dev criu libcap2-bin iproute2 procps psmisc kmod cpio xz-utils zstd \
+	openssl libcmocka-dev uuid-dev uthash-dev criu libcap2-bin iproute2 procps psmisc kmod cpio xz-utils zstd libzstd-dev \
 	python3 man-db rsync prometheus
 DEB_PKGS_debian12 := $(DEB_PKGS_COMMON) libmsgpack-dev libclang-rt-14-dev qemu-system-x86 qemu-utils busybox-static \
 	debootstrap

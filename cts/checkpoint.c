@@ -391,6 +391,27 @@ ckpt_encrypt(void *arg, char *out, size_t len)
 	return 0;
 }
 
+/* In a child: the sealed image's files compressed in place (zstd), then encrypted when the site
+ * has a key, then sealed again (cts/image.c, image_store_pack): "size sha256 nfiles". */
+static int
+ckpt_pack(void *arg, char *out, size_t len)
+{
+	struct cts_ckpt *ck = arg;
+	struct cts *c = ck->cts;
+	struct image_meta m;
+	struct image_result r;
+
+	if (manifest_read(ck->image_dir, &m, out, len) != 0)
+		return -1;
+	snprintf(m.key_id, sizeof m.key_id, "%s", c->image_key_id);
+	ckpt_signer(c, &m);
+	if (image_store_pack(ck->image_dir, &m, c->compress_level, c->image_key_id[0] != '\0' ?
+	    c->image_key : NULL, &r, out, len) != 0)
+		return -1;
+	ckpt_result_line(&r, out, len);
+	return 0;
+}
+
 static void
 ckpt_on_encrypted(bool ok, const char *out, void *arg)
 {
@@ -463,6 +484,15 @@ ckpt_dumped(struct cts_ckpt *ck, const char *error)
 	}
 	if (error != NULL) {
 		ckpt_fail(ck, PROTO_E_REFUSED, error);
+		return;
+	}
+	if (c->compress_level != 0 && !ck->compressed) {
+		/* app and criu compress in their own child (ck->compressed); any other core's
+		 * image is compressed here, then encrypted when the site has a key, in one child */
+		ck->compressed = true;
+		ck->encrypted = c->image_key_id[0] != '\0';
+		if (child_run(c, ckpt_pack, ck, ckpt_on_encrypted, ck) != 0)
+			ckpt_fail(ck, PROTO_E_INTERNAL, "cannot start the image's compression");
 		return;
 	}
 	if (c->image_key_id[0] != '\0' && !ck->encrypted) {

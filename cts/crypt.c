@@ -357,22 +357,8 @@ crypt_dir(const char *manifest_dir, const char *files_dir, const unsigned char *
 	for (size_t i = 0; i < l.n && rc == 0; i++)
 		rc = crypt_rewrite_file(dirfd, m.checkpoint_id, l.v[i].path, key, enc, err, errlen);
 	/* the files, then their folders, then the top: owned by the job's user only now */
-	for (size_t i = 0; i < l.n && rc == 0 && uid != (uid_t)-1; i++) {
-		char p[PATH_MAX], *slash;
-		snprintf(p, sizeof p, "%s", l.v[i].path);
-		if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-			rc = store_fail(err, errlen, "image file %s: chown: %s", p, strerror(errno));
-		while (rc == 0 && (slash = strrchr(p, '/')) != NULL) {
-			*slash = '\0';
-			if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-				rc = store_fail(err, errlen, "image folder %s: chown: %s", p,
-				    strerror(errno));
-		}
-	}
-	if (rc == 0 && uid != (uid_t)-1 && fchown(dirfd, uid, gid) != 0)
-		rc = store_fail(err, errlen, "image folder %s: chown: %s", files_dir, strerror(errno));
-	if (rc == 0 && fsync(dirfd) != 0)
-		rc = store_fail(err, errlen, "image folder %s: %s", files_dir, strerror(errno));
+	if (rc == 0)
+		rc = store_give(dirfd, &l, uid, gid, files_dir, err, errlen);
 	close(dirfd);
 	store_list_free(&l);
 	return rc;

@@ -5,7 +5,7 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue, replicas, image_key, criu_incremental, criu_predump, app_incremental, idle_timeout,
+ * max_queue, replicas, image_key, compress, criu_incremental, criu_predump, app_incremental, idle_timeout,
  * handshake_timeout, max_peer_connections, max_handshakes, metrics_listen, net_user. Times in seconds unless they carry a
  * unit (500ms, 2m).
  */
@@ -192,6 +192,34 @@ cts_configure_signer(struct cts *c, const struct config *cf)
 	free(sig);
 }
 
+/* zstd's level when cts.conf says only "compress zstd": measured in docs/BENCHMARKS.md,
+ * "Compression (issue 22, item 6)" */
+#define CTS_ZSTD_LEVEL 1
+
+/* compress: "zstd" or "zstd LEVEL" (1..19), or "no"; absent = no (docs/man/cts.conf.5). */
+static void
+cts_configure_compress(struct cts *c, const struct config *cf)
+{
+	const char *v = config_get(cf, "compress");
+	char word[16], extra;
+	int level = CTS_ZSTD_LEVEL, n;
+
+	c->compress_level = 0;
+	if (v == NULL || strcmp(v, "no") == 0)
+		return;
+	n = sscanf(v, "%15s %d %c", word, &level, &extra);
+	if (n < 1 || n > 2 || strcmp(word, "zstd") != 0 || level < 1 || level > 19)
+		log_fatal("%s: compress: \"%s\" is not \"zstd\", \"zstd LEVEL\" (LEVEL 1..19) or "
+		    "\"no\"", cf->path, v);
+	if (strcmp(c->core->name, "vmm") == 0)
+		log_fatal("%s: compress: vmm images are not compressed (their disk layers are "
+		    "incremental images a compressed store does not restore): take it out", cf->path);
+	if (c->criu_predump)
+		log_fatal("%s: criu_predump and compress do not go together (a compressed image "
+		    "restores from a copy without criu's parent links)", cf->path);
+	c->compress_level = level;
+}
+
 static void
 cts_configure(struct cts *c, const struct config *cf)
 {
@@ -373,6 +401,7 @@ main(int argc, char **argv)
 			log_fatal("%s: core_service %s: unknown (app, criu or vmm)", conf, core);
 		free(core);
 	}
+	cts_configure_compress(&c, &cf);	/* after the core service: not for vmm */
 	/* A core service that cannot work here is published as unavailable, with its reason. */
 	if (c.core->probe(&c, why, sizeof why) != 0) {
 		snprintf(c.unavailable, sizeof c.unavailable, "%s", why);

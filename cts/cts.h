@@ -129,6 +129,7 @@ struct cts_ckpt {
 	bool			 recorded;	/* the GCS stored the record: retention applies */
 	struct proto_strlist	 properties;	/* the core service's, for this record only */
 	bool			 encrypted;	/* the image's files are encrypted (image_key) */
+	bool			 compressed;	/* the image was compressed (compress zstd) */
 	char			 parent[ID_LEN + 1];	/* an incremental image's parent, "" = full */
 	char			 offered[ID_LEN + 1];	/* app: the parent offered in app_save */
 	struct cts_ckpt		*next;
@@ -244,6 +245,7 @@ struct cts {
 	struct retention_removal *removals;	/* retention_remove: children under way */
 	unsigned char		 image_key[IMAGE_KEY_LEN];	/* cts.conf image_key */
 	char			 image_key_id[33];		/* "" = images not encrypted */
+	int			 compress_level;	/* cts.conf compress zstd LEVEL; 0 = not */
 	struct cts_orphans	*orphans;	/* orphans.c: folders to check against records */
 	struct proto_strlist	 replicas;	/* replica CTS names (replica.c) */
 	struct proto_client	**replica_conn;	/* one client each */

@@ -5,10 +5,11 @@
  *   verify.c    checking an image against its manifest before it is used (and copying it out)
  *   retain.c    which of a job's images to keep (cts/retention.c decides when to ask)
  *   crypt.c     encryption at rest: the AES-256-GCM stream of each file and the site key
+ *   compress.c  compression (zstd), which comes before encryption
  *   store.c     the helpers the others share (messages, the file list, opening beneath a folder)
  *   tail.c      hashing criu's or QEMU's files while they are written, for the seal
- * They use one another one way: image.c -> crypt.c -> manifest.c -> store.c (verify.c and
- * retain.c use manifest.c and store.c; image.c uses tail.c, which uses store.c).
+ * They use one another one way: image.c -> compress.c, crypt.c -> manifest.c -> store.c (verify.c
+ * and retain.c use manifest.c and store.c; image.c uses tail.c, which uses store.c).
  * Two words keep one meaning each: to seal an image is to hash its files into the manifest and
  * write it (signed when the caller signs) with one fsync of the folder; to encrypt is the
  * AES-GCM stream of crypt.c, which comes before the seal.
@@ -30,6 +31,11 @@
  *   time_ms <n>
  *   key <key id>                       only when the files are encrypted (crypt.c)
  *   file <sha256 hex> <size> <path>    one per file, sorted by path (strcmp), path relative
+ *   zstd <sha256 hex> <size> <raw size> <path>
+ *                                      instead of "file" for a file stored compressed (compress.c):
+ *                                      one zstd frame of raw size bytes; sha256 and size are of the
+ *                                      stored bytes (as for "file", and for an encrypted file those
+ *                                      of its ciphertext: compressed first, then encrypted)
  *
  * The manifest does not list itself; top-level files named "manifest" and "manifest.sig" (the
  * manifest's signature by the CTS, sealed with it: see docs/PROTOCOL.md) are reserved.
@@ -109,6 +115,30 @@ int image_store_copy_encrypted(const char *src, const char *dst, const struct im
 	const unsigned char key[IMAGE_KEY_LEN], struct image_result *r, char *err, size_t errlen);
 
 /*
+ * The same, each file compressed (zstd at level, 1..19) as it is copied, then encrypted when key
+ * is not NULL (m->key_id names it): the manifest lists each as a "zstd" line. The compressed bytes
+ * of an encrypted file go through an unnamed file (O_TMPFILE) of dst, so no plain copy is ever
+ * named in the store.
+ */
+int image_store_copy_packed(const char *src, const char *dst, const struct image_meta *m,
+	int level, const unsigned char *key, struct image_result *r, char *err, size_t errlen);
+
+/*
+ * A sealed image (criu's dump) compressed in place: each file the manifest in dir lists is
+ * compressed (zstd at level) when that makes it smaller, else kept as it is, then encrypted when
+ * key is not NULL (m->key_id names it); then dir is sealed again with m, each file fsynced first.
+ */
+int image_store_pack(const char *dir, const struct image_meta *m, int level,
+	const unsigned char *key, struct image_result *r, char *err, size_t errlen);
+/*
+ * The same in one pass for files just written into dir (criu's dump) and never sealed: the folder
+ * is walked as by image_store_seal (the same refusals), then each file is packed as above, a file
+ * kept as it is hashed from the same read; then dir is sealed with m.
+ */
+int image_store_seal_packed(const char *dir, const struct image_meta *m, int level,
+	const unsigned char *key, struct image_result *r, char *err, size_t errlen);
+
+/*
  * The same for files already in dir (written there by criu as root): hashes them in place,
  * writes dir/manifest (replacing an earlier one), fsyncs every file and folder and dir's parent.
  */
@@ -152,6 +182,18 @@ int image_store_seal_tailed(const char *dir, const struct image_meta *m, struct 
 int verify_image(const char *dir, struct image_meta *m, const char *copy_to, uid_t uid, gid_t gid,
 	char *err, size_t errlen);
 
+/* ---- compress.c ---- */
+
+/*
+ * Makes a restore's copy plain: below files_dir (a copy verify_image made for uid -1, and
+ * decrypted when its image is encrypted), every file that manifest_dir/manifest lists as "zstd"
+ * is decompressed in place. A frame that does not decompress, or to another size than the
+ * manifest's, fails naming the file. Then, when uid != -1, the files, their folders and files_dir
+ * itself (last) are chowned to uid:gid (as crypt_decrypt_dir), and files_dir is fsynced.
+ */
+int compress_unpack_dir(const char *manifest_dir, const char *files_dir, uid_t uid, gid_t gid,
+	char *err, size_t errlen);
+
 /* ---- manifest.c ---- */
 
 /*
@@ -161,6 +203,8 @@ int verify_image(const char *dir, struct image_meta *m, const char *copy_to, uid
 int manifest_read(const char *dir, struct image_meta *m, char *err, size_t errlen);
 /* 1 if dir/manifest lists a file below folder/ (a criu image's pre-dump), 0 if not, -1 (err). */
 int manifest_lists_folder(const char *dir, const char *folder, char *err, size_t errlen);
+/* 1 if dir/manifest lists a compressed ("zstd") file, 0 if not, -1 (err). */
+int manifest_lists_zstd(const char *dir, char *err, size_t errlen);
 
 /* ---- retain.c ---- */
 
@@ -228,8 +272,10 @@ int crypt_decrypt_dir(const char *manifest_dir, const char *files_dir,
 
 struct image_file {
 	char		*path;		/* relative to the image's top folder */
-	uint64_t	 size;
-	char		 sha256[65];
+	uint64_t	 size;		/* stored bytes */
+	char		 sha256[65];	/* of the stored bytes */
+	bool		 zstd;		/* stored as one zstd frame (a "zstd" line) */
+	uint64_t	 raw;		/* zstd: its size once decompressed */
 };
 
 /* The files of an image, as a walk found them or a manifest lists them. */
@@ -245,6 +291,10 @@ int store_list_add(struct image_list *l, const char *path, uint64_t size, const 
 /* Opens rel below base; fails with ELOOP on any symlink and EXDEV on any way out of base. */
 int store_open_beneath(int base, const char *rel, int flags);
 const char *store_open_error(int e);
+/* The listed files, their folders, then dirfd (named dir) chowned to uid:gid unless uid is -1;
+ * then dirfd fsynced. */
+int store_give(int dirfd, const struct image_list *l, uid_t uid, gid_t gid, const char *dir,
+	char *err, size_t errlen);
 int store_write_all(int fd, const unsigned char *p, size_t len);
 void store_hex(const unsigned char *md, char out[65]);
 /* Reads in to its end, hashing, and writes every byte to out when out >= 0 (buf: IMAGE_BUF).
@@ -269,5 +319,12 @@ int manifest_parse(const char *dir, struct image_meta *m, struct image_list *l, 
  * the cipher failed, -2 I/O (errno), -3 the file shrank while it was read. */
 int crypt_encrypt_stream(int in, int out, const unsigned char *site_key, const char *id,
 	const char *path, EVP_MD_CTX *hash, uint64_t *size);
+
+/* compress.c */
+/* Compresses in (to its end; pledged bytes exactly unless UINT64_MAX) into out as one zstd frame,
+ * hashing the stored bytes into hash and the bytes read into inhash when not NULL. 0, -1 zstd or
+ * a hash failed, -2 I/O (errno), -3 the file's size changed while it was read. */
+int compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash,
+	EVP_MD_CTX *inhash, uint64_t *raw, uint64_t *stored);
 
 #endif

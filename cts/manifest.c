@@ -116,8 +116,13 @@ manifest_write(const char *dir, const struct image_meta *m, struct image_list *l
 	if (m->key_id[0] != '\0')
 		fprintf(f, "key %s\n", m->key_id);
 	for (size_t i = 0; i < l->n; i++) {
-		fprintf(f, "file %s %llu %s\n", l->v[i].sha256, (unsigned long long)l->v[i].size,
-		    l->v[i].path);
+		if (l->v[i].zstd)
+			fprintf(f, "zstd %s %llu %llu %s\n", l->v[i].sha256,
+			    (unsigned long long)l->v[i].size, (unsigned long long)l->v[i].raw,
+			    l->v[i].path);
+		else
+			fprintf(f, "file %s %llu %s\n", l->v[i].sha256,
+			    (unsigned long long)l->v[i].size, l->v[i].path);
 		total += l->v[i].size;
 	}
 	if (fclose(f) != 0 || text == NULL) {
@@ -194,24 +199,35 @@ manifest_hex_ok(const char *s)
 	return true;
 }
 
-/* One "file <sha256> <size> <path>" line (without "file "); NULL if fine, else what is wrong. */
+/* One "file <sha256> <size> <path>" line (without "file "), or with zstd a "zstd <sha256> <size>
+ * <raw size> <path>" line (without "zstd "); NULL if fine, else what is wrong. */
 static const char *
-manifest_parse_file(char *s, struct image_list *l)
+manifest_parse_file(char *s, bool zstd, struct image_list *l)
 {
+	const char *form = zstd ? "expected \"zstd <sha256 hex> <size> <raw size> <path>\"" :
+	    "expected \"file <sha256 hex> <size> <path>\"";
 	char *sp, sha256[65];
-	uint64_t size;
+	uint64_t size, raw = 0;
 
 	if (strlen(s) < 66 || !manifest_hex_ok(s) || s[64] != ' ')
-		return "expected \"file <sha256 hex> <size> <path>\"";
+		return form;
 	memcpy(sha256, s, 64);
 	sha256[64] = '\0';
 	s += 65;
 	if ((sp = strchr(s, ' ')) == NULL)
-		return "expected \"file <sha256 hex> <size> <path>\"";
+		return form;
 	*sp = '\0';
 	if (!manifest_u64(s, &size))
 		return "bad size";
 	s = sp + 1;
+	if (zstd) {
+		if ((sp = strchr(s, ' ')) == NULL)
+			return form;
+		*sp = '\0';
+		if (!manifest_u64(s, &raw))
+			return "bad raw size";
+		s = sp + 1;
+	}
 	if (!manifest_path_ok(s))
 		return "bad path (empty, absolute, with \"..\" or \".\" or empty parts, or reserved)";
 	if (l->n > 0 && strcmp(l->v[l->n - 1].path, s) >= 0)
@@ -220,6 +236,8 @@ manifest_parse_file(char *s, struct image_list *l)
 		return "too many files";
 	if (store_list_add(l, s, size, sha256) != 0)
 		return "out of memory";
+	l->v[l->n - 1].zstd = zstd;
+	l->v[l->n - 1].raw = raw;
 	return NULL;
 }
 
@@ -303,9 +321,11 @@ manifest_parse(const char *dir, struct image_meta *mp, struct image_list *l, cha
 			bad = strlen(line + 4) == 16 && strspn(line + 4, "0123456789abcdef") == 16 ?
 			    (memcpy(m.key_id, line + 4, 17), NULL) : "bad key id";
 		else if (strncmp(line, "file ", 5) == 0)
-			bad = manifest_parse_file(line + 5, l);
+			bad = manifest_parse_file(line + 5, false, l);
+		else if (strncmp(line, "zstd ", 5) == 0)
+			bad = manifest_parse_file(line + 5, true, l);
 		else
-			bad = "expected a \"file\" line";
+			bad = "expected a \"file\" or \"zstd\" line";
 		if (bad != NULL)
 			rc = store_fail(err, errlen, "manifest of %s, line %d: %s", dir, n + 1, bad);
 		line = nl + 1;
@@ -347,3 +367,17 @@ manifest_lists_folder(const char *dir, const char *folder, char *err, size_t err
 	return found;
 }
 
+
+int
+manifest_lists_zstd(const char *dir, char *err, size_t errlen)
+{
+	struct image_list l;
+	int found = 0;
+
+	if (manifest_parse(dir, NULL, &l, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < l.n && !found; i++)
+		found = l.v[i].zstd;
+	store_list_free(&l);
+	return found;
+}

@@ -142,7 +142,8 @@ restore_chain(struct restore_op *op, const struct image_meta *top, char *out, si
 			    "%s", op->id, child.parent, m.checkpoint_id, m.gid);
 			return -1;
 		}
-		if (m.key_id[0] != '\0' || strcmp(m.core_service, "criu") != 0) {
+		if (m.key_id[0] != '\0' || strcmp(m.core_service, "criu") != 0 ||
+		    manifest_lists_zstd(pdir, out, len) != 0) {
 			snprintf(out, len, "checkpoint %s: parent %s of %s is not a plain criu image", op->id,
 			    m.checkpoint_id, child.checkpoint_id);
 			return -1;
@@ -195,6 +196,9 @@ restore_chain_copy(struct cts *c, const char *dir, const char *copy, uid_t uid, 
 			    m.checkpoint_id);
 			goto fail;
 		}
+		/* a compressed link is made plain in the copy (its files verified as stored) */
+		if (compress_unpack_dir(src, dst, (uid_t)-1, (gid_t)-1, out, len) != 0)
+			goto fail;
 		if (m.parent[0] == '\0')
 			break;
 		if (++n > RESTORE_CHAIN_MAX) {
@@ -292,7 +296,8 @@ restore_lend(const char *copy, uid_t uid, gid_t gid, char *out, size_t len)
 }
 
 /* In the child, an ordinary user's criu checkpoint: full images only (the user's own criu could
- * not read an earlier one), verified and copied for the CTS, decrypted, then lent (restore_lend). */
+ * not read an earlier one), verified and copied for the CTS, decrypted, decompressed, then lent
+ * (restore_lend). */
 static int
 restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out, size_t len)
 {
@@ -315,8 +320,9 @@ restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out
 	}
 	if (verify_image(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0)
 		return -1;
-	if (m->key_id[0] != '\0' && crypt_decrypt_dir(op->image_dir, op->copy, c->image_key,
-	    (uid_t)-1, (gid_t)-1, out, len) != 0) {
+	if ((m->key_id[0] != '\0' && crypt_decrypt_dir(op->image_dir, op->copy, c->image_key,
+	    (uid_t)-1, (gid_t)-1, out, len) != 0) ||
+	    compress_unpack_dir(op->image_dir, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0) {
 		file_remove_tree(op->copy);
 		return -1;
 	}
@@ -327,8 +333,9 @@ restore_verify_user(struct restore_op *op, const struct image_meta *m, char *out
 }
 
 /* In the child: every file against the manifest, and the copy for the job's user. */
-/* An encrypted image is verified as stored, copied for the CTS, decrypted, and only then given to
- * the job's user (app) or to gca-recover as root (criu): "ok plain" or "ok decrypted". */
+/* An encrypted or compressed image is verified as stored, copied for the CTS, decrypted,
+ * decompressed, and only then given to the job's user (app) or to gca-recover as root (criu):
+ * "ok plain" or "ok decrypted" (a copy, made plain). */
 static int
 restore_verify(void *arg, char *out, size_t len)
 {
@@ -336,15 +343,18 @@ restore_verify(void *arg, char *out, size_t len)
 	const struct proto_peer *p = &op->r->peer;
 	struct image_meta m;
 	struct cts *c = op->cts;
+	int zstd;
 
 	if (manifest_read(op->image_dir, &m, out, len) != 0 ||
-	    restore_check_record(op, &m, out, len) != 0)
+	    restore_check_record(op, &m, out, len) != 0 ||
+	    (zstd = manifest_lists_zstd(op->image_dir, out, len)) < 0)
 		return -1;
 	if (!restore_gives_copy(c) && p->uid != 0)
 		return restore_verify_user(op, &m, out, len);
-	if (m.key_id[0] == '\0') {
+	if (m.key_id[0] == '\0' && (zstd == 0 || restore_gives_copy(c))) {
 		bool app = restore_gives_copy(c);
-		if (app && m.parent[0] != '\0') {
+		/* the chain's copy makes each compressed link plain */
+		if (app && (m.parent[0] != '\0' || zstd > 0)) {
 			if (restore_chain_copy(c, op->image_dir, op->copy, p->uid, p->gid, out, len) != 0)
 				return -1;
 			snprintf(out, len, "ok plain");
@@ -359,7 +369,8 @@ restore_verify(void *arg, char *out, size_t len)
 		return 0;
 	}
 	if (m.parent[0] != '\0') {
-		snprintf(out, len, "checkpoint %s is incremental and encrypted: not supported", op->id);
+		snprintf(out, len, "checkpoint %s is incremental and %s: not supported", op->id,
+		    m.key_id[0] != '\0' ? "encrypted" : "compressed");
 		return -1;
 	}
 	/* the decrypted copy would lack criu's link to the pre-dump (cts.conf refuses both) */
@@ -367,19 +378,23 @@ restore_verify(void *arg, char *out, size_t len)
 	    out, len);
 	if (pre != 0) {
 		if (pre > 0)
-			snprintf(out, len, "checkpoint %s has a pre-dump and is encrypted: not "
-			    "supported", op->id);
+			snprintf(out, len, "checkpoint %s has a pre-dump and is %s: not supported",
+			    op->id, m.key_id[0] != '\0' ? "encrypted" : "compressed");
 		return -1;
 	}
-	if (strcmp(m.key_id, c->image_key_id) != 0) {
+	if (m.key_id[0] != '\0' && strcmp(m.key_id, c->image_key_id) != 0) {
 		snprintf(out, len, "the image of checkpoint %s is encrypted with site key %s; this CTS "
 		    "has %s%s (image_key in cts.conf)", op->id, m.key_id,
 		    c->image_key_id[0] ? "key " : "no key", c->image_key_id);
 		return -1;
 	}
-	if (verify_image(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0 ||
-	    crypt_decrypt_dir(op->image_dir, op->copy, c->image_key, restore_gives_copy(c) ? p->uid :
-	    (uid_t)-1, restore_gives_copy(c) ? p->gid : (gid_t)-1, out, len) != 0) {
+	if (verify_image(op->image_dir, NULL, op->copy, (uid_t)-1, (gid_t)-1, out, len) != 0)
+		return -1;
+	/* decrypted first, then decompressed (compressed first, then encrypted), then given */
+	if ((m.key_id[0] != '\0' && crypt_decrypt_dir(op->image_dir, op->copy, c->image_key,
+	    (uid_t)-1, (gid_t)-1, out, len) != 0) ||
+	    compress_unpack_dir(op->image_dir, op->copy, restore_gives_copy(c) ? p->uid : (uid_t)-1,
+	    restore_gives_copy(c) ? p->gid : (gid_t)-1, out, len) != 0) {
 		file_remove_tree(op->copy);
 		return -1;
 	}

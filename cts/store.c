@@ -1,12 +1,13 @@
 /*
  * cts/store.c: the few helpers the image store's files share (image.c, manifest.c, verify.c,
- * crypt.c): a message into err, the list of an image's files, opening a name beneath a folder
- * without following a link or leaving it, writing and hashing a stream. It calls none of them:
- * it is the bottom of the store, so that they use it and one another one way (image.c ->
- * crypt.c -> manifest.c -> store.c). See cts/image.h.
+ * crypt.c, compress.c): a message into err, the list of an image's files, opening a name beneath a
+ * folder without following a link or leaving it, writing and hashing a stream, handing a copy to
+ * its user. It calls none of them: it is the bottom of the store, so that they use it and one
+ * another one way (image.c -> compress.c, crypt.c -> manifest.c -> store.c). See cts/image.h.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -60,6 +61,8 @@ store_list_add(struct image_list *l, const char *path, uint64_t size, const char
 		return -1;
 	f->size = size;
 	memcpy(f->sha256, sha256, 65);
+	f->zstd = false;
+	f->raw = 0;
 	l->n++;
 	return 0;
 }
@@ -176,5 +179,35 @@ store_pump_max(int in, int out, unsigned char *buf, uint64_t max, uint64_t *size
 	if (rc == 0)
 		store_hex(md, sha256);
 	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/*
+ * A restore's copy handed to its user: the listed files, then their folders, then the top (dirfd,
+ * named dir in messages) chowned to uid:gid, so the user gets the folder only when it is whole
+ * and plain; then dirfd fsynced. uid (uid_t)-1: only the fsync.
+ */
+int
+store_give(int dirfd, const struct image_list *l, uid_t uid, gid_t gid, const char *dir,
+    char *err, size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < l->n && rc == 0 && uid != (uid_t)-1; i++) {
+		char p[PATH_MAX], *slash;
+		snprintf(p, sizeof p, "%s", l->v[i].path);
+		if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = store_fail(err, errlen, "image file %s: chown: %s", p, strerror(errno));
+		while (rc == 0 && (slash = strrchr(p, '/')) != NULL) {
+			*slash = '\0';
+			if (fchownat(dirfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+				rc = store_fail(err, errlen, "image folder %s: chown: %s", p,
+				    strerror(errno));
+		}
+	}
+	if (rc == 0 && uid != (uid_t)-1 && fchown(dirfd, uid, gid) != 0)
+		rc = store_fail(err, errlen, "image folder %s: chown: %s", dir, strerror(errno));
+	if (rc == 0 && fsync(dirfd) != 0)
+		rc = store_fail(err, errlen, "image folder %s: %s", dir, strerror(errno));
 	return rc;
 }

@@ -349,7 +349,8 @@ transfer_manifest(struct transfer_conn *tc, const struct transfer_fetch *f, cons
 	    f->tls_signed_before_ms, err, errlen);
 }
 
-/* Every file the manifest lists, each from the bytes already there. */
+/* Every file the manifest lists ("file" and "zstd" lines: the stored bytes), each from the bytes
+ * already there. */
 static int
 transfer_files(struct transfer_conn *tc, const struct transfer_fetch *f, const char *dir,
 	char *err, size_t errlen)
@@ -373,9 +374,19 @@ transfer_files(struct transfer_conn *tc, const struct transfer_fetch *f, const c
 		struct stat st;
 		int n = 0, fd;
 
-		if (strncmp(line, "file ", 5) != 0)
+		/* "zstd <sha256> <size> <raw size> <path>": a compressed file, fetched as stored */
+		if (strncmp(line, "zstd ", 5) == 0) {
+			if (sscanf(line, "zstd %64s %llu %*s%n", sha, &size, &n) != 2 || n == 0 ||
+			    line[n] != ' ')
+				n = 0;
+			else
+				n++;
+		} else if (strncmp(line, "file ", 5) != 0) {
 			continue;
-		if (sscanf(line, "file %64s %llu %n", sha, &size, &n) != 2 || n == 0 ||
+		} else if (sscanf(line, "file %64s %llu %n", sha, &size, &n) != 2) {
+			n = 0;
+		}
+		if (n == 0 ||
 		    !transfer_path_ok(line + n) ||
 		    snprintf(name, sizeof name, "%s/%s", dir, line + n) >= (int)sizeof name) {
 			snprintf(err, errlen, "the manifest of checkpoint %s: bad line \"%.80s\"",

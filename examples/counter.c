@@ -2,7 +2,7 @@
  * counter: the smallest self-checkpointing job, to copy.
  *
  *   counter [--log FILE] [--tick MS] [--stop-at N] [--checkpoint-every-ticks K] [--pad BYTES]
- *           [--incremental] [--slow-saves MS]
+ *           [--incremental] [--slow-saves MS] [--pad-text]
  *
  * Counts from 0 (or from the value restored from <image_dir>/counter), one tick every MS
  * milliseconds (100), appending "counter <n>" to FILE (or stdout). Its state is one number: save
@@ -10,7 +10,8 @@
  *   gca-exec --gid G -- counter --log /tmp/c.log
  * and recover it with
  *   gca-recover --gid G --checkpoint latest -- counter --log /tmp/c.log
- * --pad adds a file of BYTES pseudo-random bytes to each image (to test large images).
+ * --pad adds a file of BYTES pseudo-random bytes to each image (to test large images); with
+ * --pad-text its second half is text instead (a line repeated: state that compresses).
  * --incremental: when the CTS offers the previous image (app_incremental), only the counter is
  * written (the pad, which never changes what the counter means, stays in the parent).
  * --slow-saves MS: save number k sleeps k * MS milliseconds first, a job whose checkpoints get
@@ -33,6 +34,7 @@
 static int log_fd = STDOUT_FILENO;
 static volatile sig_atomic_t stop;
 static long pad_bytes;
+static int pad_text;
 static long slow_ms, nsaves;
 
 /* <image_dir>/pad: pad_bytes of xorshift output, different for each count. */
@@ -53,6 +55,9 @@ save_pad(const char *image_dir, unsigned long long n)
 			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 			buf[i] = x;
 		}
+		if (pad_text && left <= pad_bytes / 2)
+			for (size_t i = 0; i < sizeof buf; i++)
+				((char *)buf)[i] = "counter state, a line of text\n"[i % 30];
 		if (write(fd, buf, k) != (ssize_t)k) {
 			close(fd);
 			return -1;
@@ -191,6 +196,8 @@ main(int argc, char **argv)
 			stop_at = number(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--checkpoint-every-ticks") == 0)
 			every = number(argv[i], argv[i + 1]), i++;
+		else if (strcmp(argv[i], "--pad-text") == 0)
+			pad_text = 1;
 		else if (strcmp(argv[i], "--pad") == 0)
 			pad_bytes = number(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--slow-saves") == 0)
@@ -199,7 +206,8 @@ main(int argc, char **argv)
 			gca_app_incremental(save_incr);
 		else {
 			fprintf(stderr, "usage: counter [--log FILE] [--tick MS] [--stop-at N] "
-			    "[--checkpoint-every-ticks K] [--pad BYTES] [--incremental] [--slow-saves MS]\n");
+			    "[--checkpoint-every-ticks K] [--pad BYTES] [--pad-text] [--incremental] "
+			    "[--slow-saves MS]\n");
 			return 2;
 		}
 	}

@@ -265,10 +265,16 @@ app_store_with(struct cts_ckpt *ck, bool small, char *out, size_t len)
 		ckpt_result_line(&r, out, len);
 		return 0;	/* its staging folder: app_staging_remove_small */
 	}
-	if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir,
+	/* compressed as they are copied, before they are encrypted (cts/compress.c) */
+	if (ck->cts->compress_level != 0) {
+		if (image_store_copy_packed(ck->staging, ck->image_dir, &m, ck->cts->compress_level,
+		    m.key_id[0] != '\0' ? ck->cts->image_key : NULL, &r, out, len) != 0)
+			return -1;
+	} else if ((m.key_id[0] != '\0' ? image_store_copy_encrypted(ck->staging, ck->image_dir,
 	    &m, ck->cts->image_key, &r, out, len) : image_store_copy(ck->staging, ck->image_dir, &m,
-	    &r, out, len)) != 0)
+	    &r, out, len)) != 0) {
 		return -1;
+	}
 	/* the store has its copy: the staging folders go now, in this child, so that the
 	 * recorded checkpoint leaves nothing to remove later (cts/checkpoint.c, ckpt_cleanup) */
 	file_remove_tree(ck->staging);
@@ -321,6 +327,7 @@ app_stored(struct cts_ckpt *ck, bool ok, const char *out, bool staging_gone)
 		if (staging_gone)
 			ck->staging[0] = '\0';	/* else ckpt_cleanup removes it */
 		ck->encrypted = ck->cts->image_key_id[0] != '\0';	/* by app_store */
+		ck->compressed = ck->cts->compress_level != 0;		/* the same */
 		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
 		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
 		ckpt_dumped(ck, NULL);
@@ -362,12 +369,14 @@ app_saved(struct cts_ckpt *ck, bool ok, const char *error)
 			ckpt_dumped(ck, why);
 		return;
 	}
-	/* plain and full images only: an encrypted one, or one whose parent's copy must go with
-	 * its staging folder, is the child's; and only while no child that writes runs: one may be
-	 * writing a large image to the same disk, and the copy's fsyncs on the loop would wait for
-	 * it (retention's child only removes files; at a steady checkpoint rate one runs during
-	 * many checkpoints, and would send each of their small copies to a fork of its own) */
-	if (ck->cts->image_key_id[0] == '\0' && ck->offered[0] == '\0' && !child_any_writing() &&
+	/* plain and full images only: an encrypted or compressed one, or one whose parent's copy
+	 * must go with its staging folder, is the child's; and only while no child that writes
+	 * runs: one may be writing a large image to the same disk, and the copy's fsyncs on the
+	 * loop would wait for it (retention's child only removes files; at a steady checkpoint
+	 * rate one runs during many checkpoints, and would send each of their small copies to a
+	 * fork of its own) */
+	if (ck->cts->image_key_id[0] == '\0' && ck->cts->compress_level == 0 &&
+	    ck->offered[0] == '\0' && !child_any_writing() &&
 	    app_staging_small(ck->staging)) {
 		char out[CHILD_OUT];
 

@@ -693,8 +693,10 @@ criu_dump_child(void *arg, char *out, size_t len)
 	}
 	n = criu_job_args(ck, root, argv, n);
 	argv[n] = NULL;
-	/* root's criu writes each file front to back: hash them as they grow (cts/tail.c) */
-	tail = image_tail_start(ck->image_dir);
+	/* root's criu writes each file front to back: hash them as they grow (cts/tail.c); not
+	 * when compressing, where the files are read once, after the dump, to compress them */
+	if (ck->cts->compress_level == 0)
+		tail = image_tail_start(ck->image_dir);
 	if (criu_exec(argv, &dump, -1) != 0) {
 		image_tail_free(tail);
 		return criu_failed("dump", ck->image_dir, "dump.log", out, len);
@@ -711,14 +713,22 @@ dumped:
 	snprintf(m.core_service, sizeof m.core_service, "criu");
 	m.time_ms = ck->time_ms;
 	t1 = time_mono_ms();
-	rc = image_store_seal_tailed(ck->image_dir, &m, tail, &r, out, len);
+	if (ck->cts->compress_level != 0) {
+		/* compressed (then encrypted with a key) and sealed in one pass (cts/image.c) */
+		snprintf(m.key_id, sizeof m.key_id, "%s", ck->cts->image_key_id);
+		rc = image_store_seal_packed(ck->image_dir, &m, ck->cts->compress_level,
+		    m.key_id[0] != '\0' ? ck->cts->image_key : NULL, &r, out, len);
+	} else {
+		rc = image_store_seal_tailed(ck->image_dir, &m, tail, &r, out, len);
+	}
 	image_tail_free(tail);
 	if (rc != 0)
 		return -1;
 	/* where a checkpoint's time goes, for whoever tunes it (docs/BENCHMARKS.md) */
-	log_info("checkpoint %s of %s: criu %s of pid %d %.2f s, %llu bytes hashed and sealed "
+	log_info("checkpoint %s of %s: criu %s of pid %d %.2f s, %llu bytes %shashed and sealed "
 	    "%.2f s", ck->id, ck->job->gid, ck->cts->criu_predump ? "pre-dump and dump" : "dump",
-	    (int)root, (t1 - t0) / 1000.0, (unsigned long long)r.size, (time_mono_ms() - t1) / 1000.0);
+	    (int)root, (t1 - t0) / 1000.0, (unsigned long long)r.size,
+	    ck->cts->compress_level != 0 ? "compressed, " : "", (time_mono_ms() - t1) / 1000.0);
 	ckpt_result_line(&r, out, len);
 	return 0;
 }
@@ -732,6 +742,9 @@ criu_on_dumped(bool ok, const char *out, void *arg)
 		/* the next dump's pages are those written since this one */
 		snprintf(ck->job->incr_last, sizeof ck->job->incr_last, "%s", ck->id);
 		ck->job->incr_n = ck->parent[0] != '\0' ? ck->job->incr_n + 1 : 0;
+		/* compress: packed (and encrypted with a key) by the dump's child already */
+		ck->compressed = ck->cts->compress_level != 0;
+		ck->encrypted = ck->compressed && ck->cts->image_key_id[0] != '\0';
 		ckpt_dumped(ck, NULL);
 		return;
 	}
@@ -743,7 +756,8 @@ criu_on_dumped(bool ok, const char *out, void *arg)
 /*
  * criu_incremental N: every dump tracks memory, and is incremental on the job's previous dump
  * (the one whose tracking it continues) unless N incremental ones followed the last full one,
- * that image is gone, or images are encrypted (the restore would get a plain copy of one link only).
+ * that image is gone, or images are encrypted or compressed (the restore would get a plain copy of
+ * one link only).
  * With criu_predump it is the pre-dump that is incremental on that parent.
  */
 static void
@@ -755,7 +769,8 @@ criu_choose_parent(struct cts_ckpt *ck)
 
 	ck->parent[0] = '\0';
 	if (ck->cts->criu_incremental == 0 || j->uid != 0 || j->incr_last[0] == '\0' ||
-	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0')
+	    j->incr_n >= ck->cts->criu_incremental || ck->cts->image_key_id[0] != '\0' ||
+	    ck->cts->compress_level != 0)
 		return;
 	if (cts_image_dir(ck->cts, j->gid, j->incr_last, dir, sizeof dir) != 0 || stat(dir, &st) != 0)
 		return;

@@ -6,7 +6,8 @@
 # nothing once the GID moved (its old copy stopped there); a CTS with gcaMigration FALSE refuses; a flipped byte and two swapped
 # chunks in the holder's image are refused before restore, a store edited consistently is refused
 # where it was taken, and a bad copy at one holder falls back to the next; retention's expiry
-# survives a GCS that is away; gca-ctl gc names the CTSes it could not ask.
+# survives a GCS that is away; gca-ctl gc names the CTSes it could not ask; an image A compressed
+# (compress zstd) is restored on B, which does not compress.
 # timeout: 300
 . "$GCA_TOP/tests/lib.sh"
 [ "$(id -u)" = 0 ] || not_run transfer "needs root for ip netns"
@@ -508,6 +509,49 @@ for id in "${iids[@]}"; do
 	[ -f "$T/cts-b/images/$gid6/$id/manifest" ] || fail "B holds the link $id"
 done
 [ "$(grep -c "fetching its parent" "$T/cts-b.log")" -ge 2 ] && pass "B fetched both parents after the newest image" || fail "B fetched the parents" "$(grep -i fetch "$T/cts-b.log" | tail -5)"
+kill -TERM $rec; wait $rec 2>/dev/null
+
+# ---- compression (compress zstd): A compresses each file as it copies it, B (without) fetches,
+# verifies the stored bytes, decompresses a copy and restores; a changed stored byte is refused
+# before anything decompresses or starts, and the other image stays as it was ----
+for x in a b; do kill ${ctspid[$x]}; wait ${ctspid[$x]} 2>/dev/null; done
+cts_start a TRUE "compress zstd" && cts_start b TRUE && pass "A restarts with compress zstd, B without" || fail "restart for compression" "$(tail -3 "$T/cts-a.log")"
+gid9=zstd-job
+log20=$T/c20.log
+zpad=$((2 * 1024 * 1024))
+on a gca-exec --gid $gid9 -- "$counter" --log "$log20" --tick 20 --pad $zpad --pad-text &
+job9=$!
+on_exit "kill -9 $job9"
+check "a counter whose pad is half text runs on A" wait_for 10 reached "$log20" 5
+zids=()
+for k in 1 2; do
+	n0=$(last_count "$log20"); wait_for 10 reached "$log20" $((n0 + 3))
+	out=$(gca-ctl checkpoint $gid9 2>&1)
+	case "$out" in *"seq $k at cts-a"*) pass "compressed checkpoint $k on A" ;; *) fail "compressed checkpoint $k" "$out" ;; esac
+	zids+=("$(echo "$out" | awk '$1=="checkpoint"{print $2}')")
+done
+kill -9 $job9; wait $job9 2>/dev/null
+zdir=$T/cts-a/images/$gid9
+zline=$(grep ' pad$' "$zdir/${zids[1]}/manifest")
+case "$zline" in "zstd "*" $zpad pad") pass "the manifest lists pad as zstd, $zpad bytes raw" ;; *) fail "the pad's zstd line" "$zline" ;; esac
+zsize=$(stat -c %s "$zdir/${zids[1]}/pad")
+[ "$zsize" -lt $((zpad * 6 / 10)) ] && pass "stored on A in $zsize bytes (under 0.6 of $zpad)" || fail "the pad stored smaller" "$zsize"
+expect_eq "the stored pad is a zstd frame" "$(head -c 4 "$zdir/${zids[1]}/pad" | od -An -tx1 | tr -d ' ')" 28b52ffd
+zsaved=$(zstd -qdc "$zdir/${zids[1]}/counter")
+zsum=$(cat "$zdir/${zids[1]}"/* | sha256sum)
+cp "$zdir/${zids[0]}/pad" "$T/zpad.saved"
+printf 'X' | dd of="$zdir/${zids[0]}/pad" bs=1 seek=$((zsize / 2)) conv=notrunc status=none
+out=$(on a gca-recover --gid $gid9 --checkpoint "${zids[0]}" -- touch "$T/started-z" 2>&1); rc=$?
+case "$rc $out" in "1 "*"pad"*"sha256 mismatch"*) pass "a changed byte in a stored frame is refused: $(echo "$out" | head -1 | cut -c1-150)" ;; *) fail "changed frame refused" "$rc $out" ;; esac
+[ ! -e "$T/started-z" ] && pass "and the job did not start" || fail "job did not start after a changed frame"
+expect_eq "the newest image is unchanged" "$(cat "$zdir/${zids[1]}"/* | sha256sum)" "$zsum"
+cp "$T/zpad.saved" "$zdir/${zids[0]}/pad"
+log21=$T/c21.log
+on b gca-recover --gid $gid9 --checkpoint latest -- "$counter" --log "$log21" --tick 20 &
+rec=$!
+on_exit "kill -TERM $rec"
+check "B, without compress, fetches, decompresses and restores A's compressed image" wait_for 20 grep -q "^restored" "$log21"
+expect_eq "B restored the newest checkpoint's count" "$(awk '$1=="restored"{print $2}' "$log21")" "$zsaved"
 kill -TERM $rec; wait $rec 2>/dev/null
 
 # ---- figures, when asked (GCA_TRANSFER_BENCH_MB=256): a fetch A -> B against a plain TLS copy of

@@ -12,6 +12,7 @@
 # Then memory tracking: where the kernel has no soft-dirty bits (`criu check --feature
 # mem_dirty_track` fails), a CTS configured with criu_incremental or criu_predump refuses them at
 # start with that reason and is published unavailable with it; where it has them, it is ok.
+# A criu CTS with compress zstd stores the dump's pages compressed and restores them.
 # Incremental chains themselves are proven on Debian 12's kernel in qemu (tests/vm/criu_incr.sh).
 # Run inside a root with its own mount namespace (scripts/gca-debian13): criu reads the mount tree.
 . "$GCA_TOP/tests/lib.sh"
@@ -274,6 +275,48 @@ for set in "criu_incremental 2" "criu_predump yes"; do
 	reap "$(cat "$T/$name.pid")" 10
 	expect_eq "  $name stops on SIGTERM" "$reaped" 0
 done
+
+# ---- 10. compress zstd: a criu CTS that compresses each file of the dump in place (sealed again
+# after), and restores the job from a verified, decompressed copy ----
+if cts_track cts-zstd "compress zstd"; then
+	zsock=$(sed -n 's/^socket //p' "$T/cts-zstd.conf")
+	zstate=$(sed -n 's/^state //p' "$T/cts-zstd.conf")
+	zlog=$T/zjob.log
+	GCA_CTS_SOCKET=$zsock setsid gca-exec --gid zstd-job -- "$job" --log "$zlog" --tick 100 --mib 4 --text-mib 16 </dev/null >>"$T/zjob.out" 2>&1 &
+	zpid=$!
+	on_exit "killtree $zpid"
+	logwait 30 "$zlog" ready || fail "a job (4 MiB of pattern, 16 MiB of text) starts under cts-zstd" "$(tail -3 "$T/zjob.out" "$T/cts-zstd.log")"
+	sleep 1
+	zlo=$(last "$zlog"); t=$(date +%s.%N)
+	zid=$(gca-ctl checkpoint zstd-job 2>"$T/zckpt.err" | awk '$1 == "checkpoint" { print $2; exit }')
+	zhi=$(last "$zlog")
+	[ -n "$zid" ] && pass "gca-ctl checkpoint zstd-job on cts-zstd: $zid ($(since "$t") s)" || fail "checkpoint on cts-zstd" "$(cat "$T/zckpt.err"; tail -3 "$T/cts-zstd.log")"
+	# zstd <sha256> <stored size> <raw size> <path>
+	pages=$(awk '$1 == "zstd" && $5 ~ /^pages-/ { s += $3; r += $4 } END { print s + 0, r + 0 }' "$zstate/images/zstd-job/$zid/manifest" 2>/dev/null)
+	if [ "${pages#* }" -gt $((20 * 1048576)) ] && [ "${pages% *}" -lt $((12 * 1048576)) ]; then
+		pass "criu's pages are stored as zstd frames: ${pages% *} bytes for ${pages#* } (its manifest)"
+	else
+		fail "criu's pages stored compressed" "stored/raw: $pages; $(head -12 "$zstate/images/zstd-job/$zid/manifest" 2>&1)"
+	fi
+	kill -9 "$(child $zpid)"
+	reap $zpid 10
+	echo "mark killed" >> "$zlog"
+	GCA_CTS_SOCKET=$zsock setsid gca-recover --gid zstd-job --checkpoint latest -- "$job" --log "$zlog" </dev/null >>"$T/zrec.out" 2>&1 &
+	zr=$!
+	on_exit "killtree $zr"
+	after 30 "$zlog" 'mark killed'
+	z1=$(awk 'f && $1 == "counter" { print $2; exit } /^mark killed/ { f = 1 }' "$zlog")
+	if in_range "$z1" "$zlo" "$zhi"; then pass "restored from the compressed image: resumed at counter $z1 (dumped at $zlo..$zhi)"
+	else fail "restored from the compressed image" "first counter $z1, dump window $zlo..$zhi; $(tail -3 "$T/zrec.out" "$T/cts-zstd.log")"; fi
+	expect_eq "  its heap pattern came back whole" "$(grep -c 'heap bad' "$zlog")" 0
+	kill -TERM $zr
+	reap $zr 15
+	expect_eq "  SIGTERM to gca-recover reached the restored job (status 3)" "$reaped" 3
+	kill "$(cat "$T/cts-zstd.pid")"
+	reap "$(cat "$T/cts-zstd.pid")" 10
+else
+	fail "cts-zstd (compress zstd) registers" "$(tail -3 "$T/cts-zstd.log")"
+fi
 
 check "cts-criu is still running" kill -0 "$(cat "$site/cts-criu.pid")"
 done_testing

@@ -1,5 +1,5 @@
-/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c, store.c, tail.c): copy, seal,
- * manifest, verify, retention, encryption, in a mkdtemp folder under /tmp. Longer than 800 lines:
+/* The image store (cts/image.c, manifest.c, verify.c, retain.c, crypt.c, compress.c, store.c, tail.c):
+ * copy, seal, manifest, verify, retention, encryption, compression, in a mkdtemp folder under /tmp. Longer than 800 lines:
  * one case per rule of the store, each small; they share the helpers at the top. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -572,7 +572,7 @@ test_manifest_rejects_bad_lines(void **state)
 	bad_manifest(dir, "file " SHA_ABC " -3 abc\n", "line 7: bad size");
 	bad_manifest(dir, "file " SHA_ABC " 3 b\nfile " SHA_ABC " 3 a\n", "line 8: files not sorted");
 	bad_manifest(dir, "file " SHA_ABC " 3 a\nfile " SHA_ABC " 3 a\n", "line 8");
-	bad_manifest(dir, "hello\n", "line 7: expected a \"file\" line");
+	bad_manifest(dir, "hello\n", "line 7: expected a \"file\" or \"zstd\" line");
 	bad_manifest(dir, "file " SHA_ABC " 3 abc", "line 7: no end of line");
 	/* A listed path through a symlinked folder is refused by openat2, not followed. */
 	snprintf(line, sizeof line, "%s/etc", dir);
@@ -1034,6 +1034,258 @@ test_encrypted_tampering_refused(void **state)
 	file_remove_tree(copy);
 }
 
+/* The manifest line of name in dir, "file ..." or "zstd ...", into out (without the newline). */
+static void
+manifest_line(const char *dir, const char *name, char *out, size_t len)
+{
+	char path[512], *man, *l;
+	size_t nlen = strlen(name);
+
+	snprintf(path, sizeof path, "%s/manifest", dir);
+	man = slurp(path);
+	out[0] = '\0';
+	for (l = man; l != NULL && *l != '\0'; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		size_t n = strcspn(l, "\n");
+		if (n > nlen && l[n - nlen - 1] == ' ' && memcmp(l + n - nlen, name, nlen) == 0) {
+			snprintf(out, len, "%.*s", (int)n, l);
+			break;
+		}
+	}
+	free(man);
+}
+
+/* A fresh copy of dst made plain: verified, decrypted with key (when not NULL), decompressed. */
+static int
+unpack_copy(const char *dst, const char *copy, const unsigned char *key, char *err, size_t len)
+{
+	file_remove_tree(copy);
+	if (verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, len) != 0)
+		fail_msg("verify %s: %s", dst, err);
+	if (key != NULL && crypt_decrypt_dir(dst, copy, key, (uid_t)-1, (gid_t)-1, err, len) != 0)
+		return -1;
+	return compress_unpack_dir(dst, copy, (uid_t)-1, (gid_t)-1, err, len);
+}
+
+/* compress zstd: app copies (plain and encrypted) and a sealed criu folder packed in place; each
+ * comes back byte for byte, smaller on disk where the bytes compress. */
+static void
+test_compressed_round_trip(void **state)
+{
+	char src[256], dst[256], sealed[256], copy[256], path[512], other[512], err[512], line[512];
+	const char *names[] = { "abc", "pages.img", "aligned.img", "sub/big.bin", "sub/deeper/empty" };
+	struct image_meta m;
+	struct image_result r;
+	struct stat st;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/stage-zstd", top);
+	snprintf(dst, sizeof dst, "%s/images/zstd/ck1", top);
+	snprintf(copy, sizeof copy, "%s/zstd-copy", top);
+	make_src_big(src);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_copy_packed(src, dst, &m, 20, NULL, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "level 20"));
+	assert_int_equal(image_store_copy_packed(src, dst, &m, 1, NULL, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 5);
+	manifest_line(dst, "pages.img", line, sizeof line);
+	assert_memory_equal(line, "zstd ", 5);
+	snprintf(other, sizeof other, " %d pages.img", 2 * SEG + SEG / 2);
+	assert_non_null(strstr(line, other));	/* the raw size */
+	snprintf(path, sizeof path, "%s/pages.img", dst);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < SEG / 10);	/* letters in runs of 4 KiB */
+	assert_true(r.size < 3 * SEG / 10);	/* the record's size: what is stored */
+	assert_int_equal(unpack_copy(dst, copy, NULL, err, sizeof err), 0);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", copy, names[i]);
+		snprintf(other, sizeof other, "%s/%s", src, names[i]);
+		same_file(path, other);
+	}
+
+	/* compressed, then encrypted: the stored file is ciphertext, the copy plain again */
+	snprintf(dst, sizeof dst, "%s/images/zstd/ck2", top);
+	meta_new(&m, NULL);
+	snprintf(m.key_id, sizeof m.key_id, "0011223344556677");
+	assert_int_equal(image_store_copy_packed(src, dst, &m, 3, key1, &r, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/pages.img", dst);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < SEG / 10);
+	edit(path, 0, 0, 0, -1);
+	assert_int_equal(unpack_copy(dst, copy, key1, err, sizeof err), 0);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", copy, names[i]);
+		snprintf(other, sizeof other, "%s/%s", src, names[i]);
+		same_file(path, other);
+	}
+
+	/* criu's folder, sealed, then packed in place: random bytes stay as they are */
+	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck3", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	put_big(sealed, "pages-1.img", 2 * SEG + 5);
+	snprintf(path, sizeof path, "head -c 200000 /dev/urandom > %s/random.img", sealed);
+	assert_int_equal(system(path), 0);
+	snprintf(other, sizeof other, "%s/random.img.orig", top);
+	snprintf(path, sizeof path, "%s/random.img", sealed);
+	assert_int_equal(copy_file(path, other), 0);
+	meta_new(&m, NULL);
+	snprintf(m.core_service, sizeof m.core_service, "criu");
+	assert_int_equal(image_store_seal(sealed, &m, &r, err, sizeof err), 0);
+	assert_int_equal(image_store_pack(sealed, &m, 1, NULL, &r, err, sizeof err), 0);
+	manifest_line(sealed, "pages-1.img", line, sizeof line);
+	assert_memory_equal(line, "zstd ", 5);
+	manifest_line(sealed, "random.img", line, sizeof line);
+	assert_memory_equal(line, "file ", 5);
+	snprintf(path, sizeof path, "%s/pages-1.img.pack.tmp", sealed);
+	assert_int_equal(access(path, F_OK), -1);
+	/* packed twice: refused, the image unchanged */
+	assert_int_equal(image_store_pack(sealed, &m, 1, NULL, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "compressed already"));
+	assert_int_equal(unpack_copy(sealed, copy, NULL, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/random.img", copy);
+	same_file(path, other);
+	snprintf(path, sizeof path, "%s/pages-1.img", copy);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 2 * SEG + 5);
+
+	/* criu's folder never sealed, packed and sealed in one pass: the same, and a kept file's
+	 * sha256 from that one read */
+	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck5", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	put_big(sealed, "pages-1.img", 2 * SEG + 5);
+	snprintf(path, sizeof path, "%s/random.img", sealed);
+	assert_int_equal(copy_file(other, path), 0);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_seal_packed(sealed, &m, 1, NULL, &r, err, sizeof err), 0);
+	assert_int_equal(r.nfiles, 2);
+	manifest_line(sealed, "pages-1.img", line, sizeof line);
+	assert_memory_equal(line, "zstd ", 5);
+	manifest_line(sealed, "random.img", line, sizeof line);
+	assert_memory_equal(line, "file ", 5);
+	assert_int_equal(verify_image(sealed, NULL, NULL, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(unpack_copy(sealed, copy, NULL, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/random.img", copy);
+	same_file(path, other);
+	/* a symbolic link in it is refused, as by a seal */
+	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck6", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	snprintf(path, sizeof path, "%s/core.img", sealed);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_seal_packed(sealed, &m, 1, NULL, &r, err, sizeof err), -1);
+	assert_non_null(strstr(err, "core.img"));
+
+	/* the same with a key: both files encrypted, the compressible one compressed first */
+	snprintf(sealed, sizeof sealed, "%s/images/zstd/ck4", top);
+	assert_int_equal(file_mkdirs(sealed, 0700), 0);
+	put_big(sealed, "pages-1.img", 2 * SEG + 5);
+	put(sealed, "core.img", "core");
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_seal(sealed, &m, &r, err, sizeof err), 0);
+	snprintf(m.key_id, sizeof m.key_id, "0011223344556677");
+	assert_int_equal(image_store_pack(sealed, &m, 1, key1, &r, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/core.img", sealed);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, HDR + 4 + 16);	/* "core" does not compress: encrypted only */
+	assert_int_equal(unpack_copy(sealed, copy, key1, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/pages-1.img", copy);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 2 * SEG + 5);
+	file_remove_tree(copy);
+}
+
+/* Rewrites the raw size of name's "zstd" line in dir/manifest (a test's own edit, unsigned). */
+static void
+set_raw(const char *dir, const char *name, unsigned long long raw)
+{
+	char path[512], line[512], sha[65], fixed[600], *man, *out;
+	unsigned long long size, was;
+	size_t at, n;
+
+	manifest_line(dir, name, line, sizeof line);
+	assert_int_equal(sscanf(line, "zstd %64s %llu %llu", sha, &size, &was), 3);
+	snprintf(fixed, sizeof fixed, "zstd %s %llu %llu %s", sha, size, raw, name);
+	snprintf(path, sizeof path, "%s/manifest", dir);
+	assert_int_equal(file_read_all(path, &man, &n, 1 << 20), 0);
+	assert_non_null(strstr(man, line));
+	at = (size_t)(strstr(man, line) - man);
+	n = strlen(man) + 64;
+	out = malloc(n);
+	snprintf(out, n, "%.*s%s%s", (int)at, man, fixed, man + at + strlen(line));
+	assert_int_equal(file_write_whole(path, out, strlen(out), 0600), 0);
+	free(out);
+	free(man);
+}
+
+/* A stored byte changed is a sha256 mismatch before anything decompresses; a frame that writes
+ * more or fewer bytes than the manifest says, a corrupt frame and a cut one are refused by name,
+ * and the copy keeps no half-written file. */
+static void
+test_compressed_bad_frames(void **state)
+{
+	char src[256], dst[256], copy[256], path[512], saved[512], err[512];
+	struct image_meta m;
+	struct image_result r;
+	struct stat st;
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/stage-zbad", top);
+	snprintf(dst, sizeof dst, "%s/images/zbad/ck1", top);
+	snprintf(copy, sizeof copy, "%s/zbad-copy", top);
+	make_src_big(src);
+	meta_new(&m, NULL);
+	assert_int_equal(image_store_copy_packed(src, dst, &m, 1, NULL, &r, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/pages.img", dst);
+	assert_int_equal(stat(path, &st), 0);
+
+	/* a changed stored byte: the hash, first */
+	snprintf(saved, sizeof saved, "%s/zbad-pages.saved", top);
+	assert_int_equal(copy_file(path, saved), 0);
+	edit(path, 100, 0, 1, -1);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "sha256 mismatch"));
+	assert_int_equal(access(copy, F_OK), -1);
+	assert_int_equal(copy_file(saved, path), 0);
+
+	/* the frames themselves, below the hash (as a signing key's holder could make them) */
+	assert_int_equal(unpack_copy(dst, copy, NULL, err, sizeof err), 0);
+	set_raw(dst, "pages.img", 2 * SEG);
+	file_remove_tree(copy);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(compress_unpack_dir(dst, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "image file pages.img of checkpoint"));
+	assert_non_null(strstr(err, "more bytes than the manifest says"));
+	snprintf(path, sizeof path, "%s/pages.img.unzst.tmp", copy);
+	assert_int_equal(access(path, F_OK), -1);
+	set_raw(dst, "pages.img", 3 * SEG);
+	file_remove_tree(copy);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	assert_int_equal(compress_unpack_dir(dst, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "fewer bytes than the manifest says"));
+	set_raw(dst, "pages.img", 2 * SEG + SEG / 2);
+	file_remove_tree(copy);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+
+	/* a byte inside the copy's frame changed (past the hash, as a disk could): zstd says */
+	snprintf(path, sizeof path, "%s/pages.img", copy);
+	assert_int_equal(stat(path, &st), 0);
+	edit(path, (size_t)st.st_size / 2, 0, 8, -1);
+	assert_int_equal(compress_unpack_dir(dst, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "does not decompress"));
+	/* a cut frame */
+	file_remove_tree(copy);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	edit(path, 0, 0, 0, st.st_size - 10);
+	assert_int_equal(compress_unpack_dir(dst, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "does not decompress"));
+	/* not a frame at all */
+	file_remove_tree(copy);
+	assert_int_equal(verify_image(dst, NULL, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), 0);
+	put(copy, "pages.img", "plain text, no frame");
+	assert_int_equal(compress_unpack_dir(dst, copy, (uid_t)-1, (gid_t)-1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "does not decompress"));
+	file_remove_tree(copy);
+}
+
 static void
 test_key_file_rules(void **state)
 {
@@ -1097,6 +1349,8 @@ main(void)
 		cmocka_unit_test(test_encrypted_round_trip),
 		cmocka_unit_test(test_encrypted_tampering_refused),
 		cmocka_unit_test(test_key_file_rules),
+		cmocka_unit_test(test_compressed_round_trip),
+		cmocka_unit_test(test_compressed_bad_frames),
 	};
 
 	log_init("test_image");

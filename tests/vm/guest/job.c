@@ -2,7 +2,7 @@
  * job: the VM suites' test job for the criu core service (built by tests/vm/criu.sh, run in the
  * guest under gca-exec and brought back by gca-recover).
  *
- *   job --log FILE [--tick MS] [--mib N] [--stdout 1] [--creds 1]
+ *   job --log FILE [--tick MS] [--mib N] [--text-mib N] [--stdout 1] [--creds 1]
  *
  * Fills N MiB (4) of heap with a pattern and touches every page (so it is resident), writes
  * "ready mib=N pid=P" to FILE, then every tick (100 ms) adds one to its counter, keeps the counter
@@ -15,7 +15,8 @@
  * With --creds 1, SIGHUP makes it append its credentials as it sees them, "cred NAME: VALUE" lines
  * from /proc/self/status (Uid, Gid, Groups, CapEff, CapPrm, CapBnd, CapAmb, NoNewPrivs) and
  * /proc/self/limits (open files, processes), then "cred end": tests/native/criu_user.sh compares
- * them before a dump and after a restore.
+ * them before a dump and after a restore. --text-mib N adds N MiB of heap holding a line of text
+ * over and over (the pattern does not compress, text does: tests/native/criu.sh's compression).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -85,11 +86,13 @@ say(int fd, const char *line)
 		_exit(2);
 }
 
+char *text_heap;	/* --text-mib: global, so the compiler keeps its stores */
+
 int
 main(int argc, char **argv)
 {
 	const char *log = NULL;
-	long tick = 100, mib = 4, out = 0, want_creds = 0;
+	long tick = 100, mib = 4, out = 0, want_creds = 0, text_mib = 0;
 	uint64_t *heap, counter = 0;
 	size_t words, i;
 	char line[128];
@@ -106,6 +109,8 @@ main(int argc, char **argv)
 			out = atol(argv[a + 1]);
 		else if (strcmp(argv[a], "--creds") == 0)
 			want_creds = atol(argv[a + 1]);
+		else if (strcmp(argv[a], "--text-mib") == 0)
+			text_mib = atol(argv[a + 1]);
 	}
 	if (log == NULL || tick <= 0 || mib <= 0) {
 		fprintf(stderr, "usage: job --log FILE [--tick MS] [--mib N] [--stdout 1]\n");
@@ -120,6 +125,15 @@ main(int argc, char **argv)
 		return 2;
 	for (i = 0; i < words; i++)
 		heap[i] = pattern(i);
+	if (text_mib > 0) {
+		static const char text[] = "counter state: a line of text, as a job's tables hold\n";
+		size_t n = (size_t)text_mib * 1024 * 1024;
+
+		if ((text_heap = malloc(n)) == NULL)
+			return 2;
+		for (i = 0; i < n; i++)
+			text_heap[i] = text[i % (sizeof text - 1)];
+	}
 	signal(SIGTERM, on_term);
 	signal(SIGUSR1, on_usr1);
 	if (want_creds)
