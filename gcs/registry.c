@@ -185,6 +185,19 @@ registry_write_free(struct registry_write *w)
 	free(w);
 }
 
+/* Whether the CTS's entry names gcs as the GCS it registered at (gcaProperty gcs=NAME). */
+static bool
+registry_names_gcs(const struct dir_entry *e, const char *gcs)
+{
+	const struct dir_attr *a = dir_entry_attr(e, "gcaProperty");
+
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		if (strncmp(a->vals[i], "gcs=", 4) == 0 && strcmp(a->vals[i] + 4, gcs) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The entry as the directory has it now, after a lost assertion (or when it was not known). */
 static void
 registry_on_reread(const struct dir_result *res, void *arg)
@@ -201,6 +214,12 @@ registry_on_reread(const struct dir_result *res, void *arg)
 		c->dirty = true;	/* the next tick tries again */
 	} else if (strcmp(now, "retired") == 0) {
 		registry_retire(w->g, c, false);
+	} else if (!registry_names_gcs(&res->entries[0], w->g->name)) {
+		/* it registered at another GCS since: its status is that GCS's to write (marking it
+		 * down here would hide a live CTS from every GCS); a heartbeat here brings it back */
+		log_info("CTS %s registered at another GCS: its status there (%s) is left as it is",
+		    w->name, now);
+		registry_set_str(&c->written, now);
 	} else {
 		registry_set_str(&c->written, now);
 		registry_write(w->g, c);
@@ -285,7 +304,8 @@ registry_write(struct gcs *g, struct gcs_cts *c)
 	}
 	old = c->written;
 	c->written = xstrdup(want);
-	dir_cts_status_if_view(g->dir, c->name, want, old, NULL, glue_cts_view(g, c, want),
+	/* asserting too that it is still registered here: not at another GCS meanwhile */
+	dir_cts_status_if_view(g->dir, c->name, want, old, g->name, glue_cts_view(g, c, want),
 	    registry_on_written, w);
 	free(old);
 }
