@@ -2,7 +2,8 @@
 # one, a checkpoint routed through the other; a subscriber of either hears of events made through
 # both (relayed from the directory's change feed), each once; gca-ctl and the CTS take the list of
 # endpoints and fail over when one GCS is killed, with no checkpoint lost or doubled.
-# timeout: 150
+# A CTS restarted at the other GCS stays ok in the directory when the first's heartbeat wait ends.
+# timeout: 200
 . "$GCA_TOP/tests/lib.sh"
 test_tmpdir
 site=$TEST_TMP/site
@@ -158,6 +159,23 @@ sleep 1
 for s in 3 4; do
 	expect_eq "subscriber $s heard it once" "$(grep -c "\"event\": \"unbound\", \"gid\": \"$gid\"" "$TEST_TMP/sub$s")" 1
 done
+
+# -- the CTS killed and restarted: it registers at gcs-1, the first of its list, while gcs-2, where
+#    it was since gcs-1 was killed, still runs; when its heartbeats there are overdue, gcs-2 must
+#    not mark down in the directory a CTS that is up at gcs-1 --
+ctsent() { ldapsearch -LLL -x -o ldif-wrap=no -H "$GCA_LDAP_URI" -b "ou=cts,$GCA_BASE_DN" '(cn=cts-app)' gcaStatus gcaProperty; }
+check "the CTS is at gcs-2" sh -c "ldapsearch -LLL -x -o ldif-wrap=no -H '$GCA_LDAP_URI' -b 'ou=cts,$GCA_BASE_DN' '(cn=cts-app)' gcaProperty | grep -q '^gcaProperty: gcs=.*-2\$'"
+logstart=$(stat -c %s "$site/log/gcs-2.log")
+kill -9 "$(cat "$site/cts-app.pid")"
+check "the CTS killed and restarted (gca-site up)" gca-site up "$site"
+check "  it registers at gcs-1" wait_for 20 grep -q "registered at the GCS $ep1" "$site/log/cts-app.log"
+check "gcs-2: the CTS's heartbeats there are overdue" \
+	wait_for 30 sh -c "tail -c +$((logstart + 1)) '$site/log/gcs-2.log' | grep -q 'CTS cts-app is down (no heartbeat)'"
+sleep 2
+out=$(ctsent)
+if grep -qx 'gcaStatus: ok' <<<"$out" && grep -q '^gcaProperty: gcs=.*-1$' <<<"$out"; then pass "  the directory still says ok, at gcs-1"
+else fail "  the directory still says ok, at gcs-1" "$out"; fi
+check "  gca-ctl cts lists cts-app ok" sh -c "gca-ctl cts --status ok | grep -q cts-app"
 
 # -- gca-ctl with both dead: a clear error naming both --
 kill -9 "$(cat "$site/gcs.pid")" "$(cat "$site/gcs-2.pid")"
