@@ -456,7 +456,7 @@ done
 gaveup=$(cat "$out"/broker-*.acks | grep -c '^gave-up' || true)
 images=$(for x in a b; do for d in "$T/cts-$x"/images/*/*; do [ -d "$d" ] && echo; done; done | wc -l)
 
-# the same site through the operator's command: gca-ctl audit as the admin, against both GCS
+# the same site through the operator's command: gca-ctl audit as the admin (through the GCS list)
 [ -f "$site/pki/admin-admin.crt" ] || gca-pki issue "$site/pki" admin admin >/dev/null
 GCA_ADMIN_CERT_FILE=$site/pki/admin-admin.crt GCA_ADMIN_KEY_FILE=$site/pki/admin-admin.key \
 	timeout 300 gca-ctl --json audit > "$out/audit.json" 2> "$out/audit.err"
