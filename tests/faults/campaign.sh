@@ -15,7 +15,8 @@
 # Both fillable folders are small tmpfs mounted in a mount namespace the campaign makes (it runs
 # itself under unshare -m): no mount outlives it. At the end it counts, from what the brokers were
 # told (their logs of acknowledged ids) against the directory (ldapsearch) and the images on disk,
-# everything that must be 0 (docs/FAULTS.md), prints a table with the faults injected and the
+# everything that must be 0 (docs/FAULTS.md), then the same site through `gca-ctl audit` (every
+# finding but an unused sequence number is wrong), prints a table with the faults injected and the
 # recovery time after each kind, and exits 1 on any nonzero count.
 #
 #   tests/faults/campaign.sh [--seconds N] [--brokers N] [--jobs N] [--hold S] [--gap S]
