@@ -227,12 +227,17 @@ fuzz:
 
 # make faults: the fault campaign (tests/faults/campaign.sh) for FAULTS_MINUTES, stops, cuts and full
 # disks of 20 s, 4 brokers, 8 jobs; logs and its table in $(B)/faults/ (docs/FAULTS.md). A short run
-# of it is a suite of make test (tests/integration/faults.sh).
+# of it is a suite of make test (tests/integration/faults.sh). The issue's goal, bounded by
+# FAULTS_MINUTES: make faults FAULTS_UNTIL=gcs_kill=50,cts_kill=10,slapd_kill=5,acked=10000
+# FAULTS_GAP=2 FAULTS_MINUTES=45 (it stops once every count is reached).
 .PHONY: faults
 FAULTS_MINUTES ?= 15
+FAULTS_GAP ?= 4
+FAULTS_UNTIL ?=
 faults: all
 	GCA_BUILD=$(abspath $(B)) tests/faults/campaign.sh --seconds $$(( $(FAULTS_MINUTES) * 60 )) \
-		--hold 20 --gap 4 --brokers 4 --jobs 2 --ldap-mb 512 --out $(B)/faults
+		--hold 20 --gap $(FAULTS_GAP) --brokers 4 --jobs 2 --ldap-mb 512 --out $(B)/faults \
+		$(if $(FAULTS_UNTIL),--until $(FAULTS_UNTIL))
 
 # --one-file-system: nothing is mounted under build/debian13/root outside its own namespace, and
 # should something be, rm stays off it.

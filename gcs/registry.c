@@ -217,14 +217,14 @@ registry_on_reread(const struct dir_result *res, void *arg)
 	}
 	if (res->status != DIR_OK || now == NULL) {
 		c->dirty = true;	/* the next tick tries again */
-	} else if (!registry_names(&res->entries[0], w->g->name)) {
-		/* it registered at another GCS meanwhile: its status is that GCS's to write */
-		log_info("CTS %s is registered at another GCS: its status there is left as it is",
-		    w->name);
-		registry_set_str(&c->written, now);
-		c->dirty = false;
 	} else if (strcmp(now, "retired") == 0) {
 		registry_retire(w->g, c, false);
+	} else if (!registry_names(&res->entries[0], w->g->name)) {
+		/* it registered at another GCS since: its status is that GCS's to write (marking it
+		 * down here would hide a live CTS from every GCS); a heartbeat here brings it back */
+		log_info("CTS %s registered at another GCS: its status there (%s) is left as it is",
+		    w->name, now);
+		registry_set_str(&c->written, now);
 	} else {
 		registry_set_str(&c->written, now);
 		registry_write(w->g, c);
@@ -309,6 +309,7 @@ registry_write(struct gcs *g, struct gcs_cts *c)
 	}
 	old = c->written;
 	c->written = xstrdup(want);
+	/* asserting too that it is still registered here: not at another GCS meanwhile */
 	dir_cts_status_if_view(g->dir, c->name, want, old, g->name, glue_cts_view(g, c, want),
 	    registry_on_written, w);
 	free(old);

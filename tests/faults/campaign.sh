@@ -15,17 +15,22 @@
 # Both fillable folders are small tmpfs mounted in a mount namespace the campaign makes (it runs
 # itself under unshare -m): no mount outlives it. At the end it counts, from what the brokers were
 # told (their logs of acknowledged ids) against the directory (ldapsearch) and the images on disk,
-# everything that must be 0 (docs/FAULTS.md), prints a table with the faults injected and the
+# everything that must be 0 (docs/FAULTS.md), then the same site through `gca-ctl audit` (every
+# finding but an unused sequence number is wrong), prints a table with the faults injected and the
 # recovery time after each kind, and exits 1 on any nonzero count.
 #
 #   tests/faults/campaign.sh [--seconds N] [--brokers N] [--jobs N] [--hold S] [--gap S]
-#                            [--ldap-mb N] [--out DIR]
-#     --seconds N   how long the brokers checkpoint and the driver injects (default 40)
+#                            [--ldap-mb N] [--until KIND=N,...] [--out DIR]
+#     --seconds N   how long the brokers checkpoint and the driver injects (default 40); with
+#                   --until, the most it may take
 #     --brokers N   gca-ctl checkpoint loops (default 3)
 #     --jobs N      jobs per user per resource (default 1: 4 jobs)
 #     --hold S      how long a stop, a cut or a full disk lasts (default 4; 20 for long runs)
 #     --gap S       pause between faults, at most (default 3)
 #     --ldap-mb N   the tmpfs under slapd's database, MiB (default 96; a long run's records need more)
+#     --until LIST  stop once every KIND=N of LIST is reached (KIND a fault, or acked: checkpoints
+#                   acknowledged), e.g. gcs_kill=50,cts_kill=10,slapd_kill=5,acked=10000; a fault
+#                   kind that reached its N is drawn no more (the long run: docs/FAULTS.md)
 #     --out DIR     keep the logs and the table in DIR (else a temp folder, removed)
 # Environment: FAULTS_SEED (the driver's random seed), GCA_KEEP=1 (keep the temp folder).
 set -u
@@ -34,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$GCA_TOP/tests/lib.sh"
 S=faults
 
-seconds=40 brokers=3 jobs=1 hold=4 gap=3 ldapmb=96 out=
+seconds=40 brokers=3 jobs=1 hold=4 gap=3 ldapmb=96 out= until=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) seconds=$2; shift 2 ;;
@@ -44,17 +49,24 @@ while [ $# -gt 0 ]; do
 	--gap) gap=$2; shift 2 ;;
 	--ldap-mb) ldapmb=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
+	--until) until=$2; shift 2 ;;
 	*) sed -n '/^#   tests/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
 for v in "$seconds" "$brokers" "$jobs" "$hold" "$gap" "$ldapmb"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "campaign: $v: a positive number is wanted" >&2; exit 2; }
 done
+declare -A want=()
+for w in ${until//,/ }; do
+	[[ $w =~ ^(gcs_kill|cts_kill|slapd_kill|slapd_stop|link_cut|store_full|ldap_full|acked)=([1-9][0-9]*)$ ]] ||
+		{ echo "campaign: --until $w: KIND=N is wanted, KIND a fault kind or acked" >&2; exit 2; }
+	want[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+done
 
 # -- what it needs; else "not run" with the reason --
 if [ "${FAULTS_INNER:-}" != 1 ]; then
 	[ "$(id -u)" = 0 ] || not_run $S "needs root (network namespaces, tmpfs mounts, setpriv)"
-	for p in unshare setpriv ip ldapsearch sha256sum; do
+	for p in unshare setpriv ip ldapsearch sha256sum python3; do
 		command -v $p >/dev/null || not_run $S "$p is not installed"
 	done
 	unshare -m true 2>/dev/null || not_run $S "unshare -m is not allowed here"
@@ -63,7 +75,7 @@ if [ "${FAULTS_INNER:-}" != 1 ]; then
 	ip link add gcafb$$ type bridge 2>/dev/null && ip link del gcafb$$ || not_run $S "cannot make a bridge here"
 	# Everything runs in a mount namespace of its own: the tmpfs mounted below end with it.
 	FAULTS_INNER=1 exec unshare -m --propagation private bash "$0" --seconds "$seconds" \
-		--brokers "$brokers" --jobs "$jobs" --hold "$hold" --gap "$gap" --ldap-mb "$ldapmb" ${out:+--out "$out"}
+		--brokers "$brokers" --jobs "$jobs" --hold "$hold" --gap "$gap" --ldap-mb "$ldapmb" ${out:+--out "$out"} ${until:+--until "$until"}
 fi
 
 test_tmpdir
@@ -71,7 +83,7 @@ T=$TEST_TMP
 if [ -n "$out" ]; then mkdir -p "$out" && out=$(cd "$out" && pwd); else out=$T/out; mkdir -p "$out"; fi
 # what an earlier run left in DIR (some files are appended to)
 rm -f "$out"/*.log "$out"/*.acks "$out"/*.err "$out"/*.out "$out"/bad-* "$out"/acks "$out"/records "$out"/outbox-left \
-	"$out"/jobs.ldif "$out"/table
+	"$out"/jobs.ldif "$out"/table "$out"/audit.* "$out"/gaps
 site=$T/site
 # the jobs' programs where the users can run them (the build folder may be under /root, 0700, as
 # in the Debian 13 run)
@@ -350,6 +362,18 @@ inject() {
 	recovered "$kind" "$x" "$t0"
 }
 
+# met: every --until target reached (false without --until); drawable KIND: not a met target
+acked_now() { cat "$out"/broker-*.acks "$out/probe.acks" 2>/dev/null | grep -c '^ack' || true; }
+met() {
+	local k
+	[ ${#want[@]} -gt 0 ] || return 1
+	for k in "${!want[@]}"; do
+		if [ "$k" = acked ]; then [ "$(acked_now)" -ge "${want[$k]}" ] || return 1
+		else [ "${nfault[$k]:-0}" -ge "${want[$k]}" ] || return 1; fi
+	done
+}
+drawable() { [ -z "${want[$1]:-}" ] || [ "${nfault[$1]:-0}" -lt "${want[$1]}" ]; }
+
 started=$(date +%s)
 end=$(( started + seconds ))
 # every kind once first, in a random order (a run shorter than that takes the time they need);
@@ -359,7 +383,11 @@ f=0
 while [ "$(date +%s)" -lt $end ] || [ $f -lt ${#order[@]} ]; do
 	sleep $(( RANDOM % gap + 1 ))
 	[ "$(date +%s)" -lt $end ] || [ $f -lt ${#order[@]} ] || break
-	if [ $f -lt ${#order[@]} ]; then kind=${order[$f]}; else kind=${weighted[$((RANDOM % ${#weighted[@]}))]}; fi
+	[ $f -lt ${#order[@]} ] || ! met || { log "--until $until: reached"; break; }
+	if [ $f -lt ${#order[@]} ]; then kind=${order[$f]}
+	else
+		for _ in $(seq 50); do kind=${weighted[$((RANDOM % ${#weighted[@]}))]}; drawable "$kind" && break; done
+	fi
 	f=$((f + 1))
 	inject "$kind"
 done
@@ -434,6 +462,51 @@ for x in a b; do
 	done
 done
 gaveup=$(cat "$out"/broker-*.acks | grep -c '^gave-up' || true)
+images=$(for x in a b; do for d in "$T/cts-$x"/images/*/*; do [ -d "$d" ] && echo; done; done | wc -l)
+
+# the same site through the operator's command: gca-ctl audit as the admin (through the GCS list)
+[ -f "$site/pki/admin-admin.crt" ] || gca-pki issue "$site/pki" admin admin >/dev/null
+GCA_ADMIN_CERT_FILE=$site/pki/admin-admin.crt GCA_ADMIN_KEY_FILE=$site/pki/admin-admin.key \
+	timeout 300 gca-ctl --json audit > "$out/audit.json" 2> "$out/audit.err"
+audit_rc=$?
+# "records jobs images cts wrong unchecked gapnums" then "KIND N" per kind. A seq_gap is not
+# wrong here: a number reserved for a record that then failed (the directory killed, full or
+# stopped, the GCS killed between the two) stays unused by design (docs/ARCHITECTURE.md, "Sequence
+# numbers"); its numbers are counted (gapnums, to audit.gaps) and must be those the campaign finds
+# unused in the records, none of them told to a broker. Every other finding is wrong (bad-audit).
+python3 - "$out/audit.json" > "$out/audit.counts" 2>>"$out/audit.err" <<'PY' || echo "- - - - - - -" > "$out/audit.counts"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+gaps = [x for x in d["findings"] if x["kind"] == "seq_gap"]
+nums = 0
+with open(sys.argv[1].replace("audit.json", "audit.gaps"), "w") as f:
+    for x in gaps:
+        m = re.search(r"numbers? (\d+)(?: to (\d+))?", x["detail"])
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        nums += hi - lo + 1
+        for n in range(lo, hi + 1):
+            print(x["gid"], n, file=f)
+print(d["records"], d["jobs"], d["images"], d["cts"], d["findings_total"] - d["counts"]["seq_gap"],
+      len(d["unchecked"]), -1 if d["cut"] else nums)
+for k, v in sorted(d["counts"].items()):
+    print(k, v)
+with open(sys.argv[1].replace("audit.json", "bad-audit"), "a") as f:
+    for x in d["findings"]:
+        if x["kind"] != "seq_gap":
+            print(x["kind"], x["gid"], x["checkpoint"], x["cts"], x["detail"], file=f)
+    for x in d["unchecked"]:
+        print("not checked:", x, file=f)
+PY
+read -r a_records a_jobs a_images a_cts a_wrong a_unchecked a_gapnums < "$out/audit.counts"
+# exit 1 with only gaps is clean here; exit 2 (a CTS not checked, no audit) is not
+case "$audit_rc $a_wrong" in "0 0" | "1 0") ;; *) [ -s "$out/bad-audit" ] || echo "exit $audit_rc: $(head -3 "$out/audit.err")" >> "$out/bad-audit" ;; esac
+# the campaign's own unused numbers: 1 to each job's highest recorded, no record
+awk '{ s[$2 " " $3] = 1; if ($3 > m[$2]) m[$2] = $3 } END { for (g in m) for (n = 1; n < m[g]; n++) if (!((g " " n) in s)) print g, n }' \
+	"$out/records" | sort > "$out/gaps"
+gapnums=$(wc -l < "$out/gaps")
+# a number told to a broker but unused: counted as missing already; here, one the audit disagrees on
+sort "$out/audit.gaps" 2>/dev/null | comm -3 - "$out/gaps" > "$out/bad-gaps"
+gapdiff=$(wc -l < "$out/bad-gaps")
 
 log "counted"
 
@@ -450,6 +523,7 @@ left=$(left_over | tee "$out/bad-leftover" | wc -l)
 # ---- the table ----
 {
 	echo "fault campaign: ${ran} s, ${#gids[@]} jobs (uids ${users[*]}) on 2 resources, 2 GCS, $brokers brokers, seed ${FAULTS_SEED:-$$}"
+	[ -z "$until" ] || echo "until $until: $(met && echo reached || echo "NOT reached in $seconds s")"
 	echo
 	printf '%-12s %8s %16s %16s\n' fault injected "recovery avg ms" "recovery max ms"
 	for k in "${kinds[@]}"; do
@@ -458,15 +532,24 @@ left=$(left_over | tee "$out/bad-leftover" | wc -l)
 		printf '%-12s %8d %16s %16s\n' "$k" "$c" "$avg" "${rmax[$k]:--}"
 	done
 	echo
-	printf '%-44s %8s\n' "count" "value"
-	printf '%-44s %8d\n' "checkpoints acknowledged (brokers + probes)" "$acked" "records in the directory" "$records" \
-		"of them expired (retention: image removed)" "$expired" "broker keys given up after 4 tries" "$gaveup"
+	printf '%-44s %8s %8s\n' "count" "campaign" "audit"
+	printf '%-44s %8d %8s\n' "checkpoints acknowledged (brokers + probes)" "$acked" "" \
+		"records in the directory" "$records" "$a_records" \
+		"of them expired (retention: image removed)" "$expired" "" \
+		"jobs" "${#gids[@]}" "$a_jobs" "images at the CTSes" "$images" "$a_images" \
+		"broker keys given up after 4 tries" "$gaveup" "" \
+		"sequence numbers left unused (gaps)" "$gapnums" "$a_gapnums"
 	echo
 	printf '%-44s %8d\n' "acknowledged but missing" "$missing" "recorded twice (id or idempotency key)" "$twice" \
 		"a seq used twice for one job" "$seqtwice" "image whose sha256 does not match its record" "$badsha" \
 		"record whose image is missing" "$noimage" "job unbound or bound twice" "$bindbad" \
 		"outbox entries not drained" "$outbox" "image with no record" "$noreco" "process left over" "$left" \
-		"fault not recovered from in 120 s" "$norecover"
+		"fault not recovered from in 120 s" "$norecover" "unused numbers audit and campaign disagree on" "$gapdiff"
+	echo
+	printf '%-44s %8s\n' "gca-ctl audit (exit $audit_rc), at $a_cts CTSes" "found"
+	echo "  (seq_gap: the unused numbers above, by design; every other kind must be 0)"
+	while read -r k v; do printf '  %-42s %8s\n' "$k" "$v"; done < <(tail -n +2 "$out/audit.counts")
+	printf '  %-42s %8s\n' "not checked (a CTS)" "$a_unchecked"
 } > "$out/table"
 sed 's/^/# /' "$out/table"
 expect_eq "checkpoints were acknowledged" "$([ "$acked" -gt 0 ] && echo yes)" yes
@@ -480,6 +563,8 @@ expect_eq "outbox not drained" "$outbox" 0
 expect_eq "image with no record" "$noreco" 0
 expect_eq "process left over" "$left" 0
 expect_eq "fault not recovered from in 120 s" "$norecover" 0
-for f in "$out"/bad-*; do [ -s "$f" ] && { echo "# ${f##*/}:"; head -5 "$f" | sed 's/^/#   /'; }; done
+expect_eq "gca-ctl audit: complete, nothing wrong but unused numbers" "$(case $audit_rc in 0 | 1) echo "complete $a_wrong" ;; *) echo "exit $audit_rc" ;; esac)" "complete 0"
+expect_eq "unused numbers: audit and campaign agree" "$gapdiff" 0
+for f in "$out"/bad-*; do [ -s "$f" ] && { echo "# ${f##*/}:"; head -20 "$f" | sed 's/^/#   /'; }; done
 [ ! -s "$out/outbox-left" ] || sed 's/^/# /' "$out/outbox-left"
 done_testing
