@@ -866,6 +866,40 @@ test_slapd_killed_mid_transaction_loses_nothing_acknowledged(void **state)
 	transaction_records("txn-killed", 700);
 }
 
+/* A record slapd refuses for good (here its schema: an empty core service) gives its number back:
+ * the next record of the job takes 1, not 2 (a full directory disk refused resent records so,
+ * one number each time). */
+static void
+test_a_refused_record_gives_its_number_back(void **state)
+{
+	struct dir *d = open_gcs(5000);
+	struct answer a = { 0 };
+	char id[ID_LEN + 1];
+	struct dir_checkpoint rec = { .gid = "job-back", .cts = "cts-back", .core_service = "",
+		.image_name = "job-back/1", .exec_manager = "em://local", .size = 1,
+		.sha256 = "ab", .kind = "external" };
+
+	(void)state;
+	bind_job(d, "job-back", "cts-back");
+	for (int i = 0; i < 3; i++) {
+		id_new(id);
+		rec.id = id;
+		dir_checkpoint_log(d, &rec, on_answer, &a);
+		wait_answer(&a);
+		assert_int_equal(a.status, DIR_SCHEMA);
+		answer_reset(&a);
+	}
+	rec.core_service = "app";
+	id_new(id);
+	rec.id = id;
+	dir_checkpoint_log(d, &rec, on_answer, &a);
+	wait_answer(&a);
+	assert_int_equal(a.status, DIR_OK);
+	assert_int_equal(a.seq, 1);
+	answer_reset(&a);
+	dir_close(d);
+}
+
 static void
 test_racing_writers_never_share_a_number(void **state)
 {
@@ -1265,6 +1299,7 @@ main(void)
 		cmocka_unit_test(test_ten_thousand_records_land),
 		cmocka_unit_test(test_records_in_transactions_land),
 		cmocka_unit_test(test_slapd_killed_mid_transaction_loses_nothing_acknowledged),
+		cmocka_unit_test(test_a_refused_record_gives_its_number_back),
 		cmocka_unit_test(test_racing_writers_never_share_a_number),
 		cmocka_unit_test(test_a_resent_swap_already_made_is_done),
 		cmocka_unit_test(test_a_move_whose_answer_was_lost_is_done),
