@@ -229,6 +229,8 @@ struct cts {
 	struct proto_client	*gcs;
 	bool			 registered, registering;
 	uint64_t		 beat_ok_ms;	/* the last heartbeat the GCS took (time_mono_ms) */
+	uint64_t		 gcs_heard_ms;	/* the GCS's last answer of any kind to a beat or
+						 * registration, or the move to it */
 	bool			 beat_lost;	/* one failed since: ask about our jobs (fence.c) */
 	uint64_t		 refused_until_ms;	/* a GCS refused us (retired): ask again then */
 	uint64_t		 started_ms;		/* time_mono_ms at start */

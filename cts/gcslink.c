@@ -22,9 +22,13 @@
 #include "cts/cts.h"
 
 #define GCSLINK_REFUSED_RETRY_MS 60000
+/* A GCS that keeps the connection open but answers nothing (stopped, hung) for this many
+ * heartbeats and two seconds more is left for the next of the list, as one that closed it. */
+#define GCSLINK_SILENT_BEATS	3
 
 static void gcslink_register(struct cts *c);
 static int  gcslink_connect(struct cts *c, char *err, size_t errlen);
+static void gcslink_on_move(evutil_socket_t fd, short what, void *arg);
 
 /* What the layers above do on the link's events (gcslink_on), in the order registered. */
 static struct {
@@ -70,6 +74,14 @@ gcslink_request(struct cts *c, const char *type, const void *body, proto_reply_c
 	proto_client_request(c->gcs, type, proto_type_find(type), body, cb, arg);
 }
 
+/* The GCS itself answered (ok or its error), not the client for it (no link, no answer in time). */
+static bool
+gcslink_answered(const char *code)
+{
+	return code == NULL ||
+	    (strcmp(code, PROTO_E_UNAVAILABLE) != 0 && strcmp(code, PROTO_E_TIMEOUT) != 0);
+}
+
 static void
 gcslink_on_registered(const char *code, const char *msg, const void *body, void *arg)
 {
@@ -77,6 +89,8 @@ gcslink_on_registered(const char *code, const char *msg, const void *body, void 
 
 	(void)body;
 	c->registering = false;
+	if (gcslink_answered(code))
+		c->gcs_heard_ms = time_mono_ms();
 	if (code != NULL && strcmp(code, PROTO_E_FORBIDDEN) == 0) {
 		/* retired by an admin (or a name this certificate may not take): no heartbeat will
 		 * change that, so ask only once a minute (an admin may delete the entry), and say so
@@ -129,6 +143,8 @@ gcslink_on_beat(const char *code, const char *msg, const void *body, void *arg)
 	struct cts *c = arg;
 
 	(void)body;
+	if (gcslink_answered(code))
+		c->gcs_heard_ms = time_mono_ms();
 	if (code == NULL) {
 		/* A beat lost, or none for a while (the link cut, this CTS stopped): a move made
 		 * meanwhile could not be told here. */
@@ -157,9 +173,28 @@ gcslink_on_beat(const char *code, const char *msg, const void *body, void *arg)
 	}
 }
 
+/* Nothing answered from this GCS (a heartbeat, a registration) for GCSLINK_SILENT_BEATS beats,
+ * while another GCS is listed (and this one did not refuse the CTS: it asks again in a minute). */
+static bool
+gcslink_silent(struct cts *c)
+{
+	return gcslink_eps.n > 1 && !gcslink_eps.moving && c->refused_until_ms == 0 &&
+	    c->gcs_heard_ms != 0 &&
+	    time_mono_ms() - c->gcs_heard_ms >
+	    GCSLINK_SILENT_BEATS * (uint64_t)c->heartbeat_ms + 2000;
+}
+
 void
 gcslink_tick(struct cts *c)
 {
+	if (gcslink_silent(c)) {
+		log_warn("the GCS %s has answered nothing for %llu ms: trying the next",
+		    gcslink_current(), (unsigned long long)(time_mono_ms() - c->gcs_heard_ms));
+		c->registered = false;
+		gcslink_eps.moving = true;
+		event_base_once(c->base, -1, EV_TIMEOUT, gcslink_on_move, c, NULL);
+		return;
+	}
 	if (!c->registered) {
 		if (c->refused_until_ms == 0 || time_mono_ms() >= c->refused_until_ms)
 			gcslink_register(c);
@@ -191,6 +226,7 @@ gcslink_on_move(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	log_info("GCS %s is away: trying %s", from, gcslink_current());
+	c->gcs_heard_ms = time_mono_ms();	/* the next GCS's time to answer starts now */
 	proto_client_free(old);
 	c->registered = false;
 	c->registering = false;
@@ -254,6 +290,7 @@ gcslink_open(struct cts *c, char *err, size_t errlen)
 		return -1;
 	}
 	gcslink_eps.at = 0;
+	c->gcs_heard_ms = time_mono_ms();	/* the first GCS's time to answer starts now */
 	return gcslink_connect(c, err, errlen);
 }
 

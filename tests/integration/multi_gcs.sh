@@ -177,6 +177,19 @@ if grep -qx 'gcaStatus: ok' <<<"$out" && grep -q '^gcaProperty: gcs=.*-1$' <<<"$
 else fail "  the directory still says ok, at gcs-1" "$out"; fi
 check "  gca-ctl cts lists cts-app ok" sh -c "gca-ctl cts --status ok | grep -q cts-app"
 
+# -- gcs-1 stopped (SIGSTOP): the connection stays open, nothing answers; the CTS leaves it for
+#    gcs-2 after three heartbeats and two seconds, as it leaves one that closed --
+g1=$(cat "$site/gcs.pid")
+on_exit "kill -CONT $g1"
+ctsstart=$(stat -c %s "$site/log/cts-app.log")
+kill -STOP "$g1"
+check "gcs-1 stopped: the CTS says it answers nothing and moves" \
+	wait_for 20 sh -c "tail -c +$((ctsstart + 1)) '$site/log/cts-app.log' | grep -q 'the GCS $ep1 has answered nothing for'"
+check "  it registers at gcs-2" \
+	wait_for 20 sh -c "tail -c +$((ctsstart + 1)) '$site/log/cts-app.log' | grep -q 'registered at the GCS $ep2'"
+check "  gcs-2 lists it ok" sh -c "gca-ctl --gcs '$ep2' cts --status ok | grep -q cts-app"
+kill -CONT "$g1"
+
 # -- gca-ctl with both dead: a clear error naming both --
 kill -9 "$(cat "$site/gcs.pid")" "$(cat "$site/gcs-2.pid")"
 out=$(gca-ctl status 2>&1); rc=$?
