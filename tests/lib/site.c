@@ -199,7 +199,7 @@ static int
 test_daemon_start(const char *prog, const char *conf, const char *portfile, int *portp)
 {
 	char port[32] = "";
-	int pid;
+	int pid, status;
 
 	unlink(portfile);
 	if ((pid = fork()) == 0) {
@@ -221,10 +221,20 @@ test_daemon_start(const char *prog, const char *conf, const char *portfile, int 
 				port[0] = '\0';
 			fclose(f);
 		}
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			/* said here: a setup that fails says which daemon and how */
+			if (WIFSIGNALED(status))
+				fprintf(stderr, "%s -f %s: killed by signal %d before it wrote %s\n",
+				    prog, conf, WTERMSIG(status), portfile);
+			else
+				fprintf(stderr, "%s -f %s: exited with status %d before it wrote %s%s\n",
+				    prog, conf, WEXITSTATUS(status), portfile,
+				    WEXITSTATUS(status) == 127 ? " (could it be run?)" : "");
 			return -1;
+		}
 	}
 	if (port[0] == '\0') {
+		fprintf(stderr, "%s -f %s: no port in %s after 10 s: killed\n", prog, conf, portfile);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		return -1;
