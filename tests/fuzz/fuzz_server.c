@@ -242,10 +242,13 @@ fuzz_trampoline(struct proto_req *r, void *ctx)
 	log_fatal("fuzz: %s is not in table %s", r->pt->name, t->name);
 }
 
+static unsigned long fuzz_bases;
+
 static void
 fuzz_print(void)
 {
-	fprintf(stderr, "\n%s: %lu executions\n", FUZZ_NAME, fuzz_execs);
+	fprintf(stderr, "\n%s: %lu executions (%lu loops: a new one after an input left events)\n",
+	    FUZZ_NAME, fuzz_execs, fuzz_bases);
 	for (size_t t = 0; t < FUZZ_NTABLES; t++) {
 		if (fuzz_tables[t].prelude != NULL) {
 			unsigned long n = 0;
@@ -319,6 +322,60 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(fuzz_cleanup);
 	atexit(fuzz_print);
 	return 0;
+}
+
+/* ---- TLS contexts, made once ----
+ *
+ * Every CTS opened for an input makes its GCS link's client, and the GCS's pool a client per CTS
+ * it asks: each a tls_ctx_new, which reads and parses the CA, certificate and key from files (half
+ * of the harness's time when it was made per input). The link is built with
+ * -Wl,--wrap=tls_ctx_new (tests/fuzz/Makefile): the first context made for a set of files is
+ * kept, and every later call gets a reference to it (SSL_CTX_free by its owner only drops that).
+ * The files never change during a run, and tls_ctx_refresh still runs on the kept context.
+ */
+SSL_CTX *__real_tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
+    size_t errlen);
+SSL_CTX *__wrap_tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
+    size_t errlen);
+
+static struct {
+	bool		 server;
+	char		*ca, *cert, *key;
+	SSL_CTX		*ctx;
+} fuzz_tls_kept[8];
+
+static bool
+fuzz_tls_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+SSL_CTX *
+__wrap_tls_ctx_new(bool server, const struct proto_tls_files *files, char *err, size_t errlen)
+{
+	size_t i;
+	SSL_CTX *ctx;
+
+	if (files == NULL)
+		return __real_tls_ctx_new(server, files, err, errlen);
+	for (i = 0; i < GCA_NITEMS(fuzz_tls_kept) && fuzz_tls_kept[i].ctx != NULL; i++) {
+		if (fuzz_tls_kept[i].server == server && fuzz_tls_same(fuzz_tls_kept[i].ca, files->ca) &&
+		    fuzz_tls_same(fuzz_tls_kept[i].cert, files->cert) &&
+		    fuzz_tls_same(fuzz_tls_kept[i].key, files->key)) {
+			SSL_CTX_up_ref(fuzz_tls_kept[i].ctx);
+			return fuzz_tls_kept[i].ctx;
+		}
+	}
+	if ((ctx = __real_tls_ctx_new(server, files, err, errlen)) == NULL ||
+	    i == GCA_NITEMS(fuzz_tls_kept))
+		return ctx;
+	fuzz_tls_kept[i].server = server;
+	fuzz_tls_kept[i].ca = files->ca ? xstrdup(files->ca) : NULL;
+	fuzz_tls_kept[i].cert = files->cert ? xstrdup(files->cert) : NULL;
+	fuzz_tls_kept[i].key = files->key ? xstrdup(files->key) : NULL;
+	fuzz_tls_kept[i].ctx = ctx;
+	SSL_CTX_up_ref(ctx);	/* the kept reference */
+	return ctx;
 }
 
 /* ---- hostile peers: every connection a daemon makes ---- */
@@ -581,6 +638,35 @@ fuzz_settle(struct event_base *base, struct dir *d, int fd, struct evbuffer *got
 	}
 }
 
+/*
+ * The loop, kept from input to input while each leaves it empty (making one per input cost a
+ * tenth of the time): an input whose daemon left an event on it (a timer, a connection) gets
+ * that loop freed, as before, and the next input a new one, so nothing of one input runs in
+ * another.
+ */
+static struct event_base *fuzz_kept_base;
+
+static struct event_base *
+fuzz_base(void)
+{
+	if (fuzz_kept_base == NULL) {
+		if ((fuzz_kept_base = event_base_new()) == NULL)
+			log_fatal("fuzz: event_base_new failed");
+		fuzz_bases++;
+	}
+	return fuzz_kept_base;
+}
+
+static void
+fuzz_base_done(struct event_base *base)
+{
+	if (event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE |
+	    EVENT_BASE_COUNT_VIRTUAL) == 0)
+		return;
+	event_base_free(base);
+	fuzz_kept_base = NULL;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -605,7 +691,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fake_dir_reset();
 	fake_dir_fail(fuzz_dir_modes[data[2] % GCA_NITEMS(fuzz_dir_modes)]);
 
-	base = event_base_new();
+	base = fuzz_base();
 	fuzz_now.base = base;
 	fuzz_now.ctx = t->open(base);
 	/* the GCS's directory, to know when its answers are all in */
@@ -681,7 +767,7 @@ close:
 	evbuffer_free(got);
 	t->close(fuzz_now.ctx);
 	fuzz_settle(base, NULL, -1, NULL);	/* what the close let go of */
-	event_base_free(base);
+	fuzz_base_done(base);
 	fake_dir_reset();
 	return 0;
 }
