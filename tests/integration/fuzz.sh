@@ -9,7 +9,7 @@ command -v openssl >/dev/null || not_run fuzz "openssl is not installed (make de
 test_tmpdir
 check "the fuzz targets build" make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" \
 	"$GCA_BUILD/fuzz/fuzz_decode" "$GCA_BUILD/fuzz/fuzz_server" "$GCA_BUILD/fuzz/fuzz_client" \
-	"$GCA_BUILD/fuzz/fuzz_ctl" "$GCA_BUILD/fuzz/fuzz_relay"
+	"$GCA_BUILD/fuzz/fuzz_fetch" "$GCA_BUILD/fuzz/fuzz_ctl" "$GCA_BUILD/fuzz/fuzz_relay"
 check "the decoder runs 10 s without a crash" \
 	make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=10 run-fuzz_decode
 # The server harness's table of handlers reached: every table is reached, as each role.
@@ -20,7 +20,8 @@ else
 	fail "the servers' dispatch tables run 15 s without a crash, leak or hang" \
 	    "$(grep -m3 'ERROR\|runtime error\|fuzz:' "$TEST_TMP/server.log")"
 fi
-for h in "cts_register .* [1-9][0-9]* *0 *0$" "^  do_checkpoint  *0  *[1-9]" "local_info .* [1-9][0-9]*$"; do
+for h in "cts_register .* [1-9][0-9]* *0 *0$" "^  do_checkpoint  *0  *[1-9]" "local_info .* [1-9][0-9]*$" \
+    "local_vm_take .* [1-9][0-9]*$"; do
 	if grep -q -- "$h" "$TEST_TMP/server.log"; then
 		pass "a handler reached: /$h/"
 	else
@@ -43,6 +44,16 @@ for who in cts-fuzz-cts gcs-fuzz-gcs; do
 		    "$(grep hostile "$TEST_TMP/client.log")"
 	fi
 done
+# Hostile holders answering the CTS's image fetch.
+if make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=5 run-fuzz_fetch \
+    >"$TEST_TMP/fetch.log" 2>&1 &&
+    grep -q "image_fetch requests sent them [1-9][0-9]*" "$TEST_TMP/fetch.log" &&
+    grep -q "fetches: fetched 0 refused [1-9][0-9]* not_fetched [1-9]" "$TEST_TMP/fetch.log"; then
+	pass "hostile holders answer an image fetch 5 s: no crash, leak or hang, nothing fetched"
+else
+	fail "hostile holders answer an image fetch 5 s: no crash, leak or hang, nothing fetched" \
+	    "$(grep -m3 'ERROR\|runtime error\|fuzz_fetch:' "$TEST_TMP/fetch.log")"
+fi
 # The root parent's side of the control socketpair: any message, with 0, 1 or 2 descriptors.
 if make -s -C "$GCA_TOP/tests/fuzz" B="$GCA_BUILD/fuzz" FUZZ_SECONDS=5 run-fuzz_ctl \
     >"$TEST_TMP/ctl.log" 2>&1; then
