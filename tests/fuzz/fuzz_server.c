@@ -45,7 +45,9 @@
 #include "gcs/gcs.h"
 #include "tests/fuzz/fuzz.h"
 
-#ifdef FUZZ_CLIENT
+#if defined(FUZZ_RELAYED)
+#define FUZZ_NAME "fuzz_client_relayed"
+#elif defined(FUZZ_CLIENT)
 #define FUZZ_NAME "fuzz_client"
 #else
 #define FUZZ_NAME "fuzz_server"
@@ -456,11 +458,72 @@ bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa, i
 	return 0;
 }
 
+#ifdef FUZZ_RELAYED
+/*
+ * fuzz_client_relayed (built with FUZZ_RELAYED and -Wl,--wrap=proto_relay_on,--wrap=
+ * proto_relay_dial): the same scenarios with no TLS. Every client connects as a
+ * privilege-separated CTS's does, through its network process (proto/client.c,
+ * proto_client_connect_relayed), played here: the socketpair's other end is the hostile peer,
+ * which says net_up as the server asked for and then writes the input's bytes, unfiltered (the
+ * relay is fuzz_relay's). The client's reader and decoders are the same as over TLS; a
+ * handshake per connection is not, and that was most of fuzz_client's time.
+ */
+static int fuzz_relayed_fds[FUZZ_MAX_PEERS];
+
+bool __wrap_proto_relay_on(void);
+int  __wrap_proto_relay_dial(const char *endpoint, const char *role, const char *name, char *err,
+    size_t errlen);
+
+bool
+__wrap_proto_relay_on(void)
+{
+	return true;
+}
+
+int
+__wrap_proto_relay_dial(const char *endpoint, const char *role, const char *name, char *err,
+    size_t errlen)
+{
+	const struct fuzz_table *t = &fuzz_tables[fuzz_now.table];
+	const char *who = strchr(t->hostile_cert, '-') + 1;	/* "cts-fuzz-cts": fuzz-cts */
+	struct msg_net up = { endpoint, role, name != NULL ? name : who };
+	uint8_t *frame;
+	size_t len;
+	int sv[2];
+
+	if (t->prelude == NULL || fuzz_hostile.npeers == FUZZ_MAX_PEERS ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		snprintf(err, errlen, "cannot connect to %s", endpoint);
+		return -1;
+	}
+	fuzz_connects[fuzz_now.table]++;
+	if (proto_encode("net_up", 0, proto_type_find("net_up"), &up, &frame, &len) != 0)
+		log_fatal("fuzz: cannot encode net_up");
+	/* the input is a few KiB at most: it fits the socket's buffer */
+	if (write(sv[1], frame, len) != (ssize_t)len || (fuzz_hostile.len > 0 &&
+	    write(sv[1], fuzz_hostile.bytes, fuzz_hostile.len) != (ssize_t)fuzz_hostile.len))
+		log_fatal("fuzz: a short write to the socketpair");
+	free(frame);
+	fuzz_relayed_fds[fuzz_hostile.npeers++] = sv[1];
+	return sv[0];
+}
+#endif
+
 static void
 fuzz_hostile_free(void)
 {
-	for (size_t i = 0; i < fuzz_hostile.npeers; i++)
+	for (size_t i = 0; i < fuzz_hostile.npeers; i++) {
+#ifdef FUZZ_RELAYED
+		uint8_t buf[65536];
+		ssize_t n;
+		/* what the daemon sent this peer */
+		while ((n = read(fuzz_relayed_fds[i], buf, sizeof buf)) > 0)
+			evbuffer_add(fuzz_hostile.asked, buf, (size_t)n);
+		close(fuzz_relayed_fds[i]);
+#else
 		bufferevent_free(fuzz_hostile.peers[i]);
+#endif
+	}
 	fuzz_hostile.npeers = 0;
 	if (fuzz_hostile.asked != NULL) {
 		uint8_t hdr[PROTO_HEADER];
@@ -531,6 +594,14 @@ fuzz_settle_sides(void)
 	fuzz_settle(fuzz_now.base, fuzz_now.dir, -1, NULL);
 }
 
+/* Without TLS the hostile answer is in within a few turns of the loop, not a handshake later;
+ * the deadline is most of an input's time where the answer settles nothing. */
+#ifdef FUZZ_RELAYED
+#define FUZZ_BROKER_DEADLINE_MS 2
+#else
+#define FUZZ_BROKER_DEADLINE_MS 25
+#endif
+
 static void
 fuzz_gcs_to_cts(void *ctx)
 {
@@ -540,7 +611,8 @@ fuzz_gcs_to_cts(void *ctx)
 		.owner = "1000" };
 	/* a short deadline: a route the hostile CTS leaves hanging is answered soon (timeout);
 	 * the hostile answer, over a socketpair in this process, comes well before it */
-	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 25 };
+	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1",
+		.timeout_ms = FUZZ_BROKER_DEADLINE_MS };
 
 	(void)ctx;
 	fuzz_side_send("cts", "cts_register", &reg);
@@ -711,7 +783,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * leaves a caller hanging): waited for, within 5 s (a loaded machine's margin over
 		 * the 25 ms deadline), else a hang. */
 		for (uint64_t until = time_mono_ms() + 5000; fuzz_frames_in < fuzz_nside;) {
-			struct timeval tick = { 0, 10000 };
+			struct timeval tick = { 0, 1000 };
 			if (time_mono_ms() > until)
 				log_fatal("fuzz: %s: a caller of the prelude got no answer within 5 s",
 				    t->name);
