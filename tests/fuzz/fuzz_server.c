@@ -249,8 +249,8 @@ static unsigned long fuzz_bases;
 static void
 fuzz_print(void)
 {
-	fprintf(stderr, "\n%s: %lu executions (%lu loops: a new one after an input left events)\n",
-	    FUZZ_NAME, fuzz_execs, fuzz_bases);
+	fprintf(stderr, "\n%s: %lu executions (event loops made: %lu, a new one after an input "
+	    "left events on the last)\n", FUZZ_NAME, fuzz_execs, fuzz_bases);
 	for (size_t t = 0; t < FUZZ_NTABLES; t++) {
 		if (fuzz_tables[t].prelude != NULL) {
 			unsigned long n = 0;
