@@ -92,7 +92,7 @@ __wrap_proto_relay_dial(const char *endpoint, const char *role, const char *name
 	if (i == 0 && fetch_now.wrong_name)
 		up.name = "fuzz-other";
 	if (proto_encode("net_up", 0, proto_type_find("net_up"), &up, &frame, &len) != 0)
-		log_fatal("fuzz_fetch: cannot encode net_up");
+		log_fatal("fuzz_fetch: cannot encode net_up");	/* the daemon's frame, not the input */
 	/* all of it fits the socket's buffer: the input is at most a few KiB */
 	if (write(sp[1], frame, len) != (ssize_t)len ||
 	    (i < fetch_now.nparts && fetch_now.lens[i] > 0 &&
@@ -123,29 +123,41 @@ fetch_count_asked(int fd)
 	}
 }
 
-/* transfer_fetch_run's lock goes with its child's exit; here, with the input (else the next
- * input's flock on a new descriptor of the same file would wait for ever). */
-static void
-fetch_close_lock(void)
+/* Whether fd is open on path. */
+static bool
+fetch_fd_is(int fd, const char *path)
 {
-	char lock[PATH_MAX + 64], link[64], to[PATH_MAX];
-	DIR *d = opendir("/proc/self/fd");
+	char link[64], to[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	if ((n = readlink(link, to, sizeof to - 1)) <= 0)
+		return false;
+	to[n] = '\0';
+	return strcmp(to, path) == 0;
+}
+
+/* transfer_fetch_run's lock goes with its child's exit; here, with the input (else the next
+ * input's flock on a new descriptor of the same file would wait for ever). It is the fetch's
+ * first descriptor, so first looked for at first_fd (the lowest free before it ran). */
+static void
+fetch_close_lock(int first_fd)
+{
+	char lock[PATH_MAX + 64];
+	DIR *d;
 	struct dirent *e;
 
 	snprintf(lock, sizeof lock, "%s/incoming/%s.lock", fetch_state, FETCH_ID);
-	if (d == NULL)
+	if (first_fd >= 0 && fetch_fd_is(first_fd, lock)) {
+		close(first_fd);
+		return;
+	}
+	if ((d = opendir("/proc/self/fd")) == NULL)
 		log_fatal("fuzz_fetch: /proc/self/fd: %s", strerror(errno));
 	while ((e = readdir(d)) != NULL) {
-		ssize_t n;
 		int fd = atoi(e->d_name);
 
-		if (e->d_name[0] == '.' || fd == dirfd(d))
-			continue;
-		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-		if ((n = readlink(link, to, sizeof to - 1)) <= 0)
-			continue;
-		to[n] = '\0';
-		if (strcmp(to, lock) == 0)
+		if (e->d_name[0] != '.' && fd != dirfd(d) && fetch_fd_is(fd, lock))
 			close(fd);
 	}
 	closedir(d);
@@ -217,7 +229,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char out[4096] = "", ca[PATH_MAX + 16], path[PATH_MAX + 64];
 	const uint8_t *p, *end;
 	size_t o;
-	int rc;
+	int rc, first_fd;
 
 	if (size < 1)
 		return 0;
@@ -249,6 +261,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(ca, sizeof ca, "%s/ca.crt", fetch_state);
 	f.tls.ca = ca;
 
+	if ((first_fd = dup(0)) >= 0)	/* the lowest free descriptor */
+		close(first_fd);
 	rc = transfer_fetch_run(&f, out, sizeof out);
 	if (rc == 0)
 		o = 0;
@@ -265,7 +279,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fetch_count_asked(fetch_now.ends[i]);
 		close(fetch_now.ends[i]);
 	}
-	fetch_close_lock();
+	fetch_close_lock(first_fd);
 	/* the next input starts from nothing: no bytes of this one to resume */
 	snprintf(path, sizeof path, "%s/incoming/%s", fetch_state, FETCH_ID);
 	file_remove_tree(path);
