@@ -20,8 +20,9 @@
  * site, over real TLS, that writes the input's bytes as its answers. Scenario "gcs>cts": a CTS
  * registers and binds a job, a broker asks a checkpoint, and the hostile CTS answers the GCS's
  * do_checkpoint. Scenario "cts>gcs": a CTS registers and beats, a local caller's binding going out
- * too, and the hostile GCS answers. (A hostile holder answering an image fetch is not reached: a
- * fetch needs a grant signed by the GCS, which no input can forge.)
+ * too, and the hostile GCS answers. Built with FUZZ_RELAYED as well (fuzz_client_relayed), the
+ * same scenarios with no TLS, every client connecting through the network process this file
+ * plays. (A hostile holder answering an image fetch: fuzz_fetch.c.)
  *
  * Adding a table (the CTS's privileged side, say) is one entry in fuzz_tables: its handlers, and
  * how to make and free the context they take.
