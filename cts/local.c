@@ -145,8 +145,14 @@ local_bind(struct proto_req *r, void *ctx)
 		    c->unavailable);
 		return;
 	}
-	if (b->pid == 0 || b->pid > INT32_MAX ||
-	    local_check_process(r, (pid_t)b->pid, &start, &uid, &gidn) != 0)
+	/* answered, as every refusal (a pid out of range was once left unanswered: the caller hung
+	 * and the request was never freed; tests/fuzz found it) */
+	if (b->pid == 0 || b->pid > INT32_MAX) {
+		proto_reply_err(r, PROTO_E_BAD_FIELD, "pid %llu is not a process id",
+		    (unsigned long long)b->pid);
+		return;
+	}
+	if (local_check_process(r, (pid_t)b->pid, &start, &uid, &gidn) != 0)
 		return;
 	if (geteuid() != 0 && uid != geteuid() && c->core->keeps_channel) {
 		proto_reply_err(r, PROTO_E_FORBIDDEN, "this CTS runs as uid %u and cannot give image "

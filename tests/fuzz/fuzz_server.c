@@ -20,8 +20,9 @@
  * site, over real TLS, that writes the input's bytes as its answers. Scenario "gcs>cts": a CTS
  * registers and binds a job, a broker asks a checkpoint, and the hostile CTS answers the GCS's
  * do_checkpoint. Scenario "cts>gcs": a CTS registers and beats, a local caller's binding going out
- * too, and the hostile GCS answers. (A hostile holder answering an image fetch is not reached: a
- * fetch needs a grant signed by the GCS, which no input can forge.)
+ * too, and the hostile GCS answers. Built with FUZZ_RELAYED as well (fuzz_client_relayed), the
+ * same scenarios with no TLS, every client connecting through the network process this file
+ * plays. (A hostile holder answering an image fetch: fuzz_fetch.c.)
  *
  * Adding a table (the CTS's privileged side, say) is one entry in fuzz_tables: its handlers, and
  * how to make and free the context they take.
@@ -45,7 +46,9 @@
 #include "gcs/gcs.h"
 #include "tests/fuzz/fuzz.h"
 
-#ifdef FUZZ_CLIENT
+#if defined(FUZZ_RELAYED)
+#define FUZZ_NAME "fuzz_client_relayed"
+#elif defined(FUZZ_CLIENT)
 #define FUZZ_NAME "fuzz_client"
 #else
 #define FUZZ_NAME "fuzz_server"
@@ -242,10 +245,13 @@ fuzz_trampoline(struct proto_req *r, void *ctx)
 	log_fatal("fuzz: %s is not in table %s", r->pt->name, t->name);
 }
 
+static unsigned long fuzz_bases;
+
 static void
 fuzz_print(void)
 {
-	fprintf(stderr, "\n%s: %lu executions\n", FUZZ_NAME, fuzz_execs);
+	fprintf(stderr, "\n%s: %lu executions (event loops made: %lu, a new one after an input "
+	    "left events on the last)\n", FUZZ_NAME, fuzz_execs, fuzz_bases);
 	for (size_t t = 0; t < FUZZ_NTABLES; t++) {
 		if (fuzz_tables[t].prelude != NULL) {
 			unsigned long n = 0;
@@ -319,6 +325,60 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(fuzz_cleanup);
 	atexit(fuzz_print);
 	return 0;
+}
+
+/* ---- TLS contexts, made once ----
+ *
+ * Every CTS opened for an input makes its GCS link's client, and the GCS's pool a client per CTS
+ * it asks: each a tls_ctx_new, which reads and parses the CA, certificate and key from files (half
+ * of the harness's time when it was made per input). The link is built with
+ * -Wl,--wrap=tls_ctx_new (tests/fuzz/Makefile): the first context made for a set of files is
+ * kept, and every later call gets a reference to it (SSL_CTX_free by its owner only drops that).
+ * The files never change during a run, and tls_ctx_refresh still runs on the kept context.
+ */
+SSL_CTX *__real_tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
+    size_t errlen);
+SSL_CTX *__wrap_tls_ctx_new(bool server, const struct proto_tls_files *files, char *err,
+    size_t errlen);
+
+static struct {
+	bool		 server;
+	char		*ca, *cert, *key;
+	SSL_CTX		*ctx;
+} fuzz_tls_kept[8];
+
+static bool
+fuzz_tls_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+SSL_CTX *
+__wrap_tls_ctx_new(bool server, const struct proto_tls_files *files, char *err, size_t errlen)
+{
+	size_t i;
+	SSL_CTX *ctx;
+
+	if (files == NULL)
+		return __real_tls_ctx_new(server, files, err, errlen);
+	for (i = 0; i < GCA_NITEMS(fuzz_tls_kept) && fuzz_tls_kept[i].ctx != NULL; i++) {
+		if (fuzz_tls_kept[i].server == server && fuzz_tls_same(fuzz_tls_kept[i].ca, files->ca) &&
+		    fuzz_tls_same(fuzz_tls_kept[i].cert, files->cert) &&
+		    fuzz_tls_same(fuzz_tls_kept[i].key, files->key)) {
+			SSL_CTX_up_ref(fuzz_tls_kept[i].ctx);
+			return fuzz_tls_kept[i].ctx;
+		}
+	}
+	if ((ctx = __real_tls_ctx_new(server, files, err, errlen)) == NULL ||
+	    i == GCA_NITEMS(fuzz_tls_kept))
+		return ctx;
+	fuzz_tls_kept[i].server = server;
+	fuzz_tls_kept[i].ca = files->ca ? xstrdup(files->ca) : NULL;
+	fuzz_tls_kept[i].cert = files->cert ? xstrdup(files->cert) : NULL;
+	fuzz_tls_kept[i].key = files->key ? xstrdup(files->key) : NULL;
+	fuzz_tls_kept[i].ctx = ctx;
+	SSL_CTX_up_ref(ctx);	/* the kept reference */
+	return ctx;
 }
 
 /* ---- hostile peers: every connection a daemon makes ---- */
@@ -399,11 +459,72 @@ bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa, i
 	return 0;
 }
 
+#ifdef FUZZ_RELAYED
+/*
+ * fuzz_client_relayed (built with FUZZ_RELAYED and -Wl,--wrap=proto_relay_on,--wrap=
+ * proto_relay_dial): the same scenarios with no TLS. Every client connects as a
+ * privilege-separated CTS's does, through its network process (proto/client.c,
+ * proto_client_connect_relayed), played here: the socketpair's other end is the hostile peer,
+ * which says net_up as the server asked for and then writes the input's bytes, unfiltered (the
+ * relay is fuzz_relay's). The client's reader and decoders are the same as over TLS; a
+ * handshake per connection is not, and that was most of fuzz_client's time.
+ */
+static int fuzz_relayed_fds[FUZZ_MAX_PEERS];
+
+bool __wrap_proto_relay_on(void);
+int  __wrap_proto_relay_dial(const char *endpoint, const char *role, const char *name, char *err,
+    size_t errlen);
+
+bool
+__wrap_proto_relay_on(void)
+{
+	return true;
+}
+
+int
+__wrap_proto_relay_dial(const char *endpoint, const char *role, const char *name, char *err,
+    size_t errlen)
+{
+	const struct fuzz_table *t = &fuzz_tables[fuzz_now.table];
+	const char *who = strchr(t->hostile_cert, '-') + 1;	/* "cts-fuzz-cts": fuzz-cts */
+	struct msg_net up = { endpoint, role, name != NULL ? name : who };
+	uint8_t *frame;
+	size_t len;
+	int sv[2];
+
+	if (t->prelude == NULL || fuzz_hostile.npeers == FUZZ_MAX_PEERS ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		snprintf(err, errlen, "cannot connect to %s", endpoint);
+		return -1;
+	}
+	fuzz_connects[fuzz_now.table]++;
+	if (proto_encode("net_up", 0, proto_type_find("net_up"), &up, &frame, &len) != 0)
+		log_fatal("fuzz: cannot encode net_up");
+	/* the input is a few KiB at most: it fits the socket's buffer */
+	if (write(sv[1], frame, len) != (ssize_t)len || (fuzz_hostile.len > 0 &&
+	    write(sv[1], fuzz_hostile.bytes, fuzz_hostile.len) != (ssize_t)fuzz_hostile.len))
+		log_fatal("fuzz: a short write to the socketpair");
+	free(frame);
+	fuzz_relayed_fds[fuzz_hostile.npeers++] = sv[1];
+	return sv[0];
+}
+#endif
+
 static void
 fuzz_hostile_free(void)
 {
-	for (size_t i = 0; i < fuzz_hostile.npeers; i++)
+	for (size_t i = 0; i < fuzz_hostile.npeers; i++) {
+#ifdef FUZZ_RELAYED
+		uint8_t buf[65536];
+		ssize_t n;
+		/* what the daemon sent this peer */
+		while ((n = read(fuzz_relayed_fds[i], buf, sizeof buf)) > 0)
+			evbuffer_add(fuzz_hostile.asked, buf, (size_t)n);
+		close(fuzz_relayed_fds[i]);
+#else
 		bufferevent_free(fuzz_hostile.peers[i]);
+#endif
+	}
 	fuzz_hostile.npeers = 0;
 	if (fuzz_hostile.asked != NULL) {
 		uint8_t hdr[PROTO_HEADER];
@@ -474,6 +595,14 @@ fuzz_settle_sides(void)
 	fuzz_settle(fuzz_now.base, fuzz_now.dir, -1, NULL);
 }
 
+/* Without TLS the hostile answer is in within a few turns of the loop, not a handshake later;
+ * the deadline is most of an input's time where the answer settles nothing. */
+#ifdef FUZZ_RELAYED
+#define FUZZ_BROKER_DEADLINE_MS 2
+#else
+#define FUZZ_BROKER_DEADLINE_MS 25
+#endif
+
 static void
 fuzz_gcs_to_cts(void *ctx)
 {
@@ -483,7 +612,8 @@ fuzz_gcs_to_cts(void *ctx)
 		.owner = "1000" };
 	/* a short deadline: a route the hostile CTS leaves hanging is answered soon (timeout);
 	 * the hostile answer, over a socketpair in this process, comes well before it */
-	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1", .timeout_ms = 25 };
+	struct msg_do_checkpoint ck = { .gid = "job1", .idem_key = "k1",
+		.timeout_ms = FUZZ_BROKER_DEADLINE_MS };
 
 	(void)ctx;
 	fuzz_side_send("cts", "cts_register", &reg);
@@ -581,6 +711,35 @@ fuzz_settle(struct event_base *base, struct dir *d, int fd, struct evbuffer *got
 	}
 }
 
+/*
+ * The loop, kept from input to input while each leaves it empty (making one per input cost a
+ * tenth of the time): an input whose daemon left an event on it (a timer, a connection) gets
+ * that loop freed, as before, and the next input a new one, so nothing of one input runs in
+ * another.
+ */
+static struct event_base *fuzz_kept_base;
+
+static struct event_base *
+fuzz_base(void)
+{
+	if (fuzz_kept_base == NULL) {
+		if ((fuzz_kept_base = event_base_new()) == NULL)
+			log_fatal("fuzz: event_base_new failed");
+		fuzz_bases++;
+	}
+	return fuzz_kept_base;
+}
+
+static void
+fuzz_base_done(struct event_base *base)
+{
+	if (event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE |
+	    EVENT_BASE_COUNT_VIRTUAL) == 0)
+		return;
+	event_base_free(base);
+	fuzz_kept_base = NULL;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -605,7 +764,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fake_dir_reset();
 	fake_dir_fail(fuzz_dir_modes[data[2] % GCA_NITEMS(fuzz_dir_modes)]);
 
-	base = event_base_new();
+	base = fuzz_base();
 	fuzz_now.base = base;
 	fuzz_now.ctx = t->open(base);
 	/* the GCS's directory, to know when its answers are all in */
@@ -625,7 +784,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * leaves a caller hanging): waited for, within 5 s (a loaded machine's margin over
 		 * the 25 ms deadline), else a hang. */
 		for (uint64_t until = time_mono_ms() + 5000; fuzz_frames_in < fuzz_nside;) {
-			struct timeval tick = { 0, 10000 };
+			struct timeval tick = { 0, 1000 };
 			if (time_mono_ms() > until)
 				log_fatal("fuzz: %s: a caller of the prelude got no answer within 5 s",
 				    t->name);
@@ -681,7 +840,7 @@ close:
 	evbuffer_free(got);
 	t->close(fuzz_now.ctx);
 	fuzz_settle(base, NULL, -1, NULL);	/* what the close let go of */
-	event_base_free(base);
+	fuzz_base_done(base);
 	fake_dir_reset();
 	return 0;
 }

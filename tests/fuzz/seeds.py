@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes corpus/fuzz_server/, corpus/fuzz_client/, corpus/fuzz_ctl/ and corpus/fuzz_relay/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
+"""Writes corpus/fuzz_server/, corpus/fuzz_client/, corpus/fuzz_fetch/, corpus/fuzz_ctl/ and corpus/fuzz_relay/: seeds of real frames for fuzz_server.c (3 bytes: table, role,
 directory mode; then frames as a peer sends them). Run again after a message changes; libFuzzer
 grows the rest from these. Frames are msgpack maps {v, t, id, b}, encoded here by hand so that no
 Python package is needed."""
@@ -104,6 +104,11 @@ SEEDS = {
         ("app_saved", {"checkpoint_id": CK, "ok": True}),
         ("restore_prepare", {"gid": "job1", "checkpoint": "latest", "target_cts": "fuzz-cts"}),
         ("local_vm_take", {"gid": "job1", "memory_mib": 64})]),
+    # whole (every field the type requires): the handler runs, and refuses (no vmm pool here)
+    "local-vm-take": ("cts-local", "local", 0, [
+        ("local_vm_take", {"gid": "job1", "qemu": "/usr/bin/qemu-system-x86_64", "machine": "q35",
+                           "accel": "kvm", "kernel": "/boot/vmlinuz", "initrd": "/boot/initrd",
+                           "memory_mib": 64})]),
     # client scenarios: the frames are what the hostile peer answers
     "hostile-cts-ok": ("gcs>cts", "none", 0, [
         (("ok", 1), {"checkpoint_id": CK, "image_name": "img", "cts": "fuzz-cts", "seq": 1})]),
@@ -152,6 +157,27 @@ RELAY_SEEDS = {
     "dialled-bad-frame": (0, [], [("ping", {"x": [1, 2]}), ("no_such_type", {})]),
 }
 
+# fuzz_fetch: byte 0 (bits 0-1) the holders named, bit 2 the first is another CTS; then what each
+# connection the fetch makes is answered, split on "HOLD". FETCH_MANIFEST's sha256 is the record's
+# (FETCH_SHA in fuzz_fetch.c), so a holder sending it reaches the signature check.
+FETCH_MANIFEST = b"gca-image 1\ncheckpoint " + CK.encode() + b"\ngid job1\nfile " + \
+    b"0" * 64 + b" 5 pages.img\n"
+FETCH_SIG = b"not a signature"
+
+def fetch_ok(i, data, eof=True, size=None):
+    return (("ok", i), {"data": data, "eof": eof, "size": len(data) if size is None else size})
+
+FETCH_SEEDS = {
+    "manifest-and-sig": (0, [[fetch_ok(1, FETCH_MANIFEST), fetch_ok(2, FETCH_SIG)]]),
+    "refused-then-replica": (1, [[(("err", 1), {"code": "forbidden", "msg": "no grant"})],
+                                 [fetch_ok(2, FETCH_MANIFEST), fetch_ok(3, FETCH_SIG)]]),
+    "broken-then-resumed": (0, [[fetch_ok(1, FETCH_MANIFEST[:10], False, len(FETCH_MANIFEST))],
+                                [fetch_ok(3, FETCH_MANIFEST), fetch_ok(4, FETCH_SIG)]]),
+    "out-of-order": (0, [[fetch_ok(5, FETCH_MANIFEST)]]),
+    "another-cts": (5, [[], [fetch_ok(1, FETCH_MANIFEST), fetch_ok(2, FETCH_SIG)]]),
+    "wrong-reply": (0, [[(("ok", 1), {"data": 5, "eof": "x"}), ("notify", {"event": "x"})]]),
+}
+
 def main():
     top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     os.makedirs(os.path.join(top, "fuzz_relay"), exist_ok=True)
@@ -161,6 +187,11 @@ def main():
         with open(os.path.join(top, "fuzz_relay", name), "wb") as f:
             f.write(bytes([accepted, len(first)]) + first +
                     b"".join(frame(t, i + 1, b) for i, (t, b) in enumerate(net)))
+    os.makedirs(os.path.join(top, "fuzz_fetch"), exist_ok=True)
+    for name, (flags, conns) in FETCH_SEEDS.items():
+        with open(os.path.join(top, "fuzz_fetch", name), "wb") as f:
+            f.write(bytes([flags]) + b"HOLD".join(
+                b"".join(frame(t, 0, b) for t, b in conn) for conn in conns))
     os.makedirs(os.path.join(top, "fuzz_ctl"), exist_ok=True)
     for name, (fds, t, b) in CTL_SEEDS.items():
         with open(os.path.join(top, "fuzz_ctl", name), "wb") as f:

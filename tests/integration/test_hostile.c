@@ -255,6 +255,29 @@ test_every_frame_to_each_cts_socket_as_an_ordinary_user(void **state)
 	assert_int_equal(kill(vmm_pid, 0), 0);
 }
 
+/* A local_bind naming no process (pid 0, or past a pid_t) is answered, not left hanging (the
+ * CTS once returned without a word: found by tests/fuzz, seed regress-local-bind-pid-0). */
+static void
+test_local_bind_of_no_process_is_answered(void **state)
+{
+	static const uint64_t pids[] = { 0, (uint64_t)INT32_MAX + 1 };
+	char ep[320], code[32], msg[512];
+
+	(void)state;
+	snprintf(ep, sizeof ep, "unix:%s", app_sock);
+	for (size_t i = 0; i < GCA_NITEMS(pids); i++) {
+		struct msg_local_bind b = { .gid = "hostile-job", .pid = pids[i] };
+		struct proto_sync *s = hostile_connect(ep, "");
+
+		assert_non_null(s);
+		code[0] = '\0';
+		assert_int_equal(test_call(s, "local_bind", &b, NULL, code, msg), -1);
+		proto_sync_close(s);
+		assert_string_equal(code, PROTO_E_BAD_FIELD);
+	}
+	assert_int_equal(kill(app_pid, 0), 0);
+}
+
 int
 main(void)
 {
@@ -262,6 +285,7 @@ main(void)
 		cmocka_unit_test(test_every_frame_to_the_gcs_as_every_role),
 		cmocka_unit_test(test_every_frame_to_each_cts_over_tls_as_every_role),
 		cmocka_unit_test(test_every_frame_to_each_cts_socket_as_an_ordinary_user),
+		cmocka_unit_test(test_local_bind_of_no_process_is_answered),
 	};
 
 	log_init("test_hostile");
