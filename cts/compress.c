@@ -24,26 +24,6 @@
 #include "common/common.h"
 #include "cts/image.h"
 
-/* Reads up to len bytes, fewer only at the end of the file. */
-static ssize_t
-compress_read(int fd, unsigned char *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 /* Writes what zstd put out, into the hash of what is stored when hash != NULL. */
 static int
 compress_emit(int out, EVP_MD_CTX *hash, const ZSTD_outBuffer *o, uint64_t *stored)
@@ -71,7 +51,7 @@ compress_stream(int in, int out, int level, uint64_t pledged, EVP_MD_CTX *hash, 
 	    (pledged != UINT64_MAX && ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(z, pledged))))
 		goto out;
 	for (;;) {
-		ssize_t n = compress_read(in, ibuf, IMAGE_BUF);
+		ssize_t n = store_read_full(in, ibuf, IMAGE_BUF);
 		ZSTD_inBuffer i = { ibuf, n > 0 ? (size_t)n : 0, 0 };
 		ZSTD_EndDirective mode = n == IMAGE_BUF ? ZSTD_e_continue : ZSTD_e_end;
 		size_t left;
@@ -110,6 +90,28 @@ out:
 	return rc;
 }
 
+/* One call of zstd's decoder on i, what it gave (got bytes) written to out after written of
+ * raw: NULL, or why not (zstd's error, more bytes than raw, a write). Output is capped one byte
+ * past what is left, so a frame that would write more than the manifest says stops here. */
+static const char *
+compress_unstep(ZSTD_DCtx *z, ZSTD_inBuffer *i, int out, uint64_t raw, unsigned char *obuf,
+    uint64_t *written, size_t *last, size_t *got)
+{
+	uint64_t room = raw - *written + 1;
+	ZSTD_outBuffer o = { obuf, room < IMAGE_BUF ? (size_t)room : IMAGE_BUF, 0 };
+
+	*last = ZSTD_decompressStream(z, &o, i);
+	*got = o.pos;
+	if (ZSTD_isError(*last))
+		return ZSTD_getErrorName(*last);
+	if (*written + o.pos > raw)
+		return "decompresses to more bytes than the manifest says";
+	if (store_write_all(out, obuf, o.pos) != 0)
+		return strerror(errno);
+	*written += o.pos;
+	return NULL;
+}
+
 /*
  * in (stored bytes) into out: exactly raw bytes or a message. Output is capped one byte past
  * what is left, so a frame that would write more than the manifest says stops before it does.
@@ -119,14 +121,14 @@ compress_unstream(int in, int out, uint64_t raw, unsigned char *ibuf, unsigned c
 {
 	ZSTD_DCtx *z = ZSTD_createDCtx();
 	uint64_t written = 0;
-	size_t last = 1;
+	size_t last = 1, got = 0;
 	bool any = false;
 	const char *why = NULL;
 
 	if (z == NULL)
 		return "out of memory";
 	for (;;) {
-		ssize_t n = compress_read(in, ibuf, IMAGE_BUF);
+		ssize_t n = store_read_full(in, ibuf, IMAGE_BUF);
 		ZSTD_inBuffer i = { ibuf, n > 0 ? (size_t)n : 0, 0 };
 
 		if (n < 0) {
@@ -136,38 +138,18 @@ compress_unstream(int in, int out, uint64_t raw, unsigned char *ibuf, unsigned c
 		if (n == 0)
 			break;
 		any = true;
-		while (i.pos < i.size && why == NULL) {
-			uint64_t room = raw - written + 1;
-			ZSTD_outBuffer o = { obuf, room < IMAGE_BUF ? (size_t)room : IMAGE_BUF, 0 };
-
-			last = ZSTD_decompressStream(z, &o, &i);
-			if (ZSTD_isError(last))
-				why = ZSTD_getErrorName(last);
-			else if (written + o.pos > raw)
-				why = "decompresses to more bytes than the manifest says";
-			else if (store_write_all(out, obuf, o.pos) != 0)
-				why = strerror(errno);
-			written += o.pos;
-		}
+		while (i.pos < i.size && why == NULL)
+			why = compress_unstep(z, &i, out, raw, obuf, &written, &last, &got);
 		if (why != NULL)
 			break;
 	}
 	/* the last frame may still hold bytes zstd has not given out: ask until it says done */
 	while (why == NULL && any && last != 0) {
 		ZSTD_inBuffer i = { ibuf, 0, 0 };
-		uint64_t room = raw - written + 1;
-		ZSTD_outBuffer o = { obuf, room < IMAGE_BUF ? (size_t)room : IMAGE_BUF, 0 };
 
-		last = ZSTD_decompressStream(z, &o, &i);
-		if (ZSTD_isError(last))
-			why = ZSTD_getErrorName(last);
-		else if (written + o.pos > raw)
-			why = "decompresses to more bytes than the manifest says";
-		else if (o.pos == 0)
+		why = compress_unstep(z, &i, out, raw, obuf, &written, &last, &got);
+		if (why == NULL && got == 0)
 			why = "the zstd frame is cut short";
-		else if (store_write_all(out, obuf, o.pos) != 0)
-			why = strerror(errno);
-		written += o.pos;
 	}
 	if (why == NULL && !any)
 		why = "empty, not a zstd frame";

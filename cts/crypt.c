@@ -169,26 +169,6 @@ crypt_file_segment(struct crypt_file *s, uint64_t i, uint64_t count, int enc)
 	    0 : -1;
 }
 
-/* Reads up to len bytes, fewer only at the end of the file. */
-static ssize_t
-crypt_read_full(int fd, unsigned char *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 /* Writes p to out and into the hash of what is stored (when hash != NULL). */
 static int
 crypt_emit(int out, EVP_MD_CTX *hash, const unsigned char *p, size_t len, uint64_t *size)
@@ -229,7 +209,7 @@ crypt_encrypt_stream(int in, int out, const unsigned char *site_key, const char 
 	for (uint64_t i = 0; i < count; i++) {
 		size_t n = plain - i * CRYPT_SEG < CRYPT_SEG ? (size_t)(plain - i * CRYPT_SEG) :
 		    CRYPT_SEG;
-		ssize_t got = crypt_read_full(in, s.plain, n);
+		ssize_t got = store_read_full(in, s.plain, n);
 
 		if (got < 0 || (size_t)got != n) {
 			rc = got < 0 ? -2 : -3;
@@ -265,7 +245,7 @@ crypt_decrypt_stream(int in, int out, uint64_t size, const unsigned char *site_k
 	uint64_t body, count, written = 0;
 	int outl, rc = -1;
 
-	if (size < sizeof hdr + CRYPT_TAG || crypt_read_full(in, hdr, sizeof hdr) != sizeof hdr ||
+	if (size < sizeof hdr + CRYPT_TAG || store_read_full(in, hdr, sizeof hdr) != sizeof hdr ||
 	    memcmp(hdr, CRYPT_MAGIC, CRYPT_HDR) != 0)
 		return -1;
 	body = size - sizeof hdr;
@@ -278,7 +258,7 @@ crypt_decrypt_stream(int in, int out, uint64_t size, const unsigned char *site_k
 		return -1;
 	for (uint64_t i = 0; i < count; i++) {
 		size_t n = (size_t)(i + 1 < count ? full : body - i * full) - CRYPT_TAG;
-		ssize_t got = crypt_read_full(in, s.cipher, n + CRYPT_TAG);
+		ssize_t got = store_read_full(in, s.cipher, n + CRYPT_TAG);
 
 		if (got < 0) {
 			rc = -2;

@@ -296,6 +296,7 @@ const char *store_open_error(int e);
 int store_give(int dirfd, const struct image_list *l, uid_t uid, gid_t gid, const char *dir,
 	char *err, size_t errlen);
 int store_write_all(int fd, const unsigned char *p, size_t len);
+ssize_t store_read_full(int fd, unsigned char *buf, size_t len);
 void store_hex(const unsigned char *md, char out[65]);
 /* Reads in to its end, hashing, and writes every byte to out when out >= 0 (buf: IMAGE_BUF).
  * Returns 0, -1 on a read error, -2 on a write error, -3 if hashing failed (errno kept). */

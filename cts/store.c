@@ -67,6 +67,26 @@ store_list_add(struct image_list *l, const char *path, uint64_t size, const char
 	return 0;
 }
 
+/* Reads up to len bytes, fewer only at the end of the file; -1 on an error. */
+ssize_t
+store_read_full(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
 /* Opens rel below base; fails with ELOOP on any symlink and EXDEV on any way out of base. */
 int
 store_open_beneath(int base, const char *rel, int flags)
