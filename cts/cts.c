@@ -5,9 +5,9 @@
  *
  * cts.conf ("key value", see cts.conf(5)): name, listen, endpoint, socket, socket_group, gcs, ca,
  * cert, key, state, descriptor, core_service, exec_manager, retention, app_timeout, heartbeat,
- * max_queue, replicas, image_key, compress, criu_incremental, criu_predump, app_incremental, idle_timeout,
- * handshake_timeout, max_peer_connections, max_handshakes, metrics_listen, net_user. Times in seconds unless they carry a
- * unit (500ms, 2m).
+ * max_queue, replicas, image_key, compress, criu_incremental, criu_predump, app_incremental,
+ * idle_timeout, handshake_timeout, max_peer_connections, max_handshakes, metrics_listen, net_user.
+ * Times in seconds unless they carry a unit (500ms, 2m).
  */
 #include <errno.h>
 #include <event2/event.h>
